@@ -1,0 +1,58 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { AuditEventTable, Database } from './schema.js';
+import type { AuditEvent, AuditStore } from './types.js';
+import { atomically, chunks, fromJson, toJson } from './kysely-helpers.js';
+
+/** Rows per INSERT: 8 parameters each keeps a statement far below both backends' bound-parameter limits. */
+const ROWS_PER_STATEMENT = 1000;
+
+/** What `list` returns when the query names no limit. */
+export const DEFAULT_AUDIT_LIST_LIMIT = 100;
+
+function toEvent(row: Selectable<AuditEventTable>): AuditEvent {
+  return {
+    id: row.id,
+    at: row.at,
+    tenantId: row.tenant_id,
+    actor: row.actor,
+    action: row.action,
+    target: row.target,
+    outcome: row.outcome as AuditEvent['outcome'],
+    detail: fromJson<Record<string, unknown>>(row.detail),
+  };
+}
+
+export function createAuditStore(db: Kysely<Database>): AuditStore {
+  return {
+    async append(events) {
+      if (events.length === 0) return;
+      const rows = events.map((e) => ({
+        id: e.id,
+        at: e.at,
+        tenant_id: e.tenantId,
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        detail: toJson(e.detail),
+      }));
+      if (rows.length <= ROWS_PER_STATEMENT) {
+        // One multi-row INSERT: atomic on its own, and `seq` follows the array order.
+        await db.insertInto('audit_events').values(rows).execute();
+        return;
+      }
+      await atomically(db, async (trx) => {
+        for (const slice of chunks(rows, ROWS_PER_STATEMENT)) await trx.insertInto('audit_events').values(slice).execute();
+      });
+    },
+
+    async list(query) {
+      let q = db.selectFrom('audit_events').selectAll();
+      if (query.since !== undefined) q = q.where('at', '>=', query.since);
+      if (query.action !== undefined) q = q.where('action', '=', query.action);
+      const limit = Math.max(0, Math.floor(query.limit ?? DEFAULT_AUDIT_LIST_LIMIT));
+      const rows = await q.orderBy('seq', 'desc').limit(limit).execute();
+      return rows.map(toEvent);
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import type { Kysely, Selectable } from 'kysely';
+import { armKey } from '../shared/ids.js';
+import type { Database, HostCredentialTable } from './schema.js';
+import type { HostCredential, HostCredentialStore } from './types.js';
+import { fromJson, rowCount, toJson } from './kysely-helpers.js';
+
+function toHostCredential(row: Selectable<HostCredentialTable>): HostCredential {
+  return {
+    keyId: row.key_id,
+    hostResourceId: row.host_resource_id,
+    publicJwk: fromJson<Record<string, unknown>>(row.public_jwk),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+export function createHostCredentialStore(db: Kysely<Database>): HostCredentialStore {
+  return {
+    async add(credential) {
+      await db
+        .insertInto('host_credentials')
+        .values({
+          key_id: credential.keyId,
+          host_resource_key: armKey(credential.hostResourceId),
+          host_resource_id: credential.hostResourceId,
+          public_jwk: toJson(credential.publicJwk),
+          created_at: credential.createdAt,
+          expires_at: credential.expiresAt,
+          revoked_at: credential.revokedAt,
+        })
+        .execute();
+    },
+
+    async get(keyId) {
+      const row = await db.selectFrom('host_credentials').selectAll().where('key_id', '=', keyId).executeTakeFirst();
+      return row === undefined ? undefined : toHostCredential(row);
+    },
+
+    async listByHost(hostResourceId) {
+      const rows = await db
+        .selectFrom('host_credentials')
+        .selectAll()
+        .where('host_resource_key', '=', armKey(hostResourceId))
+        .orderBy('created_at')
+        .orderBy('key_id')
+        .execute();
+      return rows.map(toHostCredential);
+    },
+
+    async revoke(keyId, at) {
+      // Only the first revocation counts; a revoked key keeps its original revocation time.
+      const result = await db
+        .updateTable('host_credentials')
+        .set({ revoked_at: at })
+        .where('key_id', '=', keyId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return rowCount(result.numUpdatedRows) > 0;
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import { inspect } from 'node:util';
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Dialect } from './dialect.js';
+import * as m0001 from './migrations/0001-initial.js';
+
+interface VersionedMigration {
+  up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
+}
+
+/** Every schema version, in order. Append, never edit: a released migration is history. */
+const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [['0001-initial', m0001]];
+
+class CodeMigrationProvider implements MigrationProvider {
+  readonly #dialect: Dialect;
+  constructor(dialect: Dialect) {
+    this.#dialect = dialect;
+  }
+  getMigrations(): Promise<Record<string, Migration>> {
+    const out: Record<string, Migration> = {};
+    for (const [name, migration] of MIGRATIONS) {
+      out[name] = { up: (db) => migration.up(db, this.#dialect) };
+    }
+    return Promise.resolve(out);
+  }
+}
+
+/** Brings a database up to the newest schema. Safe to run from several replicas at once (kysely takes a lock). */
+export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: new CodeMigrationProvider(dialect),
+    migrationTableName: 'openmsi_migrations',
+    migrationLockTableName: 'openmsi_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    throw new Error(`database migration failed: ${error instanceof Error ? error.message : inspect(error)}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,146 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { resolve } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { Dialect } from './dialect.js';
+import { migrateToLatest } from './migrate.js';
+import { openPostgres } from './postgres.js';
+import type { Database } from './schema.js';
+import { openSqlite } from './sqlite.js';
+import type { Repositories, Store } from './types.js';
+import { createAuditStore } from './audit-store.js';
+import { createCredentialStore } from './credential-store.js';
+import { createHostCredentialStore } from './host-credential-store.js';
+import { createReplayStore } from './replay-store.js';
+import { createResourceGroupStore } from './resource-group-store.js';
+import { createResourceStore } from './resource-store.js';
+import { createServicePrincipalStore } from './service-principal-store.js';
+import { createSigningKeyStore } from './signing-key-store.js';
+import { createSubscriptionStore } from './subscription-store.js';
+import { createTenantStore } from './tenant-store.js';
+
+export interface OpenStoreOptions {
+  /** Bring the schema up to the newest version before returning (default true). */
+  migrate?: boolean;
+  /** PostgreSQL only: the connection pool size (default 10). */
+  maxConnections?: number;
+}
+
+/** True when `location` names a PostgreSQL server rather than a SQLite file. */
+export function isPostgresLocation(location: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(location);
+}
+
+/** Every aggregate, bound to `db`: the pool, or one transaction. */
+export function repositoriesFor(db: Kysely<Database>): Repositories {
+  return {
+    tenants: createTenantStore(db),
+    subscriptions: createSubscriptionStore(db),
+    resourceGroups: createResourceGroupStore(db),
+    resources: createResourceStore(db),
+    servicePrincipals: createServicePrincipalStore(db),
+    credentials: createCredentialStore(db),
+    signingKeys: createSigningKeyStore(db),
+    replay: createReplayStore(db),
+    audit: createAuditStore(db),
+    hostCredentials: createHostCredentialStore(db),
+  };
+}
+
+/** Thrown when code inside `store.transaction(fn)` uses the store itself instead of the `tx` it was given. */
+export class StoreMisuseError extends Error {
+  override readonly name = 'StoreMisuseError';
+}
+
+/**
+ * Wraps every repository method so that calling it from inside one of this store's transactions fails fast.
+ * On SQLite (one connection) such a call would wait forever for the transaction that is waiting for it; on
+ * PostgreSQL it would silently commit outside the transaction. Either way it is a bug, so both backends
+ * reject it the same way.
+ */
+function guarded(repositories: Repositories, insideTransaction: () => boolean): Repositories {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [name, repository] of Object.entries(repositories) as Array<[string, Record<string, unknown>]>) {
+    const wrapped: Record<string, unknown> = {};
+    for (const [method, fn] of Object.entries(repository)) {
+      if (typeof fn !== 'function') continue;
+      wrapped[method] = (...args: unknown[]): unknown => {
+        if (insideTransaction()) {
+          return Promise.reject(
+            new StoreMisuseError(`store.${name}.${method}() called inside store.transaction(): use the repositories passed to the callback`),
+          );
+        }
+        return (fn as (...a: unknown[]) => unknown).apply(repository, args);
+      };
+    }
+    out[name] = wrapped;
+  }
+  return out as unknown as Repositories;
+}
+
+/**
+ * Opens the store at `location`: a `postgres://` / `postgresql://` URL, or otherwise a SQLite file path
+ * (`:memory:` for a throwaway in-memory store). Runs the schema migrations unless `migrate` is false.
+ *
+ * A SQLite file is locked for the life of the process: a second opener (in another process, or a second
+ * open in this one) gets a {@link StoreLockedError}.
+ */
+export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<Store> {
+  const dialect: Dialect = isPostgresLocation(location) ? 'postgres' : 'sqlite';
+  const opened =
+    dialect === 'postgres'
+      ? openPostgres(location, options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
+      : openSqlite(location);
+  const { db } = opened;
+  try {
+    if (options.migrate ?? true) await migrateToLatest(db as unknown as Kysely<unknown>, dialect);
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+
+  const transactionScope = new AsyncLocalStorage<{ open: boolean }>();
+  const insideTransaction = (): boolean => transactionScope.getStore()?.open === true;
+  let closing: Promise<void> | undefined;
+
+  return {
+    dialect,
+    ...guarded(repositoriesFor(db), insideTransaction),
+
+    async transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
+      if (insideTransaction()) {
+        throw new StoreMisuseError('store.transaction() called inside another store.transaction(): use the outer transaction');
+      }
+      const scope = { open: true };
+      try {
+        return await db.transaction().execute((trx) => transactionScope.run(scope, () => fn(repositoriesFor(trx))));
+      } finally {
+        // Work the callback started but did not await may outlive it; it is no longer inside the transaction.
+        scope.open = false;
+      }
+    },
+
+    close() {
+      closing ??= opened.close();
+      return closing;
+    },
+  };
+}
+
+/** `location` fit for a log line: a PostgreSQL URL without its password, or the absolute SQLite path. */
+export function describeStoreLocation(location: string): string {
+  if (!isPostgresLocation(location)) {
+    return location === ':memory:' ? 'sqlite::memory:' : `sqlite:${resolve(location)}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(location);
+  } catch {
+    // Never echo something we could not parse: it may hold a password in an unexpected place.
+    return `${location.slice(0, location.indexOf(':'))}://(unparseable URL)`;
+  }
+  url.password = '';
+  for (const param of [...url.searchParams.keys()]) {
+    if (/pass/i.test(param)) url.searchParams.delete(param);
+  }
+  return url.toString();
+}

@@ -1,0 +1,157 @@
+/**
+ * Table shapes, as kysely sees them. Portable across SQLite and PostgreSQL: timestamps are epoch
+ * milliseconds (`bigint` in PostgreSQL, parsed back to numbers), booleans are 0/1 integers, structured
+ * values are JSON text.
+ */
+import type { Generated } from 'kysely';
+
+export interface TenantTable {
+  id: string;
+  display_name: string;
+  /** Lower-case primary domain, e.g. `openmsi.local`; token requests may name the tenant by it. */
+  default_domain: string;
+  created_at: number;
+}
+
+export interface SubscriptionTable {
+  id: string;
+  tenant_id: string;
+  display_name: string;
+  state: string;
+  created_at: number;
+}
+
+export interface ResourceGroupTable {
+  /** Lower-case ARM id: ARM ids compare case-insensitively. */
+  key: string;
+  /** ARM id in the casing it was created with. */
+  id: string;
+  subscription_id: string;
+  name: string;
+  location: string;
+  tags: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ResourceTable {
+  key: string;
+  id: string;
+  subscription_id: string;
+  /** Lower-case id of the resource group that holds it. */
+  resource_group_key: string;
+  type: string;
+  name: string;
+  location: string;
+  tags: string;
+  properties: string;
+  /** The object id of its system-assigned identity, or null when it has none. */
+  system_principal_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Which user-assigned identities are attached to which resource. */
+export interface ResourceUserIdentityTable {
+  resource_key: string;
+  identity_key: string;
+  created_at: number;
+}
+
+export interface ServicePrincipalTable {
+  object_id: string;
+  tenant_id: string;
+  /** Client id. */
+  app_id: string;
+  display_name: string;
+  /** `Application` or `ManagedIdentity`. */
+  kind: string;
+  /** For managed identities: the lower-case ARM id the identity belongs to (the UAMI, or the resource). */
+  mi_resource_key: string | null;
+  mi_resource_id: string | null;
+  /** For managed identities: `SystemAssigned` or `UserAssigned`. */
+  mi_type: string | null;
+  /** 1 when this principal may call the management API. */
+  is_directory_admin: number;
+  created_at: number;
+}
+
+export interface ClientCredentialTable {
+  key_id: string;
+  app_id: string;
+  /** `Password` or `AsymmetricX509Cert`. */
+  type: string;
+  display_name: string;
+  /** First three characters of a secret, as Entra shows them. */
+  hint: string | null;
+  /** HMAC-SHA256 of the secret under a key derived from the master key, base64url. */
+  secret_hash: string | null;
+  thumbprint_sha1: string | null;
+  thumbprint_sha256: string | null;
+  /** DER certificate, base64. */
+  certificate: string | null;
+  start_at: number;
+  end_at: number;
+  created_at: number;
+}
+
+export interface SigningKeyTable {
+  kid: string;
+  /** `next`, `current`, `retired` or `revoked`. */
+  state: string;
+  alg: string;
+  /** PKCS#8 private key, AES-256-GCM encrypted under the master key. */
+  private_key_enc: string;
+  /** Public JWK (with kid, x5t, x5c), JSON. */
+  public_jwk: string;
+  created_at: number;
+  activated_at: number | null;
+  retired_at: number | null;
+  /** Retired keys stay in the JWKS until this time. */
+  publish_until: number | null;
+  revoked_at: number | null;
+}
+
+export interface AssertionReplayTable {
+  /** Hash of client id and assertion `jti`. */
+  key: string;
+  expires_at: number;
+}
+
+export interface AuditEventTable {
+  seq: Generated<number>;
+  id: string;
+  at: number;
+  tenant_id: string | null;
+  /** Object id of the caller, or `system`. */
+  actor: string;
+  action: string;
+  target: string;
+  outcome: string;
+  detail: string;
+}
+
+export interface HostCredentialTable {
+  key_id: string;
+  host_resource_key: string;
+  host_resource_id: string;
+  /** Public JWK, JSON. */
+  public_jwk: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+export interface Database {
+  tenants: TenantTable;
+  subscriptions: SubscriptionTable;
+  resource_groups: ResourceGroupTable;
+  resources: ResourceTable;
+  resource_user_identities: ResourceUserIdentityTable;
+  service_principals: ServicePrincipalTable;
+  client_credentials: ClientCredentialTable;
+  signing_keys: SigningKeyTable;
+  assertion_replay: AssertionReplayTable;
+  audit_events: AuditEventTable;
+  host_credentials: HostCredentialTable;
+}

@@ -1,0 +1,48 @@
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Database } from './schema.js';
+
+/** Thrown when another process already holds the embedded store. */
+export class StoreLockedError extends Error {
+  override readonly name = 'StoreLockedError';
+}
+
+/**
+ * Opens the embedded SQLite store at `path`.
+ *
+ * - WAL journal with `synchronous=FULL`: every commit is fsynced before it is acknowledged, so an
+ *   acknowledged write survives `kill -9` and power loss.
+ * - `locking_mode=EXCLUSIVE`, taken at open: the OS file lock is held for the life of the process and
+ *   released by the kernel if the process dies, so a second process gets a clear error instead of sharing
+ *   the file, and a crashed process never leaves a stale lock behind.
+ */
+export function openSqlite(path: string): { db: Kysely<Database>; close(): Promise<void> } {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const sqlite = new SqliteDatabase(path, { timeout: 0 });
+  try {
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('locking_mode = EXCLUSIVE');
+    // The exclusive lock is taken lazily; take it now so a second opener fails here, not mid-request.
+    sqlite.exec('BEGIN EXCLUSIVE; COMMIT;');
+  } catch (err) {
+    sqlite.close();
+    if (err instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(err as { code?: string }).code ?? ''} ${err.message}`)) {
+      throw new StoreLockedError(
+        `the data store ${path} is in use by another openmsi process (stop it, or point this command at the running authority)`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return {
+    db,
+    async close() {
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * Narrow store interfaces, one per aggregate. Each is small on purpose: a service depends only on the
+ * aggregates it uses, and both backends implement every interface with the same kysely queries.
+ * Timestamps are epoch milliseconds.
+ */
+import type { Dialect } from './dialect.js';
+
+export interface Tenant {
+  id: string;
+  displayName: string;
+  /** Lower-case primary domain; token requests may name a tenant by it instead of its id. */
+  defaultDomain: string;
+  createdAt: number;
+}
+
+export interface TenantStore {
+  create(tenant: Tenant): Promise<void>;
+  /** By id or (case-insensitively) by default domain. */
+  get(idOrDomain: string): Promise<Tenant | undefined>;
+  list(): Promise<Tenant[]>;
+}
+
+export interface Subscription {
+  id: string;
+  tenantId: string;
+  displayName: string;
+  state: 'Enabled' | 'Disabled';
+  createdAt: number;
+}
+
+export interface SubscriptionStore {
+  create(subscription: Subscription): Promise<void>;
+  get(id: string): Promise<Subscription | undefined>;
+  listByTenant(tenantId: string): Promise<Subscription[]>;
+}
+
+export type Tags = Record<string, string>;
+
+export interface ResourceGroup {
+  /** ARM id, in the casing it was created with. */
+  id: string;
+  subscriptionId: string;
+  name: string;
+  location: string;
+  tags: Tags;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ResourceGroupStore {
+  /** Creates or replaces (ARM PUT semantics). `createdAt` is kept on update. */
+  put(group: ResourceGroup): Promise<'created' | 'updated'>;
+  get(subscriptionId: string, name: string): Promise<ResourceGroup | undefined>;
+  list(subscriptionId: string): Promise<ResourceGroup[]>;
+  /** Deletes the group row only; callers delete its resources first. */
+  delete(subscriptionId: string, name: string): Promise<boolean>;
+}
+
+export interface Resource {
+  /** ARM id in canonical casing. */
+  id: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  /** `Namespace/type`, e.g. `Microsoft.ManagedIdentity/userAssignedIdentities`. */
+  type: string;
+  name: string;
+  location: string;
+  tags: Tags;
+  properties: Record<string, unknown>;
+  /** Object id of the system-assigned identity, or null. */
+  systemPrincipalId: string | null;
+  /** ARM ids of the user-assigned identities attached to this resource. */
+  userAssignedIdentityIds: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ResourceStore {
+  /** Creates or replaces the resource, including its set of attached user-assigned identities. */
+  put(resource: Resource): Promise<'created' | 'updated'>;
+  /** By ARM id, case-insensitively. */
+  get(id: string): Promise<Resource | undefined>;
+  list(filter: { subscriptionId: string; resourceGroup?: string; type?: string }): Promise<Resource[]>;
+  /** Ids of resources that have `identityId` attached as a user-assigned identity. */
+  listAttachedTo(identityId: string): Promise<string[]>;
+  delete(id: string): Promise<boolean>;
+}
+
+export type ManagedIdentityType = 'SystemAssigned' | 'UserAssigned';
+
+export interface ServicePrincipal {
+  objectId: string;
+  tenantId: string;
+  /** Client id. */
+  appId: string;
+  displayName: string;
+  kind: 'Application' | 'ManagedIdentity';
+  /** For managed identities: what kind, and the ARM id it belongs to (the UAMI itself, or the owning resource). */
+  managedIdentity: { type: ManagedIdentityType; resourceId: string } | null;
+  isDirectoryAdmin: boolean;
+  createdAt: number;
+}
+
+export interface ServicePrincipalStore {
+  create(principal: ServicePrincipal): Promise<void>;
+  getByObjectId(objectId: string): Promise<ServicePrincipal | undefined>;
+  getByAppId(appId: string): Promise<ServicePrincipal | undefined>;
+  /** Managed-identity principals whose `resourceId` is this ARM id (case-insensitive). */
+  getByManagedIdentityResource(resourceId: string, type: ManagedIdentityType): Promise<ServicePrincipal | undefined>;
+  list(filter: { tenantId: string; kind?: ServicePrincipal['kind']; displayName?: string }): Promise<ServicePrincipal[]>;
+  delete(objectId: string): Promise<boolean>;
+}
+
+export interface ClientCredential {
+  keyId: string;
+  appId: string;
+  type: 'Password' | 'AsymmetricX509Cert';
+  displayName: string;
+  /** Password: the first three characters, as Entra shows them. */
+  hint: string | null;
+  /** Password: keyed hash (never the secret itself). */
+  secretHash: string | null;
+  /** Certificate: lower-case hex thumbprints. */
+  thumbprintSha1: string | null;
+  thumbprintSha256: string | null;
+  /** Certificate: DER, base64. */
+  certificate: string | null;
+  startAt: number;
+  endAt: number;
+  createdAt: number;
+}
+
+export interface CredentialStore {
+  add(credential: ClientCredential): Promise<void>;
+  listByApp(appId: string): Promise<ClientCredential[]>;
+  delete(keyId: string): Promise<boolean>;
+  deleteByApp(appId: string): Promise<number>;
+}
+
+export type SigningKeyState = 'next' | 'current' | 'retired' | 'revoked';
+
+export interface SigningKeyRecord {
+  kid: string;
+  state: SigningKeyState;
+  alg: 'RS256';
+  /** Encrypted PKCS#8 (see shared/master-key). */
+  privateKeyEnc: string;
+  /** Public JWK with `kid`, `x5t`, `x5c`, `use`, `alg`. */
+  publicJwk: Record<string, unknown>;
+  createdAt: number;
+  activatedAt: number | null;
+  retiredAt: number | null;
+  publishUntil: number | null;
+  revokedAt: number | null;
+}
+
+export interface SigningKeyStore {
+  list(): Promise<SigningKeyRecord[]>;
+  insert(key: SigningKeyRecord): Promise<void>;
+  /**
+   * Compare-and-set: applies `changes` only while the key is still in `expectedState`. Returns false when
+   * another replica got there first.
+   */
+  transition(
+    kid: string,
+    expectedState: SigningKeyState,
+    changes: Partial<Pick<SigningKeyRecord, 'state' | 'activatedAt' | 'retiredAt' | 'publishUntil' | 'revokedAt'>>,
+  ): Promise<boolean>;
+  /** Removes keys that are no longer published (revoked, or retired past `publishUntil`) before `before`. */
+  purge(before: number): Promise<number>;
+}
+
+export interface ReplayStore {
+  /** Records `key` until `expiresAt`. Returns false if it was already recorded (a replay). */
+  remember(key: string, expiresAt: number): Promise<boolean>;
+  /** Forgets entries that expired before `now`. */
+  purgeExpired(now: number): Promise<number>;
+}
+
+export interface AuditEvent {
+  id: string;
+  at: number;
+  tenantId: string | null;
+  /** Object id of the caller, or `system`. */
+  actor: string;
+  /** Dotted verb, e.g. `token.issued`, `identity.created`, `keys.rotated`. */
+  action: string;
+  /** What it acted on: an ARM id, an app id, a kid. */
+  target: string;
+  outcome: 'success' | 'failure';
+  detail: Record<string, unknown>;
+}
+
+export interface AuditStore {
+  append(events: readonly AuditEvent[]): Promise<void>;
+  /** Newest first. */
+  list(query: { since?: number; action?: string; limit?: number }): Promise<AuditEvent[]>;
+}
+
+export interface HostCredential {
+  keyId: string;
+  /** ARM id of the host resource (a machine) the agent authenticates as. */
+  hostResourceId: string;
+  publicJwk: Record<string, unknown>;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export interface HostCredentialStore {
+  add(credential: HostCredential): Promise<void>;
+  get(keyId: string): Promise<HostCredential | undefined>;
+  listByHost(hostResourceId: string): Promise<HostCredential[]>;
+  revoke(keyId: string, at: number): Promise<boolean>;
+}
+
+/** Every aggregate, bound to one connection or transaction. */
+export interface Repositories {
+  tenants: TenantStore;
+  subscriptions: SubscriptionStore;
+  resourceGroups: ResourceGroupStore;
+  resources: ResourceStore;
+  servicePrincipals: ServicePrincipalStore;
+  credentials: CredentialStore;
+  signingKeys: SigningKeyStore;
+  replay: ReplayStore;
+  audit: AuditStore;
+  hostCredentials: HostCredentialStore;
+}
+
+/** An open store. Services take the narrow interfaces they need from it. */
+export interface Store extends Repositories {
+  readonly dialect: Dialect;
+  /** Runs `fn` in one transaction; everything commits together or not at all. */
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,929 @@
+/**
+ * The store conformance suite: every method of every aggregate interface, run unchanged against each backend
+ * (test/store/sqlite.test.ts, test/store/postgres.test.ts). Not a test file itself.
+ *
+ * The suite opens one store for all its tests, so each test makes its own rows (random ids) and never
+ * depends on another test's data. Methods that act on a whole table (purges, unfiltered lists) are checked
+ * against what the table held just before.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { formatArmResourceId, newGuid, resourceGroupId } from '../../src/shared/ids.js';
+import type {
+  AuditEvent,
+  ClientCredential,
+  HostCredential,
+  Repositories,
+  Resource,
+  ResourceGroup,
+  ServicePrincipal,
+  SigningKeyRecord,
+  Store,
+  Subscription,
+  Tenant,
+} from '../../src/store/types.js';
+
+export interface ConformanceOptions {
+  /**
+   * Opens a second store on the same data, as another replica would. Only backends that allow several
+   * processes on one database (PostgreSQL) provide it; races are then also run across the two stores.
+   */
+  openReplica?: () => Promise<Store>;
+}
+
+const T0 = Date.UTC(2026, 0, 1);
+const MIUAMI = 'Microsoft.ManagedIdentity/userAssignedIdentities';
+const VM = 'Microsoft.Compute/virtualMachines';
+
+function uid(): string {
+  return randomBytes(5).toString('hex');
+}
+
+/** Upper-cases an ARM id, to check that lookups ignore case. */
+function shout(id: string): string {
+  return id.toUpperCase();
+}
+
+function tenantFixture(overrides: Partial<Tenant> = {}): Tenant {
+  const id = newGuid();
+  return { id, displayName: `Tenant ${id.slice(0, 8)}`, defaultDomain: `t${uid()}.openmsi.test`, createdAt: T0, ...overrides };
+}
+
+function subscriptionFixture(tenantId: string, overrides: Partial<Subscription> = {}): Subscription {
+  return { id: newGuid(), tenantId, displayName: 'Sub', state: 'Enabled', createdAt: T0, ...overrides };
+}
+
+function groupFixture(subscriptionId: string, name: string, overrides: Partial<ResourceGroup> = {}): ResourceGroup {
+  return {
+    id: resourceGroupId(subscriptionId, name),
+    subscriptionId,
+    name,
+    location: 'westeurope',
+    tags: {},
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+function resourceFixture(subscriptionId: string, resourceGroup: string, type: string, name: string, overrides: Partial<Resource> = {}): Resource {
+  return {
+    id: formatArmResourceId({ subscriptionId, resourceGroup, type, name }),
+    subscriptionId,
+    resourceGroup,
+    type,
+    name,
+    location: 'westeurope',
+    tags: {},
+    properties: {},
+    systemPrincipalId: null,
+    userAssignedIdentityIds: [],
+    createdAt: T0,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+function principalFixture(tenantId: string, overrides: Partial<ServicePrincipal> = {}): ServicePrincipal {
+  return {
+    objectId: newGuid(),
+    tenantId,
+    appId: newGuid(),
+    displayName: `app-${uid()}`,
+    kind: 'Application',
+    managedIdentity: null,
+    isDirectoryAdmin: false,
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+function signingKeyFixture(overrides: Partial<SigningKeyRecord> = {}): SigningKeyRecord {
+  const kid = `kid-${uid()}`;
+  return {
+    kid,
+    state: 'next',
+    alg: 'RS256',
+    privateKeyEnc: `enc:${uid()}`,
+    publicJwk: { kty: 'RSA', kid, n: 'AQAB', e: 'AQAB', use: 'sig', alg: 'RS256', x5c: ['MIIB'] },
+    createdAt: T0,
+    activatedAt: null,
+    retiredAt: null,
+    publishUntil: null,
+    revokedAt: null,
+    ...overrides,
+  };
+}
+
+function auditFixture(action: string, overrides: Partial<AuditEvent> = {}): AuditEvent {
+  return {
+    id: newGuid(),
+    at: T0,
+    tenantId: null,
+    actor: 'system',
+    action,
+    target: 'target',
+    outcome: 'success',
+    detail: {},
+    ...overrides,
+  };
+}
+
+export function storeConformanceSuite(name: string, open: () => Promise<Store>, options: ConformanceOptions = {}): void {
+  void describe(name, { timeout: 120_000 }, () => {
+    let store: Store;
+
+    before(async () => {
+      store = await open();
+    });
+    after(async () => {
+      await store?.close();
+    });
+
+    /** A tenant and a subscription under it. */
+    async function seedSubscription(repos: Repositories = store): Promise<{ tenant: Tenant; subscription: Subscription }> {
+      const tenant = tenantFixture();
+      await repos.tenants.create(tenant);
+      const subscription = subscriptionFixture(tenant.id);
+      await repos.subscriptions.create(subscription);
+      return { tenant, subscription };
+    }
+
+    /** A subscription with one resource group `rg-<random>` (mixed case on purpose). */
+    async function seedGroup(): Promise<{ tenant: Tenant; subscription: Subscription; group: ResourceGroup }> {
+      const seeded = await seedSubscription();
+      const group = groupFixture(seeded.subscription.id, `Rg-Mixed-${uid()}`);
+      await store.resourceGroups.put(group);
+      return { ...seeded, group };
+    }
+
+    /** Runs `fn` on the store, and also on a second replica when the backend has one. */
+    async function withReplicas<T>(fn: (stores: Store[]) => Promise<T>): Promise<T> {
+      if (options.openReplica === undefined) return fn([store]);
+      const replica = await options.openReplica();
+      try {
+        return await fn([store, replica]);
+      } finally {
+        await replica.close();
+      }
+    }
+
+    void describe('tenants', () => {
+      void it('creates, then gets by id and by default domain, case-insensitively', async () => {
+        const tenant = tenantFixture({ defaultDomain: `Contoso-${uid()}.Example.COM` });
+        await store.tenants.create(tenant);
+        const expected = { ...tenant, defaultDomain: tenant.defaultDomain.toLowerCase() };
+        assert.deepEqual(await store.tenants.get(tenant.id), expected);
+        assert.deepEqual(await store.tenants.get(tenant.id.toUpperCase()), expected);
+        assert.deepEqual(await store.tenants.get(tenant.defaultDomain), expected);
+        assert.deepEqual(await store.tenants.get(tenant.defaultDomain.toLowerCase()), expected);
+        assert.deepEqual(await store.tenants.get(tenant.defaultDomain.toUpperCase()), expected);
+      });
+
+      void it('returns undefined for an unknown id or domain', async () => {
+        assert.equal(await store.tenants.get(newGuid()), undefined);
+        assert.equal(await store.tenants.get(`nowhere-${uid()}.example`), undefined);
+      });
+
+      void it('rejects a duplicate id and a duplicate domain in any case', async () => {
+        const tenant = tenantFixture();
+        await store.tenants.create(tenant);
+        await assert.rejects(store.tenants.create(tenantFixture({ id: tenant.id })));
+        await assert.rejects(store.tenants.create(tenantFixture({ defaultDomain: tenant.defaultDomain.toUpperCase() })));
+      });
+
+      void it('lists tenants in creation order', async () => {
+        const a = tenantFixture({ createdAt: T0 + 2 });
+        const b = tenantFixture({ createdAt: T0 + 1 });
+        await store.tenants.create(a);
+        await store.tenants.create(b);
+        const all = await store.tenants.list();
+        const ids = all.map((t) => t.id);
+        assert.ok(ids.includes(a.id) && ids.includes(b.id));
+        assert.ok(ids.indexOf(b.id) < ids.indexOf(a.id), 'older tenant first');
+        for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.createdAt <= all[i]!.createdAt);
+      });
+    });
+
+    void describe('subscriptions', () => {
+      void it('creates and gets, case-insensitively', async () => {
+        const { subscription } = await seedSubscription();
+        assert.deepEqual(await store.subscriptions.get(subscription.id), subscription);
+        assert.deepEqual(await store.subscriptions.get(subscription.id.toUpperCase()), subscription);
+        assert.equal(await store.subscriptions.get(newGuid()), undefined);
+      });
+
+      void it('keeps the state', async () => {
+        const { tenant } = await seedSubscription();
+        const disabled = subscriptionFixture(tenant.id, { state: 'Disabled', displayName: 'Off' });
+        await store.subscriptions.create(disabled);
+        assert.equal((await store.subscriptions.get(disabled.id))?.state, 'Disabled');
+      });
+
+      void it('lists only the subscriptions of one tenant', async () => {
+        const { tenant, subscription } = await seedSubscription();
+        const second = subscriptionFixture(tenant.id, { createdAt: T0 + 5 });
+        await store.subscriptions.create(second);
+        await seedSubscription(); // another tenant's
+        assert.deepEqual(await store.subscriptions.listByTenant(tenant.id), [subscription, second]);
+        assert.deepEqual(await store.subscriptions.listByTenant(tenant.id.toUpperCase()), [subscription, second]);
+        assert.deepEqual(await store.subscriptions.listByTenant(newGuid()), []);
+      });
+
+      void it('refuses a subscription of an unknown tenant (foreign keys are enforced)', async () => {
+        await assert.rejects(store.subscriptions.create(subscriptionFixture(newGuid())));
+      });
+    });
+
+    void describe('resource groups', () => {
+      void it('put creates, then updates in place keeping createdAt and the original casing', async () => {
+        const { subscription } = await seedSubscription();
+        const group = groupFixture(subscription.id, 'My-Group', { tags: { env: 'dev' }, createdAt: T0, updatedAt: T0 });
+        assert.equal(await store.resourceGroups.put(group), 'created');
+
+        const renamedCase = groupFixture(subscription.id, 'MY-GROUP', {
+          location: 'northeurope',
+          tags: { env: 'prod', owner: 'me' },
+          createdAt: T0 + 1000,
+          updatedAt: T0 + 2000,
+        });
+        assert.equal(await store.resourceGroups.put(renamedCase), 'updated');
+        assert.deepEqual(await store.resourceGroups.get(subscription.id, 'my-group'), {
+          ...group,
+          location: 'northeurope',
+          tags: { env: 'prod', owner: 'me' },
+          createdAt: T0,
+          updatedAt: T0 + 2000,
+        });
+      });
+
+      void it('gets by subscription and name case-insensitively', async () => {
+        const { subscription, group } = await seedGroup();
+        assert.deepEqual(await store.resourceGroups.get(subscription.id.toUpperCase(), group.name.toUpperCase()), group);
+        assert.deepEqual(await store.resourceGroups.get(subscription.id, group.name.toLowerCase()), group);
+        assert.equal(await store.resourceGroups.get(subscription.id, 'no-such-group'), undefined);
+      });
+
+      void it('lists the groups of one subscription only', async () => {
+        const { subscription, group } = await seedGroup();
+        const second = groupFixture(subscription.id, `another-${uid()}`);
+        await store.resourceGroups.put(second);
+        await seedGroup(); // elsewhere
+        const listed = await store.resourceGroups.list(subscription.id);
+        assert.deepEqual(
+          listed.map((g) => g.id).sort(),
+          [group.id, second.id].sort(),
+        );
+        assert.deepEqual(await store.resourceGroups.list(newGuid()), []);
+      });
+
+      void it('rejects an id that does not match subscription and name', async () => {
+        const { subscription } = await seedSubscription();
+        await assert.rejects(store.resourceGroups.put(groupFixture(subscription.id, 'a', { id: resourceGroupId(subscription.id, 'b') })));
+        assert.equal(await store.resourceGroups.get(subscription.id, 'a'), undefined);
+      });
+
+      void it('deletes, case-insensitively, reporting whether a row went', async () => {
+        const { subscription, group } = await seedGroup();
+        assert.equal(await store.resourceGroups.delete(subscription.id, group.name.toUpperCase()), true);
+        assert.equal(await store.resourceGroups.get(subscription.id, group.name), undefined);
+        assert.equal(await store.resourceGroups.delete(subscription.id, group.name), false);
+      });
+
+      void it('refuses to delete a group that still holds resources', async () => {
+        const { subscription, group } = await seedGroup();
+        await store.resources.put(resourceFixture(subscription.id, group.name, VM, 'vm1'));
+        await assert.rejects(store.resourceGroups.delete(subscription.id, group.name));
+        assert.ok(await store.resourceGroups.get(subscription.id, group.name));
+      });
+    });
+
+    void describe('resources', () => {
+      void it('put creates, then replaces keeping createdAt; every field round-trips', async () => {
+        const { subscription, group } = await seedGroup();
+        const vm = resourceFixture(subscription.id, group.name, VM, 'Vm-One', {
+          tags: { a: '1', 'with space': 'x' },
+          properties: { nested: { list: [1, 'two', null, true], n: 1.5 }, empty: {} },
+          systemPrincipalId: newGuid(),
+          createdAt: T0,
+          updatedAt: T0,
+        });
+        assert.equal(await store.resources.put(vm), 'created');
+        assert.deepEqual(await store.resources.get(vm.id), vm);
+
+        const replaced: Resource = {
+          ...vm,
+          location: 'eastus',
+          tags: {},
+          properties: { replaced: true },
+          systemPrincipalId: null,
+          createdAt: T0 + 999,
+          updatedAt: T0 + 5000,
+        };
+        assert.equal(await store.resources.put(replaced), 'updated');
+        assert.deepEqual(await store.resources.get(vm.id), { ...replaced, createdAt: T0 });
+      });
+
+      void it('gets by ARM id case-insensitively, with the group name from the id', async () => {
+        const { subscription, group } = await seedGroup();
+        const vm = resourceFixture(subscription.id, group.name, VM, 'CamelVm');
+        await store.resources.put(vm);
+        for (const variant of [vm.id, vm.id.toLowerCase(), shout(vm.id)]) {
+          const got = await store.resources.get(variant);
+          assert.deepEqual(got, vm, variant);
+          assert.equal(got?.resourceGroup, group.name);
+        }
+        assert.equal(await store.resources.get(`${vm.id}-missing`), undefined);
+      });
+
+      void it('lists by subscription, group and type, case-insensitively', async () => {
+        const { subscription, group } = await seedGroup();
+        const other = groupFixture(subscription.id, `Other-${uid()}`);
+        await store.resourceGroups.put(other);
+        const vm1 = resourceFixture(subscription.id, group.name, VM, 'vm1');
+        const vm2 = resourceFixture(subscription.id, other.name, VM, 'vm2');
+        const id1 = resourceFixture(subscription.id, group.name, MIUAMI, 'id1');
+        for (const r of [vm1, vm2, id1]) await store.resources.put(r);
+        const ids = (rs: Resource[]): string[] => rs.map((r) => r.id).sort();
+
+        assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id })), ids([vm1, vm2, id1]));
+        assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id.toUpperCase() })), ids([vm1, vm2, id1]));
+        assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id, resourceGroup: group.name.toUpperCase() })), ids([vm1, id1]));
+        assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id, type: VM.toLowerCase() })), ids([vm1, vm2]));
+        assert.deepEqual(
+          ids(await store.resources.list({ subscriptionId: subscription.id, resourceGroup: other.name, type: VM })),
+          ids([vm2]),
+        );
+        assert.deepEqual(await store.resources.list({ subscriptionId: subscription.id, type: 'Microsoft.Nothing/here' }), []);
+        assert.deepEqual(await store.resources.list({ subscriptionId: newGuid() }), []);
+        // Listed resources are complete, attachments included.
+        const listed = await store.resources.list({ subscriptionId: subscription.id, resourceGroup: group.name, type: VM });
+        assert.deepEqual(listed, [vm1]);
+      });
+
+      void it('attaches user-assigned identities, replaces the set, and lists what an identity is attached to', async () => {
+        const { subscription, group } = await seedGroup();
+        const idA = resourceFixture(subscription.id, group.name, MIUAMI, 'Identity-A');
+        const idB = resourceFixture(subscription.id, group.name, MIUAMI, 'Identity-B');
+        const idC = resourceFixture(subscription.id, group.name, MIUAMI, 'Identity-C');
+        for (const r of [idA, idB, idC]) await store.resources.put(r);
+
+        // Attach by ids in other casings, with a duplicate: stored once each, returned in canonical casing.
+        const vm = resourceFixture(subscription.id, group.name, VM, 'vm', {
+          userAssignedIdentityIds: [idA.id.toLowerCase(), shout(idB.id), idA.id],
+        });
+        assert.equal(await store.resources.put(vm), 'created');
+        assert.deepEqual((await store.resources.get(vm.id))?.userAssignedIdentityIds.sort(), [idA.id, idB.id].sort());
+        assert.deepEqual(await store.resources.listAttachedTo(idA.id), [vm.id]);
+        assert.deepEqual(await store.resources.listAttachedTo(shout(idB.id)), [vm.id]);
+        assert.deepEqual(await store.resources.listAttachedTo(idC.id), []);
+
+        // A second resource shares identity A.
+        const vm2 = resourceFixture(subscription.id, group.name, VM, 'vm2', { userAssignedIdentityIds: [idA.id] });
+        await store.resources.put(vm2);
+        assert.deepEqual((await store.resources.listAttachedTo(idA.id)).sort(), [vm.id, vm2.id].sort());
+
+        // Replace the set on the first: B stays, A goes, C comes.
+        assert.equal(await store.resources.put({ ...vm, userAssignedIdentityIds: [idC.id, idB.id] }), 'updated');
+        assert.deepEqual((await store.resources.get(vm.id))?.userAssignedIdentityIds.sort(), [idB.id, idC.id].sort());
+        assert.deepEqual(await store.resources.listAttachedTo(idA.id), [vm2.id]);
+        assert.deepEqual(await store.resources.listAttachedTo(idC.id), [vm.id]);
+
+        // And clear it.
+        await store.resources.put({ ...vm, userAssignedIdentityIds: [] });
+        assert.deepEqual((await store.resources.get(vm.id))?.userAssignedIdentityIds, []);
+        assert.deepEqual(await store.resources.listAttachedTo(idB.id), []);
+      });
+
+      void it('put is atomic: attaching an unknown identity fails and leaves nothing behind', async () => {
+        const { subscription, group } = await seedGroup();
+        const known = resourceFixture(subscription.id, group.name, MIUAMI, 'known');
+        await store.resources.put(known);
+        const ghost = resourceFixture(subscription.id, group.name, MIUAMI, 'ghost');
+        const vm = resourceFixture(subscription.id, group.name, VM, 'vm', { userAssignedIdentityIds: [known.id, ghost.id] });
+        await assert.rejects(store.resources.put(vm));
+        assert.equal(await store.resources.get(vm.id), undefined);
+        assert.deepEqual(await store.resources.listAttachedTo(known.id), []);
+
+        // On update too: the old row and attachments survive a failed replacement.
+        await store.resources.put({ ...vm, userAssignedIdentityIds: [known.id] });
+        await assert.rejects(store.resources.put({ ...vm, location: 'changed', userAssignedIdentityIds: [ghost.id] }));
+        const after = await store.resources.get(vm.id);
+        assert.equal(after?.location, vm.location);
+        assert.deepEqual(after?.userAssignedIdentityIds, [known.id]);
+      });
+
+      void it('put joins the caller transaction', async () => {
+        const { subscription, group } = await seedGroup();
+        const uami = resourceFixture(subscription.id, group.name, MIUAMI, 'uami');
+        const vm = resourceFixture(subscription.id, group.name, VM, 'vm', { userAssignedIdentityIds: [uami.id] });
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.resources.put(uami);
+            await tx.resources.put(vm);
+            assert.deepEqual((await tx.resources.get(vm.id))?.userAssignedIdentityIds, [uami.id]);
+            throw new Error('abort');
+          }),
+          /abort/,
+        );
+        assert.equal(await store.resources.get(vm.id), undefined);
+        assert.equal(await store.resources.get(uami.id), undefined);
+        assert.deepEqual(await store.resources.listAttachedTo(uami.id), []);
+      });
+
+      void it('delete cascades attachments both ways: as the resource and as the identity', async () => {
+        const { subscription, group } = await seedGroup();
+        const idA = resourceFixture(subscription.id, group.name, MIUAMI, 'a');
+        const idB = resourceFixture(subscription.id, group.name, MIUAMI, 'b');
+        for (const r of [idA, idB]) await store.resources.put(r);
+        const vm = resourceFixture(subscription.id, group.name, VM, 'vm', { userAssignedIdentityIds: [idA.id, idB.id] });
+        const vm2 = resourceFixture(subscription.id, group.name, VM, 'vm2', { userAssignedIdentityIds: [idA.id] });
+        await store.resources.put(vm);
+        await store.resources.put(vm2);
+
+        // The identity goes: it disappears from every resource it was attached to.
+        assert.equal(await store.resources.delete(shout(idA.id)), true);
+        assert.deepEqual((await store.resources.get(vm.id))?.userAssignedIdentityIds, [idB.id]);
+        assert.deepEqual((await store.resources.get(vm2.id))?.userAssignedIdentityIds, []);
+        assert.deepEqual(await store.resources.listAttachedTo(idA.id), []);
+
+        // The resource goes: its own attachments go with it, the identity stays.
+        assert.equal(await store.resources.delete(vm.id.toLowerCase()), true);
+        assert.equal(await store.resources.get(vm.id), undefined);
+        assert.deepEqual(await store.resources.listAttachedTo(idB.id), []);
+        assert.ok(await store.resources.get(idB.id));
+
+        // Re-creating the deleted identity does not resurrect old attachments.
+        await store.resources.put(idA);
+        assert.deepEqual(await store.resources.listAttachedTo(idA.id), []);
+
+        assert.equal(await store.resources.delete(vm.id), false);
+      });
+
+      void it('refuses a resource in a group that does not exist', async () => {
+        const { subscription } = await seedSubscription();
+        const orphan = resourceFixture(subscription.id, 'no-such-group', VM, 'vm');
+        await assert.rejects(store.resources.put(orphan));
+        assert.equal(await store.resources.get(orphan.id), undefined);
+      });
+
+      void it('nested resource ids keep their group', async () => {
+        const { subscription, group } = await seedGroup();
+        const parent = resourceFixture(subscription.id, group.name, VM, 'host');
+        const child: Resource = {
+          ...resourceFixture(subscription.id, group.name, `${VM}/extensions`, 'ext'),
+          id: `${parent.id}/extensions/Ext`,
+          name: 'Ext',
+        };
+        await store.resources.put(child);
+        const got = await store.resources.get(shout(child.id));
+        assert.equal(got?.resourceGroup, group.name);
+        assert.deepEqual(
+          (await store.resources.list({ subscriptionId: subscription.id, resourceGroup: group.name })).map((r) => r.id),
+          [child.id],
+        );
+      });
+    });
+
+    void describe('service principals', () => {
+      void it('creates and gets by object id and app id, case-insensitively', async () => {
+        const { tenant } = await seedSubscription();
+        const app = principalFixture(tenant.id, { isDirectoryAdmin: true });
+        await store.servicePrincipals.create(app);
+        assert.deepEqual(await store.servicePrincipals.getByObjectId(app.objectId), app);
+        assert.deepEqual(await store.servicePrincipals.getByObjectId(app.objectId.toUpperCase()), app);
+        assert.deepEqual(await store.servicePrincipals.getByAppId(app.appId), app);
+        assert.deepEqual(await store.servicePrincipals.getByAppId(app.appId.toUpperCase()), app);
+        assert.equal(await store.servicePrincipals.getByObjectId(newGuid()), undefined);
+        assert.equal(await store.servicePrincipals.getByAppId(newGuid()), undefined);
+      });
+
+      void it('finds managed identities by resource id (case-insensitive) and type', async () => {
+        const { tenant, subscription } = await seedSubscription();
+        const uamiId = formatArmResourceId({ subscriptionId: subscription.id, resourceGroup: 'Rg', type: MIUAMI, name: 'Uami' });
+        const vmId = formatArmResourceId({ subscriptionId: subscription.id, resourceGroup: 'Rg', type: VM, name: 'Vm' });
+        const uami = principalFixture(tenant.id, { kind: 'ManagedIdentity', managedIdentity: { type: 'UserAssigned', resourceId: uamiId } });
+        const system = principalFixture(tenant.id, { kind: 'ManagedIdentity', managedIdentity: { type: 'SystemAssigned', resourceId: vmId } });
+        await store.servicePrincipals.create(uami);
+        await store.servicePrincipals.create(system);
+
+        assert.deepEqual(await store.servicePrincipals.getByManagedIdentityResource(shout(uamiId), 'UserAssigned'), uami);
+        assert.deepEqual(await store.servicePrincipals.getByManagedIdentityResource(vmId.toLowerCase(), 'SystemAssigned'), system);
+        assert.equal(await store.servicePrincipals.getByManagedIdentityResource(uamiId, 'SystemAssigned'), undefined);
+        assert.equal(await store.servicePrincipals.getByManagedIdentityResource(`${vmId}x`, 'SystemAssigned'), undefined);
+        // The resource id keeps its casing.
+        assert.equal((await store.servicePrincipals.getByObjectId(uami.objectId))?.managedIdentity?.resourceId, uamiId);
+      });
+
+      void it('lists by tenant, kind and display name (case-insensitive)', async () => {
+        const { tenant } = await seedSubscription();
+        const a = principalFixture(tenant.id, { displayName: 'Build Agent', createdAt: T0 + 1 });
+        const b = principalFixture(tenant.id, { displayName: 'other', createdAt: T0 + 2 });
+        const mi = principalFixture(tenant.id, {
+          displayName: 'build agent',
+          kind: 'ManagedIdentity',
+          managedIdentity: { type: 'UserAssigned', resourceId: `/subscriptions/${newGuid()}/resourceGroups/r/providers/${MIUAMI}/x` },
+          createdAt: T0 + 3,
+        });
+        for (const p of [a, b, mi]) await store.servicePrincipals.create(p);
+        const { tenant: elsewhere } = await seedSubscription();
+        await store.servicePrincipals.create(principalFixture(elsewhere.id, { displayName: 'Build Agent' }));
+
+        assert.deepEqual(await store.servicePrincipals.list({ tenantId: tenant.id }), [a, b, mi]);
+        assert.deepEqual(await store.servicePrincipals.list({ tenantId: tenant.id, kind: 'Application' }), [a, b]);
+        assert.deepEqual(await store.servicePrincipals.list({ tenantId: tenant.id, kind: 'ManagedIdentity' }), [mi]);
+        assert.deepEqual(await store.servicePrincipals.list({ tenantId: tenant.id, displayName: 'BUILD AGENT' }), [a, mi]);
+        assert.deepEqual(await store.servicePrincipals.list({ tenantId: tenant.id, kind: 'Application', displayName: 'build agent' }), [a]);
+        assert.deepEqual(await store.servicePrincipals.list({ tenantId: tenant.id, displayName: 'nobody' }), []);
+      });
+
+      void it('rejects a duplicate app id; deletes', async () => {
+        const { tenant } = await seedSubscription();
+        const app = principalFixture(tenant.id);
+        await store.servicePrincipals.create(app);
+        await assert.rejects(store.servicePrincipals.create(principalFixture(tenant.id, { appId: app.appId })));
+        assert.equal(await store.servicePrincipals.delete(app.objectId.toUpperCase()), true);
+        assert.equal(await store.servicePrincipals.getByAppId(app.appId), undefined);
+        assert.equal(await store.servicePrincipals.delete(app.objectId), false);
+      });
+    });
+
+    void describe('client credentials', () => {
+      function password(appId: string, overrides: Partial<ClientCredential> = {}): ClientCredential {
+        return {
+          keyId: newGuid(),
+          appId,
+          type: 'Password',
+          displayName: 'ci secret',
+          hint: 'abc',
+          secretHash: `hash-${uid()}`,
+          thumbprintSha1: null,
+          thumbprintSha256: null,
+          certificate: null,
+          startAt: T0,
+          endAt: T0 + 86_400_000,
+          createdAt: T0,
+          ...overrides,
+        };
+      }
+
+      void it('adds and lists by app in creation order, every field round-tripping', async () => {
+        const appId = newGuid();
+        const secret = password(appId, { createdAt: T0 + 1 });
+        const cert: ClientCredential = {
+          ...password(appId),
+          type: 'AsymmetricX509Cert',
+          hint: null,
+          secretHash: null,
+          thumbprintSha1: 'a'.repeat(40),
+          thumbprintSha256: 'b'.repeat(64),
+          certificate: 'MIIBkTCB+w==',
+          createdAt: T0 + 2,
+        };
+        await store.credentials.add(cert);
+        await store.credentials.add(secret);
+        await store.credentials.add(password(newGuid())); // another app's
+        assert.deepEqual(await store.credentials.listByApp(appId), [secret, cert]);
+        assert.deepEqual(await store.credentials.listByApp(appId.toUpperCase()), [secret, cert]);
+        assert.deepEqual(await store.credentials.listByApp(newGuid()), []);
+      });
+
+      void it('deletes one, and all of an app', async () => {
+        const appId = newGuid();
+        const creds = [password(appId), password(appId), password(appId)];
+        for (const c of creds) await store.credentials.add(c);
+        const bystander = password(newGuid());
+        await store.credentials.add(bystander);
+
+        assert.equal(await store.credentials.delete(creds[0]!.keyId), true);
+        assert.equal(await store.credentials.delete(creds[0]!.keyId), false);
+        assert.equal(await store.credentials.deleteByApp(appId), 2);
+        assert.equal(await store.credentials.deleteByApp(appId), 0);
+        assert.deepEqual(await store.credentials.listByApp(appId), []);
+        assert.deepEqual(await store.credentials.listByApp(bystander.appId), [bystander]);
+      });
+
+      void it('rejects a duplicate key id', async () => {
+        const c = password(newGuid());
+        await store.credentials.add(c);
+        await assert.rejects(store.credentials.add({ ...c, appId: newGuid() }));
+      });
+    });
+
+    void describe('signing keys', () => {
+      void it('inserts and lists, every field round-tripping', async () => {
+        const key = signingKeyFixture({ state: 'retired', activatedAt: T0 + 1, retiredAt: T0 + 2, publishUntil: T0 + 3 });
+        await store.signingKeys.insert(key);
+        const listed = await store.signingKeys.list();
+        assert.deepEqual(
+          listed.find((k) => k.kid === key.kid),
+          key,
+        );
+        for (let i = 1; i < listed.length; i++) assert.ok(listed[i - 1]!.createdAt <= listed[i]!.createdAt);
+        await assert.rejects(store.signingKeys.insert(key));
+      });
+
+      void it('transition is compare-and-set on the state', async () => {
+        const key = signingKeyFixture();
+        await store.signingKeys.insert(key);
+        assert.equal(await store.signingKeys.transition(key.kid, 'next', { state: 'current', activatedAt: T0 + 10 }), true);
+        // The same transition again: the key is no longer `next`.
+        assert.equal(await store.signingKeys.transition(key.kid, 'next', { state: 'current', activatedAt: T0 + 99 }), false);
+        let got = (await store.signingKeys.list()).find((k) => k.kid === key.kid);
+        assert.equal(got?.state, 'current');
+        assert.equal(got?.activatedAt, T0 + 10);
+
+        // Changing only timestamps, state kept.
+        assert.equal(await store.signingKeys.transition(key.kid, 'current', { publishUntil: T0 + 50 }), true);
+        assert.equal(await store.signingKeys.transition(key.kid, 'current', { state: 'retired', retiredAt: T0 + 20 }), true);
+        got = (await store.signingKeys.list()).find((k) => k.kid === key.kid);
+        assert.deepEqual(got, { ...key, state: 'retired', activatedAt: T0 + 10, retiredAt: T0 + 20, publishUntil: T0 + 50 });
+
+        // No changes: reports whether the precondition holds, writes nothing.
+        assert.equal(await store.signingKeys.transition(key.kid, 'retired', {}), true);
+        assert.equal(await store.signingKeys.transition(key.kid, 'current', {}), false);
+        assert.equal(await store.signingKeys.transition(`missing-${uid()}`, 'next', { state: 'current' }), false);
+      });
+
+      void it('of concurrent transitions from the same state exactly one wins', async () => {
+        const key = signingKeyFixture();
+        await store.signingKeys.insert(key);
+        const results = await withReplicas((stores) =>
+          Promise.all(
+            Array.from({ length: 16 }, (_, i) =>
+              stores[i % stores.length]!.signingKeys.transition(key.kid, 'next', { state: 'current', activatedAt: T0 + i }),
+            ),
+          ),
+        );
+        assert.equal(results.filter(Boolean).length, 1);
+        const winner = results.indexOf(true);
+        assert.equal((await store.signingKeys.list()).find((k) => k.kid === key.kid)?.activatedAt, T0 + winner);
+      });
+
+      void it('purge removes revoked keys and retired keys past publishUntil, before the cut-off', async () => {
+        const base = T0 + 1_000_000;
+        const revokedOld = signingKeyFixture({ state: 'revoked', revokedAt: base - 1 });
+        const revokedNew = signingKeyFixture({ state: 'revoked', revokedAt: base + 1 });
+        const retiredOld = signingKeyFixture({ state: 'retired', retiredAt: base - 100, publishUntil: base - 1 });
+        const retiredAtCutoff = signingKeyFixture({ state: 'retired', retiredAt: base - 100, publishUntil: base });
+        const retiredNew = signingKeyFixture({ state: 'retired', retiredAt: base - 100, publishUntil: base + 1 });
+        const current = signingKeyFixture({ state: 'current', activatedAt: 0, publishUntil: 0, revokedAt: 0 });
+        const next = signingKeyFixture({ state: 'next' });
+        const all = [revokedOld, revokedNew, retiredOld, retiredAtCutoff, retiredNew, current, next];
+        for (const k of all) await store.signingKeys.insert(k);
+
+        // Other tests' keys are in the table too: work out what must go from what is there.
+        const beforePurge = await store.signingKeys.list();
+        const doomed = beforePurge.filter(
+          (k) => (k.state === 'revoked' && k.revokedAt !== null && k.revokedAt < base) || (k.state === 'retired' && k.publishUntil !== null && k.publishUntil < base),
+        );
+        assert.ok(doomed.some((k) => k.kid === revokedOld.kid) && doomed.some((k) => k.kid === retiredOld.kid));
+        assert.equal(await store.signingKeys.purge(base), doomed.length);
+
+        const remaining = new Set((await store.signingKeys.list()).map((k) => k.kid));
+        assert.deepEqual(
+          all.filter((k) => remaining.has(k.kid)).map((k) => k.kid),
+          [revokedNew, retiredAtCutoff, retiredNew, current, next].map((k) => k.kid),
+        );
+        assert.equal(remaining.size, beforePurge.length - doomed.length);
+      });
+    });
+
+    void describe('replay', () => {
+      // Far-future expiries, so the purge test (which uses tiny timestamps) never removes these.
+      const FAR = 8_000_000_000_000;
+
+      void it('remember is true the first time and false after', async () => {
+        const key = `jti-${uid()}`;
+        assert.equal(await store.replay.remember(key, FAR), true);
+        assert.equal(await store.replay.remember(key, FAR), false);
+        assert.equal(await store.replay.remember(key, FAR + 1), false);
+        assert.equal(await store.replay.remember(`${key}-other`, FAR), true);
+      });
+
+      void it('of concurrent remembers of one key exactly one is true', async () => {
+        for (let round = 0; round < 3; round++) {
+          const key = `race-${uid()}`;
+          const results = await withReplicas((stores) =>
+            Promise.all(Array.from({ length: 24 }, (_, i) => stores[i % stores.length]!.replay.remember(key, FAR))),
+          );
+          assert.equal(results.filter(Boolean).length, 1, `round ${round}`);
+        }
+      });
+
+      void it('purgeExpired forgets entries that expired before now, and only those', async () => {
+        const tag = uid();
+        assert.equal(await store.replay.remember(`${tag}-1`, 1000), true);
+        assert.equal(await store.replay.remember(`${tag}-2`, 2000), true);
+        assert.equal(await store.replay.remember(`${tag}-3`, 3000), true);
+        // Nothing else in the table expires this early.
+        assert.equal(await store.replay.purgeExpired(2000), 1);
+        assert.equal(await store.replay.remember(`${tag}-1`, FAR), true, 'purged entry can be remembered again');
+        assert.equal(await store.replay.remember(`${tag}-2`, FAR), false, 'expiring exactly now is kept');
+        assert.equal(await store.replay.purgeExpired(3001), 2);
+        assert.equal(await store.replay.remember(`${tag}-3`, FAR), true);
+        assert.equal(await store.replay.purgeExpired(3001), 0);
+      });
+    });
+
+    void describe('audit', () => {
+      void it('appends many at once and lists newest first, every field round-tripping', async () => {
+        const action = `test.${uid()}.order`;
+        const events = [
+          auditFixture(action, { at: T0 + 1, detail: { n: 1, nested: { ok: true } }, tenantId: newGuid() }),
+          auditFixture(action, { at: T0 + 2, outcome: 'failure', actor: newGuid(), target: '/subscriptions/x' }),
+          auditFixture(action, { at: T0 + 3 }),
+        ];
+        await store.audit.append(events);
+        const later = auditFixture(action, { at: T0 + 3 });
+        await store.audit.append([later]);
+        assert.deepEqual(await store.audit.list({ action }), [later, events[2]!, events[1]!, events[0]!]);
+        // Unfiltered: the newest event in the whole table is the one just written.
+        assert.deepEqual((await store.audit.list({ limit: 1 }))[0], later);
+      });
+
+      void it('orders by insertion, not by timestamp', async () => {
+        const action = `test.${uid()}.seq`;
+        const first = auditFixture(action, { at: T0 + 100 });
+        const second = auditFixture(action, { at: T0 + 50 });
+        await store.audit.append([first]);
+        await store.audit.append([second]);
+        assert.deepEqual(
+          (await store.audit.list({ action })).map((e) => e.id),
+          [second.id, first.id],
+        );
+      });
+
+      void it('filters by since and action, and limits', async () => {
+        const action = `test.${uid()}.filter`;
+        const otherAction = `${action}.other`;
+        const base = T0 + 10_000_000;
+        const events = Array.from({ length: 6 }, (_, i) => auditFixture(i % 2 === 0 ? action : otherAction, { at: base + i }));
+        await store.audit.append(events);
+        const ids = (es: AuditEvent[]): string[] => es.map((e) => e.id);
+
+        assert.deepEqual(ids(await store.audit.list({ action })), ids([events[4]!, events[2]!, events[0]!]));
+        assert.deepEqual(ids(await store.audit.list({ action, since: base + 2 })), ids([events[4]!, events[2]!]));
+        assert.deepEqual(ids(await store.audit.list({ action, limit: 1 })), ids([events[4]!]));
+        assert.deepEqual(await store.audit.list({ action, limit: 0 }), []);
+        assert.deepEqual(await store.audit.list({ action: `${action}.none` }), []);
+        const since = await store.audit.list({ since: base + 3, limit: 1000 });
+        assert.ok(since.every((e) => e.at >= base + 3));
+        for (const e of [events[3]!, events[4]!, events[5]!]) assert.ok(since.some((s) => s.id === e.id));
+      });
+
+      void it('append of nothing is a no-op; a batch is all-or-nothing', async () => {
+        await store.audit.append([]);
+        const action = `test.${uid()}.atomic`;
+        const dup = auditFixture(action);
+        await store.audit.append([dup]);
+        await assert.rejects(store.audit.append([auditFixture(action), auditFixture(action), dup]));
+        assert.deepEqual(
+          (await store.audit.list({ action })).map((e) => e.id),
+          [dup.id],
+        );
+      });
+
+      void it('appends a large batch in order', async () => {
+        const action = `test.${uid()}.large`;
+        const events = Array.from({ length: 2500 }, (_, i) => auditFixture(action, { at: T0 + i, detail: { i } }));
+        await store.audit.append(events);
+        const listed = await store.audit.list({ action, limit: 5000 });
+        assert.equal(listed.length, events.length);
+        assert.deepEqual(
+          listed.map((e) => e.id),
+          events.map((e) => e.id).reverse(),
+        );
+      });
+    });
+
+    void describe('host credentials', () => {
+      function hostCredential(hostResourceId: string, overrides: Partial<HostCredential> = {}): HostCredential {
+        const keyId = `Kid_${uid()}`;
+        return {
+          keyId,
+          hostResourceId,
+          publicJwk: { kty: 'EC', crv: 'P-256', x: 'AA', y: 'BB', kid: keyId },
+          createdAt: T0,
+          expiresAt: T0 + 1000,
+          revokedAt: null,
+          ...overrides,
+        };
+      }
+
+      void it('adds, gets, and lists by host case-insensitively', async () => {
+        const host = formatArmResourceId({ subscriptionId: newGuid(), resourceGroup: 'Hosts', type: 'Microsoft.HybridCompute/machines', name: 'Box-1' });
+        const a = hostCredential(host, { createdAt: T0 + 1 });
+        const b = hostCredential(host, { createdAt: T0 + 2, revokedAt: T0 + 3 });
+        await store.hostCredentials.add(b);
+        await store.hostCredentials.add(a);
+        await store.hostCredentials.add(hostCredential(`${host}-2`));
+        assert.deepEqual(await store.hostCredentials.get(a.keyId), a);
+        assert.equal(await store.hostCredentials.get(`missing-${uid()}`), undefined);
+        assert.deepEqual(await store.hostCredentials.listByHost(host), [a, b]);
+        assert.deepEqual(await store.hostCredentials.listByHost(shout(host)), [a, b]);
+        assert.deepEqual(await store.hostCredentials.listByHost(`${host}-3`), []);
+        await assert.rejects(store.hostCredentials.add(a));
+      });
+
+      void it('revoke records the first revocation only', async () => {
+        const c = hostCredential(`/subscriptions/${newGuid()}/resourceGroups/h/providers/Microsoft.HybridCompute/machines/m`);
+        await store.hostCredentials.add(c);
+        assert.equal(await store.hostCredentials.revoke(c.keyId, T0 + 500), true);
+        assert.equal(await store.hostCredentials.revoke(c.keyId, T0 + 900), false);
+        assert.equal((await store.hostCredentials.get(c.keyId))?.revokedAt, T0 + 500);
+        assert.equal(await store.hostCredentials.revoke(`missing-${uid()}`, T0), false);
+      });
+    });
+
+    void describe('transactions', () => {
+      void it('commits everything written in the callback and returns its value', async () => {
+        const tenant = tenantFixture();
+        const subscription = subscriptionFixture(tenant.id);
+        const action = `test.${uid()}.tx`;
+        const result = await store.transaction(async (tx) => {
+          await tx.tenants.create(tenant);
+          await tx.subscriptions.create(subscription);
+          await tx.audit.append([auditFixture(action)]);
+          // Reads inside see the transaction's own writes.
+          assert.deepEqual(await tx.subscriptions.get(subscription.id), subscription);
+          return 42;
+        });
+        assert.equal(result, 42);
+        assert.deepEqual(await store.tenants.get(tenant.id), tenant);
+        assert.deepEqual(await store.subscriptions.get(subscription.id), subscription);
+        assert.equal((await store.audit.list({ action })).length, 1);
+      });
+
+      void it('rolls back everything when the callback throws, rethrowing its error', async () => {
+        const tenant = tenantFixture();
+        const subscription = subscriptionFixture(tenant.id);
+        const key = signingKeyFixture();
+        const action = `test.${uid()}.rollback`;
+        const replayKey = `tx-${uid()}`;
+        const boom = new Error('boom');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.tenants.create(tenant);
+            await tx.subscriptions.create(subscription);
+            await tx.signingKeys.insert(key);
+            await tx.audit.append([auditFixture(action)]);
+            assert.equal(await tx.replay.remember(replayKey, 8_000_000_000_000), true);
+            throw boom;
+          }),
+          (err) => err === boom,
+        );
+        assert.equal(await store.tenants.get(tenant.id), undefined);
+        assert.equal(await store.subscriptions.get(subscription.id), undefined);
+        assert.equal((await store.signingKeys.list()).find((k) => k.kid === key.kid), undefined);
+        assert.deepEqual(await store.audit.list({ action }), []);
+        assert.equal(await store.replay.remember(replayKey, 8_000_000_000_000), true, 'the rolled-back entry is gone');
+      });
+
+      void it('rolls back when a statement fails inside', async () => {
+        const tenant = tenantFixture();
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.tenants.create(tenant);
+            await tx.subscriptions.create(subscriptionFixture(newGuid())); // unknown tenant: foreign key
+          }),
+        );
+        assert.equal(await store.tenants.get(tenant.id), undefined);
+      });
+
+      void it('rejects using the store itself (not tx) inside a transaction, instead of deadlocking', async () => {
+        const tenant = tenantFixture();
+        await store.transaction(async (tx) => {
+          await tx.tenants.create(tenant);
+          await assert.rejects(store.tenants.get(tenant.id), { name: 'StoreMisuseError' });
+          await assert.rejects(
+            store.transaction(() => Promise.resolve()),
+            { name: 'StoreMisuseError' },
+          );
+        });
+        assert.deepEqual(await store.tenants.get(tenant.id), tenant);
+      });
+
+      void it('runs concurrent transactions without losing any', async () => {
+        const tenants = Array.from({ length: 8 }, () => tenantFixture());
+        await Promise.all(
+          tenants.map((t) =>
+            store.transaction(async (tx) => {
+              await tx.tenants.create(t);
+              await tx.subscriptions.create(subscriptionFixture(t.id));
+            }),
+          ),
+        );
+        for (const t of tenants) {
+          assert.deepEqual(await store.tenants.get(t.id), t);
+          assert.equal((await store.subscriptions.listByTenant(t.id)).length, 1);
+        }
+      });
+    });
+
+    void it('reports its dialect', () => {
+      assert.ok(store.dialect === 'sqlite' || store.dialect === 'postgres');
+    });
+  });
+}
