@@ -1,0 +1,375 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { CompactSign, SignJWT } from 'jose';
+import {
+  TokenVerificationError,
+  createTokenVerifier,
+  discoverJwks,
+  localJwks,
+  remoteJwks,
+} from '../../src/shared/token-verifier.js';
+import type { JwksDocument, TokenVerificationErrorCode } from '../../src/shared/token-verifier.js';
+import { createCertificateAuthority, issueServerCertificate } from '../../src/pki/ca.js';
+import { FakeClock, SECOND, epochSeconds, systemClock } from '../../src/shared/clock.js';
+
+const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+const OID = '5b3e2d1c-0000-4000-8000-000000000001';
+const ISSUER = `https://sts.openmsi.test/${TID}/`;
+const AUDIENCE = 'https://vault.azure.net';
+
+interface TestKey {
+  kid: string;
+  privateKey: KeyObject;
+  jwk: Record<string, unknown>;
+}
+
+function newKey(kid: string = randomUUID()): TestKey {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { kid, privateKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' } };
+}
+
+function b64(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function claims(clock: { now(): number }, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = epochSeconds(clock);
+  const base: Record<string, unknown> = {
+    aud: AUDIENCE,
+    iss: ISSUER,
+    iat: now,
+    nbf: now,
+    exp: now + 3600,
+    appid: 'c0ffee00-0000-4000-8000-000000000002',
+    appidacr: '2',
+    idp: ISSUER,
+    idtyp: 'app',
+    oid: OID,
+    sub: OID,
+    tid: TID,
+    uti: randomUUID(),
+    ver: '1.0',
+  };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) delete base[k];
+    else base[k] = v;
+  }
+  return base;
+}
+
+function sign(key: TestKey, payload: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: key.kid, x5t: key.kid, ...header }).sign(key.privateKey);
+}
+
+async function assertCode(promise: Promise<unknown>, code: TokenVerificationErrorCode, token?: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof TokenVerificationError, `expected TokenVerificationError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (token !== undefined) {
+      assert.ok(!err.message.includes(token), 'message must not contain the token');
+      for (const part of token.split('.')) if (part.length > 8) assert.ok(!err.message.includes(part));
+    }
+    return true;
+  });
+}
+
+void describe('createTokenVerifier with a local JWKS', () => {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
+  const key = newKey();
+  const other = newKey();
+  const ecKey = (() => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    return { ...publicKey.export({ format: 'jwk' }), kid: 'ec-key', use: 'sig' };
+  })();
+  const jwks: JwksDocument = { keys: [key.jwk, ecKey] };
+  const verifier = createTokenVerifier({ jwks: localJwks(() => jwks), issuers: [ISSUER], audiences: [AUDIENCE], clock });
+
+  void it('accepts a good token and returns header and claims', async () => {
+    const result = await verifier.verify(await sign(key, claims(clock)));
+    assert.deepEqual(result.header, { alg: 'RS256', kid: key.kid, x5t: key.kid });
+    assert.equal(result.claims.oid, OID);
+    assert.equal(result.claims.tid, TID);
+    assert.equal(result.claims.idtyp, 'app');
+  });
+
+  void it('tolerates one trailing slash of difference in the audience, and no more', async () => {
+    await verifier.verify(await sign(key, claims(clock, { aud: `${AUDIENCE}/` })));
+    const slashVerifier = createTokenVerifier({ jwks: localJwks(() => jwks), issuers: [ISSUER], audiences: [`${AUDIENCE}/`], clock });
+    await slashVerifier.verify(await sign(key, claims(clock, { aud: AUDIENCE })));
+    await assertCode(verifier.verify(await sign(key, claims(clock, { aud: `${AUDIENCE}//` }))), 'bad_audience');
+    await assertCode(verifier.verify(await sign(key, claims(clock, { aud: 'https://management.azure.com/' }))), 'bad_audience');
+    await assertCode(verifier.verify(await sign(key, claims(clock, { aud: [AUDIENCE] }))), 'bad_audience');
+  });
+
+  void it('malformed: not a compact JWS, bad header JSON, missing kid, empty signature', async () => {
+    for (const token of ['', 'abc', 'a.b', 'a.b.c.d', '..', `${b64({ alg: 'RS256', kid: key.kid })}.${b64(claims(clock))}.`]) {
+      await assertCode(verifier.verify(token), 'malformed');
+    }
+    await assertCode(verifier.verify(`${Buffer.from('{not json').toString('base64url')}.${b64({})}.c2ln`), 'malformed');
+    await assertCode(verifier.verify(`${b64({ alg: 'RS256' })}.${b64(claims(clock))}.c2ln`), 'malformed');
+    await assertCode(verifier.verify(undefined as unknown as string), 'malformed');
+    await assertCode(verifier.verify('x'.repeat(20_000)), 'malformed');
+    // A correctly signed JWS whose payload is not a JSON object.
+    const notObject = await new CompactSign(new TextEncoder().encode('[1]')).setProtectedHeader({ alg: 'RS256', kid: key.kid }).sign(key.privateKey);
+    await assertCode(verifier.verify(notObject), 'malformed');
+  });
+
+  void it('unsupported_alg: none, HS256 (including the RSA-public-key-as-HMAC-secret trick) and unlisted algorithms', async () => {
+    const none = `${b64({ alg: 'none', kid: key.kid })}.${b64(claims(clock))}.`;
+    await assertCode(verifier.verify(none), 'unsupported_alg', none);
+    const noneNoKid = `${b64({ alg: 'none' })}.${b64(claims(clock))}.`;
+    await assertCode(verifier.verify(noneNoKid), 'unsupported_alg');
+
+    const hsSecret = new SignJWT(claims(clock)).setProtectedHeader({ alg: 'HS256', kid: key.kid });
+    const hs = await hsSecret.sign(new TextEncoder().encode('a-shared-secret-that-is-long-enough-for-hs256'));
+    await assertCode(verifier.verify(hs), 'unsupported_alg', hs);
+
+    const pubPem = createHash('sha256').update(JSON.stringify(key.jwk)).digest();
+    const confused = await new SignJWT(claims(clock)).setProtectedHeader({ alg: 'HS256', kid: key.kid }).sign(pubPem);
+    await assertCode(verifier.verify(confused), 'unsupported_alg');
+
+    const ps = await new SignJWT(claims(clock)).setProtectedHeader({ alg: 'PS256', kid: key.kid }).sign(key.privateKey);
+    await assertCode(verifier.verify(ps), 'unsupported_alg');
+  });
+
+  void it('unknown_key: kid not in the JWKS', async () => {
+    const token = await sign(other, claims(clock));
+    await assertCode(verifier.verify(token), 'unknown_key', token);
+  });
+
+  void it('bad_signature: forged with another key under a known kid, tampered payload, key type mismatch', async () => {
+    await assertCode(verifier.verify(await sign(other, claims(clock), { kid: key.kid })), 'bad_signature');
+    const good = await sign(key, claims(clock));
+    const [h, , s] = good.split('.');
+    const tampered = `${h}.${b64(claims(clock, { oid: 'someone-else' }))}.${s}`;
+    await assertCode(verifier.verify(tampered), 'bad_signature', tampered);
+    await assertCode(verifier.verify(await sign(key, claims(clock), { kid: 'ec-key' })), 'bad_signature');
+  });
+
+  void it('expired / not_yet_valid honour the injected clock and the 60 s tolerance', async () => {
+    const now = epochSeconds(clock);
+    await verifier.verify(await sign(key, claims(clock, { exp: now - 59 })));
+    await assertCode(verifier.verify(await sign(key, claims(clock, { exp: now - 61 }))), 'expired');
+    await verifier.verify(await sign(key, claims(clock, { nbf: now + 59 })));
+    await assertCode(verifier.verify(await sign(key, claims(clock, { nbf: now + 61 }))), 'not_yet_valid');
+
+    const token = await sign(key, claims(clock, { exp: now + 3600 }));
+    clock.advance(3600 * SECOND + 61 * SECOND);
+    await assertCode(verifier.verify(token), 'expired');
+    clock.set(Date.UTC(2026, 0, 1));
+  });
+
+  void it('bad_issuer: exact match only', async () => {
+    await assertCode(verifier.verify(await sign(key, claims(clock, { iss: ISSUER.slice(0, -1) }))), 'bad_issuer');
+    await assertCode(verifier.verify(await sign(key, claims(clock, { iss: 'https://evil.example/' }))), 'bad_issuer');
+  });
+
+  void it('missing_claim: exp, iss, aud, oid, tid, sub, ver, iat, nbf', async () => {
+    for (const claim of ['exp', 'iss', 'aud', 'oid', 'tid', 'sub', 'ver', 'iat', 'nbf']) {
+      await assertCode(verifier.verify(await sign(key, claims(clock, { [claim]: undefined }))), 'missing_claim');
+    }
+    await assertCode(verifier.verify(await sign(key, claims(clock, { oid: 42 }))), 'missing_claim');
+  });
+
+  void it('treats a non-numeric exp or non-array roles as malformed', async () => {
+    await assertCode(verifier.verify(await sign(key, claims(clock, { exp: 'tomorrow' }))), 'malformed');
+    await assertCode(verifier.verify(await sign(key, claims(clock, { roles: 'Admin' }))), 'malformed');
+    const withRoles = await verifier.verify(await sign(key, claims(clock, { roles: ['Secrets.Read'] })));
+    assert.deepEqual(withRoles.claims.roles, ['Secrets.Read']);
+  });
+
+  void it('rejects invalid options with TypeError', () => {
+    const source = localJwks(() => jwks);
+    assert.throws(() => createTokenVerifier({ jwks: source, issuers: [], audiences: [AUDIENCE] }), TypeError);
+    assert.throws(() => createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [''] }), TypeError);
+    assert.throws(() => createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], algorithms: ['HS256'] }), TypeError);
+    assert.throws(() => createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], algorithms: ['none'] }), TypeError);
+    assert.throws(() => createTokenVerifier({ jwks: {} as never, issuers: [ISSUER], audiences: [AUDIENCE] }), TypeError);
+    assert.throws(() => createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], clockToleranceSec: -1 }), TypeError);
+  });
+
+  void it('sees keys added to or removed from the local set immediately', async () => {
+    const set: JwksDocument = { keys: [] };
+    const v = createTokenVerifier({ jwks: localJwks(() => set), issuers: [ISSUER], audiences: [AUDIENCE], clock });
+    const token = await sign(key, claims(clock));
+    await assertCode(v.verify(token), 'unknown_key');
+    set.keys = [key.jwk];
+    await v.verify(token);
+    set.keys = [];
+    await assertCode(v.verify(token), 'unknown_key');
+  });
+});
+
+void describe('remoteJwks over a real loopback HTTPS server', () => {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
+  const keyA = newKey('key-a');
+  const keyB = newKey('key-b');
+  let served: JwksDocument = { keys: [keyA.jwk] };
+  let status = 200;
+  let fetches = 0;
+  let oversize = false;
+  let caPem: string;
+  let server: https.Server;
+  let base: string;
+
+  before(async () => {
+    const ca = await createCertificateAuthority({ clock: systemClock });
+    caPem = ca.certPem;
+    const leaf = await issueServerCertificate({
+      caCertPem: ca.certPem,
+      caKeyPkcs8Pem: ca.keyPkcs8Pem,
+      hostnames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      clock: systemClock,
+    });
+    server = https.createServer({ cert: leaf.certPem, key: leaf.keyPkcs8Pem }, (req, res) => {
+      if (req.url === '/.well-known/openid-configuration') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/keys` }));
+        return;
+      }
+      fetches++;
+      res.statusCode = status;
+      res.setHeader('content-type', 'application/json');
+      // A slow-ish response widens the window in which concurrent lookups must share one fetch.
+      setTimeout(() => res.end(oversize ? JSON.stringify({ keys: [], pad: 'x'.repeat(2 * 1024 * 1024) }) : JSON.stringify(served)), 20);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  function reset(): void {
+    served = { keys: [keyA.jwk] };
+    status = 200;
+    fetches = 0;
+    oversize = false;
+  }
+
+  function makeVerifier(options: { cooldownMs?: number; cacheMaxAgeMs?: number } = {}) {
+    const source = remoteJwks(`${base}/keys`, { ca: caPem, clock, ...options });
+    return { source, verifier: createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], clock }) };
+  }
+
+  void it('only allows https URLs', () => {
+    assert.throws(() => remoteJwks('http://example.com/keys'), TypeError);
+    assert.throws(() => remoteJwks('http://127.0.0.1:1/keys'), TypeError);
+    assert.throws(() => remoteJwks('ftp://example.com/keys'), TypeError);
+    assert.throws(() => remoteJwks('not a url'), TypeError);
+    assert.ok(remoteJwks('http://127.0.0.1:1/keys', { allowInsecureLoopback: true }));
+    assert.throws(() => remoteJwks('http://example.com/keys', { allowInsecureLoopback: true }), TypeError);
+  });
+
+  void it('single-flight: N concurrent verifies of a newly published kid cause one fetch', async () => {
+    reset();
+    const { verifier } = makeVerifier();
+    await verifier.verify(await sign(keyA, claims(clock)));
+    assert.equal(fetches, 1);
+    served = { keys: [keyA.jwk, keyB.jwk] };
+    clock.advance(31 * SECOND); // past the unknown-kid cooldown
+    const token = await sign(keyB, claims(clock));
+    const results = await Promise.all(Array.from({ length: 25 }, () => verifier.verify(token)));
+    assert.equal(results.length, 25);
+    assert.equal(fetches, 2);
+  });
+
+  void it('single-flight on a cold cache too', async () => {
+    reset();
+    const { verifier } = makeVerifier();
+    const token = await sign(keyA, claims(clock));
+    await Promise.all(Array.from({ length: 10 }, () => verifier.verify(token)));
+    assert.equal(fetches, 1);
+  });
+
+  void it('cooldown: an unknown kid twice inside the cooldown fetches once; after the cooldown it refetches', async () => {
+    reset();
+    const { verifier } = makeVerifier();
+    const token = await sign(keyB, claims(clock));
+    await assertCode(verifier.verify(token), 'unknown_key');
+    await assertCode(verifier.verify(token), 'unknown_key');
+    assert.equal(fetches, 1);
+    served = { keys: [keyA.jwk, keyB.jwk] };
+    clock.advance(10 * SECOND);
+    await assertCode(verifier.verify(token), 'unknown_key');
+    assert.equal(fetches, 1);
+    clock.advance(21 * SECOND);
+    await verifier.verify(await sign(keyB, claims(clock)));
+    assert.equal(fetches, 2);
+  });
+
+  void it('refetches when the cache is older than cacheMaxAgeMs, so removed keys stop verifying', async () => {
+    reset();
+    const { verifier } = makeVerifier({ cacheMaxAgeMs: 10 * 60_000 });
+    await verifier.verify(await sign(keyA, claims(clock)));
+    served = { keys: [keyB.jwk] };
+    clock.advance(5 * 60_000);
+    await verifier.verify(await sign(keyA, claims(clock)));
+    assert.equal(fetches, 1);
+    clock.advance(5 * 60_000);
+    await assertCode(verifier.verify(await sign(keyA, claims(clock))), 'unknown_key');
+    assert.equal(fetches, 2);
+  });
+
+  void it('keeps serving a stale set when a refresh fails, and fails loudly with no set at all', async () => {
+    reset();
+    const { verifier } = makeVerifier({ cacheMaxAgeMs: 60_000 });
+    await verifier.verify(await sign(keyA, claims(clock)));
+    status = 500;
+    clock.advance(2 * 60_000);
+    await verifier.verify(await sign(keyA, claims(clock)));
+    assert.equal(fetches, 2);
+    // Inside the cooldown after a failure, no new attempt.
+    await verifier.verify(await sign(keyA, claims(clock)));
+    assert.equal(fetches, 2);
+
+    const cold = makeVerifier();
+    await assert.rejects(cold.verifier.verify(await sign(keyA, claims(clock))), (err: Error) => {
+      assert.ok(!(err instanceof TokenVerificationError));
+      assert.match(err.message, /unavailable/);
+      return true;
+    });
+  });
+
+  void it('rejects oversized responses and untrusted servers', async () => {
+    reset();
+    oversize = true;
+    const { source } = makeVerifier();
+    await assert.rejects(source.refresh(), /exceeds/);
+    oversize = false;
+    const untrusted = remoteJwks(`${base}/keys`, { clock });
+    await assert.rejects(untrusted.refresh(), /failed/);
+  });
+
+  void it('discovers jwks_uri from the OpenID configuration', async () => {
+    reset();
+    const source = await discoverJwks(base, { ca: caPem, clock });
+    const verifier = createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], clock });
+    await verifier.verify(await sign(keyA, claims(clock)));
+    assert.equal(fetches, 1);
+  });
+
+  void it('times out a server that never answers', async () => {
+    // Accepts TCP connections and never says anything, not even a TLS ServerHello.
+    const sockets = new Set<net.Socket>();
+    const hang = net.createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => hang.listen(0, '127.0.0.1', resolve));
+    try {
+      const source = remoteJwks(`https://127.0.0.1:${(hang.address() as AddressInfo).port}/keys`, { ca: caPem, clock, timeoutMs: 200 });
+      const started = Date.now();
+      await assert.rejects(source.refresh());
+      assert.ok(Date.now() - started < 2000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => hang.close(() => resolve()));
+    }
+  });
+});
