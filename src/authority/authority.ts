@@ -1,0 +1,165 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { decodeJwt } from 'jose';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { dataDirLayout, type InstallationConfig } from '../shared/data-dir.js';
+import { isGuid } from '../shared/ids.js';
+import { TokenVerificationError, createTokenVerifier, localJwks, type VerifiedToken } from '../shared/token-verifier.js';
+import { MasterKey } from '../pki/master-key.js';
+import { openStore } from '../store/open.js';
+import type { Store } from '../store/types.js';
+import { AuditWriter } from './audit-writer.js';
+import type { AuthorityContext } from './context.js';
+import { KeyRing } from './keys/key-ring.js';
+import { KeyRotator } from './keys/rotation.js';
+import { buildAuthorityApp } from './server.js';
+import { TokenIssuer } from './token-issuer.js';
+import { AuthorityUrls } from './urls.js';
+
+export interface AuthorityOptions {
+  dataDir: string;
+  clock?: Clock;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Overrides the configured listen address (tests pass port 0). */
+  host?: string;
+  port?: number;
+  /** Serve plain HTTP instead of HTTPS; only for in-process tests that use `inject()`. */
+  insecureForTests?: boolean;
+  /** Start the automatic key-rotation timer (default true). */
+  autoRotate?: boolean;
+}
+
+export interface Authority {
+  readonly ctx: AuthorityContext;
+  readonly app: FastifyInstance;
+  readonly config: InstallationConfig;
+  /** Starts listening; resolves to the https origin actually bound. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Reads and checks `config.json`. */
+export function readInstallationConfig(dataDir: string): InstallationConfig {
+  const path = dataDirLayout(dataDir).config;
+  let raw: string;
+  try {
+    raw = readFileSync(path, 'utf8');
+  } catch {
+    throw new Error(`${dataDir} is not an initialised openmsi data dir (no config.json); run \`openmsi init\` first`);
+  }
+  const config = JSON.parse(raw) as InstallationConfig;
+  if (config.version !== 1) throw new Error(`${path}: unsupported config version ${String(config.version)}`);
+  return config;
+}
+
+/** Where the store lives: OPENMSI_STORE wins (it may carry a password), then config.json. */
+export function storeLocation(dataDir: string, config: Pick<InstallationConfig, 'store'>, env: NodeJS.ProcessEnv): string {
+  const fromEnv = env['OPENMSI_STORE'];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  return config.store === 'sqlite' ? dataDirLayout(dataDir).sqlite : config.store;
+}
+
+/** Opens everything one authority process needs, from an initialised data dir. */
+export async function createAuthority(options: AuthorityOptions): Promise<Authority> {
+  const env = options.env ?? process.env;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger();
+  const layout = dataDirLayout(options.dataDir);
+  const config = readInstallationConfig(options.dataDir);
+  const masterKey = MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir });
+  const tls = options.insecureForTests
+    ? undefined
+    : {
+        cert: readFileSync(layout.serverCert, 'utf8'),
+        key: masterKey.decrypt(readFileSync(layout.serverKey, 'utf8'), 'tls-server-key').toString('utf8'),
+      };
+  const caCertPem = readFileSync(layout.caCert, 'utf8');
+
+  const store = await openStore(storeLocation(options.dataDir, config, env));
+  try {
+    const urls = new AuthorityUrls(config.publicUrl);
+    const audit = new AuditWriter({ store: store.audit, clock, logger });
+    const keyRing = await KeyRing.load({ store: store.signingKeys, masterKey, clock });
+    const rotator = new KeyRotator({
+      store: store.signingKeys,
+      masterKey,
+      clock,
+      keyRing,
+      policy: { maxTokenLifetimeMs: config.tokenLifetimeSeconds * 1000 },
+      onEvent: (event) => {
+        void audit
+          .record({ tenantId: null, actor: 'system', action: event.action, target: event.kid, outcome: 'success', detail: event.detail ?? {} })
+          .catch(() => undefined);
+      },
+    });
+    await rotator.tick();
+    const tokens = new TokenIssuer({ keyRing, urls, clock, lifetimeSeconds: config.tokenLifetimeSeconds });
+    const verifyAccessToken = makeLocalVerifier(store, keyRing, urls, clock);
+    const ctx: AuthorityContext = { store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, verifyAccessToken, caCertPem };
+    const app = await buildAuthorityApp(ctx, tls);
+
+    if (options.autoRotate !== false) {
+      rotator.start();
+      // Other replicas may rotate; pick their keys up promptly.
+      keyRing.startAutoRefresh(30_000);
+    }
+    const purgeTimer = setInterval(() => {
+      store.replay.purgeExpired(clock.now()).catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay purge failed'));
+    }, 60_000);
+    purgeTimer.unref();
+
+    let closed = false;
+    return {
+      ctx,
+      app,
+      config,
+      async listen() {
+        await app.listen({ host: options.host ?? config.host, port: options.port ?? config.port });
+        const address = app.server.address();
+        const port = typeof address === 'object' && address !== null ? address.port : config.port;
+        const url = new URL(config.publicUrl);
+        if (options.port === 0) url.port = String(port);
+        logger.info({ url: url.origin, host: options.host ?? config.host, port }, 'authority listening');
+        return url.origin;
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        clearInterval(purgeTimer);
+        rotator.stop();
+        keyRing.stop();
+        await app.close();
+        await audit.flush();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** One verifier per (tenant, audience set), all over the in-memory key ring: no network, no database. */
+function makeLocalVerifier(store: Store, keyRing: KeyRing, urls: AuthorityUrls, clock: Clock) {
+  const jwks = localJwks(() => keyRing.jwks());
+  const verifiers = new Map<string, ReturnType<typeof createTokenVerifier>>();
+  return async (token: string, audiences: readonly string[]): Promise<VerifiedToken> => {
+    let tid: unknown;
+    try {
+      tid = decodeJwt(token).tid;
+    } catch {
+      throw new TokenVerificationError('malformed', 'the token is not a JWT');
+    }
+    if (typeof tid !== 'string' || !isGuid(tid)) throw new TokenVerificationError('missing_claim', 'the token has no tenant id');
+    const cacheKey = `${tid}|${audiences.join(' ')}`;
+    let verifier = verifiers.get(cacheKey);
+    if (verifier === undefined) {
+      if ((await store.tenants.get(tid)) === undefined) throw new TokenVerificationError('bad_issuer', 'the token names an unknown tenant');
+      verifier = createTokenVerifier({ jwks, issuers: [urls.v1Issuer(tid)], audiences, clock });
+      verifiers.set(cacheKey, verifier);
+    }
+    return verifier.verify(token);
+  };
+}

@@ -1,0 +1,246 @@
+/**
+ * Service principals: applications (non-managed callers with secrets or certificates) and the principals
+ * behind managed identities, plus the Microsoft-Graph-shaped view the management API and CLI show.
+ */
+import { createHash } from 'node:crypto';
+import type { Clock } from '../../shared/clock.js';
+import { isGuid, newGuid } from '../../shared/ids.js';
+import type { ClientCredential, ManagedIdentityType, Repositories, ServicePrincipal, Store } from '../../store/types.js';
+import { DirectoryErrors } from './errors.js';
+
+/**
+ * Runs `fn` atomically: in a new transaction when given the store, or directly when given a transaction's
+ * repositories (the caller's transaction then commits or rolls back everything together).
+ */
+export function atomically<T>(repos: Repositories | Store, fn: (tx: Repositories) => Promise<T>): Promise<T> {
+  return isStore(repos) ? repos.transaction(fn) : fn(repos);
+}
+
+function isStore(repos: Repositories | Store): repos is Store {
+  return typeof (repos as Partial<Store>).transaction === 'function';
+}
+
+const MAX_DISPLAY_NAME = 256;
+
+/** Checks a display name the way Graph does: 1-256 characters, no control characters. */
+export function validateDisplayName(displayName: unknown): string {
+  if (typeof displayName !== 'string' || displayName.trim() === '') {
+    throw DirectoryErrors.badRequest("Property 'displayName' is required and must be a non-empty string.");
+  }
+  // eslint-disable-next-line no-control-regex
+  if (displayName.length > MAX_DISPLAY_NAME || /[\u0000-\u001f\u007f]/.test(displayName)) {
+    throw DirectoryErrors.badRequest(`Property 'displayName' must be at most ${String(MAX_DISPLAY_NAME)} characters without control characters.`);
+  }
+  return displayName;
+}
+
+export interface CreateApplicationPrincipalInput {
+  tenantId: string;
+  displayName: string;
+  isDirectoryAdmin?: boolean;
+  clock: Clock;
+}
+
+/** Creates an application service principal (new GUID object and client ids, no credentials yet). */
+export async function createApplicationPrincipal(repos: Repositories | Store, input: CreateApplicationPrincipalInput): Promise<ServicePrincipal> {
+  const displayName = validateDisplayName(input.displayName);
+  return atomically(repos, async (tx) => {
+    if ((await tx.tenants.get(input.tenantId)) === undefined) throw DirectoryErrors.badRequest(`Tenant '${input.tenantId}' does not exist.`);
+    const principal: ServicePrincipal = {
+      objectId: newGuid(),
+      tenantId: input.tenantId,
+      appId: newGuid(),
+      displayName,
+      kind: 'Application',
+      managedIdentity: null,
+      isDirectoryAdmin: input.isDirectoryAdmin ?? false,
+      createdAt: input.clock.now(),
+    };
+    await tx.servicePrincipals.create(principal);
+    return principal;
+  });
+}
+
+export interface CreateManagedIdentityPrincipalInput {
+  tenantId: string;
+  /** The resource's name: Azure names a managed identity's principal after its resource. */
+  displayName: string;
+  type: ManagedIdentityType;
+  /** ARM id of the user-assigned identity itself, or of the resource that owns the system-assigned one. */
+  resourceId: string;
+  clock: Clock;
+}
+
+/** Creates the service principal behind a system- or user-assigned managed identity. */
+export async function createManagedIdentityPrincipal(
+  repos: Repositories | Store,
+  input: CreateManagedIdentityPrincipalInput,
+): Promise<ServicePrincipal> {
+  return atomically(repos, async (tx) => {
+    const principal: ServicePrincipal = {
+      objectId: newGuid(),
+      tenantId: input.tenantId,
+      appId: newGuid(),
+      displayName: input.displayName,
+      kind: 'ManagedIdentity',
+      managedIdentity: { type: input.type, resourceId: input.resourceId },
+      isDirectoryAdmin: false,
+      createdAt: input.clock.now(),
+    };
+    await tx.servicePrincipals.create(principal);
+    return principal;
+  });
+}
+
+/**
+ * Finds a managed identity's principal by principal (object) id, client (app) id or ARM resource id (of
+ * the user-assigned identity, or of the resource whose system-assigned identity it is). Returns undefined
+ * for anything that is not a managed identity.
+ */
+export async function findManagedIdentityPrincipal(repos: Repositories, idOrResourceId: string): Promise<ServicePrincipal | undefined> {
+  let found: ServicePrincipal | undefined;
+  if (isGuid(idOrResourceId)) {
+    found = (await repos.servicePrincipals.getByObjectId(idOrResourceId)) ?? (await repos.servicePrincipals.getByAppId(idOrResourceId));
+  } else if (idOrResourceId.startsWith('/')) {
+    found =
+      (await repos.servicePrincipals.getByManagedIdentityResource(idOrResourceId, 'UserAssigned')) ??
+      (await repos.servicePrincipals.getByManagedIdentityResource(idOrResourceId, 'SystemAssigned'));
+  }
+  return found?.kind === 'ManagedIdentity' ? found : undefined;
+}
+
+/** Finds any principal by object id or client (app) id. */
+export async function findPrincipal(repos: Repositories, objectOrAppId: string): Promise<ServicePrincipal | undefined> {
+  if (!isGuid(objectOrAppId)) return undefined;
+  return (await repos.servicePrincipals.getByObjectId(objectOrAppId)) ?? (await repos.servicePrincipals.getByAppId(objectOrAppId));
+}
+
+/**
+ * Deletes an application principal and its credentials. Managed-identity principals are deleted with
+ * their resource, never directly.
+ */
+export async function deleteApplicationPrincipal(repos: Repositories | Store, objectId: string): Promise<ServicePrincipal | undefined> {
+  return atomically(repos, async (tx) => {
+    const principal = await tx.servicePrincipals.getByObjectId(objectId);
+    if (principal === undefined) return undefined;
+    if (principal.kind !== 'Application') {
+      throw DirectoryErrors.badRequest(
+        `Service principal '${principal.objectId}' belongs to a managed identity; it is deleted with its resource (${principal.managedIdentity?.resourceId ?? 'unknown'}).`,
+      );
+    }
+    await tx.credentials.deleteByApp(principal.appId);
+    await tx.servicePrincipals.delete(principal.objectId);
+    return principal;
+  });
+}
+
+/** Deletes a managed identity's principal (used when its resource or identity goes away). */
+export async function deleteManagedIdentityPrincipal(tx: Repositories, objectId: string): Promise<boolean> {
+  const principal = await tx.servicePrincipals.getByObjectId(objectId);
+  if (principal === undefined) return false;
+  // Managed identities have no client credentials, but never leave any behind.
+  await tx.credentials.deleteByApp(principal.appId);
+  return tx.servicePrincipals.delete(principal.objectId);
+}
+
+/** Azure's service principal name for a managed identity: a hash of its lower-cased resource id. */
+export function managedIdentityServicePrincipalName(resourceId: string): string {
+  return `https://identity.azure.net/${createHash('sha256').update(resourceId.toLowerCase(), 'utf8').digest('base64')}`;
+}
+
+export interface GraphPasswordCredential {
+  customKeyIdentifier: null;
+  displayName: string;
+  endDateTime: string;
+  hint: string | null;
+  keyId: string;
+  secretText: null;
+  startDateTime: string;
+}
+
+export interface GraphKeyCredential {
+  customKeyIdentifier: string | null;
+  displayName: string;
+  endDateTime: string;
+  key: null;
+  keyId: string;
+  startDateTime: string;
+  type: 'AsymmetricX509Cert';
+  usage: 'Verify';
+}
+
+export interface GraphServicePrincipal {
+  id: string;
+  appId: string;
+  displayName: string;
+  appDisplayName: string | null;
+  servicePrincipalType: 'Application' | 'ManagedIdentity';
+  appOwnerOrganizationId: string;
+  appOwnerTenantId: string;
+  servicePrincipalNames: string[];
+  alternativeNames: string[];
+  accountEnabled: true;
+  createdDateTime: string;
+  tags: string[];
+  passwordCredentials: GraphPasswordCredential[];
+  keyCredentials: GraphKeyCredential[];
+}
+
+/** Credential metadata in Graph's shape: never a secret, never the certificate bytes. */
+export function graphCredentialViews(credentials: readonly ClientCredential[]): {
+  passwordCredentials: GraphPasswordCredential[];
+  keyCredentials: GraphKeyCredential[];
+} {
+  const passwordCredentials: GraphPasswordCredential[] = [];
+  const keyCredentials: GraphKeyCredential[] = [];
+  for (const c of credentials) {
+    if (c.type === 'Password') {
+      passwordCredentials.push({
+        customKeyIdentifier: null,
+        displayName: c.displayName,
+        endDateTime: iso(c.endAt),
+        hint: c.hint,
+        keyId: c.keyId,
+        secretText: null,
+        startDateTime: iso(c.startAt),
+      });
+    } else {
+      keyCredentials.push({
+        customKeyIdentifier: c.thumbprintSha1 === null ? null : c.thumbprintSha1.toUpperCase(),
+        displayName: c.displayName,
+        endDateTime: iso(c.endAt),
+        key: null,
+        keyId: c.keyId,
+        startDateTime: iso(c.startAt),
+        type: 'AsymmetricX509Cert',
+        usage: 'Verify',
+      });
+    }
+  }
+  return { passwordCredentials, keyCredentials };
+}
+
+/** A principal as Microsoft Graph shows a `servicePrincipal`. */
+export function graphServicePrincipalView(sp: ServicePrincipal, credentials: readonly ClientCredential[] = []): GraphServicePrincipal {
+  const mi = sp.managedIdentity;
+  return {
+    id: sp.objectId,
+    appId: sp.appId,
+    displayName: sp.displayName,
+    appDisplayName: mi === null ? sp.displayName : null,
+    servicePrincipalType: sp.kind,
+    appOwnerOrganizationId: sp.tenantId,
+    appOwnerTenantId: sp.tenantId,
+    servicePrincipalNames: mi === null ? [sp.appId] : [sp.appId, managedIdentityServicePrincipalName(mi.resourceId)],
+    alternativeNames: mi === null ? [] : [mi.type === 'UserAssigned' ? 'isExplicit=True' : 'isExplicit=False', mi.resourceId],
+    accountEnabled: true,
+    createdDateTime: iso(sp.createdAt),
+    tags: [],
+    ...graphCredentialViews(credentials),
+  };
+}
+
+/** Epoch milliseconds as an ISO-8601 UTC timestamp. */
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,96 @@
+import { OAuthError } from '../shared/oauth-error.js';
+
+/**
+ * The token service's error catalog: one factory per failure, each with its Entra AADSTS code, so
+ * every caller-visible failure is greppable here and documented in docs/errors.md.
+ */
+export const TokenErrors = {
+  missingParameter: (name: string) =>
+    new OAuthError(400, 'invalid_request', `The request body must contain the following parameter: '${name}'.`, { aadsts: 900144 }),
+  duplicateParameter: (name: string) =>
+    new OAuthError(400, 'invalid_request', `The request contains the parameter '${name}' more than once.`, { aadsts: 90015 }),
+  malformedBody: (reason: string) => new OAuthError(400, 'invalid_request', `The request body is not valid: ${reason}.`, { aadsts: 900561 }),
+  bodyTooLarge: (limit: number) =>
+    new OAuthError(413, 'invalid_request', `The request body is larger than the ${String(limit)}-byte limit.`, { aadsts: 900561 }),
+  unsupportedMediaType: () =>
+    new OAuthError(400, 'invalid_request', `The request body must be sent as application/x-www-form-urlencoded.`, { aadsts: 900561 }),
+  tenantNotFound: (tenant: string) =>
+    new OAuthError(
+      400,
+      'invalid_request',
+      `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+      { aadsts: 90002 },
+    ),
+  tenantRequired: (tenant: string) =>
+    new OAuthError(400, 'invalid_request', `The '${tenant}' endpoint cannot be used for this grant; name a specific tenant.`, { aadsts: 90014 }),
+  unsupportedGrantType: (grantType: string) =>
+    new OAuthError(400, 'unsupported_grant_type', `The app requested an unsupported grant type '${grantType}'.`, { aadsts: 70003 }),
+  applicationNotFound: (clientId: string, tenant: string) =>
+    new OAuthError(
+      400,
+      'unauthorized_client',
+      `Application with identifier '${clientId}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`,
+      { aadsts: 700016 },
+    ),
+  credentialRequired: () =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `The request body must contain the following parameter: 'client_assertion' or 'client_secret'.`,
+      { aadsts: 7000218 },
+    ),
+  conflictingCredentials: () =>
+    new OAuthError(400, 'invalid_request', `Only one of 'client_secret' and 'client_assertion' may be presented.`, { aadsts: 7000216 }),
+  invalidSecret: (clientId: string) =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+      { aadsts: 7000215 },
+    ),
+  secretExpired: (clientId: string) =>
+    new OAuthError(401, 'invalid_client', `The provided client secret keys for app '${clientId}' are expired.`, { aadsts: 7000222 }),
+  invalidAssertionType: () =>
+    new OAuthError(
+      400,
+      'invalid_request',
+      `client_assertion_type must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.`,
+      { aadsts: 50027 },
+    ),
+  malformedAssertion: (reason: string) => new OAuthError(400, 'invalid_request', `JWT token is invalid or is malformed: ${reason}.`, { aadsts: 50027 }),
+  unsupportedAssertionAlg: (alg: string) =>
+    new OAuthError(401, 'invalid_client', `'${alg}' is not a supported client assertion signature algorithm; use RS256 or PS256.`, { aadsts: 5002738 }),
+  assertionKeyNotRegistered: () =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `The certificate with identifier used to sign the client assertion is not registered on application.`,
+      { aadsts: 700027 },
+    ),
+  assertionSignatureInvalid: (reason: string) =>
+    new OAuthError(401, 'invalid_client', `Client assertion contains an invalid signature. [Reason - ${reason}]`, { aadsts: 700027 }),
+  assertionClientMismatch: () =>
+    new OAuthError(401, 'invalid_client', `Client assertion application identifier doesn't match 'client_id' parameter.`, { aadsts: 700021 }),
+  assertionAudienceInvalid: () =>
+    new OAuthError(401, 'invalid_client', `The audience claim of the client assertion does not match this token endpoint.`, { aadsts: 50013 }),
+  assertionExpired: () => new OAuthError(401, 'invalid_client', `Client assertion is not within its valid time range.`, { aadsts: 700024 }),
+  assertionReplayed: () =>
+    new OAuthError(401, 'invalid_client', `The client assertion has already been used; every assertion needs a new 'jti'.`, { aadsts: 700229 }),
+  invalidScope: (scope: string) =>
+    new OAuthError(
+      400,
+      'invalid_scope',
+      `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
+      { aadsts: 1002012 },
+    ),
+  invalidResource: (resource: string) =>
+    new OAuthError(
+      400,
+      'invalid_resource',
+      `The resource principal named ${resource} was not found in the tenant. A resource is an absolute https:// or api:// URI, or an application id.`,
+      { aadsts: 500011 },
+    ),
+  identityNotFound: () => new OAuthError(400, 'invalid_request', 'Identity not found', { aadsts: 700241 }),
+  hostNotRecognised: () =>
+    new OAuthError(401, 'invalid_client', `The host credential is unknown, revoked or expired, or its host no longer exists.`, { aadsts: 700027 }),
+} as const;

@@ -1,0 +1,109 @@
+import { importJWK } from 'jose';
+import type { Grant, TokenRequest } from './grant.js';
+import type { AuthorityContext } from '../context.js';
+import type { HostCredential, Resource, ServicePrincipal } from '../../store/types.js';
+import { armKey } from '../../shared/ids.js';
+import { TokenErrors } from '../errors.js';
+import { requireParam } from '../token/form.js';
+import { requestedResource } from '../token/resource.js';
+import { assertionAudiences } from '../token/client-auth.js';
+import { JWT_BEARER_ASSERTION_TYPE, decodeAssertion, verifyAssertion } from '../token/client-assertion.js';
+
+/**
+ * The agent's grant. An agent authenticates as its *host* (a resource such as a
+ * `Microsoft.HybridCompute/machines` or `Microsoft.Compute/virtualMachines`) with an assertion signed by
+ * the host credential it registered, and asks for a token for one of the identities assigned to that
+ * host: its system-assigned identity (no selector) or an attached user-assigned identity
+ * (`mi_client_id`, `mi_object_id` or `mi_res_id`). Every request re-reads the directory, so removing
+ * an identity from a host, or deleting either, stops issuance at once.
+ *
+ * Parameters: `grant_type=urn:openmsi:params:oauth:grant-type:managed-identity`, `client_assertion_type`
+ * (jwt-bearer), `client_assertion` (header `kid` = host credential key id; `iss` = `sub` = the host's ARM
+ * id; `aud` = this token endpoint; `jti`; `exp`), and `resource` (v1) or `scope` (v2).
+ */
+export const MANAGED_IDENTITY_GRANT_TYPE = 'urn:openmsi:params:oauth:grant-type:managed-identity';
+
+const HOST_ASSERTION_ALGORITHMS = ['ES256', 'RS256', 'PS256'];
+const SELECTORS = ['mi_client_id', 'mi_object_id', 'mi_res_id'] as const;
+
+export const managedIdentityGrant: Grant = {
+  grantType: MANAGED_IDENTITY_GRANT_TYPE,
+  async handle(ctx, request) {
+    const resource = requestedResource(request.params, request.endpoint);
+    const selector = identitySelector(request);
+    const host = await authenticateHost(ctx, request);
+    const principal = await selectIdentity(ctx, host, selector);
+    if (principal?.tenantId !== request.tenant.id || principal.managedIdentity === null) throw TokenErrors.identityNotFound();
+    const issued = await ctx.tokens.issue({
+      tenantId: request.tenant.id,
+      principal,
+      resource,
+      authMethod: 'managed-identity',
+      managedIdentityResourceId: principal.managedIdentity.resourceId,
+      callerResourceId: host.id,
+    });
+    return {
+      issued,
+      resource,
+      principal,
+      detail: { host: host.id, identityType: principal.managedIdentity.type, identityResourceId: principal.managedIdentity.resourceId },
+    };
+  },
+};
+
+type Selector = { kind: 'system' } | { kind: (typeof SELECTORS)[number]; value: string };
+
+function identitySelector(request: TokenRequest): Selector {
+  const given = SELECTORS.filter((name) => request.params[name] !== undefined);
+  if (given.length > 1) throw TokenErrors.malformedBody(`only one of ${SELECTORS.join(', ')} may be given`);
+  const name = given[0];
+  if (name === undefined) return { kind: 'system' };
+  return { kind: name, value: requireParam(request.params, name) };
+}
+
+async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): Promise<Resource> {
+  if (request.params['client_assertion_type'] !== JWT_BEARER_ASSERTION_TYPE) throw TokenErrors.invalidAssertionType();
+  const assertion = requireParam(request.params, 'client_assertion');
+  const { header, payload } = decodeAssertion(assertion);
+  const alg = header.alg ?? 'none';
+  if (!HOST_ASSERTION_ALGORITHMS.includes(alg)) throw TokenErrors.unsupportedAssertionAlg(alg);
+  if (typeof header.kid !== 'string') throw TokenErrors.assertionKeyNotRegistered();
+  const credential = await ctx.store.hostCredentials.get(header.kid);
+  if (!isUsable(credential, ctx.clock.now()) || typeof payload.iss !== 'string' || armKey(payload.iss) !== armKey(credential.hostResourceId)) {
+    throw TokenErrors.hostNotRecognised();
+  }
+  const key = await importJWK({ ...credential.publicJwk, alg }, alg);
+  if (key instanceof Uint8Array) throw TokenErrors.hostNotRecognised();
+  await verifyAssertion(assertion, {
+    clientId: payload.iss,
+    audiences: assertionAudiences(ctx, request),
+    key,
+    alg,
+    clock: ctx.clock,
+    replay: ctx.store.replay,
+  });
+  const host = await ctx.store.resources.get(credential.hostResourceId);
+  if (host === undefined) throw TokenErrors.hostNotRecognised();
+  return host;
+}
+
+function isUsable(credential: HostCredential | undefined, now: number): credential is HostCredential {
+  return credential !== undefined && credential.revokedAt === null && now < credential.expiresAt;
+}
+
+async function selectIdentity(ctx: AuthorityContext, host: Resource, selector: Selector): Promise<ServicePrincipal | undefined> {
+  if (selector.kind === 'system') {
+    return host.systemPrincipalId === null ? undefined : ctx.store.servicePrincipals.getByObjectId(host.systemPrincipalId);
+  }
+  const attached = new Set(host.userAssignedIdentityIds.map(armKey));
+  const candidate =
+    selector.kind === 'mi_res_id'
+      ? await ctx.store.servicePrincipals.getByManagedIdentityResource(selector.value, 'UserAssigned')
+      : selector.kind === 'mi_client_id'
+        ? await ctx.store.servicePrincipals.getByAppId(selector.value)
+        : await ctx.store.servicePrincipals.getByObjectId(selector.value);
+  if (candidate?.managedIdentity == null) return undefined;
+  // The host's own system identity may also be selected explicitly by its client or object id.
+  if (candidate.managedIdentity.type === 'SystemAssigned') return candidate.objectId === host.systemPrincipalId ? candidate : undefined;
+  return attached.has(armKey(candidate.managedIdentity.resourceId)) ? candidate : undefined;
+}

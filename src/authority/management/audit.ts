@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../shared/api-error.js';
+import type { AuthorityContext } from '../context.js';
+import { iso } from '../directory/principals.js';
+import { authenticate, callerOf } from './authenticate.js';
+import { route, singleQuery } from './common.js';
+
+const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 1000;
+
+function parseSince(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new ApiError(400, 'InvalidQueryParameter', "'since' must be an ISO-8601 date and time or epoch milliseconds.");
+  return ms;
+}
+
+function parseLimit(value: string | undefined): number {
+  if (value === undefined || value === '') return DEFAULT_LIMIT;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new ApiError(400, 'InvalidQueryParameter', `'limit' must be a whole number from 1 to ${String(MAX_LIMIT)}.`);
+  return n;
+}
+
+/**
+ * `GET /openmsi/audit?since=&action=&limit=`: the newest events first, of the caller's tenant and the
+ * installation-wide (system) ones.
+ */
+export function auditRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+  route(app, {
+    method: 'GET',
+    url: '/openmsi/audit',
+    onRequest: [authenticate(ctx, 'arm')],
+    handler: async (request) => {
+      const caller = callerOf(request);
+      const since = parseSince(singleQuery(request, 'since'));
+      const action = singleQuery(request, 'action');
+      const limit = parseLimit(singleQuery(request, 'limit'));
+      if (action !== undefined && (action.length > 128 || !/^[A-Za-z0-9_.-]+$/.test(action))) {
+        throw new ApiError(400, 'InvalidQueryParameter', "'action' must be a dotted action name such as 'identity.created'.");
+      }
+      const events = await ctx.store.audit.list({
+        ...(since === undefined ? {} : { since }),
+        ...(action === undefined || action === '' ? {} : { action }),
+        limit,
+      });
+      const tenant = caller.tenantId.toLowerCase();
+      return {
+        value: events
+          .filter((e) => e.tenantId === null || e.tenantId.toLowerCase() === tenant)
+          .map((e) => ({ id: e.id, at: iso(e.at), tenantId: e.tenantId, actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, detail: e.detail })),
+      };
+    },
+  });
+}

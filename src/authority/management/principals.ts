@@ -1,0 +1,392 @@
+/**
+ * The Graph-shaped directory API (`/v1.0/servicePrincipals...`): what `openmsi ad sp` (and az-like tools)
+ * need to create application principals, manage their credentials and find any principal, managed
+ * identities included.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../../shared/api-error.js';
+import type { ServicePrincipal } from '../../store/types.js';
+import type { AuthorityContext } from '../context.js';
+import {
+  addCertificateCredential,
+  addPasswordCredential,
+  removeCredential,
+  resetCredentials,
+} from '../directory/credentials.js';
+import {
+  createApplicationPrincipal,
+  deleteApplicationPrincipal,
+  findPrincipal,
+  graphServicePrincipalView,
+  managedIdentityServicePrincipalName,
+  validateDisplayName,
+} from '../directory/principals.js';
+import { DirectoryErrors } from '../directory/errors.js';
+import { authenticate, callerOf, type Caller } from './authenticate.js';
+import { audited, jsonObject, params, route, singleQuery } from './common.js';
+
+const ODATA_CONTEXT = 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals';
+
+/** The principal addressed by object id (or client id), in the caller's tenant; Graph's 404 otherwise. */
+async function addressedPrincipal(ctx: AuthorityContext, caller: Caller, id: string): Promise<ServicePrincipal> {
+  const principal = await findPrincipal(ctx.store, id);
+  if (principal === undefined || principal.tenantId.toLowerCase() !== caller.tenantId.toLowerCase()) throw DirectoryErrors.principalNotFound(id);
+  return principal;
+}
+
+async function fullView(ctx: AuthorityContext, principal: ServicePrincipal) {
+  const credentials = principal.kind === 'Application' ? await ctx.store.credentials.listByApp(principal.appId) : [];
+  return graphServicePrincipalView(principal, credentials);
+}
+
+/** `servicePrincipals(appId='...')` as one path segment; undefined for anything else. */
+function alternateKey(segment: string): string | undefined {
+  const m = /^servicePrincipals\(appId='([^']*)'\)$/i.exec(segment);
+  return m?.[1];
+}
+
+function parseEndDateTime(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const ms = typeof value === 'string' ? Date.parse(value) : NaN;
+  if (!Number.isFinite(ms)) throw DirectoryErrors.badRequest("'endDateTime' must be an ISO-8601 date and time.");
+  return ms;
+}
+
+function optionalString(value: unknown, name: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw DirectoryErrors.badRequest(`'${name}' must be a string.`);
+  return value;
+}
+
+function optionalBoolean(value: unknown, name: string): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw DirectoryErrors.badRequest(`'${name}' must be true or false.`);
+  return value;
+}
+
+function optionalYears(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number') throw DirectoryErrors.badRequest("'years' must be a number.");
+  return value;
+}
+
+function optionalObject(value: unknown, name: string): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw DirectoryErrors.badRequest(`'${name}' must be an object.`);
+  return value as Record<string, unknown>;
+}
+
+export function principalRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+  const onRequest = [authenticate(ctx, 'graph')];
+  const actorOf = (caller: Caller) => caller.principal.objectId;
+
+  route(app, {
+    method: 'GET',
+    url: '/v1.0/servicePrincipals',
+    onRequest,
+    handler: async (request) => {
+      const caller = callerOf(request);
+      const filter = singleQuery(request, '$filter', 'BadRequest');
+      const topText = singleQuery(request, '$top', 'BadRequest');
+      const top = topText === undefined ? undefined : Number(topText);
+      if (top !== undefined && (!Number.isInteger(top) || top < 1 || top > 999)) {
+        throw new ApiError(400, 'BadRequest', `Invalid page size specified: '${topText ?? ''}'. Must be between 1 and 999 inclusive.`);
+      }
+      const predicate = filter === undefined ? () => true : parseServicePrincipalFilter(filter);
+      const principals = await ctx.store.servicePrincipals.list({ tenantId: caller.tenantId });
+      const matching = principals.filter(predicate);
+      const page = top === undefined ? matching : matching.slice(0, top);
+      return { '@odata.context': ODATA_CONTEXT, value: await Promise.all(page.map((p) => fullView(ctx, p))) };
+    },
+  });
+
+  route(app, {
+    method: 'POST',
+    url: '/v1.0/servicePrincipals',
+    onRequest,
+    handler: async (request, reply) => {
+      const caller = callerOf(request);
+      const principal = await audited(
+        ctx,
+        { tenantId: caller.tenantId, actor: actorOf(caller), action: 'servicePrincipal.created', target: 'servicePrincipals' },
+        async () => {
+          const body = jsonObject(request.body);
+          if (body['appId'] !== undefined) {
+            throw DirectoryErrors.badRequest("openmsi creates the application together with its service principal: send 'displayName' only, not 'appId'.");
+          }
+          const displayName = validateDisplayName(body['displayName']);
+          const created = await createApplicationPrincipal(ctx.store, { tenantId: caller.tenantId, displayName, clock: ctx.clock });
+          return { result: created, target: created.appId, detail: { objectId: created.objectId, displayName: created.displayName } };
+        },
+      );
+      return reply.code(201).send({ '@odata.context': `${ODATA_CONTEXT}/$entity`, ...graphServicePrincipalView(principal) });
+    },
+  });
+
+  const getOne = async (request: FastifyRequest, id: string) => fullView(ctx, await addressedPrincipal(ctx, callerOf(request), id));
+
+  const deleteOne = async (request: FastifyRequest, reply: FastifyReply, id: string) => {
+    const caller = callerOf(request);
+    await audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'servicePrincipal.deleted', target: id }, async () => {
+      const principal = await addressedPrincipal(ctx, caller, id);
+      if (principal.objectId === caller.principal.objectId) {
+        throw DirectoryErrors.badRequest('A directory admin cannot delete its own service principal.');
+      }
+      await deleteApplicationPrincipal(ctx.store, principal.objectId);
+      return { result: undefined, target: principal.appId, detail: { objectId: principal.objectId, displayName: principal.displayName } };
+    });
+    return reply.code(204).send();
+  };
+
+  route(app, { method: 'GET', url: '/v1.0/servicePrincipals/:id', onRequest, handler: (request) => getOne(request, params(request)['id'] ?? '') });
+  route(app, {
+    method: 'DELETE',
+    url: '/v1.0/servicePrincipals/:id',
+    onRequest,
+    handler: (request, reply) => deleteOne(request, reply, params(request)['id'] ?? ''),
+  });
+
+  // `GET/DELETE /v1.0/servicePrincipals(appId='{appId}')`: Graph's alternate-key addressing.
+  const altKey = (request: FastifyRequest): string => {
+    const segment = params(request)['segment'] ?? '';
+    const appId = alternateKey(segment);
+    if (appId === undefined) throw new ApiError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 100)}'.`);
+    return appId;
+  };
+  route(app, { method: 'GET', url: '/v1.0/:segment', onRequest, handler: (request) => getOne(request, altKey(request)) });
+  route(app, { method: 'DELETE', url: '/v1.0/:segment', onRequest, handler: (request, reply) => deleteOne(request, reply, altKey(request)) });
+
+  route(app, {
+    method: 'POST',
+    url: '/v1.0/servicePrincipals/:id/addPassword',
+    onRequest,
+    handler: async (request) => {
+      const caller = callerOf(request);
+      const id = params(request)['id'] ?? '';
+      return audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credential.added', target: id }, async () => {
+        const body = jsonObject(request.body, { optional: true });
+        const input = optionalObject(body['passwordCredential'], 'passwordCredential');
+        const principal = await addressedPrincipal(ctx, caller, id);
+        const endAt = parseEndDateTime(input['endDateTime']);
+        const displayName = optionalString(input['displayName'], 'displayName');
+        const created = await addPasswordCredential(ctx.store, ctx.masterKey, {
+          appId: principal.appId,
+          ...(displayName === undefined ? {} : { displayName }),
+          ...(endAt === undefined ? {} : { endAt }),
+          clock: ctx.clock,
+        });
+        return {
+          result: { customKeyIdentifier: null, ...created },
+          target: principal.appId,
+          // Never the secret, nor its hint.
+          detail: { type: 'Password', keyId: created.keyId, endDateTime: created.endDateTime },
+        };
+      });
+    },
+  });
+
+  route(app, {
+    method: 'POST',
+    url: '/v1.0/servicePrincipals/:id/addKey',
+    onRequest,
+    handler: async (request) => {
+      const caller = callerOf(request);
+      const id = params(request)['id'] ?? '';
+      return audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credential.added', target: id }, async () => {
+        const body = jsonObject(request.body);
+        const keyCredential = optionalObject(body['keyCredential'], 'keyCredential');
+        const type = keyCredential['type'];
+        if (type !== undefined && type !== 'AsymmetricX509Cert') throw DirectoryErrors.badRequest("Only 'AsymmetricX509Cert' key credentials are supported.");
+        const usage = keyCredential['usage'];
+        if (usage !== undefined && usage !== 'Verify') throw DirectoryErrors.badRequest("Only key credentials with usage 'Verify' are supported.");
+        const key = keyCredential['key'];
+        if (typeof key !== 'string') throw DirectoryErrors.badRequest("'keyCredential.key' must be the certificate, base64 encoded.");
+        const principal = await addressedPrincipal(ctx, caller, id);
+        const displayName = optionalString(keyCredential['displayName'], 'displayName');
+        const created = await addCertificateCredential(ctx.store, {
+          appId: principal.appId,
+          certificatePem: key,
+          ...(displayName === undefined ? {} : { displayName }),
+          clock: ctx.clock,
+        });
+        return {
+          result: {
+            customKeyIdentifier: created.customKeyIdentifier,
+            displayName: created.displayName,
+            endDateTime: created.endDateTime,
+            key: null,
+            keyId: created.keyId,
+            startDateTime: created.startDateTime,
+            type: created.type,
+            usage: created.usage,
+          },
+          target: principal.appId,
+          detail: { type: 'AsymmetricX509Cert', keyId: created.keyId, thumbprint: created.customKeyIdentifier, endDateTime: created.endDateTime },
+        };
+      });
+    },
+  });
+
+  const removeRoute = (action: 'removePassword' | 'removeKey') =>
+    route(app, {
+      method: 'POST',
+      url: `/v1.0/servicePrincipals/:id/${action}`,
+      onRequest,
+      handler: async (request, reply) => {
+        const caller = callerOf(request);
+        const id = params(request)['id'] ?? '';
+        await audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credential.removed', target: id }, async () => {
+          const body = jsonObject(request.body);
+          const keyId = body['keyId'];
+          if (typeof keyId !== 'string' || keyId === '') throw DirectoryErrors.badRequest("'keyId' is required.");
+          const principal = await addressedPrincipal(ctx, caller, id);
+          const removed = await removeCredential(ctx.store, {
+            appId: principal.appId,
+            keyId,
+            type: action === 'removePassword' ? 'Password' : 'AsymmetricX509Cert',
+          });
+          if (!removed) throw DirectoryErrors.badRequest(`No ${action === 'removePassword' ? 'password' : 'key'} credential with keyId '${keyId}' exists on this application.`);
+          return { result: undefined, target: principal.appId, detail: { keyId } };
+        });
+        return reply.code(204).send();
+      },
+    });
+  removeRoute('removePassword');
+  removeRoute('removeKey');
+
+  // openmsi extension: `az ad sp credential reset` in one transaction.
+  route(app, {
+    method: 'POST',
+    url: '/v1.0/servicePrincipals/:id/resetCredentials',
+    onRequest,
+    handler: async (request) => {
+      const caller = callerOf(request);
+      const id = params(request)['id'] ?? '';
+      return audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credentials.reset', target: id }, async () => {
+        const body = jsonObject(request.body, { optional: true });
+        const principal = await addressedPrincipal(ctx, caller, id);
+        const append = optionalBoolean(body['append'], 'append');
+        const years = optionalYears(body['years']);
+        const displayName = optionalString(body['displayName'], 'displayName');
+        const certificate = optionalString(body['certificate'], 'certificate');
+        const endAt = parseEndDateTime(body['endDateTime']);
+        const result = await resetCredentials(ctx.store, ctx.masterKey, {
+          appId: principal.appId,
+          ...(append === undefined ? {} : { append }),
+          ...(years === undefined ? {} : { years }),
+          ...(endAt === undefined ? {} : { endAt }),
+          ...(displayName === undefined ? {} : { displayName }),
+          ...(certificate === undefined ? {} : { certificatePem: certificate }),
+          clock: ctx.clock,
+        });
+        const credential = result.password ?? result.certificate;
+        return {
+          result: {
+            appId: principal.appId,
+            objectId: principal.objectId,
+            displayName: principal.displayName,
+            tenant: principal.tenantId,
+            password: result.password?.secretText ?? null,
+            keyId: credential?.keyId ?? null,
+            startDateTime: credential?.startDateTime ?? null,
+            endDateTime: credential?.endDateTime ?? null,
+            certificateThumbprint: result.certificate?.customKeyIdentifier ?? null,
+            removedCredentials: result.removed,
+          },
+          target: principal.appId,
+          detail: {
+            type: result.password === null ? 'AsymmetricX509Cert' : 'Password',
+            keyId: credential?.keyId ?? null,
+            append: append ?? false,
+            removedCredentials: result.removed,
+          },
+        };
+      });
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// $filter
+// ---------------------------------------------------------------------------------------------------
+
+type Predicate = (sp: ServicePrincipal) => boolean;
+
+const unsupported = (detail: string) =>
+  new ApiError(
+    400,
+    'Request_UnsupportedQuery',
+    `Unsupported or invalid query filter clause specified: ${detail}. Supported: displayName, appId, id and servicePrincipalType with 'eq', startswith(displayName,'...'), alternativeNames/any(x:x eq '...'), servicePrincipalNames/any(x:x eq '...'), joined with 'and'.`,
+  );
+
+/** Splits on ` and ` outside quotes and parentheses. */
+function splitAnd(filter: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < filter.length; i++) {
+    const c = filter[i];
+    if (c === "'") quoted = !quoted;
+    else if (!quoted && c === '(') depth++;
+    else if (!quoted && c === ')') depth--;
+    else if (!quoted && depth === 0 && /^\s+and\s+/i.test(filter.slice(i))) {
+      const m = /^\s+and\s+/i.exec(filter.slice(i));
+      parts.push(filter.slice(start, i));
+      i += (m?.[0].length ?? 1) - 1;
+      start = i + 1;
+    }
+  }
+  if (quoted || depth !== 0) throw unsupported('unbalanced quotes or parentheses');
+  parts.push(filter.slice(start));
+  return parts.map((p) => p.trim());
+}
+
+const STRING = "'((?:[^']|'')*)'";
+const unquote = (s: string) => s.replace(/''/g, "'");
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+function namesOf(sp: ServicePrincipal): { alternativeNames: string[]; servicePrincipalNames: string[] } {
+  const mi = sp.managedIdentity;
+  return {
+    alternativeNames: mi === null ? [] : [mi.type === 'UserAssigned' ? 'isExplicit=True' : 'isExplicit=False', mi.resourceId],
+    servicePrincipalNames: mi === null ? [sp.appId] : [sp.appId, managedIdentityServicePrincipalName(mi.resourceId)],
+  };
+}
+
+function clause(text: string): Predicate {
+  let m = new RegExp(`^(displayName|appId|id|servicePrincipalType)\\s+eq\\s+${STRING}$`, 'i').exec(text);
+  if (m) {
+    const property = m[1]!.toLowerCase();
+    const value = unquote(m[2]!);
+    switch (property) {
+      case 'displayname':
+        return (sp) => same(sp.displayName, value);
+      case 'appid':
+        return (sp) => same(sp.appId, value);
+      case 'id':
+        return (sp) => same(sp.objectId, value);
+      default:
+        return (sp) => same(sp.kind, value);
+    }
+  }
+  m = new RegExp(`^startswith\\(\\s*displayName\\s*,\\s*${STRING}\\s*\\)$`, 'i').exec(text);
+  if (m) {
+    const prefix = unquote(m[1]!).toLowerCase();
+    return (sp) => sp.displayName.toLowerCase().startsWith(prefix);
+  }
+  m = new RegExp(`^(alternativeNames|servicePrincipalNames)/any\\(\\s*(\\w+)\\s*:\\s*(\\w+)\\s+eq\\s+${STRING}\\s*\\)$`, 'i').exec(text);
+  if (m && m[2] === m[3]) {
+    const collection = m[1]!.toLowerCase() === 'alternativenames' ? 'alternativeNames' : 'servicePrincipalNames';
+    const value = unquote(m[4]!);
+    return (sp) => namesOf(sp)[collection].some((name) => same(name, value));
+  }
+  throw unsupported(`'${text.slice(0, 200)}'`);
+}
+
+/** Parses the subset of OData `$filter` that az and the openmsi CLI send. */
+export function parseServicePrincipalFilter(filter: string): Predicate {
+  if (filter.length > 2048) throw unsupported('the filter is too long');
+  const predicates = splitAnd(filter.trim()).map(clause);
+  return (sp) => predicates.every((p) => p(sp));
+}

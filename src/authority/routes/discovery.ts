@@ -1,0 +1,110 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthorityContext } from '../context.js';
+import { OAuthError, serializeOAuthError } from '../../shared/oauth-error.js';
+import { MULTI_TENANT_SEGMENTS, resolveTenant } from './tenant.js';
+
+/** JWKS responses may be cached this long; it must stay below the rotation pre-publication window. */
+const JWKS_MAX_AGE_SECONDS = 3600;
+
+/**
+ * OIDC discovery (v1 and v2), JWKS and MSAL's instance discovery, answered locally. The v2 document's
+ * `issuer` shares the authority's scheme, host and port, which is what msal-common's issuer validation
+ * accepts for a non-Microsoft host.
+ */
+export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext }): Promise<void> {
+  const { ctx } = opts;
+  const { urls } = ctx;
+
+  app.setErrorHandler(async (err: unknown, request, reply) => {
+    const { status, body } = serializeOAuthError(err, { now: ctx.clock.now(), traceId: request.id });
+    if (status >= 500) request.log.error({ err: { message: (err as Error).message } }, 'discovery request failed');
+    return reply.code(status).send(body);
+  });
+
+  /** The tenant as documents name it: a real id, or Entra's `{tenantid}` placeholder for multi-tenant segments. */
+  async function tenantFor(segment: string): Promise<string> {
+    if (MULTI_TENANT_SEGMENTS.has(segment.toLowerCase())) return '{tenantid}';
+    return (await resolveTenant(ctx, segment, { forGrant: false })).id;
+  }
+
+  app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', async (request, reply) => {
+    const segment = request.params.tenant;
+    const tid = await tenantFor(segment);
+    return reply.header('cache-control', 'public, max-age=86400').send({
+      token_endpoint: urls.tokenEndpoint(tid, 'v2'),
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+      jwks_uri: urls.jwksUri(segment, 'v2'),
+      response_modes_supported: ['query', 'fragment', 'form_post'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
+      scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+      issuer: urls.v2Issuer(tid),
+      request_uri_parameter_supported: false,
+      userinfo_endpoint: `${urls.origin}/oidc/userinfo`,
+      authorization_endpoint: urls.authorizationEndpoint(tid, 'v2'),
+      device_authorization_endpoint: `${urls.origin}/${tid}/oauth2/v2.0/devicecode`,
+      http_logout_supported: true,
+      frontchannel_logout_supported: true,
+      end_session_endpoint: `${urls.origin}/${tid}/oauth2/v2.0/logout`,
+      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'oid', 'tid', 'appid', 'idtyp', 'ver', 'xms_mirid'],
+      grant_types_supported: ['client_credentials'],
+      tenant_region_scope: null,
+      cloud_instance_name: new URL(urls.origin).host,
+      cloud_graph_host_name: new URL(urls.origin).host,
+      msgraph_host: new URL(urls.origin).host,
+    });
+  });
+
+  app.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', async (request, reply) => {
+    const segment = request.params.tenant;
+    const tid = await tenantFor(segment);
+    return reply.header('cache-control', 'public, max-age=86400').send({
+      token_endpoint: urls.tokenEndpoint(tid, 'v1'),
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+      jwks_uri: urls.jwksUri(segment, 'v1'),
+      response_modes_supported: ['query', 'fragment', 'form_post'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
+      scopes_supported: ['openid'],
+      // Entra's v1 issuer (`https://sts.windows.net/{tid}/`) is the `iss` of v1 access tokens; ours likewise.
+      issuer: urls.v1Issuer(tid),
+      authorization_endpoint: urls.authorizationEndpoint(tid, 'v1'),
+      grant_types_supported: ['client_credentials'],
+      cloud_instance_name: new URL(urls.origin).host,
+    });
+  });
+
+  const jwks = (reply: FastifyReply) =>
+    reply.header('cache-control', `public, max-age=${String(JWKS_MAX_AGE_SECONDS)}`).send(ctx.keyRing.jwks());
+  // Keys are shared by every tenant, as Entra's are; the tenant segment only has to exist.
+  const tenantJwks = async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
+    await tenantFor(request.params.tenant);
+    return jwks(reply);
+  };
+  app.get('/:tenant/discovery/v2.0/keys', tenantJwks);
+  app.get('/:tenant/discovery/keys', tenantJwks);
+
+  // MSAL asks this before trusting a non-Microsoft authority host (unless instance discovery is disabled).
+  app.get<{ Querystring: { authorization_endpoint?: string } }>('/common/discovery/instance', async (request, reply) => {
+    const endpoint = request.query.authorization_endpoint;
+    let url: URL | undefined;
+    try {
+      url = endpoint === undefined ? undefined : new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (url?.origin !== urls.origin) {
+      throw new OAuthError(400, 'invalid_request', `The authorization_endpoint is not one this authority serves.`, { aadsts: 50049 });
+    }
+    const tenant = url.pathname.split('/').filter(Boolean)[0] ?? 'common';
+    const host = new URL(urls.origin).host;
+    return reply.header('cache-control', 'public, max-age=86400').send({
+      tenant_discovery_endpoint: urls.discoveryDocument(tenant, 'v2'),
+      'api-version': '1.1',
+      metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
+    });
+  });
+  return Promise.resolve();
+}

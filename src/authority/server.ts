@@ -1,0 +1,45 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { AuthorityContext } from './context.js';
+import { tokenRoutes } from './routes/token.js';
+import { discoveryRoutes } from './routes/discovery.js';
+import { managementRoutes } from './management/index.js';
+
+export interface ServerTls {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Builds the authority's HTTPS application: Entra endpoints (discovery, JWKS, token) and the management
+ * API (ARM- and Graph-shaped). Each family is its own encapsulated plugin with its own error serializer.
+ */
+export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | undefined): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(tls === undefined ? {} : { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const } }),
+    loggerInstance: ctx.logger,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    bodyLimit: 256 * 1024,
+    // ARM paths are case-insensitive and SDKs add trailing slashes (`/token/`, `/secrets/x/`).
+    routerOptions: { ignoreTrailingSlash: true, caseSensitive: false, maxParamLength: 512 },
+    keepAliveTimeout: 65_000,
+    // Requests are logged by method and path only (see shared/logger.ts), never with bodies or headers.
+    disableRequestLogging: false,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('strict-transport-security', 'max-age=31536000');
+  });
+
+  await app.register(discoveryRoutes, { ctx });
+  await app.register(tokenRoutes, { ctx });
+  await app.register(managementRoutes, { ctx });
+
+  app.setNotFoundHandler(async (request, reply) =>
+    reply.code(404).send({ error: { code: 'NotFound', message: `No route matches ${request.method} ${request.url.split('?')[0] ?? ''}.` } }),
+  );
+  return app;
+}

@@ -1,0 +1,280 @@
+/**
+ * The CLI's client for the running authority's management API. It finds the authority, its CA and the
+ * bootstrap admin credential through the data dir, signs in with client credentials like any other
+ * client, and speaks HTTPS that trusts only the data dir's CA.
+ */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
+import { dataDirLayout, resolveDataDir, type AdminCredentialFile, type InstallationConfig } from '../shared/data-dir.js';
+import { parseOutputFormat, type OutputFormat } from './output.js';
+
+/** ARM's audience (with the trailing slash, as az requests it). */
+export const ARM_AUDIENCE = 'https://management.azure.com/';
+export const GRAPH_AUDIENCE = 'https://graph.microsoft.com';
+/** The api-version the CLI sends on ARM requests. */
+export const DEFAULT_API_VERSION = '2023-01-31';
+
+const REQUEST_TIMEOUT_MS = 30_000;
+/** Refresh a cached token this long before it expires. */
+const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+/** An error response from the management API: `(Code) message`, as az prints them. */
+export class ApiRequestError extends Error {
+  override readonly name = 'ApiRequestError';
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, message: string) {
+    super(`(${code}) ${message}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface ManagementClientOptions {
+  /** The data dir (already resolved, e.g. with {@link resolveDataDir}). */
+  dataDir: string;
+  /** Overrides the subscription from config.json. */
+  subscriptionId?: string;
+  /** `OPENMSI_AUTHORITY_URL` overrides the configured public URL. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ApiResponse<T> {
+  status: number;
+  body: T | undefined;
+}
+
+/** The body of a response that must have one. */
+export function bodyOf<T>(response: ApiResponse<T>): T {
+  if (response.body === undefined) throw new Error(`the authority sent an empty or non-JSON response (HTTP ${String(response.status)})`);
+  return response.body;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string>;
+  /** Statuses that are not errors even though >= 400 (e.g. 404 for `group exists`). */
+  allowStatus?: readonly number[];
+}
+
+function readText(path: string, what: string, hint: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`${what} not found at ${path}; ${hint}`, { cause: err });
+    if (code === 'EACCES') {
+      throw new Error(`cannot read ${what} at ${path}: permission denied (it is readable only by the user who ran \`openmsi init\`)`, { cause: err });
+    }
+    throw new Error(`cannot read ${what} at ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function readJson<T>(path: string, what: string, hint: string): T {
+  const text = readText(path, what, hint);
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`${what} at ${path} is not valid JSON`);
+  }
+}
+
+/** Talks to the authority's management API as the data dir's bootstrap admin. */
+export class ManagementClient {
+  readonly dataDir: string;
+  readonly publicUrl: string;
+  readonly tenantId: string;
+  readonly subscriptionId: string;
+  readonly #admin: AdminCredentialFile;
+  readonly #agent: Agent;
+  readonly #tokens = new Map<string, { token: string; expiresAt: number }>();
+
+  constructor(options: ManagementClientOptions) {
+    const env = options.env ?? process.env;
+    const layout = dataDirLayout(options.dataDir);
+    const initHint = 'run `openmsi init` first, or pass --data-dir / set OPENMSI_DATA_DIR';
+    const config = readJson<InstallationConfig>(layout.config, 'the openmsi configuration', initHint);
+    this.#admin = readJson<AdminCredentialFile>(layout.adminCredential, 'the admin credential', initHint);
+    const ca = readText(layout.caCert, "the data dir's CA certificate", initHint);
+    if (typeof this.#admin.clientId !== 'string' || typeof this.#admin.clientSecret !== 'string') {
+      throw new Error(`the admin credential at ${layout.adminCredential} is incomplete (clientId and clientSecret are required)`);
+    }
+    const override = env['OPENMSI_AUTHORITY_URL'];
+    const publicUrl = override !== undefined && override !== '' ? override : config.publicUrl;
+    let url: URL;
+    try {
+      url = new URL(publicUrl);
+    } catch {
+      throw new Error(`the authority URL '${publicUrl}' is not a valid URL`);
+    }
+    if (url.protocol !== 'https:') throw new Error(`the authority URL must be https: ${publicUrl}`);
+    this.dataDir = options.dataDir;
+    this.publicUrl = url.origin;
+    this.tenantId = this.#admin.tenantId || config.tenantId;
+    this.subscriptionId = options.subscriptionId ?? config.subscriptionId;
+    this.#agent = new Agent({ keepAlive: true, ca, maxSockets: 8 });
+  }
+
+  /** Frees the connection pool. */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  /** An access token for `audience`, from the authority's v2 token endpoint; cached until shortly before expiry. */
+  async getToken(audience: string): Promise<string> {
+    const cached = this.#tokens.get(audience);
+    if (cached !== undefined && cached.expiresAt - TOKEN_REFRESH_MARGIN_MS > Date.now()) return cached.token;
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: this.#admin.clientId,
+      client_secret: this.#admin.clientSecret,
+      scope: `${audience}/.default`,
+    }).toString();
+    const tokenUrl = `${this.publicUrl}/${this.tenantId}/oauth2/v2.0/token`;
+    const response = await this.#send('POST', tokenUrl, { 'content-type': 'application/x-www-form-urlencoded' }, form);
+    const body = parseJson(response.text) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    if (response.status !== 200 || typeof body?.access_token !== 'string') {
+      const reason =
+        typeof body?.error === 'string'
+          ? `${body.error}: ${typeof body.error_description === 'string' ? body.error_description.split('\n')[0] : ''}`
+          : `HTTP ${String(response.status)}`;
+      throw new Error(`could not sign in with the admin credential in ${dataDirLayout(this.dataDir).adminCredential}: ${reason}`);
+    }
+    const expiresIn = Number(body.expires_in);
+    this.#tokens.set(audience, { token: body.access_token, expiresAt: Date.now() + (Number.isFinite(expiresIn) ? expiresIn * 1000 : 10 * 60_000) });
+    return body.access_token;
+  }
+
+  /** One management API call; API errors become {@link ApiRequestError}. */
+  async request<T>(method: string, path: string, audience: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
+    const token = await this.getToken(audience);
+    const query = options.query === undefined ? '' : `?${new URLSearchParams(options.query).toString()}`;
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    let payload: string | undefined;
+    if (options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(options.body);
+    }
+    const response = await this.#send(method, `${this.publicUrl}${path}${query}`, headers, payload);
+    const body = parseJson(response.text);
+    if (response.status >= 400 && !(options.allowStatus ?? []).includes(response.status)) {
+      const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      if (typeof error?.code === 'string') {
+        throw new ApiRequestError(response.status, error.code, typeof error.message === 'string' ? error.message : '');
+      }
+      throw new ApiRequestError(response.status, `Http${String(response.status)}`, `${method} ${path} failed with HTTP ${String(response.status)}.`);
+    }
+    return { status: response.status, body: body as T | undefined };
+  }
+
+  /** An ARM call under `/subscriptions/{subscriptionId}` (or any ARM path starting with `/`), with `api-version`. */
+  arm<T>(method: string, path: string, options: RequestOptions & { apiVersion?: string } = {}): Promise<ApiResponse<T>> {
+    return this.request<T>(method, path, ARM_AUDIENCE, { ...options, query: { ...options.query, 'api-version': options.apiVersion ?? DEFAULT_API_VERSION } });
+  }
+
+  /** A Graph-shaped call under `/v1.0`. */
+  graph<T>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
+    return this.request<T>(method, `/v1.0${path}`, GRAPH_AUDIENCE, options);
+  }
+
+  /** An openmsi-specific call under `/openmsi` (ARM audience). */
+  openmsi<T>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
+    return this.request<T>(method, `/openmsi${path}`, ARM_AUDIENCE, options);
+  }
+
+  /** The ARM path of this client's subscription. */
+  subscriptionPath(): string {
+    return `/subscriptions/${encodeURIComponent(this.subscriptionId)}`;
+  }
+
+  #send(method: string, url: string, headers: Record<string, string>, payload: string | undefined): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const target = new URL(url);
+      const req = httpsRequest(
+        target,
+        {
+          method,
+          agent: this.#agent,
+          headers: { ...headers, ...(payload === undefined ? {} : { 'content-length': String(Buffer.byteLength(payload)) }) },
+          timeout: REQUEST_TIMEOUT_MS,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              req.destroy(new Error(`the response from ${this.publicUrl} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', (err) => reject(this.#connectionError(err)));
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  #connectionError(err: Error): Error {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (code === 'ECONNREFUSED') return new Error(`no authority is listening at ${this.publicUrl}; start it with \`openmsi authority\``, { cause: err });
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new Error(`cannot resolve the authority's host in ${this.publicUrl}`, { cause: err });
+    if (code === 'ETIMEDOUT') return new Error(`the authority at ${this.publicUrl} did not answer within ${String(REQUEST_TIMEOUT_MS / 1000)} s`, { cause: err });
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/i.test(code) || /certificate/i.test(err.message)) {
+      return new Error(
+        `the server at ${this.publicUrl} did not present a certificate issued by this data dir's CA (${dataDirLayout(this.dataDir).caCert}): ${err.message}`,
+        { cause: err },
+      );
+    }
+    return new Error(`cannot reach the authority at ${this.publicUrl}: ${err.message}`, { cause: err });
+  }
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The root program's global options (`--data-dir`, `--output`, `--subscription`). */
+export interface GlobalOptions {
+  dataDir: string;
+  output: OutputFormat;
+  subscription?: string;
+}
+
+export function globalOptions(cmd: Command): GlobalOptions {
+  const opts = cmd.optsWithGlobals<{ dataDir?: string; output?: string; subscription?: string }>();
+  return {
+    dataDir: resolveDataDir(opts.dataDir),
+    output: parseOutputFormat(opts.output),
+    ...(opts.subscription === undefined ? {} : { subscription: opts.subscription }),
+  };
+}
+
+/** A client for the command's data dir and subscription. */
+export function clientFor(cmd: Command): ManagementClient {
+  const globals = globalOptions(cmd);
+  return new ManagementClient({ dataDir: globals.dataDir, ...(globals.subscription === undefined ? {} : { subscriptionId: globals.subscription }) });
+}
+
+/** Runs `fn` with a client and always releases its connections. */
+export async function withClient<T>(cmd: Command, fn: (client: ManagementClient) => Promise<T>): Promise<T> {
+  const client = clientFor(cmd);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,135 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { createAuthority } from '../../authority/authority.js';
+import { initDataDir, DEFAULT_PORT } from '../../authority/init.js';
+import { dataDirLayout, resolveDataDir } from '../../shared/data-dir.js';
+import { createLogger } from '../../shared/logger.js';
+import { printResult, type OutputFormat } from '../output.js';
+
+interface GlobalOptions {
+  dataDir?: string;
+  output?: OutputFormat;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `openmsi init` and `openmsi authority`. */
+export function registerAuthorityCommands(program: Command): void {
+  program
+    .command('init')
+    .description('Create a data dir: master key, local CA and TLS certificate, store, tenant, subscription, signing keys and the bootstrap admin credential.')
+    .option('--host <address>', 'address the authority will listen on', '127.0.0.1')
+    .option('--port <port>', 'port the authority will listen on', (v) => parsePort(v), DEFAULT_PORT)
+    .option('--public-url <url>', 'https origin clients will use (default https://localhost:<port>)')
+    .option('--store <location>', 'store: "sqlite" (embedded, in the data dir) or a postgres:// URL (also OPENMSI_STORE)')
+    .option('--token-lifetime <seconds>', 'access-token lifetime in seconds (300 to 86400)', (v) => Number(v), 3600)
+    .option('--hostname <name>', 'extra DNS name for the server certificate (repeatable)', collect, [])
+    .option('--ip <address>', 'extra IP address for the server certificate (repeatable)', collect, [])
+    .option('--tenant-domain <domain>', 'the tenant\'s domain name', 'openmsi.local')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  openmsi init
+  openmsi init --data-dir /var/lib/openmsi --port 9443 --hostname authority.internal
+  OPENMSI_STORE=postgres://openmsi@db/openmsi openmsi init --store postgres://openmsi@db/openmsi`,
+    )
+    .action(async (opts: InitFlags, cmd: Command) => {
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const dataDir = resolveDataDir(globals.dataDir);
+      const result = await initDataDir({
+        dataDir,
+        host: opts.host,
+        port: opts.port,
+        ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+        ...(opts.store === undefined ? {} : { store: redactUrl(opts.store) }),
+        tokenLifetimeSeconds: opts.tokenLifetime,
+        hostnames: opts.hostname,
+        ipAddresses: opts.ip,
+        tenantDomain: opts.tenantDomain,
+      });
+      printResult(
+        {
+          dataDir,
+          tenantId: result.config.tenantId,
+          subscriptionId: result.config.subscriptionId,
+          authority: result.config.publicUrl,
+          adminClientId: result.admin.clientId,
+          adminCredentialFile: dataDirLayout(dataDir).adminCredential,
+          caCertificateFile: dataDirLayout(dataDir).caCert,
+        },
+        globals.output ?? 'json',
+      );
+    });
+
+  program
+    .command('authority')
+    .description('Run the token authority and management API (HTTPS) from a data dir.')
+    .option('--init', 'initialise the data dir first if it is not initialised yet')
+    .option('--host <address>', 'override the configured listen address')
+    .option('--port <port>', 'override the configured port', (v) => parsePort(v))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  openmsi authority
+  openmsi authority --init --data-dir ./.openmsi
+  NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
+    )
+    .action(async (opts: { init?: boolean; host?: string; port?: number }, cmd: Command) => {
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const dataDir = resolveDataDir(globals.dataDir);
+      const logger = createLogger();
+      if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
+        const result = await initDataDir({ dataDir });
+        logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
+      }
+      const authority = await createAuthority({
+        dataDir,
+        logger,
+        ...(opts.host === undefined ? {} : { host: opts.host }),
+        ...(opts.port === undefined ? {} : { port: opts.port }),
+      });
+      const url = await authority.listen();
+      logger.info(
+        { authority: url, tenantId: authority.config.tenantId, caCertificate: dataDirLayout(dataDir).caCert },
+        `openmsi authority ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration`,
+      );
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        authority.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+}
+
+interface InitFlags {
+  host: string;
+  port: number;
+  publicUrl?: string;
+  store?: string;
+  tokenLifetime: number;
+  hostname: string[];
+  ip: string[];
+  tenantDomain: string;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`not a port number: ${value}`);
+  return port;
+}
+
+/** config.json must never hold a database password; it comes from OPENMSI_STORE at run time. */
+function redactUrl(location: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(location)) return location;
+  const url = new URL(location);
+  url.password = '';
+  return url.toString();
+}

@@ -1,0 +1,119 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID, type webcrypto } from 'node:crypto';
+import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { postForm } from '../helpers/https.js';
+import { MANAGED_IDENTITY_GRANT_TYPE } from '../../src/authority/grants/managed-identity.js';
+import { deleteResource, putResource, putResourceGroup, putUserAssignedIdentity, deleteUserAssignedIdentity } from '../../src/authority/directory/resources.js';
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** The agent's grant: a host proves itself with its registered key and gets tokens for its identities. */
+describe('managed-identity grant', () => {
+  let t: TestAuthority;
+  let hostId: string;
+  let hostKey: webcrypto.CryptoKey;
+  let keyId: string;
+  let uami: { id: string; clientId: string; principalId: string };
+  let otherUami: { id: string; clientId: string };
+  let systemPrincipalId: string;
+  let tokenUrl: string;
+
+  before(async () => {
+    t = await startTestAuthority();
+    const clock = t.ctx.clock;
+    const store = t.ctx.store;
+    tokenUrl = `${t.url}/${t.tenantId}/oauth2/v2.0/token`;
+    await putResourceGroup(store, { subscriptionId: t.subscriptionId, name: 'hosts', location: 'local', clock });
+    const created = await putUserAssignedIdentity(store, { subscriptionId: t.subscriptionId, resourceGroup: 'hosts', name: 'app-id', clock });
+    uami = { id: created.resource.id, clientId: created.principal.appId, principalId: created.principal.objectId };
+    const other = await putUserAssignedIdentity(store, { subscriptionId: t.subscriptionId, resourceGroup: 'hosts', name: 'not-attached', clock });
+    otherUami = { id: other.resource.id, clientId: other.principal.appId };
+    const host = await putResource(store, {
+      subscriptionId: t.subscriptionId,
+      resourceGroup: 'hosts',
+      type: 'Microsoft.HybridCompute/machines',
+      name: 'build-agent-1',
+      identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [uami.id]: {} } },
+      clock,
+    });
+    hostId = host.resource.id;
+    systemPrincipalId = host.resource.systemPrincipalId!;
+    const pair = await generateKeyPair('ES256');
+    hostKey = pair.privateKey;
+    keyId = randomUUID();
+    await store.hostCredentials.add({
+      keyId,
+      hostResourceId: hostId,
+      publicJwk: await exportJWK(pair.publicKey),
+      createdAt: clock.now(),
+      expiresAt: clock.now() + 24 * 3600 * 1000,
+      revokedAt: null,
+    });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  async function hostAssertion(options: { kid?: string; iss?: string } = {}) {
+    return new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', kid: options.kid ?? keyId })
+      .setIssuer(options.iss ?? hostId)
+      .setSubject(options.iss ?? hostId)
+      .setAudience(tokenUrl)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(hostKey);
+  }
+
+  async function request(extra: Record<string, string>, assertion?: string) {
+    return postForm(tokenUrl, { grant_type: MANAGED_IDENTITY_GRANT_TYPE, client_assertion_type: JWT_BEARER, client_assertion: assertion ?? (await hostAssertion()), scope: 'https://vault.azure.net/.default', ...extra }, t.caPem);
+  }
+
+  it('issues a system-assigned identity token with xms_mirid = the host', async () => {
+    const response = await request({});
+    assert.equal(response.status, 200, response.body);
+    const claims = decodeJwt(response.json<{ access_token: string }>().access_token);
+    assert.equal(claims['oid'], systemPrincipalId);
+    assert.equal(claims['xms_mirid'], hostId);
+    assert.equal(claims['xms_az_rid'], hostId);
+    assert.equal(claims['appidacr'], '2');
+    assert.equal(claims.aud, 'https://vault.azure.net');
+  });
+
+  it('issues a user-assigned identity token by client id, object id or resource id', async () => {
+    const selectors: Record<string, string>[] = [{ mi_client_id: uami.clientId }, { mi_object_id: uami.principalId }, { mi_res_id: uami.id.toUpperCase() }];
+    for (const selector of selectors) {
+      const response = await request(selector);
+      assert.equal(response.status, 200, response.body);
+      const claims = decodeJwt(response.json<{ access_token: string }>().access_token);
+      assert.equal(claims['oid'], uami.principalId);
+      assert.equal(claims['appid'], uami.clientId);
+      assert.equal(claims['xms_mirid'], uami.id);
+    }
+  });
+
+  it('refuses identities not assigned to the host, several selectors, and strangers', async () => {
+    const notAssigned = await request({ mi_client_id: otherUami.clientId });
+    assert.equal(notAssigned.status, 400);
+    assert.match(notAssigned.json<{ error_description: string }>().error_description, /Identity not found/);
+    assert.equal((await request({ mi_client_id: uami.clientId, mi_object_id: uami.principalId })).status, 400);
+    assert.equal((await request({}, await hostAssertion({ kid: randomUUID() }))).status, 401);
+    assert.equal((await request({}, await hostAssertion({ iss: otherUami.id }))).status, 401);
+    const replayed = await hostAssertion();
+    assert.equal((await request({}, replayed)).status, 200);
+    assert.equal((await request({}, replayed)).status, 401);
+  });
+
+  it('stops issuing at once when an identity is deleted, and when the host is deleted', async () => {
+    const clock = t.ctx.clock;
+    await deleteUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: 'hosts', name: 'app-id', clock });
+    const gone = await request({ mi_client_id: uami.clientId });
+    assert.equal(gone.status, 400);
+    await deleteResource(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: 'hosts', type: 'Microsoft.HybridCompute/machines', name: 'build-agent-1', clock });
+    assert.equal(await t.ctx.store.servicePrincipals.getByObjectId(systemPrincipalId), undefined);
+    const hostGone = await request({});
+    assert.equal(hostGone.status, 401);
+  });
+});

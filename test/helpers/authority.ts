@@ -1,0 +1,116 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../../src/shared/clock.js';
+import { createLogger, type Logger } from '../../src/shared/logger.js';
+import { dataDirLayout, type AdminCredentialFile } from '../../src/shared/data-dir.js';
+import { createAuthority, type Authority } from '../../src/authority/authority.js';
+import { initDataDir } from '../../src/authority/init.js';
+import type { AuthorityContext } from '../../src/authority/context.js';
+
+export interface TestAuthority {
+  authority: Authority;
+  ctx: AuthorityContext;
+  app: FastifyInstance;
+  /** https origin the authority listens on (loopback). */
+  url: string;
+  caPem: string;
+  caPath: string;
+  admin: AdminCredentialFile;
+  dataDir: string;
+  tenantId: string;
+  subscriptionId: string;
+  /** Every log line the authority wrote, for redaction tests. */
+  logLines: string[];
+  /** A management token for the bootstrap admin, obtained through the real token endpoint (in-process). */
+  adminToken(audience: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A free loopback port (bound, read, released). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A capturing log stream. */
+export function captureLogs(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  return { logger: createLogger({ level: 'trace', destination: stream }), lines };
+}
+
+/**
+ * Initialises a fresh data dir in a temp folder and runs a real HTTPS authority on a free loopback port.
+ */
+export async function startTestAuthority(options: { clock?: Clock; env?: NodeJS.ProcessEnv; tokenLifetimeSeconds?: number } = {}): Promise<TestAuthority> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
+  const port = await freePort();
+  const env = options.env ?? { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' };
+  const init = await initDataDir({
+    dataDir,
+    port,
+    env,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.tokenLifetimeSeconds === undefined ? {} : { tokenLifetimeSeconds: options.tokenLifetimeSeconds }),
+  });
+  const { logger, lines } = captureLogs();
+  const authority = await createAuthority({
+    dataDir,
+    logger,
+    env,
+    host: '127.0.0.1',
+    port,
+    autoRotate: false,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+  });
+  const url = await authority.listen();
+  const caPath = dataDirLayout(dataDir).caCert;
+  return {
+    authority,
+    ctx: authority.ctx,
+    app: authority.app,
+    url,
+    caPem: readFileSync(caPath, 'utf8'),
+    caPath,
+    admin: init.admin,
+    dataDir,
+    tenantId: init.config.tenantId,
+    subscriptionId: init.config.subscriptionId,
+    logLines: lines,
+    async adminToken(audience: string) {
+      const response = await authority.app.inject({
+        method: 'POST',
+        url: `/${init.config.tenantId}/oauth2/v2.0/token`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: init.admin.clientId,
+          client_secret: init.admin.clientSecret,
+          scope: `${audience.replace(/\/$/, '')}/.default`.replace(/([^/])\/\.default$/, '$1/.default'),
+        }).toString(),
+      });
+      if (response.statusCode !== 200) throw new Error(`admin token request failed: ${response.statusCode} ${response.body}`);
+      return response.json<{ access_token: string }>().access_token;
+    },
+    async close() {
+      await authority.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

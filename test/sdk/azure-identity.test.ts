@@ -1,0 +1,81 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
+import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
+
+const run = promisify(execFile);
+const FIXTURE = new URL('./fixtures/identity-client.mjs', import.meta.url).pathname;
+
+interface ClientResult {
+  scope: string;
+  expiresOnTimestamp: number;
+  payload: Record<string, unknown>;
+  protectedHeader: Record<string, unknown>;
+  v2Issuer: string;
+}
+
+/** Unchanged @azure/identity@4.13.1 credentials against a real authority, as the oracle for compatibility. */
+describe('@azure/identity 4.13.1 against the authority', () => {
+  let t: TestAuthority;
+  let appId: string;
+  let secret: string;
+  let certPath: string;
+
+  before(async () => {
+    t = await startTestAuthority();
+    const clock = t.ctx.clock;
+    const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName: 'sdk-oracle', clock }));
+    appId = principal.appId;
+    secret = (await t.ctx.store.transaction((tx) => addPasswordCredential(tx, t.ctx.masterKey, { appId, clock }))).secretText;
+    const cert = await createClientCertificate({ commonName: 'sdk-oracle', years: 1, clock });
+    await t.ctx.store.transaction((tx) => addCertificateCredential(tx, { appId, certificatePem: cert.certPem, clock }));
+    certPath = join(t.dataDir, 'client-cert.pem');
+    writeFileSync(certPath, cert.keyPem + cert.certPem, { mode: 0o600 });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  async function runClient(config: Record<string, unknown>): Promise<ClientResult[]> {
+    const { stdout } = await run(process.execPath, [FIXTURE, JSON.stringify(config)], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: t.caPath, AZURE_AUTHORITY_HOST: '' },
+      timeout: 60_000,
+    });
+    return JSON.parse(stdout) as ClientResult[];
+  }
+
+  function checkClaims(result: ClientResult, acr: '1' | '2') {
+    assert.equal(result.payload['appid'], appId);
+    assert.equal(result.payload['appidacr'], acr);
+    assert.equal(result.payload['tid'], t.tenantId);
+    assert.equal(result.payload['idtyp'], 'app');
+    assert.equal(result.protectedHeader['alg'], 'RS256');
+    assert.equal(result.protectedHeader['kid'], result.protectedHeader['x5t']);
+    assert.equal(result.v2Issuer, `${t.url}/${t.tenantId}/v2.0`);
+    assert.ok(result.expiresOnTimestamp > Date.now() + 50 * 60 * 1000);
+  }
+
+  it('ClientSecretCredential gets tokens that an independent verifier accepts', async () => {
+    const results = await runClient({ kind: 'secret', authorityHost: t.url, tenantId: t.tenantId, clientId: appId, secret, scopes: ['https://vault.azure.net/.default', 'https://management.azure.com/.default'] });
+    assert.equal(results.length, 2);
+    for (const result of results) checkClaims(result, '1');
+    assert.equal(results[0]!.payload['aud'], 'https://vault.azure.net');
+  });
+
+  it('ClientCertificateCredential (PS256 + x5t#S256 assertions) gets tokens that an independent verifier accepts', async () => {
+    const results = await runClient({ kind: 'certificate', authorityHost: t.url, tenantId: t.tenantId, clientId: appId, certPath, scopes: ['https://vault.azure.net/.default'] });
+    checkClaims(results[0]!, '2');
+  });
+
+  it('a wrong secret surfaces as an authentication error in the SDK', async () => {
+    await assert.rejects(
+      runClient({ kind: 'secret', authorityHost: t.url, tenantId: t.tenantId, clientId: appId, secret: 'wrong', scopes: ['https://vault.azure.net/.default'] }),
+      /AADSTS7000215/,
+    );
+  });
+});
