@@ -38,11 +38,36 @@ export function openSqlite(path: string): { db: Kysely<Database>; close(): Promi
     }
     throw err;
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
     db,
     async close() {
       await db.destroy();
+    },
+  };
+}
+
+/** Distinct SQL texts kept prepared; the query layer generates a bounded set, this is only a backstop. */
+const MAX_CACHED_STATEMENTS = 2000;
+
+/**
+ * kysely prepares every query afresh; preparing costs more than running a point query, so reuse prepared
+ * statements by SQL text. Safe because kysely's SQLite driver runs one query at a time per connection.
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database): { close(): void; prepare(sql: string): SqliteDatabase.Statement } {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => {
+      statements.clear();
+      sqlite.close();
+    },
+    prepare(sql: string) {
+      let statement = statements.get(sql);
+      if (statement === undefined) {
+        statement = sqlite.prepare(sql);
+        if (statements.size < MAX_CACHED_STATEMENTS) statements.set(sql, statement);
+      }
+      return statement;
     },
   };
 }

@@ -9,7 +9,7 @@ export const clientCredentialsGrant: Grant = {
     // Validate the cheap, credential-free parameters first so a malformed request never costs a lookup.
     const resource = requestedResource(request.params, request.endpoint);
     const client = await authenticateClient(ctx, request);
-    const issued = await ctx.tokens.issue({
+    const issued = ctx.tokens.issue({
       tenantId: request.tenant.id,
       principal: client.principal,
       resource,

@@ -34,7 +34,7 @@ export const managedIdentityGrant: Grant = {
     const host = await authenticateHost(ctx, request);
     const principal = await selectIdentity(ctx, host, selector);
     if (principal?.tenantId !== request.tenant.id || principal.managedIdentity === null) throw TokenErrors.identityNotFound();
-    const issued = await ctx.tokens.issue({
+    const issued = ctx.tokens.issue({
       tenantId: request.tenant.id,
       principal,
       resource,

@@ -17,7 +17,7 @@ export interface CurrentSigningKey {
   /** Equal to `kid` (Entra convention); v1 tokens carry it in the header too. */
   readonly x5t: string;
   readonly alg: 'RS256';
-  readonly privateKey: KeyObject | CryptoKey;
+  readonly privateKey: KeyObject;
 }
 
 /** A JWK Set as served at `jwks_uri`. */
@@ -119,7 +119,7 @@ export class KeyRing {
     const kids = new Set(published.map((k) => k.kid));
     for (const kid of this.#publicKeys.keys()) if (!kids.has(kid)) this.#publicKeys.delete(kid);
     this.#privateKeys.clear();
-    if (current !== undefined) this.#privateKeys.set(current.kid, current.privateKey as KeyObject);
+    if (current !== undefined) this.#privateKeys.set(current.kid, current.privateKey);
     this.#published = published;
     this.#current = current;
   }

@@ -83,7 +83,11 @@ Examples:
       const dataDir = resolveDataDir(globals.dataDir);
       const logger = createLogger();
       if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
-        const result = await initDataDir({ dataDir });
+        const result = await initDataDir({
+          dataDir,
+          ...(opts.host === undefined ? {} : { host: opts.host }),
+          ...(opts.port === undefined ? {} : { port: opts.port }),
+        });
         logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
       }
       const authority = await createAuthority({
