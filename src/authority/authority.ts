@@ -27,6 +27,8 @@ export interface AuthorityOptions {
   port?: number;
   /** Serve plain HTTP instead of HTTPS; only for in-process tests that use `inject()`. */
   insecureForTests?: boolean;
+  /** Overrides where the store lives (a postgres:// URL or a SQLite path); otherwise OPENMSI_STORE, then config.json. */
+  store?: string;
   /** Start the automatic key-rotation timer (default true). */
   autoRotate?: boolean;
 }
@@ -77,7 +79,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       };
   const caCertPem = readFileSync(layout.caCert, 'utf8');
 
-  const store = await openStore(storeLocation(options.dataDir, config, env));
+  const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));
   try {
     const urls = new AuthorityUrls(config.publicUrl);
     const audit = new AuditWriter({ store: store.audit, clock, logger });

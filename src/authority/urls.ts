@@ -41,7 +41,7 @@ export class AuthorityUrls {
   }
 }
 
-/** Audiences the management API accepts: ARM's two resource URIs, with and without the trailing slash. */
+/** Audiences the management API accepts: ARM's two resource URIs (a trailing-slash difference is tolerated). */
 export const ARM_AUDIENCES = ['https://management.azure.com/', 'https://management.core.windows.net/'] as const;
 /** Audience of the directory (Graph-shaped) part of the management API. */
 export const GRAPH_AUDIENCES = ['https://graph.microsoft.com'] as const;

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { BACKENDS, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm, httpsRequest } from '../helpers/https.js';
 import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
 import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
@@ -10,7 +10,7 @@ import { addCertificateCredential, addPasswordCredential, createClientCertificat
 const VAULT = 'https://vault.azure.net';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-describe('token endpoint', () => {
+for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
   let t: TestAuthority;
   let appId: string;
   let secret: string;
@@ -20,7 +20,7 @@ describe('token endpoint', () => {
   let v1: string;
 
   before(async () => {
-    t = await startTestAuthority();
+    t = await startTestAuthority({ backend });
     const clock = t.ctx.clock;
     const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName: 'token-test', clock }));
     appId = principal.appId;

@@ -10,6 +10,7 @@ import { dataDirLayout, type AdminCredentialFile } from '../../src/shared/data-d
 import { createAuthority, type Authority } from '../../src/authority/authority.js';
 import { initDataDir } from '../../src/authority/init.js';
 import type { AuthorityContext } from '../../src/authority/context.js';
+import { createTestDatabase } from '../fixtures/pg-database.js';
 
 export interface TestAuthority {
   authority: Authority;
@@ -28,6 +29,17 @@ export interface TestAuthority {
   /** A management token for the bootstrap admin, obtained through the real token endpoint (in-process). */
   adminToken(audience: string): Promise<string>;
   close(): Promise<void>;
+}
+
+export type Backend = 'sqlite' | 'postgres';
+
+/** The store backends to run end-to-end suites on: SQLite always, PostgreSQL when CI provides a server. */
+export const BACKENDS: readonly Backend[] = process.env['OPENMSI_TEST_POSTGRES_URL'] ? ['sqlite', 'postgres'] : ['sqlite'];
+
+function requirePostgresUrl(): string {
+  const url = process.env['OPENMSI_TEST_POSTGRES_URL'];
+  if (url === undefined || url === '') throw new Error('OPENMSI_TEST_POSTGRES_URL is not set');
+  return url;
 }
 
 /** A free loopback port (bound, read, released). */
@@ -58,14 +70,18 @@ export function captureLogs(): { logger: Logger; lines: string[] } {
 /**
  * Initialises a fresh data dir in a temp folder and runs a real HTTPS authority on a free loopback port.
  */
-export async function startTestAuthority(options: { clock?: Clock; env?: NodeJS.ProcessEnv; tokenLifetimeSeconds?: number } = {}): Promise<TestAuthority> {
+export async function startTestAuthority(
+  options: { clock?: Clock; env?: NodeJS.ProcessEnv; tokenLifetimeSeconds?: number; backend?: Backend } = {},
+): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
   const port = await freePort();
-  const env = options.env ?? { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' };
+  const database = options.backend === 'postgres' ? await createTestDatabase(requirePostgresUrl()) : undefined;
+  const env = options.env ?? { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: database?.url ?? '' };
   const init = await initDataDir({
     dataDir,
     port,
     env,
+    ...(database === undefined ? {} : { store: database.url }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.tokenLifetimeSeconds === undefined ? {} : { tokenLifetimeSeconds: options.tokenLifetimeSeconds }),
   });
@@ -110,6 +126,7 @@ export async function startTestAuthority(options: { clock?: Clock; env?: NodeJS.
     },
     async close() {
       await authority.close();
+      await database?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

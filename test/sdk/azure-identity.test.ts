@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { BACKENDS, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
 import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
 
@@ -20,14 +20,14 @@ interface ClientResult {
 }
 
 /** Unchanged @azure/identity@4.13.1 credentials against a real authority, as the oracle for compatibility. */
-describe('@azure/identity 4.13.1 against the authority', () => {
+for (const backend of BACKENDS) describe(`@azure/identity 4.13.1 against the authority (${backend})`, () => {
   let t: TestAuthority;
   let appId: string;
   let secret: string;
   let certPath: string;
 
   before(async () => {
-    t = await startTestAuthority();
+    t = await startTestAuthority({ backend });
     const clock = t.ctx.clock;
     const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName: 'sdk-oracle', clock }));
     appId = principal.appId;

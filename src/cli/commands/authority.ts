@@ -70,6 +70,7 @@ Examples:
     .option('--init', 'initialise the data dir first if it is not initialised yet')
     .option('--host <address>', 'override the configured listen address')
     .option('--port <port>', 'override the configured port', (v) => parsePort(v))
+    .option('--store <location>', 'override the store: a postgres:// URL (also OPENMSI_STORE) or a SQLite file')
     .addHelpText(
       'after',
       `
@@ -78,7 +79,7 @@ Examples:
   openmsi authority --init --data-dir ./.openmsi
   NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
     )
-    .action(async (opts: { init?: boolean; host?: string; port?: number }, cmd: Command) => {
+    .action(async (opts: { init?: boolean; host?: string; port?: number; store?: string }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<GlobalOptions>();
       const dataDir = resolveDataDir(globals.dataDir);
       const logger = createLogger();
@@ -95,6 +96,7 @@ Examples:
         logger,
         ...(opts.host === undefined ? {} : { host: opts.host }),
         ...(opts.port === undefined ? {} : { port: opts.port }),
+        ...(opts.store === undefined ? {} : { store: opts.store }),
       });
       const url = await authority.listen();
       logger.info(
