@@ -1,0 +1,15 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+/** Third-party services import the verifier from the published package; the exports map must resolve (after `npm run build`). */
+describe('package exports', () => {
+  it('exposes the token verifier as openmsi and openmsi/verifier', async () => {
+    const root = (await import('openmsi' as string)) as Record<string, unknown>;
+    const verifier = (await import('openmsi/verifier' as string)) as Record<string, unknown>;
+    for (const mod of [root, verifier]) {
+      assert.equal(typeof mod['createTokenVerifier'], 'function');
+      assert.equal(typeof mod['remoteJwks'], 'function');
+      assert.equal(typeof mod['TokenVerificationError'], 'function');
+    }
+  });
+});
