@@ -4,8 +4,11 @@ import assert from 'node:assert/strict';
 /** Third-party services import the verifier from the published package; the exports map must resolve (after `npm run build`). */
 describe('package exports', () => {
   it('exposes the token verifier as openmsi and openmsi/verifier', async () => {
-    const root = (await import('openmsi' as string)) as Record<string, unknown>;
-    const verifier = (await import('openmsi/verifier' as string)) as Record<string, unknown>;
+    // Module names in variables: resolved at run time against the built package, not at type-check time.
+    const rootName = 'openmsi';
+    const verifierName = 'openmsi/verifier';
+    const root = (await import(rootName)) as Record<string, unknown>;
+    const verifier = (await import(verifierName)) as Record<string, unknown>;
     for (const mod of [root, verifier]) {
       assert.equal(typeof mod['createTokenVerifier'], 'function');
       assert.equal(typeof mod['remoteJwks'], 'function');
