@@ -5,6 +5,7 @@
 //
 //   npm run bench                      # 10 s per target, 32 keep-alive connections
 //   BENCH_DURATION=20 BENCH_CONNECTIONS=64 npm run bench
+//   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench   # PostgreSQL store
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -16,7 +17,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
 const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const store = process.env.BENCH_STORE; // optional postgres:// URL
+// Optional: a PostgreSQL server URL; the run creates (and drops) a fresh database on it.
+const pgServer = process.env.BENCH_POSTGRES_URL;
 const hasTaskset = (() => {
   try {
     execFileSync('taskset', ['-c', '0', 'true']);
@@ -78,7 +80,27 @@ async function load(url, body, caPath) {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-'));
 const children = [];
+let store;
+let dropDatabase = async () => {};
 try {
+  if (pgServer) {
+    const { default: pg } = await import('pg');
+    const name = `openmsi_bench_${Date.now()}`;
+    const admin = async (sql) => {
+      const client = new pg.Client({ connectionString: pgServer });
+      await client.connect();
+      try {
+        await client.query(sql);
+      } finally {
+        await client.end();
+      }
+    };
+    await admin(`CREATE DATABASE "${name}"`);
+    dropDatabase = () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    const url = new URL(pgServer);
+    url.pathname = `/${name}`;
+    store = url.toString();
+  }
   const port = await freePort();
   const env = store ? { OPENMSI_STORE: store } : {};
   openmsi(dataDir, ['init', '--port', String(port), ...(store ? ['--store', store] : [])], env);
@@ -120,6 +142,7 @@ try {
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 500));
+  await dropDatabase();
   if (existsSync(dataDir)) rmSync(dataDir, { recursive: true, force: true });
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -53,6 +53,23 @@ export async function initDataDir(options: InitOptions): Promise<InitResult> {
   if (!Number.isInteger(tokenLifetimeSeconds) || tokenLifetimeSeconds < 300 || tokenLifetimeSeconds > MAX_TOKEN_LIFETIME_SECONDS) {
     throw new Error(`--token-lifetime must be a whole number of seconds from 300 to ${String(MAX_TOKEN_LIFETIME_SECONDS)}`);
   }
+  // A failed init must not leave a half-made data dir behind (a master key with no config blocks the retry).
+  const startedEmpty = !existsSync(options.dataDir) || readdirSync(options.dataDir).length === 0;
+  try {
+    return await initInto(options, layout, clock, env, tokenLifetimeSeconds);
+  } catch (err) {
+    if (startedEmpty) rmSync(options.dataDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function initInto(
+  options: InitOptions,
+  layout: ReturnType<typeof dataDirLayout>,
+  clock: Clock,
+  env: NodeJS.ProcessEnv,
+  tokenLifetimeSeconds: number,
+): Promise<InitResult> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   for (const dir of [dirname(layout.caCert), dirname(layout.serverCert)]) mkdirSync(dir, { recursive: true, mode: 0o700 });
 
@@ -83,6 +100,11 @@ export async function initDataDir(options: InitOptions): Promise<InitResult> {
   const store = await openStore(storeLocation(options.dataDir, config, env));
   let admin: AdminCredentialFile;
   try {
+    if ((await store.tenants.list()).length > 0) {
+      throw new Error(
+        'that store already holds an openmsi directory; init creates a new one. To run another replica against it, copy this data dir\'s counterpart (config.json, master.key, ca/, tls/) instead',
+      );
+    }
     const now = clock.now();
     const tenantDomain = (options.tenantDomain ?? 'openmsi.local').toLowerCase();
     admin = await store.transaction(async (tx) => {

@@ -1,0 +1,56 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initDataDir } from '../../src/authority/init.js';
+import { dataDirLayout } from '../../src/shared/data-dir.js';
+
+const env = { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' };
+
+describe('openmsi init', () => {
+  it('creates a data dir whose secrets are 0600 or encrypted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openmsi-init-'));
+    try {
+      const result = await initDataDir({ dataDir: dir, env });
+      const layout = dataDirLayout(dir);
+      assert.equal(statSync(layout.adminCredential).mode & 0o777, 0o600);
+      assert.equal(statSync(layout.masterKey).mode & 0o777, 0o600);
+      assert.equal(statSync(dir).mode & 0o077, 0);
+      const admin = JSON.parse(readFileSync(layout.adminCredential, 'utf8')) as { clientSecret: string; clientId: string };
+      assert.equal(admin.clientId, result.admin.clientId);
+      assert.ok(admin.clientSecret.length >= 40);
+      for (const encrypted of [layout.serverKey, layout.caKey]) {
+        const text = readFileSync(encrypted, 'utf8');
+        assert.doesNotMatch(text, /PRIVATE KEY/);
+        assert.match(text, /^v1\./);
+      }
+      assert.match(readFileSync(layout.caCert, 'utf8'), /^-----BEGIN CERTIFICATE-----/);
+      // The secret is only in admin.json: the store holds a keyed hash.
+      const db = readFileSync(layout.sqlite);
+      assert.equal(db.includes(Buffer.from(admin.clientSecret)), false);
+      const config = JSON.parse(readFileSync(layout.config, 'utf8')) as { publicUrl: string; tokenLifetimeSeconds: number };
+      assert.equal(config.publicUrl, 'https://localhost:8443');
+      assert.equal(config.tokenLifetimeSeconds, 3600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an initialised data dir, a store that already holds a directory, and a lifetime over 24 h', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openmsi-init-'));
+    const other = mkdtempSync(join(tmpdir(), 'openmsi-init-'));
+    try {
+      await initDataDir({ dataDir: dir, env });
+      await assert.rejects(initDataDir({ dataDir: dir, env }), /already initialised/);
+      await assert.rejects(initDataDir({ dataDir: other, env, store: dataDirLayout(dir).sqlite }), /already holds an openmsi directory/);
+      // Nothing half-made is left behind: a corrected retry succeeds.
+      assert.equal(existsSync(dataDirLayout(other).masterKey), false);
+      await initDataDir({ dataDir: other, env });
+      await assert.rejects(initDataDir({ dataDir: join(other, 'x'), env, tokenLifetimeSeconds: 86_401 }), /token-lifetime/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
