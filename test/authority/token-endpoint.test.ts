@@ -69,6 +69,7 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
     const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, scope: `${VAULT}/.default` }, t.caPem);
     assert.equal(response.status, 200, response.body);
     assert.equal(response.headers['cache-control'], 'no-store, no-cache');
+    assert.match(String(response.headers['x-ms-request-id']), /^[0-9a-f-]{36}$/);
     const body = response.json<{ token_type: string; expires_in: number; ext_expires_in: number; access_token: string }>();
     assert.equal(body.token_type, 'Bearer');
     assert.equal(typeof body.expires_in, 'number');
@@ -107,6 +108,13 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
     const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, scope: 'https://management.core.windows.net//.default' }, t.caPem);
     assert.equal(response.status, 200, response.body);
     assert.equal(decodeJwt(response.json<{ access_token: string }>().access_token).aud, 'https://management.core.windows.net/');
+  });
+
+  it('echoes client-request-id as the correlation id, as Entra does for MSAL', async () => {
+    const correlation = randomUUID();
+    const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: 'wrong', scope: `${VAULT}/.default` }, t.caPem, { 'client-request-id': correlation });
+    assert.equal(response.headers['client-request-id'], correlation);
+    assert.equal(response.json<{ correlation_id: string }>().correlation_id, correlation);
   });
 
   it('accepts client_secret_basic and the tenant domain name', async () => {

@@ -28,6 +28,13 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
     }
   });
 
+  // Entra names every token response with these, and support cases are traced by them.
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-ms-request-id', request.id);
+    const clientRequestId = correlationIdOf(request);
+    if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);
+  });
+
   app.setErrorHandler(async (err: unknown, request, reply) => {
     const oauthError = toOAuthError(err);
     if (oauthError.status >= 500) request.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'token request failed');
