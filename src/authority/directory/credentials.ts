@@ -80,10 +80,7 @@ export async function addPasswordCredential(
   masterKey: MasterKey,
   input: AddPasswordCredentialInput,
 ): Promise<PasswordCredentialResult> {
-  return atomically(repos, async (tx) => {
-    const principal = await requireApplication(tx, input.appId);
-    return addPasswordTo(tx, masterKey, principal, input);
-  });
+  return withApplication(repos, input.appId, (tx, principal) => addPasswordTo(tx, masterKey, principal, input));
 }
 
 async function addPasswordTo(
@@ -186,10 +183,7 @@ export async function addCertificateCredential(
   input: AddCertificateCredentialInput,
 ): Promise<CertificateCredentialResult> {
   const parsed = parseClientCertificate(input.certificatePem, input.clock);
-  return atomically(repos, async (tx) => {
-    const principal = await requireApplication(tx, input.appId);
-    return addCertificateTo(tx, principal, parsed, input);
-  });
+  return withApplication(repos, input.appId, (tx, principal) => addCertificateTo(tx, principal, parsed, input));
 }
 
 async function addCertificateTo(
@@ -233,8 +227,7 @@ async function addCertificateTo(
 
 /** Removes one credential of an application; false when the application has no such credential. */
 export async function removeCredential(repos: Repositories | Store, input: { appId: string; keyId: string; type?: ClientCredential['type'] }): Promise<boolean> {
-  return atomically(repos, async (tx) => {
-    const principal = await requireApplication(tx, input.appId);
+  return withApplication(repos, input.appId, async (tx, principal) => {
     const credentials = await tx.credentials.listByApp(principal.appId);
     const match = credentials.find((c) => c.keyId.toLowerCase() === input.keyId.toLowerCase() && (input.type === undefined || c.type === input.type));
     if (match === undefined) return false;
@@ -268,8 +261,7 @@ export interface ResetCredentialsResult {
 export async function resetCredentials(repos: Repositories | Store, masterKey: MasterKey, input: ResetCredentialsInput): Promise<ResetCredentialsResult> {
   const parsed = input.certificatePem === undefined ? undefined : parseClientCertificate(input.certificatePem, input.clock);
   if (parsed === undefined) credentialEnd(input.clock.now(), input); // validate before touching anything
-  return atomically(repos, async (tx) => {
-    const principal = await requireApplication(tx, input.appId);
+  return withApplication(repos, input.appId, async (tx, principal) => {
     const removed = input.append === true ? 0 : await tx.credentials.deleteByApp(principal.appId);
     if (parsed !== undefined) {
       const certificate = await addCertificateTo(tx, principal, parsed, input);
@@ -278,6 +270,15 @@ export async function resetCredentials(repos: Repositories | Store, masterKey: M
     const password = await addPasswordTo(tx, masterKey, principal, input);
     return { principal, password, certificate: null, removed };
   });
+}
+
+/** Runs `fn` in one transaction with the application principal `appOrObjectId` names (see {@link requireApplication}). */
+function withApplication<T>(
+  repos: Repositories | Store,
+  appOrObjectId: string,
+  fn: (tx: Repositories, principal: ServicePrincipal) => Promise<T>,
+): Promise<T> {
+  return atomically(repos, async (tx) => fn(tx, await requireApplication(tx, appOrObjectId)));
 }
 
 /** The application principal with this client id (or object id); 404 for anything else. */

@@ -57,25 +57,27 @@ const UAMI_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$/;
 
 /** Microsoft.ManagedIdentity's rule: 3-128 characters, alphanumerics, `-` and `_`, starting alphanumeric. */
 export function validateUserAssignedIdentityName(name: unknown): string {
-  if (typeof name !== 'string' || !UAMI_NAME.test(name)) {
-    throw DirectoryErrors.invalidResourceName(
-      String(name),
-      'A user-assigned identity name must be 3 to 128 characters of letters, digits, hyphens and underscores, and start with a letter or digit.',
-    );
-  }
-  return name;
+  return requireResourceName(
+    name,
+    UAMI_NAME,
+    'A user-assigned identity name must be 3 to 128 characters of letters, digits, hyphens and underscores, and start with a letter or digit.',
+  );
 }
 
 const RESOURCE_NAME = /^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,126}[a-zA-Z0-9_-])?$/;
 
 /** A conservative rule every allow-listed type accepts: 1-128 letters, digits, `.`, `-`, `_`, no trailing `.`. */
 export function validateResourceName(name: unknown): string {
-  if (typeof name !== 'string' || !RESOURCE_NAME.test(name)) {
-    throw DirectoryErrors.invalidResourceName(
-      String(name),
-      "A resource name must be 1 to 128 characters of letters, digits, '.', '-' and '_', start with a letter or digit, and not end with '.'.",
-    );
-  }
+  return requireResourceName(
+    name,
+    RESOURCE_NAME,
+    "A resource name must be 1 to 128 characters of letters, digits, '.', '-' and '_', start with a letter or digit, and not end with '.'.",
+  );
+}
+
+/** `name` when it is a string matching `pattern`; otherwise 400 `InvalidResourceName` explaining `rule`. */
+function requireResourceName(name: unknown, pattern: RegExp, rule: string): string {
+  if (typeof name !== 'string' || !pattern.test(name)) throw DirectoryErrors.invalidResourceName(String(name), rule);
   return name;
 }
 
@@ -128,6 +130,19 @@ export async function requireSubscription(repos: Repositories, subscriptionId: s
   return subscription;
 }
 
+/** The subscription (as {@link requireSubscription}) and its group `name`, or 404 `ResourceGroupNotFound`. */
+async function requireResourceGroup(
+  repos: Repositories,
+  subscriptionId: string,
+  name: string,
+  options: { forWrite?: boolean } = {},
+): Promise<{ subscription: Subscription; group: ResourceGroup }> {
+  const subscription = await requireSubscription(repos, subscriptionId, options);
+  const group = await repos.resourceGroups.get(subscription.id, name);
+  if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(name);
+  return { subscription, group };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Resource groups
 // ---------------------------------------------------------------------------------------------------
@@ -168,9 +183,7 @@ export async function putResourceGroup(repos: Repositories | Store, input: PutRe
 
 /** The group, or 404 `ResourceGroupNotFound`. */
 export async function getResourceGroup(repos: Repositories, subscriptionId: string, name: string): Promise<ResourceGroup> {
-  const subscription = await requireSubscription(repos, subscriptionId);
-  const group = await repos.resourceGroups.get(subscription.id, name);
-  if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(name);
+  const { group } = await requireResourceGroup(repos, subscriptionId, name);
   return group;
 }
 
@@ -239,9 +252,7 @@ export async function putUserAssignedIdentity(
   const tags = validateTags(input.tags);
   const requestedLocation = input.location === undefined || input.location === null ? undefined : normalizeLocation(input.location);
   return atomically(repos, async (tx) => {
-    const subscription = await requireSubscription(tx, input.subscriptionId, { forWrite: true });
-    const group = await tx.resourceGroups.get(subscription.id, input.resourceGroup);
-    if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(input.resourceGroup);
+    const { subscription, group } = await requireResourceGroup(tx, input.subscriptionId, input.resourceGroup, { forWrite: true });
     const location = requestedLocation ?? group.location;
     const id = formatArmResourceId({ subscriptionId: subscription.id, resourceGroup: group.name, type: USER_ASSIGNED_IDENTITY_TYPE, name });
     const existing = await tx.resources.get(id);
@@ -419,9 +430,7 @@ export async function putResource(repos: Repositories | Store, input: PutResourc
   const requestedLocation = input.location === undefined || input.location === null ? undefined : normalizeLocation(input.location);
 
   return atomically(repos, async (tx) => {
-    const subscription = await requireSubscription(tx, input.subscriptionId, { forWrite: true });
-    const group = await tx.resourceGroups.get(subscription.id, input.resourceGroup);
-    if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(input.resourceGroup);
+    const { subscription, group } = await requireResourceGroup(tx, input.subscriptionId, input.resourceGroup, { forWrite: true });
     const location = requestedLocation ?? group.location;
     const id = formatArmResourceId({ subscriptionId: subscription.id, resourceGroup: group.name, type, name });
     const existing = await tx.resources.get(id);
@@ -474,13 +483,17 @@ export async function putResource(repos: Repositories | Store, input: PutResourc
   });
 }
 
+/** The canonical casing of a type a resource can be addressed by (allow-listed, or user-assigned identity); 404 for any other. */
+function addressableType(type: string): string {
+  const canonical = type.toLowerCase() === USER_ASSIGNED_IDENTITY_TYPE.toLowerCase() ? USER_ASSIGNED_IDENTITY_TYPE : canonicalResourceType(type);
+  if (canonical === undefined) throw DirectoryErrors.noRegisteredProvider(type, SUPPORTED_RESOURCE_TYPES, 404);
+  return canonical;
+}
+
 /** The resource, or 404 (`SubscriptionNotFound`, `ResourceGroupNotFound`, `ResourceNotFound`). */
 export async function getResource(repos: Repositories, address: ResourceAddress & { type: string }): Promise<Resource> {
-  const type = address.type.toLowerCase() === USER_ASSIGNED_IDENTITY_TYPE.toLowerCase() ? USER_ASSIGNED_IDENTITY_TYPE : canonicalResourceType(address.type);
-  if (type === undefined) throw DirectoryErrors.noRegisteredProvider(address.type, SUPPORTED_RESOURCE_TYPES, 404);
-  const subscription = await requireSubscription(repos, address.subscriptionId);
-  const group = await repos.resourceGroups.get(subscription.id, address.resourceGroup);
-  if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(address.resourceGroup);
+  const type = addressableType(address.type);
+  const { subscription, group } = await requireResourceGroup(repos, address.subscriptionId, address.resourceGroup);
   const resource = await repos.resources.get(formatArmResourceId({ subscriptionId: subscription.id, resourceGroup: group.name, type, name: address.name }));
   if (resource?.type !== type) throw DirectoryErrors.resourceNotFound(type, address.name, group.name);
   return resource;
@@ -507,12 +520,9 @@ export async function deleteResource(
   repos: Repositories | Store,
   input: ResourceAddress & { type: string; clock: Clock },
 ): Promise<({ resource: Resource } & DeletionSummary) | undefined> {
-  const type = input.type.toLowerCase() === USER_ASSIGNED_IDENTITY_TYPE.toLowerCase() ? USER_ASSIGNED_IDENTITY_TYPE : canonicalResourceType(input.type);
-  if (type === undefined) throw DirectoryErrors.noRegisteredProvider(input.type, SUPPORTED_RESOURCE_TYPES, 404);
+  const type = addressableType(input.type);
   return atomically(repos, async (tx) => {
-    const subscription = await requireSubscription(tx, input.subscriptionId, { forWrite: true });
-    const group = await tx.resourceGroups.get(subscription.id, input.resourceGroup);
-    if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(input.resourceGroup);
+    const { subscription, group } = await requireResourceGroup(tx, input.subscriptionId, input.resourceGroup, { forWrite: true });
     const resource = await tx.resources.get(formatArmResourceId({ subscriptionId: subscription.id, resourceGroup: group.name, type, name: input.name }));
     if (resource?.type !== type) return undefined;
     const summary: DeletionSummary = { deletedResourceIds: [], deletedPrincipalIds: [], detachedFrom: [] };

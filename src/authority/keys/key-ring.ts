@@ -6,6 +6,7 @@
 import { createPublicKey } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
+import { BackgroundInterval } from '../../shared/interval.js';
 import type { SigningKeyRecord, SigningKeyState, SigningKeyStore } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
 import type { CryptoKey } from '../../pki/ca.js';
@@ -76,7 +77,7 @@ export class KeyRing {
   // Refreshes can overlap; only a snapshot newer than the last applied one may replace it.
   #startedGen = 0;
   #appliedGen = 0;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #autoRefresh = new BackgroundInterval();
 
   private constructor(store: SigningKeyStore, masterKey: MasterKey, clock: Clock) {
     this.#store = store;
@@ -161,25 +162,13 @@ export class KeyRing {
    */
   startAutoRefresh(intervalMs: number, options: AutoRefreshOptions = {}): void {
     if (!Number.isFinite(intervalMs) || intervalMs < 1) throw new TypeError('startAutoRefresh() needs a positive interval');
-    this.stop();
     const onError = options.onError ?? ((err: unknown) => process.emitWarning(`openmsi key ring refresh failed: ${String(err)}`));
-    let running = false;
-    this.#timer = setInterval(() => {
-      if (running) return; // a slow store must not pile up refreshes
-      running = true;
-      this.refresh()
-        .catch(onError)
-        .finally(() => {
-          running = false;
-        });
-    }, intervalMs);
-    this.#timer.unref();
+    this.#autoRefresh.start(intervalMs, () => this.refresh(), onError);
   }
 
   /** Stops background refresh. */
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#autoRefresh.stop();
   }
 
   #visible(now: number): PublishedKey[] {

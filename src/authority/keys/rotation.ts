@@ -12,6 +12,7 @@
  */
 import type { Clock } from '../../shared/clock.js';
 import { DAY, HOUR, MINUTE } from '../../shared/clock.js';
+import { BackgroundInterval } from '../../shared/interval.js';
 import type { SigningKeyRecord, SigningKeyStore } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
 import type { KeyRing } from './key-ring.js';
@@ -145,7 +146,7 @@ export class KeyRotator {
   readonly #onError: (err: unknown) => void;
   // Serialises this instance's own operations; other replicas are handled by compare-and-set.
   #tail: Promise<unknown> = Promise.resolve();
-  #timer: NodeJS.Timeout | undefined;
+  readonly #ticker = new BackgroundInterval();
 
   constructor(options: KeyRotatorOptions) {
     const { store, masterKey, clock, keyRing, policy, onEvent, onError } = options ?? ({} as KeyRotatorOptions);
@@ -282,24 +283,12 @@ export class KeyRotator {
   /** Runs {@link tick} every `intervalMs` (unref'd timer). Calling it again replaces the previous timer. */
   start(intervalMs = 60_000): void {
     if (!Number.isFinite(intervalMs) || intervalMs < 1) throw new TypeError('KeyRotator.start() needs a positive interval');
-    this.stop();
-    let running = false;
-    this.#timer = setInterval(() => {
-      if (running) return;
-      running = true;
-      this.tick()
-        .catch(this.#onError)
-        .finally(() => {
-          running = false;
-        });
-    }, intervalMs);
-    this.#timer.unref();
+    this.#ticker.start(intervalMs, () => this.tick(), this.#onError);
   }
 
   /** Stops the timer started by {@link start}. */
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#ticker.stop();
   }
 
   /**

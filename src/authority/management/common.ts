@@ -1,10 +1,13 @@
 /**
  * Plumbing shared by the management API's route files: route registration that honours ARM's
- * case-insensitive paths, JSON body checks, and audited mutations.
+ * case-insensitive paths, JSON body checks, audited mutations, and the handlers of ARM's subscription-scoped
+ * list/get/PUT/DELETE routes.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { ApiError } from '../../shared/api-error.js';
+import type { Subscription } from '../../store/types.js';
 import type { AuthorityContext } from '../context.js';
+import { authorizeSubscription, callerOf, type Caller } from './authenticate.js';
 
 /** Largest JSON body the management API accepts (certificates included). */
 export const MANAGEMENT_BODY_LIMIT = 64 * 1024;
@@ -109,4 +112,109 @@ export async function audited<T>(ctx: AuthorityContext, entry: AuditTarget, fn: 
     detail: outcome.detail ?? {},
   });
   return outcome.result;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ARM routes under /subscriptions/{subscriptionId}
+// ---------------------------------------------------------------------------------------------------
+
+/** What a subscription-scoped ARM route addresses, once the caller is authorised on the subscription. */
+export interface ArmScope {
+  caller: Caller;
+  subscription: Subscription;
+  /** The `resourceGroupName` path parameter ('' on a route without one). */
+  resourceGroup: string;
+  /** The `resourceName` path parameter ('' on a route without one). */
+  name: string;
+}
+
+/** Reads the route's address and checks the caller may use its subscription (see {@link authorizeSubscription}). */
+export async function armScope(ctx: AuthorityContext, request: FastifyRequest): Promise<ArmScope> {
+  const caller = callerOf(request);
+  const p = params(request);
+  const subscription = await authorizeSubscription(ctx, caller, p['subscriptionId'] ?? '');
+  return { caller, subscription, resourceGroup: p['resourceGroupName'] ?? '', name: p['resourceName'] ?? '' };
+}
+
+/** The audit entry of the caller's mutation in the subscription's tenant. */
+function armAuditEntry(scope: ArmScope, action: string, target: string): AuditTarget {
+  return { tenantId: scope.subscription.tenantId, actor: scope.caller.principal.objectId, action, target };
+}
+
+/** An ARM list: `{ value }` with the view of each item `list` finds. */
+export function armListHandler<T>(
+  ctx: AuthorityContext,
+  list: (scope: ArmScope, request: FastifyRequest) => Promise<readonly T[]>,
+  view: (item: T, scope: ArmScope) => unknown,
+): RouteHandler {
+  return async (request) => {
+    const scope = await armScope(ctx, request);
+    const items = await list(scope, request);
+    return { value: await Promise.all(items.map((item) => view(item, scope))) };
+  };
+}
+
+/** An ARM GET of one item: the view of what `get` finds (it throws the 404). */
+export function armGetHandler<T>(
+  ctx: AuthorityContext,
+  get: (scope: ArmScope, request: FastifyRequest) => Promise<T>,
+  view: (item: T, scope: ArmScope) => unknown,
+): RouteHandler {
+  return async (request) => {
+    const scope = await armScope(ctx, request);
+    return view(await get(scope, request), scope);
+  };
+}
+
+/** What a PUT wrote, and what its audit event records on success. */
+export interface ArmWritten<T> {
+  item: T;
+  created: boolean;
+  /** The written item's ARM id (the audit target). */
+  id: string;
+  /** Never a secret. */
+  detail: Record<string, unknown>;
+}
+
+export interface ArmPutSpec<T> {
+  /** The audited kind: the event is `<kind>.created` or `<kind>.updated`, and `<kind>.write` when the PUT fails. */
+  kind: string;
+  /** The addressed id, recorded as the target when the PUT fails. */
+  target: (scope: ArmScope, request: FastifyRequest) => string;
+  /** Validates the request and writes; runs inside the audit. */
+  write: (scope: ArmScope, request: FastifyRequest) => Promise<ArmWritten<T>>;
+  view: (item: T, scope: ArmScope) => unknown;
+}
+
+/** An audited ARM PUT: 201 with the view when it created the item, 200 when it updated it. */
+export function armPutHandler<T>(ctx: AuthorityContext, spec: ArmPutSpec<T>): RouteHandler {
+  return async (request, reply) => {
+    const scope = await armScope(ctx, request);
+    const { item, created } = await audited(ctx, armAuditEntry(scope, `${spec.kind}.write`, spec.target(scope, request)), async () => {
+      const written = await spec.write(scope, request);
+      return { result: written, action: `${spec.kind}.${written.created ? 'created' : 'updated'}`, target: written.id, detail: written.detail };
+    });
+    return reply.code(created ? 201 : 200).send(await spec.view(item, scope));
+  };
+}
+
+export interface ArmDeleteSpec {
+  /** The audited kind: the event is `<kind>.deleted`. */
+  kind: string;
+  /** The addressed id, recorded as the target unless the deletion names the deleted item's own. */
+  target: (scope: ArmScope, request: FastifyRequest) => string;
+  /** Deletes; runs inside the audit. Undefined when there was nothing to delete. */
+  remove: (scope: ArmScope, request: FastifyRequest) => Promise<{ id: string; detail: Record<string, unknown> } | undefined>;
+}
+
+/** An audited ARM DELETE: 200 when it deleted something, 204 when there was nothing (recorded as `existed: false`). */
+export function armDeleteHandler(ctx: AuthorityContext, spec: ArmDeleteSpec): RouteHandler {
+  return async (request, reply) => {
+    const scope = await armScope(ctx, request);
+    const deleted = await audited(ctx, armAuditEntry(scope, `${spec.kind}.deleted`, spec.target(scope, request)), async () => {
+      const removed = await spec.remove(scope, request);
+      return removed === undefined ? { result: removed, detail: { existed: false } } : { result: removed, target: removed.id, detail: removed.detail };
+    });
+    return reply.code(deleted === undefined ? 204 : 200).send();
+  };
 }

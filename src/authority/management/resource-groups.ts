@@ -9,10 +9,13 @@ import {
   putResourceGroup,
 } from '../directory/resources.js';
 import { apiVersionHook } from './api-version.js';
-import { authenticate, authorizeSubscription, callerOf } from './authenticate.js';
-import { audited, jsonObject, params, route } from './common.js';
+import { authenticate } from './authenticate.js';
+import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, route, type ArmScope } from './common.js';
 
 const GROUP = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName';
+
+/** The addressed group's id, as requested. */
+const addressedGroup = (scope: ArmScope) => resourceGroupId(scope.subscription.id, scope.resourceGroup);
 
 /** ARM resource groups: `PUT/GET/DELETE /subscriptions/{sub}/resourceGroups/{name}` and the list. */
 export function resourceGroupRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
@@ -22,76 +25,53 @@ export function resourceGroupRoutes(app: FastifyInstance, ctx: AuthorityContext)
     method: 'GET',
     url: '/subscriptions/:subscriptionId/resourceGroups',
     onRequest,
-    handler: async (request) => {
-      const subscription = await authorizeSubscription(ctx, callerOf(request), params(request)['subscriptionId'] ?? '');
-      const groups = await listResourceGroups(ctx.store, subscription.id);
-      return { value: groups.map(armResourceGroupView) };
-    },
+    handler: armListHandler(ctx, (scope) => listResourceGroups(ctx.store, scope.subscription.id), armResourceGroupView),
   });
 
   route(app, {
     method: 'GET',
     url: GROUP,
     onRequest,
-    handler: async (request) => {
-      const p = params(request);
-      const subscription = await authorizeSubscription(ctx, callerOf(request), p['subscriptionId'] ?? '');
-      return armResourceGroupView(await getResourceGroup(ctx.store, subscription.id, p['resourceGroupName'] ?? ''));
-    },
+    handler: armGetHandler(ctx, (scope) => getResourceGroup(ctx.store, scope.subscription.id, scope.resourceGroup), armResourceGroupView),
   });
 
   route(app, {
     method: 'PUT',
     url: GROUP,
     onRequest,
-    handler: async (request, reply) => {
-      const caller = callerOf(request);
-      const p = params(request);
-      const subscription = await authorizeSubscription(ctx, caller, p['subscriptionId'] ?? '');
-      const name = p['resourceGroupName'] ?? '';
-      const { group, created } = await audited(
-        ctx,
-        { tenantId: subscription.tenantId, actor: caller.principal.objectId, action: 'resourceGroup.write', target: resourceGroupId(subscription.id, name) },
-        async () => {
-          const body = jsonObject(request.body);
-          const result = await putResourceGroup(ctx.store, { subscriptionId: subscription.id, name, location: body['location'], tags: body['tags'], clock: ctx.clock });
-          return {
-            result,
-            action: result.created ? 'resourceGroup.created' : 'resourceGroup.updated',
-            target: result.group.id,
-            detail: { location: result.group.location },
-          };
-        },
-      );
-      return reply.code(created ? 201 : 200).send(armResourceGroupView(group));
-    },
+    handler: armPutHandler(ctx, {
+      kind: 'resourceGroup',
+      target: addressedGroup,
+      write: async (scope, request) => {
+        const body = jsonObject(request.body);
+        const { group, created } = await putResourceGroup(ctx.store, {
+          subscriptionId: scope.subscription.id,
+          name: scope.resourceGroup,
+          location: body['location'],
+          tags: body['tags'],
+          clock: ctx.clock,
+        });
+        return { item: group, created, id: group.id, detail: { location: group.location } };
+      },
+      view: armResourceGroupView,
+    }),
   });
 
   route(app, {
     method: 'DELETE',
     url: GROUP,
     onRequest,
-    handler: async (request, reply) => {
-      const caller = callerOf(request);
-      const p = params(request);
-      const subscription = await authorizeSubscription(ctx, caller, p['subscriptionId'] ?? '');
-      const name = p['resourceGroupName'] ?? '';
-      const deleted = await audited(
-        ctx,
-        { tenantId: subscription.tenantId, actor: caller.principal.objectId, action: 'resourceGroup.deleted', target: resourceGroupId(subscription.id, name) },
-        async () => {
-          const result = await deleteResourceGroup(ctx.store, { subscriptionId: subscription.id, name, clock: ctx.clock });
-          return {
-            result,
-            ...(result === undefined ? {} : { target: result.group.id }),
-            detail:
-              result === undefined
-                ? { existed: false }
-                : { deletedResources: result.deletedResourceIds, deletedPrincipals: result.deletedPrincipalIds, detachedFrom: result.detachedFrom },
-          };
-        },
-      );
-      return reply.code(deleted === undefined ? 204 : 200).send();
-    },
+    handler: armDeleteHandler(ctx, {
+      kind: 'resourceGroup',
+      target: addressedGroup,
+      remove: async (scope) => {
+        const result = await deleteResourceGroup(ctx.store, { subscriptionId: scope.subscription.id, name: scope.resourceGroup, clock: ctx.clock });
+        if (result === undefined) return undefined;
+        return {
+          id: result.group.id,
+          detail: { deletedResources: result.deletedResourceIds, deletedPrincipals: result.deletedPrincipalIds, detachedFrom: result.detachedFrom },
+        };
+      },
+    }),
   });
 }

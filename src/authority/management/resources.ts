@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { formatArmResourceId } from '../../shared/ids.js';
+import type { Resource } from '../../store/types.js';
 import type { AuthorityContext } from '../context.js';
 import {
   SUPPORTED_RESOURCE_TYPES,
@@ -13,19 +14,29 @@ import {
 } from '../directory/resources.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { apiVersionHook } from './api-version.js';
-import { authenticate, authorizeSubscription, callerOf } from './authenticate.js';
-import { audited, jsonObject, params, route } from './common.js';
+import { authenticate } from './authenticate.js';
+import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, params, route, type ArmScope } from './common.js';
 
 const IN_GROUP = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/:namespace/:resourceType';
 const ONE = `${IN_GROUP}/:resourceName`;
 
+/** The `Namespace/type` of the path, as requested. */
+function requestedType(request: FastifyRequest): string {
+  const p = params(request);
+  return `${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}`;
+}
+
 /** The allow-listed type a request addresses (the dedicated identity routes own user-assigned identities). */
 function addressedType(request: FastifyRequest, status: 400 | 404): string {
-  const p = params(request);
-  const requested = `${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}`;
+  const requested = requestedType(request);
   const type = canonicalResourceType(requested);
   if (type === undefined) throw DirectoryErrors.noRegisteredProvider(requested, [...SUPPORTED_RESOURCE_TYPES, USER_ASSIGNED_IDENTITY_TYPE], status);
   return type;
+}
+
+/** The addressed resource's id, as requested. */
+function addressedResource(scope: ArmScope, request: FastifyRequest): string {
+  return formatArmResourceId({ subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, type: requestedType(request), name: scope.name });
 }
 
 /**
@@ -35,18 +46,21 @@ function addressedType(request: FastifyRequest, status: 400 | 404): string {
  */
 export function resourceRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
+  const view = (resource: Resource, scope: ArmScope) => armResourceView(ctx.store, resource, scope.subscription.tenantId);
 
-  const listHandler = (scope: 'subscription' | 'group', byType: boolean) => async (request: FastifyRequest) => {
-    const p = params(request);
-    const subscription = await authorizeSubscription(ctx, callerOf(request), p['subscriptionId'] ?? '');
-    const type = byType ? addressedType(request, 404) : undefined;
-    const resources = await listResources(ctx.store, {
-      subscriptionId: subscription.id,
-      ...(scope === 'group' ? { resourceGroup: p['resourceGroupName'] ?? '' } : {}),
-      ...(type === undefined ? {} : { type }),
-    });
-    return { value: await Promise.all(resources.map((r) => armResourceView(ctx.store, r, subscription.tenantId))) };
-  };
+  const listHandler = (scope: 'subscription' | 'group', byType: boolean) =>
+    armListHandler(
+      ctx,
+      (s, request) => {
+        const type = byType ? addressedType(request, 404) : undefined;
+        return listResources(ctx.store, {
+          subscriptionId: s.subscription.id,
+          ...(scope === 'group' ? { resourceGroup: s.resourceGroup } : {}),
+          ...(type === undefined ? {} : { type }),
+        });
+      },
+      view,
+    );
 
   route(app, { method: 'GET', url: '/subscriptions/:subscriptionId/resources', onRequest, handler: listHandler('subscription', false) });
   route(app, {
@@ -62,93 +76,76 @@ export function resourceRoutes(app: FastifyInstance, ctx: AuthorityContext): voi
     method: 'GET',
     url: ONE,
     onRequest,
-    handler: async (request) => {
-      const p = params(request);
-      const subscription = await authorizeSubscription(ctx, callerOf(request), p['subscriptionId'] ?? '');
-      const type = addressedType(request, 404);
-      const resource = await getResource(ctx.store, {
-        subscriptionId: subscription.id,
-        resourceGroup: p['resourceGroupName'] ?? '',
-        type,
-        name: p['resourceName'] ?? '',
-      });
-      return armResourceView(ctx.store, resource, subscription.tenantId);
-    },
+    handler: armGetHandler(
+      ctx,
+      (scope, request) =>
+        getResource(ctx.store, {
+          subscriptionId: scope.subscription.id,
+          resourceGroup: scope.resourceGroup,
+          type: addressedType(request, 404),
+          name: scope.name,
+        }),
+      view,
+    ),
   });
 
   route(app, {
     method: 'PUT',
     url: ONE,
     onRequest,
-    handler: async (request, reply) => {
-      const caller = callerOf(request);
-      const p = params(request);
-      const subscription = await authorizeSubscription(ctx, caller, p['subscriptionId'] ?? '');
-      const resourceGroup = p['resourceGroupName'] ?? '';
-      const name = p['resourceName'] ?? '';
-      const requestedType = `${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}`;
-      const target = formatArmResourceId({ subscriptionId: subscription.id, resourceGroup, type: requestedType, name });
-      const { resource, created } = await audited(
-        ctx,
-        { tenantId: subscription.tenantId, actor: caller.principal.objectId, action: 'resource.write', target },
-        async () => {
-          const type = addressedType(request, 400);
-          const body = jsonObject(request.body);
-          const result = await putResource(ctx.store, {
-            subscriptionId: subscription.id,
-            resourceGroup,
-            type,
-            name,
-            location: body['location'],
-            tags: body['tags'],
-            properties: body['properties'],
-            identity: body['identity'],
-            clock: ctx.clock,
-          });
-          return {
-            result,
-            action: result.created ? 'resource.created' : 'resource.updated',
-            target: result.resource.id,
-            detail: {
-              type: result.resource.type,
-              systemAssignedPrincipalId: result.resource.systemPrincipalId,
-              systemPrincipalCreated: result.systemPrincipalCreated,
-              systemPrincipalDeleted: result.systemPrincipalDeleted,
-              userAssignedIdentities: result.resource.userAssignedIdentityIds,
-            },
-          };
-        },
-      );
-      return reply.code(created ? 201 : 200).send(await armResourceView(ctx.store, resource, subscription.tenantId));
-    },
+    handler: armPutHandler(ctx, {
+      kind: 'resource',
+      target: addressedResource,
+      write: async (scope, request) => {
+        const type = addressedType(request, 400);
+        const body = jsonObject(request.body);
+        const result = await putResource(ctx.store, {
+          subscriptionId: scope.subscription.id,
+          resourceGroup: scope.resourceGroup,
+          type,
+          name: scope.name,
+          location: body['location'],
+          tags: body['tags'],
+          properties: body['properties'],
+          identity: body['identity'],
+          clock: ctx.clock,
+        });
+        return {
+          item: result.resource,
+          created: result.created,
+          id: result.resource.id,
+          detail: {
+            type: result.resource.type,
+            systemAssignedPrincipalId: result.resource.systemPrincipalId,
+            systemPrincipalCreated: result.systemPrincipalCreated,
+            systemPrincipalDeleted: result.systemPrincipalDeleted,
+            userAssignedIdentities: result.resource.userAssignedIdentityIds,
+          },
+        };
+      },
+      view,
+    }),
   });
 
   route(app, {
     method: 'DELETE',
     url: ONE,
     onRequest,
-    handler: async (request, reply) => {
-      const caller = callerOf(request);
-      const p = params(request);
-      const subscription = await authorizeSubscription(ctx, caller, p['subscriptionId'] ?? '');
-      const resourceGroup = p['resourceGroupName'] ?? '';
-      const name = p['resourceName'] ?? '';
-      const requestedType = `${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}`;
-      const target = formatArmResourceId({ subscriptionId: subscription.id, resourceGroup, type: requestedType, name });
-      const deleted = await audited(
-        ctx,
-        { tenantId: subscription.tenantId, actor: caller.principal.objectId, action: 'resource.deleted', target },
-        async () => {
-          const type = addressedType(request, 404);
-          const result = await deleteResource(ctx.store, { subscriptionId: subscription.id, resourceGroup, type, name, clock: ctx.clock });
-          return {
-            result,
-            ...(result === undefined ? {} : { target: result.resource.id }),
-            detail: result === undefined ? { existed: false } : { type, deletedPrincipals: result.deletedPrincipalIds },
-          };
-        },
-      );
-      return reply.code(deleted === undefined ? 204 : 200).send();
-    },
+    handler: armDeleteHandler(ctx, {
+      kind: 'resource',
+      target: addressedResource,
+      remove: async (scope, request) => {
+        const type = addressedType(request, 404);
+        const result = await deleteResource(ctx.store, {
+          subscriptionId: scope.subscription.id,
+          resourceGroup: scope.resourceGroup,
+          type,
+          name: scope.name,
+          clock: ctx.clock,
+        });
+        if (result === undefined) return undefined;
+        return { id: result.resource.id, detail: { type, deletedPrincipals: result.deletedPrincipalIds } };
+      },
+    }),
   });
 }
