@@ -22,6 +22,8 @@ export interface TestAuthority {
   caPath: string;
   admin: AdminCredentialFile;
   dataDir: string;
+  /** Where the store is: the SQLite file or the throwaway PostgreSQL database's URL. */
+  storeLocation: string;
   tenantId: string;
   subscriptionId: string;
   /** Every log line the authority wrote, for redaction tests. */
@@ -106,6 +108,7 @@ export async function startTestAuthority(
     caPath,
     admin: init.admin,
     dataDir,
+    storeLocation: database?.url ?? dataDirLayout(dataDir).sqlite,
     tenantId: init.config.tenantId,
     subscriptionId: init.config.subscriptionId,
     logLines: lines,
