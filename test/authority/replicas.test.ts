@@ -2,13 +2,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { startTestAuthority, freePort, captureLogs, type TestAuthority } from '../helpers/authority.js';
+import { startTestAuthority, freePort, captureLogs, registerTestApplication, type TestAuthority } from '../helpers/authority.js';
 import { httpsRequest, postForm } from '../helpers/https.js';
 import { createAuthority, type Authority } from '../../src/authority/authority.js';
 import { StoreLockedError } from '../../src/store/sqlite.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
-import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
-import { addCertificateCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
 
 const postgresUrl = process.env['OPENMSI_TEST_POSTGRES_URL'];
 
@@ -40,11 +38,7 @@ describe('replicas', () => {
       b = await createAuthority({ dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, autoRotate: false });
       await b.listen();
       bUrl = `https://localhost:${String(port)}`;
-      const clock = a.ctx.clock;
-      const principal = await a.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: a.tenantId, displayName: 'replicated', clock }));
-      appId = principal.appId;
-      ({ certPem, keyPem } = await createClientCertificate({ commonName: 'replicated', years: 1, clock }));
-      await a.ctx.store.transaction((tx) => addCertificateCredential(tx, { appId, certificatePem: certPem, clock }));
+      ({ appId, certPem, keyPem } = await registerTestApplication(a, 'replicated'));
     });
     after(async () => {
       await b.close();

@@ -2,10 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
-import { BACKENDS, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { BACKENDS, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm, httpsRequest } from '../helpers/https.js';
-import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
-import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
+import { createClientCertificate } from '../../src/authority/directory/credentials.js';
 
 const VAULT = 'https://vault.azure.net';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -21,12 +20,7 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
 
   before(async () => {
     t = await startTestAuthority({ backend });
-    const clock = t.ctx.clock;
-    const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName: 'token-test', clock }));
-    appId = principal.appId;
-    secret = (await t.ctx.store.transaction((tx) => addPasswordCredential(tx, t.ctx.masterKey, { appId, clock }))).secretText;
-    ({ certPem, keyPem } = await createClientCertificate({ commonName: 'token-test', years: 1, clock }));
-    await t.ctx.store.transaction((tx) => addCertificateCredential(tx, { appId, certificatePem: certPem, clock }));
+    ({ appId, secret, certPem, keyPem } = await registerTestApplication(t, 'token-test'));
     v2 = `${t.url}/${t.tenantId}/oauth2/v2.0/token`;
     v1 = `${t.url}/${t.tenantId}/oauth2/token`;
   });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,8 @@ import { createAuthority, type Authority } from '../../src/authority/authority.j
 import { initDataDir } from '../../src/authority/init.js';
 import type { AuthorityContext } from '../../src/authority/context.js';
 import { createTestDatabase } from '../fixtures/pg-database.js';
+import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
+import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
 
 export interface TestAuthority {
   authority: Authority;
@@ -133,4 +135,35 @@ export async function startTestAuthority(
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** An application service principal registered directly in a test authority's directory. */
+export interface TestApplication {
+  appId: string;
+  objectId: string;
+  /** Its client secret (always registered). */
+  secret: string;
+  /** Its certificate credential, when asked for: PEMs, and a 0600 file holding key + certificate as SDKs read it. */
+  certPem: string;
+  keyPem: string;
+  certPath: string;
+}
+
+/** Registers an application with a client secret and, unless `certificate: false`, a client certificate. */
+export async function registerTestApplication(
+  t: Pick<TestAuthority, 'ctx' | 'tenantId' | 'dataDir'>,
+  displayName: string,
+  options: { certificate?: boolean } = {},
+): Promise<TestApplication> {
+  const clock = t.ctx.clock;
+  const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName, clock }));
+  const appId = principal.appId;
+  const secret = (await t.ctx.store.transaction((tx) => addPasswordCredential(tx, t.ctx.masterKey, { appId, clock }))).secretText;
+  const app: TestApplication = { appId, objectId: principal.objectId, secret, certPem: '', keyPem: '', certPath: '' };
+  if (options.certificate === false) return app;
+  const cert = await createClientCertificate({ commonName: displayName, years: 1, clock });
+  await t.ctx.store.transaction((tx) => addCertificateCredential(tx, { appId, certificatePem: cert.certPem, clock }));
+  const certPath = join(t.dataDir, `${displayName}-client.pem`);
+  writeFileSync(certPath, cert.keyPem + cert.certPem, { mode: 0o600 });
+  return { ...app, certPem: cert.certPem, keyPem: cert.keyPem, certPath };
 }

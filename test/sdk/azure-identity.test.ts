@@ -1,12 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BACKENDS, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
-import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
+import { BACKENDS, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 
 const run = promisify(execFile);
 const FIXTURE = new URL('./fixtures/identity-client.mjs', import.meta.url).pathname;
@@ -28,14 +24,7 @@ for (const backend of BACKENDS) describe(`@azure/identity 4.13.1 against the aut
 
   before(async () => {
     t = await startTestAuthority({ backend });
-    const clock = t.ctx.clock;
-    const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName: 'sdk-oracle', clock }));
-    appId = principal.appId;
-    secret = (await t.ctx.store.transaction((tx) => addPasswordCredential(tx, t.ctx.masterKey, { appId, clock }))).secretText;
-    const cert = await createClientCertificate({ commonName: 'sdk-oracle', years: 1, clock });
-    await t.ctx.store.transaction((tx) => addCertificateCredential(tx, { appId, certificatePem: cert.certPem, clock }));
-    certPath = join(t.dataDir, 'client-cert.pem');
-    writeFileSync(certPath, cert.keyPem + cert.certPem, { mode: 0o600 });
+    ({ appId, secret, certPath } = await registerTestApplication(t, 'sdk-oracle'));
   });
   after(async () => {
     await t.close();

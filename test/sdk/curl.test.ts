@@ -3,9 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
-import { addPasswordCredential } from '../../src/authority/directory/credentials.js';
+import { registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 
 const run = promisify(execFile);
 
@@ -17,10 +15,7 @@ describe('curl against the v1 token endpoint', () => {
 
   before(async () => {
     t = await startTestAuthority();
-    const clock = t.ctx.clock;
-    const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName: 'seed-spn', clock }));
-    appId = principal.appId;
-    secret = (await t.ctx.store.transaction((tx) => addPasswordCredential(tx, t.ctx.masterKey, { appId, clock }))).secretText;
+    ({ appId, secret } = await registerTestApplication(t, 'seed-spn', { certificate: false }));
   });
   after(async () => {
     await t.close();

@@ -1,12 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
-import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
+import { registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { createTokenVerifier, remoteJwks } from '../../src/shared/token-verifier.js';
 
 const run = promisify(execFile);
@@ -32,14 +28,7 @@ describe(`Python azure-identity ${versions ?? '(not installed)'} against the aut
 
   before(async () => {
     t = await startTestAuthority();
-    const clock = t.ctx.clock;
-    const principal = await t.ctx.store.transaction((tx) => createApplicationPrincipal(tx, { tenantId: t.tenantId, displayName: 'python-oracle', clock }));
-    appId = principal.appId;
-    secret = (await t.ctx.store.transaction((tx) => addPasswordCredential(tx, t.ctx.masterKey, { appId, clock }))).secretText;
-    const cert = await createClientCertificate({ commonName: 'python-oracle', years: 1, clock });
-    await t.ctx.store.transaction((tx) => addCertificateCredential(tx, { appId, certificatePem: cert.certPem, clock }));
-    certPath = join(t.dataDir, 'python-client.pem');
-    writeFileSync(certPath, cert.keyPem + cert.certPem, { mode: 0o600 });
+    ({ appId, secret, certPath } = await registerTestApplication(t, 'python-oracle'));
   });
   after(async () => {
     await t.close();
