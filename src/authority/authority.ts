@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { dataDirLayout, type InstallationConfig } from '../shared/data-dir.js';
 import { isGuid } from '../shared/ids.js';
+import { BackgroundInterval } from '../shared/interval.js';
 import { TokenVerificationError, createTokenVerifier, localJwks, type VerifiedToken } from '../shared/token-verifier.js';
 import { MasterKey } from '../pki/master-key.js';
 import { openStore } from '../store/open.js';
@@ -107,10 +108,12 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       // Other replicas may rotate; pick their keys up promptly.
       keyRing.startAutoRefresh(30_000);
     }
-    const purgeTimer = setInterval(() => {
-      store.replay.purgeExpired(clock.now()).catch((err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay purge failed'));
-    }, 60_000);
-    purgeTimer.unref();
+    const replayPurge = new BackgroundInterval();
+    replayPurge.start(
+      60_000,
+      () => store.replay.purgeExpired(clock.now()),
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay purge failed'),
+    );
 
     let closed = false;
     return {
@@ -129,7 +132,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       async close() {
         if (closed) return;
         closed = true;
-        clearInterval(purgeTimer);
+        replayPurge.stop();
         rotator.stop();
         keyRing.stop();
         await app.close();

@@ -166,6 +166,13 @@ export async function issueServerCertificate(options: {
   return { certPem: cert.toString('pem'), keyPkcs8Pem: await exportPkcs8Pem(leafKeys.privateKey) };
 }
 
+const RSA_SIGNING_ALG = { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
+
+/** A new extractable RSA-2048 RSASSA-PKCS1-v1_5 / SHA-256 key pair, the kind {@link createSelfSignedSigningCertificate} certifies. */
+export async function generateRsaSigningKeyPair(): Promise<CryptoKeyPair> {
+  return subtle.generateKey(RSA_SIGNING_ALG, true, ['sign', 'verify']);
+}
+
 /**
  * A self-signed certificate for a token-signing key pair, so the published JWK can carry `x5c` and a SHA-1
  * `x5t` the way Entra's keys do. Nothing validates its chain; it only binds the public key.

@@ -341,6 +341,14 @@ interface FetchSettings {
   maxResponseBytes: number;
 }
 
+function fetchSettings(options: RemoteJwksOptions): FetchSettings {
+  return {
+    ca: options.ca,
+    timeoutMs: positive(options.timeoutMs, 5000, 'timeoutMs'),
+    maxResponseBytes: positive(options.maxResponseBytes, 1024 * 1024, 'maxResponseBytes'),
+  };
+}
+
 /** GETs JSON with a hard timeout and size cap; no redirects are followed. */
 function fetchJson(url: URL, settings: FetchSettings): Promise<unknown> {
   const where = `${url.origin}${url.pathname}`;
@@ -423,11 +431,7 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}): Remote
   }
   const cacheMaxAgeMs = positive(options.cacheMaxAgeMs, 10 * 60_000, 'cacheMaxAgeMs');
   const cooldownMs = positive(options.cooldownMs, 30_000, 'cooldownMs');
-  const settings: FetchSettings = {
-    ca: options.ca,
-    timeoutMs: positive(options.timeoutMs, 5000, 'timeoutMs'),
-    maxResponseBytes: positive(options.maxResponseBytes, 1024 * 1024, 'maxResponseBytes'),
-  };
+  const settings = fetchSettings(options);
   const where = `${target.origin}${target.pathname}`;
   const cache = new ImportedKeyCache();
 
@@ -490,11 +494,7 @@ export async function discoverJwks(issuerOrDiscoveryUrl: string, options: Remote
   const base = parseFetchUrl(issuerOrDiscoveryUrl, allowLoopback, 'discoverJwks');
   const suffix = '/.well-known/openid-configuration';
   const discovery = base.pathname.endsWith(suffix) ? base : new URL(`${base.origin}${stripOneSlash(base.pathname)}${suffix}`);
-  const doc = await fetchJson(discovery, {
-    ca: options.ca,
-    timeoutMs: positive(options.timeoutMs, 5000, 'timeoutMs'),
-    maxResponseBytes: positive(options.maxResponseBytes, 1024 * 1024, 'maxResponseBytes'),
-  });
+  const doc = await fetchJson(discovery, fetchSettings(options));
   const jwksUri = (doc as { jwks_uri?: unknown } | null)?.jwks_uri;
   if (typeof jwksUri !== 'string') throw new Error(`${discovery.origin}${discovery.pathname} has no jwks_uri`);
   return remoteJwks(jwksUri, options);

@@ -50,6 +50,11 @@ export function createAuditStore(db: Kysely<Database>): AuditStore {
       let q = db.selectFrom('audit_events').selectAll();
       if (query.since !== undefined) q = q.where('at', '>=', query.since);
       if (query.action !== undefined) q = q.where('action', '=', query.action);
+      const { tenantId } = query;
+      if (tenantId !== undefined) {
+        // Filtered here, before the limit, so a busy other tenant cannot crowd this one's events out of the page.
+        q = q.where((eb) => eb.or([eb('tenant_id', 'is', null), eb(eb.fn('lower', ['tenant_id']), '=', tenantId.toLowerCase())]));
+      }
       const limit = Math.max(0, Math.floor(query.limit ?? DEFAULT_AUDIT_LIST_LIMIT));
       const rows = await q.orderBy('seq', 'desc').limit(limit).execute();
       return rows.map(toEvent);

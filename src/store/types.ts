@@ -193,8 +193,8 @@ export interface AuditEvent {
 
 export interface AuditStore {
   append(events: readonly AuditEvent[]): Promise<void>;
-  /** Newest first. */
-  list(query: { since?: number; action?: string; limit?: number }): Promise<AuditEvent[]>;
+  /** Newest first. `tenantId`: only that tenant's events (case-insensitively) and the installation-wide ones (`tenantId` null). */
+  list(query: { since?: number; action?: string; tenantId?: string; limit?: number }): Promise<AuditEvent[]>;
 }
 
 export interface HostCredential {

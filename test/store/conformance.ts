@@ -743,6 +743,21 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.deepEqual((await store.audit.list({ limit: 1 }))[0], later);
       });
 
+      void it('filters by tenant before the limit, keeping installation-wide events', async () => {
+        const action = `test.${uid()}.tenant`;
+        const mine = newGuid();
+        const theirs = newGuid();
+        const own = auditFixture(action, { at: T0 + 1, tenantId: mine });
+        const global = auditFixture(action, { at: T0 + 2, tenantId: null });
+        const others = Array.from({ length: 5 }, (_, i) => auditFixture(action, { at: T0 + 10 + i, tenantId: theirs }));
+        await store.audit.append([own, global, ...others]);
+        // The other tenant's newer events must not push this tenant's out of a small page.
+        assert.deepEqual(
+          (await store.audit.list({ action, tenantId: mine.toUpperCase(), limit: 2 })).map((e) => e.id),
+          [global.id, own.id],
+        );
+      });
+
       void it('orders by insertion, not by timestamp', async () => {
         const action = `test.${uid()}.seq`;
         const first = auditFixture(action, { at: T0 + 100 });

@@ -3,15 +3,15 @@
  * once) and X.509 certificates (stored as DER with their thumbprints), with `az ad sp credential reset`
  * semantics.
  */
-import { X509Certificate, createHash, randomInt, webcrypto } from 'node:crypto';
+import { X509Certificate, randomInt, webcrypto } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import { DAY } from '../../shared/clock.js';
-import { createSelfSignedSigningCertificate, derToPem } from '../../pki/ca.js';
+import { createSelfSignedSigningCertificate, derToPem, generateRsaSigningKeyPair, thumbprints } from '../../pki/ca.js';
 import { newGuid } from '../../shared/ids.js';
 import type { MasterKey } from '../../pki/master-key.js';
 import type { ClientCredential, Repositories, ServicePrincipal, Store } from '../../store/types.js';
 import { DirectoryErrors } from './errors.js';
-import { atomically, iso } from './principals.js';
+import { atomically, findPrincipal, hasControlCharacters, iso } from './principals.js';
 
 const SECRET_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-';
 /** Entra's secrets carry a version marker after the three-character hint. */
@@ -152,10 +152,11 @@ export function parseClientCertificate(input: unknown, clock: Clock): ParsedClie
   const notAfter = Date.parse(cert.validTo);
   if (!Number.isFinite(notBefore) || !Number.isFinite(notAfter)) throw DirectoryErrors.invalidCertificate('its validity period could not be read');
   if (notAfter <= clock.now()) throw DirectoryErrors.invalidCertificate(`it expired on ${iso(notAfter)}`);
+  const { sha1, sha256 } = thumbprints(der);
   return {
     der,
-    thumbprintSha1: createHash('sha1').update(der).digest('hex'),
-    thumbprintSha256: createHash('sha256').update(der).digest('hex'),
+    thumbprintSha1: sha1.toString('hex'),
+    thumbprintSha256: sha256.toString('hex'),
     notBefore,
     notAfter,
     subject: cert.subject,
@@ -283,7 +284,7 @@ function withApplication<T>(
 
 /** The application principal with this client id (or object id); 404 for anything else. */
 async function requireApplication(tx: Repositories, appOrObjectId: string): Promise<ServicePrincipal> {
-  const principal = (await tx.servicePrincipals.getByAppId(appOrObjectId)) ?? (await tx.servicePrincipals.getByObjectId(appOrObjectId));
+  const principal = await findPrincipal(tx, appOrObjectId);
   if (principal === undefined) throw DirectoryErrors.principalNotFound(appOrObjectId);
   if (principal.kind !== 'Application') {
     throw DirectoryErrors.badRequest(`Service principal '${principal.objectId}' is a managed identity; managed identities have no client credentials.`);
@@ -314,8 +315,7 @@ function addYears(ms: number, years: number): number {
 
 function credentialDisplayName(value: string | undefined, fallback: string): string {
   if (value === undefined) return fallback;
-  // eslint-disable-next-line no-control-regex
-  if (typeof value !== 'string' || value.length > MAX_CREDENTIAL_DISPLAY_NAME || /[\u0000-\u001f\u007f]/.test(value)) {
+  if (typeof value !== 'string' || value.length > MAX_CREDENTIAL_DISPLAY_NAME || hasControlCharacters(value)) {
     throw DirectoryErrors.badRequest(`The credential display name must be a string of at most ${String(MAX_CREDENTIAL_DISPLAY_NAME)} characters.`);
   }
   return value;
@@ -331,8 +331,7 @@ export async function createClientCertificate(options: { commonName: string; yea
     throw new TypeError(`certificate validity must be a whole number of years from 1 to ${String(MAX_CREDENTIAL_YEARS)}`);
   }
   const commonName = options.commonName.slice(0, 64) || 'openmsi client';
-  const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
-  const keyPair = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+  const keyPair = await generateRsaSigningKeyPair();
   const now = options.clock.now();
   const validityDays = Math.round((addYears(now, years) - now) / DAY);
   // The same self-signed RSA certificate shape the signing keys use: digitalSignature, not a CA.

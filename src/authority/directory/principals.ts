@@ -21,14 +21,20 @@ function isStore(repos: Repositories | Store): repos is Store {
 }
 
 const MAX_DISPLAY_NAME = 256;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** True when `value` holds a C0 control character or DEL, which no display name may contain. */
+export function hasControlCharacters(value: string): boolean {
+  return CONTROL_CHARACTERS.test(value);
+}
 
 /** Checks a display name the way Graph does: 1-256 characters, no control characters. */
 export function validateDisplayName(displayName: unknown): string {
   if (typeof displayName !== 'string' || displayName.trim() === '') {
     throw DirectoryErrors.badRequest("Property 'displayName' is required and must be a non-empty string.");
   }
-  // eslint-disable-next-line no-control-regex
-  if (displayName.length > MAX_DISPLAY_NAME || /[\u0000-\u001f\u007f]/.test(displayName)) {
+  if (displayName.length > MAX_DISPLAY_NAME || hasControlCharacters(displayName)) {
     throw DirectoryErrors.badRequest(`Property 'displayName' must be at most ${String(MAX_DISPLAY_NAME)} characters without control characters.`);
   }
   return displayName;
@@ -76,20 +82,18 @@ export async function createManagedIdentityPrincipal(
   repos: Repositories | Store,
   input: CreateManagedIdentityPrincipalInput,
 ): Promise<ServicePrincipal> {
-  return atomically(repos, async (tx) => {
-    const principal: ServicePrincipal = {
-      objectId: newGuid(),
-      tenantId: input.tenantId,
-      appId: newGuid(),
-      displayName: input.displayName,
-      kind: 'ManagedIdentity',
-      managedIdentity: { type: input.type, resourceId: input.resourceId },
-      isDirectoryAdmin: false,
-      createdAt: input.clock.now(),
-    };
-    await tx.servicePrincipals.create(principal);
-    return principal;
-  });
+  const principal: ServicePrincipal = {
+    objectId: newGuid(),
+    tenantId: input.tenantId,
+    appId: newGuid(),
+    displayName: input.displayName,
+    kind: 'ManagedIdentity',
+    managedIdentity: { type: input.type, resourceId: input.resourceId },
+    isDirectoryAdmin: false,
+    createdAt: input.clock.now(),
+  };
+  await repos.servicePrincipals.create(principal);
+  return principal;
 }
 
 /**
@@ -100,7 +104,7 @@ export async function createManagedIdentityPrincipal(
 export async function findManagedIdentityPrincipal(repos: Repositories, idOrResourceId: string): Promise<ServicePrincipal | undefined> {
   let found: ServicePrincipal | undefined;
   if (isGuid(idOrResourceId)) {
-    found = (await repos.servicePrincipals.getByObjectId(idOrResourceId)) ?? (await repos.servicePrincipals.getByAppId(idOrResourceId));
+    found = await findPrincipal(repos, idOrResourceId);
   } else if (idOrResourceId.startsWith('/')) {
     found =
       (await repos.servicePrincipals.getByManagedIdentityResource(idOrResourceId, 'UserAssigned')) ??
@@ -220,6 +224,15 @@ export function graphCredentialViews(credentials: readonly ClientCredential[]): 
   return { passwordCredentials, keyCredentials };
 }
 
+/** Graph's `servicePrincipalNames` and `alternativeNames` of a principal (what `$filter` can match too). */
+export function principalNames(sp: ServicePrincipal): { servicePrincipalNames: string[]; alternativeNames: string[] } {
+  const mi = sp.managedIdentity;
+  return {
+    servicePrincipalNames: mi === null ? [sp.appId] : [sp.appId, managedIdentityServicePrincipalName(mi.resourceId)],
+    alternativeNames: mi === null ? [] : [mi.type === 'UserAssigned' ? 'isExplicit=True' : 'isExplicit=False', mi.resourceId],
+  };
+}
+
 /** A principal as Microsoft Graph shows a `servicePrincipal`. */
 export function graphServicePrincipalView(sp: ServicePrincipal, credentials: readonly ClientCredential[] = []): GraphServicePrincipal {
   const mi = sp.managedIdentity;
@@ -231,8 +244,7 @@ export function graphServicePrincipalView(sp: ServicePrincipal, credentials: rea
     servicePrincipalType: sp.kind,
     appOwnerOrganizationId: sp.tenantId,
     appOwnerTenantId: sp.tenantId,
-    servicePrincipalNames: mi === null ? [sp.appId] : [sp.appId, managedIdentityServicePrincipalName(mi.resourceId)],
-    alternativeNames: mi === null ? [] : [mi.type === 'UserAssigned' ? 'isExplicit=True' : 'isExplicit=False', mi.resourceId],
+    ...principalNames(sp),
     accountEnabled: true,
     createdDateTime: iso(sp.createdAt),
     tags: [],

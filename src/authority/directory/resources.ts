@@ -501,16 +501,13 @@ export async function getResource(repos: Repositories, address: ResourceAddress 
 
 /** Resources of a subscription, optionally of one group and/or type (404 when the group does not exist). */
 export async function listResources(repos: Repositories, filter: { subscriptionId: string; resourceGroup?: string; type?: string }): Promise<Resource[]> {
-  const subscription = await requireSubscription(repos, filter.subscriptionId);
-  let groupName: string | undefined;
-  if (filter.resourceGroup !== undefined) {
-    const group = await repos.resourceGroups.get(subscription.id, filter.resourceGroup);
-    if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(filter.resourceGroup);
-    groupName = group.name;
-  }
+  const { subscription, group } =
+    filter.resourceGroup === undefined
+      ? { subscription: await requireSubscription(repos, filter.subscriptionId), group: undefined }
+      : await requireResourceGroup(repos, filter.subscriptionId, filter.resourceGroup);
   return repos.resources.list({
     subscriptionId: subscription.id,
-    ...(groupName === undefined ? {} : { resourceGroup: groupName }),
+    ...(group === undefined ? {} : { resourceGroup: group.name }),
     ...(filter.type === undefined ? {} : { type: filter.type }),
   });
 }

@@ -7,10 +7,10 @@ import { createPublicKey } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import { BackgroundInterval } from '../../shared/interval.js';
-import type { SigningKeyRecord, SigningKeyState, SigningKeyStore } from '../../store/types.js';
+import type { SigningKeyState, SigningKeyStore } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
 import type { CryptoKey } from '../../pki/ca.js';
-import { decryptSigningKey } from './signing-key.js';
+import { currentsNewestFirst, decryptSigningKey } from './signing-key.js';
 
 /** The key tokens are signed with right now. */
 export interface CurrentSigningKey {
@@ -44,18 +44,6 @@ function publicOnly(jwk: Record<string, unknown>): Readonly<Record<string, unkno
   for (const member of PRIVATE_JWK_MEMBERS) delete copy[member];
   if (Array.isArray(copy.x5c)) copy.x5c = Object.freeze([...(copy.x5c as unknown[])]);
   return Object.freeze(copy);
-}
-
-/** Picks the newest `current` key; two can coexist briefly while a promotion is half done. */
-function newestCurrent(records: readonly SigningKeyRecord[]): SigningKeyRecord | undefined {
-  let best: SigningKeyRecord | undefined;
-  for (const r of records) {
-    if (r.state !== 'current') continue;
-    const at = r.activatedAt ?? r.createdAt;
-    const bestAt = best === undefined ? -Infinity : (best.activatedAt ?? best.createdAt);
-    if (at > bestAt || (at === bestAt && best !== undefined && r.createdAt > best.createdAt)) best = r;
-  }
-  return best;
 }
 
 /** Options for {@link KeyRing.startAutoRefresh}. */
@@ -103,7 +91,8 @@ export class KeyRing {
   async refresh(): Promise<void> {
     const gen = ++this.#startedGen;
     const records = await this.#store.list();
-    const currentRecord = newestCurrent(records);
+    // Two currents can coexist briefly while a promotion is half done: the newest signs.
+    const currentRecord = currentsNewestFirst(records)[0];
     let current: CurrentSigningKey | undefined;
     if (currentRecord !== undefined) {
       const privateKey = this.#privateKeys.get(currentRecord.kid) ?? decryptSigningKey(currentRecord, this.#masterKey);

@@ -16,7 +16,7 @@ import { BackgroundInterval } from '../../shared/interval.js';
 import type { SigningKeyRecord, SigningKeyStore } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
 import type { KeyRing } from './key-ring.js';
-import { generateSigningKey } from './signing-key.js';
+import { activatedAt, currentsNewestFirst, generateSigningKey } from './signing-key.js';
 
 /** Timing rules for rotation. All values are milliseconds. */
 export interface RotationPolicy {
@@ -114,15 +114,6 @@ export interface ManualRotationResult {
 
 function byCreatedAsc(a: SigningKeyRecord, b: SigningKeyRecord): number {
   return a.createdAt - b.createdAt;
-}
-
-function activatedAt(r: SigningKeyRecord): number {
-  return r.activatedAt ?? r.createdAt;
-}
-
-/** Currents, newest activation first. Normally one; more only while a promotion is half done. */
-function currentsNewestFirst(records: readonly SigningKeyRecord[]): SigningKeyRecord[] {
-  return records.filter((r) => r.state === 'current').sort((a, b) => activatedAt(b) - activatedAt(a) || b.createdAt - a.createdAt);
 }
 
 /** The oldest `next` key: the one that has been pre-published longest. */

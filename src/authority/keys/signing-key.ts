@@ -8,13 +8,12 @@ import type { KeyObject } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import type { SigningKeyRecord, SigningKeyState } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
-import { createSelfSignedSigningCertificate, thumbprints } from '../../pki/ca.js';
+import { createSelfSignedSigningCertificate, generateRsaSigningKeyPair, thumbprints } from '../../pki/ca.js';
 
 /** Subject common name of signing-key certificates. */
 export const SIGNING_CERT_SUBJECT = 'openmsi token signing';
 /** Certificate validity. Nothing checks it (verifiers pick keys by `kid`); five years mirrors Entra's certs. */
 const SIGNING_CERT_VALIDITY_DAYS = 5 * 365;
-const RSA_ALG = { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
 
 /** The additional authenticated data that binds an encrypted private key to its `kid`. */
 export function signingKeyAad(kid: string): string {
@@ -34,7 +33,7 @@ export async function generateSigningKey(options: {
   if (state !== 'next' && state !== 'current') throw new TypeError("generateSigningKey(): state must be 'next' or 'current'");
   if (typeof clock?.now !== 'function') throw new TypeError('generateSigningKey() needs a clock');
 
-  const keyPair = await webcrypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify']);
+  const keyPair = await generateRsaSigningKeyPair();
   const certDer = await createSelfSignedSigningCertificate({
     subject: SIGNING_CERT_SUBJECT,
     keyPair,
@@ -71,4 +70,14 @@ export async function generateSigningKey(options: {
 export function decryptSigningKey(record: SigningKeyRecord, masterKey: MasterKey): KeyObject {
   const der = masterKey.decrypt(record.privateKeyEnc, signingKeyAad(record.kid));
   return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+}
+
+/** When a key started signing (its creation, for a key created `current`). */
+export function activatedAt(record: SigningKeyRecord): number {
+  return record.activatedAt ?? record.createdAt;
+}
+
+/** The `current` keys, newest activation first. Normally one; more only while a promotion is half done. */
+export function currentsNewestFirst(records: readonly SigningKeyRecord[]): SigningKeyRecord[] {
+  return records.filter((r) => r.state === 'current').sort((a, b) => activatedAt(b) - activatedAt(a) || b.createdAt - a.createdAt);
 }

@@ -41,14 +41,12 @@ export function auditRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
       }
       const events = await ctx.store.audit.list({
         ...(since === undefined ? {} : { since }),
-        ...(action === undefined || action === '' ? {} : { action }),
+        ...(action === undefined ? {} : { action }),
+        tenantId: caller.tenantId,
         limit,
       });
-      const tenant = caller.tenantId.toLowerCase();
       return {
-        value: events
-          .filter((e) => e.tenantId === null || e.tenantId.toLowerCase() === tenant)
-          .map((e) => ({ id: e.id, at: iso(e.at), tenantId: e.tenantId, actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, detail: e.detail })),
+        value: events.map((e) => ({ id: e.id, at: iso(e.at), tenantId: e.tenantId, actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, detail: e.detail })),
       };
     },
   });

@@ -10,6 +10,7 @@ import { isGuid } from '../../shared/ids.js';
 import { TokenVerificationError, type VerifiedToken } from '../../shared/token-verifier.js';
 import type { ServicePrincipal, Subscription } from '../../store/types.js';
 import type { AuthorityContext } from '../context.js';
+import { DirectoryErrors } from '../directory/errors.js';
 import { ARM_AUDIENCES, GRAPH_AUDIENCES } from '../urls.js';
 import type { RequestHook } from './common.js';
 
@@ -169,7 +170,7 @@ function forbidden(family: ApiFamily, principal: ServicePrincipal, request: Fast
  */
 export async function authorizeSubscription(ctx: AuthorityContext, caller: Caller, subscriptionId: string): Promise<Subscription> {
   const subscription = isGuid(subscriptionId) ? await ctx.store.subscriptions.get(subscriptionId) : undefined;
-  if (subscription === undefined) throw new ApiError(404, 'SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`);
+  if (subscription === undefined) throw DirectoryErrors.subscriptionNotFound(subscriptionId);
   if (subscription.tenantId.toLowerCase() !== caller.tenantId.toLowerCase()) {
     throw new ApiError(
       401,

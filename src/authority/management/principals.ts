@@ -18,7 +18,7 @@ import {
   deleteApplicationPrincipal,
   findPrincipal,
   graphServicePrincipalView,
-  managedIdentityServicePrincipalName,
+  principalNames,
   validateDisplayName,
 } from '../directory/principals.js';
 import { DirectoryErrors } from '../directory/errors.js';
@@ -346,14 +346,6 @@ const STRING = "'((?:[^']|'')*)'";
 const unquote = (s: string) => s.replace(/''/g, "'");
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-function namesOf(sp: ServicePrincipal): { alternativeNames: string[]; servicePrincipalNames: string[] } {
-  const mi = sp.managedIdentity;
-  return {
-    alternativeNames: mi === null ? [] : [mi.type === 'UserAssigned' ? 'isExplicit=True' : 'isExplicit=False', mi.resourceId],
-    servicePrincipalNames: mi === null ? [sp.appId] : [sp.appId, managedIdentityServicePrincipalName(mi.resourceId)],
-  };
-}
-
 function clause(text: string): Predicate {
   let m = new RegExp(`^(displayName|appId|id|servicePrincipalType)\\s+eq\\s+${STRING}$`, 'i').exec(text);
   if (m) {
@@ -379,7 +371,7 @@ function clause(text: string): Predicate {
   if (m && m[2] === m[3]) {
     const collection = m[1]!.toLowerCase() === 'alternativenames' ? 'alternativeNames' : 'servicePrincipalNames';
     const value = unquote(m[4]!);
-    return (sp) => namesOf(sp)[collection].some((name) => same(name, value));
+    return (sp) => principalNames(sp)[collection].some((name) => same(name, value));
   }
   throw unsupported(`'${text.slice(0, 200)}'`);
 }

@@ -2,18 +2,12 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { createAuthority } from '../../authority/authority.js';
 import { initDataDir, DEFAULT_PORT } from '../../authority/init.js';
-import { dataDirLayout, resolveDataDir } from '../../shared/data-dir.js';
+import { dataDirLayout } from '../../shared/data-dir.js';
 import { createLogger } from '../../shared/logger.js';
-import { printResult, type OutputFormat } from '../output.js';
-
-interface GlobalOptions {
-  dataDir?: string;
-  output?: OutputFormat;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+import { describeStoreLocation, isPostgresLocation } from '../../store/open.js';
+import { globalOptions } from '../api-client.js';
+import { printResult } from '../output.js';
+import { collect } from './shared.js';
 
 /** `openmsi init` and `openmsi authority`. */
 export function registerAuthorityCommands(program: Command): void {
@@ -37,8 +31,7 @@ Examples:
   OPENMSI_STORE=postgres://openmsi@db/openmsi openmsi init --store postgres://openmsi@db/openmsi`,
     )
     .action(async (opts: InitFlags, cmd: Command) => {
-      const globals = cmd.optsWithGlobals<GlobalOptions>();
-      const dataDir = resolveDataDir(globals.dataDir);
+      const { dataDir, output } = globalOptions(cmd);
       const result = await initDataDir({
         dataDir,
         host: opts.host,
@@ -60,7 +53,7 @@ Examples:
           adminCredentialFile: dataDirLayout(dataDir).adminCredential,
           caCertificateFile: dataDirLayout(dataDir).caCert,
         },
-        globals.output ?? 'json',
+        output,
       );
     });
 
@@ -80,8 +73,7 @@ Examples:
   NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
     )
     .action(async (opts: { init?: boolean; host?: string; port?: number; store?: string }, cmd: Command) => {
-      const globals = cmd.optsWithGlobals<GlobalOptions>();
-      const dataDir = resolveDataDir(globals.dataDir);
+      const { dataDir } = globalOptions(cmd);
       const logger = createLogger();
       if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
         const result = await initDataDir({
@@ -132,10 +124,13 @@ function parsePort(value: string): number {
   return port;
 }
 
-/** config.json must never hold a database password; it comes from OPENMSI_STORE at run time. */
+/**
+ * config.json must never hold a database password (neither the URL's nor a `password=` parameter); it comes
+ * from OPENMSI_STORE at run time.
+ */
 function redactUrl(location: string): string {
-  if (!/^postgres(ql)?:\/\//i.test(location)) return location;
-  const url = new URL(location);
-  url.password = '';
-  return url.toString();
+  if (!isPostgresLocation(location)) return location;
+  // Refuse an unparseable URL here rather than store describeStoreLocation's placeholder for it.
+  if (!URL.canParse(location)) throw new Error('--store is not a valid postgres:// URL');
+  return describeStoreLocation(location);
 }
