@@ -123,7 +123,7 @@ export async function startTestAuthority(
           grant_type: 'client_credentials',
           client_id: init.admin.clientId,
           client_secret: init.admin.clientSecret,
-          scope: `${audience.replace(/\/$/, '')}/.default`.replace(/([^/])\/\.default$/, '$1/.default'),
+          scope: `${audience.replace(/\/$/, '')}/.default`,
         }).toString(),
       });
       if (response.statusCode !== 200) throw new Error(`admin token request failed: ${response.statusCode} ${response.body}`);

@@ -14,6 +14,8 @@ const JWKS_MAX_AGE_SECONDS = 3600;
 export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext }): Promise<void> {
   const { ctx } = opts;
   const { urls } = ctx;
+  /** The authority's host[:port], as Entra's documents name their cloud instance. */
+  const host = new URL(urls.origin).host;
 
   app.setErrorHandler(async (err: unknown, request, reply) => {
     const { status, body } = serializeOAuthError(err, { now: ctx.clock.now(), traceId: request.id });
@@ -50,9 +52,9 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'oid', 'tid', 'appid', 'idtyp', 'ver', 'xms_mirid'],
       grant_types_supported: ['client_credentials'],
       tenant_region_scope: null,
-      cloud_instance_name: new URL(urls.origin).host,
-      cloud_graph_host_name: new URL(urls.origin).host,
-      msgraph_host: new URL(urls.origin).host,
+      cloud_instance_name: host,
+      cloud_graph_host_name: host,
+      msgraph_host: host,
     });
   });
 
@@ -72,7 +74,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       issuer: urls.v1Issuer(tid),
       authorization_endpoint: urls.authorizationEndpoint(tid, 'v1'),
       grant_types_supported: ['client_credentials'],
-      cloud_instance_name: new URL(urls.origin).host,
+      cloud_instance_name: host,
     });
   });
 
@@ -99,7 +101,6 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       throw new OAuthError(400, 'invalid_request', `The authorization_endpoint is not one this authority serves.`, { aadsts: 50049 });
     }
     const tenant = url.pathname.split('/').filter(Boolean)[0] ?? 'common';
-    const host = new URL(urls.origin).host;
     return reply.header('cache-control', 'public, max-age=86400').send({
       tenant_discovery_endpoint: urls.discoveryDocument(tenant, 'v2'),
       'api-version': '1.1',
