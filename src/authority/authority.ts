@@ -10,7 +10,7 @@ import { TokenVerificationError, createTokenVerifier, localJwks, type VerifiedTo
 import { MasterKey } from '../pki/master-key.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
-import { AuditWriter } from './audit-writer.js';
+import { AuditWriter } from '../store/audit-writer.js';
 import type { AuthorityContext } from './context.js';
 import { KeyRing } from './keys/key-ring.js';
 import { KeyRotator } from './keys/rotation.js';
@@ -100,7 +100,13 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     await rotator.tick();
     const tokens = new TokenIssuer({ keyRing, urls, clock, lifetimeSeconds: config.tokenLifetimeSeconds });
     const verifyAccessToken = makeLocalVerifier(store, keyRing, urls, clock);
-    const ctx: AuthorityContext = { store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, verifyAccessToken, caCertPem };
+    const signingKeys = {
+      publishedKids: () => new Set(keyRing.jwks().keys.map((k) => String(k['kid']))),
+      rotateNow: (o: { revokePrevious: boolean }) => rotator.rotateNow(o),
+    };
+    const ctx: AuthorityContext = {
+      store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authority: urls, signingKeys, verifyAccessToken, caCertPem,
+    };
     const app = await buildAuthorityApp(ctx, tls);
 
     if (options.autoRotate !== false) {

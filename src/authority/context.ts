@@ -3,7 +3,8 @@ import type { Logger } from '../shared/logger.js';
 import type { VerifiedToken } from '../shared/token-verifier.js';
 import type { MasterKey } from '../pki/master-key.js';
 import type { Store } from '../store/types.js';
-import type { AuditWriter } from './audit-writer.js';
+import type { AuditWriter } from '../store/audit-writer.js';
+import type { ManagementContext } from '../management/context.js';
 import type { KeyRing } from './keys/key-ring.js';
 import type { KeyRotator } from './keys/rotation.js';
 import type { TokenIssuer } from './token-issuer.js';
@@ -13,7 +14,7 @@ import type { AuthorityUrls } from './urls.js';
  * Everything a route or grant needs, built once per process by `createAuthority()` and passed down
  * explicitly (no module-level singletons, so tests build as many authorities as they like).
  */
-export interface AuthorityContext {
+export interface AuthorityContext extends ManagementContext {
   readonly store: Store;
   readonly keyRing: KeyRing;
   readonly rotator: KeyRotator;

@@ -9,8 +9,8 @@ import { createCertificateAuthority, issueServerCertificate } from '../pki/ca.js
 import { openStore } from '../store/open.js';
 import { KeyRing } from './keys/key-ring.js';
 import { KeyRotator } from './keys/rotation.js';
-import { createApplicationPrincipal } from './directory/principals.js';
-import { addPasswordCredential } from './directory/credentials.js';
+import { createApplicationPrincipal } from '../directory/principals.js';
+import { addPasswordCredential } from '../directory/credentials.js';
 import { MAX_TOKEN_LIFETIME_SECONDS } from './token-issuer.js';
 import { storeLocation } from './authority.js';
 

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { AuthorityContext } from './context.js';
 import { tokenRoutes } from './routes/token.js';
 import { discoveryRoutes } from './routes/discovery.js';
-import { managementRoutes } from './management/index.js';
+import { managementRoutes } from '../management/index.js';
 
 export interface ServerTls {
   cert: string;

@@ -40,8 +40,3 @@ export class AuthorityUrls {
       : `${this.origin}/${tenant}/v2.0/.well-known/openid-configuration`;
   }
 }
-
-/** Audiences the management API accepts: ARM's two resource URIs (a trailing-slash difference is tolerated). */
-export const ARM_AUDIENCES = ['https://management.azure.com/', 'https://management.core.windows.net/'] as const;
-/** Audience of the directory (Graph-shaped) part of the management API. */
-export const GRAPH_AUDIENCES = ['https://graph.microsoft.com'] as const;

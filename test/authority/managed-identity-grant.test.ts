@@ -5,7 +5,7 @@ import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { BACKENDS, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm } from '../helpers/https.js';
 import { MANAGED_IDENTITY_GRANT_TYPE } from '../../src/authority/grants/managed-identity.js';
-import { deleteResource, putResource, putResourceGroup, putUserAssignedIdentity, deleteUserAssignedIdentity } from '../../src/authority/directory/resources.js';
+import { deleteResource, putResource, putResourceGroup, putUserAssignedIdentity, deleteUserAssignedIdentity } from '../../src/directory/resources.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 

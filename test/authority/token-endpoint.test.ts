@@ -4,7 +4,7 @@ import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObje
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { BACKENDS, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm, httpsRequest } from '../helpers/https.js';
-import { createClientCertificate } from '../../src/authority/directory/credentials.js';
+import { createClientCertificate } from '../../src/pki/client-certificate.js';
 
 const VAULT = 'https://vault.azure.net';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';

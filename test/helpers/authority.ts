@@ -11,8 +11,9 @@ import { createAuthority, type Authority } from '../../src/authority/authority.j
 import { initDataDir } from '../../src/authority/init.js';
 import type { AuthorityContext } from '../../src/authority/context.js';
 import { createTestDatabase } from '../fixtures/pg-database.js';
-import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
-import { addCertificateCredential, addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
+import { createApplicationPrincipal } from '../../src/directory/principals.js';
+import { addCertificateCredential, addPasswordCredential } from '../../src/directory/credentials.js';
+import { createClientCertificate } from '../../src/pki/client-certificate.js';
 
 export interface TestAuthority {
   authority: Authority;

@@ -58,7 +58,7 @@ function writeKeyAndCertificate(dir: string | undefined, name: string, keyPem: s
 
 async function newCertificate(commonName: string, years: number | undefined): Promise<{ certPem: string; keyPem: string }> {
   // Loaded on demand: it pulls in the X.509 library, which most commands never need.
-  const { createClientCertificate } = await import('../../authority/directory/credentials.js');
+  const { createClientCertificate } = await import('../../pki/client-certificate.js');
   return createClientCertificate({ commonName, years: years ?? 1, clock: systemClock });
 }
 

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { ApiError } from '../../shared/api-error.js';
+import { ApiError } from '../shared/api-error.js';
 
 const API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
 

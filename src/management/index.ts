@@ -8,8 +8,8 @@
  * (`routerOptions.caseSensitive: false`) and allow long path parameters, as ARM ids and names need.
  */
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError, serializeApiError } from '../../shared/api-error.js';
-import type { AuthorityContext } from '../context.js';
+import { ApiError, serializeApiError } from '../shared/api-error.js';
+import type { ManagementContext } from './context.js';
 import { auditRoutes } from './audit.js';
 import { deniedPrincipalOf } from './authenticate.js';
 import { MANAGEMENT_BODY_LIMIT } from './common.js';
@@ -21,7 +21,7 @@ import { subscriptionRoutes } from './subscriptions.js';
 import { userAssignedIdentityRoutes } from './user-assigned-identities.js';
 
 export interface ManagementOptions {
-  ctx: AuthorityContext;
+  ctx: ManagementContext;
 }
 
 /** Maps anything thrown while serving a request to the API error the caller sees. */
@@ -53,7 +53,7 @@ export function toApiError(err: unknown): ApiError {
 
 const MUTATING = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
 
-async function auditDenied(ctx: AuthorityContext, request: FastifyRequest, err: ApiError): Promise<void> {
+async function auditDenied(ctx: ManagementContext, request: FastifyRequest, err: ApiError): Promise<void> {
   const principal = deniedPrincipalOf(request);
   if (err.status !== 403 || principal === undefined || !MUTATING.has(request.method)) return;
   await ctx.audit

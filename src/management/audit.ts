@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { ApiError } from '../../shared/api-error.js';
-import type { AuthorityContext } from '../context.js';
+import { ApiError } from '../shared/api-error.js';
+import type { ManagementContext } from './context.js';
 import { iso } from '../directory/principals.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { route, singleQuery } from './common.js';
@@ -26,7 +26,7 @@ function parseLimit(value: string | undefined): number {
  * `GET /openmsi/audit?since=&action=&limit=`: the newest events first, of the caller's tenant and the
  * installation-wide (system) ones.
  */
-export function auditRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+export function auditRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   route(app, {
     method: 'GET',
     url: '/openmsi/audit',

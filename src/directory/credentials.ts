@@ -3,13 +3,13 @@
  * once) and X.509 certificates (stored as DER with their thumbprints), with `az ad sp credential reset`
  * semantics.
  */
-import { X509Certificate, randomInt, webcrypto } from 'node:crypto';
-import type { Clock } from '../../shared/clock.js';
-import { DAY } from '../../shared/clock.js';
-import { createSelfSignedSigningCertificate, derToPem, generateRsaSigningKeyPair, thumbprints } from '../../pki/ca.js';
-import { newGuid } from '../../shared/ids.js';
-import type { MasterKey } from '../../pki/master-key.js';
-import type { ClientCredential, Repositories, ServicePrincipal, Store } from '../../store/types.js';
+import { X509Certificate, randomInt } from 'node:crypto';
+import type { Clock } from '../shared/clock.js';
+import { thumbprints } from '../pki/ca.js';
+import { addYears, MAX_CREDENTIAL_YEARS } from '../pki/client-certificate.js';
+import { newGuid } from '../shared/ids.js';
+import type { MasterKey } from '../pki/master-key.js';
+import type { ClientCredential, Repositories, ServicePrincipal, Store } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically, findPrincipal, hasControlCharacters, iso } from './principals.js';
 
@@ -22,7 +22,6 @@ const HINT_LENGTH = 3;
  * of entropy even after its (random) three-character hint is shown.
  */
 const SECRET_TAIL_LENGTH = 43;
-export const MAX_CREDENTIAL_YEARS = 100;
 const MAX_CREDENTIAL_DISPLAY_NAME = 256;
 
 /**
@@ -307,11 +306,6 @@ function credentialEnd(now: number, timing: CredentialTiming): number {
   return addYears(now, years);
 }
 
-function addYears(ms: number, years: number): number {
-  const d = new Date(ms);
-  d.setUTCFullYear(d.getUTCFullYear() + years);
-  return d.getTime();
-}
 
 function credentialDisplayName(value: string | undefined, fallback: string): string {
   if (value === undefined) return fallback;
@@ -321,21 +315,3 @@ function credentialDisplayName(value: string | undefined, fallback: string): str
   return value;
 }
 
-/**
- * A new RSA-2048 key and a self-signed certificate for it, for `--create-cert`. The private key never
- * leaves the caller: only the certificate is registered.
- */
-export async function createClientCertificate(options: { commonName: string; years?: number; clock: Clock }): Promise<{ certPem: string; keyPem: string }> {
-  const years = options.years ?? 1;
-  if (!Number.isInteger(years) || years < 1 || years > MAX_CREDENTIAL_YEARS) {
-    throw new TypeError(`certificate validity must be a whole number of years from 1 to ${String(MAX_CREDENTIAL_YEARS)}`);
-  }
-  const commonName = options.commonName.slice(0, 64) || 'openmsi client';
-  const keyPair = await generateRsaSigningKeyPair();
-  const now = options.clock.now();
-  const validityDays = Math.round((addYears(now, years) - now) / DAY);
-  // The same self-signed RSA certificate shape the signing keys use: digitalSignature, not a CA.
-  const der = await createSelfSignedSigningCertificate({ subject: commonName, keyPair, clock: options.clock, validityDays });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keyPair.privateKey));
-  return { certPem: derToPem(der, 'CERTIFICATE'), keyPem: derToPem(pkcs8, 'PRIVATE KEY') };
-}

@@ -14,15 +14,15 @@ import {
   deleteApplicationPrincipal,
   findManagedIdentityPrincipal,
   graphServicePrincipalView,
-} from '../../src/authority/directory/principals.js';
+} from '../../src/directory/principals.js';
 import {
   addCertificateCredential,
   addPasswordCredential,
-  createClientCertificate,
   generateClientSecret,
   removeCredential,
   resetCredentials,
-} from '../../src/authority/directory/credentials.js';
+} from '../../src/directory/credentials.js';
+import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import {
   armResourceView,
   deleteResource,
@@ -35,7 +35,7 @@ import {
   putResourceGroup,
   putUserAssignedIdentity,
   validateResourceGroupName,
-} from '../../src/authority/directory/resources.js';
+} from '../../src/directory/resources.js';
 
 function rejectsWith(code: string, status?: number) {
   return (err: unknown) => {

@@ -1,4 +1,4 @@
-import { ApiError } from '../../shared/api-error.js';
+import { ApiError } from '../shared/api-error.js';
 
 /**
  * The directory's error catalog. Codes and messages follow Azure Resource Manager (resource groups,

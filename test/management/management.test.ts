@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
 import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { newGuid } from '../../src/shared/ids.js';
-import { createApplicationPrincipal } from '../../src/authority/directory/principals.js';
-import { addPasswordCredential, createClientCertificate } from '../../src/authority/directory/credentials.js';
+import { createApplicationPrincipal } from '../../src/directory/principals.js';
+import { addPasswordCredential } from '../../src/directory/credentials.js';
+import { createClientCertificate } from '../../src/pki/client-certificate.js';
 
 const ARM = 'https://management.azure.com/';
 const GRAPH = 'https://graph.microsoft.com';

@@ -5,14 +5,20 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
-import { ApiError } from '../../shared/api-error.js';
-import { isGuid } from '../../shared/ids.js';
-import { TokenVerificationError, type VerifiedToken } from '../../shared/token-verifier.js';
-import type { ServicePrincipal, Subscription } from '../../store/types.js';
-import type { AuthorityContext } from '../context.js';
+import { ApiError } from '../shared/api-error.js';
+import { isGuid } from '../shared/ids.js';
+import { TokenVerificationError, type VerifiedToken } from '../shared/token-verifier.js';
+import type { ServicePrincipal, Subscription } from '../store/types.js';
+import type { ManagementContext } from './context.js';
 import { DirectoryErrors } from '../directory/errors.js';
-import { ARM_AUDIENCES, GRAPH_AUDIENCES } from '../urls.js';
-import type { RequestHook } from './common.js';
+
+/** Audiences the management API accepts: ARM's two resource URIs (a trailing-slash difference is tolerated). */
+export const ARM_AUDIENCES = ['https://management.azure.com/', 'https://management.core.windows.net/'] as const;
+/** Audience of the directory (Graph-shaped) part of the management API. */
+export const GRAPH_AUDIENCES = ['https://graph.microsoft.com'] as const;
+
+/** An `onRequest` hook: it runs before the body is read, and rejects to refuse the request. */
+export type RequestHook = (request: FastifyRequest) => Promise<void>;
 
 export type ApiFamily = 'arm' | 'graph';
 
@@ -57,7 +63,7 @@ function bearerChallenge(origin: string, tenant: string): Record<string, string>
 }
 
 /** The tenant to name in a challenge: the addressed subscription's, else the token's, else the only tenant. */
-async function challengeTenant(ctx: AuthorityContext, request: FastifyRequest, token: string | undefined): Promise<string> {
+async function challengeTenant(ctx: ManagementContext, request: FastifyRequest, token: string | undefined): Promise<string> {
   const subscriptionId = (request.params as Record<string, string | undefined> | undefined)?.['subscriptionId'];
   if (subscriptionId !== undefined && isGuid(subscriptionId)) {
     const subscription = await ctx.store.subscriptions.get(subscriptionId);
@@ -76,14 +82,14 @@ async function challengeTenant(ctx: AuthorityContext, request: FastifyRequest, t
 }
 
 async function unauthenticated(
-  ctx: AuthorityContext,
+  ctx: ManagementContext,
   request: FastifyRequest,
   token: string | undefined,
   code: string,
   message: string,
 ): Promise<ApiError> {
   const tenant = await challengeTenant(ctx, request, token);
-  return new ApiError(401, code, message, { headers: bearerChallenge(ctx.urls.origin, tenant) });
+  return new ApiError(401, code, message, { headers: bearerChallenge(ctx.authority.origin, tenant) });
 }
 
 function verificationFailure(family: ApiFamily, err: TokenVerificationError, audiences: readonly string[]): { code: string; message: string } {
@@ -111,7 +117,7 @@ function verificationFailure(family: ApiFamily, err: TokenVerificationError, aud
  * An `onRequest` hook (it runs before the body is read) that admits only directory admins holding a valid
  * token for `family`'s audiences: 401 with a Bearer challenge otherwise, 403 for a valid non-admin caller.
  */
-export function authenticate(ctx: AuthorityContext, family: ApiFamily): RequestHook {
+export function authenticate(ctx: ManagementContext, family: ApiFamily): RequestHook {
   const audiences = ACCEPTED_AUDIENCES[family];
   return async (request: FastifyRequest): Promise<void> => {
     const header = request.headers.authorization;
@@ -168,15 +174,15 @@ function forbidden(family: ApiFamily, principal: ServicePrincipal, request: Fast
  * The addressed subscription, checked against the caller's tenant: 404 when it does not exist, and ARM's
  * 401 `InvalidAuthenticationTokenTenant` when it belongs to another tenant.
  */
-export async function authorizeSubscription(ctx: AuthorityContext, caller: Caller, subscriptionId: string): Promise<Subscription> {
+export async function authorizeSubscription(ctx: ManagementContext, caller: Caller, subscriptionId: string): Promise<Subscription> {
   const subscription = isGuid(subscriptionId) ? await ctx.store.subscriptions.get(subscriptionId) : undefined;
   if (subscription === undefined) throw DirectoryErrors.subscriptionNotFound(subscriptionId);
   if (subscription.tenantId.toLowerCase() !== caller.tenantId.toLowerCase()) {
     throw new ApiError(
       401,
       'InvalidAuthenticationTokenTenant',
-      `The access token is from the wrong issuer '${ctx.urls.v1Issuer(caller.tenantId)}'. It must match the tenant '${ctx.urls.v1Issuer(subscription.tenantId)}' associated with this subscription. Please use the authority (URL) '${ctx.urls.origin}/${subscription.tenantId}' to get the token.`,
-      { headers: bearerChallenge(ctx.urls.origin, subscription.tenantId) },
+      `The access token is from the wrong issuer '${ctx.authority.v1Issuer(caller.tenantId)}'. It must match the tenant '${ctx.authority.v1Issuer(subscription.tenantId)}' associated with this subscription. Please use the authority (URL) '${ctx.authority.origin}/${subscription.tenantId}' to get the token.`,
+      { headers: bearerChallenge(ctx.authority.origin, subscription.tenantId) },
     );
   }
   return subscription;

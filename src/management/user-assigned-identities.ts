@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { formatArmResourceId } from '../../shared/ids.js';
-import type { AuthorityContext } from '../context.js';
+import { formatArmResourceId } from '../shared/ids.js';
+import type { ManagementContext } from './context.js';
 import {
   USER_ASSIGNED_IDENTITY_TYPE,
   armUserAssignedIdentityView,
@@ -22,7 +22,7 @@ const addressedIdentity = (scope: ArmScope) =>
   formatArmResourceId({ subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, type: USER_ASSIGNED_IDENTITY_TYPE, name: scope.name });
 
 /** `Microsoft.ManagedIdentity/userAssignedIdentities`: PUT/GET/DELETE one, list per group and per subscription. */
-export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
 
   const listHandler = (scope: 'subscription' | 'group') =>

@@ -3,9 +3,9 @@
  * behind managed identities, plus the Microsoft-Graph-shaped view the management API and CLI show.
  */
 import { createHash } from 'node:crypto';
-import type { Clock } from '../../shared/clock.js';
-import { isGuid, newGuid } from '../../shared/ids.js';
-import type { ClientCredential, ManagedIdentityType, Repositories, ServicePrincipal, Store } from '../../store/types.js';
+import type { Clock } from '../shared/clock.js';
+import { isGuid, newGuid } from '../shared/ids.js';
+import type { ClientCredential, ManagedIdentityType, Repositories, ServicePrincipal, Store } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { formatArmResourceId } from '../../shared/ids.js';
-import type { Resource } from '../../store/types.js';
-import type { AuthorityContext } from '../context.js';
+import { formatArmResourceId } from '../shared/ids.js';
+import type { Resource } from '../store/types.js';
+import type { ManagementContext } from './context.js';
 import {
   SUPPORTED_RESOURCE_TYPES,
   USER_ASSIGNED_IDENTITY_TYPE,
@@ -44,7 +44,7 @@ function addressedResource(scope: ArmScope, request: FastifyRequest): string {
  * optional `identity`: PUT/GET/DELETE one, list by type per group and per subscription, list a group's or
  * subscription's resources.
  */
-export function resourceRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
   const view = (resource: Resource, scope: ArmScope) => armResourceView(ctx.store, resource, scope.subscription.tenantId);
 

@@ -4,9 +4,9 @@
  * identities included.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '../../shared/api-error.js';
-import type { ServicePrincipal } from '../../store/types.js';
-import type { AuthorityContext } from '../context.js';
+import { ApiError } from '../shared/api-error.js';
+import type { ServicePrincipal } from '../store/types.js';
+import type { ManagementContext } from './context.js';
 import {
   addCertificateCredential,
   addPasswordCredential,
@@ -28,13 +28,13 @@ import { audited, jsonObject, params, route, singleQuery } from './common.js';
 const ODATA_CONTEXT = 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals';
 
 /** The principal addressed by object id (or client id), in the caller's tenant; Graph's 404 otherwise. */
-async function addressedPrincipal(ctx: AuthorityContext, caller: Caller, id: string): Promise<ServicePrincipal> {
+async function addressedPrincipal(ctx: ManagementContext, caller: Caller, id: string): Promise<ServicePrincipal> {
   const principal = await findPrincipal(ctx.store, id);
   if (principal === undefined || principal.tenantId.toLowerCase() !== caller.tenantId.toLowerCase()) throw DirectoryErrors.principalNotFound(id);
   return principal;
 }
 
-async function fullView(ctx: AuthorityContext, principal: ServicePrincipal) {
+async function fullView(ctx: ManagementContext, principal: ServicePrincipal) {
   const credentials = principal.kind === 'Application' ? await ctx.store.credentials.listByApp(principal.appId) : [];
   return graphServicePrincipalView(principal, credentials);
 }
@@ -76,7 +76,7 @@ function optionalObject(value: unknown, name: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-export function principalRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'graph')];
   const actorOf = (caller: Caller) => caller.principal.objectId;
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { Subscription } from '../../store/types.js';
-import type { AuthorityContext } from '../context.js';
+import type { Subscription } from '../store/types.js';
+import type { ManagementContext } from './context.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate, authorizeSubscription, callerOf } from './authenticate.js';
 import { params, route } from './common.js';
@@ -25,7 +25,7 @@ export function armSubscriptionView(subscription: Subscription): ArmSubscription
 }
 
 /** `GET /subscriptions` (the caller's tenant's) and `GET /subscriptions/{subscriptionId}`. */
-export function subscriptionRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+export function subscriptionRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
 
   route(app, {

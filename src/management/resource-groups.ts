@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { resourceGroupId } from '../../shared/ids.js';
-import type { AuthorityContext } from '../context.js';
+import { resourceGroupId } from '../shared/ids.js';
+import type { ManagementContext } from './context.js';
 import {
   armResourceGroupView,
   deleteResourceGroup,
@@ -18,7 +18,7 @@ const GROUP = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName'
 const addressedGroup = (scope: ArmScope) => resourceGroupId(scope.subscription.id, scope.resourceGroup);
 
 /** ARM resource groups: `PUT/GET/DELETE /subscriptions/{sub}/resourceGroups/{name}` and the list. */
-export function resourceGroupRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+export function resourceGroupRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
 
   route(app, {

@@ -2,7 +2,7 @@ import { AsyncResource } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
-import type { AuditEvent, AuditStore } from '../store/types.js';
+import type { AuditEvent, AuditStore } from './types.js';
 
 export type AuditInput = Omit<AuditEvent, 'id' | 'at'> & { at?: number };
 

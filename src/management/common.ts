@@ -4,16 +4,14 @@
  * list/get/PUT/DELETE routes.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
-import { ApiError } from '../../shared/api-error.js';
-import type { Subscription } from '../../store/types.js';
-import type { AuthorityContext } from '../context.js';
-import { authorizeSubscription, callerOf, type Caller } from './authenticate.js';
+import { ApiError } from '../shared/api-error.js';
+import type { Subscription } from '../store/types.js';
+import type { ManagementContext } from './context.js';
+import { authorizeSubscription, callerOf, type Caller, type RequestHook } from './authenticate.js';
 
 /** Largest JSON body the management API accepts (certificates included). */
 export const MANAGEMENT_BODY_LIMIT = 64 * 1024;
 
-/** An `onRequest` hook: it runs before the body is read, and rejects to refuse the request. */
-export type RequestHook = (request: FastifyRequest) => Promise<void>;
 
 export type RouteHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
@@ -92,7 +90,7 @@ export interface AuditedOutcome<T> {
  * Runs a mutation and records its audit event: success with `detail`, or failure with the error code. The
  * response is sent only once the event is committed ("acknowledged means audited").
  */
-export async function audited<T>(ctx: AuthorityContext, entry: AuditTarget, fn: () => Promise<AuditedOutcome<T>>): Promise<T> {
+export async function audited<T>(ctx: ManagementContext, entry: AuditTarget, fn: () => Promise<AuditedOutcome<T>>): Promise<T> {
   let outcome: AuditedOutcome<T>;
   try {
     outcome = await fn();
@@ -129,7 +127,7 @@ export interface ArmScope {
 }
 
 /** Reads the route's address and checks the caller may use its subscription (see {@link authorizeSubscription}). */
-export async function armScope(ctx: AuthorityContext, request: FastifyRequest): Promise<ArmScope> {
+export async function armScope(ctx: ManagementContext, request: FastifyRequest): Promise<ArmScope> {
   const caller = callerOf(request);
   const p = params(request);
   const subscription = await authorizeSubscription(ctx, caller, p['subscriptionId'] ?? '');
@@ -143,7 +141,7 @@ function armAuditEntry(scope: ArmScope, action: string, target: string): AuditTa
 
 /** An ARM list: `{ value }` with the view of each item `list` finds. */
 export function armListHandler<T>(
-  ctx: AuthorityContext,
+  ctx: ManagementContext,
   list: (scope: ArmScope, request: FastifyRequest) => Promise<readonly T[]>,
   view: (item: T, scope: ArmScope) => unknown,
 ): RouteHandler {
@@ -156,7 +154,7 @@ export function armListHandler<T>(
 
 /** An ARM GET of one item: the view of what `get` finds (it throws the 404). */
 export function armGetHandler<T>(
-  ctx: AuthorityContext,
+  ctx: ManagementContext,
   get: (scope: ArmScope, request: FastifyRequest) => Promise<T>,
   view: (item: T, scope: ArmScope) => unknown,
 ): RouteHandler {
@@ -187,7 +185,7 @@ export interface ArmPutSpec<T> {
 }
 
 /** An audited ARM PUT: 201 with the view when it created the item, 200 when it updated it. */
-export function armPutHandler<T>(ctx: AuthorityContext, spec: ArmPutSpec<T>): RouteHandler {
+export function armPutHandler<T>(ctx: ManagementContext, spec: ArmPutSpec<T>): RouteHandler {
   return async (request, reply) => {
     const scope = await armScope(ctx, request);
     const { item, created } = await audited(ctx, armAuditEntry(scope, `${spec.kind}.write`, spec.target(scope, request)), async () => {
@@ -208,7 +206,7 @@ export interface ArmDeleteSpec {
 }
 
 /** An audited ARM DELETE: 200 when it deleted something, 204 when there was nothing (recorded as `existed: false`). */
-export function armDeleteHandler(ctx: AuthorityContext, spec: ArmDeleteSpec): RouteHandler {
+export function armDeleteHandler(ctx: ManagementContext, spec: ArmDeleteSpec): RouteHandler {
   return async (request, reply) => {
     const scope = await armScope(ctx, request);
     const deleted = await audited(ctx, armAuditEntry(scope, `${spec.kind}.deleted`, spec.target(scope, request)), async () => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { AuthorityContext } from '../context.js';
+import type { ManagementContext } from './context.js';
 import { iso } from '../directory/principals.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { authenticate, callerOf } from './authenticate.js';
@@ -11,7 +11,7 @@ const at = (ms: number | null) => (ms === null ? null : iso(ms));
  * Signing keys: `GET /openmsi/keys` (metadata only, never private material) and
  * `POST /openmsi/keys/rotate` with `{ revokePrevious?: boolean }`.
  */
-export function keyRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
+export function keyRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm')];
 
   route(app, {
@@ -19,7 +19,7 @@ export function keyRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
     url: '/openmsi/keys',
     onRequest,
     handler: async () => {
-      const published = new Set(ctx.keyRing.jwks().keys.map((k) => k['kid']));
+      const published = ctx.signingKeys.publishedKids();
       const records = await ctx.store.signingKeys.list();
       const value = records
         .sort((a, b) => b.createdAt - a.createdAt)
@@ -51,7 +51,7 @@ export function keyRoutes(app: FastifyInstance, ctx: AuthorityContext): void {
           const body = jsonObject(request.body, { optional: true });
           const revokePrevious = body['revokePrevious'] ?? false;
           if (typeof revokePrevious !== 'boolean') throw DirectoryErrors.invalidProperties("'revokePrevious' must be true or false");
-          const result = await ctx.rotator.rotateNow({ revokePrevious });
+          const result = await ctx.signingKeys.rotateNow({ revokePrevious });
           return { result, target: result.current, detail: { ...result } };
         },
       );

@@ -7,10 +7,10 @@
  * detaches it from every resource and deletes its principal. The token grants look principals up on every
  * request, so once a principal is deleted no token is issued for it again.
  */
-import { ApiError } from '../../shared/api-error.js';
-import type { Clock } from '../../shared/clock.js';
-import { armKey, formatArmResourceId, parseArmResourceId, resourceGroupId } from '../../shared/ids.js';
-import type { Repositories, Resource, ResourceGroup, ServicePrincipal, Store, Subscription, Tags } from '../../store/types.js';
+import { ApiError } from '../shared/api-error.js';
+import type { Clock } from '../shared/clock.js';
+import { armKey, formatArmResourceId, parseArmResourceId, resourceGroupId } from '../shared/ids.js';
+import type { Repositories, Resource, ResourceGroup, ServicePrincipal, Store, Subscription, Tags } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically, createManagedIdentityPrincipal, deleteManagedIdentityPrincipal } from './principals.js';
 

@@ -1,0 +1,38 @@
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { VerifiedToken } from '../shared/token-verifier.js';
+import type { MasterKey } from '../pki/master-key.js';
+import type { AuditWriter } from '../store/audit-writer.js';
+import type { Store } from '../store/types.js';
+
+/** Where callers get tokens: named in `WWW-Authenticate` challenges and wrong-issuer messages. */
+export interface TokenAuthorityLocation {
+  /** The authority's https origin, e.g. `https://localhost:8443`. */
+  readonly origin: string;
+  /** `iss` of the access tokens the authority issues for a tenant. */
+  v1Issuer(tenantId: string): string;
+}
+
+/** The signing-key operations `/openmsi/keys` exposes; the authority implements them. */
+export interface SigningKeyAdministration {
+  /** Key ids currently in the published JWKS. */
+  publishedKids(): ReadonlySet<string>;
+  rotateNow(options: { revokePrevious: boolean }): Promise<{ current: string; previous: string | null; revoked: boolean }>;
+}
+
+/**
+ * What the management API needs from the process that hosts it. The authority builds one today; the vault
+ * and RBAC services will host their resource types through the same interface, without the token
+ * service's internals.
+ */
+export interface ManagementContext {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly masterKey: MasterKey;
+  readonly audit: AuditWriter;
+  readonly authority: TokenAuthorityLocation;
+  readonly signingKeys: SigningKeyAdministration;
+  /** Verifies an access token the authority issued for one of `audiences` (any tenant it serves). */
+  verifyAccessToken(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
+}
