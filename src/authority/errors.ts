@@ -58,8 +58,13 @@ export const TokenErrors = {
       { aadsts: 50027 },
     ),
   malformedAssertion: (reason: string) => new OAuthError(400, 'invalid_request', `JWT token is invalid or is malformed: ${reason}.`, { aadsts: 50027 }),
-  unsupportedAssertionAlg: (alg: string) =>
-    new OAuthError(401, 'invalid_client', `'${alg}' is not a supported client assertion signature algorithm; use RS256 or PS256.`, { aadsts: 5002738 }),
+  unsupportedAssertionAlg: (alg: string, allowed: readonly string[]) =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `'${alg}' is not a supported client assertion signature algorithm; use ${allowed.slice(0, -1).join(', ')}${allowed.length > 1 ? ' or ' : ''}${allowed.at(-1) ?? ''}.`,
+      { aadsts: 5002738 },
+    ),
   assertionKeyNotRegistered: () =>
     new OAuthError(
       401,

@@ -5,6 +5,8 @@ import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { BACKENDS, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm } from '../helpers/https.js';
 import { MANAGED_IDENTITY_GRANT_TYPE } from '../../src/authority/grants/managed-identity.js';
+import { CLIENT_ASSERTION_ALGORITHMS } from '../../src/authority/token/client-auth.js';
+import { TokenErrors } from '../../src/authority/errors.js';
 import { deleteResource, putResource, putResourceGroup, putUserAssignedIdentity, deleteUserAssignedIdentity } from '../../src/directory/resources.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -104,6 +106,24 @@ for (const backend of BACKENDS) describe(`managed-identity grant (${backend})`, 
     const replayed = await hostAssertion();
     assert.equal((await request({}, replayed)).status, 200);
     assert.equal((await request({}, replayed)).status, 401);
+  });
+
+  it('names the algorithms hosts may use when refusing another', async () => {
+    const hs = await new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'HS256', kid: keyId })
+      .setIssuer(hostId)
+      .setSubject(hostId)
+      .setAudience(tokenUrl)
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode('a-shared-secret-that-is-long-enough-for-hs256'));
+    const refused = await request({}, hs);
+    assert.equal(refused.status, 401);
+    const body = refused.json<{ error: string; error_description: string; error_codes: number[] }>();
+    assert.equal(body.error, 'invalid_client');
+    assert.deepEqual(body.error_codes, [5002738]);
+    assert.match(body.error_description, /'HS256' is not a supported client assertion signature algorithm; use ES256, RS256 or PS256\./);
+    // Applications keep Entra's message, from their own list.
+    assert.match(TokenErrors.unsupportedAssertionAlg('HS256', CLIENT_ASSERTION_ALGORITHMS).message, /; use RS256 or PS256\.$/);
   });
 
   it('stops issuing at once when an identity is deleted, and when the host is deleted', async () => {

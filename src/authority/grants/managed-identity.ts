@@ -7,7 +7,7 @@ import { TokenErrors } from '../errors.js';
 import { requireParam } from '../token/form.js';
 import { requestedResource } from '../token/resource.js';
 import { assertionAudiences } from '../token/client-auth.js';
-import { JWT_BEARER_ASSERTION_TYPE, decodeAssertion, verifyAssertion } from '../token/client-assertion.js';
+import { verifyAssertion } from '../token/assertion.js';
 
 /**
  * The agent's grant. An agent authenticates as its *host* (a resource such as a
@@ -23,7 +23,8 @@ import { JWT_BEARER_ASSERTION_TYPE, decodeAssertion, verifyAssertion } from '../
  */
 export const MANAGED_IDENTITY_GRANT_TYPE = 'urn:openmsi:params:oauth:grant-type:managed-identity';
 
-const HOST_ASSERTION_ALGORITHMS = ['ES256', 'RS256', 'PS256'];
+/** Hosts register their own keys; the agent makes ES256 keys, and RSA keys are accepted too. */
+export const HOST_ASSERTION_ALGORITHMS: readonly string[] = ['ES256', 'RS256', 'PS256'];
 const SELECTORS = ['mi_client_id', 'mi_object_id', 'mi_res_id'] as const;
 
 export const managedIdentityGrant: Grant = {
@@ -62,25 +63,21 @@ function identitySelector(request: TokenRequest): Selector {
 }
 
 async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): Promise<Resource> {
-  if (request.params['client_assertion_type'] !== JWT_BEARER_ASSERTION_TYPE) throw TokenErrors.invalidAssertionType();
-  const assertion = requireParam(request.params, 'client_assertion');
-  const { header, payload } = decodeAssertion(assertion);
-  const alg = header.alg ?? 'none';
-  if (!HOST_ASSERTION_ALGORITHMS.includes(alg)) throw TokenErrors.unsupportedAssertionAlg(alg);
-  if (typeof header.kid !== 'string') throw TokenErrors.assertionKeyNotRegistered();
-  const credential = await ctx.store.hostCredentials.get(header.kid);
-  if (!isUsable(credential, ctx.clock.now()) || typeof payload.iss !== 'string' || armKey(payload.iss) !== armKey(credential.hostResourceId)) {
-    throw TokenErrors.hostNotRecognised();
-  }
-  const key = await importJWK({ ...credential.publicJwk, alg }, alg);
-  if (key instanceof Uint8Array) throw TokenErrors.hostNotRecognised();
-  await verifyAssertion(assertion, {
-    clientId: payload.iss,
+  const { subject: credential } = await verifyAssertion(request.params, {
+    algorithms: HOST_ASSERTION_ALGORITHMS,
     audiences: assertionAudiences(ctx, request),
-    key,
-    alg,
     clock: ctx.clock,
     replay: ctx.store.replay,
+    resolveKey: async ({ header, payload, alg }) => {
+      if (typeof header.kid !== 'string') throw TokenErrors.assertionKeyNotRegistered();
+      const found = await ctx.store.hostCredentials.get(header.kid);
+      if (!isUsable(found, ctx.clock.now()) || typeof payload.iss !== 'string' || armKey(payload.iss) !== armKey(found.hostResourceId)) {
+        throw TokenErrors.hostNotRecognised();
+      }
+      const key = await importJWK({ ...found.publicJwk, alg }, alg);
+      if (key instanceof Uint8Array) throw TokenErrors.hostNotRecognised();
+      return { key, issuer: payload.iss, subject: found };
+    },
   });
   const host = await ctx.store.resources.get(credential.hostResourceId);
   if (host === undefined) throw TokenErrors.hostNotRecognised();

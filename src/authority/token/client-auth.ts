@@ -1,15 +1,13 @@
+import { X509Certificate } from 'node:crypto';
 import type { AuthorityContext } from '../context.js';
 import type { ClientCredential, ServicePrincipal, Tenant } from '../../store/types.js';
 import type { ClientAuthMethod } from '../token-issuer.js';
 import { TokenErrors } from '../errors.js';
 import { requireParam, type FormParams } from './form.js';
-import {
-  JWT_BEARER_ASSERTION_TYPE,
-  assertionAlgorithm,
-  certificateKey,
-  decodeAssertion,
-  verifyAssertion,
-} from './client-assertion.js';
+import { verifyAssertion } from './assertion.js';
+
+/** Algorithms we accept on client assertions: msal's RS256 (`x5t`) and @azure/identity's PS256 (`x5t#S256`). */
+export const CLIENT_ASSERTION_ALGORITHMS: readonly string[] = ['RS256', 'PS256'];
 
 export interface ClientAuthRequest {
   tenant: Tenant;
@@ -47,7 +45,7 @@ export async function authenticateClient(ctx: AuthorityContext, request: ClientA
   }
   const credentials = await ctx.store.credentials.listByApp(clientId);
   if (secret !== undefined && secret !== '') return authenticateWithSecret(ctx, principal, credentials, secret);
-  return authenticateWithAssertion(ctx, request, principal, credentials, assertion ?? '');
+  return authenticateWithAssertion(ctx, request, principal, credentials);
 }
 
 function authenticateWithSecret(
@@ -75,31 +73,28 @@ async function authenticateWithAssertion(
   request: ClientAuthRequest,
   principal: ServicePrincipal,
   credentials: readonly ClientCredential[],
-  assertion: string,
 ): Promise<AuthenticatedClient> {
-  if (request.params['client_assertion_type'] !== JWT_BEARER_ASSERTION_TYPE) throw TokenErrors.invalidAssertionType();
-  const { header } = decodeAssertion(assertion);
-  const alg = assertionAlgorithm(header);
-  const credential = findCertificate(credentials, header);
-  if (credential?.certificate == null) throw TokenErrors.assertionKeyNotRegistered();
-  const { key, notBefore, notAfter } = certificateKey(credential.certificate);
-  const now = ctx.clock.now();
-  if (now < Math.max(notBefore, credential.startAt) || now >= Math.min(notAfter, credential.endAt)) {
-    throw TokenErrors.assertionSignatureInvalid('The key used is expired.');
-  }
-  await verifyAssertion(assertion, {
-    clientId: principal.appId,
+  const { subject: credential } = await verifyAssertion(request.params, {
+    algorithms: CLIENT_ASSERTION_ALGORITHMS,
     audiences: assertionAudiences(ctx, request),
-    key,
-    alg,
     clock: ctx.clock,
     replay: ctx.store.replay,
+    resolveKey: ({ header }) => {
+      const found = findCertificate(credentials, header);
+      if (found?.certificate == null) throw TokenErrors.assertionKeyNotRegistered();
+      const cert = new X509Certificate(Buffer.from(found.certificate, 'base64'));
+      const now = ctx.clock.now();
+      if (now < Math.max(Date.parse(cert.validFrom), found.startAt) || now >= Math.min(Date.parse(cert.validTo), found.endAt)) {
+        throw TokenErrors.assertionSignatureInvalid('The key used is expired.');
+      }
+      return Promise.resolve({ key: cert.publicKey, issuer: principal.appId, subject: found });
+    },
   });
   return { principal, method: 'certificate', credentialId: credential.keyId };
 }
 
 /** Finds the registered certificate by `x5t#S256`, `x5t` (SHA-1), or a `kid` holding either thumbprint in hex. */
-function findCertificate(credentials: readonly ClientCredential[], header: Record<string, unknown>): ClientCredential | undefined {
+function findCertificate(credentials: readonly ClientCredential[], header: Readonly<Record<string, unknown>>): ClientCredential | undefined {
   const certs = credentials.filter((c) => c.type === 'AsymmetricX509Cert');
   const sha256 = typeof header['x5t#S256'] === 'string' ? base64UrlToHex(header['x5t#S256']) : undefined;
   const sha1 = typeof header['x5t'] === 'string' ? base64UrlToHex(header['x5t']) : undefined;
