@@ -6,7 +6,7 @@
  * Keys come from a {@link JwksSource}: {@link localJwks} in-process (the authority itself), or
  * {@link remoteJwks} over HTTPS with caching, single-flight fetches and an unknown-`kid` cooldown.
  */
-import { decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, jwtVerify, type FetchImplementation } from 'jose';
 import { createPublicKey } from 'node:crypto';
 import type { JsonWebKey, KeyObject, webcrypto } from 'node:crypto';
 import http from 'node:http';
@@ -21,8 +21,11 @@ export type KeyLike = webcrypto.CryptoKey | KeyObject;
 
 /** Resolves a token's `kid` to a public key. */
 export interface JwksSource {
-  /** The key with this `kid`, or undefined when the source does not know it. Rejects only when the source itself fails. */
-  getKey(kid: string): Promise<KeyLike | undefined>;
+  /**
+   * The key with this `kid` for this (already allow-listed) algorithm, or undefined when the source does not
+   * know it. Rejects only when the source itself fails.
+   */
+  getKey(kid: string, alg?: string): Promise<KeyLike | undefined>;
 }
 
 /** A JWK Set document. */
@@ -200,7 +203,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (typeof kid !== 'string' || kid === '' || kid.length > MAX_KID_LENGTH) fail('malformed', 'Token header lacks "kid"');
     if (parts[2] === '' || !B64URL_SEGMENT.test(parts[2]!)) fail('malformed', 'Token has no signature');
 
-    const key = await jwks.getKey(kid);
+    const key = await jwks.getKey(kid, alg);
     if (key === undefined) fail('unknown_key', 'Token was signed by a key that is not published (unknown kid)');
 
     let payload: Record<string, unknown>;
@@ -304,6 +307,10 @@ export interface RemoteJwksOptions {
   timeoutMs?: number;
   /** Largest accepted response. Default 1 MiB. */
   maxResponseBytes?: number;
+  /**
+   * @deprecated Ignored: the cache age and cooldowns follow the system clock (`Date.now()`), as jose's
+   * `createRemoteJWKSet` does. Token times are checked against {@link TokenVerifierOptions.clock}.
+   */
   clock?: Clock;
   /** Permit `http://` for 127.0.0.1 / localhost / [::1] only (local development). Default false. */
   allowInsecureLoopback?: boolean;
@@ -335,153 +342,129 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   return value;
 }
 
-interface FetchSettings {
-  ca: string | Buffer | undefined;
-  timeoutMs: number;
-  maxResponseBytes: number;
-}
-
-function fetchSettings(options: RemoteJwksOptions): FetchSettings {
-  return {
-    ca: options.ca,
-    timeoutMs: positive(options.timeoutMs, 5000, 'timeoutMs'),
-    maxResponseBytes: positive(options.maxResponseBytes, 1024 * 1024, 'maxResponseBytes'),
+/**
+ * A `fetch` over node:http(s), for jose's `customFetch`: Node 20's global fetch cannot take a private CA
+ * without undici's `Agent`, which is not a dependency. Adds what fetch lacks here: a size cap, and a
+ * whole-request bound through the caller's signal. Redirects are not followed.
+ */
+function httpsFetch(options: RemoteJwksOptions): FetchImplementation {
+  if (options.ca !== undefined && typeof options.ca !== 'string' && !Buffer.isBuffer(options.ca)) {
+    throw new TypeError('ca must be a PEM string or Buffer');
+  }
+  const maxBytes = positive(options.maxResponseBytes, 1024 * 1024, 'maxResponseBytes');
+  // Only pass `ca` when given: a custom `ca` replaces the default roots (and NODE_EXTRA_CA_CERTS).
+  const tls: https.RequestOptions = options.ca === undefined ? {} : { ca: options.ca };
+  return (href, init) => {
+    const url = new URL(href);
+    const where = `${url.origin}${url.pathname}`;
+    const get = url.protocol === 'https:' ? https.get : http.get;
+    return new Promise<Response>((resolve, reject) => {
+      const req = get(url, { ...tls, headers: Object.fromEntries(init.headers), signal: init.signal }, (res) => {
+        const tooLarge = (): void => {
+          req.destroy();
+          reject(new Error(`GET ${where}: response exceeds ${String(maxBytes)} bytes`));
+        };
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(new Error(`GET ${where} returned HTTP ${String(res.statusCode ?? '?')}`));
+          return;
+        }
+        if (Number(res.headers['content-length']) > maxBytes) return tooLarge();
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) tooLarge();
+          else chunks.push(chunk);
+        });
+        res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: 200 })));
+        res.on('error', reject);
+      });
+      req.on('error', (err) => {
+        // An abort carries the signal's reason: jose turns a `TimeoutError` into `JWKSTimeout`.
+        if (init.signal.aborted) reject(init.signal.reason as Error);
+        else reject(new Error(`GET ${where} failed: ${err.message}`, { cause: err }));
+      });
+    });
   };
 }
 
-/** GETs JSON with a hard timeout and size cap; no redirects are followed. */
-function fetchJson(url: URL, settings: FetchSettings): Promise<unknown> {
-  const where = `${url.origin}${url.pathname}`;
-  return new Promise((resolve, reject) => {
-    const requestOptions: https.RequestOptions = { headers: { accept: 'application/json' } };
-    // Only pass `ca` when given: a custom `ca` replaces the default roots (and NODE_EXTRA_CA_CERTS).
-    if (settings.ca !== undefined) requestOptions.ca = settings.ca;
-    const get = url.protocol === 'https:' ? https.get : http.get;
-    const req = get(url, requestOptions, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        finish(new Error(`GET ${where} returned HTTP ${res.statusCode ?? '?'}`));
-        return;
-      }
-      const declared = Number(res.headers['content-length']);
-      if (Number.isFinite(declared) && declared > settings.maxResponseBytes) {
-        req.destroy();
-        finish(new Error(`GET ${where}: response exceeds ${settings.maxResponseBytes} bytes`));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > settings.maxResponseBytes) {
-          req.destroy();
-          finish(new Error(`GET ${where}: response exceeds ${settings.maxResponseBytes} bytes`));
-          return;
-        }
-        chunks.push(chunk);
-      });
-      res.on('end', () => {
-        try {
-          finish(undefined, JSON.parse(Buffer.concat(chunks).toString('utf8')));
-        } catch {
-          finish(new Error(`GET ${where}: response is not JSON`));
-        }
-      });
-      res.on('error', (err) => finish(err));
-    });
-    req.on('error', (err) => finish(new Error(`GET ${where} failed: ${err.message}`, { cause: err })));
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish(new Error(`GET ${where} timed out after ${settings.timeoutMs} ms`));
-    }, settings.timeoutMs);
-    timer.unref();
-    let settled = false;
-    function finish(err: Error | undefined, value?: unknown): void {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (err) reject(err);
-      else resolve(value);
-    }
-  });
-}
-
-function asJwks(body: unknown, where: string): Record<string, unknown>[] {
+function isJwkSet(body: unknown): boolean {
   const keys = (body as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys)) throw new Error(`${where} is not a JWK Set`);
-  return keys.filter((k): k is Record<string, unknown> => k !== null && typeof k === 'object' && !Array.isArray(k));
+  return Array.isArray(keys) && keys.every((k) => k !== null && typeof k === 'object' && !Array.isArray(k));
 }
 
 /**
- * A key source over an HTTPS JWKS endpoint.
+ * A key source over an HTTPS JWKS endpoint, on jose's `createRemoteJWKSet`:
  *
- * - The set is cached and refetched once older than `cacheMaxAgeMs`; if that refetch fails the stale set keeps
- *   serving (and the failure is retried at most once per `cooldownMs`).
+ * - The set is cached and refetched once older than `cacheMaxAgeMs`.
  * - An unknown `kid` triggers a refetch, at most once per `cooldownMs`, so forged kids cannot hammer the endpoint.
  * - Concurrent lookups share one in-flight fetch.
+ * - What jose does not do: when a refetch fails, the last good set keeps serving, and the endpoint is not
+ *   asked again for `cooldownMs` (jose would retry on every lookup, each waiting up to `timeoutMs`).
  *
- * `getKey` rejects (with a plain Error) only when no set has ever been fetched successfully.
+ * `getKey` rejects (with a plain Error) only when no set has been fetched successfully.
  */
 export function remoteJwks(url: string, options: RemoteJwksOptions = {}): RemoteJwksSource {
   const target = parseFetchUrl(url, options.allowInsecureLoopback === true, 'remoteJwks');
-  const clock = options.clock ?? systemClock;
-  if (typeof clock.now !== 'function') throw new TypeError('remoteJwks(): clock must be a Clock');
-  if (options.ca !== undefined && typeof options.ca !== 'string' && !Buffer.isBuffer(options.ca)) {
-    throw new TypeError('remoteJwks(): ca must be a PEM string or Buffer');
-  }
-  const cacheMaxAgeMs = positive(options.cacheMaxAgeMs, 10 * 60_000, 'cacheMaxAgeMs');
   const cooldownMs = positive(options.cooldownMs, 30_000, 'cooldownMs');
-  const settings = fetchSettings(options);
+  const fetchJwks = httpsFetch(options);
   const where = `${target.origin}${target.pathname}`;
-  const cache = new ImportedKeyCache();
-
-  let keys: Record<string, unknown>[] | undefined;
-  let fetchedAt = -Infinity;
-  let lastAttemptAt = -Infinity;
+  let failedAt = -Infinity;
   let lastError: unknown;
-  let inflight: Promise<void> | undefined;
-
-  function load(): Promise<void> {
-    inflight ??= (async () => {
-      lastAttemptAt = clock.now();
+  let fallback: ReturnType<typeof createLocalJWKSet> | undefined;
+  const remote = createRemoteJWKSet(target, {
+    cacheMaxAge: positive(options.cacheMaxAgeMs, 10 * 60_000, 'cacheMaxAgeMs'),
+    cooldownDuration: cooldownMs,
+    timeoutDuration: Math.ceil(positive(options.timeoutMs, 5000, 'timeoutMs')),
+    [customFetch]: async (href, init) => {
       try {
-        keys = asJwks(await fetchJson(target, settings), where);
-        fetchedAt = clock.now();
-        lastError = undefined;
+        const response = await fetchJwks(href, init);
+        // Checked here, not left to jose, so that a bad body counts as a failed fetch (and cools down).
+        if (!isJwkSet(await response.clone().json().catch(() => undefined))) throw new Error(`GET ${where}: response is not a JWK Set`);
+        return response;
       } catch (err) {
+        failedAt = Date.now();
         lastError = err;
+        fallback = undefined;
         throw err;
-      } finally {
-        inflight = undefined;
       }
-    })();
-    return inflight;
+    },
+  });
+  const failing = (): boolean => Date.now() - failedAt < cooldownMs;
+
+  async function getKey(kid: string, alg = 'RS256'): Promise<KeyLike | undefined> {
+    if (!failing()) {
+      try {
+        return await lookup(remote, kid, alg);
+      } catch {
+        // Not a fetch failure: the published key cannot be used (a private key, junk), so it is not "published".
+        if (!failing()) return undefined;
+      }
+    }
+    // The endpoint failed within the cooldown: serve the last good set without asking it again.
+    const last = remote.jwks();
+    if (last === undefined) throw new Error(`JWKS from ${where} is unavailable`, { cause: lastError });
+    fallback ??= createLocalJWKSet(last);
+    return lookup(fallback, kid, alg).catch(() => undefined);
   }
 
-  // Lookups never fail because a refresh failed; they fall back to what is cached.
-  async function settle(p: Promise<void>): Promise<void> {
-    try {
-      await p;
-    } catch {
-      /* recorded in lastError */
-    }
-  }
+  return { getKey, refresh: () => remote.reload() };
+}
 
-  async function getKey(kid: string): Promise<KeyLike | undefined> {
-    const stale = keys === undefined || clock.now() - fetchedAt >= cacheMaxAgeMs;
-    if (stale && (inflight !== undefined || clock.now() - lastAttemptAt >= cooldownMs)) await settle(load());
-    if (keys === undefined) {
-      throw new Error(`JWKS from ${where} is unavailable`, { cause: lastError });
+/** A key from a jose key set, or undefined for a kid it lacks or whose key type does not fit `alg`. */
+async function lookup(source: (header: { alg: string; kid: string }) => Promise<KeyLike>, kid: string, alg: string): Promise<KeyLike | undefined> {
+  try {
+    return await source({ alg, kid });
+  } catch (err) {
+    if (err instanceof errors.JWKSNoMatchingKey) return undefined;
+    // Two keys under one kid: the first usable one, as a kid should name one key.
+    if (err instanceof errors.JWKSMultipleMatchingKeys) {
+      for await (const key of err) return key;
+      return undefined;
     }
-    let jwk = findKey(keys, kid);
-    if (jwk === undefined && (inflight !== undefined || clock.now() - lastAttemptAt >= cooldownMs)) {
-      await settle(load());
-      jwk = findKey(keys, kid);
-    }
-    return jwk === undefined ? undefined : cache.get(jwk);
+    throw err;
   }
-
-  return { getKey, refresh: load };
 }
 
 /**
@@ -494,8 +477,20 @@ export async function discoverJwks(issuerOrDiscoveryUrl: string, options: Remote
   const base = parseFetchUrl(issuerOrDiscoveryUrl, allowLoopback, 'discoverJwks');
   const suffix = '/.well-known/openid-configuration';
   const discovery = base.pathname.endsWith(suffix) ? base : new URL(`${base.origin}${stripOneSlash(base.pathname)}${suffix}`);
-  const doc = await fetchJson(discovery, fetchSettings(options));
+  const where = `${discovery.origin}${discovery.pathname}`;
+  const response = await httpsFetch(options)(discovery.href, {
+    method: 'GET',
+    redirect: 'manual',
+    headers: new Headers({ accept: 'application/json' }),
+    signal: AbortSignal.timeout(Math.ceil(positive(options.timeoutMs, 5000, 'timeoutMs'))),
+  });
+  let doc: unknown;
+  try {
+    doc = await response.json();
+  } catch {
+    throw new Error(`GET ${where}: response is not JSON`);
+  }
   const jwksUri = (doc as { jwks_uri?: unknown } | null)?.jwks_uri;
-  if (typeof jwksUri !== 'string') throw new Error(`${discovery.origin}${discovery.pathname} has no jwks_uri`);
+  if (typeof jwksUri !== 'string') throw new Error(`${where} has no jwks_uri`);
   return remoteJwks(jwksUri, options);
 }
