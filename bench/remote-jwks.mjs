@@ -61,6 +61,7 @@ function verifier(options) {
 }
 
 async function run(name, n, verify, token) {
+  if (n === 0) return;
   const before = fetches;
   const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
