@@ -23,7 +23,7 @@ import {
 } from '../directory/principals.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
-import { audited, jsonObject, params, route, singleQuery } from './common.js';
+import { audited, jsonObject, params, route, singleQuery, type AuditedOutcome } from './common.js';
 
 const ODATA_CONTEXT = 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals';
 
@@ -156,153 +156,134 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
   route(app, { method: 'GET', url: '/v1.0/:segment', onRequest, handler: (request) => getOne(request, altKey(request)) });
   route(app, { method: 'DELETE', url: '/v1.0/:segment', onRequest, handler: (request, reply) => deleteOne(request, reply, altKey(request)) });
 
-  route(app, {
-    method: 'POST',
-    url: '/v1.0/servicePrincipals/:id/addPassword',
-    onRequest,
-    handler: async (request) => {
-      const caller = callerOf(request);
-      const id = params(request)['id'] ?? '';
-      return audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credential.added', target: id }, async () => {
-        const body = jsonObject(request.body, { optional: true });
-        const input = optionalObject(body['passwordCredential'], 'passwordCredential');
-        const principal = await addressedPrincipal(ctx, caller, id);
-        const endAt = parseEndDateTime(input['endDateTime']);
-        const displayName = optionalString(input['displayName'], 'displayName');
-        const created = await addPasswordCredential(ctx.store, ctx.masterKey, {
-          appId: principal.appId,
-          ...(displayName === undefined ? {} : { displayName }),
-          ...(endAt === undefined ? {} : { endAt }),
-          clock: ctx.clock,
-        });
-        return {
-          result: { customKeyIdentifier: null, ...created },
-          target: principal.appId,
-          // Never the secret, nor its hint.
-          detail: { type: 'Password', keyId: created.keyId, endDateTime: created.endDateTime },
-        };
-      });
-    },
-  });
-
-  route(app, {
-    method: 'POST',
-    url: '/v1.0/servicePrincipals/:id/addKey',
-    onRequest,
-    handler: async (request) => {
-      const caller = callerOf(request);
-      const id = params(request)['id'] ?? '';
-      return audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credential.added', target: id }, async () => {
-        const body = jsonObject(request.body);
-        const keyCredential = optionalObject(body['keyCredential'], 'keyCredential');
-        const type = keyCredential['type'];
-        if (type !== undefined && type !== 'AsymmetricX509Cert') throw DirectoryErrors.badRequest("Only 'AsymmetricX509Cert' key credentials are supported.");
-        const usage = keyCredential['usage'];
-        if (usage !== undefined && usage !== 'Verify') throw DirectoryErrors.badRequest("Only key credentials with usage 'Verify' are supported.");
-        const key = keyCredential['key'];
-        if (typeof key !== 'string') throw DirectoryErrors.badRequest("'keyCredential.key' must be the certificate, base64 encoded.");
-        const principal = await addressedPrincipal(ctx, caller, id);
-        const displayName = optionalString(keyCredential['displayName'], 'displayName');
-        const created = await addCertificateCredential(ctx.store, {
-          appId: principal.appId,
-          certificatePem: key,
-          ...(displayName === undefined ? {} : { displayName }),
-          clock: ctx.clock,
-        });
-        return {
-          result: {
-            customKeyIdentifier: created.customKeyIdentifier,
-            displayName: created.displayName,
-            endDateTime: created.endDateTime,
-            key: null,
-            keyId: created.keyId,
-            startDateTime: created.startDateTime,
-            type: created.type,
-            usage: created.usage,
-          },
-          target: principal.appId,
-          detail: { type: 'AsymmetricX509Cert', keyId: created.keyId, thumbprint: created.customKeyIdentifier, endDateTime: created.endDateTime },
-        };
-      });
-    },
-  });
-
-  const removeRoute = (action: 'removePassword' | 'removeKey') =>
+  /** `POST /v1.0/servicePrincipals/{id}/{name}`: an action on one principal, audited against the id as sent. */
+  const principalAction = <T>(
+    name: string,
+    action: string,
+    status: 200 | 204,
+    run: (request: FastifyRequest, caller: Caller, id: string) => Promise<AuditedOutcome<T>>,
+  ): void =>
     route(app, {
       method: 'POST',
-      url: `/v1.0/servicePrincipals/:id/${action}`,
+      url: `/v1.0/servicePrincipals/:id/${name}`,
       onRequest,
       handler: async (request, reply) => {
         const caller = callerOf(request);
         const id = params(request)['id'] ?? '';
-        await audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credential.removed', target: id }, async () => {
-          const body = jsonObject(request.body);
-          const keyId = body['keyId'];
-          if (typeof keyId !== 'string' || keyId === '') throw DirectoryErrors.badRequest("'keyId' is required.");
-          const principal = await addressedPrincipal(ctx, caller, id);
-          const removed = await removeCredential(ctx.store, {
-            appId: principal.appId,
-            keyId,
-            type: action === 'removePassword' ? 'Password' : 'AsymmetricX509Cert',
-          });
-          if (!removed) throw DirectoryErrors.badRequest(`No ${action === 'removePassword' ? 'password' : 'key'} credential with keyId '${keyId}' exists on this application.`);
-          return { result: undefined, target: principal.appId, detail: { keyId } };
-        });
-        return reply.code(204).send();
+        const result = await audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action, target: id }, () => run(request, caller, id));
+        return status === 204 ? reply.code(204).send() : result;
       },
     });
-  removeRoute('removePassword');
-  removeRoute('removeKey');
+
+  principalAction('addPassword', 'credential.added', 200, async (request, caller, id) => {
+    const body = jsonObject(request.body, { optional: true });
+    const input = optionalObject(body['passwordCredential'], 'passwordCredential');
+    const principal = await addressedPrincipal(ctx, caller, id);
+    const endAt = parseEndDateTime(input['endDateTime']);
+    const displayName = optionalString(input['displayName'], 'displayName');
+    const created = await addPasswordCredential(ctx.store, ctx.masterKey, {
+      appId: principal.appId,
+      ...(displayName === undefined ? {} : { displayName }),
+      ...(endAt === undefined ? {} : { endAt }),
+      clock: ctx.clock,
+    });
+    return {
+      result: { customKeyIdentifier: null, ...created },
+      target: principal.appId,
+      // Never the secret, nor its hint.
+      detail: { type: 'Password', keyId: created.keyId, endDateTime: created.endDateTime },
+    };
+  });
+
+  principalAction('addKey', 'credential.added', 200, async (request, caller, id) => {
+    const body = jsonObject(request.body);
+    const keyCredential = optionalObject(body['keyCredential'], 'keyCredential');
+    const type = keyCredential['type'];
+    if (type !== undefined && type !== 'AsymmetricX509Cert') throw DirectoryErrors.badRequest("Only 'AsymmetricX509Cert' key credentials are supported.");
+    const usage = keyCredential['usage'];
+    if (usage !== undefined && usage !== 'Verify') throw DirectoryErrors.badRequest("Only key credentials with usage 'Verify' are supported.");
+    const key = keyCredential['key'];
+    if (typeof key !== 'string') throw DirectoryErrors.badRequest("'keyCredential.key' must be the certificate, base64 encoded.");
+    const principal = await addressedPrincipal(ctx, caller, id);
+    const displayName = optionalString(keyCredential['displayName'], 'displayName');
+    const created = await addCertificateCredential(ctx.store, {
+      appId: principal.appId,
+      certificatePem: key,
+      ...(displayName === undefined ? {} : { displayName }),
+      clock: ctx.clock,
+    });
+    return {
+      result: {
+        customKeyIdentifier: created.customKeyIdentifier,
+        displayName: created.displayName,
+        endDateTime: created.endDateTime,
+        key: null,
+        keyId: created.keyId,
+        startDateTime: created.startDateTime,
+        type: created.type,
+        usage: created.usage,
+      },
+      target: principal.appId,
+      detail: { type: 'AsymmetricX509Cert', keyId: created.keyId, thumbprint: created.customKeyIdentifier, endDateTime: created.endDateTime },
+    };
+  });
+
+  for (const action of ['removePassword', 'removeKey'] as const) {
+    principalAction(action, 'credential.removed', 204, async (request, caller, id) => {
+      const body = jsonObject(request.body);
+      const keyId = body['keyId'];
+      if (typeof keyId !== 'string' || keyId === '') throw DirectoryErrors.badRequest("'keyId' is required.");
+      const principal = await addressedPrincipal(ctx, caller, id);
+      const removed = await removeCredential(ctx.store, {
+        appId: principal.appId,
+        keyId,
+        type: action === 'removePassword' ? 'Password' : 'AsymmetricX509Cert',
+      });
+      if (!removed) throw DirectoryErrors.badRequest(`No ${action === 'removePassword' ? 'password' : 'key'} credential with keyId '${keyId}' exists on this application.`);
+      return { result: undefined, target: principal.appId, detail: { keyId } };
+    });
+  }
 
   // openmsi extension: `az ad sp credential reset` in one transaction.
-  route(app, {
-    method: 'POST',
-    url: '/v1.0/servicePrincipals/:id/resetCredentials',
-    onRequest,
-    handler: async (request) => {
-      const caller = callerOf(request);
-      const id = params(request)['id'] ?? '';
-      return audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credentials.reset', target: id }, async () => {
-        const body = jsonObject(request.body, { optional: true });
-        const principal = await addressedPrincipal(ctx, caller, id);
-        const append = optionalBoolean(body['append'], 'append');
-        const years = optionalYears(body['years']);
-        const displayName = optionalString(body['displayName'], 'displayName');
-        const certificate = optionalString(body['certificate'], 'certificate');
-        const endAt = parseEndDateTime(body['endDateTime']);
-        const result = await resetCredentials(ctx.store, ctx.masterKey, {
-          appId: principal.appId,
-          ...(append === undefined ? {} : { append }),
-          ...(years === undefined ? {} : { years }),
-          ...(endAt === undefined ? {} : { endAt }),
-          ...(displayName === undefined ? {} : { displayName }),
-          ...(certificate === undefined ? {} : { certificatePem: certificate }),
-          clock: ctx.clock,
-        });
-        const credential = result.password ?? result.certificate;
-        return {
-          result: {
-            appId: principal.appId,
-            objectId: principal.objectId,
-            displayName: principal.displayName,
-            tenant: principal.tenantId,
-            password: result.password?.secretText ?? null,
-            keyId: credential?.keyId ?? null,
-            startDateTime: credential?.startDateTime ?? null,
-            endDateTime: credential?.endDateTime ?? null,
-            certificateThumbprint: result.certificate?.customKeyIdentifier ?? null,
-            removedCredentials: result.removed,
-          },
-          target: principal.appId,
-          detail: {
-            type: result.password === null ? 'AsymmetricX509Cert' : 'Password',
-            keyId: credential?.keyId ?? null,
-            append: append ?? false,
-            removedCredentials: result.removed,
-          },
-        };
-      });
-    },
+  principalAction('resetCredentials', 'credentials.reset', 200, async (request, caller, id) => {
+    const body = jsonObject(request.body, { optional: true });
+    const principal = await addressedPrincipal(ctx, caller, id);
+    const append = optionalBoolean(body['append'], 'append');
+    const years = optionalYears(body['years']);
+    const displayName = optionalString(body['displayName'], 'displayName');
+    const certificate = optionalString(body['certificate'], 'certificate');
+    const endAt = parseEndDateTime(body['endDateTime']);
+    const result = await resetCredentials(ctx.store, ctx.masterKey, {
+      appId: principal.appId,
+      ...(append === undefined ? {} : { append }),
+      ...(years === undefined ? {} : { years }),
+      ...(endAt === undefined ? {} : { endAt }),
+      ...(displayName === undefined ? {} : { displayName }),
+      ...(certificate === undefined ? {} : { certificatePem: certificate }),
+      clock: ctx.clock,
+    });
+    const credential = result.password ?? result.certificate;
+    return {
+      result: {
+        appId: principal.appId,
+        objectId: principal.objectId,
+        displayName: principal.displayName,
+        tenant: principal.tenantId,
+        password: result.password?.secretText ?? null,
+        keyId: credential?.keyId ?? null,
+        startDateTime: credential?.startDateTime ?? null,
+        endDateTime: credential?.endDateTime ?? null,
+        certificateThumbprint: result.certificate?.customKeyIdentifier ?? null,
+        removedCredentials: result.removed,
+      },
+      target: principal.appId,
+      detail: {
+        type: result.password === null ? 'AsymmetricX509Cert' : 'Password',
+        keyId: credential?.keyId ?? null,
+        append: append ?? false,
+        removedCredentials: result.removed,
+      },
+    };
   });
 }
 

@@ -365,6 +365,33 @@ void describe('management API', () => {
       expectError(await call('DELETE', `/v1.0/servicePrincipals/${sp.id}`), 404, 'Request_ResourceNotFound');
     });
 
+    void it('removes a password or a key credential by keyId (204), audited, and says when there is none', async () => {
+      const sp = (await call('POST', '/v1.0/servicePrincipals', { body: { displayName: 'remove-creds' } })).json<{ id: string; appId: string }>();
+      const password = (await call('POST', `/v1.0/servicePrincipals/${sp.id}/addPassword`, { body: {} })).json<{ keyId: string; secretText: string }>();
+      secretsSeen.push(password.secretText);
+      const { certPem } = await createClientCertificate({ commonName: 'remove-creds', clock: t.ctx.clock });
+      const der = Buffer.from(certPem.replace(/-----[^-]+-----|\s/g, ''), 'base64').toString('base64');
+      const key = (await call('POST', `/v1.0/servicePrincipals/${sp.id}/addKey`, { body: { keyCredential: { key: der } } })).json<{ keyId: string }>();
+
+      // Each route removes only its own kind.
+      expectError(await call('POST', `/v1.0/servicePrincipals/${sp.id}/removeKey`, { body: { keyId: password.keyId } }), 400, 'Request_BadRequest');
+      const removedPassword = await call('POST', `/v1.0/servicePrincipals/${sp.id}/removePassword`, { body: { keyId: password.keyId } });
+      assert.equal(removedPassword.statusCode, 204, removedPassword.body);
+      assert.equal(removedPassword.body, '');
+      assert.equal((await tokenFor(sp.appId, password.secretText, 'https://vault.azure.net/.default')).statusCode, 401);
+      expectError(await call('POST', `/v1.0/servicePrincipals/${sp.id}/removePassword`, { body: { keyId: password.keyId } }), 400, 'Request_BadRequest');
+      assert.equal((await call('POST', `/v1.0/servicePrincipals/${sp.appId}/removeKey`, { body: { keyId: key.keyId } })).statusCode, 204);
+      assert.deepEqual(await t.ctx.store.credentials.listByApp(sp.appId), []);
+      expectError(await call('POST', `/v1.0/servicePrincipals/${sp.id}/removeKey`, { body: {} }), 400, 'Request_BadRequest');
+
+      await t.ctx.audit.flush();
+      const removed = (await t.ctx.store.audit.list({ action: 'credential.removed' })).filter((e) => e.target === sp.appId || e.target === sp.id);
+      assert.deepEqual(
+        removed.map((e) => e.outcome).sort(),
+        ['failure', 'failure', 'failure', 'success', 'success'],
+      );
+    });
+
     void it('rejects bad Graph requests', async () => {
       expectError(await call('POST', '/v1.0/servicePrincipals', { body: {} }), 400, 'Request_BadRequest');
       expectError(await call('POST', '/v1.0/servicePrincipals', { body: '{bad json' }), 400, 'InvalidRequestContent');
