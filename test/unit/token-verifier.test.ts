@@ -347,6 +347,19 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
     });
   });
 
+  void it('counts a body that is not a JWK Set as a failed fetch, and does not ask again inside the cooldown', async () => {
+    reset();
+    served = { keys: 'none' } as unknown as JwksDocument;
+    const { source, verifier } = makeVerifier();
+    await assert.rejects(source.refresh(), /not a JWK Set/);
+    await assert.rejects(verifier.verify(await sign(keyA, claims(clock))), /unavailable/);
+    assert.equal(fetches, 1);
+    served = { keys: [keyA.jwk] };
+    advance(31 * SECOND);
+    await verifier.verify(await sign(keyA, claims(clock)));
+    assert.equal(fetches, 2);
+  });
+
   void it('rejects oversized responses and untrusted servers', async () => {
     reset();
     oversize = true;
