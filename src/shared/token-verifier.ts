@@ -403,7 +403,8 @@ function isJwkSet(body: unknown): boolean {
  * - What jose does not do: when a refetch fails, the last good set keeps serving, and the endpoint is not
  *   asked again for `cooldownMs` (jose would retry on every lookup, each waiting up to `timeoutMs`).
  *
- * `getKey` rejects (with a plain Error) only when no set has been fetched successfully.
+ * `getKey` rejects (with a plain Error) only when no set has been fetched successfully. A key is found by `kid`
+ * and algorithm (RS256 when none is given), so a key whose type does not fit the token's algorithm is unknown.
  */
 export function remoteJwks(url: string, options: RemoteJwksOptions = {}): RemoteJwksSource {
   const target = parseFetchUrl(url, options.allowInsecureLoopback === true, 'remoteJwks');
