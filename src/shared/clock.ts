@@ -1,6 +1,7 @@
 /**
  * Time as a dependency. Every piece of time-driven logic (token expiry, key rotation, replay windows,
- * cache refresh) reads the time through a {@link Clock} so tests can drive it with {@link FakeClock}.
+ * cache refresh) reads the time through a {@link Clock} so tests can drive it with {@link FakeClock}; the one
+ * exception is the remote JWKS cache, which is jose's and reads `Date.now()`.
  */
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
