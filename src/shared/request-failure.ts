@@ -1,0 +1,43 @@
+/**
+ * The failures fastify raises itself, before a route handler runs: a body over the limit, a content type
+ * no parser accepts, a body that is not valid JSON, a Content-Length that does not match, a schema
+ * validation failure. They are recognised here, once; each error family ({@link ../shared/oauth-error.js}
+ * and {@link ../shared/api-error.js}) renders them in its own shape.
+ */
+import type { FastifyError } from 'fastify';
+
+/** A failure of the request itself, detected by the framework. */
+export type RequestFailure =
+  | { kind: 'bodyTooLarge' }
+  | { kind: 'unsupportedMediaType' }
+  | { kind: 'emptyJsonBody' }
+  | { kind: 'invalidJsonBody' }
+  | { kind: 'invalidContentLength' }
+  /** A route schema refused the request; `message` is fastify's description of what failed. */
+  | { kind: 'validation'; message: string }
+  /** Any other 4xx fastify raised, with its status. */
+  | { kind: 'clientError'; status: number };
+
+const BY_CODE: Readonly<Record<string, RequestFailure>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { kind: 'bodyTooLarge' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { kind: 'unsupportedMediaType' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { kind: 'emptyJsonBody' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { kind: 'invalidJsonBody' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { kind: 'invalidContentLength' },
+};
+
+/**
+ * What was wrong with the request, when `err` is one of fastify's own request errors; undefined for
+ * anything else (a bug or an outage: the families render it as a generic 500).
+ */
+export function requestFailureOf(err: unknown): RequestFailure | undefined {
+  const fe = err as Partial<FastifyError> | null | undefined;
+  if (fe === null || fe === undefined || typeof fe !== 'object') return undefined;
+  if (fe.validation !== undefined) return { kind: 'validation', message: fe.message ?? 'validation failed' };
+  const known = typeof fe.code === 'string' ? BY_CODE[fe.code] : undefined;
+  if (known !== undefined) return known;
+  const status = typeof fe.statusCode === 'number' ? fe.statusCode : 500;
+  if (status === 400 && (err instanceof SyntaxError || /JSON/i.test(fe.message ?? ''))) return { kind: 'invalidJsonBody' };
+  if (status >= 400 && status < 500) return { kind: 'clientError', status };
+  return undefined;
+}
