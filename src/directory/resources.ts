@@ -7,7 +7,6 @@
  * detaches it from every resource and deletes its principal. The token grants look principals up on every
  * request, so once a principal is deleted no token is issued for it again.
  */
-import { ApiError } from '../shared/api-error.js';
 import type { Clock } from '../shared/clock.js';
 import { armKey, formatArmResourceId, parseArmResourceId, resourceGroupId } from '../shared/ids.js';
 import type { Repositories, Resource, ResourceGroup, ServicePrincipal, Store, Subscription, Tags } from '../store/types.js';
@@ -125,7 +124,7 @@ export async function requireSubscription(repos: Repositories, subscriptionId: s
   const subscription = await repos.subscriptions.get(subscriptionId);
   if (subscription === undefined) throw DirectoryErrors.subscriptionNotFound(subscriptionId);
   if (options.forWrite === true && subscription.state !== 'Enabled') {
-    throw new ApiError(409, 'ReadOnlyDisabledSubscription', `The subscription '${subscription.id}' is disabled and therefore marked as read only.`);
+    throw DirectoryErrors.subscriptionDisabled(subscription.id);
   }
   return subscription;
 }
@@ -486,7 +485,7 @@ export async function putResource(repos: Repositories | Store, input: PutResourc
 /** The canonical casing of a type a resource can be addressed by (allow-listed, or user-assigned identity); 404 for any other. */
 function addressableType(type: string): string {
   const canonical = type.toLowerCase() === USER_ASSIGNED_IDENTITY_TYPE.toLowerCase() ? USER_ASSIGNED_IDENTITY_TYPE : canonicalResourceType(type);
-  if (canonical === undefined) throw DirectoryErrors.noRegisteredProvider(type, SUPPORTED_RESOURCE_TYPES, 404);
+  if (canonical === undefined) throw DirectoryErrors.resourceTypeNotFound(type, SUPPORTED_RESOURCE_TYPES);
   return canonical;
 }
 

@@ -13,6 +13,7 @@ import type { ManagementContext } from './context.js';
 import { auditRoutes } from './audit.js';
 import { deniedPrincipalOf } from './authenticate.js';
 import { MANAGEMENT_BODY_LIMIT } from './common.js';
+import { translateDirectoryError } from './errors.js';
 import { keyRoutes } from './keys.js';
 import { principalRoutes } from './principals.js';
 import { resourceGroupRoutes } from './resource-groups.js';
@@ -48,6 +49,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   app.setErrorHandler(
     apiErrorHandler({
       bodyLimit: MANAGEMENT_BODY_LIMIT,
+      translate: translateDirectoryError,
       logMessage: 'management request failed',
       onError: (request, error) => auditDenied(ctx, request, error),
     }),

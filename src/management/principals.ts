@@ -4,7 +4,6 @@
  * identities included.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '../shared/api-error.js';
 import type { ServicePrincipal } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import {
@@ -22,6 +21,7 @@ import {
   validateDisplayName,
 } from '../directory/principals.js';
 import { DirectoryErrors } from '../directory/errors.js';
+import { ManagementErrors } from './errors.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
 import { audited, jsonObject, params, route, singleQuery } from './common.js';
 
@@ -86,11 +86,11 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     onRequest,
     handler: async (request) => {
       const caller = callerOf(request);
-      const filter = singleQuery(request, '$filter', 'BadRequest');
-      const topText = singleQuery(request, '$top', 'BadRequest');
+      const filter = singleQuery(request, '$filter', 'graph');
+      const topText = singleQuery(request, '$top', 'graph');
       const top = topText === undefined ? undefined : Number(topText);
       if (top !== undefined && (!Number.isInteger(top) || top < 1 || top > 999)) {
-        throw new ApiError(400, 'BadRequest', `Invalid page size specified: '${topText ?? ''}'. Must be between 1 and 999 inclusive.`);
+        throw ManagementErrors.invalidPageSize(topText ?? '');
       }
       const predicate = filter === undefined ? () => true : parseServicePrincipalFilter(filter);
       const principals = await ctx.store.servicePrincipals.list({ tenantId: caller.tenantId });
@@ -150,7 +150,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
   const altKey = (request: FastifyRequest): string => {
     const segment = params(request)['segment'] ?? '';
     const appId = alternateKey(segment);
-    if (appId === undefined) throw new ApiError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 100)}'.`);
+    if (appId === undefined) throw ManagementErrors.unknownSegment(segment);
     return appId;
   };
   route(app, { method: 'GET', url: '/v1.0/:segment', onRequest, handler: (request) => getOne(request, altKey(request)) });
@@ -312,12 +312,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
 
 type Predicate = (sp: ServicePrincipal) => boolean;
 
-const unsupported = (detail: string) =>
-  new ApiError(
-    400,
-    'Request_UnsupportedQuery',
-    `Unsupported or invalid query filter clause specified: ${detail}. Supported: displayName, appId, id and servicePrincipalType with 'eq', startswith(displayName,'...'), alternativeNames/any(x:x eq '...'), servicePrincipalNames/any(x:x eq '...'), joined with 'and'.`,
-  );
+const unsupported = ManagementErrors.unsupportedFilter;
 
 /** Splits on ` and ` outside quotes and parentheses. */
 function splitAnd(filter: string): string[] {

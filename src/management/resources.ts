@@ -26,11 +26,17 @@ function requestedType(request: FastifyRequest): string {
   return `${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}`;
 }
 
-/** The allow-listed type a request addresses (the dedicated identity routes own user-assigned identities). */
-function addressedType(request: FastifyRequest, status: 400 | 404): string {
+/**
+ * The allow-listed type a request addresses (the dedicated identity routes own user-assigned identities):
+ * for a PUT, an unknown type cannot be created; otherwise it cannot be found.
+ */
+function addressedType(request: FastifyRequest, purpose: 'create' | 'address'): string {
   const requested = requestedType(request);
   const type = canonicalResourceType(requested);
-  if (type === undefined) throw DirectoryErrors.noRegisteredProvider(requested, [...SUPPORTED_RESOURCE_TYPES, USER_ASSIGNED_IDENTITY_TYPE], status);
+  if (type === undefined) {
+    const supported = [...SUPPORTED_RESOURCE_TYPES, USER_ASSIGNED_IDENTITY_TYPE];
+    throw purpose === 'create' ? DirectoryErrors.noRegisteredProvider(requested, supported) : DirectoryErrors.resourceTypeNotFound(requested, supported);
+  }
   return type;
 }
 
@@ -52,7 +58,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
     armListHandler(
       ctx,
       (s, request) => {
-        const type = byType ? addressedType(request, 404) : undefined;
+        const type = byType ? addressedType(request, 'address') : undefined;
         return listResources(ctx.store, {
           subscriptionId: s.subscription.id,
           ...(scope === 'group' ? { resourceGroup: s.resourceGroup } : {}),
@@ -82,7 +88,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
         getResource(ctx.store, {
           subscriptionId: scope.subscription.id,
           resourceGroup: scope.resourceGroup,
-          type: addressedType(request, 404),
+          type: addressedType(request, 'address'),
           name: scope.name,
         }),
       view,
@@ -97,7 +103,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
       kind: 'resource',
       target: addressedResource,
       write: async (scope, request) => {
-        const type = addressedType(request, 400);
+        const type = addressedType(request, 'create');
         const body = jsonObject(request.body);
         const result = await putResource(ctx.store, {
           subscriptionId: scope.subscription.id,
@@ -135,7 +141,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
       kind: 'resource',
       target: addressedResource,
       remove: async (scope, request) => {
-        const type = addressedType(request, 404);
+        const type = addressedType(request, 'address');
         const result = await deleteResource(ctx.store, {
           subscriptionId: scope.subscription.id,
           resourceGroup: scope.resourceGroup,
