@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { requestFailureOf } from './request-failure.js';
+import { logServerFailure, requestFailureOf, type ErrorHandlerOptions } from './request-failure.js';
 
 /**
  * The resource-API error family: `{error: {code, message}}`, the shape shared by Azure Resource Manager,
@@ -92,12 +92,7 @@ export function toApiError(err: unknown, options: ToApiErrorOptions): ApiError {
   }
 }
 
-export interface ApiErrorHandlerOptions extends ToApiErrorOptions {
-  /** The log message of a 5xx (logged with the cause's message and stack, never the request). */
-  logMessage: string;
-  /** Runs with each error before it is sent (e.g. to audit a refusal); it must not throw. */
-  onError?: (request: FastifyRequest, error: ApiError) => Promise<void>;
-}
+export interface ApiErrorHandlerOptions extends ToApiErrorOptions, ErrorHandlerOptions<ApiError> {}
 
 /**
  * The fastify error handler of an ARM/Graph/Key Vault-shaped server:
@@ -107,10 +102,7 @@ export interface ApiErrorHandlerOptions extends ToApiErrorOptions {
 export function apiErrorHandler(options: ApiErrorHandlerOptions): (err: unknown, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
   return async (err, request, reply) => {
     const error = toApiError(err, options);
-    if (error.status >= 500) {
-      const cause = err as Error;
-      request.log.error({ err: { message: cause.message, stack: cause.stack } }, options.logMessage);
-    }
+    logServerFailure(request, error.status, err, options);
     if (options.onError !== undefined) await options.onError(request, error);
     const { status, headers, body } = serializeApiError(error);
     return reply.code(status).headers(headers).send(body);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from './clock.js';
-import { requestFailureOf } from './request-failure.js';
+import { logServerFailure, requestFailureOf, type ErrorHandlerOptions } from './request-failure.js';
 
 /**
  * The OAuth / IMDS error family: `{error, error_description}` bodies, extended with Entra's
@@ -114,16 +114,10 @@ export function correlationIdOf(request: FastifyRequest): string | undefined {
   return typeof header === 'string' && /^[0-9a-f-]{36}$/i.test(header) ? header : undefined;
 }
 
-export interface OAuthErrorHandlerOptions {
+export interface OAuthErrorHandlerOptions extends ErrorHandlerOptions<OAuthError> {
   clock: Clock;
-  /** The body limit of the routes, named in the 413's description. */
-  bodyLimit: number;
   /** Headers every error response carries (e.g. `cache-control: no-store` on token endpoints). */
   headers?: Readonly<Record<string, string>>;
-  /** The log message of a 5xx (logged with the cause's message and stack, never the request). */
-  logMessage: string;
-  /** Runs with each error before it is sent (e.g. to audit the refusal); it must not throw. */
-  onError?: (request: FastifyRequest, error: OAuthError) => Promise<void>;
 }
 
 /**
@@ -134,10 +128,7 @@ export interface OAuthErrorHandlerOptions {
 export function oauthErrorHandler(options: OAuthErrorHandlerOptions): (err: unknown, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
   return async (err, request, reply) => {
     const error = toOAuthError(err, options);
-    if (error.status >= 500) {
-      const cause = err as Error;
-      request.log.error({ err: { message: cause.message, stack: cause.stack } }, options.logMessage);
-    }
+    logServerFailure(request, error.status, err, options);
     const { status, body } = serializeOAuthError(error, { now: options.clock.now(), correlationId: correlationIdOf(request), traceId: request.id });
     if (options.onError !== undefined) await options.onError(request, error);
     return reply.code(status).headers(options.headers ?? {}).send(body);

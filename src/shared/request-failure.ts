@@ -4,7 +4,7 @@
  * validation failure. They are recognised here, once; each error family ({@link ../shared/oauth-error.js}
  * and {@link ../shared/api-error.js}) renders them in its own shape.
  */
-import type { FastifyError } from 'fastify';
+import type { FastifyError, FastifyRequest } from 'fastify';
 
 /** A failure of the request itself, detected by the framework. */
 export type RequestFailure =
@@ -40,4 +40,21 @@ export function requestFailureOf(err: unknown): RequestFailure | undefined {
   if (status === 400 && (err instanceof SyntaxError || /JSON/i.test(fe.message ?? ''))) return { kind: 'invalidJsonBody' };
   if (status >= 400 && status < 500) return { kind: 'clientError', status };
   return undefined;
+}
+
+/** What both families' error handlers take. */
+export interface ErrorHandlerOptions<E> {
+  /** The body limit of the routes, named in the 413's message. */
+  bodyLimit: number;
+  /** The log message of a 5xx (logged with the cause's message and stack, never the request). */
+  logMessage: string;
+  /** Runs with each error before it is sent (e.g. to audit a refusal); it must not throw. */
+  onError?: (request: FastifyRequest, error: E) => Promise<void>;
+}
+
+/** Logs a failure of the server's own (a 5xx), with the cause's message and stack only. */
+export function logServerFailure(request: FastifyRequest, status: number, cause: unknown, options: { logMessage: string }): void {
+  if (status < 500) return;
+  const { message, stack } = (cause ?? {}) as Partial<Error>;
+  request.log.error({ err: { message, stack } }, options.logMessage);
 }
