@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ManagementErrors } from './errors.js';
 import type { ManagementContext } from './context.js';
-import { iso } from '../directory/principals.js';
+import { iso } from '../shared/clock.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { route, singleQuery } from './common.js';
 

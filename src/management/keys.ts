@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ManagementContext } from './context.js';
-import { iso } from '../directory/principals.js';
+import { iso } from '../shared/clock.js';
 import { ApiErrors } from '../shared/api-error.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { audited, jsonObject, route } from './common.js';

@@ -4,7 +4,8 @@
  * identities included.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ServicePrincipal } from '../store/types.js';
+import { iso } from '../shared/clock.js';
+import type { ClientCredential, ServicePrincipal } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import {
   addCertificateCredential,
@@ -16,7 +17,6 @@ import {
   createApplicationPrincipal,
   deleteApplicationPrincipal,
   findPrincipal,
-  graphServicePrincipalView,
   principalNames,
   validateDisplayName,
 } from '../directory/principals.js';
@@ -24,6 +24,105 @@ import { DirectoryErrors } from '../directory/errors.js';
 import { ManagementErrors } from './errors.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
 import { audited, jsonObject, params, route, singleQuery } from './common.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Graph views
+// ---------------------------------------------------------------------------------------------------
+
+export interface GraphPasswordCredential {
+  customKeyIdentifier: null;
+  displayName: string;
+  endDateTime: string;
+  hint: string | null;
+  keyId: string;
+  secretText: null;
+  startDateTime: string;
+}
+
+export interface GraphKeyCredential {
+  customKeyIdentifier: string | null;
+  displayName: string;
+  endDateTime: string;
+  key: null;
+  keyId: string;
+  startDateTime: string;
+  type: 'AsymmetricX509Cert';
+  usage: 'Verify';
+}
+
+export interface GraphServicePrincipal {
+  id: string;
+  appId: string;
+  displayName: string;
+  appDisplayName: string | null;
+  servicePrincipalType: 'Application' | 'ManagedIdentity';
+  appOwnerOrganizationId: string;
+  appOwnerTenantId: string;
+  servicePrincipalNames: string[];
+  alternativeNames: string[];
+  accountEnabled: true;
+  createdDateTime: string;
+  tags: string[];
+  passwordCredentials: GraphPasswordCredential[];
+  keyCredentials: GraphKeyCredential[];
+}
+
+/** Credential metadata in Graph's shape: never a secret, never the certificate bytes. */
+export function graphCredentialViews(credentials: readonly ClientCredential[]): {
+  passwordCredentials: GraphPasswordCredential[];
+  keyCredentials: GraphKeyCredential[];
+} {
+  const passwordCredentials: GraphPasswordCredential[] = [];
+  const keyCredentials: GraphKeyCredential[] = [];
+  for (const c of credentials) {
+    if (c.type === 'Password') {
+      passwordCredentials.push({
+        customKeyIdentifier: null,
+        displayName: c.displayName,
+        endDateTime: iso(c.endAt),
+        hint: c.hint,
+        keyId: c.keyId,
+        secretText: null,
+        startDateTime: iso(c.startAt),
+      });
+    } else {
+      keyCredentials.push({
+        customKeyIdentifier: c.thumbprintSha1 === null ? null : c.thumbprintSha1.toUpperCase(),
+        displayName: c.displayName,
+        endDateTime: iso(c.endAt),
+        key: null,
+        keyId: c.keyId,
+        startDateTime: iso(c.startAt),
+        type: 'AsymmetricX509Cert',
+        usage: 'Verify',
+      });
+    }
+  }
+  return { passwordCredentials, keyCredentials };
+}
+
+/** A principal as Microsoft Graph shows a `servicePrincipal`. */
+export function graphServicePrincipalView(sp: ServicePrincipal, credentials: readonly ClientCredential[] = []): GraphServicePrincipal {
+  const mi = sp.managedIdentity;
+  return {
+    id: sp.objectId,
+    appId: sp.appId,
+    displayName: sp.displayName,
+    appDisplayName: mi === null ? sp.displayName : null,
+    servicePrincipalType: sp.kind,
+    appOwnerOrganizationId: sp.tenantId,
+    appOwnerTenantId: sp.tenantId,
+    ...principalNames(sp),
+    accountEnabled: true,
+    createdDateTime: iso(sp.createdAt),
+    tags: [],
+    ...graphCredentialViews(credentials),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------------
 
 const ODATA_CONTEXT = 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals';
 

@@ -9,11 +9,12 @@ import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/types.js';
 import { createTestDatabase } from '../fixtures/pg-database.js';
 import { DirectoryError, type DirectoryErrorCode } from '../../src/directory/errors.js';
+import { graphServicePrincipalView } from '../../src/management/principals.js';
+import { armResourceView } from '../../src/management/resources.js';
 import {
   createApplicationPrincipal,
   deleteApplicationPrincipal,
   findManagedIdentityPrincipal,
-  graphServicePrincipalView,
 } from '../../src/directory/principals.js';
 import {
   addCertificateCredential,
@@ -24,7 +25,6 @@ import {
 } from '../../src/directory/credentials.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import {
-  armResourceView,
   deleteResource,
   deleteResourceGroup,
   deleteUserAssignedIdentity,
