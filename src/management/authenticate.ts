@@ -46,7 +46,7 @@ const callers = new WeakMap<FastifyRequest, Caller>();
 /** The caller that {@link authenticate} admitted for this request. */
 export function callerOf(request: FastifyRequest): Caller {
   const caller = callers.get(request);
-  if (caller === undefined) throw new Error('management route registered without the authenticate hook');
+  if (caller === undefined) throw new TypeError('management route registered without the authenticate hook');
   return caller;
 }
 

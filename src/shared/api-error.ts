@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { logServerFailure, requestFailureOf, type ErrorHandlerOptions } from './request-failure.js';
+import { bodyLimitOf, logServerFailure, requestFailureOf, type ErrorHandlerOptions } from './request-failure.js';
 
 /**
  * The resource-API error family: `{error: {code, message}}`, the shape shared by Azure Resource Manager,
@@ -14,6 +14,7 @@ export class ApiError extends Error {
   readonly headers: Readonly<Record<string, string>>;
 
   constructor(status: number, code: string, message: string, options?: { headers?: Record<string, string>; cause?: unknown }) {
+    if (!Number.isInteger(status) || status < 400 || status > 599) throw new TypeError(`an API error's status must be 4xx or 5xx, not ${String(status)}`);
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
     this.code = code;
@@ -59,7 +60,7 @@ export interface ToApiErrorOptions {
    * Maps the errors of the layers below (e.g. the directory's domain errors) to API errors; undefined for
    * an error it does not know.
    */
-  translate?: (err: unknown) => ApiError | undefined;
+  translate?: ((err: unknown) => ApiError | undefined) | undefined;
 }
 
 /**
@@ -92,7 +93,7 @@ export function toApiError(err: unknown, options: ToApiErrorOptions): ApiError {
   }
 }
 
-export interface ApiErrorHandlerOptions extends ToApiErrorOptions, ErrorHandlerOptions<ApiError> {}
+export interface ApiErrorHandlerOptions extends ErrorHandlerOptions<ApiError>, Pick<ToApiErrorOptions, 'translate'> {}
 
 /**
  * The fastify error handler of an ARM/Graph/Key Vault-shaped server:
@@ -101,7 +102,7 @@ export interface ApiErrorHandlerOptions extends ToApiErrorOptions, ErrorHandlerO
  */
 export function apiErrorHandler(options: ApiErrorHandlerOptions): (err: unknown, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
   return async (err, request, reply) => {
-    const error = toApiError(err, options);
+    const error = toApiError(err, { bodyLimit: bodyLimitOf(request, options), translate: options.translate });
     logServerFailure(request, error.status, err, options);
     if (options.onError !== undefined) await options.onError(request, error);
     const { status, headers, body } = serializeApiError(error);

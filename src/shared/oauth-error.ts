@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from './clock.js';
-import { logServerFailure, requestFailureOf, type ErrorHandlerOptions } from './request-failure.js';
+import { bodyLimitOf, logServerFailure, requestFailureOf, type ErrorHandlerOptions } from './request-failure.js';
 
 /**
  * The OAuth / IMDS error family: `{error, error_description}` bodies, extended with Entra's
@@ -28,6 +28,7 @@ export class OAuthError extends Error {
   readonly status: number;
 
   constructor(status: number, error: OAuthErrorCode, description: string, options?: { aadsts?: number; cause?: unknown }) {
+    if (!Number.isInteger(status) || status < 400 || status > 599) throw new TypeError(`an OAuth error's status must be 4xx or 5xx, not ${String(status)}`);
     super(description, options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
     this.error = error;
@@ -127,7 +128,7 @@ export interface OAuthErrorHandlerOptions extends ErrorHandlerOptions<OAuthError
  */
 export function oauthErrorHandler(options: OAuthErrorHandlerOptions): (err: unknown, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
   return async (err, request, reply) => {
-    const error = toOAuthError(err, options);
+    const error = toOAuthError(err, { bodyLimit: bodyLimitOf(request, options) });
     logServerFailure(request, error.status, err, options);
     const { status, body } = serializeOAuthError(error, { now: options.clock.now(), correlationId: correlationIdOf(request), traceId: request.id });
     if (options.onError !== undefined) await options.onError(request, error);

@@ -44,8 +44,8 @@ export function requestFailureOf(err: unknown): RequestFailure | undefined {
 
 /** What both families' error handlers take. */
 export interface ErrorHandlerOptions<E> {
-  /** The body limit of the routes, named in the 413's message. */
-  bodyLimit: number;
+  /** The body limit named in the 413's message; by default the limit of the route the request hit. */
+  bodyLimit?: number;
   /** The log message of a 5xx (logged with the cause's message and stack, never the request). */
   logMessage: string;
   /** Runs with each error before it is sent (e.g. to audit a refusal); it must not throw. */
@@ -57,4 +57,9 @@ export function logServerFailure(request: FastifyRequest, status: number, cause:
   if (status < 500) return;
   const { message, stack } = (cause ?? {}) as Partial<Error>;
   request.log.error({ err: { message, stack } }, options.logMessage);
+}
+
+/** The body limit a 413 names: the handler's, else the route's own. */
+export function bodyLimitOf(request: FastifyRequest, options: { bodyLimit?: number | undefined }): number {
+  return options.bodyLimit ?? request.routeOptions.bodyLimit;
 }

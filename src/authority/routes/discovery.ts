@@ -18,7 +18,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
   /** The authority's host[:port], as Entra's documents name their cloud instance. */
   const host = new URL(urls.origin).host;
 
-  app.setErrorHandler(oauthErrorHandler({ clock: ctx.clock, bodyLimit: app.initialConfig.bodyLimit ?? 0, logMessage: 'discovery request failed' }));
+  app.setErrorHandler(oauthErrorHandler({ clock: ctx.clock, logMessage: 'discovery request failed' }));
 
   /** The tenant as documents name it: a real id, or Entra's `{tenantid}` placeholder for multi-tenant segments. */
   async function tenantFor(segment: string): Promise<string> {
