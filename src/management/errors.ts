@@ -55,6 +55,7 @@ export function errorCodeOf(err: unknown): string {
   return translateDirectoryError(err)?.code ?? 'InternalServerError';
 }
 
+const graphBadRequest = (message: string) => new ApiError(400, 'Request_BadRequest', message);
 const graphUnauthenticated = (message: string, challenge: Challenge) => new ApiError(401, 'InvalidAuthenticationToken', message, { headers: challenge });
 const armUnauthenticated = (code: string, message: string, challenge: Challenge) => new ApiError(401, code, message, { headers: challenge });
 
@@ -82,6 +83,17 @@ export const ManagementErrors = {
   invalidAuditSince: () => new ApiError(400, 'InvalidQueryParameter', "'since' must be an ISO-8601 date and time or epoch milliseconds."),
   invalidAuditLimit: (max: number) => new ApiError(400, 'InvalidQueryParameter', `'limit' must be a whole number from 1 to ${String(max)}.`),
   invalidAuditAction: () => new ApiError(400, 'InvalidQueryParameter', "'action' must be a dotted action name such as 'identity.created'."),
+
+  // Graph request bodies (`Request_BadRequest`, as Graph answers them)
+  /** `name` is not what the property takes; `expected` completes "'name' must be ...". */
+  invalidGraphProperty: (name: string, expected: string) => graphBadRequest(`'${name}' must be ${expected}.`),
+  missingGraphProperty: (name: string) => graphBadRequest(`'${name}' is required.`),
+  appIdNotAccepted: () => graphBadRequest("openmsi creates the application together with its service principal: send 'displayName' only, not 'appId'."),
+  selfDeletion: () => graphBadRequest('A directory admin cannot delete its own service principal.'),
+  unsupportedKeyCredentialType: () => graphBadRequest("Only 'AsymmetricX509Cert' key credentials are supported."),
+  unsupportedKeyCredentialUsage: () => graphBadRequest("Only key credentials with usage 'Verify' are supported."),
+  credentialNotFound: (kind: 'password' | 'key', keyId: string) =>
+    graphBadRequest(`No ${kind} credential with keyId '${keyId}' exists on this application.`),
   invalidPageSize: (top: string) => new ApiError(400, 'BadRequest', `Invalid page size specified: '${top}'. Must be between 1 and 999 inclusive.`),
   unknownSegment: (segment: string) => new ApiError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 100)}'.`),
   unsupportedFilter: (detail: string) =>

@@ -147,31 +147,31 @@ function alternateKey(segment: string): string | undefined {
 function parseEndDateTime(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
   const ms = typeof value === 'string' ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw DirectoryErrors.badRequest("'endDateTime' must be an ISO-8601 date and time.");
+  if (!Number.isFinite(ms)) throw ManagementErrors.invalidGraphProperty('endDateTime', 'an ISO-8601 date and time');
   return ms;
 }
 
 function optionalString(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw DirectoryErrors.badRequest(`'${name}' must be a string.`);
+  if (typeof value !== 'string') throw ManagementErrors.invalidGraphProperty(name, 'a string');
   return value;
 }
 
 function optionalBoolean(value: unknown, name: string): boolean | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw DirectoryErrors.badRequest(`'${name}' must be true or false.`);
+  if (typeof value !== 'boolean') throw ManagementErrors.invalidGraphProperty(name, 'true or false');
   return value;
 }
 
 function optionalYears(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number') throw DirectoryErrors.badRequest("'years' must be a number.");
+  if (typeof value !== 'number') throw ManagementErrors.invalidGraphProperty('years', 'a number');
   return value;
 }
 
 function optionalObject(value: unknown, name: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw DirectoryErrors.badRequest(`'${name}' must be an object.`);
+  if (typeof value !== 'object' || Array.isArray(value)) throw ManagementErrors.invalidGraphProperty(name, 'an object');
   return value as Record<string, unknown>;
 }
 
@@ -211,7 +211,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
         async () => {
           const body = jsonObject(request.body);
           if (body['appId'] !== undefined) {
-            throw DirectoryErrors.badRequest("openmsi creates the application together with its service principal: send 'displayName' only, not 'appId'.");
+            throw ManagementErrors.appIdNotAccepted();
           }
           const displayName = validateDisplayName(body['displayName']);
           const created = await createApplicationPrincipal(ctx.store, { tenantId: caller.tenantId, displayName, clock: ctx.clock });
@@ -229,7 +229,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     await audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'servicePrincipal.deleted', target: id }, async () => {
       const principal = await addressedPrincipal(ctx, caller, id);
       if (principal.objectId === caller.principal.objectId) {
-        throw DirectoryErrors.badRequest('A directory admin cannot delete its own service principal.');
+        throw ManagementErrors.selfDeletion();
       }
       await deleteApplicationPrincipal(ctx.store, principal.objectId);
       return { result: undefined, target: principal.appId, detail: { objectId: principal.objectId, displayName: principal.displayName } };
@@ -295,11 +295,11 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
         const body = jsonObject(request.body);
         const keyCredential = optionalObject(body['keyCredential'], 'keyCredential');
         const type = keyCredential['type'];
-        if (type !== undefined && type !== 'AsymmetricX509Cert') throw DirectoryErrors.badRequest("Only 'AsymmetricX509Cert' key credentials are supported.");
+        if (type !== undefined && type !== 'AsymmetricX509Cert') throw ManagementErrors.unsupportedKeyCredentialType();
         const usage = keyCredential['usage'];
-        if (usage !== undefined && usage !== 'Verify') throw DirectoryErrors.badRequest("Only key credentials with usage 'Verify' are supported.");
+        if (usage !== undefined && usage !== 'Verify') throw ManagementErrors.unsupportedKeyCredentialUsage();
         const key = keyCredential['key'];
-        if (typeof key !== 'string') throw DirectoryErrors.badRequest("'keyCredential.key' must be the certificate, base64 encoded.");
+        if (typeof key !== 'string') throw ManagementErrors.invalidGraphProperty('keyCredential.key', 'the certificate, base64 encoded');
         const principal = await addressedPrincipal(ctx, caller, id);
         const displayName = optionalString(keyCredential['displayName'], 'displayName');
         const created = await addCertificateCredential(ctx.store, {
@@ -337,14 +337,14 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
         await audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'credential.removed', target: id }, async () => {
           const body = jsonObject(request.body);
           const keyId = body['keyId'];
-          if (typeof keyId !== 'string' || keyId === '') throw DirectoryErrors.badRequest("'keyId' is required.");
+          if (typeof keyId !== 'string' || keyId === '') throw ManagementErrors.missingGraphProperty('keyId');
           const principal = await addressedPrincipal(ctx, caller, id);
           const removed = await removeCredential(ctx.store, {
             appId: principal.appId,
             keyId,
             type: action === 'removePassword' ? 'Password' : 'AsymmetricX509Cert',
           });
-          if (!removed) throw DirectoryErrors.badRequest(`No ${action === 'removePassword' ? 'password' : 'key'} credential with keyId '${keyId}' exists on this application.`);
+          if (!removed) throw ManagementErrors.credentialNotFound(action === 'removePassword' ? 'password' : 'key', keyId);
           return { result: undefined, target: principal.appId, detail: { keyId } };
         });
         return reply.code(204).send();
