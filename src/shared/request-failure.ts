@@ -1,8 +1,9 @@
 /**
  * The failures fastify raises itself, before a route handler runs: a body over the limit, a content type
  * no parser accepts, a body that is not valid JSON, a Content-Length that does not match, a schema
- * validation failure. They are recognised here, once; each error family ({@link ../shared/oauth-error.js}
- * and {@link ../shared/api-error.js}) renders them in its own shape.
+ * validation failure. They are recognised here, once; each error family (`oauth-error.ts` and
+ * `api-error.ts` beside this file) renders them in its own shape. What the two families' error-handler
+ * factories share (their options, the logging of a 5xx, the body limit a 413 names) is here too.
  */
 import type { FastifyError, FastifyRequest } from 'fastify';
 
