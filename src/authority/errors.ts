@@ -1,8 +1,9 @@
-import { OAuthError } from '../shared/oauth-error.js';
+import { OAuthError, OAuthErrors } from '../shared/oauth-error.js';
 
 /**
- * The token service's error catalog: one factory per failure, each with its Entra AADSTS code, so
- * every caller-visible failure is greppable here and documented in docs/errors.md.
+ * The authority's error catalog (token and discovery endpoints): one factory per failure, each with its
+ * Entra AADSTS code, so every caller-visible failure is greppable here and documented in docs/errors.md.
+ * The failures every OAuth server shares (fastify's own, the generic 500) are {@link OAuthErrors}.
  */
 export const TokenErrors = {
   missingParameter: (name: string) =>
@@ -10,10 +11,8 @@ export const TokenErrors = {
   duplicateParameter: (name: string) =>
     new OAuthError(400, 'invalid_request', `The request contains the parameter '${name}' more than once.`, { aadsts: 90015 }),
   malformedBody: (reason: string) => new OAuthError(400, 'invalid_request', `The request body is not valid: ${reason}.`, { aadsts: 900561 }),
-  bodyTooLarge: (limit: number) =>
-    new OAuthError(413, 'invalid_request', `The request body is larger than the ${String(limit)}-byte limit.`, { aadsts: 900561 }),
-  unsupportedMediaType: () =>
-    new OAuthError(400, 'invalid_request', `The request body must be sent as application/x-www-form-urlencoded.`, { aadsts: 900561 }),
+  bodyTooLarge: OAuthErrors.bodyTooLarge,
+  unsupportedMediaType: OAuthErrors.unsupportedMediaType,
   tenantNotFound: (tenant: string) =>
     new OAuthError(
       400,
@@ -98,4 +97,6 @@ export const TokenErrors = {
   identityNotFound: () => new OAuthError(400, 'invalid_request', 'Identity not found', { aadsts: 700241 }),
   hostNotRecognised: () =>
     new OAuthError(401, 'invalid_client', `The host credential is unknown, revoked or expired, or its host no longer exists.`, { aadsts: 700027 }),
+  unknownAuthorizationEndpoint: () =>
+    new OAuthError(400, 'invalid_request', `The authorization_endpoint is not one this authority serves.`, { aadsts: 50049 }),
 } as const;

@@ -4,6 +4,7 @@ import type { AuthorityContext } from './context.js';
 import { tokenRoutes } from './routes/token.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { managementRoutes } from '../management/index.js';
+import { apiNotFoundHandler } from '../shared/api-error.js';
 
 export interface ServerTls {
   cert: string;
@@ -38,8 +39,6 @@ export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | 
   await app.register(tokenRoutes, { ctx });
   await app.register(managementRoutes, { ctx });
 
-  app.setNotFoundHandler(async (request, reply) =>
-    reply.code(404).send({ error: { code: 'NotFound', message: `No route matches ${request.method} ${request.url.split('?')[0] ?? ''}.` } }),
-  );
+  app.setNotFoundHandler(apiNotFoundHandler);
   return app;
 }

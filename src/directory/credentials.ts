@@ -4,14 +4,14 @@
  * semantics.
  */
 import { X509Certificate, randomInt } from 'node:crypto';
-import type { Clock } from '../shared/clock.js';
+import { iso, type Clock } from '../shared/clock.js';
 import { thumbprints } from '../pki/ca.js';
 import { addYears, MAX_CREDENTIAL_YEARS } from '../pki/client-certificate.js';
 import { newGuid } from '../shared/ids.js';
 import type { MasterKey } from '../pki/master-key.js';
 import type { ClientCredential, Repositories, ServicePrincipal, Store } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
-import { atomically, findPrincipal, hasControlCharacters, iso } from './principals.js';
+import { atomically, findPrincipal, hasControlCharacters } from './principals.js';
 
 const SECRET_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-';
 /** Entra's secrets carry a version marker after the three-character hint. */
@@ -281,7 +281,7 @@ function withApplication<T>(
   return atomically(repos, async (tx) => fn(tx, await requireApplication(tx, appOrObjectId)));
 }
 
-/** The application principal with this client id (or object id); 404 for anything else. */
+/** The application principal with this client id (or object id); `Request_ResourceNotFound` for anything else. */
 async function requireApplication(tx: Repositories, appOrObjectId: string): Promise<ServicePrincipal> {
   const principal = await findPrincipal(tx, appOrObjectId);
   if (principal === undefined) throw DirectoryErrors.principalNotFound(appOrObjectId);

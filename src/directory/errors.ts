@@ -1,4 +1,40 @@
-import { ApiError } from '../shared/api-error.js';
+/** The stable codes of {@link DirectoryError}s: what went wrong in the directory, whatever the API. */
+export type DirectoryErrorCode =
+  | 'SubscriptionNotFound'
+  | 'ReadOnlyDisabledSubscription'
+  | 'ResourceGroupNotFound'
+  | 'InvalidResourceGroup'
+  | 'InvalidResourceGroupLocation'
+  | 'ResourceNotFound'
+  | 'InvalidResourceName'
+  | 'InvalidResourceLocation'
+  | 'LocationRequired'
+  | 'InvalidLocation'
+  | 'InvalidTag'
+  | 'InvalidRequestContent'
+  | 'NoRegisteredProviderFound'
+  | 'ResourceTypeNotFound'
+  | 'InvalidIdentity'
+  | 'InvalidUserAssignedIdentity'
+  | 'Request_ResourceNotFound'
+  | 'Request_BadRequest'
+  | 'InvalidKeyCredential';
+
+/**
+ * A refusal of the directory (the domain): a stable code and a message for people. It carries no HTTP
+ * status; each API maps codes to its statuses (the management API in `src/management/errors.ts`).
+ */
+export class DirectoryError extends Error {
+  override readonly name = 'DirectoryError';
+  readonly code: DirectoryErrorCode;
+
+  constructor(code: DirectoryErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const fail = (code: DirectoryErrorCode, message: string) => new DirectoryError(code, message);
 
 /**
  * The directory's error catalog. Codes and messages follow Azure Resource Manager (resource groups,
@@ -6,49 +42,50 @@ import { ApiError } from '../shared/api-error.js';
  */
 export const DirectoryErrors = {
   subscriptionNotFound: (subscriptionId: string) =>
-    new ApiError(404, 'SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`),
-  resourceGroupNotFound: (name: string) => new ApiError(404, 'ResourceGroupNotFound', `Resource group '${name}' could not be found.`),
+    fail('SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`),
+  subscriptionDisabled: (subscriptionId: string) =>
+    fail('ReadOnlyDisabledSubscription', `The subscription '${subscriptionId}' is disabled and therefore marked as read only.`),
+  resourceGroupNotFound: (name: string) => fail('ResourceGroupNotFound', `Resource group '${name}' could not be found.`),
   invalidResourceGroupName: (name: string, reason: string) =>
-    new ApiError(400, 'InvalidResourceGroup', `The provided resource group name '${name}' is invalid: ${reason}.`),
+    fail('InvalidResourceGroup', `The provided resource group name '${name}' is invalid: ${reason}.`),
   resourceGroupLocationConflict: (name: string, existing: string, requested: string) =>
-    new ApiError(
-      409,
+    fail(
       'InvalidResourceGroupLocation',
       `Invalid resource group location '${requested}'. The Resource group already exists in location '${existing}'. Resource group '${name}' cannot be moved.`,
     ),
   resourceNotFound: (type: string, name: string, resourceGroup: string) =>
-    new ApiError(404, 'ResourceNotFound', `The Resource '${type}/${name}' under resource group '${resourceGroup}' was not found.`),
-  invalidResourceName: (name: string, rule: string) => new ApiError(400, 'InvalidResourceName', `The resource name '${name}' is invalid. ${rule}`),
+    fail('ResourceNotFound', `The Resource '${type}/${name}' under resource group '${resourceGroup}' was not found.`),
+  invalidResourceName: (name: string, rule: string) => fail('InvalidResourceName', `The resource name '${name}' is invalid. ${rule}`),
   resourceLocationConflict: (name: string, existing: string, requested: string, resourceGroup: string) =>
-    new ApiError(
-      409,
+    fail(
       'InvalidResourceLocation',
       `The resource '${name}' already exists in location '${existing}' in resource group '${resourceGroup}'. A resource with the same name cannot be created in location '${requested}'. Please select a new resource name.`,
     ),
   invalidLocation: (location: unknown) =>
     location === undefined || location === null || location === ''
-      ? new ApiError(400, 'LocationRequired', 'The location property is required for this definition.')
-      : new ApiError(400, 'InvalidLocation', `The location ${describe(location)} is invalid: use a region-style name such as 'westeurope'.`),
-  invalidTags: (reason: string) => new ApiError(400, 'InvalidTag', `The tags are invalid: ${reason}.`),
-  invalidProperties: (reason: string) => new ApiError(400, 'InvalidRequestContent', `The request content was invalid: ${reason}.`),
-  noRegisteredProvider: (type: string, supported: readonly string[], status = 400) =>
-    new ApiError(
-      status,
-      'NoRegisteredProviderFound',
-      `No registered resource provider found for resource type '${type}'. The supported resource types are: ${supported.join(', ')}.`,
-    ),
-  invalidIdentity: (reason: string) => new ApiError(400, 'InvalidIdentity', `The identity property is invalid: ${reason}.`),
+      ? fail('LocationRequired', 'The location property is required for this definition.')
+      : fail('InvalidLocation', `The location ${describe(location)} is invalid: use a region-style name such as 'westeurope'.`),
+  invalidTags: (reason: string) => fail('InvalidTag', `The tags are invalid: ${reason}.`),
+  invalidProperties: (reason: string) => fail('InvalidRequestContent', `The request content was invalid: ${reason}.`),
+  /** A resource of an unsupported type cannot be created. */
+  noRegisteredProvider: (type: string, supported: readonly string[]) => fail('NoRegisteredProviderFound', noProviderMessage(type, supported)),
+  /** A resource of an unsupported type cannot exist, so it cannot be addressed. */
+  resourceTypeNotFound: (type: string, supported: readonly string[]) => fail('ResourceTypeNotFound', noProviderMessage(type, supported)),
+  invalidIdentity: (reason: string) => fail('InvalidIdentity', `The identity property is invalid: ${reason}.`),
   userAssignedIdentityNotFound: (id: string) =>
-    new ApiError(
-      400,
+    fail(
       'InvalidUserAssignedIdentity',
       `The user-assigned identity '${id}' does not exist, or is not in the same tenant as the resource it is assigned to.`,
     ),
   principalNotFound: (id: string) =>
-    new ApiError(404, 'Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`),
-  badRequest: (message: string) => new ApiError(400, 'Request_BadRequest', message),
-  invalidCertificate: (reason: string) => new ApiError(400, 'InvalidKeyCredential', `The key credential is not a usable certificate: ${reason}.`),
+    fail('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`),
+  badRequest: (message: string) => fail('Request_BadRequest', message),
+  invalidCertificate: (reason: string) => fail('InvalidKeyCredential', `The key credential is not a usable certificate: ${reason}.`),
 } as const;
+
+function noProviderMessage(type: string, supported: readonly string[]): string {
+  return `No registered resource provider found for resource type '${type}'. The supported resource types are: ${supported.join(', ')}.`;
+}
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';

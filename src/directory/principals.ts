@@ -1,11 +1,11 @@
 /**
  * Service principals: applications (non-managed callers with secrets or certificates) and the principals
- * behind managed identities, plus the Microsoft-Graph-shaped view the management API and CLI show.
+ * behind managed identities. The management API shows them in Microsoft Graph's shape.
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import { isGuid, newGuid } from '../shared/ids.js';
-import type { ClientCredential, ManagedIdentityType, Repositories, ServicePrincipal, Store } from '../store/types.js';
+import type { ManagedIdentityType, Repositories, ServicePrincipal, Store } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 
 /**
@@ -152,78 +152,6 @@ export function managedIdentityServicePrincipalName(resourceId: string): string 
   return `https://identity.azure.net/${createHash('sha256').update(resourceId.toLowerCase(), 'utf8').digest('base64')}`;
 }
 
-export interface GraphPasswordCredential {
-  customKeyIdentifier: null;
-  displayName: string;
-  endDateTime: string;
-  hint: string | null;
-  keyId: string;
-  secretText: null;
-  startDateTime: string;
-}
-
-export interface GraphKeyCredential {
-  customKeyIdentifier: string | null;
-  displayName: string;
-  endDateTime: string;
-  key: null;
-  keyId: string;
-  startDateTime: string;
-  type: 'AsymmetricX509Cert';
-  usage: 'Verify';
-}
-
-export interface GraphServicePrincipal {
-  id: string;
-  appId: string;
-  displayName: string;
-  appDisplayName: string | null;
-  servicePrincipalType: 'Application' | 'ManagedIdentity';
-  appOwnerOrganizationId: string;
-  appOwnerTenantId: string;
-  servicePrincipalNames: string[];
-  alternativeNames: string[];
-  accountEnabled: true;
-  createdDateTime: string;
-  tags: string[];
-  passwordCredentials: GraphPasswordCredential[];
-  keyCredentials: GraphKeyCredential[];
-}
-
-/** Credential metadata in Graph's shape: never a secret, never the certificate bytes. */
-export function graphCredentialViews(credentials: readonly ClientCredential[]): {
-  passwordCredentials: GraphPasswordCredential[];
-  keyCredentials: GraphKeyCredential[];
-} {
-  const passwordCredentials: GraphPasswordCredential[] = [];
-  const keyCredentials: GraphKeyCredential[] = [];
-  for (const c of credentials) {
-    if (c.type === 'Password') {
-      passwordCredentials.push({
-        customKeyIdentifier: null,
-        displayName: c.displayName,
-        endDateTime: iso(c.endAt),
-        hint: c.hint,
-        keyId: c.keyId,
-        secretText: null,
-        startDateTime: iso(c.startAt),
-      });
-    } else {
-      keyCredentials.push({
-        customKeyIdentifier: c.thumbprintSha1 === null ? null : c.thumbprintSha1.toUpperCase(),
-        displayName: c.displayName,
-        endDateTime: iso(c.endAt),
-        key: null,
-        keyId: c.keyId,
-        startDateTime: iso(c.startAt),
-        type: 'AsymmetricX509Cert',
-        usage: 'Verify',
-      });
-    }
-  }
-  return { passwordCredentials, keyCredentials };
-}
-
 /** Graph's `servicePrincipalNames` and `alternativeNames` of a principal (what `$filter` can match too). */
 export function principalNames(sp: ServicePrincipal): { servicePrincipalNames: string[]; alternativeNames: string[] } {
   const mi = sp.managedIdentity;
@@ -231,28 +159,4 @@ export function principalNames(sp: ServicePrincipal): { servicePrincipalNames: s
     servicePrincipalNames: mi === null ? [sp.appId] : [sp.appId, managedIdentityServicePrincipalName(mi.resourceId)],
     alternativeNames: mi === null ? [] : [mi.type === 'UserAssigned' ? 'isExplicit=True' : 'isExplicit=False', mi.resourceId],
   };
-}
-
-/** A principal as Microsoft Graph shows a `servicePrincipal`. */
-export function graphServicePrincipalView(sp: ServicePrincipal, credentials: readonly ClientCredential[] = []): GraphServicePrincipal {
-  const mi = sp.managedIdentity;
-  return {
-    id: sp.objectId,
-    appId: sp.appId,
-    displayName: sp.displayName,
-    appDisplayName: mi === null ? sp.displayName : null,
-    servicePrincipalType: sp.kind,
-    appOwnerOrganizationId: sp.tenantId,
-    appOwnerTenantId: sp.tenantId,
-    ...principalNames(sp),
-    accountEnabled: true,
-    createdDateTime: iso(sp.createdAt),
-    tags: [],
-    ...graphCredentialViews(credentials),
-  };
-}
-
-/** Epoch milliseconds as an ISO-8601 UTC timestamp. */
-export function iso(ms: number): string {
-  return new Date(ms).toISOString();
 }

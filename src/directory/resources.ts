@@ -1,13 +1,12 @@
 /**
  * Resource groups, user-assigned identities and the allow-listed resource types that can carry managed
- * identities, with ARM's PUT/GET/DELETE semantics and ARM-shaped views.
+ * identities, with ARM's PUT/GET/DELETE semantics (the management API shows them in ARM's shape).
  *
  * Identity lifecycle: enabling `SystemAssigned` on a resource creates its service principal; disabling it,
  * or deleting the resource (or its group), deletes that principal. Deleting a user-assigned identity
  * detaches it from every resource and deletes its principal. The token grants look principals up on every
  * request, so once a principal is deleted no token is issued for it again.
  */
-import { ApiError } from '../shared/api-error.js';
 import type { Clock } from '../shared/clock.js';
 import { armKey, formatArmResourceId, parseArmResourceId, resourceGroupId } from '../shared/ids.js';
 import type { Repositories, Resource, ResourceGroup, ServicePrincipal, Store, Subscription, Tags } from '../store/types.js';
@@ -75,7 +74,7 @@ export function validateResourceName(name: unknown): string {
   );
 }
 
-/** `name` when it is a string matching `pattern`; otherwise 400 `InvalidResourceName` explaining `rule`. */
+/** `name` when it is a string matching `pattern`; otherwise `InvalidResourceName` explaining `rule`. */
 function requireResourceName(name: unknown, pattern: RegExp, rule: string): string {
   if (typeof name !== 'string' || !pattern.test(name)) throw DirectoryErrors.invalidResourceName(String(name), rule);
   return name;
@@ -120,17 +119,17 @@ function validateProperties(properties: unknown): Record<string, unknown> {
 // Subscriptions
 // ---------------------------------------------------------------------------------------------------
 
-/** The subscription, or 404 `SubscriptionNotFound`; for writes, 409 when it is disabled. */
+/** The subscription, or `SubscriptionNotFound`; for writes, `ReadOnlyDisabledSubscription` when it is disabled. */
 export async function requireSubscription(repos: Repositories, subscriptionId: string, options: { forWrite?: boolean } = {}): Promise<Subscription> {
   const subscription = await repos.subscriptions.get(subscriptionId);
   if (subscription === undefined) throw DirectoryErrors.subscriptionNotFound(subscriptionId);
   if (options.forWrite === true && subscription.state !== 'Enabled') {
-    throw new ApiError(409, 'ReadOnlyDisabledSubscription', `The subscription '${subscription.id}' is disabled and therefore marked as read only.`);
+    throw DirectoryErrors.subscriptionDisabled(subscription.id);
   }
   return subscription;
 }
 
-/** The subscription (as {@link requireSubscription}) and its group `name`, or 404 `ResourceGroupNotFound`. */
+/** The subscription (as {@link requireSubscription}) and its group `name`, or `ResourceGroupNotFound`. */
 async function requireResourceGroup(
   repos: Repositories,
   subscriptionId: string,
@@ -181,7 +180,7 @@ export async function putResourceGroup(repos: Repositories | Store, input: PutRe
   });
 }
 
-/** The group, or 404 `ResourceGroupNotFound`. */
+/** The group, or `ResourceGroupNotFound`. */
 export async function getResourceGroup(repos: Repositories, subscriptionId: string, name: string): Promise<ResourceGroup> {
   const { group } = await requireResourceGroup(repos, subscriptionId, name);
   return group;
@@ -231,6 +230,17 @@ export interface UserAssignedIdentityProperties {
   tenantId: string;
   principalId: string;
   clientId: string;
+}
+
+/** A user-assigned identity's properties as stored; '' for any that is missing (or for another resource). */
+export function userAssignedIdentityProperties(resource: Resource | undefined): UserAssignedIdentityProperties {
+  const p = resource?.properties;
+  return { tenantId: stringProperty(p, 'tenantId'), principalId: stringProperty(p, 'principalId'), clientId: stringProperty(p, 'clientId') };
+}
+
+function stringProperty(properties: Record<string, unknown> | undefined, name: string): string {
+  const value = properties?.[name];
+  return typeof value === 'string' ? value : '';
 }
 
 export interface PutUserAssignedIdentityInput {
@@ -311,7 +321,7 @@ export interface ResourceAddress {
   name: string;
 }
 
-/** The identity, or 404 (`ResourceGroupNotFound` / `ResourceNotFound`). */
+/** The identity, or `ResourceGroupNotFound` / `ResourceNotFound`. */
 export async function getUserAssignedIdentity(repos: Repositories, address: ResourceAddress): Promise<Resource> {
   return getResource(repos, { ...address, type: USER_ASSIGNED_IDENTITY_TYPE });
 }
@@ -483,14 +493,14 @@ export async function putResource(repos: Repositories | Store, input: PutResourc
   });
 }
 
-/** The canonical casing of a type a resource can be addressed by (allow-listed, or user-assigned identity); 404 for any other. */
+/** The canonical casing of a type a resource can be addressed by (allow-listed, or user-assigned identity); `ResourceTypeNotFound` for any other. */
 function addressableType(type: string): string {
   const canonical = type.toLowerCase() === USER_ASSIGNED_IDENTITY_TYPE.toLowerCase() ? USER_ASSIGNED_IDENTITY_TYPE : canonicalResourceType(type);
-  if (canonical === undefined) throw DirectoryErrors.noRegisteredProvider(type, SUPPORTED_RESOURCE_TYPES, 404);
+  if (canonical === undefined) throw DirectoryErrors.resourceTypeNotFound(type, SUPPORTED_RESOURCE_TYPES);
   return canonical;
 }
 
-/** The resource, or 404 (`SubscriptionNotFound`, `ResourceGroupNotFound`, `ResourceNotFound`). */
+/** The resource, or `SubscriptionNotFound`, `ResourceGroupNotFound`, `ResourceNotFound`. */
 export async function getResource(repos: Repositories, address: ResourceAddress & { type: string }): Promise<Resource> {
   const type = addressableType(address.type);
   const { subscription, group } = await requireResourceGroup(repos, address.subscriptionId, address.resourceGroup);
@@ -499,7 +509,7 @@ export async function getResource(repos: Repositories, address: ResourceAddress 
   return resource;
 }
 
-/** Resources of a subscription, optionally of one group and/or type (404 when the group does not exist). */
+/** Resources of a subscription, optionally of one group and/or type (`ResourceGroupNotFound` when the group does not exist). */
 export async function listResources(repos: Repositories, filter: { subscriptionId: string; resourceGroup?: string; type?: string }): Promise<Resource[]> {
   const { subscription, group } =
     filter.resourceGroup === undefined
@@ -528,7 +538,8 @@ export async function deleteResource(
   });
 }
 
-function isUami(resource: Resource): boolean {
+/** True for a user-assigned identity (`Microsoft.ManagedIdentity/userAssignedIdentities`). */
+export function isUami(resource: Resource): boolean {
   return resource.type === USER_ASSIGNED_IDENTITY_TYPE;
 }
 
@@ -552,107 +563,4 @@ async function deleteResourceIn(tx: Repositories, resource: Resource, clock: Clo
   const stray = await tx.servicePrincipals.getByManagedIdentityResource(resource.id, 'SystemAssigned');
   if (stray !== undefined && (await deleteManagedIdentityPrincipal(tx, stray.objectId))) summary.deletedPrincipalIds.push(stray.objectId);
   if (await tx.resources.delete(resource.id)) summary.deletedResourceIds.push(resource.id);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// ARM views
-// ---------------------------------------------------------------------------------------------------
-
-export interface ArmResourceGroup {
-  id: string;
-  name: string;
-  type: typeof RESOURCE_GROUP_TYPE;
-  location: string;
-  tags: Tags;
-  properties: { provisioningState: 'Succeeded' };
-}
-
-export function armResourceGroupView(group: ResourceGroup): ArmResourceGroup {
-  return {
-    id: group.id,
-    name: group.name,
-    type: RESOURCE_GROUP_TYPE,
-    location: group.location,
-    tags: group.tags,
-    properties: { provisioningState: 'Succeeded' },
-  };
-}
-
-export interface ArmUserAssignedIdentity {
-  id: string;
-  name: string;
-  type: typeof USER_ASSIGNED_IDENTITY_TYPE;
-  location: string;
-  tags: Tags;
-  properties: UserAssignedIdentityProperties;
-}
-
-export function armUserAssignedIdentityView(resource: Resource): ArmUserAssignedIdentity {
-  const p = resource.properties;
-  return {
-    id: resource.id,
-    name: resource.name,
-    type: USER_ASSIGNED_IDENTITY_TYPE,
-    location: resource.location,
-    tags: resource.tags,
-    properties: { tenantId: stringProperty(p, 'tenantId'), principalId: stringProperty(p, 'principalId'), clientId: stringProperty(p, 'clientId') },
-  };
-}
-
-function stringProperty(properties: Record<string, unknown> | undefined, name: string): string {
-  const value = properties?.[name];
-  return typeof value === 'string' ? value : '';
-}
-
-export interface ArmIdentity {
-  type: 'SystemAssigned' | 'UserAssigned' | 'SystemAssigned, UserAssigned';
-  principalId?: string;
-  tenantId?: string;
-  userAssignedIdentities?: Record<string, { principalId: string; clientId: string }>;
-}
-
-export interface ArmResource {
-  id: string;
-  name: string;
-  type: string;
-  location: string;
-  tags: Tags;
-  identity?: ArmIdentity;
-  properties: Record<string, unknown>;
-}
-
-/** A generic resource as ARM shows it, with its `identity` resolved to principal and client ids. */
-export async function armResourceView(repos: Repositories, resource: Resource, tenantId: string): Promise<ArmResource> {
-  if (isUami(resource)) {
-    const view = armUserAssignedIdentityView(resource);
-    return { ...view, properties: { ...view.properties } };
-  }
-  const view: ArmResource = {
-    id: resource.id,
-    name: resource.name,
-    type: resource.type,
-    location: resource.location,
-    tags: resource.tags,
-    properties: { ...resource.properties, provisioningState: 'Succeeded' },
-  };
-  const system = resource.systemPrincipalId !== null;
-  const user = resource.userAssignedIdentityIds.length > 0;
-  if (!system && !user) return view;
-  const identity: ArmIdentity = { type: system && user ? 'SystemAssigned, UserAssigned' : system ? 'SystemAssigned' : 'UserAssigned' };
-  if (resource.systemPrincipalId !== null) {
-    identity.principalId = resource.systemPrincipalId;
-    identity.tenantId = tenantId;
-  }
-  if (user) {
-    const entries: Record<string, { principalId: string; clientId: string }> = {};
-    for (const id of resource.userAssignedIdentityIds) {
-      const uami = await repos.resources.get(id);
-      entries[uami?.id ?? id] = {
-        principalId: stringProperty(uami?.properties, 'principalId'),
-        clientId: stringProperty(uami?.properties, 'clientId'),
-      };
-    }
-    identity.userAssignedIdentities = entries;
-  }
-  return { ...view, identity };
 }

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { ApiError } from '../shared/api-error.js';
+import { ManagementErrors } from './errors.js';
 
 const API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
 
@@ -9,19 +9,9 @@ const API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
  */
 export function requireApiVersion(request: FastifyRequest): string {
   const value = (request.query as Record<string, string | string[] | undefined> | undefined)?.['api-version'];
-  if (value === undefined || value === '') {
-    throw new ApiError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
-  }
-  if (Array.isArray(value)) {
-    throw new ApiError(400, 'InvalidApiVersionParameter', 'The api-version query parameter may be given only once.');
-  }
-  if (!API_VERSION.test(value)) {
-    throw new ApiError(
-      400,
-      'InvalidApiVersionParameter',
-      `The api-version '${value.slice(0, 64)}' is invalid. The supported versions have the form 'yyyy-mm-dd' or 'yyyy-mm-dd-preview'.`,
-    );
-  }
+  if (value === undefined || value === '') throw ManagementErrors.missingApiVersion();
+  if (Array.isArray(value)) throw ManagementErrors.repeatedApiVersion();
+  if (!API_VERSION.test(value)) throw ManagementErrors.invalidApiVersion(value);
   return value;
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { ApiError } from '../shared/api-error.js';
+import { ManagementErrors } from './errors.js';
 import type { ManagementContext } from './context.js';
-import { iso } from '../directory/principals.js';
+import { iso } from '../shared/clock.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { route, singleQuery } from './common.js';
 
@@ -11,14 +11,14 @@ const MAX_LIMIT = 1000;
 function parseSince(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new ApiError(400, 'InvalidQueryParameter', "'since' must be an ISO-8601 date and time or epoch milliseconds.");
+  if (!Number.isFinite(ms)) throw ManagementErrors.invalidAuditSince();
   return ms;
 }
 
 function parseLimit(value: string | undefined): number {
   if (value === undefined || value === '') return DEFAULT_LIMIT;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new ApiError(400, 'InvalidQueryParameter', `'limit' must be a whole number from 1 to ${String(MAX_LIMIT)}.`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw ManagementErrors.invalidAuditLimit(MAX_LIMIT);
   return n;
 }
 
@@ -37,7 +37,7 @@ export function auditRoutes(app: FastifyInstance, ctx: ManagementContext): void 
       const action = singleQuery(request, 'action');
       const limit = parseLimit(singleQuery(request, 'limit'));
       if (action !== undefined && (action.length > 128 || !/^[A-Za-z0-9_.-]+$/.test(action))) {
-        throw new ApiError(400, 'InvalidQueryParameter', "'action' must be a dotted action name such as 'identity.created'.");
+        throw ManagementErrors.invalidAuditAction();
       }
       const events = await ctx.store.audit.list({
         ...(since === undefined ? {} : { since }),

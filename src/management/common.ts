@@ -4,10 +4,11 @@
  * list/get/PUT/DELETE routes.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
-import { ApiError } from '../shared/api-error.js';
+import { ApiErrors } from '../shared/api-error.js';
 import type { Subscription } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import { authorizeSubscription, callerOf, type Caller, type RequestHook } from './authenticate.js';
+import { errorCodeOf, ManagementErrors, type ApiFamily } from './errors.js';
 
 /** Largest JSON body the management API accepts (certificates included). */
 export const MANAGEMENT_BODY_LIMIT = 64 * 1024;
@@ -49,7 +50,7 @@ export function route(app: FastifyInstance, spec: RouteSpec): void {
 export function jsonObject(body: unknown, options: { optional?: boolean } = {}): Record<string, unknown> {
   if ((body === undefined || body === null) && options.optional === true) return {};
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new ApiError(400, 'InvalidRequestContent', 'The request content was invalid: the body must be a JSON object (Content-Type: application/json).');
+    throw ApiErrors.invalidContent('the body must be a JSON object (Content-Type: application/json)');
   }
   return body as Record<string, unknown>;
 }
@@ -63,10 +64,10 @@ export function query(request: FastifyRequest): Record<string, string | string[]
   return (request.query ?? {}) as Record<string, string | string[] | undefined>;
 }
 
-/** One query parameter; a repeated parameter is a 400. */
-export function singleQuery(request: FastifyRequest, name: string, code = 'InvalidQueryParameter'): string | undefined {
+/** One query parameter; a repeated parameter is a 400 in `family`'s words. */
+export function singleQuery(request: FastifyRequest, name: string, family: ApiFamily = 'arm'): string | undefined {
   const value = query(request)[name];
-  if (Array.isArray(value)) throw new ApiError(400, code, `The query parameter '${name}' may be given only once.`);
+  if (Array.isArray(value)) throw ManagementErrors.repeatedQueryParameter(name, family);
   return value;
 }
 
@@ -95,7 +96,7 @@ export async function audited<T>(ctx: ManagementContext, entry: AuditTarget, fn:
   try {
     outcome = await fn();
   } catch (err) {
-    const code = err instanceof ApiError ? err.code : 'InternalServerError';
+    const code = errorCodeOf(err);
     await ctx.audit
       .record({ tenantId: entry.tenantId, actor: entry.actor, action: entry.action, target: entry.target, outcome: 'failure', detail: { code } })
       .catch(() => undefined);

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ManagementContext } from './context.js';
-import { iso } from '../directory/principals.js';
-import { DirectoryErrors } from '../directory/errors.js';
+import { iso } from '../shared/clock.js';
+import { ApiErrors } from '../shared/api-error.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { audited, jsonObject, route } from './common.js';
 
@@ -50,7 +50,7 @@ export function keyRoutes(app: FastifyInstance, ctx: ManagementContext): void {
         async () => {
           const body = jsonObject(request.body, { optional: true });
           const revokePrevious = body['revokePrevious'] ?? false;
-          if (typeof revokePrevious !== 'boolean') throw DirectoryErrors.invalidProperties("'revokePrevious' must be true or false");
+          if (typeof revokePrevious !== 'boolean') throw ApiErrors.invalidContent("'revokePrevious' must be true or false");
           const result = await ctx.signingKeys.rotateNow({ revokePrevious });
           return { result, target: result.current, detail: { ...result } };
         },

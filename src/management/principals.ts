@@ -4,8 +4,8 @@
  * identities included.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '../shared/api-error.js';
-import type { ServicePrincipal } from '../store/types.js';
+import { iso } from '../shared/clock.js';
+import type { ClientCredential, ServicePrincipal } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import {
   addCertificateCredential,
@@ -17,13 +17,112 @@ import {
   createApplicationPrincipal,
   deleteApplicationPrincipal,
   findPrincipal,
-  graphServicePrincipalView,
   principalNames,
   validateDisplayName,
 } from '../directory/principals.js';
 import { DirectoryErrors } from '../directory/errors.js';
+import { ManagementErrors } from './errors.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
 import { audited, jsonObject, params, route, singleQuery, type AuditedOutcome } from './common.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Graph views
+// ---------------------------------------------------------------------------------------------------
+
+export interface GraphPasswordCredential {
+  customKeyIdentifier: null;
+  displayName: string;
+  endDateTime: string;
+  hint: string | null;
+  keyId: string;
+  secretText: null;
+  startDateTime: string;
+}
+
+export interface GraphKeyCredential {
+  customKeyIdentifier: string | null;
+  displayName: string;
+  endDateTime: string;
+  key: null;
+  keyId: string;
+  startDateTime: string;
+  type: 'AsymmetricX509Cert';
+  usage: 'Verify';
+}
+
+export interface GraphServicePrincipal {
+  id: string;
+  appId: string;
+  displayName: string;
+  appDisplayName: string | null;
+  servicePrincipalType: 'Application' | 'ManagedIdentity';
+  appOwnerOrganizationId: string;
+  appOwnerTenantId: string;
+  servicePrincipalNames: string[];
+  alternativeNames: string[];
+  accountEnabled: true;
+  createdDateTime: string;
+  tags: string[];
+  passwordCredentials: GraphPasswordCredential[];
+  keyCredentials: GraphKeyCredential[];
+}
+
+/** Credential metadata in Graph's shape: never a secret, never the certificate bytes. */
+export function graphCredentialViews(credentials: readonly ClientCredential[]): {
+  passwordCredentials: GraphPasswordCredential[];
+  keyCredentials: GraphKeyCredential[];
+} {
+  const passwordCredentials: GraphPasswordCredential[] = [];
+  const keyCredentials: GraphKeyCredential[] = [];
+  for (const c of credentials) {
+    if (c.type === 'Password') {
+      passwordCredentials.push({
+        customKeyIdentifier: null,
+        displayName: c.displayName,
+        endDateTime: iso(c.endAt),
+        hint: c.hint,
+        keyId: c.keyId,
+        secretText: null,
+        startDateTime: iso(c.startAt),
+      });
+    } else {
+      keyCredentials.push({
+        customKeyIdentifier: c.thumbprintSha1 === null ? null : c.thumbprintSha1.toUpperCase(),
+        displayName: c.displayName,
+        endDateTime: iso(c.endAt),
+        key: null,
+        keyId: c.keyId,
+        startDateTime: iso(c.startAt),
+        type: 'AsymmetricX509Cert',
+        usage: 'Verify',
+      });
+    }
+  }
+  return { passwordCredentials, keyCredentials };
+}
+
+/** A principal as Microsoft Graph shows a `servicePrincipal`. */
+export function graphServicePrincipalView(sp: ServicePrincipal, credentials: readonly ClientCredential[] = []): GraphServicePrincipal {
+  const mi = sp.managedIdentity;
+  return {
+    id: sp.objectId,
+    appId: sp.appId,
+    displayName: sp.displayName,
+    appDisplayName: mi === null ? sp.displayName : null,
+    servicePrincipalType: sp.kind,
+    appOwnerOrganizationId: sp.tenantId,
+    appOwnerTenantId: sp.tenantId,
+    ...principalNames(sp),
+    accountEnabled: true,
+    createdDateTime: iso(sp.createdAt),
+    tags: [],
+    ...graphCredentialViews(credentials),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------------
 
 const ODATA_CONTEXT = 'https://graph.microsoft.com/v1.0/$metadata#servicePrincipals';
 
@@ -48,31 +147,31 @@ function alternateKey(segment: string): string | undefined {
 function parseEndDateTime(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
   const ms = typeof value === 'string' ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw DirectoryErrors.badRequest("'endDateTime' must be an ISO-8601 date and time.");
+  if (!Number.isFinite(ms)) throw ManagementErrors.invalidGraphProperty('endDateTime', 'an ISO-8601 date and time');
   return ms;
 }
 
 function optionalString(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw DirectoryErrors.badRequest(`'${name}' must be a string.`);
+  if (typeof value !== 'string') throw ManagementErrors.invalidGraphProperty(name, 'a string');
   return value;
 }
 
 function optionalBoolean(value: unknown, name: string): boolean | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw DirectoryErrors.badRequest(`'${name}' must be true or false.`);
+  if (typeof value !== 'boolean') throw ManagementErrors.invalidGraphProperty(name, 'true or false');
   return value;
 }
 
 function optionalYears(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number') throw DirectoryErrors.badRequest("'years' must be a number.");
+  if (typeof value !== 'number') throw ManagementErrors.invalidGraphProperty('years', 'a number');
   return value;
 }
 
 function optionalObject(value: unknown, name: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw DirectoryErrors.badRequest(`'${name}' must be an object.`);
+  if (typeof value !== 'object' || Array.isArray(value)) throw ManagementErrors.invalidGraphProperty(name, 'an object');
   return value as Record<string, unknown>;
 }
 
@@ -86,11 +185,11 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     onRequest,
     handler: async (request) => {
       const caller = callerOf(request);
-      const filter = singleQuery(request, '$filter', 'BadRequest');
-      const topText = singleQuery(request, '$top', 'BadRequest');
+      const filter = singleQuery(request, '$filter', 'graph');
+      const topText = singleQuery(request, '$top', 'graph');
       const top = topText === undefined ? undefined : Number(topText);
       if (top !== undefined && (!Number.isInteger(top) || top < 1 || top > 999)) {
-        throw new ApiError(400, 'BadRequest', `Invalid page size specified: '${topText ?? ''}'. Must be between 1 and 999 inclusive.`);
+        throw ManagementErrors.invalidPageSize(topText ?? '');
       }
       const predicate = filter === undefined ? () => true : parseServicePrincipalFilter(filter);
       const principals = await ctx.store.servicePrincipals.list({ tenantId: caller.tenantId });
@@ -112,7 +211,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
         async () => {
           const body = jsonObject(request.body);
           if (body['appId'] !== undefined) {
-            throw DirectoryErrors.badRequest("openmsi creates the application together with its service principal: send 'displayName' only, not 'appId'.");
+            throw ManagementErrors.appIdNotAccepted();
           }
           const displayName = validateDisplayName(body['displayName']);
           const created = await createApplicationPrincipal(ctx.store, { tenantId: caller.tenantId, displayName, clock: ctx.clock });
@@ -130,7 +229,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     await audited(ctx, { tenantId: caller.tenantId, actor: actorOf(caller), action: 'servicePrincipal.deleted', target: id }, async () => {
       const principal = await addressedPrincipal(ctx, caller, id);
       if (principal.objectId === caller.principal.objectId) {
-        throw DirectoryErrors.badRequest('A directory admin cannot delete its own service principal.');
+        throw ManagementErrors.selfDeletion();
       }
       await deleteApplicationPrincipal(ctx.store, principal.objectId);
       return { result: undefined, target: principal.appId, detail: { objectId: principal.objectId, displayName: principal.displayName } };
@@ -150,7 +249,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
   const altKey = (request: FastifyRequest): string => {
     const segment = params(request)['segment'] ?? '';
     const appId = alternateKey(segment);
-    if (appId === undefined) throw new ApiError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 100)}'.`);
+    if (appId === undefined) throw ManagementErrors.unknownSegment(segment);
     return appId;
   };
   route(app, { method: 'GET', url: '/v1.0/:segment', onRequest, handler: (request) => getOne(request, altKey(request)) });
@@ -199,11 +298,11 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     const body = jsonObject(request.body);
     const keyCredential = optionalObject(body['keyCredential'], 'keyCredential');
     const type = keyCredential['type'];
-    if (type !== undefined && type !== 'AsymmetricX509Cert') throw DirectoryErrors.badRequest("Only 'AsymmetricX509Cert' key credentials are supported.");
+    if (type !== undefined && type !== 'AsymmetricX509Cert') throw ManagementErrors.unsupportedKeyCredentialType();
     const usage = keyCredential['usage'];
-    if (usage !== undefined && usage !== 'Verify') throw DirectoryErrors.badRequest("Only key credentials with usage 'Verify' are supported.");
+    if (usage !== undefined && usage !== 'Verify') throw ManagementErrors.unsupportedKeyCredentialUsage();
     const key = keyCredential['key'];
-    if (typeof key !== 'string') throw DirectoryErrors.badRequest("'keyCredential.key' must be the certificate, base64 encoded.");
+    if (typeof key !== 'string') throw ManagementErrors.invalidGraphProperty('keyCredential.key', 'the certificate, base64 encoded');
     const principal = await addressedPrincipal(ctx, caller, id);
     const displayName = optionalString(keyCredential['displayName'], 'displayName');
     const created = await addCertificateCredential(ctx.store, {
@@ -232,14 +331,14 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     principalAction(action, 'credential.removed', 204, async (request, caller, id) => {
       const body = jsonObject(request.body);
       const keyId = body['keyId'];
-      if (typeof keyId !== 'string' || keyId === '') throw DirectoryErrors.badRequest("'keyId' is required.");
+      if (typeof keyId !== 'string' || keyId === '') throw ManagementErrors.missingGraphProperty('keyId');
       const principal = await addressedPrincipal(ctx, caller, id);
       const removed = await removeCredential(ctx.store, {
         appId: principal.appId,
         keyId,
         type: action === 'removePassword' ? 'Password' : 'AsymmetricX509Cert',
       });
-      if (!removed) throw DirectoryErrors.badRequest(`No ${action === 'removePassword' ? 'password' : 'key'} credential with keyId '${keyId}' exists on this application.`);
+      if (!removed) throw ManagementErrors.credentialNotFound(action === 'removePassword' ? 'password' : 'key', keyId);
       return { result: undefined, target: principal.appId, detail: { keyId } };
     });
   }
@@ -293,12 +392,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
 
 type Predicate = (sp: ServicePrincipal) => boolean;
 
-const unsupported = (detail: string) =>
-  new ApiError(
-    400,
-    'Request_UnsupportedQuery',
-    `Unsupported or invalid query filter clause specified: ${detail}. Supported: displayName, appId, id and servicePrincipalType with 'eq', startswith(displayName,'...'), alternativeNames/any(x:x eq '...'), servicePrincipalNames/any(x:x eq '...'), joined with 'and'.`,
-  );
+const unsupported = ManagementErrors.unsupportedFilter;
 
 /** Splits on ` and ` outside quotes and parentheses. */
 function splitAnd(filter: string): string[] {

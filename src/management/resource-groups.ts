@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { resourceGroupId } from '../shared/ids.js';
+import type { ResourceGroup, Tags } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import {
-  armResourceGroupView,
+  RESOURCE_GROUP_TYPE,
   deleteResourceGroup,
   getResourceGroup,
   listResourceGroups,
@@ -13,6 +14,27 @@ import { authenticate } from './authenticate.js';
 import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, route, type ArmScope } from './common.js';
 
 const GROUP = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName';
+
+/** A resource group as ARM shows it. */
+export interface ArmResourceGroup {
+  id: string;
+  name: string;
+  type: typeof RESOURCE_GROUP_TYPE;
+  location: string;
+  tags: Tags;
+  properties: { provisioningState: 'Succeeded' };
+}
+
+export function armResourceGroupView(group: ResourceGroup): ArmResourceGroup {
+  return {
+    id: group.id,
+    name: group.name,
+    type: RESOURCE_GROUP_TYPE,
+    location: group.location,
+    tags: group.tags,
+    properties: { provisioningState: 'Succeeded' },
+  };
+}
 
 /** The addressed group's id, as requested. */
 const addressedGroup = (scope: ArmScope) => resourceGroupId(scope.subscription.id, scope.resourceGroup);

@@ -1,24 +1,78 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { formatArmResourceId } from '../shared/ids.js';
-import type { Resource } from '../store/types.js';
+import type { Repositories, Resource, Tags } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import {
   SUPPORTED_RESOURCE_TYPES,
   USER_ASSIGNED_IDENTITY_TYPE,
-  armResourceView,
   canonicalResourceType,
   deleteResource,
   getResource,
+  isUami,
   listResources,
   putResource,
+  userAssignedIdentityProperties,
 } from '../directory/resources.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
+import { armUserAssignedIdentityView } from './user-assigned-identities.js';
 import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, params, route, type ArmScope } from './common.js';
 
 const IN_GROUP = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/:namespace/:resourceType';
 const ONE = `${IN_GROUP}/:resourceName`;
+
+export interface ArmIdentity {
+  type: 'SystemAssigned' | 'UserAssigned' | 'SystemAssigned, UserAssigned';
+  principalId?: string;
+  tenantId?: string;
+  userAssignedIdentities?: Record<string, { principalId: string; clientId: string }>;
+}
+
+/** A generic resource as ARM shows it. */
+export interface ArmResource {
+  id: string;
+  name: string;
+  type: string;
+  location: string;
+  tags: Tags;
+  identity?: ArmIdentity;
+  properties: Record<string, unknown>;
+}
+
+/** A generic resource as ARM shows it, with its `identity` resolved to principal and client ids. */
+export async function armResourceView(repos: Repositories, resource: Resource, tenantId: string): Promise<ArmResource> {
+  if (isUami(resource)) {
+    const view = armUserAssignedIdentityView(resource);
+    return { ...view, properties: { ...view.properties } };
+  }
+  const view: ArmResource = {
+    id: resource.id,
+    name: resource.name,
+    type: resource.type,
+    location: resource.location,
+    tags: resource.tags,
+    properties: { ...resource.properties, provisioningState: 'Succeeded' },
+  };
+  const system = resource.systemPrincipalId !== null;
+  const user = resource.userAssignedIdentityIds.length > 0;
+  if (!system && !user) return view;
+  const identity: ArmIdentity = { type: system && user ? 'SystemAssigned, UserAssigned' : system ? 'SystemAssigned' : 'UserAssigned' };
+  if (resource.systemPrincipalId !== null) {
+    identity.principalId = resource.systemPrincipalId;
+    identity.tenantId = tenantId;
+  }
+  if (user) {
+    const entries: Record<string, { principalId: string; clientId: string }> = {};
+    for (const id of resource.userAssignedIdentityIds) {
+      const uami = await repos.resources.get(id);
+      const { principalId, clientId } = userAssignedIdentityProperties(uami);
+      entries[uami?.id ?? id] = { principalId, clientId };
+    }
+    identity.userAssignedIdentities = entries;
+  }
+  return { ...view, identity };
+}
 
 /** The `Namespace/type` of the path, as requested. */
 function requestedType(request: FastifyRequest): string {
@@ -26,11 +80,17 @@ function requestedType(request: FastifyRequest): string {
   return `${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}`;
 }
 
-/** The allow-listed type a request addresses (the dedicated identity routes own user-assigned identities). */
-function addressedType(request: FastifyRequest, status: 400 | 404): string {
+/**
+ * The allow-listed type a request addresses (the dedicated identity routes own user-assigned identities):
+ * for a PUT, an unknown type cannot be created; otherwise it cannot be found.
+ */
+function addressedType(request: FastifyRequest, purpose: 'create' | 'address'): string {
   const requested = requestedType(request);
   const type = canonicalResourceType(requested);
-  if (type === undefined) throw DirectoryErrors.noRegisteredProvider(requested, [...SUPPORTED_RESOURCE_TYPES, USER_ASSIGNED_IDENTITY_TYPE], status);
+  if (type === undefined) {
+    const supported = [...SUPPORTED_RESOURCE_TYPES, USER_ASSIGNED_IDENTITY_TYPE];
+    throw purpose === 'create' ? DirectoryErrors.noRegisteredProvider(requested, supported) : DirectoryErrors.resourceTypeNotFound(requested, supported);
+  }
   return type;
 }
 
@@ -52,7 +112,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
     armListHandler(
       ctx,
       (s, request) => {
-        const type = byType ? addressedType(request, 404) : undefined;
+        const type = byType ? addressedType(request, 'address') : undefined;
         return listResources(ctx.store, {
           subscriptionId: s.subscription.id,
           ...(scope === 'group' ? { resourceGroup: s.resourceGroup } : {}),
@@ -82,7 +142,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
         getResource(ctx.store, {
           subscriptionId: scope.subscription.id,
           resourceGroup: scope.resourceGroup,
-          type: addressedType(request, 404),
+          type: addressedType(request, 'address'),
           name: scope.name,
         }),
       view,
@@ -97,7 +157,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
       kind: 'resource',
       target: addressedResource,
       write: async (scope, request) => {
-        const type = addressedType(request, 400);
+        const type = addressedType(request, 'create');
         const body = jsonObject(request.body);
         const result = await putResource(ctx.store, {
           subscriptionId: scope.subscription.id,
@@ -135,7 +195,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
       kind: 'resource',
       target: addressedResource,
       remove: async (scope, request) => {
-        const type = addressedType(request, 404);
+        const type = addressedType(request, 'address');
         const result = await deleteResource(ctx.store, {
           subscriptionId: scope.subscription.id,
           resourceGroup: scope.resourceGroup,

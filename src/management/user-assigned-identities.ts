@@ -1,13 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { formatArmResourceId } from '../shared/ids.js';
+import type { Resource, Tags } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import {
   USER_ASSIGNED_IDENTITY_TYPE,
-  armUserAssignedIdentityView,
   deleteUserAssignedIdentity,
   getUserAssignedIdentity,
   listUserAssignedIdentities,
   putUserAssignedIdentity,
+  userAssignedIdentityProperties,
+  type UserAssignedIdentityProperties,
 } from '../directory/resources.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
@@ -16,6 +18,27 @@ import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObj
 const PROVIDER = 'providers/Microsoft.ManagedIdentity/userAssignedIdentities';
 const IN_GROUP = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/${PROVIDER}`;
 const ONE = `${IN_GROUP}/:resourceName`;
+
+/** A user-assigned identity as ARM shows it. */
+export interface ArmUserAssignedIdentity {
+  id: string;
+  name: string;
+  type: typeof USER_ASSIGNED_IDENTITY_TYPE;
+  location: string;
+  tags: Tags;
+  properties: UserAssignedIdentityProperties;
+}
+
+export function armUserAssignedIdentityView(resource: Resource): ArmUserAssignedIdentity {
+  return {
+    id: resource.id,
+    name: resource.name,
+    type: USER_ASSIGNED_IDENTITY_TYPE,
+    location: resource.location,
+    tags: resource.tags,
+    properties: userAssignedIdentityProperties(resource),
+  };
+}
 
 /** The addressed identity's id, as requested. */
 const addressedIdentity = (scope: ArmScope) =>

@@ -43,3 +43,8 @@ export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
+
+/** Epoch milliseconds as an ISO-8601 UTC timestamp. */
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock } from './clock.js';
+import { bodyLimitOf, logServerFailure, requestFailureOf, type ErrorHandlerOptions } from './request-failure.js';
 
 /**
  * The OAuth / IMDS error family: `{error, error_description}` bodies, extended with Entra's
@@ -25,6 +28,7 @@ export class OAuthError extends Error {
   readonly status: number;
 
   constructor(status: number, error: OAuthErrorCode, description: string, options?: { aadsts?: number; cause?: unknown }) {
+    if (!Number.isInteger(status) || status < 400 || status > 599) throw new TypeError(`an OAuth error's status must be 4xx or 5xx, not ${String(status)}`);
     super(description, options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
     this.error = error;
@@ -55,7 +59,7 @@ export function serializeOAuthError(
   err: unknown,
   context: { now: number; correlationId?: string | undefined; traceId?: string | undefined },
 ): { status: number; body: OAuthErrorBody } {
-  const known = err instanceof OAuthError ? err : new OAuthError(500, 'server_error', 'An unexpected error occurred. Retry the request.', { aadsts: 90033 });
+  const known = err instanceof OAuthError ? err : OAuthErrors.internal(err);
   const traceId = context.traceId ?? randomUUID();
   const correlationId = context.correlationId ?? randomUUID();
   const timestamp = new Date(context.now).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
@@ -68,4 +72,66 @@ export function serializeOAuthError(
     correlation_id: correlationId,
   };
   return { status: known.status, body };
+}
+
+/**
+ * The failures every OAuth-shaped server shares, whatever its routes: the request as fastify refused it,
+ * and the generic 500. Route-specific failures live in the server's own catalog (e.g. the token
+ * service's `TokenErrors`).
+ */
+export const OAuthErrors = {
+  /** Anything unexpected: no internals reach the caller. */
+  internal: (cause?: unknown) =>
+    new OAuthError(500, 'server_error', 'An unexpected error occurred. Retry the request.', cause === undefined ? { aadsts: 90033 } : { aadsts: 90033, cause }),
+  bodyTooLarge: (limit: number) =>
+    new OAuthError(413, 'invalid_request', `The request body is larger than the ${String(limit)}-byte limit.`, { aadsts: 900561 }),
+  unsupportedMediaType: () =>
+    new OAuthError(400, 'invalid_request', `The request body must be sent as application/x-www-form-urlencoded.`, { aadsts: 900561 }),
+} as const;
+
+/**
+ * Maps anything thrown while serving a request to the OAuth error the caller sees: OAuth errors pass,
+ * fastify's own request errors (see {@link requestFailureOf}) become `invalid_request`, anything else is a
+ * 500 `server_error`.
+ */
+export function toOAuthError(err: unknown, options: { bodyLimit: number }): OAuthError {
+  if (err instanceof OAuthError) return err;
+  switch (requestFailureOf(err)?.kind) {
+    case 'bodyTooLarge':
+      return OAuthErrors.bodyTooLarge(options.bodyLimit);
+    case 'unsupportedMediaType':
+    case 'invalidContentLength':
+    case 'emptyJsonBody':
+    case 'invalidJsonBody':
+      return OAuthErrors.unsupportedMediaType();
+    default:
+      return OAuthErrors.internal(err);
+  }
+}
+
+/** The caller's `client-request-id` when it is a GUID (MSAL sends one): Entra echoes it as the correlation id. */
+export function correlationIdOf(request: FastifyRequest): string | undefined {
+  const header = request.headers['client-request-id'];
+  return typeof header === 'string' && /^[0-9a-f-]{36}$/i.test(header) ? header : undefined;
+}
+
+export interface OAuthErrorHandlerOptions extends ErrorHandlerOptions<OAuthError> {
+  clock: Clock;
+  /** Headers every error response carries (e.g. `cache-control: no-store` on token endpoints). */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The fastify error handler of an OAuth-shaped server (token, discovery, managed-identity endpoints):
+ * `app.setErrorHandler(oauthErrorHandler({ clock, bodyLimit, logMessage }))`. Every failure is rendered
+ * by {@link serializeOAuthError}, with the request id as trace id.
+ */
+export function oauthErrorHandler(options: OAuthErrorHandlerOptions): (err: unknown, request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
+  return async (err, request, reply) => {
+    const error = toOAuthError(err, { bodyLimit: bodyLimitOf(request, options) });
+    logServerFailure(request, error.status, err, options);
+    const { status, body } = serializeOAuthError(error, { now: options.clock.now(), correlationId: correlationIdOf(request), traceId: request.id });
+    if (options.onError !== undefined) await options.onError(request, error);
+    return reply.code(status).headers(options.headers ?? {}).send(body);
+  };
 }

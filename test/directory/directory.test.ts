@@ -8,12 +8,13 @@ import { createCertificateAuthority } from '../../src/pki/ca.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/types.js';
 import { createTestDatabase } from '../fixtures/pg-database.js';
-import { ApiError } from '../../src/shared/api-error.js';
+import { DirectoryError, type DirectoryErrorCode } from '../../src/directory/errors.js';
+import { graphServicePrincipalView } from '../../src/management/principals.js';
+import { armResourceView } from '../../src/management/resources.js';
 import {
   createApplicationPrincipal,
   deleteApplicationPrincipal,
   findManagedIdentityPrincipal,
-  graphServicePrincipalView,
 } from '../../src/directory/principals.js';
 import {
   addCertificateCredential,
@@ -24,7 +25,6 @@ import {
 } from '../../src/directory/credentials.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import {
-  armResourceView,
   deleteResource,
   deleteResourceGroup,
   deleteUserAssignedIdentity,
@@ -37,11 +37,12 @@ import {
   validateResourceGroupName,
 } from '../../src/directory/resources.js';
 
-function rejectsWith(code: string, status?: number) {
+/** The directory refuses with a domain error: a stable code, no HTTP status (the APIs map codes to statuses). */
+function rejectsWith(code: DirectoryErrorCode) {
   return (err: unknown) => {
-    assert.ok(err instanceof ApiError, `expected an ApiError, got ${String(err)}`);
+    assert.ok(err instanceof DirectoryError, `expected a DirectoryError, got ${String(err)}`);
     assert.equal(err.code, code, err.message);
-    if (status !== undefined) assert.equal(err.status, status);
+    assert.equal('status' in err, false);
     return true;
   };
 }
@@ -100,8 +101,8 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
       });
 
       void it('rejects empty display names and unknown tenants', async () => {
-        await assert.rejects(createApplicationPrincipal(store, { tenantId, displayName: ' ', clock }), rejectsWith('Request_BadRequest', 400));
-        await assert.rejects(createApplicationPrincipal(store, { tenantId: newGuid(), displayName: 'x', clock }), rejectsWith('Request_BadRequest', 400));
+        await assert.rejects(createApplicationPrincipal(store, { tenantId, displayName: ' ', clock }), rejectsWith('Request_BadRequest'));
+        await assert.rejects(createApplicationPrincipal(store, { tenantId: newGuid(), displayName: 'x', clock }), rejectsWith('Request_BadRequest'));
       });
 
       void it('deletes application principals with their credentials', async () => {
@@ -149,12 +150,12 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
       void it('rejects bad lifetimes and credentials for managed identities', async () => {
         const sp = await createApplicationPrincipal(store, { tenantId, displayName: 'years-app', clock });
         for (const years of [0, -1, 1.5, 101]) {
-          await assert.rejects(addPasswordCredential(store, masterKey, { appId: sp.appId, years, clock }), rejectsWith('Request_BadRequest', 400));
+          await assert.rejects(addPasswordCredential(store, masterKey, { appId: sp.appId, years, clock }), rejectsWith('Request_BadRequest'));
         }
-        await assert.rejects(addPasswordCredential(store, masterKey, { appId: newGuid(), clock }), rejectsWith('Request_ResourceNotFound', 404));
+        await assert.rejects(addPasswordCredential(store, masterKey, { appId: newGuid(), clock }), rejectsWith('Request_ResourceNotFound'));
         await putResourceGroup(store, { subscriptionId, name: 'cred-rg', location: 'westeurope', clock });
         const { principal } = await putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'cred-rg', name: 'mi-nocreds', clock });
-        await assert.rejects(addPasswordCredential(store, masterKey, { appId: principal.appId, clock }), rejectsWith('Request_BadRequest', 400));
+        await assert.rejects(addPasswordCredential(store, masterKey, { appId: principal.appId, clock }), rejectsWith('Request_BadRequest'));
       });
 
       void it('registers certificates with their thumbprints and validity', async () => {
@@ -182,7 +183,7 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
       void it('rejects non-certificates, non-RSA and expired certificates', async () => {
         const sp = await createApplicationPrincipal(store, { tenantId, displayName: 'bad-cert-app', clock });
         for (const junk of ['', 'hello', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----', Buffer.from('not a cert').toString('base64')]) {
-          await assert.rejects(addCertificateCredential(store, { appId: sp.appId, certificatePem: junk, clock }), rejectsWith('InvalidKeyCredential', 400));
+          await assert.rejects(addCertificateCredential(store, { appId: sp.appId, certificatePem: junk, clock }), rejectsWith('InvalidKeyCredential'));
         }
         const ec = await createCertificateAuthority({ clock });
         await assert.rejects(addCertificateCredential(store, { appId: sp.appId, certificatePem: ec.certPem, clock }), /RSA key/);
@@ -228,7 +229,7 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
       void it('validates names like ARM', () => {
         for (const ok of ['a', 'rg-1', 'My_RG.(test)', 'grüppe', 'x'.repeat(90)]) assert.equal(validateResourceGroupName(ok), ok);
         for (const bad of ['', 'bad*name', 'ends.', 'x'.repeat(91), 'has space', 'a/b']) {
-          assert.throws(() => validateResourceGroupName(bad), rejectsWith('InvalidResourceGroup', 400));
+          assert.throws(() => validateResourceGroupName(bad), rejectsWith('InvalidResourceGroup'));
         }
       });
 
@@ -241,10 +242,10 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
         assert.equal(updated.created, false);
         assert.equal(updated.group.name, 'App-RG', 'keeps the casing it was created with');
         assert.deepEqual(updated.group.tags, { env: 'prod' });
-        await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'app-rg', location: 'eastus', clock }), rejectsWith('InvalidResourceGroupLocation', 409));
-        await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'x', location: '', clock }), rejectsWith('LocationRequired', 400));
-        await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'x', location: 'l', tags: { a: 1 }, clock }), rejectsWith('InvalidTag', 400));
-        await assert.rejects(putResourceGroup(store, { subscriptionId: newGuid(), name: 'x', location: 'l', clock }), rejectsWith('SubscriptionNotFound', 404));
+        await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'app-rg', location: 'eastus', clock }), rejectsWith('InvalidResourceGroupLocation'));
+        await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'x', location: '', clock }), rejectsWith('LocationRequired'));
+        await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'x', location: 'l', tags: { a: 1 }, clock }), rejectsWith('InvalidTag'));
+        await assert.rejects(putResourceGroup(store, { subscriptionId: newGuid(), name: 'x', location: 'l', clock }), rejectsWith('SubscriptionNotFound'));
         assert.ok((await listResourceGroups(store, subscriptionId)).some((g) => g.name === 'App-RG'));
       });
     });
@@ -278,9 +279,9 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
 
       void it('validates identity names and requires the group', async () => {
         for (const name of ['ab', '-abc', 'a b c', 'x'.repeat(129), 'abc.def']) {
-          await assert.rejects(putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'mi-rg', name, clock }), rejectsWith('InvalidResourceName', 400));
+          await assert.rejects(putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'mi-rg', name, clock }), rejectsWith('InvalidResourceName'));
         }
-        await assert.rejects(putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'nope', name: 'abc', clock }), rejectsWith('ResourceGroupNotFound', 404));
+        await assert.rejects(putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'nope', name: 'abc', clock }), rejectsWith('ResourceGroupNotFound'));
       });
 
       void it('creates and removes system-assigned principals with the resource', async () => {
@@ -350,7 +351,7 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
         assert.deepEqual(deleted?.deletedPrincipalIds, [newSami]);
         assert.equal(await store.servicePrincipals.getByObjectId(newSami), undefined);
         assert.equal(await deleteResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1', clock }), undefined);
-        await assert.rejects(getResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1' }), rejectsWith('ResourceNotFound', 404));
+        await assert.rejects(getResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1' }), rejectsWith('ResourceNotFound'));
       });
 
       void it('rejects bad identity requests, unknown types and identities from another tenant', async () => {
@@ -364,23 +365,23 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
           { type: 'UserAssigned', userAssignedIdentities: { '/not/an/id': {} } },
           { type: 'UserAssigned', userAssignedIdentities: [] },
         ]) {
-          await assert.rejects(putResource(store, { ...base, identity }), rejectsWith('InvalidIdentity', 400), JSON.stringify(identity));
+          await assert.rejects(putResource(store, { ...base, identity }), rejectsWith('InvalidIdentity'), JSON.stringify(identity));
         }
         const missing = `/subscriptions/${subscriptionId}/resourceGroups/vm-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/missing`;
         await assert.rejects(
           putResource(store, { ...base, identity: { type: 'UserAssigned', userAssignedIdentities: { [missing]: {} } } }),
-          rejectsWith('InvalidUserAssignedIdentity', 400),
+          rejectsWith('InvalidUserAssignedIdentity'),
         );
         await putResourceGroup(store, { subscriptionId: otherSubscriptionId, name: 'foreign-rg', location: 'westeurope', clock });
         const foreign = await putUserAssignedIdentity(store, { subscriptionId: otherSubscriptionId, resourceGroup: 'foreign-rg', name: 'foreign-id', clock });
         await assert.rejects(
           putResource(store, { ...base, identity: { type: 'UserAssigned', userAssignedIdentities: { [foreign.resource.id]: {} } } }),
-          rejectsWith('InvalidUserAssignedIdentity', 400),
+          rejectsWith('InvalidUserAssignedIdentity'),
         );
-        await assert.rejects(putResource(store, { ...base, type: 'Microsoft.Fake/things' }), rejectsWith('NoRegisteredProviderFound', 400));
+        await assert.rejects(putResource(store, { ...base, type: 'Microsoft.Fake/things' }), rejectsWith('NoRegisteredProviderFound'));
         await assert.rejects(putResource(store, { ...base, type: 'Microsoft.ManagedIdentity/userAssignedIdentities' }), rejectsWith('NoRegisteredProviderFound'));
-        await assert.rejects(putResource(store, { ...base, name: 'bad name' }), rejectsWith('InvalidResourceName', 400));
-        await assert.rejects(putResource(store, { ...base, properties: [] }), rejectsWith('InvalidRequestContent', 400));
+        await assert.rejects(putResource(store, { ...base, name: 'bad name' }), rejectsWith('InvalidResourceName'));
+        await assert.rejects(putResource(store, { ...base, properties: [] }), rejectsWith('InvalidRequestContent'));
         // Nothing was created by any of the failures.
         assert.equal((await store.resources.list({ subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Web/sites' })).length, 0);
       });

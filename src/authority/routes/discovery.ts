@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthorityContext } from '../context.js';
-import { OAuthError, serializeOAuthError } from '../../shared/oauth-error.js';
+import { oauthErrorHandler } from '../../shared/oauth-error.js';
+import { TokenErrors } from '../errors.js';
 import { MULTI_TENANT_SEGMENTS, resolveTenant } from './tenant.js';
 
 /** JWKS responses may be cached this long; it must stay below the rotation pre-publication window. */
@@ -17,11 +18,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
   /** The authority's host[:port], as Entra's documents name their cloud instance. */
   const host = new URL(urls.origin).host;
 
-  app.setErrorHandler(async (err: unknown, request, reply) => {
-    const { status, body } = serializeOAuthError(err, { now: ctx.clock.now(), traceId: request.id });
-    if (status >= 500) request.log.error({ err: { message: (err as Error).message } }, 'discovery request failed');
-    return reply.code(status).send(body);
-  });
+  app.setErrorHandler(oauthErrorHandler({ clock: ctx.clock, logMessage: 'discovery request failed' }));
 
   /** The tenant as documents name it: a real id, or Entra's `{tenantid}` placeholder for multi-tenant segments. */
   async function tenantFor(segment: string): Promise<string> {
@@ -98,7 +95,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       url = undefined;
     }
     if (url?.origin !== urls.origin) {
-      throw new OAuthError(400, 'invalid_request', `The authorization_endpoint is not one this authority serves.`, { aadsts: 50049 });
+      throw TokenErrors.unknownAuthorizationEndpoint();
     }
     const tenant = url.pathname.split('/').filter(Boolean)[0] ?? 'common';
     return reply.header('cache-control', 'public, max-age=86400').send({

@@ -3,7 +3,7 @@ import type { AuthorityContext } from '../context.js';
 import type { Grant, GrantResult, TokenRequest } from '../grants/grant.js';
 import { clientCredentialsGrant } from '../grants/client-credentials.js';
 import { managedIdentityGrant } from '../grants/managed-identity.js';
-import { OAuthError, serializeOAuthError } from '../../shared/oauth-error.js';
+import { correlationIdOf, oauthErrorHandler, type OAuthError } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
 import { TOKEN_BODY_LIMIT, parseBasicAuth, parseForm, requireParam, type FormParams } from '../token/form.js';
 import { resolveTenant } from './tenant.js';
@@ -35,13 +35,15 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
     if (clientRequestId !== undefined) reply.header('client-request-id', clientRequestId);
   });
 
-  app.setErrorHandler(async (err: unknown, request, reply) => {
-    const oauthError = toOAuthError(err);
-    if (oauthError.status >= 500) request.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'token request failed');
-    const { status, body } = serializeOAuthError(oauthError, { now: ctx.clock.now(), correlationId: correlationIdOf(request), traceId: request.id });
-    await recordFailure(ctx, request, oauthError);
-    return reply.code(status).headers(noStore).send(body);
-  });
+  app.setErrorHandler(
+    oauthErrorHandler({
+      clock: ctx.clock,
+      bodyLimit: TOKEN_BODY_LIMIT,
+      headers: noStore,
+      logMessage: 'token request failed',
+      onError: (request, error) => recordFailure(ctx, request, error),
+    }),
+  );
 
   const handler = (endpoint: 'v1' | 'v2') => async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
     const params = formBody(request);
@@ -109,30 +111,6 @@ function v1Response(result: GrantResult): Record<string, string> {
 function v2Response(result: GrantResult): Record<string, string | number> {
   const { issued } = result;
   return { token_type: 'Bearer', expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.accessToken };
-}
-
-/** Maps framework errors (body too large, unparseable, wrong media type) into the OAuth family. */
-function toOAuthError(err: unknown): OAuthError {
-  if (err instanceof OAuthError) return err;
-  const code = (err as { code?: unknown }).code;
-  switch (code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return TokenErrors.bodyTooLarge(TOKEN_BODY_LIMIT);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return TokenErrors.unsupportedMediaType();
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return TokenErrors.unsupportedMediaType();
-    default:
-      if (err instanceof SyntaxError) return TokenErrors.unsupportedMediaType();
-      return new OAuthError(500, 'server_error', 'An unexpected error occurred. Retry the request.', { aadsts: 90033, cause: err });
-  }
-}
-
-function correlationIdOf(request: FastifyRequest): string | undefined {
-  const header = request.headers['client-request-id'];
-  return typeof header === 'string' && /^[0-9a-f-]{36}$/i.test(header) ? header : undefined;
 }
 
 /** Failed requests are audited too (who tried what, and why it failed), never with what they presented. */
