@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthorityContext } from '../context.js';
 import { OAuthError, serializeOAuthError } from '../../shared/oauth-error.js';
+import type { OriginUrls } from '../urls.js';
 import { MULTI_TENANT_SEGMENTS, resolveTenant } from './tenant.js';
 
 /** JWKS responses may be cached this long; it must stay below the rotation pre-publication window. */
@@ -13,9 +14,10 @@ const JWKS_MAX_AGE_SECONDS = 3600;
  */
 export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext }): Promise<void> {
   const { ctx } = opts;
-  const { urls } = ctx;
+  /** The URLs to advertise to this request (read per request: the port is known only once bound). */
+  const advertised = (_request: FastifyRequest): OriginUrls => ctx.urls.canonical;
   /** The authority's host[:port], as Entra's documents name their cloud instance. */
-  const host = new URL(urls.origin).host;
+  const hostOf = (urls: OriginUrls): string => new URL(urls.origin).host;
 
   app.setErrorHandler(async (err: unknown, request, reply) => {
     const { status, body } = serializeOAuthError(err, { now: ctx.clock.now(), traceId: request.id });
@@ -32,6 +34,8 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
   app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', async (request, reply) => {
     const segment = request.params.tenant;
     const tid = await tenantFor(segment);
+    const urls = advertised(request);
+    const host = hostOf(urls);
     return reply.header('cache-control', 'public, max-age=86400').send({
       token_endpoint: urls.tokenEndpoint(tid, 'v2'),
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
@@ -61,6 +65,8 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
   app.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', async (request, reply) => {
     const segment = request.params.tenant;
     const tid = await tenantFor(segment);
+    const urls = advertised(request);
+    const host = hostOf(urls);
     return reply.header('cache-control', 'public, max-age=86400').send({
       token_endpoint: urls.tokenEndpoint(tid, 'v1'),
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
@@ -90,6 +96,8 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
 
   // MSAL asks this before trusting a non-Microsoft authority host (unless instance discovery is disabled).
   app.get<{ Querystring: { authorization_endpoint?: string } }>('/common/discovery/instance', async (request, reply) => {
+    const urls = advertised(request);
+    const host = hostOf(urls);
     const endpoint = request.query.authorization_endpoint;
     let url: URL | undefined;
     try {
