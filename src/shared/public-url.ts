@@ -1,16 +1,20 @@
 import { isIP } from 'node:net';
 
-/** Listen addresses that name no single interface a client would dial, or a loopback one: advertised as `localhost`. */
-const LOCAL_OR_WILDCARD = new Set(['', '0.0.0.0', '::', '[::]', '127.0.0.1', '::1', '[::1]', 'localhost']);
+/**
+ * Listen addresses advertised as `localhost`: wildcards and IPv4 loopback. `::1` is advertised as itself,
+ * since `localhost` need not resolve to it (many /etc/hosts name only 127.0.0.1).
+ */
+const LOCAL_OR_WILDCARD = new Set(['', '0.0.0.0', '::', '[::]', '127.0.0.1', 'localhost']);
 
 /** An address as it stands in a URL's host (IPv6 in brackets). */
 export function hostForUrl(address: string): string {
-  return isIP(address) === 6 ? `[${address}]` : address;
+  const bare = address.replace(/^\[(.*)\]$/, '$1');
+  return isIP(bare) === 6 ? `[${bare}]` : address;
 }
 
 /**
- * The origin advertised when no public URL was set: `https://localhost:<port>` for a loopback or wildcard
- * listen address (the server certificate always names localhost), else the listen address itself.
+ * The origin advertised when no public URL was set: `https://localhost:<port>` for a wildcard or IPv4
+ * loopback listen address (the server certificate always names localhost), else the listen address itself.
  */
 export function defaultOrigin(listenHost: string, port: number): string {
   const host = LOCAL_OR_WILDCARD.has(listenHost.toLowerCase()) ? 'localhost' : hostForUrl(listenHost);

@@ -8,14 +8,16 @@ import { MULTI_TENANT_SEGMENTS, resolveTenant } from './tenant.js';
 const JWKS_MAX_AGE_SECONDS = 3600;
 
 /**
- * OIDC discovery (v1 and v2), JWKS and MSAL's instance discovery, answered locally. The v2 document's
- * `issuer` shares the authority's scheme, host and port, which is what msal-common's issuer validation
- * accepts for a non-Microsoft host.
+ * OIDC discovery (v1 and v2), JWKS and MSAL's instance discovery, answered locally. Documents name the
+ * origin the client used when it is one of the server certificate's names (else the canonical one): the
+ * v2 document's `issuer` must share the scheme, host and port of the authority MSAL was given, which is
+ * what msal-common's issuer validation accepts for a non-Microsoft host. The v1 document's `issuer` is the
+ * access tokens' `iss`, one stable value on the canonical origin, as Entra's v1 issuer is.
  */
 export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext }): Promise<void> {
   const { ctx } = opts;
-  /** The URLs to advertise to this request (read per request: the port is known only once bound). */
-  const advertised = (_request: FastifyRequest): OriginUrls => ctx.urls.canonical;
+  /** The URLs to advertise to this request: its own origin if it is a certificate name, else the canonical one. */
+  const advertised = (request: FastifyRequest): OriginUrls => ctx.urls.forHost(request.headers.host);
   /** The authority's host[:port], as Entra's documents name their cloud instance. */
   const hostOf = (urls: OriginUrls): string => new URL(urls.origin).host;
 
@@ -76,8 +78,9 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       id_token_signing_alg_values_supported: ['RS256'],
       response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
       scopes_supported: ['openid'],
-      // Entra's v1 issuer (`https://sts.windows.net/{tid}/`) is the `iss` of v1 access tokens; ours likewise.
-      issuer: urls.v1Issuer(tid),
+      // Entra's v1 issuer (`https://sts.windows.net/{tid}/`) is the `iss` of v1 access tokens; ours likewise,
+      // whichever name the client used (MSAL reads the v2 document, not this one, for a tenant id or domain).
+      issuer: ctx.urls.v1Issuer(tid),
       authorization_endpoint: urls.authorizationEndpoint(tid, 'v1'),
       grant_types_supported: ['client_credentials'],
       cloud_instance_name: host,
