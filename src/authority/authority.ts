@@ -117,6 +117,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     };
     const ctx: AuthorityContext = {
       store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authority: urls, signingKeys, verifyAccessToken, caCertPem,
+      defaultTenantId: config.tenantId,
     };
     const app = await buildAuthorityApp(ctx, tls);
 

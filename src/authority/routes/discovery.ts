@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthorityContext } from '../context.js';
 import { OAuthError, serializeOAuthError } from '../../shared/oauth-error.js';
 import type { OriginUrls } from '../urls.js';
-import { MULTI_TENANT_SEGMENTS, resolveTenant } from './tenant.js';
+import { ADFS_SEGMENT, MULTI_TENANT_SEGMENTS, isAdfsSegment, resolveTenant } from './tenant.js';
 
 /** JWKS responses may be cached this long; it must stay below the rotation pre-publication window. */
 const JWKS_MAX_AGE_SECONDS = 3600;
@@ -38,8 +38,11 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
     const tid = await tenantFor(segment);
     const urls = advertised(request);
     const host = hostOf(urls);
+    // Under the `adfs` alias every URL stays under /adfs; MSAL checks only that the issuer's host is the one it dialled.
+    const adfs = isAdfsSegment(segment);
+    const name = adfs ? ADFS_SEGMENT : tid;
     return reply.header('cache-control', 'public, max-age=86400').send({
-      token_endpoint: urls.tokenEndpoint(tid, 'v2'),
+      token_endpoint: urls.tokenEndpoint(name, 'v2'),
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
       jwks_uri: urls.jwksUri(segment, 'v2'),
       response_modes_supported: ['query', 'fragment', 'form_post'],
@@ -47,14 +50,14 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       id_token_signing_alg_values_supported: ['RS256'],
       response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
       scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
-      issuer: urls.v2Issuer(tid),
+      issuer: urls.v2Issuer(name),
       request_uri_parameter_supported: false,
       userinfo_endpoint: `${urls.origin}/oidc/userinfo`,
-      authorization_endpoint: urls.authorizationEndpoint(tid, 'v2'),
-      device_authorization_endpoint: `${urls.origin}/${tid}/oauth2/v2.0/devicecode`,
+      authorization_endpoint: urls.authorizationEndpoint(name, 'v2'),
+      device_authorization_endpoint: `${urls.origin}/${name}/oauth2/v2.0/devicecode`,
       http_logout_supported: true,
       frontchannel_logout_supported: true,
-      end_session_endpoint: `${urls.origin}/${tid}/oauth2/v2.0/logout`,
+      end_session_endpoint: `${urls.origin}/${name}/oauth2/v2.0/logout`,
       claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'oid', 'tid', 'appid', 'idtyp', 'ver', 'xms_mirid'],
       grant_types_supported: ['client_credentials'],
       tenant_region_scope: null,
@@ -69,6 +72,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
     const tid = await tenantFor(segment);
     const urls = advertised(request);
     const host = hostOf(urls);
+    if (isAdfsSegment(segment)) return reply.header('cache-control', 'public, max-age=86400').send(adfsDocument(urls, host));
     return reply.header('cache-control', 'public, max-age=86400').send({
       token_endpoint: urls.tokenEndpoint(tid, 'v1'),
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
@@ -119,4 +123,27 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
     });
   });
   return Promise.resolve();
+}
+
+/**
+ * `/adfs/.well-known/openid-configuration`: what MSAL JS and Go read for tenant `adfs` (no `/v2.0`). Its
+ * `issuer` is on the origin the client dialled (msal-common's `validateIssuer` compares scheme, host and
+ * port only, for AD FS too). Its `token_endpoint` is the v2 one, which MSAL Python posts to without reading
+ * any document, so all clients share one route and MSAL gets the v2 response shape it parses.
+ */
+function adfsDocument(urls: OriginUrls, host: string): Record<string, unknown> {
+  return {
+    token_endpoint: urls.tokenEndpoint(ADFS_SEGMENT, 'v2'),
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+    jwks_uri: urls.jwksUri(ADFS_SEGMENT, 'v1'),
+    response_modes_supported: ['query', 'fragment', 'form_post'],
+    subject_types_supported: ['pairwise'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
+    scopes_supported: ['openid'],
+    issuer: urls.v1Issuer(ADFS_SEGMENT),
+    authorization_endpoint: urls.authorizationEndpoint(ADFS_SEGMENT, 'v2'),
+    grant_types_supported: ['client_credentials'],
+    cloud_instance_name: host,
+  };
 }
