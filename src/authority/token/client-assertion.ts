@@ -80,7 +80,8 @@ export async function verifyAssertion(assertion: string, check: AssertionCheck):
   }
   if (typeof payload.jti !== 'string' || payload.jti === '') throw TokenErrors.malformedAssertion("the 'jti' claim is required");
   const replayKey = createHash('sha256').update(check.clientId).update('\0').update(payload.jti).digest('base64url');
-  const firstUse = await check.replay.remember(replayKey, (exp + ASSERTION_SKEW_SECONDS) * 1000);
+  // MSAL Python sends a fractional `exp` (time.time() + 600); the store keeps whole epoch milliseconds.
+  const firstUse = await check.replay.remember(replayKey, Math.ceil((exp + ASSERTION_SKEW_SECONDS) * 1000));
   if (!firstUse) throw TokenErrors.assertionReplayed();
   return payload;
 }
