@@ -5,9 +5,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../helpers/authority.js';
+import { decodeJwt } from 'jose';
+import { captureLogs, freePort } from '../helpers/authority.js';
 import { httpsRequest } from '../helpers/https.js';
 import { repoRoot, runFixture, type FixtureProcess } from '../fixtures/child-process.js';
+import { createAuthority } from '../../src/authority/authority.js';
 import { initDataDir } from '../../src/authority/init.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
 
@@ -111,5 +113,70 @@ describe('the advertised URL follows `openmsi authority --port`', { timeout: 180
     assert.equal(stale.code, 1);
     assert.match(stale.stderr, new RegExp(`^error: no authority is listening at https://localhost:${String(initPort)}; `));
     assert.match(stale.stderr, /the port in .*config\.json/);
+  });
+});
+
+describe('which public URL a data dir names', { timeout: 120_000 }, () => {
+  const env = { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' };
+
+  async function start(dataDir: string, port: number, publicUrl?: string) {
+    const { logger } = captureLogs();
+    const authority = await createAuthority({ dataDir, env, logger, host: '127.0.0.1', port, autoRotate: false, ...(publicUrl === undefined ? {} : { publicUrl }) });
+    return { authority, url: await authority.listen() };
+  }
+
+  it('reads an old data dir\'s defaulted https://localhost:<port> as unset, so --port moves it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-legacy-'));
+    try {
+      const initPort = await freePort();
+      const { config } = await initDataDir({ dataDir, port: initPort, env });
+      // What `openmsi init` wrote before the advertised URL followed the port.
+      writeFileSync(dataDirLayout(dataDir).config, JSON.stringify({ ...config, publicUrl: `https://localhost:${String(initPort)}` }));
+      const port = await freePort();
+      const { authority, url } = await start(dataDir, port);
+      try {
+        assert.equal(url, `https://localhost:${String(port)}`);
+        const doc = (await httpsRequest(`${url}/${config.tenantId}/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })).json<Record<string, string>>();
+        assert.equal(doc['issuer'], `${url}/${config.tenantId}/`);
+      } finally {
+        await authority.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps an explicit public URL (init or --public-url) whatever port it listens on', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-public-'));
+    try {
+      const { config } = await initDataDir({ dataDir, port: 8443, publicUrl: 'https://authority.internal', env });
+      assert.equal(config.publicUrl, 'https://authority.internal');
+      for (const override of [undefined, 'https://sts.example.test:7443']) {
+        const port = await freePort();
+        const { authority, url } = await start(dataDir, port, override);
+        try {
+          const expected = override ?? 'https://authority.internal';
+          assert.equal(url, expected);
+          const issued = authority.ctx.tokens.issue({
+            tenantId: config.tenantId,
+            principal: (await authority.ctx.store.servicePrincipals.list({ tenantId: config.tenantId }))[0]!,
+            resource: 'https://vault.azure.net',
+            authMethod: 'secret',
+          });
+          assert.equal(decodeJwt(issued.accessToken).iss, `${expected}/${config.tenantId}/`);
+          // The record the CLI reads names the public URL, not the listen port.
+          assert.equal((JSON.parse(readFileSync(dataDirLayout(dataDir).runningAuthority, 'utf8')) as { url: string }).url, expected);
+          // Dialled on localhost (a certificate name, on the bound port), documents name that origin for MSAL.
+          const doc = (await httpsRequest(`https://localhost:${String(port)}/${config.tenantId}/v2.0/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })).json<Record<string, string>>();
+          assert.equal(doc['issuer'], `https://localhost:${String(port)}/${config.tenantId}/v2.0`);
+          const v1 = (await httpsRequest(`https://localhost:${String(port)}/${config.tenantId}/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })).json<Record<string, string>>();
+          assert.equal(v1['issuer'], `${expected}/${config.tenantId}/`, 'the tokens\' iss is the public URL\'s');
+        } finally {
+          await authority.close();
+        }
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
