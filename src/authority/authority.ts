@@ -145,6 +145,12 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
         urls.bind(port);
         writeRunningAuthority(options.dataDir, urls.origin);
         logger.info({ url: urls.origin, host: listenHost, port }, 'authority listening');
+        if (!urls.canonicalIsCertified()) {
+          logger.warn(
+            { url: urls.origin },
+            `the server certificate does not name ${urls.origin}, so clients will refuse it: listen on a name it holds, set --public-url, or re-initialise with --hostname/--ip`,
+          );
+        }
         return urls.origin;
       },
       async close() {

@@ -125,6 +125,11 @@ export class AuthorityUrls {
     return urls;
   }
 
+  /** Whether the server certificate is valid for the canonical origin's host (else clients refuse its TLS). */
+  canonicalIsCertified(): boolean {
+    return this.#certificateNames.has(new URL(this.#canonical.origin).hostname);
+  }
+
   /** Every origin advertised: the canonical one and each certificate name on the bound port. */
   advertisedOrigins(): OriginUrls[] {
     const out = new Map<string, OriginUrls>([[this.#canonical.origin, this.#canonical]]);

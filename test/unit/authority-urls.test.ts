@@ -18,6 +18,9 @@ describe('advertised authority URLs', () => {
     assert.equal(urls.origin, 'https://localhost:40123');
     assert.equal(urls.v1Issuer(TID), `https://localhost:40123/${TID}/`);
 
+    assert.equal(urls.canonicalIsCertified(), true);
+    assert.equal(new AuthorityUrls({ listenHost: '10.9.9.9', port: 1, certificateNames: NAMES }).canonicalIsCertified(), false);
+
     const fixed = new AuthorityUrls({ publicUrl: 'https://authority.internal', listenHost: '0.0.0.0', port: 8443, certificateNames: NAMES });
     fixed.bind(9443);
     assert.equal(fixed.origin, 'https://authority.internal');
