@@ -15,7 +15,7 @@ export class OriginUrls {
     this.origin = parsed.origin;
   }
 
-  /** `iss` of the access tokens we issue (v1 shape), and the v1 discovery document's issuer. */
+  /** v1 issuer shape; on the canonical origin, the `iss` of the access tokens we issue (see {@link AuthorityUrls}). */
   v1Issuer(tenantId: string): string {
     return `${this.origin}/${tenantId}/`;
   }
