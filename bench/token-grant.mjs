@@ -111,6 +111,7 @@ try {
   children.push(authority);
   // At warn level the readiness line is not printed; poll the discovery document instead.
   const config = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8'));
+  config.publicUrl ??= `https://localhost:${port}`;
   await waitUntilUp(`${config.publicUrl}/${config.tenantId}/v2.0/.well-known/openid-configuration`, caPath);
 
   const sp = openmsi(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench'], env);

@@ -16,7 +16,9 @@ import { KeyRing } from './keys/key-ring.js';
 import { KeyRotator } from './keys/rotation.js';
 import { buildAuthorityApp } from './server.js';
 import { TokenIssuer } from './token-issuer.js';
-import { AuthorityUrls } from './urls.js';
+import { explicitPublicUrl } from '../shared/public-url.js';
+import { removeRunningAuthority, writeRunningAuthority } from '../shared/running-authority.js';
+import { AuthorityUrls, certificateNames } from './urls.js';
 
 export interface AuthorityOptions {
   dataDir: string;
@@ -26,6 +28,8 @@ export interface AuthorityOptions {
   /** Overrides the configured listen address (tests pass port 0). */
   host?: string;
   port?: number;
+  /** Overrides the public URL (`--public-url`); otherwise config.json's, else derived from the listen address. */
+  publicUrl?: string;
   /** Serve plain HTTP instead of HTTPS; only for in-process tests that use `inject()`. */
   insecureForTests?: boolean;
   /** Overrides where the store lives (a postgres:// URL or a SQLite path); otherwise OPENMSI_STORE, then config.json. */
@@ -38,7 +42,7 @@ export interface Authority {
   readonly ctx: AuthorityContext;
   readonly app: FastifyInstance;
   readonly config: InstallationConfig;
-  /** Starts listening; resolves to the https origin actually bound. */
+  /** Starts listening; resolves to the canonical https origin advertised (on the port actually bound). */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -79,10 +83,17 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
         key: masterKey.decrypt(readFileSync(layout.serverKey, 'utf8'), 'tls-server-key').toString('utf8'),
       };
   const caCertPem = readFileSync(layout.caCert, 'utf8');
+  const listenHost = options.host ?? config.host;
+  const listenPort = options.port ?? config.port;
+  const urls = new AuthorityUrls({
+    publicUrl: options.publicUrl ?? explicitPublicUrl(config),
+    listenHost,
+    port: listenPort,
+    certificateNames: certificateNames(readFileSync(layout.serverCert, 'utf8')),
+  });
 
   const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));
   try {
-    const urls = new AuthorityUrls(config.publicUrl);
     const audit = new AuditWriter({ store: store.audit, clock, logger });
     const keyRing = await KeyRing.load({ store: store.signingKeys, masterKey, clock });
     const rotator = new KeyRotator({
@@ -106,6 +117,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     };
     const ctx: AuthorityContext = {
       store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authority: urls, signingKeys, verifyAccessToken, caCertPem,
+      defaultTenantId: config.tenantId,
     };
     const app = await buildAuthorityApp(ctx, tls);
 
@@ -127,13 +139,19 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       app,
       config,
       async listen() {
-        await app.listen({ host: options.host ?? config.host, port: options.port ?? config.port });
+        await app.listen({ host: listenHost, port: listenPort });
         const address = app.server.address();
-        const port = typeof address === 'object' && address !== null ? address.port : config.port;
-        const url = new URL(config.publicUrl);
-        if (options.port === 0) url.port = String(port);
-        logger.info({ url: url.origin, host: options.host ?? config.host, port }, 'authority listening');
-        return url.origin;
+        const port = typeof address === 'object' && address !== null ? address.port : listenPort;
+        urls.bind(port);
+        writeRunningAuthority(options.dataDir, urls.origin);
+        logger.info({ url: urls.origin, host: listenHost, port }, 'authority listening');
+        if (!urls.canonicalIsCertified()) {
+          logger.warn(
+            { url: urls.origin },
+            `the server certificate does not name ${urls.origin}, so clients will refuse it: listen on a name it holds, set --public-url, or re-initialise with --hostname/--ip`,
+          );
+        }
+        return urls.origin;
       },
       async close() {
         if (closed) return;
@@ -141,6 +159,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
         replayPurge.stop();
         rotator.stop();
         keyRing.stop();
+        removeRunningAuthority(options.dataDir);
         await app.close();
         await audit.flush();
         await store.close();

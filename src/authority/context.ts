@@ -24,6 +24,8 @@ export interface AuthorityContext extends ManagementContext {
   readonly audit: AuditWriter;
   readonly tokens: TokenIssuer;
   readonly urls: AuthorityUrls;
+  /** The tenant `openmsi init` created: what the `adfs` tenant alias names. */
+  readonly defaultTenantId: string;
   /** Verifies an access token this authority issued for one of `audiences` (any tenant it serves). */
   verifyAccessToken(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
   /** PEM of the CA that issued the server certificate (what `openmsi ca export` prints). */

@@ -13,12 +13,13 @@ import { createApplicationPrincipal } from '../directory/principals.js';
 import { addPasswordCredential } from '../directory/credentials.js';
 import { MAX_TOKEN_LIFETIME_SECONDS } from './token-issuer.js';
 import { storeLocation } from './authority.js';
+import { defaultOrigin } from '../shared/public-url.js';
 
 export interface InitOptions {
   dataDir: string;
   host?: string;
   port?: number;
-  /** Public https origin; defaults to `https://localhost:<port>`. */
+  /** Public https origin, fixed whatever port the authority later listens on; by default it follows the port. */
   publicUrl?: string;
   /** `sqlite` (default) or a postgres:// URL. */
   store?: string;
@@ -77,7 +78,9 @@ async function initInto(
 
   const port = options.port ?? DEFAULT_PORT;
   const host = options.host ?? '127.0.0.1';
-  const publicUrl = new URL(options.publicUrl ?? `https://localhost:${String(port)}`).origin;
+  const explicitUrl = options.publicUrl === undefined ? undefined : new URL(options.publicUrl).origin;
+  if (explicitUrl !== undefined && !explicitUrl.startsWith('https://')) throw new Error(`--public-url must be an https URL: ${explicitUrl}`);
+  const publicUrl = explicitUrl ?? defaultOrigin(host, port);
   const ca = await createCertificateAuthority({ commonName: `openmsi local CA (${hostname()})`, clock });
   const hostnames = unique(['localhost', new URL(publicUrl).hostname, ...(options.hostnames ?? [])].filter((h) => !isIp(h)));
   const ipAddresses = unique(['127.0.0.1', '::1', ...(options.ipAddresses ?? []), ...[new URL(publicUrl).hostname].filter(isIp)]);
@@ -93,7 +96,7 @@ async function initInto(
     subscriptionId: newGuid(),
     host,
     port,
-    publicUrl,
+    ...(explicitUrl === undefined ? {} : { publicUrl: explicitUrl }),
     store: options.store ?? 'sqlite',
     tokenLifetimeSeconds,
   };

@@ -7,6 +7,8 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
 import { dataDirLayout, resolveDataDir, type AdminCredentialFile, type InstallationConfig } from '../shared/data-dir.js';
+import { defaultOrigin, explicitPublicUrl } from '../shared/public-url.js';
+import { readRunningAuthority } from '../shared/running-authority.js';
 import { parseOutputFormat, type OutputFormat } from './output.js';
 
 /** ARM's audience (with the trailing slash, as az requests it). */
@@ -38,7 +40,7 @@ export interface ManagementClientOptions {
   dataDir: string;
   /** Overrides the subscription from config.json. */
   subscriptionId?: string;
-  /** `OPENMSI_AUTHORITY_URL` overrides the configured public URL. */
+  /** `OPENMSI_AUTHORITY_URL` overrides where the authority is found. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -90,6 +92,8 @@ export class ManagementClient {
   readonly subscriptionId: string;
   readonly #admin: AdminCredentialFile;
   readonly #agent: Agent;
+  /** Where the URL came from, for connection errors. */
+  readonly #source: string;
   readonly #tokens = new Map<string, { token: string; expiresAt: number }>();
 
   constructor(options: ManagementClientOptions) {
@@ -102,8 +106,8 @@ export class ManagementClient {
     if (typeof this.#admin.clientId !== 'string' || typeof this.#admin.clientSecret !== 'string') {
       throw new Error(`the admin credential at ${layout.adminCredential} is incomplete (clientId and clientSecret are required)`);
     }
-    const override = env['OPENMSI_AUTHORITY_URL'];
-    const publicUrl = override !== undefined && override !== '' ? override : config.publicUrl;
+    const { url: publicUrl, source } = locateAuthority(options.dataDir, config, env);
+    this.#source = source;
     let url: URL;
     try {
       url = new URL(publicUrl);
@@ -225,7 +229,9 @@ export class ManagementClient {
 
   #connectionError(err: Error): Error {
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (code === 'ECONNREFUSED') return new Error(`no authority is listening at ${this.publicUrl}; start it with \`openmsi authority\``, { cause: err });
+    if (code === 'ECONNREFUSED') {
+      return new Error(`no authority is listening at ${this.publicUrl}; start it with \`openmsi authority\` (that URL is ${this.#source})`, { cause: err });
+    }
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new Error(`cannot resolve the authority's host in ${this.publicUrl}`, { cause: err });
     if (code === 'ETIMEDOUT') return new Error(`the authority at ${this.publicUrl} did not answer within ${String(REQUEST_TIMEOUT_MS / 1000)} s`, { cause: err });
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/i.test(code) || /certificate/i.test(err.message)) {
@@ -236,6 +242,20 @@ export class ManagementClient {
     }
     return new Error(`cannot reach the authority at ${this.publicUrl}: ${err.message}`, { cause: err });
   }
+}
+
+/**
+ * Where the authority is: `OPENMSI_AUTHORITY_URL`, else the URL the authority running from this data dir
+ * recorded (it follows `--port`/`--host`/`--public-url`), else what config.json implies.
+ */
+function locateAuthority(dataDir: string, config: InstallationConfig, env: NodeJS.ProcessEnv): { url: string; source: string } {
+  const override = env['OPENMSI_AUTHORITY_URL'];
+  if (override !== undefined && override !== '') return { url: override, source: 'from OPENMSI_AUTHORITY_URL' };
+  const running = readRunningAuthority(dataDir);
+  if (running !== undefined) return { url: running.url, source: `recorded by the authority, pid ${String(running.pid)}, in ${running.path}` };
+  const explicit = explicitPublicUrl(config);
+  if (explicit !== undefined) return { url: explicit, source: `the public URL in ${dataDirLayout(dataDir).config}` };
+  return { url: defaultOrigin(config.host, config.port), source: `the port in ${dataDirLayout(dataDir).config}` };
 }
 
 function parseJson(text: string): unknown {

@@ -23,6 +23,8 @@ export interface DataDirLayout {
   serverKey: string;
   /** The embedded SQLite store. */
   sqlite: string;
+  /** Written by a running authority (its advertised URL and pid), removed when it stops cleanly. */
+  runningAuthority: string;
 }
 
 /** Resolves the data dir: the explicit option, then OPENMSI_DATA_DIR, then ~/.openmsi. */
@@ -41,6 +43,7 @@ export function dataDirLayout(root: string): DataDirLayout {
     serverCert: join(root, 'tls', 'server.pem'),
     serverKey: join(root, 'tls', 'server.key.enc'),
     sqlite: join(root, 'store', 'openmsi.db'),
+    runningAuthority: join(root, 'run', 'authority.json'),
   };
 }
 
@@ -52,8 +55,12 @@ export interface InstallationConfig {
   /** Address the authority listens on. */
   host: string;
   port: number;
-  /** The https origin clients use, e.g. `https://localhost:8443`; token issuers derive from it. */
-  publicUrl: string;
+  /**
+   * The https origin clients use, only when set explicitly (`init --public-url`); token issuers derive from
+   * it. Absent, the authority advertises `https://localhost:<port it listens on>` (see `shared/public-url.ts`,
+   * which also reads older data dirs that stored that default here).
+   */
+  publicUrl?: string;
   /** `sqlite` (the file in the data dir) or a postgres:// URL (a URL without password; the password comes from OPENMSI_STORE). */
   store: string;
   /** Access-token lifetime in seconds (default 3600, at most 86400). */

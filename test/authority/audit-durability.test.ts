@@ -27,7 +27,7 @@ describe('audit durability under kill -9', () => {
       const authority = runFixture('../../src/cli/main.ts', ['--data-dir', dataDir, 'authority'], env);
       try {
         await authority.waitForLine((line) => line.includes('openmsi authority ready'), 30_000);
-        const url = `${config.publicUrl}/${config.tenantId}/oauth2/v2.0/token`;
+        const url = `https://localhost:${String(port)}/${config.tenantId}/oauth2/v2.0/token`;
         const form = { grant_type: 'client_credentials', client_id: admin.clientId, client_secret: admin.clientSecret, scope: 'https://vault.azure.net/.default' };
         let killed = false;
         const worker = async () => {

@@ -29,8 +29,10 @@ describe('openmsi init', () => {
       // The secret is only in admin.json: the store holds a keyed hash.
       const db = readFileSync(layout.sqlite);
       assert.equal(db.includes(Buffer.from(admin.clientSecret)), false);
-      const config = JSON.parse(readFileSync(layout.config, 'utf8')) as { publicUrl: string; tokenLifetimeSeconds: number };
-      assert.equal(config.publicUrl, 'https://localhost:8443');
+      const config = JSON.parse(readFileSync(layout.config, 'utf8')) as { publicUrl?: string; port: number; tokenLifetimeSeconds: number };
+      // No public URL was given, so none is recorded: the advertised URL follows the port the authority listens on.
+      assert.equal(config.publicUrl, undefined);
+      assert.equal(config.port, 8443);
       assert.equal(config.tokenLifetimeSeconds, 3600);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -35,7 +35,9 @@ describe('replicas', () => {
     before(async () => {
       a = await startTestAuthority({ backend: 'postgres' });
       const port = await freePort();
-      b = await createAuthority({ dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, autoRotate: false });
+      // Replicas share one issuer, the public URL they are reached by (README: --public-url); without one,
+      // each advertises the port it listens on.
+      b = await createAuthority({ dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, publicUrl: a.url, autoRotate: false });
       await b.listen();
       bUrl = `https://localhost:${String(port)}`;
       ({ appId, certPem, keyPem } = await registerTestApplication(a, 'replicated'));

@@ -76,7 +76,7 @@ export function captureLogs(): { logger: Logger; lines: string[] } {
  * Initialises a fresh data dir in a temp folder and runs a real HTTPS authority on a free loopback port.
  */
 export async function startTestAuthority(
-  options: { clock?: Clock; env?: NodeJS.ProcessEnv; tokenLifetimeSeconds?: number; backend?: Backend } = {},
+  options: { clock?: Clock; env?: NodeJS.ProcessEnv; tokenLifetimeSeconds?: number; backend?: Backend; host?: string } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
   const port = await freePort();
@@ -95,7 +95,8 @@ export async function startTestAuthority(
     dataDir,
     logger,
     env,
-    host: '127.0.0.1',
+    // `localhost` makes fastify listen on every loopback address (127.0.0.1 and ::1); still loopback only.
+    host: options.host ?? '127.0.0.1',
     port,
     autoRotate: false,
     ...(options.clock === undefined ? {} : { clock: options.clock }),

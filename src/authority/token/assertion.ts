@@ -118,7 +118,8 @@ export async function verifyAssertion<T>(params: FormParams, policy: AssertionPo
   }
   if (typeof payload.jti !== 'string' || payload.jti === '') throw errors.malformed("the 'jti' claim is required");
   const replayKey = createHash('sha256').update(issuer).update('\0').update(payload.jti).digest('base64url');
-  const firstUse = await policy.replay.remember(replayKey, (exp + ASSERTION_SKEW_SECONDS) * 1000);
+  // MSAL Python sends a fractional `exp` (time.time() + 600); the store keeps whole epoch milliseconds.
+  const firstUse = await policy.replay.remember(replayKey, Math.ceil((exp + ASSERTION_SKEW_SECONDS) * 1000));
   if (!firstUse) throw errors.replayed();
   return { payload, subject };
 }

@@ -111,12 +111,10 @@ function base64UrlToHex(value: string): string {
   return Buffer.from(value, 'base64url').toString('hex');
 }
 
-/** Entra accepts an assertion addressed to either token endpoint of the tenant, by id or domain, or to its issuer. */
+/**
+ * Entra accepts an assertion addressed to either token endpoint of the tenant, by id or domain, or to its
+ * issuer; we accept those on every origin the authority advertises (each name of its certificate).
+ */
 export function assertionAudiences(ctx: AuthorityContext, request: { tenant: Tenant; tenantSegment: string }): string[] {
-  const names = new Set([request.tenant.id, request.tenant.defaultDomain, request.tenantSegment]);
-  const out: string[] = [];
-  for (const name of names) {
-    out.push(ctx.urls.tokenEndpoint(name, 'v2'), ctx.urls.tokenEndpoint(name, 'v1'), ctx.urls.v1Issuer(name), ctx.urls.v2Issuer(name));
-  }
-  return out;
+  return ctx.urls.assertionAudiences([request.tenant.id, request.tenant.defaultDomain, request.tenantSegment]);
 }

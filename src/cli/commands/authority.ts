@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createAuthority } from '../../authority/authority.js';
 import { initDataDir, DEFAULT_PORT } from '../../authority/init.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
+import { defaultOrigin, explicitPublicUrl } from '../../shared/public-url.js';
 import { createLogger } from '../../shared/logger.js';
 import { describeStoreLocation, isPostgresLocation } from '../../store/open.js';
 import { globalOptions } from '../api-client.js';
@@ -16,7 +17,7 @@ export function registerAuthorityCommands(program: Command): void {
     .description('Create a data dir: master key, local CA and TLS certificate, store, tenant, subscription, signing keys and the bootstrap admin credential.')
     .option('--host <address>', 'address the authority will listen on', '127.0.0.1')
     .option('--port <port>', 'port the authority will listen on', (v) => parsePort(v), DEFAULT_PORT)
-    .option('--public-url <url>', 'https origin clients will use (default https://localhost:<port>)')
+    .option('--public-url <url>', 'https origin clients will use, fixed (default: https://localhost:<the port the authority listens on>)')
     .option('--store <location>', 'store: "sqlite" (embedded, in the data dir) or a postgres:// URL (also OPENMSI_STORE)')
     .option('--token-lifetime <seconds>', 'access-token lifetime in seconds (300 to 86400)', (v) => Number(v), 3600)
     .option('--hostname <name>', 'extra DNS name for the server certificate (repeatable)', collect, [])
@@ -48,7 +49,7 @@ Examples:
           dataDir,
           tenantId: result.config.tenantId,
           subscriptionId: result.config.subscriptionId,
-          authority: result.config.publicUrl,
+          authority: explicitPublicUrl(result.config) ?? defaultOrigin(result.config.host, result.config.port),
           adminClientId: result.admin.clientId,
           adminCredentialFile: dataDirLayout(dataDir).adminCredential,
           caCertificateFile: dataDirLayout(dataDir).caCert,
@@ -62,7 +63,8 @@ Examples:
     .description('Run the token authority and management API (HTTPS) from a data dir.')
     .option('--init', 'initialise the data dir first if it is not initialised yet')
     .option('--host <address>', 'override the configured listen address')
-    .option('--port <port>', 'override the configured port', (v) => parsePort(v))
+    .option('--port <port>', 'override the configured port (the advertised URL follows it unless a public URL was set)', (v) => parsePort(v))
+    .option('--public-url <url>', 'https origin to advertise (issuer, endpoints), overriding the configured one')
     .option('--store <location>', 'override the store: a postgres:// URL (also OPENMSI_STORE) or a SQLite file')
     .addHelpText(
       'after',
@@ -70,9 +72,10 @@ Examples:
 Examples:
   openmsi authority
   openmsi authority --init --data-dir ./.openmsi
+  openmsi authority --port 9443                 # the CLI finds it there through the data dir
   NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
     )
-    .action(async (opts: { init?: boolean; host?: string; port?: number; store?: string }, cmd: Command) => {
+    .action(async (opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; store?: string }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
       const logger = createLogger();
       if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
@@ -80,6 +83,7 @@ Examples:
           dataDir,
           ...(opts.host === undefined ? {} : { host: opts.host }),
           ...(opts.port === undefined ? {} : { port: opts.port }),
+          ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
         });
         logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
       }
@@ -88,6 +92,7 @@ Examples:
         logger,
         ...(opts.host === undefined ? {} : { host: opts.host }),
         ...(opts.port === undefined ? {} : { port: opts.port }),
+        ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
         ...(opts.store === undefined ? {} : { store: opts.store }),
       });
       const url = await authority.listen();
