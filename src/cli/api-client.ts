@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
-import { dataDirLayout, resolveDataDir, type AdminCredentialFile, type InstallationConfig } from '../shared/data-dir.js';
+import { loadInstallationConfig, resolveDataDir } from '../shared/config.js';
+import { dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { parseOutputFormat, type OutputFormat } from './output.js';
 
 /** ARM's audience (with the trailing slash, as az requests it). */
@@ -78,7 +79,7 @@ function readJson<T>(path: string, what: string, hint: string): T {
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new Error(`${what} at ${path} is not valid JSON`);
+    throw new Error(`${what} at ${path} is not valid JSON; restore it from a backup (it is written once, by \`openmsi init\`)`);
   }
 }
 
@@ -96,7 +97,7 @@ export class ManagementClient {
     const env = options.env ?? process.env;
     const layout = dataDirLayout(options.dataDir);
     const initHint = 'run `openmsi init` first, or pass --data-dir / set OPENMSI_DATA_DIR';
-    const config = readJson<InstallationConfig>(layout.config, 'the openmsi configuration', initHint);
+    const config = loadInstallationConfig(options.dataDir);
     this.#admin = readJson<AdminCredentialFile>(layout.adminCredential, 'the admin credential', initHint);
     const ca = readText(layout.caCert, "the data dir's CA certificate", initHint);
     if (typeof this.#admin.clientId !== 'string' || typeof this.#admin.clientSecret !== 'string') {

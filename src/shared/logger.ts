@@ -50,7 +50,7 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
-      level: options.level ?? (process.env['OPENMSI_LOG_LEVEL'] as LevelWithSilent | undefined) ?? 'info',
+      level: options.level ?? 'info',
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: requestSerializers,
       base: { pid: process.pid },
