@@ -126,7 +126,14 @@ export class MasterKey {
             `restrict it with: chmod 600 ${path}`,
         );
       }
-      return new MasterKey(decodeKeyText(readFileSync(fd, 'utf8'), path));
+      let bytes: Buffer;
+      try {
+        bytes = decodeKeyText(readFileSync(fd, 'utf8'), path);
+      } catch (err) {
+        // Only this key decrypts the data dir's keys and the store's secrets: a new one would not help.
+        throw new Error(`${(err as Error).message}; it was changed or truncated: restore ${path} from a backup of the data dir`, { cause: err });
+      }
+      return new MasterKey(bytes);
     } finally {
       closeSync(fd);
     }

@@ -121,6 +121,8 @@ void describe('starting the authority', { timeout: 180_000 }, () => {
       await expectError(['authority', '--data-dir', pristine], dataDirLayout(pristine).serverKey, /cannot be decrypted with this master key.*Use the data dir's own master\.key/, { OPENMSI_MASTER_KEY: otherKey });
       const openKey = broken('key', (l) => chmodSync(l.masterKey, 0o644));
       await expectError(['authority', '--data-dir', openKey], dataDirLayout(openKey).masterKey, /chmod 600/);
+      const cutKey = broken('cut-key', (l) => writeFileSync(l.masterKey, 'AAAA\n'));
+      await expectError(['authority', '--data-dir', cutKey], dataDirLayout(cutKey).masterKey, /must decode to exactly 32 bytes \(got 3\); it was changed or truncated: restore .* from a backup/);
       const noCa = broken('ca', (l) => rmSync(l.caCert));
       await expectError(['authority', '--data-dir', noCa], dataDirLayout(noCa).caCert, /is missing .*restore it from a backup/);
       const badAdmin = broken('admin', (l) => writeFileSync(l.adminCredential, 'nope'));
