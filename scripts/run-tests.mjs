@@ -7,9 +7,11 @@
 //   node scripts/run-tests.mjs test/store/sqlite.test.ts
 //   node scripts/run-tests.mjs durability           tests whose path contains a substring
 //
-// Exits with the test run's exit code.
+// Prints the TAP stream, then a short summary (passed, failed, skipped with each skip's reason) that
+// scripts/test-summary-reporter.mjs collects from the same run. Exits with the test run's exit code.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -64,15 +66,35 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], { cwd: root, stdio: 'inherit' });
+const summaryDir = mkdtempSync(join(tmpdir(), 'openmsi-test-summary-'));
+const summaryFile = join(summaryDir, 'summary.txt');
+const reporters = [
+  '--test-reporter=tap',
+  '--test-reporter-destination=stdout',
+  `--test-reporter=${join(root, 'scripts', 'test-summary-reporter.mjs')}`,
+  `--test-reporter-destination=${summaryFile}`,
+];
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters, ...files], { cwd: root, stdio: 'inherit' });
+
+/** Prints the summary after the TAP (if the run got far enough to write one) and removes its file. */
+function printSummary() {
+  try {
+    process.stdout.write(readFileSync(summaryFile, 'utf8'));
+  } catch {
+    // The run ended before the reporter finished; the TAP above says what happened.
+  }
+  rmSync(summaryDir, { recursive: true, force: true });
+}
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => child.kill(signal));
 }
 child.on('error', (err) => {
+  rmSync(summaryDir, { recursive: true, force: true });
   console.error(`run-tests: could not start node: ${err.message}`);
   process.exit(1);
 });
 child.on('exit', (code, signal) => {
+  printSummary();
   if (signal) {
     console.error(`run-tests: test run ended by ${signal}`);
     process.exit(1);

@@ -1,13 +1,14 @@
-import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { dataDirLayout, type InstallationConfig } from '../shared/data-dir.js';
+import { loadInstallationConfig, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
+import { dataDirLayout } from '../shared/data-dir.js';
 import { isGuid } from '../shared/ids.js';
 import { BackgroundInterval } from '../shared/interval.js';
 import { TokenVerificationError, createTokenVerifier, localJwks, type VerifiedToken } from '../shared/token-verifier.js';
 import { MasterKey } from '../pki/master-key.js';
+import { readDataDirPem, readEncryptedDataDirFile } from '../pki/data-dir-files.js';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { AuditWriter } from '../store/audit-writer.js';
@@ -47,49 +48,29 @@ export interface Authority {
   close(): Promise<void>;
 }
 
-/** Reads and checks `config.json`. */
-export function readInstallationConfig(dataDir: string): InstallationConfig {
-  const path = dataDirLayout(dataDir).config;
-  let raw: string;
-  try {
-    raw = readFileSync(path, 'utf8');
-  } catch {
-    throw new Error(`${dataDir} is not an initialised openmsi data dir (no config.json); run \`openmsi init\` first`);
-  }
-  const config = JSON.parse(raw) as InstallationConfig;
-  if (config.version !== 1) throw new Error(`${path}: unsupported config version ${String(config.version)}`);
-  return config;
-}
-
-/** Where the store lives: OPENMSI_STORE wins (it may carry a password), then config.json. */
-export function storeLocation(dataDir: string, config: Pick<InstallationConfig, 'store'>, env: NodeJS.ProcessEnv): string {
-  const fromEnv = env['OPENMSI_STORE'];
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  return config.store === 'sqlite' ? dataDirLayout(dataDir).sqlite : config.store;
-}
-
 /** Opens everything one authority process needs, from an initialised data dir. */
 export async function createAuthority(options: AuthorityOptions): Promise<Authority> {
   const env = options.env ?? process.env;
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createLogger();
+  const settings = readEnvironment(env);
+  const logger = options.logger ?? createLogger(settings.logLevel === undefined ? {} : { level: settings.logLevel });
   const layout = dataDirLayout(options.dataDir);
-  const config = readInstallationConfig(options.dataDir);
+  const config = loadInstallationConfig(options.dataDir);
   const masterKey = MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir });
   const tls = options.insecureForTests
     ? undefined
     : {
-        cert: readFileSync(layout.serverCert, 'utf8'),
-        key: masterKey.decrypt(readFileSync(layout.serverKey, 'utf8'), 'tls-server-key').toString('utf8'),
+        cert: readDataDirPem(layout.serverCert, 'the TLS server certificate', 'CERTIFICATE'),
+        key: readEncryptedDataDirFile(layout.serverKey, 'the TLS server key', masterKey, 'tls-server-key'),
       };
-  const caCertPem = readFileSync(layout.caCert, 'utf8');
+  const caCertPem = readDataDirPem(layout.caCert, 'the CA certificate', 'CERTIFICATE');
   const listenHost = options.host ?? config.host;
   const listenPort = options.port ?? config.port;
   const urls = new AuthorityUrls({
     publicUrl: options.publicUrl ?? explicitPublicUrl(config),
     listenHost,
     port: listenPort,
-    certificateNames: certificateNames(readFileSync(layout.serverCert, 'utf8')),
+    certificateNames: certificateNames(tls?.cert ?? readDataDirPem(layout.serverCert, 'the TLS server certificate', 'CERTIFICATE')),
   });
 
   const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));

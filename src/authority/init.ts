@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../shared/clock.js';
-import { dataDirLayout, type AdminCredentialFile, type InstallationConfig } from '../shared/data-dir.js';
+import { checkPort, checkTokenLifetime, DEFAULTS, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
+import { DataDirError, dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { newGuid } from '../shared/ids.js';
 import { MasterKey } from '../pki/master-key.js';
 import { createCertificateAuthority, issueServerCertificate } from '../pki/ca.js';
@@ -11,8 +12,6 @@ import { KeyRing } from './keys/key-ring.js';
 import { KeyRotator } from './keys/rotation.js';
 import { createApplicationPrincipal } from '../directory/principals.js';
 import { addPasswordCredential } from '../directory/credentials.js';
-import { MAX_TOKEN_LIFETIME_SECONDS } from './token-issuer.js';
-import { storeLocation } from './authority.js';
 import { defaultOrigin } from '../shared/public-url.js';
 
 export interface InitOptions {
@@ -38,28 +37,57 @@ export interface InitResult {
   caCertPem: string;
 }
 
-export const DEFAULT_PORT = 8443;
+/** The port `openmsi init` configures when none is given. */
+export const DEFAULT_PORT = DEFAULTS.port;
+
+/** Prefix of the staging directory inside the data dir; one left behind by a killed init is removed by the next. */
+const STAGING_PREFIX = '.init-';
 
 /**
  * `openmsi init`: creates the master key, the local CA and server certificate, the store with its first
  * tenant, subscription and signing keys, and the bootstrap admin credential (mode 0600). Refuses to touch a
- * data dir that is already initialised.
+ * data dir that is already initialised, or one that holds anything else.
+ *
+ * Complete or nothing: everything is made in a staging directory inside the data dir and moved into place
+ * at the end, config.json last (its presence is what marks a data dir as initialised). On failure the
+ * staging directory is removed, and so is the data dir if this call created it.
  */
 export async function initDataDir(options: InitOptions): Promise<InitResult> {
   const clock = options.clock ?? systemClock;
   const env = options.env ?? process.env;
-  const layout = dataDirLayout(options.dataDir);
-  if (existsSync(layout.config)) throw new Error(`${options.dataDir} is already initialised (config.json exists)`);
-  const tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 3600;
-  if (!Number.isInteger(tokenLifetimeSeconds) || tokenLifetimeSeconds < 300 || tokenLifetimeSeconds > MAX_TOKEN_LIFETIME_SECONDS) {
-    throw new Error(`--token-lifetime must be a whole number of seconds from 300 to ${String(MAX_TOKEN_LIFETIME_SECONDS)}`);
+  const dataDir = resolve(options.dataDir);
+  const layout = dataDirLayout(dataDir);
+  if (existsSync(layout.config)) throw new Error(`${dataDir} is already initialised (config.json exists)`);
+  const tokenLifetimeSeconds = checkTokenLifetime(options.tokenLifetimeSeconds ?? DEFAULTS.tokenLifetimeSeconds, '--token-lifetime');
+  checkPort(options.port ?? DEFAULTS.port, '--port');
+
+  const created = !existsSync(dataDir);
+  if (!created) {
+    const entries = readdirSync(dataDir);
+    const foreign = entries.filter((name) => !name.startsWith(STAGING_PREFIX));
+    if (foreign.length > 0) {
+      throw new DataDirError(
+        dataDir,
+        `${dataDir} is not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}) but has no config.json, so it is not an openmsi data dir. ` +
+          'Choose another --data-dir, or move that directory aside and run init again.',
+      );
+    }
+    // Left by an init that was killed half-way; nothing in it was ever in use.
+    for (const name of entries) rmSync(join(dataDir, name), { recursive: true, force: true });
   }
-  // A failed init must not leave a half-made data dir behind (a master key with no config blocks the retry).
-  const startedEmpty = !existsSync(options.dataDir) || readdirSync(options.dataDir).length === 0;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const staging = mkdtempSync(join(dataDir, STAGING_PREFIX));
   try {
-    return await initInto(options, layout, clock, env, tokenLifetimeSeconds);
+    const result = await initInto({ ...options, dataDir: staging }, dataDirLayout(staging), clock, env, tokenLifetimeSeconds);
+    // Move everything up, config.json last.
+    for (const name of readdirSync(staging).sort((a, b) => Number(a === 'config.json') - Number(b === 'config.json'))) {
+      renameSync(join(staging, name), join(dataDir, name));
+    }
+    rmSync(staging, { recursive: true, force: true });
+    return result;
   } catch (err) {
-    if (startedEmpty) rmSync(options.dataDir, { recursive: true, force: true });
+    if (created) rmSync(dataDir, { recursive: true, force: true });
+    else rmSync(staging, { recursive: true, force: true });
     throw err;
   }
 }
@@ -71,13 +99,12 @@ async function initInto(
   env: NodeJS.ProcessEnv,
   tokenLifetimeSeconds: number,
 ): Promise<InitResult> {
-  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   for (const dir of [dirname(layout.caCert), dirname(layout.serverCert)]) mkdirSync(dir, { recursive: true, mode: 0o700 });
 
-  const masterKey = env['OPENMSI_MASTER_KEY'] ? MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir }) : MasterKey.createFile(options.dataDir);
+  const masterKey = readEnvironment(env).masterKey !== undefined ? MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir }) : MasterKey.createFile(options.dataDir);
 
-  const port = options.port ?? DEFAULT_PORT;
-  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? DEFAULTS.port;
+  const host = options.host ?? DEFAULTS.host;
   const explicitUrl = options.publicUrl === undefined ? undefined : new URL(options.publicUrl).origin;
   if (explicitUrl !== undefined && !explicitUrl.startsWith('https://')) throw new Error(`--public-url must be an https URL: ${explicitUrl}`);
   const publicUrl = explicitUrl ?? defaultOrigin(host, port);
@@ -97,7 +124,7 @@ async function initInto(
     host,
     port,
     ...(explicitUrl === undefined ? {} : { publicUrl: explicitUrl }),
-    store: options.store ?? 'sqlite',
+    store: options.store ?? DEFAULTS.store,
     tokenLifetimeSeconds,
   };
   const store = await openStore(storeLocation(options.dataDir, config, env));
@@ -109,7 +136,7 @@ async function initInto(
       );
     }
     const now = clock.now();
-    const tenantDomain = (options.tenantDomain ?? 'openmsi.local').toLowerCase();
+    const tenantDomain = (options.tenantDomain ?? DEFAULTS.tenantDomain).toLowerCase();
     admin = await store.transaction(async (tx) => {
       await tx.tenants.create({ id: config.tenantId, displayName: 'openmsi', defaultDomain: tenantDomain, createdAt: now });
       await tx.subscriptions.create({ id: config.subscriptionId, tenantId: config.tenantId, displayName: 'openmsi', state: 'Enabled', createdAt: now });

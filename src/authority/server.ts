@@ -5,6 +5,7 @@ import { tokenRoutes } from './routes/token.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { managementRoutes } from '../management/index.js';
 import { apiNotFoundHandler } from '../shared/api-error.js';
+import { RequestLogController } from '../shared/logger.js';
 
 export interface ServerTls {
   cert: string;
@@ -25,8 +26,8 @@ export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | 
     // ARM paths are case-insensitive and SDKs add trailing slashes (`/token/`, `/secrets/x/`).
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false, maxParamLength: 512 },
     keepAliveTimeout: 65_000,
-    // Requests are logged by method and path only (see shared/logger.ts), never with bodies or headers.
-    disableRequestLogging: false,
+    // Per-request lines at debug only; by method and path, never with bodies or headers (see shared/logger.ts).
+    logController: new RequestLogController(),
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
 

@@ -1,11 +1,9 @@
 import { randomBytes, randomInt, sign } from 'node:crypto';
 import { epochSeconds, type Clock } from '../shared/clock.js';
+import { checkTokenLifetime } from '../shared/config.js';
 import type { KeyRing } from './keys/key-ring.js';
 import type { AuthorityUrls } from './urls.js';
 import type { ServicePrincipal } from '../store/types.js';
-
-/** Longest access-token lifetime an operator may configure. */
-export const MAX_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
 
 /** How the client proved itself: Entra's `appidacr` (1 = client secret, 2 = certificate or managed identity). */
 export type ClientAuthMethod = 'secret' | 'certificate' | 'managed-identity';
@@ -45,18 +43,11 @@ export class TokenIssuer {
   readonly #lifetimeSeconds: number;
 
   constructor(options: { keyRing: KeyRing; urls: AuthorityUrls; clock: Clock; lifetimeSeconds: number }) {
-    if (!Number.isInteger(options.lifetimeSeconds) || options.lifetimeSeconds < 300 || options.lifetimeSeconds > MAX_TOKEN_LIFETIME_SECONDS) {
-      throw new TypeError(`token lifetime must be a whole number of seconds from 300 to ${String(MAX_TOKEN_LIFETIME_SECONDS)}`);
-    }
+    checkTokenLifetime(options.lifetimeSeconds, 'the token lifetime');
     this.#keyRing = options.keyRing;
     this.#urls = options.urls;
     this.#clock = options.clock;
     this.#lifetimeSeconds = options.lifetimeSeconds;
-  }
-
-  /** The configured lifetime: the longest any token lives, which key retention is computed from. */
-  get maxLifetimeSeconds(): number {
-    return this.#lifetimeSeconds;
   }
 
   issue(request: IssueRequest): IssuedToken {

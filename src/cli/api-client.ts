@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
-import { dataDirLayout, resolveDataDir, type AdminCredentialFile, type InstallationConfig } from '../shared/data-dir.js';
+import { loadInstallationConfig, readEnvironment, resolveDataDir, type InstallationConfig } from '../shared/config.js';
+import { dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl } from '../shared/public-url.js';
 import { readRunningAuthority } from '../shared/running-authority.js';
 import { parseOutputFormat, type OutputFormat } from './output.js';
@@ -80,7 +81,7 @@ function readJson<T>(path: string, what: string, hint: string): T {
   try {
     return JSON.parse(text) as T;
   } catch {
-    throw new Error(`${what} at ${path} is not valid JSON`);
+    throw new Error(`${what} at ${path} is not valid JSON; restore it from a backup (it is written once, by \`openmsi init\`)`);
   }
 }
 
@@ -100,7 +101,7 @@ export class ManagementClient {
     const env = options.env ?? process.env;
     const layout = dataDirLayout(options.dataDir);
     const initHint = 'run `openmsi init` first, or pass --data-dir / set OPENMSI_DATA_DIR';
-    const config = readJson<InstallationConfig>(layout.config, 'the openmsi configuration', initHint);
+    const config = loadInstallationConfig(options.dataDir);
     this.#admin = readJson<AdminCredentialFile>(layout.adminCredential, 'the admin credential', initHint);
     const ca = readText(layout.caCert, "the data dir's CA certificate", initHint);
     if (typeof this.#admin.clientId !== 'string' || typeof this.#admin.clientSecret !== 'string') {
@@ -249,8 +250,8 @@ export class ManagementClient {
  * recorded (it follows `--port`/`--host`/`--public-url`), else what config.json implies.
  */
 function locateAuthority(dataDir: string, config: InstallationConfig, env: NodeJS.ProcessEnv): { url: string; source: string } {
-  const override = env['OPENMSI_AUTHORITY_URL'];
-  if (override !== undefined && override !== '') return { url: override, source: 'from OPENMSI_AUTHORITY_URL' };
+  const override = readEnvironment(env).authorityUrl;
+  if (override !== undefined) return { url: override, source: 'from OPENMSI_AUTHORITY_URL' };
   const running = readRunningAuthority(dataDir);
   if (running !== undefined) return { url: running.url, source: `recorded by the authority, pid ${String(running.pid)}, in ${running.path}` };
   const explicit = explicitPublicUrl(config);

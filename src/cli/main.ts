@@ -34,7 +34,25 @@ Examples:
   registerAdSpCommands(program);
   registerCaCommands(program);
   registerKeysCommands(program);
+  refuseHelpForUnknownCommands(program);
   return program;
+}
+
+/**
+ * commander answers `openmsi nosuch --help` with the root help and status 0, which reads as if `nosuch`
+ * existed. Every help output passes through the root's `beforeAllHelp` event with the command it is for;
+ * when that command has subcommands and the first operand it was given names none of them, report the
+ * unknown command instead (status 1; the error is followed by the help of the command it was given to).
+ */
+function refuseHelpForUnknownCommands(program: Command): void {
+  program.on('beforeAllHelp', ({ command, error }: { command: Command; error: boolean }) => {
+    // Help shown after an error (showHelpAfterError), this one included, is already an error.
+    if (error) return;
+    const first = command.args.find((arg) => !arg.startsWith('-'));
+    if (first === undefined || first === 'help' || command.commands.length === 0) return;
+    if (command.commands.some((sub) => sub.name() === first || sub.aliases().includes(first))) return;
+    command.error(`error: unknown command '${first}'`, { code: 'commander.unknownCommand', exitCode: 1 });
+  });
 }
 
 const entry = process.argv[1];

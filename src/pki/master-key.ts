@@ -14,6 +14,7 @@ import {
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { ENV, readEnvironment } from '../shared/config.js';
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
@@ -22,7 +23,7 @@ const FORMAT_VERSION = 'v1';
 /** File name of the master key inside the data directory. */
 export const MASTER_KEY_FILE = 'master.key';
 /** Environment variable that, when set, takes precedence over the key file. */
-export const MASTER_KEY_ENV = 'OPENMSI_MASTER_KEY';
+export const MASTER_KEY_ENV = ENV.masterKey;
 
 // Standard or URL-safe alphabet, optional padding. Node's decoder silently skips junk, so check first.
 const BASE64_ANY = /^[A-Za-z0-9+/_-]+={0,2}$/;
@@ -96,9 +97,8 @@ export class MasterKey {
     if (source === null || typeof source !== 'object' || typeof source.dataDir !== 'string' || source.dataDir === '') {
       throw new TypeError('MasterKey.fromEnvOrFile() needs { dataDir: string }');
     }
-    const env = source.env ?? process.env;
-    const fromEnv = env[MASTER_KEY_ENV];
-    if (fromEnv !== undefined && fromEnv.trim() !== '') {
+    const fromEnv = readEnvironment(source.env).masterKey;
+    if (fromEnv !== undefined) {
       return new MasterKey(decodeKeyText(fromEnv, MASTER_KEY_ENV));
     }
     const path = join(source.dataDir, MASTER_KEY_FILE);
@@ -126,7 +126,14 @@ export class MasterKey {
             `restrict it with: chmod 600 ${path}`,
         );
       }
-      return new MasterKey(decodeKeyText(readFileSync(fd, 'utf8'), path));
+      let bytes: Buffer;
+      try {
+        bytes = decodeKeyText(readFileSync(fd, 'utf8'), path);
+      } catch (err) {
+        // Only this key decrypts the data dir's keys and the store's secrets: a new one would not help.
+        throw new Error(`${(err as Error).message}; it was changed or truncated: restore ${path} from a backup of the data dir`, { cause: err });
+      }
+      return new MasterKey(bytes);
     } finally {
       closeSync(fd);
     }

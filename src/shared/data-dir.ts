@@ -1,5 +1,5 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * Where one openmsi installation keeps its state. Everything secret in here is either mode 0600 or
@@ -27,11 +27,6 @@ export interface DataDirLayout {
   runningAuthority: string;
 }
 
-/** Resolves the data dir: the explicit option, then OPENMSI_DATA_DIR, then ~/.openmsi. */
-export function resolveDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(explicit ?? env['OPENMSI_DATA_DIR'] ?? join(homedir(), '.openmsi'));
-}
-
 export function dataDirLayout(root: string): DataDirLayout {
   return {
     root,
@@ -47,25 +42,8 @@ export function dataDirLayout(root: string): DataDirLayout {
   };
 }
 
-/** The contents of `config.json`. */
-export interface InstallationConfig {
-  version: 1;
-  tenantId: string;
-  subscriptionId: string;
-  /** Address the authority listens on. */
-  host: string;
-  port: number;
-  /**
-   * The https origin clients use, only when set explicitly (`init --public-url`); token issuers derive from
-   * it. Absent, the authority advertises `https://localhost:<port it listens on>` (see `shared/public-url.ts`,
-   * which also reads older data dirs that stored that default here).
-   */
-  publicUrl?: string;
-  /** `sqlite` (the file in the data dir) or a postgres:// URL (a URL without password; the password comes from OPENMSI_STORE). */
-  store: string;
-  /** Access-token lifetime in seconds (default 3600, at most 86400). */
-  tokenLifetimeSeconds: number;
-}
+/** Moved to the configuration module; re-exported for code that names it here. */
+export type { InstallationConfig } from './config.js';
 
 /** The contents of `admin.json`: a client-credentials identity allowed to use the management API. */
 export interface AdminCredentialFile {
@@ -73,4 +51,33 @@ export interface AdminCredentialFile {
   clientId: string;
   objectId: string;
   clientSecret: string;
+}
+
+/** A problem with one file of the data dir; the message names the file and says what to do. */
+export class DataDirError extends Error {
+  override readonly name = 'DataDirError';
+  /** The file (or directory) the problem is about. */
+  readonly path: string;
+
+  constructor(path: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.path = path;
+  }
+}
+
+/**
+ * Reads a data-dir file as text; a missing or unreadable file becomes a {@link DataDirError} naming it.
+ * `missing` is the whole message for a file that does not exist (what it means, and what to do).
+ */
+export function readDataDirFile(path: string, hints: { what: string; missing: string }): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DataDirError(path, hints.missing, { cause: err });
+    if (code === 'EACCES') {
+      throw new DataDirError(path, `cannot read ${hints.what} at ${path}: permission denied; run openmsi as the user who ran \`openmsi init\``, { cause: err });
+    }
+    throw new DataDirError(path, `cannot read ${hints.what} at ${path}: ${(err as Error).message}`, { cause: err });
+  }
 }

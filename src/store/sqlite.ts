@@ -20,7 +20,12 @@ export class StoreLockedError extends Error {
  */
 export function openSqlite(path: string): { db: Kysely<Database>; close(): Promise<void> } {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const sqlite = new SqliteDatabase(path, { timeout: 0 });
+  let sqlite: SqliteDatabase.Database;
+  try {
+    sqlite = new SqliteDatabase(path, { timeout: 0 });
+  } catch (err) {
+    throw unusableFile(path, err);
+  }
   try {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
@@ -36,7 +41,7 @@ export function openSqlite(path: string): { db: Kysely<Database>; close(): Promi
         { cause: err },
       );
     }
-    throw err;
+    throw unusableFile(path, err);
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
@@ -45,6 +50,21 @@ export function openSqlite(path: string): { db: Kysely<Database>; close(): Promi
       await db.destroy();
     },
   };
+}
+
+/**
+ * SQLite's own words ("file is not a database") name no file: say which, and what to do. Errors that are not
+ * about the file pass through unchanged.
+ */
+function unusableFile(path: string, err: unknown): unknown {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code !== 'SQLITE_NOTADB' && code !== 'SQLITE_CORRUPT' && code !== 'SQLITE_CANTOPEN' && code !== 'SQLITE_READONLY' && code !== 'SQLITE_PERM') return err;
+  const reason = (err as Error).message;
+  const fix =
+    code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM'
+      ? 'check that it is a file (or does not exist yet) and that this user may read and write it and its directory'
+      : 'stop every openmsi process using it and restore it from a backup; without one, move the data dir aside and run `openmsi init` again (a new directory: tenant, identities and credentials change)';
+  return new Error(`the SQLite store ${path} cannot be used (${reason}): ${fix}`, { cause: err });
 }
 
 /** Distinct SQL texts kept prepared; the query layer generates a bounded set, this is only a backstop. */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initDataDir } from '../../src/authority/init.js';
@@ -53,6 +53,55 @@ describe('openmsi init', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
       rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('creates the data dir completely or not at all, and a retry just works', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'openmsi-init-'));
+    try {
+      // The store cannot be created (its parent is a file): init fails after the key, CA and TLS files were made.
+      const blocker = join(root, 'not-a-dir');
+      writeFileSync(blocker, '');
+      const fresh = join(root, 'fresh');
+      await assert.rejects(initDataDir({ dataDir: fresh, env, store: join(blocker, 'x.db') }));
+      assert.equal(existsSync(fresh), false, 'a data dir this init created is removed again');
+
+      const empty = join(root, 'empty');
+      mkdirSync(empty);
+      await assert.rejects(initDataDir({ dataDir: empty, env, store: join(blocker, 'x.db') }));
+      assert.deepEqual(readdirSync(empty), [], 'an existing empty data dir is left empty');
+
+      await initDataDir({ dataDir: fresh, env });
+      await initDataDir({ dataDir: empty, env });
+      for (const dir of [fresh, empty]) {
+        assert.deepEqual(readdirSync(dir).sort(), ['admin.json', 'ca', 'config.json', 'master.key', 'store', 'tls']);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a non-empty directory that is not a data dir, naming it, but clears what a killed init left', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'openmsi-init-'));
+    try {
+      const foreign = join(root, 'foreign');
+      mkdirSync(foreign);
+      writeFileSync(join(foreign, 'master.key'), 'x');
+      await assert.rejects(initDataDir({ dataDir: foreign, env }), (err: Error) => {
+        assert.match(err.message, new RegExp(`^${foreign} is not empty \\(master\\.key\\) but has no config\\.json`));
+        assert.match(err.message, /Choose another --data-dir, or move that directory aside/);
+        return true;
+      });
+      assert.deepEqual(readdirSync(foreign), ['master.key']);
+
+      const killed = join(root, 'killed');
+      mkdirSync(join(killed, '.init-abc123', 'ca'), { recursive: true });
+      writeFileSync(join(killed, '.init-abc123', 'master.key'), 'x');
+      await initDataDir({ dataDir: killed, env });
+      assert.equal(readdirSync(killed).some((name) => name.startsWith('.init-')), false);
+      assert.ok(existsSync(dataDirLayout(killed).config));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -50,6 +50,24 @@ void describe('cli output', () => {
     assert.equal(formatResult([{ b: 'x', a: 1, nested: {} }], 'table'), 'A  B\n-  -\n1  x\n');
   });
 
+  void it('says a command is unknown, also when --help follows it, and exits 1', async () => {
+    for (const argv of [['nosuch', '--help'], ['nosuch', '-h'], ['--data-dir', '/nonexistent', 'nosuch', '--help'], ['nosuch']]) {
+      const result = await run(argv);
+      assert.equal(result.code, 1, argv.join(' '));
+      assert.match(result.stderr, /^error: unknown command 'nosuch'\n/, argv.join(' '));
+      assert.equal(result.stdout, '');
+    }
+    const nested = await run(['group', 'nosuch', '--help']);
+    assert.equal(nested.code, 1);
+    assert.match(nested.stderr, /^error: unknown command 'nosuch'\n\nUsage: openmsi group /);
+    // Help for commands that exist is unchanged.
+    for (const argv of [['--help'], ['group', '--help'], ['group', 'delete', '--help'], ['help', 'group']]) {
+      const result = await run(argv);
+      assert.equal(result.code, 0, argv.join(' '));
+      assert.match(result.stdout, /^Usage: openmsi /);
+    }
+  });
+
   void it('parses az-style tags', () => {
     assert.deepEqual(parseTags(['env=dev', 'team=a=b', 'flag']), { env: 'dev', team: 'a=b', flag: '' });
     assert.deepEqual(parseTags(['']), {});
@@ -111,6 +129,10 @@ void describe('cli against a running authority', { timeout: 240_000 }, () => {
     const gone = await run(args('group', 'delete', '-n', 'cli-rg', '-y'));
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /ResourceGroupNotFound/);
+    // Missing is said first: no question about --yes for a group that is not there.
+    const missing = await run(args('group', 'delete', '-n', 'cli-rg'));
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^error: \(ResourceGroupNotFound\) Resource group 'cli-rg' could not be found\.\n$/);
     assert.equal((await run(args('group', 'exists', '-n', 'cli-rg'))).stdout, 'false\n');
   });
 
@@ -182,6 +204,7 @@ void describe('cli against a running authority', { timeout: 240_000 }, () => {
     const out = join(work, 'ca.pem');
     const toFile = await run(args('ca', 'export', '--out', out));
     assert.equal(toFile.stdout, '');
+    assert.equal(toFile.stderr, `wrote the CA certificate to ${out} (trust it with e.g. NODE_EXTRA_CA_CERTS=${out})\n`);
     assert.equal(readFileSync(out, 'utf8'), exported.stdout);
   });
 

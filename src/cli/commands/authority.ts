@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { createAuthority } from '../../authority/authority.js';
-import { initDataDir, DEFAULT_PORT } from '../../authority/init.js';
+import { existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createAuthority, type Authority } from '../../authority/authority.js';
+import { initDataDir } from '../../authority/init.js';
+import { DEFAULTS, TOKEN_LIFETIME_SECONDS, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl } from '../../shared/public-url.js';
-import { createLogger } from '../../shared/logger.js';
+import { createLogger, defaultLogFormat } from '../../shared/logger.js';
 import { describeStoreLocation, isPostgresLocation } from '../../store/open.js';
 import { globalOptions } from '../api-client.js';
 import { printResult } from '../output.js';
@@ -15,14 +17,19 @@ export function registerAuthorityCommands(program: Command): void {
   program
     .command('init')
     .description('Create a data dir: master key, local CA and TLS certificate, store, tenant, subscription, signing keys and the bootstrap admin credential.')
-    .option('--host <address>', 'address the authority will listen on', '127.0.0.1')
-    .option('--port <port>', 'port the authority will listen on', (v) => parsePort(v), DEFAULT_PORT)
+    .option('--host <address>', 'address the authority will listen on', DEFAULTS.host)
+    .option('--port <port>', 'port the authority will listen on', (v) => parsePort(v), DEFAULTS.port)
     .option('--public-url <url>', 'https origin clients will use, fixed (default: https://localhost:<the port the authority listens on>)')
     .option('--store <location>', 'store: "sqlite" (embedded, in the data dir) or a postgres:// URL (also OPENMSI_STORE)')
-    .option('--token-lifetime <seconds>', 'access-token lifetime in seconds (300 to 86400)', (v) => Number(v), 3600)
+    .option(
+      '--token-lifetime <seconds>',
+      `access-token lifetime in seconds (${String(TOKEN_LIFETIME_SECONDS.min)} to ${String(TOKEN_LIFETIME_SECONDS.max)})`,
+      (v) => Number(v),
+      TOKEN_LIFETIME_SECONDS.default,
+    )
     .option('--hostname <name>', 'extra DNS name for the server certificate (repeatable)', collect, [])
     .option('--ip <address>', 'extra IP address for the server certificate (repeatable)', collect, [])
-    .option('--tenant-domain <domain>', 'the tenant\'s domain name', 'openmsi.local')
+    .option('--tenant-domain <domain>', 'the tenant\'s domain name', DEFAULTS.tenantDomain)
     .addHelpText(
       'after',
       `
@@ -66,36 +73,64 @@ Examples:
     .option('--port <port>', 'override the configured port (the advertised URL follows it unless a public URL was set)', (v) => parsePort(v))
     .option('--public-url <url>', 'https origin to advertise (issuer, endpoints), overriding the configured one')
     .option('--store <location>', 'override the store: a postgres:// URL (also OPENMSI_STORE) or a SQLite file')
+    .option('--log-format <format>', 'log format: pretty (one coloured line per event) or json (also OPENMSI_LOG_FORMAT; default: pretty on a terminal, json otherwise)', (v) =>
+      parseLogFormat(v, '--log-format'),
+    )
     .addHelpText(
       'after',
       `
 Examples:
   openmsi authority
   openmsi authority --init --data-dir ./.openmsi
-  openmsi authority --port 9443                 # the CLI finds it there through the data dir
+  openmsi authority --port 9443                       # this run only (the CLI finds it through the data dir); to change it for good, edit "port" in config.json
+  OPENMSI_LOG_LEVEL=debug openmsi authority --log-format json
   NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
     )
-    .action(async (opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; store?: string }, cmd: Command) => {
+    .action(async (opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; store?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
-      const logger = createLogger();
+      const settings = readEnvironment();
+      const logger = createLogger({
+        format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
+        ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
+      });
+      let freshDataDir = false;
       if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
+        // Fail before creating anything when the address is taken.
+        const host = opts.host ?? DEFAULTS.host;
+        const port = opts.port ?? DEFAULTS.port;
+        await probeListen(host, port, dataDir);
         const result = await initDataDir({
           dataDir,
           ...(opts.host === undefined ? {} : { host: opts.host }),
           ...(opts.port === undefined ? {} : { port: opts.port }),
           ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
         });
+        freshDataDir = true;
         logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
       }
-      const authority = await createAuthority({
-        dataDir,
-        logger,
-        ...(opts.host === undefined ? {} : { host: opts.host }),
-        ...(opts.port === undefined ? {} : { port: opts.port }),
-        ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
-        ...(opts.store === undefined ? {} : { store: opts.store }),
-      });
-      const url = await authority.listen();
+      let authority: Authority | undefined;
+      let url: string;
+      try {
+        authority = await createAuthority({
+          dataDir,
+          logger,
+          ...(opts.host === undefined ? {} : { host: opts.host }),
+          ...(opts.port === undefined ? {} : { port: opts.port }),
+          ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+          ...(opts.store === undefined ? {} : { store: opts.store }),
+        });
+        url = await authority.listen().catch((err: unknown) => {
+          throw listenError(err, opts.host ?? authority?.config.host ?? '', opts.port ?? authority?.config.port ?? 0, dataDir);
+        });
+      } catch (err) {
+        await authority?.close();
+        // `--init` made the data dir for this start only: take it back, so a retry (say with --port) starts clean.
+        // A PostgreSQL store now holds the directory, so then the data dir that belongs to it stays.
+        if (freshDataDir && opts.store === undefined && !isPostgresLocation(storeLocation(dataDir, { store: DEFAULTS.store }))) {
+          rmSync(dataDir, { recursive: true, force: true });
+        }
+        throw err;
+      }
       logger.info(
         { authority: url, tenantId: authority.config.tenantId, caCertificate: dataDirLayout(dataDir).caCert },
         `openmsi authority ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration`,
@@ -121,6 +156,33 @@ interface InitFlags {
   hostname: string[];
   ip: string[];
   tenantDomain: string;
+}
+
+/** Checks that `host:port` can be bound, so `--init` fails before it creates anything. */
+function probeListen(host: string, port: number, dataDir: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.once('error', (err) => reject(listenError(err, host, port, dataDir)));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolvePromise()));
+  });
+}
+
+/** A listen failure in words: which address, why, and how to pick another now or for good. */
+export function listenError(err: unknown, host: string, port: number, dataDir: string): Error {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const address = `${host.includes(':') ? `[${host}]` : host}:${String(port)}`;
+  const config = dataDirLayout(dataDir).config;
+  const howToChange =
+    `Pick another port for this run with \`openmsi authority --port <port>\`, or change it for good: edit "port" ` +
+    `in ${existsSync(config) ? config : 'the data dir\'s config.json'} (and the port in "publicUrl", if one is set), or pass --port to \`openmsi init\`.`;
+  if (code === 'EADDRINUSE') {
+    return new Error(`cannot listen on ${address}: the address is already in use (another openmsi authority, or another program). ${howToChange}`, { cause: err });
+  }
+  if (code === 'EACCES') return new Error(`cannot listen on ${address}: permission denied (ports below 1024 need privileges). ${howToChange}`, { cause: err });
+  if (code === 'EADDRNOTAVAIL') {
+    return new Error(`cannot listen on ${address}: this machine has no such address; use --host with one of its addresses (or 0.0.0.0 for all)`, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 function parsePort(value: string): number {

@@ -44,5 +44,7 @@ export function registerCaCommands(program: Command): void {
       } catch (err) {
         throw new Error(`cannot write ${out}: ${(err as Error).message}`, { cause: err });
       }
+      // On stderr: stdout stays empty, as for every command that writes a file.
+      process.stderr.write(`wrote the CA certificate to ${out} (trust it with e.g. NODE_EXTRA_CA_CERTS=${out})\n`);
     });
 }

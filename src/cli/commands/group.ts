@@ -86,10 +86,14 @@ export function registerGroupCommands(program: Command): void {
     .option('-y, --yes', 'do not prompt for confirmation')
     .addHelpText('after', '\nExamples:\n  openmsi group delete -n app-rg\n  openmsi group delete -n app-rg --yes')
     .action(async (opts: { name: string; yes?: boolean }, cmd: Command) => {
-      if (opts.yes !== true && !(await confirm(`delete resource group '${opts.name}' and everything in it`, '--yes'))) return;
       await withClient(cmd, async (client) => {
-        const response = await client.arm('DELETE', `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`, { apiVersion: API_VERSION });
-        if (response.status === 204) throw new Error(`(ResourceGroupNotFound) Resource group '${opts.name}' could not be found.`);
+        const path = `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`;
+        const notFound = () => new Error(`(ResourceGroupNotFound) Resource group '${opts.name}' could not be found.`);
+        // Say that it is missing before asking whether to delete it.
+        if ((await client.arm('GET', path, { apiVersion: API_VERSION, allowStatus: [404] })).status === 404) throw notFound();
+        if (opts.yes !== true && !(await confirm(`delete resource group '${opts.name}' and everything in it`, '--yes'))) return;
+        const response = await client.arm('DELETE', path, { apiVersion: API_VERSION });
+        if (response.status === 204) throw notFound();
       });
     });
 }

@@ -1,0 +1,185 @@
+/**
+ * The one configuration module: the installation config (`config.json`) with its defaults and bounds, and
+ * every `OPENMSI_*` environment variable. Both are checked once, when loaded; errors name the file or the
+ * variable and say what to do.
+ */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { LevelWithSilent } from 'pino';
+import { DataDirError, dataDirLayout, readDataDirFile } from './data-dir.js';
+import { isGuid } from './ids.js';
+import type { LogFormat } from './logger.js';
+
+/** The contents of `config.json`. */
+export interface InstallationConfig {
+  version: 1;
+  tenantId: string;
+  subscriptionId: string;
+  /** Address the authority listens on. */
+  host: string;
+  port: number;
+  /**
+   * The https origin clients use, only when set explicitly (`init --public-url`); token issuers derive from
+   * it. Absent, the authority advertises `https://localhost:<port it listens on>` (see `shared/public-url.ts`,
+   * which also reads older data dirs that stored that default here).
+   */
+  publicUrl?: string;
+  /** `sqlite` (the file in the data dir) or a postgres:// URL (a URL without password; the password comes from OPENMSI_STORE). */
+  store: string;
+  /** Access-token lifetime in seconds ({@link TOKEN_LIFETIME_SECONDS}). */
+  tokenLifetimeSeconds: number;
+}
+
+/** Defaults `openmsi init` writes into config.json. */
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8443,
+  store: 'sqlite',
+  tenantDomain: 'openmsi.local',
+  tokenLifetimeSeconds: 3600,
+} as const;
+
+/** Bounds of the access-token lifetime: at least 5 minutes (clients refresh ahead of expiry), at most a day. */
+export const TOKEN_LIFETIME_SECONDS = { min: 300, max: 24 * 60 * 60, default: DEFAULTS.tokenLifetimeSeconds } as const;
+
+/** The environment variables openmsi reads, all of them. */
+export const ENV = {
+  /** The data dir, when `--data-dir` is not given (default `~/.openmsi`). */
+  dataDir: 'OPENMSI_DATA_DIR',
+  /** The store location; wins over config.json (it may carry the database password). */
+  store: 'OPENMSI_STORE',
+  /** The master key (base64 of 32 bytes); wins over `<data dir>/master.key`. */
+  masterKey: 'OPENMSI_MASTER_KEY',
+  /** The authority's log level: fatal, error, warn, info (default), debug, trace or silent. */
+  logLevel: 'OPENMSI_LOG_LEVEL',
+  /** The authority's log format: json or pretty (default: pretty on a terminal, json otherwise). */
+  logFormat: 'OPENMSI_LOG_FORMAT',
+  /** The authority URL the CLI calls instead of config.json's. */
+  authorityUrl: 'OPENMSI_AUTHORITY_URL',
+} as const;
+
+const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
+
+/** The `OPENMSI_*` settings, checked; an unset or empty variable is `undefined`. */
+export interface EnvironmentSettings {
+  dataDir?: string;
+  store?: string;
+  masterKey?: string;
+  logLevel?: LevelWithSilent;
+  logFormat?: LogFormat;
+  authorityUrl?: string;
+}
+
+/** A configuration value that is wrong; the message names where it came from and what to do. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads and checks every `OPENMSI_*` variable in `env`. */
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): EnvironmentSettings {
+  const value = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v;
+  };
+  const out: EnvironmentSettings = {};
+  const dataDir = value(ENV.dataDir);
+  if (dataDir !== undefined) out.dataDir = dataDir;
+  const store = value(ENV.store);
+  if (store !== undefined) out.store = store;
+  const masterKey = value(ENV.masterKey);
+  if (masterKey !== undefined) out.masterKey = masterKey;
+  const logLevel = value(ENV.logLevel);
+  if (logLevel !== undefined) out.logLevel = parseLogLevel(logLevel, ENV.logLevel);
+  const logFormat = value(ENV.logFormat);
+  if (logFormat !== undefined) out.logFormat = parseLogFormat(logFormat, ENV.logFormat);
+  const authorityUrl = value(ENV.authorityUrl);
+  if (authorityUrl !== undefined) out.authorityUrl = authorityUrl;
+  return out;
+}
+
+/** A pino level name; `source` (a flag or variable) is named in the error. */
+export function parseLogLevel(value: string, source: string): LevelWithSilent {
+  const level = value.trim().toLowerCase() as LevelWithSilent;
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`${source} must be one of ${LOG_LEVELS.join(', ')} (got '${value}')`);
+  return level;
+}
+
+/** `json` or `pretty`; `source` (a flag or variable) is named in the error. */
+export function parseLogFormat(value: string, source: string): LogFormat {
+  const format = value.trim().toLowerCase() as LogFormat;
+  if (!LOG_FORMATS.includes(format)) throw new ConfigError(`${source} must be json or pretty (got '${value}')`);
+  return format;
+}
+
+/** Resolves the data dir: the explicit option, then OPENMSI_DATA_DIR, then ~/.openmsi. */
+export function resolveDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(explicit ?? readEnvironment(env).dataDir ?? join(homedir(), '.openmsi'));
+}
+
+/** Checks a token lifetime; `source` (a flag or file) is named in the error. */
+export function checkTokenLifetime(value: unknown, source: string): number {
+  const { min, max } = TOKEN_LIFETIME_SECONDS;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${source} must be a whole number of seconds from ${String(min)} to ${String(max)} (got ${String(value)})`);
+  }
+  return value;
+}
+
+/** Checks a TCP port number; `source` is named in the error. */
+export function checkPort(value: unknown, source: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new ConfigError(`${source} must be a port number from 0 to 65535 (got ${String(value)})`);
+  }
+  return value;
+}
+
+/**
+ * Reads and checks `<dataDir>/config.json`. Every problem names the file and says what to do; nothing
+ * unchecked gets past here.
+ */
+export function loadInstallationConfig(dataDir: string): InstallationConfig {
+  const path = dataDirLayout(dataDir).config;
+  const text = readDataDirFile(path, {
+    what: 'the openmsi configuration',
+    missing: `${dataDir} is not an initialised openmsi data dir (no config.json); run \`openmsi init\` first, or pass --data-dir / set ${ENV.dataDir}`,
+  });
+  const fix = 'Fix it by hand (it is plain JSON written by `openmsi init`), or restore it from a backup';
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new DataDirError(path, `${path} is not valid JSON (${(err as Error).message}). ${fix}.`, { cause: err });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new DataDirError(path, `${path} must hold a JSON object. ${fix}.`);
+  const c = raw as Record<string, unknown>;
+  const bad = (field: string, expected: string): never => {
+    throw new DataDirError(path, `${path}: "${field}" must be ${expected} (got ${JSON.stringify(c[field]) ?? 'nothing'}). ${fix}.`);
+  };
+  if (c['version'] !== 1) {
+    throw new DataDirError(path, `${path}: unsupported config version ${JSON.stringify(c['version']) ?? '(none)'}; this openmsi reads version 1. Use the openmsi release that created it.`);
+  }
+  const guid = (field: string): string => (typeof c[field] === 'string' && isGuid(c[field]) ? c[field] : bad(field, 'a GUID'));
+  const text_ = (field: string): string => (typeof c[field] === 'string' && c[field] !== '' ? c[field] : bad(field, 'a non-empty string'));
+  const tenantId = guid('tenantId');
+  const subscriptionId = guid('subscriptionId');
+  const host = text_('host');
+  const port = typeof c['port'] === 'number' && Number.isInteger(c['port']) && c['port'] >= 0 && c['port'] <= 65535 ? c['port'] : bad('port', 'a port number from 0 to 65535');
+  const publicUrl = c['publicUrl'] === undefined ? undefined : text_('publicUrl');
+  if (publicUrl !== undefined && (!URL.canParse(publicUrl) || new URL(publicUrl).protocol !== 'https:')) bad('publicUrl', 'an https:// URL');
+  const store = text_('store');
+  const lifetime = c['tokenLifetimeSeconds'];
+  const { min, max } = TOKEN_LIFETIME_SECONDS;
+  const tokenLifetimeSeconds =
+    typeof lifetime === 'number' && Number.isInteger(lifetime) && lifetime >= min && lifetime <= max
+      ? lifetime
+      : bad('tokenLifetimeSeconds', `a whole number of seconds from ${String(min)} to ${String(max)}`);
+  return { version: 1, tenantId, subscriptionId, host, port, ...(publicUrl === undefined ? {} : { publicUrl }), store, tokenLifetimeSeconds };
+}
+
+/** Where the store lives: OPENMSI_STORE wins (it may carry a password), then config.json. */
+export function storeLocation(dataDir: string, config: Pick<InstallationConfig, 'store'>, env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = readEnvironment(env).store;
+  if (fromEnv !== undefined) return fromEnv;
+  return config.store === 'sqlite' ? dataDirLayout(dataDir).sqlite : config.store;
+}

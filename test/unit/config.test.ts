@@ -1,0 +1,116 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  checkTokenLifetime,
+  ConfigError,
+  loadInstallationConfig,
+  readEnvironment,
+  resolveDataDir,
+  storeLocation,
+  TOKEN_LIFETIME_SECONDS,
+} from '../../src/shared/config.js';
+import { DataDirError } from '../../src/shared/data-dir.js';
+
+const VALID = {
+  version: 1,
+  tenantId: '7c1f3a52-55d1-4c55-9fb0-2b3a4c5d6e7f',
+  subscriptionId: '0e2f8d1c-3b4a-4c5d-8e9f-a0b1c2d3e4f5',
+  host: '127.0.0.1',
+  port: 8443,
+  publicUrl: 'https://localhost:8443',
+  store: 'sqlite',
+  tokenLifetimeSeconds: 3600,
+};
+
+function withConfig(text: string, fn: (dir: string, path: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'openmsi-config-'));
+  try {
+    const path = join(dir, 'config.json');
+    writeFileSync(path, text);
+    fn(dir, path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Asserts that loading throws a DataDirError naming `path`, matching `pattern`, and saying what to do. */
+function assertRejected(dir: string, path: string, pattern: RegExp): void {
+  assert.throws(
+    () => loadInstallationConfig(dir),
+    (err: unknown) => {
+      assert.ok(err instanceof DataDirError, String(err));
+      assert.equal(err.path, path);
+      assert.ok(err.message.includes(path), err.message);
+      assert.match(err.message, pattern);
+      assert.match(err.message, /fix it by hand|restore it|openmsi init|release/i);
+      return true;
+    },
+  );
+}
+
+void describe('configuration module', () => {
+  void it('loads a valid config.json unchanged', () => {
+    withConfig(JSON.stringify(VALID), (dir) => assert.deepEqual(loadInstallationConfig(dir), VALID));
+  });
+
+  void it('names config.json and says what to do when it is missing, not JSON, or has a bad field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openmsi-config-'));
+    try {
+      assert.throws(() => loadInstallationConfig(dir), /not an initialised openmsi data dir \(no config\.json\); run `openmsi init` first/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    withConfig('{ version: 1 }', (d, p) => assertRejected(d, p, /is not valid JSON \(.*position/));
+    withConfig('[]', (d, p) => assertRejected(d, p, /must hold a JSON object/));
+    withConfig(JSON.stringify({ ...VALID, version: 2 }), (d, p) => assertRejected(d, p, /unsupported config version 2/));
+    withConfig(JSON.stringify({ ...VALID, tenantId: 'nope' }), (d, p) => assertRejected(d, p, /"tenantId" must be a GUID \(got "nope"\)/));
+    withConfig(JSON.stringify({ ...VALID, port: 70000 }), (d, p) => assertRejected(d, p, /"port" must be a port number/));
+    withConfig(JSON.stringify({ ...VALID, port: '8443' }), (d, p) => assertRejected(d, p, /"port" must be a port number/));
+    withConfig(JSON.stringify({ ...VALID, publicUrl: 'http://localhost:8443' }), (d, p) => assertRejected(d, p, /"publicUrl" must be an https:\/\/ URL/));
+    withConfig(JSON.stringify({ ...VALID, host: '' }), (d, p) => assertRejected(d, p, /"host" must be a non-empty string/));
+    const { store: _store, ...noStore } = VALID;
+    withConfig(JSON.stringify(noStore), (d, p) => assertRejected(d, p, /"store" must be a non-empty string \(got nothing\)/));
+    for (const lifetime of [TOKEN_LIFETIME_SECONDS.min - 1, TOKEN_LIFETIME_SECONDS.max + 1, 3600.5]) {
+      withConfig(JSON.stringify({ ...VALID, tokenLifetimeSeconds: lifetime }), (d, p) => assertRejected(d, p, /"tokenLifetimeSeconds" must be a whole number of seconds from 300 to 86400/));
+    }
+  });
+
+  void it('has one token-lifetime rule, bounds included', () => {
+    assert.deepEqual(TOKEN_LIFETIME_SECONDS, { min: 300, max: 86_400, default: 3600 });
+    assert.equal(checkTokenLifetime(300, 'x'), 300);
+    assert.equal(checkTokenLifetime(86_400, 'x'), 86_400);
+    assert.throws(() => checkTokenLifetime(299, '--token-lifetime'), /^ConfigError: --token-lifetime must be a whole number of seconds from 300 to 86400 \(got 299\)$/);
+    assert.throws(() => checkTokenLifetime(86_401, '--token-lifetime'), ConfigError);
+    assert.throws(() => checkTokenLifetime(Number('abc'), '--token-lifetime'), /got NaN/);
+  });
+
+  void it('reads every OPENMSI_* variable in one place, empty meaning unset, and names a bad one', () => {
+    assert.deepEqual(readEnvironment({}), {});
+    assert.deepEqual(readEnvironment({ OPENMSI_STORE: '', OPENMSI_MASTER_KEY: '  ', OPENMSI_LOG_LEVEL: '' }), {});
+    assert.deepEqual(
+      readEnvironment({
+        OPENMSI_DATA_DIR: '/d',
+        OPENMSI_STORE: 'postgres://x@h/db',
+        OPENMSI_MASTER_KEY: 'k',
+        OPENMSI_LOG_LEVEL: 'DEBUG',
+        OPENMSI_LOG_FORMAT: 'pretty',
+        OPENMSI_AUTHORITY_URL: 'https://a:1',
+      }),
+      { dataDir: '/d', store: 'postgres://x@h/db', masterKey: 'k', logLevel: 'debug', logFormat: 'pretty', authorityUrl: 'https://a:1' },
+    );
+    assert.throws(() => readEnvironment({ OPENMSI_LOG_LEVEL: 'verbose' }), /^ConfigError: OPENMSI_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent \(got 'verbose'\)$/);
+    assert.throws(() => readEnvironment({ OPENMSI_LOG_FORMAT: 'xml' }), /OPENMSI_LOG_FORMAT must be json or pretty/);
+  });
+
+  void it('resolves the data dir and the store with the documented precedence', () => {
+    assert.equal(resolveDataDir('/explicit', { OPENMSI_DATA_DIR: '/env' }), '/explicit');
+    assert.equal(resolveDataDir(undefined, { OPENMSI_DATA_DIR: '/env' }), '/env');
+    assert.equal(resolveDataDir(undefined, {}), join(homedir(), '.openmsi'));
+    assert.equal(storeLocation('/d', { store: 'sqlite' }, {}), join('/d', 'store', 'openmsi.db'));
+    assert.equal(storeLocation('/d', { store: 'postgres://u@h/db' }, {}), 'postgres://u@h/db');
+    assert.equal(storeLocation('/d', { store: 'postgres://u@h/db' }, { OPENMSI_STORE: 'postgres://u:pw@h/db' }), 'postgres://u:pw@h/db');
+  });
+});
