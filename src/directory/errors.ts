@@ -1,3 +1,5 @@
+import { CodedError } from '../shared/coded-error.js';
+
 /** The stable codes of {@link DirectoryError}s: what went wrong in the directory, whatever the API. */
 export type DirectoryErrorCode =
   | 'SubscriptionNotFound'
@@ -24,14 +26,8 @@ export type DirectoryErrorCode =
  * A refusal of the directory (the domain): a stable code and a message for people. It carries no HTTP
  * status; each API maps codes to its statuses (the management API in `src/management/errors.ts`).
  */
-export class DirectoryError extends Error {
+export class DirectoryError extends CodedError<DirectoryErrorCode> {
   override readonly name = 'DirectoryError';
-  readonly code: DirectoryErrorCode;
-
-  constructor(code: DirectoryErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 const fail = (code: DirectoryErrorCode, message: string) => new DirectoryError(code, message);

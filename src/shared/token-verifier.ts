@@ -13,6 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
+import { CodedError } from './coded-error.js';
 
 export type { Clock } from './clock.js';
 
@@ -50,14 +51,8 @@ export type TokenVerificationErrorCode =
  * error from {@link TokenVerifier.verify} means the key source failed (e.g. JWKS unreachable): a server
  * problem, not a bad token.
  */
-export class TokenVerificationError extends Error {
+export class TokenVerificationError extends CodedError<TokenVerificationErrorCode> {
   override readonly name = 'TokenVerificationError';
-  readonly code: TokenVerificationErrorCode;
-
-  constructor(code: TokenVerificationErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 /** Claims of an openmsi (Entra v1-style) access token. */

@@ -5,6 +5,16 @@ import { TokenErrors } from '../errors.js';
 import type { OriginUrls } from '../urls.js';
 import { ADFS_SEGMENT, MULTI_TENANT_SEGMENTS, isAdfsSegment, resolveTenant } from './tenant.js';
 
+/** The fields of Entra's v1-style discovery documents that are the same for every tenant and name. */
+const V1_DOCUMENT_CONSTANTS = {
+  token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+  response_modes_supported: ['query', 'fragment', 'form_post'],
+  subject_types_supported: ['pairwise'],
+  id_token_signing_alg_values_supported: ['RS256'],
+  response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
+  scopes_supported: ['openid'],
+} as const;
+
 /** JWKS responses may be cached this long; it must stay below the rotation pre-publication window. */
 const JWKS_MAX_AGE_SECONDS = 3600;
 
@@ -72,13 +82,8 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
     if (isAdfsSegment(segment)) return reply.header('cache-control', 'public, max-age=86400').send(adfsDocument(urls, host));
     return reply.header('cache-control', 'public, max-age=86400').send({
       token_endpoint: urls.tokenEndpoint(tid, 'v1'),
-      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
       jwks_uri: urls.jwksUri(segment, 'v1'),
-      response_modes_supported: ['query', 'fragment', 'form_post'],
-      subject_types_supported: ['pairwise'],
-      id_token_signing_alg_values_supported: ['RS256'],
-      response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
-      scopes_supported: ['openid'],
+      ...V1_DOCUMENT_CONSTANTS,
       // Entra's v1 issuer (`https://sts.windows.net/{tid}/`) is the `iss` of v1 access tokens; ours likewise,
       // whichever name the client used (MSAL reads the v2 document, not this one, for a tenant id or domain).
       issuer: ctx.urls.v1Issuer(tid),
@@ -131,13 +136,8 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
 function adfsDocument(urls: OriginUrls, host: string): Record<string, unknown> {
   return {
     token_endpoint: urls.tokenEndpoint(ADFS_SEGMENT, 'v2'),
-    token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
     jwks_uri: urls.jwksUri(ADFS_SEGMENT, 'v1'),
-    response_modes_supported: ['query', 'fragment', 'form_post'],
-    subject_types_supported: ['pairwise'],
-    id_token_signing_alg_values_supported: ['RS256'],
-    response_types_supported: ['code', 'id_token', 'code id_token', 'token id_token', 'token'],
-    scopes_supported: ['openid'],
+    ...V1_DOCUMENT_CONSTANTS,
     issuer: urls.v1Issuer(ADFS_SEGMENT),
     authorization_endpoint: urls.authorizationEndpoint(ADFS_SEGMENT, 'v2'),
     grant_types_supported: ['client_credentials'],
