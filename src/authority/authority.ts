@@ -125,7 +125,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
         const port = typeof address === 'object' && address !== null ? address.port : listenPort;
         urls.bind(port);
         writeRunningAuthority(options.dataDir, urls.origin);
-        logger.info({ url: urls.origin, host: listenHost, port }, 'authority listening');
+        logger.debug({ url: urls.origin, host: listenHost, port }, 'authority listening');
         if (!urls.canonicalIsCertified()) {
           logger.warn(
             { url: urls.origin },
