@@ -106,6 +106,65 @@ for (const backend of BACKENDS) describe(`managed-identity grant (${backend})`, 
     assert.equal((await request({}, replayed)).status, 401);
   });
 
+  it('selects the host\'s own system-assigned identity by client or object id, and never another host\'s', async () => {
+    const own = (await t.ctx.store.servicePrincipals.getByObjectId(systemPrincipalId))!;
+    for (const selector of [{ mi_client_id: own.appId }, { mi_object_id: own.objectId }] as Record<string, string>[]) {
+      const response = await request(selector);
+      assert.equal(response.status, 200, response.body);
+      assert.equal(decodeJwt(response.json<{ access_token: string }>().access_token)['oid'], systemPrincipalId);
+    }
+    const other = await putResource(t.ctx.store, {
+      subscriptionId: t.subscriptionId,
+      resourceGroup: 'hosts',
+      type: 'Microsoft.HybridCompute/machines',
+      name: 'someone-elses-machine',
+      identity: { type: 'SystemAssigned' },
+      clock: t.ctx.clock,
+    });
+    const foreign = (await t.ctx.store.servicePrincipals.getByObjectId(other.resource.systemPrincipalId!))!;
+    for (const selector of [{ mi_client_id: foreign.appId }, { mi_object_id: foreign.objectId }, { mi_res_id: other.resource.id }] as Record<string, string>[]) {
+      const response = await request(selector);
+      assert.equal(response.status, 400, `${JSON.stringify(selector)}: ${response.body}`);
+      assert.match(response.json<{ error_description: string }>().error_description, /Identity not found/);
+    }
+  });
+
+  it('refuses a revoked or expired host credential', async () => {
+    const now = t.ctx.clock.now();
+    const addCredential = async (expiresAt: number) => {
+      const pair = await generateKeyPair('ES256');
+      const kid = randomUUID();
+      await t.ctx.store.hostCredentials.add({ keyId: kid, hostResourceId: hostId, publicJwk: await exportJWK(pair.publicKey), createdAt: now - 2000, expiresAt, revokedAt: null });
+      return { kid, key: pair.privateKey };
+    };
+    const signed = (credential: { kid: string; key: webcrypto.CryptoKey }) =>
+      new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: credential.kid }).setIssuer(hostId).setSubject(hostId).setAudience(tokenUrl).setIssuedAt().setExpirationTime('5m').sign(credential.key);
+
+    const revoked = await addCredential(now + 3600_000);
+    assert.equal((await request({}, await signed(revoked))).status, 200, 'the credential works before it is revoked');
+    assert.ok(await t.ctx.store.hostCredentials.revoke(revoked.kid, now));
+    const afterRevoke = await request({}, await signed(revoked));
+    assert.equal(afterRevoke.status, 401, afterRevoke.body);
+    assert.match(afterRevoke.json<{ error_description: string }>().error_description, /unknown, revoked or expired/);
+
+    const expired = await addCredential(now - 1000);
+    const afterExpiry = await request({}, await signed(expired));
+    assert.equal(afterExpiry.status, 401, afterExpiry.body);
+    assert.match(afterExpiry.json<{ error_description: string }>().error_description, /unknown, revoked or expired/);
+  });
+
+  it('issues nothing at another tenant\'s endpoint, even to an authenticated host', async () => {
+    const tenantB = { id: randomUUID(), displayName: 'other tenant', defaultDomain: `mi-${randomUUID().slice(0, 8)}.local`, createdAt: Date.now() };
+    await t.ctx.store.tenants.create(tenantB);
+    const urlB = `${t.url}/${tenantB.id}/oauth2/v2.0/token`;
+    for (const selector of [{}, { mi_client_id: uami.clientId }] as Record<string, string>[]) {
+      const assertionB = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: keyId }).setIssuer(hostId).setSubject(hostId).setAudience(urlB).setIssuedAt().setExpirationTime('5m').sign(hostKey);
+      const response = await postForm(urlB, { grant_type: MANAGED_IDENTITY_GRANT_TYPE, client_assertion_type: JWT_BEARER, client_assertion: assertionB, scope: 'https://vault.azure.net/.default', ...selector }, t.caPem);
+      assert.equal(response.status, 400, response.body);
+      assert.match(response.json<{ error_description: string }>().error_description, /Identity not found/);
+    }
+  });
+
   it('stops issuing at once when an identity is deleted, and when the host is deleted', async () => {
     const clock = t.ctx.clock;
     await deleteUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: 'hosts', name: 'app-id', clock });
