@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID, type webcrypto } from 'node:crypto';
 import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from 'jose';
-import { BACKENDS, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm } from '../helpers/https.js';
 import { MANAGED_IDENTITY_GRANT_TYPE } from '../../src/authority/grants/managed-identity.js';
 import { deleteResource, putResource, putResourceGroup, putUserAssignedIdentity, deleteUserAssignedIdentity } from '../../src/directory/resources.js';
@@ -10,7 +10,7 @@ import { deleteResource, putResource, putResourceGroup, putUserAssignedIdentity,
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 /** The agent's grant: a host proves itself with its registered key and gets tokens for its identities. */
-for (const backend of BACKENDS) describe(`managed-identity grant (${backend})`, () => {
+for (const backend of STORE_BACKENDS) describe(`managed-identity grant (${backend})`, backendSuiteOptions(backend), () => {
   let t: TestAuthority;
   let hostId: string;
   let hostKey: webcrypto.CryptoKey;

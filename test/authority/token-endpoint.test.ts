@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
-import { BACKENDS, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm, httpsRequest } from '../helpers/https.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import { DAY, FakeClock } from '../../src/shared/clock.js';
@@ -12,7 +12,7 @@ import { createApplicationPrincipal } from '../../src/directory/principals.js';
 const VAULT = 'https://vault.azure.net';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
+for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, backendSuiteOptions(backend), () => {
   let t: TestAuthority;
   let appId: string;
   let secret: string;
