@@ -22,6 +22,7 @@ export const SECURITY_MODULES = [
   'src/authority/keys/rotation.ts',
   'src/shared/logger.ts',
   'src/store/audit-writer.ts',
+  'src/authority/refusal-audit.ts',
 ];
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
@@ -37,6 +38,7 @@ export default {
       'test/authority/managed-identity-grant.test.ts',
       'test/authority/key-revocation.test.ts',
       'test/management/management.test.ts',
+      'test/authority/refusal-audit.test.ts',
     ],
     nodeArgs: ['--import', 'tsx', '--test-reporter=tap', '-r', '{{hookFile}}', '{{testFile}}'],
   },
