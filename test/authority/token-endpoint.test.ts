@@ -8,6 +8,7 @@ import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import { DAY, FakeClock } from '../../src/shared/clock.js';
 import { addCertificateCredential, addPasswordCredential } from '../../src/directory/credentials.js';
 import { createApplicationPrincipal } from '../../src/directory/principals.js';
+import { putResourceGroup, putUserAssignedIdentity } from '../../src/directory/resources.js';
 
 const VAULT = 'https://vault.azure.net';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -305,6 +306,13 @@ for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, ba
       const good = await createClientCertificate({ commonName: 'good', years: 1, clock: t.ctx.clock });
       await addCertificateCredential(t.ctx.store, { appId: app.appId, certificatePem: good.certPem, clock: t.ctx.clock });
       assert.equal((await tryCert(good)).status, 200);
+    });
+    it('a secret and an assertion together, and a managed identity\'s client id used as an application\'s', async () => {
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, client_assertion_type: JWT_BEARER, client_assertion: await signedAssertion({}), scope: `${VAULT}/.default` }, t.caPem), 400, 'invalid_request', 7000216);
+      await putResourceGroup(t.ctx.store, { subscriptionId: t.subscriptionId, name: 'token-test-mi', location: 'local', clock: t.ctx.clock });
+      const identity = await putUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: 'token-test-mi', name: 'not-an-app', clock: t.ctx.clock });
+      // A managed identity is not a confidential client, whatever it is sent: it is not found as one.
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: identity.principal.appId, client_secret: secret, scope: `${VAULT}/.default` }, t.caPem), 400, 'unauthorized_client', 700016);
     });
     it('HTTP Basic naming one client and the form another', async () => {
       const other = await registerTestApplication(t, 'token-test-basic-other', { certificate: false });
