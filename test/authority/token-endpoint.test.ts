@@ -141,6 +141,20 @@ for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, ba
     }
   });
 
+  it('finds the certificate by a kid holding its SHA-1 or SHA-256 thumbprint in hex, in either case', async () => {
+    const der = new X509Certificate(certPem).raw;
+    for (const kid of [createHash('sha1').update(der).digest('hex').toUpperCase(), createHash('sha256').update(der).digest('hex')]) {
+      const jwt = await assertion({ header: { alg: 'PS256', typ: 'JWT', kid } });
+      const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` }, t.caPem);
+      assert.equal(response.status, 200, response.body);
+    }
+    // A kid, x5t or x5t#S256 naming no registered certificate finds nothing.
+    for (const header of [{ kid: 'ab'.repeat(20) }, { x5t: Buffer.alloc(20, 1).toString('base64url') }, { 'x5t#S256': Buffer.alloc(32, 1).toString('base64url') }]) {
+      const jwt = await assertion({ header: { alg: 'PS256', typ: 'JWT', ...header } });
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 700027);
+    }
+  });
+
   describe('bad input gets a clear, correctly coded error and the server keeps serving', () => {
     it('wrong secret', async () => {
       expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: 'not-the-secret', scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 7000215);
