@@ -128,6 +128,9 @@ for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, ba
     const basic = Buffer.from(`${appId}:${encodeURIComponent(secret)}`).toString('base64');
     const response = await postForm(`${t.url}/openmsi.local/oauth2/v2.0/token`, { grant_type: 'client_credentials', scope: `${VAULT}/.default` }, t.caPem, { authorization: `Basic ${basic}` });
     assert.equal(response.status, 200, response.body);
+    // The form may repeat the same client id.
+    const repeated = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, scope: `${VAULT}/.default` }, t.caPem, { authorization: `Basic ${basic}` });
+    assert.equal(repeated.status, 200, repeated.body);
   });
 
   it('accepts PS256 (x5t#S256) and RS256 (x5t) client assertions and refuses a replay', async () => {
@@ -152,6 +155,14 @@ for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, ba
     for (const header of [{ kid: 'ab'.repeat(20) }, { x5t: Buffer.alloc(20, 1).toString('base64url') }, { 'x5t#S256': Buffer.alloc(32, 1).toString('base64url') }]) {
       const jwt = await assertion({ header: { alg: 'PS256', typ: 'JWT', ...header } });
       expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 700027);
+    }
+  });
+
+  it('accepts an assertion addressed to either token endpoint or issuer of the tenant, by id or domain', async () => {
+    const audiences = [v1, `${t.url}/openmsi.local/oauth2/v2.0/token`, `${t.url}/openmsi.local/oauth2/token`, `${t.url}/${t.tenantId}/`, `${t.url}/${t.tenantId}/v2.0`];
+    for (const aud of audiences) {
+      const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: await signedAssertion({ aud }), scope: `${VAULT}/.default` }, t.caPem);
+      assert.equal(response.status, 200, `${aud}: ${response.body}`);
     }
   });
 
@@ -367,6 +378,11 @@ for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, ba
     await t.ctx.audit.flush();
     const events = await t.ctx.store.audit.list({ limit: 500 });
     assert.ok(events.some((e) => e.action === 'token.issued' && e.target === VAULT));
+    // The audit row names how the client authenticated, and with which credential.
+    const issuedRow = events.find((e) => e.action === 'token.issued' && e.detail['tokenId'] === decodeJwt(token)['uti']);
+    assert.equal(issuedRow?.detail['credentialType'], 'certificate');
+    const credentials = await t.ctx.store.credentials.listByApp(appId);
+    assert.equal(credentials.find((c) => c.keyId === issuedRow?.detail['credentialId'])?.type, 'AsymmetricX509Cert');
     assert.ok(events.some((e) => e.action === 'token.denied' && e.detail['aadsts'] === 7000215));
     const everything = JSON.stringify(events) + t.logLines.join('\n');
     assert.ok(t.logLines.length > 0, 'the authority logged something');
