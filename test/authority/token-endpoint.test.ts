@@ -253,6 +253,8 @@ for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, ba
         ['25 hours from nbf', { nbf: now, exp: now + 25 * 3600 }],
         ['24 hours and a second from nbf', { nbf: now, exp: now + 24 * 3600 + 1 }],
         ['25 hours from now, no nbf', { nbf: undefined, exp: now + 25 * 3600 }],
+        // The cap counts from nbf, not from now: an nbf an hour ago with exp 23.5 hours ahead lives 24.5 hours.
+        ['24.5 hours from an nbf in the past', { nbf: now - 3600, exp: now + 23.5 * 3600 }],
       ];
       for (const [name, claims] of cases) {
         const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: await signedAssertion(claims), scope: `${VAULT}/.default` }, t.caPem);
@@ -263,6 +265,16 @@ for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, ba
       const longest = await signedAssertion({ nbf: now, exp: now + 24 * 3600 });
       const ok = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: longest, scope: `${VAULT}/.default` }, t.caPem);
       assert.equal(ok.status, 200, ok.body);
+    });
+    it('assertions not valid yet, with no audience, or with a list of audiences', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const form = (jwt: string) => ({ grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` });
+      expectError(await postForm(v2, form(await signedAssertion({ nbf: now + 3600, exp: now + 7200 })), t.caPem), 401, 'invalid_client', 700024);
+      expectError(await postForm(v2, form(await signedAssertion({ aud: undefined })), t.caPem), 401, 'invalid_client', 50013);
+      expectError(await postForm(v2, form(await signedAssertion({ aud: ['https://elsewhere.example/token'] })), t.caPem), 401, 'invalid_client', 50013);
+      // A list that includes this token endpoint is accepted, as by Entra.
+      const listed = await postForm(v2, form(await signedAssertion({ aud: ['https://elsewhere.example/token', v2] })), t.caPem);
+      assert.equal(listed.status, 200, listed.body);
     });
     it('a replay is refused after the replay store is purged, until the assertion has expired', async () => {
       const jwt = await signedAssertion({ exp: Math.floor(Date.now() / 1000) + 600 });
