@@ -129,6 +129,23 @@ for (const backend of STORE_BACKENDS) describe(`managed-identity grant (${backen
     }
   });
 
+  it('refuses a host assertion without its assertion type or with an algorithm off the list, and audits issuance with the host', async () => {
+    const noType = await postForm(tokenUrl, { grant_type: MANAGED_IDENTITY_GRANT_TYPE, client_assertion: await hostAssertion(), scope: 'https://vault.azure.net/.default' }, t.caPem);
+    assert.equal(noType.status, 400, noType.body);
+    assert.deepEqual(noType.json<{ error_codes: number[] }>().error_codes, [50027]);
+    const hs = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'HS256', kid: keyId }).setIssuer(hostId).setSubject(hostId).setAudience(tokenUrl).setIssuedAt().setExpirationTime('5m').sign(new Uint8Array(32));
+    const refused = await request({}, hs);
+    assert.equal(refused.status, 401, refused.body);
+    assert.deepEqual(refused.json<{ error_codes: number[] }>().error_codes, [5002738]);
+    const ok = await request({});
+    assert.equal(ok.status, 200, ok.body);
+    await t.ctx.audit.flush();
+    const uti = decodeJwt(ok.json<{ access_token: string }>().access_token)['uti'];
+    const row = (await t.ctx.store.audit.list({ action: 'token.issued', limit: 1000 })).find((e) => e.detail['tokenId'] === uti);
+    assert.equal(row?.detail['host'], hostId);
+    assert.equal(row?.detail['identityType'], 'SystemAssigned');
+  });
+
   it('refuses a revoked or expired host credential', async () => {
     const now = t.ctx.clock.now();
     const addCredential = async (expiresAt: number) => {
