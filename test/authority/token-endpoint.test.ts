@@ -1,15 +1,19 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
-import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
-import { BACKENDS, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
+import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { postForm, httpsRequest } from '../helpers/https.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
+import { DAY, FakeClock } from '../../src/shared/clock.js';
+import { addCertificateCredential, addPasswordCredential } from '../../src/directory/credentials.js';
+import { createApplicationPrincipal } from '../../src/directory/principals.js';
+import { putResourceGroup, putUserAssignedIdentity } from '../../src/directory/resources.js';
 
 const VAULT = 'https://vault.azure.net';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
+for (const backend of STORE_BACKENDS) describe(`token endpoint (${backend})`, backendSuiteOptions(backend), () => {
   let t: TestAuthority;
   let appId: string;
   let secret: string;
@@ -46,6 +50,15 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
       .setIssuedAt(now)
       .setExpirationTime(options.exp ?? now + 600)
       .sign(options.key ?? createPrivateKey(keyPem));
+  }
+
+  /** An assertion with the given claims (`undefined` leaves a claim out), signed with `cert` (default: the app's certificate). */
+  async function signedAssertion(claims: Record<string, unknown>, cert: { certPem: string; keyPem: string } = { certPem, keyPem }) {
+    const der = new X509Certificate(cert.certPem).raw;
+    const now = Math.floor(Date.now() / 1000);
+    const payload: Record<string, unknown> = { iss: appId, sub: appId, aud: v2, jti: randomUUID(), nbf: now, iat: now, exp: now + 600, ...claims };
+    for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name];
+    return new SignJWT(payload).setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': createHash('sha256').update(der).digest('base64url') }).sign(createPrivateKey(cert.keyPem));
   }
 
   function expectError(response: Awaited<ReturnType<typeof postForm>>, status: number, error: string, aadsts: number) {
@@ -115,6 +128,9 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
     const basic = Buffer.from(`${appId}:${encodeURIComponent(secret)}`).toString('base64');
     const response = await postForm(`${t.url}/openmsi.local/oauth2/v2.0/token`, { grant_type: 'client_credentials', scope: `${VAULT}/.default` }, t.caPem, { authorization: `Basic ${basic}` });
     assert.equal(response.status, 200, response.body);
+    // The form may repeat the same client id.
+    const repeated = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, scope: `${VAULT}/.default` }, t.caPem, { authorization: `Basic ${basic}` });
+    assert.equal(repeated.status, 200, repeated.body);
   });
 
   it('accepts PS256 (x5t#S256) and RS256 (x5t) client assertions and refuses a replay', async () => {
@@ -125,6 +141,28 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
       assert.equal(first.status, 200, first.body);
       assert.equal(decodeJwt(first.json<{ access_token: string }>().access_token)['appidacr'], '2');
       expectError(await postForm(v2, form, t.caPem), 401, 'invalid_client', 700229);
+    }
+  });
+
+  it('finds the certificate by a kid holding its SHA-1 or SHA-256 thumbprint in hex, in either case', async () => {
+    const der = new X509Certificate(certPem).raw;
+    for (const kid of [createHash('sha1').update(der).digest('hex').toUpperCase(), createHash('sha256').update(der).digest('hex')]) {
+      const jwt = await assertion({ header: { alg: 'PS256', typ: 'JWT', kid } });
+      const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` }, t.caPem);
+      assert.equal(response.status, 200, response.body);
+    }
+    // A kid, x5t or x5t#S256 naming no registered certificate finds nothing.
+    for (const header of [{ kid: 'ab'.repeat(20) }, { x5t: Buffer.alloc(20, 1).toString('base64url') }, { 'x5t#S256': Buffer.alloc(32, 1).toString('base64url') }]) {
+      const jwt = await assertion({ header: { alg: 'PS256', typ: 'JWT', ...header } });
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 700027);
+    }
+  });
+
+  it('accepts an assertion addressed to either token endpoint or issuer of the tenant, by id or domain', async () => {
+    const audiences = [v1, `${t.url}/openmsi.local/oauth2/v2.0/token`, `${t.url}/openmsi.local/oauth2/token`, `${t.url}/${t.tenantId}/`, `${t.url}/${t.tenantId}/v2.0`];
+    for (const aud of audiences) {
+      const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: await signedAssertion({ aud }), scope: `${VAULT}/.default` }, t.caPem);
+      assert.equal(response.status, 200, `${aud}: ${response.body}`);
     }
   });
 
@@ -188,15 +226,155 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
       const forged = await assertion({ key: createPrivateKey(other.keyPem) });
       expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: forged, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 700027);
     });
-    it('assertions with a forbidden algorithm, the wrong audience, or another client', async () => {
+    it('assertions with a forbidden algorithm or the wrong audience', async () => {
       const hs = await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'HS256' }).setIssuer(appId).setSubject(appId).setAudience(v2).setExpirationTime('10m').sign(new Uint8Array(32));
       expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: hs, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 5002738);
       const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss: appId, sub: appId, aud: v2, exp: 9999999999, jti: 'x' })).toString('base64url')}.`;
       expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: none, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 5002738);
       const wrongAud = await assertion({ aud: 'https://login.microsoftonline.com/x/oauth2/v2.0/token' });
       expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: wrongAud, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 50013);
-      const { privateKey } = await generateKeyPair('ES256');
-      void privateKey;
+    });
+    it('assertions whose iss or sub name another client, even one signed with the client\'s own registered certificate', async () => {
+      const other = await registerTestApplication(t, 'token-test-other', { certificate: false });
+      for (const [iss, sub] of [[other.appId, other.appId], [appId, other.appId], [other.appId, appId]] as const) {
+        const jwt = await signedAssertion({ iss, sub });
+        expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 700021);
+      }
+      // The same assertion presented as the other client: the certificate is not the other client's.
+      const asOther = await signedAssertion({ iss: other.appId, sub: other.appId });
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: other.appId, client_assertion_type: JWT_BEARER, client_assertion: asOther, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 700027);
+    });
+    it('assertions without jti, without exp, or valid for longer than 24 hours', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const cases: [string, Record<string, unknown>][] = [
+        ['no jti', { jti: undefined }],
+        ['empty jti', { jti: '' }],
+        ['no exp', { exp: undefined }],
+        ['25 hours from nbf', { nbf: now, exp: now + 25 * 3600 }],
+        ['24 hours and a second from nbf', { nbf: now, exp: now + 24 * 3600 + 1 }],
+        ['25 hours from now, no nbf', { nbf: undefined, exp: now + 25 * 3600 }],
+        // The cap counts from nbf, not from now: an nbf an hour ago with exp 23.5 hours ahead lives 24.5 hours.
+        ['24.5 hours from an nbf in the past', { nbf: now - 3600, exp: now + 23.5 * 3600 }],
+      ];
+      for (const [name, claims] of cases) {
+        const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: await signedAssertion(claims), scope: `${VAULT}/.default` }, t.caPem);
+        assert.equal(response.status, 400, `${name}: ${response.body}`);
+        expectError(response, 400, 'invalid_request', 50027);
+      }
+      // Exactly 24 hours is the cap, and is accepted.
+      const longest = await signedAssertion({ nbf: now, exp: now + 24 * 3600 });
+      const ok = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: longest, scope: `${VAULT}/.default` }, t.caPem);
+      assert.equal(ok.status, 200, ok.body);
+    });
+    it('assertions not valid yet, with no audience, or with a list of audiences', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const form = (jwt: string) => ({ grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` });
+      expectError(await postForm(v2, form(await signedAssertion({ nbf: now + 3600, exp: now + 7200 })), t.caPem), 401, 'invalid_client', 700024);
+      expectError(await postForm(v2, form(await signedAssertion({ aud: undefined })), t.caPem), 401, 'invalid_client', 50013);
+      expectError(await postForm(v2, form(await signedAssertion({ aud: ['https://elsewhere.example/token'] })), t.caPem), 401, 'invalid_client', 50013);
+      // A list that includes this token endpoint is accepted, as by Entra.
+      const listed = await postForm(v2, form(await signedAssertion({ aud: ['https://elsewhere.example/token', v2] })), t.caPem);
+      assert.equal(listed.status, 200, listed.body);
+    });
+    it('a replay is refused after the replay store is purged, until the assertion has expired', async () => {
+      const jwt = await signedAssertion({ exp: Math.floor(Date.now() / 1000) + 600 });
+      const form = { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` };
+      assert.equal((await postForm(v2, form, t.caPem)).status, 200);
+      // A purge that runs while the assertion is still valid (here: 9 minutes from now) must keep its record.
+      await t.ctx.store.replay.purgeExpired(Date.now() + 9 * 60_000);
+      expectError(await postForm(v2, form, t.caPem), 401, 'invalid_client', 700229);
+    });
+    it('an expired or not yet valid client secret (AADSTS7000222)', async () => {
+      const past = new FakeClock(Date.now() - 2 * 365 * DAY);
+      const expired = await addPasswordCredential(t.ctx.store, t.ctx.masterKey, { appId, clock: past, years: 1 });
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: expired.secretText, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 7000222);
+      // Expired a second ago.
+      const justExpired = await addPasswordCredential(t.ctx.store, t.ctx.masterKey, { appId, clock: past, endAt: Date.now() - 1000 });
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: justExpired.secretText, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 7000222);
+      const future = new FakeClock(Date.now() + DAY);
+      const notYet = await addPasswordCredential(t.ctx.store, t.ctx.masterKey, { appId, clock: future });
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: notYet.secretText, scope: `${VAULT}/.default` }, t.caPem), 401, 'invalid_client', 7000222);
+      // The app's current secret still works.
+      assert.equal((await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, scope: `${VAULT}/.default` }, t.caPem)).status, 200);
+    });
+    it('a certificate credential outside its validity window, or outside the certificate\'s', async () => {
+      const app = await registerTestApplication(t, 'token-test-cert-window', { certificate: false });
+      const tryCert = async (cert: { certPem: string; keyPem: string }) => {
+        const jwt = await signedAssertion({ iss: app.appId, sub: app.appId }, cert);
+        return postForm(v2, { grant_type: 'client_credentials', client_id: app.appId, client_assertion_type: JWT_BEARER, client_assertion: jwt, scope: `${VAULT}/.default` }, t.caPem);
+      };
+      // A certificate that expired (registered while it was valid).
+      const past = new FakeClock(Date.now() - 2 * 365 * DAY);
+      const old = await createClientCertificate({ commonName: 'expired', years: 1, clock: past });
+      await addCertificateCredential(t.ctx.store, { appId: app.appId, certificatePem: old.certPem, clock: past });
+      expectError(await tryCert(old), 401, 'invalid_client', 700027);
+      // A certificate not valid yet.
+      const future = await createClientCertificate({ commonName: 'future', years: 1, clock: new FakeClock(Date.now() + 2 * DAY) });
+      await addCertificateCredential(t.ctx.store, { appId: app.appId, certificatePem: future.certPem, clock: t.ctx.clock });
+      expectError(await tryCert(future), 401, 'invalid_client', 700027);
+      // A credential row whose window is wider than its certificate's, and a valid certificate whose credential
+      // window is over or not begun: both windows must hold.
+      const current = () => createClientCertificate({ commonName: 'narrow', years: 1, clock: t.ctx.clock });
+      const rows: [{ certPem: string; keyPem: string }, number, number][] = [
+        [await createClientCertificate({ commonName: 'expired-wide', years: 1, clock: past }), Date.now() - 3 * 365 * DAY, Date.now() + DAY],
+        [await createClientCertificate({ commonName: 'future-wide', years: 1, clock: new FakeClock(Date.now() + 2 * DAY) }), Date.now() - DAY, Date.now() + 365 * DAY],
+        [await current(), Date.now() - 2 * DAY, Date.now() - DAY],
+        [await current(), Date.now() + DAY, Date.now() + 2 * DAY],
+      ];
+      for (const [cert, startAt, endAt] of rows) {
+        const der = new X509Certificate(cert.certPem).raw;
+        await t.ctx.store.credentials.add({
+          keyId: randomUUID(),
+          appId: app.appId,
+          type: 'AsymmetricX509Cert',
+          displayName: 'narrow',
+          hint: null,
+          secretHash: null,
+          thumbprintSha1: createHash('sha1').update(der).digest('hex'),
+          thumbprintSha256: createHash('sha256').update(der).digest('hex'),
+          certificate: der.toString('base64'),
+          startAt,
+          endAt,
+          createdAt: Date.now(),
+        });
+        expectError(await tryCert(cert), 401, 'invalid_client', 700027);
+      }
+      // The same path accepts a certificate inside both windows.
+      const good = await createClientCertificate({ commonName: 'good', years: 1, clock: t.ctx.clock });
+      await addCertificateCredential(t.ctx.store, { appId: app.appId, certificatePem: good.certPem, clock: t.ctx.clock });
+      assert.equal((await tryCert(good)).status, 200);
+    });
+    it('a secret and an assertion together, and a managed identity\'s client id used as an application\'s', async () => {
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, client_assertion_type: JWT_BEARER, client_assertion: await signedAssertion({}), scope: `${VAULT}/.default` }, t.caPem), 400, 'invalid_request', 7000216);
+      await putResourceGroup(t.ctx.store, { subscriptionId: t.subscriptionId, name: 'token-test-mi', location: 'local', clock: t.ctx.clock });
+      const identity = await putUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: 'token-test-mi', name: 'not-an-app', clock: t.ctx.clock });
+      // A managed identity is not a confidential client, whatever it is sent: it is not found as one.
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: identity.principal.appId, client_secret: secret, scope: `${VAULT}/.default` }, t.caPem), 400, 'unauthorized_client', 700016);
+    });
+    it('HTTP Basic naming one client and the form another', async () => {
+      const other = await registerTestApplication(t, 'token-test-basic-other', { certificate: false });
+      const basic = Buffer.from(`${appId}:${encodeURIComponent(secret)}`).toString('base64');
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: other.appId, scope: `${VAULT}/.default` }, t.caPem, { authorization: `Basic ${basic}` }), 401, 'invalid_client', 700021);
+      const otherBasic = Buffer.from(`${other.appId}:${encodeURIComponent(other.secret)}`).toString('base64');
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: appId, scope: `${VAULT}/.default` }, t.caPem, { authorization: `Basic ${otherBasic}` }), 401, 'invalid_client', 700021);
+    });
+    it('a client of one tenant gets no token at another tenant\'s endpoint, and each gets its own tid', async () => {
+      const tenantB = { id: randomUUID(), displayName: 'second', defaultDomain: `second-${randomUUID().slice(0, 8)}.local`, createdAt: Date.now() };
+      await t.ctx.store.tenants.create(tenantB);
+      const principalB = await createApplicationPrincipal(t.ctx.store, { tenantId: tenantB.id, displayName: 'tenant-b-app', clock: t.ctx.clock });
+      const secretB = (await addPasswordCredential(t.ctx.store, t.ctx.masterKey, { appId: principalB.appId, clock: t.ctx.clock })).secretText;
+      const v2B = `${t.url}/${tenantB.id}/oauth2/v2.0/token`;
+      expectError(await postForm(v2B, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, scope: `${VAULT}/.default` }, t.caPem), 400, 'unauthorized_client', 700016);
+      expectError(await postForm(`${t.url}/${tenantB.defaultDomain}/oauth2/v2.0/token`, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, scope: `${VAULT}/.default` }, t.caPem), 400, 'unauthorized_client', 700016);
+      expectError(await postForm(v2, { grant_type: 'client_credentials', client_id: principalB.appId, client_secret: secretB, scope: `${VAULT}/.default` }, t.caPem), 400, 'unauthorized_client', 700016);
+      // An assertion addressed to tenant B's endpoint, presented at B, for a client of A.
+      const crossAssertion = await signedAssertion({ aud: v2B });
+      expectError(await postForm(v2B, { grant_type: 'client_credentials', client_id: appId, client_assertion_type: JWT_BEARER, client_assertion: crossAssertion, scope: `${VAULT}/.default` }, t.caPem), 400, 'unauthorized_client', 700016);
+      const own = await postForm(v2B, { grant_type: 'client_credentials', client_id: principalB.appId, client_secret: secretB, scope: `${VAULT}/.default` }, t.caPem);
+      assert.equal(own.status, 200, own.body);
+      const claims = decodeJwt(own.json<{ access_token: string }>().access_token);
+      assert.equal(claims['tid'], tenantB.id);
+      assert.equal(claims.iss, `${t.url}/${tenantB.id}/`);
     });
     it('still serves after all of that', async () => {
       const response = await postForm(v2, { grant_type: 'client_credentials', client_id: appId, client_secret: secret, scope: `${VAULT}/.default` }, t.caPem);
@@ -212,6 +390,11 @@ for (const backend of BACKENDS) describe(`token endpoint (${backend})`, () => {
     await t.ctx.audit.flush();
     const events = await t.ctx.store.audit.list({ limit: 500 });
     assert.ok(events.some((e) => e.action === 'token.issued' && e.target === VAULT));
+    // The audit row names how the client authenticated, and with which credential.
+    const issuedRow = events.find((e) => e.action === 'token.issued' && e.detail['tokenId'] === decodeJwt(token)['uti']);
+    assert.equal(issuedRow?.detail['credentialType'], 'certificate');
+    const credentials = await t.ctx.store.credentials.listByApp(appId);
+    assert.equal(credentials.find((c) => c.keyId === issuedRow?.detail['credentialId'])?.type, 'AsymmetricX509Cert');
     assert.ok(events.some((e) => e.action === 'token.denied' && e.detail['aadsts'] === 7000215));
     const everything = JSON.stringify(events) + t.logLines.join('\n');
     assert.ok(t.logLines.length > 0, 'the authority logged something');

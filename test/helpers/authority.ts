@@ -38,8 +38,23 @@ export interface TestAuthority {
 
 export type Backend = 'sqlite' | 'postgres';
 
-/** The store backends to run end-to-end suites on: SQLite always, PostgreSQL when CI provides a server. */
-export const BACKENDS: readonly Backend[] = process.env['OPENMSI_TEST_POSTGRES_URL'] ? ['sqlite', 'postgres'] : ['sqlite'];
+/**
+ * The store backends every end-to-end suite runs on. PostgreSQL needs a server (`OPENMSI_TEST_POSTGRES_URL`);
+ * without one its suites are reported as skipped, with the reason, rather than left out:
+ * `for (const backend of STORE_BACKENDS) describe(name, backendSuiteOptions(backend), () => ...)`.
+ */
+export const STORE_BACKENDS: readonly Backend[] = ['sqlite', 'postgres'];
+
+/** Why a backend's suites cannot run here, or false when they can. */
+export function backendSkipReason(backend: Backend): string | false {
+  if (backend === 'postgres' && !process.env['OPENMSI_TEST_POSTGRES_URL']) return 'OPENMSI_TEST_POSTGRES_URL not set';
+  return false;
+}
+
+/** `describe` options for a suite on `backend`: skipped, with the reason, when it cannot run here. */
+export function backendSuiteOptions(backend: Backend): { skip: string | false } {
+  return { skip: backendSkipReason(backend) };
+}
 
 function requirePostgresUrl(): string {
   const url = process.env['OPENMSI_TEST_POSTGRES_URL'];

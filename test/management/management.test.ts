@@ -426,6 +426,16 @@ void describe('management API', () => {
       expectError(await call('GET', '/v1.0/servicePrincipals', { token: arm }), 401, 'InvalidAuthenticationToken');
       expectError(await call('GET', '/v1.0/servicePrincipals', { token: null }), 401, 'InvalidAuthenticationToken');
       expectError(await call('GET', '/openmsi/keys', { token: null }), 401, 'AuthenticationFailed');
+      // A directory admin's valid token for any other resource (Key Vault, Storage) opens neither family.
+      for (const audience of ['https://vault.azure.net', 'https://storage.azure.com/']) {
+        const other = await t.adminToken(audience);
+        expectError(await call('GET', url, { token: other }), 401, 'InvalidAuthenticationTokenAudience');
+        expectError(await call('GET', '/openmsi/keys', { token: other }), 401, 'InvalidAuthenticationTokenAudience');
+        expectError(await call('GET', '/v1.0/servicePrincipals', { token: other }), 401, 'InvalidAuthenticationToken');
+      }
+      // ARM's other resource URI is accepted, as ARM does.
+      const classic = await t.adminToken('https://management.core.windows.net/');
+      assert.equal((await call('GET', url, { token: classic })).statusCode, 200);
       // An unauthenticated request is refused before its body is even read.
       expectError(await call('PUT', `/subscriptions/${sub}/resourcegroups/x?${V}`, { token: null, body: '{not json' }), 401, 'AuthenticationFailed');
     });

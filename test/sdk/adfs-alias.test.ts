@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { BACKENDS, registerTestApplication, startTestAuthority, type TestApplication, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestApplication, type TestAuthority } from '../helpers/authority.js';
 import { httpsRequest } from '../helpers/https.js';
 import { createTokenVerifier, remoteJwks } from '../../src/shared/token-verifier.js';
 
@@ -29,7 +29,7 @@ const noPython = pythonVersions === undefined ? `${PYTHON} cannot import azure.i
  * `AZURE_TENANT_ID=adfs`: MSAL skips instance discovery at login.microsoftonline.com for it, so an unchanged
  * `DefaultAzureCredential` works offline from environment variables alone against the default tenant.
  */
-for (const backend of BACKENDS) describe(`the adfs tenant alias (${backend})`, { timeout: 240_000 }, () => {
+for (const backend of STORE_BACKENDS) describe(`the adfs tenant alias (${backend})`, { ...backendSuiteOptions(backend), timeout: 240_000 }, () => {
   let t: TestAuthority;
   let app: TestApplication;
 

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { BACKENDS, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 
 const run = promisify(execFile);
 const FIXTURE = new URL('./fixtures/identity-client.mjs', import.meta.url).pathname;
@@ -16,7 +16,7 @@ interface ClientResult {
 }
 
 /** Unchanged @azure/identity@4.13.1 credentials against a real authority, as the oracle for compatibility. */
-for (const backend of BACKENDS) describe(`@azure/identity 4.13.1 against the authority (${backend})`, () => {
+for (const backend of STORE_BACKENDS) describe(`@azure/identity 4.13.1 against the authority (${backend})`, backendSuiteOptions(backend), () => {
   let t: TestAuthority;
   let appId: string;
   let secret: string;

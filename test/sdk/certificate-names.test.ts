@@ -6,7 +6,7 @@ import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { SignJWT, decodeJwt } from 'jose';
-import { BACKENDS, registerTestApplication, startTestAuthority, type TestApplication, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestApplication, type TestAuthority } from '../helpers/authority.js';
 import { httpsRequest } from '../helpers/https.js';
 import { createTokenVerifier, remoteJwks } from '../../src/shared/token-verifier.js';
 
@@ -41,7 +41,7 @@ interface ClientResult {
  * MSAL requires the discovery document's issuer to have the origin of the authority host it was given, so
  * each name of the server certificate must be advertised as itself; the token `iss` stays one value.
  */
-for (const backend of BACKENDS) describe(`@azure/identity 4.13.1 on every certificate name (${backend})`, { timeout: 240_000 }, () => {
+for (const backend of STORE_BACKENDS) describe(`@azure/identity 4.13.1 on every certificate name (${backend})`, { ...backendSuiteOptions(backend), timeout: 240_000 }, () => {
   let t: TestAuthority;
   let appId: string;
   let secret: string;

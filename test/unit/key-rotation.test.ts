@@ -183,6 +183,26 @@ void describe('KeyRing', () => {
     assert.ok(keyRing.publicKey(current.kid));
     assert.equal(keyRing.publicKey('nope'), undefined);
     for (const k of keyRing.jwks().keys) assert.equal(k.d, undefined);
+
+    // Rotate: the old current is retired and published until its retention ends.
+    await rotator.rotateNow();
+    const retired = store.byState('retired')[0]!;
+    assert.equal(retired.kid, current.kid);
+    assert.ok(jwksKids(keyRing).has(retired.kid), 'a retired key is published during its retention');
+    // Rotate again, revoking: the key it replaces is revoked and disappears at once.
+    const revokedKid = keyRing.current().kid;
+    await rotator.rotateNow({ revokePrevious: true });
+    assert.equal(store.byState('revoked')[0]?.kid, revokedKid);
+    assert.equal(jwksKids(keyRing).has(revokedKid), false, 'a revoked key is never published');
+    assert.equal(keyRing.publicKey(revokedKid), undefined);
+    // Past its publishUntil, the retired key leaves the JWKS even before anything purges or refreshes.
+    clock.set(retired.publishUntil! + 1);
+    assert.equal(store.rows.has(retired.kid), true, 'still in the store');
+    assert.equal(jwksKids(keyRing).has(retired.kid), false, 'an expired retired key is not published');
+    assert.equal(keyRing.publicKey(retired.kid), undefined);
+    await keyRing.refresh();
+    assert.equal(jwksKids(keyRing).has(retired.kid), false);
+    assert.ok(jwksKids(keyRing).has(keyRing.current().kid));
   });
 
   void it('auto-refresh picks up a rotation made by another replica', async () => {

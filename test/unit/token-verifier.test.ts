@@ -137,6 +137,16 @@ void describe('createTokenVerifier with a local JWKS', () => {
     await assertCode(verifier.verify(ps), 'unsupported_alg');
   });
 
+  void it('accepts only RS256 by default: an ES256 token from a published EC key is refused unless ES256 is listed', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ecJwks: JwksDocument = { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'ec-signing', use: 'sig', alg: 'ES256' }] };
+    const es256 = await new SignJWT(claims(clock)).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: 'ec-signing' }).sign(privateKey);
+    const byDefault = createTokenVerifier({ jwks: localJwks(() => ecJwks), issuers: [ISSUER], audiences: [AUDIENCE], clock });
+    await assertCode(byDefault.verify(es256), 'unsupported_alg', es256);
+    const listed = createTokenVerifier({ jwks: localJwks(() => ecJwks), issuers: [ISSUER], audiences: [AUDIENCE], clock, algorithms: ['ES256'] });
+    assert.equal((await listed.verify(es256)).header.alg, 'ES256');
+  });
+
   void it('unknown_key: kid not in the JWKS', async () => {
     const token = await sign(other, claims(clock));
     await assertCode(verifier.verify(token), 'unknown_key', token);

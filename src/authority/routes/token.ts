@@ -1,12 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { decodeProtectedHeader } from 'jose';
 import type { AuthorityContext } from '../context.js';
 import type { Grant, GrantResult, TokenRequest } from '../grants/grant.js';
 import { clientCredentialsGrant } from '../grants/client-credentials.js';
-import { managedIdentityGrant } from '../grants/managed-identity.js';
+import { MANAGED_IDENTITY_GRANT_TYPE, managedIdentityGrant } from '../grants/managed-identity.js';
 import { correlationIdOf, oauthErrorHandler, type OAuthError } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
 import { TOKEN_BODY_LIMIT, parseBasicAuth, parseForm, requireParam, type FormParams } from '../token/form.js';
 import { resolveTenant } from './tenant.js';
+import { RefusalAudit } from '../refusal-audit.js';
+import type { Tenant } from '../../store/types.js';
 
 const GRANTS: ReadonlyMap<string, Grant> = new Map([clientCredentialsGrant, managedIdentityGrant].map((g) => [g.grantType, g]));
 
@@ -17,6 +20,15 @@ const GRANTS: ReadonlyMap<string, Grant> = new Map([clientCredentialsGrant, mana
  */
 export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext }): Promise<void> {
   const { ctx } = opts;
+  const tenants = new WeakMap<FastifyRequest, Tenant>();
+  // Refusals that name no known caller are counted per source and reason, not written one row each.
+  const refusals = new RefusalAudit({
+    record: (event) => ctx.audit.record(event),
+    clock: ctx.clock,
+    onError: (err: unknown) => ctx.logger.warn({ err: { message: (err as Error).message } }, 'refusal audit write failed'),
+  });
+  refusals.start();
+  app.addHook('onClose', () => refusals.close());
 
   // Token endpoints take forms only; a JSON body is refused rather than half-understood.
   app.removeAllContentTypeParsers();
@@ -41,13 +53,14 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
       bodyLimit: TOKEN_BODY_LIMIT,
       headers: noStore,
       logMessage: 'token request failed',
-      onError: (request, error) => recordFailure(ctx, request, error),
+      onError: (request, error) => recordFailure(ctx, request, error, tenants.get(request), refusals),
     }),
   );
 
   const handler = (endpoint: 'v1' | 'v2') => async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
     const params = formBody(request);
     const tenant = await resolveTenant(ctx, request.params.tenant, { forGrant: true });
+    tenants.set(request, tenant);
     const grantType = requireParam(params, 'grant_type');
     const grant = GRANTS.get(grantType);
     if (grant === undefined) throw TokenErrors.unsupportedGrantType(grantType);
@@ -113,12 +126,20 @@ function v2Response(result: GrantResult): Record<string, string | number> {
   return { token_type: 'Bearer', expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.accessToken };
 }
 
-/** Failed requests are audited too (who tried what, and why it failed), never with what they presented. */
-async function recordFailure(ctx: AuthorityContext, request: FastifyRequest, error: OAuthError): Promise<void> {
+/**
+ * Failed requests are audited too (who tried what, and why it failed), never with what they presented. A
+ * refusal of a known caller (an application of the tenant, or a registered host credential) is one row; any
+ * other refusal (unknown tenant or client, malformed request) is counted in the bounded {@link RefusalAudit}.
+ */
+async function recordFailure(ctx: AuthorityContext, request: FastifyRequest, error: OAuthError, tenant: Tenant | undefined, refusals: RefusalAudit): Promise<void> {
   const params = request.body !== null && typeof request.body === 'object' ? (request.body as FormParams) : {};
   try {
+    if (tenant === undefined || !(await namesKnownCaller(ctx, request, params, tenant))) {
+      refusals.count({ source: request.ip, reason: `${error.error}/${String(error.aadsts)}` });
+      return;
+    }
     await ctx.audit.record({
-      tenantId: null,
+      tenantId: tenant.id,
       actor: typeof params['client_id'] === 'string' ? params['client_id'].slice(0, 64) : 'anonymous',
       action: 'token.denied',
       target: (request.params as { tenant?: string }).tenant?.slice(0, 128) ?? '',
@@ -128,4 +149,22 @@ async function recordFailure(ctx: AuthorityContext, request: FastifyRequest, err
   } catch {
     // The failure is already being reported to the caller; an audit outage must not turn it into a 500.
   }
+}
+
+/** Whether a refused request named a caller this tenant knows: an application by client id, or a host credential by `kid`. */
+async function namesKnownCaller(ctx: AuthorityContext, request: FastifyRequest, params: FormParams, tenant: Tenant): Promise<boolean> {
+  const clientId = parseBasicAuth(request.headers.authorization)?.clientId ?? params['client_id'];
+  if (clientId !== undefined && clientId !== '') {
+    const principal = clientId.length <= 256 ? await ctx.store.servicePrincipals.getByAppId(clientId) : undefined;
+    return principal?.tenantId === tenant.id && principal.kind === 'Application';
+  }
+  const assertion = params['client_assertion'];
+  if (params['grant_type'] !== MANAGED_IDENTITY_GRANT_TYPE || assertion === undefined) return false;
+  let kid: unknown;
+  try {
+    kid = decodeProtectedHeader(assertion).kid;
+  } catch {
+    return false;
+  }
+  return typeof kid === 'string' && kid.length <= 256 && (await ctx.store.hostCredentials.get(kid)) !== undefined;
 }
