@@ -42,9 +42,6 @@ export function dataDirLayout(root: string): DataDirLayout {
   };
 }
 
-/** Moved to the configuration module; re-exported for code that names it here. */
-export type { InstallationConfig } from './config.js';
-
 /** The contents of `admin.json`: a client-credentials identity allowed to use the management API. */
 export interface AdminCredentialFile {
   tenantId: string;
