@@ -221,3 +221,12 @@ void describe('cli against a running authority', { timeout: 240_000 }, () => {
     rmSync(empty, { recursive: true, force: true });
   });
 });
+
+describe('the built CLI', () => {
+  it('is an executable file with a node shebang, so `npx openmsi` can run it', () => {
+    // `npm test` builds first; `npx openmsi` executes the package's bin directly, which needs the exec bit.
+    const bin = join(ROOT, JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).bin.openmsi as string);
+    assert.notEqual(statSync(bin).mode & 0o111, 0, `${bin} is not executable`);
+    assert.match(readFileSync(bin, 'utf8').split('\n')[0] ?? '', /^#!\/usr\/bin\/env node$/);
+  });
+});
