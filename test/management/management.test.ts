@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
 import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { newGuid } from '../../src/shared/ids.js';
-import { createApplicationPrincipal } from '../../src/directory/principals.js';
+import { createApplicationPrincipal, deleteApplicationPrincipal } from '../../src/directory/principals.js';
 import { addPasswordCredential } from '../../src/directory/credentials.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
 
@@ -438,6 +438,33 @@ void describe('management API', () => {
       assert.equal((await call('GET', url, { token: classic })).statusCode, 200);
       // An unauthenticated request is refused before its body is even read.
       expectError(await call('PUT', `/subscriptions/${sub}/resourcegroups/x?${V}`, { token: null, body: '{not json' }), 401, 'AuthenticationFailed');
+    });
+
+    void it('accepts only a well-formed Bearer header: nothing before the scheme, nothing after the token', async () => {
+      const url = `/subscriptions/${sub}/resourcegroups?${V}`;
+      const missing = expectError(await call('GET', url, { token: null, headers: { authorization: '   ' } }), 401, 'AuthenticationFailed');
+      assert.match(missing.error.message, /header is missing/);
+      for (const authorization of [`xBearer ${arm}`, `Basic Bearer ${arm}`, `Bearer ${arm} trailing`, `Bearer ${arm}!`, `Bearer${arm}`]) {
+        const refused = expectError(await call('GET', url, { token: null, headers: { authorization } }), 401, 'AuthenticationFailed');
+        assert.match(refused.error.message, /'Bearer <token>' format/, authorization.slice(0, 20));
+      }
+      // RFC 6750: one or more spaces (or tabs) after the scheme, any case, trailing whitespace tolerated.
+      for (const authorization of [`Bearer  ${arm}`, `bearer\t${arm}`, `BEARER ${arm}  `]) {
+        assert.equal((await call('GET', url, { token: null, headers: { authorization } })).statusCode, 200, JSON.stringify(authorization.slice(0, 8)));
+      }
+    });
+
+    void it("refuses a deleted principal's still-unexpired token with 401, not an error", async () => {
+      const clock = t.ctx.clock;
+      const sp = await createApplicationPrincipal(t.ctx.store, { tenantId: t.tenantId, displayName: 'soon-deleted', clock });
+      const { secretText } = await addPasswordCredential(t.ctx.store, t.ctx.masterKey, { appId: sp.appId, clock });
+      secretsSeen.push(secretText);
+      const armToken = (await tokenFor(sp.appId, secretText, 'https://management.azure.com//.default')).json<{ access_token: string }>().access_token;
+      const graphToken = (await tokenFor(sp.appId, secretText, 'https://graph.microsoft.com/.default')).json<{ access_token: string }>().access_token;
+      await deleteApplicationPrincipal(t.ctx.store, sp.objectId);
+      const arm401 = expectError(await call('GET', `/subscriptions/${sub}/resourcegroups?${V}`, { token: armToken }), 401, 'InvalidAuthenticationToken');
+      assert.match(arm401.error.message, new RegExp(`principal '${sp.objectId}'.*does not exist`));
+      assert.equal((await call('GET', '/v1.0/servicePrincipals', { token: graphToken })).statusCode, 401);
     });
 
     void it("answers 403 to a valid token of a principal that is not a directory admin, and audits the attempt", async () => {
