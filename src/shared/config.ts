@@ -117,20 +117,28 @@ export function resolveDataDir(explicit?: string, env: NodeJS.ProcessEnv = proce
   return resolve(explicit ?? readEnvironment(env).dataDir ?? join(homedir(), '.openmsi'));
 }
 
+/** Whether `value` is an allowed access-token lifetime ({@link TOKEN_LIFETIME_SECONDS}). */
+export function isTokenLifetime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= TOKEN_LIFETIME_SECONDS.min && value <= TOKEN_LIFETIME_SECONDS.max;
+}
+
+/** Whether `value` is a TCP port number (0 lets the system pick one). */
+export function isPort(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535;
+}
+
+const TOKEN_LIFETIME_RULE = `a whole number of seconds from ${String(TOKEN_LIFETIME_SECONDS.min)} to ${String(TOKEN_LIFETIME_SECONDS.max)}`;
+const PORT_RULE = 'a port number from 0 to 65535';
+
 /** Checks a token lifetime; `source` (a flag or file) is named in the error. */
 export function checkTokenLifetime(value: unknown, source: string): number {
-  const { min, max } = TOKEN_LIFETIME_SECONDS;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${source} must be a whole number of seconds from ${String(min)} to ${String(max)} (got ${String(value)})`);
-  }
+  if (!isTokenLifetime(value)) throw new ConfigError(`${source} must be ${TOKEN_LIFETIME_RULE} (got ${String(value)})`);
   return value;
 }
 
 /** Checks a TCP port number; `source` is named in the error. */
 export function checkPort(value: unknown, source: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
-    throw new ConfigError(`${source} must be a port number from 0 to 65535 (got ${String(value)})`);
-  }
+  if (!isPort(value)) throw new ConfigError(`${source} must be ${PORT_RULE} (got ${String(value)})`);
   return value;
 }
 
@@ -164,16 +172,12 @@ export function loadInstallationConfig(dataDir: string): InstallationConfig {
   const tenantId = guid('tenantId');
   const subscriptionId = guid('subscriptionId');
   const host = text_('host');
-  const port = typeof c['port'] === 'number' && Number.isInteger(c['port']) && c['port'] >= 0 && c['port'] <= 65535 ? c['port'] : bad('port', 'a port number from 0 to 65535');
+  const port = isPort(c['port']) ? c['port'] : bad('port', PORT_RULE);
   const publicUrl = c['publicUrl'] === undefined ? undefined : text_('publicUrl');
   if (publicUrl !== undefined && (!URL.canParse(publicUrl) || new URL(publicUrl).protocol !== 'https:')) bad('publicUrl', 'an https:// URL');
   const store = text_('store');
   const lifetime = c['tokenLifetimeSeconds'];
-  const { min, max } = TOKEN_LIFETIME_SECONDS;
-  const tokenLifetimeSeconds =
-    typeof lifetime === 'number' && Number.isInteger(lifetime) && lifetime >= min && lifetime <= max
-      ? lifetime
-      : bad('tokenLifetimeSeconds', `a whole number of seconds from ${String(min)} to ${String(max)}`);
+  const tokenLifetimeSeconds = isTokenLifetime(lifetime) ? lifetime : bad('tokenLifetimeSeconds', TOKEN_LIFETIME_RULE);
   return { version: 1, tenantId, subscriptionId, host, port, ...(publicUrl === undefined ? {} : { publicUrl }), store, tokenLifetimeSeconds };
 }
 

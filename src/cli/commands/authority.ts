@@ -3,7 +3,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createAuthority, type Authority } from '../../authority/authority.js';
 import { initDataDir } from '../../authority/init.js';
-import { DEFAULTS, TOKEN_LIFETIME_SECONDS, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
+import { DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl } from '../../shared/public-url.js';
 import { createLogger, defaultLogFormat } from '../../shared/logger.js';
@@ -187,7 +187,7 @@ export function listenError(err: unknown, host: string, port: number, dataDir: s
 
 function parsePort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`not a port number: ${value}`);
+  if (!isPort(port)) throw new Error(`not a port number: ${value}`);
   return port;
 }
 
