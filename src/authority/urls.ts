@@ -70,6 +70,8 @@ export class AuthorityUrls {
   readonly #certificateNames: ReadonlySet<string>;
   #port: number;
   #canonical: OriginUrls;
+  /** The canonical origin and each certificate name on the port: derived again only when the port changes. */
+  #advertised: readonly OriginUrls[];
   #byHost = new Map<string, OriginUrls>();
 
   constructor(options: AuthorityUrlsOptions) {
@@ -78,12 +80,14 @@ export class AuthorityUrls {
     this.#certificateNames = new Set(options.certificateNames.map(normaliseHostname).filter((n): n is string => n !== undefined));
     this.#port = options.port;
     this.#canonical = this.#deriveCanonical();
+    this.#advertised = this.#deriveAdvertised();
   }
 
   /** Fixes the port actually bound (it differs from the configured one with port 0). */
   bind(port: number): void {
     this.#port = port;
     this.#canonical = this.#deriveCanonical();
+    this.#advertised = this.#deriveAdvertised();
     this.#byHost = new Map();
   }
 
@@ -131,13 +135,8 @@ export class AuthorityUrls {
   }
 
   /** Every origin advertised: the canonical one and each certificate name on the bound port. */
-  advertisedOrigins(): OriginUrls[] {
-    const out = new Map<string, OriginUrls>([[this.#canonical.origin, this.#canonical]]);
-    for (const name of this.#certificateNames) {
-      const urls = new OriginUrls(`https://${name}:${String(this.#port)}`);
-      out.set(urls.origin, urls);
-    }
-    return [...out.values()];
+  advertisedOrigins(): readonly OriginUrls[] {
+    return this.#advertised;
   }
 
   /**
@@ -147,9 +146,8 @@ export class AuthorityUrls {
    */
   assertionAudiences(tenantNames: Iterable<string>): string[] {
     const out: string[] = [];
-    const origins = this.advertisedOrigins();
     for (const name of new Set(tenantNames)) {
-      for (const urls of origins) {
+      for (const urls of this.#advertised) {
         out.push(urls.tokenEndpoint(name, 'v2'), urls.tokenEndpoint(name, 'v1'), urls.v1Issuer(name), urls.v2Issuer(name));
       }
     }
@@ -159,6 +157,15 @@ export class AuthorityUrls {
   #deriveCanonical(): OriginUrls {
     if (this.#explicit !== undefined) return this.#explicit;
     return new OriginUrls(defaultOrigin(this.#listenHost, this.#port));
+  }
+
+  #deriveAdvertised(): readonly OriginUrls[] {
+    const out = new Map<string, OriginUrls>([[this.#canonical.origin, this.#canonical]]);
+    for (const name of this.#certificateNames) {
+      const urls = new OriginUrls(`https://${name}:${String(this.#port)}`);
+      out.set(urls.origin, urls);
+    }
+    return [...out.values()];
   }
 }
 
