@@ -5,7 +5,7 @@ import { createAuthority, type Authority } from '../../authority/authority.js';
 import { initDataDir } from '../../authority/init.js';
 import { DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
-import { defaultOrigin, explicitPublicUrl } from '../../shared/public-url.js';
+import { defaultOrigin, explicitPublicUrl, hostForUrl } from '../../shared/public-url.js';
 import { createLogger, defaultLogFormat } from '../../shared/logger.js';
 import { describeStoreLocation, isPostgresLocation } from '../../store/open.js';
 import { globalOptions } from '../api-client.js';
@@ -170,7 +170,7 @@ function probeListen(host: string, port: number, dataDir: string): Promise<void>
 /** A listen failure in words: which address, why, and how to pick another now or for good. */
 export function listenError(err: unknown, host: string, port: number, dataDir: string): Error {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const address = `${host.includes(':') ? `[${host}]` : host}:${String(port)}`;
+  const address = `${hostForUrl(host)}:${String(port)}`;
   const config = dataDirLayout(dataDir).config;
   const howToChange =
     `Pick another port for this run with \`openmsi authority --port <port>\`, or change it for good: edit "port" ` +
