@@ -1,0 +1,148 @@
+/**
+ * The wire contract between `openmsi agent` (one per host) and the authority's host API. Both sides
+ * import these names and shapes; the agent never imports authority code and vice versa.
+ *
+ * Authentication:
+ * - `enrol` is authenticated by a single-use join token (from `openmsi host join-token create`).
+ * - Every other host call carries `Authorization: Bearer <host assertion>`: a JWT signed with the host
+ *   credential's private key (ES256; header `kid` = the credential's key id), payload
+ *   `{ iss: hostResourceId, sub: hostResourceId, aud: <authority origin> + HOST_API_BASE, jti, iat, exp }`
+ *   with `exp - iat <= HOST_ASSERTION_MAX_LIFETIME_SECONDS`. A jti is accepted once.
+ * - Tokens for workloads come from the token endpoint's managed-identity grant
+ *   (`urn:openmsi:params:oauth:grant-type:managed-identity`, see src/authority/grants/managed-identity.ts),
+ *   whose `client_assertion` has the same shape with `aud` = the token endpoint URL.
+ *
+ * Errors use the API family: `{ error: { code, message } }` with the codes in {@link HostApiErrorCode}.
+ */
+
+/** Path prefix of the host API on the authority's origin. */
+export const HOST_API_BASE = '/openmsi/hosts';
+
+export const HOST_API_PATHS = {
+  /** POST {@link EnrolRequest} → 201 {@link HostCredentialGrant}. No bearer; the join token authenticates. */
+  enrol: `${HOST_API_BASE}/enrol`,
+  /** POST {@link RenewRequest} (host assertion by the current credential) → 201 {@link HostCredentialGrant}. */
+  renew: `${HOST_API_BASE}/renew`,
+  /** GET (host assertion) → 200 {@link HostDescription}: the host and the identities assigned to it now. */
+  self: `${HOST_API_BASE}/self`,
+  /** POST {@link AuditUpload} (host assertion) → 200 `{ accepted: number }`; records are idempotent by id. */
+  audit: `${HOST_API_BASE}/audit`,
+} as const;
+
+export const HOST_ASSERTION_MAX_LIFETIME_SECONDS = 300;
+
+/** Stable error codes of the host API (HTTP status in the comment). */
+export type HostApiErrorCode =
+  /** 401: the join token is unknown or malformed. */
+  | 'JoinTokenInvalid'
+  /** 401: the join token was already used. */
+  | 'JoinTokenUsed'
+  /** 401: the join token expired. */
+  | 'JoinTokenExpired'
+  /** 429 + Retry-After: too many failed enrolment attempts from this address. */
+  | 'TooManyRequests'
+  /** 401: the host assertion is missing, invalid, replayed, its credential revoked or expired, or the host deleted. */
+  | 'HostNotRecognised'
+  /** 400: a body that is not the documented shape. */
+  | 'InvalidRequest';
+
+/** A public key as JWK (the agent sends EC P-256 keys; the private key never leaves the host). */
+export interface PublicJwk {
+  kty: string;
+  crv?: string;
+  x?: string;
+  y?: string;
+  n?: string;
+  e?: string;
+}
+
+export interface EnrolRequest {
+  joinToken: string;
+  publicJwk: PublicJwk;
+}
+
+export interface RenewRequest {
+  publicJwk: PublicJwk;
+}
+
+/** A registered host credential. Times are epoch seconds. */
+export interface HostCredentialGrant {
+  tenantId: string;
+  hostResourceId: string;
+  /** The credential's key id: the `kid` of every assertion the host signs with it. */
+  keyId: string;
+  issuedOn: number;
+  expiresOn: number;
+  /** The v1 token endpoint the managed-identity grant is served at: `{origin}/{tenantId}/oauth2/token`. */
+  tokenEndpoint: string;
+}
+
+/** One identity the host may obtain tokens for. */
+export interface HostIdentity {
+  type: 'SystemAssigned' | 'UserAssigned';
+  /** The service principal's object id (`oid` in tokens). */
+  objectId: string;
+  /** The service principal's app id (`appid`/`client_id`). */
+  clientId: string;
+  /** ARM id of the user-assigned identity, or of the host for its system-assigned identity (`xms_mirid`). */
+  resourceId: string;
+}
+
+/** What `GET self` answers: enough for `/metadata/instance` and for resolving selectors locally. */
+export interface HostDescription {
+  tenantId: string;
+  hostResourceId: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  location: string;
+  /** A stable GUID for the machine (Azure's `vmId`; Arc machines' `properties.vmId`). */
+  vmId: string;
+  identities: HostIdentity[];
+  credential: { keyId: string; expiresOn: number };
+}
+
+/** Where a token request came from on the host. `pid`, `uid`, `exe` only where the agent resolved them. */
+export interface AgentCaller {
+  address: string;
+  pid?: number;
+  uid?: number;
+  exe?: string;
+}
+
+/** The agent's surfaces, as named in audit records. */
+export type AgentSurface = 'imds' | 'app-service' | 'app-service-2017' | 'cloud-shell' | 'arc' | 'session' | 'instance';
+
+/**
+ * One audit record from an agent. Identical outcomes within one flush window are folded into one record
+ * with `count` (first and last time kept), so a cache serving thousands of tokens a second stays auditable.
+ * Never carries a token or a header secret.
+ */
+export interface AgentAuditRecord {
+  /** UUID chosen by the agent; the authority ignores a record whose id it already stored (retries). */
+  id: string;
+  /** Epoch milliseconds of the first occurrence. */
+  at: number;
+  /** Epoch milliseconds of the last occurrence (= `at` when `count` is 1). */
+  lastAt: number;
+  count: number;
+  decision: 'served' | 'refused';
+  /** `cache` or `authority` for served tokens. */
+  source?: 'cache' | 'authority';
+  surface: AgentSurface;
+  /** Object id of the identity, when the request resolved to one. */
+  identity?: string;
+  /** The audience (`resource`) as requested. */
+  audience?: string;
+  caller: AgentCaller;
+  /** HTTP status answered. */
+  status: number;
+  /** The refusal's error code (e.g. `invalid_request`, `identity_not_found`, `rate_limited`). */
+  reason?: string;
+  /** The `openmsi run` session the request authenticated with, if any (its id, never its secret). */
+  session?: string;
+}
+
+export interface AuditUpload {
+  records: AgentAuditRecord[];
+}
