@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// The agent's token paths on loopback keep-alive, from a separate autocannon process:
+//  - cached: the same (identity, resource) again and again (IMDS GET with Metadata: true), against a bare
+//    node:http server answering a fixed token body of the same size, in the same run; reports both and the ratio;
+//  - miss: a new resource per request (autocannon's [<id>] replacement), so every request is a grant at the
+//    authority: tokens/s end to end.
+// The agent and the baseline are pinned to CPU 0 and autocannon to CPU 1 when `taskset` exists; the authority
+// (only on the miss path) shares CPU 0 with the agent.
+//
+//   node bench/agent-token.mjs                 # after npm run build; 10 s per target, 32 connections
+//   BENCH_DURATION=20 BENCH_CONNECTIONS=64 node bench/agent-token.mjs
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'dist/cli/main.js');
+const duration = Number(process.env.BENCH_DURATION ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const hasTaskset = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const pinned = (cpu, cmd, args) => (hasTaskset ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]);
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function openmsi(dataDir, args) {
+  return JSON.parse(execFileSync(process.execPath, [cli, '--data-dir', dataDir, ...args], { encoding: 'utf8' }));
+}
+
+function get(port, path, headers) {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function waitFor(check, what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function load(url, headers = {}) {
+  const autocannon = join(root, 'node_modules/autocannon/autocannon.js');
+  const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
+  const [cmd, args] = pinned(1, process.execPath, [autocannon, '--json', '-c', String(connections), '-d', String(duration), ...headerArgs, url]);
+  const result = JSON.parse(execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
+  return {
+    requestsPerSecond: Math.round(result.requests.average),
+    p50ms: result.latency.p50,
+    p99ms: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    total: result.requests.total,
+  };
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-'));
+const agentDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-agent-'));
+const children = [];
+try {
+  const port = await freePort();
+  openmsi(dataDir, ['init', '--port', String(port)]);
+  const caPath = join(dataDir, 'ca/ca.pem');
+  const config = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8'));
+  const authorityUrl = config.publicUrl ?? `https://localhost:${port}`;
+  const [acmd, aargs] = pinned(0, process.execPath, [cli, '--data-dir', dataDir, 'authority']);
+  const authority = spawn(acmd, aargs, { env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(authority);
+  const ca = readFileSync(caPath, 'utf8');
+  await waitFor(
+    () =>
+      new Promise((resolve, reject) => {
+        const req = httpsGet(`${authorityUrl}/${config.tenantId}/v2.0/.well-known/openid-configuration`, { ca }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        });
+        req.on('error', reject);
+      }),
+    'the authority',
+  );
+
+  openmsi(dataDir, ['group', 'create', '-n', 'bench-rg', '-l', 'local']);
+  const join_ = openmsi(dataDir, ['host', 'join-token', 'create', '-g', 'bench-rg', '-n', 'bench-host']);
+  const agentPort = await freePort();
+  // The rate limit is a safety valve, not what is measured: raise it far above the offered load.
+  const [gcmd, gargs] = pinned(0, process.execPath, [
+    cli, 'agent', '--join-token', join_.token, '--authority', authorityUrl, '--ca-file', caPath, '--data-dir', agentDir, '--port', String(agentPort), '--rate-limit', '10000000',
+  ]);
+  const agent = spawn(gcmd, gargs, { env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(agent);
+  const cachedPath = '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net';
+  await waitFor(async () => (await get(agentPort, cachedPath, { Metadata: 'true' })).status === 200, 'the agent');
+  const sample = await get(agentPort, cachedPath, { Metadata: 'true' });
+
+  const basePort = await freePort();
+  const [bcmd, bargs] = pinned(0, process.execPath, [join(root, 'bench/agent-baseline-server.mjs'), String(basePort), String(JSON.parse(sample.body).access_token.length)]);
+  const baseline = spawn(bcmd, bargs, { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(baseline);
+  await waitFor(async () => (await get(basePort, '/', {})).status === 200, 'the baseline');
+
+  const agentUrl = `http://127.0.0.1:${agentPort}${cachedPath}`;
+  load(agentUrl, { Metadata: 'true' }); // warm-up (JIT)
+  const cached = load(agentUrl, { Metadata: 'true' });
+  const bare = load(`http://127.0.0.1:${basePort}/metadata/identity/oauth2/token`);
+  const miss = load(`http://127.0.0.1:${agentPort}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fbench-[<id>].example`, { Metadata: 'true' });
+  const report = {
+    machine: { cpus: (await import('node:os')).cpus().length, node: process.version, pinned: hasTaskset },
+    settings: { durationSeconds: duration, connections, keepAlive: true, responseBytes: sample.body.length },
+    cachedToken: cached,
+    bareNodeHttpBaseline: bare,
+    ratio: Number((cached.requestsPerSecond / bare.requestsPerSecond).toFixed(3)),
+    cacheMissTokens: miss,
+  };
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  if (cached.non2xx > 0 || cached.errors > 0 || miss.non2xx > 0 || miss.errors > 0) {
+    process.stderr.write('the agent benchmark saw failed requests\n');
+    process.exitCode = 1;
+  }
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  for (const dir of [dataDir, agentDir]) if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+}
