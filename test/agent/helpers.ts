@@ -88,8 +88,9 @@ export async function createTestHost(t: TestAuthority, name = `host-${randomUUID
 }
 
 /** What `GET self` will answer, read from the store (the same facts the grant checks). */
-export function describeFromStore(t: TestAuthority, host: TestHost): () => Promise<HostDescription> {
+export function describeFromStore(authority: Pick<TestAuthority, 'ctx' | 'tenantId'> | (() => Pick<TestAuthority, 'ctx' | 'tenantId'>), host: TestHost): () => Promise<HostDescription> {
   return async () => {
+    const t = typeof authority === 'function' ? authority() : authority;
     const store = t.ctx.store;
     const credential = await store.hostCredentials.get(host.keyId);
     const resource = await store.resources.get(host.hostId);
