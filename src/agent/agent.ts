@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../shared/logger.js';
 import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.js';
 import { addressOnlyCallerResolver, discardingAuditSink, noSessions } from './defaults.js';
 import { AuthorityClient, type UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
-import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, type HostCredential } from './host-credential.js';
+import { agentFiles, enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, writeFileAtomic, type HostCredential } from './host-credential.js';
 import { HostIdentities } from './identities.js';
 import { TokenCache } from './token-cache.js';
 import { RateLimiter } from './rate-limit.js';
@@ -184,14 +184,16 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   });
   const port = (server.address() as AddressInfo).port;
   guard.setPort(port);
+  const listenHost = options.host ?? AGENT_DEFAULTS.host;
+  // Where `openmsi agent env` finds the port (not secret).
+  writeFileAtomic(agentFiles(dataDir).runtime, `${JSON.stringify({ host: listenHost, port, pid: process.pid }, null, 2)}\n`, 0o644);
 
   // Identities first (a failure here is fine: the agent serves as soon as the authority answers).
   await identities.refresh().catch(() => undefined);
   identities.start();
   cache.start();
   credential.start();
-  const host = options.host ?? AGENT_DEFAULTS.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${String(port)}`;
+  const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${String(port)}`;
   logger.info({ url, host: credentialAtStart.record.hostResourceId, imds: ctx.imds, appService: ctx.appService, arc: arc !== undefined }, 'agent listening');
 
   return {

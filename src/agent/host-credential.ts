@@ -3,7 +3,8 @@
  * - `host-key-<keyId>.jwk`: the host's ES256 private key (JWK), made on this host, mode 0600, never sent;
  * - `host-credential.json`: the record (keyId, hostResourceId, tenantId, tokenEndpoint, issuedOn, expiresOn,
  *   authority URL, CA file), mode 0600;
- * - `identity-header.secret`: the machine-wide App Service secret (`IDENTITY_HEADER`/`MSI_SECRET`), mode 0600.
+ * - `identity-header.secret`: the machine-wide App Service secret (`IDENTITY_HEADER`/`MSI_SECRET`), mode 0600;
+ * - `agent.json`: where the agent last listened (`{host, port, pid}`, not secret), for `openmsi agent env`.
  * Every file is written atomically (temp file, fsync, rename). A renewal writes the new key file first, then
  * switches the record, then deletes the old key, so a crash at any point leaves a usable pair.
  *
@@ -38,9 +39,10 @@ export interface HostCredential {
   key: HostSigningKey;
 }
 
-export function agentFiles(dataDir: string): { credential: string; identityHeader: string; key: (keyId: string) => string } {
+export function agentFiles(dataDir: string): { credential: string; identityHeader: string; runtime: string; key: (keyId: string) => string } {
   return {
     credential: join(dataDir, 'host-credential.json'),
+    runtime: join(dataDir, 'agent.json'),
     identityHeader: join(dataDir, 'identity-header.secret'),
     key: (keyId: string) => join(dataDir, `host-key-${keyId.replace(/[^A-Za-z0-9-]/g, '_')}.jwk`),
   };
