@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { FakeClock, HOUR } from '../../src/shared/clock.js';
 import { HOST_API_BASE, HOST_API_PATHS, HOST_ASSERTION_MAX_LIFETIME_SECONDS, type HostCredentialGrant } from '../../src/shared/host-protocol.js';
-import { AuthorityClient, UpstreamError } from '../../src/agent/upstream.js';
+import type { UpstreamError } from '../../src/agent/upstream.js';
+import { AuthorityClient } from '../../src/agent/upstream.js';
 import { enrolHost, HostCredentialKeeper, loadHostCredential, agentFiles } from '../../src/agent/host-credential.js';
 import { captureLogs } from '../helpers/authority.js';
 
