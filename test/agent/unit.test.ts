@@ -103,7 +103,7 @@ describe('agent token cache (fake authority)', () => {
     assert.equal(state.calls, 2);
     const retryDelays: number[] = [];
     for (let i = 0; i < 4; i++) {
-      const before = state.calls;
+      const before: number = state.calls;
       let waited = 0;
       while (state.calls === before && waited < 20_000) {
         clock.advance(100);
