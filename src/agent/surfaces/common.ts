@@ -82,12 +82,9 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Writes a JSON body. No CORS header is ever set. */
 export function sendJson(res: ServerResponse, status: number, body: string, headers?: Readonly<Record<string, string>>): void {
-  res.statusCode = status;
-  res.setHeader('content-type', JSON_TYPE);
-  res.setHeader('content-length', Buffer.byteLength(body));
-  res.setHeader('cache-control', 'no-store');
-  if (headers !== undefined) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  res.end(body);
+  const head: Record<string, string | number> = { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' };
+  if (headers !== undefined) for (const name in headers) head[name] = headers[name] as string;
+  res.writeHead(status, head).end(body);
 }
 
 export function sendError(res: ServerResponse, err: AgentError): void {
@@ -106,8 +103,8 @@ export function parseParams(query: string): Map<string, string> {
     let name: string;
     let value: string;
     try {
-      name = decodeURIComponent(rawName.replace(/\+/g, ' ')).toLowerCase();
-      value = decodeURIComponent(rawValue.replace(/\+/g, ' '));
+      name = decode(rawName).toLowerCase();
+      value = decode(rawValue);
     } catch {
       throw new AgentError(400, 'invalid_request', 'The query string is not valid percent-encoding', 'bad_query');
     }
@@ -115,6 +112,11 @@ export function parseParams(query: string): Map<string, string> {
     params.set(name, value);
   }
   return params;
+}
+
+function decode(raw: string): string {
+  if (!raw.includes('%') && !raw.includes('+')) return raw;
+  return decodeURIComponent(raw.replace(/\+/g, ' '));
 }
 
 /** The selector a request names: none → system-assigned; more than one spelling/kind → refused. */
