@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { HostDescription } from '../shared/host-protocol.js';
 import { AGENT_DEFAULTS } from '../shared/config.js';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -56,6 +56,11 @@ export interface AgentOptions {
   auditSink?: AgentAuditSink;
   callerResolver?: CallerResolver;
   sessions?: SessionLookup;
+  /**
+   * Sees every request that passed the guard before the surfaces do; returns true when it answered it
+   * (the control API for `openmsi run`: `ControlApi.handleControlRequest`).
+   */
+  requestHook?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** How the host's identities are read (default: the authority's `GET self`). */
   describeHost?: (upstream: AuthorityClient, key: HostSigningKey) => Promise<HostDescription>;
 }
@@ -173,7 +178,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       throw new Error(`--arc needs ${arc.dir} (Azure Arc clients accept challenge files only there), which only root can create: ${(err as Error).message}`, { cause: err });
     }
   }
-  const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }) });
+  const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }), ...(options.requestHook === undefined ? {} : { requestHook: options.requestHook }) });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -185,15 +190,15 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   const port = (server.address() as AddressInfo).port;
   guard.setPort(port);
   const listenHost = options.host ?? AGENT_DEFAULTS.host;
-  // Where `openmsi agent env` finds the port (not secret).
-  writeFileAtomic(agentFiles(dataDir).runtime, `${JSON.stringify({ host: listenHost, port, pid: process.pid }, null, 2)}\n`, 0o644);
+  const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${String(port)}`;
+  // Where `openmsi agent env` (and `openmsi run`) find the port: not secret.
+  writeFileAtomic(agentFiles(dataDir).runtime, `${JSON.stringify({ url, port, pid: process.pid, startedAt: new Date(clock.now()).toISOString() }, null, 2)}\n`, 0o644);
 
   // Identities first (a failure here is fine: the agent serves as soon as the authority answers).
   await identities.refresh().catch(() => undefined);
   identities.start();
   cache.start();
   credential.start();
-  const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${String(port)}`;
   logger.info({ url, host: credentialAtStart.record.hostResourceId, imds: ctx.imds, appService: ctx.appService, arc: arc !== undefined }, 'agent listening');
 
   return {

@@ -4,7 +4,7 @@
  * - `host-credential.json`: the record (keyId, hostResourceId, tenantId, tokenEndpoint, issuedOn, expiresOn,
  *   authority URL, CA file), mode 0600;
  * - `identity-header.secret`: the machine-wide App Service secret (`IDENTITY_HEADER`/`MSI_SECRET`), mode 0600;
- * - `agent.json`: where the agent last listened (`{host, port, pid}`, not secret), for `openmsi agent env`.
+ * - `run/agent.json`: where the agent last listened (`{url, port, pid, startedAt}`, 0644), for `openmsi agent env`.
  * Every file is written atomically (temp file, fsync, rename). A renewal writes the new key file first, then
  * switches the record, then deletes the old key, so a crash at any point leaves a usable pair.
  *
@@ -42,7 +42,7 @@ export interface HostCredential {
 export function agentFiles(dataDir: string): { credential: string; identityHeader: string; runtime: string; key: (keyId: string) => string } {
   return {
     credential: join(dataDir, 'host-credential.json'),
-    runtime: join(dataDir, 'agent.json'),
+    runtime: join(dataDir, 'run', 'agent.json'),
     identityHeader: join(dataDir, 'identity-header.secret'),
     key: (keyId: string) => join(dataDir, `host-key-${keyId.replace(/[^A-Za-z0-9-]/g, '_')}.jwk`),
   };

@@ -21,6 +21,8 @@ export interface AgentServerOptions {
   ctx: SurfaceContext;
   guard: RequestGuard;
   arc?: ArcChallenges;
+  /** Runs after the guard, before routing; returns true when it answered the request (e.g. the control API). */
+  requestHook?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 function normalisePath(path: string): string {
@@ -36,7 +38,7 @@ function surfaceOfPath(path: string): AgentSurface {
 }
 
 export function createAgentServer(options: AgentServerOptions): Server {
-  const { ctx, guard, arc } = options;
+  const { ctx, guard, arc, requestHook } = options;
 
   function handle(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     const url = req.url ?? '/';
@@ -45,6 +47,7 @@ export function createAgentServer(options: AgentServerOptions): Server {
     const surface = surfaceOfPath(path);
     const refused = guard.check(req);
     if (refused !== undefined) return refuse(ctx, req, res, surface, refused);
+    if (requestHook?.(req, res) === true) return;
     let params: Map<string, string>;
     try {
       params = parseParams(q < 0 ? '' : url.slice(q + 1));

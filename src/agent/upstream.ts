@@ -154,8 +154,8 @@ export class AuthorityClient {
   }
 
   /** `POST audit`: a batch of records; answers how many the authority accepted. */
-  async audit(key: HostSigningKey, records: AgentAuditRecord[]): Promise<number> {
-    const answer = (await this.#hostCall(key, 'POST', HOST_API_PATHS.audit, { records })) as { accepted?: unknown };
+  async audit(key: HostSigningKey, records: AgentAuditRecord[], signal?: AbortSignal): Promise<number> {
+    const answer = (await this.#hostCall(key, 'POST', HOST_API_PATHS.audit, { records }, signal)) as { accepted?: unknown };
     return typeof answer.accepted === 'number' ? answer.accepted : records.length;
   }
 
@@ -163,16 +163,16 @@ export class AuthorityClient {
     this.#agent.destroy();
   }
 
-  async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
     const bearer = await this.assertion(key, this.origin + HOST_API_BASE);
     const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await this.#send(method, this.origin + path, headers, body === undefined ? undefined : JSON.stringify(body));
+    const response = await this.#send(method, this.origin + path, headers, body === undefined ? undefined : JSON.stringify(body), signal);
     if (response.status < 200 || response.status > 299) throw apiFailure(response);
     return parseJson(response.body);
   }
 
-  #send(method: string, url: string, headers: Record<string, string>, body?: string): Promise<RawResponse> {
+  #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<RawResponse> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
       const send = this.#https ? httpsRequest : httpRequest;
@@ -183,6 +183,7 @@ export class AuthorityClient {
           agent: this.#agent,
           headers: { accept: 'application/json', ...headers, ...(payload === undefined ? {} : { 'content-length': String(payload.length) }) },
           timeout: this.#timeoutMs,
+          ...(signal === undefined ? {} : { signal }),
         },
         (res) => {
           const chunks: Buffer[] = [];

@@ -150,7 +150,7 @@ export function resolveDataDir(explicit?: string, env: NodeJS.ProcessEnv = proce
 }
 
 /** Resolves the agent's data dir: the explicit option, then OPENMSI_AGENT_DATA_DIR, then ~/.openmsi/agent. */
-export function resolveAgentDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+export function agentDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
   return resolve(explicit ?? readEnvironment(env).agentDataDir ?? join(homedir(), '.openmsi', 'agent'));
 }
 

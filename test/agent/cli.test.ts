@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +26,10 @@ describe('openmsi agent env', () => {
     const d = mkdtempSync(join(tmpdir(), 'openmsi-agent-env-'));
     dirs.push(d);
     writeFileSync(join(d, 'identity-header.secret'), `${secret}\n`, { mode: 0o600 });
-    if (port !== undefined) writeFileSync(join(d, 'agent.json'), JSON.stringify({ host: '127.0.0.1', port }));
+    if (port !== undefined) {
+      mkdirSync(join(d, 'run'));
+      writeFileSync(join(d, 'run', 'agent.json'), JSON.stringify({ url: `http://127.0.0.1:${String(port)}`, port, pid: 1, startedAt: '' }));
+    }
     return d;
   };
   after(() => {
@@ -92,7 +95,9 @@ describe('openmsi agent (process)', () => {
       assert.match(output, /agent listening/, output);
       const secretFile = join(host.dataDir, 'identity-header.secret');
       assert.equal(statSync(secretFile).mode & 0o777, 0o600);
-      assert.equal(JSON.parse(readFileSync(join(host.dataDir, 'agent.json'), 'utf8')).port, port);
+      const running = JSON.parse(readFileSync(join(host.dataDir, 'run', 'agent.json'), 'utf8'));
+      assert.equal(running.port, port);
+      assert.equal(running.url, `http://127.0.0.1:${String(port)}`);
       assert.ok(!existsSync(join(host.dataDir, 'not-this')));
       const r = await rawRequest(port, 'GET', '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net', {});
       assert.equal(r.status, 400);

@@ -26,6 +26,11 @@ describe('agent with machine-wide surfaces off (--no-imds --no-app-service): onl
     a = await startTestAgent(t, host, {
       imds: false,
       appService: false,
+      requestHook: (req, res) => {
+        if (req.url !== '/openmsi/agent/sessions') return false;
+        res.writeHead(201, { 'content-type': 'application/x-ndjson' }).end('{}\n');
+        return true;
+      },
       sessions: sessionTable({
         'session-one-secret': { id: 'session-1', identities: [`${host.name}-app`] },
         'session-two-secret': { id: 'session-2', identities: [host.uami2.clientId, '[system]'] },
@@ -47,6 +52,13 @@ describe('agent with machine-wide surfaces off (--no-imds --no-app-service): onl
       assert.equal(r.status, 404, path);
       assert.deepEqual(r.json(), { error: 'not_found', error_description: 'This endpoint is turned off on this host' });
     }
+  });
+
+  it('the request hook (the control API at integration) sees requests only after the guard', async () => {
+    assert.equal((await a.post('/openmsi/agent/sessions', '{}')).status, 201);
+    const foreign = await a.post('/openmsi/agent/sessions', '{}', { host: 'evil.example' });
+    assert.equal(foreign.status, 400);
+    assert.equal((await a.post('/openmsi/agent/sessions', '{}', { 'x-forwarded-for': '1.2.3.4' })).status, 400);
   });
 
   it('a session secret gets tokens for its identities only (by name; without a selector its only identity)', async () => {

@@ -10,13 +10,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command} from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { AGENT_DEFAULTS, checkPort, readEnvironment, resolveAgentDataDir } from '../../shared/config.js';
+import { AGENT_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../shared/config.js';
 import { createLogger, defaultLogFormat } from '../../shared/logger.js';
 import { createAgent } from '../../agent/agent.js';
 import { agentFiles } from '../../agent/host-credential.js';
 
-function agentDataDir(cmd: Command): string {
-  return resolveAgentDataDir(cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
+function agentDataDirOf(cmd: Command): string {
+  return agentDataDir(cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
 }
 
 function parsePort(value: string): number {
@@ -112,7 +112,7 @@ Examples:
           ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
         });
         const running = await createAgent({
-          dataDir: agentDataDir(cmd),
+          dataDir: agentDataDirOf(cmd),
           logger,
           ...(opts.joinToken === undefined ? {} : { joinToken: opts.joinToken }),
           ...(opts.authority === undefined ? {} : { authorityUrl: opts.authority }),
@@ -143,7 +143,7 @@ Examples:
     .addOption(new Option('--shell <shell>', 'output syntax').choices(['bash', 'fish', 'powershell', 'dotenv']).default('bash'))
     .option('--port <port>', 'the agent port (default: where it last listened, else 50342)', parsePort)
     .action((opts: { shell: EnvShell; port?: number }, cmd: Command) => {
-      const dataDir = agentDataDir(cmd);
+      const dataDir = agentDataDirOf(cmd);
       const files = agentFiles(dataDir);
       if (!existsSync(files.identityHeader)) {
         throw new Error(`${dataDir} holds no agent secret yet: start \`openmsi agent --data-dir ${dataDir}\` once (or pass the agent's --data-dir)`);
@@ -152,6 +152,7 @@ Examples:
       let port = opts.port;
       if (port === undefined && existsSync(files.runtime)) {
         const runtime = JSON.parse(readFileSync(files.runtime, 'utf8')) as { port?: unknown };
+        // `run/agent.json` as the running agent writes it ({url, port, pid, startedAt}).
         if (typeof runtime.port === 'number') port = runtime.port;
       }
       process.stdout.write(`${formatEnvironment(agentEnvironment(port ?? AGENT_DEFAULTS.port, secret), opts.shell)}\n`);
