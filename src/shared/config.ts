@@ -56,6 +56,35 @@ export const ENV = {
   logFormat: 'OPENMSI_LOG_FORMAT',
   /** The authority URL the CLI calls instead of config.json's. */
   authorityUrl: 'OPENMSI_AUTHORITY_URL',
+  /** The agent's data dir, when `openmsi agent --data-dir` is not given (default `~/.openmsi/agent`). */
+  agentDataDir: 'OPENMSI_AGENT_DATA_DIR',
+} as const;
+
+/**
+ * `openmsi agent` settings and their defaults. Times in milliseconds unless the name says otherwise.
+ * `port` 50342 is the port Azure's legacy VM extension and Cloud Shell use for `localhost:50342/oauth2/token`.
+ */
+export const AGENT_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 50342,
+  /** How often the agent re-reads the host's identities from the authority (`self`). */
+  identityPollMs: 2000,
+  /** Per-identity token bucket: tokens per second and burst. Azure IMDS allows 20/s per VM. */
+  rateLimitPerSecond: 5000,
+  rateLimitBurst: 5000,
+  /** Most (identity, resource) entries the token cache holds. */
+  cacheMaxEntries: 10_000,
+  /** `Retry-After` seconds on a retryable 503 (authority not available) and on 429. */
+  retryAfterSeconds: 5,
+  /** Timeout of one call to the authority. */
+  upstreamTimeoutMs: 10_000,
+  /** Background retry backoff after an authority failure: first delay and cap. */
+  retryBaseMs: 1000,
+  retryMaxMs: 60_000,
+  /** The directory every Azure Arc client requires the challenge file in (Linux). */
+  arcTokenDir: '/var/opt/azcmagent/tokens',
+  /** How long an Arc challenge file stays valid (it is accepted once). */
+  arcChallengeMs: 60_000,
 } as const;
 
 const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -69,6 +98,7 @@ export interface EnvironmentSettings {
   logLevel?: LevelWithSilent;
   logFormat?: LogFormat;
   authorityUrl?: string;
+  agentDataDir?: string;
 }
 
 /** A configuration value that is wrong; the message names where it came from and what to do. */
@@ -95,6 +125,8 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
   if (logFormat !== undefined) out.logFormat = parseLogFormat(logFormat, ENV.logFormat);
   const authorityUrl = value(ENV.authorityUrl);
   if (authorityUrl !== undefined) out.authorityUrl = authorityUrl;
+  const agentDataDir = value(ENV.agentDataDir);
+  if (agentDataDir !== undefined) out.agentDataDir = agentDataDir;
   return out;
 }
 
@@ -115,6 +147,11 @@ export function parseLogFormat(value: string, source: string): LogFormat {
 /** Resolves the data dir: the explicit option, then OPENMSI_DATA_DIR, then ~/.openmsi. */
 export function resolveDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
   return resolve(explicit ?? readEnvironment(env).dataDir ?? join(homedir(), '.openmsi'));
+}
+
+/** Resolves the agent's data dir: the explicit option, then OPENMSI_AGENT_DATA_DIR, then ~/.openmsi/agent. */
+export function agentDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(explicit ?? readEnvironment(env).agentDataDir ?? join(homedir(), '.openmsi', 'agent'));
 }
 
 /** Whether `value` is an allowed access-token lifetime ({@link TOKEN_LIFETIME_SECONDS}). */

@@ -1,0 +1,228 @@
+/**
+ * `openmsi agent` composed: host credential (enrol or reuse, renewal), authority client, host identities,
+ * token cache, rate limit, guard and HTTP server. {@link createAgent} starts it; `close()` stops it.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { HostDescription } from '../shared/host-protocol.js';
+import { AGENT_DEFAULTS } from '../shared/config.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.js';
+import { addressOnlyCallerResolver, discardingAuditSink, noSessions } from './defaults.js';
+import { AuthorityClient, type UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
+import { agentFiles, enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, writeFileAtomic, type HostCredential } from './host-credential.js';
+import { HostIdentities } from './identities.js';
+import { TokenCache } from './token-cache.js';
+import { RateLimiter } from './rate-limit.js';
+import { RequestGuard } from './guard.js';
+import { digestOf, type SurfaceContext } from './surfaces/common.js';
+import { ArcChallenges } from './surfaces/arc.js';
+import { createAgentServer } from './server.js';
+
+export interface AgentOptions {
+  /** The agent's data dir (host key, credential record, machine secret). */
+  dataDir: string;
+  /** The authority origin; required for the first start, else taken from the saved credential. */
+  authorityUrl?: string;
+  /** PEM file of the authority's CA; else the one saved at enrolment, else the system roots. */
+  caFile?: string;
+  /** Enrols the host on first start. Ignored (with a log line) when a credential is already saved. */
+  joinToken?: string;
+  /** Listen address (default 127.0.0.1) and port (default 50342; 0 picks a free one). */
+  host?: string;
+  port?: number;
+  /** Machine-wide surfaces: IMDS + Cloud Shell + Arc (`--no-imds` → false); App Service machine secret (`--no-app-service` → false). */
+  imds?: boolean;
+  appService?: boolean;
+  /** Azure Arc challenge (opt-in); `arcTokenDir` overrides the fixed directory (tests only: clients insist on the default). */
+  arc?: boolean;
+  arcTokenDir?: string;
+  identityPollMs?: number;
+  rateLimit?: { perSecond: number; burst?: number };
+  cacheMaxEntries?: number;
+  retryAfterSeconds?: number;
+  upstreamTimeoutMs?: number;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Extra peer addresses allowed besides loopback (only for the documented 169.254.169.254 DNAT setup). */
+  allowedPeers?: string[];
+  clock?: Clock;
+  logger?: Logger;
+  random?: () => number;
+  /** The seams (defaults: {@link discardingAuditSink}, {@link addressOnlyCallerResolver}, {@link noSessions}). */
+  auditSink?: AgentAuditSink;
+  callerResolver?: CallerResolver;
+  sessions?: SessionLookup;
+  /**
+   * Sees every request that passed the guard before the surfaces do; returns true when it answered it
+   * (the control API for `openmsi run`: `ControlApi.handleControlRequest`).
+   */
+  requestHook?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** How the host's identities are read (default: the authority's `GET self`). */
+  describeHost?: (upstream: AuthorityClient, key: HostSigningKey) => Promise<HostDescription>;
+}
+
+export interface Agent {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  server: Server;
+  upstream: AuthorityClient;
+  identities: HostIdentities;
+  cache: TokenCache;
+  credential: HostCredentialKeeper;
+  /** The longest an identity removed from the host keeps getting tokens (poll interval + one `self` call). */
+  removalBoundMs: number;
+  /** Whether the authority refused this host (revoked credential or deleted host). */
+  readonly hostRefused: boolean;
+  close(): Promise<void>;
+}
+
+export async function createAgent(options: AgentOptions): Promise<Agent> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger();
+  const random = options.random ?? Math.random;
+  const dataDir = resolvePath(options.dataDir);
+  const timeoutMs = options.upstreamTimeoutMs ?? AGENT_DEFAULTS.upstreamTimeoutMs;
+  const retryBaseMs = options.retryBaseMs ?? AGENT_DEFAULTS.retryBaseMs;
+  const retryMaxMs = options.retryMaxMs ?? AGENT_DEFAULTS.retryMaxMs;
+
+  let saved = await loadHostCredential(dataDir);
+  const authorityUrl = options.authorityUrl ?? saved?.record.authorityUrl;
+  if (authorityUrl === undefined) throw new Error(`no host credential in ${dataDir}: the first start needs --authority URL and --join-token TOKEN`);
+  const caFile = options.caFile === undefined ? saved?.record.caFile : resolvePath(options.caFile);
+  const upstream = new AuthorityClient({ authorityUrl, ...(caFile === undefined ? {} : { caPem: readFileSync(caFile, 'utf8') }), clock, timeoutMs });
+  if (saved === undefined) {
+    if (options.joinToken === undefined) throw new Error(`no host credential in ${dataDir}: the first start needs --join-token TOKEN`);
+    saved = await enrolHost({ dataDir, upstream, joinToken: options.joinToken, ...(caFile === undefined ? {} : { caFile }) });
+    logger.info({ host: saved.record.hostResourceId, keyId: saved.record.keyId }, 'host enrolled');
+  } else if (options.joinToken !== undefined) {
+    logger.info({ host: saved.record.hostResourceId }, 'a host credential is already saved in the data dir; --join-token is not used');
+  }
+  const credentialAtStart: HostCredential = saved;
+
+  let refused = false;
+  // Set once the pieces below exist; a refusal before that (impossible: nothing runs yet) is a no-op.
+  let stopServing: (err: UpstreamError) => void = () => undefined;
+  const credential = new HostCredentialKeeper({
+    dataDir,
+    upstream,
+    credential: credentialAtStart,
+    logger,
+    clock,
+    random,
+    retryBaseMs,
+    retryMaxMs,
+    onNotRecognised: (err) => stopServing(err),
+  });
+  const describe = options.describeHost ?? ((client: AuthorityClient, key: HostSigningKey) => client.self(key));
+  const identities = new HostIdentities({
+    describe: () => describe(upstream, credential.current.key),
+    pollMs: options.identityPollMs ?? AGENT_DEFAULTS.identityPollMs,
+    logger,
+    clock,
+    onRemoved: (objectIds) => cache.dropIdentities(objectIds),
+    onHostNotRecognised: (err) => stopServing(err),
+  });
+  const cache: TokenCache = new TokenCache({
+    fetch: (identity, resource) => {
+      const selector: GrantSelector = identity.type === 'SystemAssigned' ? { kind: 'system' } : { kind: 'mi_object_id', value: identity.objectId };
+      const current = credential.current;
+      return upstream.token(current.key, current.record.tokenEndpoint, selector, resource);
+    },
+    logger,
+    clock,
+    random,
+    maxEntries: options.cacheMaxEntries ?? AGENT_DEFAULTS.cacheMaxEntries,
+    retryBaseMs,
+    retryMaxMs,
+  });
+  stopServing = (err) => {
+    if (!refused) logger.error({ err: err.message }, 'the authority does not recognise this host (credential revoked or host deleted): cache cleared, serving no tokens');
+    refused = true;
+    cache.clear();
+    identities.clear();
+  };
+
+  const guard = new RequestGuard({ ...(options.allowedPeers === undefined ? {} : { allowedPeers: options.allowedPeers }) });
+  const secret = machineSecret(dataDir);
+  const ctx: SurfaceContext = {
+    clock,
+    logger,
+    identities,
+    cache,
+    limiter: new RateLimiter({
+      perSecond: options.rateLimit?.perSecond ?? AGENT_DEFAULTS.rateLimitPerSecond,
+      burst: options.rateLimit?.burst ?? options.rateLimit?.perSecond ?? AGENT_DEFAULTS.rateLimitBurst,
+      clock,
+    }),
+    audit: options.auditSink ?? discardingAuditSink,
+    callers: options.callerResolver ?? addressOnlyCallerResolver,
+    sessions: options.sessions ?? noSessions,
+    machineSecretDigest: digestOf(secret),
+    imds: options.imds ?? true,
+    appService: options.appService ?? true,
+    retryAfterSeconds: options.retryAfterSeconds ?? AGENT_DEFAULTS.retryAfterSeconds,
+    hostRefused: () => refused,
+    onHostNotRecognised: (err) => stopServing(err),
+  };
+  let arc: ArcChallenges | undefined;
+  if (options.arc === true) {
+    arc = new ArcChallenges({ dir: options.arcTokenDir ?? AGENT_DEFAULTS.arcTokenDir, clock, windowMs: AGENT_DEFAULTS.arcChallengeMs });
+    try {
+      arc.prepare();
+    } catch (err) {
+      throw new Error(`--arc needs ${arc.dir} (Azure Arc clients accept challenge files only there), which only root can create: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }), ...(options.requestHook === undefined ? {} : { requestHook: options.requestHook }) });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? AGENT_DEFAULTS.port, options.host ?? AGENT_DEFAULTS.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  guard.setPort(port);
+  const listenHost = options.host ?? AGENT_DEFAULTS.host;
+  const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${String(port)}`;
+  // Where `openmsi agent env` (and `openmsi run`) find the port: not secret.
+  writeFileAtomic(agentFiles(dataDir).runtime, `${JSON.stringify({ url, port, pid: process.pid, startedAt: new Date(clock.now()).toISOString() }, null, 2)}\n`, 0o644);
+
+  // Identities first (a failure here is fine: the agent serves as soon as the authority answers).
+  await identities.refresh().catch(() => undefined);
+  identities.start();
+  cache.start();
+  credential.start();
+  logger.info({ url, host: credentialAtStart.record.hostResourceId, imds: ctx.imds, appService: ctx.appService, arc: arc !== undefined }, 'agent listening');
+
+  return {
+    url,
+    port,
+    server,
+    upstream,
+    identities,
+    cache,
+    credential,
+    removalBoundMs: identities.removalBoundMs(timeoutMs),
+    get hostRefused() {
+      return refused;
+    },
+    async close() {
+      identities.stop();
+      cache.stop();
+      credential.stop();
+      arc?.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      upstream.close();
+    },
+  };
+}

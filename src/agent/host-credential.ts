@@ -1,0 +1,243 @@
+/**
+ * The host credential in the agent's data dir:
+ * - `host-key-<keyId>.jwk`: the host's ES256 private key (JWK), made on this host, mode 0600, never sent;
+ * - `host-credential.json`: the record (keyId, hostResourceId, tenantId, tokenEndpoint, issuedOn, expiresOn,
+ *   authority URL, CA file), mode 0600;
+ * - `identity-header.secret`: the machine-wide App Service secret (`IDENTITY_HEADER`/`MSI_SECRET`), mode 0600;
+ * - `run/agent.json`: where the agent last listened (`{url, port, pid, startedAt}`, 0644), for `openmsi agent env`.
+ * Every file is written atomically (temp file, fsync, rename). A renewal writes the new key file first, then
+ * switches the record, then deletes the old key, so a crash at any point leaves a usable pair.
+ *
+ * {@link HostCredentialKeeper} renews at half-life (jittered ±10 %) with exponential backoff on failure; when
+ * the authority says the host is not recognised it calls `onNotRecognised` (the agent stops serving at once).
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import type { HostCredentialGrant, PublicJwk } from '../shared/host-protocol.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import { UpstreamError, type AuthorityClient, type HostSigningKey } from './upstream.js';
+
+export interface HostCredentialRecord {
+  version: 1;
+  keyId: string;
+  hostResourceId: string;
+  tenantId: string;
+  tokenEndpoint: string;
+  /** Epoch seconds. */
+  issuedOn: number;
+  expiresOn: number;
+  authorityUrl: string;
+  /** The CA file given with `--ca-file` at enrolment (absolute), if any. */
+  caFile?: string;
+}
+
+export interface HostCredential {
+  record: HostCredentialRecord;
+  key: HostSigningKey;
+}
+
+export function agentFiles(dataDir: string): { credential: string; identityHeader: string; runtime: string; key: (keyId: string) => string } {
+  return {
+    credential: join(dataDir, 'host-credential.json'),
+    runtime: join(dataDir, 'run', 'agent.json'),
+    identityHeader: join(dataDir, 'identity-header.secret'),
+    key: (keyId: string) => join(dataDir, `host-key-${keyId.replace(/[^A-Za-z0-9-]/g, '_')}.jwk`),
+  };
+}
+
+/** Writes `content` to `path` atomically with `mode` (default 0600); the directory is created 0700. */
+export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(temp, 'wx', mode);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}
+
+/** A new ES256 key pair; the private JWK is what goes to disk. */
+export async function generateHostKey(): Promise<{ privateJwk: JWK; publicJwk: PublicJwk }> {
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  const privateJwk = await exportJWK(pair.privateKey);
+  const { kty, crv, x, y } = await exportJWK(pair.publicKey);
+  return { privateJwk, publicJwk: { kty: kty ?? 'EC', ...(crv === undefined ? {} : { crv }), ...(x === undefined ? {} : { x }), ...(y === undefined ? {} : { y }) } };
+}
+
+async function signingKey(record: HostCredentialRecord, privateJwk: JWK): Promise<HostSigningKey> {
+  const privateKey = await importJWK({ ...privateJwk, alg: 'ES256' }, 'ES256');
+  if (privateKey instanceof Uint8Array) throw new Error('the host key is not an EC private key');
+  return { keyId: record.keyId, hostResourceId: record.hostResourceId, privateKey };
+}
+
+/** Saves a credential: the key file first, then the record that points to it. */
+export async function saveHostCredential(dataDir: string, record: HostCredentialRecord, privateJwk: JWK): Promise<HostCredential> {
+  const files = agentFiles(dataDir);
+  writeFileAtomic(files.key(record.keyId), JSON.stringify(privateJwk));
+  writeFileAtomic(files.credential, `${JSON.stringify(record, null, 2)}\n`);
+  return { record, key: await signingKey(record, privateJwk) };
+}
+
+/** The credential in `dataDir`, or undefined when the host never enrolled here. */
+export async function loadHostCredential(dataDir: string): Promise<HostCredential | undefined> {
+  const files = agentFiles(dataDir);
+  if (!existsSync(files.credential)) return undefined;
+  const record = JSON.parse(readFileSync(files.credential, 'utf8')) as HostCredentialRecord;
+  if (record.version !== 1 || typeof record.keyId !== 'string' || typeof record.tokenEndpoint !== 'string') {
+    throw new Error(`${files.credential} is not a host credential this agent reads; enrol again with --join-token`);
+  }
+  const privateJwk = JSON.parse(readFileSync(files.key(record.keyId), 'utf8')) as JWK;
+  return { record, key: await signingKey(record, privateJwk) };
+}
+
+/** The machine-wide header secret, created (0600) on first use. */
+export function machineSecret(dataDir: string): string {
+  const path = agentFiles(dataDir).identityHeader;
+  if (existsSync(path)) {
+    const secret = readFileSync(path, 'utf8').trim();
+    if (secret.length >= 16) return secret;
+  }
+  const secret = randomBytes(32).toString('base64url');
+  writeFileAtomic(path, `${secret}\n`);
+  return secret;
+}
+
+function recordOf(grant: HostCredentialGrant, authorityUrl: string, caFile: string | undefined): HostCredentialRecord {
+  return {
+    version: 1,
+    keyId: grant.keyId,
+    hostResourceId: grant.hostResourceId,
+    tenantId: grant.tenantId,
+    tokenEndpoint: grant.tokenEndpoint,
+    issuedOn: grant.issuedOn,
+    expiresOn: grant.expiresOn,
+    authorityUrl,
+    ...(caFile === undefined ? {} : { caFile }),
+  };
+}
+
+/** Enrols with a join token: a key pair made here, the public key registered, the record saved. */
+export async function enrolHost(options: { dataDir: string; upstream: AuthorityClient; joinToken: string; caFile?: string }): Promise<HostCredential> {
+  const { privateJwk, publicJwk } = await generateHostKey();
+  const grant = await options.upstream.enrol({ joinToken: options.joinToken, publicJwk });
+  return saveHostCredential(options.dataDir, recordOf(grant, options.upstream.origin, options.caFile), privateJwk);
+}
+
+export interface HostCredentialKeeperOptions {
+  dataDir: string;
+  upstream: AuthorityClient;
+  credential: HostCredential;
+  logger: Logger;
+  clock?: Clock;
+  random?: () => number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  onNotRecognised: (err: UpstreamError) => void;
+}
+
+export class HostCredentialKeeper {
+  #current: HostCredential;
+  readonly #options: HostCredentialKeeperOptions;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  #renewAt: number;
+  #failures = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #renewing: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: HostCredentialKeeperOptions) {
+    this.#options = options;
+    this.#current = options.credential;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#renewAt = this.#halfLife();
+  }
+
+  get current(): HostCredential {
+    return this.#current;
+  }
+
+  /** Epoch ms of the next renewal attempt. */
+  get renewAt(): number {
+    return this.#renewAt;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Renews now if due (the timer calls it; tests with a fake clock too). */
+  async renewIfDue(): Promise<void> {
+    if (this.#clock.now() < this.#renewAt) return;
+    await this.renew();
+  }
+
+  /** Renews now: a new key pair, registered with the current credential, saved, then the old key removed. */
+  renew(): Promise<void> {
+    this.#renewing ??= this.#renewOnce().finally(() => {
+      this.#renewing = undefined;
+    });
+    return this.#renewing;
+  }
+
+  async #renewOnce(): Promise<void> {
+    const { dataDir, upstream, logger } = this.#options;
+    const previous = this.#current;
+    try {
+      const { privateJwk, publicJwk } = await generateHostKey();
+      const grant = await upstream.renew(previous.key, publicJwk);
+      this.#current = await saveHostCredential(dataDir, recordOf(grant, previous.record.authorityUrl, previous.record.caFile), privateJwk);
+      if (grant.keyId !== previous.record.keyId) rmSync(agentFiles(dataDir).key(previous.record.keyId), { force: true });
+      this.#failures = 0;
+      this.#renewAt = this.#halfLife();
+      logger.info({ keyId: grant.keyId, expiresOn: new Date(grant.expiresOn * 1000).toISOString() }, 'host credential renewed');
+    } catch (err) {
+      const failure = err instanceof UpstreamError ? err : new UpstreamError('unavailable', String(err), { cause: err });
+      if (failure.kind === 'host-not-recognised') {
+        logger.error({ err: failure.message }, 'the authority no longer recognises this host (credential revoked or host deleted): serving no tokens');
+        this.#options.onNotRecognised(failure);
+        return;
+      }
+      this.#failures++;
+      const delay = Math.min(this.#options.retryMaxMs, this.#options.retryBaseMs * 2 ** Math.min(this.#failures - 1, 30)) * (0.5 + this.#random() * 0.5);
+      this.#renewAt = this.#clock.now() + Math.round(delay);
+      logger.warn({ err: failure.message, failures: this.#failures, retryInMs: Math.round(delay) }, 'host credential renewal failed; retrying with backoff');
+    } finally {
+      this.#schedule();
+    }
+  }
+
+  #halfLife(): number {
+    const { issuedOn, expiresOn } = this.#current.record;
+    const lifetimeMs = Math.max(0, expiresOn - issuedOn) * 1000;
+    return issuedOn * 1000 + lifetimeMs * (0.4 + this.#random() * 0.2);
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    // setTimeout takes at most 2^31-1 ms; a longer wait just re-checks.
+    const delay = Math.min(Math.max(0, this.#renewAt - this.#clock.now()), 2 ** 31 - 1);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.renewIfDue().catch(() => undefined).finally(() => {
+        if (this.#timer === undefined) this.#schedule();
+      });
+    }, delay);
+    this.#timer.unref();
+  }
+}

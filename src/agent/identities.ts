@@ -1,0 +1,185 @@
+/**
+ * The identities assigned to this host, as the authority's `self` answers, and selector resolution.
+ *
+ * The list is polled every `pollMs` (default 2 s) and refreshed on demand (single flight) when a selector
+ * does not resolve. When an identity disappears from the list, `onRemoved` fires with its object id and the
+ * agent drops its cached tokens at once: an identity removed from the host stops getting tokens within
+ * {@link HostIdentities.removalBoundMs} (one poll interval plus one `self` round trip).
+ */
+import type { HostDescription, HostIdentity } from '../shared/host-protocol.js';
+import { armKey } from '../shared/ids.js';
+import type { Logger } from '../shared/logger.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { UpstreamError } from './upstream.js';
+
+/** What a request selected: nothing (system-assigned), or one id of one kind. */
+export type IdentitySelector = { kind: 'system' } | { kind: 'client' | 'object' | 'resource'; value: string };
+
+/** Every parameter spelling clients use for a selector (lower case), and what kind it is. */
+export const SELECTOR_PARAMETERS: Readonly<Record<string, 'client' | 'object' | 'resource'>> = {
+  client_id: 'client',
+  clientid: 'client',
+  object_id: 'object',
+  principal_id: 'object',
+  principalid: 'object',
+  msi_res_id: 'resource',
+  mi_res_id: 'resource',
+  'msi-res-id': 'resource',
+};
+
+export interface HostIdentitiesOptions {
+  /** Reads the host description from the authority (normally `AuthorityClient.self`). */
+  describe: () => Promise<HostDescription>;
+  pollMs: number;
+  logger: Logger;
+  clock?: Clock;
+  /** Identities (object ids) no longer assigned to the host. */
+  onRemoved: (objectIds: string[]) => void;
+  /** The authority no longer recognises the host (credential revoked or host deleted). */
+  onHostNotRecognised: (err: UpstreamError) => void;
+  /** On-demand refreshes (unknown selectors) are at most this frequent; default 200 ms. */
+  minOnDemandGapMs?: number;
+}
+
+export class HostIdentities {
+  readonly pollMs: number;
+  readonly #options: HostIdentitiesOptions;
+  readonly #clock: Clock;
+  #host: HostDescription | undefined;
+  #byClient = new Map<string, HostIdentity>();
+  #byObject = new Map<string, HostIdentity>();
+  #byResource = new Map<string, HostIdentity>();
+  #system: HostIdentity | undefined;
+  #inFlight: Promise<HostDescription> | undefined;
+  #lastRefreshAt = -Infinity;
+  #lastError: UpstreamError | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** Number of `self` calls made (tests measure single flight with it). */
+  refreshes = 0;
+
+  constructor(options: HostIdentitiesOptions) {
+    this.#options = options;
+    this.pollMs = options.pollMs;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The upper bound on how long a removed identity keeps getting tokens: one poll plus one `self` call (timeout). */
+  removalBoundMs(upstreamTimeoutMs: number): number {
+    return this.pollMs + upstreamTimeoutMs;
+  }
+
+  /** The host as last described; undefined until the first successful `self`. */
+  get host(): HostDescription | undefined {
+    return this.#host;
+  }
+
+  get lastError(): UpstreamError | undefined {
+    return this.#lastError;
+  }
+
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => {
+      this.refresh().catch(() => undefined);
+    }, this.pollMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Forgets everything (the host is no longer recognised). */
+  clear(): void {
+    this.#apply(undefined);
+  }
+
+  /** Re-reads `self` (single flight: concurrent callers share one call). */
+  refresh(): Promise<HostDescription> {
+    if (this.#inFlight !== undefined) return this.#inFlight;
+    this.refreshes++;
+    const flight = this.#options
+      .describe()
+      .then((host) => {
+        this.#lastError = undefined;
+        this.#apply(host);
+        return host;
+      })
+      .catch((err: unknown) => {
+        const failure = err instanceof UpstreamError ? err : new UpstreamError('unavailable', String(err), { cause: err });
+        this.#lastError = failure;
+        if (failure.kind === 'host-not-recognised') {
+          this.#apply(undefined);
+          this.#options.onHostNotRecognised(failure);
+        } else {
+          this.#options.logger.warn({ err: failure.message, kind: failure.kind }, 'cannot read this host\'s identities from the authority; keeping the last known list');
+        }
+        throw failure;
+      })
+      .finally(() => {
+        this.#lastRefreshAt = this.#clock.now();
+        this.#inFlight = undefined;
+      });
+    this.#inFlight = flight;
+    return flight;
+  }
+
+  /** The identity a selector names among the host's identities now, or undefined. Synchronous (hot path). */
+  resolve(selector: IdentitySelector): HostIdentity | undefined {
+    switch (selector.kind) {
+      case 'system':
+        return this.#system;
+      case 'client':
+        return this.#byClient.get(selector.value.toLowerCase());
+      case 'object':
+        return this.#byObject.get(selector.value.toLowerCase());
+      case 'resource':
+        return this.#byResource.get(armKey(selector.value));
+    }
+  }
+
+  /**
+   * Like {@link resolve}; when the selector does not resolve (or nothing is known yet), re-reads `self` once
+   * (shared with concurrent callers) and tries again. Throws the {@link UpstreamError} when the authority
+   * cannot answer and nothing is known.
+   */
+  async resolveFresh(selector: IdentitySelector): Promise<HostIdentity | undefined> {
+    const found = this.resolve(selector);
+    if (found !== undefined) return found;
+    const gap = this.#options.minOnDemandGapMs ?? 200;
+    if (this.#inFlight !== undefined || this.#host === undefined || this.#clock.now() - this.#lastRefreshAt >= gap) {
+      try {
+        await this.refresh();
+      } catch (err) {
+        if (this.#host === undefined) throw err;
+      }
+    }
+    return this.resolve(selector);
+  }
+
+  #apply(host: HostDescription | undefined): void {
+    const before = this.#byObject;
+    const byClient = new Map<string, HostIdentity>();
+    const byObject = new Map<string, HostIdentity>();
+    const byResource = new Map<string, HostIdentity>();
+    let system: HostIdentity | undefined;
+    for (const identity of host?.identities ?? []) {
+      byClient.set(identity.clientId.toLowerCase(), identity);
+      byObject.set(identity.objectId.toLowerCase(), identity);
+      // A system-assigned identity's resourceId is the host's own id; selecting the host by msi_res_id is not a thing.
+      if (identity.type === 'UserAssigned') byResource.set(armKey(identity.resourceId), identity);
+      else system = identity;
+    }
+    this.#host = host;
+    this.#byClient = byClient;
+    this.#byObject = byObject;
+    this.#byResource = byResource;
+    this.#system = system;
+    const removed = [...before.keys()].filter((oid) => !byObject.has(oid));
+    if (removed.length > 0) {
+      this.#options.logger.info({ identities: removed }, 'identities no longer assigned to this host; their cached tokens are dropped');
+      this.#options.onRemoved(removed);
+    }
+  }
+}

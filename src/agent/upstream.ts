@@ -1,0 +1,233 @@
+/**
+ * The agent's client of the authority: HTTPS with the installation's CA, one keep-alive connection pool.
+ * Every host call is authenticated by a short-lived host assertion (ES256, signed with the host key) as
+ * `src/shared/host-protocol.ts` describes; workload tokens come from the managed-identity grant.
+ *
+ * Failures are mapped into {@link UpstreamError} kinds the agent acts on:
+ * - `unavailable`: network error, timeout, 5xx, 429 (retry with backoff; keep serving the cache);
+ * - `host-not-recognised`: the host credential is revoked/expired or the host deleted (stop serving at once);
+ * - `identity-not-found`: the identity is not (or no longer) assigned to this host;
+ * - `refused`: any other 4xx (a bug or a version mismatch; not retried on the hot path).
+ */
+import { randomUUID, type webcrypto } from 'node:crypto';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { SignJWT } from 'jose';
+import {
+  HOST_API_BASE,
+  HOST_API_PATHS,
+  type AgentAuditRecord,
+  type EnrolRequest,
+  type HostCredentialGrant,
+  type HostDescription,
+  type PublicJwk,
+  type RenewRequest,
+} from '../shared/host-protocol.js';
+import { epochSeconds, systemClock, type Clock } from '../shared/clock.js';
+import { AGENT_DEFAULTS } from '../shared/config.js';
+
+export const MANAGED_IDENTITY_GRANT_TYPE = 'urn:openmsi:params:oauth:grant-type:managed-identity';
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** Host assertions live this long (the contract allows up to 300 s). */
+const ASSERTION_LIFETIME_SECONDS = 120;
+
+export type UpstreamFailureKind = 'unavailable' | 'host-not-recognised' | 'identity-not-found' | 'refused';
+
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+  readonly kind: UpstreamFailureKind;
+  /** HTTP status the authority answered, when it answered. */
+  readonly status: number | undefined;
+  constructor(kind: UpstreamFailureKind, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.kind = kind;
+    this.status = options.status;
+  }
+}
+
+/** The host's signing identity: the credential's key id, the host's ARM id, and the private key. */
+export interface HostSigningKey {
+  keyId: string;
+  hostResourceId: string;
+  privateKey: webcrypto.CryptoKey;
+}
+
+/** How the grant selects an identity (the agent always resolves selectors locally first, then sends the object id). */
+export type GrantSelector = { kind: 'system' } | { kind: 'mi_client_id' | 'mi_object_id' | 'mi_res_id'; value: string };
+
+/** A workload token as the grant issued it. Times are epoch seconds. */
+export interface IssuedToken {
+  accessToken: string;
+  expiresOn: number;
+  notBefore: number;
+  /** When the agent received it (epoch seconds): the base of the half-life refresh. */
+  receivedAt: number;
+}
+
+export interface AuthorityClientOptions {
+  /** The authority's origin, e.g. `https://authority.internal:8443`. */
+  authorityUrl: string;
+  /** PEM of the CA the authority's TLS certificate chains to (`--ca-file`); absent, the system roots. */
+  caPem?: string;
+  clock?: Clock;
+  timeoutMs?: number;
+}
+
+interface RawResponse {
+  status: number;
+  body: string;
+  headers: IncomingMessage['headers'];
+}
+
+export class AuthorityClient {
+  readonly origin: string;
+  readonly #clock: Clock;
+  readonly #timeoutMs: number;
+  readonly #agent: HttpsAgent | HttpAgent;
+  readonly #https: boolean;
+  /** Number of managed-identity grant calls made (tests count cache misses with it). */
+  grantCalls = 0;
+
+  constructor(options: AuthorityClientOptions) {
+    const url = new URL(options.authorityUrl);
+    this.origin = url.origin;
+    this.#https = url.protocol === 'https:';
+    this.#clock = options.clock ?? systemClock;
+    this.#timeoutMs = options.timeoutMs ?? AGENT_DEFAULTS.upstreamTimeoutMs;
+    this.#agent = this.#https
+      ? new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.caPem === undefined ? {} : { ca: options.caPem }) })
+      : new HttpAgent({ keepAlive: true, maxSockets: 16 });
+  }
+
+  /** A host assertion for `audience` (the host API base or the token endpoint). */
+  async assertion(key: HostSigningKey, audience: string): Promise<string> {
+    const now = epochSeconds(this.#clock);
+    return new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', kid: key.keyId, typ: 'JWT' })
+      .setIssuer(key.hostResourceId)
+      .setSubject(key.hostResourceId)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setNotBefore(now - 5)
+      .setExpirationTime(now + ASSERTION_LIFETIME_SECONDS)
+      .sign(key.privateKey);
+  }
+
+  /** A workload token from the managed-identity grant at `tokenEndpoint` (the v1 endpoint: string numbers). */
+  async token(key: HostSigningKey, tokenEndpoint: string, selector: GrantSelector, resource: string): Promise<IssuedToken> {
+    this.grantCalls++;
+    const form = new URLSearchParams({
+      grant_type: MANAGED_IDENTITY_GRANT_TYPE,
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await this.assertion(key, tokenEndpoint),
+      resource,
+    });
+    if (selector.kind !== 'system') form.set(selector.kind, selector.value);
+    const response = await this.#send('POST', tokenEndpoint, { 'content-type': 'application/x-www-form-urlencoded' }, form.toString());
+    if (response.status !== 200) throw oauthFailure(response);
+    const body = parseJson(response.body) as Record<string, unknown> | undefined;
+    const accessToken = body?.['access_token'];
+    const expiresOn = Number(body?.['expires_on']);
+    const notBefore = Number(body?.['not_before'] ?? epochSeconds(this.#clock));
+    if (typeof accessToken !== 'string' || !Number.isInteger(expiresOn)) {
+      throw new UpstreamError('refused', 'the authority answered the managed-identity grant without access_token/expires_on', { status: 200 });
+    }
+    return { accessToken, expiresOn, notBefore: Number.isInteger(notBefore) ? notBefore : expiresOn, receivedAt: epochSeconds(this.#clock) };
+  }
+
+  /** `GET self`: the host and the identities assigned to it now. */
+  async self(key: HostSigningKey): Promise<HostDescription> {
+    return (await this.#hostCall(key, 'GET', HOST_API_PATHS.self)) as HostDescription;
+  }
+
+  /** `POST enrol` with a join token (no bearer). */
+  async enrol(request: EnrolRequest): Promise<HostCredentialGrant> {
+    const response = await this.#send('POST', this.origin + HOST_API_PATHS.enrol, { 'content-type': 'application/json' }, JSON.stringify(request));
+    if (response.status !== 200 && response.status !== 201) throw apiFailure(response);
+    return parseJson(response.body) as HostCredentialGrant;
+  }
+
+  /** `POST renew`, authenticated by the current credential, registering `publicJwk` as the next one. */
+  async renew(key: HostSigningKey, publicJwk: PublicJwk): Promise<HostCredentialGrant> {
+    const body: RenewRequest = { publicJwk };
+    return (await this.#hostCall(key, 'POST', HOST_API_PATHS.renew, body)) as HostCredentialGrant;
+  }
+
+  /** `POST audit`: a batch of records; answers how many the authority accepted. */
+  async audit(key: HostSigningKey, records: AgentAuditRecord[], signal?: AbortSignal): Promise<number> {
+    const answer = (await this.#hostCall(key, 'POST', HOST_API_PATHS.audit, { records }, signal)) as { accepted?: unknown };
+    return typeof answer.accepted === 'number' ? answer.accepted : records.length;
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+    const bearer = await this.assertion(key, this.origin + HOST_API_BASE);
+    const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await this.#send(method, this.origin + path, headers, body === undefined ? undefined : JSON.stringify(body), signal);
+    if (response.status < 200 || response.status > 299) throw apiFailure(response);
+    return parseJson(response.body);
+  }
+
+  #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<RawResponse> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
+      const send = this.#https ? httpsRequest : httpRequest;
+      const req = send(
+        url,
+        {
+          method,
+          agent: this.#agent,
+          headers: { accept: 'application/json', ...headers, ...(payload === undefined ? {} : { 'content-length': String(payload.length) }) },
+          timeout: this.#timeoutMs,
+          ...(signal === undefined ? {} : { signal }),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+          res.on('error', (err) => reject(new UpstreamError('unavailable', `the authority's answer broke off: ${err.message}`, { cause: err })));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${String(this.#timeoutMs)} ms`)));
+      req.on('error', (err) => reject(new UpstreamError('unavailable', `cannot reach the authority at ${this.origin}: ${err.message}`, { cause: err })));
+      req.end(payload);
+    });
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A token-endpoint failure (`{error, error_description}`). */
+function oauthFailure(response: RawResponse): UpstreamError {
+  const { status } = response;
+  if (status >= 500 || status === 429 || status === 408) return new UpstreamError('unavailable', `the authority answered ${String(status)}`, { status });
+  const body = parseJson(response.body) as { error?: unknown; error_description?: unknown } | undefined;
+  const description = typeof body?.error_description === 'string' ? body.error_description.split('\r\n')[0] ?? '' : '';
+  if (status === 401 && body?.error === 'invalid_client' && /host/i.test(description)) {
+    return new UpstreamError('host-not-recognised', `the authority does not recognise this host: ${description}`, { status });
+  }
+  if (status === 400 && /Identity not found/.test(description)) return new UpstreamError('identity-not-found', 'Identity not found', { status });
+  return new UpstreamError('refused', `the authority refused the token request (${String(status)} ${String(body?.error)}: ${description})`, { status });
+}
+
+/** A host-API failure (`{error: {code, message}}`). */
+function apiFailure(response: RawResponse): UpstreamError {
+  const { status } = response;
+  if (status >= 500 || status === 408) return new UpstreamError('unavailable', `the authority answered ${String(status)}`, { status });
+  const body = parseJson(response.body) as { error?: { code?: unknown; message?: unknown } } | undefined;
+  const code = typeof body?.error?.code === 'string' ? body.error.code : undefined;
+  const message = typeof body?.error?.message === 'string' ? body.error.message : response.body.slice(0, 200);
+  if (code === 'HostNotRecognised') return new UpstreamError('host-not-recognised', `the authority does not recognise this host: ${message}`, { status });
+  if (status === 429) return new UpstreamError('unavailable', `the authority is rate limiting this host: ${message}`, { status });
+  return new UpstreamError('refused', `the authority refused the call (${String(status)} ${code ?? ''}: ${message})`, { status });
+}

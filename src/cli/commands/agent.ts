@@ -1,0 +1,160 @@
+/**
+ * `openmsi agent` (run the per-host managed-identity endpoint) and `openmsi agent env` (print the
+ * variables local workloads need).
+ *
+ * `--data-dir` here names the AGENT's data dir (default $OPENMSI_AGENT_DATA_DIR, else ~/.openmsi/agent),
+ * never the authority's: commander hands the root program's `--data-dir` every occurrence of the flag, in
+ * any position, so for `openmsi agent …` whichever `--data-dir` is given is the agent's, and
+ * $OPENMSI_DATA_DIR is not consulted.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { Command} from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { AGENT_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../shared/config.js';
+import { createLogger, defaultLogFormat } from '../../shared/logger.js';
+import { createAgent } from '../../agent/agent.js';
+import { agentFiles } from '../../agent/host-credential.js';
+
+function agentDataDirOf(cmd: Command): string {
+  return agentDataDir(cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('must be a port number from 0 to 65535');
+  return checkPort(n, '--port');
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+export type EnvShell = 'bash' | 'fish' | 'powershell' | 'dotenv';
+
+/**
+ * The variables for local workloads. `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` come first in every client's
+ * detection order (App Service 2019-08-01, §2 of the spec). `MSI_ENDPOINT` + `MSI_SECRET` serve clients that
+ * only know the 2017 pair (they GET it with a `secret` header) and Debian's azure-cli 2.45 (msrestazure POSTs
+ * `resource=` to `MSI_ENDPOINT` with `Metadata: true`): `/oauth2/token` answers both.
+ */
+export function agentEnvironment(port: number, secret: string): [string, string][] {
+  const base = `http://127.0.0.1:${String(port)}`;
+  return [
+    ['IDENTITY_ENDPOINT', `${base}/msi/token`],
+    ['IDENTITY_HEADER', secret],
+    ['MSI_ENDPOINT', `${base}/oauth2/token`],
+    ['MSI_SECRET', secret],
+  ];
+}
+
+export function formatEnvironment(vars: [string, string][], shell: EnvShell): string {
+  const sq = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  return vars
+    .map(([name, value]) => {
+      switch (shell) {
+        case 'bash':
+          return `export ${name}=${sq(value)}`;
+        case 'fish':
+          return `set -gx ${name} '${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}';`;
+        case 'powershell':
+          return `$env:${name} = '${value.replace(/'/g, "''")}'`;
+        case 'dotenv':
+          return `${name}=${value}`;
+      }
+    })
+    .join('\n');
+}
+
+export function registerAgentCommands(program: Command): void {
+  const agent = program
+    .command('agent')
+    .description('Run the managed-identity agent for this host: IMDS, App Service and Cloud Shell endpoints on 127.0.0.1')
+    .option('--join-token <token>', 'enrol this host on first start (from `openmsi host join-token create`)')
+    .option('--authority <url>', 'the authority URL (https); needed on first start, then saved')
+    .option('--ca-file <pem>', "the authority's CA certificate (PEM); saved at enrolment")
+    .option('--data-dir <dir>', "the agent's data dir (default: $OPENMSI_AGENT_DATA_DIR or ~/.openmsi/agent)")
+    .option('--port <port>', `port on 127.0.0.1 (default ${String(AGENT_DEFAULTS.port)})`, parsePort)
+    .option('--arc', 'also serve the Azure Arc challenge (needs root: it writes into /var/opt/azcmagent/tokens)')
+    .option('--no-imds', 'turn off the header-only machine-wide surfaces (IMDS, Cloud Shell, Arc)')
+    .option('--no-app-service', 'refuse the machine-wide App Service secret (only `openmsi run` session secrets work)')
+    .option('--poll-interval <seconds>', `how often the host's identities are re-read (default ${String(AGENT_DEFAULTS.identityPollMs / 1000)})`, parsePositive)
+    .option('--rate-limit <perSecond>', `tokens per second per identity (default ${String(AGENT_DEFAULTS.rateLimitPerSecond)})`, parsePositive)
+    .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  openmsi agent --join-token "$TOKEN" --authority https://authority.internal:8443 --ca-file ca.pem
+  openmsi agent                                    # later starts reuse the saved host credential
+  eval "$(openmsi agent env)" && node app.js       # workloads find the agent through these variables`,
+    )
+    .action(
+      async (
+        opts: {
+          joinToken?: string;
+          authority?: string;
+          caFile?: string;
+          port?: number;
+          arc?: boolean;
+          imds: boolean;
+          appService: boolean;
+          pollInterval?: number;
+          rateLimit?: number;
+          logFormat?: 'json' | 'pretty';
+        },
+        cmd: Command,
+      ) => {
+        const settings = readEnvironment();
+        const logger = createLogger({
+          format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
+          ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
+        });
+        const running = await createAgent({
+          dataDir: agentDataDirOf(cmd),
+          logger,
+          ...(opts.joinToken === undefined ? {} : { joinToken: opts.joinToken }),
+          ...(opts.authority === undefined ? {} : { authorityUrl: opts.authority }),
+          ...(opts.caFile === undefined ? {} : { caFile: opts.caFile }),
+          ...(opts.port === undefined ? {} : { port: opts.port }),
+          arc: opts.arc === true,
+          imds: opts.imds,
+          appService: opts.appService,
+          ...(opts.pollInterval === undefined ? {} : { identityPollMs: Math.round(opts.pollInterval * 1000) }),
+          ...(opts.rateLimit === undefined ? {} : { rateLimit: { perSecond: opts.rateLimit } }),
+        });
+        const stop = (signal: string) => {
+          logger.info({ signal }, 'shutting down');
+          running.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      },
+    );
+
+  agent
+    .command('env')
+    .description('Print the environment variables local workloads need to reach this host\'s agent')
+    .option('--data-dir <dir>', "the agent's data dir (default: $OPENMSI_AGENT_DATA_DIR or ~/.openmsi/agent)")
+    .addOption(new Option('--shell <shell>', 'output syntax').choices(['bash', 'fish', 'powershell', 'dotenv']).default('bash'))
+    .option('--port <port>', 'the agent port (default: where it last listened, else 50342)', parsePort)
+    .action((opts: { shell: EnvShell; port?: number }, cmd: Command) => {
+      const dataDir = agentDataDirOf(cmd);
+      const files = agentFiles(dataDir);
+      if (!existsSync(files.identityHeader)) {
+        throw new Error(`${dataDir} holds no agent secret yet: start \`openmsi agent --data-dir ${dataDir}\` once (or pass the agent's --data-dir)`);
+      }
+      const secret = readFileSync(files.identityHeader, 'utf8').trim();
+      let port = opts.port;
+      if (port === undefined && existsSync(files.runtime)) {
+        const runtime = JSON.parse(readFileSync(files.runtime, 'utf8')) as { port?: unknown };
+        // `run/agent.json` as the running agent writes it ({url, port, pid, startedAt}).
+        if (typeof runtime.port === 'number') port = runtime.port;
+      }
+      process.stdout.write(`${formatEnvironment(agentEnvironment(port ?? AGENT_DEFAULTS.port, secret), opts.shell)}\n`);
+    });
+}

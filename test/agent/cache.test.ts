@@ -1,0 +1,161 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
+import { FakeClock } from '../../src/shared/clock.js';
+import { putResource } from '../../src/directory/resources.js';
+import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
+
+const META = { metadata: 'true' };
+const imds = (resource: string, selector = '') => `${IMDS_PATH}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}${selector}`;
+
+describe('agent token cache', () => {
+  let t: TestAuthority;
+  let host: TestHost;
+  let a: TestAgent;
+
+  before(async () => {
+    t = await startTestAuthority();
+    host = await createTestHost(t);
+    a = await startTestAgent(t, host, { rateLimit: { perSecond: 1000 } });
+  });
+  after(async () => {
+    await a.agent.close();
+    await t.close();
+    host.cleanup();
+  });
+
+  it('a cache hit does not call the authority', async () => {
+    const calls = a.agent.upstream.grantCalls;
+    const first = await a.get(imds('https://hit.example'), META);
+    assert.equal(first.status, 200);
+    assert.equal(a.agent.upstream.grantCalls, calls + 1);
+    for (let i = 0; i < 20; i++) {
+      const again = await a.get(imds('https://hit.example'), META);
+      assert.equal(again.json<{ access_token: string }>().access_token, first.json<{ access_token: string }>().access_token);
+    }
+    assert.equal(a.agent.upstream.grantCalls, calls + 1);
+    // Another spelling of the same audience is another entry (resource is echoed as requested).
+    await a.get(imds('https://hit.example/'), META);
+    assert.equal(a.agent.upstream.grantCalls, calls + 2);
+  });
+
+  it('N concurrent misses for one key make one authority call', async () => {
+    const calls = a.agent.upstream.grantCalls;
+    const answers = await Promise.all(Array.from({ length: 25 }, () => a.get(imds('https://single-flight.example', `&client_id=${host.uami.clientId}`), META)));
+    assert.ok(answers.every((r) => r.status === 200));
+    assert.equal(new Set(answers.map((r) => r.json<{ access_token: string }>().access_token)).size, 1);
+    assert.equal(a.agent.upstream.grantCalls, calls + 1);
+  });
+
+  it('identity removed from the host (management PUT) is refused within the stated bound, cached tokens included', async () => {
+    const sel = `&client_id=${host.uami2.clientId}`;
+    assert.equal((await a.get(imds(VAULT, sel), META)).status, 200);
+    assert.equal((await a.get(imds(VAULT, sel), META)).status, 200, 'cached');
+    const started = Date.now();
+    await putResource(t.ctx.store, {
+      subscriptionId: t.subscriptionId,
+      resourceGroup: host.resourceGroup,
+      type: 'Microsoft.HybridCompute/machines',
+      name: host.name,
+      identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [host.uami.id]: {} } },
+      clock: t.ctx.clock,
+    });
+    let refusedAt: number | undefined;
+    while (Date.now() - started < 5000) {
+      const r = await a.get(imds(VAULT, sel), META);
+      if (r.status === 400) {
+        assert.deepEqual(r.json(), { error: 'invalid_request', error_description: 'Identity not found' });
+        refusedAt = Date.now();
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(refusedAt !== undefined, 'refused within 5 s');
+    const measured = refusedAt - started;
+    // The stated bound: one poll interval plus one `self` round trip (here 200 ms + a local call).
+    assert.ok(measured <= a.agent.identities.pollMs + 500, `refused after ${String(measured)} ms (poll ${String(a.agent.identities.pollMs)} ms)`);
+    process.stdout.write(`# measured identity-removal bound: ${String(measured)} ms (poll interval ${String(a.agent.identities.pollMs)} ms)\n`);
+    // The others keep working.
+    assert.equal((await a.get(imds(VAULT, `&client_id=${host.uami.clientId}`), META)).status, 200);
+  });
+
+  it('an unknown selector refreshes the identity list on demand (single flight) before refusing', async () => {
+    const before = a.agent.identities.refreshes;
+    const answers = await Promise.all(Array.from({ length: 10 }, () => a.get(imds(VAULT, `&object_id=${host.other.objectId}`), META)));
+    assert.ok(answers.every((r) => r.status === 400));
+    assert.ok(a.agent.identities.refreshes - before <= 2, `${String(a.agent.identities.refreshes - before)} refreshes`);
+  });
+});
+
+describe('agent rate limit', () => {
+  let t: TestAuthority;
+  let host: TestHost;
+  let a: TestAgent;
+  before(async () => {
+    t = await startTestAuthority();
+    host = await createTestHost(t);
+    a = await startTestAgent(t, host, { rateLimit: { perSecond: 5, burst: 5 } });
+  });
+  after(async () => {
+    await a.agent.close();
+    await t.close();
+    host.cleanup();
+  });
+
+  it('answers 429 with Retry-After beyond the per-identity limit; other identities are unaffected', async () => {
+    const statuses: number[] = [];
+    let limited: Awaited<ReturnType<TestAgent['get']>> | undefined;
+    for (let i = 0; i < 8; i++) {
+      const r = await a.get(imds(VAULT), META);
+      statuses.push(r.status);
+      if (r.status === 429) limited ??= r;
+    }
+    assert.ok(statuses.slice(0, 5).every((s) => s === 200), statuses.join());
+    assert.ok(limited, statuses.join());
+    assert.match(String(limited.headers['retry-after']), /^[1-9]\d*$/);
+    assert.deepEqual(limited.json(), { error: 'too_many_requests', error_description: 'Too many token requests for this identity; retry after the Retry-After delay' });
+    assert.equal((await a.get(imds(VAULT, `&client_id=${host.uami.clientId}`), META)).status, 200);
+  });
+});
+
+describe('agent refresh at half-life (fake clock)', () => {
+  let t: TestAuthority;
+  let host: TestHost;
+  let a: TestAgent;
+  const clock = new FakeClock(Date.UTC(2026, 5, 1));
+  before(async () => {
+    t = await startTestAuthority({ clock, tokenLifetimeSeconds: 3600 });
+    host = await createTestHost(t);
+    a = await startTestAgent(t, host, { clock, random: () => 0.5 });
+  });
+  after(async () => {
+    await a.agent.close();
+    await t.close();
+    host.cleanup();
+  });
+
+  it('serves the cached token before half-life, refreshes in the background after it, then serves the new one', async () => {
+    const calls = a.agent.upstream.grantCalls;
+    const first = (await a.get(imds(VAULT), META)).json<{ access_token: string; expires_in: string }>();
+    const exp = decodeJwt(first.access_token).exp!;
+    assert.equal(first.expires_in, String(exp - Math.floor(clock.now() / 1000)), 'expires_in = exp - now');
+    // The authority shortens lifetimes by up to 10 %; random() = 0.5 puts the refresh exactly at half-life.
+    const halfLifeMs = ((exp - Math.floor(clock.now() / 1000)) * 1000) / 2;
+    clock.advance(halfLifeMs - 30_000);
+    const before = (await a.get(imds(VAULT), META)).json<{ access_token: string; expires_in: string }>();
+    assert.equal(before.access_token, first.access_token);
+    assert.equal(before.expires_in, String(exp - Math.floor(clock.now() / 1000)));
+    assert.equal(a.agent.upstream.grantCalls, calls + 1, 'no refresh before half-life');
+    clock.advance(60_000);
+    const during = (await a.get(imds(VAULT), META)).json<{ access_token: string }>();
+    assert.equal(during.access_token, first.access_token, 'the request that triggers the refresh is served from the cache');
+    for (let i = 0; i < 50 && a.agent.upstream.grantCalls === calls + 1; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(a.agent.upstream.grantCalls, calls + 2, 'one background refresh');
+    await new Promise((r) => setTimeout(r, 50));
+    const after = (await a.get(imds(VAULT), META)).json<{ access_token: string; expires_in: string }>();
+    assert.notEqual(after.access_token, first.access_token);
+    assert.equal(after.expires_in, String(decodeJwt(after.access_token).exp! - Math.floor(clock.now() / 1000)));
+    assert.ok(decodeJwt(after.access_token).exp! > decodeJwt(first.access_token).exp!);
+  });
+});
