@@ -13,8 +13,9 @@
  * - Renewal registers a new key for the same host. The previous credential is **not** revoked: it stays
  *   valid until its own expiry, so an agent whose renewal response was lost is not locked out (it keeps
  *   using the old key and renews again). An operator who wants it gone revokes it.
- * - A credential authenticates only while it is unexpired and unrevoked, its host exists, and the host was
- *   not created after it (a host deleted and created again under the same name starts with no credentials).
+ * - A credential authenticates only while it is unexpired and unrevoked and its host exists. Deleting the
+ *   host revokes its credentials (`deleteResource` in resources.ts), so a host deleted and created again
+ *   under the same name starts with none.
  */
 import { createHash, createPublicKey, randomBytes, timingSafeEqual } from 'node:crypto';
 import { calculateJwkThumbprint } from 'jose';
@@ -301,7 +302,7 @@ export async function renewHostCredential(store: Store, input: RenewHostCredenti
       if (armKey(existing.hostResourceId) === armKey(host.id) && isLive(existing, now)) return { credential: existing, host, tenantId, renewed: false };
       throw HostErrors.invalidRequest('this public key is already registered; make a new key pair');
     }
-    const live = (await tx.hostCredentials.listByHost(host.id)).filter((c) => isLive(c, now) && c.createdAt >= host.createdAt);
+    const live = (await tx.hostCredentials.listByHost(host.id)).filter((c) => isLive(c, now));
     if (live.length >= MAX_LIVE_HOST_CREDENTIALS) {
       throw HostErrors.invalidRequest(`the host already holds ${String(MAX_LIVE_HOST_CREDENTIALS)} live credentials; an operator must revoke some first`);
     }
@@ -315,15 +316,10 @@ function isLive(credential: HostCredential, now: number): boolean {
   return credential.revokedAt === null && now < credential.expiresAt;
 }
 
-/**
- * The host a credential authenticates, read now: undefined when the credential is revoked or expired, its
- * host is gone, or the host was created after the credential (deleted and created again).
- */
+/** The host a credential authenticates, read now: undefined when the credential is revoked or expired, or its host is gone. */
 export async function authenticatedHost(repos: Repositories, credential: HostCredential | undefined, now: number): Promise<Resource | undefined> {
   if (credential === undefined || !isLive(credential, now)) return undefined;
-  const host = await repos.resources.get(credential.hostResourceId);
-  if (host === undefined || host.createdAt > credential.createdAt) return undefined;
-  return host;
+  return repos.resources.get(credential.hostResourceId);
 }
 
 async function tenantOf(repos: Repositories, host: Resource): Promise<string> {
@@ -372,8 +368,7 @@ export async function listHostCredentials(
   address: { subscriptionId: string; resourceGroup: string; name: string },
 ): Promise<{ host: Resource; credentials: HostCredential[] }> {
   const host = await getResource(repos, { ...address, type: HOST_RESOURCE_TYPE });
-  const credentials = (await repos.hostCredentials.listByHost(host.id)).filter((c) => c.createdAt >= host.createdAt);
-  return { host, credentials };
+  return { host, credentials: await repos.hostCredentials.listByHost(host.id) };
 }
 
 /** The credential with this key id and the tenant of its host's subscription (undefined when either is unknown). */

@@ -230,6 +230,8 @@ export interface HostCredentialStore {
   get(keyId: string): Promise<HostCredential | undefined>;
   listByHost(hostResourceId: string): Promise<HostCredential[]>;
   revoke(keyId: string, at: number): Promise<boolean>;
+  /** Revokes every unrevoked credential of the host (case-insensitive id); returns how many. */
+  revokeByHost(hostResourceId: string, at: number): Promise<number>;
 }
 
 /** A single-use host join token. Only the SHA-256 of its secret is kept. */

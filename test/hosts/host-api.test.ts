@@ -249,10 +249,11 @@ for (const backend of STORE_BACKENDS) describe(`host API (${backend})`, backendS
     assert.equal((await admin(t, 'DELETE', machinePath('deleted'))).status, 200);
     expectError(await self(key, grant.hostResourceId), 401, 'HostNotRecognised');
     assert.equal((await grantToken(t, key, grant.hostResourceId)).status, 401);
-    clock.advance(1000);
     await joinToken('deleted');
     expectError(await self(key, grant.hostResourceId), 401, 'HostNotRecognised');
     assert.equal((await grantToken(t, key, grant.hostResourceId)).status, 401);
+    const listed = (await admin(t, 'GET', `${machinePath('deleted')}/hostCredentials`)).json<{ value: { keyId: string; state: string }[] }>().value;
+    assert.deepEqual(listed.map((c) => [c.keyId, c.state]), [[grant.keyId, 'Revoked']], 'deleting the host revoked its credential');
   });
 
   it('self describes the host and its identities, read on every call', async () => {

@@ -960,6 +960,19 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.equal((await store.hostCredentials.get(c.keyId))?.revokedAt, T0 + 500);
         assert.equal(await store.hostCredentials.revoke(`missing-${uid()}`, T0), false);
       });
+
+      void it('revokeByHost revokes every unrevoked credential of one host, case-insensitively, keeping earlier revocations', async () => {
+        const host = formatArmResourceId({ subscriptionId: newGuid(), resourceGroup: 'Hosts', type: 'Microsoft.HybridCompute/machines', name: `Box-${uid()}` });
+        const a = hostCredential(host);
+        const b = hostCredential(host, { revokedAt: T0 + 1 });
+        const other = hostCredential(`${host}-other`);
+        for (const c of [a, b, other]) await store.hostCredentials.add(c);
+        assert.equal(await store.hostCredentials.revokeByHost(shout(host), T0 + 50), 1);
+        assert.equal((await store.hostCredentials.get(a.keyId))?.revokedAt, T0 + 50);
+        assert.equal((await store.hostCredentials.get(b.keyId))?.revokedAt, T0 + 1);
+        assert.equal((await store.hostCredentials.get(other.keyId))?.revokedAt, null);
+        assert.equal(await store.hostCredentials.revokeByHost(host, T0 + 60), 0);
+      });
     });
 
     void describe('transactions', () => {

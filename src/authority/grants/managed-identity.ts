@@ -80,7 +80,7 @@ async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): P
       return { key, issuer: payload.iss, subject: found };
     },
   });
-  // Read again after verification: the host must still exist, and must not have been created anew since.
+  // Read again after verification: the credential must still be live and its host exist.
   const host = await authenticatedHost(ctx.store, credential, ctx.clock.now());
   if (host === undefined) throw TokenErrors.hostNotRecognised();
   return host;
