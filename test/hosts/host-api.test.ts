@@ -154,6 +154,12 @@ for (const backend of STORE_BACKENDS) describe(`host API (${backend})`, backendS
       expectError(refused, 400, 'InvalidRequest');
     }
     expectError(await call(t, 'POST', HOST_API_PATHS.enrol, { body: [], remoteAddress: nextAddress() }), 400, 'InvalidRequest');
+    const asText = await t.app.inject({ method: 'POST', url: HOST_API_PATHS.enrol, remoteAddress: nextAddress(), headers: { 'content-type': 'text/plain' }, payload: token });
+    assert.equal(asText.statusCode, 400, asText.body);
+    assert.equal(asText.json<{ error: { code: string } }>().error.code, 'InvalidRequest');
+    const huge = await call(t, 'POST', HOST_API_PATHS.enrol, { body: { joinToken: token, publicJwk: { kty: 'EC', pad: 'x'.repeat(70_000) } }, remoteAddress: nextAddress() });
+    expectError(huge, 400, 'InvalidRequest');
+    assert.match(huge.body, /larger than this endpoint accepts/);
     expectError(
       await call(t, 'POST', HOST_API_PATHS.enrol, { remoteAddress: nextAddress(), headers: { 'content-type': 'application/json' } }),
       400,
