@@ -292,6 +292,24 @@ export interface RenewHostCredentialInput {
 export async function renewHostCredential(store: Store, input: RenewHostCredentialInput): Promise<RegisteredHostCredential & { renewed: boolean }> {
   const publicJwk = checkPublicJwk(input.publicJwk);
   const keyId = await hostKeyId(publicJwk);
+  try {
+    return await registerRenewal(store, input, publicJwk, keyId);
+  } catch (err) {
+    if (err instanceof HostError) throw err;
+    // Two renewals racing with the same new key (a retry overtaking the original): the loser's insert fails
+    // on the key id; once the winner committed, the loser gets the same credential.
+    const registered = await store.hostCredentials.get(keyId);
+    if (registered === undefined || armKey(registered.hostResourceId) !== armKey(input.host.id) || !isLive(registered, input.clock.now())) throw err;
+    return { credential: registered, host: input.host, tenantId: await tenantOf(store, input.host), renewed: false };
+  }
+}
+
+async function registerRenewal(
+  store: Store,
+  input: RenewHostCredentialInput,
+  publicJwk: PublicJwk,
+  keyId: string,
+): Promise<RegisteredHostCredential & { renewed: boolean }> {
   return store.transaction(async (tx) => {
     const host = await tx.resources.get(input.host.id);
     if (host === undefined) throw HostErrors.hostNotRecognised('the host no longer exists');

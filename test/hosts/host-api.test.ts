@@ -209,6 +209,11 @@ for (const backend of STORE_BACKENDS) describe(`host API (${backend})`, backendS
     const retried = await renew(key, next.publicJwk);
     assert.equal(retried.status, 201, retried.body);
     assert.deepEqual(retried.json(), newGrant);
+    // Racing retries with one more new key all get the same credential.
+    const third = await hostKey();
+    const raced = await Promise.all([renew(key, third.publicJwk), renew(key, third.publicJwk), renew(next, third.publicJwk)]);
+    assert.deepEqual(raced.map((r) => r.status), [201, 201, 201], raced.map((r) => r.body).join('\n'));
+    assert.deepEqual(new Set(raced.map((r) => r.json<HostCredentialGrant>().keyId)), new Set([third.thumbprint]));
     // Someone else's key, or a private key, is refused.
     const other = await enrolled('renewing-other');
     expectError(await renew(next, other.key.publicJwk), 400, 'InvalidRequest');

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { HostErrors } from '../../directory/hosts.js';
-import { HOST_API_PATHS, type AgentAuditRecord, type AgentSurface } from '../../shared/host-protocol.js';
+import { HOST_API_PATHS, type AgentAuditRecord, type AgentSurface, type AuditUploadResult } from '../../shared/host-protocol.js';
 import { isGuid } from '../../shared/ids.js';
 import type { AuditEvent } from '../../store/types.js';
 import { authenticateHost, type AuthenticatedHost } from './authenticate.js';
@@ -27,7 +27,8 @@ export function auditRoute(app: FastifyInstance, { ctx }: HostApiContext): void 
       const caller = await authenticateHost(ctx, request);
       const records = parseUpload(bodyObject(request));
       const stored = await ctx.store.audit.appendIgnoringDuplicates(records.map((r) => toAuditEvent(caller, r)));
-      return reply.send({ accepted: records.length, stored });
+      const result: AuditUploadResult = { accepted: records.length, stored };
+      return reply.send(result);
     },
   });
 }
