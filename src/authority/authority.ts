@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
-import { systemClock, type Clock } from '../shared/clock.js';
+import { DAY, systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { loadInstallationConfig, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout } from '../shared/data-dir.js';
@@ -110,8 +110,9 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     const replayPurge = new BackgroundInterval();
     replayPurge.start(
       60_000,
-      () => store.replay.purgeExpired(clock.now()),
-      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay purge failed'),
+      // Join tokens are kept a day past expiry, so a late attempt is told `JoinTokenExpired`, not `JoinTokenInvalid`.
+      () => Promise.all([store.replay.purgeExpired(clock.now()), store.joinTokens.purgeExpired(clock.now() - DAY)]),
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay or join-token purge failed'),
     );
 
     let closed = false;

@@ -23,6 +23,8 @@ export interface RefusalAuditOptions {
   maxKeys?: number;
   /** Called when a flush fails; rows of that interval are lost, never retried forever. */
   onError?: (err: unknown) => void;
+  /** The action of the rows written (default `token.denied`). */
+  action?: string;
 }
 
 export interface Refusal {
@@ -50,6 +52,7 @@ export class RefusalAudit {
   readonly #intervalMs: number;
   readonly #maxKeys: number;
   readonly #onError: (err: unknown) => void;
+  readonly #action: string;
   readonly #timer = new BackgroundInterval();
   #windowStart: number | undefined;
   #buckets = new Map<string, Bucket>();
@@ -62,6 +65,7 @@ export class RefusalAudit {
     this.#intervalMs = options.intervalMs ?? DEFAULT_REFUSAL_INTERVAL_MS;
     this.#maxKeys = options.maxKeys ?? DEFAULT_REFUSAL_MAX_KEYS;
     this.#onError = options.onError ?? (() => undefined);
+    this.#action = options.action ?? 'token.denied';
     if (!Number.isFinite(this.#intervalMs) || this.#intervalMs < 1) throw new TypeError('RefusalAudit needs a positive interval');
     if (!Number.isInteger(this.#maxKeys) || this.#maxKeys < 1) throw new TypeError('RefusalAudit needs a positive key cap');
   }
@@ -132,7 +136,7 @@ export class RefusalAudit {
         at: b.lastAt,
         tenantId: null,
         actor: 'anonymous',
-        action: 'token.denied',
+        action: this.#action,
         target: b.source,
         outcome: 'failure',
         detail: { aggregated: true, source: b.source, reason: b.reason, count: b.count, firstAt: b.firstAt, lastAt: b.lastAt, windowStart, windowEnd },

@@ -4,6 +4,7 @@ import type { AuthorityContext } from './context.js';
 import { tokenRoutes } from './routes/token.js';
 import { discoveryRoutes } from './routes/discovery.js';
 import { managementRoutes } from '../management/index.js';
+import { hostRoutes } from './hosts/index.js';
 import { apiNotFoundHandler } from '../shared/api-error.js';
 import { RequestLogController } from '../shared/logger.js';
 
@@ -14,7 +15,7 @@ export interface ServerTls {
 
 /**
  * Builds the authority's HTTPS application: Entra endpoints (discovery, JWKS, token) and the management
- * API (ARM- and Graph-shaped). Each family is its own encapsulated plugin with its own error serializer.
+ * API (ARM- and Graph-shaped), and the host API the agent calls (`/openmsi/hosts/...`). Each family is its own encapsulated plugin with its own error serializer.
  */
 export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | undefined): Promise<FastifyInstance> {
   const app = Fastify({
@@ -39,6 +40,7 @@ export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | 
   await app.register(discoveryRoutes, { ctx });
   await app.register(tokenRoutes, { ctx });
   await app.register(managementRoutes, { ctx });
+  await app.register(hostRoutes, { ctx });
 
   app.setNotFoundHandler(apiNotFoundHandler);
   return app;

@@ -9,6 +9,9 @@ import { registerAdSpCommands } from './commands/ad-sp.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerAgentCommands } from './commands/agent.js';
+import { registerHostCommands } from './commands/host.js';
+import { registerVmCommands } from './commands/vm.js';
+import { registerAuditCommands } from './commands/audit.js';
 
 /** Builds the `openmsi` command tree (exported so tests can drive it without a subprocess). */
 export function buildProgram(): Command {
@@ -27,7 +30,9 @@ Examples:
   openmsi group create -n app-rg -l local
   openmsi identity create -n app-id -g app-rg
   openmsi ad sp create-for-rbac --name ci-pipeline
-  openmsi ca export --out ca.pem`,
+  openmsi ca export --out ca.pem
+  openmsi host join-token create -g hosts-rg -n build-01
+  openmsi audit list --host build-01 --since 1h -o table`,
     );
   registerAuthorityCommands(program);
   registerGroupCommands(program);
@@ -36,6 +41,9 @@ Examples:
   registerCaCommands(program);
   registerKeysCommands(program);
   registerAgentCommands(program);
+  registerHostCommands(program);
+  registerVmCommands(program);
+  registerAuditCommands(program);
   refuseHelpForUnknownCommands(program);
   return program;
 }

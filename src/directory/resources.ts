@@ -3,7 +3,8 @@
  * identities, with ARM's PUT/GET/DELETE semantics (the management API shows them in ARM's shape).
  *
  * Identity lifecycle: enabling `SystemAssigned` on a resource creates its service principal; disabling it,
- * or deleting the resource (or its group), deletes that principal. Deleting a user-assigned identity
+ * or deleting the resource (or its group), deletes that principal and revokes the resource's host credentials
+ * (the agent's keys, see hosts.ts). Deleting a user-assigned identity
  * detaches it from every resource and deletes its principal. The token grants look principals up on every
  * request, so once a principal is deleted no token is issued for it again.
  */
@@ -562,5 +563,7 @@ async function deleteResourceIn(tx: Repositories, resource: Resource, clock: Clo
   // Any system principal recorded against this resource id (belt and braces: one could outlive a failed PUT).
   const stray = await tx.servicePrincipals.getByManagedIdentityResource(resource.id, 'SystemAssigned');
   if (stray !== undefined && (await deleteManagedIdentityPrincipal(tx, stray.objectId))) summary.deletedPrincipalIds.push(stray.objectId);
+  // A host's registered keys die with it: a resource created again under the same id starts with none.
+  await tx.hostCredentials.revokeByHost(resource.id, clock.now());
   if (await tx.resources.delete(resource.id)) summary.deletedResourceIds.push(resource.id);
 }

@@ -80,9 +80,15 @@ export const ManagementErrors = {
   // query parameters
   repeatedQueryParameter: (name: string, family: ApiFamily) =>
     new ApiError(400, family === 'graph' ? 'BadRequest' : 'InvalidQueryParameter', `The query parameter '${name}' may be given only once.`),
-  invalidAuditSince: () => new ApiError(400, 'InvalidQueryParameter', "'since' must be an ISO-8601 date and time or epoch milliseconds."),
+  invalidAuditSince: () =>
+    new ApiError(400, 'InvalidQueryParameter', "'since' must be an ISO-8601 date and time, epoch milliseconds, or a duration back from now such as 90s, 15m, 1h or 2d."),
   invalidAuditLimit: (max: number) => new ApiError(400, 'InvalidQueryParameter', `'limit' must be a whole number from 1 to ${String(max)}.`),
   invalidAuditAction: () => new ApiError(400, 'InvalidQueryParameter', "'action' must be a dotted action name such as 'identity.created'."),
+  invalidAuditFilter: (name: string) => new ApiError(400, 'InvalidQueryParameter', `'${name}' must be 1 to 512 characters.`),
+
+  // hosts
+  hostCredentialNotFound: (keyId: string) =>
+    new ApiError(404, 'HostCredentialNotFound', `No host credential with key id '${keyId.slice(0, 128)}' exists in this tenant.`),
 
   // Graph request bodies (`Request_BadRequest`, as Graph answers them)
   /** `name` is not what the property takes; `expected` completes "'name' must be ...". */

@@ -1,6 +1,6 @@
 /**
  * The management API: ARM-shaped (`/subscriptions/...`), Graph-shaped (`/v1.0/servicePrincipals...`) and
- * openmsi's own (`/openmsi/keys`, `/openmsi/audit`), authenticated by bearer tokens from this authority and
+ * openmsi's own (`/openmsi/keys`, `/openmsi/audit`, `/openmsi/hostCredentials`), authenticated by bearer tokens from this authority and
  * open to directory admins only. Every error is rendered as `{ error: { code, message } }`.
  *
  * Register it as an encapsulated plugin (it sets its own error handler):
@@ -14,6 +14,7 @@ import { auditRoutes } from './audit.js';
 import { deniedPrincipalOf } from './authenticate.js';
 import { MANAGEMENT_BODY_LIMIT } from './common.js';
 import { translateDirectoryError } from './errors.js';
+import { hostRoutes } from './hosts.js';
 import { keyRoutes } from './keys.js';
 import { principalRoutes } from './principals.js';
 import { resourceGroupRoutes } from './resource-groups.js';
@@ -67,6 +68,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   resourceGroupRoutes(app, ctx);
   userAssignedIdentityRoutes(app, ctx);
   resourceRoutes(app, ctx);
+  hostRoutes(app, ctx);
   principalRoutes(app, ctx);
   keyRoutes(app, ctx);
   auditRoutes(app, ctx);

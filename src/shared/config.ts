@@ -42,6 +42,18 @@ export const DEFAULTS = {
 /** Bounds of the access-token lifetime: at least 5 minutes (clients refresh ahead of expiry), at most a day. */
 export const TOKEN_LIFETIME_SECONDS = { min: 300, max: 24 * 60 * 60, default: DEFAULTS.tokenLifetimeSeconds } as const;
 
+/**
+ * Host join tokens (`openmsi host join-token create --ttl`): 10 minutes unless asked otherwise, at least a
+ * minute (time to paste it), at most a day (an unused token lying around is a credential).
+ */
+export const JOIN_TOKEN_TTL_SECONDS = { min: 60, max: 24 * 60 * 60, default: 10 * 60 } as const;
+
+/** Lifetime of a host credential registered at enrolment or renewal; the agent renews at half-life. */
+export const HOST_CREDENTIAL_LIFETIME_SECONDS = 30 * 24 * 60 * 60;
+
+/** Failed enrolments tolerated per remote address and window before the host API answers 429. */
+export const ENROLMENT_FAILURE_LIMIT = { failures: 5, windowSeconds: 60 } as const;
+
 /** The environment variables openmsi reads, all of them. */
 export const ENV = {
   /** The data dir, when `--data-dir` is not given (default `~/.openmsi`). */

@@ -146,3 +146,13 @@ export interface AgentAuditRecord {
 export interface AuditUpload {
   records: AgentAuditRecord[];
 }
+
+/**
+ * The answer to an {@link AuditUpload} (200). `accepted`: records now stored, counting those stored by an
+ * earlier upload (so the agent may drop all of them from its spool). `stored` (optional, added by the
+ * authority side): how many of them were new.
+ */
+export interface AuditUploadResult {
+  accepted: number;
+  stored?: number;
+}

@@ -1,7 +1,7 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { AuditEventTable, Database } from './schema.js';
 import type { AuditEvent, AuditStore } from './types.js';
-import { atomically, chunks, fromJson, toJson } from './kysely-helpers.js';
+import { atomically, chunks, fromJson, rowCount, toJson } from './kysely-helpers.js';
 
 /** Rows per INSERT: 8 parameters each keeps a statement far below both backends' bound-parameter limits. */
 const ROWS_PER_STATEMENT = 1000;
@@ -22,20 +22,24 @@ function toEvent(row: Selectable<AuditEventTable>): AuditEvent {
   };
 }
 
+function toRow(e: AuditEvent): Insertable<AuditEventTable> {
+  return {
+    id: e.id,
+    at: e.at,
+    tenant_id: e.tenantId,
+    actor: e.actor,
+    action: e.action,
+    target: e.target,
+    outcome: e.outcome,
+    detail: toJson(e.detail),
+  };
+}
+
 export function createAuditStore(db: Kysely<Database>): AuditStore {
   return {
     async append(events) {
       if (events.length === 0) return;
-      const rows = events.map((e) => ({
-        id: e.id,
-        at: e.at,
-        tenant_id: e.tenantId,
-        actor: e.actor,
-        action: e.action,
-        target: e.target,
-        outcome: e.outcome,
-        detail: toJson(e.detail),
-      }));
+      const rows = events.map(toRow);
       if (rows.length <= ROWS_PER_STATEMENT) {
         // One multi-row INSERT: atomic on its own, and `seq` follows the array order.
         await db.insertInto('audit_events').values(rows).execute();
@@ -43,6 +47,24 @@ export function createAuditStore(db: Kysely<Database>): AuditStore {
       }
       await atomically(db, async (trx) => {
         for (const slice of chunks(rows, ROWS_PER_STATEMENT)) await trx.insertInto('audit_events').values(slice).execute();
+      });
+    },
+
+    async appendIgnoringDuplicates(events) {
+      if (events.length === 0) return 0;
+      const rows = events.map(toRow);
+      // One statement per slice, all in one transaction: a retried batch is stored whole or not at all.
+      return atomically(db, async (trx) => {
+        let inserted = 0;
+        for (const slice of chunks(rows, ROWS_PER_STATEMENT)) {
+          const result = await trx
+            .insertInto('audit_events')
+            .values(slice)
+            .onConflict((oc) => oc.column('id').doNothing())
+            .executeTakeFirst();
+          inserted += rowCount(result.numInsertedOrUpdatedRows);
+        }
+        return inserted;
       });
     },
 
@@ -54,6 +76,11 @@ export function createAuditStore(db: Kysely<Database>): AuditStore {
       if (tenantId !== undefined) {
         // Filtered here, before the limit, so a busy other tenant cannot crowd this one's events out of the page.
         q = q.where((eb) => eb.or([eb('tenant_id', 'is', null), eb(eb.fn('lower', ['tenant_id']), '=', tenantId.toLowerCase())]));
+      }
+      for (const values of query.involving ?? []) {
+        const keys = [...new Set(values.map((v) => v.toLowerCase()))];
+        if (keys.length === 0) return [];
+        q = q.where((eb) => eb.or([eb(eb.fn('lower', ['actor']), 'in', keys), eb(eb.fn('lower', ['target']), 'in', keys)]));
       }
       const limit = Math.max(0, Math.floor(query.limit ?? DEFAULT_AUDIT_LIST_LIMIT));
       const rows = await q.orderBy('seq', 'desc').limit(limit).execute();

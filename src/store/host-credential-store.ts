@@ -58,5 +58,15 @@ export function createHostCredentialStore(db: Kysely<Database>): HostCredentialS
         .executeTakeFirst();
       return rowCount(result.numUpdatedRows) > 0;
     },
+
+    async revokeByHost(hostResourceId, at) {
+      const result = await db
+        .updateTable('host_credentials')
+        .set({ revoked_at: at })
+        .where('host_resource_key', '=', armKey(hostResourceId))
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return rowCount(result.numUpdatedRows);
+    },
   };
 }

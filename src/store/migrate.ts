@@ -2,13 +2,17 @@ import { inspect } from 'node:util';
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Dialect } from './dialect.js';
 import * as m0001 from './migrations/0001-initial.js';
+import * as m0002 from './migrations/0002-hosts.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
 }
 
 /** Every schema version, in order. Append, never edit: a released migration is history. */
-const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [['0001-initial', m0001]];
+const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
+  ['0001-initial', m0001],
+  ['0002-hosts', m0002],
+];
 
 class CodeMigrationProvider implements MigrationProvider {
   readonly #dialect: Dialect;

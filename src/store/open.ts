@@ -10,6 +10,7 @@ import type { Repositories, Store } from './types.js';
 import { createAuditStore } from './audit-store.js';
 import { createCredentialStore } from './credential-store.js';
 import { createHostCredentialStore } from './host-credential-store.js';
+import { createJoinTokenStore } from './join-token-store.js';
 import { createReplayStore } from './replay-store.js';
 import { createResourceGroupStore } from './resource-group-store.js';
 import { createResourceStore } from './resource-store.js';
@@ -43,6 +44,7 @@ export function repositoriesFor(db: Kysely<Database>): Repositories {
     replay: createReplayStore(db),
     audit: createAuditStore(db),
     hostCredentials: createHostCredentialStore(db),
+    joinTokens: createJoinTokenStore(db),
   };
 }
 

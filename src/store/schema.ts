@@ -142,6 +142,22 @@ export interface HostCredentialTable {
   revoked_at: number | null;
 }
 
+export interface JoinTokenTable {
+  /** Public half of the token (base64url): the row is found by it. */
+  id: string;
+  /** SHA-256 of the secret half, base64url; the secret itself is never stored. */
+  secret_hash: string;
+  tenant_id: string;
+  host_resource_key: string;
+  host_resource_id: string;
+  /** Object id of the principal that created it. */
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  /** When it was consumed; null while unused. */
+  used_at: number | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   subscriptions: SubscriptionTable;
@@ -154,4 +170,5 @@ export interface Database {
   assertion_replay: AssertionReplayTable;
   audit_events: AuditEventTable;
   host_credentials: HostCredentialTable;
+  join_tokens: JoinTokenTable;
 }

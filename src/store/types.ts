@@ -191,10 +191,28 @@ export interface AuditEvent {
   detail: Record<string, unknown>;
 }
 
+export interface AuditQuery {
+  since?: number;
+  action?: string;
+  /** Only that tenant's events (case-insensitively) and the installation-wide ones (`tenantId` null). */
+  tenantId?: string;
+  /**
+   * Each entry is a set of values (object ids, ARM ids); an event matches an entry when its actor or its
+   * target is one of them (case-insensitively). An event must match every entry.
+   */
+  involving?: ReadonlyArray<readonly string[]>;
+  limit?: number;
+}
+
 export interface AuditStore {
   append(events: readonly AuditEvent[]): Promise<void>;
-  /** Newest first. `tenantId`: only that tenant's events (case-insensitively) and the installation-wide ones (`tenantId` null). */
-  list(query: { since?: number; action?: string; tenantId?: string; limit?: number }): Promise<AuditEvent[]>;
+  /**
+   * Appends the events whose id is not stored yet and skips the others (`INSERT ... ON CONFLICT (id) DO
+   * NOTHING`), so a retried upload is stored once. Returns how many were new.
+   */
+  appendIgnoringDuplicates(events: readonly AuditEvent[]): Promise<number>;
+  /** Newest first. */
+  list(query: AuditQuery): Promise<AuditEvent[]>;
 }
 
 export interface HostCredential {
@@ -212,6 +230,35 @@ export interface HostCredentialStore {
   get(keyId: string): Promise<HostCredential | undefined>;
   listByHost(hostResourceId: string): Promise<HostCredential[]>;
   revoke(keyId: string, at: number): Promise<boolean>;
+  /** Revokes every unrevoked credential of the host (case-insensitive id); returns how many. */
+  revokeByHost(hostResourceId: string, at: number): Promise<number>;
+}
+
+/** A single-use host join token. Only the SHA-256 of its secret is kept. */
+export interface JoinToken {
+  id: string;
+  /** SHA-256 of the secret, base64url. */
+  secretHash: string;
+  tenantId: string;
+  /** ARM id of the host (a `Microsoft.HybridCompute/machines`) the token enrols. */
+  hostResourceId: string;
+  /** Object id of the principal that created it. */
+  createdBy: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export interface JoinTokenStore {
+  create(token: JoinToken): Promise<void>;
+  get(id: string): Promise<JoinToken | undefined>;
+  /**
+   * Marks the token used at `at`, compare-and-set: only while it is unused and `at` is before its expiry.
+   * True for exactly one of any number of concurrent callers (on any replica); false otherwise.
+   */
+  consume(id: string, at: number): Promise<boolean>;
+  /** Deletes tokens that expired before `before` (used or not). */
+  purgeExpired(before: number): Promise<number>;
 }
 
 /** Every aggregate, bound to one connection or transaction. */
@@ -226,6 +273,7 @@ export interface Repositories {
   replay: ReplayStore;
   audit: AuditStore;
   hostCredentials: HostCredentialStore;
+  joinTokens: JoinTokenStore;
 }
 
 /** An open store. Services take the narrow interfaces they need from it. */

@@ -14,6 +14,7 @@ import type {
   AuditEvent,
   ClientCredential,
   HostCredential,
+  JoinToken,
   Repositories,
   Resource,
   ResourceGroup,
@@ -813,6 +814,115 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
       });
     });
 
+    void describe('audit: idempotent appends and involving filters', () => {
+      void it('appendIgnoringDuplicates stores each id once and counts what was new', async () => {
+        const action = `test.${uid()}.idem`;
+        const batch = Array.from({ length: 3 }, (_, i) => auditFixture(action, { at: T0 + i, detail: { i } }));
+        assert.equal(await store.audit.appendIgnoringDuplicates(batch), 3);
+        assert.equal(await store.audit.appendIgnoringDuplicates(batch), 0);
+        const extra = auditFixture(action, { at: T0 + 9 });
+        assert.equal(await store.audit.appendIgnoringDuplicates([batch[0]!, extra]), 1);
+        assert.equal(await store.audit.appendIgnoringDuplicates([]), 0);
+        const listed = await store.audit.list({ action, limit: 100 });
+        assert.deepEqual(
+          listed.map((e) => e.id),
+          [extra.id, batch[2]!.id, batch[1]!.id, batch[0]!.id],
+        );
+        // The first copy wins: a retried record with other content does not overwrite it.
+        assert.equal(await store.audit.appendIgnoringDuplicates([{ ...batch[1]!, detail: { changed: true } }]), 0);
+        assert.deepEqual((await store.audit.list({ action, limit: 100 })).find((e) => e.id === batch[1]!.id)?.detail, { i: 1 });
+      });
+
+      void it('appendIgnoringDuplicates of a large batch with repeats, and concurrently on every replica', async () => {
+        const action = `test.${uid()}.idem-large`;
+        const batch = Array.from({ length: 2200 }, (_, i) => auditFixture(action, { at: T0 + i }));
+        await store.audit.append(batch.slice(0, 100));
+        assert.equal(await store.audit.appendIgnoringDuplicates(batch), 2100);
+        const again = Array.from({ length: 20 }, (_, i) => auditFixture(action, { at: T0 + 5000 + i }));
+        await withReplicas(async (stores) => {
+          const counts = await Promise.all(stores.flatMap((s) => [s.audit.appendIgnoringDuplicates(again), s.audit.appendIgnoringDuplicates(again)]));
+          assert.equal(counts.reduce((a, b) => a + b, 0), 20);
+        });
+        assert.equal((await store.audit.list({ action, limit: 5000 })).length, 2220);
+      });
+
+      void it('involving matches actor or target case-insensitively, every entry must match', async () => {
+        const action = `test.${uid()}.involving`;
+        const identity = newGuid();
+        const host = `/subscriptions/${newGuid()}/resourceGroups/Rg/providers/Microsoft.HybridCompute/machines/Box`;
+        const asActor = auditFixture(action, { at: T0 + 1, actor: identity, target: host });
+        const asTarget = auditFixture(action, { at: T0 + 2, actor: 'system', target: identity });
+        const hostOnly = auditFixture(action, { at: T0 + 3, actor: host.toLowerCase(), target: 'x' });
+        const neither = auditFixture(action, { at: T0 + 4 });
+        await store.audit.append([asActor, asTarget, hostOnly, neither]);
+        const ids = (es: AuditEvent[]) => es.map((e) => e.id);
+        assert.deepEqual(ids(await store.audit.list({ action, involving: [[identity.toUpperCase()]] })), [asTarget.id, asActor.id]);
+        assert.deepEqual(ids(await store.audit.list({ action, involving: [[host.toUpperCase()]] })), [hostOnly.id, asActor.id]);
+        assert.deepEqual(ids(await store.audit.list({ action, involving: [[identity], [host]] })), [asActor.id]);
+        assert.deepEqual(ids(await store.audit.list({ action, involving: [['nobody', identity]] })), [asTarget.id, asActor.id]);
+        assert.deepEqual(await store.audit.list({ action, involving: [[]] }), []);
+        assert.equal((await store.audit.list({ action, involving: [] })).length, 4);
+      });
+    });
+
+    void describe('join tokens', () => {
+      function joinToken(overrides: Partial<JoinToken> = {}): JoinToken {
+        return {
+          id: `jt_${uid()}`,
+          secretHash: randomBytes(32).toString('base64url'),
+          tenantId: newGuid(),
+          hostResourceId: `/subscriptions/${newGuid()}/resourceGroups/Hosts/providers/Microsoft.HybridCompute/machines/Box-${uid()}`,
+          createdBy: newGuid(),
+          createdAt: T0,
+          expiresAt: T0 + 600_000,
+          usedAt: null,
+          ...overrides,
+        };
+      }
+
+      void it('creates and gets, every field round-tripping; rejects a duplicate id', async () => {
+        const token = joinToken();
+        await store.joinTokens.create(token);
+        assert.deepEqual(await store.joinTokens.get(token.id), token);
+        assert.equal(await store.joinTokens.get(`missing-${uid()}`), undefined);
+        await assert.rejects(store.joinTokens.create(token));
+      });
+
+      void it('consume is single use and refuses an expired token', async () => {
+        const token = joinToken();
+        await store.joinTokens.create(token);
+        assert.equal(await store.joinTokens.consume(token.id, T0 + 10), true);
+        assert.equal(await store.joinTokens.consume(token.id, T0 + 20), false);
+        assert.equal((await store.joinTokens.get(token.id))?.usedAt, T0 + 10);
+        const expired = joinToken();
+        await store.joinTokens.create(expired);
+        assert.equal(await store.joinTokens.consume(expired.id, expired.expiresAt), false);
+        assert.equal((await store.joinTokens.get(expired.id))?.usedAt, null);
+        assert.equal(await store.joinTokens.consume(`missing-${uid()}`, T0), false);
+      });
+
+      void it('of concurrent consumes (on every replica) exactly one wins', async () => {
+        const token = joinToken();
+        await store.joinTokens.create(token);
+        await withReplicas(async (stores) => {
+          const results = await Promise.all(Array.from({ length: 10 }, (_, i) => stores[i % stores.length]!.joinTokens.consume(token.id, T0 + i + 1)));
+          assert.equal(results.filter(Boolean).length, 1);
+        });
+      });
+
+      void it('purgeExpired deletes tokens that expired before the cut-off, used or not', async () => {
+        const base = T0 - 10_000_000_000 - Math.floor(Math.random() * 1_000_000);
+        const old = joinToken({ expiresAt: base });
+        const oldUsed = joinToken({ expiresAt: base + 1, usedAt: base - 5 });
+        const live = joinToken({ expiresAt: base + 100 });
+        for (const t of [old, oldUsed, live]) await store.joinTokens.create(t);
+        assert.ok((await store.joinTokens.purgeExpired(base + 2)) >= 2);
+        assert.equal(await store.joinTokens.get(old.id), undefined);
+        assert.equal(await store.joinTokens.get(oldUsed.id), undefined);
+        assert.deepEqual(await store.joinTokens.get(live.id), live);
+      });
+    });
+
     void describe('host credentials', () => {
       function hostCredential(hostResourceId: string, overrides: Partial<HostCredential> = {}): HostCredential {
         const keyId = `Kid_${uid()}`;
@@ -849,6 +959,19 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.equal(await store.hostCredentials.revoke(c.keyId, T0 + 900), false);
         assert.equal((await store.hostCredentials.get(c.keyId))?.revokedAt, T0 + 500);
         assert.equal(await store.hostCredentials.revoke(`missing-${uid()}`, T0), false);
+      });
+
+      void it('revokeByHost revokes every unrevoked credential of one host, case-insensitively, keeping earlier revocations', async () => {
+        const host = formatArmResourceId({ subscriptionId: newGuid(), resourceGroup: 'Hosts', type: 'Microsoft.HybridCompute/machines', name: `Box-${uid()}` });
+        const a = hostCredential(host);
+        const b = hostCredential(host, { revokedAt: T0 + 1 });
+        const other = hostCredential(`${host}-other`);
+        for (const c of [a, b, other]) await store.hostCredentials.add(c);
+        assert.equal(await store.hostCredentials.revokeByHost(shout(host), T0 + 50), 1);
+        assert.equal((await store.hostCredentials.get(a.keyId))?.revokedAt, T0 + 50);
+        assert.equal((await store.hostCredentials.get(b.keyId))?.revokedAt, T0 + 1);
+        assert.equal((await store.hostCredentials.get(other.keyId))?.revokedAt, null);
+        assert.equal(await store.hostCredentials.revokeByHost(host, T0 + 60), 0);
       });
     });
 

@@ -8,6 +8,7 @@ import { requireParam } from '../token/form.js';
 import { requestedResource } from '../token/resource.js';
 import { assertionAudiences } from '../token/client-auth.js';
 import { verifyAssertion } from '../token/assertion.js';
+import { authenticatedHost } from '../../directory/hosts.js';
 
 /**
  * The agent's grant. An agent authenticates as its *host* (a resource such as a
@@ -79,7 +80,8 @@ async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): P
       return { key, issuer: payload.iss, subject: found };
     },
   });
-  const host = await ctx.store.resources.get(credential.hostResourceId);
+  // Read again after verification: the credential must still be live and its host exist.
+  const host = await authenticatedHost(ctx.store, credential, ctx.clock.now());
   if (host === undefined) throw TokenErrors.hostNotRecognised();
   return host;
 }
