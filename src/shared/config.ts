@@ -56,6 +56,8 @@ export const ENV = {
   logFormat: 'OPENMSI_LOG_FORMAT',
   /** The authority URL the CLI calls instead of config.json's. */
   authorityUrl: 'OPENMSI_AUTHORITY_URL',
+  /** The agent's data dir (`openmsi agent`, `openmsi run`), when `--data-dir` is not given (default `~/.openmsi/agent`). */
+  agentDataDir: 'OPENMSI_AGENT_DATA_DIR',
 } as const;
 
 const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -187,3 +189,43 @@ export function storeLocation(dataDir: string, config: Pick<InstallationConfig, 
   if (fromEnv !== undefined) return fromEnv;
   return config.store === 'sqlite' ? dataDirLayout(dataDir).sqlite : config.store;
 }
+
+/** Resolves the agent's data dir: the explicit option, then OPENMSI_AGENT_DATA_DIR, then ~/.openmsi/agent. */
+export function agentDataDir(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env[ENV.agentDataDir];
+  return resolve(explicit ?? (fromEnv === undefined || fromEnv.trim() === '' ? undefined : fromEnv) ?? join(homedir(), '.openmsi', 'agent'));
+}
+
+/**
+ * The agent's audit pipeline (src/agent/audit): events fold for one window, each window is appended to a
+ * spool of JSONL segments in the agent's data dir, and the spool is uploaded to the authority in batches.
+ */
+export const AGENT_AUDIT = {
+  /** Identical outcomes within this window become one record with a count. */
+  flushWindowMs: 1000,
+  /** Records per upload (the host API's batch bound) and per spool segment. */
+  batchRecords: 1000,
+  /** The spool's bound on disk; past it, events are counted as dropped (and that count is itself recorded). */
+  spoolMaxBytes: 64 * 1024 * 1024,
+  /** Distinct records folded in one window before further distinct outcomes are counted as dropped. */
+  windowMaxRecords: 10_000,
+  /** Upload retry backoff: exponential from `retryMinMs` to `retryMaxMs`, with full jitter. */
+  retryMinMs: 1000,
+  retryMaxMs: 60_000,
+} as const;
+
+/** `openmsi run` sessions and the agent's control API (src/agent/sessions.ts, src/agent/control.ts). */
+export const AGENT_SESSIONS = {
+  /** Live sessions at most; more are refused with 503 until one ends. */
+  maxSessions: 1024,
+  /** Identity selectors per session, and the length of each. */
+  maxIdentities: 16,
+  maxSelectorLength: 512,
+  /** A byte written on an open session stream this often, so a dead peer is noticed even without a FIN. */
+  heartbeatMs: 15_000,
+} as const;
+
+/** Caller attribution from /proc (src/agent/caller.ts): the most `/proc/PID/fd` entries one lookup reads. */
+export const AGENT_CALLER = {
+  maxFdEntries: 50_000,
+} as const;
