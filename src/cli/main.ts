@@ -8,6 +8,7 @@ import { registerIdentityCommands } from './commands/identity.js';
 import { registerAdSpCommands } from './commands/ad-sp.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerKeysCommands } from './commands/keys.js';
+import { registerRunCommand } from './commands/run.js';
 
 /** Builds the `openmsi` command tree (exported so tests can drive it without a subprocess). */
 export function buildProgram(): Command {
@@ -34,6 +35,7 @@ Examples:
   registerAdSpCommands(program);
   registerCaCommands(program);
   registerKeysCommands(program);
+  registerRunCommand(program);
   refuseHelpForUnknownCommands(program);
   return program;
 }
