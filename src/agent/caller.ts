@@ -270,6 +270,39 @@ export class ProcCallerResolver implements CallerResolver {
       }
     }
     if (budget <= 0 && found.size < targets.size) this.#log?.debug({ wanted: targets.size, found: found.size }, 'caller lookup: fd scan budget spent');
+    // A socket held by a process and its parent is the parent's: a child caught between fork and exec (or
+    // one that inherited the socket) also holds it, and the newest-first scan meets the child first.
+    for (const [inode, pid] of found) {
+      let owner = pid;
+      for (let depth = 0; depth < 8; depth++) {
+        const parent = await this.#parentOf(owner);
+        if (parent === undefined || parent <= 1 || !(await this.#holds(parent, `socket:[${String(inode)}]`))) break;
+        owner = parent;
+      }
+      found.set(inode, owner);
+    }
     return found;
+  }
+
+  async #parentOf(pid: number): Promise<number | undefined> {
+    try {
+      const stat = await readFile(join(this.#proc, String(pid), 'stat'), 'utf8');
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      return Number.isInteger(ppid) ? ppid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #holds(pid: number, link: string): Promise<boolean> {
+    const fdDir = join(this.#proc, String(pid), 'fd');
+    try {
+      const fds = await readdir(fdDir);
+      const links = await Promise.all(fds.map((fd) => readlink(join(fdDir, fd)).catch(() => '')));
+      return links.includes(link);
+    } catch {
+      return false;
+    }
   }
 }

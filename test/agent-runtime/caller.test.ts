@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { canonicalAddress, isLoopbackAddress, parseProcNetTcp, ProcCallerResolver } from '../../src/agent/caller.js';
 
@@ -88,6 +90,33 @@ describe('caller attribution from /proc', () => {
     assert.equal(result.caller.address, '0:0:0:0:0:0:0:1');
     assert.equal(result.caller.pid, result.childPid);
     assert.equal(result.caller.exe, realpathSync(process.execPath));
+  });
+
+  it('attributes a socket held by a process and its child (caught between fork and exec) to the parent', async () => {
+    // A /proc of our own making: pid 100 holds socket:[555], its child 200 holds it too, 300 is unrelated.
+    const proc = mkdtempSync(join(tmpdir(), 'openmsi-fakeproc-'));
+    try {
+      mkdirSync(join(proc, 'net'));
+      const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+      writeFileSync(join(proc, 'net', 'tcp'), header + '   0: 0100007F:C350 0100007F:C396 01 00000000:00000000 00:00000000 00000000  1234        0 555 1\n');
+      const pid = (n: number, ppid: number, exe: string, links: string[]): void => {
+        mkdirSync(join(proc, String(n), 'fd'), { recursive: true });
+        writeFileSync(join(proc, String(n), 'stat'), `${String(n)} (a (weird) name) S ${String(ppid)} 1 1 0 -1\n`);
+        symlinkSync(exe, join(proc, String(n), 'exe'));
+        links.forEach((link, i) => symlinkSync(link, join(proc, String(n), 'fd', String(i))));
+      };
+      pid(100, 50, '/usr/bin/parent', ['/dev/null', 'socket:[555]']);
+      pid(200, 100, '/usr/bin/parent', ['socket:[555]']);
+      pid(300, 1, '/usr/bin/other', ['socket:[999]']);
+      const socket = { remoteAddress: '127.0.0.1', remotePort: 50000, localAddress: '127.0.0.1', localPort: 50070 } as unknown as Socket;
+      const caller = await new ProcCallerResolver({ procRoot: proc, platform: 'linux' }).resolved(socket);
+      assert.deepEqual({ ...caller }, { address: '127.0.0.1', uid: 1234, pid: 100, exe: '/usr/bin/parent' });
+      // The scan budget bounds the work: with room for one link only, nothing is found, quietly.
+      const starved = await new ProcCallerResolver({ procRoot: proc, platform: 'linux', maxFdEntries: 1 }).resolved(socket);
+      assert.deepEqual({ ...starved }, { address: '127.0.0.1', uid: 1234 });
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
   });
 
   it('gives up quietly where it cannot resolve: not Linux, or a peer that has already gone', async () => {

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ProcCallerResolver } from '../../src/agent/caller.js';
 import { createControlApi, loadOrCreateControlSecret, type ControlApi } from '../../src/agent/control.js';
 import type { AgentAuditEvent } from '../../src/agent/contracts.js';
 import { SessionRegistry } from '../../src/agent/sessions.js';
@@ -32,7 +33,7 @@ export async function startHarness(options: { heartbeatMs?: number } = {}): Prom
   const controlSecret = loadOrCreateControlSecret(dataDir);
   const sessions = new SessionRegistry();
   const events: AgentAuditEvent[] = [];
-  const control = createControlApi({ controlSecret, sessions, audit: { record: (e) => events.push(e) }, heartbeatMs: options.heartbeatMs ?? 0 });
+  const control = createControlApi({ controlSecret, sessions, audit: { record: (e) => events.push(e) }, callers: new ProcCallerResolver(), heartbeatMs: options.heartbeatMs ?? 0 });
   const server = createServer((req, res) => {
     if (control.handleControlRequest(req, res)) return;
     if ((req.url ?? '').split('?')[0] === '/msi/token') {

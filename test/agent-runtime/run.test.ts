@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,13 @@ describe('openmsi run', () => {
       assert.equal((await h.token(report.secret)).status, 401);
       assert.ok(!JSON.stringify(h.events).includes(report.secret), 'no secret in the audit events');
       const session = JSON.parse(token.body).session as string;
+      // Attribution: the session was opened by the openmsi run process (pid, uid and exe from /proc, filled in the background).
+      const opened = h.events.find((e) => e.session === session)!;
+      if (process.platform === 'linux') {
+        assert.equal(opened.caller.pid, run.child.pid, `CMD is ${String(report.pid)}; ${JSON.stringify(opened.caller)}`);
+        assert.equal(opened.caller.uid, process.getuid!());
+        assert.equal(opened.caller.exe, realpathSync(process.execPath));
+      }
       assert.deepEqual(
         h.events.filter((e) => e.session === session).map((e) => e.reason ?? 'started'),
         ['started', 'session_ended'],
