@@ -205,8 +205,13 @@ export const AGENT_AUDIT = {
   flushWindowMs: 1000,
   /** Records per upload (the host API's batch bound) and per spool segment. */
   batchRecords: 1000,
-  /** The spool's bound on disk; past it, events are counted as dropped (and that count is itself recorded). */
+  /**
+   * The spool's bound on disk. Records stop short of it by a reserve (1%, at least 64 KiB) kept for the
+   * records that count dropped events; past it, events are counted as dropped, never silently.
+   */
   spoolMaxBytes: 64 * 1024 * 1024,
+  /** While the spool is full, the drop counts are written (to the reserve) at most this often. */
+  dropWriteMs: 60_000,
   /** Distinct records folded in one window before further distinct outcomes are counted as dropped. */
   windowMaxRecords: 10_000,
   /** Upload retry backoff: exponential from `retryMinMs` to `retryMaxMs`, with full jitter. */

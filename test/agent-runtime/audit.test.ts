@@ -307,17 +307,23 @@ describe('agent audit pipeline', () => {
     const stats = pipeline.stats();
     assert.ok(stats.spoolBytes <= cap, `spool ${String(stats.spoolBytes)} bytes is within its ${String(cap)}-byte cap`);
     assert.ok(stats.droppedEvents > 0);
+    // The drop count is on disk already (in the reserve), not only in memory: a kill -9 now would not lose it.
+    const onDisk = spoolFiles(dataDir).flatMap((f) => readFileSync(join(dataDir, 'audit-spool', f), 'utf8').trimEnd().split('\n'));
+    assert.ok(onDisk.some((line) => (JSON.parse(line) as AgentAuditRecord).reason === 'audit_dropped:spool_full'));
     // Recovery: every event is accounted for, either in a record or in a drop count.
     authority.down = false;
     assert.equal(await pipeline.uploadNow(), true);
     await pipeline.flush(); // now there is room: the drop count is written and sent
     assert.equal(await pipeline.uploadNow(), true);
     const drops = authority.records().filter((r) => r.reason === 'audit_dropped:spool_full');
-    assert.equal(drops.length, 1);
-    assert.equal(drops[0]!.count, stats.droppedEvents);
+    assert.ok(drops.length >= 1);
+    assert.equal(
+      drops.reduce((n, r) => n + r.count, 0),
+      stats.droppedEvents,
+    );
     assert.deepEqual(drops[0]!.caller, { address: 'unknown' });
     assert.equal(drops[0]!.decision, 'served');
-    assert.ok(drops[0]!.at <= drops[0]!.lastAt);
+    assert.ok(drops.every((r) => r.at <= r.lastAt));
     assert.equal(authority.events(), recorded);
     await pipeline.close();
   });

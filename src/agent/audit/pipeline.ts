@@ -38,6 +38,8 @@ export interface AgentAuditOptions {
   windowMaxRecords?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** While the spool is full, drop counts are written to its reserve at most this often. */
+  dropWriteMs?: number;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
 }
@@ -79,6 +81,8 @@ export class AgentAuditPipeline implements AgentAuditSink {
   #closed = false;
   #uploaded = 0;
   #failures = 0;
+  #lastDropWrite = Number.NEGATIVE_INFINITY;
+  readonly #dropWriteMs: number;
 
   private constructor(spool: AuditSpool, options: AgentAuditOptions) {
     this.#spool = spool;
@@ -89,6 +93,7 @@ export class AgentAuditPipeline implements AgentAuditSink {
     this.#retryMin = options.retryMinMs ?? AGENT_AUDIT.retryMinMs;
     this.#retryMax = options.retryMaxMs ?? AGENT_AUDIT.retryMaxMs;
     this.#random = options.random ?? Math.random;
+    this.#dropWriteMs = options.dropWriteMs ?? AGENT_AUDIT.dropWriteMs;
     const windowMax = options.windowMaxRecords ?? AGENT_AUDIT.windowMaxRecords;
     this.#maxQueued = Math.max(FOLD_EVERY * 4, windowMax * 20);
     this.#window = new AuditWindow(windowMax, this.#drops);
@@ -183,7 +188,7 @@ export class AgentAuditPipeline implements AgentAuditSink {
       await this.#writeWindow();
       const drops = this.#drops.take();
       // Drop counts are few (bounded by kind × decision × surface × status): past the bound rather than lost.
-      if (drops.length > 0) await this.#spool.append(drops, true);
+      if (drops.length > 0) await this.#spool.append(drops, 'none');
       await this.#spool.close();
     });
   }
@@ -208,14 +213,21 @@ export class AgentAuditPipeline implements AgentAuditSink {
 
   async #writeWindow(): Promise<void> {
     const records = this.#window.take();
-    // Drop counts first, once there is room for them again: they say what is missing before what follows.
+    // Drop counts first: they say what is missing before what follows. While the spool is full they go to
+    // its reserve, at most once per dropWriteMs, so that a crash loses at most that long of drop counts.
     if (this.#drops.size > 0) {
-      const drops = this.#drops.take();
-      try {
-        this.#drops.restore(await this.#spool.append(drops));
-      } catch (err) {
-        this.#drops.restore(drops);
-        this.#log?.error({ err }, 'audit spool: write failed');
+      const now = this.#clock.now();
+      const full = !this.#spool.fits(1);
+      if (!full || now - this.#lastDropWrite >= this.#dropWriteMs) {
+        const drops = this.#drops.take();
+        try {
+          const unwritten = await this.#spool.append(drops, 'reserve');
+          this.#drops.restore(unwritten);
+          if (unwritten.length < drops.length) this.#lastDropWrite = now;
+        } catch (err) {
+          this.#drops.restore(drops);
+          this.#log?.error({ err }, 'audit spool: write failed');
+        }
       }
     }
     if (records.length === 0) return;

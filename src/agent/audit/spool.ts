@@ -90,16 +90,26 @@ export class AuditSpool {
     return this.#open !== undefined && this.#open.records > 0;
   }
 
-  /** Whether `bytes` more would fit under the bound. */
-  fits(bytes: number): boolean {
-    return this.#bytes + bytes <= this.#maxBytes;
+  /**
+   * Room kept for drop-count records: ordinary records stop at `maxBytes - reserve`, drop counts may use the
+   * rest, so that a spool full of records can still say what it dropped.
+   */
+  get reserve(): number {
+    return Math.min(Math.max(Math.floor(this.#maxBytes / 100), 64 * 1024), Math.floor(this.#maxBytes / 4));
+  }
+
+  /** Whether `bytes` more would fit under the bound (`reserve`: the drop-count reserve may be used). */
+  fits(bytes: number, reserve = false): boolean {
+    return this.#bytes + bytes <= this.#maxBytes - (reserve ? 0 : this.reserve);
   }
 
   /**
    * Appends records in order and fsyncs; when it resolves, they are durable. Stops at the first record that
-   * would take the spool past its bound (unless `ignoreBound`) and returns that one and the rest, unwritten.
+   * would take the spool past its bound and returns that one and the rest, unwritten. `bound`: `records`
+   * (the default) stops short of the reserve, `reserve` may use it, `none` ignores the bound (the few drop
+   * counts written at shutdown).
    */
-  async append(records: readonly AgentAuditRecord[], ignoreBound = false): Promise<AgentAuditRecord[]> {
+  async append(records: readonly AgentAuditRecord[], bound: 'records' | 'reserve' | 'none' = 'records'): Promise<AgentAuditRecord[]> {
     let i = 0;
     while (i < records.length) {
       if (this.#open === undefined || this.#open.records >= this.#segmentRecords) {
@@ -112,7 +122,7 @@ export class AuditSpool {
       while (i < records.length && segment.records + lines.length < this.#segmentRecords) {
         const line = JSON.stringify(records[i]) + '\n';
         const size = Buffer.byteLength(line);
-        if (!ignoreBound && !this.fits(bytes + size)) break;
+        if (bound !== 'none' && !this.fits(bytes + size, bound === 'reserve')) break;
         lines.push(line);
         bytes += size;
         i++;
