@@ -160,6 +160,8 @@ describe('agent audit pipeline', () => {
     // record() never throws, even on what is not an event at all.
     assert.doesNotThrow(() => pipeline.record(null as unknown as AgentAuditEvent));
     assert.doesNotThrow(() => pipeline.record({} as AgentAuditEvent));
+    assert.equal(await pipeline.uploadNow(), true);
+    assert.equal(authority.records().length, 1, 'what is not an event is not recorded');
     await pipeline.close();
   });
 

@@ -26,6 +26,7 @@ function callerOf(caller: AgentCaller | undefined): AgentCaller {
 
 /** A record for one event at `at`: exactly the contract's fields, nothing else. */
 export function recordOf(event: AgentAuditEvent, at: number, id: string = randomUUID()): AgentAuditRecord {
+  if (typeof event.surface !== 'string' || typeof event.status !== 'number') throw new TypeError('not an audit event');
   const record: AgentAuditRecord = {
     id,
     at,
