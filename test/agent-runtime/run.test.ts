@@ -1,12 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runFixture, type FixtureProcess } from '../fixtures/child-process.js';
 import { writeRunningAgent } from '../../src/shared/running-agent.js';
 import { exitStatus } from '../../src/cli/commands/run.js';
+import { agentDataDir } from '../../src/shared/config.js';
+import { homedir, tmpdir } from 'node:os';
 import { startHarness, until, type Harness } from './harness.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/session-child.mjs', import.meta.url));
@@ -139,6 +140,13 @@ describe('openmsi run', () => {
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
+  });
+
+  it('finds the agent data dir from --data-dir, then OPENMSI_AGENT_DATA_DIR, then ~/.openmsi/agent', () => {
+    assert.equal(agentDataDir('/x/agent', { OPENMSI_AGENT_DATA_DIR: '/y' }), '/x/agent');
+    assert.equal(agentDataDir(undefined, { OPENMSI_AGENT_DATA_DIR: '/y' }), '/y');
+    assert.equal(agentDataDir(undefined, { OPENMSI_AGENT_DATA_DIR: ' ' }), join(homedir(), '.openmsi', 'agent'));
+    assert.equal(agentDataDir(undefined, {}), join(homedir(), '.openmsi', 'agent'));
   });
 
   it('computes a shell-style exit status', () => {

@@ -143,7 +143,7 @@ export function registerRunCommand(program: Command): void {
   program
     .command('run')
     .description('run a command with its own managed-identity endpoint whose secret grants only the named identities, revoked when it exits')
-    .requiredOption('--identity <name-or-id>', 'an identity the command may get tokens for (name, client id, object id or resource id; repeatable)', collect)
+    .requiredOption('--identity <name-or-id>', "an identity the command may get tokens for (name, client id, object id, resource id, or '[system]'; repeatable)", collect)
     .option('--data-dir <dir>', `the agent's data dir (default: $${ENV.agentDataDir} or ~/.openmsi/agent)`)
     .argument('<command...>', 'the command and its arguments (after --)')
     .addHelpText(
