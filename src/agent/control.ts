@@ -12,7 +12,7 @@
  * Creation, refusal and end are audited (surface `session`); a secret never is.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { AGENT_SESSIONS } from '../shared/config.js';
@@ -37,12 +37,19 @@ export function controlSecretPath(dataDir: string): string {
 }
 
 /**
- * The control secret, created (256 random bits, base64url, mode 0600) on the agent's first start. Two
- * agents starting at once agree: the file is created exclusively and the loser reads the winner's.
+ * The control secret, created (256 random bits, base64url, mode 0600) on the agent's first start, and
+ * replaced by a new one if the file was found readable by group or others. Two agents starting at once
+ * agree: the file is created exclusively and the loser reads the winner's.
  */
 export function loadOrCreateControlSecret(dataDir: string): string {
   const path = controlSecretPath(dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    // Readable by group or others, it may have been read: replace it rather than keep using it.
+    if ((statSync(path).mode & 0o077) !== 0) rmSync(path, { force: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
   try {
     const fd = openSync(path, 'wx', 0o600);
     try {

@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { loadOrCreateControlSecret, controlSecretPath, CONTROL_SESSIONS_PATH, parseSessionRequest } from '../../src/agent/control.js';
 import { SessionRegistry } from '../../src/agent/sessions.js';
@@ -46,6 +48,19 @@ describe('agent control API', () => {
     assert.equal(statSync(controlSecretPath(h.dataDir)).mode & 0o777, 0o600);
     assert.equal(loadOrCreateControlSecret(h.dataDir), h.controlSecret);
     assert.ok(Buffer.from(h.controlSecret, 'base64url').length >= 32);
+  });
+
+  it('replaces a control secret found readable by others', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openmsi-control-'));
+    try {
+      const first = loadOrCreateControlSecret(dir);
+      chmodSync(controlSecretPath(dir), 0o644);
+      const second = loadOrCreateControlSecret(dir);
+      assert.notEqual(second, first);
+      assert.equal(statSync(controlSecretPath(dir)).mode & 0o777, 0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a missing or wrong control secret with 401 and an IMDS-style body', async () => {
