@@ -214,6 +214,8 @@ export const AGENT_AUDIT = {
   dropWriteMs: 60_000,
   /** Distinct records folded in one window before further distinct outcomes are counted as dropped. */
   windowMaxRecords: 10_000,
+  /** An upload that has not settled after this long is aborted and retried like any failure. */
+  uploadTimeoutMs: 30_000,
   /** Upload retry backoff: exponential from `retryMinMs` to `retryMaxMs`, with full jitter. */
   retryMinMs: 1000,
   retryMaxMs: 60_000,

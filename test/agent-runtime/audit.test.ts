@@ -239,6 +239,26 @@ describe('agent audit pipeline', () => {
     await pipeline.close();
   });
 
+  it('gives up on an upload that hangs (a half-open authority), aborts it, and retries', async () => {
+    const authority = new FakeAuthority();
+    let hang = true;
+    let aborted = false;
+    const upload = (records: AgentAuditRecord[], signal: AbortSignal): Promise<void> => {
+      if (!hang) return authority.upload(records);
+      signal.addEventListener('abort', () => (aborted = true));
+      return new Promise<void>(() => undefined);
+    };
+    const pipeline = await AgentAuditPipeline.open({ dataDir: tempDir(), upload, autoFlush: false, uploadTimeoutMs: 50, retryMinMs: 60_000, retryMaxMs: 60_000 });
+    pipeline.record(event());
+    assert.equal(await pipeline.uploadNow(), false);
+    assert.equal(aborted, true);
+    assert.equal(pipeline.stats().consecutiveFailures, 1);
+    hang = false;
+    assert.equal(await pipeline.uploadNow(), true);
+    assert.equal(authority.records().length, 1);
+    await pipeline.close();
+  });
+
   it('uploads at most a batch (1000 records) per call', async () => {
     const authority = new FakeAuthority();
     const pipeline = await AgentAuditPipeline.open({ dataDir: tempDir(), upload: authority.upload, autoFlush: false });

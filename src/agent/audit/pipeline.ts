@@ -38,6 +38,8 @@ export interface AgentAuditOptions {
   windowMaxRecords?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
+  /** An upload that has not settled after this long is aborted and counts as failed. */
+  uploadTimeoutMs?: number;
   /** While the spool is full, drop counts are written to its reserve at most this often. */
   dropWriteMs?: number;
   /** Jitter source in [0, 1) (default Math.random). */
@@ -83,6 +85,7 @@ export class AgentAuditPipeline implements AgentAuditSink {
   #failures = 0;
   #lastDropWrite = Number.NEGATIVE_INFINITY;
   readonly #dropWriteMs: number;
+  readonly #uploadTimeout: number;
 
   private constructor(spool: AuditSpool, options: AgentAuditOptions) {
     this.#spool = spool;
@@ -94,6 +97,7 @@ export class AgentAuditPipeline implements AgentAuditSink {
     this.#retryMax = options.retryMaxMs ?? AGENT_AUDIT.retryMaxMs;
     this.#random = options.random ?? Math.random;
     this.#dropWriteMs = options.dropWriteMs ?? AGENT_AUDIT.dropWriteMs;
+    this.#uploadTimeout = options.uploadTimeoutMs ?? AGENT_AUDIT.uploadTimeoutMs;
     const windowMax = options.windowMaxRecords ?? AGENT_AUDIT.windowMaxRecords;
     this.#maxQueued = Math.max(FOLD_EVERY * 4, windowMax * 20);
     this.#window = new AuditWindow(windowMax, this.#drops);
@@ -252,6 +256,26 @@ export class AgentAuditPipeline implements AgentAuditSink {
     });
   }
 
+  /** One upload, given up (and aborted) after uploadTimeoutMs or when the pipeline closes. */
+  async #send(records: AgentAuditRecord[]): Promise<void> {
+    const controller = new AbortController();
+    const onClose = (): void => controller.abort();
+    this.#abort.signal.addEventListener('abort', onClose, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new Error(`audit upload timed out after ${String(this.#uploadTimeout)} ms`));
+      }, this.#uploadTimeout);
+    });
+    try {
+      await Promise.race([this.#upload(records, controller.signal), timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.#abort.signal.removeEventListener('abort', onClose);
+    }
+  }
+
   async #pump(): Promise<void> {
     try {
       for (;;) {
@@ -265,7 +289,7 @@ export class AgentAuditPipeline implements AgentAuditSink {
         const { records, skipped } = await this.#spool.read(segment);
         if (skipped > 0) this.#log?.warn({ segment: segment.path, skipped }, 'audit spool: skipped lines that are not records (a write torn by a crash)');
         for (let i = 0; i < records.length; i += this.#batch) {
-          await this.#upload(records.slice(i, i + this.#batch), this.#abort.signal);
+          await this.#send(records.slice(i, i + this.#batch));
           this.#uploaded += Math.min(this.#batch, records.length - i);
         }
         await this.#spool.remove(segment);
