@@ -12,6 +12,7 @@ import { registerAgentCommands } from './commands/agent.js';
 import { registerHostCommands } from './commands/host.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerRunCommand } from './commands/run.js';
 
 /** Builds the `openmsi` command tree (exported so tests can drive it without a subprocess). */
 export function buildProgram(): Command {
@@ -44,6 +45,7 @@ Examples:
   registerHostCommands(program);
   registerVmCommands(program);
   registerAuditCommands(program);
+  registerRunCommand(program);
   refuseHelpForUnknownCommands(program);
   return program;
 }

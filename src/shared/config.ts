@@ -236,3 +236,44 @@ export function storeLocation(dataDir: string, config: Pick<InstallationConfig, 
   if (fromEnv !== undefined) return fromEnv;
   return config.store === 'sqlite' ? dataDirLayout(dataDir).sqlite : config.store;
 }
+
+/**
+ * The agent's audit pipeline (src/agent/audit): events fold for one window, each window is appended to a
+ * spool of JSONL segments in the agent's data dir, and the spool is uploaded to the authority in batches.
+ */
+export const AGENT_AUDIT = {
+  /** Identical outcomes within this window become one record with a count. */
+  flushWindowMs: 1000,
+  /** Records per upload (the host API's batch bound) and per spool segment. */
+  batchRecords: 1000,
+  /**
+   * The spool's bound on disk. Records stop short of it by a reserve (1%, at least 64 KiB) kept for the
+   * records that count dropped events; past it, events are counted as dropped, never silently.
+   */
+  spoolMaxBytes: 64 * 1024 * 1024,
+  /** While the spool is full, the drop counts are written (to the reserve) at most this often. */
+  dropWriteMs: 60_000,
+  /** Distinct records folded in one window before further distinct outcomes are counted as dropped. */
+  windowMaxRecords: 10_000,
+  /** An upload that has not settled after this long is aborted and retried like any failure. */
+  uploadTimeoutMs: 30_000,
+  /** Upload retry backoff: exponential from `retryMinMs` to `retryMaxMs`, with full jitter. */
+  retryMinMs: 1000,
+  retryMaxMs: 60_000,
+} as const;
+
+/** `openmsi run` sessions and the agent's control API (src/agent/sessions.ts, src/agent/control.ts). */
+export const AGENT_SESSIONS = {
+  /** Live sessions at most; more are refused with 503 until one ends. */
+  maxSessions: 1024,
+  /** Identity selectors per session, and the length of each. */
+  maxIdentities: 16,
+  maxSelectorLength: 512,
+  /** A byte written on an open session stream this often, so a dead peer is noticed even without a FIN. */
+  heartbeatMs: 15_000,
+} as const;
+
+/** Caller attribution from /proc (src/agent/caller.ts): the most `/proc/PID/fd` entries one lookup reads. */
+export const AGENT_CALLER = {
+  maxFdEntries: 50_000,
+} as const;
