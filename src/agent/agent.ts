@@ -11,7 +11,10 @@ import { AGENT_DEFAULTS } from '../shared/config.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.js';
-import { addressOnlyCallerResolver, discardingAuditSink, noSessions } from './defaults.js';
+import { AgentAuditPipeline } from './audit/pipeline.js';
+import { ProcCallerResolver } from './caller.js';
+import { SessionRegistry } from './sessions.js';
+import { createControlApi, loadOrCreateControlSecret, type ControlApi } from './control.js';
 import { AuthorityClient, type UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
 import { agentFiles, enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, writeFileAtomic, type HostCredential } from './host-credential.js';
 import { HostIdentities } from './identities.js';
@@ -52,14 +55,16 @@ export interface AgentOptions {
   clock?: Clock;
   logger?: Logger;
   random?: () => number;
-  /** The seams (defaults: {@link discardingAuditSink}, {@link addressOnlyCallerResolver}, {@link noSessions}). */
+  /**
+   * The seams. Defaults are the real ones: the spooled audit pipeline uploading to the authority
+   * ({@link AgentAuditPipeline}), /proc caller attribution ({@link ProcCallerResolver}), and the
+   * `openmsi run` session registry with its control API ({@link SessionRegistry}, {@link createControlApi}).
+   * Passing `sessions` or `requestHook` replaces the control API.
+   */
   auditSink?: AgentAuditSink;
   callerResolver?: CallerResolver;
   sessions?: SessionLookup;
-  /**
-   * Sees every request that passed the guard before the surfaces do; returns true when it answered it
-   * (the control API for `openmsi run`: `ControlApi.handleControlRequest`).
-   */
+  /** Sees every request that passed the guard before the surfaces do; returns true when it answered it. */
   requestHook?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** How the host's identities are read (default: the authority's `GET self`). */
   describeHost?: (upstream: AuthorityClient, key: HostSigningKey) => Promise<HostDescription>;
@@ -147,6 +152,33 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     identities.clear();
   };
 
+  // Audit, attribution and sessions: the real pipeline unless a test passes its own.
+  const pipeline =
+    options.auditSink === undefined
+      ? await AgentAuditPipeline.open({
+          dataDir,
+          upload: async (records, signal) => {
+            await upstream.audit(credential.current.key, records, signal);
+          },
+          clock,
+          logger,
+          random,
+        })
+      : undefined;
+  const auditSink: AgentAuditSink = options.auditSink ?? (pipeline as AgentAuditPipeline);
+  const callers: CallerResolver = options.callerResolver ?? new ProcCallerResolver({ logger });
+  let control: ControlApi | undefined;
+  let sessions: SessionLookup;
+  let requestHook = options.requestHook;
+  if (options.sessions === undefined && requestHook === undefined) {
+    const registry = new SessionRegistry();
+    control = createControlApi({ controlSecret: loadOrCreateControlSecret(dataDir), sessions: registry, audit: auditSink, callers, logger });
+    sessions = registry;
+    requestHook = control.handleControlRequest.bind(control);
+  } else {
+    sessions = options.sessions ?? new SessionRegistry();
+  }
+
   const guard = new RequestGuard({ ...(options.allowedPeers === undefined ? {} : { allowedPeers: options.allowedPeers }) });
   const secret = machineSecret(dataDir);
   const ctx: SurfaceContext = {
@@ -159,9 +191,9 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       burst: options.rateLimit?.burst ?? options.rateLimit?.perSecond ?? AGENT_DEFAULTS.rateLimitBurst,
       clock,
     }),
-    audit: options.auditSink ?? discardingAuditSink,
-    callers: options.callerResolver ?? addressOnlyCallerResolver,
-    sessions: options.sessions ?? noSessions,
+    audit: auditSink,
+    callers,
+    sessions,
     machineSecretDigest: digestOf(secret),
     imds: options.imds ?? true,
     appService: options.appService ?? true,
@@ -178,7 +210,9 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       throw new Error(`--arc needs ${arc.dir} (Azure Arc clients accept challenge files only there), which only root can create: ${(err as Error).message}`, { cause: err });
     }
   }
-  const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }), ...(options.requestHook === undefined ? {} : { requestHook: options.requestHook }) });
+  const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }), ...(requestHook === undefined ? {} : { requestHook }) });
+  // Attribution starts when the connection opens, so even a one-request connection is attributed.
+  server.on('connection', (socket) => callers.callerOf(socket));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -218,10 +252,13 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       cache.stop();
       credential.stop();
       arc?.close();
+      control?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      // The last window reaches the spool (and, if the authority answers quickly, the authority).
+      await pipeline?.close({ uploadTimeoutMs: 2000 }).catch((err: unknown) => logger.warn({ err }, 'audit pipeline did not close cleanly'));
       upstream.close();
     },
   };
