@@ -17,7 +17,7 @@ const PYTHON = '/usr/bin/python3';
 const AZ = '/usr/bin/az';
 
 /** Anything not on loopback goes to a closed loopback port and fails: nothing leaves the machine. */
-const DEAD_PROXY = { HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', https_proxy: 'http://127.0.0.1:9', http_proxy: 'http://127.0.0.1:9', NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' };
+const DEAD_PROXY = { HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', https_proxy: 'http://127.0.0.1:9', http_proxy: 'http://127.0.0.1:9', NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
 
 function probe(cmd: string, args: string[]): string | undefined {
   try {
@@ -106,8 +106,8 @@ for (const backend of STORE_BACKENDS) describe(`unchanged clients against openms
     assert.equal(result.payload['oid'], systemPrincipalId);
     assert.equal(result.payload['aud'], 'https://vault.azure.net');
     assert.equal(result.payload['tid'], t.tenantId);
-    assert.equal(armKey(String(result.payload['xms_mirid'])), armKey(hostId));
-    assert.ok(result.expiresOnTimestamp > Date.now() + 60 * 60 * 1000);
+    assert.equal(armKey(String(result.payload['xms_mirid'])), armKey(hostId), JSON.stringify(result.payload));
+    assert.ok(result.expiresOnTimestamp > Date.now() + 45 * 60 * 1000, `expiresOnTimestamp ${String(result.expiresOnTimestamp)}`);
   });
 
   it('@azure/identity ManagedIdentityCredential via the App Service variables: a user-assigned identity by clientId and by resourceId', async () => {
@@ -136,23 +136,25 @@ for (const backend of STORE_BACKENDS) describe(`unchanged clients against openms
     const env = { ...base(), IDENTITY_ENDPOINT: workloadEnv['IDENTITY_ENDPOINT']!, IDENTITY_HEADER: workloadEnv['IDENTITY_HEADER']! };
     const system = JSON.parse((await run(PYTHON, [PYTHON_CLIENT, JSON.stringify({ scope: 'https://vault.azure.net/.default' })], { env, timeout: 60_000 })).stdout) as { token: string; expiresOn: number };
     assert.equal((await verify(system.token, 'https://vault.azure.net')).oid, systemPrincipalId);
-    assert.ok(system.expiresOn > Date.now() / 1000 + 3600);
+    assert.ok(system.expiresOn > Date.now() / 1000 + 45 * 60, `expires_on ${String(system.expiresOn)}`);
     const user = JSON.parse((await run(PYTHON, [PYTHON_CLIENT, JSON.stringify({ scope: 'https://vault.azure.net/.default', clientId: appIdentity.clientId })], { env, timeout: 60_000 })).stdout) as { token: string };
     assert.equal((await verify(user.token, 'https://vault.azure.net')).oid, appIdentity.principalId);
   });
 
   it('curl as the seeds do: IMDS with Metadata: true, and Cloud Shell GET /oauth2/token?resource= on localhost:PORT', async () => {
-    const imds = JSON.parse(execFileSync('curl', ['-sS', '--noproxy', '*', '-H', 'Metadata: true', `http://127.0.0.1:${agent.port}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net`], { encoding: 'utf8' })) as Record<string, unknown>;
+    // Asynchronous: the authority runs in this process and must keep answering while curl waits.
+    const curl = async (args: string[]) => (await run('curl', args, { encoding: 'utf8', timeout: 30_000 })).stdout;
+    const imds = JSON.parse(await curl( ['-sS', '--noproxy', '*', '-H', 'Metadata: true', `http://127.0.0.1:${agent.port}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net`])) as Record<string, unknown>;
     assert.equal(imds['token_type'], 'Bearer');
     assert.equal(imds['resource'], 'https://vault.azure.net');
     assert.equal(typeof imds['expires_on'], 'string');
     assert.equal((await verify(String(imds['access_token']), 'https://vault.azure.net')).oid, systemPrincipalId);
-    const cloudShell = JSON.parse(execFileSync('curl', ['-sS', '--noproxy', '*', '-H', 'Metadata: true', `http://localhost:${agent.port}/oauth2/token?resource=https://management.azure.com/`], { encoding: 'utf8' })) as Record<string, unknown>;
-    assert.equal(cloudShell['resource'], 'https://management.azure.com/');
+    const cloudShell = JSON.parse(await curl(['-sS', '--noproxy', '*', '-H', 'Metadata: true', `http://localhost:${agent.port}/oauth2/token?resource=https://management.azure.com/`])) as Record<string, unknown>;
+    assert.equal(cloudShell['resource'], 'https://management.azure.com/', JSON.stringify(cloudShell));
     assert.equal((await verify(String(cloudShell['access_token']), 'https://management.azure.com/')).oid, systemPrincipalId);
   });
 
-  it('Debian azure-cli 2.45 az login --identity takes the MSI_ENDPOINT (Cloud Shell POST) path and gets its token from the agent', { skip: azInstalled ? false : `${AZ} missing (apt-get install azure-cli)` }, async () => {
+  it('Debian azure-cli 2.45 az login --identity takes the MSI_ENDPOINT (Cloud Shell POST) path and gets its token from the agent', { skip: azInstalled ? false : `${AZ} missing (apt-get install azure-cli)` }, async (ctx) => {
     const configDir = mkdtempSync(join(tmpdir(), 'openmsi-az-'));
     try {
       // No first-run version probe (there is no switch; a seeded versionCheck.json suppresses it) and no telemetry.
@@ -172,7 +174,10 @@ for (const backend of STORE_BACKENDS) describe(`unchanged clients against openms
       const audit = await openmsiJson<Record<string, unknown>[]>(t, ['audit', 'list', '--host', 'build-01', '--since', '10m']);
       const served = audit.filter((e) => e['action'] === 'agent.token.served' && (e['detail'] as Record<string, unknown>)['surface'] === 'cloud-shell');
       assert.ok(served.some((e) => (e['detail'] as Record<string, unknown>)['audience'] === 'https://management.core.windows.net/'), JSON.stringify(audit, null, 1) + login.stderr);
-      if (login.code !== 0) assert.match(login.stderr, /AuthorizationFailed|403|Forbidden|No access was configured/i);
+      ctx.diagnostic(`az login --identity exited ${String(login.code)}: ${login.stderr.trim().slice(0, 400)}`);
+      // Where az stops today: ARM's GET /subscriptions, authorised by RBAC (issue 8), refuses an identity with no role.
+      assert.equal(login.code, 1);
+      assert.match(login.stderr, /AuthorizationFailed/);
     } finally {
       removeDir(configDir);
     }
