@@ -116,13 +116,13 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
 
     // The outage's records are on disk in the agent's spool (fsynced JSONL), waiting for the authority.
     const spoolDir = join(agent.dataDir, 'audit-spool');
-    const spooled = await until('the outage records in the spool', async () => {
-      if (!existsSync(spoolDir)) return undefined;
+    const spooled = await until('the outage records in the spool', () => {
+      if (!existsSync(spoolDir)) return Promise.resolve(undefined);
       const records = readdirSync(spoolDir)
         .filter((f) => f.endsWith('.jsonl'))
         .flatMap((f) => readFileSync(join(spoolDir, f), 'utf8').split('\n').filter((l) => l.trim() !== ''))
         .map((l) => JSON.parse(l) as { id: string; audience?: string; status: number });
-      return records.some((r) => r.audience === 'https://outage.example' && r.status === 503) ? records : undefined;
+      return Promise.resolve(records.some((r) => r.audience === 'https://outage.example' && r.status === 503) ? records : undefined);
     });
 
     const { logger } = captureLogs();
