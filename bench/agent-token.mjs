@@ -74,7 +74,9 @@ async function waitFor(check, what, timeoutMs = 60_000) {
 function load(url, headers = {}) {
   const autocannon = join(root, 'node_modules/autocannon/autocannon.js');
   const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
-  const [cmd, args] = pinned(1, process.execPath, [autocannon, '--json', '-c', String(connections), '-d', String(duration), ...headerArgs, url]);
+  // -I: replace [<id>] in the URL with a fresh id per request (the cache-miss run).
+  const ids = url.includes('[<id>]') ? ['-I'] : [];
+  const [cmd, args] = pinned(1, process.execPath, [autocannon, '--json', '-c', String(connections), '-d', String(duration), ...ids, ...headerArgs, url]);
   const result = JSON.parse(execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
   return {
     requestsPerSecond: Math.round(result.requests.average),

@@ -10,13 +10,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { AgentErrors, type AgentError } from './surfaces/common.js';
+import { isLoopbackAddress as isLoopback } from './caller.js';
 
-export function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  if (address === '::1') return true;
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
-}
+/** One loopback test for the guard, the control API and attribution (127.0.0.0/8, ::1, IPv4-mapped 127/8). */
+export { isLoopback };
 
 export class RequestGuard {
   #allowedHosts = new Set<string>();
