@@ -16,7 +16,7 @@ import { ProcCallerResolver } from './caller.js';
 import { SessionRegistry } from './sessions.js';
 import { createControlApi, loadOrCreateControlSecret, type ControlApi } from './control.js';
 import { AuthorityClient, type UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
-import { agentFiles, enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, writeFileAtomic, type HostCredential } from './host-credential.js';
+import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, type HostCredential } from './host-credential.js';
 import { HostIdentities } from './identities.js';
 import { TokenCache } from './token-cache.js';
 import { RateLimiter } from './rate-limit.js';
@@ -24,6 +24,7 @@ import { RequestGuard } from './guard.js';
 import { digestOf, type SurfaceContext } from './surfaces/common.js';
 import { ArcChallenges } from './surfaces/arc.js';
 import { createAgentServer } from './server.js';
+import { removeRunningAgent, writeRunningAgent } from '../shared/running-agent.js';
 
 export interface AgentOptions {
   /** The agent's data dir (host key, credential record, machine secret). */
@@ -226,7 +227,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   const listenHost = options.host ?? AGENT_DEFAULTS.host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${String(port)}`;
   // Where `openmsi agent env` (and `openmsi run`) find the port: not secret.
-  writeFileAtomic(agentFiles(dataDir).runtime, `${JSON.stringify({ url, port, pid: process.pid, startedAt: new Date(clock.now()).toISOString() }, null, 2)}\n`, 0o644);
+  writeRunningAgent(dataDir, port, listenHost);
 
   // Identities first (a failure here is fine: the agent serves as soon as the authority answers).
   await identities.refresh().catch(() => undefined);
@@ -260,6 +261,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       // The last window reaches the spool (and, if the authority answers quickly, the authority).
       await pipeline?.close({ uploadTimeoutMs: 2000 }).catch((err: unknown) => logger.warn({ err }, 'audit pipeline did not close cleanly'));
       upstream.close();
+      removeRunningAgent(dataDir);
     },
   };
 }

@@ -18,6 +18,7 @@ import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { HostCredentialGrant, PublicJwk } from '../shared/host-protocol.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
+import { runningAgentPath } from '../shared/running-agent.js';
 import { UpstreamError, type AuthorityClient, type HostSigningKey } from './upstream.js';
 
 export interface HostCredentialRecord {
@@ -42,7 +43,7 @@ export interface HostCredential {
 export function agentFiles(dataDir: string): { credential: string; identityHeader: string; runtime: string; key: (keyId: string) => string } {
   return {
     credential: join(dataDir, 'host-credential.json'),
-    runtime: join(dataDir, 'run', 'agent.json'),
+    runtime: runningAgentPath(dataDir),
     identityHeader: join(dataDir, 'identity-header.secret'),
     key: (keyId: string) => join(dataDir, `host-key-${keyId.replace(/[^A-Za-z0-9-]/g, '_')}.jwk`),
   };
