@@ -183,6 +183,20 @@ for (const backend of STORE_BACKENDS) describe(`unchanged clients against openms
     }
   });
 
+  it('@azure/identity ManagedIdentityCredential via Azure Arc\'s challenge (agent --arc, IDENTITY_ENDPOINT + IMDS_ENDPOINT)', { skip: process.getuid?.() === 0 ? false : 'Azure Arc clients read the challenge file only under /var/opt/azcmagent/tokens, which needs root' }, async () => {
+    const join = await openmsiJson<{ token: string }>(t, ['host', 'join-token', 'create', '-g', 'hosts-rg', '-n', 'arc-01']);
+    const arc = await startAgentProcess(t, { joinToken: join.token, extra: ['--arc'] });
+    try {
+      const shown = await openmsiJson<{ principalId: string }>(t, ['vm', 'identity', 'show', '-g', 'hosts-rg', '-n', 'arc-01']);
+      const result = await nodeClient({ kind: 'managed', scope: 'https://vault.azure.net/.default' }, { IDENTITY_ENDPOINT: `http://127.0.0.1:${arc.port}/metadata/identity/oauth2/token`, IMDS_ENDPOINT: `http://127.0.0.1:${arc.port}` });
+      assert.equal(result.payload['oid'], shown.principalId);
+      assert.equal(armKey(String(result.payload['xms_mirid'])), armKey(`/subscriptions/${t.subscriptionId}/resourceGroups/hosts-rg/providers/Microsoft.HybridCompute/machines/arc-01`));
+    } finally {
+      await arc.stop();
+      removeDir(arc.dataDir);
+    }
+  });
+
   it('the agent answers the seeds\' raw requests on every loopback spelling it allows', async () => {
     const answer = await agentRequest(agent.port, '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net', { headers: { Metadata: 'true', Host: `localhost:${agent.port}` } });
     assert.equal(answer.status, 200, answer.body);
