@@ -10,7 +10,8 @@
 delete process.env.OPENMSI_TEST_POSTGRES_URL;
 
 /** The security decisions: token verification, client and host authentication, grants, management
- * authentication, signing keys, log redaction and the audit trail. */
+ * authentication, signing keys, log redaction, the audit trail, and the agent's guard, sessions, control API and
+ * host enrolment. */
 export const SECURITY_MODULES = [
   'src/shared/token-verifier.ts',
   'src/authority/token/client-auth.ts',
@@ -23,6 +24,11 @@ export const SECURITY_MODULES = [
   'src/shared/logger.ts',
   'src/store/audit-writer.ts',
   'src/authority/refusal-audit.ts',
+  'src/agent/guard.ts',
+  'src/agent/sessions.ts',
+  'src/agent/control.ts',
+  'src/authority/hosts/authenticate.ts',
+  'src/directory/hosts.ts',
 ];
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
@@ -41,6 +47,11 @@ export default {
       'test/authority/refusal-audit.test.ts',
       'test/unit/logger.test.ts',
       'test/unit/authority-urls.test.ts',
+      'test/agent/unit.test.ts',
+      'test/agent/surfaces.test.ts',
+      'test/agent-runtime/control.test.ts',
+      'test/agent-runtime/sessions.test.ts',
+      'test/hosts/host-api.test.ts',
     ],
     nodeArgs: ['--import', 'tsx', '--test-reporter=tap', '-r', '{{hookFile}}', '{{testFile}}'],
   },

@@ -18,17 +18,15 @@ export { isLoopback };
 export class RequestGuard {
   #allowedHosts = new Set<string>();
   readonly #allowedPeers: ReadonlySet<string>;
-  readonly #extraHosts: readonly string[];
 
-  constructor(options: { allowedPeers?: readonly string[]; extraHosts?: readonly string[] } = {}) {
+  constructor(options: { allowedPeers?: readonly string[] } = {}) {
     this.#allowedPeers = new Set(options.allowedPeers ?? []);
-    this.#extraHosts = (options.extraHosts ?? []).map((h) => h.toLowerCase());
   }
 
   /** Sets the port the agent listens on (known once bound). */
   setPort(port: number): void {
     const p = String(port);
-    this.#allowedHosts = new Set([`127.0.0.1:${p}`, `localhost:${p}`, `[::1]:${p}`, '169.254.169.254', '169.254.169.254:80', ...this.#extraHosts]);
+    this.#allowedHosts = new Set([`127.0.0.1:${p}`, `localhost:${p}`, `[::1]:${p}`, '169.254.169.254', '169.254.169.254:80']);
     if (port === 80) for (const h of ['127.0.0.1', 'localhost', '[::1]']) this.#allowedHosts.add(h);
   }
 

@@ -28,6 +28,16 @@ describe('agent guard', () => {
     const dnat = new RequestGuard({ allowedPeers: ['10.0.0.7'] });
     dnat.setPort(50342);
     assert.equal(dnat.check(request('10.0.0.7', { host: '169.254.169.254' })), undefined);
+    assert.equal(dnat.check(request('10.0.0.8', { host: '169.254.169.254' }))?.status, 403);
+  });
+
+  it('a Host without a port is this agent only when it listens on port 80', () => {
+    const on80 = new RequestGuard();
+    on80.setPort(80);
+    for (const host of ['127.0.0.1', 'localhost', '[::1]', '127.0.0.1:80', 'LOCALHOST:80']) assert.equal(on80.check(request('127.0.0.1', { host })), undefined, host);
+    const other = new RequestGuard();
+    other.setPort(50342);
+    for (const host of ['127.0.0.1', 'localhost', '[::1]', '127.0.0.1:80', 'evil.example:50342']) assert.equal(other.check(request('127.0.0.1', { host }))?.reason, 'foreign_host', host);
   });
 
   it('refuses Forwarded as well as X-Forwarded-For, and a missing Host', () => {
