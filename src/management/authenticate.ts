@@ -1,7 +1,7 @@
 /**
  * Bearer authentication for the management API. ARM-shaped paths (and `/openmsi/...`) take tokens for
- * ARM's audiences, `/v1.0/...` (Graph-shaped) takes Graph tokens. The caller must be a directory admin of
- * the tenant that owns what it addresses.
+ * ARM's audiences, `/v1.0/...` (Graph-shaped) takes Graph tokens. The caller must be a principal of the
+ * token's tenant; what it may do is RBAC's decision (authorize.ts: each route checks its action at its scope).
  */
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
