@@ -125,3 +125,36 @@ export function resourceScope(request: FastifyRequest, type: string): string {
 export function atRoot(action: string): (request: FastifyRequest) => ActionAtScope {
   return () => ({ action, scope: ROOT_SCOPE });
 }
+
+/**
+ * The scope a `Microsoft.Authorization` route addresses: the request path before
+ * `/providers/Microsoft.Authorization/` (case-insensitive), `/` when it starts there.
+ */
+export function authorizationScopeOf(request: FastifyRequest): string {
+  let path = request.url.split('?')[0] ?? '/';
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    // keep it as sent: evaluation refuses what it cannot parse
+  }
+  const at = path.toLowerCase().indexOf('/providers/microsoft.authorization/');
+  const scope = at === -1 ? path : path.slice(0, at);
+  return scope === '' ? '/' : scope.replace(/\/+$/, '') || '/';
+}
+
+/**
+ * An `onRequest` hook for routes that declare their ARM action (`armAction`, in the route's config, or by
+ * `actionOf`): checks it at {@link authorizationScopeOf}. Used by the roleAssignments, roleDefinitions and
+ * denyAssignments routes at every scope.
+ */
+export function authorizeDeclaredAction(ctx: ManagementContext, actionOf?: (request: FastifyRequest) => string | undefined): RequestHook {
+  return async (request) => {
+    const declared = (request.routeOptions.config as { armAction?: unknown } | undefined)?.armAction;
+    const action = actionOf?.(request) ?? (typeof declared === 'string' ? declared : undefined);
+    // A route with no action (an unknown path under the wildcard) is the handler's 404/400 to answer.
+    if (action === undefined) return;
+    const subscriptionId = (request.params as Record<string, string | undefined>)['subscriptionId'];
+    if (subscriptionId !== undefined) await authorizeSubscription(ctx, callerOf(request), subscriptionId);
+    await requireAccess(ctx, request, { action, scope: authorizationScopeOf(request) });
+  };
+}
