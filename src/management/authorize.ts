@@ -16,6 +16,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuthorizationDecision } from '../rbac/contracts.js';
 import { ApiError } from '../shared/api-error.js';
+import { ScopeError } from '../rbac/scopes.js';
 import { authorizeSubscription, callerOf, markDenied, type Caller, type RequestHook } from './authenticate.js';
 import type { ManagementContext } from './context.js';
 import type { ApiFamily } from './errors.js';
@@ -36,6 +37,10 @@ export const OPENMSI_ACTIONS = {
   graphRead: 'Microsoft.Authorization/servicePrincipals/read',
   /** Creating, changing, deleting service principals and their credentials: Owner or User Access Administrator at `/` (Contributor's notActions exclude it). */
   graphWrite: 'Microsoft.Authorization/servicePrincipals/write',
+  /** `GET /v1.0/groups...` and the read-only POSTs (`checkMemberGroups`, `getMemberGroups`...). */
+  graphGroupsRead: 'Microsoft.Authorization/groups/read',
+  /** Creating and deleting groups, adding and removing members: Owner or User Access Administrator at `/`. */
+  graphGroupsWrite: 'Microsoft.Authorization/groups/write',
   /** `GET /openmsi/keys` (metadata only). */
   keysRead: 'Microsoft.Authorization/signingKeys/read',
   /** `POST /openmsi/keys/rotate`: owner-level (Contributor's `Microsoft.Authorization/*\/Write` notAction excludes it). */
@@ -60,9 +65,14 @@ export function graphRequestDenied(): ApiError {
   return new ApiError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
 }
 
-/** The authoriser's decision for the caller (no error). */
-export function decide(ctx: ManagementContext, caller: Caller, check: ActionAtScope): Promise<AuthorizationDecision> {
-  return ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope: check.scope });
+/** The authoriser's decision for the caller; a malformed scope is ARM's 400 `InvalidScope` (nothing is checked or written). */
+export async function decide(ctx: ManagementContext, caller: Caller, check: ActionAtScope): Promise<AuthorizationDecision> {
+  try {
+    return await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope: check.scope });
+  } catch (err) {
+    if (err instanceof ScopeError) throw new ApiError(400, 'InvalidScope', err.message, { cause: err });
+    throw err;
+  }
 }
 
 /** True when the caller may perform the action at the scope. */
@@ -157,4 +167,24 @@ export function authorizeDeclaredAction(ctx: ManagementContext, actionOf?: (requ
     if (subscriptionId !== undefined) await authorizeSubscription(ctx, callerOf(request), subscriptionId);
     await requireAccess(ctx, request, { action, scope: authorizationScopeOf(request) });
   };
+}
+
+/** Graph's POSTs that only read (`checkMemberGroups`, `getMemberObjects`, ...). */
+const GRAPH_READING_POST = /\/(checkMemberGroups|checkMemberObjects|getMemberGroups|getMemberObjects)$/i;
+
+/**
+ * The Graph-shaped directory's authorisation (Graph is Entra roles in Azure, not ARM RBAC): reads need
+ * `Microsoft.Authorization/{servicePrincipals|groups}/read` at `/`, changes `.../write` at `/`.
+ */
+export function authorizeGraph(ctx: ManagementContext, objects: 'servicePrincipals' | 'groups'): RequestHook {
+  const [read, write] =
+    objects === 'groups' ? [OPENMSI_ACTIONS.graphGroupsRead, OPENMSI_ACTIONS.graphGroupsWrite] : [OPENMSI_ACTIONS.graphRead, OPENMSI_ACTIONS.graphWrite];
+  return authorize(
+    ctx,
+    (request) => {
+      const reading = request.method === 'GET' || (request.method === 'POST' && GRAPH_READING_POST.test(request.url.split('?')[0] ?? ''));
+      return { action: reading ? read : write, scope: ROOT_SCOPE };
+    },
+    'graph',
+  );
 }

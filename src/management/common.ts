@@ -23,6 +23,11 @@ export interface RouteSpec {
   url: string;
   onRequest: RequestHook[];
   handler: RouteHandler;
+  /**
+   * The ARM action the route performs (e.g. `Microsoft.Authorization/roleAssignments/write`), for
+   * authorisation; also available to hooks as `request.routeOptions.config.armAction`.
+   */
+  armAction?: string;
 }
 
 /** Lower-cases the static segments of a route pattern (parameter names keep their casing). */
@@ -39,7 +44,12 @@ function lowerStatic(url: string): string {
  * is registered as well as the canonical one.
  */
 export function route(app: FastifyInstance, spec: RouteSpec): void {
-  const options = { bodyLimit: MANAGEMENT_BODY_LIMIT, onRequest: spec.onRequest, handler: spec.handler };
+  const options = {
+    bodyLimit: MANAGEMENT_BODY_LIMIT,
+    onRequest: spec.onRequest,
+    handler: spec.handler,
+    ...(spec.armAction === undefined ? {} : { config: { armAction: spec.armAction } }),
+  };
   app.route({ method: spec.method, url: spec.url, ...options });
   const lower = lowerStatic(spec.url);
   if (lower !== spec.url && !app.hasRoute({ method: spec.method, url: lower })) {

@@ -23,6 +23,11 @@ import { resourceGroupRoutes } from './resource-groups.js';
 import { resourceRoutes } from './resources.js';
 import { subscriptionRoutes } from './subscriptions.js';
 import { userAssignedIdentityRoutes } from './user-assigned-identities.js';
+import { resourceScopeWildcard } from './authorization-common.js';
+import { denyAssignmentHandlers, denyAssignmentRoutes } from './deny-assignments.js';
+import { groupRoutes } from './groups.js';
+import { roleAssignmentHandlers, roleAssignmentRoutes } from './role-assignments.js';
+import { roleDefinitionHandlers, roleDefinitionRoutes } from './role-definitions.js';
 
 export interface ManagementOptions {
   ctx: ManagementContext;
@@ -76,6 +81,16 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   auditRoutes(app, ctx);
   permissionRoutes(app, ctx);
   rbacStateRoutes(app, ctx);
+  roleAssignmentRoutes(app, ctx);
+  roleDefinitionRoutes(app, ctx);
+  denyAssignmentRoutes(app, ctx);
+  // Microsoft.Authorization below resource ids: one wildcard; the action is authorizationArmAction(method, path).
+  resourceScopeWildcard(app, ctx, {
+    roleAssignments: roleAssignmentHandlers(ctx),
+    roleDefinitions: roleDefinitionHandlers(ctx),
+    denyAssignments: denyAssignmentHandlers(ctx),
+  });
+  groupRoutes(app, ctx);
   return Promise.resolve();
 }
 

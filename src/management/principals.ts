@@ -23,7 +23,7 @@ import {
 import { DirectoryErrors } from '../directory/errors.js';
 import { ManagementErrors } from './errors.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
-import { authorize, OPENMSI_ACTIONS, ROOT_SCOPE } from './authorize.js';
+import { authorizeGraph } from './authorize.js';
 import { audited, jsonObject, params, route, singleQuery, type AuditedOutcome } from './common.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -178,10 +178,7 @@ function optionalObject(value: unknown, name: string): Record<string, unknown> {
 
 export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   // Graph is not ARM RBAC in Azure (Entra roles): reads need a read right at `/`, changes Owner or User Access Administrator at `/`.
-  const onRequest = [
-    authenticate(ctx, 'graph'),
-    authorize(ctx, (request) => ({ action: request.method === 'GET' ? OPENMSI_ACTIONS.graphRead : OPENMSI_ACTIONS.graphWrite, scope: ROOT_SCOPE }), 'graph'),
-  ];
+  const onRequest = [authenticate(ctx, 'graph'), authorizeGraph(ctx, 'servicePrincipals')];
   const actorOf = (caller: Caller) => caller.principal.objectId;
 
   route(app, {

@@ -10,7 +10,7 @@ import { call, clientToken, ROLE, V } from './helpers.js';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 /** The ARM role routes (rbac-store) are merged. */
-const ROLE_ROUTES = false;
+const ROLE_ROUTES = true;
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
@@ -66,7 +66,7 @@ describe('openmsi ad sp create-for-rbac and roles', { timeout: 120_000 }, () => 
       [group('ci-b').toLowerCase(), ROLE.ManagedIdentityContributor],
     ]);
     const token = await clientToken(t, created['appId']!, created['password']!);
-    const uami = (g: string) => `${group(g)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ci?${V}`;
+    const uami = (g: string) => `${group(g)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ci-identity?${V}`;
     assert.equal((await call(t, 'PUT', uami('ci-a'), token, { location: 'westeurope' })).status, 201);
     assert.equal((await call(t, 'PUT', uami('ci-b'), token, { location: 'westeurope' })).status, 201);
     assert.equal((await call(t, 'PUT', uami('ci-c'), token, { location: 'westeurope' })).status, 403);

@@ -9,7 +9,7 @@ import { backendSuiteOptions, registerTestApplication, startTestAuthority, STORE
 import { assignRole as assignRoleViaApi, assignRoleInStore, call, clientToken, deleteAssignment as deleteAssignmentViaApi, deleteAssignmentInStore, expectAuthorizationFailed, GRAPH, ROLE, V } from './helpers.js';
 
 /** Role assignments through the ARM API once its routes exist (rbac-store), else straight into the store. */
-const VIA_API = false;
+const VIA_API = true;
 const assignRole = (t: TestAuthority, admin: string, scope: string, role: string, principalId: string, type: 'ServicePrincipal' | 'Group' = 'ServicePrincipal') =>
   VIA_API ? assignRoleViaApi(t, admin, scope, role, principalId, type) : assignRoleInStore(t, scope, role, principalId, type);
 const deleteAssignment = (t: TestAuthority, admin: string, scope: string, id: string) => (VIA_API ? deleteAssignmentViaApi(t, admin, scope, id) : deleteAssignmentInStore(t, id));
