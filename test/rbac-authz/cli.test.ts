@@ -9,8 +9,6 @@ import { call, clientToken, ROLE, V } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
-/** The ARM role routes (rbac-store) are merged. */
-const ROLE_ROUTES = true;
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
@@ -49,7 +47,7 @@ describe('openmsi ad sp create-for-rbac and roles', { timeout: 120_000 }, () => 
     assert.equal((await call(t, 'GET', `/subscriptions/${t.subscriptionId}?${V}`, token)).status, 403);
   });
 
-  it('with --role R --scopes S1 S2 it assigns R at each scope (az\'s warning on stderr, the same JSON on stdout)', { skip: ROLE_ROUTES ? false : 'the roleAssignments/roleDefinitions routes are not merged yet' }, async () => {
+  it('with --role R --scopes S1 S2 it assigns R at each scope (az\'s warning on stderr, the same JSON on stdout)', async () => {
     const admin = await t.adminToken('https://management.azure.com/');
     const group = (g: string) => `/subscriptions/${t.subscriptionId}/resourceGroups/${g}`;
     for (const g of ['ci-a', 'ci-b', 'ci-c']) assert.equal((await call(t, 'PUT', `${group(g)}?${V}`, admin, { location: 'westeurope' })).status, 201);

@@ -6,13 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { backendSuiteOptions, registerTestApplication, startTestAuthority, STORE_BACKENDS, type TestApplication, type TestAuthority } from '../helpers/authority.js';
-import { assignRole as assignRoleViaApi, assignRoleInStore, call, clientToken, deleteAssignment as deleteAssignmentViaApi, deleteAssignmentInStore, expectAuthorizationFailed, GRAPH, ROLE, V } from './helpers.js';
-
-/** Role assignments through the ARM API once its routes exist (rbac-store), else straight into the store. */
-const VIA_API = true;
-const assignRole = (t: TestAuthority, admin: string, scope: string, role: string, principalId: string, type: 'ServicePrincipal' | 'Group' = 'ServicePrincipal') =>
-  VIA_API ? assignRoleViaApi(t, admin, scope, role, principalId, type) : assignRoleInStore(t, scope, role, principalId, type);
-const deleteAssignment = (t: TestAuthority, admin: string, scope: string, id: string) => (VIA_API ? deleteAssignmentViaApi(t, admin, scope, id) : deleteAssignmentInStore(t, id));
+import { assignRole, call, clientToken, deleteAssignment, expectAuthorizationFailed, GRAPH, ROLE, V } from './helpers.js';
 
 const UAMI = 'Microsoft.ManagedIdentity/userAssignedIdentities';
 
@@ -114,6 +108,23 @@ for (const backend of STORE_BACKENDS) {
       const refused = await call(t, 'POST', '/v1.0/servicePrincipals', graph, { displayName: 'x' });
       assert.equal(refused.status, 403);
       assert.equal(refused.json<{ error: { code: string } }>().error.code, 'Authorization_RequestDenied');
+    });
+
+    it('assigning a role needs Microsoft.Authorization/roleAssignments/write: Contributor is refused, User Access Administrator may', async () => {
+      const contributor = await principal('contributor');
+      const uaa = await principal('access-admin');
+      const target = await principal('target');
+      await assignRole(t, admin, `/subscriptions/${sub}`, ROLE.Contributor, contributor.objectId);
+      await assignRole(t, admin, `/subscriptions/${sub}`, ROLE.UserAccessAdministrator, uaa.objectId);
+      const id = randomUUID();
+      const path = `${groupScope(groupA)}/providers/Microsoft.Authorization/roleAssignments/${id}`;
+      const body = { properties: { roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${ROLE.Reader}`, principalId: target.objectId, principalType: 'ServicePrincipal' } };
+      // Contributor may create identities but not grant access.
+      assert.equal((await call(t, 'PUT', `${identityPath(groupA, 'by-contributor')}?${V}`, contributor.token, { location: 'westeurope' })).status, 201);
+      expectAuthorizationFailed(await call(t, 'PUT', `${path}?api-version=2022-04-01`, contributor.token, body), contributor.appId, contributor.objectId, 'Microsoft.Authorization/roleAssignments/write', groupScope(groupA));
+      const granted = await call(t, 'PUT', `${path}?api-version=2022-04-01`, uaa.token, body);
+      assert.equal(granted.status, 201, granted.body);
+      assert.equal((await call(t, 'GET', `${groupScope(groupA)}?${V}`, target.token)).status, 200);
     });
 
     it('a deny assignment beats Owner', async () => {

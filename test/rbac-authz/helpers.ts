@@ -11,6 +11,8 @@ export const RBAC_V = 'api-version=2022-04-01';
 export const ROLE = {
   Owner: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635',
   Reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7',
+  Contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c',
+  UserAccessAdministrator: '18d7d88d-d35e-4fb5-a5c3-7773c20a72d9',
   ManagedIdentityContributor: 'e40ec5ca-96e0-45a2-b4ff-59039f2c2b59',
 } as const;
 
