@@ -7,18 +7,18 @@
 const cache = new Map<string, (action: string) => boolean>();
 const CACHE_MAX = 10_000;
 
-function compile(pattern: string): (action: string) => boolean {
+/** Compiles a pattern into a matcher of LOWER-CASE actions (callers lower-case the action once). */
+function compile(pattern: string): (lowerAction: string) => boolean {
   const p = pattern.toLowerCase();
   if (p === '*') return () => true;
-  if (!p.includes('*')) return (a) => a.length === p.length && a.toLowerCase() === p;
+  if (!p.includes('*')) return (a) => a === p;
   const parts = p.split('*');
   const first = parts[0]!;
   const last = parts[parts.length - 1]!;
   const middle = parts.slice(1, -1).filter((m) => m.length > 0);
   const minLength = parts.reduce((n, s) => n + s.length, 0);
-  return (action) => {
-    if (action.length < minLength) return false;
-    const a = action.toLowerCase();
+  return (a) => {
+    if (a.length < minLength) return false;
     if (!a.startsWith(first) || !a.endsWith(last)) return false;
     // Greedy left-to-right placement of the middle literals is exact for `*`-only globs.
     let at = first.length;
@@ -32,8 +32,8 @@ function compile(pattern: string): (action: string) => boolean {
   };
 }
 
-/** The matcher for one pattern (compiled once and memoised). */
-export function actionMatcher(pattern: string): (action: string) => boolean {
+/** The matcher for one pattern (compiled once and memoised); it takes the action already LOWER-CASED. */
+export function actionMatcher(pattern: string): (lowerAction: string) => boolean {
   let m = cache.get(pattern);
   if (!m) {
     m = compile(pattern);
@@ -45,12 +45,13 @@ export function actionMatcher(pattern: string): (action: string) => boolean {
 
 /** True when `action` matches `pattern` (case-insensitive; `*` matches any run of characters, `/` included). */
 export function actionMatches(pattern: string, action: string): boolean {
-  return actionMatcher(pattern)(action);
+  return actionMatcher(pattern)(action.toLowerCase());
 }
 
 /** True when some pattern in `patterns` matches `action`. */
 export function matchesAny(patterns: readonly string[], action: string): boolean {
-  for (const p of patterns) if (actionMatcher(p)(action)) return true;
+  const a = action.toLowerCase();
+  for (const p of patterns) if (actionMatcher(p)(a)) return true;
   return false;
 }
 

@@ -19,7 +19,7 @@
  */
 import type { Authorizer, AuthorizationDecision, AuthorizationRequest, Permission, RbacStateSource } from './contracts.js';
 import { effectivePermissions, evaluate, indexState, type RbacIndex } from './evaluate.js';
-import { parseScope, scopeKey } from './scopes.js';
+import { parseScope } from './scopes.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { RBAC_DEFAULTS } from '../shared/config.js';
 import { BackgroundInterval } from '../shared/interval.js';
@@ -149,7 +149,9 @@ export function createAuthorizer(options: AuthorizerOptions): CachedAuthorizer {
   }
 
   async function check(request: AuthorizationRequest): Promise<AuthorizationDecision> {
-    const key = `${request.tenantId}\n${request.principalId.toLowerCase()}\n${request.isDataAction ? 'd' : 'c'}\n${request.action.toLowerCase()}\n${scopeKey(request.scope)}`;
+    // Keyed on the request as given (no case folding on the hot path): a case variant is a separate entry with
+    // the same decision, since evaluation itself is case-insensitive.
+    const key = `${request.tenantId}\n${request.principalId}\n${request.isDataAction ? 'd' : 'c'}\n${request.action}\n${request.scope}`;
     const hit = decisions.get(key);
     if (hit) {
       if (hit.generation === hit.tenant.generation && hit.tenant.loaded) {

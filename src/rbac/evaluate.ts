@@ -88,7 +88,7 @@ function anyMatch(matchers: readonly ((a: string) => boolean)[], action: string)
   return false;
 }
 
-/** True when one permission entry grants `action` (its actions − notActions, or dataActions − notDataActions). */
+/** True when one permission entry grants the lower-cased `action` (its actions − notActions, or dataActions − notDataActions). */
 function permits(permissions: readonly CompiledPermission[], action: string, isDataAction: boolean): boolean {
   for (const p of permissions) {
     if (isDataAction) {
@@ -206,7 +206,8 @@ export function evaluate(state: RbacState | RbacIndex, request: Omit<Authorizati
   const index = indexOf(state);
   const requestKey = scopeKey(request.scope);
   const ids = principalClosure(index, request.principalId);
-  const { action, isDataAction } = request;
+  const action = request.action.toLowerCase();
+  const { isDataAction } = request;
 
   for (const key of ancestorKeys(requestKey)) {
     const denies = index.deniesByScope.get(key);
