@@ -20,6 +20,10 @@ import { TokenIssuer } from './token-issuer.js';
 import { explicitPublicUrl } from '../shared/public-url.js';
 import { removeRunningAuthority, writeRunningAuthority } from '../shared/running-authority.js';
 import { AuthorityUrls, certificateNames } from './urls.js';
+import { upgradeBootstrapOwners } from './bootstrap-owner.js';
+import { createAuthorizer } from '../rbac/authorizer.js';
+import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
+import { createStoreRbacSource } from '../rbac/store-source.js';
 
 export interface AuthorityOptions {
   dataDir: string;
@@ -96,8 +100,13 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       publishedKids: () => new Set(keyRing.jwks().keys.map((k) => String(k['kid']))),
       rotateNow: (o: { revokePrevious: boolean }) => rotator.rotateNow(o),
     };
+    // RBAC: a data dir from before RBAC gets its bootstrap admin made Owner at `/`; then every management
+    // call is decided by the authoriser over the store (cached, invalidated by change notices).
+    await upgradeBootstrapOwners(store, clock, logger);
+    const rbacSource = createStoreRbacSource(store, BUILTIN_ROLES);
+    const authorizer = createAuthorizer({ source: rbacSource, clock });
     const ctx: AuthorityContext = {
-      store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authority: urls, signingKeys, verifyAccessToken, caCertPem,
+      store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authority: urls, signingKeys, verifyAccessToken, caCertPem, authorizer, rbacSource,
       defaultTenantId: config.tenantId,
     };
     const app = await buildAuthorityApp(ctx, tls);
@@ -141,6 +150,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
         replayPurge.stop();
         rotator.stop();
         keyRing.stop();
+        authorizer.close();
         removeRunningAuthority(options.dataDir);
         await app.close();
         await audit.flush();

@@ -13,6 +13,7 @@ import { KeyRotator } from './keys/rotation.js';
 import { createApplicationPrincipal } from '../directory/principals.js';
 import { addPasswordCredential } from '../directory/credentials.js';
 import { defaultOrigin } from '../shared/public-url.js';
+import { assignBootstrapOwner } from './bootstrap-owner.js';
 
 export interface InitOptions {
   dataDir: string;
@@ -45,7 +46,7 @@ const STAGING_PREFIX = '.init-';
 
 /**
  * `openmsi init`: creates the master key, the local CA and server certificate, the store with its first
- * tenant, subscription and signing keys, and the bootstrap admin credential (mode 0600). Refuses to touch a
+ * tenant, subscription and signing keys, and the bootstrap admin (Owner at `/`) with its credential (mode 0600). Refuses to touch a
  * data dir that is already initialised, or one that holds anything else.
  *
  * Complete or nothing: everything is made in a staging directory inside the data dir and moved into place
@@ -146,6 +147,8 @@ async function initInto(
         isDirectoryAdmin: true,
         clock,
       });
+      // Its rights: Owner at the tenant root, an ordinary role assignment.
+      await assignBootstrapOwner(tx, { tenantId: config.tenantId, principalId: principal.objectId, clock });
       const secret = await addPasswordCredential(tx, masterKey, { appId: principal.appId, displayName: 'bootstrap', years: 1, clock });
       await tx.audit.append([
         {

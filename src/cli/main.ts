@@ -6,6 +6,8 @@ import { registerAuthorityCommands } from './commands/authority.js';
 import { registerGroupCommands } from './commands/group.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerAdSpCommands } from './commands/ad-sp.js';
+import { registerAdGroupCommands } from './commands/ad-group.js';
+import { registerRoleCommands } from './commands/role.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerKeysCommands } from './commands/keys.js';
 import { registerAgentCommands } from './commands/agent.js';
@@ -39,6 +41,8 @@ Examples:
   registerGroupCommands(program);
   registerIdentityCommands(program);
   registerAdSpCommands(program);
+  registerAdGroupCommands(program);
+  registerRoleCommands(program);
   registerCaCommands(program);
   registerKeysCommands(program);
   registerAgentCommands(program);

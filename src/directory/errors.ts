@@ -20,7 +20,30 @@ export type DirectoryErrorCode =
   | 'InvalidUserAssignedIdentity'
   | 'Request_ResourceNotFound'
   | 'Request_BadRequest'
-  | 'InvalidKeyCredential';
+  | 'InvalidKeyCredential'
+  // RBAC (Microsoft.Authorization), in ARM's words
+  | 'InvalidScope'
+  | 'MissingSubscription'
+  | 'InvalidRoleAssignmentId'
+  | 'InvalidRoleAssignmentRequest'
+  | 'RoleAssignmentExists'
+  | 'RoleAssignmentNotFound'
+  | 'RoleAssignmentUpdateNotPermitted'
+  | 'RoleAssignmentLimitExceeded'
+  | 'RoleDefinitionDoesNotExist'
+  | 'RoleDefinitionNotFound'
+  | 'RoleDefinitionNotAssignableAtScope'
+  | 'PrincipalNotFound'
+  | 'UnmatchedPrincipalType'
+  | 'InvalidRoleDefinitionId'
+  | 'InvalidRoleDefinition'
+  | 'RoleDefinitionWithSameNameExists'
+  | 'RoleDefinitionHasAssignments'
+  | 'RoleDefinitionLimitExceeded'
+  | 'CannotModifyBuiltInRole'
+  | 'InvalidDenyAssignment'
+  | 'DenyAssignmentExists'
+  | 'DenyAssignmentNotFound';
 
 /**
  * A refusal of the directory (the domain): a stable code and a message for people. It carries no HTTP
@@ -77,6 +100,48 @@ export const DirectoryErrors = {
     fail('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`),
   badRequest: (message: string) => fail('Request_BadRequest', message),
   invalidCertificate: (reason: string) => fail('InvalidKeyCredential', `The key credential is not a usable certificate: ${reason}.`),
+
+  // RBAC
+  invalidScope: (scope: string, reason: string) => fail('InvalidScope', `The scope '${scope.slice(0, 300)}' is not valid: ${reason}.`),
+  missingSubscription: () => fail('MissingSubscription', 'The request did not have a subscription or a valid tenant level resource provider.'),
+  invalidRoleAssignmentId: (id: string) =>
+    fail('InvalidRoleAssignmentId', `The role assignment ID '${id.slice(0, 100)}' is not valid. The role assignment ID must be a GUID.`),
+  invalidRoleAssignmentRequest: (reason: string) => fail('InvalidRoleAssignmentRequest', `The role assignment request is invalid: ${reason}.`),
+  conditionNotSupported: () =>
+    fail(
+      'InvalidRoleAssignmentRequest',
+      'Role assignment conditions (ABAC) are not supported by openmsi: remove condition and conditionVersion. openmsi refuses them rather than ignore them, which would grant more than intended.',
+    ),
+  roleAssignmentExists: () => fail('RoleAssignmentExists', 'The role assignment already exists.'),
+  roleAssignmentNotFound: (id: string) => fail('RoleAssignmentNotFound', `The role assignment '${id.slice(0, 100)}' is not found.`),
+  roleAssignmentUpdateNotPermitted: () =>
+    fail('RoleAssignmentUpdateNotPermitted', 'Tenant ID, application ID, principal ID, and scope are not allowed to be updated.'),
+  roleAssignmentLimitExceeded: (limit: number) =>
+    fail('RoleAssignmentLimitExceeded', `No more role assignments can be created: the subscription has reached the limit of ${String(limit)}.`),
+  roleDefinitionDoesNotExist: (id: string) => fail('RoleDefinitionDoesNotExist', `The specified role definition with ID '${id.slice(0, 300)}' does not exist.`),
+  roleDefinitionNotFound: (id: string) => fail('RoleDefinitionNotFound', `The role definition '${id.slice(0, 300)}' could not be found.`),
+  roleDefinitionNotAssignableAtScope: (roleName: string, scope: string) =>
+    fail(
+      'RoleDefinitionNotAssignableAtScope',
+      `The role definition '${roleName}' cannot be assigned at scope '${scope}': the scope is not within the role's assignableScopes.`,
+    ),
+  rbacPrincipalNotFound: (principalId: string, tenantId: string) =>
+    fail('PrincipalNotFound', `Principal ${principalId.slice(0, 100)} does not exist in the directory ${tenantId}. Check that you have the correct principal ID.`),
+  unmatchedPrincipalType: (principalId: string, actual: string, given: string) =>
+    fail('UnmatchedPrincipalType', `The PrincipalId '${principalId}' has type '${actual}', which is different from specified PrincipalType '${given.slice(0, 50)}'.`),
+  invalidRoleDefinitionId: (id: string) =>
+    fail('InvalidRoleDefinitionId', `The role definition ID '${id.slice(0, 100)}' is not valid. The role definition ID must be a GUID.`),
+  invalidRoleDefinition: (reason: string) => fail('InvalidRoleDefinition', `The role definition is invalid: ${reason}.`),
+  roleDefinitionWithSameNameExists: (roleName: string) =>
+    fail('RoleDefinitionWithSameNameExists', `A custom role with the same name '${roleName}' already exists in this directory. Use a different name.`),
+  roleDefinitionHasAssignments: (count: number) =>
+    fail('RoleDefinitionHasAssignments', `There are ${String(count)} existing role assignment(s) referencing this role. Delete them before deleting the role.`),
+  roleDefinitionLimitExceeded: (limit: number) =>
+    fail('RoleDefinitionLimitExceeded', `No more custom roles can be created: the directory has reached the limit of ${String(limit)}.`),
+  cannotModifyBuiltInRole: (roleName: string) => fail('CannotModifyBuiltInRole', `The built-in role '${roleName}' cannot be created, updated or deleted.`),
+  invalidDenyAssignment: (reason: string) => fail('InvalidDenyAssignment', `The deny assignment is invalid: ${reason}.`),
+  denyAssignmentExists: () => fail('DenyAssignmentExists', 'A deny assignment with this id, or with this name at this scope, already exists.'),
+  denyAssignmentNotFound: (id: string) => fail('DenyAssignmentNotFound', `The deny assignment '${id.slice(0, 100)}' could not be found.`),
 } as const;
 
 function noProviderMessage(type: string, supported: readonly string[]): string {

@@ -133,6 +133,7 @@ export async function deleteApplicationPrincipal(repos: Repositories | Store, ob
       );
     }
     await tx.credentials.deleteByApp(principal.appId);
+    await forgetPrincipalAccess(tx, principal);
     await tx.servicePrincipals.delete(principal.objectId);
     return principal;
   });
@@ -144,7 +145,19 @@ export async function deleteManagedIdentityPrincipal(tx: Repositories, objectId:
   if (principal === undefined) return false;
   // Managed identities have no client credentials, but never leave any behind.
   await tx.credentials.deleteByApp(principal.appId);
+  await forgetPrincipalAccess(tx, principal);
   return tx.servicePrincipals.delete(principal.objectId);
+}
+
+/**
+ * Deletes a principal's role assignments and group memberships and bumps its tenant's RBAC version, in the
+ * caller's transaction. Azure leaves such assignments behind as orphans ("Identity not found"); openmsi does
+ * not, so that nothing can ever grant to a deleted id (or to a new principal that reused it).
+ */
+export async function forgetPrincipalAccess(tx: Repositories, principal: Pick<ServicePrincipal, 'objectId' | 'tenantId'>): Promise<void> {
+  await tx.roleAssignments.deleteByPrincipal(principal.objectId);
+  await tx.groups.removeMemberEverywhere(principal.objectId);
+  await tx.rbacVersions.bump(principal.tenantId);
 }
 
 /** Azure's service principal name for a managed identity: a hash of its lower-cased resource id. */

@@ -7,6 +7,7 @@ import type { Repositories } from '../store/types.js';
 import { HOST_RESOURCE_TYPE } from '../directory/hosts.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { route, singleQuery } from './common.js';
+import { atRoot, authorize, OPENMSI_ACTIONS } from './authorize.js';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -80,7 +81,7 @@ export function auditRoutes(app: FastifyInstance, ctx: ManagementContext): void 
   route(app, {
     method: 'GET',
     url: '/openmsi/audit',
-    onRequest: [authenticate(ctx, 'arm')],
+    onRequest: [authenticate(ctx, 'arm'), authorize(ctx, atRoot(OPENMSI_ACTIONS.auditRead))],
     handler: async (request) => {
       const caller = callerOf(request);
       const since = parseSince(singleQuery(request, 'since'), ctx.clock.now());

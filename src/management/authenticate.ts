@@ -1,7 +1,7 @@
 /**
  * Bearer authentication for the management API. ARM-shaped paths (and `/openmsi/...`) take tokens for
- * ARM's audiences, `/v1.0/...` (Graph-shaped) takes Graph tokens. The caller must be a directory admin of
- * the tenant that owns what it addresses.
+ * ARM's audiences, `/v1.0/...` (Graph-shaped) takes Graph tokens. The caller must be a principal of the
+ * token's tenant; what it may do is RBAC's decision (authorize.ts: each route checks its action at its scope).
  */
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
@@ -22,7 +22,7 @@ export type RequestHook = (request: FastifyRequest) => Promise<void>;
 
 export type { ApiFamily } from './errors.js';
 
-/** An authenticated, authorised caller. */
+/** An authenticated caller (a principal of the token's tenant). */
 export interface Caller {
   principal: ServicePrincipal;
   /** The token's tenant (`tid`), which is the principal's tenant. */
@@ -50,8 +50,13 @@ export function callerOf(request: FastifyRequest): Caller {
   return caller;
 }
 
-/** Requests refused because their (valid, known) principal is not a directory admin. */
+/** Requests refused because their (valid, known) principal lacks the permission. */
 const denied = new WeakMap<FastifyRequest, ServicePrincipal>();
+
+/** Records that RBAC refused this request's principal (the audit trail names it). */
+export function markDenied(request: FastifyRequest, principal: ServicePrincipal): void {
+  denied.set(request, principal);
+}
 
 /** The principal refused by the authorisation check, for the audit trail. */
 export function deniedPrincipalOf(request: FastifyRequest): ServicePrincipal | undefined {
@@ -87,8 +92,8 @@ async function challengeFor(ctx: ManagementContext, request: FastifyRequest, tok
 }
 
 /**
- * An `onRequest` hook (it runs before the body is read) that admits only directory admins holding a valid
- * token for `family`'s audiences: 401 with a Bearer challenge otherwise, 403 for a valid non-admin caller.
+ * An `onRequest` hook (it runs before the body is read) that admits a known principal holding a valid token
+ * for `family`'s audiences: 401 with a Bearer challenge otherwise. Authorisation follows (authorize.ts).
  */
 export function authenticate(ctx: ManagementContext, family: ApiFamily): RequestHook {
   const audiences = ACCEPTED_AUDIENCES[family];
@@ -109,11 +114,6 @@ export function authenticate(ctx: ManagementContext, family: ApiFamily): Request
     const principal = typeof oid === 'string' ? await ctx.store.servicePrincipals.getByObjectId(oid) : undefined;
     if (principal?.tenantId !== tid) {
       throw ManagementErrors.principalUnknown(oid, tid, await challengeFor(ctx, request, token));
-    }
-    if (!principal.isDirectoryAdmin) {
-      denied.set(request, principal);
-      const scope = request.url.split('?')[0] ?? '/';
-      throw ManagementErrors.forbidden(family, principal, request.method, scope);
     }
     callers.set(request, { principal, tenantId: tid, token: verified, family });
   };

@@ -9,6 +9,7 @@ import type { Subscription } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import { authorizeSubscription, callerOf, type Caller, type RequestHook } from './authenticate.js';
 import { errorCodeOf, ManagementErrors, type ApiFamily } from './errors.js';
+import { filterReadable, requireAccess, type ActionAtScope } from './authorize.js';
 
 /** Largest JSON body the management API accepts (certificates included). */
 export const MANAGEMENT_BODY_LIMIT = 64 * 1024;
@@ -22,6 +23,11 @@ export interface RouteSpec {
   url: string;
   onRequest: RequestHook[];
   handler: RouteHandler;
+  /**
+   * The ARM action the route performs (e.g. `Microsoft.Authorization/roleAssignments/write`), for
+   * authorisation; also available to hooks as `request.routeOptions.config.armAction`.
+   */
+  armAction?: string;
 }
 
 /** Lower-cases the static segments of a route pattern (parameter names keep their casing). */
@@ -38,7 +44,12 @@ function lowerStatic(url: string): string {
  * is registered as well as the canonical one.
  */
 export function route(app: FastifyInstance, spec: RouteSpec): void {
-  const options = { bodyLimit: MANAGEMENT_BODY_LIMIT, onRequest: spec.onRequest, handler: spec.handler };
+  const options = {
+    bodyLimit: MANAGEMENT_BODY_LIMIT,
+    onRequest: spec.onRequest,
+    handler: spec.handler,
+    ...(spec.armAction === undefined ? {} : { config: { armAction: spec.armAction } }),
+  };
   app.route({ method: spec.method, url: spec.url, ...options });
   const lower = lowerStatic(spec.url);
   if (lower !== spec.url && !app.hasRoute({ method: spec.method, url: lower })) {
@@ -140,15 +151,27 @@ function armAuditEntry(scope: ArmScope, action: string, target: string): AuditTa
   return { tenantId: scope.subscription.tenantId, actor: scope.caller.principal.objectId, action, target };
 }
 
-/** An ARM list: `{ value }` with the view of each item `list` finds. */
+/**
+ * How an ARM list is authorised, as ARM filters lists: each item is shown only if the caller may `read` it
+ * (its read action at its id); when none is readable and the caller may not read at the list's own scope
+ * either (`listScope`), the list is refused with that action and scope.
+ */
+export interface ArmListAuthorization<T> {
+  read: (item: T) => ActionAtScope;
+  listScope: (request: FastifyRequest) => ActionAtScope;
+}
+
+/** An ARM list: `{ value }` with the view of each item `list` finds that the caller may read. */
 export function armListHandler<T>(
   ctx: ManagementContext,
   list: (scope: ArmScope, request: FastifyRequest) => Promise<readonly T[]>,
   view: (item: T, scope: ArmScope) => unknown,
+  authorization: ArmListAuthorization<T>,
 ): RouteHandler {
   return async (request) => {
     const scope = await armScope(ctx, request);
-    const items = await list(scope, request);
+    const items = await filterReadable(ctx, scope.caller, await list(scope, request), authorization.read);
+    if (items.length === 0) await requireAccess(ctx, request, authorization.listScope(request));
     return { value: await Promise.all(items.map((item) => view(item, scope))) };
   };
 }

@@ -4,6 +4,7 @@ import type { VerifiedToken } from '../shared/token-verifier.js';
 import type { MasterKey } from '../pki/master-key.js';
 import type { AuditWriter } from '../store/audit-writer.js';
 import type { Store } from '../store/types.js';
+import type { Authorizer, RbacStateSource } from '../rbac/contracts.js';
 
 /** Where callers get tokens: named in `WWW-Authenticate` challenges and wrong-issuer messages. */
 export interface TokenAuthorityLocation {
@@ -33,6 +34,10 @@ export interface ManagementContext {
   readonly audit: AuditWriter;
   readonly authority: TokenAuthorityLocation;
   readonly signingKeys: SigningKeyAdministration;
+  /** RBAC: decides every management call (the route's action at its scope). */
+  readonly authorizer: Authorizer;
+  /** Where the authoriser reads RBAC state; served to remote authorisers by `/openmsi/rbac/state|version`. */
+  readonly rbacSource: RbacStateSource;
   /** Verifies an access token the authority issued for one of `audiences` (any tenant it serves). */
   verifyAccessToken(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
 }

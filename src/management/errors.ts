@@ -36,11 +36,35 @@ const DIRECTORY_ERROR_STATUS: Readonly<Record<DirectoryErrorCode, number>> = {
   Request_ResourceNotFound: 404,
   Request_BadRequest: 400,
   InvalidKeyCredential: 400,
+  InvalidScope: 400,
+  MissingSubscription: 400,
+  InvalidRoleAssignmentId: 400,
+  InvalidRoleAssignmentRequest: 400,
+  RoleAssignmentExists: 409,
+  RoleAssignmentNotFound: 404,
+  RoleAssignmentUpdateNotPermitted: 400,
+  RoleAssignmentLimitExceeded: 400,
+  RoleDefinitionDoesNotExist: 400,
+  RoleDefinitionNotFound: 404,
+  RoleDefinitionNotAssignableAtScope: 400,
+  PrincipalNotFound: 400,
+  UnmatchedPrincipalType: 400,
+  InvalidRoleDefinitionId: 400,
+  InvalidRoleDefinition: 400,
+  RoleDefinitionWithSameNameExists: 409,
+  RoleDefinitionHasAssignments: 409,
+  RoleDefinitionLimitExceeded: 400,
+  CannotModifyBuiltInRole: 400,
+  InvalidDenyAssignment: 400,
+  DenyAssignmentExists: 409,
+  DenyAssignmentNotFound: 404,
 };
 
 /** Directory codes ARM spells differently on the wire (the same code, another status). */
 const WIRE_CODE: Readonly<Partial<Record<DirectoryErrorCode, string>>> = {
   ResourceTypeNotFound: 'NoRegisteredProviderFound',
+  // A GET of a missing role definition is ARM's 404 RoleDefinitionDoesNotExist; naming one in an assignment is its 400.
+  RoleDefinitionNotFound: 'RoleDefinitionDoesNotExist',
 };
 
 /** The API error of a directory error; undefined for anything else (the `translate` of the error handler). */

@@ -16,6 +16,7 @@ import type { HostCredential } from '../store/types.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { armScope, audited, jsonObject, params, route } from './common.js';
+import { authorize, requireAccess, resourceScope } from './authorize.js';
 import type { ManagementContext } from './context.js';
 import { ManagementErrors } from './errors.js';
 
@@ -52,7 +53,7 @@ export function hostRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   route(app, {
     method: 'POST',
     url: `${MACHINE}/createJoinToken`,
-    onRequest: armRequest,
+    onRequest: [...armRequest, authorize(ctx, (request) => ({ action: `${HOST_RESOURCE_TYPE}/write`, scope: resourceScope(request, HOST_RESOURCE_TYPE) }))],
     handler: async (request) => {
       const scope = await armScope(ctx, request);
       const target = formatArmResourceId({ subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, type: HOST_RESOURCE_TYPE, name: scope.name });
@@ -93,7 +94,7 @@ export function hostRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   route(app, {
     method: 'GET',
     url: `${MACHINE}/hostCredentials`,
-    onRequest: armRequest,
+    onRequest: [...armRequest, authorize(ctx, (request) => ({ action: `${HOST_RESOURCE_TYPE}/read`, scope: resourceScope(request, HOST_RESOURCE_TYPE) }))],
     handler: async (request) => {
       const scope = await armScope(ctx, request);
       const { credentials } = await listHostCredentials(ctx.store, { subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, name: scope.name });
@@ -113,6 +114,8 @@ export function hostRoutes(app: FastifyInstance, ctx: ManagementContext): void {
         const found = await findHostCredential(ctx.store, keyId);
         // Another tenant's credential is as unknown as a missing one.
         if (found === undefined || found.tenantId?.toLowerCase() !== caller.tenantId.toLowerCase()) throw ManagementErrors.hostCredentialNotFound(keyId);
+        // Revoking a machine's credential is a write on the machine.
+        await requireAccess(ctx, request, { action: `${HOST_RESOURCE_TYPE}/write`, scope: found.credential.hostResourceId });
         const revokedNow = await revokeHostCredential(ctx.store, keyId, ctx.clock);
         const credential = (await ctx.store.hostCredentials.get(keyId)) ?? found.credential;
         return {

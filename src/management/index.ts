@@ -1,7 +1,7 @@
 /**
  * The management API: ARM-shaped (`/subscriptions/...`), Graph-shaped (`/v1.0/servicePrincipals...`) and
  * openmsi's own (`/openmsi/keys`, `/openmsi/audit`, `/openmsi/hostCredentials`), authenticated by bearer tokens from this authority and
- * open to directory admins only. Every error is rendered as `{ error: { code, message } }`.
+ * authorised by RBAC (authorize.ts): each route checks its ARM action at its scope. Every error is rendered as `{ error: { code, message } }`.
  *
  * Register it as an encapsulated plugin (it sets its own error handler):
  * `await app.register(managementRoutes, { ctx })`. The server should route case-insensitively
@@ -16,11 +16,18 @@ import { MANAGEMENT_BODY_LIMIT } from './common.js';
 import { translateDirectoryError } from './errors.js';
 import { hostRoutes } from './hosts.js';
 import { keyRoutes } from './keys.js';
+import { permissionRoutes } from './permissions.js';
 import { principalRoutes } from './principals.js';
+import { rbacStateRoutes } from './rbac-state.js';
 import { resourceGroupRoutes } from './resource-groups.js';
 import { resourceRoutes } from './resources.js';
 import { subscriptionRoutes } from './subscriptions.js';
 import { userAssignedIdentityRoutes } from './user-assigned-identities.js';
+import { resourceScopeWildcard } from './authorization-common.js';
+import { denyAssignmentHandlers, denyAssignmentRoutes } from './deny-assignments.js';
+import { groupRoutes } from './groups.js';
+import { roleAssignmentHandlers, roleAssignmentRoutes } from './role-assignments.js';
+import { roleDefinitionHandlers, roleDefinitionRoutes } from './role-definitions.js';
 
 export interface ManagementOptions {
   ctx: ManagementContext;
@@ -72,6 +79,18 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   principalRoutes(app, ctx);
   keyRoutes(app, ctx);
   auditRoutes(app, ctx);
+  permissionRoutes(app, ctx);
+  rbacStateRoutes(app, ctx);
+  roleAssignmentRoutes(app, ctx);
+  roleDefinitionRoutes(app, ctx);
+  denyAssignmentRoutes(app, ctx);
+  // Microsoft.Authorization below resource ids: one wildcard; the action is authorizationArmAction(method, path).
+  resourceScopeWildcard(app, ctx, {
+    roleAssignments: roleAssignmentHandlers(ctx),
+    roleDefinitions: roleDefinitionHandlers(ctx),
+    denyAssignments: denyAssignmentHandlers(ctx),
+  });
+  groupRoutes(app, ctx);
   return Promise.resolve();
 }
 

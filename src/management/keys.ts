@@ -4,6 +4,7 @@ import { iso } from '../shared/clock.js';
 import { ApiErrors } from '../shared/api-error.js';
 import { authenticate, callerOf } from './authenticate.js';
 import { audited, jsonObject, route } from './common.js';
+import { atRoot, authorize, OPENMSI_ACTIONS } from './authorize.js';
 
 const at = (ms: number | null) => (ms === null ? null : iso(ms));
 
@@ -17,7 +18,7 @@ export function keyRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   route(app, {
     method: 'GET',
     url: '/openmsi/keys',
-    onRequest,
+    onRequest: [...onRequest, authorize(ctx, atRoot(OPENMSI_ACTIONS.keysRead))],
     handler: async () => {
       const published = ctx.signingKeys.publishedKids();
       const records = await ctx.store.signingKeys.list();
@@ -41,7 +42,7 @@ export function keyRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   route(app, {
     method: 'POST',
     url: '/openmsi/keys/rotate',
-    onRequest,
+    onRequest: [...onRequest, authorize(ctx, atRoot(OPENMSI_ACTIONS.keysWrite))],
     handler: async (request) => {
       const caller = callerOf(request);
       return audited(

@@ -23,6 +23,7 @@ import {
 import { DirectoryErrors } from '../directory/errors.js';
 import { ManagementErrors } from './errors.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
+import { authorizeGraph } from './authorize.js';
 import { audited, jsonObject, params, route, singleQuery, type AuditedOutcome } from './common.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -176,7 +177,8 @@ function optionalObject(value: unknown, name: string): Record<string, unknown> {
 }
 
 export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): void {
-  const onRequest = [authenticate(ctx, 'graph')];
+  // Graph is not ARM RBAC in Azure (Entra roles): reads need a read right at `/`, changes Owner or User Access Administrator at `/`.
+  const onRequest = [authenticate(ctx, 'graph'), authorizeGraph(ctx, 'servicePrincipals')];
   const actorOf = (caller: Caller) => caller.principal.objectId;
 
   route(app, {

@@ -11,9 +11,12 @@ import {
 } from '../directory/resources.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
+import { authorize, resourceGroupScope, subscriptionScope } from './authorize.js';
 import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, route, type ArmScope } from './common.js';
 
 const GROUP = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName';
+/** ARM's operations on resource groups: `.../read`, `.../write`, `.../delete`. */
+const GROUP_ACTIONS = 'Microsoft.Resources/subscriptions/resourceGroups';
 
 /** A resource group as ARM shows it. */
 export interface ArmResourceGroup {
@@ -42,25 +45,32 @@ const addressedGroup = (scope: ArmScope) => resourceGroupId(scope.subscription.i
 /** ARM resource groups: `PUT/GET/DELETE /subscriptions/{sub}/resourceGroups/{name}` and the list. */
 export function resourceGroupRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
+  const as = (verb: 'read' | 'write' | 'delete') => [
+    ...onRequest,
+    authorize(ctx, (request) => ({ action: `${GROUP_ACTIONS}/${verb}`, scope: resourceGroupScope(request) })),
+  ];
 
   route(app, {
     method: 'GET',
     url: '/subscriptions/:subscriptionId/resourceGroups',
     onRequest,
-    handler: armListHandler(ctx, (scope) => listResourceGroups(ctx.store, scope.subscription.id), armResourceGroupView),
+    handler: armListHandler(ctx, (scope) => listResourceGroups(ctx.store, scope.subscription.id), armResourceGroupView, {
+      read: (group) => ({ action: `${GROUP_ACTIONS}/read`, scope: group.id }),
+      listScope: (request) => ({ action: `${GROUP_ACTIONS}/read`, scope: subscriptionScope(request) }),
+    }),
   });
 
   route(app, {
     method: 'GET',
     url: GROUP,
-    onRequest,
+    onRequest: as('read'),
     handler: armGetHandler(ctx, (scope) => getResourceGroup(ctx.store, scope.subscription.id, scope.resourceGroup), armResourceGroupView),
   });
 
   route(app, {
     method: 'PUT',
     url: GROUP,
-    onRequest,
+    onRequest: as('write'),
     handler: armPutHandler(ctx, {
       kind: 'resourceGroup',
       target: addressedGroup,
@@ -82,7 +92,7 @@ export function resourceGroupRoutes(app: FastifyInstance, ctx: ManagementContext
   route(app, {
     method: 'DELETE',
     url: GROUP,
-    onRequest,
+    onRequest: as('delete'),
     handler: armDeleteHandler(ctx, {
       kind: 'resourceGroup',
       target: addressedGroup,

@@ -16,6 +16,7 @@ import {
 import { DirectoryErrors } from '../directory/errors.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
+import { authorize, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
 import { armUserAssignedIdentityView } from './user-assigned-identities.js';
 import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, params, route, type ArmScope } from './common.js';
 
@@ -106,6 +107,11 @@ function addressedResource(scope: ArmScope, request: FastifyRequest): string {
  */
 export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
+  // `{namespace}/{type}/{verb}` as requested (the evaluation is case-insensitive).
+  const as = (verb: 'read' | 'write' | 'delete') => [
+    ...onRequest,
+    authorize(ctx, (request) => ({ action: `${requestedType(request)}/${verb}`, scope: resourceScope(request, requestedType(request)) })),
+  ];
   const view = (resource: Resource, scope: ArmScope) => armResourceView(ctx.store, resource, scope.subscription.tenantId);
 
   const listHandler = (scope: 'subscription' | 'group', byType: boolean) =>
@@ -120,6 +126,13 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
         });
       },
       view,
+      {
+        read: (resource) => ({ action: `${resource.type}/read`, scope: resource.id }),
+        listScope: (request) => ({
+          action: byType ? `${requestedType(request)}/read` : 'Microsoft.Resources/subscriptions/resources/read',
+          scope: scope === 'group' ? resourceGroupScope(request) : subscriptionScope(request),
+        }),
+      },
     );
 
   route(app, { method: 'GET', url: '/subscriptions/:subscriptionId/resources', onRequest, handler: listHandler('subscription', false) });
@@ -135,7 +148,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
   route(app, {
     method: 'GET',
     url: ONE,
-    onRequest,
+    onRequest: as('read'),
     handler: armGetHandler(
       ctx,
       (scope, request) =>
@@ -152,7 +165,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
   route(app, {
     method: 'PUT',
     url: ONE,
-    onRequest,
+    onRequest: as('write'),
     handler: armPutHandler(ctx, {
       kind: 'resource',
       target: addressedResource,
@@ -190,7 +203,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
   route(app, {
     method: 'DELETE',
     url: ONE,
-    onRequest,
+    onRequest: as('delete'),
     handler: armDeleteHandler(ctx, {
       kind: 'resource',
       target: addressedResource,

@@ -4,6 +4,9 @@ import type { ManagementContext } from './context.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate, authorizeSubscription, callerOf } from './authenticate.js';
 import { params, route } from './common.js';
+import { authorize, filterReadable, subscriptionScope } from './authorize.js';
+
+const SUBSCRIPTION_READ = 'Microsoft.Resources/subscriptions/read';
 
 /** A subscription as ARM shows it. */
 export interface ArmSubscription {
@@ -34,7 +37,11 @@ export function subscriptionRoutes(app: FastifyInstance, ctx: ManagementContext)
     onRequest,
     handler: async (request) => {
       const caller = callerOf(request);
-      const subscriptions = await ctx.store.subscriptions.listByTenant(caller.tenantId);
+      // As ARM: the subscriptions the caller may read (an empty list, not a refusal, when none).
+      const subscriptions = await filterReadable(ctx, caller, await ctx.store.subscriptions.listByTenant(caller.tenantId), (s) => ({
+        action: SUBSCRIPTION_READ,
+        scope: `/subscriptions/${s.id}`,
+      }));
       return { value: subscriptions.map(armSubscriptionView) };
     },
   });
@@ -42,7 +49,7 @@ export function subscriptionRoutes(app: FastifyInstance, ctx: ManagementContext)
   route(app, {
     method: 'GET',
     url: '/subscriptions/:subscriptionId',
-    onRequest,
+    onRequest: [...onRequest, authorize(ctx, (request) => ({ action: SUBSCRIPTION_READ, scope: subscriptionScope(request) }))],
     handler: async (request) => armSubscriptionView(await authorizeSubscription(ctx, callerOf(request), params(request)['subscriptionId'] ?? '')),
   });
 }

@@ -13,6 +13,7 @@ import {
 } from '../directory/resources.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
+import { authorize, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
 import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, route, type ArmScope } from './common.js';
 
 const PROVIDER = 'providers/Microsoft.ManagedIdentity/userAssignedIdentities';
@@ -47,6 +48,11 @@ const addressedIdentity = (scope: ArmScope) =>
 /** `Microsoft.ManagedIdentity/userAssignedIdentities`: PUT/GET/DELETE one, list per group and per subscription. */
 export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
+  const ACTIONS = USER_ASSIGNED_IDENTITY_TYPE;
+  const as = (verb: 'read' | 'write' | 'delete') => [
+    ...onRequest,
+    authorize(ctx, (request) => ({ action: `${ACTIONS}/${verb}`, scope: resourceScope(request, USER_ASSIGNED_IDENTITY_TYPE) })),
+  ];
 
   const listHandler = (scope: 'subscription' | 'group') =>
     armListHandler(
@@ -57,6 +63,10 @@ export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: Management
           ...(scope === 'group' ? { resourceGroup: s.resourceGroup } : {}),
         }),
       armUserAssignedIdentityView,
+      {
+        read: (resource) => ({ action: `${ACTIONS}/read`, scope: resource.id }),
+        listScope: (request) => ({ action: `${ACTIONS}/read`, scope: scope === 'group' ? resourceGroupScope(request) : subscriptionScope(request) }),
+      },
     );
 
   route(app, { method: 'GET', url: `/subscriptions/:subscriptionId/${PROVIDER}`, onRequest, handler: listHandler('subscription') });
@@ -65,7 +75,7 @@ export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: Management
   route(app, {
     method: 'GET',
     url: ONE,
-    onRequest,
+    onRequest: as('read'),
     handler: armGetHandler(
       ctx,
       (scope) => getUserAssignedIdentity(ctx.store, { subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, name: scope.name }),
@@ -76,7 +86,7 @@ export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: Management
   route(app, {
     method: 'PUT',
     url: ONE,
-    onRequest,
+    onRequest: as('write'),
     handler: armPutHandler(ctx, {
       kind: 'identity',
       target: addressedIdentity,
@@ -99,7 +109,7 @@ export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: Management
   route(app, {
     method: 'DELETE',
     url: ONE,
-    onRequest,
+    onRequest: as('delete'),
     handler: armDeleteHandler(ctx, {
       kind: 'identity',
       target: addressedIdentity,

@@ -277,3 +277,15 @@ export const AGENT_SESSIONS = {
 export const AGENT_CALLER = {
   maxFdEntries: 50_000,
 } as const;
+
+/**
+ * The RBAC authoriser (src/rbac/authorizer.ts). A change in this process is applied at once (the store
+ * notifies synchronously after commit); a change on another replica arrives by PostgreSQL NOTIFY, or at worst
+ * through reconciliation: every loaded tenant's version is compared with the store's this often.
+ */
+export const RBAC_DEFAULTS = {
+  /** How often each loaded tenant's state version is compared with the store's (the bound for a missed notification). */
+  reconcileMs: 5000,
+  /** Decisions kept (a bounded LRU over every tenant); each is a few hundred bytes. */
+  decisionCacheSize: 50_000,
+} as const;

@@ -2,3 +2,4 @@ export { openStore, describeStoreLocation, isPostgresLocation, repositoriesFor, 
 export { StoreLockedError } from './sqlite.js';
 export type { Dialect } from './dialect.js';
 export type * from './types.js';
+export { RBAC_CHANNEL } from './types.js';

@@ -3,6 +3,7 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import type { Dialect } from './dialect.js';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-hosts.js';
+import * as m0003 from './migrations/0003-rbac.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -12,6 +13,7 @@ interface VersionedMigration {
 const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0001-initial', m0001],
   ['0002-hosts', m0002],
+  ['0003-rbac', m0003],
 ];
 
 class CodeMigrationProvider implements MigrationProvider {

@@ -6,7 +6,12 @@ import { migrateToLatest } from './migrate.js';
 import { openPostgres } from './postgres.js';
 import type { Database } from './schema.js';
 import { openSqlite } from './sqlite.js';
-import type { Repositories, Store } from './types.js';
+import type { Repositories, Store, StoreNotifications, TransactionOptions } from './types.js';
+import { createDenyAssignmentStore } from './deny-assignment-store.js';
+import { createGroupStore } from './group-store.js';
+import { createRbacVersionStore, type NotificationHooks } from './rbac-version-store.js';
+import { createRoleAssignmentStore } from './role-assignment-store.js';
+import { createRoleDefinitionStore } from './role-definition-store.js';
 import { createAuditStore } from './audit-store.js';
 import { createCredentialStore } from './credential-store.js';
 import { createHostCredentialStore } from './host-credential-store.js';
@@ -31,8 +36,11 @@ export function isPostgresLocation(location: string): boolean {
   return /^postgres(?:ql)?:\/\//i.test(location);
 }
 
-/** Every aggregate, bound to `db`: the pool, or one transaction. */
-export function repositoriesFor(db: Kysely<Database>): Repositories {
+/**
+ * Every aggregate, bound to `db`: the pool, or one transaction. `hooks` names the dialect (PostgreSQL writes
+ * also `pg_notify`) and receives the change notices the writes publish; without it, writes publish nothing.
+ */
+export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks): Repositories {
   return {
     tenants: createTenantStore(db),
     subscriptions: createSubscriptionStore(db),
@@ -45,7 +53,37 @@ export function repositoriesFor(db: Kysely<Database>): Repositories {
     audit: createAuditStore(db),
     hostCredentials: createHostCredentialStore(db),
     joinTokens: createJoinTokenStore(db),
+    roleDefinitions: createRoleDefinitionStore(db),
+    roleAssignments: createRoleAssignmentStore(db),
+    denyAssignments: createDenyAssignmentStore(db),
+    groups: createGroupStore(db),
+    rbacVersions: createRbacVersionStore(db, hooks),
   };
+}
+
+/** This process's subscribers, by channel. */
+class LocalNotifications {
+  readonly #listeners = new Map<string, Set<(payload: string) => void>>();
+  subscribe(channel: string, listener: (payload: string) => void): () => void {
+    let set = this.#listeners.get(channel);
+    if (set === undefined) this.#listeners.set(channel, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+  emit(channel: string, payload: string): void {
+    for (const listener of [...(this.#listeners.get(channel) ?? [])]) {
+      try {
+        listener(payload);
+      } catch {
+        // A listener's failure is its own; the writer's commit stands and the others still hear of it.
+      }
+    }
+  }
+  channels(): string[] {
+    return [...this.#listeners.entries()].filter(([, set]) => set.size > 0).map(([channel]) => channel);
+  }
 }
 
 /** Thrown when code inside `store.transaction(fn)` uses the store itself instead of the `tx` it was given. */
@@ -93,6 +131,8 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
       ? openPostgres(location, options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
       : openSqlite(location);
   const { db } = opened;
+  const local = new LocalNotifications();
+  const poolHooks: NotificationHooks = { dialect, published: (channel, payload) => local.emit(channel, payload) };
   try {
     if (options.migrate ?? true) await migrateToLatest(db as unknown as Kysely<unknown>, dialect);
   } catch (err) {
@@ -104,25 +144,56 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
   const insideTransaction = (): boolean => transactionScope.getStore()?.open === true;
   let closing: Promise<void> | undefined;
 
+  // PostgreSQL: one dedicated connection LISTENs for every channel someone here subscribed to.
+  const listener = opened.listen === undefined ? undefined : opened.listen((channel, payload) => local.emit(channel, payload));
+  const notifications: StoreNotifications = {
+    subscribe(channel, fn) {
+      const unsubscribe = local.subscribe(channel, fn);
+      listener?.listen(channel);
+      return unsubscribe;
+    },
+    async ready() {
+      await listener?.ready();
+    },
+  };
+
   return {
     dialect,
-    ...guarded(repositoriesFor(db), insideTransaction),
+    notifications,
+    ...guarded(repositoriesFor(db, poolHooks), insideTransaction),
 
-    async transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
+    async transaction<T>(fn: (tx: Repositories) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       if (insideTransaction()) {
         throw new StoreMisuseError('store.transaction() called inside another store.transaction(): use the outer transaction');
       }
       const scope = { open: true };
+      const pending: Array<[string, string]> = [];
+      const hooks: NotificationHooks = { dialect, published: (channel, payload) => pending.push([channel, payload]) };
+      let result: T;
       try {
-        return await db.transaction().execute((trx) => transactionScope.run(scope, () => fn(repositoriesFor(trx))));
+        let builder = db.transaction();
+        if (options.isolation !== undefined && dialect === 'postgres') builder = builder.setIsolationLevel(options.isolation);
+        result = await builder.execute((trx) => transactionScope.run(scope, () => fn(repositoriesFor(trx, hooks))));
       } finally {
         // Work the callback started but did not await may outlive it; it is no longer inside the transaction.
         scope.open = false;
       }
+      // Committed: now (and only now) this process's listeners hear of it.
+      const seen = new Set<string>();
+      for (const [channel, payload] of pending) {
+        const key = `${channel} ${payload}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        local.emit(channel, payload);
+      }
+      return result;
     },
 
     close() {
-      closing ??= opened.close();
+      closing ??= (async () => {
+        await listener?.close();
+        await opened.close();
+      })();
       return closing;
     },
   };

@@ -158,6 +158,78 @@ export interface JoinTokenTable {
   used_at: number | null;
 }
 
+export interface RoleDefinitionTable {
+  id: string;
+  tenant_id: string;
+  role_name: string;
+  /** Lower-case role name: unique per tenant. */
+  role_name_key: string;
+  description: string;
+  /** JSON `Permission[]`. */
+  permissions: string;
+  /** JSON `string[]`. */
+  assignable_scopes: string;
+  created_at: number;
+  created_by: string;
+  updated_at: number;
+  updated_by: string;
+}
+
+export interface RoleAssignmentTable {
+  id: string;
+  tenant_id: string;
+  scope: string;
+  scope_key: string;
+  subscription_key: string | null;
+  role_definition_id: string;
+  principal_id: string;
+  principal_type: string;
+  description: string | null;
+  created_at: number;
+  created_by: string;
+  updated_at: number;
+  updated_by: string;
+}
+
+export interface DenyAssignmentTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  name_key: string;
+  description: string;
+  scope: string;
+  scope_key: string;
+  permissions: string;
+  principals: string;
+  exclude_principals: string;
+  do_not_apply_to_child_scopes: number;
+  is_system_protected: number;
+  created_at: number;
+  created_by: string;
+}
+
+export interface GroupTable {
+  object_id: string;
+  tenant_id: string;
+  display_name: string;
+  mail_nickname: string;
+  description: string | null;
+  created_at: number;
+}
+
+export interface GroupMemberTable {
+  group_id: string;
+  member_id: string;
+  tenant_id: string;
+  created_at: number;
+}
+
+export interface RbacVersionTable {
+  /** Lower-case tenant id. */
+  tenant_id: string;
+  version: number;
+}
+
 export interface Database {
   tenants: TenantTable;
   subscriptions: SubscriptionTable;
@@ -171,4 +243,10 @@ export interface Database {
   audit_events: AuditEventTable;
   host_credentials: HostCredentialTable;
   join_tokens: JoinTokenTable;
+  role_definitions: RoleDefinitionTable;
+  role_assignments: RoleAssignmentTable;
+  deny_assignments: DenyAssignmentTable;
+  groups: GroupTable;
+  group_members: GroupMemberTable;
+  rbac_versions: RbacVersionTable;
 }

@@ -18,7 +18,7 @@ export class StoreLockedError extends Error {
  *   released by the kernel if the process dies, so a second process gets a clear error instead of sharing
  *   the file, and a crashed process never leaves a stale lock behind.
  */
-export function openSqlite(path: string): { db: Kysely<Database>; close(): Promise<void> } {
+export function openSqlite(path: string): { db: Kysely<Database>; listen?: undefined; close(): Promise<void> } {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   let sqlite: SqliteDatabase.Database;
   try {

@@ -4,6 +4,7 @@
  * Timestamps are epoch milliseconds.
  */
 import type { Dialect } from './dialect.js';
+import type { DenyAssignment, GroupMembership, RoleAssignment, RoleDefinition } from '../rbac/contracts.js';
 
 export interface Tenant {
   id: string;
@@ -261,6 +262,132 @@ export interface JoinTokenStore {
   purgeExpired(before: number): Promise<number>;
 }
 
+/** A custom role definition as stored (built-ins are not stored: they come from code). */
+export interface CustomRoleDefinition extends RoleDefinition {
+  roleType: 'CustomRole';
+  tenantId: string;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+export interface RoleDefinitionStore {
+  /** False when the id or (case-insensitively) the name is already taken in the tenant; nothing is written then. */
+  create(definition: CustomRoleDefinition): Promise<boolean>;
+  /** Replaces name, description, permissions, assignable scopes and updatedAt/By. False when absent or the new name is taken. */
+  update(definition: CustomRoleDefinition): Promise<boolean>;
+  get(tenantId: string, id: string): Promise<CustomRoleDefinition | undefined>;
+  /** By role name, case-insensitively. */
+  getByName(tenantId: string, roleName: string): Promise<CustomRoleDefinition | undefined>;
+  list(tenantId: string): Promise<CustomRoleDefinition[]>;
+  count(tenantId: string): Promise<number>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+/** A role assignment as stored: the contract's shape plus ARM's `updatedOn`/`updatedBy`. */
+export interface StoredRoleAssignment extends RoleAssignment {
+  updatedAt: number;
+  updatedBy: string;
+}
+
+export interface RoleAssignmentFilter {
+  tenantId: string;
+  /** Only assignments to one of these principals. */
+  principalIds?: readonly string[];
+  /** Only assignments exactly at this scope (case-insensitively). */
+  scope?: string;
+  roleDefinitionId?: string;
+}
+
+export interface RoleAssignmentStore {
+  /**
+   * False when the id is taken or the same (scope, role, principal) is already assigned in the tenant
+   * (scope compared case-insensitively); nothing is written then.
+   */
+  create(assignment: StoredRoleAssignment): Promise<boolean>;
+  get(tenantId: string, id: string): Promise<StoredRoleAssignment | undefined>;
+  /** The assignment of `roleDefinitionId` to `principalId` at exactly `scope` (case-insensitively). */
+  find(tenantId: string, scope: string, roleDefinitionId: string, principalId: string): Promise<StoredRoleAssignment | undefined>;
+  list(filter: RoleAssignmentFilter): Promise<StoredRoleAssignment[]>;
+  /** Assignments at the subscription or below it (Azure's 4,000 limit counts them together). */
+  countInSubscription(tenantId: string, subscriptionId: string): Promise<number>;
+  countByRoleDefinition(tenantId: string, roleDefinitionId: string): Promise<number>;
+  updateDescription(tenantId: string, id: string, description: string | null, at: number, by: string): Promise<boolean>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+  /** Deletes every assignment to the principal (it is being deleted); returns how many. */
+  deleteByPrincipal(principalId: string): Promise<number>;
+}
+
+export interface StoredDenyAssignment extends DenyAssignment {
+  createdAt: number;
+  createdBy: string;
+}
+
+export interface DenyAssignmentStore {
+  /** False when the id, or the name at the same scope, is taken; nothing is written then. */
+  create(deny: StoredDenyAssignment): Promise<boolean>;
+  get(tenantId: string, id: string): Promise<StoredDenyAssignment | undefined>;
+  list(tenantId: string): Promise<StoredDenyAssignment[]>;
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+/** A directory group (security group). */
+export interface Group {
+  objectId: string;
+  tenantId: string;
+  displayName: string;
+  mailNickname: string;
+  description: string | null;
+  createdAt: number;
+}
+
+export interface GroupStore {
+  create(group: Group): Promise<void>;
+  get(objectId: string): Promise<Group | undefined>;
+  /** `displayName` matches case-insensitively. */
+  list(filter: { tenantId: string; displayName?: string }): Promise<Group[]>;
+  /** Deletes the group, its memberships, and its own membership in other groups. */
+  delete(objectId: string): Promise<boolean>;
+  /** False when `memberId` already is a direct member. */
+  addMember(membership: GroupMembership & { tenantId: string; createdAt: number }): Promise<boolean>;
+  removeMember(groupId: string, memberId: string): Promise<boolean>;
+  /** Direct members' ids. */
+  listMembers(groupId: string): Promise<string[]>;
+  /** Ids of the groups `memberId` is a direct member of. */
+  listGroupsOf(memberId: string): Promise<string[]>;
+  /** Every direct membership in the tenant. */
+  listMemberships(tenantId: string): Promise<GroupMembership[]>;
+  /** Removes `memberId` from every group (it is being deleted); returns how many memberships went. */
+  removeMemberEverywhere(memberId: string): Promise<number>;
+}
+
+/** The RBAC notification channel (PostgreSQL `LISTEN openmsi_rbac`); its payload is the tenant id. */
+export const RBAC_CHANNEL = 'openmsi_rbac';
+
+export interface RbacVersionStore {
+  /** The tenant's RBAC version: 0 before its first RBAC write. */
+  get(tenantId: string): Promise<number>;
+  /**
+   * Increments the tenant's version and publishes a change on {@link RBAC_CHANNEL}: inside a transaction the
+   * notice is sent when it commits (PostgreSQL `pg_notify` in the transaction; this process's listeners
+   * after commit), and never if it rolls back.
+   */
+  bump(tenantId: string): Promise<number>;
+}
+
+/** Change notices between the writers and readers of a store (this process, and other replicas on PostgreSQL). */
+export interface StoreNotifications {
+  /**
+   * Calls `listener(payload)` for every notice on `channel`: at once for those committed in this process, and
+   * (PostgreSQL) through `LISTEN` for every replica's, this one's included, so a notice may arrive twice.
+   * Returns an unsubscribe function.
+   */
+  subscribe(channel: string, listener: (payload: string) => void): () => void;
+  /** Resolves once the subscriptions made so far also hear other replicas (PostgreSQL's LISTEN is up); at once elsewhere. */
+  ready(): Promise<void>;
+}
+
 /** Every aggregate, bound to one connection or transaction. */
 export interface Repositories {
   tenants: TenantStore;
@@ -274,12 +401,24 @@ export interface Repositories {
   audit: AuditStore;
   hostCredentials: HostCredentialStore;
   joinTokens: JoinTokenStore;
+  roleDefinitions: RoleDefinitionStore;
+  roleAssignments: RoleAssignmentStore;
+  denyAssignments: DenyAssignmentStore;
+  groups: GroupStore;
+  rbacVersions: RbacVersionStore;
+}
+
+export interface TransactionOptions {
+  /** `repeatable read`: one snapshot for every read in the transaction (PostgreSQL; SQLite transactions always are). */
+  isolation?: 'repeatable read' | 'serializable';
 }
 
 /** An open store. Services take the narrow interfaces they need from it. */
 export interface Store extends Repositories {
   readonly dialect: Dialect;
   /** Runs `fn` in one transaction; everything commits together or not at all. */
-  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Repositories) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Change notices (RBAC versions today). */
+  readonly notifications: StoreNotifications;
   close(): Promise<void>;
 }

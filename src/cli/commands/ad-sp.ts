@@ -5,6 +5,7 @@ import { systemClock } from '../../shared/clock.js';
 import { bodyOf, globalOptions, withClient, type ManagementClient } from '../api-client.js';
 import { column, printResult } from '../output.js';
 import { parseYears, seg, warn } from './shared.js';
+import { isGuid, newGuid } from '../../shared/ids.js';
 
 interface GraphServicePrincipal {
   id: string;
@@ -25,6 +26,46 @@ const LIST_COLUMNS = [column('DisplayName', 'displayName'), column('Id', 'id'), 
 
 const CREDENTIALS_WARNING =
   'The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control.';
+
+interface ArmRoleDefinition {
+  id: string;
+  name: string;
+  properties: { roleName: string };
+}
+
+/** The ARM scope as a path prefix: `/` is the tenant root (`/providers/...`), anything else as given without a trailing slash. */
+function scopePath(scope: string): string {
+  const trimmed = scope.trim().replace(/\/+$/, '');
+  if (!trimmed.startsWith('/') && trimmed !== '') throw new Error(`--scopes: '${scope}' is not an ARM scope (it must start with '/', e.g. /subscriptions/<id>/resourceGroups/<name>)`);
+  return trimmed.split('/').map((s) => (s === '' ? '' : seg(s))).join('/');
+}
+
+/** The role definition's ARM id at `scope`: by GUID, full id, or role name (case-insensitive), as az resolves `--role`. */
+async function resolveRole(client: ManagementClient, role: string, scope: string): Promise<string> {
+  const path = `${scopePath(scope)}/providers/Microsoft.Authorization/roleDefinitions`;
+  if (role.startsWith('/')) return role;
+  if (isGuid(role)) return `${path}/${role}`;
+  const list = bodyOf(await client.arm<{ value: ArmRoleDefinition[] }>('GET', path, { apiVersion: RBAC_API_VERSION })).value;
+  const found = list.filter((d) => d.properties.roleName.toLowerCase() === role.toLowerCase());
+  if (found.length === 0) throw new Error(`Role '${role}' doesn't exist.`);
+  if (found.length > 1) throw new Error(`Multiple roles match the role name '${role}'; use the role definition id.`);
+  return (found[0] as ArmRoleDefinition).id;
+}
+
+/** ARM's role-assignment API version, as az sends it. */
+const RBAC_API_VERSION = '2022-04-01';
+
+/** Creates the `--role` assignment of `principalId` at each scope, printing az's notice on stderr for each. */
+async function assignRole(client: ManagementClient, principalId: string, role: string, scopes: readonly string[]): Promise<void> {
+  for (const scope of scopes) {
+    const roleDefinitionId = await resolveRole(client, role, scope);
+    warn(`Creating '${role}' role assignment under scope '${scope}'`);
+    await client.arm('PUT', `${scopePath(scope)}/providers/Microsoft.Authorization/roleAssignments/${newGuid()}`, {
+      apiVersion: RBAC_API_VERSION,
+      body: { properties: { roleDefinitionId, principalId, principalType: 'ServicePrincipal' } },
+    });
+  }
+}
 
 /** `--cert`: a PEM string, base64 DER, or `@file`. Only the certificate is ever sent, never a private key. */
 function readCertificateArgument(value: string): string {
@@ -133,12 +174,19 @@ export function registerAdSpCommands(program: Command): void {
     .option('--cert <cert>', 'register this certificate instead of creating a secret: PEM or base64 DER, or @file')
     .option('--create-cert', 'create a self-signed certificate; its private key is written to a 0600 PEM file')
     .option('--cert-dir <dir>', 'with --create-cert: where to write the PEM file (default: the current directory)')
+    .option('--role <role>', 'role of the service principal (name or id), assigned at each of --scopes; without it the principal has no role')
+    .option('--scopes <scopes...>', 'space-separated scopes the role assignment applies to, e.g. /subscriptions/<id>/resourceGroups/<name>')
     .addHelpText(
       'after',
-      '\nExamples:\n  openmsi ad sp create-for-rbac --name ci-pipeline\n  openmsi ad sp create-for-rbac --name ci-pipeline --years 2\n  openmsi ad sp create-for-rbac --name ci-pipeline --create-cert --cert-dir ~/.secrets\n  openmsi ad sp create-for-rbac --name ci-pipeline --cert @client.pem',
+      '\nExamples:\n  openmsi ad sp create-for-rbac --name ci-pipeline\n  openmsi ad sp create-for-rbac --name ci-pipeline --role Contributor --scopes /subscriptions/<id>/resourceGroups/ci\n  openmsi ad sp create-for-rbac --name ci-pipeline --years 2\n  openmsi ad sp create-for-rbac --name ci-pipeline --create-cert --cert-dir ~/.secrets\n  openmsi ad sp create-for-rbac --name ci-pipeline --cert @client.pem',
     )
-    .action(async (opts: CredentialOptions & { name?: string; displayName?: string }, cmd: Command) => {
+    .action(async (opts: CredentialOptions & { name?: string; displayName?: string; role?: string; scopes?: string[] }, cmd: Command) => {
       checkCredentialOptions(opts);
+      // As az: both or neither.
+      if ((opts.role === undefined) !== (opts.scopes === undefined || opts.scopes.length === 0)) {
+        throw new Error('usage error: To create role assignments, specify both --role and --scopes.');
+      }
+      for (const scope of opts.scopes ?? []) scopePath(scope);
       if (opts.name !== undefined && opts.displayName !== undefined && opts.name !== opts.displayName) throw new Error('use either --name or --display-name');
       const displayName = opts.name ?? opts.displayName ?? `openmsi-${new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*$/, '')}`;
       const output = await withClient(cmd, async (client) => {
@@ -153,6 +201,7 @@ export function registerAdSpCommands(program: Command): void {
           warn(`Found an existing application instance: (id) ${principal.appId}. We will patch it.`);
         }
         const { response, file } = await resetWith(client, principal, { ...opts, displayName: 'rbac' });
+        if (opts.role !== undefined) await assignRole(client, principal.id, opts.role, opts.scopes ?? []);
         return {
           appId: response.appId,
           displayName: principal.displayName,

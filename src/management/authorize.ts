@@ -1,0 +1,190 @@
+/**
+ * Authorisation of the management API by RBAC: every route declares the ARM action it performs and the scope
+ * it acts on, and the caller's {@link Authorizer} decides (cached; invalidated by every RBAC change). A refusal
+ * is ARM's `403 AuthorizationFailed`, worded as Azure words it (Graph's `Authorization_RequestDenied` on
+ * `/v1.0`). Token verification is {@link authenticate}'s job and runs first.
+ *
+ * Actions (docs/rbac.md "Authorisation of the management API" lists them all):
+ * - ARM resources: their operation names (`Microsoft.Resources/subscriptions/resourceGroups/write`,
+ *   `Microsoft.ManagedIdentity/userAssignedIdentities/read`, `{namespace}/{type}/delete`, ...) at the
+ *   addressed resource's ARM id; lists are filtered to what the caller may read.
+ * - Graph (`/v1.0/servicePrincipals`): not ARM RBAC in Azure (Entra roles). Here reads need
+ *   `Microsoft.Authorization/servicePrincipals/read` and changes `Microsoft.Authorization/servicePrincipals/write`
+ *   at `/`: readers at the root may read, Owner and User Access Administrator at the root may change.
+ * - openmsi's own endpoints: see {@link OPENMSI_ACTIONS}.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { AuthorizationDecision } from '../rbac/contracts.js';
+import { ApiError } from '../shared/api-error.js';
+import { ScopeError } from '../rbac/scopes.js';
+import { authorizeSubscription, callerOf, markDenied, type Caller, type RequestHook } from './authenticate.js';
+import type { ManagementContext } from './context.js';
+import type { ApiFamily } from './errors.js';
+
+/** An action checked at a scope. */
+export interface ActionAtScope {
+  action: string;
+  /** An ARM scope: `/`, `/subscriptions/{s}`, `/subscriptions/{s}/resourceGroups/{g}`, or a resource id. */
+  scope: string;
+}
+
+/** The tenant root. */
+export const ROOT_SCOPE = '/';
+
+/** The actions of openmsi's own endpoints and of the Graph-shaped directory, all checked at `/`. */
+export const OPENMSI_ACTIONS = {
+  /** `GET /v1.0/servicePrincipals...`: any `*\/read` at the root (Reader and above). */
+  graphRead: 'Microsoft.Authorization/servicePrincipals/read',
+  /** Creating, changing, deleting service principals and their credentials: Owner or User Access Administrator at `/` (Contributor's notActions exclude it). */
+  graphWrite: 'Microsoft.Authorization/servicePrincipals/write',
+  /** `GET /v1.0/groups...` and the read-only POSTs (`checkMemberGroups`, `getMemberGroups`...). */
+  graphGroupsRead: 'Microsoft.Authorization/groups/read',
+  /** Creating and deleting groups, adding and removing members: Owner or User Access Administrator at `/`. */
+  graphGroupsWrite: 'Microsoft.Authorization/groups/write',
+  /** `GET /openmsi/keys` (metadata only). */
+  keysRead: 'Microsoft.Authorization/signingKeys/read',
+  /** `POST /openmsi/keys/rotate`: owner-level (Contributor's `Microsoft.Authorization/*\/Write` notAction excludes it). */
+  keysWrite: 'Microsoft.Authorization/signingKeys/write',
+  /** `GET /openmsi/audit`: ARM's activity-log read (Reader and above at `/`). */
+  auditRead: 'Microsoft.Insights/eventtypes/values/read',
+  /** `GET /openmsi/rbac/state|version` (the remote source of the openmsi/rbac library). */
+  rbacStateRead: 'Microsoft.Authorization/roleAssignments/read',
+} as const;
+
+/** Azure's refusal, word for word. */
+export function authorizationFailed(appId: string, objectId: string, action: string, scope: string): ApiError {
+  return new ApiError(
+    403,
+    'AuthorizationFailed',
+    `The client '${appId}' with object id '${objectId}' does not have authorization to perform action '${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
+  );
+}
+
+/** Graph's refusal. */
+export function graphRequestDenied(): ApiError {
+  return new ApiError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+}
+
+/** The authoriser's decision for the caller; a malformed scope is ARM's 400 `InvalidScope` (nothing is checked or written). */
+export async function decide(ctx: ManagementContext, caller: Caller, check: ActionAtScope): Promise<AuthorizationDecision> {
+  try {
+    return await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope: check.scope });
+  } catch (err) {
+    if (err instanceof ScopeError) throw new ApiError(400, 'InvalidScope', err.message, { cause: err });
+    throw err;
+  }
+}
+
+/** True when the caller may perform the action at the scope. */
+export async function allowed(ctx: ManagementContext, caller: Caller, check: ActionAtScope): Promise<boolean> {
+  return (await decide(ctx, caller, check)).allowed;
+}
+
+/** Throws the family's 403 unless the caller may perform the action at the scope (recording the refusal for the audit trail). */
+export async function requireAccess(ctx: ManagementContext, request: FastifyRequest, check: ActionAtScope, family: ApiFamily = 'arm'): Promise<Caller> {
+  const caller = callerOf(request);
+  const decision = await decide(ctx, caller, check);
+  if (!decision.allowed) {
+    markDenied(request, caller.principal);
+    throw family === 'graph' ? graphRequestDenied() : authorizationFailed(caller.principal.appId, caller.principal.objectId, check.action, check.scope);
+  }
+  return caller;
+}
+
+/** The items the caller may read, in order. */
+export async function filterReadable<T>(ctx: ManagementContext, caller: Caller, items: readonly T[], readOf: (item: T) => ActionAtScope): Promise<T[]> {
+  const out: T[] = [];
+  for (const item of items) if (await allowed(ctx, caller, readOf(item))) out.push(item);
+  return out;
+}
+
+/**
+ * An `onRequest` hook (after {@link authenticate}) that checks the action `resolve` names for the request. On
+ * a route with a `subscriptionId`, the subscription is checked first (404 when missing, ARM's 401
+ * `InvalidAuthenticationTokenTenant` when another tenant's), as ARM does before authorising.
+ */
+export function authorize(ctx: ManagementContext, resolve: (request: FastifyRequest) => ActionAtScope, family: ApiFamily = 'arm'): RequestHook {
+  return async (request) => {
+    const subscriptionId = (request.params as Record<string, string | undefined>)['subscriptionId'];
+    if (subscriptionId !== undefined) await authorizeSubscription(ctx, callerOf(request), subscriptionId);
+    await requireAccess(ctx, request, resolve(request), family);
+  };
+}
+
+/** The path parameters of a request. */
+export function pathParams(request: FastifyRequest): Record<string, string> {
+  return request.params as Record<string, string>;
+}
+
+/** `/subscriptions/{s}` of the request. */
+export function subscriptionScope(request: FastifyRequest): string {
+  return `/subscriptions/${pathParams(request)['subscriptionId'] ?? ''}`;
+}
+
+/** `/subscriptions/{s}/resourceGroups/{g}` of the request. */
+export function resourceGroupScope(request: FastifyRequest): string {
+  return `${subscriptionScope(request)}/resourceGroups/${pathParams(request)['resourceGroupName'] ?? ''}`;
+}
+
+/** The id of a resource `type` (`Namespace/type`) named by the request's `resourceName`, in its group. */
+export function resourceScope(request: FastifyRequest, type: string): string {
+  return `${resourceGroupScope(request)}/providers/${type}/${pathParams(request)['resourceName'] ?? ''}`;
+}
+
+/** A constant action at `/`. */
+export function atRoot(action: string): (request: FastifyRequest) => ActionAtScope {
+  return () => ({ action, scope: ROOT_SCOPE });
+}
+
+/**
+ * The scope a `Microsoft.Authorization` route addresses: the request path before
+ * `/providers/Microsoft.Authorization/` (case-insensitive), `/` when it starts there.
+ */
+export function authorizationScopeOf(request: FastifyRequest): string {
+  let path = request.url.split('?')[0] ?? '/';
+  try {
+    path = decodeURIComponent(path);
+  } catch {
+    // keep it as sent: evaluation refuses what it cannot parse
+  }
+  const at = path.toLowerCase().indexOf('/providers/microsoft.authorization/');
+  const scope = at === -1 ? path : path.slice(0, at);
+  return scope === '' ? '/' : scope.replace(/\/+$/, '') || '/';
+}
+
+/**
+ * An `onRequest` hook for routes that declare their ARM action (`armAction`, in the route's config, or by
+ * `actionOf`): checks it at {@link authorizationScopeOf}. Used by the roleAssignments, roleDefinitions and
+ * denyAssignments routes at every scope.
+ */
+export function authorizeDeclaredAction(ctx: ManagementContext, actionOf?: (request: FastifyRequest) => string | undefined): RequestHook {
+  return async (request) => {
+    const declared = (request.routeOptions.config as { armAction?: unknown } | undefined)?.armAction;
+    const action = actionOf?.(request) ?? (typeof declared === 'string' ? declared : undefined);
+    // A route with no action (an unknown path under the wildcard) is the handler's 404/400 to answer.
+    if (action === undefined) return;
+    const subscriptionId = (request.params as Record<string, string | undefined>)['subscriptionId'];
+    if (subscriptionId !== undefined) await authorizeSubscription(ctx, callerOf(request), subscriptionId);
+    await requireAccess(ctx, request, { action, scope: authorizationScopeOf(request) });
+  };
+}
+
+/** Graph's POSTs that only read (`checkMemberGroups`, `getMemberObjects`, ...). */
+const GRAPH_READING_POST = /\/(checkMemberGroups|checkMemberObjects|getMemberGroups|getMemberObjects)$/i;
+
+/**
+ * The Graph-shaped directory's authorisation (Graph is Entra roles in Azure, not ARM RBAC): reads need
+ * `Microsoft.Authorization/{servicePrincipals|groups}/read` at `/`, changes `.../write` at `/`.
+ */
+export function authorizeGraph(ctx: ManagementContext, objects: 'servicePrincipals' | 'groups'): RequestHook {
+  const [read, write] =
+    objects === 'groups' ? [OPENMSI_ACTIONS.graphGroupsRead, OPENMSI_ACTIONS.graphGroupsWrite] : [OPENMSI_ACTIONS.graphRead, OPENMSI_ACTIONS.graphWrite];
+  return authorize(
+    ctx,
+    (request) => {
+      const reading = request.method === 'GET' || (request.method === 'POST' && GRAPH_READING_POST.test(request.url.split('?')[0] ?? ''));
+      return { action: reading ? read : write, scope: ROOT_SCOPE };
+    },
+    'graph',
+  );
+}

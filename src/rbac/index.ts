@@ -1,0 +1,25 @@
+/**
+ * `openmsi/rbac`: Azure RBAC for TypeScript services. Verify the caller's bearer token with the shared
+ * verifier (`openmsi/verifier`) and check an action or data action at an ARM scope, in one call
+ * ({@link createRbacGuard}); ready middleware for fastify ({@link rbacFastifyHook}) and `node:http`
+ * ({@link rbacNodeHttp}). RBAC state comes from the authority over HTTPS ({@link createRemoteRbacSource}) or,
+ * for services sharing the store, from the store ({@link createStoreRbacSource}); {@link createAuthorizer}
+ * caches decisions over either and drops them at every change.
+ */
+export type {
+  AuthorizationDecision,
+  AuthorizationRequest,
+  Authorizer,
+  DenyAssignment,
+  GroupMembership,
+  Permission,
+  PrincipalType,
+  RbacState,
+  RbacStateSource,
+  RoleAssignment,
+  RoleDefinition,
+} from './contracts.js';
+export { createAuthorizer } from './authorizer.js';
+export { BUILTIN_ROLES, BUILTIN_ROLE_IDS, builtinRoleById, builtinRoleByName } from './builtin-roles.js';
+export { createStoreRbacSource } from './store-source.js';
+export * from './library/index.js';
