@@ -134,3 +134,19 @@ describe('openmsi/rbac library', () => {
     }
   });
 });
+
+describe('openmsi/rbac stays light', () => {
+  it('importing the library loads no store driver (better-sqlite3, pg, kysely)', async () => {
+    const { execFile } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const script = `import { createRequire } from 'node:module';
+await import('./src/rbac/index.ts');
+const require = createRequire(import.meta.url);
+console.log(JSON.stringify(Object.keys(require.cache).filter((k) => /better-sqlite3|node_modules[\\\\/](pg|kysely)[\\\\/]/.test(k))));`;
+    const out = await new Promise<string>((done, fail) =>
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => (err ? fail(new Error(stderr)) : done(stdout))),
+    );
+    assert.deepEqual(JSON.parse(out.trim()), []);
+  });
+});
