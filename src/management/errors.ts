@@ -7,7 +7,6 @@
 import { DirectoryError, type DirectoryErrorCode } from '../directory/errors.js';
 import { ApiError } from '../shared/api-error.js';
 import type { TokenVerificationErrorCode } from '../shared/token-verifier.js';
-import type { ServicePrincipal } from '../store/types.js';
 
 /** The two halves of the management API: ARM-shaped (and `/openmsi/...`) and Graph-shaped (`/v1.0/...`). */
 export type ApiFamily = 'arm' | 'graph';
@@ -119,7 +118,7 @@ export const ManagementErrors = {
   invalidGraphProperty: (name: string, expected: string) => graphBadRequest(`'${name}' must be ${expected}.`),
   missingGraphProperty: (name: string) => graphBadRequest(`'${name}' is required.`),
   appIdNotAccepted: () => graphBadRequest("openmsi creates the application together with its service principal: send 'displayName' only, not 'appId'."),
-  selfDeletion: () => graphBadRequest('A directory admin cannot delete its own service principal.'),
+  selfDeletion: () => graphBadRequest('A caller cannot delete its own service principal.'),
   unsupportedKeyCredentialType: () => graphBadRequest("Only 'AsymmetricX509Cert' key credentials are supported."),
   unsupportedKeyCredentialUsage: () => graphBadRequest("Only key credentials with usage 'Verify' are supported."),
   credentialNotFound: (kind: 'password' | 'key', keyId: string) =>
@@ -133,7 +132,7 @@ export const ManagementErrors = {
       `Unsupported or invalid query filter clause specified: ${detail}. Supported: displayName, appId, id and servicePrincipalType with 'eq', startswith(displayName,'...'), alternativeNames/any(x:x eq '...'), servicePrincipalNames/any(x:x eq '...'), joined with 'and'.`,
     ),
 
-  // authentication (401, with the Bearer challenge) and authorisation (403)
+  // authentication (401, with the Bearer challenge); authorisation (403) is RBAC's, in authorize.ts
   authorizationMissing: (family: ApiFamily, challenge: Challenge) =>
     family === 'graph'
       ? graphUnauthenticated('Access token is empty.', challenge)
@@ -171,12 +170,4 @@ export const ManagementErrors = {
       `The access token is from the wrong issuer '${tokenIssuer}'. It must match the tenant '${subscriptionIssuer}' associated with this subscription. Please use the authority (URL) '${authorityUrl}' to get the token.`,
       challenge,
     ),
-  forbidden: (family: ApiFamily, principal: ServicePrincipal, method: string, scope: string) =>
-    family === 'graph'
-      ? new ApiError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.')
-      : new ApiError(
-          403,
-          'AuthorizationFailed',
-          `The client '${principal.appId}' with object id '${principal.objectId}' does not have authorization to perform action '${method} ${scope}' over scope '${scope}' or the scope is invalid. Only directory administrators may use the management API.`,
-        ),
 } as const;

@@ -69,4 +69,13 @@ describe('openmsi ad sp create-for-rbac and roles', { timeout: 120_000 }, () => 
     assert.equal((await call(t, 'PUT', uami('ci-b'), token, { location: 'westeurope' })).status, 201);
     assert.equal((await call(t, 'PUT', uami('ci-c'), token, { location: 'westeurope' })).status, 403);
   });
+
+  it('--scopes / assigns at the tenant root (by role GUID too)', async () => {
+    const r = await run(args('ad', 'sp', 'create-for-rbac', '--name', 'root-reader', '--role', ROLE.Reader, '--scopes', '/'));
+    assert.equal(r.code, 0, r.stderr);
+    const created = JSON.parse(r.stdout) as Record<string, string>;
+    const token = await clientToken(t, created['appId']!, created['password']!);
+    assert.equal((await call(t, 'GET', `/subscriptions/${t.subscriptionId}?${V}`, token)).status, 200);
+    assert.equal((await call(t, 'GET', '/openmsi/rbac/version', token)).status, 200);
+  });
 });

@@ -125,6 +125,15 @@ for (const backend of STORE_BACKENDS) {
       const granted = await call(t, 'PUT', `${path}?api-version=2022-04-01`, uaa.token, body);
       assert.equal(granted.status, 201, granted.body);
       assert.equal((await call(t, 'GET', `${groupScope(groupA)}?${V}`, target.token)).status, 200);
+      // Group membership grants roles, so Contributor may not change groups either; User Access Administrator may.
+      const groupBody = { displayName: 'escalation', mailNickname: 'escalation', securityEnabled: true, mailEnabled: false };
+      const refused = await call(t, 'POST', '/v1.0/groups', await clientToken(t, contributor.appId, contributor.secret, GRAPH), groupBody);
+      assert.equal(refused.status, 403, refused.body);
+      assert.equal(refused.json<{ error: { code: string } }>().error.code, 'Authorization_RequestDenied');
+      const uaaRoot = await principal('access-admin-root');
+      await assignRole(t, admin, '/', ROLE.UserAccessAdministrator, uaaRoot.objectId);
+      const created = await call(t, 'POST', '/v1.0/groups', await clientToken(t, uaaRoot.appId, uaaRoot.secret, GRAPH), groupBody);
+      assert.equal(created.status, 201, created.body);
     });
 
     it('a deny assignment beats Owner', async () => {

@@ -108,7 +108,11 @@ describe('openmsi/rbac library', () => {
     });
     const app = Fastify();
     app.addHook('onRequest', rbacFastifyHook(guard, () => ({ action: 'Contoso.Orders/stores/read', scope: `/subscriptions/${t.subscriptionId}` })));
-    app.get('/whoami', (request) => ({ oid: rbacResultOf(request)?.principal.oid }));
+    let handled = 0;
+    app.get('/whoami', (request) => {
+      handled += 1;
+      return { oid: rbacResultOf(request)?.principal.oid };
+    });
     try {
       const token = await clientToken(t, shopper.appId, shopper.secret, AUDIENCE);
       const none = await app.inject({ method: 'GET', url: '/whoami' });
@@ -117,6 +121,7 @@ describe('openmsi/rbac library', () => {
       const refused = await app.inject({ method: 'GET', url: '/whoami', headers: { authorization: `Bearer ${token}` } });
       assert.equal(refused.statusCode, 403);
       assert.equal(refused.json<{ error: { code: string } }>().error.code, 'AuthorizationFailed');
+      assert.equal(handled, 0, 'a refused request never reaches the handler');
       const id = await assignRoleInStore(t, `/subscriptions/${t.subscriptionId}`, ROLE.Reader, shopper.objectId);
       const ok = await app.inject({ method: 'GET', url: '/whoami', headers: { authorization: `Bearer ${token}` } });
       assert.equal(ok.statusCode, 200, ok.body);
@@ -127,5 +132,21 @@ describe('openmsi/rbac library', () => {
       await app.close();
       authorizer.close();
     }
+  });
+});
+
+describe('openmsi/rbac stays light', () => {
+  it('importing the library loads no store driver (better-sqlite3, pg, kysely)', async () => {
+    const { execFile } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const script = `import { createRequire } from 'node:module';
+await import('./src/rbac/index.ts');
+const require = createRequire(import.meta.url);
+console.log(JSON.stringify(Object.keys(require.cache).filter((k) => /better-sqlite3|node_modules[\\\\/](pg|kysely)[\\\\/]/.test(k))));`;
+    const out = await new Promise<string>((done, fail) =>
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => (err ? fail(new Error(stderr)) : done(stdout))),
+    );
+    assert.deepEqual(JSON.parse(out.trim()), []);
   });
 });

@@ -28,13 +28,15 @@ function sendRefusal(res: ServerResponse, err: RbacGuardError): void {
 export function rbacFastifyHook(
   guard: RbacGuard,
   resolve: (request: FastifyRequest) => RbacRequirement | Promise<RbacRequirement>,
-): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
   return async (request, reply) => {
     try {
       results.set(request, await guard.authorize(request.headers.authorization, await resolve(request)));
+      return undefined;
     } catch (err) {
       if (!(err instanceof RbacGuardError)) throw err;
-      await reply.code(err.status).headers(err.headers).type('application/json; charset=utf-8').send(err.body);
+      // Returning the reply ends the request here: no later hook or handler runs.
+      return reply.code(err.status).headers(err.headers).type('application/json; charset=utf-8').send(err.body);
     }
   };
 }
