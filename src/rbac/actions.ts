@@ -1,7 +1,10 @@
 /**
  * Action patterns, as Azure RBAC matches them: case-insensitive; `*` matches any run of characters,
  * `/` included (`Microsoft.Network/*\/read` matches `Microsoft.Network/virtualNetworks/subnets/read`);
- * every other character is literal.
+ * every other character is literal. A `/*\/` segment also matches no segment at all: Azure's Managed
+ * Identity Operator grants `userAssignedIdentities/*\/assign/action` and `…/*\/read`, and is documented
+ * (and used by AKS) to read and assign identities, whose operations are `userAssignedIdentities/read` and
+ * `userAssignedIdentities/assign/action`.
  */
 
 const cache = new Map<string, (action: string) => boolean>();
@@ -10,6 +13,24 @@ const CACHE_MAX = 10_000;
 /** Compiles a pattern into a matcher of LOWER-CASE actions (callers lower-case the action once). */
 function compile(pattern: string): (lowerAction: string) => boolean {
   const p = pattern.toLowerCase();
+  // Each `/*/` may also stand for a single `/`: one glob per choice (patterns hold one or two of them).
+  if (p.includes('/*/')) {
+    const variants = collapsedVariants(p).map(compileGlob);
+    return (a) => variants.some((m) => m(a));
+  }
+  return compileGlob(p);
+}
+
+/** `p` and every pattern made from it by collapsing some of its `/*\/` segments to `/`. */
+function collapsedVariants(p: string): string[] {
+  const at = p.indexOf('/*/');
+  if (at === -1) return [p];
+  const rest = collapsedVariants(p.slice(at + 2));
+  return rest.flatMap((tail) => [p.slice(0, at + 2) + tail, p.slice(0, at) + tail]);
+}
+
+/** A plain glob: `*` matches any run of characters, `/` included. */
+function compileGlob(p: string): (lowerAction: string) => boolean {
   if (p === '*') return () => true;
   if (!p.includes('*')) return (a) => a === p;
   const parts = p.split('*');

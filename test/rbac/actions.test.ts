@@ -3,13 +3,17 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { actionMatches, actionPatternError, matchesAny } from '../../src/rbac/actions.js';
 
-/** The reference: a plain recursive glob where `*` matches any run of characters (including `/`), case-insensitively. */
+/**
+ * The reference: a plain recursive glob where `*` matches any run of characters (including `/`),
+ * case-insensitively, and a `/*\/` segment may also match no segment at all.
+ */
 function naiveMatch(pattern: string, action: string): boolean {
   const p = pattern.toLowerCase();
   const a = action.toLowerCase();
   const go = (i: number, j: number): boolean => {
     if (i === p.length) return j === a.length;
     if (p[i] === '*') {
+      if (i > 0 && p[i - 1] === '/' && p[i + 1] === '/' && go(i + 2, j)) return true;
       for (let k = j; k <= a.length; k++) if (go(i + 1, k)) return true;
       return false;
     }
@@ -27,6 +31,12 @@ describe('actions: wildcard matching', () => {
     ['Microsoft.Compute/*', 'Microsoft.ComputeX/virtualMachines/read', false],
     ['Microsoft.Network/*/read', 'Microsoft.Network/virtualNetworks/subnets/read', true],
     ['Microsoft.Network/*/read', 'Microsoft.Network/virtualNetworks/write', false],
+    ['Microsoft.ManagedIdentity/userAssignedIdentities/*/read', 'Microsoft.ManagedIdentity/userAssignedIdentities/read', true],
+    ['Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action', 'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action', true],
+    ['Microsoft.ManagedIdentity/userAssignedIdentities/*/read', 'Microsoft.ManagedIdentity/userAssignedIdentitiesread', false],
+    ['a/*/b/*/c', 'a/b/c', true],
+    ['a/*/b/*/c', 'a/x/b/c', true],
+    ['a/*/b/*/c', 'a/bc', false],
     ['Microsoft.KeyVault/vaults/secrets/*', 'Microsoft.KeyVault/vaults/secrets/getSecret/action', true],
     ['Microsoft.KeyVault/vaults/secrets/*', 'Microsoft.KeyVault/vaults/keys/read', false],
     ['microsoft.authorization/*/write', 'Microsoft.Authorization/roleAssignments/Write', true],

@@ -97,8 +97,10 @@ const rows: Row[] = [
   { name: 'notActions of a custom role does not block another role', state: state({ roles: [custom(NO_UAI_WRITE, 'No UAI write', ['*'], [UAI_WRITE], ['/'])], assignments: [ra(ALICE, NO_UAI_WRITE, SUB), ra(ALICE, R.ManagedIdentityContributor, RG, 'ra-mic')] }), action: UAI_WRITE, scope: UAI, expect: 'granted', assignmentId: 'ra-mic' },
   { name: 'notActions of a custom role alone: not granted', state: state({ roles: [custom(NO_UAI_WRITE, 'No UAI write', ['*'], [UAI_WRITE], ['/'])], assignments: [ra(ALICE, NO_UAI_WRITE, SUB)] }), action: UAI_WRITE, scope: UAI, expect: 'not-granted' },
   { name: 'Managed Identity Operator’s userAssignedIdentities/*/read matches a child read', state: state({ assignments: [ra(ALICE, R.ManagedIdentityOperator, RG)] }), action: 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read', scope: UAI, expect: 'granted' },
-  // `*` is a run of characters between literal slashes: `userAssignedIdentities/*/read` needs a segment there.
-  { name: 'a mid-pattern * needs the slashes around it (userAssignedIdentities/*/read vs userAssignedIdentities/read)', state: state({ assignments: [ra(ALICE, R.ManagedIdentityOperator, RG)] }), action: UAI_READ, scope: UAI, expect: 'not-granted' },
+  // A `/*/` segment also matches no segment: Managed Identity Operator reads and assigns identities, as Azure documents.
+  { name: 'Managed Identity Operator’s userAssignedIdentities/*/read grants userAssignedIdentities/read', state: state({ assignments: [ra(ALICE, R.ManagedIdentityOperator, RG)] }), action: UAI_READ, scope: UAI, expect: 'granted' },
+  { name: 'Managed Identity Operator’s userAssignedIdentities/*/assign/action grants userAssignedIdentities/assign/action', state: state({ assignments: [ra(ALICE, R.ManagedIdentityOperator, RG)] }), action: 'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action', scope: UAI, expect: 'granted' },
+  { name: 'Managed Identity Operator does not write identities', state: state({ assignments: [ra(ALICE, R.ManagedIdentityOperator, RG)] }), action: UAI_WRITE, scope: UAI, expect: 'not-granted' },
   // Data actions.
   { name: 'Owner’s * does not grant a data action (cannot read secrets)', state: state({ assignments: [ra(ALICE, R.Owner, '/')] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'not-granted' },
   { name: 'Key Vault Secrets User grants getSecret', state: state({ assignments: [ra(ALICE, R.KeyVaultSecretsUser, VAULT)] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'granted' },
