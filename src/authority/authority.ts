@@ -23,7 +23,7 @@ import { AuthorityUrls, certificateNames } from './urls.js';
 import { upgradeBootstrapOwners } from './bootstrap-owner.js';
 import { createAuthorizer } from '../rbac/authorizer.js';
 import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
-import { createStoreRbacSource } from '../rbac/store-source.js';
+import { createStoreRbacSource } from '../store/rbac-state-source.js';
 
 export interface AuthorityOptions {
   dataDir: string;

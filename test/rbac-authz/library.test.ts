@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import Fastify from 'fastify';
 import { registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { APPROVE_ORDERS, AUDIENCE, READ_ORDERS, startOrdersService, type OrdersService } from '../../examples/rbac-service/server.js';
-import { BUILTIN_ROLES, createAuthorizer, createRbacGuard, createStoreRbacSource, rbacFastifyHook, rbacResultOf } from '../../src/rbac/index.js';
+import { BUILTIN_ROLES, createAuthorizer, createRbacGuard, rbacFastifyHook, rbacResultOf } from '../../src/rbac/index.js';
+import { createStoreRbacSource } from '../../src/store/rbac-state-source.js';
 import { createTokenVerifier, localJwks } from '../../src/shared/token-verifier.js';
 import { assignRoleInStore, clientToken, deleteAssignmentInStore, ROLE, timeUntil } from './helpers.js';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { newGuid } from '../../src/shared/ids.js';
 import { RBAC_CHANNEL, type CustomRoleDefinition, type Store, type StoredRoleAssignment } from '../../src/store/index.js';
-import { createStoreRbacSource } from '../../src/rbac/store-source.js';
+import { createStoreRbacSource } from '../../src/store/rbac-state-source.js';
 import { STORE_BACKENDS, backendSuiteOptions } from '../helpers/authority.js';
 import { TEST_BUILT_INS, storeOpener } from './helpers.js';
 

@@ -3,9 +3,8 @@
  * consistent snapshot; change notices from the store's notifications (this process at once after commit;
  * other replicas through PostgreSQL LISTEN/NOTIFY).
  */
-// types.js, not index.js: the openmsi/rbac library must not load the store's drivers.
-import { RBAC_CHANNEL, type Store } from '../store/types.js';
-import type { RbacState, RbacStateSource, RoleDefinition } from './contracts.js';
+import { RBAC_CHANNEL, type Store } from './types.js';
+import type { RbacState, RbacStateSource, RoleDefinition } from '../rbac/contracts.js';
 
 export function createStoreRbacSource(store: Store, builtInRoles: readonly RoleDefinition[]): RbacStateSource {
   return {
