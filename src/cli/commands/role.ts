@@ -10,45 +10,14 @@ import { isGuid, newGuid } from '../../shared/ids.js';
 import { bodyOf, globalOptions, withClient, type ManagementClient } from '../api-client.js';
 import { column, printResult } from '../output.js';
 
+// The wire shapes the management API answers with (type-only: the CLI loads no server code).
+import type { ArmRoleAssignment } from '../../management/role-assignments.js';
+import type { ArmRoleDefinition } from '../../management/role-definitions.js';
+
 const API = '2022-04-01';
 const PROVIDER = '/providers/Microsoft.Authorization';
 
-interface ArmRoleDefinition {
-  id: string;
-  name: string;
-  type: string;
-  properties: {
-    roleName: string;
-    type: string;
-    description: string;
-    assignableScopes: string[];
-    permissions: unknown[];
-    createdOn: string | null;
-    updatedOn: string | null;
-    createdBy: string | null;
-    updatedBy: string | null;
-  };
-}
 
-interface ArmRoleAssignment {
-  id: string;
-  name: string;
-  type: string;
-  properties: {
-    roleDefinitionId: string;
-    principalId: string;
-    principalType: string;
-    scope: string;
-    condition: null;
-    conditionVersion: null;
-    createdOn: string | null;
-    updatedOn: string | null;
-    createdBy: string | null;
-    updatedBy: string | null;
-    delegatedManagedIdentityResourceId: null;
-    description: string | null;
-  };
-}
 
 interface Principal {
   id: string;
