@@ -154,7 +154,7 @@ for (const backend of STORE_BACKENDS) describe(`unchanged clients against openms
     assert.equal((await verify(String(cloudShell['access_token']), 'https://management.azure.com/')).oid, systemPrincipalId);
   });
 
-  it('Debian azure-cli 2.45 az login --identity takes the MSI_ENDPOINT (Cloud Shell POST) path and gets its token from the agent', { skip: azInstalled ? false : `${AZ} missing (apt-get install azure-cli)` }, async (ctx) => {
+  it('Debian azure-cli 2.45: az login --identity (MSI_ENDPOINT) is refused subscriptions without a role, and with Reader logs in, shows the account and gets a vault token', { skip: azInstalled ? false : `${AZ} missing (apt-get install azure-cli)` }, async (ctx) => {
     const configDir = mkdtempSync(join(tmpdir(), 'openmsi-az-'));
     try {
       // No first-run version probe (there is no switch; a seeded versionCheck.json suppresses it) and no telemetry.
@@ -179,6 +179,19 @@ for (const backend of STORE_BACKENDS) describe(`unchanged clients against openms
       // Where az stops: ARM's GET /subscriptions, filtered by RBAC (issue 8), is empty for an identity with no role.
       assert.equal(login.code, 1);
       assert.match(login.stderr, /No access was configured for the VM, hence no subscriptions were found/);
+      // Given Reader on the subscription, the same unchanged az logs in and gets tokens through the agent.
+      const granted = await openmsi(t, ['role', 'assignment', 'create', '--assignee', systemPrincipalId, '--role', 'Reader', '--scope', `/subscriptions/${t.subscriptionId}`]);
+      assert.equal(granted.code, 0, granted.stderr);
+      const relogin = await az(['login', '--identity']);
+      assert.equal(relogin.code, 0, relogin.stderr);
+      const account = JSON.parse((await az(['account', 'show', '-o', 'json'])).stdout) as { id: string; tenantId: string; user: { name: string; type: string } };
+      assert.equal(account.id, t.subscriptionId);
+      assert.equal(account.tenantId, t.tenantId);
+      assert.equal(account.user.type, 'servicePrincipal');
+      const token = await az(['account', 'get-access-token', '--resource', 'https://vault.azure.net', '-o', 'json']);
+      assert.equal(token.code, 0, token.stderr);
+      const claims = await verify((JSON.parse(token.stdout) as { accessToken: string }).accessToken, 'https://vault.azure.net');
+      assert.equal(claims.oid, systemPrincipalId);
     } finally {
       removeDir(configDir);
     }
