@@ -16,7 +16,7 @@ import {
 import { DirectoryErrors } from '../directory/errors.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
-import { authorize, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
+import { authorize, requireAccess, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
 import { armUserAssignedIdentityView } from './user-assigned-identities.js';
 import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, params, route, type ArmScope } from './common.js';
 
@@ -100,6 +100,26 @@ function addressedResource(scope: ArmScope, request: FastifyRequest): string {
   return formatArmResourceId({ subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, type: requestedType(request), name: scope.name });
 }
 
+/** The action Azure checks on each user-assigned identity a resource is given. */
+export const ASSIGN_IDENTITY_ACTION = 'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action';
+
+/**
+ * Attaching a user-assigned identity lets the resource's code act as it, so, as in Azure, the caller needs
+ * `…/userAssignedIdentities/assign/action` on every identity the body names (Managed Identity Operator or
+ * Contributor on the identity, Owner, ...), beside the write on the resource itself. Malformed bodies are
+ * left to the directory's validation.
+ */
+async function requireAssignRights(ctx: ManagementContext, request: FastifyRequest, identity: unknown): Promise<void> {
+  if (typeof identity !== 'object' || identity === null) return;
+  const attached = (identity as Record<string, unknown>)['userAssignedIdentities'];
+  if (typeof attached !== 'object' || attached === null || Array.isArray(attached)) return;
+  for (const [id, value] of Object.entries(attached)) {
+    // A null value detaches (ARM's PATCH spelling); only attaching needs the right.
+    if (value === null || !id.startsWith('/subscriptions/')) continue;
+    await requireAccess(ctx, request, { action: ASSIGN_IDENTITY_ACTION, scope: id });
+  }
+}
+
 /**
  * Generic ARM resources of the allow-listed types (`Microsoft.Compute/virtualMachines`, ...), each with an
  * optional `identity`: PUT/GET/DELETE one, list by type per group and per subscription, list a group's or
@@ -172,6 +192,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
       write: async (scope, request) => {
         const type = addressedType(request, 'create');
         const body = jsonObject(request.body);
+        await requireAssignRights(ctx, request, body['identity']);
         const result = await putResource(ctx.store, {
           subscriptionId: scope.subscription.id,
           resourceGroup: scope.resourceGroup,

@@ -91,6 +91,23 @@ for (const backend of STORE_BACKENDS) {
       assert.ok(refusedAt - deleted < 1000, 'refused within 1 s');
     });
 
+    it('attaching a user-assigned identity needs assign/action on it: Contributor alone is refused, Managed Identity Operator on the identity allows', async () => {
+      const sp = await principal('vm-owner');
+      await assignRole(t, admin, groupScope(groupB), ROLE.Contributor, sp.objectId);
+      const idPath = identityPath(groupA, 'shared-id');
+      assert.equal((await call(t, 'PUT', `${idPath}?${V}`, admin, { location: 'westeurope' })).status, 201);
+      const vmPath = `${groupScope(groupB)}/providers/Microsoft.Compute/virtualMachines/vm-1`;
+      const withIdentity = { location: 'westeurope', identity: { type: 'UserAssigned', userAssignedIdentities: { [idPath]: {} } } };
+      expectAuthorizationFailed(await call(t, 'PUT', `${vmPath}?${V}`, sp.token, withIdentity), sp.appId, sp.objectId, 'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action', idPath);
+      const plain = await call(t, 'PUT', `${vmPath}?${V}`, sp.token, { location: 'westeurope' });
+      assert.equal(plain.status, 201, plain.body);
+      // Managed Identity Operator's `userAssignedIdentities/*/assign/action` grants the assign action itself.
+      await assignRole(t, admin, idPath, 'f1a07417-d97a-45cb-824c-7a7467783830', sp.objectId);
+      const attached = await call(t, 'PUT', `${vmPath}?${V}`, sp.token, withIdentity);
+      assert.equal(attached.status, 200, attached.body);
+      assert.deepEqual(Object.keys(attached.json<{ identity: { userAssignedIdentities: Record<string, unknown> } }>().identity.userAssignedIdentities).map((k) => k.toLowerCase()), [idPath.toLowerCase()]);
+    });
+
     it('a Reader may GET but not PUT', async () => {
       const sp = await principal('reader');
       await assignRole(t, admin, `/subscriptions/${sub}`, ROLE.Reader, sp.objectId);
