@@ -2,7 +2,7 @@
  * Graph-shaped groups: `/v1.0/groups` (list, create), `/v1.0/groups/{id}` (get, delete), members
  * (`/members`, `/members/$ref` POST with `@odata.id`, `/members/{id}/$ref` DELETE) and
  * `checkMemberGroups` (on `/v1.0/directoryObjects/{id}` and `/v1.0/groups/{id}`). Every mutation is audited.
- * The Graph permission each route needs is named in `armAction` for the authoriser (`microsoft.directory/groups/...`).
+ * Authorised by `authorizeGraph(ctx, 'groups')`: `Microsoft.Authorization/groups/read|write` at `/` (docs/rbac.md says why).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { iso } from '../shared/clock.js';
@@ -82,7 +82,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     method: 'GET',
     url: '/v1.0/groups',
     onRequest,
-    armAction: 'microsoft.directory/groups/standard/read',
     handler: async (request) => {
       const caller = callerOf(request);
       const filter = singleQuery(request, '$filter', 'graph');
@@ -101,7 +100,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     method: 'POST',
     url: '/v1.0/groups',
     onRequest,
-    armAction: 'microsoft.directory/groups/create',
     handler: async (request, reply) => {
       const caller = callerOf(request);
       const group = await audited(ctx, { tenantId: caller.tenantId, actor: actor(request), action: 'group.created', target: 'groups' }, async () => {
@@ -125,7 +123,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     method: 'GET',
     url: '/v1.0/groups/:id',
     onRequest,
-    armAction: 'microsoft.directory/groups/standard/read',
     handler: async (request) => {
       const group = await getGroup(ctx.store, callerOf(request).tenantId, params(request)['id'] ?? '');
       return { '@odata.context': `${ODATA_CONTEXT}/$entity`, ...graphGroupView(group) };
@@ -136,7 +133,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     method: 'DELETE',
     url: '/v1.0/groups/:id',
     onRequest,
-    armAction: 'microsoft.directory/groups/delete',
     handler: async (request, reply) => {
       const caller = callerOf(request);
       const id = params(request)['id'] ?? '';
@@ -153,7 +149,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     method: 'GET',
     url: '/v1.0/groups/:id/members',
     onRequest,
-    armAction: 'microsoft.directory/groups/members/read',
     handler: async (request) => {
       const members = await listGroupMembers(ctx.store, callerOf(request).tenantId, params(request)['id'] ?? '');
       return { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#directoryObjects', value: members.map(graphDirectoryObjectView) };
@@ -164,7 +159,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     method: 'POST',
     url: '/v1.0/groups/:id/members/$ref',
     onRequest,
-    armAction: 'microsoft.directory/groups/members/update',
     handler: async (request, reply) => {
       const caller = callerOf(request);
       const groupId = params(request)['id'] ?? '';
@@ -181,7 +175,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     method: 'DELETE',
     url: '/v1.0/groups/:id/members/:memberId/$ref',
     onRequest,
-    armAction: 'microsoft.directory/groups/members/update',
     handler: async (request, reply) => {
       const caller = callerOf(request);
       const groupId = params(request)['id'] ?? '';
@@ -203,6 +196,6 @@ export function groupRoutes(app: FastifyInstance, ctx: ManagementContext): void 
     return { value: await checkMemberGroups(ctx.store, callerOf(request).tenantId, params(request)['id'] ?? '', groupIds) };
   };
   for (const url of ['/v1.0/directoryObjects/:id/checkMemberGroups', '/v1.0/groups/:id/checkMemberGroups']) {
-    route(app, { method: 'POST', url, onRequest, armAction: 'microsoft.directory/groups/members/read', handler: check });
+    route(app, { method: 'POST', url, onRequest, handler: check });
   }
 }
