@@ -16,7 +16,7 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, hasTaskset, pinned } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, pinned } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -55,20 +55,10 @@ async function waitFor(check, what, timeoutMs = 60_000) {
 }
 
 function load(url, headers = {}) {
-  const autocannon = join(root, 'node_modules/autocannon/autocannon.js');
   const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
   // -I: replace [<id>] in the URL with a fresh id per request (the cache-miss run).
   const ids = url.includes('[<id>]') ? ['-I'] : [];
-  const [cmd, args] = pinned(1, process.execPath, [autocannon, '--json', '-c', String(connections), '-d', String(duration), ...ids, ...headerArgs, url]);
-  const result = JSON.parse(execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
-  return {
-    requestsPerSecond: Math.round(result.requests.average),
-    p50ms: result.latency.p50,
-    p99ms: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    total: result.requests.total,
-  };
+  return autocannonRun(url, ['-c', String(connections), '-d', String(duration), ...ids, ...headerArgs]);
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-'));

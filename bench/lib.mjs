@@ -24,3 +24,22 @@ export function freePort() {
     });
   });
 }
+
+const autocannon = new URL('../node_modules/autocannon/autocannon.js', import.meta.url).pathname;
+
+/**
+ * One autocannon run from its own process on CPU 1 (`--json`), summarised. `args` are autocannon's own
+ * (`-c`, `-d`, `-m`, `-H`, `-b`, `-I`, ...) before the URL; `env` is added to this process's environment.
+ */
+export function autocannonRun(url, args, env = {}) {
+  const [cmd, argv] = pinned(1, process.execPath, [autocannon, '--json', ...args, url]);
+  const result = JSON.parse(execFileSync(cmd, argv, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
+  return {
+    requestsPerSecond: Math.round(result.requests.average),
+    p50ms: result.latency.p50,
+    p99ms: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    total: result.requests.total,
+  };
+}

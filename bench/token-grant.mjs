@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, hasTaskset, pinned } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, pinned } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -43,21 +43,8 @@ function openmsi(dataDir, args, env = {}) {
 }
 
 async function load(url, body, caPath) {
-  const autocannon = join(root, 'node_modules/autocannon/autocannon.js');
-  const [cmd, args] = pinned(1, process.execPath, [
-    autocannon, '--json', '-c', String(connections), '-d', String(duration), '-m', 'POST',
-    '-H', 'content-type=application/x-www-form-urlencoded', '-b', body, url,
-  ]);
-  const out = execFileSync(cmd, args, { env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  const result = JSON.parse(out);
-  return {
-    requestsPerSecond: Math.round(result.requests.average),
-    p50ms: result.latency.p50,
-    p99ms: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    total: result.requests.total,
-  };
+  const args = ['-c', String(connections), '-d', String(duration), '-m', 'POST', '-H', 'content-type=application/x-www-form-urlencoded', '-b', body];
+  return autocannonRun(url, args, { NODE_EXTRA_CA_CERTS: caPath });
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-'));
