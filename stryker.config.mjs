@@ -26,6 +26,7 @@ export const SECURITY_MODULES = [
   'src/authority/refusal-audit.ts',
   'src/agent/guard.ts',
   'src/agent/sessions.ts',
+  'src/agent/secret-digest.ts',
   'src/agent/control.ts',
   'src/authority/hosts/authenticate.ts',
   'src/directory/hosts.ts',

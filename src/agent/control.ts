@@ -11,7 +11,8 @@
  * Only loopback peers are served; only users who can read the agent's data dir can start sessions.
  * Creation, refusal and end are audited (surface `session`); a secret never is.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { digestOf, secretMatches } from './secret-digest.js';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -101,9 +102,6 @@ export interface ControlApi {
 /** Request bodies above this are refused (a selector list is far smaller). */
 const MAX_BODY_BYTES = 16 * 1024;
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
 
 function refuse(res: ServerResponse, status: number, error: string, description: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error, error_description: description });
@@ -133,7 +131,7 @@ export function parseSessionRequest(body: string): string[] | string {
 }
 
 export function createControlApi(options: ControlApiOptions): ControlApi {
-  const expected = digest(options.controlSecret);
+  const expected = digestOf(options.controlSecret);
   const heartbeatMs = options.heartbeatMs ?? AGENT_SESSIONS.heartbeatMs;
   const open = new Set<ServerResponse>();
 
@@ -146,7 +144,7 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
 
   const authorised = (req: IncomingMessage): boolean => {
     const match = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? '');
-    return match !== null && timingSafeEqual(digest(match[1]!), expected);
+    return match !== null && secretMatches(match[1]!, expected);
   };
 
   const start = (req: IncomingMessage, res: ServerResponse, identities: string[]): void => {

@@ -3,7 +3,8 @@
  * The registry keeps a SHA-256 of each secret, never the secret; a session lives as long as the control
  * connection that created it (src/agent/control.ts revokes it when that connection closes).
  */
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { digestOf } from './secret-digest.js';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { AGENT_SESSIONS } from '../shared/config.js';
 import type { AgentSession, SessionLookup } from './contracts.js';
 
@@ -24,9 +25,6 @@ interface Entry {
   digest: Buffer;
 }
 
-function digestOf(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
-}
 
 export class SessionRegistry implements SessionLookup {
   readonly #byDigest = new Map<string, Entry>();

@@ -3,7 +3,6 @@
  * selector extraction (every spelling; more than one refused), session checks, and {@link serveToken}, the
  * path from a resolved request to a §8.4 success body (cache hit: synchronous).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostIdentity, AgentSurface } from '../../shared/host-protocol.js';
 import type { OAuthErrorCode } from '../../shared/oauth-error.js';
@@ -139,14 +138,7 @@ export function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
-/** Constant-time comparison of a presented secret with the digest of the expected one. */
-export function secretMatches(presented: string, expectedDigest: Buffer): boolean {
-  return timingSafeEqual(createHash('sha256').update(presented, 'utf8').digest(), expectedDigest);
-}
-
-export function digestOf(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
-}
+export { digestOf, secretMatches } from '../secret-digest.js';
 
 /** Whether a session's selectors (name, client id, object id, resource id, `[system]`) name this identity. */
 export function sessionAllows(session: AgentSession, identity: HostIdentity): boolean {
