@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync,
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../shared/clock.js';
-import { checkPort, checkTokenLifetime, DEFAULTS, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
+import { checkPort, checkTokenLifetime, DEFAULTS, isVaultDomain, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
 import { DataDirError, dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { newGuid } from '../shared/ids.js';
 import { MasterKey } from '../pki/master-key.js';
@@ -28,6 +28,8 @@ export interface InitOptions {
   hostnames?: string[];
   ipAddresses?: string[];
   tenantDomain?: string;
+  /** Vault hosts are `{name}.{vaultDomain}` (default `vault.localhost`); the server certificate covers `*.{vaultDomain}`. */
+  vaultDomain?: string;
   clock?: Clock;
   env?: NodeJS.ProcessEnv;
 }
@@ -110,7 +112,9 @@ async function initInto(
   if (explicitUrl !== undefined && !explicitUrl.startsWith('https://')) throw new Error(`--public-url must be an https URL: ${explicitUrl}`);
   const publicUrl = explicitUrl ?? defaultOrigin(host, port);
   const ca = await createCertificateAuthority({ commonName: `openmsi local CA (${hostname()})`, clock });
-  const hostnames = unique(['localhost', new URL(publicUrl).hostname, ...(options.hostnames ?? [])].filter((h) => !isIp(h)));
+  const vaultDomain = options.vaultDomain ?? DEFAULTS.vaultDomain;
+  if (!isVaultDomain(vaultDomain)) throw new Error(`--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost: ${vaultDomain}`);
+  const hostnames = unique(['localhost', new URL(publicUrl).hostname, `*.${vaultDomain}`, ...(options.hostnames ?? [])].filter((h) => !isIp(h)));
   const ipAddresses = unique(['127.0.0.1', '::1', ...(options.ipAddresses ?? []), ...[new URL(publicUrl).hostname].filter(isIp)]);
   const server = await issueServerCertificate({ caCertPem: ca.certPem, caKeyPkcs8Pem: ca.keyPkcs8Pem, hostnames, ipAddresses, clock });
   writeFileSync(layout.caCert, ca.certPem, { mode: 0o644 });
@@ -127,6 +131,7 @@ async function initInto(
     ...(explicitUrl === undefined ? {} : { publicUrl: explicitUrl }),
     store: options.store ?? DEFAULTS.store,
     tokenLifetimeSeconds,
+    vaultDomain,
   };
   const store = await openStore(storeLocation(options.dataDir, config, env));
   let admin: AdminCredentialFile;

@@ -28,6 +28,11 @@ export interface InstallationConfig {
   store: string;
   /** Access-token lifetime in seconds ({@link TOKEN_LIFETIME_SECONDS}). */
   tokenLifetimeSeconds: number;
+  /**
+   * Vault hosts are `{name}.{vaultDomain}` (`openmsi init --vault-domain`; data dirs from before the vault read
+   * {@link DEFAULTS.vaultDomain}). Lower-case DNS name, at least two labels.
+   */
+  vaultDomain: string;
 }
 
 /** Defaults `openmsi init` writes into config.json. */
@@ -37,7 +42,14 @@ export const DEFAULTS = {
   store: 'sqlite',
   tenantDomain: 'openmsi.local',
   tokenLifetimeSeconds: 3600,
+  /** RFC 6761 reserves `localhost` and its subdomains for loopback. */
+  vaultDomain: 'vault.localhost',
 } as const;
+
+/** A vault domain: lower-case DNS labels, at least two (vault hosts add one more in front). */
+export function isVaultDomain(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= 200 && /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(value);
+}
 
 /** Bounds of the access-token lifetime: at least 5 minutes (clients refresh ahead of expiry), at most a day. */
 export const TOKEN_LIFETIME_SECONDS = { min: 300, max: 24 * 60 * 60, default: DEFAULTS.tokenLifetimeSeconds } as const;
@@ -227,7 +239,8 @@ export function loadInstallationConfig(dataDir: string): InstallationConfig {
   const store = text_('store');
   const lifetime = c['tokenLifetimeSeconds'];
   const tokenLifetimeSeconds = isTokenLifetime(lifetime) ? lifetime : bad('tokenLifetimeSeconds', TOKEN_LIFETIME_RULE);
-  return { version: 1, tenantId, subscriptionId, host, port, ...(publicUrl === undefined ? {} : { publicUrl }), store, tokenLifetimeSeconds };
+  const vaultDomain = c['vaultDomain'] === undefined ? DEFAULTS.vaultDomain : isVaultDomain(c['vaultDomain']) ? c['vaultDomain'] : bad('vaultDomain', 'a lower-case DNS name of at least two labels, such as vault.localhost');
+  return { version: 1, tenantId, subscriptionId, host, port, ...(publicUrl === undefined ? {} : { publicUrl }), store, tokenLifetimeSeconds, vaultDomain };
 }
 
 /** Where the store lives: OPENMSI_STORE wins (it may carry a password), then config.json. */

@@ -388,6 +388,151 @@ export interface StoreNotifications {
   ready(): Promise<void>;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Key Vault: vaults (the ARM resource, with its access model) and the secrets data plane.
+
+/** A vault access-policy entry (ARM `properties.accessPolicies[]`). Permission names are lower-case. */
+export interface AccessPolicyEntry {
+  tenantId: string;
+  objectId: string;
+  /** Compound identity (application + user); absent for application-only or user-only entries. */
+  applicationId?: string;
+  permissions: { keys: string[]; secrets: string[]; certificates: string[]; storage: string[] };
+}
+
+/** `Microsoft.KeyVault/vaults` properties as stored (the view adds `vaultUri` and `provisioningState`). */
+export interface VaultProperties {
+  tenantId: string;
+  sku: { family: 'A'; name: 'standard' | 'premium' };
+  /** true: Azure RBAC data actions decide; false: {@link accessPolicies} decide. */
+  enableRbacAuthorization: boolean;
+  accessPolicies: AccessPolicyEntry[];
+  /** Soft delete is always on (as in Azure since 2020). */
+  enableSoftDelete: true;
+  /** 7..90, default 90; fixed once the vault exists. */
+  softDeleteRetentionInDays: number;
+  /** Once true it cannot be turned off; Azure shows null when it was never set. */
+  enablePurgeProtection: boolean | null;
+  publicNetworkAccess: 'Enabled' | 'Disabled';
+}
+
+/** A vault. Names are unique in the installation (they are DNS labels) and compare case-insensitively. */
+export interface Vault {
+  /** Immutable internal id (a GUID): secrets belong to it, so a purged-and-recreated name is a new vault. */
+  id: string;
+  /** ARM id, in the casing it was created with. */
+  resourceId: string;
+  name: string;
+  tenantId: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  location: string;
+  tags: Tags;
+  properties: VaultProperties;
+  /** Epoch ms when soft-deleted; null while active. */
+  deletedAt: number | null;
+  /** Epoch ms when a soft-deleted vault is purged automatically; null while active. */
+  scheduledPurgeAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The Key Vault change channel (PostgreSQL `LISTEN openmsi_vaults`); its payload is the vault id. */
+export const VAULT_CHANNEL = 'openmsi_vaults';
+
+export interface VaultStore {
+  /**
+   * Creates or replaces the vault with this name (ARM PUT). 'conflict' when the name is held by another vault
+   * (active or soft-deleted) of a different id. Publishes on {@link VAULT_CHANNEL} (after commit).
+   */
+  put(vault: Vault): Promise<'created' | 'updated' | 'conflict'>;
+  /** By name (case-insensitive), active or soft-deleted. */
+  getByName(name: string): Promise<Vault | undefined>;
+  get(id: string): Promise<Vault | undefined>;
+  /** Active vaults (or, with `deleted: true`, soft-deleted ones) of a subscription, optionally one group; by name. */
+  list(filter: { subscriptionId: string; resourceGroup?: string; deleted?: boolean }): Promise<Vault[]>;
+  /** Marks the vault soft-deleted; false when it is not active. Publishes. */
+  softDelete(id: string, deletedAt: number, scheduledPurgeAt: number): Promise<boolean>;
+  /** Makes a soft-deleted vault active again; false when it is not soft-deleted. Publishes. */
+  recover(id: string, updatedAt: number): Promise<boolean>;
+  /** Deletes the vault row and every secret (all versions, deleted or not) of it. Publishes. */
+  purge(id: string): Promise<boolean>;
+  /** Soft-deleted vaults whose scheduled purge time is at or before `now`. */
+  listPurgeDue(now: number): Promise<Vault[]>;
+}
+
+/** One version of a secret. Times: `createdAt`/`updatedAt` epoch ms; `notBefore`/`expires` epoch seconds. */
+export interface SecretVersion {
+  vaultId: string;
+  /** The secret's name as first set (case preserved). */
+  name: string;
+  /** 32 lower-case hex characters. */
+  version: string;
+  /** The encrypted value (vault/secret-cipher.ts), opaque to the store. */
+  sealedValue: string;
+  contentType: string | null;
+  tags: Tags | null;
+  enabled: boolean;
+  notBefore: number | null;
+  expires: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A secret (a name in a vault) with its current version. */
+export interface SecretEntry {
+  vaultId: string;
+  name: string;
+  /** Epoch ms when soft-deleted; null while active. */
+  deletedAt: number | null;
+  scheduledPurgeAt: number | null;
+  latest: SecretVersion;
+}
+
+/** The attributes `PATCH /secrets/{name}/{version}` may change; absent fields are left unchanged. */
+export interface SecretVersionPatch {
+  contentType?: string | null;
+  tags?: Tags | null;
+  enabled?: boolean;
+  notBefore?: number | null;
+  expires?: number | null;
+  updatedAt: number;
+}
+
+/**
+ * Secrets of vaults. Names compare case-insensitively; every method addresses one vault by its internal id.
+ * Reads by name and version are single indexed lookups (the data plane's hot path).
+ */
+export interface SecretStore {
+  /**
+   * Adds a version and makes it the latest, creating the secret when the name is new. 'deleted' (nothing
+   * written) when the name is soft-deleted. Durable when it resolves.
+   */
+  addVersion(version: SecretVersion): Promise<'added' | 'deleted'>;
+  /** The active secret's latest version, or the named version; undefined when absent or soft-deleted. */
+  get(vaultId: string, name: string, version?: string): Promise<{ entry: SecretEntry; version: SecretVersion } | undefined>;
+  /** Updates one version's attributes of an active secret; undefined when absent. */
+  update(vaultId: string, name: string, version: string, patch: SecretVersionPatch): Promise<SecretVersion | undefined>;
+  /** Active (or soft-deleted) secrets ordered by lower-cased name, after `afterName` (exclusive, lower-cased). */
+  list(vaultId: string, options: { deleted: boolean; afterName?: string; limit: number }): Promise<SecretEntry[]>;
+  /** Versions of an active secret ordered by version id, after `afterVersion` (exclusive). */
+  listVersions(vaultId: string, name: string, options: { afterVersion?: string; limit: number }): Promise<SecretVersion[]>;
+  /** Every version of an active secret (for backup), ordered by creation. */
+  allVersions(vaultId: string, name: string): Promise<SecretVersion[]>;
+  /** Soft-deletes an active secret (all versions); undefined when there is none. */
+  softDelete(vaultId: string, name: string, deletedAt: number, scheduledPurgeAt: number): Promise<SecretEntry | undefined>;
+  /** The soft-deleted secret; undefined when the name is not soft-deleted. */
+  getDeleted(vaultId: string, name: string): Promise<SecretEntry | undefined>;
+  /** Makes a soft-deleted secret active again; undefined when it is not soft-deleted. */
+  recover(vaultId: string, name: string): Promise<SecretEntry | undefined>;
+  /** Removes a soft-deleted secret and its versions for good; false when it is not soft-deleted. */
+  purge(vaultId: string, name: string): Promise<boolean>;
+  /** Restores a backup's versions as a new secret; 'exists' (nothing written) when the name is taken (active or deleted). */
+  restore(versions: SecretVersion[]): Promise<'restored' | 'exists'>;
+  /** Purges soft-deleted secrets (of any vault) whose scheduled purge time is at or before `now`; how many. */
+  purgeDue(now: number): Promise<number>;
+}
+
 /** Every aggregate, bound to one connection or transaction. */
 export interface Repositories {
   tenants: TenantStore;
@@ -406,6 +551,8 @@ export interface Repositories {
   denyAssignments: DenyAssignmentStore;
   groups: GroupStore;
   rbacVersions: RbacVersionStore;
+  vaults: VaultStore;
+  secrets: SecretStore;
 }
 
 export interface TransactionOptions {
