@@ -4,6 +4,7 @@ import type { Dialect } from './dialect.js';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-hosts.js';
 import * as m0003 from './migrations/0003-rbac.js';
+import * as m0004 from './migrations/0004-vaults.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -14,6 +15,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0001-initial', m0001],
   ['0002-hosts', m0002],
   ['0003-rbac', m0003],
+  ['0004-vaults', m0004],
 ];
 
 class CodeMigrationProvider implements MigrationProvider {

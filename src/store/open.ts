@@ -23,6 +23,8 @@ import { createServicePrincipalStore } from './service-principal-store.js';
 import { createSigningKeyStore } from './signing-key-store.js';
 import { createSubscriptionStore } from './subscription-store.js';
 import { createTenantStore } from './tenant-store.js';
+import { createVaultStore } from './vault-store.js';
+import { createSecretStore } from './secret-store.js';
 
 export interface OpenStoreOptions {
   /** Bring the schema up to the newest version before returning (default true). */
@@ -58,6 +60,8 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     denyAssignments: createDenyAssignmentStore(db),
     groups: createGroupStore(db),
     rbacVersions: createRbacVersionStore(db, hooks),
+    vaults: createVaultStore(db, hooks),
+    secrets: createSecretStore(db),
   };
 }
 

@@ -230,6 +230,49 @@ export interface RbacVersionTable {
   version: number;
 }
 
+export interface VaultTable {
+  id: string;
+  name: string;
+  name_key: string;
+  resource_id: string;
+  tenant_id: string;
+  subscription_id: string;
+  subscription_key: string;
+  resource_group: string;
+  resource_group_key: string;
+  location: string;
+  tags: string;
+  properties: string;
+  deleted_at: number | null;
+  scheduled_purge_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface VaultSecretTable {
+  vault_id: string;
+  name_key: string;
+  name: string;
+  latest_version: string;
+  deleted_at: number | null;
+  scheduled_purge_at: number | null;
+}
+
+export interface VaultSecretVersionTable {
+  vault_id: string;
+  name_key: string;
+  version: string;
+  sealed_value: string;
+  content_type: string | null;
+  /** JSON, or null when the version has no tags. */
+  tags: string | null;
+  enabled: number;
+  not_before: number | null;
+  expires: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   tenants: TenantTable;
   subscriptions: SubscriptionTable;
@@ -249,4 +292,7 @@ export interface Database {
   groups: GroupTable;
   group_members: GroupMemberTable;
   rbac_versions: RbacVersionTable;
+  vaults: VaultTable;
+  vault_secrets: VaultSecretTable;
+  vault_secret_versions: VaultSecretVersionTable;
 }

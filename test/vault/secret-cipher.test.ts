@@ -1,0 +1,88 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { MasterKey } from '../../src/pki/master-key.js';
+import { createSecretCipher } from '../../src/vault/secret-cipher.js';
+import type { SecretVersion } from '../../src/store/types.js';
+
+const KEY_BYTES = Buffer.alloc(32, 7);
+const masterKey = MasterKey.fromBytes(KEY_BYTES);
+const cipher = createSecretCipher(masterKey);
+const place = { vaultId: '6f0c1a52-5a1e-4b8e-9d53-0a5f3c1e2b7d', nameKey: 'db-password', version: 'a'.repeat(32) };
+
+function version(overrides: Partial<SecretVersion> = {}): SecretVersion {
+  return {
+    vaultId: place.vaultId,
+    name: 'Db-Password',
+    version: 'b'.repeat(32),
+    sealedValue: 'unused',
+    contentType: 'text/plain',
+    tags: { env: 'prod' },
+    enabled: true,
+    notBefore: null,
+    expires: 1_900_000_000,
+    createdAt: 1_700_000_000_000,
+    updatedAt: 1_700_000_000_001,
+    ...overrides,
+  };
+}
+
+describe('secret cipher', () => {
+  it('seal then open gives the value back; the sealed form holds no part of it in the clear', () => {
+    const value = 'Server=db;Password=correct horse battery staple';
+    const sealed = cipher.seal({ ...place, value });
+    assert.equal(cipher.open(sealed, place), value);
+    assert.ok(!sealed.includes('horse') && !Buffer.from(sealed.replace(/\./g, ''), 'base64url').toString('latin1').includes('horse'));
+    assert.notEqual(cipher.seal({ ...place, value }), sealed, 'a fresh data key and IV every time');
+  });
+
+  it('round-trips any string (property)', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 2000, unit: 'binary' }), (value) => cipher.open(cipher.seal({ ...place, value }), place) === value), { numRuns: 200 });
+  });
+
+  it('a sealed value does not open at another vault, name or version', () => {
+    const sealed = cipher.seal({ ...place, value: 'x' });
+    for (const other of [{ ...place, vaultId: 'other' }, { ...place, nameKey: 'other' }, { ...place, version: 'c'.repeat(32) }]) {
+      assert.throws(() => cipher.open(sealed, other), /does not open/);
+    }
+  });
+
+  it('any altered part is detected, and errors never carry the value', () => {
+    const value = 'top-secret-value';
+    const sealed = cipher.seal({ ...place, value });
+    const parts = sealed.split('.');
+    for (let i = 1; i < parts.length; i++) {
+      const part = parts[i]!;
+      const flipped = part.slice(0, -2) + (part.at(-2) === 'A' ? 'B' : 'A') + part.at(-1);
+      const altered = [...parts.slice(0, i), flipped, ...parts.slice(i + 1)].join('.');
+      assert.throws(() => cipher.open(altered, place), (err: Error) => !err.message.includes(value), `part ${String(i)}`);
+    }
+    assert.throws(() => cipher.open('garbage', place), /malformed/);
+    assert.throws(() => createSecretCipher(MasterKey.random()).open(sealed, place), /does not open/);
+  });
+
+  it('a backup restores every version with its attributes and value under the same master key', () => {
+    const versions = [
+      { version: version({ version: '1'.repeat(32) }), value: 'first' },
+      { version: version({ version: '2'.repeat(32), tags: null, contentType: null, enabled: false, notBefore: 5, expires: null }), value: 'second' },
+    ];
+    const blob = cipher.backup(versions);
+    assert.match(blob, /^[A-Za-z0-9_-]+$/);
+    assert.ok(!Buffer.from(blob, 'base64url').toString('latin1').includes('second'), 'no value in the clear');
+    const restored = createSecretCipher(MasterKey.fromBytes(Buffer.from(KEY_BYTES))).restore(blob);
+    assert.equal(restored?.name, 'Db-Password');
+    assert.deepEqual(
+      restored?.versions,
+      versions.map(({ version: { vaultId: _v, sealedValue: _s, ...rest }, value }) => ({ version: rest, value })),
+    );
+  });
+
+  it('restore refuses, without throwing, garbage, truncation, tampering and another installation', () => {
+    const blob = cipher.backup([{ version: version(), value: 'v' }]);
+    for (const bad of ['', 'not base64!', blob.slice(0, -10), `${blob.slice(0, 40)}A${blob.slice(41)}`, Buffer.from('{"format":"openmsi-secret-backup"}').toString('base64url')]) {
+      assert.equal(cipher.restore(bad), undefined, bad.slice(0, 20));
+    }
+    assert.equal(createSecretCipher(MasterKey.random()).restore(blob), undefined);
+    fc.assert(fc.property(fc.string({ maxLength: 500 }), (junk) => cipher.restore(junk) === undefined), { numRuns: 200 });
+  });
+});
