@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/require-await -- an in-memory double of an async contract */
 /**
  * In-memory VaultStore and SecretStore (a test double with the store contract's semantics), for the data
  * plane's tests while the SQL store is elsewhere; `harness.ts` swaps in the real one when it exists.
