@@ -167,7 +167,7 @@ describe('vault data plane: authorisation, lifecycle, audit', () => {
     const vaultEvents = events.filter((e) => e.action.startsWith('vault.secrets.'));
     assert.ok(vaultEvents.some((e) => e.action === 'vault.secrets.set' && e.detail['secret'] === 's1' && e.detail['decision'] === 'allowed'));
     assert.ok(vaultEvents.some((e) => e.action === 'vault.secrets.get' && e.detail['decision'] === 'denied' && e.detail['status'] === 403));
-    assert.ok(vaultEvents.some((e) => e.action === 'vault.secrets.get' && typeof e.detail['count'] === 'number' && (e.detail['count'] as number) > 1));
+    assert.ok(vaultEvents.some((e) => e.action === 'vault.secrets.get' && typeof e.detail['count'] === 'number' && (e.detail['count']) > 1));
     const everything = JSON.stringify(events) + h.logLines.join('\n') + h.t.logLines.join('\n');
     assert.ok(!everything.includes('TOP-SECRET-VALUE'));
     assert.ok(!everything.includes(officerToken));
