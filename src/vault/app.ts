@@ -1,0 +1,143 @@
+/**
+ * The Key Vault-compatible data plane as its own fastify app (spec §6). Per request, in `onRequest` (before
+ * the body is read): the vault from the Host header (cached), the bearer token (cached verification; 401 with
+ * the challenge), the api-version, the secret name, and the authorisation (cached decisions). Handlers then do
+ * one indexed store read or write. Every operation is audited in `onSend`: writes awaited, reads folded.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { apiNotFoundHandler } from '../shared/api-error.js';
+import { RequestLogController } from '../shared/logger.js';
+import { requireApiVersion } from './api-version.js';
+import { VaultAudit } from './audit.js';
+import { authenticate, TokenCache } from './authenticate.js';
+import { authorize } from './authorize.js';
+import { vaultNameFromHost, type BuildVaultApp, type VaultContext } from './contracts.js';
+import { VaultErrors, vaultErrorHandler } from './errors.js';
+import { createSecretCipher } from './secret-cipher.js';
+import { secretNameOf } from './secrets/common.js';
+import { secretsRoutes } from './secrets/index.js';
+import { setState, stateOf, type VaultRouteConfig } from './state.js';
+import { VaultCache } from './vault-cache.js';
+
+/** Room for a 25 KB value JSON-escaped, tags and attributes. */
+export const VAULT_BODY_LIMIT = 256 * 1024;
+/** What `x-ms-keyvault-service-version` says (clients only log it). */
+export const VAULT_SERVICE_VERSION = '1.9.0.0-openmsi';
+
+const READ_OPERATIONS: ReadonlySet<string> = new Set(['get', 'list', 'listVersions', 'listDeleted', 'getDeleted']);
+
+function routeConfigOf(request: FastifyRequest): VaultRouteConfig | undefined {
+  const config = request.routeOptions.config as Partial<VaultRouteConfig> | undefined;
+  return config?.op === undefined || config.target === undefined ? undefined : { op: config.op, target: config.target };
+}
+
+async function admit(ctx: VaultContext, vaults: VaultCache, tokens: TokenCache, request: FastifyRequest): Promise<void> {
+  const host = request.headers.host ?? '';
+  const name = vaultNameFromHost(host, ctx.vaultDomain);
+  const vault = name === undefined ? undefined : await vaults.get(name);
+  if (vault === undefined) throw VaultErrors.vaultNotFound(host);
+  const state = setStateFor(request, vault);
+  state.caller = await authenticate(ctx, tokens, request, vault);
+  const route = routeConfigOf(request);
+  if (route === undefined) return; // no such path: the not-found handler answers
+  state.route = route;
+  state.apiVersion = requireApiVersion(request);
+  let scope = vault.resourceId;
+  if (route.target === 'secret') {
+    state.secretName = secretNameOf(request);
+    scope = `${vault.resourceId}/secrets/${state.secretName}`;
+  }
+  try {
+    await authorize(ctx, vault, state.caller, route.op, scope);
+    state.decision = 'allowed';
+  } catch (err) {
+    state.decision = 'denied';
+    throw err;
+  }
+}
+
+function setStateFor(request: FastifyRequest, vault: Parameters<typeof setState>[1]['vault']): NonNullable<ReturnType<typeof stateOf>> {
+  const state = { vault };
+  setState(request, state);
+  return state;
+}
+
+/** Builds the data plane: `const app = await buildVaultApp(ctx, { tls })`, then `app.listen(...)` or `app.inject(...)`. */
+export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
+  const tls = options?.tls;
+  const app = Fastify({
+    ...(tls === undefined ? {} : { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const } }),
+    loggerInstance: ctx.logger,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    bodyLimit: VAULT_BODY_LIMIT,
+    // Paths are case-insensitive; SDKs add trailing slashes (`/secrets/x/`) and old ones double them (`//secrets`).
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, caseSensitive: false, maxParamLength: 512 },
+    keepAliveTimeout: 65_000,
+    logController: new RequestLogController(),
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+
+  const vaults = new VaultCache(ctx.store, ctx.clock);
+  const tokens = new TokenCache();
+  const audit = new VaultAudit(ctx.audit, ctx.clock, ctx.logger);
+  const cipher = createSecretCipher(ctx.masterKey);
+
+  app.setErrorHandler(vaultErrorHandler(VAULT_BODY_LIMIT));
+  app.setNotFoundHandler(apiNotFoundHandler);
+
+  // JSON only, and an empty body is no body: challenge requests and bodiless POST/DELETE may still name a type.
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(VaultErrors.badParameter('The request body is not valid JSON.'), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => admit(ctx, vaults, tokens, request));
+
+  app.addHook('onSend', async (request, reply) => {
+    const state = stateOf(request);
+    reply.header('x-ms-request-id', request.id);
+    reply.header('x-ms-keyvault-service-version', VAULT_SERVICE_VERSION);
+    if (state !== undefined) reply.header('x-ms-keyvault-region', state.vault.location);
+    reply.header('cache-control', 'no-cache');
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('strict-transport-security', 'max-age=31536000;includeSubDomains');
+    if (state?.caller === undefined || state.route === undefined) return;
+    const outcome = {
+      tenantId: state.caller.tenantId,
+      objectId: state.caller.objectId,
+      appId: state.caller.appId,
+      action: `vault.secrets.${state.route.op.name}`,
+      vault: state.vault.name,
+      target: state.secretName === undefined ? state.vault.resourceId : `${state.vault.resourceId}/secrets/${state.secretName}`,
+      secret: state.secretName,
+      decision: state.decision ?? ('denied' as const),
+      status: reply.statusCode,
+    };
+    if (READ_OPERATIONS.has(state.route.op.name)) {
+      audit.read(outcome);
+      return;
+    }
+    await audit.write(outcome).catch((err: unknown) => {
+      request.log.error({ err: { message: (err as Error).message } }, 'vault audit write failed');
+    });
+  });
+
+  app.addHook('onClose', async () => {
+    vaults.close();
+    await audit.close();
+  });
+
+  secretsRoutes(app, { ctx, cipher });
+  return Promise.resolve(app);
+};

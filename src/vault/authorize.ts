@@ -1,0 +1,44 @@
+/**
+ * Authorisation per vault (spec §3): Azure RBAC data actions when `enableRbacAuthorization` is true (the shared
+ * authoriser, whose decisions are cached and invalidated on every change), else the vault's access policies
+ * (read from the cached vault record, which every vault change invalidates). Both in memory on the hot path.
+ */
+import type { Vault } from '../store/types.js';
+import type { SecretOperation, VaultContext } from './contracts.js';
+import { VaultErrors } from './errors.js';
+import type { VaultCaller } from './state.js';
+
+/** How Key Vault names a caller in its 403 messages. */
+function callerLabel(caller: VaultCaller, withGroups: boolean): string {
+  const groups = withGroups ? 'numgroups=0;' : '';
+  return `appid=${caller.appId ?? ''};oid=${caller.objectId};${groups}iss=${caller.issuer}`;
+}
+
+/** True when an access-policy entry of `vault` grants `permission` to the caller. */
+export function accessPolicyGrants(vault: Vault, caller: VaultCaller, permission: string): boolean {
+  return vault.properties.accessPolicies.some(
+    (entry) =>
+      entry.objectId.toLowerCase() === caller.objectId.toLowerCase() &&
+      entry.tenantId.toLowerCase() === caller.tenantId.toLowerCase() &&
+      // Compound identity: the entry holds only when the calling application is the one it names.
+      (entry.applicationId === undefined || entry.applicationId.toLowerCase() === (caller.appId ?? '').toLowerCase()) &&
+      entry.permissions.secrets.some((p) => p.toLowerCase() === permission || p.toLowerCase() === 'all'),
+  );
+}
+
+/** Resolves when the caller may run `op` on `scope` of `vault`; 403 in Key Vault's words otherwise. */
+export async function authorize(ctx: VaultContext, vault: Vault, caller: VaultCaller, op: SecretOperation, scope: string): Promise<void> {
+  if (!vault.properties.enableRbacAuthorization) {
+    if (accessPolicyGrants(vault, caller, op.permission)) return;
+    throw VaultErrors.accessDenied(callerLabel(caller, true), op.permission, vault);
+  }
+  const decision = await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.objectId, action: op.dataAction, isDataAction: true, scope });
+  if (decision.allowed) return;
+  throw VaultErrors.forbiddenByRbac({
+    caller: callerLabel(caller, false),
+    action: op.dataAction,
+    resource: scope,
+    denyAssignmentId: decision.reason === 'denied' ? decision.assignmentId : undefined,
+    vault,
+  });
+}

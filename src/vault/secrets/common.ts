@@ -1,0 +1,126 @@
+/**
+ * What every secrets handler shares: its dependencies, Azure's limits on names and contents (spec §1.2, §1.4)
+ * with Key Vault's 400 `BadParameter`, and the request-body readers. Bodies are validated completely before
+ * anything is written.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Tags } from '../../store/types.js';
+import type { SecretCipher, VaultContext } from '../contracts.js';
+import { VaultErrors } from '../errors.js';
+
+/** Dependencies of the secrets handlers. */
+export interface SecretsDeps {
+  ctx: VaultContext;
+  cipher: SecretCipher;
+}
+
+/** Azure's secret-name rule. */
+export const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+/** "25 KB" (spec §1.4, about-secrets): read as 25 KiB of UTF-8, the most a client can count on. */
+export const MAX_VALUE_BYTES = 25 * 1024;
+export const MAX_CONTENT_TYPE = 255;
+export const MAX_TAGS = 15;
+export const MAX_TAG_PART = 512;
+
+/** The `{name}` path parameter, checked; 400 `BadParameter` with Key Vault's message otherwise. */
+export function secretNameOf(request: FastifyRequest): string {
+  const name = (request.params as { name?: string }).name ?? '';
+  if (!SECRET_NAME.test(name)) throw VaultErrors.invalidName(name);
+  return name;
+}
+
+/** The `{version}` path parameter; undefined or '' means the latest. */
+export function versionOf(request: FastifyRequest): string | undefined {
+  const version = (request.params as { version?: string }).version;
+  return version === undefined || version === '' ? undefined : version;
+}
+
+/** A new version id: 32 lower-case hex characters, as Key Vault's. */
+export const newVersionId = (): string => randomBytes(16).toString('hex');
+
+function objectBody(request: FastifyRequest): Record<string, unknown> {
+  const body = request.body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw VaultErrors.badParameter('The request body must be a JSON object.');
+  return body as Record<string, unknown>;
+}
+
+export interface AttributesInput {
+  enabled?: boolean;
+  notBefore?: number | null;
+  expires?: number | null;
+}
+
+export interface ContentsInput {
+  contentType?: string | null;
+  tags?: Tags | null;
+  attributes: AttributesInput;
+}
+
+function unixTime(value: unknown, field: string): number | null {
+  if (value === null) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw VaultErrors.badParameter(`Property attributes.${field} must be a unix time in seconds.`);
+  return value;
+}
+
+function readContents(body: Record<string, unknown>): ContentsInput {
+  const out: ContentsInput = { attributes: {} };
+  if (body['contentType'] !== undefined) {
+    const contentType = body['contentType'];
+    if (contentType !== null && typeof contentType !== 'string') throw VaultErrors.badParameter('Property contentType must be a string.');
+    if (typeof contentType === 'string' && contentType.length > MAX_CONTENT_TYPE) {
+      throw VaultErrors.badParameter(`Property contentType is too long: the maximum length is ${String(MAX_CONTENT_TYPE)} characters.`);
+    }
+    out.contentType = contentType;
+  }
+  if (body['tags'] !== undefined) {
+    const tags = body['tags'];
+    if (tags !== null && (typeof tags !== 'object' || Array.isArray(tags))) throw VaultErrors.badParameter('Property tags must be an object of strings.');
+    if (tags !== null) {
+      const entries = Object.entries(tags as Record<string, unknown>);
+      if (entries.length > MAX_TAGS) throw VaultErrors.badParameter(`Too many tags: a secret may have at most ${String(MAX_TAGS)} tags.`);
+      for (const [key, value] of entries) {
+        if (typeof value !== 'string') throw VaultErrors.badParameter(`Tag ${key} must have a string value.`);
+        if (key.length > MAX_TAG_PART || value.length > MAX_TAG_PART) {
+          throw VaultErrors.badParameter(`Tag names and values may have at most ${String(MAX_TAG_PART)} characters.`);
+        }
+      }
+    }
+    out.tags = tags as Tags | null;
+  }
+  const attributes = body['attributes'];
+  if (attributes !== undefined && attributes !== null) {
+    if (typeof attributes !== 'object' || Array.isArray(attributes)) throw VaultErrors.badParameter('Property attributes must be an object.');
+    const a = attributes as Record<string, unknown>;
+    if (a['enabled'] !== undefined && a['enabled'] !== null) {
+      if (typeof a['enabled'] !== 'boolean') throw VaultErrors.badParameter('Property attributes.enabled must be a boolean.');
+      out.attributes.enabled = a['enabled'];
+    }
+    if (a['nbf'] !== undefined) out.attributes.notBefore = unixTime(a['nbf'], 'nbf');
+    if (a['exp'] !== undefined) out.attributes.expires = unixTime(a['exp'], 'exp');
+  }
+  return out;
+}
+
+/** A SecretSetParameters body: `value` required, within the limits. */
+export function readSetBody(request: FastifyRequest): ContentsInput & { value: string } {
+  const body = objectBody(request);
+  const value = body['value'];
+  if (typeof value !== 'string') throw VaultErrors.badParameter('Property value is required and must be a string.');
+  if (Buffer.byteLength(value, 'utf8') > MAX_VALUE_BYTES) {
+    throw VaultErrors.badParameter(`The secret value is too large: the maximum size is ${String(MAX_VALUE_BYTES)} bytes.`);
+  }
+  return { value, ...readContents(body) };
+}
+
+/** A SecretUpdateParameters body (every field optional). */
+export function readUpdateBody(request: FastifyRequest): ContentsInput {
+  return readContents(objectBody(request));
+}
+
+/** A SecretRestoreParameters body. */
+export function readRestoreBody(request: FastifyRequest): string {
+  const value = objectBody(request)['value'];
+  if (typeof value !== 'string' || value === '') throw VaultErrors.badParameter('Property value is required and must be a backup blob.');
+  return value;
+}
