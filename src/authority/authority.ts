@@ -108,6 +108,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     const ctx: AuthorityContext = {
       store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authority: urls, signingKeys, verifyAccessToken, caCertPem, authorizer, rbacSource,
       defaultTenantId: config.tenantId,
+      vaultDomain: config.vaultDomain,
     };
     const app = await buildAuthorityApp(ctx, tls);
 

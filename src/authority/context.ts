@@ -30,4 +30,6 @@ export interface AuthorityContext extends ManagementContext {
   verifyAccessToken(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
   /** PEM of the CA that issued the server certificate (what `openmsi ca export` prints). */
   readonly caCertPem: string;
+  /** Vault hosts are `{name}.{vaultDomain}`; the data plane is served on the authority's port. */
+  readonly vaultDomain: string;
 }

@@ -15,6 +15,7 @@ import { registerHostCommands } from './commands/host.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerKeyVaultCommands } from './commands/keyvault.js';
 
 /** Builds the `openmsi` command tree (exported so tests can drive it without a subprocess). */
 export function buildProgram(): Command {
@@ -48,6 +49,7 @@ Examples:
   registerAgentCommands(program);
   registerHostCommands(program);
   registerVmCommands(program);
+  registerKeyVaultCommands(program);
   registerAuditCommands(program);
   registerRunCommand(program);
   refuseHelpForUnknownCommands(program);

@@ -43,7 +43,13 @@ export type DirectoryErrorCode =
   | 'CannotModifyBuiltInRole'
   | 'InvalidDenyAssignment'
   | 'DenyAssignmentExists'
-  | 'DenyAssignmentNotFound';
+  | 'DenyAssignmentNotFound'
+  // Key Vault (Microsoft.KeyVault/vaults), in its resource provider's words
+  | 'VaultNameNotValid'
+  | 'VaultAlreadyExists'
+  | 'ConflictError'
+  | 'BadRequest'
+  | 'InvalidOperation';
 
 /**
  * A refusal of the directory (the domain): a stable code and a message for people. It carries no HTTP
@@ -142,6 +148,22 @@ export const DirectoryErrors = {
   invalidDenyAssignment: (reason: string) => fail('InvalidDenyAssignment', `The deny assignment is invalid: ${reason}.`),
   denyAssignmentExists: () => fail('DenyAssignmentExists', 'A deny assignment with this id, or with this name at this scope, already exists.'),
   denyAssignmentNotFound: (id: string) => fail('DenyAssignmentNotFound', `The deny assignment '${id.slice(0, 100)}' could not be found.`),
+
+  // Key Vault
+  vaultNameNotValid: (name: string) =>
+    fail(
+      'VaultNameNotValid',
+      `The vault name '${name.slice(0, 100)}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.`,
+    ),
+  vaultAlreadyExists: (name: string) =>
+    fail(
+      'VaultAlreadyExists',
+      `The vault name '${name}' is already in use. Vault names are globally unique so it is possible that the name is already taken. If you are sure that the vault name was not taken then it is possible that a vault with the same name was recently deleted but not purged after being placed in a recoverable state. If the vault is in a recoverable state then the vault will need to be purged before reusing the name.`,
+    ),
+  vaultDeletedConflict: () =>
+    fail('ConflictError', 'A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault.'),
+  vaultBadRequest: (message: string) => fail('BadRequest', message),
+  purgeProtected: () => fail('InvalidOperation', "Operation 'DeletedVaultPurge' is not allowed."),
 } as const;
 
 function noProviderMessage(type: string, supported: readonly string[]): string {

@@ -13,18 +13,21 @@ import { armKey, formatArmResourceId, parseArmResourceId, resourceGroupId } from
 import type { Repositories, Resource, ResourceGroup, ServicePrincipal, Store, Subscription, Tags } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically, createManagedIdentityPrincipal, deleteManagedIdentityPrincipal } from './principals.js';
+import { softDeleteGroupVaults } from './vaults.js';
 
 export const RESOURCE_GROUP_TYPE = 'Microsoft.Resources/resourceGroups';
 export const USER_ASSIGNED_IDENTITY_TYPE = 'Microsoft.ManagedIdentity/userAssignedIdentities';
 
-/** Resource types that may be created through the generic resource API (and carry an `identity`). */
+/**
+ * Resource types that may be created through the generic resource API (and carry an `identity`). Vaults are
+ * not among them: they have their own routes and store (vaults.ts).
+ */
 export const SUPPORTED_RESOURCE_TYPES = [
   'Microsoft.Compute/virtualMachines',
   'Microsoft.HybridCompute/machines',
   'Microsoft.Web/sites',
   'Microsoft.App/containerApps',
   'Microsoft.ContainerInstance/containerGroups',
-  'Microsoft.KeyVault/vaults',
   'Microsoft.Storage/storageAccounts',
 ] as const;
 
@@ -202,11 +205,15 @@ export interface DeletionSummary {
   detachedFrom: string[];
 }
 
-/** Deletes the group and everything in it (principals included); undefined when there is no such group. */
+/**
+ * Deletes the group and everything in it (principals included); its vaults are soft-deleted, as Azure does, so
+ * they can be recovered (into a group of the same name) until their retention ends. Undefined when there is
+ * no such group.
+ */
 export async function deleteResourceGroup(
   repos: Repositories | Store,
   input: { subscriptionId: string; name: string; clock: Clock },
-): Promise<({ group: ResourceGroup } & DeletionSummary) | undefined> {
+): Promise<({ group: ResourceGroup; softDeletedVaultIds: string[] } & DeletionSummary) | undefined> {
   return atomically(repos, async (tx) => {
     const subscription = await requireSubscription(tx, input.subscriptionId, { forWrite: true });
     const group = await tx.resourceGroups.get(subscription.id, input.name);
@@ -217,8 +224,9 @@ export async function deleteResourceGroup(
     const ordered = [...resources].sort((a, b) => Number(isUami(b)) - Number(isUami(a)));
     const doomed = new Set(resources.map((r) => armKey(r.id)));
     for (const resource of ordered) await deleteResourceIn(tx, resource, input.clock, summary, doomed);
+    const vaults = await softDeleteGroupVaults(tx, { subscriptionId: subscription.id, resourceGroup: group.name, clock: input.clock });
     await tx.resourceGroups.delete(subscription.id, group.name);
-    return { group, ...summary };
+    return { group, softDeletedVaultIds: vaults.map((v) => v.resourceId), ...summary };
   });
 }
 

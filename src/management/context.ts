@@ -40,4 +40,6 @@ export interface ManagementContext {
   readonly rbacSource: RbacStateSource;
   /** Verifies an access token the authority issued for one of `audiences` (any tenant it serves). */
   verifyAccessToken(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
+  /** Vault hosts are `{name}.{vaultDomain}` (config.json `vaultDomain`): what a vault's `vaultUri` names. */
+  readonly vaultDomain: string;
 }

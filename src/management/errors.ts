@@ -57,6 +57,11 @@ const DIRECTORY_ERROR_STATUS: Readonly<Record<DirectoryErrorCode, number>> = {
   InvalidDenyAssignment: 400,
   DenyAssignmentExists: 409,
   DenyAssignmentNotFound: 404,
+  VaultNameNotValid: 400,
+  VaultAlreadyExists: 409,
+  ConflictError: 409,
+  BadRequest: 400,
+  InvalidOperation: 400,
 };
 
 /** Directory codes ARM spells differently on the wire (the same code, another status). */

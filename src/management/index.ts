@@ -23,6 +23,7 @@ import { resourceGroupRoutes } from './resource-groups.js';
 import { resourceRoutes } from './resources.js';
 import { subscriptionRoutes } from './subscriptions.js';
 import { userAssignedIdentityRoutes } from './user-assigned-identities.js';
+import { vaultRoutes } from './vaults.js';
 import { resourceScopeWildcard } from './authorization-common.js';
 import { denyAssignmentHandlers, denyAssignmentRoutes } from './deny-assignments.js';
 import { groupRoutes } from './groups.js';
@@ -74,6 +75,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   subscriptionRoutes(app, ctx);
   resourceGroupRoutes(app, ctx);
   userAssignedIdentityRoutes(app, ctx);
+  vaultRoutes(app, ctx);
   resourceRoutes(app, ctx);
   hostRoutes(app, ctx);
   principalRoutes(app, ctx);

@@ -101,7 +101,12 @@ export function resourceGroupRoutes(app: FastifyInstance, ctx: ManagementContext
         if (result === undefined) return undefined;
         return {
           id: result.group.id,
-          detail: { deletedResources: result.deletedResourceIds, deletedPrincipals: result.deletedPrincipalIds, detachedFrom: result.detachedFrom },
+          detail: {
+            deletedResources: result.deletedResourceIds,
+            deletedPrincipals: result.deletedPrincipalIds,
+            detachedFrom: result.detachedFrom,
+            softDeletedVaults: result.softDeletedVaultIds,
+          },
         };
       },
     }),
