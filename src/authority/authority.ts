@@ -24,6 +24,9 @@ import { upgradeBootstrapOwners } from './bootstrap-owner.js';
 import { createAuthorizer } from '../rbac/authorizer.js';
 import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
 import { createStoreRbacSource } from '../store/rbac-state-source.js';
+import { buildVaultApp } from '../vault/app.js';
+import { vaultNameFromHost, type VaultContext } from '../vault/contracts.js';
+import { ensureVaultCertificate } from './server-certificate.js';
 
 export interface AuthorityOptions {
   dataDir: string;
@@ -46,6 +49,8 @@ export interface AuthorityOptions {
 export interface Authority {
   readonly ctx: AuthorityContext;
   readonly app: FastifyInstance;
+  /** The vault data plane, served on the same listener for `*.{vaultDomain}` hosts. */
+  readonly vaultApp: FastifyInstance;
   readonly config: InstallationConfig;
   /** Starts listening; resolves to the canonical https origin advertised (on the port actually bound). */
   listen(): Promise<string>;
@@ -61,6 +66,9 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
   const layout = dataDirLayout(options.dataDir);
   const config = loadInstallationConfig(options.dataDir);
   const masterKey = MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir });
+  if (options.insecureForTests !== true && (await ensureVaultCertificate({ dataDir: options.dataDir, masterKey, vaultDomain: config.vaultDomain, clock }))) {
+    logger.info({ vaultDomain: config.vaultDomain }, `re-issued the TLS server certificate to cover *.${config.vaultDomain} (vault hosts)`);
+  }
   const tls = options.insecureForTests
     ? undefined
     : {
@@ -110,7 +118,14 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       defaultTenantId: config.tenantId,
       vaultDomain: config.vaultDomain,
     };
-    const app = await buildAuthorityApp(ctx, tls);
+    const vaultCtx: VaultContext = {
+      store, masterKey, clock, logger, audit, authorizer, verifyAccessToken, authorityOrigin: () => urls.origin, vaultDomain: config.vaultDomain,
+    };
+    const vaultApp = await buildVaultApp(vaultCtx);
+    await vaultApp.ready();
+    const app = await buildAuthorityApp(ctx, tls, [
+      { matches: (host) => vaultNameFromHost(host, config.vaultDomain) !== undefined, handle: (req, res) => vaultApp.routing(req, res) },
+    ]);
 
     if (options.autoRotate !== false) {
       rotator.start();
@@ -121,14 +136,22 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     replayPurge.start(
       60_000,
       // Join tokens are kept a day past expiry, so a late attempt is told `JoinTokenExpired`, not `JoinTokenInvalid`.
-      () => Promise.all([store.replay.purgeExpired(clock.now()), store.joinTokens.purgeExpired(clock.now() - DAY)]),
-      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay or join-token purge failed'),
+      () =>
+        Promise.all([
+          store.replay.purgeExpired(clock.now()),
+          store.joinTokens.purgeExpired(clock.now() - DAY),
+          // Soft-deleted secrets and vaults past their retention go for good, as Key Vault purges them.
+          store.secrets.purgeDue(clock.now()),
+          purgeDueVaults(store, clock.now()),
+        ]),
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay, join-token or retention purge failed'),
     );
 
     let closed = false;
     return {
       ctx,
       app,
+      vaultApp,
       config,
       async listen() {
         await app.listen({ host: listenHost, port: listenPort });
@@ -154,6 +177,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
         authorizer.close();
         removeRunningAuthority(options.dataDir);
         await app.close();
+        await vaultApp.close();
         await audit.flush();
         await store.close();
       },
@@ -164,8 +188,15 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
   }
 }
 
+/** Purges the soft-deleted vaults whose retention has passed; how many. */
+export async function purgeDueVaults(store: Store, now: number): Promise<number> {
+  let purged = 0;
+  for (const vault of await store.vaults.listPurgeDue(now)) if (await store.vaults.purge(vault.id)) purged += 1;
+  return purged;
+}
+
 /** One verifier per (tenant, audience set), all over the in-memory key ring: no network, no database. */
-function makeLocalVerifier(store: Store, keyRing: KeyRing, urls: AuthorityUrls, clock: Clock) {
+export function makeLocalVerifier(store: Store, keyRing: KeyRing, urls: AuthorityUrls, clock: Clock) {
   const jwks = localJwks(() => keyRing.jwks());
   const verifiers = new Map<string, ReturnType<typeof createTokenVerifier>>();
   return async (token: string, audiences: readonly string[]): Promise<VerifiedToken> => {

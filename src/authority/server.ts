@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AuthorityContext } from './context.js';
 import { tokenRoutes } from './routes/token.js';
 import { discoveryRoutes } from './routes/discovery.js';
@@ -13,13 +15,31 @@ export interface ServerTls {
   key: string;
 }
 
+/** Another application served on the same listener, for requests whose `Host` it claims (the vault's hosts). */
+export interface HostRoute {
+  matches(host: string | undefined): boolean;
+  /** A node request handler, e.g. another fastify app's `routing` (after its `ready()`). */
+  handle(request: IncomingMessage, response: ServerResponse): void;
+}
+
 /**
  * Builds the authority's HTTPS application: Entra endpoints (discovery, JWKS, token) and the management
  * API (ARM- and Graph-shaped), and the host API the agent calls (`/openmsi/hosts/...`). Each family is its own encapsulated plugin with its own error serializer.
  */
-export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | undefined): Promise<FastifyInstance> {
+export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | undefined, otherHosts: readonly HostRoute[] = []): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(tls === undefined ? {} : { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const } }),
+    // One listener for every host: vault hosts (`{name}.{vaultDomain}`) go to the vault's app, all else to this one.
+    serverFactory: (handler) => {
+      const dispatch = (request: IncomingMessage, response: ServerResponse): void => {
+        const route = otherHosts.find((r) => r.matches(request.headers.host));
+        if (route === undefined) handler(request, response);
+        else route.handle(request, response);
+      };
+      const server = tls === undefined ? http.createServer(dispatch) : https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, dispatch);
+      // Above the 60 s idle timeout of common load balancers and SDK connection pools.
+      server.keepAliveTimeout = 65_000;
+      return server;
+    },
     loggerInstance: ctx.logger,
     genReqId: () => randomUUID(),
     requestIdHeader: false,

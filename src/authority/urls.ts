@@ -77,7 +77,13 @@ export class AuthorityUrls {
   constructor(options: AuthorityUrlsOptions) {
     this.#explicit = options.publicUrl === undefined ? undefined : new OriginUrls(options.publicUrl);
     this.#listenHost = options.listenHost;
-    this.#certificateNames = new Set(options.certificateNames.map(normaliseHostname).filter((n): n is string => n !== undefined));
+    // Wildcards (`*.vault.localhost`) name vault hosts, never an origin of the authority's own endpoints.
+    this.#certificateNames = new Set(
+      options.certificateNames
+        .filter((n) => !n.startsWith('*'))
+        .map(normaliseHostname)
+        .filter((n): n is string => n !== undefined),
+    );
     this.#port = options.port;
     this.#canonical = this.#deriveCanonical();
     this.#advertised = this.#deriveAdvertised();

@@ -2,7 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { registerAuthorityCommands } from './commands/authority.js';
+import { registerAuthorityCommands, registerVaultReplicaCommand } from './commands/authority.js';
 import { registerGroupCommands } from './commands/group.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerAdSpCommands } from './commands/ad-sp.js';
@@ -39,6 +39,7 @@ Examples:
   openmsi audit list --host build-01 --since 1h -o table`,
     );
   registerAuthorityCommands(program);
+  registerVaultReplicaCommand(program);
   registerGroupCommands(program);
   registerIdentityCommands(program);
   registerAdSpCommands(program);

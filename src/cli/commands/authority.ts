@@ -3,6 +3,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createAuthority, type Authority } from '../../authority/authority.js';
 import { initDataDir } from '../../authority/init.js';
+import { createVaultReplica } from '../../authority/vault-replica.js';
 import { DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl, hostForUrl } from '../../shared/public-url.js';
@@ -30,6 +31,7 @@ export function registerAuthorityCommands(program: Command): void {
     .option('--hostname <name>', 'extra DNS name for the server certificate (repeatable)', collect, [])
     .option('--ip <address>', 'extra IP address for the server certificate (repeatable)', collect, [])
     .option('--tenant-domain <domain>', 'the tenant\'s domain name', DEFAULTS.tenantDomain)
+    .option('--vault-domain <domain>', 'vaults are served at https://<name>.<vault domain>:<port>/ (the certificate covers *.<vault domain>)', DEFAULTS.vaultDomain)
     .addHelpText(
       'after',
       `
@@ -50,6 +52,7 @@ Examples:
         hostnames: opts.hostname,
         ipAddresses: opts.ip,
         tenantDomain: opts.tenantDomain,
+        vaultDomain: opts.vaultDomain,
       });
       printResult(
         {
@@ -66,8 +69,9 @@ Examples:
     });
 
   program
-    .command('authority')
-    .description('Run the token authority and management API (HTTPS) from a data dir.')
+    .command('server')
+    .alias('authority')
+    .description('Run the server from a data dir: the token authority, the management API and the vault data plane (HTTPS, one port; vault hosts are <name>.<vault domain>).')
     .option('--init', 'initialise the data dir first if it is not initialised yet')
     .option('--host <address>', 'override the configured listen address')
     .option('--port <port>', 'override the configured port (the advertised URL follows it unless a public URL was set)', (v) => parsePort(v))
@@ -133,11 +137,61 @@ Examples:
       }
       logger.info(
         { authority: url, tenantId: authority.config.tenantId, caCertificate: dataDirLayout(dataDir).caCert },
-        `openmsi authority ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration`,
+        `openmsi server ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration; vaults at https://<name>.${authority.config.vaultDomain}:${new URL(url).port || '443'}/`,
       );
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         authority.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+}
+
+/** `openmsi vault`: the data plane alone, beside a server that shares its PostgreSQL store. */
+export function registerVaultReplicaCommand(program: Command): void {
+  program
+    .command('vault')
+    .description('Run the vault data plane alone (a replica for a PostgreSQL store shared with `openmsi server`), from a copy of the server\'s data dir.')
+    .option('--host <address>', 'listen address (default: the configured one)')
+    .option('--port <port>', 'port to listen on', (v) => parsePort(v), DEFAULTS.port)
+    .option('--store <location>', 'the shared store: a postgres:// URL (also OPENMSI_STORE)')
+    .option('--log-format <format>', 'log format: pretty or json (also OPENMSI_LOG_FORMAT)', (v) => parseLogFormat(v, '--log-format'))
+    .addHelpText(
+      'after',
+      `
+Vault URIs name the server's port (properties.vaultUri); put replicas behind the same address, or listen on it.
+Examples:
+  OPENMSI_STORE=postgres://openmsi:…@db/openmsi openmsi vault --data-dir /var/lib/openmsi --port 8443`,
+    )
+    .action(async (opts: { host?: string; port: number; store?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const settings = readEnvironment();
+      const logger = createLogger({
+        format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
+        ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
+      });
+      const replica = await createVaultReplica({
+        dataDir,
+        logger,
+        port: opts.port,
+        ...(opts.host === undefined ? {} : { host: opts.host }),
+        ...(opts.store === undefined ? {} : { store: opts.store }),
+      });
+      let port: number;
+      try {
+        port = await replica.listen();
+      } catch (err) {
+        await replica.close();
+        throw listenError(err, opts.host ?? '', opts.port, dataDir);
+      }
+      logger.info({ port }, `openmsi vault ready on port ${String(port)}`);
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        replica.close().then(
           () => process.exit(0),
           () => process.exit(1),
         );
@@ -156,6 +210,7 @@ interface InitFlags {
   hostname: string[];
   ip: string[];
   tenantDomain: string;
+  vaultDomain: string;
 }
 
 /** Checks that `host:port` can be bound, so `--init` fails before it creates anything. */
