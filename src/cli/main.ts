@@ -21,7 +21,9 @@ import { registerKeyVaultCommands } from './commands/keyvault.js';
 export function buildProgram(): Command {
   const program = new Command('openmsi')
     .description('Azure Managed Service Identity for any machine: an Entra-compatible token authority, its directory and CLI.')
-    .version('0.1.0')
+    // No commander .version(): a root option is recognised after subcommands too, and az-shaped commands use
+    // --version for an object's version (`keyvault secret show --version V`). `openmsi --version` alone is
+    // answered before parsing (below).
     .option('--data-dir <dir>', 'the openmsi data dir (default: $OPENMSI_DATA_DIR or ~/.openmsi)')
     .option('-o, --output <format>', 'output format: json or table', 'json')
     .option('--subscription <id>', 'subscription to act on (default: the one created by init)')
@@ -30,7 +32,8 @@ export function buildProgram(): Command {
       'after',
       `
 Examples:
-  openmsi init && openmsi authority          # start a local authority
+  openmsi init && openmsi server             # start a local server (authority, management API, vault)
+  openmsi --version
   openmsi group create -n app-rg -l local
   openmsi identity create -n app-id -g app-rg
   openmsi ad sp create-for-rbac --name ci-pipeline
@@ -76,7 +79,12 @@ function refuseHelpForUnknownCommands(program: Command): void {
 
 const entry = process.argv[1];
 const isMain = entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url);
-if (isMain) {
+/** The release, as `openmsi --version` prints it. */
+export const VERSION = '0.1.0';
+
+if (isMain && (process.argv[2] === '--version' || process.argv[2] === '-V') && process.argv.length === 3) {
+  process.stdout.write(`${VERSION}\n`);
+} else if (isMain) {
   buildProgram()
     .exitOverride()
     .parseAsync(process.argv)

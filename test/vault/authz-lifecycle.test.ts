@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { assignRoleInStore, deleteAssignmentInStore, timeUntil } from '../rbac-authz/helpers.js';
-import type { TestApplication } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, type TestApplication } from '../helpers/authority.js';
 import { startVaultHarness, V, type VaultHarness } from './harness.js';
 
 const SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
 const SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
 
-describe('vault data plane: authorisation, lifecycle, audit', () => {
+for (const backend of STORE_BACKENDS) describe(`vault data plane: authorisation, lifecycle, audit (${backend})`, backendSuiteOptions(backend), () => {
   let h: VaultHarness;
   let officer: TestApplication;
   let reader: TestApplication;
   let officerToken: string;
   let readerToken: string;
   before(async () => {
-    h = await startVaultHarness();
+    h = await startVaultHarness({ backend });
     const kv = await h.createVault('kv1');
     await h.createVault('kv2');
     officer = await h.app_('officer');
@@ -70,9 +70,9 @@ describe('vault data plane: authorisation, lifecycle, audit', () => {
 
   it('hot path: repeated reads do not read the vault from the store', async () => {
     await h.call('kv1', 'GET', `/secrets/s1?${V}`, officerToken);
-    const before = h.mem.reads.vaultGetByName;
+    const before = h.vaultLookups();
     for (let i = 0; i < 20; i++) assert.equal((await h.call('kv1', 'GET', `/secrets/s1?${V}`, officerToken)).statusCode, 200);
-    assert.equal(h.mem.reads.vaultGetByName, before);
+    assert.equal(h.vaultLookups(), before);
   });
 
   it('versions, update, disabled, expired, paging', async () => {

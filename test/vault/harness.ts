@@ -5,7 +5,7 @@ import { buildVaultApp } from '../../src/vault/app.js';
 import type { VaultContext } from '../../src/vault/contracts.js';
 import type { AccessPolicyEntry, Vault } from '../../src/store/types.js';
 import { captureLogs, registerTestApplication, startTestAuthority, type Backend, type TestApplication, type TestAuthority } from '../helpers/authority.js';
-import { MemoryVaultStores } from './memory-store.js';
+import type { Store } from '../../src/store/types.js';
 
 export const DOMAIN = 'vault.localhost';
 export const V = 'api-version=7.4';
@@ -14,7 +14,10 @@ export interface VaultHarness {
   t: TestAuthority;
   ctx: VaultContext;
   app: FastifyInstance;
-  mem: MemoryVaultStores;
+  /** Calls the data plane made to the store's `vaults.getByName` (the hot path must make none). */
+  vaultLookups(): number;
+  /** Secret versions held by the harness's vaults (soft-deleted secrets count one each): to show nothing was written. */
+  versionCount(): Promise<number>;
   logLines: string[];
   createVault(name: string, options?: { rbac?: boolean; policies?: AccessPolicyEntry[]; purgeProtection?: boolean; retentionDays?: number }): Promise<Vault>;
   app_(name: string): Promise<TestApplication>;
@@ -25,11 +28,15 @@ export interface VaultHarness {
 
 export async function startVaultHarness(options: { backend?: Backend } = {}): Promise<VaultHarness> {
   const t = await startTestAuthority(options.backend === undefined ? {} : { backend: options.backend });
-  const mem = new MemoryVaultStores();
   const { logger, lines } = captureLogs();
   const a = t.ctx;
+  // The real store, with the vault lookups the data plane makes counted.
+  let lookups = 0;
+  const vaults = { ...a.store.vaults, getByName: (name: string) => ((lookups += 1), a.store.vaults.getByName(name)) };
+  const store = new Proxy(a.store, { get: (target, key, receiver) => (key === 'vaults' ? vaults : (Reflect.get(target, key, receiver) as unknown)) }) as Store;
+  const vaultIds: string[] = [];
   const ctx: VaultContext = {
-    store: mem.wrap(a.store),
+    store,
     masterKey: a.masterKey,
     clock: a.clock,
     logger,
@@ -44,7 +51,22 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
     t,
     ctx,
     app,
-    mem,
+    vaultLookups: () => lookups,
+    async versionCount() {
+      let total = 0;
+      for (const vaultId of vaultIds) {
+        for (const deleted of [false, true]) {
+          let afterName: string | undefined;
+          for (;;) {
+            const page = await a.store.secrets.list(vaultId, { deleted, limit: 25, ...(afterName === undefined ? {} : { afterName }) });
+            for (const entry of page) total += deleted ? 1 : (await a.store.secrets.allVersions(vaultId, entry.name)).length;
+            if (page.length < 25) break;
+            afterName = page.at(-1)!.name.toLowerCase();
+          }
+        }
+      }
+      return total;
+    },
     logLines: lines,
     async createVault(name, o = {}) {
       const now = Date.now();
@@ -72,7 +94,8 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
         createdAt: now,
         updatedAt: now,
       };
-      await ctx.store.vaults.put(vault);
+      await a.store.vaults.put(vault);
+      vaultIds.push(vault.id);
       return vault;
     },
     app_: (name) => registerTestApplication(t, name, { certificate: false }),

@@ -3,17 +3,17 @@ import { after, before, describe, it } from 'node:test';
 import { ROLE } from '../rbac-authz/helpers.js';
 import { assignRoleInStore } from '../rbac-authz/helpers.js';
 import { startVaultHarness, V, type VaultHarness } from './harness.js';
-import type { TestApplication } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, type TestApplication } from '../helpers/authority.js';
 
 const SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
 void ROLE;
 
-describe('vault data plane: protocol', () => {
+for (const backend of STORE_BACKENDS) describe(`vault data plane: protocol (${backend})`, backendSuiteOptions(backend), () => {
   let h: VaultHarness;
   let officer: TestApplication;
   let token: string;
   before(async () => {
-    h = await startVaultHarness();
+    h = await startVaultHarness({ backend });
     const vault = await h.createVault('kv1');
     officer = await h.app_('officer');
     await assignRoleInStore(h.t, vault.resourceId, SECRETS_OFFICER, officer.objectId);
@@ -26,7 +26,7 @@ describe('vault data plane: protocol', () => {
     assert.equal(r.statusCode, 401);
     assert.deepEqual(r.json(), { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
     assert.equal(r.headers['www-authenticate'], `Bearer authorization="${h.t.ctx.urls.origin}/${h.t.tenantId}", resource="https://vault.localhost:8443"`);
-    assert.equal(h.mem.versionCount, 0);
+    assert.equal(await h.versionCount(), 0);
   });
 
   it('sets and gets a secret (trailing slash, double slash, case, api%2Dversion)', async () => {
@@ -58,7 +58,7 @@ describe('vault data plane: protocol', () => {
   });
 
   it('answers bad input with BadParameter and writes nothing', async () => {
-    const before = h.mem.versionCount;
+    const before = await h.versionCount();
     const cases: [string, unknown][] = [
       [`/secrets/bad_name?${V}`, { value: 'x' }],
       [`/secrets/${'a'.repeat(128)}?${V}`, { value: 'x' }],
@@ -76,7 +76,7 @@ describe('vault data plane: protocol', () => {
     }
     const bad = await h.call('kv1', 'PUT', `/secrets/bad_name?${V}`, token, { value: 'x' });
     assert.equal(bad.json().error.message, 'The request URI contains an invalid name: bad_name');
-    assert.equal(h.mem.versionCount, before);
+    assert.equal(await h.versionCount(), before);
     const unknown = await h.call('kv1', 'GET', `/secrets/MySecret/${'0'.repeat(32)}?${V}`, token);
     assert.equal(unknown.statusCode, 404);
     assert.equal(unknown.json().error.code, 'SecretNotFound');
