@@ -113,7 +113,7 @@ async function initInto(
   const publicUrl = explicitUrl ?? defaultOrigin(host, port);
   const ca = await createCertificateAuthority({ commonName: `openmsi local CA (${hostname()})`, clock });
   const vaultDomain = options.vaultDomain ?? DEFAULTS.vaultDomain;
-  if (!isVaultDomain(vaultDomain)) throw new Error(`--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost: ${vaultDomain}`);
+  if (!isVaultDomain(vaultDomain)) throw new Error(`--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost: ${String(vaultDomain)}`);
   const hostnames = unique(['localhost', new URL(publicUrl).hostname, `*.${vaultDomain}`, ...(options.hostnames ?? [])].filter((h) => !isIp(h)));
   const ipAddresses = unique(['127.0.0.1', '::1', ...(options.ipAddresses ?? []), ...[new URL(publicUrl).hostname].filter(isIp)]);
   const server = await issueServerCertificate({ caCertPem: ca.certPem, caKeyPkcs8Pem: ca.keyPkcs8Pem, hostnames, ipAddresses, clock });

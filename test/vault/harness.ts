@@ -5,7 +5,6 @@ import { buildVaultApp } from '../../src/vault/app.js';
 import type { VaultContext } from '../../src/vault/contracts.js';
 import type { AccessPolicyEntry, Vault } from '../../src/store/types.js';
 import { captureLogs, registerTestApplication, startTestAuthority, type Backend, type TestApplication, type TestAuthority } from '../helpers/authority.js';
-import type { Store } from '../../src/store/types.js';
 
 export const DOMAIN = 'vault.localhost';
 export const V = 'api-version=7.4';
@@ -33,7 +32,7 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
   // The real store, with the vault lookups the data plane makes counted.
   let lookups = 0;
   const vaults = { ...a.store.vaults, getByName: (name: string) => ((lookups += 1), a.store.vaults.getByName(name)) };
-  const store = new Proxy(a.store, { get: (target, key, receiver) => (key === 'vaults' ? vaults : (Reflect.get(target, key, receiver) as unknown)) }) as Store;
+  const store = new Proxy(a.store, { get: (target, key, receiver) => (key === 'vaults' ? vaults : (Reflect.get(target, key, receiver) as unknown)) });
   const vaultIds: string[] = [];
   const ctx: VaultContext = {
     store,
