@@ -43,7 +43,7 @@ function startAndStop(args: string[]): Promise<{ code: number | null; stdout: st
     }, 60_000);
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString('utf8');
-      if (!stopping && stdout.includes('openmsi authority ready')) {
+      if (!stopping && stdout.includes('openmsi server ready')) {
         stopping = true;
         child.kill('SIGTERM');
       }

@@ -39,7 +39,7 @@ describe('RBAC changes reach another authority process on PostgreSQL', { skip: p
       const timer = setTimeout(() => fail(new Error(`replica B did not start: ${err}`)), 60_000);
       child.stdout?.on('data', (c: Buffer) => {
         out += c.toString('utf8');
-        if (out.includes('openmsi authority ready')) {
+        if (out.includes('openmsi server ready')) {
           clearTimeout(timer);
           ready();
         }

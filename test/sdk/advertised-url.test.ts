@@ -67,7 +67,7 @@ describe('the advertised URL follows `openmsi authority --port`', { timeout: 180
   });
 
   it('logs, discovers and issues tokens on the port it listens on', async () => {
-    const ready = await authority.waitForLine((line) => line.includes('openmsi authority ready'), 60_000);
+    const ready = await authority.waitForLine((line) => line.includes('openmsi server ready'), 60_000);
     assert.ok(ready.includes(`https://localhost:${String(port)}/${tenantId}/v2.0/.well-known/openid-configuration`), ready);
     assert.ok(!ready.includes(String(initPort)), ready);
     const origin = `https://localhost:${String(port)}`;
@@ -78,7 +78,7 @@ describe('the advertised URL follows `openmsi authority --port`', { timeout: 180
   });
 
   it('lets the CLI sign in without being told the port, and @azure/identity get a token there', async () => {
-    await authority.waitForLine((line) => line.includes('openmsi authority ready'), 60_000);
+    await authority.waitForLine((line) => line.includes('openmsi server ready'), 60_000);
     // The CLI signs in with the admin's client credentials (a token) before it can create anything.
     const created = await cli(env, ['--data-dir', dataDir, 'ad', 'sp', 'create-for-rbac', '--name', 'port-app']);
     assert.equal(created.code, 0, created.stderr);
@@ -97,7 +97,7 @@ describe('the advertised URL follows `openmsi authority --port`', { timeout: 180
   });
 
   it('forgets the port when the authority stops, and ignores a record left by a dead process', async () => {
-    await authority.waitForLine((line) => line.includes('openmsi authority ready'), 60_000);
+    await authority.waitForLine((line) => line.includes('openmsi server ready'), 60_000);
     const record = dataDirLayout(dataDir).runningAuthority;
     assert.equal((JSON.parse(readFileSync(record, 'utf8')) as { url: string }).url, `https://localhost:${String(port)}`);
     authority.child.kill('SIGTERM');
