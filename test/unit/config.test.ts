@@ -23,6 +23,7 @@ const VALID = {
   publicUrl: 'https://localhost:8443',
   store: 'sqlite',
   tokenLifetimeSeconds: 3600,
+  vaultDomain: 'kv.example.test',
 };
 
 function withConfig(text: string, fn: (dir: string, path: string) => void): void {
@@ -54,6 +55,14 @@ function assertRejected(dir: string, path: string, pattern: RegExp): void {
 void describe('configuration module', () => {
   void it('loads a valid config.json unchanged', () => {
     withConfig(JSON.stringify(VALID), (dir) => assert.deepEqual(loadInstallationConfig(dir), VALID));
+  });
+
+  void it('reads a config.json from before the vault with the default vault domain, and refuses a bad one naming the field', () => {
+    const { vaultDomain: _omitted, ...older } = VALID;
+    withConfig(JSON.stringify(older), (dir) => assert.deepEqual(loadInstallationConfig(dir), { ...older, vaultDomain: 'vault.localhost' }));
+    for (const bad of ['localhost', 'Vault.Localhost', '-x.localhost', 'a..b', 42]) {
+      withConfig(JSON.stringify({ ...VALID, vaultDomain: bad }), (d, p) => assertRejected(d, p, /"vaultDomain" must be a lower-case DNS name/));
+    }
   });
 
   void it('names config.json and says what to do when it is missing, not JSON, or has a bad field', () => {
