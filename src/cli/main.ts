@@ -16,6 +16,7 @@ import { registerVmCommands } from './commands/vm.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerKeyVaultCommands } from './commands/keyvault.js';
+import { registerDevCommands } from './commands/dev.js';
 
 /** Builds the `openmsi` command tree (exported so tests can drive it without a subprocess). */
 export function buildProgram(): Command {
@@ -54,6 +55,7 @@ Examples:
   registerHostCommands(program);
   registerVmCommands(program);
   registerKeyVaultCommands(program);
+  registerDevCommands(program);
   registerAuditCommands(program);
   registerRunCommand(program);
   refuseHelpForUnknownCommands(program);

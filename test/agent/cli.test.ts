@@ -7,7 +7,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { createTestHost, rawRequest, type TestHost } from './helpers.js';
-import { agentEnvironment, formatEnvironment } from '../../src/cli/commands/agent.js';
+import { agentEnvironment } from '../../src/agent/environment.js';
+import { formatEnvironment } from '../../src/dev/env.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');

@@ -14,6 +14,8 @@ import { AGENT_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../
 import { createLogger, defaultLogFormat } from '../../shared/logger.js';
 import { createAgent } from '../../agent/agent.js';
 import { agentFiles } from '../../agent/host-credential.js';
+import { agentEnvironment } from '../../agent/environment.js';
+import { ENV_SHELLS, formatEnvironment, type EnvShell } from '../../dev/env.js';
 
 function agentDataDirOf(cmd: Command): string {
   return agentDataDir(cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
@@ -31,41 +33,6 @@ function parsePositive(value: string): number {
   return n;
 }
 
-export type EnvShell = 'bash' | 'fish' | 'powershell' | 'dotenv';
-
-/**
- * The variables for local workloads. `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` come first in every client's
- * detection order (App Service 2019-08-01, §2 of the spec). `MSI_ENDPOINT` + `MSI_SECRET` serve clients that
- * only know the 2017 pair (they GET it with a `secret` header) and Debian's azure-cli 2.45 (msrestazure POSTs
- * `resource=` to `MSI_ENDPOINT` with `Metadata: true`): `/oauth2/token` answers both.
- */
-export function agentEnvironment(port: number, secret: string): [string, string][] {
-  const base = `http://127.0.0.1:${String(port)}`;
-  return [
-    ['IDENTITY_ENDPOINT', `${base}/msi/token`],
-    ['IDENTITY_HEADER', secret],
-    ['MSI_ENDPOINT', `${base}/oauth2/token`],
-    ['MSI_SECRET', secret],
-  ];
-}
-
-export function formatEnvironment(vars: [string, string][], shell: EnvShell): string {
-  const sq = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
-  return vars
-    .map(([name, value]) => {
-      switch (shell) {
-        case 'bash':
-          return `export ${name}=${sq(value)}`;
-        case 'fish':
-          return `set -gx ${name} '${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}';`;
-        case 'powershell':
-          return `$env:${name} = '${value.replace(/'/g, "''")}'`;
-        case 'dotenv':
-          return `${name}=${value}`;
-      }
-    })
-    .join('\n');
-}
 
 export function registerAgentCommands(program: Command): void {
   const agent = program
@@ -140,7 +107,7 @@ Examples:
     .command('env')
     .description('Print the environment variables local workloads need to reach this host\'s agent')
     .option('--data-dir <dir>', "the agent's data dir (default: $OPENMSI_AGENT_DATA_DIR or ~/.openmsi/agent)")
-    .addOption(new Option('--shell <shell>', 'output syntax').choices(['bash', 'fish', 'powershell', 'dotenv']).default('bash'))
+    .addOption(new Option('--shell <shell>', 'output syntax').choices([...ENV_SHELLS]).default('bash'))
     .option('--port <port>', 'the agent port (default: where it last listened, else 50342)', parsePort)
     .action((opts: { shell: EnvShell; port?: number }, cmd: Command) => {
       const dataDir = agentDataDirOf(cmd);

@@ -1,0 +1,226 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { Option, type Command } from 'commander';
+import { startDev } from '../../dev/dev.js';
+import { devEnvironment, seedAzConfigDir } from '../../dev/environment.js';
+import { defaultShell, ENV_SHELLS, formatEnvironment, type EnvShell } from '../../dev/env.js';
+import { applyHostsEntries, DEFAULT_HOSTS_PATH, removeHostsEntries } from '../../dev/hosts-file.js';
+import { DEV_NAMES, DEV_PORTS, devLayout, readRunningDev } from '../../dev/layout.js';
+import { DevTrustError, installDevCa, uninstallDevCa } from '../../dev/trust.js';
+import { checkPort, loadInstallationConfig, readEnvironment } from '../../shared/config.js';
+import { createLogger, defaultLogFormat } from '../../shared/logger.js';
+import { readRunningAuthority } from '../../shared/running-authority.js';
+import { vaultUri } from '../../vault/contracts.js';
+import { globalOptions } from '../api-client.js';
+import { confirm } from './shared.js';
+
+/** `~/x` for paths under the home directory, for short banners. */
+function tilde(path: string): string {
+  const home = homedir();
+  return path.startsWith(`${home}/`) ? `~${path.slice(home.length)}` : path;
+}
+
+/** The dev stack's ports and vault: the running one's, else what the next start will use. */
+function endpointsOf(dataDir: string) {
+  const running = readRunningDev(dataDir);
+  if (running !== undefined) return running;
+  const config = loadInstallationConfig(dataDir);
+  return { agentPort: DEV_PORTS.agent, proxyPort: DEV_PORTS.proxy as number | null, vaultUri: vaultUri(DEV_NAMES.vault, config.vaultDomain, config.port), url: `https://localhost:${String(config.port)}` };
+}
+
+/** The az commands that point Debian's az 2.45 at the dev stack (`openmsi dev az-cloud`). */
+export function azCloudCommands(serverUrl: string, vaultDomain: string, port: number): string[][] {
+  const origin = new URL(serverUrl).origin;
+  return [
+    [
+      'cloud', 'register', '-n', DEV_NAMES.azCloud,
+      '--endpoint-resource-manager', `${origin}/`,
+      '--endpoint-active-directory', origin,
+      '--endpoint-active-directory-resource-id', 'https://management.core.windows.net/',
+      '--endpoint-active-directory-graph-resource-id', 'https://graph.microsoft.com/',
+      '--suffix-keyvault-dns', `.${vaultDomain}:${String(port)}`,
+    ],
+    ['cloud', 'set', '-n', DEV_NAMES.azCloud],
+    ['login', '--identity'],
+  ];
+}
+
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `openmsi dev` and its helpers: env, trust, hosts, az-cloud, reset. */
+export function registerDevCommands(program: Command): void {
+  const dev = program
+    .command('dev')
+    .description('Run everything a developer machine needs in one process: server (authority, management API, vault), this machine\'s agent and a loopback proxy for vault hosts; made on first run, reused after.')
+    .option('--port <port>', `server port (first run: default ${String(DEV_PORTS.server)}; later: the configured one)`, (v) => checkPort(Number(v), '--port'))
+    .option('--agent-port <port>', `managed-identity agent port (default ${String(DEV_PORTS.agent)})`, (v) => checkPort(Number(v), '--agent-port'))
+    .option('--proxy-port <port>', `loopback proxy port for vault hosts (default ${String(DEV_PORTS.proxy)})`, (v) => checkPort(Number(v), '--proxy-port'))
+    .option('--no-proxy', 'run without the proxy (vault hosts must then resolve: see `openmsi dev hosts`)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  openmsi dev                                   # first run creates ~/.openmsi; Ctrl-C stops
+  eval "$(openmsi dev env)"                     # in another shell: then unchanged Azure apps work
+  openmsi keyvault secret set --vault-name dev -n db-password --value s3cret
+  openmsi run --identity dev-app -- node app.js
+  openmsi dev az-cloud --apply                  # az login --identity against the dev stack
+  openmsi dev reset                             # start over`,
+    )
+    .action(async (opts: { port?: number; agentPort?: number; proxyPort?: number; proxy: boolean }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const started = Date.now();
+      const settings = readEnvironment();
+      const logger = createLogger({ format: settings.logFormat ?? defaultLogFormat(), level: settings.logLevel ?? 'warn' });
+      const stack = await startDev({
+        dataDir,
+        logger,
+        ...(opts.port === undefined ? {} : { port: opts.port }),
+        ...(opts.agentPort === undefined ? {} : { agentPort: opts.agentPort }),
+        proxyPort: opts.proxy ? (opts.proxyPort ?? DEV_PORTS.proxy) : null,
+        progress: (message) => process.stderr.write(`… ${message}\n`),
+      });
+      const d = stack.directory;
+      const lines = [
+        `openmsi dev ready in ${String(Date.now() - started)} ms${stack.firstRun ? ' (first run)' : ''} — data dir ${tilde(dataDir)}`,
+        `  server    ${stack.serverUrl}  (tenant ${stack.tenantId})`,
+        `  vault     ${stack.vaultUri}  (secret ${DEV_NAMES.sampleSecret})`,
+        `  agent     http://127.0.0.1:${String(stack.agent.port)}  host ${d.hostName}: system-assigned ${d.systemPrincipalId}; ${DEV_NAMES.userAssignedIdentity} (client id ${d.app.clientId})`,
+        stack.proxy === undefined ? '  proxy     off (vault hosts must resolve: openmsi dev hosts --apply)' : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else passes through)`,
+        '',
+        'In another shell:',
+        '  eval "$(openmsi dev env)"',
+        '  node examples/node/read-secret.js',
+        '',
+        `Next: openmsi keyvault secret set --vault-name ${DEV_NAMES.vault} -n NAME --value VALUE · openmsi run --identity ${DEV_NAMES.userAssignedIdentity} -- CMD · openmsi dev az-cloud --apply · openmsi dev trust`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`\n${signal}: stopping openmsi dev\n`);
+        stack.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+
+  dev
+    .command('env')
+    .description('Print what makes unchanged applications in this shell use the dev stack: eval "$(openmsi dev env)"')
+    .addOption(new Option('--shell <shell>', 'output syntax (default: from $SHELL)').choices([...ENV_SHELLS]))
+    .action((opts: { shell?: EnvShell }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      process.stdout.write(`${formatEnvironment(devEnvironment(dataDir, endpointsOf(dataDir)), opts.shell ?? defaultShell())}\n`);
+    });
+
+  dev
+    .command('trust')
+    .description("Install the dev CA into this machine's trust store (needs root), and say exactly what changed.")
+    .option('--uninstall', 'remove it instead')
+    .option('--dry-run', 'only say what would change')
+    .action((opts: { uninstall?: boolean; dryRun?: boolean }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const caFile = devLayout(dataDir).caCert;
+      if (!existsSync(caFile)) throw new Error(`no dev CA at ${caFile}: run \`openmsi dev\` first`);
+      const caPem = readFileSync(caFile, 'utf8');
+      try {
+        const options = { name: 'openmsi-dev', caFile, caPem, ...(opts.dryRun === true ? { dryRun: true } : {}) };
+        const result = opts.uninstall === true ? uninstallDevCa(options) : installDevCa(options);
+        const verb = result.dryRun ? 'would' : 'did';
+        const out = [
+          `${result.changed ? (result.dryRun ? 'Would change' : 'Changed') : 'Nothing to change in'} the ${result.platform} trust store:`,
+          ...result.filesWritten.map((f) => `  ${verb} write ${f}`),
+          ...result.filesRemoved.map((f) => `  ${verb} remove ${f}`),
+          ...result.commands.map((c) => `  ${verb} run ${c.map(shellQuote).join(' ')}`),
+        ];
+        process.stdout.write(`${out.join('\n')}\n`);
+      } catch (err) {
+        if (err instanceof DevTrustError && err.code === 'needs-root') {
+          throw new Error(`${err.message}\nRun it with sudo (sudo openmsi dev trust), or by hand:\n${((err as DevTrustError & { manualSteps?: string[] }).manualSteps ?? []).map((s) => `  ${s}`).join('\n')}`);
+        }
+        throw err;
+      }
+    });
+
+  dev
+    .command('hosts')
+    .description('Add (or remove) /etc/hosts lines mapping the vault hosts to 127.0.0.1, for when you prefer them to the proxy (needs root).')
+    .option('--apply', 'write the entries')
+    .option('--remove', 'remove the entries')
+    .option('--file <path>', 'the hosts file', DEFAULT_HOSTS_PATH)
+    .option('--vault <name...>', 'vault names (default: dev)')
+    .action((opts: { apply?: boolean; remove?: boolean; file: string; vault?: string[] }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const config = loadInstallationConfig(dataDir);
+      const names = (opts.vault ?? [DEV_NAMES.vault]).map((v) => `${v.toLowerCase()}.${config.vaultDomain}`);
+      if (opts.apply === true && opts.remove === true) throw new Error('pass --apply or --remove, not both');
+      if (opts.remove === true) {
+        const plan = removeHostsEntries(opts.file);
+        process.stdout.write(plan.changed ? `removed the openmsi dev block from ${opts.file}\n` : `${opts.file} has no openmsi dev block\n`);
+        return;
+      }
+      if (opts.apply === true) {
+        const plan = applyHostsEntries(opts.file, names);
+        process.stdout.write(plan.changed ? `wrote to ${opts.file}:\n${names.map((n) => `  127.0.0.1 ${n}`).join('\n')}\n` : `${opts.file} already maps ${names.join(', ')}\n`);
+        return;
+      }
+      process.stdout.write(`${names.map((n) => `127.0.0.1 ${n}`).join('\n')}\n# add these lines to ${opts.file}, or run: sudo openmsi dev hosts --apply\n`);
+    });
+
+  dev
+    .command('az-cloud')
+    .description("Print (or --apply) the az commands that point Debian's az 2.45 at the dev stack, with `eval \"$(openmsi dev env)\"` first.")
+    .option('--apply', 'run them (az cloud register/set, az login --identity) with the dev environment')
+    .option('--az <path>', 'the az executable', 'az')
+    .action((opts: { apply?: boolean; az: string }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const config = loadInstallationConfig(dataDir);
+      const endpoints = endpointsOf(dataDir);
+      const server = readRunningAuthority(dataDir)?.url ?? endpoints.url;
+      const commands = azCloudCommands(server, config.vaultDomain, Number(new URL(server).port || 443));
+      if (opts.apply !== true) {
+        process.stdout.write(`eval "$(openmsi dev env)"\n${commands.map((c) => ['az', ...c].map(shellQuote).join(' ')).join('\n')}\n`);
+        return;
+      }
+      seedAzConfigDir(dataDir);
+      const env = { ...process.env, ...Object.fromEntries(devEnvironment(dataDir, endpoints)) };
+      const registered = (() => {
+        try {
+          execFileSync(opts.az, ['cloud', 'show', '-n', DEV_NAMES.azCloud], { env, stdio: 'ignore' });
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      for (const args of commands) {
+        const effective = registered && args[1] === 'register' ? ['cloud', 'update', ...args.slice(2)] : args;
+        process.stderr.write(`$ az ${effective.map(shellQuote).join(' ')}\n`);
+        execFileSync(opts.az, effective, { env, stdio: ['ignore', 'inherit', 'inherit'] });
+      }
+    });
+
+  dev
+    .command('reset')
+    .description('Delete the dev data dir (identities, vault, secrets, keys, CA): the next `openmsi dev` starts fresh.')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (opts: { yes?: boolean }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const running = readRunningDev(dataDir) ?? readRunningAuthority(dataDir);
+      if (running !== undefined) throw new Error(`${dataDir} is in use (pid ${String(running.pid)}): stop it before resetting`);
+      if (!existsSync(dataDir)) {
+        process.stdout.write(`${dataDir} does not exist: nothing to reset\n`);
+        return;
+      }
+      if (opts.yes !== true && !(await confirm(`delete ${dataDir}`, '--yes'))) return;
+      rmSync(dataDir, { recursive: true, force: true });
+      process.stdout.write(`deleted ${dataDir}\n`);
+    });
+}

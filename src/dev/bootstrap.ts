@@ -1,0 +1,123 @@
+/**
+ * The dev stack's directory, made on first run and checked on every run (each step is idempotent, so a first
+ * run cut short is finished by the next): resource group `dev`; this machine as a host with a system-assigned
+ * identity and the user-assigned identity `dev-app`; vault `dev` with Key Vault Secrets Officer for both
+ * identities and for the admin. Everything goes through the directory's own functions, as the management API
+ * would, in this process.
+ */
+import { hostname } from 'node:os';
+import type { Clock } from '../shared/clock.js';
+import type { AdminCredentialFile } from '../shared/data-dir.js';
+import type { Store } from '../store/types.js';
+import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
+import { createJoinToken, HOST_RESOURCE_TYPE } from '../directory/hosts.js';
+import { putResource, putResourceGroup, putUserAssignedIdentity, userAssignedIdentityProperties } from '../directory/resources.js';
+import { putRoleAssignment } from '../directory/rbac.js';
+import { putVault } from '../directory/vaults.js';
+import { formatArmResourceId } from '../shared/ids.js';
+import { DEV_NAMES } from './layout.js';
+
+/** Key Vault Secrets Officer: every secret operation, no control-plane rights. */
+const SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
+
+export interface DevDirectory {
+  hostName: string;
+  hostResourceId: string;
+  systemPrincipalId: string;
+  app: { resourceId: string; clientId: string; principalId: string };
+  vault: { resourceId: string; name: string };
+  /** A single-use join token when the host still has to enrol (first run), else undefined. */
+  joinToken: string | undefined;
+}
+
+/** This machine's name as an ARM resource name (letters, digits, `-`, `_`, `.`). */
+export function devHostName(name: string = hostname()): string {
+  const cleaned = name.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').replace(/[.]+$/, '').slice(0, 63);
+  return cleaned === '' ? 'dev-machine' : cleaned;
+}
+
+export interface BootstrapOptions {
+  store: Store;
+  clock: Clock;
+  tenantId: string;
+  subscriptionId: string;
+  admin: AdminCredentialFile;
+  /** True when the agent already holds a host credential (no join token needed). */
+  hostEnrolled: boolean;
+  location?: string;
+}
+
+/** Makes (or finds) everything the dev stack needs in the directory. */
+export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<DevDirectory> {
+  const { store, clock, subscriptionId } = options;
+  const rg = DEV_NAMES.resourceGroup;
+  const location = options.location ?? 'local';
+  if ((await store.resourceGroups.get(subscriptionId, rg)) === undefined) {
+    await putResourceGroup(store, { subscriptionId, name: rg, location, clock });
+  }
+  const appId = formatArmResourceId({ subscriptionId, resourceGroup: rg, type: 'Microsoft.ManagedIdentity/userAssignedIdentities', name: DEV_NAMES.userAssignedIdentity });
+  let app = await store.resources.get(appId);
+  app ??= (await putUserAssignedIdentity(store, { subscriptionId, resourceGroup: rg, name: DEV_NAMES.userAssignedIdentity, clock })).resource;
+  const appProperties = userAssignedIdentityProperties(app);
+
+  const hostName = devHostName();
+  const hostId = formatArmResourceId({ subscriptionId, resourceGroup: rg, type: HOST_RESOURCE_TYPE, name: hostName });
+  let host = await store.resources.get(hostId);
+  let joinToken: string | undefined;
+  if (host === undefined || !options.hostEnrolled) {
+    const created = await createJoinToken(store, { subscriptionId, resourceGroup: rg, name: hostName, ttlSeconds: 600, createdBy: options.admin.objectId, clock });
+    joinToken = created.token;
+    host = created.machine;
+  }
+  if (!host.userAssignedIdentityIds.some((id) => id.toLowerCase() === app.id.toLowerCase())) {
+    const userAssigned = Object.fromEntries([...host.userAssignedIdentityIds, app.id].map((id) => [id, {}]));
+    host = (
+      await putResource(store, {
+        subscriptionId,
+        resourceGroup: rg,
+        type: HOST_RESOURCE_TYPE,
+        name: host.name,
+        location: host.location,
+        tags: host.tags,
+        properties: host.properties,
+        identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: userAssigned },
+        clock,
+      })
+    ).resource;
+  }
+  if (host.systemPrincipalId === null) throw new Error(`the dev host ${host.id} has no system-assigned identity`);
+
+  let vault = await store.vaults.getByName(DEV_NAMES.vault);
+  if (vault !== undefined && vault.deletedAt !== null) {
+    throw new Error(`the dev vault '${DEV_NAMES.vault}' is soft-deleted: recover it (\`openmsi keyvault recover -n ${DEV_NAMES.vault}\`) or purge it, then start again`);
+  }
+  vault ??= (
+    await putVault(store, {
+      subscriptionId,
+      resourceGroup: rg,
+      name: DEV_NAMES.vault,
+      properties: { tenantId: options.tenantId, sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
+      clock,
+    })
+  ).vault;
+  for (const principalId of [host.systemPrincipalId, appProperties.principalId, options.admin.objectId]) {
+    const existing = await store.roleAssignments.find(options.tenantId, vault.resourceId, SECRETS_OFFICER, principalId);
+    if (existing !== undefined) continue;
+    await putRoleAssignment(store, { builtInRoles: BUILTIN_ROLES, clock }, {
+      tenantId: options.tenantId,
+      scope: vault.resourceId,
+      roleDefinitionId: SECRETS_OFFICER,
+      principalId,
+      description: 'openmsi dev',
+      by: options.admin.objectId,
+    });
+  }
+  return {
+    hostName: host.name,
+    hostResourceId: host.id,
+    systemPrincipalId: host.systemPrincipalId,
+    app: { resourceId: app.id, clientId: appProperties.clientId, principalId: appProperties.principalId },
+    vault: { resourceId: vault.resourceId, name: vault.name },
+    joinToken,
+  };
+}
