@@ -51,7 +51,7 @@ export interface RunningDev extends ProcessRecord {
 }
 
 export function writeRunningDev(dataDir: string, record: Omit<RunningDev, 'pid' | 'startedAt'>): void {
-  writeProcessRecord(devLayout(dataDir).running, { ...record, pid: process.pid, startedAt: new Date().toISOString() } as RunningDev);
+  writeProcessRecord(devLayout(dataDir).running, { ...record, pid: process.pid, startedAt: new Date().toISOString() });
 }
 
 export function removeRunningDev(dataDir: string): void {

@@ -144,7 +144,7 @@ Examples:
         process.stdout.write(`${out.join('\n')}\n`);
       } catch (err) {
         if (err instanceof DevTrustError && err.code === 'needs-root') {
-          throw new Error(`${err.message}\nRun it with sudo (sudo openmsi dev trust), or by hand:\n${((err as DevTrustError & { manualSteps?: string[] }).manualSteps ?? []).map((s) => `  ${s}`).join('\n')}`);
+          throw new Error(`${err.message}\nRun it with sudo (sudo openmsi dev trust), or by hand:\n${((err as DevTrustError & { manualSteps?: string[] }).manualSteps ?? []).map((s) => `  ${s}`).join('\n')}`, { cause: err });
         }
         throw err;
       }
