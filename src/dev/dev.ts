@@ -103,26 +103,37 @@ export async function startDev(options: DevOptions): Promise<DevStack> {
       hostEnrolled,
     });
     if (directory.joinToken !== undefined) progress(`enrolling this machine as ${directory.hostName}`);
-    agent = await createAgent({
-      dataDir: layout.agentDataDir,
-      authorityUrl: serverUrl,
-      caFile: layout.caCert,
-      port: options.agentPort ?? DEV_PORTS.agent,
-      logger,
-      clock,
-      ...(directory.joinToken === undefined ? {} : { joinToken: directory.joinToken }),
-    });
     const uri = vaultUri(DEV_NAMES.vault, config.vaultDomain, port);
-    await ensureSampleSecret(authority, admin, config.tenantId, config.vaultDomain, port);
-    ensureCaBundle(dataDir);
-    seedAzConfigDir(dataDir);
     const proxyPort = options.proxyPort === undefined ? DEV_PORTS.proxy : options.proxyPort;
-    if (proxyPort !== null) {
-      proxy = await startDevProxy({
-        port: proxyPort,
-        route: (hostname) => (vaultNameFromHost(hostname, config.vaultDomain) === undefined ? undefined : { host: '127.0.0.1', port }),
-      });
-    }
+    // Independent of each other: started together, so a later start waits for the slowest, not the sum.
+    const [startedAgent, startedProxy, ...rest] = await Promise.allSettled([
+      createAgent({
+        dataDir: layout.agentDataDir,
+        authorityUrl: serverUrl,
+        caFile: layout.caCert,
+        port: options.agentPort ?? DEV_PORTS.agent,
+        logger,
+        clock,
+        ...(directory.joinToken === undefined ? {} : { joinToken: directory.joinToken }),
+      }),
+      proxyPort === null
+        ? Promise.resolve(undefined)
+        : startDevProxy({
+            port: proxyPort,
+            route: (hostname) => (vaultNameFromHost(hostname, config.vaultDomain) === undefined ? undefined : { host: '127.0.0.1', port }),
+          }),
+      ensureSampleSecret(authority, admin, config.tenantId, config.vaultDomain, port),
+      Promise.resolve().then(() => {
+        ensureCaBundle(dataDir);
+        seedAzConfigDir(dataDir);
+      }),
+    ]);
+    // Keep what started, so that a failure elsewhere still closes it (in the catch below).
+    if (startedAgent.status === 'fulfilled') agent = startedAgent.value;
+    if (startedProxy.status === 'fulfilled') proxy = startedProxy.value;
+    const failed = [startedAgent, startedProxy, ...rest].find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    if (agent === undefined) throw new TypeError('the agent neither started nor failed');
     writeRunningDev(dataDir, { url: serverUrl, agentPort: agent.port, proxyPort: proxy?.port ?? null, vaultUri: uri });
     return { authority, agent, proxy, directory, serverUrl, vaultUri: uri, firstRun, tenantId: config.tenantId, close: closeAll };
   } catch (err) {

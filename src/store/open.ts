@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Dialect } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
-import { openPostgres } from './postgres.js';
 import type { Database } from './schema.js';
 import { openSqlite } from './sqlite.js';
 import type { Repositories, Store, StoreNotifications, TransactionOptions } from './types.js';
@@ -130,9 +129,10 @@ function guarded(repositories: Repositories, insideTransaction: () => boolean): 
  */
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<Store> {
   const dialect: Dialect = isPostgresLocation(location) ? 'postgres' : 'sqlite';
+  // pg is loaded only for a PostgreSQL store: an embedded store starts without it.
   const opened =
     dialect === 'postgres'
-      ? openPostgres(location, options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
+      ? (await import('./postgres.js')).openPostgres(location, options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
       : openSqlite(location);
   const { db } = opened;
   const local = new LocalNotifications();

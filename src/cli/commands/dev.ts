@@ -97,7 +97,6 @@ Examples:
         '',
         `Next: openmsi keyvault secret set --vault-name ${DEV_NAMES.vault} -n NAME --value VALUE · openmsi run --identity ${DEV_NAMES.userAssignedIdentity} -- CMD · openmsi dev az-cloud --apply · openmsi dev trust`,
       ];
-      process.stdout.write(`${lines.join('\n')}\n`);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -110,6 +109,7 @@ Examples:
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      process.stdout.write(`${lines.join('\n')}\n`);
     });
 
   dev
