@@ -9,7 +9,7 @@
 //
 // Prints the TAP stream, then a short summary (passed, failed, skipped with each skip's reason) that
 // scripts/test-summary-reporter.mjs collects from the same run. Exits with the test run's exit code.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
@@ -63,6 +63,14 @@ if (filters.length === 0) {
 
 if (files.length === 0) {
   console.error('run-tests: no *.test.ts files under test/');
+  process.exit(1);
+}
+
+// The CLI helper (test/helpers/agent-process.ts) runs the built CLI, as `npm install` links it: bring dist/ up
+// to date first (incremental: nothing to do when no source changed).
+const build = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) {
+  console.error('run-tests: the build failed (tsc -b tsconfig.build.json)');
   process.exit(1);
 }
 

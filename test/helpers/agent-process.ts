@@ -8,6 +8,8 @@ import { freePort, type TestAuthority } from './authority.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+/** The built CLI (scripts/run-tests.mjs builds it first): a second faster to start than the source through tsx. */
+const BUILT_MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 export interface CliRun {
   code: number;
@@ -15,12 +17,12 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the `openmsi` CLI (from source, through tsx) as a user would, against `t`'s data dir. */
+/** Runs the built `openmsi` CLI as a user would, against `t`'s data dir. */
 export function openmsi(t: TestAuthority, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolvePromise) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', MAIN, ...args],
+      [BUILT_MAIN, ...args],
       { cwd: ROOT, env: { ...process.env, OPENMSI_DATA_DIR: t.dataDir, OPENMSI_AUTHORITY_URL: t.url, ...env }, timeout: 60_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
