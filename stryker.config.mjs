@@ -30,6 +30,10 @@ export const SECURITY_MODULES = [
   'src/agent/control.ts',
   'src/authority/hosts/authenticate.ts',
   'src/directory/hosts.ts',
+  'src/vault/authenticate.ts',
+  'src/vault/authorize.ts',
+  'src/vault/challenge.ts',
+  'src/vault/secret-cipher.ts',
 ];
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
@@ -53,6 +57,9 @@ export default {
       'test/agent-runtime/control.test.ts',
       'test/agent-runtime/sessions.test.ts',
       'test/hosts/host-api.test.ts',
+      'test/vault/protocol.test.ts',
+      'test/vault/authz-lifecycle.test.ts',
+      'test/vault/secret-cipher.test.ts',
     ],
     nodeArgs: ['--import', 'tsx', '--test-reporter=tap', '-r', '{{hookFile}}', '{{testFile}}'],
   },
