@@ -14,7 +14,7 @@ import { SECRET_PERMISSIONS, VAULT_NAME_PATTERN } from '../vault/contracts.js';
 import type { AccessPolicyEntry, Repositories, Store, Subscription, Vault, VaultProperties } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically } from './principals.js';
-import { normalizeLocation, requireSubscription, validateTags } from './resources.js';
+import { normalizeLocation, requireSubscription, validateTags } from './arm-common.js';
 
 export const VAULT_TYPE = 'Microsoft.KeyVault/vaults';
 export const DELETED_VAULT_TYPE = 'Microsoft.KeyVault/deletedVaults';
