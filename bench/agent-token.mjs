@@ -16,7 +16,7 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, pinned } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -41,18 +41,6 @@ function get(port, path, headers) {
   });
 }
 
-async function waitFor(check, what, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function load(url, headers = {}) {
   const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
@@ -126,12 +114,7 @@ try {
   };
   const rounds = [];
   for (let i = 0; i < roundCount; i++) rounds.push({ cached: measured(agent.pid, () => load(agentUrl, { Metadata: 'true' })), bare: measured(baseline.pid, () => load(bareUrl)) });
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const pick = (side) => {
-    const rps = rounds.map((r) => r[side].requestsPerSecond);
-    const mid = rounds.find((r) => r[side].requestsPerSecond === median(rps))[side];
-    return { ...mid, roundsRequestsPerSecond: rps, non2xx: rounds.reduce((n, r) => n + r[side].non2xx, 0), errors: rounds.reduce((n, r) => n + r[side].errors, 0) };
-  };
+  const pick = (side) => medianRound(rounds, side);
   const cached = pick('cached');
   const bare = pick('bare');
   const miss = load(`http://127.0.0.1:${agentPort}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fbench-[<id>].example`, { Metadata: 'true' });

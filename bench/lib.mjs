@@ -43,3 +43,29 @@ export function autocannonRun(url, args, env = {}) {
     total: result.requests.total,
   };
 }
+
+/** Polls `check` (every 200 ms, errors counting as "not yet") until it returns true; throws after `timeoutMs`. */
+export async function waitFor(check, what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * One side of alternating rounds (`rounds[i][side]` are autocannonRun results): the median round, with every
+ * round's rate and the failures summed over all rounds.
+ */
+export function medianRound(rounds, side) {
+  const rps = rounds.map((r) => r[side].requestsPerSecond);
+  const mid = rounds.find((r) => r[side].requestsPerSecond === median(rps))[side];
+  return { ...mid, roundsRequestsPerSecond: rps, non2xx: rounds.reduce((n, r) => n + r[side].non2xx, 0), errors: rounds.reduce((n, r) => n + r[side].errors, 0) };
+}

@@ -12,7 +12,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, pinned } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -38,18 +38,6 @@ function call(port, path, { host, method = 'GET', headers = {}, body, ca }) {
   });
 }
 
-async function waitFor(check, what, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-vault-'));
 const children = [];
@@ -97,12 +85,7 @@ try {
   load(bareUrl, {});
   const rounds = [];
   for (let i = 0; i < roundCount; i++) rounds.push({ vault: load(vaultUrl, vaultHeaders), bare: load(bareUrl, {}) });
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const pick = (side) => {
-    const rps = rounds.map((r) => r[side].requestsPerSecond);
-    const mid = rounds.find((r) => r[side].requestsPerSecond === median(rps))[side];
-    return { ...mid, roundsRequestsPerSecond: rps, non2xx: rounds.reduce((n, r) => n + r[side].non2xx, 0), errors: rounds.reduce((n, r) => n + r[side].errors, 0) };
-  };
+  const pick = (side) => medianRound(rounds, side);
   const read = pick('vault');
   const bare = pick('bare');
   const report = {

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAutho
 import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { createTokenVerifier, remoteJwks } from '../../src/shared/token-verifier.js';
 import { armKey } from '../../src/shared/ids.js';
+import { DEAD_PROXY, parseDotenv, probe } from '../helpers/clients.js';
 
 const run = promisify(execFile);
 const NODE_CLIENT = new URL('../sdk/fixtures/managed-identity-client.mjs', import.meta.url).pathname;
@@ -16,16 +17,7 @@ const PYTHON_CLIENT = new URL('../sdk/fixtures/python_managed_identity.py', impo
 const PYTHON = '/usr/bin/python3';
 const AZ = '/usr/bin/az';
 
-/** Anything not on loopback goes to a closed loopback port and fails: nothing leaves the machine. */
-const DEAD_PROXY = { HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9', https_proxy: 'http://127.0.0.1:9', http_proxy: 'http://127.0.0.1:9', NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
 
-function probe(cmd: string, args: string[]): string | undefined {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
-}
 const pythonVersions = probe(PYTHON, ['-c', 'import azure.identity, msal; print(azure.identity._version.VERSION, msal.__version__)']);
 const azInstalled = probe(AZ, ['--help']) !== undefined;
 
@@ -35,17 +27,6 @@ interface Identity {
   principalId: string;
 }
 
-/** The environment a workload gets from `openmsi agent env --shell dotenv`. */
-function parseDotenv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (match === null) continue;
-    const raw = match[2]!;
-    env[match[1]!] = /^(['"]).*\1$/.test(raw) ? raw.slice(1, -1) : raw;
-  }
-  return env;
-}
 
 /**
  * The acceptance matrix of the agent: unchanged Azure clients, configured only through the environment

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../helpers/authority.js';
 import { repoRoot, runFixture, type FixtureProcess } from '../fixtures/child-process.js';
+import { parseDotenv } from '../helpers/clients.js';
 
 const run = promisify(execFile);
 const MAIN = join(repoRoot, 'src/cli/main.ts');
@@ -38,16 +39,6 @@ async function openmsi(dataDir: string, args: string[], env: Record<string, stri
   }
 }
 
-function parseDotenv(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
-    if (match === null) continue;
-    const raw = match[2]!;
-    env[match[1]!] = /^(['"]).*\1$/.test(raw) ? raw.slice(1, -1) : raw;
-  }
-  return env;
-}
 
 /** `openmsi dev` end to end: first run, the environment it prints, restart, refusals, clean shutdown. */
 describe('openmsi dev', () => {

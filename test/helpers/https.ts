@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 
 export interface HttpsResponse {
@@ -5,6 +6,19 @@ export interface HttpsResponse {
   headers: Record<string, string | string[] | undefined>;
   body: string;
   json<T = Record<string, unknown>>(): T;
+}
+
+/** The whole response, as a {@link HttpsResponse}. */
+export function readResponse(res: IncomingMessage): Promise<HttpsResponse> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body) as T });
+    });
+    res.on('error', reject);
+  });
 }
 
 /** A minimal HTTPS client that trusts `ca` (our local CA) and nothing else. Loopback only. */
@@ -18,15 +32,7 @@ export function httpsRequest(
     const req = request(
       target,
       { method: options.method ?? 'GET', headers: options.headers, ca: options.ca, timeout: 10_000 },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body) as T });
-        });
-        res.on('error', reject);
-      },
+      (res) => readResponse(res).then(resolve, reject),
     );
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);

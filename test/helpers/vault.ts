@@ -1,5 +1,5 @@
 import { request } from 'node:https';
-import type { HttpsResponse } from './https.js';
+import { readResponse, type HttpsResponse } from './https.js';
 
 /**
  * An HTTPS request to a vault host (`https://{name}.{vaultDomain}:{port}/...`) on loopback without DNS: it
@@ -24,15 +24,7 @@ export function vaultRequest(
         ca: options.ca,
         timeout: 10_000,
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: <T>() => JSON.parse(body) as T });
-        });
-        res.on('error', reject);
-      },
+      (res) => readResponse(res).then(resolve, reject),
     );
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);

@@ -1,0 +1,33 @@
+/** What the real-client suites share: the proxy that keeps clients on loopback, probes, `.env` parsing. */
+import { execFileSync } from 'node:child_process';
+
+/** Anything not on loopback goes to a closed loopback port and fails: nothing leaves the machine. */
+export const DEAD_PROXY = {
+  HTTPS_PROXY: 'http://127.0.0.1:9',
+  HTTP_PROXY: 'http://127.0.0.1:9',
+  https_proxy: 'http://127.0.0.1:9',
+  http_proxy: 'http://127.0.0.1:9',
+  NO_PROXY: '127.0.0.1,localhost',
+  no_proxy: '127.0.0.1,localhost',
+} as const;
+
+/** The command's trimmed stdout, or undefined when it cannot run (a client that is not installed). */
+export function probe(cmd: string, args: string[]): string | undefined {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The variables of `--shell dotenv` output (`NAME=value`, values optionally quoted). */
+export function parseDotenv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+    if (match === null) continue;
+    const raw = match[2]!;
+    env[match[1]!] = /^(['"]).*\1$/.test(raw) ? raw.slice(1, -1) : raw;
+  }
+  return env;
+}
