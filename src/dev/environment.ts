@@ -55,6 +55,6 @@ export function devEnvironment(dataDir: string, endpoints: DevEndpoints): [strin
     ['REQUESTS_CA_BUNDLE', ensureCaBundle(dataDir)],
   ];
   if (endpoints.proxyPort !== null) vars.push(...proxyEnvironment(`http://127.0.0.1:${String(endpoints.proxyPort)}`));
-  vars.push(['AZURE_CONFIG_DIR', layout.azConfigDir], ['AZURE_CORE_COLLECT_TELEMETRY', '0'], [ENV.dataDir, dataDir]);
+  vars.push(['AZURE_CONFIG_DIR', layout.azConfigDir], ['AZURE_CORE_COLLECT_TELEMETRY', '0'], [ENV.dataDir, dataDir], [ENV.agentDataDir, layout.agentDataDir]);
   return vars;
 }

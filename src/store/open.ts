@@ -60,7 +60,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     groups: createGroupStore(db),
     rbacVersions: createRbacVersionStore(db, hooks),
     vaults: createVaultStore(db, hooks),
-    secrets: createSecretStore(db),
+    secrets: createSecretStore(db, hooks),
   };
 }
 

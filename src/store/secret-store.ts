@@ -1,7 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, VaultSecretTable, VaultSecretVersionTable } from './schema.js';
-import type { SecretEntry, SecretStore, SecretVersion, Tags } from './types.js';
+import { sql } from 'kysely';
+import { SECRET_CHANNEL, secretChangeKey, type SecretEntry, type SecretStore, type SecretVersion, type Tags } from './types.js';
 import { atomically, fromJson, rowCount, toJson } from './kysely-helpers.js';
+import type { NotificationHooks } from './rbac-version-store.js';
 
 type SecretRow = Selectable<VaultSecretTable>;
 type VersionRow = Selectable<VaultSecretVersionTable>;
@@ -53,7 +55,25 @@ function versionRow(v: SecretVersion): VersionRow {
  * sealed value and attributes). Names are stored as first set and looked up by their lower-case key; a
  * secret read is one join on primary keys.
  */
-export function createSecretStore(db: Kysely<Database>): SecretStore {
+export function createSecretStore(db: Kysely<Database>, hooks?: NotificationHooks): SecretStore {
+  /**
+   * Runs a write atomically and announces the secrets it changed: `pg_notify` in the writing transaction on
+   * PostgreSQL (other replicas hear it when, and only if, it commits), this process's listeners after the
+   * commit (a reader that re-reads on the notice must see the new row).
+   */
+  async function writing<T>(fn: (trx: Kysely<Database>, changed: (vaultId: string, nameKey: string) => Promise<void>) => Promise<T>): Promise<T> {
+    const keys: string[] = [];
+    const result = await atomically(db, (trx) =>
+      fn(trx, async (vaultId, nameKey) => {
+        const key = secretChangeKey(vaultId, nameKey);
+        keys.push(key);
+        if (hooks?.dialect === 'postgres') await sql`select pg_notify(${SECRET_CHANNEL}, ${key})`.execute(trx);
+      }),
+    );
+    for (const key of new Set(keys)) hooks?.published(SECRET_CHANNEL, key);
+    return result;
+  }
+
   /** The secret row and one version (its latest unless `version` is given); soft-deleted ones only with `deleted`. */
   async function read(trx: Kysely<Database>, vaultId: string, name: string, deleted: boolean, version?: string) {
     const nameKey = name.toLowerCase();
@@ -109,7 +129,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
   return {
     async addVersion(version) {
       const nameKey = version.name.toLowerCase();
-      return atomically(db, async (trx) => {
+      return writing(async (trx, changed) => {
         const secret = await trx
           .selectFrom('vault_secrets')
           .select(['deleted_at'])
@@ -126,6 +146,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
         } else {
           await trx.updateTable('vault_secrets').set({ latest_version: version.version }).where('vault_id', '=', version.vaultId).where('name_key', '=', nameKey).execute();
         }
+        await changed(version.vaultId, nameKey);
         return 'added' as const;
       });
     },
@@ -142,7 +163,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
 
     async update(vaultId, name, version, patch) {
       const nameKey = name.toLowerCase();
-      return atomically(db, async (trx) => {
+      return writing(async (trx, changed) => {
         const found = await read(trx, vaultId, name, false, version);
         if (found === undefined) return undefined;
         const set: Partial<VersionRow> = { updated_at: patch.updatedAt };
@@ -158,6 +179,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
           .where('name_key', '=', nameKey)
           .where('version', '=', found.version.version)
           .execute();
+        await changed(vaultId, nameKey);
         return toVersion({ ...found.version, ...set }, found.secret.name);
       });
     },
@@ -204,7 +226,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
     },
 
     async softDelete(vaultId, name, deletedAt, scheduledPurgeAt) {
-      return atomically(db, async (trx) => {
+      return writing(async (trx, changed) => {
         const result = await trx
           .updateTable('vault_secrets')
           .set({ deleted_at: deletedAt, scheduled_purge_at: scheduledPurgeAt })
@@ -213,6 +235,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
           .where('deleted_at', 'is', null)
           .executeTakeFirst();
         if (rowCount(result.numUpdatedRows) === 0) return undefined;
+        await changed(vaultId, name);
         const found = await read(trx, vaultId, name, true);
         return found === undefined ? undefined : toEntry(found.secret, found.version);
       });
@@ -224,7 +247,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
     },
 
     async recover(vaultId, name) {
-      return atomically(db, async (trx) => {
+      return writing(async (trx, changed) => {
         const result = await trx
           .updateTable('vault_secrets')
           .set({ deleted_at: null, scheduled_purge_at: null })
@@ -233,6 +256,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
           .where('deleted_at', 'is not', null)
           .executeTakeFirst();
         if (rowCount(result.numUpdatedRows) === 0) return undefined;
+        await changed(vaultId, name);
         const found = await read(trx, vaultId, name, false);
         return found === undefined ? undefined : toEntry(found.secret, found.version);
       });
@@ -240,7 +264,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
 
     async purge(vaultId, name) {
       const nameKey = name.toLowerCase();
-      return atomically(db, async (trx) => {
+      return writing(async (trx, changed) => {
         const secret = await trx
           .selectFrom('vault_secrets')
           .select('deleted_at')
@@ -249,6 +273,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
           .executeTakeFirst();
         if (secret === undefined || secret.deleted_at === null) return false;
         await deleteSecret(trx, vaultId, nameKey);
+        await changed(vaultId, nameKey);
         return true;
       });
     },
@@ -260,7 +285,7 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
       if (versions.some((v) => v.vaultId !== first.vaultId || v.name.toLowerCase() !== nameKey)) {
         throw new TypeError('restore(): every version must belong to one secret of one vault');
       }
-      return atomically(db, async (trx) => {
+      return writing(async (trx, changed) => {
         const existing = await trx
           .selectFrom('vault_secrets')
           .select('name')
@@ -274,19 +299,23 @@ export function createSecretStore(db: Kysely<Database>): SecretStore {
           .insertInto('vault_secrets')
           .values({ vault_id: first.vaultId, name_key: nameKey, name: first.name, latest_version: latest.version, deleted_at: null, scheduled_purge_at: null })
           .execute();
+        await changed(first.vaultId, nameKey);
         return 'restored' as const;
       });
     },
 
     async purgeDue(now) {
-      return atomically(db, async (trx) => {
+      return writing(async (trx, changed) => {
         const due = await trx
           .selectFrom('vault_secrets')
           .select(['vault_id', 'name_key'])
           .where('deleted_at', 'is not', null)
           .where('scheduled_purge_at', '<=', now)
           .execute();
-        for (const secret of due) await deleteSecret(trx, secret.vault_id, secret.name_key);
+        for (const secret of due) {
+          await deleteSecret(trx, secret.vault_id, secret.name_key);
+          await changed(secret.vault_id, secret.name_key);
+        }
         return due.length;
       });
     },

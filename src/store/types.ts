@@ -500,6 +500,17 @@ export interface SecretVersionPatch {
 }
 
 /**
+ * The secret change channel (PostgreSQL `LISTEN openmsi_vault_secrets`): every write to a secret publishes
+ * `{vaultId}/{lower-cased name}` after it commits, so read caches of other replicas drop it at once.
+ */
+export const SECRET_CHANNEL = 'openmsi_vault_secrets';
+
+/** The payload {@link SECRET_CHANNEL} carries for one secret. */
+export function secretChangeKey(vaultId: string, name: string): string {
+  return `${vaultId}/${name.toLowerCase()}`;
+}
+
+/**
  * Secrets of vaults. Names compare case-insensitively; every method addresses one vault by its internal id.
  * Reads by name and version are single indexed lookups (the data plane's hot path).
  */

@@ -19,6 +19,7 @@ import { secretNameOf } from './secrets/common.js';
 import { secretsRoutes } from './secrets/index.js';
 import { setState, stateOf, type VaultRouteConfig } from './state.js';
 import { VaultCache } from './vault-cache.js';
+import { SecretCache } from './secret-cache.js';
 
 /** Room for a 25 KB value JSON-escaped, tags and attributes. */
 export const VAULT_BODY_LIMIT = 256 * 1024;
@@ -83,6 +84,7 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
   const tokens = new TokenCache();
   const audit = new VaultAudit(ctx.audit, ctx.clock, ctx.logger);
   const cipher = createSecretCipher(ctx.masterKey);
+  const secrets = new SecretCache(ctx.store, ctx.clock);
 
   app.setErrorHandler(vaultErrorHandler(VAULT_BODY_LIMIT));
   app.setNotFoundHandler(apiNotFoundHandler);
@@ -135,9 +137,10 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
 
   app.addHook('onClose', async () => {
     vaults.close();
+    secrets.close();
     await audit.close();
   });
 
-  secretsRoutes(app, { ctx, cipher });
+  secretsRoutes(app, { ctx, cipher, secrets });
   return Promise.resolve(app);
 };

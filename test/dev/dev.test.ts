@@ -65,7 +65,7 @@ describe('openmsi dev', () => {
     assert.ok(text.includes(`https://dev.vault.localhost:${String(ports.port)}/`), text);
     assert.ok(text.includes(`http://127.0.0.1:${String(ports.agentPort)}`), text);
     assert.ok(text.includes('dev-app (client id '), text);
-    assert.ok(text.includes('eval "$(openmsi dev env)"'), text);
+    assert.ok(text.includes('eval "$(npx openmsi dev env)"'), text);
     assert.match(dev.stderr(), /creating .*master key/, 'first-run progress on stderr');
   });
 

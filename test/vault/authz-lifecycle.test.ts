@@ -68,11 +68,31 @@ for (const backend of STORE_BACKENDS) describe(`vault data plane: authorisation,
     assert.ok(took !== undefined && took < 1000);
   });
 
-  it('hot path: repeated reads do not read the vault from the store', async () => {
+  it('hot path: repeated reads read neither the vault nor the secret from the store', async () => {
     await h.call('kv1', 'GET', `/secrets/s1?${V}`, officerToken);
     const before = h.vaultLookups();
+    const reads = h.secretReads();
     for (let i = 0; i < 20; i++) assert.equal((await h.call('kv1', 'GET', `/secrets/s1?${V}`, officerToken)).statusCode, 200);
     assert.equal(h.vaultLookups(), before);
+    assert.equal(h.secretReads(), reads);
+  });
+
+  it('a cached secret is dropped by any write to it: a new version, attributes, delete, and a write by another process', async () => {
+    const read = async () => h.call('kv1', 'GET', `/secrets/cached?${V}`, officerToken);
+    assert.equal((await h.call('kv1', 'PUT', `/secrets/cached?${V}`, officerToken, { value: 'one' })).statusCode, 200);
+    assert.equal((await read()).json().value, 'one');
+    assert.equal((await h.call('kv1', 'PUT', `/secrets/cached?${V}`, officerToken, { value: 'two' })).statusCode, 200);
+    assert.equal((await read()).json().value, 'two', 'a new version is read at once');
+    const version = String((await read()).json().id).split('/').pop()!;
+    assert.equal((await h.call('kv1', 'PATCH', `/secrets/cached/${version}?${V}`, officerToken, { attributes: { enabled: false } })).statusCode, 200);
+    assert.equal((await read()).statusCode, 403, 'disabling applies at once');
+    // A write that does not go through this data plane (another replica, the CLI on the same store): the store's
+    // change notice alone must drop the cached read.
+    await h.t.ctx.store.secrets.update(h.vaultId('kv1'), 'cached', version, { enabled: true, updatedAt: Date.now() });
+    assert.equal((await read()).statusCode, 200, 'a write through the store applies at once');
+    assert.equal((await h.call('kv1', 'DELETE', `/secrets/cached?${V}`, officerToken)).statusCode, 200);
+    assert.equal((await read()).statusCode, 404, 'a deleted secret is not served from memory');
+    assert.equal((await h.call('kv1', 'DELETE', `/deletedsecrets/cached?${V}`, officerToken)).statusCode, 204);
   });
 
   it('versions, update, disabled, expired, paging', async () => {

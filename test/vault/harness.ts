@@ -15,9 +15,13 @@ export interface VaultHarness {
   app: FastifyInstance;
   /** Calls the data plane made to the store's `vaults.getByName` (the hot path must make none). */
   vaultLookups(): number;
+  /** Calls the data plane made to the store's `secrets.get`. */
+  secretReads(): number;
   /** Secret versions held by the harness's vaults (soft-deleted secrets count one each): to show nothing was written. */
   versionCount(): Promise<number>;
   logLines: string[];
+  /** The internal id of a vault made with {@link createVault}. */
+  vaultId(name: string): string;
   createVault(name: string, options?: { rbac?: boolean; policies?: AccessPolicyEntry[]; purgeProtection?: boolean; retentionDays?: number }): Promise<Vault>;
   app_(name: string): Promise<TestApplication>;
   token(app: TestApplication, audience?: string): Promise<string>;
@@ -31,9 +35,14 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
   const a = t.ctx;
   // The real store, with the vault lookups the data plane makes counted.
   let lookups = 0;
+  let secretReads = 0;
   const vaults = { ...a.store.vaults, getByName: (name: string) => ((lookups += 1), a.store.vaults.getByName(name)) };
-  const store = new Proxy(a.store, { get: (target, key, receiver) => (key === 'vaults' ? vaults : (Reflect.get(target, key, receiver) as unknown)) });
+  const secrets = { ...a.store.secrets, get: (...args: Parameters<typeof a.store.secrets.get>) => ((secretReads += 1), a.store.secrets.get(...args)) };
+  const store = new Proxy(a.store, {
+    get: (target, key, receiver) => (key === 'vaults' ? vaults : key === 'secrets' ? secrets : (Reflect.get(target, key, receiver) as unknown)),
+  });
   const vaultIds: string[] = [];
+  const idsByName = new Map<string, string>();
   const ctx: VaultContext = {
     store,
     masterKey: a.masterKey,
@@ -50,7 +59,9 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
     t,
     ctx,
     app,
+    vaultId: (name) => idsByName.get(name) ?? '',
     vaultLookups: () => lookups,
+    secretReads: () => secretReads,
     async versionCount() {
       let total = 0;
       for (const vaultId of vaultIds) {
@@ -95,6 +106,7 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
       };
       await a.store.vaults.put(vault);
       vaultIds.push(vault.id);
+      idsByName.set(name, vault.id);
       return vault;
     },
     app_: (name) => registerTestApplication(t, name, { certificate: false }),

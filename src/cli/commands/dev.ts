@@ -92,7 +92,7 @@ Examples:
         stack.proxy === undefined ? '  proxy     off (vault hosts must resolve: openmsi dev hosts --apply)' : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else passes through)`,
         '',
         'In another shell:',
-        '  eval "$(openmsi dev env)"',
+        '  eval "$(npx openmsi dev env)"       # or openmsi …, once it is on PATH (npm link)',
         '  node examples/node/read-secret.js',
         '',
         `Next: openmsi keyvault secret set --vault-name ${DEV_NAMES.vault} -n NAME --value VALUE · openmsi run --identity ${DEV_NAMES.userAssignedIdentity} -- CMD · openmsi dev az-cloud --apply · openmsi dev trust`,

@@ -7,12 +7,15 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Tags } from '../../store/types.js';
 import type { SecretCipher, VaultContext } from '../contracts.js';
+import type { SecretCache } from '../secret-cache.js';
 import { VaultErrors } from '../errors.js';
 
 /** Dependencies of the secrets handlers. */
 export interface SecretsDeps {
   ctx: VaultContext;
   cipher: SecretCipher;
+  /** Secret reads from memory, dropped on change notices (the hot path's read). */
+  secrets: SecretCache;
 }
 
 /** Azure's secret-name rule. */

@@ -9,12 +9,12 @@ import { admitted } from '../state.js';
 import { bundleView, type SecretBundleView } from '../views.js';
 import { secretNameOf, versionOf, type SecretsDeps } from './common.js';
 
-export function getSecretRoute(app: FastifyInstance, { ctx, cipher }: SecretsDeps): void {
+export function getSecretRoute(app: FastifyInstance, { cipher, secrets }: SecretsDeps): void {
   const handler = async (request: FastifyRequest): Promise<SecretBundleView> => {
     const { vault, apiVersion } = admitted(request);
     const name = secretNameOf(request);
     const version = versionOf(request);
-    const found = await ctx.store.secrets.get(vault.id, name, version);
+    const found = await secrets.get(vault.id, name, version);
     if (found === undefined) throw VaultErrors.secretNotFound(version === undefined ? name : `${name}/${version}`);
     if (!found.version.enabled) throw VaultErrors.secretDisabled();
     const value = cipher.open(found.version.sealedValue, { vaultId: vault.id, nameKey: name.toLowerCase(), version: found.version.version });

@@ -1,0 +1,67 @@
+/**
+ * Secret reads from memory: the store's answer to "this secret, latest or a named version" is kept (the
+ * sealed value, never the plaintext) until a change notice for that secret arrives on SECRET_CHANNEL — at once
+ * in this process, through PostgreSQL's LISTEN from other replicas — so the hot read path does no database
+ * work. A TTL bounds staleness should a notice be lost, and a generation per secret keeps a read that raced a
+ * write from caching what the write replaced.
+ */
+import type { Clock } from '../shared/clock.js';
+import { SECRET_CHANNEL, secretChangeKey, type SecretEntry, type SecretVersion, type Store } from '../store/types.js';
+
+const TTL_MS = 30_000;
+const MAX_SECRETS = 20_000;
+
+type Found = { entry: SecretEntry; version: SecretVersion };
+
+interface SecretSlot {
+  generation: number;
+  /** By version id, and '' for the latest. */
+  reads: Map<string, { found: Found; until: number }>;
+}
+
+export class SecretCache {
+  readonly #store: Store;
+  readonly #clock: Clock;
+  readonly #slots = new Map<string, SecretSlot>();
+  readonly #unsubscribe: () => void;
+  /** Bumped on every notice, so a read started before any invalidation is never cached after it. */
+  #generation = 0;
+
+  constructor(store: Store, clock: Clock) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#unsubscribe = store.notifications.subscribe(SECRET_CHANNEL, (key) => this.invalidate(key));
+  }
+
+  /** As `store.secrets.get`, from memory when this secret has not changed since it was read. */
+  async get(vaultId: string, name: string, version?: string): Promise<Found | undefined> {
+    const key = secretChangeKey(vaultId, name);
+    const versionKey = version?.toLowerCase() ?? '';
+    const now = this.#clock.now();
+    const hit = this.#slots.get(key)?.reads.get(versionKey);
+    if (hit !== undefined && hit.until > now) return hit.found;
+    const generation = this.#generation;
+    const found = await this.#store.secrets.get(vaultId, name, version);
+    // Only answers that exist are kept (a miss is cheap to ask again and may be about to change), and only when
+    // no change notice arrived while the store was read.
+    if (found !== undefined && generation === this.#generation) {
+      if (this.#slots.size >= MAX_SECRETS) this.#slots.clear();
+      let slot = this.#slots.get(key);
+      if (slot === undefined) this.#slots.set(key, (slot = { generation, reads: new Map() }));
+      slot.reads.set(versionKey, { found, until: now + TTL_MS });
+    }
+    return found;
+  }
+
+  /** Drops one secret (`{vaultId}/{name}`), or everything. */
+  invalidate(key?: string): void {
+    this.#generation += 1;
+    if (key === undefined) this.#slots.clear();
+    else this.#slots.delete(key);
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    this.#slots.clear();
+  }
+}
