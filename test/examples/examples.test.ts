@@ -136,11 +136,11 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
     baseEnv = { PATH: `${bin}:/usr/bin:/bin`, HOME: home };
 
     inNamespace = namespacesAvailable();
-    if (!inNamespace) t.diagnostic('unshare -rn is not available: the examples run in the host network namespace (requests are still aimed at loopback only)');
+    if (!inNamespace && 'diagnostic' in t) t.diagnostic('unshare -rn is not available: the examples run in the host network namespace (requests are still aimed at loopback only)');
     const [serverPort, agentPort, proxyPort] = [await freePort(), await freePort(), await freePort()];
     const devArgs = ['dev', '--port', String(serverPort), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)];
     const [file, ...args] = inNamespace ? ['unshare', '-rn', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', join(bin, 'openmsi'), ...devArgs] : [join(bin, 'openmsi'), ...devArgs];
-    dev = spawn(file!, args, { cwd: repoRoot, env: baseEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    dev = spawn(file, args, { cwd: repoRoot, env: baseEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`openmsi dev not ready within 60 s:\n${devOutput}`)), 60_000);
       const onData = (c: Buffer): void => {
