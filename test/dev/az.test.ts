@@ -29,11 +29,14 @@ const MI_VARIABLES = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'M
 
 /** `az --help` is local (`az version` would ask PyPI), here behind a dead proxy all the same. */
 function azPresent(): boolean {
+  const configDir = mkdtempSync(join(tmpdir(), 'openmsi-azh-'));
   try {
-    execFileSync(AZ, ['--help'], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin', AZURE_CONFIG_DIR: mkdtempSync(join(tmpdir(), 'openmsi-azh-')), AZURE_CORE_COLLECT_TELEMETRY: '0', HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9' } });
+    execFileSync(AZ, ['--help'], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin', AZURE_CONFIG_DIR: configDir, AZURE_CORE_COLLECT_TELEMETRY: '0', HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9' } });
     return true;
   } catch {
     return false;
+  } finally {
+    rmSync(configDir, { recursive: true, force: true });
   }
 }
 const skip = azPresent() ? false : `${AZ} missing (apt-get install azure-cli: Debian's 2.45)`;
