@@ -2,14 +2,15 @@
  * The dev stack's directory, made on first run and checked on every run (each step is idempotent, so a first
  * run cut short is finished by the next): resource group `dev`; this machine as a host with a system-assigned
  * identity and the user-assigned identity `dev-app`; vault `dev` with Key Vault Secrets Officer for both
- * identities and for the admin. Everything goes through the directory's own functions, as the management API
- * would, in this process.
+ * identities and for the admin; Reader (no data actions) on the subscription for this host's system-assigned
+ * identity, so `az login --identity` finds the subscription. Everything goes through the directory's own
+ * functions, as the management API would, in this process.
  */
 import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
 import type { AdminCredentialFile } from '../shared/data-dir.js';
 import type { Store } from '../store/types.js';
-import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
+import { BUILTIN_ROLE_IDS, BUILTIN_ROLES } from '../rbac/builtin-roles.js';
 import { createJoinToken, HOST_RESOURCE_TYPE } from '../directory/hosts.js';
 import { putResource, putResourceGroup, putUserAssignedIdentity, userAssignedIdentityProperties } from '../directory/resources.js';
 import { putRoleAssignment } from '../directory/rbac.js';
@@ -109,6 +110,19 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
       roleDefinitionId: SECRETS_OFFICER,
       principalId,
       description: 'openmsi dev',
+      by: options.admin.objectId,
+    });
+  }
+  // `az login --identity` lists GET /subscriptions and stops when it is empty, and the management API lists
+  // only the subscriptions the caller may read: Reader on the dev subscription lets az log in as this host.
+  const subscriptionScope = `/subscriptions/${subscriptionId}`;
+  if ((await store.roleAssignments.find(options.tenantId, subscriptionScope, BUILTIN_ROLE_IDS.Reader, host.systemPrincipalId)) === undefined) {
+    await putRoleAssignment(store, { builtInRoles: BUILTIN_ROLES, clock }, {
+      tenantId: options.tenantId,
+      scope: subscriptionScope,
+      roleDefinitionId: BUILTIN_ROLE_IDS.Reader,
+      principalId: host.systemPrincipalId,
+      description: 'openmsi dev: az login --identity',
       by: options.admin.objectId,
     });
   }

@@ -36,7 +36,10 @@ export function azCloudCommands(serverUrl: string, vaultDomain: string, port: nu
     [
       'cloud', 'register', '-n', DEV_NAMES.azCloud,
       '--endpoint-resource-manager', `${origin}/`,
-      '--endpoint-active-directory', origin,
+      // `/adfs`: az 2.45 then builds MSAL's authority as {origin}/adfs whatever tenant it is asked for, and MSAL
+      // skips instance discovery (a call to login.microsoftonline.com) for ADFS authorities; the authority
+      // serves the `adfs` alias. Needed by `az login --service-principal`; `--identity` never uses it.
+      '--endpoint-active-directory', `${origin}/adfs`,
       '--endpoint-active-directory-resource-id', 'https://management.core.windows.net/',
       '--endpoint-active-directory-graph-resource-id', 'https://graph.microsoft.com/',
       '--suffix-keyvault-dns', `.${vaultDomain}:${String(port)}`,
