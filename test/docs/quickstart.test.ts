@@ -54,14 +54,7 @@ const NOT_RUN: readonly RegExp[] = [/^npm install(\s|$)/, /^npm link(\s|$)/];
  * Blocks that fail today because of a product bug, reported and not yet fixed: run as `todo` (the failure is
  * shown, not counted). Matched on the block's text; delete the entry when the bug is fixed.
  */
-const KNOWN_PRODUCT_BUGS: readonly { match: RegExp; reason: string }[] = [
-  {
-    match: /openmsi dev az-cloud --apply/,
-    reason:
-      "product bug: `az login --identity` (run by `openmsi dev az-cloud --apply`) fails with 'No access was configured for the VM, hence no subscriptions were found': " +
-      "the dev host's system-assigned identity has no role that lets it read the subscription, so GET /subscriptions lists none",
-  },
-];
+const KNOWN_PRODUCT_BUGS: readonly { match: RegExp; reason: string }[] = [];
 
 interface Block {
   /** 1-based line of the opening fence. */
