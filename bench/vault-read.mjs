@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Secret reads per second with a valid token (`GET /secrets/NAME?api-version=7.4`, RBAC vault, the caller
-// holding Key Vault Secrets User at the vault), on `openmsi server`, against bare fastify answering a fixed
-// body of the same size over the same certificate, in the same run; reports both and the ratio.
+// holding Key Vault Secrets User at the vault), on `openmsi server`, against the vault's own server stack
+// (bench/vault-baseline-server.mjs: same fastify options, certificate and headers) answering a fixed body of
+// the same size, in the same run; reports both and the ratio.
 // Alternating rounds; servers pinned to CPU 0 and autocannon to CPU 1 when `taskset` exists.
 //
 //   npm run bench:vault                         # 3 alternating rounds of 10 s per side, 32 connections
@@ -92,7 +93,7 @@ try {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, pinned: hasTaskset },
     settings: { durationSeconds: duration, rounds: roundCount, connections, keepAlive: true, responseBytes: sample.body.length, store: 'sqlite' },
     secretRead: read,
-    bareFastifyBaseline: bare,
+    sameStackFixedBody: bare,
     ratio: Number((read.requestsPerSecond / bare.requestsPerSecond).toFixed(3)),
     roundRatios: rounds.map((r) => Number((r.vault.requestsPerSecond / r.bare.requestsPerSecond).toFixed(3))),
   };

@@ -4,7 +4,7 @@
  * the challenge), the api-version, the secret name, and the authorisation (cached decisions). Handlers then do
  * one indexed store read or write. Every operation is audited in `onSend`: writes awaited, reads folded.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { apiNotFoundHandler } from '../shared/api-error.js';
 import { RequestLogController } from '../shared/logger.js';
@@ -64,12 +64,15 @@ function setStateFor(request: FastifyRequest, vault: Parameters<typeof setState>
   return state;
 }
 
-/** Builds the data plane: `const app = await buildVaultApp(ctx, { tls })`, then `app.listen(...)` or `app.inject(...)`. */
-export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
-  const tls = options?.tls;
-  const app = Fastify({
+/**
+ * The fastify instance every vault app runs on (exported so that bench/vault-read.mjs measures its baseline on
+ * exactly this server stack): case-insensitive, slash-tolerant routing, request ids, no request logging above
+ * debug.
+ */
+export function vaultServer(logger: VaultContext['logger'], tls: { cert: string; key: string } | undefined): FastifyInstance {
+  return Fastify({
     ...(tls === undefined ? {} : { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const } }),
-    loggerInstance: ctx.logger,
+    loggerInstance: logger,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     bodyLimit: VAULT_BODY_LIMIT,
@@ -79,6 +82,21 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
     logController: new RequestLogController(),
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
+}
+
+/** The headers of every vault response (Key Vault's, and the security headers of every openmsi service). */
+export function setVaultHeaders(request: FastifyRequest, reply: FastifyReply, region: string | undefined): void {
+  reply.header('x-ms-request-id', request.id);
+  reply.header('x-ms-keyvault-service-version', VAULT_SERVICE_VERSION);
+  if (region !== undefined) reply.header('x-ms-keyvault-region', region);
+  reply.header('cache-control', 'no-cache');
+  reply.header('x-content-type-options', 'nosniff');
+  reply.header('strict-transport-security', 'max-age=31536000;includeSubDomains');
+}
+/** Builds the data plane: `const app = await buildVaultApp(ctx, { tls })`, then `app.listen(...)` or `app.inject(...)`. */
+export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
+  const tls = options?.tls;
+  const app = vaultServer(ctx.logger, tls);
 
   const vaults = new VaultCache(ctx.store, ctx.clock);
   const tokens = new TokenCache();
@@ -108,12 +126,7 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
 
   app.addHook('onSend', async (request, reply) => {
     const state = stateOf(request);
-    reply.header('x-ms-request-id', request.id);
-    reply.header('x-ms-keyvault-service-version', VAULT_SERVICE_VERSION);
-    if (state !== undefined) reply.header('x-ms-keyvault-region', state.vault.location);
-    reply.header('cache-control', 'no-cache');
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('strict-transport-security', 'max-age=31536000;includeSubDomains');
+    setVaultHeaders(request, reply, state?.vault.location);
     if (state?.caller === undefined || state.route === undefined) return;
     const outcome = {
       tenantId: state.caller.tenantId,

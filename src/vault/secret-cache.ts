@@ -1,6 +1,6 @@
 /**
- * Secret reads from memory: the store's answer to "this secret, latest or a named version" is kept (the
- * sealed value, never the plaintext) until a change notice for that secret arrives on SECRET_CHANNEL — at once
+ * Secret reads from memory: the store's answer to "this secret, latest or a named version" is kept, with its
+ * value once a read has opened it, until a change notice for that secret arrives on SECRET_CHANNEL — at once
  * in this process, through PostgreSQL's LISTEN from other replicas — so the hot read path does no database
  * work. A TTL bounds staleness should a notice be lost, and a generation per secret keeps a read that raced a
  * write from caching what the write replaced.
@@ -11,12 +11,13 @@ import { SECRET_CHANNEL, secretChangeKey, type SecretEntry, type SecretVersion, 
 const TTL_MS = 30_000;
 const MAX_SECRETS = 20_000;
 
-type Found = { entry: SecretEntry; version: SecretVersion };
+/** A read; `value` is filled in by the first caller that opens the sealed value, and kept with the read. */
+export type CachedRead = { entry: SecretEntry; version: SecretVersion; value?: string };
 
 interface SecretSlot {
   generation: number;
   /** By version id, and '' for the latest. */
-  reads: Map<string, { found: Found; until: number }>;
+  reads: Map<string, { found: CachedRead; until: number }>;
 }
 
 export class SecretCache {
@@ -34,14 +35,14 @@ export class SecretCache {
   }
 
   /** As `store.secrets.get`, from memory when this secret has not changed since it was read. */
-  async get(vaultId: string, name: string, version?: string): Promise<Found | undefined> {
+  async get(vaultId: string, name: string, version?: string): Promise<CachedRead | undefined> {
     const key = secretChangeKey(vaultId, name);
     const versionKey = version?.toLowerCase() ?? '';
     const now = this.#clock.now();
     const hit = this.#slots.get(key)?.reads.get(versionKey);
     if (hit !== undefined && hit.until > now) return hit.found;
     const generation = this.#generation;
-    const found = await this.#store.secrets.get(vaultId, name, version);
+    const found: CachedRead | undefined = await this.#store.secrets.get(vaultId, name, version);
     // Only answers that exist are kept (a miss is cheap to ask again and may be about to change), and only when
     // no change notice arrived while the store was read.
     if (found !== undefined && generation === this.#generation) {

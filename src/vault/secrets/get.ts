@@ -17,7 +17,8 @@ export function getSecretRoute(app: FastifyInstance, { cipher, secrets }: Secret
     const found = await secrets.get(vault.id, name, version);
     if (found === undefined) throw VaultErrors.secretNotFound(version === undefined ? name : `${name}/${version}`);
     if (!found.version.enabled) throw VaultErrors.secretDisabled();
-    const value = cipher.open(found.version.sealedValue, { vaultId: vault.id, nameKey: name.toLowerCase(), version: found.version.version });
+    // Opened once per cached read: the cache drops the read (and its value) on any write to the secret.
+    const value = (found.value ??= cipher.open(found.version.sealedValue, { vaultId: vault.id, nameKey: name.toLowerCase(), version: found.version.version }));
     return bundleView(request, found.entry.name, found.version, vault, apiVersion, value);
   };
   const config = { op: SECRET_OPERATIONS.get, target: 'secret' };
