@@ -60,6 +60,7 @@ export default {
       'test/vault/protocol.test.ts',
       'test/vault/authz-lifecycle.test.ts',
       'test/vault/secret-cipher.test.ts',
+      'test/vault/authorize.test.ts',
     ],
     nodeArgs: ['--import', 'tsx', '--test-reporter=tap', '-r', '{{hookFile}}', '{{testFile}}'],
   },

@@ -1,0 +1,90 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { accessPolicyGrants, authorize } from '../../src/vault/authorize.js';
+import { SECRET_OPERATIONS, type VaultContext } from '../../src/vault/contracts.js';
+import { VaultError } from '../../src/vault/errors.js';
+import type { AccessPolicyEntry, Vault } from '../../src/store/types.js';
+import type { AuthorizationDecision } from '../../src/rbac/contracts.js';
+
+const TENANT = '11111111-1111-4111-8111-111111111111';
+const OTHER_TENANT = '22222222-2222-4222-8222-222222222222';
+const OID = '33333333-3333-4333-8333-333333333333';
+const APP = '44444444-4444-4444-8444-444444444444';
+const caller = { objectId: OID, tenantId: TENANT, appId: APP, issuer: `https://localhost:8443/${TENANT}/` };
+
+function vault(policies: AccessPolicyEntry[], rbac = false): Vault {
+  return {
+    id: 'v',
+    resourceId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv',
+    name: 'kv',
+    tenantId: TENANT,
+    subscriptionId: 's',
+    resourceGroup: 'rg',
+    location: 'local',
+    tags: {},
+    properties: {
+      tenantId: TENANT,
+      sku: { family: 'A', name: 'standard' },
+      enableRbacAuthorization: rbac,
+      accessPolicies: policies,
+      enableSoftDelete: true,
+      softDeleteRetentionInDays: 90,
+      enablePurgeProtection: null,
+      publicNetworkAccess: 'Enabled',
+    },
+    deletedAt: null,
+    scheduledPurgeAt: null,
+    createdAt: 0,
+    updatedAt: 0,
+  };
+}
+
+function entry(overrides: Partial<AccessPolicyEntry> & { secrets?: string[] } = {}): AccessPolicyEntry {
+  const { secrets = ['get'], ...rest } = overrides;
+  return { tenantId: TENANT, objectId: OID, permissions: { keys: [], secrets, certificates: [], storage: [] }, ...rest };
+}
+
+describe('vault access policies', () => {
+  it('grant a listed permission (case-insensitively) or all, to the named object of the named tenant only', () => {
+    assert.equal(accessPolicyGrants(vault([entry()]), caller, 'get'), true);
+    assert.equal(accessPolicyGrants(vault([entry({ objectId: OID.toUpperCase(), tenantId: TENANT.toUpperCase(), secrets: ['GET'] })]), caller, 'get'), true);
+    assert.equal(accessPolicyGrants(vault([entry({ secrets: ['all'] })]), caller, 'purge'), true);
+    assert.equal(accessPolicyGrants(vault([entry()]), caller, 'set'), false, 'another permission');
+    assert.equal(accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' })]), caller, 'get'), false, 'another object');
+    assert.equal(accessPolicyGrants(vault([entry({ tenantId: OTHER_TENANT })]), caller, 'get'), false, 'the same object id in another tenant');
+    assert.equal(accessPolicyGrants(vault([]), caller, 'get'), false, 'no entry, no access');
+  });
+
+  it('a compound-identity entry holds only for the application it names', () => {
+    assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP.toUpperCase() })]), caller, 'get'), true);
+    assert.equal(accessPolicyGrants(vault([entry({ applicationId: '66666666-6666-4666-8666-666666666666' })]), caller, 'get'), false);
+    assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: undefined }, 'get'), false, 'a token without appid');
+  });
+
+  it('a refusal names the caller as Key Vault does', async () => {
+    const refused = await authorize({} as VaultContext, vault([]), caller, SECRET_OPERATIONS.get, 'scope').then(() => undefined, (err: unknown) => err);
+    assert.ok(refused instanceof VaultError);
+    assert.equal(refused.status, 403);
+    assert.match(refused.message, new RegExp(`^The user, group or application 'appid=${APP};oid=${OID};numgroups=0;iss=https://localhost:8443/${TENANT}/' does not have secrets get permission on key vault 'kv;location=local'`));
+  });
+});
+
+describe('vault RBAC refusals', () => {
+  const ctxWith = (decision: AuthorizationDecision) => ({ authorizer: { check: () => Promise.resolve(decision) } }) as unknown as VaultContext;
+
+  it('name the caller, action and resource, and say whether a deny assignment decided', async () => {
+    const rbac = vault([], true);
+    const notGranted = await authorize(ctxWith({ allowed: false, reason: 'not-granted' }), rbac, caller, SECRET_OPERATIONS.get, `${rbac.resourceId}/secrets/S`).catch((e: unknown) => e as VaultError);
+    assert.ok(notGranted instanceof VaultError);
+    assert.match(notGranted.message, new RegExp(`\\r\\nCaller: appid=${APP};oid=${OID};iss=https://localhost:8443/${TENANT}/\\r\\n`));
+    assert.match(notGranted.message, /Action: 'Microsoft\.KeyVault\/vaults\/secrets\/getSecret\/action'/);
+    assert.match(notGranted.message, /DenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC'/);
+    // A role that would grant is beside the point once a deny assignment matched: the message names it.
+    const denied = await authorize(ctxWith({ allowed: false, reason: 'denied', assignmentId: 'deny-1' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId).catch((e: unknown) => e as VaultError);
+    assert.match((denied as VaultError).message, /DenyAssignmentId: deny-1\r\nDecisionReason: 'DeniedWithDenyAssignment'/);
+    // An assignment id on a refusal that no deny assignment decided is not shown as one.
+    const odd = await authorize(ctxWith({ allowed: false, reason: 'not-granted', assignmentId: 'role-1' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId).catch((e: unknown) => e as VaultError);
+    assert.match((odd as VaultError).message, /DenyAssignmentId: null/);
+    await authorize(ctxWith({ allowed: true, reason: 'granted' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId);
+  });
+});
