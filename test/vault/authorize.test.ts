@@ -9,7 +9,7 @@ import type { AuthorizationDecision } from '../../src/rbac/contracts.js';
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const OTHER_TENANT = '22222222-2222-4222-8222-222222222222';
 const OID = '33333333-3333-4333-8333-333333333333';
-const APP = '44444444-4444-4444-8444-444444444444';
+const APP = 'abcdef44-4444-4444-8444-44444444abcd';
 const caller = { objectId: OID, tenantId: TENANT, appId: APP, issuer: `https://localhost:8443/${TENANT}/` };
 
 function vault(policies: AccessPolicyEntry[], rbac = false): Vault {
@@ -57,6 +57,7 @@ describe('vault access policies', () => {
 
   it('a compound-identity entry holds only for the application it names', () => {
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP.toUpperCase() })]), caller, 'get'), true);
+    assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: APP.toUpperCase() }, 'get'), true, 'ids compare case-insensitively');
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: '66666666-6666-4666-8666-666666666666' })]), caller, 'get'), false);
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: undefined }, 'get'), false, 'a token without appid');
   });
