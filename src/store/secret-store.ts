@@ -126,6 +126,31 @@ export function createSecretStore(db: Kysely<Database>, hooks?: NotificationHook
     await trx.deleteFrom('vault_secrets').where('vault_id', '=', vaultId).where('name_key', '=', nameKey).execute();
   }
 
+  /**
+   * Moves a secret between active and soft-deleted, only from the state named; the entry in its new state, or
+   * undefined when it was not in the state named.
+   */
+  function setDeletion(
+    vaultId: string,
+    name: string,
+    values: { deleted_at: number | null; scheduled_purge_at: number | null },
+    from: 'active' | 'deleted',
+  ): Promise<SecretEntry | undefined> {
+    return writing(async (trx, changed) => {
+      const result = await trx
+        .updateTable('vault_secrets')
+        .set(values)
+        .where('vault_id', '=', vaultId)
+        .where('name_key', '=', name.toLowerCase())
+        .where('deleted_at', from === 'active' ? 'is' : 'is not', null)
+        .executeTakeFirst();
+      if (rowCount(result.numUpdatedRows) === 0) return undefined;
+      await changed(vaultId, name);
+      const found = await read(trx, vaultId, name, from === 'active');
+      return found === undefined ? undefined : toEntry(found.secret, found.version);
+    });
+  }
+
   return {
     async addVersion(version) {
       const nameKey = version.name.toLowerCase();
@@ -225,20 +250,8 @@ export function createSecretStore(db: Kysely<Database>, hooks?: NotificationHook
       return rows.map((row) => toVersion(row, secret.name));
     },
 
-    async softDelete(vaultId, name, deletedAt, scheduledPurgeAt) {
-      return writing(async (trx, changed) => {
-        const result = await trx
-          .updateTable('vault_secrets')
-          .set({ deleted_at: deletedAt, scheduled_purge_at: scheduledPurgeAt })
-          .where('vault_id', '=', vaultId)
-          .where('name_key', '=', name.toLowerCase())
-          .where('deleted_at', 'is', null)
-          .executeTakeFirst();
-        if (rowCount(result.numUpdatedRows) === 0) return undefined;
-        await changed(vaultId, name);
-        const found = await read(trx, vaultId, name, true);
-        return found === undefined ? undefined : toEntry(found.secret, found.version);
-      });
+    softDelete(vaultId, name, deletedAt, scheduledPurgeAt) {
+      return setDeletion(vaultId, name, { deleted_at: deletedAt, scheduled_purge_at: scheduledPurgeAt }, 'active');
     },
 
     async getDeleted(vaultId, name) {
@@ -246,20 +259,8 @@ export function createSecretStore(db: Kysely<Database>, hooks?: NotificationHook
       return found === undefined ? undefined : toEntry(found.secret, found.version);
     },
 
-    async recover(vaultId, name) {
-      return writing(async (trx, changed) => {
-        const result = await trx
-          .updateTable('vault_secrets')
-          .set({ deleted_at: null, scheduled_purge_at: null })
-          .where('vault_id', '=', vaultId)
-          .where('name_key', '=', name.toLowerCase())
-          .where('deleted_at', 'is not', null)
-          .executeTakeFirst();
-        if (rowCount(result.numUpdatedRows) === 0) return undefined;
-        await changed(vaultId, name);
-        const found = await read(trx, vaultId, name, false);
-        return found === undefined ? undefined : toEntry(found.secret, found.version);
-      });
+    recover(vaultId, name) {
+      return setDeletion(vaultId, name, { deleted_at: null, scheduled_purge_at: null }, 'deleted');
     },
 
     async purge(vaultId, name) {

@@ -36,6 +36,27 @@ export function createVaultStore(db: Kysely<Database>, hooks: NotificationHooks 
     hooks?.published(VAULT_CHANNEL, id);
   }
 
+  /** Moves a vault between active and soft-deleted: only from the state named, and announced when it moved. */
+  async function setDeletion(
+    id: string,
+    values: { deleted_at: number | null; scheduled_purge_at: number | null; updated_at: number },
+    from: 'active' | 'deleted',
+  ): Promise<boolean> {
+    const done = await atomically(db, async (trx) => {
+      const result = await trx
+        .updateTable('vaults')
+        .set(values)
+        .where('id', '=', id)
+        .where('deleted_at', from === 'active' ? 'is' : 'is not', null)
+        .executeTakeFirst();
+      const updated = rowCount(result.numUpdatedRows) > 0;
+      if (updated) await changed(trx, id);
+      return updated;
+    });
+    if (done) published(id);
+    return done;
+  }
+
   return {
     async put(vault) {
       const outcome = await atomically(db, async (trx) => {
@@ -89,36 +110,12 @@ export function createVaultStore(db: Kysely<Database>, hooks: NotificationHooks 
       return rows.map(toVault);
     },
 
-    async softDelete(id, deletedAt, scheduledPurgeAt) {
-      const done = await atomically(db, async (trx) => {
-        const result = await trx
-          .updateTable('vaults')
-          .set({ deleted_at: deletedAt, scheduled_purge_at: scheduledPurgeAt, updated_at: deletedAt })
-          .where('id', '=', id)
-          .where('deleted_at', 'is', null)
-          .executeTakeFirst();
-        const updated = rowCount(result.numUpdatedRows) > 0;
-        if (updated) await changed(trx, id);
-        return updated;
-      });
-      if (done) published(id);
-      return done;
+    softDelete(id, deletedAt, scheduledPurgeAt) {
+      return setDeletion(id, { deleted_at: deletedAt, scheduled_purge_at: scheduledPurgeAt, updated_at: deletedAt }, 'active');
     },
 
-    async recover(id, updatedAt) {
-      const done = await atomically(db, async (trx) => {
-        const result = await trx
-          .updateTable('vaults')
-          .set({ deleted_at: null, scheduled_purge_at: null, updated_at: updatedAt })
-          .where('id', '=', id)
-          .where('deleted_at', 'is not', null)
-          .executeTakeFirst();
-        const updated = rowCount(result.numUpdatedRows) > 0;
-        if (updated) await changed(trx, id);
-        return updated;
-      });
-      if (done) published(id);
-      return done;
+    recover(id, updatedAt) {
+      return setDeletion(id, { deleted_at: null, scheduled_purge_at: null, updated_at: updatedAt }, 'deleted');
     },
 
     async purge(id) {
