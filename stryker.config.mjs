@@ -1,78 +1,138 @@
 // Mutation testing of the security-critical modules: `npm run mutation` (not part of `npm test` or CI's
-// default run). See docs/testing.md. Scope one module with `npm run mutation -- --mutate src/shared/logger.ts`.
+// default run). See docs/testing.md. The modules are split into groups, each with its own short list of the
+// test files that exercise it, so Stryker's initial run and each mutant's re-run stay fast:
 //
-// The tap runner runs each test file below as `node --import tsx <file>` with node:test's TAP reporter, and
-// with coverageAnalysis 'perTest' it only re-runs, for each mutant, the test files that executed its code.
+//   npm run mutation                    every group, one after the other (scripts/mutation.mjs)
+//   npm run mutation -- vault rbac      some groups
+//   OPENMSI_MUTATION_GROUP=vault npx stryker run --mutate src/vault/authorize.ts   one module of a group
+//
+// The tap runner runs each test file as `node --import tsx <file>` with node:test's TAP reporter, and with
+// coverageAnalysis 'perTest' it only re-runs, for each mutant, the test files that executed its code.
 
 // The end-to-end suites run on SQLite only here (their PostgreSQL variants report a skip): the PostgreSQL runs
 // would double the time and add nothing to what a mutant of these modules can change. Stryker's workers, and
 // the test processes they start, inherit this process's environment.
 delete process.env.OPENMSI_TEST_POSTGRES_URL;
 
-/** The security decisions: token verification, client and host authentication, grants, management
- * authentication, signing keys, log redaction, the audit trail, and the agent's guard, sessions, control API and
- * host enrolment. */
-export const SECURITY_MODULES = [
-  'src/shared/token-verifier.ts',
-  'src/authority/token/client-auth.ts',
-  'src/authority/token/assertion.ts',
-  'src/authority/grants/client-credentials.ts',
-  'src/authority/grants/managed-identity.ts',
-  'src/management/authenticate.ts',
-  'src/authority/keys/key-ring.ts',
-  'src/authority/keys/rotation.ts',
-  'src/shared/logger.ts',
-  'src/store/audit-writer.ts',
-  'src/authority/refusal-audit.ts',
-  'src/agent/guard.ts',
-  'src/agent/sessions.ts',
-  'src/agent/secret-digest.ts',
-  'src/agent/control.ts',
-  'src/authority/hosts/authenticate.ts',
-  'src/directory/hosts.ts',
-  'src/vault/authenticate.ts',
-  'src/vault/authorize.ts',
-  'src/vault/challenge.ts',
-  'src/vault/secret-cipher.ts',
-];
+/**
+ * The security decisions, by group: each group names the modules mutated and the test files that decide
+ * whether a mutant of them survives.
+ * @type {Record<string, { mutate: string[]; testFiles: string[] }>}
+ */
+export const GROUPS = {
+  verifier: {
+    mutate: ['src/shared/token-verifier.ts'],
+    testFiles: ['test/unit/token-verifier.test.ts', 'test/authority/key-revocation.test.ts'],
+  },
+  keys: {
+    mutate: ['src/authority/keys/key-ring.ts', 'src/authority/keys/rotation.ts'],
+    testFiles: ['test/unit/key-rotation.test.ts', 'test/authority/key-revocation.test.ts'],
+  },
+  authority: {
+    mutate: [
+      'src/authority/token/client-auth.ts',
+      'src/authority/token/assertion.ts',
+      'src/authority/grants/client-credentials.ts',
+      'src/authority/grants/managed-identity.ts',
+      'src/authority/hosts/authenticate.ts',
+    ],
+    testFiles: [
+      'test/authority/token-endpoint.test.ts',
+      'test/authority/managed-identity-grant.test.ts',
+      'test/unit/authority-urls.test.ts',
+      'test/hosts/host-api.test.ts',
+    ],
+  },
+  audit: {
+    mutate: ['src/shared/logger.ts', 'src/store/audit-writer.ts', 'src/authority/refusal-audit.ts'],
+    testFiles: [
+      'test/unit/logger.test.ts',
+      'test/authority/log-redaction.test.ts',
+      'test/authority/refusal-audit.test.ts',
+      'test/authority/token-endpoint.test.ts',
+    ],
+  },
+  management: {
+    mutate: [
+      'src/management/authenticate.ts',
+      'src/management/authorize.ts',
+      'src/management/authorization-common.ts',
+      'src/management/resources.ts',
+    ],
+    testFiles: [
+      'test/management/management.test.ts',
+      'test/management/vaults.test.ts',
+      'test/rbac-authz/control-plane.test.ts',
+    ],
+  },
+  rbac: {
+    mutate: ['src/rbac/evaluate.ts', 'src/rbac/scopes.ts', 'src/rbac/authorizer.ts'],
+    testFiles: ['test/rbac/evaluate.test.ts', 'test/rbac/scopes.test.ts', 'test/rbac/authorizer.test.ts', 'test/rbac/actions.test.ts'],
+  },
+  vault: {
+    mutate: [
+      'src/vault/authenticate.ts',
+      'src/vault/authorize.ts',
+      'src/vault/challenge.ts',
+      'src/vault/secret-cipher.ts',
+      'src/vault/secret-cache.ts',
+      'src/vault/vault-cache.ts',
+    ],
+    testFiles: [
+      'test/vault/authorize.test.ts',
+      'test/vault/secret-cipher.test.ts',
+      'test/vault/protocol.test.ts',
+      'test/vault/authz-lifecycle.test.ts',
+    ],
+  },
+  agent: {
+    mutate: [
+      'src/agent/guard.ts',
+      'src/agent/sessions.ts',
+      'src/agent/secret-digest.ts',
+      'src/agent/control.ts',
+      'src/agent/surfaces/common.ts',
+      'src/agent/token-cache.ts',
+      'src/directory/hosts.ts',
+    ],
+    testFiles: [
+      'test/agent/unit.test.ts',
+      'test/agent/surfaces.test.ts',
+      'test/agent/cache.test.ts',
+      'test/agent-runtime/control.test.ts',
+      'test/agent-runtime/sessions.test.ts',
+      'test/hosts/host-api.test.ts',
+    ],
+  },
+};
+
+/** Every mutated module, in group order. */
+export const SECURITY_MODULES = Object.values(GROUPS).flatMap((g) => g.mutate);
+
+const groupName = process.env.OPENMSI_MUTATION_GROUP;
+if (groupName !== undefined && !(groupName in GROUPS)) {
+  throw new Error(`OPENMSI_MUTATION_GROUP=${groupName} is not one of: ${Object.keys(GROUPS).join(', ')}`);
+}
+const group = groupName === undefined ? undefined : GROUPS[groupName];
+const reportBase = `reports/mutation/${groupName ?? 'all'}`;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'tap',
   plugins: ['@stryker-mutator/tap-runner'],
   tap: {
-    testFiles: [
-      'test/unit/token-verifier.test.ts',
-      'test/unit/key-rotation.test.ts',
-      'test/authority/log-redaction.test.ts',
-      'test/authority/token-endpoint.test.ts',
-      'test/authority/managed-identity-grant.test.ts',
-      'test/authority/key-revocation.test.ts',
-      'test/management/management.test.ts',
-      'test/authority/refusal-audit.test.ts',
-      'test/unit/logger.test.ts',
-      'test/unit/authority-urls.test.ts',
-      'test/agent/unit.test.ts',
-      'test/agent/surfaces.test.ts',
-      'test/agent-runtime/control.test.ts',
-      'test/agent-runtime/sessions.test.ts',
-      'test/hosts/host-api.test.ts',
-      'test/vault/protocol.test.ts',
-      'test/vault/authz-lifecycle.test.ts',
-      'test/vault/secret-cipher.test.ts',
-      'test/vault/authorize.test.ts',
-    ],
+    testFiles: group?.testFiles ?? [...new Set(Object.values(GROUPS).flatMap((g) => g.testFiles))],
     nodeArgs: ['--import', 'tsx', '--test-reporter=tap', '-r', '{{hookFile}}', '{{testFile}}'],
   },
-  mutate: SECURITY_MODULES,
+  mutate: group?.mutate ?? SECURITY_MODULES,
   coverageAnalysis: 'perTest',
   // Two cores is what the test machines have; each test file starts its own HTTPS authority on a free port.
   concurrency: 2,
   timeoutMS: 60_000,
   reporters: ['clear-text', 'progress', 'html', 'json'],
-  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
-  tempDirName: '.stryker-tmp',
+  htmlReporter: { fileName: `${reportBase}.html` },
+  jsonReporter: { fileName: `${reportBase}.json` },
+  tempDirName: `.stryker-tmp/${groupName ?? 'all'}`,
   cleanTempDir: 'always',
   ignorePatterns: ['dist', 'bench', 'reports', '.openmsi', '*.log'],
   thresholds: { high: 90, low: 80, break: null },
