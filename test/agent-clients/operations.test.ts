@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createAuthority, type Authority } from '../../src/authority/authority.js';
 import { captureLogs, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
+import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, until, type AgentProcess } from '../helpers/agent-process.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
@@ -17,16 +17,6 @@ interface Identity {
   id: string;
   clientId: string;
   principalId: string;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** `openmsi run` as a user types it, against the agent's data dir; resolves with the workload's JSON line. */

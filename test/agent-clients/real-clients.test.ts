@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
+import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, until, type AgentProcess } from '../helpers/agent-process.js';
 import { createTokenVerifier, remoteJwks } from '../../src/shared/token-verifier.js';
 import { armKey } from '../../src/shared/ids.js';
 import { DEAD_PROXY, parseDotenv, probe } from '../helpers/clients.js';
@@ -153,9 +153,14 @@ for (const backend of STORE_BACKENDS) describe(`unchanged clients against openms
       // The token step succeeds (the agent audits it); az then lists subscriptions through ARM, which
       // openmsi authorises by RBAC (issue 8): as ARM, the list holds only the subscriptions the identity may
       // read, so an identity with no role gets an empty list and az stops there.
-      const audit = await openmsiJson<Record<string, unknown>[]>(t, ['audit', 'list', '--host', 'build-01', '--since', '10m']);
-      const served = audit.filter((e) => e['action'] === 'agent.token.served' && (e['detail'] as Record<string, unknown>)['surface'] === 'cloud-shell');
-      assert.ok(served.some((e) => (e['detail'] as Record<string, unknown>)['audience'] === 'https://management.core.windows.net/'), JSON.stringify(audit, null, 1) + login.stderr);
+      // The agent uploads its audit once per window, so the record arrives within a window, not at once.
+      let audit: Record<string, unknown>[] = [];
+      const servesArm = (e: Record<string, unknown>) =>
+        e['action'] === 'agent.token.served' && (e['detail'] as Record<string, unknown>)['surface'] === 'cloud-shell' && (e['detail'] as Record<string, unknown>)['audience'] === 'https://management.core.windows.net/';
+      await until('the agent\'s record of az\'s token', async () => {
+        audit = await openmsiJson<Record<string, unknown>[]>(t, ['audit', 'list', '--host', 'build-01', '--since', '10m']);
+        return audit.some(servesArm) ? true : undefined;
+      }).catch((error: unknown) => assert.fail(`${String(error)}: ${JSON.stringify(audit, null, 1)}${login.stderr}`));
       ctx.diagnostic(`az login --identity exited ${String(login.code)}: ${login.stderr.trim().slice(0, 400)}`);
       // Where az stops: ARM's GET /subscriptions, filtered by RBAC (issue 8), is empty for an identity with no role.
       assert.equal(login.code, 1);

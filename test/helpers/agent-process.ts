@@ -109,6 +109,17 @@ export async function startAgentProcess(t: TestAuthority, args: { joinToken?: st
   };
 }
 
+/** Polls `probe` every 200 ms until it returns a value (bounded: throws after `timeoutMs`). */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
