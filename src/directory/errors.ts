@@ -148,6 +148,9 @@ export const DirectoryErrors = {
   invalidDenyAssignment: (reason: string) => fail('InvalidDenyAssignment', `The deny assignment is invalid: ${reason}.`),
   denyAssignmentExists: () => fail('DenyAssignmentExists', 'A deny assignment with this id, or with this name at this scope, already exists.'),
   denyAssignmentNotFound: (id: string) => fail('DenyAssignmentNotFound', `The deny assignment '${id.slice(0, 100)}' could not be found.`),
+  /** What the caller was authorised for changed before the write (another writer in between): nothing was written. */
+  changedWhileAuthorising: (what: string) =>
+    fail('ConflictError', `${what} changed while this request was being authorised; nothing was changed. Retry the request.`),
 
   // Key Vault
   vaultNameNotValid: (name: string) =>

@@ -102,6 +102,12 @@ export interface CreateJoinTokenInput {
   /** Object id of the caller. */
   createdBy: string;
   clock: Clock;
+  /**
+   * Called in the token's transaction with the machine as stored (undefined when it is about to be
+   * created), before anything is written; it throws to refuse (the management API's check that the caller
+   * may hand over the machine's identities, made before the transaction, still holds).
+   */
+  guard?: (machine: Resource | undefined) => void;
 }
 
 export interface CreatedJoinToken {
@@ -130,6 +136,7 @@ export async function createJoinToken(repos: Repositories | Store, input: Create
     if (group === undefined) throw DirectoryErrors.resourceGroupNotFound(input.resourceGroup);
     const id = formatArmResourceId({ subscriptionId: subscription.id, resourceGroup: group.name, type: HOST_RESOURCE_TYPE, name: input.name });
     const existing = await tx.resources.get(id);
+    input.guard?.(existing);
     let machine = existing;
     if (existing === undefined || existing.systemPrincipalId === null || vmIdOf(existing) === undefined) {
       const userAssigned = existing?.userAssignedIdentityIds ?? [];

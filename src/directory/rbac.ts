@@ -332,6 +332,13 @@ export interface PutRoleDefinitionInput {
   permissions: unknown;
   assignableScopes: unknown;
   by: string;
+  /**
+   * Called in the write's transaction with the stored role (undefined when there is none) and the validated
+   * `assignableScopes`, before anything is written; it throws to refuse. The management API checks the
+   * caller's rights at every existing and requested assignable scope before the transaction (the
+   * authoriser cannot run inside one) and uses this to refuse when the role changed in between.
+   */
+  guard?: (existing: CustomRoleDefinition | undefined, assignableScopes: readonly string[]) => void;
 }
 
 /**
@@ -366,6 +373,7 @@ export async function putRoleDefinition(
     for (const s of scopes) assignableScopes.push((await validateScope(tx, input.tenantId, s)).scope);
     const now = options.clock.now();
     const existing = await tx.roleDefinitions.get(input.tenantId, id);
+    input.guard?.(existing, assignableScopes);
     const sameName = await tx.roleDefinitions.getByName(input.tenantId, roleName);
     if (sameName !== undefined && sameName.id !== id.toLowerCase()) throw DirectoryErrors.roleDefinitionWithSameNameExists(roleName);
     const definition: CustomRoleDefinition = {
@@ -392,11 +400,11 @@ export async function putRoleDefinition(
   });
 }
 
-/** Deletes a custom role; refused for built-ins and while any assignment uses it. Undefined when there was none. */
+/** Deletes a custom role; refused for built-ins and while any assignment uses it (and by `guard`, in the transaction). Undefined when there was none. */
 export async function deleteRoleDefinition(
   store: Store | Repositories,
   options: Pick<RbacDirectoryOptions, 'builtInRoles'>,
-  input: { tenantId: string; id: string },
+  input: { tenantId: string; id: string; guard?: (existing: CustomRoleDefinition) => void },
 ): Promise<CustomRoleDefinition | undefined> {
   const guid = roleDefinitionGuid(input.id);
   if (guid === undefined) throw DirectoryErrors.invalidRoleDefinitionId(input.id);
@@ -405,6 +413,7 @@ export async function deleteRoleDefinition(
   return atomically(store, async (tx) => {
     const existing = await tx.roleDefinitions.get(input.tenantId, guid);
     if (existing === undefined) return undefined;
+    input.guard?.(existing);
     const uses = await tx.roleAssignments.countByRoleDefinition(input.tenantId, guid);
     if (uses > 0) throw DirectoryErrors.roleDefinitionHasAssignments(uses);
     await tx.roleDefinitions.delete(input.tenantId, guid);

@@ -17,6 +17,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AuthorizationDecision } from '../rbac/contracts.js';
 import { ApiError } from '../shared/api-error.js';
 import { ScopeError } from '../rbac/scopes.js';
+import { permissionsGrant } from '../rbac/evaluate.js';
 import { authorizeSubscription, callerOf, markDenied, type Caller, type RequestHook } from './authenticate.js';
 import type { ManagementContext } from './context.js';
 import type { ApiFamily } from './errors.js';
@@ -65,10 +66,25 @@ export function graphRequestDenied(): ApiError {
   return new ApiError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
 }
 
+/**
+ * The break-glass (docs/rbac.md "Deny assignments"): a deny assignment never stops the bootstrap admin (the
+ * directory admin `openmsi init` made, `isDirectoryAdmin`) from finding and deleting deny assignments, so a
+ * deny that shuts everyone else out can always be removed. Its role assignments still have to grant the
+ * action: only the deny half of the decision is skipped, and only for these actions.
+ */
+export const DENY_BREAK_GLASS_ACTIONS: ReadonlySet<string> = new Set(
+  ['Microsoft.Authorization/denyAssignments/read', 'Microsoft.Authorization/denyAssignments/delete'].map((a) => a.toLowerCase()),
+);
+
 /** The authoriser's decision for the caller; a malformed scope is ARM's 400 `InvalidScope` (nothing is checked or written). */
 export async function decide(ctx: ManagementContext, caller: Caller, check: ActionAtScope): Promise<AuthorizationDecision> {
   try {
-    return await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope: check.scope });
+    const decision = await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope: check.scope });
+    if (decision.reason === 'denied' && caller.principal.isDirectoryAdmin && DENY_BREAK_GLASS_ACTIONS.has(check.action.toLowerCase())) {
+      const granted = permissionsGrant(await ctx.authorizer.permissionsAt(caller.tenantId, caller.principal.objectId, check.scope), check.action, false);
+      if (granted) return { allowed: true, reason: 'granted' };
+    }
+    return decision;
   } catch (err) {
     if (err instanceof ScopeError) throw new ApiError(400, 'InvalidScope', err.message, { cause: err });
     throw err;

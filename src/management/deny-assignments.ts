@@ -1,6 +1,10 @@
 /**
  * `Microsoft.Authorization/denyAssignments` at any scope. In Azure they are read-only (made by Blueprints,
- * managed applications and deployment stacks); openmsi also lets an administrator PUT and DELETE them.
+ * managed applications and deployment stacks, never by a user); openmsi also lets an administrator PUT and
+ * DELETE them, but only one holding the right at the tenant root: a deny can shut out anyone at and below
+ * its scope, the root's Owners included, so creating or deleting one anywhere is a tenant-level act
+ * (`denyAssignments/write` or `/delete` at `/`, beside the same action at the addressed scope). The
+ * bootstrap admin's break-glass (`DENY_BREAK_GLASS_ACTIONS` in authorize.ts) keeps every deny deletable.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { StoredDenyAssignment } from '../store/types.js';
@@ -8,6 +12,7 @@ import { createDenyAssignment, deleteDenyAssignment, getDenyAssignment, listDeny
 import { DirectoryErrors } from '../directory/errors.js';
 import type { ManagementContext } from './context.js';
 import { audited, jsonObject, type RouteHandler } from './common.js';
+import { requireAccess, ROOT_SCOPE } from './authorize.js';
 import { authorizationAddress, authorizationFilter, authorizationId, authorizationRoutes, isoOrNull } from './authorization-common.js';
 
 export const DENY_ASSIGNMENT_TYPE = 'Microsoft.Authorization/denyAssignments';
@@ -55,6 +60,8 @@ export function denyAssignmentHandlers(ctx: ManagementContext): { list: RouteHan
       const actor = a.caller.principal.objectId;
       const target = authorizationId(a.scope, 'denyAssignments', name);
       const deny = await audited(ctx, { tenantId: a.tenantId, actor, action: 'denyAssignment.created', target }, async () => {
+        // A deny is a tenant-level act wherever it is placed (see the module comment).
+        await requireAccess(ctx, request, { action: `${DENY_ASSIGNMENT_TYPE}/write`, scope: ROOT_SCOPE });
         const body = jsonObject(request.body);
         const properties = body['properties'];
         if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
@@ -77,6 +84,7 @@ export function denyAssignmentHandlers(ctx: ManagementContext): { list: RouteHan
       const name = a.name ?? '';
       const target = authorizationId(a.scope, 'denyAssignments', name);
       const deleted = await audited(ctx, { tenantId: a.tenantId, actor: a.caller.principal.objectId, action: 'denyAssignment.deleted', target }, async () => {
+        await requireAccess(ctx, request, { action: `${DENY_ASSIGNMENT_TYPE}/delete`, scope: ROOT_SCOPE });
         const removed = await deleteDenyAssignment(ctx.store, { tenantId: a.tenantId, id: name, scope: a.scope });
         return removed === undefined ? { result: removed, detail: { existed: false } } : { result: removed, detail: { denyAssignmentName: removed.denyAssignmentName } };
       });

@@ -3,13 +3,19 @@
  * - `POST …/providers/Microsoft.HybridCompute/machines/{name}/createJoinToken` `{ ttlSeconds? }` → 200
  *   `{ token, expiresOn, hostResourceId, tenantId, machineCreated }`: a single-use join token (shown once;
  *   the audit event records its public id, never the token), creating the machine with a system-assigned
- *   identity when missing.
+ *   identity when missing. The agent it enrols gets tokens for every identity on the machine, so it needs
+ *   `Microsoft.HybridCompute/machines/write` on the machine and, for an existing machine, the right to
+ *   attach each user-assigned identity already on it (`userAssignedIdentities/assign/action` on the
+ *   identity, what attaching it needs): a join token never hands over an identity its creator could not
+ *   have attached itself.
  * - `GET …/machines/{name}/hostCredentials` → `{ value: [HostCredentialView] }`.
  * - `POST /openmsi/hostCredentials/{keyId}/revoke` → 200 `HostCredentialView`: refused at once from then on.
  * The machine itself is an ordinary generic resource (GET/PUT/DELETE in resources.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { createJoinToken, findHostCredential, HOST_RESOURCE_TYPE, listHostCredentials, revokeHostCredential } from '../directory/hosts.js';
+import { DirectoryErrors } from '../directory/errors.js';
+import { armKey } from '../shared/ids.js';
 import { iso } from '../shared/clock.js';
 import { formatArmResourceId } from '../shared/ids.js';
 import type { HostCredential } from '../store/types.js';
@@ -19,6 +25,7 @@ import { armScope, audited, jsonObject, params, route } from './common.js';
 import { authorize, requireAccess, resourceScope } from './authorize.js';
 import type { ManagementContext } from './context.js';
 import { ManagementErrors } from './errors.js';
+import { ASSIGN_IDENTITY_ACTION } from './resources.js';
 
 const MACHINE = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/${HOST_RESOURCE_TYPE}/:resourceName`;
 
@@ -62,6 +69,14 @@ export function hostRoutes(app: FastifyInstance, ctx: ManagementContext): void {
         { tenantId: scope.subscription.tenantId, actor: scope.caller.principal.objectId, action: 'host.join-token.created', target },
         async () => {
           const body = jsonObject(request.body, { optional: true });
+          // An existing machine's user-assigned identities go to the agent the token enrols: the caller must
+          // be allowed to attach each (see the module comment); rechecked in the token's transaction.
+          const existing = await ctx.store.resources.get(target);
+          const checked = new Set<string>();
+          for (const identityId of existing?.userAssignedIdentityIds ?? []) {
+            await requireAccess(ctx, request, { action: ASSIGN_IDENTITY_ACTION, scope: identityId });
+            checked.add(armKey(identityId));
+          }
           const created = await createJoinToken(ctx.store, {
             subscriptionId: scope.subscription.id,
             resourceGroup: scope.resourceGroup,
@@ -69,6 +84,11 @@ export function hostRoutes(app: FastifyInstance, ctx: ManagementContext): void {
             ttlSeconds: body['ttlSeconds'],
             createdBy: scope.caller.principal.objectId,
             clock: ctx.clock,
+            guard: (machine) => {
+              if (machine?.userAssignedIdentityIds.some((id) => !checked.has(armKey(id))) === true) {
+                throw DirectoryErrors.changedWhileAuthorising("The machine's user-assigned identities");
+              }
+            },
           });
           return {
             result: {

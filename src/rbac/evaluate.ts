@@ -98,6 +98,15 @@ function permits(permissions: readonly CompiledPermission[], action: string, isD
   return false;
 }
 
+/**
+ * True when one of `permissions` grants `action` within its own entry (`actions` − `notActions`, or
+ * `dataActions` − `notDataActions`), as a role does in {@link evaluate}; for entries that
+ * {@link effectivePermissions} returned, this is the grant half of a decision without the deny half.
+ */
+export function permissionsGrant(permissions: readonly Permission[], action: string, isDataAction: boolean): boolean {
+  return permits(permissions.map(compilePermission), action.toLowerCase(), isDataAction);
+}
+
 /** True when `role` may be assigned at `scope`: one of its `assignableScopes` contains it. */
 export function isAssignableAt(role: Pick<RoleDefinition, 'assignableScopes'>, scope: string): boolean {
   const key = scopeKey(scope);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { httpsRequest, postForm, type HttpsResponse } from '../helpers/https.js';
-import type { TestAuthority } from '../helpers/authority.js';
+import { registerTestApplication, type TestApplication, type TestAuthority } from '../helpers/authority.js';
 
 export const ARM = 'https://management.azure.com/';
 export const GRAPH = 'https://graph.microsoft.com';
@@ -14,6 +14,8 @@ export const ROLE = {
   Contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c',
   UserAccessAdministrator: '18d7d88d-d35e-4fb5-a5c3-7773c20a72d9',
   ManagedIdentityContributor: 'e40ec5ca-96e0-45a2-b4ff-59039f2c2b59',
+  ManagedIdentityOperator: 'f1a07417-d97a-45cb-824c-7a7467783830',
+  KeyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
 } as const;
 
 /** A client-credentials token through the authority's real token endpoint. */
@@ -38,6 +40,19 @@ export function call(t: TestAuthority, method: string, path: string, token: stri
 
 /** `{scope}` as a path prefix (`/` is the root: `/providers/...`). */
 export const under = (scope: string) => (scope === '/' ? '' : scope);
+
+/** `{scope}/providers/Microsoft.Authorization/{type}[/{guid}]?api-version=…`. */
+export function authorizationPath(scope: string, type: 'roleAssignments' | 'roleDefinitions' | 'denyAssignments', guid?: string): string {
+  return `${under(scope)}/providers/Microsoft.Authorization/${type}${guid === undefined ? '' : `/${guid}`}?${RBAC_V}`;
+}
+
+/** A registered application (client secret only) with an ARM token. */
+export type TestPrincipal = TestApplication & { token: string };
+
+export async function testPrincipal(t: TestAuthority, name: string): Promise<TestPrincipal> {
+  const app = await registerTestApplication(t, name, { certificate: false });
+  return { ...app, token: await clientToken(t, app.appId, app.secret) };
+}
 
 /** Creates a role assignment through the ARM API; returns its id (GUID). */
 export async function assignRole(t: TestAuthority, adminToken: string, scope: string, roleGuid: string, principalId: string, principalType = 'ServicePrincipal'): Promise<string> {

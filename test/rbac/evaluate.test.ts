@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DenyAssignment, GroupMembership, RbacState, RoleAssignment, RoleDefinition } from '../../src/rbac/contracts.js';
 import { BUILTIN_ROLE_IDS as R, BUILTIN_ROLES } from '../../src/rbac/builtin-roles.js';
-import { effectivePermissions, evaluate, EVERYONE, isAssignableAt, principalClosure } from '../../src/rbac/evaluate.js';
+import fc from 'fast-check';
+import { effectivePermissions, evaluate, EVERYONE, isAssignableAt, permissionsGrant, principalClosure } from '../../src/rbac/evaluate.js';
 
 const T = 'tenant-1';
 const SUB = '/subscriptions/0e2f8d1c-3b4a-4c5d-8e9f-a0b1c2d3e4f5';
@@ -43,8 +44,8 @@ function deny(partial: Partial<DenyAssignment> & Pick<DenyAssignment, 'scope' | 
   };
 }
 
-function custom(id: string, roleName: string, actions: string[], notActions: string[], assignableScopes: string[], dataActions: string[] = []): RoleDefinition {
-  return { id, roleName, roleType: 'CustomRole', description: '', permissions: [{ actions, notActions, dataActions, notDataActions: [] }], assignableScopes, tenantId: T };
+function custom(id: string, roleName: string, actions: string[], notActions: string[], assignableScopes: string[], dataActions: string[] = [], notDataActions: string[] = []): RoleDefinition {
+  return { id, roleName, roleType: 'CustomRole', description: '', permissions: [{ actions, notActions, dataActions, notDataActions }], assignableScopes, tenantId: T };
 }
 
 function state(parts: { assignments?: RoleAssignment[]; denies?: DenyAssignment[]; groups?: GroupMembership[]; roles?: RoleDefinition[] }): RbacState {
@@ -61,6 +62,14 @@ function state(parts: { assignments?: RoleAssignment[]; denies?: DenyAssignment[
 const NO_UAI_WRITE = 'c0570000-0000-0000-0000-000000000001';
 const ONLY_UAI_WRITE = 'c0570000-0000-0000-0000-000000000002';
 const RG_SCOPED = 'c0570000-0000-0000-0000-000000000003';
+const SECRETS_BUT_GET = 'c0570000-0000-0000-0000-000000000004';
+const ALL_BUT_DATA = 'c0570000-0000-0000-0000-000000000005';
+const DATA_NOT_ACTIONS = 'c0570000-0000-0000-0000-000000000006';
+const SECRETS_ALL = 'Microsoft.KeyVault/vaults/secrets/*';
+const SET_SECRET = 'Microsoft.KeyVault/vaults/secrets/setSecret/action';
+const READ_SECRET_METADATA = 'Microsoft.KeyVault/vaults/secrets/readMetadata/action';
+/** Every secret data action except reading a value. */
+const secretsButGet = () => custom(SECRETS_BUT_GET, 'Secrets but get', [], [], ['/'], [SECRETS_ALL], [GET_SECRET]);
 
 interface Row {
   name: string;
@@ -121,6 +130,15 @@ const rows: Row[] = [
   { name: 'a deny to a group applies to its nested members', state: state({ assignments: [ra(ALICE, R.Owner, '/')], groups: [{ groupId: GROUP, memberId: ALICE }, { groupId: OUTER, memberId: GROUP }], denies: [deny({ scope: SUB, principals: [{ id: OUTER, type: 'Group' }] })] }), action: UAI_WRITE, scope: UAI, expect: 'denied' },
   { name: 'a data-action deny blocks the data action', state: state({ assignments: [ra(ALICE, R.KeyVaultAdministrator, VAULT)], denies: [deny({ scope: VAULT, principals: [{ id: ALICE, type: 'User' }], permissions: [{ actions: [], notActions: [], dataActions: ['Microsoft.KeyVault/vaults/secrets/*'], notDataActions: [] }] })] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'denied' },
   { name: 'a control-plane * deny does not block a data action', state: state({ assignments: [ra(ALICE, R.KeyVaultAdministrator, VAULT)], denies: [deny({ scope: VAULT, principals: [{ id: ALICE, type: 'User' }] })] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'granted' },
+  // notDataActions: the data-plane twin of notActions, subtracting within its own entry only.
+  { name: 'invariant: notDataActions removes a data action from its role (getSecret refused)', state: state({ roles: [secretsButGet()], assignments: [ra(ALICE, SECRETS_BUT_GET, VAULT)] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'not-granted' },
+  { name: 'invariant: notDataActions matches case-insensitively', state: state({ roles: [secretsButGet()], assignments: [ra(ALICE, SECRETS_BUT_GET, VAULT)] }), action: GET_SECRET.toUpperCase(), data: true, scope: SECRET, expect: 'not-granted' },
+  { name: 'notDataActions leaves the role’s other data actions granted', state: state({ roles: [secretsButGet()], assignments: [ra(ALICE, SECRETS_BUT_GET, VAULT)] }), action: READ_SECRET_METADATA, data: true, scope: SECRET, expect: 'granted' },
+  { name: 'notDataActions of one role does not block another role granting the data action', state: state({ roles: [secretsButGet()], assignments: [ra(ALICE, SECRETS_BUT_GET, VAULT), ra(ALICE, R.KeyVaultSecretsUser, SECRET, 'ra-ksu')] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'granted', assignmentId: 'ra-ksu' },
+  { name: 'notDataActions does not subtract control-plane actions', state: state({ roles: [custom(ALL_BUT_DATA, 'All but data', ['*'], [], ['/'], [], ['*'])], assignments: [ra(ALICE, ALL_BUT_DATA, RG)] }), action: UAI_WRITE, scope: UAI, expect: 'granted' },
+  { name: 'notActions does not subtract data actions', state: state({ roles: [custom(DATA_NOT_ACTIONS, 'Data, notActions *', [], ['*'], ['/'], [SECRETS_ALL])], assignments: [ra(ALICE, DATA_NOT_ACTIONS, VAULT)] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'granted' },
+  { name: 'invariant: a deny’s notDataActions exempts that data action only', state: state({ assignments: [ra(ALICE, R.KeyVaultAdministrator, VAULT)], denies: [deny({ scope: VAULT, principals: [{ id: ALICE, type: 'User' }], permissions: [{ actions: [], notActions: [], dataActions: [SECRETS_ALL], notDataActions: [GET_SECRET] }] })] }), action: GET_SECRET, data: true, scope: SECRET, expect: 'granted' },
+  { name: 'a deny with notDataActions still denies the other data actions', state: state({ assignments: [ra(ALICE, R.KeyVaultAdministrator, VAULT)], denies: [deny({ scope: VAULT, principals: [{ id: ALICE, type: 'User' }], permissions: [{ actions: [], notActions: [], dataActions: [SECRETS_ALL], notDataActions: [GET_SECRET] }] })] }), action: SET_SECRET, data: true, scope: SECRET, expect: 'denied' },
   // Groups.
   { name: 'an assignment to a group applies to its member', state: state({ assignments: [ra(GROUP, R.ManagedIdentityContributor, RG)], groups: [{ groupId: GROUP, memberId: ALICE }] }), action: UAI_WRITE, scope: UAI, expect: 'granted' },
   { name: 'an assignment to an outer group applies through nesting', state: state({ assignments: [ra(OUTER, R.ManagedIdentityContributor, RG)], groups: [{ groupId: GROUP, memberId: ALICE }, { groupId: OUTER, memberId: GROUP }] }), action: UAI_WRITE, scope: UAI, expect: 'granted' },
@@ -176,5 +194,23 @@ describe('evaluate: helpers', () => {
     // The returned arrays are copies: mutating them does not change the state.
     perms[0]!.actions.push('x');
     assert.deepEqual(effectivePermissions(s, ALICE, UAI)[0]!.actions, ['*/read']);
+  });
+
+  it('invariant: permissionsGrant over effectivePermissions is evaluate without its deny half (notActions and notDataActions included)', () => {
+    // The bootstrap admin's break-glass (src/management/authorize.ts) decides this way; it must agree with evaluate.
+    const pattern = fc.constantFrom('*', '*/read', 'Microsoft.KeyVault/*', SECRETS_ALL, GET_SECRET, SET_SECRET, UAI_WRITE, 'Microsoft.ManagedIdentity/*/write');
+    const entry = fc.record({ actions: fc.array(pattern, { maxLength: 3 }), notActions: fc.array(pattern, { maxLength: 2 }), dataActions: fc.array(pattern, { maxLength: 3 }), notDataActions: fc.array(pattern, { maxLength: 2 }) });
+    fc.assert(
+      fc.property(fc.array(fc.array(entry, { minLength: 1, maxLength: 2 }), { minLength: 1, maxLength: 3 }), fc.constantFrom(GET_SECRET, SET_SECRET, UAI_WRITE, UAI_READ), fc.boolean(), (roles, action, data) => {
+        const defs = roles.map((permissions, i): RoleDefinition => ({ ...custom(`c0570000-0000-0000-0000-0000000001${String(i).padStart(2, '0')}`, `r${String(i)}`, [], [], ['/']), permissions }));
+        const s = state({ roles: defs, assignments: defs.map((d) => ra(ALICE, d.id, VAULT)), denies: [deny({ scope: VAULT, principals: [{ id: EVERYONE, type: 'SystemDefined' }], permissions: [{ actions: ['*'], notActions: [], dataActions: ['*'], notDataActions: [] }] })] });
+        const withoutDenies = { ...s, denyAssignments: [] };
+        const expected = evaluate(withoutDenies, { principalId: ALICE, action, isDataAction: data, scope: SECRET }).allowed;
+        assert.equal(permissionsGrant(effectivePermissions(s, ALICE, SECRET), action, data), expected);
+        // And the deny does deny: the break-glass is the only way past it.
+        assert.equal(evaluate(s, { principalId: ALICE, action, isDataAction: data, scope: SECRET }).allowed, false);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
