@@ -9,7 +9,8 @@
  * request, so once a principal is deleted no token is issued for it again.
  */
 import type { Clock } from '../shared/clock.js';
-import { armKey, formatArmResourceId, parseArmResourceId, resourceGroupId } from '../shared/ids.js';
+import { armKey, formatArmResourceId, resourceGroupId } from '../shared/ids.js';
+import { parseResourceId, ScopeError } from '../rbac/scopes.js';
 import type { Repositories, Resource, ResourceGroup, ServicePrincipal, Store, Subscription } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically, createManagedIdentityPrincipal, deleteManagedIdentityPrincipal } from './principals.js';
@@ -366,15 +367,22 @@ function parseIdentity(value: unknown): { systemAssigned: boolean; userAssignedI
   return { systemAssigned, userAssignedIds: ids };
 }
 
-/** Resolves requested user-assigned identity ids to existing identities in the same tenant. */
+/**
+ * Resolves requested user-assigned identity ids to existing identities in the same tenant, each parsed by the
+ * one resource-id parser (src/rbac/scopes.ts) and looked up by its canonical form: the management API passes
+ * ids it already parsed and authorised in that form (src/management/resource-ids.ts).
+ */
 async function resolveUserAssigned(tx: Repositories, ids: readonly string[], tenantId: string): Promise<string[]> {
   const out = new Map<string, string>();
   for (const id of ids) {
-    const parsed = parseArmResourceId(id);
-    if (parsed === undefined || parsed.type.toLowerCase() !== USER_ASSIGNED_IDENTITY_TYPE.toLowerCase()) {
-      throw DirectoryErrors.invalidIdentity(`'${id}' is not the resource id of a ${USER_ASSIGNED_IDENTITY_TYPE} resource`);
+    let canonical: string;
+    try {
+      canonical = parseResourceId(id, USER_ASSIGNED_IDENTITY_TYPE).scope;
+    } catch (err) {
+      if (!(err instanceof ScopeError)) throw err;
+      throw DirectoryErrors.invalidIdentity(`'${id.slice(0, 300)}' is not the resource id of a ${USER_ASSIGNED_IDENTITY_TYPE} resource: ${err.reason}`);
     }
-    const identity = await tx.resources.get(id);
+    const identity = await tx.resources.get(canonical);
     if (identity === undefined || identity.type !== USER_ASSIGNED_IDENTITY_TYPE) throw DirectoryErrors.userAssignedIdentityNotFound(id);
     const subscription = await tx.subscriptions.get(identity.subscriptionId);
     if (subscription?.tenantId !== tenantId) throw DirectoryErrors.userAssignedIdentityNotFound(id);

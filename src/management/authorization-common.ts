@@ -8,8 +8,7 @@
 import type { FastifyInstance, FastifyRequest, HTTPMethods } from 'fastify';
 import { ApiError, ApiErrors } from '../shared/api-error.js';
 import { iso } from '../shared/clock.js';
-import { parseScope, scopeError } from '../rbac/scopes.js';
-import { DirectoryErrors } from '../directory/errors.js';
+import { canonicalScope, decodePath, splitAuthorizationPath } from './resource-ids.js';
 import type { ManagementContext } from './context.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate, authorizeSubscription, callerOf, type Caller } from './authenticate.js';
@@ -32,36 +31,25 @@ export interface AuthorizationAddress {
   name: string | undefined;
 }
 
-const MARKER = `/providers/${AUTHORIZATION_PROVIDER.toLowerCase()}/`;
-
-/** Splits `{scope}/providers/Microsoft.Authorization/{type}[/{name}]` (the last such provider segment). */
+/**
+ * Splits `{scope}/providers/Microsoft.Authorization/{type}[/{name}]` (the last such provider segment), each
+ * segment decoded once: the same reading as the authorisation hook's (`authorizationScopeOf`).
+ */
 function splitPath(path: string, type: AuthorizationResourceType): { scope: string; name: string | undefined } | undefined {
-  const decoded = path
-    .split('/')
-    .map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        return s;
-      }
-    })
-    .join('/');
-  const at = decoded.toLowerCase().lastIndexOf(MARKER);
-  if (at === -1) return undefined;
-  const rest = decoded.slice(at + MARKER.length).replace(/\/$/, '').split('/');
+  const split = splitAuthorizationPath(decodePath(path));
+  if (split === undefined) return undefined;
+  const { scope, rest } = split;
   if (rest[0]?.toLowerCase() !== type.toLowerCase() || rest.length > 2) return undefined;
-  return { scope: at === 0 ? '/' : decoded.slice(0, at), name: rest[1] };
+  return { scope, name: rest[1] };
 }
 
-/** Parses and checks the addressed scope: the caller's tenant, an existing subscription of it. */
+/** Parses and checks the addressed scope (canonical, 400 `InvalidScope` when it does not parse): the caller's tenant, an existing subscription of it. */
 export async function authorizationAddress(ctx: ManagementContext, request: FastifyRequest, type: AuthorizationResourceType): Promise<AuthorizationAddress> {
   const caller = callerOf(request);
   const path = request.url.split('?')[0] ?? '/';
   const split = splitPath(path, type);
   if (split === undefined) throw ApiErrors.routeNotFound(request.method, path);
-  const reason = scopeError(split.scope);
-  if (reason !== undefined) throw DirectoryErrors.invalidScope(split.scope, reason);
-  const parsed = parseScope(split.scope);
+  const parsed = canonicalScope(split.scope);
   if (parsed.subscriptionId !== undefined) await authorizeSubscription(ctx, caller, parsed.subscriptionId);
   return { caller, tenantId: caller.tenantId, scope: parsed.scope, subscriptionId: parsed.subscriptionId, name: split.name };
 }

@@ -16,8 +16,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuthorizationDecision } from '../rbac/contracts.js';
 import { ApiError } from '../shared/api-error.js';
-import { ScopeError } from '../rbac/scopes.js';
 import { permissionsGrant } from '../rbac/evaluate.js';
+import { canonicalScope, decodedPath, pathParam, splitAuthorizationPath } from './resource-ids.js';
 import { authorizeSubscription, callerOf, markDenied, type Caller, type RequestHook } from './authenticate.js';
 import type { ManagementContext } from './context.js';
 import type { ApiFamily } from './errors.js';
@@ -76,19 +76,18 @@ export const DENY_BREAK_GLASS_ACTIONS: ReadonlySet<string> = new Set(
   ['Microsoft.Authorization/denyAssignments/read', 'Microsoft.Authorization/denyAssignments/delete'].map((a) => a.toLowerCase()),
 );
 
-/** The authoriser's decision for the caller; a malformed scope is ARM's 400 `InvalidScope` (nothing is checked or written). */
+/**
+ * The authoriser's decision for the caller at the canonical form of the scope (the one parser's); a malformed
+ * scope is ARM's 400 `InvalidScope` (nothing is checked or written).
+ */
 export async function decide(ctx: ManagementContext, caller: Caller, check: ActionAtScope): Promise<AuthorizationDecision> {
-  try {
-    const decision = await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope: check.scope });
-    if (decision.reason === 'denied' && caller.principal.isDirectoryAdmin && DENY_BREAK_GLASS_ACTIONS.has(check.action.toLowerCase())) {
-      const granted = permissionsGrant(await ctx.authorizer.permissionsAt(caller.tenantId, caller.principal.objectId, check.scope), check.action, false);
-      if (granted) return { allowed: true, reason: 'granted' };
-    }
-    return decision;
-  } catch (err) {
-    if (err instanceof ScopeError) throw new ApiError(400, 'InvalidScope', err.message, { cause: err });
-    throw err;
+  const scope = canonicalScope(check.scope).scope;
+  const decision = await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope });
+  if (decision.reason === 'denied' && caller.principal.isDirectoryAdmin && DENY_BREAK_GLASS_ACTIONS.has(check.action.toLowerCase())) {
+    const granted = permissionsGrant(await ctx.authorizer.permissionsAt(caller.tenantId, caller.principal.objectId, scope), check.action, false);
+    if (granted) return { allowed: true, reason: 'granted' };
   }
+  return decision;
 }
 
 /** True when the caller may perform the action at the scope. */
@@ -121,30 +120,28 @@ export async function filterReadable<T>(ctx: ManagementContext, caller: Caller, 
  */
 export function authorize(ctx: ManagementContext, resolve: (request: FastifyRequest) => ActionAtScope, family: ApiFamily = 'arm'): RequestHook {
   return async (request) => {
-    const subscriptionId = (request.params as Record<string, string | undefined>)['subscriptionId'];
-    if (subscriptionId !== undefined) await authorizeSubscription(ctx, callerOf(request), subscriptionId);
+    const subscriptionId = pathParam(request, 'subscriptionId');
+    if (subscriptionId !== '') await authorizeSubscription(ctx, callerOf(request), subscriptionId);
     await requireAccess(ctx, request, resolve(request), family);
   };
 }
 
-/** The path parameters of a request. */
-export function pathParams(request: FastifyRequest): Record<string, string> {
-  return request.params as Record<string, string>;
-}
+// The scopes of ARM routes, from their parameters: each must be one valid id segment (400 `InvalidScope`
+// otherwise, see {@link pathParam}), so that the scope checked names exactly what the handler then addresses.
 
 /** `/subscriptions/{s}` of the request. */
 export function subscriptionScope(request: FastifyRequest): string {
-  return `/subscriptions/${pathParams(request)['subscriptionId'] ?? ''}`;
+  return `/subscriptions/${pathParam(request, 'subscriptionId')}`;
 }
 
 /** `/subscriptions/{s}/resourceGroups/{g}` of the request. */
 export function resourceGroupScope(request: FastifyRequest): string {
-  return `${subscriptionScope(request)}/resourceGroups/${pathParams(request)['resourceGroupName'] ?? ''}`;
+  return `${subscriptionScope(request)}/resourceGroups/${pathParam(request, 'resourceGroupName')}`;
 }
 
 /** The id of a resource `type` (`Namespace/type`) named by the request's `resourceName`, in its group. */
 export function resourceScope(request: FastifyRequest, type: string): string {
-  return `${resourceGroupScope(request)}/providers/${type}/${pathParams(request)['resourceName'] ?? ''}`;
+  return `${resourceGroupScope(request)}/providers/${type}/${pathParam(request, 'resourceName')}`;
 }
 
 /** A constant action at `/`. */
@@ -153,19 +150,13 @@ export function atRoot(action: string): (request: FastifyRequest) => ActionAtSco
 }
 
 /**
- * The scope a `Microsoft.Authorization` route addresses: the request path before
- * `/providers/Microsoft.Authorization/` (case-insensitive), `/` when it starts there.
+ * The scope a `Microsoft.Authorization` route addresses, canonical: the request path before the last
+ * `/providers/Microsoft.Authorization/` (case-insensitive), `/` when it starts there. The handlers read the
+ * same split ({@link splitAuthorizationPath}), so the scope checked is the scope acted on.
  */
 export function authorizationScopeOf(request: FastifyRequest): string {
-  let path = request.url.split('?')[0] ?? '/';
-  try {
-    path = decodeURIComponent(path);
-  } catch {
-    // keep it as sent: evaluation refuses what it cannot parse
-  }
-  const at = path.toLowerCase().indexOf('/providers/microsoft.authorization/');
-  const scope = at === -1 ? path : path.slice(0, at);
-  return scope === '' ? '/' : scope.replace(/\/+$/, '') || '/';
+  const path = decodedPath(request);
+  return canonicalScope(splitAuthorizationPath(path)?.scope ?? path).scope;
 }
 
 /**
@@ -179,9 +170,9 @@ export function authorizeDeclaredAction(ctx: ManagementContext, actionOf?: (requ
     const action = actionOf?.(request) ?? (typeof declared === 'string' ? declared : undefined);
     // A route with no action (an unknown path under the wildcard) is the handler's 404/400 to answer.
     if (action === undefined) return;
-    const subscriptionId = (request.params as Record<string, string | undefined>)['subscriptionId'];
-    if (subscriptionId !== undefined) await authorizeSubscription(ctx, callerOf(request), subscriptionId);
-    await requireAccess(ctx, request, { action, scope: authorizationScopeOf(request) });
+    const scope = canonicalScope(authorizationScopeOf(request));
+    if (scope.subscriptionId !== undefined) await authorizeSubscription(ctx, callerOf(request), scope.subscriptionId);
+    await requireAccess(ctx, request, { action, scope: scope.scope });
   };
 }
 

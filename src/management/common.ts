@@ -10,6 +10,7 @@ import type { ManagementContext } from './context.js';
 import { authorizeSubscription, callerOf, type Caller, type RequestHook } from './authenticate.js';
 import { errorCodeOf, ManagementErrors, type ApiFamily } from './errors.js';
 import { filterReadable, requireAccess, type ActionAtScope } from './authorize.js';
+import { pathParam } from './resource-ids.js';
 
 /** Largest JSON body the management API accepts (certificates included). */
 export const MANAGEMENT_BODY_LIMIT = 64 * 1024;
@@ -138,12 +139,14 @@ export interface ArmScope {
   name: string;
 }
 
-/** Reads the route's address and checks the caller may use its subscription (see {@link authorizeSubscription}). */
+/**
+ * Reads the route's address and checks the caller may use its subscription (see {@link authorizeSubscription}).
+ * Each parameter must be one valid id segment ({@link pathParam}), as for the scope the route was authorised at.
+ */
 export async function armScope(ctx: ManagementContext, request: FastifyRequest): Promise<ArmScope> {
   const caller = callerOf(request);
-  const p = params(request);
-  const subscription = await authorizeSubscription(ctx, caller, p['subscriptionId'] ?? '');
-  return { caller, subscription, resourceGroup: p['resourceGroupName'] ?? '', name: p['resourceName'] ?? '' };
+  const subscription = await authorizeSubscription(ctx, caller, pathParam(request, 'subscriptionId'));
+  return { caller, subscription, resourceGroup: pathParam(request, 'resourceGroupName'), name: pathParam(request, 'resourceName') };
 }
 
 /** The audit entry of the caller's mutation in the subscription's tenant. */

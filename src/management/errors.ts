@@ -6,6 +6,7 @@
  */
 import { DirectoryError, type DirectoryErrorCode } from '../directory/errors.js';
 import { ApiError } from '../shared/api-error.js';
+import { ScopeError } from '../rbac/scopes.js';
 import type { TokenVerificationErrorCode } from '../shared/token-verifier.js';
 
 /** The two halves of the management API: ARM-shaped (and `/openmsi/...`) and Graph-shaped (`/v1.0/...`). */
@@ -71,8 +72,13 @@ const WIRE_CODE: Readonly<Partial<Record<DirectoryErrorCode, string>>> = {
   RoleDefinitionNotFound: 'RoleDefinitionDoesNotExist',
 };
 
-/** The API error of a directory error; undefined for anything else (the `translate` of the error handler). */
+/**
+ * The API error of a directory error, or of a scope the one resource-id parser refused (ARM's 400
+ * `InvalidScope`, wherever it surfaces: never a 500); undefined for anything else (the `translate` of the error
+ * handler).
+ */
 export function translateDirectoryError(err: unknown): ApiError | undefined {
+  if (err instanceof ScopeError) return new ApiError(400, 'InvalidScope', err.message, { cause: err });
   if (!(err instanceof DirectoryError)) return undefined;
   return new ApiError(DIRECTORY_ERROR_STATUS[err.code], WIRE_CODE[err.code] ?? err.code, err.message, { cause: err });
 }

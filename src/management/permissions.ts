@@ -7,7 +7,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { apiVersionHook } from './api-version.js';
 import { authenticate, authorizeSubscription, callerOf } from './authenticate.js';
-import { pathParams, resourceGroupScope, subscriptionScope } from './authorize.js';
+import { resourceGroupScope, subscriptionScope } from './authorize.js';
+import { canonicalScope, pathParam } from './resource-ids.js';
 import { route } from './common.js';
 import type { ManagementContext } from './context.js';
 
@@ -18,9 +19,9 @@ export function permissionRoutes(app: FastifyInstance, ctx: ManagementContext): 
 
   const handler = (scopeOf: (request: FastifyRequest) => string) => async (request: FastifyRequest) => {
     const caller = callerOf(request);
-    const subscriptionId = pathParams(request)['subscriptionId'];
-    if (subscriptionId !== undefined) await authorizeSubscription(ctx, caller, subscriptionId);
-    const permissions = await ctx.authorizer.permissionsAt(caller.tenantId, caller.principal.objectId, scopeOf(request));
+    const subscriptionId = pathParam(request, 'subscriptionId');
+    if (subscriptionId !== '') await authorizeSubscription(ctx, caller, subscriptionId);
+    const permissions = await ctx.authorizer.permissionsAt(caller.tenantId, caller.principal.objectId, canonicalScope(scopeOf(request)).scope);
     return {
       value: permissions.map((p) => ({ actions: p.actions, notActions: p.notActions, dataActions: p.dataActions, notDataActions: p.notDataActions })),
     };
@@ -38,9 +39,9 @@ export function permissionRoutes(app: FastifyInstance, ctx: ManagementContext): 
     method: 'GET',
     url: `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/:namespace/:resourceType/:resourceName/${PERMISSIONS}`,
     onRequest,
-    handler: handler((request) => {
-      const p = pathParams(request);
-      return `${resourceGroupScope(request)}/providers/${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}/${p['resourceName'] ?? ''}`;
-    }),
+    handler: handler(
+      (request) =>
+        `${resourceGroupScope(request)}/providers/${pathParam(request, 'namespace')}/${pathParam(request, 'resourceType')}/${pathParam(request, 'resourceName')}`,
+    ),
   });
 }

@@ -18,7 +18,8 @@ import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
 import { authorize, requireAccess, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
 import { armUserAssignedIdentityView } from './user-assigned-identities.js';
-import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, params, route, type ArmScope } from './common.js';
+import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, jsonObject, route, type ArmScope } from './common.js';
+import { bodyResourceId, pathParam } from './resource-ids.js';
 
 const IN_GROUP = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/:namespace/:resourceType';
 const ONE = `${IN_GROUP}/:resourceName`;
@@ -75,10 +76,9 @@ export async function armResourceView(repos: Repositories, resource: Resource, t
   return { ...view, identity };
 }
 
-/** The `Namespace/type` of the path, as requested. */
+/** The `Namespace/type` of the path, as requested (each one valid id segment). */
 function requestedType(request: FastifyRequest): string {
-  const p = params(request);
-  return `${p['namespace'] ?? ''}/${p['resourceType'] ?? ''}`;
+  return `${pathParam(request, 'namespace')}/${pathParam(request, 'resourceType')}`;
 }
 
 /**
@@ -104,20 +104,38 @@ function addressedResource(scope: ArmScope, request: FastifyRequest): string {
 export const ASSIGN_IDENTITY_ACTION = 'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action';
 
 /**
- * Attaching a user-assigned identity lets the resource's code act as it, so, as in Azure, the caller needs
- * `…/userAssignedIdentities/assign/action` on every identity the body names (Managed Identity Operator or
- * Contributor on the identity, Owner, ...), beside the write on the resource itself. Malformed bodies are
- * left to the directory's validation.
+ * The request's `identity` with every key of `userAssignedIdentities` parsed by the one resource-id parser and
+ * replaced by its canonical id (400 `LinkedInvalidPropertyId` for a key that is not the id of a
+ * `Microsoft.ManagedIdentity/userAssignedIdentities` resource, 400 `InvalidIdentity` for two keys naming one
+ * identity), and the canonical ids it attaches (every key whose value is not null). Other malformed `identity`
+ * values are passed on unchanged for the directory's validation.
  */
-async function requireAssignRights(ctx: ManagementContext, request: FastifyRequest, identity: unknown): Promise<void> {
-  if (typeof identity !== 'object' || identity === null) return;
-  const attached = (identity as Record<string, unknown>)['userAssignedIdentities'];
-  if (typeof attached !== 'object' || attached === null || Array.isArray(attached)) return;
-  for (const [id, value] of Object.entries(attached)) {
-    // A null value detaches (ARM's PATCH spelling); only attaching needs the right.
-    if (value === null || !id.startsWith('/subscriptions/')) continue;
-    await requireAccess(ctx, request, { action: ASSIGN_IDENTITY_ACTION, scope: id });
+export function canonicalIdentity(identity: unknown): { identity: unknown; attached: string[] } {
+  if (typeof identity !== 'object' || identity === null || Array.isArray(identity)) return { identity, attached: [] };
+  const requested = (identity as Record<string, unknown>)['userAssignedIdentities'];
+  if (typeof requested !== 'object' || requested === null || Array.isArray(requested)) return { identity, attached: [] };
+  const canonical: Record<string, unknown> = {};
+  const keys = new Set<string>();
+  const attached: string[] = [];
+  for (const [id, value] of Object.entries(requested)) {
+    const parsed = bodyResourceId(id, 'identity.userAssignedIdentities', USER_ASSIGNED_IDENTITY_TYPE);
+    if (keys.has(parsed.key)) throw DirectoryErrors.invalidIdentity(`'userAssignedIdentities' names the identity '${parsed.scope}' more than once`);
+    keys.add(parsed.key);
+    canonical[parsed.scope] = value;
+    // A null value detaches (ARM's PATCH spelling); every other value attaches.
+    if (value !== null) attached.push(parsed.scope);
   }
+  return { identity: { ...(identity as Record<string, unknown>), userAssignedIdentities: canonical }, attached };
+}
+
+/**
+ * Attaching a user-assigned identity lets the resource's code act as it, so, as in Azure, the caller needs
+ * `…/userAssignedIdentities/assign/action` on every identity the body attaches (Managed Identity Operator or
+ * Contributor on the identity, Owner, ...), beside the write on the resource itself: checked at each canonical
+ * id, the very id the directory then resolves (no id is skipped, whatever its spelling).
+ */
+async function requireAssignRights(ctx: ManagementContext, request: FastifyRequest, attached: readonly string[]): Promise<void> {
+  for (const id of attached) await requireAccess(ctx, request, { action: ASSIGN_IDENTITY_ACTION, scope: id });
 }
 
 /**
@@ -192,7 +210,8 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
       write: async (scope, request) => {
         const type = addressedType(request, 'create');
         const body = jsonObject(request.body);
-        await requireAssignRights(ctx, request, body['identity']);
+        const identity = canonicalIdentity(body['identity']);
+        await requireAssignRights(ctx, request, identity.attached);
         const result = await putResource(ctx.store, {
           subscriptionId: scope.subscription.id,
           resourceGroup: scope.resourceGroup,
@@ -201,7 +220,7 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
           location: body['location'],
           tags: body['tags'],
           properties: body['properties'],
-          identity: body['identity'],
+          identity: identity.identity,
           clock: ctx.clock,
         });
         return {

@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
 import { scopeKey } from '../rbac/scopes.js';
+import { canonicalScope } from './resource-ids.js';
 import type { StoredRoleAssignment } from '../store/types.js';
 import { deleteRoleAssignment, getRoleAssignment, listRoleAssignments, putRoleAssignment } from '../directory/rbac.js';
 import { DirectoryErrors } from '../directory/errors.js';
@@ -100,7 +101,8 @@ export function roleAssignmentHandlers(ctx: ManagementContext): { list: RouteHan
           throw DirectoryErrors.invalidRoleAssignmentRequest("the body must be { properties: { roleDefinitionId, principalId, ... } }");
         }
         const p = properties as Record<string, unknown>;
-        if (typeof p['scope'] === 'string' && scopeKey(p['scope']) !== scopeKey(a.scope)) {
+        // The body's scope, parsed by the one parser (400 `InvalidScope`), must be the path's canonical scope.
+        if (typeof p['scope'] === 'string' && canonicalScope(p['scope']).key !== scopeKey(a.scope)) {
           throw DirectoryErrors.invalidRoleAssignmentRequest("'properties.scope' differs from the scope in the path");
         }
         const written = await putRoleAssignment(ctx.store, options, {

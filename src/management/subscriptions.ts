@@ -3,7 +3,8 @@ import type { Subscription } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate, authorizeSubscription, callerOf } from './authenticate.js';
-import { params, route } from './common.js';
+import { route } from './common.js';
+import { pathParam } from './resource-ids.js';
 import { authorize, filterReadable, subscriptionScope } from './authorize.js';
 
 const SUBSCRIPTION_READ = 'Microsoft.Resources/subscriptions/read';
@@ -50,6 +51,6 @@ export function subscriptionRoutes(app: FastifyInstance, ctx: ManagementContext)
     method: 'GET',
     url: '/subscriptions/:subscriptionId',
     onRequest: [...onRequest, authorize(ctx, (request) => ({ action: SUBSCRIPTION_READ, scope: subscriptionScope(request) }))],
-    handler: async (request) => armSubscriptionView(await authorizeSubscription(ctx, callerOf(request), params(request)['subscriptionId'] ?? '')),
+    handler: async (request) => armSubscriptionView(await authorizeSubscription(ctx, callerOf(request), pathParam(request, 'subscriptionId'))),
   });
 }

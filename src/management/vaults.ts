@@ -21,6 +21,7 @@ import {
 } from '../directory/vaults.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { apiVersionHook } from './api-version.js';
+import { pathParam } from './resource-ids.js';
 import { authenticate } from './authenticate.js';
 import { authorize, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
 import {
@@ -313,7 +314,7 @@ export function vaultRoutes(app: FastifyInstance, ctx: ManagementContext): void 
 
   const deletedAddress = (scope: ArmScope, request: FastifyRequest) => ({
     subscriptionId: scope.subscription.id,
-    location: params(request)['location'] ?? '',
+    location: pathParam(request, 'location'),
     name: scope.name,
   });
 

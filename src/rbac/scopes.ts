@@ -11,6 +11,14 @@
  *
  * Containment is a case-insensitive prefix on path-segment boundaries: `/subscriptions/a` contains
  * `/subscriptions/a/resourceGroups/x` but not `/subscriptions/ab`; `/` contains everything.
+ *
+ * This is the one parser of ARM resource ids and scopes: every id the management API takes from a path or a
+ * body goes through it (see src/management/resource-ids.ts), and authorisation and the directory act on the
+ * canonical form it returns. Spellings that could name one resource two ways are refused rather than
+ * normalised, except for keyword casing and one trailing `/`: an empty segment (`//`), `.` or `..`, white
+ * space anywhere, control and invisible format characters, `?`, `#`, `\`, and `%`. A `%` is refused because
+ * no ARM resource name may contain it (docs/security.md "Canonical ids"): in a body it can only be an encoded
+ * spelling, and a URL path is percent-decoded exactly once, by the HTTP layer, before its segments get here.
  */
 import { CodedError } from '../shared/coded-error.js';
 
@@ -33,9 +41,11 @@ export interface ParsedScope {
 
 export class ScopeError extends CodedError<'InvalidScope'> {
   readonly scope: string;
+  readonly reason: string;
   constructor(scope: string, reason: string) {
-    super('InvalidScope', `The scope '${scope}' is not valid: ${reason}.`);
+    super('InvalidScope', `The scope '${scope.slice(0, 300)}' is not valid: ${reason}.`);
     this.scope = scope;
+    this.reason = reason;
   }
 }
 
@@ -44,7 +54,8 @@ export const MAX_SCOPE_LENGTH = 2048;
 
 const NAMESPACE = /^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9]+)+$/;
 // eslint-disable-next-line no-control-regex
-const BAD_CHARS = /[\u0000-\u001f\u007f?#\\]/;
+const BAD_CHARS = /[\u0000-\u001f\u007f-\u009f?#\\%]|\p{Cf}/u;
+const WHITE_SPACE = /\s/u;
 
 type Parse = { ok: true; value: ParsedScope } | { ok: false; reason: string };
 
@@ -57,7 +68,8 @@ function parse(input: string): Parse {
   if (input.length === 0) return fail('it is empty (the tenant root is "/")');
   if (input.length > MAX_SCOPE_LENGTH) return fail(`it is longer than ${MAX_SCOPE_LENGTH} characters`);
   if (!input.startsWith('/')) return fail('it must start with "/"');
-  if (BAD_CHARS.test(input)) return fail('it contains a control character, "?", "#" or "\\"');
+  if (BAD_CHARS.test(input)) return fail('it contains a control or format character, "?", "#", "\\" or "%" (percent-encoding)');
+  if (WHITE_SPACE.test(input)) return fail('it contains white space');
   if (input.includes('//')) return fail('it has an empty path segment ("//")');
   const trimmed = input.length > 1 && input.endsWith('/') ? input.slice(0, -1) : input;
   if (trimmed === '/') return { ok: true, value: { kind: 'tenant', scope: '/', key: '/' } };
@@ -65,7 +77,6 @@ function parse(input: string): Parse {
   for (const s of segs) {
     if (s.length === 0) return fail('it has an empty path segment ("//")');
     if (s === '.' || s === '..') return fail('it has a "." or ".." segment');
-    if (s.trim() !== s) return fail('a path segment starts or ends with white space');
   }
   const lower = segs.map((s) => s.toLowerCase());
   const build = (parts: string[], rest: Omit<ParsedScope, 'scope' | 'key'>): Parse => {
@@ -180,4 +191,37 @@ export function ancestorKeys(key: string): string[] {
   }
   out.push(key);
   return out;
+}
+
+/**
+ * Parses the id of a top-level resource of `type` (`Namespace/type`, any casing):
+ * `/subscriptions/{s}/resourceGroups/{g}/providers/{Namespace}/{type}/{name}`, nothing more or less (no child
+ * or extension resource). The result is in canonical form, `type` in its given casing; throws
+ * {@link ScopeError} otherwise.
+ */
+export function parseResourceId(id: string, type: string): ParsedScope {
+  const parsed = parseScope(id);
+  const typeKey = type.toLowerCase();
+  if (parsed.kind !== 'resource' || parsed.resourceType?.toLowerCase() !== typeKey) {
+    throw new ScopeError(id, `it is not the id of a ${type} resource`);
+  }
+  const scope = `/subscriptions/${parsed.subscriptionId ?? ''}/resourceGroups/${parsed.resourceGroup ?? ''}/providers/${type}/${parsed.resourceName ?? ''}`;
+  // A child or extension resource of the same final type has more segments than this form.
+  if (scope.toLowerCase() !== parsed.key) throw new ScopeError(id, `it is not the id of a top-level ${type} resource`);
+  const provider = type.slice(0, type.indexOf('/'));
+  return { ...parsed, scope, key: parsed.key, provider, resourceType: type };
+}
+
+/**
+ * Why `value` cannot be one segment of a resource id (a subscription id, group or resource name, a type taken
+ * from a URL path parameter), or undefined when it can: the same characters {@link parseScope} refuses, and
+ * `/` (a percent-encoded `%2F` the HTTP layer decoded into a parameter).
+ */
+export function segmentError(value: string): string | undefined {
+  if (value.length === 0) return 'a path segment is empty';
+  if (value.includes('/')) return 'a path segment contains "/" (percent-encoded as %2F)';
+  if (value === '.' || value === '..') return 'it has a "." or ".." segment';
+  if (BAD_CHARS.test(value)) return 'a path segment contains a control or format character, "?", "#", "\\" or "%" (percent-encoding)';
+  if (WHITE_SPACE.test(value)) return 'a path segment contains white space';
+  return undefined;
 }

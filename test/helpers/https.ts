@@ -50,3 +50,26 @@ export function postForm(url: string, form: Record<string, string>, ca: string, 
     body: new URLSearchParams(form).toString(),
   });
 }
+
+/**
+ * {@link httpsRequest} with the path sent exactly as given (no URL normalisation: `..`, `//` and percent
+ * escapes reach the server as written). `path` must be printable ASCII (see test/helpers/spellings.ts).
+ */
+export function httpsRequestRawPath(
+  origin: string,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string; ca: string },
+): Promise<HttpsResponse> {
+  const target = new URL(origin);
+  if (target.hostname !== 'localhost' && target.hostname !== '127.0.0.1') throw new Error('tests talk to loopback only');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { hostname: target.hostname, port: target.port, path, method: options.method ?? 'GET', headers: options.headers, ca: options.ca, timeout: 10_000 },
+      (res) => readResponse(res).then(resolve, reject),
+    );
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}
