@@ -72,7 +72,7 @@ describe('scopes: parsing and validation', () => {
     [`/subscriptions/${SUB}/resourceGroups/rg/things/x`, /expected "providers"/],
     ['/providers/Microsoft.Compute/virtualMachines/vm', /managementGroups/],
     ['/tenants/x', /must be "\/"/],
-    [`/subscriptions/${SUB}?x=1`, /control character/],
+    [`/subscriptions/${SUB}?x=1`, /control or format character, "?"/],
     [`/subscriptions/${SUB}/resourceGroups/../x`, /"\."/],
     [`/subscriptions/ ${SUB}`, /white space/],
     ['/' + 'a'.repeat(3000), /longer than/],
