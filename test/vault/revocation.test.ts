@@ -281,6 +281,24 @@ for (const target of TARGETS) {
       assertWithinBound(took, 'a reader removed from the granting group');
     });
 
+    it('invariant: a client secret deleted gets no new token at once; a token it already got stays valid to exp, as in Entra ID', async () => {
+      const reader = await rbacReader('revoke-credential');
+      const grant = () =>
+        t.app.inject({
+          method: 'POST',
+          url: `/${t.tenantId}/oauth2/v2.0/token`,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: reader.appId, client_secret: reader.secret, scope: `${VAULT_AUDIENCE}/.default` }).toString(),
+        });
+      const issued = await grant();
+      assert.equal(issued.statusCode, 200, issued.body);
+      const token = issued.json<{ access_token: string }>().access_token;
+      assert.equal(await read(rbacVault, token), 200);
+      assert.ok((await t.ctx.store.credentials.deleteByApp(reader.appId)) > 0);
+      assert.equal((await grant()).statusCode, 401, 'no cache of credentials: the next request is refused');
+      assert.equal(await read(rbacVault, token), 200, 'a bearer token outlives the credential it was obtained with');
+    });
+
     it('invariant: an access policy removed is refused within 1 s (cached vault)', async () => {
       const reader = await app('revoke-policy');
       await grantPolicy(reader.objectId);
