@@ -88,7 +88,14 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
   const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));
   try {
     const audit = new AuditWriter({ store: store.audit, clock, logger });
-    const keyRing = await KeyRing.load({ store: store.signingKeys, masterKey, clock });
+    // Every replica's key changes reach this key ring at once (change notices); the timer below is a backstop.
+    const keyRing = await KeyRing.load({
+      store: store.signingKeys,
+      masterKey,
+      clock,
+      notifications: store.notifications,
+      onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'signing key ring reload after a change failed; the old snapshot stays in use'),
+    });
     const rotator = new KeyRotator({
       store: store.signingKeys,
       masterKey,
@@ -120,16 +127,19 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     };
     const vaultCtx: VaultContext = {
       store, masterKey, clock, logger, audit, authorizer, verifyAccessToken, authorityOrigin: () => urls.origin, vaultDomain: config.vaultDomain,
+      signingKeyPublished: (kid) => keyRing.isPublished(kid),
     };
     const vaultApp = await buildVaultApp(vaultCtx);
     await vaultApp.ready();
+    // Serve only once every change channel subscribed above hears the other replicas (LISTEN is up).
+    await store.notifications.ready();
     const app = await buildAuthorityApp(ctx, tls, [
       { matches: (host) => vaultNameFromHost(host, config.vaultDomain) !== undefined, handle: (req, res) => vaultApp.routing(req, res) },
     ]);
 
     if (options.autoRotate !== false) {
       rotator.start();
-      // Other replicas may rotate; pick their keys up promptly.
+      // Other replicas' rotations arrive as change notices; this reload covers a notice lost while LISTEN reconnected.
       keyRing.startAutoRefresh(30_000);
     }
     const replayPurge = new BackgroundInterval();

@@ -1,7 +1,7 @@
 /**
  * `openmsi vault`: the vault data plane alone, for replicas that share a PostgreSQL store with `openmsi server`.
- * It holds no authority of its own: it reads the published signing keys from the store (refreshed every
- * 30 s, as the authority's other replicas do) and verifies tokens with the same verifier, decides with the same
+ * It holds no authority of its own: it reads the published signing keys from the store (reloaded on every
+ * key change notice, through LISTEN, and every 30 s as a backstop) and verifies tokens with the same verifier, decides with the same
  * RBAC authoriser over the same store (change notices through LISTEN), and serves with the data dir's TLS
  * material, which covers `*.{vaultDomain}`.
  */
@@ -66,7 +66,14 @@ export async function createVaultReplica(options: VaultReplicaOptions): Promise<
 
   const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));
   try {
-    const keyRing = await KeyRing.load({ store: store.signingKeys, masterKey, clock });
+    // The server's rotations and revocations arrive as change notices (LISTEN); the timer covers a lost notice.
+    const keyRing = await KeyRing.load({
+      store: store.signingKeys,
+      masterKey,
+      clock,
+      notifications: store.notifications,
+      onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'signing key ring reload after a change failed; the old snapshot stays in use'),
+    });
     keyRing.startAutoRefresh(30_000);
     const authorizer = createAuthorizer({ source: createStoreRbacSource(store, BUILTIN_ROLES), clock });
     const audit = new AuditWriter({ store: store.audit, clock, logger });
@@ -78,10 +85,13 @@ export async function createVaultReplica(options: VaultReplicaOptions): Promise<
       audit,
       authorizer,
       verifyAccessToken: makeLocalVerifier(store, keyRing, urls, clock),
+      signingKeyPublished: (kid) => keyRing.isPublished(kid),
       authorityOrigin: () => urls.origin,
       vaultDomain: config.vaultDomain,
     };
     const app = await buildVaultApp(ctx, { tls: { cert, key } });
+    // Serve only once every change channel subscribed above hears the other replicas (LISTEN is up).
+    await store.notifications.ready();
     let closed = false;
     return {
       app,

@@ -1,8 +1,9 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { armKey } from '../shared/ids.js';
 import type { Database, ServicePrincipalTable } from './schema.js';
-import type { ManagedIdentityType, ServicePrincipal, ServicePrincipalStore } from './types.js';
-import { idVariants, rowCount } from './kysely-helpers.js';
+import { PRINCIPAL_CHANNEL, type ManagedIdentityType, type ServicePrincipal, type ServicePrincipalStore } from './types.js';
+import { atomically, idVariants, rowCount } from './kysely-helpers.js';
+import type { NotificationHooks } from './rbac-version-store.js';
 
 function toPrincipal(row: Selectable<ServicePrincipalTable>): ServicePrincipal {
   return {
@@ -20,7 +21,12 @@ function toPrincipal(row: Selectable<ServicePrincipalTable>): ServicePrincipal {
   };
 }
 
-export function createServicePrincipalStore(db: Kysely<Database>): ServicePrincipalStore {
+/**
+ * Service principals. A deletion publishes the object id on {@link PRINCIPAL_CHANNEL} — in the deleting
+ * transaction on PostgreSQL (other replicas hear it when, and only if, it commits), to this process's
+ * listeners after the commit — so verified-token caches drop the principal's tokens at once.
+ */
+export function createServicePrincipalStore(db: Kysely<Database>, hooks?: NotificationHooks): ServicePrincipalStore {
   return {
     async create(principal) {
       await db
@@ -74,8 +80,15 @@ export function createServicePrincipalStore(db: Kysely<Database>): ServicePrinci
     },
 
     async delete(objectId) {
-      const result = await db.deleteFrom('service_principals').where('object_id', 'in', idVariants(objectId)).executeTakeFirst();
-      return rowCount(result.numDeletedRows) > 0;
+      const key = objectId.toLowerCase();
+      const deleted = await atomically(db, async (trx) => {
+        const result = await trx.deleteFrom('service_principals').where('object_id', 'in', idVariants(objectId)).executeTakeFirst();
+        const gone = rowCount(result.numDeletedRows) > 0;
+        if (gone && hooks?.dialect === 'postgres') await sql`select pg_notify(${PRINCIPAL_CHANNEL}, ${key})`.execute(trx);
+        return gone;
+      });
+      if (deleted) hooks?.published(PRINCIPAL_CHANNEL, key);
+      return deleted;
     },
   };
 }

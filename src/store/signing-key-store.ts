@@ -1,7 +1,8 @@
-import type { Kysely, Selectable, Updateable } from 'kysely';
+import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database, SigningKeyTable } from './schema.js';
-import type { SigningKeyRecord, SigningKeyState, SigningKeyStore } from './types.js';
-import { fromJson, rowCount, toJson } from './kysely-helpers.js';
+import { SIGNING_KEY_CHANNEL, type SigningKeyRecord, type SigningKeyState, type SigningKeyStore } from './types.js';
+import { atomically, fromJson, rowCount, toJson } from './kysely-helpers.js';
+import type { NotificationHooks } from './rbac-version-store.js';
 
 function toKey(row: Selectable<SigningKeyTable>): SigningKeyRecord {
   return {
@@ -18,7 +19,23 @@ function toKey(row: Selectable<SigningKeyTable>): SigningKeyRecord {
   };
 }
 
-export function createSigningKeyStore(db: Kysely<Database>): SigningKeyStore {
+/**
+ * Signing keys. Every write that changes a row publishes on {@link SIGNING_KEY_CHANNEL} — in the writing
+ * transaction on PostgreSQL (other replicas hear it when, and only if, it commits), to this process's
+ * listeners after the commit — so every key ring reloads at once (a revoked key stops verifying everywhere).
+ */
+export function createSigningKeyStore(db: Kysely<Database>, hooks?: NotificationHooks): SigningKeyStore {
+  /** Runs `write` atomically; when it reports a change, announces `payload` with it. */
+  async function announcing<T>(payload: string, write: (trx: Kysely<Database>) => Promise<T>, changed: (result: T) => boolean): Promise<T> {
+    const result = await atomically(db, async (trx) => {
+      const out = await write(trx);
+      if (changed(out) && hooks?.dialect === 'postgres') await sql`select pg_notify(${SIGNING_KEY_CHANNEL}, ${payload})`.execute(trx);
+      return out;
+    });
+    if (changed(result)) hooks?.published(SIGNING_KEY_CHANNEL, payload);
+    return result;
+  }
+
   return {
     async list() {
       const rows = await db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('kid').execute();
@@ -26,21 +43,26 @@ export function createSigningKeyStore(db: Kysely<Database>): SigningKeyStore {
     },
 
     async insert(key) {
-      await db
-        .insertInto('signing_keys')
-        .values({
-          kid: key.kid,
-          state: key.state,
-          alg: key.alg,
-          private_key_enc: key.privateKeyEnc,
-          public_jwk: toJson(key.publicJwk),
-          created_at: key.createdAt,
-          activated_at: key.activatedAt,
-          retired_at: key.retiredAt,
-          publish_until: key.publishUntil,
-          revoked_at: key.revokedAt,
-        })
-        .execute();
+      await announcing(
+        key.kid,
+        (trx) =>
+          trx
+            .insertInto('signing_keys')
+            .values({
+              kid: key.kid,
+              state: key.state,
+              alg: key.alg,
+              private_key_enc: key.privateKeyEnc,
+              public_jwk: toJson(key.publicJwk),
+              created_at: key.createdAt,
+              activated_at: key.activatedAt,
+              retired_at: key.retiredAt,
+              publish_until: key.publishUntil,
+              revoked_at: key.revokedAt,
+            })
+            .execute(),
+        () => true,
+      );
     },
 
     async transition(kid, expectedState, changes) {
@@ -56,21 +78,33 @@ export function createSigningKeyStore(db: Kysely<Database>): SigningKeyStore {
         return row !== undefined;
       }
       // Compare-and-set in one statement: of several replicas racing, exactly one sees a changed row.
-      const result = await db.updateTable('signing_keys').set(set).where('kid', '=', kid).where('state', '=', expectedState).executeTakeFirst();
-      return rowCount(result.numUpdatedRows) > 0;
+      return announcing(
+        kid,
+        async (trx) => {
+          const result = await trx.updateTable('signing_keys').set(set).where('kid', '=', kid).where('state', '=', expectedState).executeTakeFirst();
+          return rowCount(result.numUpdatedRows) > 0;
+        },
+        (updated) => updated,
+      );
     },
 
     async purge(before) {
-      const result = await db
-        .deleteFrom('signing_keys')
-        .where((eb) =>
-          eb.or([
-            eb.and([eb('state', '=', 'revoked'), eb('revoked_at', '<', before)]),
-            eb.and([eb('state', '=', 'retired'), eb('publish_until', '<', before)]),
-          ]),
-        )
-        .executeTakeFirst();
-      return rowCount(result.numDeletedRows);
+      return announcing(
+        '',
+        async (trx) => {
+          const result = await trx
+            .deleteFrom('signing_keys')
+            .where((eb) =>
+              eb.or([
+                eb.and([eb('state', '=', 'revoked'), eb('revoked_at', '<', before)]),
+                eb.and([eb('state', '=', 'retired'), eb('publish_until', '<', before)]),
+              ]),
+            )
+            .executeTakeFirst();
+          return rowCount(result.numDeletedRows);
+        },
+        (purged) => purged > 0,
+      );
     },
   };
 }

@@ -109,6 +109,7 @@ export interface ServicePrincipalStore {
   /** Managed-identity principals whose `resourceId` is this ARM id (case-insensitive). */
   getByManagedIdentityResource(resourceId: string, type: ManagedIdentityType): Promise<ServicePrincipal | undefined>;
   list(filter: { tenantId: string; kind?: ServicePrincipal['kind']; displayName?: string }): Promise<ServicePrincipal[]>;
+  /** Deletes the principal; when it existed, publishes its object id on {@link PRINCIPAL_CHANNEL} (after commit). */
   delete(objectId: string): Promise<boolean>;
 }
 
@@ -155,6 +156,21 @@ export interface SigningKeyRecord {
   revokedAt: number | null;
 }
 
+/**
+ * The signing-key change channel (PostgreSQL `LISTEN openmsi_signing_keys`): every insert, state change
+ * (promotion, retirement, revocation) and purge publishes the kid after it commits, so every replica's
+ * in-memory key ring reloads at once and a revoked key stops verifying everywhere (KeyRing).
+ */
+export const SIGNING_KEY_CHANNEL = 'openmsi_signing_keys';
+
+/**
+ * The principal change channel (PostgreSQL `LISTEN openmsi_principals`): every deletion of a service principal
+ * (application, managed identity: with its identity, its resource or its host) publishes the lower-cased
+ * object id after it commits, so caches of verified tokens drop the principal's tokens at once.
+ */
+export const PRINCIPAL_CHANNEL = 'openmsi_principals';
+
+/** Every write that changes a row publishes its kid on {@link SIGNING_KEY_CHANNEL} (after commit). */
 export interface SigningKeyStore {
   list(): Promise<SigningKeyRecord[]>;
   insert(key: SigningKeyRecord): Promise<void>;

@@ -99,7 +99,7 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
   const app = vaultServer(ctx.logger, tls);
 
   const vaults = new VaultCache(ctx.store, ctx.clock);
-  const tokens = new TokenCache();
+  const tokens = new TokenCache(ctx);
   const audit = new VaultAudit(ctx.audit, ctx.clock, ctx.logger);
   const cipher = createSecretCipher(ctx.masterKey);
   const secrets = new SecretCache(ctx.store, ctx.clock);
@@ -150,6 +150,7 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
 
   app.addHook('onClose', async () => {
     vaults.close();
+    tokens.close();
     secrets.close();
     await audit.close();
   });

@@ -43,6 +43,11 @@ export interface VaultContext {
    * issuer, `aud` in `audiences`, `exp`/`nbf`. Throws TokenVerificationError for a bad token.
    */
   verifyAccessToken(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
+  /**
+   * Whether the signing key `kid` is still published (in memory: the key ring, which every key change of any
+   * replica reloads at once). Checked on every cached token, so a revoked key's tokens are refused at once.
+   */
+  signingKeyPublished(kid: string): boolean;
   /** The authority's public https origin, for the challenge's `authorization="{origin}/{tenantId}"`. */
   authorityOrigin(): string;
   /** e.g. `vault.localhost`: vault hosts are `{name}.{vaultDomain}`. Lower-case, no port. */

@@ -50,6 +50,9 @@ export const VaultErrors = {
     new VaultError(401, 'Unauthorized', 'AKV10000: Request is missing a Bearer or PoP token.', { headers: challenge }),
   tokenRejected: (reason: TokenVerificationErrorCode, challenge: Record<string, string>, detail = '') =>
     new VaultError(401, 'Unauthorized', `${TOKEN_MESSAGES[reason]}${detail}`, { headers: challenge }),
+  /** (ours) A valid token of a principal that was deleted since it was issued: refused as the management API refuses it. */
+  principalUnknown: (objectId: string, challenge: Record<string, string>) =>
+    new VaultError(401, 'Unauthorized', `AKV10001: Invalid token. The principal '${objectId}' named by the token no longer exists.`, { headers: challenge }),
   wrongTenant: (expectedIssuer: string, found: string, challenge: Record<string, string>) =>
     new VaultError(401, 'Unauthorized', `AKV10032: Invalid issuer. Expected one of ${expectedIssuer}, found ${found}.`, { headers: challenge }),
   apiVersionMissing: () => new VaultError(400, 'BadParameter', 'The api-version query parameter is missing.'),

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { httpsRequest } from '../helpers/https.js';
 import { RBAC_DEFAULTS } from '../../src/shared/config.js';
+import { deleteApplicationPrincipal } from '../../src/directory/principals.js';
 import { assignRoleInStore, clientToken, deleteAssignmentInStore, ROLE, timeUntil, V } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -78,5 +79,35 @@ describe('RBAC changes reach another authority process on PostgreSQL', { skip: p
     const revokeMs = await timeUntil(async () => (await put(bUrl, token, identity, { location: 'westeurope' })).status === 403, bound, 2);
     ctx.diagnostic(`cross-replica: replica B refused ${String(revokeMs)} ms after replica A committed the deletion (bound: reconcile ${String(RBAC_DEFAULTS.reconcileMs)} ms + 2 s)`);
     assert.ok(revokeMs !== undefined, `refused on replica B within ${String(bound)} ms`);
+  });
+
+  it('invariant: a principal deleted through replica A is refused by replica B within 1 s', async () => {
+    const sp = await registerTestApplication(a, 'deleted-on-a', { certificate: false });
+    await assignRoleInStore(a, `/subscriptions/${a.subscriptionId}`, ROLE.Reader, sp.objectId);
+    const token = await clientToken(a, sp.appId, sp.secret);
+    const list = () => httpsRequest(`${bUrl}/subscriptions?${V}`, { ca: a.caPem, headers: { authorization: `Bearer ${token}` } });
+    assert.ok((await timeUntil(async () => (await list()).status === 200, RBAC_DEFAULTS.reconcileMs + 2000)) !== undefined, 'served by B before');
+    await deleteApplicationPrincipal(a.ctx.store, sp.objectId);
+    const took = await timeUntil(async () => (await list()).status === 401, 1500, 10);
+    assert.ok(took !== undefined && took <= 1000, `replica B refused the deleted principal after ${String(took)} ms (bound 1000 ms)`);
+  });
+
+  // Last: it revokes the key every earlier token was signed with.
+  it('invariant: a signing key revoked through replica A is refused by replica B within 1 s', async () => {
+    const admin = await a.adminToken('https://management.azure.com/');
+    const list = () => httpsRequest(`${bUrl}/subscriptions?${V}`, { ca: a.caPem, headers: { authorization: `Bearer ${admin}` } });
+    assert.equal((await list()).status, 200, 'B accepts the token before');
+    const rotated = await httpsRequest(`${a.url}/openmsi/keys/rotate`, {
+      method: 'POST',
+      ca: a.caPem,
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ revokePrevious: true }),
+    });
+    assert.equal(rotated.status, 200, rotated.body);
+    const took = await timeUntil(async () => (await list()).status === 401, 1500, 10);
+    assert.ok(took !== undefined && took <= 1000, `replica B refused the revoked key's token after ${String(took)} ms (bound 1000 ms)`);
+    // B verifies the new key's tokens (it learnt of the new key with the revocation).
+    const fresh = await a.adminToken('https://management.azure.com/');
+    assert.equal((await httpsRequest(`${bUrl}/subscriptions?${V}`, { ca: a.caPem, headers: { authorization: `Bearer ${fresh}` } })).status, 200);
   });
 });

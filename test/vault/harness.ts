@@ -51,6 +51,7 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
     audit: a.audit,
     authorizer: a.authorizer,
     verifyAccessToken: (token, audiences) => a.verifyAccessToken(token, audiences),
+    signingKeyPublished: (kid) => a.keyRing.isPublished(kid),
     authorityOrigin: () => a.urls.origin,
     vaultDomain: DOMAIN,
   };

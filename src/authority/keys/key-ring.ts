@@ -1,13 +1,16 @@
 /**
  * The in-memory view of the signing keys. Token issuance and local verification read only this snapshot,
- * never the store: {@link KeyRing.refresh} (called by the rotator after each change, and periodically in
- * multi-replica deployments) is the only thing that touches the database.
+ * never the store: {@link KeyRing.refresh} is the only thing that touches the database. It runs after each
+ * change this process's rotator makes, on every change notice on {@link SIGNING_KEY_CHANNEL} (any replica's
+ * rotation or revocation: at once in this process, through PostgreSQL's LISTEN from the others), and
+ * periodically as a backstop for a lost notice. So a revoked key stops verifying on every replica within the
+ * notice's latency plus one `list()` query.
  */
 import { createPublicKey } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import { BackgroundInterval } from '../../shared/interval.js';
-import type { SigningKeyState, SigningKeyStore } from '../../store/types.js';
+import { SIGNING_KEY_CHANNEL, type SigningKeyState, type SigningKeyStore, type StoreNotifications } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
 import type { CryptoKey } from '../../pki/ca.js';
 import { currentsNewestFirst, decryptSigningKey } from './signing-key.js';
@@ -66,6 +69,10 @@ export class KeyRing {
   #startedGen = 0;
   #appliedGen = 0;
   readonly #autoRefresh = new BackgroundInterval();
+  #unsubscribe: (() => void) | undefined;
+  // A notice during a refresh asks for one more: the running one may have read the store before the change.
+  #noticed: Promise<void> | undefined;
+  #noticedAgain = false;
 
   private constructor(store: SigningKeyStore, masterKey: MasterKey, clock: Clock) {
     this.#store = store;
@@ -73,15 +80,51 @@ export class KeyRing {
     this.#clock = clock;
   }
 
-  /** Creates a key ring and loads it from the store. An empty store is fine; {@link current} throws until keys exist. */
-  static async load(options: { store: SigningKeyStore; masterKey: MasterKey; clock: Clock }): Promise<KeyRing> {
-    const { store, masterKey, clock } = options ?? {};
+  /**
+   * Creates a key ring and loads it from the store. An empty store is fine; {@link current} throws until keys
+   * exist. With `notifications` (the store's), every key change of any replica reloads it at once; refresh
+   * failures then go to `onError` (default: a process warning) and the old snapshot stays in use.
+   */
+  static async load(options: {
+    store: SigningKeyStore;
+    masterKey: MasterKey;
+    clock: Clock;
+    notifications?: StoreNotifications;
+    onError?: (err: unknown) => void;
+  }): Promise<KeyRing> {
+    const { store, masterKey, clock, notifications } = options ?? {};
     if (typeof store?.list !== 'function') throw new TypeError('KeyRing.load() needs a SigningKeyStore');
     if (typeof masterKey?.decrypt !== 'function') throw new TypeError('KeyRing.load() needs a MasterKey');
     if (typeof clock?.now !== 'function') throw new TypeError('KeyRing.load() needs a clock');
     const ring = new KeyRing(store, masterKey, clock);
+    if (notifications !== undefined) {
+      const onError = options.onError ?? ((err: unknown) => process.emitWarning(`openmsi key ring refresh failed: ${String(err)}`));
+      // Subscribed before the first load, so that no change between the load and the subscription is missed.
+      ring.#unsubscribe = notifications.subscribe(SIGNING_KEY_CHANNEL, () => ring.#onNotice(onError));
+    }
     await ring.refresh();
     return ring;
+  }
+
+  /** Reloads after a change notice; notices arriving meanwhile are folded into one more reload. */
+  #onNotice(onError: (err: unknown) => void): void {
+    if (this.#noticed !== undefined) {
+      this.#noticedAgain = true;
+      return;
+    }
+    this.#noticed = (async () => {
+      do {
+        this.#noticedAgain = false;
+        await this.refresh().catch(onError);
+      } while (this.#noticedAgain);
+    })().finally(() => {
+      this.#noticed = undefined;
+    });
+  }
+
+  /** Resolves once the reloads that change notices started so far are done (tests wait on it). */
+  async settled(): Promise<void> {
+    await this.#noticed;
   }
 
   /**
@@ -146,6 +189,16 @@ export class KeyRing {
   }
 
   /**
+   * Whether `kid` is published now (a key that may verify tokens). In memory: caches of verified tokens call it
+   * on every hit, so a token whose key was revoked is refused as soon as this key ring hears of it.
+   */
+  isPublished(kid: string): boolean {
+    const now = this.#clock.now();
+    for (const k of this.#published) if (k.kid === kid && (k.publishUntil === null || k.publishUntil > now)) return true;
+    return false;
+  }
+
+  /**
    * Refreshes every `intervalMs` in the background (timer is unref'd), for replicas that do not rotate
    * themselves. Calling it again replaces the previous timer.
    */
@@ -155,9 +208,11 @@ export class KeyRing {
     this.#autoRefresh.start(intervalMs, () => this.refresh(), onError);
   }
 
-  /** Stops background refresh. */
+  /** Stops background refresh and change notices. */
   stop(): void {
     this.#autoRefresh.stop();
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
   }
 
   #visible(now: number): PublishedKey[] {
