@@ -14,7 +14,7 @@ import { BUILTIN_ROLE_IDS, BUILTIN_ROLES } from '../rbac/builtin-roles.js';
 import { createJoinToken, HOST_RESOURCE_TYPE } from '../directory/hosts.js';
 import { putResource, putResourceGroup, putUserAssignedIdentity, userAssignedIdentityProperties } from '../directory/resources.js';
 import { putRoleAssignment } from '../directory/rbac.js';
-import { putVault } from '../directory/vaults.js';
+import { ALLOW_PERMISSION_MODEL_CHANGE, putVault } from '../directory/vaults.js';
 import { formatArmResourceId } from '../shared/ids.js';
 import { DEV_NAMES } from './layout.js';
 
@@ -99,6 +99,7 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
       name: DEV_NAMES.vault,
       properties: { tenantId: options.tenantId, sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
       clock,
+      permissionModelChange: ALLOW_PERMISSION_MODEL_CHANGE,
     })
   ).vault;
   for (const principalId of [host.systemPrincipalId, appProperties.principalId, options.admin.objectId]) {

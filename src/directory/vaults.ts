@@ -203,7 +203,25 @@ export interface PutVaultInput extends VaultAddress {
   /** ARM's `properties`, as sent. */
   properties: unknown;
   clock: Clock;
+  /** See {@link PermissionModelGuard}. */
+  permissionModelChange: PermissionModelGuard;
 }
+
+/**
+ * Called inside a vault write's transaction when the write would change an existing vault's permission model
+ * (`enableRbacAuthorization`, either way); throws to refuse the write. Azure requires unrestricted
+ * `Microsoft.Authorization/roleAssignments/write` for that change ("Changing the permission model requires
+ * unrestricted 'Microsoft.Authorization/roleAssignments/write' permission, which is part of the Owner and User
+ * Access Administrator roles": learn.microsoft.com/azure/key-vault/general/rbac-guide, and rbac-migration),
+ * because on an access-policy vault whoever may write the vault may grant itself data access
+ * (learn.microsoft.com/azure/key-vault/general/rbac-access-policy). The management API checks the caller;
+ * trusted in-process callers (`openmsi dev`'s seed) pass {@link ALLOW_PERMISSION_MODEL_CHANGE}. Creating a
+ * vault, with either model, is not a change: Azure checks on change only, and a new vault holds nothing.
+ */
+export type PermissionModelGuard = (change: { from: boolean; to: boolean }) => void;
+
+/** The guard of a trusted in-process caller: every permission-model change is allowed. */
+export const ALLOW_PERMISSION_MODEL_CHANGE: PermissionModelGuard = () => undefined;
 
 export type PutVaultOutcome = 'created' | 'updated' | 'recovered';
 
@@ -250,6 +268,9 @@ export async function putVault(repos: Repositories | Store, input: PutVaultInput
       throw DirectoryErrors.resourceLocationConflict(existing.name, existing.location, location, group.name);
     }
     const vaultProperties = buildProperties(properties, subscription, existing?.properties);
+    if (existing !== undefined && existing.properties.enableRbacAuthorization !== vaultProperties.enableRbacAuthorization) {
+      input.permissionModelChange({ from: existing.properties.enableRbacAuthorization, to: vaultProperties.enableRbacAuthorization });
+    }
     const vault: Vault = {
       id: existing?.id ?? newGuid(),
       resourceId: existing?.resourceId ?? resourceId,
@@ -300,8 +321,10 @@ function buildProperties(p: Record<string, unknown>, subscription: Subscription,
   return {
     tenantId,
     sku,
-    // Azure's default since API 2026-02-01: new vaults use RBAC unless told otherwise.
-    enableRbacAuthorization: optionalBoolean(p, 'enableRbacAuthorization') ?? true,
+    // Azure's default since API 2026-02-01: new vaults use RBAC unless told otherwise; an existing vault keeps
+    // its model unless the write names one ("Existing vaults keep their current access control model unless you
+    // explicitly change enableRbacAuthorization": learn.microsoft.com/azure/key-vault/general/access-control-default).
+    enableRbacAuthorization: optionalBoolean(p, 'enableRbacAuthorization') ?? existing?.enableRbacAuthorization ?? true,
     accessPolicies: validateAccessPolicies(p['accessPolicies']),
     enableSoftDelete: true,
     softDeleteRetentionInDays: existing?.softDeleteRetentionInDays ?? retention ?? DEFAULT_RETENTION_DAYS,
@@ -314,6 +337,8 @@ export interface PatchVaultInput extends VaultAddress {
   tags?: unknown;
   properties?: unknown;
   clock: Clock;
+  /** See {@link PermissionModelGuard}. */
+  permissionModelChange: PermissionModelGuard;
 }
 
 /** ARM PATCH: the given tags replace the vault's, the given properties replace theirs; the rest is kept. */
@@ -344,6 +369,7 @@ export async function patchVault(repos: Repositories | Store, input: PatchVaultI
       tags: input.tags === undefined ? existing.tags : input.tags,
       properties: merged,
       clock: input.clock,
+      permissionModelChange: input.permissionModelChange,
     });
     return vault;
   });

@@ -18,12 +18,13 @@ import {
   purgeDeletedVault,
   putVault,
   updateAccessPolicies,
+  type PermissionModelGuard,
 } from '../directory/vaults.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { apiVersionHook } from './api-version.js';
 import { pathParam } from './resource-ids.js';
-import { authenticate } from './authenticate.js';
-import { authorize, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
+import { authenticate, markDenied } from './authenticate.js';
+import { authorizationFailed, authorize, decide, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
 import {
   armDeleteHandler,
   armGetHandler,
@@ -51,6 +52,11 @@ export const VAULT_ACTIONS = {
   deletedRead: 'Microsoft.KeyVault/locations/deletedVaults/read',
   purge: 'Microsoft.KeyVault/locations/deletedVaults/purge/action',
   checkName: 'Microsoft.KeyVault/checkNameAvailability/read',
+  /**
+   * What changing a vault's permission model (`enableRbacAuthorization`) takes besides `vaults/write`, at the
+   * vault: Azure's rule (docs/vault.md "Who may change the permission model").
+   */
+  permissionModel: 'Microsoft.Authorization/roleAssignments/write',
 } as const;
 
 /** An access-policy entry as ARM shows it (`applicationId` null unless a compound identity). */
@@ -187,6 +193,21 @@ function auditDetail(vault: Vault): Record<string, unknown> {
 }
 
 /**
+ * The caller's {@link PermissionModelGuard} for a write to the addressed vault: decided before the write (the
+ * authoriser is not consulted inside the store's transaction), enforced inside it only when the write turns
+ * out to change the model, so that a concurrent change cannot slip between the check and the write. The
+ * refusal is ARM's `AuthorizationFailed` naming `Microsoft.Authorization/roleAssignments/write` at the vault.
+ */
+async function permissionModelGuard(ctx: ManagementContext, request: FastifyRequest, scope: ArmScope): Promise<PermissionModelGuard> {
+  const check = { action: VAULT_ACTIONS.permissionModel, scope: resourceScope(request, VAULT_TYPE) };
+  if ((await decide(ctx, scope.caller, check)).allowed) return () => undefined;
+  return () => {
+    markDenied(request, scope.caller.principal);
+    throw authorizationFailed(scope.caller.principal.appId, scope.caller.principal.objectId, check.action, check.scope);
+  };
+}
+
+/**
  * `Microsoft.KeyVault`: vaults (PUT/GET/PATCH/DELETE one, list per group and per subscription), their access
  * policies (`accessPolicies/{add|replace|remove}`), soft-deleted vaults (list, get, purge) and
  * `checkNameAvailability`. Deleting a vault soft-deletes it; `PUT` with `createMode: "recover"` recovers it.
@@ -229,6 +250,7 @@ export function vaultRoutes(app: FastifyInstance, ctx: ManagementContext): void 
           tags: body['tags'],
           properties: body['properties'],
           clock: ctx.clock,
+          permissionModelChange: await permissionModelGuard(ctx, request, scope),
         });
         return { item: vault, created: outcome === 'created', id: vault.resourceId, detail: { ...auditDetail(vault), recovered: outcome === 'recovered' } };
       },
@@ -245,7 +267,13 @@ export function vaultRoutes(app: FastifyInstance, ctx: ManagementContext): void 
       const body = jsonObject(request.body);
       const entry = { tenantId: scope.subscription.tenantId, actor: scope.caller.principal.objectId, action: 'vault.updated', target: addressedVault(scope) };
       const vault = await audited(ctx, entry, async () => {
-        const result = await patchVault(ctx.store, { ...address(scope), tags: body['tags'], properties: body['properties'], clock: ctx.clock });
+        const result = await patchVault(ctx.store, {
+          ...address(scope),
+          tags: body['tags'],
+          properties: body['properties'],
+          clock: ctx.clock,
+          permissionModelChange: await permissionModelGuard(ctx, request, scope),
+        });
         return { result, target: result.resourceId, detail: auditDetail(result) };
       });
       return view(vault);

@@ -58,6 +58,20 @@ async function admit(ctx: VaultContext, vaults: VaultCache, tokens: TokenCache, 
   }
 }
 
+/**
+ * True when the request announced a body that has not been read whole: it was refused before its body was read
+ * (every refusal of {@link admit} is, as the challenge flow needs). Node would then read and discard the rest
+ * to keep the connection alive, however large it is announced (10 MiB, or unbounded when chunked); instead the
+ * response asks to close the connection, so what is read is bounded by what is already in flight, as the
+ * authority's endpoints close a connection whose body goes over their limit. An empty body (the challenge
+ * request of every SDK) keeps the connection.
+ */
+export function bodyLeftUnread(request: FastifyRequest): boolean {
+  const { headers } = request;
+  const announced = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+  return announced && request.raw.complete !== true;
+}
+
 function setStateFor(request: FastifyRequest, vault: Parameters<typeof setState>[1]['vault']): NonNullable<ReturnType<typeof stateOf>> {
   const state = { vault };
   setState(request, state);
@@ -127,6 +141,7 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
   app.addHook('onSend', async (request, reply) => {
     const state = stateOf(request);
     setVaultHeaders(request, reply, state?.vault.location);
+    if (bodyLeftUnread(request)) reply.header('connection', 'close');
     if (state?.caller === undefined || state.route === undefined) return;
     const outcome = {
       tenantId: state.caller.tenantId,

@@ -32,7 +32,9 @@ export async function authorize(ctx: VaultContext, vault: Vault, caller: VaultCa
     if (accessPolicyGrants(vault, caller, op.permission)) return;
     throw VaultErrors.accessDenied(callerLabel(caller, true), op.permission, vault);
   }
-  const decision = await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.objectId, action: op.dataAction, isDataAction: true, scope });
+  // The vault's tenant's RBAC decides, never the caller's: authentication already refuses another tenant's
+  // token, and a role held at another tenant's `/` must not reach this vault even if that check were lost.
+  const decision = await ctx.authorizer.check({ tenantId: vault.tenantId, principalId: caller.objectId, action: op.dataAction, isDataAction: true, scope });
   if (decision.allowed) return;
   throw VaultErrors.forbiddenByRbac({
     caller: callerLabel(caller, false),

@@ -138,13 +138,15 @@ export interface SecretCipher {
   /** The value; throws when the sealed value was not made for this (vault, name, version) or was altered. */
   open(sealed: string, place: Omit<SecretPlaintext, 'value'>): string;
   /**
-   * A backup of every version of one secret: base64url, opaque to clients, independent of the vault (it can
-   * be restored into another vault under the same master key).
+   * A backup of every version of one secret: base64url, opaque to clients, carrying (authenticated) the
+   * subscription of the vault it was taken from, since Key Vault restores a backup only within that
+   * subscription.
    */
-  backup(versions: readonly { version: SecretVersion; value: string }[]): string;
+  backup(versions: readonly { version: SecretVersion; value: string }[], origin: { subscriptionId: string }): string;
   /**
-   * The versions in a backup (name, version ids, attributes, values), or undefined when the blob is not a
-   * backup this master key made (malformed, altered, or from another installation).
+   * The versions in a backup (name, version ids, attributes, values) and the subscription it was taken in, or
+   * undefined when the blob is not a backup this master key made (malformed, altered, or from another
+   * installation). `subscriptionId` is undefined for a backup of the first format, which did not record it.
    */
-  restore(blob: string): { name: string; versions: { version: Omit<SecretVersion, 'vaultId' | 'sealedValue'>; value: string }[] } | undefined;
+  restore(blob: string): { name: string; subscriptionId: string | undefined; versions: { version: Omit<SecretVersion, 'vaultId' | 'sealedValue'>; value: string }[] } | undefined;
 }

@@ -73,6 +73,13 @@ export const VaultErrors = {
     ),
   restoreConflict: (name: string) =>
     new VaultError(409, 'Conflict', `Secret ${name} already exists in this vault (active or deleted); it cannot be restored over.`),
+  restoreOtherSubscription: () =>
+    // (ours) Key Vault restores only within the subscription the backup was taken in.
+    new VaultError(
+      400,
+      'BadParameter',
+      'Backup blob cannot be restored into this vault: a backup can only be restored into a key vault of the subscription it was taken from.',
+    ),
   purgeProtected: (vault: { name: string; location: string }) =>
     new VaultError(
       403,

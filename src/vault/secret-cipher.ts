@@ -2,8 +2,9 @@
  * Envelope encryption of secret values: each version gets a fresh 256-bit data key, the value is sealed with
  * AES-256-GCM under it with the version's place (vault, name, version) as additional data, and the data key
  * is wrapped by the master key under the same place. A sealed value copied onto another row, or altered in
- * any part, does not open. Backups are the versions' attributes and values as JSON, encrypted under the
- * master key: opaque to clients, restorable by any vault of an installation holding the same master key.
+ * any part, does not open. Backups are the versions' attributes and values and the source vault's
+ * subscription as JSON, encrypted under the master key: opaque to clients, restorable by the vaults of the same
+ * subscription in an installation holding the same master key (the restore route checks the subscription).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { MasterKey } from '../pki/master-key.js';
@@ -108,13 +109,15 @@ export function createSecretCipher(masterKey: MasterKey): SecretCipher {
       }
     },
 
-    backup(versions) {
+    backup(versions, origin) {
       const first = versions[0];
       if (first === undefined) throw new TypeError('backup() needs at least one version');
+      if (typeof origin.subscriptionId !== 'string' || origin.subscriptionId === '') throw new TypeError('backup() needs the subscription of the vault');
       const name = first.version.name;
       const body = {
         format: 'openmsi-secret-backup',
-        v: 1,
+        v: 2,
+        subscriptionId: origin.subscriptionId.toLowerCase(),
         name,
         versions: versions.map(({ version: v, value }) => ({
           version: v.version,
@@ -141,8 +144,11 @@ export function createSecretCipher(masterKey: MasterKey): SecretCipher {
       } catch {
         return undefined;
       }
-      const b = body as { format?: unknown; v?: unknown; name?: unknown; versions?: unknown } | null;
-      if (b?.format !== 'openmsi-secret-backup' || b.v !== 1 || typeof b.name !== 'string' || !Array.isArray(b.versions) || b.versions.length === 0) return undefined;
+      const b = body as { format?: unknown; v?: unknown; subscriptionId?: unknown; name?: unknown; versions?: unknown } | null;
+      if (b?.format !== 'openmsi-secret-backup' || typeof b.name !== 'string' || !Array.isArray(b.versions) || b.versions.length === 0) return undefined;
+      // v1 (before backups recorded their subscription) has none; v2 must name one.
+      if (!(b.v === 1 && b.subscriptionId === undefined) && !(b.v === 2 && typeof b.subscriptionId === 'string' && b.subscriptionId !== '')) return undefined;
+      const subscriptionId = typeof b.subscriptionId === 'string' ? b.subscriptionId : undefined;
       const name = b.name;
       const out: { version: BackupVersion; value: string }[] = [];
       for (const raw of b.versions) {
@@ -150,7 +156,7 @@ export function createSecretCipher(masterKey: MasterKey): SecretCipher {
         if (parsed === undefined) return undefined;
         out.push(parsed);
       }
-      return { name, versions: out };
+      return { name, subscriptionId, versions: out };
     },
   };
 }

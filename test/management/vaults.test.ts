@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
 import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { newGuid } from '../../src/shared/ids.js';
+import { BUILTIN_ROLE_IDS as ROLE } from '../../src/rbac/builtin-roles.js';
+import { assignRoleInStore } from '../rbac-authz/helpers.js';
 
 const ARM = 'https://management.azure.com/';
 const V = 'api-version=2023-07-01';
@@ -177,6 +179,100 @@ for (const backend of STORE_BACKENDS) {
       );
       expectError(await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/deletedVaults?${V}`, { token: nobody }), 403, 'AuthorizationFailed');
       assert.equal((await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/vaults?${V}`, { token: nobody })).statusCode, 403);
+    });
+
+    /** A principal holding `roles` (built-in role GUID at scope), and its management token. */
+    async function principalWith(name: string, roles: [string, string][]) {
+      const app = await registerTestApplication(t, name, { certificate: false });
+      for (const [role, scope] of roles) await assignRoleInStore(t, scope, role, app.objectId);
+      const response = await t.app.inject({
+        method: 'POST',
+        url: `/${t.tenantId}/oauth2/v2.0/token`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: app.secret, scope: `${ARM}.default` }).toString(),
+      });
+      assert.equal(response.statusCode, 200, response.body);
+      return { ...app, token: response.json<{ access_token: string }>().access_token };
+    }
+
+    void describe('invariant: changing a vault\'s permission model takes Microsoft.Authorization/roleAssignments/write at the vault', () => {
+      const group = () => `/subscriptions/${sub}/resourceGroups/kv-rg`;
+      const otherGroup = () => `/subscriptions/${sub}/resourceGroups/other-rg`;
+      /** Who writes, what they hold, and whether they may change the model (every one of them may write the vault). */
+      const writers: { name: string; roles: () => [string, string][]; mayChangeModel: boolean }[] = [
+        { name: 'Contributor at the group', roles: () => [[ROLE.Contributor, group()]], mayChangeModel: false },
+        { name: 'Contributor at the subscription', roles: () => [[ROLE.Contributor, `/subscriptions/${sub}`]], mayChangeModel: false },
+        { name: 'Contributor at the group, Owner of another group', roles: () => [[ROLE.Contributor, group()], [ROLE.Owner, otherGroup()]], mayChangeModel: false },
+        { name: 'Owner at the group', roles: () => [[ROLE.Owner, group()]], mayChangeModel: true },
+        { name: 'Contributor and User Access Administrator at the group', roles: () => [[ROLE.Contributor, group()], [ROLE.UserAccessAdministrator, group()]], mayChangeModel: true },
+        { name: 'Contributor at the group, RBAC Administrator at the root', roles: () => [[ROLE.Contributor, group()], [ROLE.RoleBasedAccessControlAdministrator, '/']], mayChangeModel: true },
+      ];
+      /** Each way of writing a vault that changes its model (`from` → `to`). */
+      const changes: { how: string; from: boolean; send: (self: string, to: boolean) => { method: 'PUT' | 'PATCH'; body: unknown } }[] = [
+        { how: 'PATCH', from: true, send: (self, to) => ({ method: 'PATCH', body: { properties: { enableRbacAuthorization: to, accessPolicies: [policyFor(self)] } } }) },
+        { how: 'PATCH', from: false, send: (_self, to) => ({ method: 'PATCH', body: { properties: { enableRbacAuthorization: to } } }) },
+        { how: 'PUT', from: true, send: (self, to) => ({ method: 'PUT', body: azBody({ enableRbacAuthorization: to, accessPolicies: [policyFor(self)] }) }) },
+        { how: 'PUT', from: false, send: (_self, to) => ({ method: 'PUT', body: azBody({ enableRbacAuthorization: to }) }) },
+      ];
+      const policyFor = (objectId: string) => ({ tenantId: t.tenantId, objectId, permissions: { secrets: ['all'] } });
+      let n = 0;
+      const freshVault = async (rbac: boolean) => {
+        n += 1;
+        const name = `model-vault-${String(n)}`;
+        await createVault(name, { enableRbacAuthorization: rbac });
+        return name;
+      };
+      const model = async (name: string) => (await call('GET', vaultUrl(name))).json<VaultView>().properties;
+
+      for (const writer of writers) {
+        void it(`${writer.name}: ${writer.mayChangeModel ? 'may' : 'may not'} change it, by PUT or PATCH, either way; may write everything else`, async () => {
+          const who = await principalWith(`model-${writer.name.replace(/\W+/g, '-').toLowerCase()}`, writer.roles());
+          for (const change of changes) {
+            const name = await freshVault(change.from);
+            const { method, body } = change.send(who.objectId, !change.from);
+            const response = await call(method, vaultUrl(name), { token: who.token, body });
+            const label = `${change.how} ${String(change.from)} → ${String(!change.from)}`;
+            const after = await model(name);
+            if (writer.mayChangeModel) {
+              assert.equal(response.statusCode, 200, `${label}: ${response.body}`);
+              assert.equal(after['enableRbacAuthorization'], !change.from, label);
+            } else {
+              const refused = expectError(response, 403, 'AuthorizationFailed');
+              assert.equal(
+                refused.error.message,
+                `The client '${who.appId}' with object id '${who.objectId}' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '/subscriptions/${sub}/resourceGroups/kv-rg/providers/Microsoft.KeyVault/vaults/${name}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
+                label,
+              );
+              assert.equal(after['enableRbacAuthorization'], change.from, `${label}: the model is unchanged`);
+              assert.deepEqual(after.accessPolicies, [], `${label}: nothing else was written either`);
+            }
+          }
+          // What does not change the model needs only vaults/write: tags, the same model named again, a PUT
+          // that leaves the model out (an existing vault keeps its own), and creating a vault of either model.
+          for (const rbac of [true, false]) {
+            const name = await freshVault(rbac);
+            for (const body of [{ tags: { k: 'v' } }, { properties: { enableRbacAuthorization: rbac } }, { properties: { enableRbacAuthorization: null } }]) {
+              const patched = await call('PATCH', vaultUrl(name), { token: who.token, body });
+              assert.equal(patched.statusCode, 200, patched.body);
+            }
+            const { properties } = azBody();
+            const put = await call('PUT', vaultUrl(name), { token: who.token, body: { location: 'westeurope', properties: { ...properties, enableRbacAuthorization: undefined } } });
+            assert.equal(put.statusCode, 200, put.body);
+            assert.equal((await model(name))['enableRbacAuthorization'], rbac, 'a PUT without the property keeps the model');
+            n += 1;
+            const created = await call('PUT', vaultUrl(`model-vault-${String(n)}`), { token: who.token, body: azBody({ enableRbacAuthorization: rbac }) });
+            assert.equal(created.statusCode, 201, created.body);
+          }
+        });
+      }
+
+      void it('a refused change is audited as a failure with its code', async () => {
+        const who = await principalWith('model-audited', [[ROLE.Contributor, group()]]);
+        const name = await freshVault(true);
+        expectError(await call('PATCH', vaultUrl(name), { token: who.token, body: { properties: { enableRbacAuthorization: false } } }), 403, 'AuthorizationFailed');
+        const events = (await call('GET', '/openmsi/audit?action=vault.updated&limit=200')).json<{ value: { target: string; actor: string; outcome: string; detail: Record<string, unknown> }[] }>().value;
+        assert.ok(events.some((e) => e.target.endsWith(`/vaults/${name}`) && e.actor === who.objectId && e.outcome === 'failure' && e.detail['code'] === 'AuthorizationFailed'), JSON.stringify(events));
+      });
     });
 
     void it('edits access policies with add, replace and remove, merging per object id', async () => {

@@ -5,7 +5,7 @@ import { vaultRequest } from '../helpers/vault.js';
 import { assignRoleInStore, deleteAssignmentInStore, timeUntil } from '../rbac-authz/helpers.js';
 import { createVaultReplica, type VaultReplica } from '../../src/authority/vault-replica.js';
 import { systemClock } from '../../src/shared/clock.js';
-import { putVault } from '../../src/directory/vaults.js';
+import { ALLOW_PERMISSION_MODEL_CHANGE, putVault } from '../../src/directory/vaults.js';
 import { putResourceGroup } from '../../src/directory/resources.js';
 
 const SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
@@ -33,6 +33,7 @@ describe('openmsi vault replica on a shared PostgreSQL store', backendSuiteOptio
       name: 'kv-replica',
       properties: { tenantId: t.tenantId, sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
       clock: systemClock,
+      permissionModelChange: ALLOW_PERMISSION_MODEL_CHANGE,
     });
     vaultId = vault.resourceId;
     const reader = await registerTestApplication(t, 'replica-reader', { certificate: false });

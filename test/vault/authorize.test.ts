@@ -88,4 +88,14 @@ describe('vault RBAC refusals', () => {
     assert.match((odd as VaultError).message, /DenyAssignmentId: null/);
     await authorize(ctxWith({ allowed: true, reason: 'granted' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId);
   });
+
+  it("invariant: RBAC is evaluated in the vault's tenant, whatever tenant the caller names", async () => {
+    const asked: string[] = [];
+    const ctx = { authorizer: { check: (q: { tenantId: string }) => (asked.push(q.tenantId), Promise.resolve({ allowed: q.tenantId === OTHER_TENANT, reason: 'granted' })) } } as unknown as VaultContext;
+    const rbac = vault([], true);
+    // A caller of another tenant whose own tenant would grant: the vault's tenant is asked, and refuses.
+    const refused = await authorize(ctx, rbac, { ...caller, tenantId: OTHER_TENANT }, SECRET_OPERATIONS.get, rbac.resourceId).catch((e: unknown) => e);
+    assert.ok(refused instanceof VaultError && refused.status === 403, String(refused));
+    assert.deepEqual(asked, [TENANT]);
+  });
 });

@@ -22,11 +22,26 @@ export interface VaultHarness {
   logLines: string[];
   /** The internal id of a vault made with {@link createVault}. */
   vaultId(name: string): string;
-  createVault(name: string, options?: { rbac?: boolean; policies?: AccessPolicyEntry[]; purgeProtection?: boolean; retentionDays?: number }): Promise<Vault>;
-  app_(name: string): Promise<TestApplication>;
-  token(app: TestApplication, audience?: string): Promise<string>;
+  createVault(
+    name: string,
+    options?: { rbac?: boolean; policies?: AccessPolicyEntry[]; purgeProtection?: boolean; retentionDays?: number; in?: TenantPlace },
+  ): Promise<Vault>;
+  /** Another subscription: of a new tenant, or (`tenantId`) of an existing one. */
+  createPlace(options?: { tenantId?: string }): Promise<TenantPlace>;
+  /** An application of the harness's tenant, or of `tenantId`. */
+  app_(name: string, tenantId?: string): Promise<TestApplication>;
+  /** A role assignment written to the store (with the tenant's RBAC version bumped), in `tenantId`. */
+  assignRole(tenantId: string, scope: string, roleGuid: string, principalId: string): Promise<void>;
+  /** A client-credentials token from the token endpoint of the harness's tenant, or of `tenantId`. */
+  token(app: TestApplication, audience?: string, tenantId?: string): Promise<string>;
   call(vault: string, method: string, path: string, token?: string, body?: unknown): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
+}
+
+/** Where a vault lives: a tenant and one of its subscriptions. */
+export interface TenantPlace {
+  tenantId: string;
+  subscriptionId: string;
 }
 
 export async function startVaultHarness(options: { backend?: Backend } = {}): Promise<VaultHarness> {
@@ -79,19 +94,38 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
       return total;
     },
     logLines: lines,
+    async createPlace(o = {}) {
+      const tenantId = o.tenantId ?? randomUUID();
+      if (o.tenantId === undefined) {
+        await a.store.tenants.create({ id: tenantId, displayName: 'another tenant', defaultDomain: `t-${tenantId.slice(0, 8)}.local`, createdAt: Date.now() });
+      }
+      const subscriptionId = randomUUID();
+      await a.store.subscriptions.create({ id: subscriptionId, tenantId, displayName: 'another subscription', state: 'Enabled', createdAt: Date.now() });
+      return { tenantId, subscriptionId };
+    },
+    async assignRole(tenantId, scope, roleGuid, principalId) {
+      const now = Date.now();
+      await a.store.transaction(async (tx) => {
+        const id = randomUUID();
+        const created = await tx.roleAssignments.create({ id, tenantId, scope, roleDefinitionId: roleGuid, principalId, principalType: 'ServicePrincipal', description: null, createdAt: now, createdBy: 'test', updatedAt: now, updatedBy: 'test' });
+        if (!created) throw new Error('role assignment not created');
+        await tx.rbacVersions.bump(tenantId);
+      });
+    },
     async createVault(name, o = {}) {
       const now = Date.now();
+      const place = o.in ?? { tenantId: t.tenantId, subscriptionId: t.subscriptionId };
       const vault: Vault = {
         id: randomUUID(),
-        resourceId: `/subscriptions/${t.subscriptionId}/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/${name}`,
+        resourceId: `/subscriptions/${place.subscriptionId}/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/${name}`,
         name,
-        tenantId: t.tenantId,
-        subscriptionId: t.subscriptionId,
+        tenantId: place.tenantId,
+        subscriptionId: place.subscriptionId,
         resourceGroup: 'rg1',
         location: 'westeurope',
         tags: {},
         properties: {
-          tenantId: t.tenantId,
+          tenantId: place.tenantId,
           sku: { family: 'A', name: 'standard' },
           enableRbacAuthorization: o.rbac ?? true,
           accessPolicies: o.policies ?? [],
@@ -110,11 +144,11 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
       idsByName.set(name, vault.id);
       return vault;
     },
-    app_: (name) => registerTestApplication(t, name, { certificate: false }),
-    async token(client, audience = `https://${DOMAIN}`) {
+    app_: (name, tenantId = t.tenantId) => registerTestApplication({ ctx: t.ctx, dataDir: t.dataDir, tenantId }, name, { certificate: false }),
+    async token(client, audience = `https://${DOMAIN}`, tenantId = t.tenantId) {
       const response = await t.app.inject({
         method: 'POST',
-        url: `/${t.tenantId}/oauth2/v2.0/token`,
+        url: `/${tenantId}/oauth2/v2.0/token`,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.appId, client_secret: client.secret, scope: `${audience}/.default` }).toString(),
       });

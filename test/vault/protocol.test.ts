@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { ROLE } from '../rbac-authz/helpers.js';
 import { assignRoleInStore } from '../rbac-authz/helpers.js';
@@ -26,6 +28,61 @@ for (const backend of STORE_BACKENDS) describe(`vault data plane: protocol (${ba
     assert.equal(r.statusCode, 401);
     assert.deepEqual(r.json(), { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } });
     assert.equal(r.headers['www-authenticate'], `Bearer authorization="${h.t.ctx.urls.origin}/${h.t.tenantId}", resource="https://vault.localhost:8443"`);
+    assert.equal(await h.versionCount(), 0);
+  });
+
+  /**
+   * Sends `head` (and `firstChunk` of the body) on a fresh connection to the listening app; resolves with what
+   * came back and whether the server closed the connection, once it closed or `waitMs` passed (bounded).
+   */
+  async function rawExchange(port: number, head: string, firstChunk: Buffer, waitMs: number): Promise<{ response: string; closedByServer: boolean }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let response = '';
+      let done = false;
+      const finish = (closedByServer: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ response, closedByServer });
+      };
+      const timer = setTimeout(() => finish(false), waitMs);
+      socket.on('data', (chunk: Buffer) => (response += chunk.toString('latin1')));
+      socket.on('end', () => finish(true));
+      socket.on('close', () => finish(true));
+      socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'EPIPE' ? finish(true) : reject(err)));
+      socket.write(head);
+      socket.write(firstChunk);
+    });
+  }
+
+  it('invariant: a request refused before its body is read gets its answer and a closed connection; its announced body is not drained', async () => {
+    await h.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = h.app.server.address() as AddressInfo;
+    const nobody = await h.token(await h.app_('nobody'));
+    const TEN_MIB = 10 * 1024 * 1024;
+    const head = (vault: string, authorization: string | undefined, framing: string) =>
+      `PUT /secrets/big?${V} HTTP/1.1\r\nHost: ${vault}.vault.localhost:8443\r\nContent-Type: application/json\r\n${framing}${authorization === undefined ? '' : `Authorization: Bearer ${authorization}\r\n`}\r\n`;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const refusals: [string, string, string | undefined, string, Buffer][] = [
+      ['no token', 'kv1', undefined, `Content-Length: ${String(TEN_MIB)}\r\n`, chunk],
+      ['no token, chunked', 'kv1', undefined, 'Transfer-Encoding: chunked\r\n', Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])],
+      ['a malformed token', 'kv1', 'not.a.token', `Content-Length: ${String(TEN_MIB)}\r\n`, chunk],
+      ['a token without rights', 'kv1', nobody, `Content-Length: ${String(TEN_MIB)}\r\n`, chunk],
+      ['an unknown vault', 'nosuchvault', undefined, `Content-Length: ${String(TEN_MIB)}\r\n`, chunk],
+    ];
+    for (const [label, vault, authorization, framing, first] of refusals) {
+      const { response, closedByServer } = await rawExchange(port, head(vault, authorization, framing), first, 5_000);
+      assert.match(response, /^HTTP\/1\.1 (401|403|404) /, `${label}: ${response.slice(0, 200)}`);
+      assert.match(response, /\r\nconnection: close\r\n/i, label);
+      assert.ok(closedByServer, `${label}: the server closed the connection instead of reading the rest of the body`);
+    }
+    // The challenge request every SDK sends (no token, an empty body) keeps its connection.
+    const empty = await rawExchange(port, head('kv1', undefined, 'Content-Length: 0\r\n'), Buffer.alloc(0), 300);
+    assert.match(empty.response, /^HTTP\/1\.1 401 /);
+    assert.doesNotMatch(empty.response, /\r\nconnection: close\r\n/i);
+    assert.equal(empty.closedByServer, false);
     assert.equal(await h.versionCount(), 0);
   });
 

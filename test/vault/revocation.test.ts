@@ -19,7 +19,7 @@ import { deleteApplicationPrincipal } from '../../src/directory/principals.js';
 import { deleteResource, deleteUserAssignedIdentity, putResource, putResourceGroup, putUserAssignedIdentity } from '../../src/directory/resources.js';
 import { createDenyAssignment, deleteRoleAssignment, putRoleAssignment, putRoleDefinition } from '../../src/directory/rbac.js';
 import { addGroupMember, createGroup, removeGroupMember } from '../../src/directory/groups.js';
-import { putVault } from '../../src/directory/vaults.js';
+import { ALLOW_PERMISSION_MODEL_CHANGE, putVault } from '../../src/directory/vaults.js';
 import type { AccessPolicyEntry, ServicePrincipal } from '../../src/store/types.js';
 
 const SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
@@ -108,6 +108,7 @@ for (const target of TARGETS) {
         name: policyVault,
         properties: { tenantId: t.tenantId, sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: false, accessPolicies: entries },
         clock: systemClock,
+        permissionModelChange: ALLOW_PERMISSION_MODEL_CHANGE,
       });
     /** Grants `objectId` secret reads on the access-policy vault, keeping the writer's entry. */
     const grantPolicy = (...objectIds: string[]) =>
@@ -125,6 +126,7 @@ for (const target of TARGETS) {
         name: rbacVault,
         properties: { tenantId: t.tenantId, sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
         clock: systemClock,
+        permissionModelChange: ALLOW_PERMISSION_MODEL_CHANGE,
       });
       writer = await registerTestApplication(t, 'revoke-writer', { certificate: false });
       await putRoleAssignment(store, rbacOptions, { tenantId: t.tenantId, scope: rbac.vault.resourceId, roleDefinitionId: SECRETS_OFFICER, principalId: writer.objectId, by: 'test' });
@@ -216,7 +218,7 @@ for (const target of TARGETS) {
         const made = await deletion.make();
         await grantPolicy(made.objectId);
         const token = tokenFor(await principal(made.objectId));
-        const took = await refusedAfter(policyVault, token, 401, made.remove);
+        const took = await refusedAfter(policyVault, token, 401, () => made.remove());
         assertWithinBound(took, `a token of the deleted ${deletion.kind}`);
         assert.equal(await t.ctx.store.servicePrincipals.getByObjectId(made.objectId), undefined);
       });

@@ -8,6 +8,7 @@ import type { SecretVersion } from '../../src/store/types.js';
 const KEY_BYTES = Buffer.alloc(32, 7);
 const masterKey = MasterKey.fromBytes(KEY_BYTES);
 const cipher = createSecretCipher(masterKey);
+const SUBSCRIPTION = '0b1e2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 const place = { vaultId: '6f0c1a52-5a1e-4b8e-9d53-0a5f3c1e2b7d', nameKey: 'db-password', version: 'a'.repeat(32) };
 
 function version(overrides: Partial<SecretVersion> = {}): SecretVersion {
@@ -66,11 +67,12 @@ describe('secret cipher', () => {
       { version: version({ version: '1'.repeat(32) }), value: 'first' },
       { version: version({ version: '2'.repeat(32), tags: null, contentType: null, enabled: false, notBefore: 5, expires: null }), value: 'second' },
     ];
-    const blob = cipher.backup(versions);
+    const blob = cipher.backup(versions, { subscriptionId: SUBSCRIPTION.toUpperCase() });
     assert.match(blob, /^[A-Za-z0-9_-]+$/);
     assert.ok(!Buffer.from(blob, 'base64url').toString('latin1').includes('second'), 'no value in the clear');
     const restored = createSecretCipher(MasterKey.fromBytes(Buffer.from(KEY_BYTES))).restore(blob);
     assert.equal(restored?.name, 'Db-Password');
+    assert.equal(restored?.subscriptionId, SUBSCRIPTION, 'the subscription it was taken in, for the restore route to check');
     assert.deepEqual(
       restored?.versions,
       versions.map(({ version: { vaultId: _v, sealedValue: _s, ...rest }, value }) => ({ version: rest, value })),
@@ -78,11 +80,24 @@ describe('secret cipher', () => {
   });
 
   it('restore refuses, without throwing, garbage, truncation, tampering and another installation', () => {
-    const blob = cipher.backup([{ version: version(), value: 'v' }]);
+    const blob = cipher.backup([{ version: version(), value: 'v' }], { subscriptionId: SUBSCRIPTION });
     for (const bad of ['', 'not base64!', blob.slice(0, -10), `${blob.slice(0, 40)}A${blob.slice(41)}`, Buffer.from('{"format":"openmsi-secret-backup"}').toString('base64url')]) {
       assert.equal(cipher.restore(bad), undefined, bad.slice(0, 20));
     }
     assert.equal(createSecretCipher(MasterKey.random()).restore(blob), undefined);
     fc.assert(fc.property(fc.string({ maxLength: 500 }), (junk) => cipher.restore(junk) === undefined), { numRuns: 200 });
+  });
+
+  it('a backup names its subscription in the authenticated body; the first format names none, and a mixed form is refused', () => {
+    /** A blob of the given body, as the cipher seals backups (marker, master key, the backups' additional data). */
+    const sealedBody = (body: Record<string, unknown>) => Buffer.from(`openmsi-secret-backup-v1.${masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString('base64url');
+    const versions = [{ version: 'd'.repeat(32), contentType: null, tags: null, enabled: true, notBefore: null, expires: null, createdAt: 1, updatedAt: 2, value: 'v' }];
+    const base = { format: 'openmsi-secret-backup', name: 'old', versions };
+    assert.equal(cipher.restore(sealedBody({ ...base, v: 1 }))?.subscriptionId, undefined, 'a first-format backup restores with no subscription');
+    assert.equal(cipher.restore(sealedBody({ ...base, v: 2, subscriptionId: SUBSCRIPTION }))?.subscriptionId, SUBSCRIPTION);
+    for (const bad of [{ ...base, v: 2 }, { ...base, v: 2, subscriptionId: '' }, { ...base, v: 2, subscriptionId: 7 }, { ...base, v: 1, subscriptionId: SUBSCRIPTION }, { ...base, v: 3, subscriptionId: SUBSCRIPTION }]) {
+      assert.equal(cipher.restore(sealedBody(bad)), undefined, JSON.stringify(bad).slice(0, 80));
+    }
+    assert.throws(() => cipher.backup([{ version: version(), value: 'v' }], { subscriptionId: '' }), TypeError);
   });
 });

@@ -15,6 +15,6 @@ export function backupSecretRoute(app: FastifyInstance, { ctx, cipher }: Secrets
       version,
       value: cipher.open(version.sealedValue, { vaultId: vault.id, nameKey: name.toLowerCase(), version: version.version }),
     }));
-    return { value: cipher.backup(opened) };
+    return { value: cipher.backup(opened, { subscriptionId: vault.subscriptionId }) };
   });
 }

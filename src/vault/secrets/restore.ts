@@ -1,6 +1,11 @@
 /**
  * `POST /secrets/restore` (spec §1.3 #12, §1.8): a backup's versions become a secret of this vault, re-sealed
- * for it. 400 for a blob this installation's master key did not make; 409 when the name is taken.
+ * for it. 400 for a blob this installation's master key did not make, and for a backup taken in another
+ * subscription, so that a backup never crosses into another subscription or tenant: Key Vault's rule ("you must
+ * restore the blob into a key vault within the same Azure subscription and Azure geography",
+ * learn.microsoft.com/azure/key-vault/general/backup; for keys, "The target Key Vault must be owned by the same
+ * Microsoft Azure Subscription as the source Key Vault", learn.microsoft.com/rest/api/keyvault/keys/restore-key).
+ * 409 when the name is taken. Nothing is written on a refusal.
  */
 import type { FastifyInstance } from 'fastify';
 import type { SecretVersion } from '../../store/types.js';
@@ -17,6 +22,8 @@ export function restoreSecretRoute(app: FastifyInstance, { ctx, cipher }: Secret
     if (backup === undefined || !SECRET_NAME.test(backup.name) || backup.versions.length === 0) {
       throw VaultErrors.badParameter('Backup blob contains invalid or corrupt version.');
     }
+    // A first-format backup did not record its subscription: it cannot be shown to be this one's, so it is refused.
+    if (backup.subscriptionId?.toLowerCase() !== vault.subscriptionId.toLowerCase()) throw VaultErrors.restoreOtherSubscription();
     const nameKey = backup.name.toLowerCase();
     const versions: SecretVersion[] = backup.versions.map(({ version, value }) => ({
       ...version,
