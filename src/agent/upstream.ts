@@ -155,10 +155,16 @@ export class AuthorityClient {
     return (await this.#hostCall(key, 'POST', HOST_API_PATHS.renew, body)) as HostCredentialGrant;
   }
 
-  /** `POST audit`: a batch of records; answers how many the authority accepted. */
-  async audit(key: HostSigningKey, records: AgentAuditRecord[], signal?: AbortSignal): Promise<number> {
-    const answer = (await this.#hostCall(key, 'POST', HOST_API_PATHS.audit, { records }, signal)) as { accepted?: unknown };
-    return typeof answer.accepted === 'number' ? answer.accepted : records.length;
+  /**
+   * `POST audit`: a batch of records; answers how many the authority accepted and how many it refused
+   * (counted on its side in an `agent.audit.dropped` event).
+   */
+  async audit(key: HostSigningKey, records: AgentAuditRecord[], signal?: AbortSignal): Promise<{ accepted: number; refused: number }> {
+    const answer = (await this.#hostCall(key, 'POST', HOST_API_PATHS.audit, { records }, signal)) as { accepted?: unknown; refused?: unknown } | undefined;
+    return {
+      accepted: typeof answer?.accepted === 'number' ? answer.accepted : records.length,
+      refused: typeof answer?.refused === 'number' ? answer.refused : 0,
+    };
   }
 
   close(): void {
