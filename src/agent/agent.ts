@@ -11,11 +11,11 @@ import { AGENT_DEFAULTS } from '../shared/config.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.js';
-import { AgentAuditPipeline } from './audit/pipeline.js';
+import { AgentAuditPipeline, AuditBatchRefusedError } from './audit/pipeline.js';
 import { ProcCallerResolver } from './caller.js';
 import { SessionRegistry } from './sessions.js';
 import { createControlApi, loadOrCreateControlSecret, type ControlApi } from './control.js';
-import { AuthorityClient, type UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
+import { AuthorityClient, UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
 import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, type HostCredential } from './host-credential.js';
 import { HostIdentities } from './identities.js';
 import { TokenCache } from './token-cache.js';
@@ -159,7 +159,16 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       ? await AgentAuditPipeline.open({
           dataDir,
           upload: async (records, signal) => {
-            await upstream.audit(credential.current.key, records, signal);
+            try {
+              const { refused } = await upstream.audit(credential.current.key, records, signal);
+              if (refused > 0) logger.warn({ refused, records: records.length }, 'the authority refused audit records and counted them as dropped');
+            } catch (err) {
+              // 400 / 413: the batch itself is refused, and would be again: the pipeline splits it.
+              if (err instanceof UpstreamError && err.kind === 'refused' && (err.status === 400 || err.status === 413)) {
+                throw new AuditBatchRefusedError(err.message, { cause: err });
+              }
+              throw err;
+            }
           },
           clock,
           logger,

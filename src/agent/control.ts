@@ -8,7 +8,8 @@
  *
  * The session lives exactly as long as that response: when the connection closes (the `openmsi run`
  * process exits, or is killed with -9, and the kernel closes its socket), the session is revoked at once.
- * Only loopback peers are served; only users who can read the agent's data dir can start sessions.
+ * Only loopback peers are served, even an address the agent's `allowedPeers` admits to the token surfaces;
+ * only users who can read the agent's data dir can start sessions.
  * Creation, refusal and end are audited (surface `session`); a secret never is.
  */
 import { randomBytes } from 'node:crypto';
@@ -20,6 +21,7 @@ import { AGENT_SESSIONS } from '../shared/config.js';
 import type { AgentCaller } from '../shared/host-protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { canonicalAddress, isLoopbackAddress } from './caller.js';
+import { hasProxyHeader } from './guard.js';
 import type { AgentAuditSink, CallerResolver } from './contracts.js';
 import { TooManySessionsError, type SessionRegistry } from './sessions.js';
 
@@ -193,7 +195,7 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
       refuse(res, 403, 'forbidden', 'the control API is served to loopback peers only');
       return true;
     }
-    if (req.headers.origin !== undefined || req.headers['x-forwarded-for'] !== undefined) {
+    if (req.headers.origin !== undefined || hasProxyHeader(req)) {
       audit(req, 'refused', 403, { reason: 'forwarded_or_browser' });
       refuse(res, 403, 'forbidden', 'requests from a browser or through a proxy are refused');
       return true;

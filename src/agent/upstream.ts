@@ -7,6 +7,8 @@
  * - `unavailable`: network error, timeout, 5xx, 429 (retry with backoff; keep serving the cache);
  * - `host-not-recognised`: the host credential is revoked/expired or the host deleted (stop serving at once);
  * - `identity-not-found`: the identity is not (or no longer) assigned to this host;
+ * - `invalid-resource`: the authority refused the resource (400 `invalid_resource` / `invalid_scope`): the
+ *   caller's mistake, answered 400, never a 5xx that clients would retry;
  * - `refused`: any other 4xx (a bug or a version mismatch; not retried on the hot path).
  */
 import { randomUUID, type webcrypto } from 'node:crypto';
@@ -31,7 +33,7 @@ const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Host assertions live this long (the contract allows up to 300 s). */
 const ASSERTION_LIFETIME_SECONDS = 120;
 
-export type UpstreamFailureKind = 'unavailable' | 'host-not-recognised' | 'identity-not-found' | 'refused';
+export type UpstreamFailureKind = 'unavailable' | 'host-not-recognised' | 'identity-not-found' | 'invalid-resource' | 'refused';
 
 export class UpstreamError extends Error {
   override readonly name = 'UpstreamError';
@@ -153,10 +155,16 @@ export class AuthorityClient {
     return (await this.#hostCall(key, 'POST', HOST_API_PATHS.renew, body)) as HostCredentialGrant;
   }
 
-  /** `POST audit`: a batch of records; answers how many the authority accepted. */
-  async audit(key: HostSigningKey, records: AgentAuditRecord[], signal?: AbortSignal): Promise<number> {
-    const answer = (await this.#hostCall(key, 'POST', HOST_API_PATHS.audit, { records }, signal)) as { accepted?: unknown };
-    return typeof answer.accepted === 'number' ? answer.accepted : records.length;
+  /**
+   * `POST audit`: a batch of records; answers how many the authority accepted and how many it refused
+   * (counted on its side in an `agent.audit.dropped` event).
+   */
+  async audit(key: HostSigningKey, records: AgentAuditRecord[], signal?: AbortSignal): Promise<{ accepted: number; refused: number }> {
+    const answer = (await this.#hostCall(key, 'POST', HOST_API_PATHS.audit, { records }, signal)) as { accepted?: unknown; refused?: unknown } | undefined;
+    return {
+      accepted: typeof answer?.accepted === 'number' ? answer.accepted : records.length,
+      refused: typeof answer?.refused === 'number' ? answer.refused : 0,
+    };
   }
 
   close(): void {
@@ -217,6 +225,9 @@ function oauthFailure(response: RawResponse): UpstreamError {
     return new UpstreamError('host-not-recognised', `the authority does not recognise this host: ${description}`, { status });
   }
   if (status === 400 && /Identity not found/.test(description)) return new UpstreamError('identity-not-found', 'Identity not found', { status });
+  if (status === 400 && (body?.error === 'invalid_resource' || body?.error === 'invalid_scope')) {
+    return new UpstreamError('invalid-resource', `the authority refused the resource: ${description}`, { status });
+  }
   return new UpstreamError('refused', `the authority refused the token request (${String(status)} ${String(body?.error)}: ${description})`, { status });
 }
 

@@ -113,6 +113,31 @@ export interface AgentCaller {
 /** The agent's surfaces, as named in audit records. */
 export type AgentSurface = 'imds' | 'app-service' | 'app-service-2017' | 'cloud-shell' | 'arc' | 'session' | 'instance';
 
+/** Every {@link AgentSurface}. */
+export const AGENT_SURFACES: readonly AgentSurface[] = ['imds', 'app-service', 'app-service-2017', 'cloud-shell', 'arc', 'session', 'instance'];
+
+/**
+ * The most characters each text field of an {@link AgentAuditRecord} may have. The agent cuts a longer
+ * value to the bound when it records it (ending in {@link AUDIT_TRUNCATION_MARKER}); the authority refuses
+ * a record past a bound (and counts it, storing the rest of its batch).
+ */
+export const AGENT_AUDIT_FIELD_LIMITS = {
+  identity: 128,
+  audience: 2048,
+  reason: 128,
+  session: 128,
+  callerAddress: 64,
+  callerExe: 4096,
+} as const;
+
+/** What ends an audit field the agent cut to its bound. */
+export const AUDIT_TRUNCATION_MARKER = '…[truncated]';
+
+/** The most records one audit upload may carry. */
+export const AUDIT_UPLOAD_MAX_RECORDS = 1000;
+/** The most bytes one audit upload's body may have (the agent sends smaller batches; the authority refuses larger bodies with 413). */
+export const AUDIT_UPLOAD_MAX_BYTES = 2 * 1024 * 1024;
+
 /**
  * One audit record from an agent. Identical outcomes within one flush window are folded into one record
  * with `count` (first and last time kept), so a cache serving thousands of tokens a second stays auditable.
@@ -150,9 +175,14 @@ export interface AuditUpload {
 /**
  * The answer to an {@link AuditUpload} (200). `accepted`: records now stored, counting those stored by an
  * earlier upload (so the agent may drop all of them from its spool). `stored` (optional, added by the
- * authority side): how many of them were new.
+ * authority side): how many of them were new. `refused`: how many were not stored (see below).
  */
 export interface AuditUploadResult {
   accepted: number;
   stored?: number;
+  /**
+   * Records of the batch that broke the contract: not stored, counted in one `agent.audit.dropped` event
+   * of the host (with their reasons). The agent removes them from its spool like the accepted ones.
+   */
+  refused?: number;
 }

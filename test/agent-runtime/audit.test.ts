@@ -4,10 +4,13 @@ import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentAuditPipeline } from '../../src/agent/audit/pipeline.js';
+import fc from 'fast-check';
+import { AgentAuditPipeline, AuditBatchRefusedError, batchesOf } from '../../src/agent/audit/pipeline.js';
+import { DropCounter, recordOf } from '../../src/agent/audit/fold.js';
 import type { AgentAuditEvent } from '../../src/agent/contracts.js';
 import { FakeClock } from '../../src/shared/clock.js';
-import type { AgentAuditRecord } from '../../src/shared/host-protocol.js';
+import { AGENT_AUDIT_FIELD_LIMITS, AGENT_SURFACES, AUDIT_TRUNCATION_MARKER, AUDIT_UPLOAD_MAX_BYTES, type AgentAuditRecord } from '../../src/shared/host-protocol.js';
+import { CONTROL_CHARACTER } from '../../src/shared/resource.js';
 import { runFixture } from '../fixtures/child-process.js';
 
 const dirs: string[] = [];
@@ -347,6 +350,100 @@ describe('agent audit pipeline', () => {
     assert.equal(drops[0]!.decision, 'served');
     assert.ok(drops.every((r) => r.at <= r.lastAt));
     assert.equal(authority.events(), recorded);
+    await pipeline.close();
+  });
+
+  it('invariant: every text field of a record is bounded and free of control characters, whatever the event carries (property)', () => {
+    const L = AGENT_AUDIT_FIELD_LIMITS;
+    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 50 }), fc.string({ unit: 'binary', minLength: 4000, maxLength: 9000 }), fc.string({ unit: 'binary-ascii', minLength: 2040, maxLength: 2100 }));
+    fc.assert(
+      fc.property(text, text, text, text, text, text, (audience, identity, reason, session, address, exe) => {
+        const r = recordOf(event({ audience, identity, reason, session, caller: { address, pid: 7, exe } }), 1);
+        const fields: [string | undefined, number][] = [
+          [r.audience, L.audience],
+          [r.identity, L.identity],
+          [r.reason, L.reason],
+          [r.session, L.session],
+          [r.caller.address, L.callerAddress],
+          [r.caller.exe, L.callerExe],
+        ];
+        for (const [value, max] of fields) {
+          if (value === undefined) continue;
+          assert.ok(value.length <= max, `${String(value.length)} > ${String(max)}`);
+          assert.ok(!CONTROL_CHARACTER.test(value), 'no control character');
+          assert.ok(!/[\ud800-\udbff](?![\udc00-\udfff])/.test(value), 'no surrogate pair cut in half');
+        }
+        if (audience.length > L.audience) assert.ok(r.audience!.endsWith(AUDIT_TRUNCATION_MARKER));
+        if (audience !== '' && audience.length <= 50 && !CONTROL_CHARACTER.test(audience)) assert.equal(r.audience, audience, 'a short, clean value is kept as it is');
+      }),
+      { numRuns: 200 },
+    );
+    assert.equal(recordOf(event({ audience: 'https://x/\u0000\n' }), 1).audience, 'https://x/\\u0000\\u000a');
+  });
+
+  it('invariant: drop counts are valid records, past the bound of distinct counters too', () => {
+    const drops = new DropCounter();
+    for (let status = 100; status < 300; status++) drops.add('window_full', 'refused', 'imds', status, 1, 2, 1);
+    drops.add('refused', 'served', 'telnet' as never, 0, 1, 2, 1);
+    for (const r of drops.take()) {
+      assert.ok(Number.isInteger(r.status) && r.status >= 100 && r.status <= 599, String(r.status));
+      assert.ok(AGENT_SURFACES.includes(r.surface), r.surface);
+    }
+  });
+
+  it('batches are bounded in records and in bytes, in order', () => {
+    const records = Array.from({ length: 50 }, (_, i) => recordOf(event({ audience: `https://x/${'a'.repeat(i * 40)}` }), i));
+    const batches = batchesOf(records, 7, 8000);
+    assert.deepEqual(batches.flat(), records);
+    for (const batch of batches) {
+      assert.ok(batch.length >= 1 && batch.length <= 7);
+      assert.ok(batch.length === 1 || Buffer.byteLength(JSON.stringify(batch)) <= 8000 + batch.length);
+    }
+    // A full batch of records at every bound fits the host API's body bound.
+    const L = AGENT_AUDIT_FIELD_LIMITS;
+    const big = recordOf(event({ audience: '\u{1f600}'.repeat(L.audience), identity: 'é'.repeat(500), reason: 'é'.repeat(500), session: 'é'.repeat(500), caller: { address: 'é'.repeat(100), exe: '\u{1f600}'.repeat(L.callerExe) } }), 1);
+    for (const batch of batchesOf(Array.from({ length: 1000 }, () => big), 1000, AUDIT_UPLOAD_MAX_BYTES - 1024)) {
+      assert.ok(Buffer.byteLength(JSON.stringify({ records: batch })) <= AUDIT_UPLOAD_MAX_BYTES);
+    }
+  });
+
+  it('invariant: a record the authority refuses never stops the spool — the batch is split, the record counted as audit_dropped:refused, every other record arrives', async () => {
+    const authority = new FakeAuthority();
+    const refuseBatch = authority.upload;
+    let calls = 0;
+    // An authority that refuses a whole batch holding a poisoned record (what the authority did before issue 15).
+    const upload = (records: AgentAuditRecord[]): Promise<void> => {
+      calls++;
+      if (records.some((r) => r.audience === 'https://poison.example')) return Promise.reject(new AuditBatchRefusedError('400 InvalidRequest'));
+      return refuseBatch(records);
+    };
+    const pipeline = await AgentAuditPipeline.open({ dataDir: tempDir(), upload, autoFlush: false, batchRecords: 16, retryMinMs: 60_000, retryMaxMs: 60_000 });
+    for (let i = 0; i < 40; i++) pipeline.record(event({ audience: i === 17 ? 'https://poison.example' : `https://ok-${String(i)}.example` }));
+    assert.equal(await pipeline.uploadNow(), true, 'the spool is empty: it advanced past the refused record');
+    assert.equal(authority.records().length, 39);
+    assert.ok(calls < 20, `split in halves, not one call per record (${String(calls)} calls)`);
+    // The drop count goes out with the next window, and later records flow.
+    pipeline.record(event({ audience: 'https://later.example' }));
+    assert.equal(await pipeline.uploadNow(), true);
+    const dropped = authority.records().filter((r) => r.reason === 'audit_dropped:refused');
+    assert.equal(dropped.length, 1);
+    assert.equal(dropped[0]!.count, 1);
+    assert.ok(authority.records().some((r) => r.audience === 'https://later.example'));
+    assert.ok(!authority.records().some((r) => r.audience === 'https://poison.example'));
+    assert.equal(pipeline.stats().consecutiveFailures, 0);
+    await pipeline.close();
+  });
+
+  it('a failure that is not a refusal of the batch keeps the records spooled and retries them (nothing dropped)', async () => {
+    const authority = new FakeAuthority();
+    authority.down = true;
+    const pipeline = await AgentAuditPipeline.open({ dataDir: tempDir(), upload: authority.upload, autoFlush: false, retryMinMs: 60_000, retryMaxMs: 60_000 });
+    pipeline.record(event());
+    assert.equal(await pipeline.uploadNow(), false);
+    assert.equal(pipeline.stats().droppedEvents, 0);
+    authority.down = false;
+    assert.equal(await pipeline.uploadNow(), true);
+    assert.equal(authority.events(), 1);
     await pipeline.close();
   });
 });

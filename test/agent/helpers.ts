@@ -169,21 +169,45 @@ export interface RawResponse {
   json<T = Record<string, unknown>>(): T;
 }
 
-/** One request to 127.0.0.1:port with exactly these headers (Host defaults to 127.0.0.1:port). */
-export function rawRequest(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<RawResponse> {
+/**
+ * One request to 127.0.0.1:port with exactly these headers (Host defaults to 127.0.0.1:port), from
+ * `localAddress` when given; bounded: it fails after `timeoutMs` (default 10 s) instead of hanging.
+ */
+export function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+  options: { localAddress?: string; timeoutMs?: number } = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method, path, headers: { host: `127.0.0.1:${String(port)}`, ...headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) }, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { host: `127.0.0.1:${String(port)}`, ...headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) },
+        agent: false,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
+          clearTimeout(timer);
           const text = Buffer.concat(chunks).toString('utf8');
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json: <T>() => JSON.parse(text) as T });
         });
       },
     );
-    req.on('error', reject);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const timer = setTimeout(() => req.destroy(new Error(`no complete answer to ${method} ${path.slice(0, 80)} within ${String(timeoutMs)} ms`)), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     req.end(body);
   });
 }

@@ -155,7 +155,7 @@ describe('agent surfaces', () => {
         name: 'X-Forwarded-For',
         send: () => a.get(`${IMDS_PATH}?api-version=2018-02-01&resource=${VAULT}`, { ...META, 'x-forwarded-for': '10.0.0.1' }),
         status: 400,
-        body: { error: 'invalid_request', error_description: 'Requests with X-Forwarded-For or Forwarded are not accepted' },
+        body: { error: 'invalid_request', error_description: 'Requests with X-Forwarded-For, Forwarded or another proxy header are not accepted' },
       },
       {
         name: 'wrong X-IDENTITY-HEADER',

@@ -4,11 +4,18 @@
  * else a caller attached to it (a header, a token) can reach a record.
  */
 import { randomUUID } from 'node:crypto';
-import type { AgentAuditRecord, AgentCaller, AgentSurface } from '../../shared/host-protocol.js';
+import {
+  AGENT_AUDIT_FIELD_LIMITS as LIMITS,
+  AGENT_SURFACES,
+  AUDIT_TRUNCATION_MARKER,
+  type AgentAuditRecord,
+  type AgentCaller,
+  type AgentSurface,
+} from '../../shared/host-protocol.js';
 import type { AgentAuditEvent } from '../contracts.js';
 
 /** Why events were dropped instead of recorded one by one (the `reason` of a drop record). */
-export type DropKind = 'spool_full' | 'spool_error' | 'window_full' | 'queue_full';
+export type DropKind = 'spool_full' | 'spool_error' | 'window_full' | 'queue_full' | 'refused';
 
 /** The `reason` prefix of a record that counts dropped events: `audit_dropped:<kind>`. */
 export const DROP_REASON_PREFIX = 'audit_dropped:';
@@ -16,15 +23,36 @@ export const DROP_REASON_PREFIX = 'audit_dropped:';
 /** The caller address of a drop record: the events it counts came from callers no longer known. */
 export const DROPPED_CALLER_ADDRESS = 'unknown';
 
+/**
+ * A text field as it may be recorded: each control character written as `\uXXXX` (a NUL or a line break
+ * in a request reaches no log or record raw), then cut to `max` characters ending in
+ * {@link AUDIT_TRUNCATION_MARKER} (never splitting a surrogate pair). Anything not a string is dropped.
+ */
+export function boundedField(value: unknown, max: number): string | undefined {
+  if (typeof value !== 'string' || value === '') return undefined;
+  // eslint-disable-next-line no-control-regex
+  const text = value.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (text.length <= max) return text;
+  let cut = max - AUDIT_TRUNCATION_MARKER.length;
+  const last = text.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--;
+  return text.slice(0, cut) + AUDIT_TRUNCATION_MARKER;
+}
+
 function callerOf(caller: AgentCaller | undefined): AgentCaller {
-  const out: AgentCaller = { address: typeof caller?.address === 'string' ? caller.address : DROPPED_CALLER_ADDRESS };
-  if (typeof caller?.pid === 'number') out.pid = caller.pid;
-  if (typeof caller?.uid === 'number') out.uid = caller.uid;
-  if (typeof caller?.exe === 'string') out.exe = caller.exe;
+  const out: AgentCaller = { address: boundedField(caller?.address, LIMITS.callerAddress) ?? DROPPED_CALLER_ADDRESS };
+  if (typeof caller?.pid === 'number' && Number.isInteger(caller.pid) && caller.pid >= 0 && caller.pid <= 2 ** 32) out.pid = caller.pid;
+  if (typeof caller?.uid === 'number' && Number.isInteger(caller.uid) && caller.uid >= 0 && caller.uid <= 2 ** 32) out.uid = caller.uid;
+  const exe = boundedField(caller?.exe, LIMITS.callerExe);
+  if (exe !== undefined) out.exe = exe;
   return out;
 }
 
-/** A record for one event at `at`: exactly the contract's fields, nothing else. */
+/**
+ * A record for one event at `at`: exactly the contract's fields, nothing else, each text field bounded
+ * ({@link boundedField}, `AGENT_AUDIT_FIELD_LIMITS`), so that every record the agent spools is one the
+ * authority accepts.
+ */
 export function recordOf(event: AgentAuditEvent, at: number, id: string = randomUUID()): AgentAuditRecord {
   if (typeof event.surface !== 'string' || typeof event.status !== 'number') throw new TypeError('not an audit event');
   const record: AgentAuditRecord = {
@@ -38,10 +66,14 @@ export function recordOf(event: AgentAuditEvent, at: number, id: string = random
     status: event.status,
   };
   if (event.source !== undefined) record.source = event.source;
-  if (typeof event.identity === 'string') record.identity = event.identity;
-  if (typeof event.audience === 'string') record.audience = event.audience;
-  if (typeof event.reason === 'string') record.reason = event.reason;
-  if (typeof event.session === 'string') record.session = event.session;
+  const identity = boundedField(event.identity, LIMITS.identity);
+  if (identity !== undefined) record.identity = identity;
+  const audience = boundedField(event.audience, LIMITS.audience);
+  if (audience !== undefined) record.audience = audience;
+  const reason = boundedField(event.reason, LIMITS.reason);
+  if (reason !== undefined) record.reason = reason;
+  const session = boundedField(event.session, LIMITS.session);
+  if (session !== undefined) record.session = session;
   return record;
 }
 
@@ -78,10 +110,15 @@ export class DropCounter {
   }
 
   #put(kind: DropKind, decision: 'served' | 'refused', surface: AgentSurface, status: number, at: number, lastAt: number, count: number): void {
+    // A drop record must itself be a valid record (the authority refuses a status outside 100..599 or an
+    // unknown surface): whatever it counts, it says so with values of the contract.
+    if (!Number.isInteger(status) || status < 100 || status > 599) status = 500;
+    if (!AGENT_SURFACES.includes(surface)) surface = 'imds';
     let key = `${kind}|${decision}|${surface}|${String(status)}`;
     if (!this.#counts.has(key) && this.#counts.size >= MAX_DROP_KEYS) {
+      // Past the bound, one counter per kind: it keeps the decision, surface and status of the first
+      // event it counted (a valid record), and its count covers every other combination too.
       key = `${kind}|overflow`;
-      status = 0;
     }
     const existing = this.#counts.get(key);
     if (existing === undefined) {

@@ -8,21 +8,36 @@
  *                  on failure retry with exponential backoff and jitter, keep spooling meanwhile
  *
  * The authority stores records idempotently by id, so a batch whose upload failed ambiguously (sent, but
- * the answer was lost) is simply sent again. What cannot be kept (the spool is at its bound, a window has
+ * the answer was lost) is simply sent again. Batches are bounded in records and in bytes (the host API's
+ * bounds). A batch the authority refuses for its content ({@link AuditBatchRefusedError}: 400 or 413; the
+ * authority takes a batch's valid records and counts the others itself, so this means an older authority
+ * or a bug) is split in halves until the refused records are alone; each of those is dropped and counted
+ * (`audit_dropped:refused`), so the spool always advances: one bad record never stops a host's audit trail. What cannot be kept (the spool is at its bound, a window has
  * too many distinct outcomes, the disk refuses a write) is counted and the count itself becomes a record
  * with reason `audit_dropped:<kind>`: losses are on the record, never silent.
  */
 import { join } from 'node:path';
 import { AGENT_AUDIT } from '../../shared/config.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
-import type { AgentAuditRecord } from '../../shared/host-protocol.js';
+import { AUDIT_UPLOAD_MAX_BYTES, type AgentAuditRecord } from '../../shared/host-protocol.js';
 import type { Logger } from '../../shared/logger.js';
 import type { AgentAuditEvent, AgentAuditSink } from '../contracts.js';
-import { AuditWindow, DropCounter } from './fold.js';
+import { AuditWindow, DROP_REASON_PREFIX, DropCounter } from './fold.js';
 import { AuditSpool } from './spool.js';
 
-/** Sends one batch to the authority (`POST HOST_API_PATHS.audit` with a host assertion); rejects on any failure. */
+/**
+ * Sends one batch to the authority (`POST HOST_API_PATHS.audit` with a host assertion); rejects on any
+ * failure, with {@link AuditBatchRefusedError} when the authority refused the batch for what it holds.
+ */
 export type AuditUploader = (records: AgentAuditRecord[], signal: AbortSignal) => Promise<void>;
+
+/** The authority refused a batch for its content (400, 413): the same batch would be refused again. */
+export class AuditBatchRefusedError extends Error {
+  override readonly name = 'AuditBatchRefusedError';
+}
+
+/** Room left in an upload body for `{"records":[…]}` around the records. */
+const BODY_OVERHEAD_BYTES = 1024;
 
 export interface AgentAuditOptions {
   /** The agent's data dir; the spool is its `audit-spool/` directory. */
@@ -34,6 +49,8 @@ export interface AgentAuditOptions {
   autoFlush?: boolean;
   flushWindowMs?: number;
   batchRecords?: number;
+  /** The most bytes of records one upload carries (default: the host API's body bound). */
+  batchMaxBytes?: number;
   spoolMaxBytes?: number;
   windowMaxRecords?: number;
   retryMinMs?: number;
@@ -68,6 +85,7 @@ export class AgentAuditPipeline implements AgentAuditSink {
   readonly #clock: Clock;
   readonly #log: AgentAuditOptions['logger'];
   readonly #batch: number;
+  readonly #batchBytes: number;
   readonly #retryMin: number;
   readonly #retryMax: number;
   readonly #random: () => number;
@@ -84,6 +102,8 @@ export class AgentAuditPipeline implements AgentAuditSink {
   #uploaded = 0;
   #failures = 0;
   #lastDropWrite = Number.NEGATIVE_INFINITY;
+  /** Ids of the current segment's records already dropped as refused (a retried segment counts them once). */
+  #refusedIds = new Set<string>();
   readonly #dropWriteMs: number;
   readonly #uploadTimeout: number;
 
@@ -93,6 +113,7 @@ export class AgentAuditPipeline implements AgentAuditSink {
     this.#clock = options.clock ?? systemClock;
     this.#log = options.logger;
     this.#batch = options.batchRecords ?? AGENT_AUDIT.batchRecords;
+    this.#batchBytes = options.batchMaxBytes ?? AUDIT_UPLOAD_MAX_BYTES - BODY_OVERHEAD_BYTES;
     this.#retryMin = options.retryMinMs ?? AGENT_AUDIT.retryMinMs;
     this.#retryMax = options.retryMaxMs ?? AGENT_AUDIT.retryMaxMs;
     this.#random = options.random ?? Math.random;
@@ -276,6 +297,36 @@ export class AgentAuditPipeline implements AgentAuditSink {
     }
   }
 
+  /**
+   * Sends `records`; when the authority refuses them for their content, sends each half on its own, and
+   * drops (and counts) a record refused alone. Any other failure propagates: the segment is retried whole.
+   */
+  async #sendSplitting(all: AgentAuditRecord[]): Promise<void> {
+    const records = all.filter((r) => !this.#refusedIds.has(r.id));
+    if (records.length === 0) return;
+    try {
+      await this.#send(records);
+      this.#uploaded += records.length;
+    } catch (err) {
+      if (!(err instanceof AuditBatchRefusedError) || this.#closed) throw err;
+      if (records.length > 1) {
+        const half = Math.ceil(records.length / 2);
+        await this.#sendSplitting(records.slice(0, half));
+        await this.#sendSplitting(records.slice(half));
+        return;
+      }
+      const record = records[0]!;
+      if ((record.reason ?? '').startsWith(DROP_REASON_PREFIX)) {
+        // Counting a refused count would refuse again: say it in the log, once.
+        this.#log?.error({ err: err.message, count: record.count }, 'the authority refused an audit drop count; it is lost');
+        return;
+      }
+      this.#refusedIds.add(record.id);
+      this.#drops.addRecord('refused', record);
+      this.#log?.warn({ err: err.message, surface: record.surface, status: record.status, count: record.count }, 'the authority refused an audit record; it is counted as dropped');
+    }
+  }
+
   async #pump(): Promise<void> {
     try {
       for (;;) {
@@ -288,11 +339,9 @@ export class AgentAuditPipeline implements AgentAuditSink {
         }
         const { records, skipped } = await this.#spool.read(segment);
         if (skipped > 0) this.#log?.warn({ segment: segment.path, skipped }, 'audit spool: skipped lines that are not records (a write torn by a crash)');
-        for (let i = 0; i < records.length; i += this.#batch) {
-          await this.#send(records.slice(i, i + this.#batch));
-          this.#uploaded += Math.min(this.#batch, records.length - i);
-        }
+        for (const batch of batchesOf(records, this.#batch, this.#batchBytes)) await this.#sendSplitting(batch);
         await this.#spool.remove(segment);
+        this.#refusedIds.clear();
         if (this.#failures > 0) this.#log?.info({ failures: this.#failures }, 'audit upload recovered');
         this.#failures = 0;
       }
@@ -309,4 +358,23 @@ export class AgentAuditPipeline implements AgentAuditSink {
       this.#retryTimer.unref();
     }
   }
+}
+
+/** `records` in order, in batches of at most `maxRecords` records and `maxBytes` bytes of JSON (at least one record each). */
+export function batchesOf(records: readonly AgentAuditRecord[], maxRecords: number, maxBytes: number): AgentAuditRecord[][] {
+  const out: AgentAuditRecord[][] = [];
+  let batch: AgentAuditRecord[] = [];
+  let bytes = 0;
+  for (const record of records) {
+    const size = Buffer.byteLength(JSON.stringify(record)) + 1;
+    if (batch.length > 0 && (batch.length >= maxRecords || bytes + size > maxBytes)) {
+      out.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(record);
+    bytes += size;
+  }
+  if (batch.length > 0) out.push(batch);
+  return out;
 }

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentSession } from '../contracts.js';
 import type { AgentSurface } from '../../shared/host-protocol.js';
-import { AgentErrors, header, refuse, secretMatches, selectorOf, serveToken, type SurfaceContext } from './common.js';
+import { AgentErrors, header, refuse, secretMatches, selectorOf, serveToken, type SurfaceContext, requireResource } from './common.js';
 
 /** Which App Service flavour a request is, by its secret header; undefined when it carries neither. */
 export function appServiceFlavour(req: IncomingMessage): 'app-service' | 'app-service-2017' | undefined {
@@ -39,8 +39,7 @@ export function appServiceToken(
     if (version === undefined || version === '') throw AgentErrors.missingParameter('api-version');
     const expected = flavour === 'app-service-2017' ? version === '2017-09-01' : /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= '2019-08-01';
     if (!expected) throw AgentErrors.apiVersion(version);
-    const resource = params.get('resource');
-    if (resource === undefined || resource === '') throw AgentErrors.missingParameter('resource');
+    const resource = requireResource(params);
     return serveToken(ctx, req, res, { surface, selector: selectorOf(params), resource, ...(session === undefined ? {} : { session }) });
   } catch (err) {
     return refuse(ctx, req, res, surface, err, params.has('resource') ? { audience: params.get('resource') ?? '' } : {});

@@ -15,7 +15,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../../shared/clock.js';
-import { AgentErrors, header, refuse, selectorOf, sendJson, serveToken, type SurfaceContext } from './common.js';
+import { AgentErrors, header, refuse, selectorOf, sendJson, serveToken, type SurfaceContext, requireResource } from './common.js';
 import { requireMetadataHeader } from './imds.js';
 
 export const ARC_API_VERSIONS: ReadonlySet<string> = new Set(['2019-08-15', '2019-11-01', '2020-06-01']);
@@ -80,8 +80,7 @@ export function arcToken(ctx: SurfaceContext, challenges: ArcChallenges, req: In
   try {
     if (!ctx.imds) throw AgentErrors.surfaceDisabled();
     requireMetadataHeader(req);
-    const resource = params.get('resource');
-    if (resource === undefined || resource === '') throw AgentErrors.missingParameter('resource');
+    const resource = requireResource(params);
     const selector = selectorOf(params);
     const authorization = header(req, 'authorization');
     if (authorization === undefined) {

@@ -4,7 +4,7 @@
  * `client_id`/`object_id`/`msi_res_id`) or `GET ?resource=…`, both with `Metadata: true`. No api-version.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AgentErrors, parseParams, refuse, selectorOf, serveToken, type SurfaceContext } from './common.js';
+import { AgentErrors, parseParams, refuse, selectorOf, serveToken, type SurfaceContext, requireResource } from './common.js';
 import { requireMetadataHeader } from './imds.js';
 
 const MAX_BODY = 8 * 1024;
@@ -23,8 +23,7 @@ export async function cloudShellToken(ctx: SurfaceContext, req: IncomingMessage,
       }
       params = merged;
     }
-    const resource = params.get('resource');
-    if (resource === undefined || resource === '') throw AgentErrors.missingParameter('resource');
+    const resource = requireResource(params);
     await serveToken(ctx, req, res, { surface: 'cloud-shell', selector: selectorOf(params), resource });
   } catch (err) {
     refuse(ctx, req, res, 'cloud-shell', err, params.has('resource') ? { audience: params.get('resource') ?? '' } : {});

@@ -14,6 +14,7 @@ import { SELECTOR_PARAMETERS, type HostIdentities, type IdentitySelector } from 
 import { successBody, type CacheEntry, type TokenCache } from '../token-cache.js';
 import type { RateLimiter } from '../rate-limit.js';
 import { UpstreamError } from '../upstream.js';
+import { displayResource, isResourceSyntax, MAX_RESOURCE_LENGTH } from '../../shared/resource.js';
 
 /** The `error` values the agent answers with (the OAuth / IMDS family, plus `not_found`/`method_not_allowed` for routing). */
 export type AgentErrorCode = OAuthErrorCode | 'not_found' | 'method_not_allowed' | 'too_many_requests' | 'forbidden';
@@ -42,13 +43,25 @@ export class AgentError extends Error {
 /** Every refusal the agent answers; docs/agent.md lists them with their status and body. */
 export const AgentErrors = {
   metadataHeader: () => new AgentError(400, 'invalid_request', 'Required metadata header not specified', 'metadata_header_missing'),
-  forwarded: () => new AgentError(400, 'invalid_request', 'Requests with X-Forwarded-For or Forwarded are not accepted', 'forwarded'),
+  forwarded: () => new AgentError(400, 'invalid_request', 'Requests with X-Forwarded-For, Forwarded or another proxy header are not accepted', 'forwarded'),
   foreignHost: () => new AgentError(400, 'invalid_request', 'The Host header names an address this agent does not serve', 'foreign_host'),
   nonLoopback: () => new AgentError(403, 'forbidden', 'Only callers on this host (loopback) are served', 'non_loopback_peer'),
   duplicateParameter: (name: string) => new AgentError(400, 'invalid_request', `Duplicate query parameter '${name}'`, 'duplicate_parameter'),
   multipleSelectors: () =>
     new AgentError(400, 'invalid_request', 'Only one of client_id, object_id (principal_id) or msi_res_id (mi_res_id) may be given', 'multiple_selectors'),
   missingParameter: (name: string) => new AgentError(400, 'invalid_request', `Required query variable '${name}' is missing`, 'missing_parameter'),
+  /**
+   * IMDS relays Entra's refusal of a resource as `400 invalid_resource` with an AADSTS description
+   * (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#error-handling);
+   * the wording is the authority's (AADSTS500011), the resource shown bounded and with control characters escaped.
+   */
+  invalidResource: (resource: string) =>
+    new AgentError(
+      400,
+      'invalid_resource',
+      `AADSTS500011: The resource principal named ${displayResource(resource)} was not found in the tenant. A resource is an absolute https:// or api:// URI, or an application id, of at most ${String(MAX_RESOURCE_LENGTH)} characters without whitespace or control characters.`,
+      'invalid_resource',
+    ),
   apiVersion: (version: string) => new AgentError(400, 'invalid_request', `The api-version '${version}' is not supported by this endpoint`, 'api_version'),
   identityNotFound: () => new AgentError(400, 'invalid_request', 'Identity not found', 'identity_not_found'),
   identityHeader: (name: string) => new AgentError(401, 'unauthorized_client', `The ${name} header is missing or does not match`, 'identity_header'),
@@ -116,6 +129,19 @@ export function parseParams(query: string): Map<string, string> {
 function decode(raw: string): string {
   if (!raw.includes('%') && !raw.includes('+')) return raw;
   return decodeURIComponent(raw.replace(/\+/g, ' '));
+}
+
+/**
+ * The request's `resource`: missing → 400 `invalid_request`; not a resource by the authority's own rule
+ * (src/shared/resource.ts: too long, a control character, not an https/api URI or an application id) →
+ * 400 `invalid_resource`. Checked before any identity, cache or authority call, so a bad resource is never
+ * a 5xx (clients retry those) and never reaches a token's `aud`.
+ */
+export function requireResource(params: ReadonlyMap<string, string>): string {
+  const resource = params.get('resource');
+  if (resource === undefined || resource === '') throw AgentErrors.missingParameter('resource');
+  if (!isResourceSyntax(resource)) throw AgentErrors.invalidResource(resource);
+  return resource;
 }
 
 /** The selector a request names: none → system-assigned; more than one spelling/kind → refused. */
@@ -266,6 +292,8 @@ async function serveSlow(
       switch (err.kind) {
         case 'unavailable':
           return refuse(ctx, req, res, request.surface, AgentErrors.unavailable(ctx.retryAfterSeconds), extra);
+        case 'invalid-resource':
+          return refuse(ctx, req, res, request.surface, AgentErrors.invalidResource(request.resource), extra);
         case 'identity-not-found':
           ctx.identities.refresh().catch(() => undefined);
           return refuse(ctx, req, res, request.surface, AgentErrors.identityNotFound(), extra);

@@ -3,7 +3,7 @@
  * (exactly, lower case). Every api-version from 2018-02-01 on is accepted (clients send 2018-02-01).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AgentErrors, header, refuse, selectorOf, serveToken, type SurfaceContext } from './common.js';
+import { AgentErrors, header, refuse, selectorOf, serveToken, type SurfaceContext, requireResource } from './common.js';
 
 const API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
 
@@ -23,8 +23,7 @@ export function imdsToken(ctx: SurfaceContext, req: IncomingMessage, res: Server
     if (!ctx.imds) throw AgentErrors.surfaceDisabled();
     requireMetadataHeader(req);
     checkImdsApiVersion(params);
-    const resource = params.get('resource');
-    if (resource === undefined || resource === '') throw AgentErrors.missingParameter('resource');
+    const resource = requireResource(params);
     return serveToken(ctx, req, res, { surface: 'imds', selector: selectorOf(params), resource });
   } catch (err) {
     return refuse(ctx, req, res, 'imds', err, params.has('resource') ? { audience: params.get('resource') ?? '' } : {});

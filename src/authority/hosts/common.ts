@@ -1,16 +1,16 @@
 /** What the host API's endpoint files share: their context, body checks and the credential grant view. */
 import type { FastifyRequest } from 'fastify';
 import { HostErrors, type RegisteredHostCredential } from '../../directory/hosts.js';
-import type { HostCredentialGrant } from '../../shared/host-protocol.js';
+import { AUDIT_UPLOAD_MAX_BYTES, AUDIT_UPLOAD_MAX_RECORDS, type HostCredentialGrant } from '../../shared/host-protocol.js';
 import type { AuthorityContext } from '../context.js';
 import type { FailureRateLimiter } from './rate-limit.js';
 
 /** Body limit of the enrol, renew and self endpoints (a JWK and a token). */
 export const HOST_API_BODY_LIMIT = 64 * 1024;
 /** Body limit of audit uploads (at most {@link MAX_AUDIT_RECORDS} records). */
-export const HOST_AUDIT_BODY_LIMIT = 2 * 1024 * 1024;
+export const HOST_AUDIT_BODY_LIMIT = AUDIT_UPLOAD_MAX_BYTES;
 /** Records per audit upload. */
-export const MAX_AUDIT_RECORDS = 1000;
+export const MAX_AUDIT_RECORDS = AUDIT_UPLOAD_MAX_RECORDS;
 
 export interface HostApiContext {
   ctx: AuthorityContext;

@@ -1,4 +1,4 @@
-import { isGuid } from '../../shared/ids.js';
+import { CONTROL_CHARACTER, displayResource, isResourceSyntax, MAX_RESOURCE_LENGTH } from '../../shared/resource.js';
 import { TokenErrors } from '../errors.js';
 import { requireParam, type FormParams } from './form.js';
 
@@ -12,22 +12,18 @@ export function requestedResource(params: FormParams, endpoint: 'v1' | 'v2'): st
   const scope = requireParam(params, 'scope').trim();
   const scopes = scope.split(/\s+/);
   const only = scopes.length === 1 ? scopes[0] : undefined;
-  if (only === undefined || !only.endsWith('/.default') || only.length === '/.default'.length) throw TokenErrors.invalidScope(scope);
+  if (only === undefined || !only.endsWith('/.default') || only.length === '/.default'.length || CONTROL_CHARACTER.test(only)) {
+    throw TokenErrors.invalidScope(displayResource(scope, MAX_RESOURCE_LENGTH));
+  }
   return validateResource(only.slice(0, -'/.default'.length));
 }
 
-/** Accepts absolute https:// and api:// URIs and bare application ids; anything else names no resource. */
+/**
+ * Accepts absolute https:// and api:// URIs and bare application ids of at most 2048 characters, without
+ * whitespace or control characters (src/shared/resource.ts, the rule the agent applies first); anything
+ * else names no resource.
+ */
 export function validateResource(resource: string): string {
-  if (resource.length > 2048) throw TokenErrors.invalidResource(resource.slice(0, 64) + '…');
-  if (isGuid(resource)) return resource;
-  let url: URL;
-  try {
-    url = new URL(resource);
-  } catch {
-    throw TokenErrors.invalidResource(resource);
-  }
-  if ((url.protocol !== 'https:' && url.protocol !== 'api:') || url.username !== '' || url.password !== '' || /\s/.test(resource)) {
-    throw TokenErrors.invalidResource(resource);
-  }
+  if (!isResourceSyntax(resource)) throw TokenErrors.invalidResource(displayResource(resource, resource.length > MAX_RESOURCE_LENGTH ? 64 : MAX_RESOURCE_LENGTH));
   return resource;
 }
