@@ -10,9 +10,23 @@ import { openSession } from '../../src/cli/commands/run.js';
 import { startHarness, until, type Harness } from './harness.js';
 
 async function post(h: Harness, body: string, headers: Record<string, string>, method = 'POST'): Promise<{ status: number; headers: Headers; json: { error?: string; error_description?: string } | undefined }> {
-  const res = await fetch(`${h.url}${CONTROL_SESSIONS_PATH}`, { method, headers, body: method === 'GET' ? undefined : body });
+  // Bounded: a broken check that opened a session stream would otherwise keep the body (and the file) open.
+  const res = await fetch(`${h.url}${CONTROL_SESSIONS_PATH}`, { method, headers, body: method === 'GET' ? undefined : body, signal: AbortSignal.timeout(5000) });
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: text === '' ? undefined : (JSON.parse(text) as { error?: string; error_description?: string }) };
+}
+
+/** `promise`, or a failure naming `what` after `ms` (every wait in a test is bounded). */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${String(ms)} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 describe('sessions', () => {
@@ -90,7 +104,7 @@ describe('agent control API', () => {
   });
 
   it('leaves other paths alone', async () => {
-    const res = await fetch(`${h.url}/openmsi/agent/other`);
+    const res = await fetch(`${h.url}/openmsi/agent/other`, { signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 404);
   });
 
@@ -123,7 +137,7 @@ describe('agent control API', () => {
     const session = await openSession(h.url, h.controlSecret, ['app-id']);
     assert.equal(h.sessions.size, 1);
     h.control.close();
-    await session.ended;
+    await within(session.ended, 5000, 'the session stream to end');
     assert.equal(h.sessions.size, 0);
   });
 
@@ -142,6 +156,7 @@ describe('agent control API', () => {
         });
       });
       req.on('error', reject);
+      req.setTimeout(5000, () => req.destroy(new Error('no grant line within 5 s')));
       req.end(body);
     });
     assert.equal(first.status, 201);
