@@ -178,6 +178,20 @@ export interface ReplayStore {
   purgeExpired(now: number): Promise<number>;
 }
 
+/**
+ * Failed client authentications, counted per key in fixed windows and shared by every replica (the token
+ * endpoint's throttle). Only failures write here; a successful authentication never reads it.
+ */
+export interface AuthFailureStore {
+  /**
+   * Adds one failure for `key` to the window starting at `windowStart` (kept until `expiresAt`) and returns
+   * the window's count including it. Atomic: of concurrent callers on any replica, each sees a distinct count.
+   */
+  increment(key: string, windowStart: number, expiresAt: number): Promise<number>;
+  /** Forgets windows that expired before `now`. */
+  purgeExpired(now: number): Promise<number>;
+}
+
 export interface AuditEvent {
   id: string;
   at: number;
@@ -554,6 +568,7 @@ export interface Repositories {
   credentials: CredentialStore;
   signingKeys: SigningKeyStore;
   replay: ReplayStore;
+  authFailures: AuthFailureStore;
   audit: AuditStore;
   hostCredentials: HostCredentialStore;
   joinTokens: JoinTokenStore;
