@@ -23,6 +23,11 @@ export function createAuthFailureStore(db: Kysely<Database>): AuthFailureStore {
       return Number(row.failures);
     },
 
+    async count(key, windowStart) {
+      const row = await db.selectFrom('auth_failures').select('failures').where('key', '=', key).where('window_start', '=', windowStart).executeTakeFirst();
+      return row === undefined ? 0 : Number(row.failures);
+    },
+
     async purgeExpired(now) {
       const result = await db.deleteFrom('auth_failures').where('expires_at', '<', now).executeTakeFirst();
       return rowCount(result.numDeletedRows);

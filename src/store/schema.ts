@@ -119,7 +119,7 @@ export interface AssertionReplayTable {
 }
 
 export interface AuthFailureTable {
-  /** What failed to authenticate: `client:{appId}`, `host:{kid}` or `source:{address}`. */
+  /** What failed to authenticate: `app:{client id}`, `host:{credential key id}` or `source:{address}`. */
   key: string;
   /** Start of the fixed window the count belongs to (epoch ms). */
   window_start: number;

@@ -180,7 +180,7 @@ export interface ReplayStore {
 
 /**
  * Failed client authentications, counted per key in fixed windows and shared by every replica (the token
- * endpoint's throttle). Only failures write here; a successful authentication never reads it.
+ * endpoint's throttle). Only failures write here; a successful authentication at most reads it (cached).
  */
 export interface AuthFailureStore {
   /**
@@ -188,6 +188,8 @@ export interface AuthFailureStore {
    * the window's count including it. Atomic: of concurrent callers on any replica, each sees a distinct count.
    */
   increment(key: string, windowStart: number, expiresAt: number): Promise<number>;
+  /** The failures counted for `key` in the window starting at `windowStart` (0 when none). A read only. */
+  count(key: string, windowStart: number): Promise<number>;
   /** Forgets windows that expired before `now`. */
   purgeExpired(now: number): Promise<number>;
 }

@@ -740,6 +740,16 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.equal(await store.authFailures.increment(key, 60_000, FAR), 3);
       });
 
+      void it('count reads the failures of a window without adding one, 0 for none', async () => {
+        const key = `host:${uid()}`;
+        assert.equal(await store.authFailures.count(key, 60_000), 0);
+        await store.authFailures.increment(key, 60_000, FAR);
+        await store.authFailures.increment(key, 60_000, FAR);
+        assert.equal(await store.authFailures.count(key, 60_000), 2);
+        assert.equal(await store.authFailures.count(key, 60_000), 2, 'reading does not count');
+        assert.equal(await store.authFailures.count(key, 0), 0, 'another window');
+      });
+
       void it('of concurrent increments of one key each sees a distinct count, on every replica', async () => {
         const key = `source:${uid()}`;
         const counts = await withReplicas((stores) =>
