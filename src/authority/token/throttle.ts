@@ -58,9 +58,10 @@ interface LocalCount {
 /**
  * Throttles failed client authentication at the token endpoint, per client and per source, across replicas.
  *
- * - {@link refresh} reads the shared count of each key this process has not looked at within `syncMs`
- *   (a read-through cache: at most one read per key and `syncMs`, never a write), so a lock another replica
- *   set is seen here too. {@link check} is then a synchronous look at the cached counts.
+ * - {@link refresh} reads the shared count of a key (a read-through cache, never a write): a key with no
+ *   failure known in the window at most once per `syncMs` (so a success costs at most one read per key and
+ *   second), a key with failures on every attempt. A lock another replica set is so seen here within `syncMs`,
+ *   and at once for a key this replica has seen fail. {@link check} is then a synchronous look at the counts.
  * - A failure ({@link failed}) counts at once in memory (so concurrent guesses on this replica are cut off at
  *   the limit exactly: callers check and verify without an `await` between) and then in the shared store,
  *   whose count tells this replica about failures the others saw.
@@ -99,7 +100,8 @@ export class ClientAuthThrottle {
     for (const [key, limit] of this.#keys(subject)) {
       const windowStart = windowOf(now, limit);
       const known = this.#current(key, limit, now);
-      if (known !== undefined && (known.failures >= limit.failures || now - known.syncedAt < this.#syncMs)) continue;
+      // A key without failures in the window is trusted for `syncMs`; one with failures is read on every attempt.
+      if (known !== undefined && (known.failures >= limit.failures || (known.failures === 0 && now - known.syncedAt < this.#syncMs))) continue;
       reads.push(
         this.#store.count(key, windowStart).then(
           (shared) => {

@@ -103,6 +103,12 @@ for (const backend of STORE_BACKENDS) describe(`ClientAuthThrottle (${backend})`
     clock.advance(SECOND); // b's cached read is a second old: read again.
     await b.refresh(subject);
     assert.equal(refusal(b, subject)?.status, 429);
+    const d = throttle();
+    const other = { source: '10.2.3.1', client: `app:${randomUUID()}` };
+    await d.failed(other);
+    for (let i = 1; i < POLICY.perClient.failures; i++) await a.failed(other);
+    await d.refresh(other);
+    assert.equal(refusal(d, other)?.status, 429, 'a process that saw the key fail reads it again on every attempt, without waiting a second');
     const c = throttle();
     await c.refresh({ source: '10.2.9.9', client });
     assert.equal(refusal(c, { source: '10.2.9.9', client })?.status, 429, 'a process that never saw the client learns it on its first look');
