@@ -13,14 +13,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { HostCredentialGrant, PublicJwk } from '../shared/host-protocol.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { runningAgentPath } from '../shared/running-agent.js';
 import { UpstreamError, type AuthorityClient, type HostSigningKey } from './upstream.js';
-import { writePrivateFileAtomic } from '../shared/private-files.js';
+import { makePrivateDir, writePrivateFileAtomic } from '../shared/private-files.js';
 
 export interface HostCredentialRecord {
   version: 1;
@@ -52,6 +52,7 @@ export function agentFiles(dataDir: string): { credential: string; identityHeade
 
 /** Writes `content` to `path` atomically, 0600; the directory is created 0700. */
 export function writeFileAtomic(path: string, content: string): void {
+  makePrivateDir(dirname(path));
   writePrivateFileAtomic(path, content);
 }
 

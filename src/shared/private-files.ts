@@ -32,9 +32,11 @@ export async function makePrivateDirAsync(path: string): Promise<void> {
   await mkdir(path, { recursive: true, mode: PRIVATE_DIR_MODE });
 }
 
-/** Opens `path` with `flags` (`'wx'`, `'w'`, `'a'`…), creating it 0600 and setting 0600 on a file that existed; its folder is created 0700. */
+/**
+ * Opens `path` with `flags` (`'wx'`, `'w'`, `'a'`…), creating it 0600 and setting 0600 on a file that existed.
+ * Like every writer here it does not create the folder: callers that own one make it with {@link makePrivateDir}.
+ */
 export function openPrivateFile(path: string, flags: string): number {
-  makePrivateDir(dirname(path));
   const fd = openSync(path, flags, PRIVATE_FILE_MODE);
   try {
     fchmodSync(fd, PRIVATE_FILE_MODE);
@@ -47,7 +49,6 @@ export function openPrivateFile(path: string, flags: string): number {
 
 /** {@link openPrivateFile}, asynchronously. */
 export async function openPrivateFileAsync(path: string, flags: string): Promise<FileHandle> {
-  await makePrivateDirAsync(dirname(path));
   const handle = await open(path, flags, PRIVATE_FILE_MODE);
   try {
     await handle.chmod(PRIVATE_FILE_MODE);
@@ -108,7 +109,6 @@ export function securePrivateSqlite(path: string): void {
 }
 
 function writeWithMode(path: string, content: string | Uint8Array, mode: number, options: { flag?: 'w' | 'wx'; sync?: boolean }): void {
-  makePrivateDir(dirname(path));
   const fd = openSync(path, options.flag ?? 'w', mode);
   try {
     fchmodSync(fd, mode);

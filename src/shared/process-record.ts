@@ -4,7 +4,8 @@
  * (running-authority.ts) and the agent (running-agent.ts).
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { writePrivateFileAtomic } from './private-files.js';
+import { dirname } from 'node:path';
+import { makePrivateDir, writePrivateFileAtomic } from './private-files.js';
 
 /** What every record has: the origin it serves, its pid and when it started. */
 export interface ProcessRecord {
@@ -15,6 +16,7 @@ export interface ProcessRecord {
 
 /** Writes the record atomically (a reader never sees half a file). */
 export function writeProcessRecord(path: string, record: ProcessRecord): void {
+  makePrivateDir(dirname(path));
   writePrivateFileAtomic(path, JSON.stringify(record, null, 2) + '\n');
 }
 
