@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { digestOf, secretMatches } from './secret-digest.js';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { AGENT_SESSIONS } from '../shared/config.js';
@@ -24,6 +24,7 @@ import { canonicalAddress, isLoopbackAddress } from './caller.js';
 import { hasProxyHeader } from './guard.js';
 import type { AgentAuditSink, CallerResolver } from './contracts.js';
 import { TooManySessionsError, type SessionRegistry } from './sessions.js';
+import { makePrivateDir, openPrivateFile } from '../shared/private-files.js';
 
 export const CONTROL_SESSIONS_PATH = '/openmsi/agent/sessions';
 
@@ -46,7 +47,7 @@ export function controlSecretPath(dataDir: string): string {
  */
 export function loadOrCreateControlSecret(dataDir: string): string {
   const path = controlSecretPath(dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dataDir);
   try {
     // Readable by group or others, it may have been read: replace it rather than keep using it.
     if ((statSync(path).mode & 0o077) !== 0) rmSync(path, { force: true });
@@ -54,7 +55,7 @@ export function loadOrCreateControlSecret(dataDir: string): string {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   try {
-    const fd = openSync(path, 'wx', 0o600);
+    const fd = openPrivateFile(path, 'wx');
     try {
       writeSync(fd, randomBytes(32).toString('base64url') + '\n');
     } finally {

@@ -12,7 +12,7 @@
  * the authority says the host is not recognised it calls `onNotRecognised` (the agent stops serving at once).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { HostCredentialGrant, PublicJwk } from '../shared/host-protocol.js';
@@ -20,6 +20,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { runningAgentPath } from '../shared/running-agent.js';
 import { UpstreamError, type AuthorityClient, type HostSigningKey } from './upstream.js';
+import { makePrivateDir, writePrivateFileAtomic } from '../shared/private-files.js';
 
 export interface HostCredentialRecord {
   version: 1;
@@ -49,18 +50,10 @@ export function agentFiles(dataDir: string): { credential: string; identityHeade
   };
 }
 
-/** Writes `content` to `path` atomically with `mode` (default 0600); the directory is created 0700. */
-export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(temp, 'wx', mode);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
+/** Writes `content` to `path` atomically, 0600; the directory is created 0700. */
+export function writeFileAtomic(path: string, content: string): void {
+  makePrivateDir(dirname(path));
+  writePrivateFileAtomic(path, content);
 }
 
 /** A new ES256 key pair; the private JWK is what goes to disk. */

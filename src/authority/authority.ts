@@ -27,6 +27,7 @@ import { createStoreRbacSource } from '../store/rbac-state-source.js';
 import { buildVaultApp } from '../vault/app.js';
 import { vaultNameFromHost, type VaultContext } from '../vault/contracts.js';
 import { ensureVaultCertificate } from './server-certificate.js';
+import { ClientAuthThrottle, type ClientAuthThrottlePolicy } from './token/throttle.js';
 
 export interface AuthorityOptions {
   dataDir: string;
@@ -44,6 +45,8 @@ export interface AuthorityOptions {
   store?: string;
   /** Start the automatic key-rotation timer (default true). */
   autoRotate?: boolean;
+  /** Limits on failed client authentication at the token endpoint (default: `DEFAULT_CLIENT_AUTH_THROTTLE`, token/throttle.ts). */
+  clientAuthThrottle?: ClientAuthThrottlePolicy;
 }
 
 export interface Authority {
@@ -120,8 +123,14 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     await upgradeBootstrapOwners(store, clock, logger);
     const rbacSource = createStoreRbacSource(store, BUILTIN_ROLES);
     const authorizer = createAuthorizer({ source: rbacSource, clock });
+    const authThrottle = new ClientAuthThrottle({
+      store: store.authFailures,
+      clock,
+      ...(options.clientAuthThrottle === undefined ? {} : { policy: options.clientAuthThrottle }),
+      onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
+    });
     const ctx: AuthorityContext = {
-      store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authority: urls, signingKeys, verifyAccessToken, caCertPem, authorizer, rbacSource,
+      store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authThrottle, authority: urls, signingKeys, verifyAccessToken, caCertPem, authorizer, rbacSource,
       defaultTenantId: config.tenantId,
       vaultDomain: config.vaultDomain,
     };
@@ -149,6 +158,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       () =>
         Promise.all([
           store.replay.purgeExpired(clock.now()),
+          store.authFailures.purgeExpired(clock.now()),
           store.joinTokens.purgeExpired(clock.now() - DAY),
           // Soft-deleted secrets and vaults past their retention go for good, as Key Vault purges them.
           store.secrets.purgeDue(clock.now()),

@@ -9,6 +9,7 @@ import type { KeyRing } from './keys/key-ring.js';
 import type { KeyRotator } from './keys/rotation.js';
 import type { TokenIssuer } from './token-issuer.js';
 import type { AuthorityUrls } from './urls.js';
+import type { ClientAuthThrottle } from './token/throttle.js';
 
 /**
  * Everything a route or grant needs, built once per process by `createAuthority()` and passed down
@@ -24,6 +25,8 @@ export interface AuthorityContext extends ManagementContext {
   readonly audit: AuditWriter;
   readonly tokens: TokenIssuer;
   readonly urls: AuthorityUrls;
+  /** Throttles failed client authentication at the token endpoint, per client and source, across replicas. */
+  readonly authThrottle: ClientAuthThrottle;
   /** The tenant `openmsi init` created: what the `adfs` tenant alias names. */
   readonly defaultTenantId: string;
   /** Verifies an access token this authority issued for one of `audiences` (any tenant it serves). */

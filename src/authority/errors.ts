@@ -38,8 +38,14 @@ export const TokenErrors = {
       `The request body must contain the following parameter: 'client_assertion' or 'client_secret'.`,
       { aadsts: 7000218 },
     ),
-  conflictingCredentials: () =>
-    new OAuthError(400, 'invalid_request', `Only one of 'client_secret' and 'client_assertion' may be presented.`, { aadsts: 7000216 }),
+  /** RFC 6749 §2.3.1: "The client MUST NOT use more than one authentication method in each request." */
+  conflictingCredentials: (methods: readonly string[]) =>
+    new OAuthError(
+      400,
+      'invalid_request',
+      `The request uses more than one client authentication method (${methods.join(', ')}); use exactly one of an Authorization: Basic header, 'client_secret' and 'client_assertion'.`,
+      { aadsts: 7000216 },
+    ),
   invalidSecret: (clientId: string) =>
     new OAuthError(
       401,
@@ -49,6 +55,21 @@ export const TokenErrors = {
     ),
   secretExpired: (clientId: string) =>
     new OAuthError(401, 'invalid_client', `The provided client secret keys for app '${clientId}' are expired.`, { aadsts: 7000222 }),
+  /**
+   * Too many failed client authentications for this client or from this address. Entra's code for a lockout
+   * after repeated wrong credentials is AADSTS50053 (IdsLocked,
+   * https://learn.microsoft.com/entra/identity-platform/reference-error-codes); it throttles
+   * `client_credentials` with 429 and `Retry-After`
+   * (https://learn.microsoft.com/entra/msal/dotnet/advanced/client-and-server-throttling), which the Azure
+   * SDKs and MSAL honour.
+   */
+  throttled: (retryAfterSeconds: number) =>
+    new OAuthError(
+      429,
+      'invalid_client',
+      `The client is locked: it tried to authenticate too many times with a wrong credential. Try again in ${String(retryAfterSeconds)} seconds.`,
+      { aadsts: 50053, headers: { 'retry-after': String(retryAfterSeconds) } },
+    ),
   invalidAssertionType: () =>
     new OAuthError(
       400,

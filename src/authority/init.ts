@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -14,6 +14,7 @@ import { createApplicationPrincipal } from '../directory/principals.js';
 import { addPasswordCredential } from '../directory/credentials.js';
 import { defaultOrigin } from '../shared/public-url.js';
 import { assignBootstrapOwner } from './bootstrap-owner.js';
+import { makePrivateDir, writePrivateFile } from '../shared/private-files.js';
 
 export interface InitOptions {
   dataDir: string;
@@ -78,7 +79,7 @@ export async function initDataDir(options: InitOptions): Promise<InitResult> {
     // Left by an init that was killed half-way; nothing in it was ever in use.
     for (const name of entries) rmSync(join(dataDir, name), { recursive: true, force: true });
   }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dataDir);
   const staging = mkdtempSync(join(dataDir, STAGING_PREFIX));
   try {
     const result = await initInto({ ...options, dataDir: staging }, dataDirLayout(staging), clock, env, tokenLifetimeSeconds);
@@ -102,7 +103,7 @@ async function initInto(
   env: NodeJS.ProcessEnv,
   tokenLifetimeSeconds: number,
 ): Promise<InitResult> {
-  for (const dir of [dirname(layout.caCert), dirname(layout.serverCert)]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const dir of [dirname(layout.caCert), dirname(layout.serverCert)]) makePrivateDir(dir);
 
   const masterKey = readEnvironment(env).masterKey !== undefined ? MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir }) : MasterKey.createFile(options.dataDir);
 
@@ -117,10 +118,10 @@ async function initInto(
   const hostnames = unique(['localhost', new URL(publicUrl).hostname, `*.${vaultDomain}`, ...(options.hostnames ?? [])].filter((h) => !isIp(h)));
   const ipAddresses = unique(['127.0.0.1', '::1', ...(options.ipAddresses ?? []), ...[new URL(publicUrl).hostname].filter(isIp)]);
   const server = await issueServerCertificate({ caCertPem: ca.certPem, caKeyPkcs8Pem: ca.keyPkcs8Pem, hostnames, ipAddresses, clock });
-  writeFileSync(layout.caCert, ca.certPem, { mode: 0o644 });
-  writeFileSync(layout.caKey, masterKey.encrypt(ca.keyPkcs8Pem, 'ca-key'), { mode: 0o600 });
-  writeFileSync(layout.serverCert, `${server.certPem.trimEnd()}\n${ca.certPem.trimEnd()}\n`, { mode: 0o644 });
-  writeFileSync(layout.serverKey, masterKey.encrypt(server.keyPkcs8Pem, 'tls-server-key'), { mode: 0o600 });
+  writePrivateFile(layout.caCert, ca.certPem);
+  writePrivateFile(layout.caKey, masterKey.encrypt(ca.keyPkcs8Pem, 'ca-key'));
+  writePrivateFile(layout.serverCert, `${server.certPem.trimEnd()}\n${ca.certPem.trimEnd()}\n`);
+  writePrivateFile(layout.serverKey, masterKey.encrypt(server.keyPkcs8Pem, 'tls-server-key'));
 
   const config: InstallationConfig = {
     version: 1,
@@ -174,10 +175,9 @@ async function initInto(
   } finally {
     await store.close();
   }
-  writeFileSync(layout.adminCredential, JSON.stringify(admin, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  chmodSync(layout.adminCredential, 0o600);
+  writePrivateFile(layout.adminCredential, JSON.stringify(admin, null, 2) + '\n', { flag: 'wx' });
   // Written last: its presence is what marks the data dir as initialised.
-  writeFileSync(layout.config, JSON.stringify(config, null, 2) + '\n', { mode: 0o644 });
+  writePrivateFile(layout.config, JSON.stringify(config, null, 2) + '\n');
   return { config, admin, caCertPem: ca.certPem };
 }
 

@@ -1,10 +1,16 @@
 /**
- * Bounded auditing of unauthenticated refusals. A refused token request that names no known caller (an
- * unknown tenant, a malformed body, an unknown client id) is counted, not written: one `token.denied` row per
- * (source address, reason) per interval, with the count, so a flood of such requests cannot grow the audit
- * store without bound. Each interval holds at most `maxKeys` distinct (source, reason) pairs; requests beyond
- * that are counted in one overflow row (source `*`). Refusals of a known caller (a bad secret, a replayed
- * assertion) are not aggregated: the token route writes one row each.
+ * Bounded auditing of token-endpoint refusals. A flood of refused requests must not grow the audit store
+ * without bound, whoever sends it:
+ *
+ * - Refusals that name no known caller (an unknown tenant, a malformed body, an unknown client id) are
+ *   counted, not written: one `token.denied` row per (source address, reason) per interval, with the count.
+ * - Refusals of a known caller (a wrong secret, a replayed assertion, a throttled client) are kept per
+ *   (tenant, caller, source, reason): the first of an interval is written at once, as its own row (so one
+ *   failure is visible immediately), and the rest of the interval are counted in one row at its end
+ *   (`writeFirst`).
+ *
+ * Each interval holds at most `maxKeys` distinct keys; refusals beyond that are counted in one overflow row
+ * (source `*`). So 1,000 wrong secrets for one client write two rows, not 1,000.
  *
  * Intervals follow the injected clock. A background timer flushes an interval once it has ended, the next
  * counted refusal flushes it too, and `close()` flushes what is left.
@@ -25,6 +31,8 @@ export interface RefusalAuditOptions {
   onError?: (err: unknown) => void;
   /** The action of the rows written (default `token.denied`). */
   action?: string;
+  /** Write the first refusal of each key in an interval at once, as its own row (default false). */
+  writeFirst?: boolean;
 }
 
 export interface Refusal {
@@ -32,11 +40,20 @@ export interface Refusal {
   source: string;
   /** A short, bounded reason, such as `invalid_request/90002`. */
   reason: string;
+  /** A known caller's tenant and id (bounded), when the refusal names one; part of the key. */
+  tenantId?: string | null;
+  actor?: string;
+  /** The row written for the first refusal of a key (with `writeFirst`): its target and detail. */
+  target?: string;
+  detail?: Record<string, unknown>;
 }
 
 interface Bucket {
   source: string;
   reason: string;
+  tenantId: string | null;
+  actor: string;
+  /** Refusals not yet written. */
   count: number;
   firstAt: number;
   lastAt: number;
@@ -53,6 +70,7 @@ export class RefusalAudit {
   readonly #maxKeys: number;
   readonly #onError: (err: unknown) => void;
   readonly #action: string;
+  readonly #writeFirst: boolean;
   readonly #timer = new BackgroundInterval();
   #windowStart: number | undefined;
   #buckets = new Map<string, Bucket>();
@@ -66,6 +84,7 @@ export class RefusalAudit {
     this.#maxKeys = options.maxKeys ?? DEFAULT_REFUSAL_MAX_KEYS;
     this.#onError = options.onError ?? (() => undefined);
     this.#action = options.action ?? 'token.denied';
+    this.#writeFirst = options.writeFirst ?? false;
     if (!Number.isFinite(this.#intervalMs) || this.#intervalMs < 1) throw new TypeError('RefusalAudit needs a positive interval');
     if (!Number.isInteger(this.#maxKeys) || this.#maxKeys < 1) throw new TypeError('RefusalAudit needs a positive key cap');
   }
@@ -75,23 +94,38 @@ export class RefusalAudit {
     this.#timer.start(checkEveryMs, () => this.flushEnded(), this.#onError);
   }
 
-  /** Counts one refusal in the current interval. */
+  /** Counts one refusal in the current interval (with `writeFirst`, writes the first of its key at once). */
   count(refusal: Refusal): void {
     const now = this.#clock.now();
     this.#rollOver(now);
     this.#windowStart ??= this.#windowOf(now);
-    const key = `${refusal.source}\0${refusal.reason}`;
+    const tenantId = refusal.tenantId ?? null;
+    const actor = refusal.actor ?? 'anonymous';
+    const key = `${refusal.source}\0${refusal.reason}\0${tenantId ?? ''}\0${actor}`;
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
       if (this.#buckets.size >= this.#maxKeys) {
-        this.#overflow ??= { source: OVERFLOW_SOURCE, reason: 'overflow', count: 0, firstAt: now, lastAt: now };
+        this.#overflow ??= { source: OVERFLOW_SOURCE, reason: 'overflow', tenantId: null, actor: 'anonymous', count: 0, firstAt: now, lastAt: now };
         this.#overflow.count++;
         this.#overflow.lastAt = now;
         return;
       }
-      bucket = { source: refusal.source, reason: refusal.reason, count: 0, firstAt: now, lastAt: now };
+      bucket = { source: refusal.source, reason: refusal.reason, tenantId, actor, count: 0, firstAt: now, lastAt: now };
       this.#buckets.set(key, bucket);
+      if (this.#writeFirst) {
+        this.#write({
+          at: now,
+          tenantId,
+          actor,
+          action: this.#action,
+          target: refusal.target ?? refusal.source,
+          outcome: 'failure',
+          detail: { ...refusal.detail, source: refusal.source, reason: refusal.reason },
+        });
+        return;
+      }
     }
+    if (bucket.count === 0) bucket.firstAt = now;
     bucket.count++;
     bucket.lastAt = now;
   }
@@ -132,18 +166,23 @@ export class RefusalAudit {
     this.#windowStart = undefined;
     const windowEnd = windowStart + this.#intervalMs;
     for (const b of buckets) {
-      const written = this.#record({
+      if (b.count === 0) continue;
+      this.#write({
         at: b.lastAt,
-        tenantId: null,
-        actor: 'anonymous',
+        tenantId: b.tenantId,
+        actor: b.actor,
         action: this.#action,
         target: b.source,
         outcome: 'failure',
         detail: { aggregated: true, source: b.source, reason: b.reason, count: b.count, firstAt: b.firstAt, lastAt: b.lastAt, windowStart, windowEnd },
-      }).catch(this.#onError);
-      this.#inFlight.add(written);
-      void written.finally(() => this.#inFlight.delete(written));
+      });
     }
+  }
+
+  #write(event: AuditInput): void {
+    const written = this.#record(event).catch(this.#onError);
+    this.#inFlight.add(written);
+    void written.finally(() => this.#inFlight.delete(written));
   }
 
   async #settle(): Promise<void> {

@@ -4,7 +4,7 @@
  * certificate is re-issued by the data dir's own CA with every name it had plus the wildcard, so vault hosts
  * are trusted wherever the CA already is. Nothing else changes: same CA, same names, a fresh key.
  */
-import { writeFileSync } from 'node:fs';
+import { writePrivateFile } from '../shared/private-files.js';
 import type { Clock } from '../shared/clock.js';
 import { dataDirLayout } from '../shared/data-dir.js';
 import { issueServerCertificate } from '../pki/ca.js';
@@ -41,7 +41,7 @@ export async function ensureVaultCertificate(options: { dataDir: string; masterK
   });
   // Key first: a crash between the two writes leaves a new key with the old certificate, which the next start
   // detects (the certificate still lacks the wildcard) and repairs.
-  writeFileSync(layout.serverKey, options.masterKey.encrypt(server.keyPkcs8Pem, 'tls-server-key'), { mode: 0o600 });
-  writeFileSync(layout.serverCert, `${server.certPem.trimEnd()}\n${caCertPem.trimEnd()}\n`, { mode: 0o644 });
+  writePrivateFile(layout.serverKey, options.masterKey.encrypt(server.keyPkcs8Pem, 'tls-server-key'));
+  writePrivateFile(layout.serverCert, `${server.certPem.trimEnd()}\n${caCertPem.trimEnd()}\n`);
   return true;
 }

@@ -2,9 +2,10 @@
  * Environment variables as a shell reads them (`eval "$(openmsi dev env)"`, `openmsi agent env`), and the
  * combined CA bundle that `REQUESTS_CA_BUNDLE` needs.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
+import { writePrivateFile } from '../shared/private-files.js';
 
 /** The formats {@link formatEnvironment} writes. */
 export type EnvShell = 'bash' | 'zsh' | 'fish' | 'powershell' | 'dotenv';
@@ -107,8 +108,7 @@ export function combinedCaBundle(systemBundlePaths: readonly string[], devCaPem:
   const body = `${system}${system.endsWith('\n') || system === '' ? '' : '\n'}# openmsi dev CA\n${devCaPem.trimEnd()}\n`;
   const tmp = `${outPath}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    writeFileSync(tmp, body, { mode: 0o644 });
-    chmodSync(tmp, 0o644); // the umask may have narrowed it
+    writePrivateFile(tmp, body, { flag: 'wx' });
     renameSync(tmp, outPath);
   } catch (err) {
     rmSync(tmp, { force: true });

@@ -4,7 +4,7 @@
  * az, the dev vault's URI, the loopback proxy that makes vault hosts resolve with no DNS change, and az's
  * offline switches.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { agentFiles } from '../agent/host-credential.js';
 import { agentEnvironment } from '../agent/environment.js';
@@ -12,6 +12,7 @@ import { ENV } from '../shared/config.js';
 import { combinedCaBundle, SYSTEM_CA_BUNDLES } from './env.js';
 import { devLayout, type RunningDev } from './layout.js';
 import { proxyEnvironment } from './proxy.js';
+import { makePrivateDir, writePrivateFile } from '../shared/private-files.js';
 
 /** The ports and vault of the dev stack, as `openmsi dev` recorded them (run/dev.json). */
 export type DevEndpoints = Pick<RunningDev, 'agentPort' | 'proxyPort' | 'vaultUri'>;
@@ -26,7 +27,7 @@ export function devAgentSecret(dataDir: string): string {
 /** Writes the combined CA bundle (system CAs + the dev CA) if it is missing or older than the CA. */
 export function ensureCaBundle(dataDir: string): string {
   const layout = devLayout(dataDir);
-  mkdirSync(dirname(layout.caBundle), { recursive: true, mode: 0o700 });
+  makePrivateDir(dirname(layout.caBundle));
   const ca = readFileSync(layout.caCert, 'utf8');
   if (!existsSync(layout.caBundle) || !readFileSync(layout.caBundle, 'utf8').includes(ca.trim())) combinedCaBundle(SYSTEM_CA_BUNDLES, ca, layout.caBundle);
   return layout.caBundle;
@@ -38,10 +39,10 @@ export function ensureCaBundle(dataDir: string): string {
  */
 export function seedAzConfigDir(dataDir: string, now: Date = new Date()): string {
   const dir = devLayout(dataDir).azConfigDir;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   const stamp = now.toISOString().replace('T', ' ').replace('Z', '000');
   const versions = { versions: { 'azure-cli': { local: '2.45.0' }, core: { local: '2.45.0' }, telemetry: { local: '1.0.8' } }, update_time: stamp };
-  writeFileSync(join(dir, 'versionCheck.json'), JSON.stringify(versions));
+  writePrivateFile(join(dir, 'versionCheck.json'), JSON.stringify(versions));
   return dir;
 }
 

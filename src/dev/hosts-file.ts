@@ -84,6 +84,7 @@ function permissionError(path: string, err: unknown, command: string): Error {
  * Writes `content` to `path` keeping its mode and owner: a temp file renamed over it, or, where the file is a
  * mount point (Docker bind-mounts /etc/hosts, so rename fails with EBUSY/EXDEV), rewritten in place.
  */
+// The one writer outside shared/private-files.ts: the system hosts file keeps the owner and mode it had.
 function replaceFile(path: string, content: string, command: string): void {
   const st = statSync(path);
   const tmp = `${path}.openmsi-${randomBytes(6).toString('hex')}.tmp`;

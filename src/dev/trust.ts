@@ -10,11 +10,12 @@
  * the root check), so tests plan and apply against a temporary directory and never this machine's store.
  */
 import { execFileSync } from 'node:child_process';
-import { X509Certificate, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CodedError } from '../shared/coded-error.js';
+import { writePrivateFile, writePublicFile } from '../shared/private-files.js';
 
 /** The trust stores this module knows. */
 export type TrustPlatform = 'debian' | 'rhel' | 'macos';
@@ -138,15 +139,11 @@ function runStep(o: DevTrustOptions, argv: string[]): void {
   }
 }
 
-/** Writes `path` atomically with mode 0644 (a trust anchor is public). */
+/** Writes `path` atomically with mode 0644: a trust anchor is public, read by every user's TLS clients. */
 function writeAnchor(path: string, pem: string): void {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    writeFileSync(tmp, pem, { mode: 0o644 });
-    chmodSync(tmp, 0o644);
-    renameSync(tmp, path);
+    writePublicFile(path, pem);
   } catch (err) {
-    rmSync(tmp, { force: true });
     throw new DevTrustError('command-failed', `openmsi dev trust: cannot write ${path}: ${(err as Error).message}`, [], { cause: err });
   }
 }
@@ -182,7 +179,7 @@ export function installDevCa(options: DevTrustOptions & { caPem: string }): DevT
     const tmpDir = options.caFile === undefined ? mkdtempSync(join(tmpdir(), 'openmsi-trust-')) : undefined;
     try {
       const path = options.caFile ?? join(tmpDir!, `${options.name}.pem`);
-      if (tmpDir) writeFileSync(path, ca.pem, { mode: 0o600 });
+      if (tmpDir) writePrivateFile(path, ca.pem);
       const real = [security, 'add-trusted-cert', '-d', '-r', 'trustRoot', '-k', MAC_KEYCHAIN, path];
       runStep(options, real);
       return { platform: 'macos', dryRun, changed: true, filesWritten: [], filesRemoved: [], commands: [real] };

@@ -11,10 +11,11 @@ import {
   randomBytes,
   timingSafeEqual,
 } from 'node:crypto';
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { ENV, readEnvironment } from '../shared/config.js';
+import { makePrivateDir, writePrivateFile } from '../shared/private-files.js';
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
@@ -145,9 +146,9 @@ export class MasterKey {
    */
   static createFile(dataDir: string): MasterKey {
     if (typeof dataDir !== 'string' || dataDir === '') throw new TypeError('MasterKey.createFile() needs a data directory');
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makePrivateDir(dataDir);
     const bytes = randomBytes(KEY_BYTES);
-    writeFileSync(join(dataDir, MASTER_KEY_FILE), `${bytes.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    writePrivateFile(join(dataDir, MASTER_KEY_FILE), `${bytes.toString('base64')}\n`, { flag: 'wx' });
     return new MasterKey(bytes);
   }
 

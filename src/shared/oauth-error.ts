@@ -26,13 +26,21 @@ export class OAuthError extends Error {
   /** Entra's numeric AADSTS code (e.g. 7000215), rendered as `AADSTS7000215:` in the description. */
   readonly aadsts: number | undefined;
   readonly status: number;
+  /** Extra headers the response must carry (e.g. `Retry-After` on 429). */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(status: number, error: OAuthErrorCode, description: string, options?: { aadsts?: number; cause?: unknown }) {
+  constructor(
+    status: number,
+    error: OAuthErrorCode,
+    description: string,
+    options?: { aadsts?: number; cause?: unknown; headers?: Record<string, string> },
+  ) {
     if (!Number.isInteger(status) || status < 400 || status > 599) throw new TypeError(`an OAuth error's status must be 4xx or 5xx, not ${String(status)}`);
     super(description, options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
     this.error = error;
     this.aadsts = options?.aadsts;
+    this.headers = options?.headers ?? {};
   }
 
   /** The human-readable description, with the `AADSTSnnn:` prefix Entra puts on it. */
@@ -58,7 +66,7 @@ export interface OAuthErrorBody {
 export function serializeOAuthError(
   err: unknown,
   context: { now: number; correlationId?: string | undefined; traceId?: string | undefined },
-): { status: number; body: OAuthErrorBody } {
+): { status: number; headers: Readonly<Record<string, string>>; body: OAuthErrorBody } {
   const known = err instanceof OAuthError ? err : OAuthErrors.internal(err);
   const traceId = context.traceId ?? randomUUID();
   const correlationId = context.correlationId ?? randomUUID();
@@ -71,7 +79,7 @@ export function serializeOAuthError(
     trace_id: traceId,
     correlation_id: correlationId,
   };
-  return { status: known.status, body };
+  return { status: known.status, headers: known.headers, body };
 }
 
 /**
@@ -130,8 +138,8 @@ export function oauthErrorHandler(options: OAuthErrorHandlerOptions): (err: unkn
   return async (err, request, reply) => {
     const error = toOAuthError(err, { bodyLimit: bodyLimitOf(request, options) });
     logServerFailure(request, error.status, err, options);
-    const { status, body } = serializeOAuthError(error, { now: options.clock.now(), correlationId: correlationIdOf(request), traceId: request.id });
+    const { status, headers, body } = serializeOAuthError(error, { now: options.clock.now(), correlationId: correlationIdOf(request), traceId: request.id });
     if (options.onError !== undefined) await options.onError(request, error);
-    return reply.code(status).headers(options.headers ?? {}).send(body);
+    return reply.code(status).headers({ ...options.headers, ...headers }).send(body);
   };
 }

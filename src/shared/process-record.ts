@@ -3,8 +3,9 @@
  * it on whatever port it took; a record left by a process that is gone is ignored. Used for the authority
  * (running-authority.ts) and the agent (running-agent.ts).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makePrivateDir, writePrivateFileAtomic } from './private-files.js';
 
 /** What every record has: the origin it serves, its pid and when it started. */
 export interface ProcessRecord {
@@ -15,10 +16,8 @@ export interface ProcessRecord {
 
 /** Writes the record atomically (a reader never sees half a file). */
 export function writeProcessRecord(path: string, record: ProcessRecord): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${String(process.pid)}.tmp`;
-  writeFileSync(temp, JSON.stringify(record, null, 2) + '\n', { mode: 0o644 });
-  renameSync(temp, path);
+  makePrivateDir(dirname(path));
+  writePrivateFileAtomic(path, JSON.stringify(record, null, 2) + '\n');
 }
 
 /** Removes the record on a clean shutdown, unless another process on the same data dir has replaced it. */

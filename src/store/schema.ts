@@ -118,6 +118,16 @@ export interface AssertionReplayTable {
   expires_at: number;
 }
 
+export interface AuthFailureTable {
+  /** What failed to authenticate: `app:{client id}`, `host:{credential key id}` or `source:{address}`. */
+  key: string;
+  /** Start of the fixed window the count belongs to (epoch ms). */
+  window_start: number;
+  failures: number;
+  /** When the row may be purged (the window's end). */
+  expires_at: number;
+}
+
 export interface AuditEventTable {
   seq: Generated<number>;
   id: string;
@@ -283,6 +293,7 @@ export interface Database {
   client_credentials: ClientCredentialTable;
   signing_keys: SigningKeyTable;
   assertion_replay: AssertionReplayTable;
+  auth_failures: AuthFailureTable;
   audit_events: AuditEventTable;
   host_credentials: HostCredentialTable;
   join_tokens: JoinTokenTable;

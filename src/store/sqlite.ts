@@ -1,7 +1,6 @@
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { preparePrivateSqlite, securePrivateSqlite } from '../shared/private-files.js';
 import type { Database } from './schema.js';
 
 /** Thrown when another process already holds the embedded store. */
@@ -19,7 +18,8 @@ export class StoreLockedError extends Error {
  *   the file, and a crashed process never leaves a stale lock behind.
  */
 export function openSqlite(path: string): { db: Kysely<Database>; listen?: undefined; close(): Promise<void> } {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  // 0600 file (and -wal/-shm, which take its mode) in a 0700 folder, whatever the umask, wherever the store is.
+  if (path !== ':memory:') preparePrivateSqlite(path);
   let sqlite: SqliteDatabase.Database;
   try {
     sqlite = new SqliteDatabase(path, { timeout: 0 });
@@ -33,6 +33,7 @@ export function openSqlite(path: string): { db: Kysely<Database>; listen?: undef
     sqlite.pragma('locking_mode = EXCLUSIVE');
     // The exclusive lock is taken lazily; take it now so a second opener fails here, not mid-request.
     sqlite.exec('BEGIN EXCLUSIVE; COMMIT;');
+    if (path !== ':memory:') securePrivateSqlite(path);
   } catch (err) {
     sqlite.close();
     if (err instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(err as { code?: string }).code ?? ''} ${err.message}`)) {

@@ -194,6 +194,22 @@ export interface ReplayStore {
   purgeExpired(now: number): Promise<number>;
 }
 
+/**
+ * Failed client authentications, counted per key in fixed windows and shared by every replica (the token
+ * endpoint's throttle). Only failures write here; a successful authentication at most reads it (cached).
+ */
+export interface AuthFailureStore {
+  /**
+   * Adds one failure for `key` to the window starting at `windowStart` (kept until `expiresAt`) and returns
+   * the window's count including it. Atomic: of concurrent callers on any replica, each sees a distinct count.
+   */
+  increment(key: string, windowStart: number, expiresAt: number): Promise<number>;
+  /** The failures counted for `key` in the window starting at `windowStart` (0 when none). A read only. */
+  count(key: string, windowStart: number): Promise<number>;
+  /** Forgets windows that expired before `now`. */
+  purgeExpired(now: number): Promise<number>;
+}
+
 export interface AuditEvent {
   id: string;
   at: number;
@@ -570,6 +586,7 @@ export interface Repositories {
   credentials: CredentialStore;
   signingKeys: SigningKeyStore;
   replay: ReplayStore;
+  authFailures: AuthFailureStore;
   audit: AuditStore;
   hostCredentials: HostCredentialStore;
   joinTokens: JoinTokenStore;

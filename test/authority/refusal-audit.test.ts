@@ -14,7 +14,8 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 /**
  * A flood of unauthenticated refused token requests (unknown tenant, malformed body, unknown client) is
  * audited in a bounded way: one row per (source, reason) per interval with a count, at most
- * DEFAULT_REFUSAL_MAX_KEYS + 1 rows per interval. Refusals of a known client stay one row each.
+ * DEFAULT_REFUSAL_MAX_KEYS + 1 rows per interval. Refusals of a known client are written once per (client,
+ * source, reason) and interval at once, the rest counted in one row at the interval's end.
  */
 void describe('bounded audit of unauthenticated refusals', () => {
   let t: TestAuthority;
@@ -59,21 +60,29 @@ void describe('bounded audit of unauthenticated refusals', () => {
     assert.deepEqual([...unknownClient], [[400, 2000]]);
     // 1,000 more, each from its own address: past the cap, the rest are counted in one overflow row.
     await send(1000, (i) => ({ method: 'POST', url: `/nosuchtenant${String(i)}/oauth2/token`, headers: FORM, remoteAddress: `10.1.${String(i >> 8)}.${String(i & 255)}`, payload: 'grant_type=client_credentials' }));
-    // A known client's refusals stay one row each.
+    // A known client's refusals: the first of the interval is written at once, the rest are counted.
     for (let i = 0; i < 3; i++) {
       const r = await t.app.inject({ method: 'POST', url: tokenPath, headers: FORM, remoteAddress: '10.0.0.4', payload: form({ grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: 'wrong', scope: 'https://vault.azure.net/.default' }) });
       assert.equal(r.statusCode, 401);
     }
     await t.ctx.audit.flush();
     const during = (await denied((q) => t.ctx.store.audit.list(q))).slice(0, -baseline || undefined);
-    assert.equal(during.length, 3, 'only the known client\'s refusals are written while the interval runs');
-    assert.ok(during.every((e) => e.actor === t.admin.clientId && e.detail['aadsts'] === 7000215 && e.tenantId === t.tenantId));
+    assert.equal(during.length, 1, 'only the known client\'s first refusal is written while the interval runs');
+    assert.ok(during.every((e) => e.actor === t.admin.clientId && e.detail['aadsts'] === 7000215 && e.tenantId === t.tenantId && e.detail['aggregated'] === undefined));
 
     // The next interval: its first refusal flushes the previous interval.
     clock.advance(MINUTE);
     await t.app.inject({ method: 'POST', url: `/${randomUUID()}/oauth2/token`, headers: FORM, remoteAddress: '10.0.0.1', payload: 'grant_type=client_credentials' });
+    await t.app.inject({ method: 'POST', url: tokenPath, headers: FORM, remoteAddress: '10.0.0.4', payload: form({ grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: 'wrong', scope: 'https://vault.azure.net/.default' }) });
     await t.ctx.audit.flush();
-    const rows = (await denied((q) => t.ctx.store.audit.list(q))).filter((e) => e.detail['aggregated'] === true);
+    const aggregated = (await denied((q) => t.ctx.store.audit.list(q))).filter((e) => e.detail['aggregated'] === true);
+    const known = aggregated.filter((e) => e.actor !== 'anonymous');
+    assert.deepEqual(
+      known.map((e) => [e.actor, e.tenantId, e.detail['source'], e.detail['reason'], e.detail['count']]),
+      [[t.admin.clientId, t.tenantId, '10.0.0.4', 'invalid_client/7000215', 2]],
+      'the known client\'s other two refusals, counted in one row of its own',
+    );
+    const rows = aggregated.filter((e) => e.actor === 'anonymous');
     assert.equal(rows.length, DEFAULT_REFUSAL_MAX_KEYS + 1, 'one row per (source, reason) up to the cap, plus the overflow row');
     const total = rows.reduce((sum, e) => sum + (e.detail['count'] as number), 0);
     assert.equal(total, 10_000, 'every refusal is counted');
@@ -94,7 +103,7 @@ void describe('bounded audit of unauthenticated refusals', () => {
     await t.authority.close();
     const store = await openStore(t.storeLocation);
     try {
-      const last = (await denied((q) => store.audit.list(q))).filter((e) => e.detail['aggregated'] === true);
+      const last = (await denied((q) => store.audit.list(q))).filter((e) => e.detail['aggregated'] === true && e.actor === 'anonymous');
       assert.equal(last.length, rows.length + 1);
       assert.equal(last[0]?.detail['count'], 1);
       assert.equal(last[0]?.detail['windowStart'], rows[0]!.detail['windowEnd']);
@@ -122,5 +131,26 @@ void describe('RefusalAudit', () => {
     await refusals.close();
     assert.equal(written.length, 4);
     assert.equal(written[3]?.detail['windowStart'], 11 * MINUTE);
+  });
+
+  void it('with writeFirst, writes the first refusal of each (tenant, caller, source, reason) at once and counts the rest per interval', async () => {
+    const clock = new FakeClock(10 * MINUTE);
+    const written: AuditInput[] = [];
+    const refusals = new RefusalAudit({ record: (e) => Promise.resolve(void written.push(e)), clock, writeFirst: true });
+    const known = { tenantId: 't1', actor: 'app-1', target: 't1', detail: { status: 401 } };
+    for (let i = 0; i < 1000; i++) refusals.count({ ...known, source: '10.0.0.1', reason: 'invalid_client/7000215' });
+    refusals.count({ ...known, source: '10.0.0.2', reason: 'invalid_client/7000215' });
+    refusals.count({ ...known, actor: 'app-2', source: '10.0.0.1', reason: 'invalid_client/7000215' });
+    await refusals.flushEnded();
+    assert.deepEqual(
+      written.map((e) => [e.actor, e.tenantId, e.target, e.detail['source'], e.detail['status'], e.detail['aggregated']]),
+      [['app-1', 't1', 't1', '10.0.0.1', 401, undefined], ['app-1', 't1', 't1', '10.0.0.2', 401, undefined], ['app-2', 't1', 't1', '10.0.0.1', 401, undefined]],
+      'one row per key at once',
+    );
+    clock.advance(MINUTE);
+    await refusals.flushEnded();
+    assert.equal(written.length, 4, 'keys with nothing after their first write no row at the interval end');
+    assert.deepEqual([written[3]?.actor, written[3]?.detail['source'], written[3]?.detail['count']], ['app-1', '10.0.0.1', 999]);
+    await refusals.close();
   });
 });

@@ -121,11 +121,11 @@ describe('combinedCaBundle', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('writes the first existing system bundle plus the dev CA, mode 0644, atomically', () => {
+  it('writes the first existing system bundle plus the dev CA, mode 0600 (issue 15: every file openmsi writes), atomically', () => {
     const system = join(dir, 'system.crt');
     writeFileSync(system, '-----BEGIN CERTIFICATE-----\nU1lT\n-----END CERTIFICATE-----'); // no final newline
     const out = join(dir, 'bundle.pem');
-    const old = process.umask(0o077);
+    const old = process.umask(0o000);
     try {
       const result = combinedCaBundle([join(dir, 'missing.crt'), system, join(dir, 'later.crt')], devCa, out);
       assert.deepEqual(result, { path: out, systemBundle: system });
@@ -134,7 +134,7 @@ describe('combinedCaBundle', () => {
     }
     const text = readFileSync(out, 'utf8');
     assert.equal(text, `-----BEGIN CERTIFICATE-----\nU1lT\n-----END CERTIFICATE-----\n# openmsi dev CA\n${devCa}`);
-    assert.equal(statSync(out).mode & 0o777, 0o644);
+    assert.equal(statSync(out).mode & 0o777, 0o600);
     // Rewriting replaces the file whole and leaves no temp file behind.
     writeFileSync(system, 'NEW\n');
     combinedCaBundle([system], devCa, out);

@@ -14,6 +14,7 @@ import { createTestDatabase } from '../fixtures/pg-database.js';
 import { createApplicationPrincipal } from '../../src/directory/principals.js';
 import { addCertificateCredential, addPasswordCredential } from '../../src/directory/credentials.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
+import type { ClientAuthThrottlePolicy } from '../../src/authority/token/throttle.js';
 
 export interface TestAuthority {
   authority: Authority;
@@ -88,10 +89,27 @@ export function captureLogs(): { logger: Logger; lines: string[] } {
 }
 
 /**
+ * The throttle suites start with unless they ask for another: far above what any suite's refusal tests send
+ * (test/authority/client-auth-throttle.test.ts runs the production limits).
+ */
+export const ROOMY_CLIENT_AUTH_THROTTLE: ClientAuthThrottlePolicy = {
+  perClient: { failures: 100_000, windowMs: 60_000 },
+  perSource: { failures: 100_000, windowMs: 60_000 },
+};
+
+/**
  * Initialises a fresh data dir in a temp folder and runs a real HTTPS authority on a free loopback port.
  */
 export async function startTestAuthority(
-  options: { clock?: Clock; env?: NodeJS.ProcessEnv; tokenLifetimeSeconds?: number; backend?: Backend; host?: string } = {},
+  options: {
+    clock?: Clock;
+    env?: NodeJS.ProcessEnv;
+    tokenLifetimeSeconds?: number;
+    backend?: Backend;
+    host?: string;
+    /** Limits on failed client authentication; default {@link ROOMY_CLIENT_AUTH_THROTTLE}, so suites that test refusals are not throttled. */
+    clientAuthThrottle?: ClientAuthThrottlePolicy;
+  } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
   const port = await freePort();
@@ -114,6 +132,7 @@ export async function startTestAuthority(
     host: options.host ?? '127.0.0.1',
     port,
     autoRotate: false,
+    clientAuthThrottle: options.clientAuthThrottle ?? ROOMY_CLIENT_AUTH_THROTTLE,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
   const url = await authority.listen();

@@ -728,6 +728,50 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
       });
     });
 
+    void describe('authFailures', () => {
+      const FAR = 8_000_000_000_000;
+
+      void it('increment counts per key and window, starting at one', async () => {
+        const key = `client:${uid()}`;
+        assert.equal(await store.authFailures.increment(key, 60_000, FAR), 1);
+        assert.equal(await store.authFailures.increment(key, 60_000, FAR), 2);
+        assert.equal(await store.authFailures.increment(key, 120_000, FAR), 1, 'another window counts afresh');
+        assert.equal(await store.authFailures.increment(`${key}-other`, 60_000, FAR), 1, 'another key counts afresh');
+        assert.equal(await store.authFailures.increment(key, 60_000, FAR), 3);
+      });
+
+      void it('count reads the failures of a window without adding one, 0 for none', async () => {
+        const key = `host:${uid()}`;
+        assert.equal(await store.authFailures.count(key, 60_000), 0);
+        await store.authFailures.increment(key, 60_000, FAR);
+        await store.authFailures.increment(key, 60_000, FAR);
+        assert.equal(await store.authFailures.count(key, 60_000), 2);
+        assert.equal(await store.authFailures.count(key, 60_000), 2, 'reading does not count');
+        assert.equal(await store.authFailures.count(key, 0), 0, 'another window');
+      });
+
+      void it('of concurrent increments of one key each sees a distinct count, on every replica', async () => {
+        const key = `source:${uid()}`;
+        const counts = await withReplicas((stores) =>
+          Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.authFailures.increment(key, 0, FAR))),
+        );
+        assert.deepEqual([...counts].sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 1));
+      });
+
+      void it('purgeExpired forgets windows that expired before now, and only those', async () => {
+        const tag = uid();
+        await store.authFailures.increment(`${tag}-1`, 0, 1000);
+        await store.authFailures.increment(`${tag}-2`, 0, 2000);
+        await store.authFailures.increment(`${tag}-2`, 0, 2000);
+        // Nothing else in the table expires this early.
+        assert.equal(await store.authFailures.purgeExpired(2000), 1);
+        assert.equal(await store.authFailures.increment(`${tag}-1`, 0, FAR), 1, 'a purged window counts afresh');
+        assert.equal(await store.authFailures.increment(`${tag}-2`, 0, 2000), 3, 'expiring exactly now is kept');
+        assert.equal(await store.authFailures.purgeExpired(2001), 1);
+        assert.equal(await store.authFailures.purgeExpired(2001), 0);
+      });
+    });
+
     void describe('audit', () => {
       void it('appends many at once and lists newest first, every field round-tripping', async () => {
         const action = `test.${uid()}.order`;

@@ -9,9 +9,10 @@
  *
  * Not safe for concurrent callers: the pipeline runs every mutation on one promise chain.
  */
-import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentAuditRecord } from '../../shared/host-protocol.js';
+import { makePrivateDirAsync, openPrivateFileAsync } from '../../shared/private-files.js';
 
 const SEGMENT_NAME = /^(\d{16})\.jsonl$/;
 
@@ -62,7 +63,7 @@ export class AuditSpool {
   /** Opens (creating) the spool directory and takes stock of the segments already in it. */
   static async open(dir: string, options: { maxBytes: number; segmentRecords: number }): Promise<AuditSpool> {
     const spool = new AuditSpool(dir, options.maxBytes, options.segmentRecords);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makePrivateDirAsync(dir);
     const names = (await readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
     for (const name of names) {
       const path = join(dir, name);
@@ -207,7 +208,7 @@ export class AuditSpool {
   async #startSegment(): Promise<void> {
     const seq = this.#nextSeq++;
     const path = join(this.dir, `${String(seq).padStart(16, '0')}.jsonl`);
-    const handle = await open(path, 'wx', 0o600);
+    const handle = await openPrivateFileAsync(path, 'wx');
     this.#open = { seq, path, bytes: 0, handle, records: 0 };
     // The new name must survive a crash as well as its contents.
     const dir = await open(this.dir, 'r');

@@ -11,12 +11,13 @@
  * refuse a token that does not).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../../shared/clock.js';
 import { AgentErrors, header, refuse, selectorOf, sendJson, serveToken, type SurfaceContext, requireResource } from './common.js';
 import { requireMetadataHeader } from './imds.js';
+import { makePrivateDir, writePrivateFile } from '../../shared/private-files.js';
 
 export const ARC_API_VERSIONS: ReadonlySet<string> = new Set(['2019-08-15', '2019-11-01', '2020-06-01']);
 
@@ -35,7 +36,7 @@ export class ArcChallenges {
 
   /** Creates the directory (0700) if missing. Needs root for the default path; fails loudly otherwise. */
   prepare(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makePrivateDir(this.dir);
   }
 
   /** Writes a new challenge file; answers its path. */
@@ -44,7 +45,7 @@ export class ArcChallenges {
     if (this.#pending.size > 1000) throw AgentErrors.rateLimited(1);
     const secret = randomBytes(32).toString('hex');
     const file = join(this.dir, `${randomBytes(16).toString('hex')}.key`);
-    writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+    writePrivateFile(file, secret, { flag: 'wx' });
     this.#pending.set(secret, { file, expiresAt: this.#clock.now() + this.#windowMs });
     return file;
   }

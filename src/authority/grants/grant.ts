@@ -11,6 +11,8 @@ export interface TokenRequest {
   endpoint: 'v1' | 'v2';
   params: FormParams;
   basic: { clientId: string; clientSecret: string } | undefined;
+  /** The caller's address (failed authentications are throttled by it). */
+  source: string;
 }
 
 export interface GrantResult {

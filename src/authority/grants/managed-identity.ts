@@ -6,7 +6,9 @@ import { armKey } from '../../shared/ids.js';
 import { TokenErrors } from '../errors.js';
 import { requireParam } from '../token/form.js';
 import { requestedResource } from '../token/resource.js';
-import { assertionAudiences } from '../token/client-auth.js';
+import { assertionAudiences, requireOneAuthMethod } from '../token/client-auth.js';
+import type { ThrottleSubject } from '../token/throttle.js';
+import { OAuthError } from '../../shared/oauth-error.js';
 import { verifyAssertion } from '../token/assertion.js';
 import { authenticatedHost } from '../../directory/hosts.js';
 
@@ -63,27 +65,45 @@ function identitySelector(request: TokenRequest): Selector {
   return { kind: name, value: requireParam(request.params, name) };
 }
 
+/**
+ * Verifies the host's assertion. Failures are throttled like an application's: against the source always,
+ * and against the host credential once the assertion names a registered one.
+ */
 async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): Promise<Resource> {
-  const { subject: credential } = await verifyAssertion(request.params, {
-    algorithms: HOST_ASSERTION_ALGORITHMS,
-    audiences: assertionAudiences(ctx, request),
-    clock: ctx.clock,
-    replay: ctx.store.replay,
-    resolveKey: async ({ header, payload, alg }) => {
-      if (typeof header.kid !== 'string') throw TokenErrors.assertionKeyNotRegistered();
-      const found = await ctx.store.hostCredentials.get(header.kid);
-      if (!isUsable(found, ctx.clock.now()) || typeof payload.iss !== 'string' || armKey(payload.iss) !== armKey(found.hostResourceId)) {
-        throw TokenErrors.hostNotRecognised();
-      }
-      const key = await importJWK({ ...found.publicJwk, alg }, alg);
-      if (key instanceof Uint8Array) throw TokenErrors.hostNotRecognised();
-      return { key, issuer: payload.iss, subject: found };
-    },
-  });
-  // Read again after verification: the credential must still be live and its host exist.
-  const host = await authenticatedHost(ctx.store, credential, ctx.clock.now());
-  if (host === undefined) throw TokenErrors.hostNotRecognised();
-  return host;
+  requireOneAuthMethod(request);
+  const subject: ThrottleSubject = { source: request.source };
+  await ctx.authThrottle.refresh(subject);
+  ctx.authThrottle.check(subject);
+  try {
+    const { subject: credential } = await verifyAssertion(request.params, {
+      algorithms: HOST_ASSERTION_ALGORITHMS,
+      audiences: assertionAudiences(ctx, request),
+      clock: ctx.clock,
+      replay: ctx.store.replay,
+      resolveKey: async ({ header, payload, alg }) => {
+        if (typeof header.kid !== 'string') throw TokenErrors.assertionKeyNotRegistered();
+        const found = await ctx.store.hostCredentials.get(header.kid);
+        if (found !== undefined) {
+          subject.client = `host:${found.keyId}`;
+          await ctx.authThrottle.refresh(subject);
+          ctx.authThrottle.check(subject);
+        }
+        if (!isUsable(found, ctx.clock.now()) || typeof payload.iss !== 'string' || armKey(payload.iss) !== armKey(found.hostResourceId)) {
+          throw TokenErrors.hostNotRecognised();
+        }
+        const key = await importJWK({ ...found.publicJwk, alg }, alg);
+        if (key instanceof Uint8Array) throw TokenErrors.hostNotRecognised();
+        return { key, issuer: payload.iss, subject: found };
+      },
+    });
+    // Read again after verification: the credential must still be live and its host exist.
+    const host = await authenticatedHost(ctx.store, credential, ctx.clock.now());
+    if (host === undefined) throw TokenErrors.hostNotRecognised();
+    return host;
+  } catch (err) {
+    if (err instanceof OAuthError && err.status !== 429) await ctx.authThrottle.failed(subject);
+    throw err;
+  }
 }
 
 function isUsable(credential: HostCredential | undefined, now: number): credential is HostCredential {

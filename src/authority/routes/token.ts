@@ -28,7 +28,18 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
     onError: (err: unknown) => ctx.logger.warn({ err: { message: (err as Error).message } }, 'refusal audit write failed'),
   });
   refusals.start();
-  app.addHook('onClose', () => refusals.close());
+  // A known caller's refusals: the first per (tenant, caller, source, reason) and interval is its own row at
+  // once, the rest are counted; so a flood of wrong secrets for one client cannot grow the audit store either.
+  const knownRefusals = new RefusalAudit({
+    record: (event) => ctx.audit.record(event),
+    clock: ctx.clock,
+    writeFirst: true,
+    onError: (err: unknown) => ctx.logger.warn({ err: { message: (err as Error).message } }, 'refusal audit write failed'),
+  });
+  knownRefusals.start();
+  app.addHook('onClose', async () => {
+    await Promise.all([refusals.close(), knownRefusals.close()]);
+  });
 
   // Token endpoints take forms only; a JSON body is refused rather than half-understood.
   app.removeAllContentTypeParsers();
@@ -53,7 +64,7 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
       bodyLimit: TOKEN_BODY_LIMIT,
       headers: noStore,
       logMessage: 'token request failed',
-      onError: (request, error) => recordFailure(ctx, request, error, tenants.get(request), refusals),
+      onError: (request, error) => recordFailure(ctx, request, error, tenants.get(request), { anonymous: refusals, known: knownRefusals }),
     }),
   );
 
@@ -70,6 +81,7 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
       endpoint,
       params,
       basic: parseBasicAuth(request.headers.authorization),
+      source: request.ip,
     };
     const result = await grant.handle(ctx, tokenRequest);
     await ctx.audit.record({
@@ -128,22 +140,30 @@ function v2Response(result: GrantResult): Record<string, string | number> {
 
 /**
  * Failed requests are audited too (who tried what, and why it failed), never with what they presented. A
- * refusal of a known caller (an application of the tenant, or a registered host credential) is one row; any
- * other refusal (unknown tenant or client, malformed request) is counted in the bounded {@link RefusalAudit}.
+ * refusal of a known caller (an application of the tenant, or a registered host credential) is kept per
+ * caller, source and reason; any other refusal (unknown tenant or client, malformed request) per source and
+ * reason. Both are bounded per interval ({@link RefusalAudit}).
  */
-async function recordFailure(ctx: AuthorityContext, request: FastifyRequest, error: OAuthError, tenant: Tenant | undefined, refusals: RefusalAudit): Promise<void> {
+async function recordFailure(
+  ctx: AuthorityContext,
+  request: FastifyRequest,
+  error: OAuthError,
+  tenant: Tenant | undefined,
+  refusals: { anonymous: RefusalAudit; known: RefusalAudit },
+): Promise<void> {
   const params = request.body !== null && typeof request.body === 'object' ? (request.body as FormParams) : {};
+  const reason = `${error.error}/${String(error.aadsts)}`;
   try {
     if (tenant === undefined || !(await namesKnownCaller(ctx, request, params, tenant))) {
-      refusals.count({ source: request.ip, reason: `${error.error}/${String(error.aadsts)}` });
+      refusals.anonymous.count({ source: request.ip, reason });
       return;
     }
-    await ctx.audit.record({
+    refusals.known.count({
+      source: request.ip,
+      reason,
       tenantId: tenant.id,
-      actor: typeof params['client_id'] === 'string' ? params['client_id'].slice(0, 64) : 'anonymous',
-      action: 'token.denied',
+      actor: (clientIdOf(request, params) ?? 'anonymous').slice(0, 64),
       target: (request.params as { tenant?: string }).tenant?.slice(0, 128) ?? '',
-      outcome: 'failure',
       detail: { error: error.error, aadsts: error.aadsts, grantType: params['grant_type']?.slice(0, 128), status: error.status },
     });
   } catch {
@@ -153,7 +173,7 @@ async function recordFailure(ctx: AuthorityContext, request: FastifyRequest, err
 
 /** Whether a refused request named a caller this tenant knows: an application by client id, or a host credential by `kid`. */
 async function namesKnownCaller(ctx: AuthorityContext, request: FastifyRequest, params: FormParams, tenant: Tenant): Promise<boolean> {
-  const clientId = parseBasicAuth(request.headers.authorization)?.clientId ?? params['client_id'];
+  const clientId = clientIdOf(request, params);
   if (clientId !== undefined && clientId !== '') {
     const principal = clientId.length <= 256 ? await ctx.store.servicePrincipals.getByAppId(clientId) : undefined;
     return principal?.tenantId === tenant.id && principal.kind === 'Application';
@@ -167,4 +187,9 @@ async function namesKnownCaller(ctx: AuthorityContext, request: FastifyRequest, 
     return false;
   }
   return typeof kid === 'string' && kid.length <= 256 && (await ctx.store.hostCredentials.get(kid)) !== undefined;
+}
+
+/** The client id a request names: the Basic header's, else the form's. */
+function clientIdOf(request: FastifyRequest, params: FormParams): string | undefined {
+  return parseBasicAuth(request.headers.authorization)?.clientId ?? params['client_id'];
 }

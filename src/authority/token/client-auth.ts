@@ -3,6 +3,7 @@ import type { AuthorityContext } from '../context.js';
 import type { ClientCredential, ServicePrincipal, Tenant } from '../../store/types.js';
 import type { ClientAuthMethod } from '../token-issuer.js';
 import { TokenErrors } from '../errors.js';
+import { OAuthError } from '../../shared/oauth-error.js';
 import { requireParam, type FormParams } from './form.js';
 import { verifyAssertion } from './assertion.js';
 
@@ -15,6 +16,8 @@ export interface ClientAuthRequest {
   tenantSegment: string;
   params: FormParams;
   basic: { clientId: string; clientSecret: string } | undefined;
+  /** The caller's address, which failed authentications are throttled by. */
+  source: string;
 }
 
 export interface AuthenticatedClient {
@@ -25,27 +28,56 @@ export interface AuthenticatedClient {
 }
 
 /**
+ * The client authentication methods a request uses. RFC 6749 §2.3.1: "The client MUST NOT use more than one
+ * authentication method in each request", so two of them (say a Basic header and a form `client_secret`)
+ * are refused rather than one silently chosen.
+ */
+export function requireOneAuthMethod(request: { params: FormParams; basic: unknown }): void {
+  const methods = [
+    ...(request.basic === undefined ? [] : ['Authorization: Basic']),
+    ...(request.params['client_secret'] === undefined ? [] : ['client_secret']),
+    ...(request.params['client_assertion'] === undefined ? [] : ['client_assertion']),
+  ];
+  if (methods.length > 1) throw TokenErrors.conflictingCredentials(methods);
+}
+
+/**
  * Authenticates an application (non-managed) client by client secret (form or HTTP Basic) or by a
- * certificate-signed client assertion, as Entra's token endpoint does.
+ * certificate-signed client assertion, as Entra's token endpoint does. Failures are throttled per source and
+ * per client ({@link ClientAuthThrottle}): an unknown client id counts against its source, a wrong credential
+ * against both.
  */
 export async function authenticateClient(ctx: AuthorityContext, request: ClientAuthRequest): Promise<AuthenticatedClient> {
-  const { params, basic, tenant } = request;
+  const { params, basic, tenant, source } = request;
+  requireOneAuthMethod(request);
   const clientId = basic?.clientId ?? requireParam(params, 'client_id');
   if (basic !== undefined && params['client_id'] !== undefined && params['client_id'] !== basic.clientId) {
     throw TokenErrors.assertionClientMismatch();
   }
   const secret = basic?.clientSecret ?? params['client_secret'];
   const assertion = params['client_assertion'];
-  if (secret !== undefined && assertion !== undefined) throw TokenErrors.conflictingCredentials();
   if ((secret === undefined || secret === '') && (assertion === undefined || assertion === '')) throw TokenErrors.credentialRequired();
+  // A locked source is refused before it costs a lookup.
+  await ctx.authThrottle.refresh({ source });
+  ctx.authThrottle.check({ source });
 
   const principal = await ctx.store.servicePrincipals.getByAppId(clientId);
   if (principal?.tenantId !== tenant.id || principal.kind !== 'Application') {
+    await ctx.authThrottle.failed({ source });
     throw TokenErrors.applicationNotFound(clientId, request.tenantSegment);
   }
   const credentials = await ctx.store.credentials.listByApp(clientId);
-  if (secret !== undefined && secret !== '') return authenticateWithSecret(ctx, principal, credentials, secret);
-  return authenticateWithAssertion(ctx, request, principal, credentials);
+  const subject = { source, client: `app:${principal.appId.toLowerCase()}` };
+  try {
+    await ctx.authThrottle.refresh(subject);
+    // No `await` between this check and a secret's verification: concurrent guesses on this replica stop at the limit.
+    ctx.authThrottle.check(subject);
+    if (secret !== undefined && secret !== '') return authenticateWithSecret(ctx, principal, credentials, secret);
+    return await authenticateWithAssertion(ctx, request, principal, credentials);
+  } catch (err) {
+    if (err instanceof OAuthError && err.status !== 429) await ctx.authThrottle.failed(subject);
+    throw err;
+  }
 }
 
 function authenticateWithSecret(

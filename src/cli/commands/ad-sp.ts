@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { systemClock } from '../../shared/clock.js';
 import { bodyOf, globalOptions, withClient, type ManagementClient } from '../api-client.js';
 import { column, printResult } from '../output.js';
 import { parseYears, seg, warn } from './shared.js';
 import { isGuid, newGuid } from '../../shared/ids.js';
+import { writePrivateFile } from '../../shared/private-files.js';
 
 interface GraphServicePrincipal {
   id: string;
@@ -90,7 +91,7 @@ function writeKeyAndCertificate(dir: string | undefined, name: string, keyPem: s
   const safe = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 64) || 'openmsi-sp';
   const path = resolve(dir ?? process.cwd(), `${safe}-${stamp}.pem`);
   try {
-    writeFileSync(path, keyPem + certPem, { mode: 0o600, flag: 'wx' });
+    writePrivateFile(path, keyPem + certPem, { flag: 'wx' });
   } catch (err) {
     throw new Error(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
   }

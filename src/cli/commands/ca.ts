@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { globalOptions } from '../api-client.js';
+import { writePrivateFile } from '../../shared/private-files.js';
 
 /** `openmsi ca export`: the local CA certificate (public), read from the data dir; no authority needed. */
 export function registerCaCommands(program: Command): void {
@@ -40,7 +41,7 @@ export function registerCaCommands(program: Command): void {
       }
       const out = resolve(opts.out);
       try {
-        writeFileSync(out, text, { mode: 0o644 });
+        writePrivateFile(out, text);
       } catch (err) {
         throw new Error(`cannot write ${out}: ${(err as Error).message}`, { cause: err });
       }

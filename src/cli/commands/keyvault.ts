@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
 import { ARM_AUDIENCE, bodyOf, globalOptions, withClient, type ManagementClient } from '../api-client.js';
 import { column, printResult } from '../output.js';
 import { VaultClient } from '../vault-client.js';
 import { parseTags, seg } from './shared.js';
+import { writePrivateFile } from '../../shared/private-files.js';
 
 const TYPE = 'Microsoft.KeyVault/vaults';
 const PROVIDER = 'providers/Microsoft.KeyVault';
@@ -372,7 +373,7 @@ function registerSecretCommands(keyvault: Command): void {
       await withVault(cmd, async (vault) => {
         const { value } = bodyOf(await vault.request<{ value: string }>('POST', opts.vaultName, `${p(opts.name)}/backup`));
         // az writes the blob's bytes (the base64url value decoded).
-        writeFileSync(opts.file, Buffer.from(value, 'base64url'), { mode: 0o600, flag: 'wx' });
+        writePrivateFile(opts.file, Buffer.from(value, 'base64url'), { flag: 'wx' });
       });
     });
 
