@@ -80,6 +80,8 @@ describe('openmsi dev', () => {
     const bundle = readFileSync(env['REQUESTS_CA_BUNDLE']!, 'utf8');
     assert.ok(bundle.includes(readFileSync(join(dataDir, 'ca/ca.pem'), 'utf8').trim()), 'the dev CA is in the combined bundle');
     assert.ok((bundle.match(/BEGIN CERTIFICATE/g) ?? []).length > 10, 'and so are the system CAs');
+    assert.equal(env['SSL_CERT_FILE'], env['REQUESTS_CA_BUNDLE'], 'OpenSSL-based clients, Go, Ruby and .NET on Linux trust the same bundle');
+    assert.equal(env['CURL_CA_BUNDLE'], env['REQUESTS_CA_BUNDLE'], 'and so does curl, with no --cacert');
     assert.equal(env['HTTPS_PROXY'], `http://127.0.0.1:${String(ports.proxyPort)}`);
     assert.equal(env['NO_PROXY'], '127.0.0.1', 'never localhost: Python and curl would then bypass the proxy for *.localhost');
     assert.equal(env['AZURE_CORE_COLLECT_TELEMETRY'], '0');
@@ -145,6 +147,14 @@ describe('openmsi dev on a damaged data dir', () => {
     assert.doesNotMatch(out.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(readFileSync(join(dataDir, 'config.json'), 'utf8'), tenantBefore, 'not re-initialised');
   }
+
+  it('dev env while nothing runs says so on stderr, exits non-zero and prints nothing for eval', async () => {
+    const out = await openmsi(dataDir, ['dev', 'env']);
+    assert.equal(out.code, 1);
+    assert.equal(out.stdout, '', 'eval "$(openmsi dev env)" evaluates nothing');
+    assert.match(out.stderr, new RegExp(`^error: openmsi dev is not running on ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: start it`));
+    assert.doesNotMatch(out.stderr, /\n\s+at /, 'no stack trace');
+  });
 
   it('a missing master key names the file', async () => {
     const key = join(dataDir, 'master.key');

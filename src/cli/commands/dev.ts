@@ -49,6 +49,16 @@ export function azCloudCommands(serverUrl: string, vaultDomain: string, port: nu
   ];
 }
 
+/** Why `openmsi dev env` prints nothing: no `openmsi dev` is running on this data dir. */
+function notRunningMessage(dataDir: string): string {
+  const server = readRunningAuthority(dataDir);
+  const holder = server === undefined ? '' : ` (an openmsi server runs there, pid ${String(server.pid)}, but not openmsi dev: it has no dev agent, vault or proxy)`;
+  return (
+    `openmsi dev is not running on ${dataDir}${holder}: start it in another terminal (\`openmsi dev\`, or \`npm start\` in the openmsi checkout), ` +
+    `then run this again; for another data dir pass --data-dir or set OPENMSI_DATA_DIR`
+  );
+}
+
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_./:=@-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
@@ -117,11 +127,15 @@ Examples:
 
   dev
     .command('env')
-    .description('Print what makes unchanged applications in this shell use the dev stack: eval "$(openmsi dev env)"')
+    .description('Print what makes unchanged applications in this shell use the running dev stack: eval "$(openmsi dev env)" (exits 1, printing nothing, when no openmsi dev runs on the data dir)')
     .addOption(new Option('--shell <shell>', 'output syntax (default: from $SHELL)').choices([...ENV_SHELLS]))
     .action((opts: { shell?: EnvShell }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
-      process.stdout.write(`${formatEnvironment(devEnvironment(dataDir, endpointsOf(dataDir)), opts.shell ?? defaultShell())}\n`);
+      // Only what a running `openmsi dev` recorded: defaults would point the shell at ports nothing (or
+      // something else) listens on. The refusal goes to stderr, so `eval "$(openmsi dev env)"` evaluates nothing.
+      const running = readRunningDev(dataDir);
+      if (running === undefined) throw new Error(notRunningMessage(dataDir));
+      process.stdout.write(`${formatEnvironment(devEnvironment(dataDir, running), opts.shell ?? defaultShell())}\n`);
     });
 
   dev
