@@ -14,7 +14,7 @@ import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.
 import { AgentAuditPipeline, AuditBatchRefusedError } from './audit/pipeline.js';
 import { ProcCallerResolver } from './caller.js';
 import { SessionRegistry } from './sessions.js';
-import { createControlApi, loadOrCreateControlSecret, type ControlApi } from './control.js';
+import { createControlApi, hostIdentityCheck, loadOrCreateControlSecret, type ControlApi } from './control.js';
 import { AuthorityClient, UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
 import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, type HostCredential } from './host-credential.js';
 import { HostIdentities } from './identities.js';
@@ -182,7 +182,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   let requestHook = options.requestHook;
   if (options.sessions === undefined && requestHook === undefined) {
     const registry = new SessionRegistry();
-    control = createControlApi({ controlSecret: loadOrCreateControlSecret(dataDir), sessions: registry, audit: auditSink, callers, logger });
+    control = createControlApi({ controlSecret: loadOrCreateControlSecret(dataDir), sessions: registry, audit: auditSink, callers, logger, checkIdentities: hostIdentityCheck(identities) });
     sessions = registry;
     requestHook = control.handleControlRequest.bind(control);
   } else {
