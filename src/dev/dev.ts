@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createAgent, type Agent } from '../agent/agent.js';
-import { loadHostCredential } from '../agent/host-credential.js';
+import { agentFiles, loadHostCredential } from '../agent/host-credential.js';
 import { createAuthority, type Authority } from '../authority/authority.js';
 import { initDataDir } from '../authority/init.js';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -187,7 +187,12 @@ async function startProbed(
       admin,
       hostEnrolled,
     });
-    if (directory.joinToken !== undefined) progress(`enrolling this machine as ${directory.hostName}`);
+    if (directory.joinToken !== undefined) {
+      // Enrolled before, but as a host the directory no longer has under this machine's name (renamed, or the
+      // host deleted): that credential is stale, and the agent refuses a join token beside a saved credential.
+      if (hostEnrolled) rmSync(agentFiles(layout.agentDataDir).credential, { force: true });
+      progress(`enrolling this machine as ${directory.hostName}`);
+    }
     const uri = vaultUri(DEV_NAMES.vault, config.vaultDomain, port);
     // Independent of each other: started together, so a later start waits for the slowest, not the sum.
     const [startedAgent, startedProxy, ...rest] = await Promise.allSettled([
