@@ -7,12 +7,12 @@
 #
 # IMDS_ENDPOINT_BASE overrides where the token comes from (default: the origin of IDENTITY_ENDPOINT, the local
 # agent). curl reaches the vault host through HTTPS_PROXY (openmsi dev's loopback proxy, so *.localhost needs
-# no DNS) and trusts the dev CA through --cacert.
+# no DNS) and trusts the dev CA through CURL_CA_BUNDLE (the system CAs plus the dev CA), so no --cacert.
 set -euo pipefail
 
 secret_name="${1:-sample-secret}"
 : "${AZURE_KEYVAULT_URL:?run eval \"\$(openmsi dev env)\" first}"
-: "${NODE_EXTRA_CA_CERTS:?run eval \"\$(openmsi dev env)\" first}"
+: "${CURL_CA_BUNDLE:?run eval \"\$(openmsi dev env)\" first}"
 imds="${IMDS_ENDPOINT_BASE:-$(printf '%s\n' "${IDENTITY_ENDPOINT:?run eval \"\$(openmsi dev env)\" first}" | sed -E 's#^(https?://[^/]+).*#\1#')}"
 
 # One string field of a JSON object (jq -r ".$1" does the same, where jq is installed).
@@ -24,6 +24,6 @@ token=$(curl -sS --fail-with-body -H 'Metadata: true' \
 [ -n "$token" ] || { echo "no access_token from $imds" >&2; exit 1; }
 
 # 2. The secret, with the api-version of the seeds' calls.
-value=$(curl -sS --fail-with-body --cacert "$NODE_EXTRA_CA_CERTS" -H "Authorization: Bearer $token" \
+value=$(curl -sS --fail-with-body -H "Authorization: Bearer $token" \
   "${AZURE_KEYVAULT_URL%/}/secrets/$secret_name?api-version=2016-10-01" | json_field value)
 printf '%s\n' "$value"

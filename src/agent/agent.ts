@@ -14,9 +14,9 @@ import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.
 import { AgentAuditPipeline, AuditBatchRefusedError } from './audit/pipeline.js';
 import { ProcCallerResolver } from './caller.js';
 import { SessionRegistry } from './sessions.js';
-import { createControlApi, loadOrCreateControlSecret, type ControlApi } from './control.js';
+import { createControlApi, hostIdentityCheck, loadOrCreateControlSecret, type ControlApi } from './control.js';
 import { AuthorityClient, UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
-import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, type HostCredential } from './host-credential.js';
+import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, refuseJoinTokenForEnrolledDir, type HostCredential } from './host-credential.js';
 import { HostIdentities } from './identities.js';
 import { TokenCache } from './token-cache.js';
 import { RateLimiter } from './rate-limit.js';
@@ -106,7 +106,8 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     saved = await enrolHost({ dataDir, upstream, joinToken: options.joinToken, ...(caFile === undefined ? {} : { caFile }) });
     logger.info({ host: saved.record.hostResourceId, keyId: saved.record.keyId }, 'host enrolled');
   } else if (options.joinToken !== undefined) {
-    logger.info({ host: saved.record.hostResourceId }, 'a host credential is already saved in the data dir; --join-token is not used');
+    refuseJoinTokenForEnrolledDir(dataDir, saved.record, options.joinToken);
+    logger.info({ host: saved.record.hostResourceId }, 'this data dir already enrolled with this join token; the saved host credential is used');
   }
   const credentialAtStart: HostCredential = saved;
 
@@ -182,7 +183,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   let requestHook = options.requestHook;
   if (options.sessions === undefined && requestHook === undefined) {
     const registry = new SessionRegistry();
-    control = createControlApi({ controlSecret: loadOrCreateControlSecret(dataDir), sessions: registry, audit: auditSink, callers, logger });
+    control = createControlApi({ controlSecret: loadOrCreateControlSecret(dataDir), sessions: registry, audit: auditSink, callers, logger, checkIdentities: hostIdentityCheck(identities) });
     sessions = registry;
     requestHook = control.handleControlRequest.bind(control);
   } else {

@@ -3,6 +3,7 @@
  *
  *   Authorization: Bearer <control secret>        the 0600 file `<agent data dir>/control.secret`
  *   {"identities": ["NAME-OR-ID", ...]}            1..16 non-empty selectors of at most 512 characters
+ *   → 400 identity_not_found, naming the host's identities, when a selector names none of them; else
  *   → 201, a streaming application/x-ndjson body:
  *     {"id":"…","secret":"…","expiresWith":"connection"}\n   then a "\n" heartbeat now and then
  *
@@ -18,13 +19,14 @@ import { closeSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { AGENT_SESSIONS } from '../shared/config.js';
-import type { AgentCaller } from '../shared/host-protocol.js';
+import type { AgentCaller, HostDescription } from '../shared/host-protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { canonicalAddress, isLoopbackAddress } from './caller.js';
 import { hasProxyHeader } from './guard.js';
 import type { AgentAuditSink, CallerResolver } from './contracts.js';
 import { TooManySessionsError, type SessionRegistry } from './sessions.js';
 import { makePrivateDir, openPrivateFile } from '../shared/private-files.js';
+import { describeSessionIdentities, unknownSessionSelectors } from './surfaces/common.js';
 
 export const CONTROL_SESSIONS_PATH = '/openmsi/agent/sessions';
 
@@ -93,6 +95,36 @@ export interface ControlApiOptions {
   /** A "\n" on each open session stream this often (default 15 s); 0 turns it off. */
   heartbeatMs?: number;
   logger?: Pick<Logger, 'debug' | 'info'>;
+  /**
+   * Checks the selectors against the host's identities before a session starts: a description of why they do
+   * not all name one of them (refused with 400 `identity_not_found`), or undefined to start the session.
+   */
+  checkIdentities?: (selectors: readonly string[]) => Promise<string | undefined>;
+}
+
+/**
+ * The agent's {@link ControlApiOptions.checkIdentities}: every selector must name an identity of the host as
+ * last described, re-read once when one does not (it may just have been assigned). When the host cannot be
+ * described at all (the authority is unreachable and nothing is known yet) the session starts unchecked, and
+ * its token requests say what is wrong.
+ */
+export function hostIdentityCheck(identities: { readonly host: HostDescription | undefined; refresh(): Promise<HostDescription> }): (selectors: readonly string[]) => Promise<string | undefined> {
+  return async (selectors) => {
+    let host = identities.host;
+    if (host === undefined || unknownSessionSelectors(selectors, host.identities).length > 0) {
+      try {
+        host = await identities.refresh();
+      } catch {
+        // Keep the last known list, if any.
+        host = identities.host;
+      }
+    }
+    if (host === undefined) return undefined;
+    const unknown = unknownSessionSelectors(selectors, host.identities);
+    if (unknown.length === 0) return undefined;
+    const named = unknown.map((s) => `'${s}'`).join(', ');
+    return `${named} ${unknown.length === 1 ? 'names' : 'name'} no identity of host ${host.name}; it has: ${describeSessionIdentities(host.identities)}`;
+  };
 }
 
 export interface ControlApi {
@@ -234,7 +266,24 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
         refuse(res, 400, 'invalid_request', identities);
         return;
       }
-      start(req, res, identities);
+      if (options.checkIdentities === undefined) {
+        start(req, res, identities);
+        return;
+      }
+      options.checkIdentities(identities).then(
+        (problem) => {
+          if (problem === undefined) {
+            start(req, res, identities);
+            return;
+          }
+          audit(req, 'refused', 400, { reason: 'identity_not_found' });
+          refuse(res, 400, 'identity_not_found', problem);
+        },
+        (err: unknown) => {
+          audit(req, 'refused', 500, { reason: 'internal' });
+          refuse(res, 500, 'internal_error', `cannot check the identities: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
     });
     return true;
   };

@@ -11,7 +11,7 @@
  * {@link HostCredentialKeeper} renews at half-life (jittered ±10 %) with exponential backoff on failure; when
  * the authority says the host is not recognised it calls `onNotRecognised` (the agent stops serving at once).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
@@ -34,6 +34,11 @@ export interface HostCredentialRecord {
   authorityUrl: string;
   /** The CA file given with `--ca-file` at enrolment (absolute), if any. */
   caFile?: string;
+  /**
+   * SHA-256 (hex) of the join token this data dir enrolled with (single-use, so its hash gives nothing away): a
+   * later start with the same token is the same command run again; with another, it is meant for another host.
+   */
+  joinTokenDigest?: string;
 }
 
 export interface HostCredential {
@@ -102,7 +107,28 @@ export function machineSecret(dataDir: string): string {
   return secret;
 }
 
-function recordOf(grant: HostCredentialGrant, authorityUrl: string, caFile: string | undefined): HostCredentialRecord {
+/** What {@link HostCredentialRecord.joinTokenDigest} holds for `joinToken`. */
+export function joinTokenDigest(joinToken: string): string {
+  return createHash('sha256').update(joinToken, 'utf8').digest('hex');
+}
+
+/**
+ * Refuses a `--join-token` for a data dir that already holds a host credential, unless it is the token this
+ * data dir enrolled with (the same command run again): the token is for another host (or for enrolling this
+ * one again), and the saved credential would otherwise be used in its place, silently.
+ */
+export function refuseJoinTokenForEnrolledDir(dataDir: string, record: HostCredentialRecord, joinToken: string): void {
+  if (record.joinTokenDigest !== undefined && record.joinTokenDigest === joinTokenDigest(joinToken)) return;
+  const name = record.hostResourceId.split('/').pop() ?? record.hostResourceId;
+  throw new Error(
+    `--join-token: ${dataDir} is already enrolled as host ${name} (${record.hostResourceId}), and this join token is not the one it enrolled with. ` +
+      `For another host's agent on this machine, give it a data dir and port of its own (--data-dir DIR --port N). ` +
+      `To enrol this data dir again, stop its agent and delete ${agentFiles(dataDir).credential} first. ` +
+      `To start it as ${name}, leave out --join-token.`,
+  );
+}
+
+function recordOf(grant: HostCredentialGrant, authorityUrl: string, caFile: string | undefined, tokenDigest: string | undefined): HostCredentialRecord {
   return {
     version: 1,
     keyId: grant.keyId,
@@ -113,6 +139,7 @@ function recordOf(grant: HostCredentialGrant, authorityUrl: string, caFile: stri
     expiresOn: grant.expiresOn,
     authorityUrl,
     ...(caFile === undefined ? {} : { caFile }),
+    ...(tokenDigest === undefined ? {} : { joinTokenDigest: tokenDigest }),
   };
 }
 
@@ -120,7 +147,7 @@ function recordOf(grant: HostCredentialGrant, authorityUrl: string, caFile: stri
 export async function enrolHost(options: { dataDir: string; upstream: AuthorityClient; joinToken: string; caFile?: string }): Promise<HostCredential> {
   const { privateJwk, publicJwk } = await generateHostKey();
   const grant = await options.upstream.enrol({ joinToken: options.joinToken, publicJwk });
-  return saveHostCredential(options.dataDir, recordOf(grant, options.upstream.origin, options.caFile), privateJwk);
+  return saveHostCredential(options.dataDir, recordOf(grant, options.upstream.origin, options.caFile, joinTokenDigest(options.joinToken)), privateJwk);
 }
 
 export interface HostCredentialKeeperOptions {
@@ -194,7 +221,7 @@ export class HostCredentialKeeper {
     try {
       const { privateJwk, publicJwk } = await generateHostKey();
       const grant = await upstream.renew(previous.key, publicJwk);
-      this.#current = await saveHostCredential(dataDir, recordOf(grant, previous.record.authorityUrl, previous.record.caFile), privateJwk);
+      this.#current = await saveHostCredential(dataDir, recordOf(grant, previous.record.authorityUrl, previous.record.caFile, previous.record.joinTokenDigest), privateJwk);
       if (grant.keyId !== previous.record.keyId) rmSync(agentFiles(dataDir).key(previous.record.keyId), { force: true });
       this.#failures = 0;
       this.#renewAt = this.#halfLife();

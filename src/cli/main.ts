@@ -33,7 +33,9 @@ export function buildProgram(): Command {
       'after',
       `
 Examples:
-  openmsi init && openmsi server             # start a local server (authority, management API, vault)
+  openmsi dev                                # everything a developer machine needs, in one process (Ctrl-C stops)
+  eval "$(openmsi dev env)"                  # in another shell: unchanged Azure apps then use it
+  openmsi init && openmsi server             # or a server alone (authority, management API, vault)
   openmsi --version
   openmsi group create -n app-rg -l local
   openmsi identity create -n app-id -g app-rg
@@ -42,6 +44,8 @@ Examples:
   openmsi host join-token create -g hosts-rg -n build-01
   openmsi audit list --host build-01 --since 1h -o table`,
     );
+  // `dev` first: it is where a new user starts (and what `npm start` runs).
+  registerDevCommands(program);
   registerAuthorityCommands(program);
   registerVaultReplicaCommand(program);
   registerGroupCommands(program);
@@ -55,7 +59,6 @@ Examples:
   registerHostCommands(program);
   registerVmCommands(program);
   registerKeyVaultCommands(program);
-  registerDevCommands(program);
   registerAuditCommands(program);
   registerRunCommand(program);
   refuseHelpForUnknownCommands(program);

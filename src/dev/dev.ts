@@ -2,13 +2,16 @@
  * `openmsi dev`: the whole stack in one process on the embedded store — the server (authority, management API,
  * vault), this machine's agent and the loopback proxy for vault hosts — made on first run and reused after.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { createAgent, type Agent } from '../agent/agent.js';
-import { loadHostCredential } from '../agent/host-credential.js';
+import { agentFiles, loadHostCredential } from '../agent/host-credential.js';
 import { createAuthority, type Authority } from '../authority/authority.js';
 import { initDataDir } from '../authority/init.js';
 import { systemClock, type Clock } from '../shared/clock.js';
-import { loadInstallationConfig } from '../shared/config.js';
+import { AGENT_DEFAULTS, DEFAULTS, loadInstallationConfig } from '../shared/config.js';
+import { hostForUrl } from '../shared/public-url.js';
 import { dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import type { Logger } from '../shared/logger.js';
 import { readRunningAuthority } from '../shared/running-authority.js';
@@ -64,15 +67,95 @@ function readAdmin(dataDir: string): AdminCredentialFile {
   }
 }
 
-/** Starts (initialising on first run) the dev stack; resolves once every part is serving. */
+/** One of the addresses `openmsi dev` listens on, and the flag that moves it. */
+interface DevListener {
+  what: string;
+  host: string;
+  port: number;
+  /** How to pick another port (or do without this listener). */
+  remedy: string;
+}
+
+/** A listen failure in words: which address, what it was for, why, and the flag that picks another port. */
+export function devListenError(err: unknown, listener: DevListener): Error {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const address = `${hostForUrl(listener.host)}:${String(listener.port)}`;
+  if (code === 'EADDRINUSE') {
+    return new Error(`cannot listen on ${address} (${listener.what}): the address is already in use (another openmsi, or another program). ${listener.remedy}`, { cause: err });
+  }
+  if (code === 'EACCES') return new Error(`cannot listen on ${address} (${listener.what}): permission denied (ports below 1024 need privileges). ${listener.remedy}`, { cause: err });
+  if (code === 'EADDRNOTAVAIL') return new Error(`cannot listen on ${address} (${listener.what}): this machine has no such address`, { cause: err });
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Checks that every listener's address can be bound, so a start that cannot serve fails before it makes or changes anything. */
+async function probeListeners(listeners: readonly DevListener[]): Promise<void> {
+  for (const listener of listeners) {
+    if (listener.port === 0) continue;
+    await new Promise<void>((resolvePromise, reject) => {
+      const server = createServer();
+      server.once('error', (err) => reject(devListenError(err, listener)));
+      server.listen({ host: listener.host, port: listener.port, exclusive: true }, () => server.close(() => resolvePromise()));
+    });
+  }
+}
+
+/**
+ * Undoes a first run that failed: the data dir goes (or, if it existed empty before, its contents), so the
+ * next start is a first run again rather than one on a half-made data dir.
+ */
+function removeFirstRun(dataDir: string, existedBefore: boolean): void {
+  if (!existedBefore) {
+    rmSync(dataDir, { recursive: true, force: true });
+    return;
+  }
+  for (const name of existsSync(dataDir) ? readdirSync(dataDir) : []) rmSync(join(dataDir, name), { recursive: true, force: true });
+}
+
+/**
+ * Starts (initialising on first run) the dev stack; resolves once every part is serving. A first run makes the
+ * data dir completely or not at all: when any step fails (a port is taken, say), nothing is left behind.
+ */
 export async function startDev(options: DevOptions): Promise<DevStack> {
+  const { dataDir } = options;
+  refuseIfRunning(dataDir);
+  const firstRun = !existsSync(dataDirLayout(dataDir).config);
+  const existedBefore = existsSync(dataDir);
+  // Later runs keep the configured server address (config.json is read, and checked, before anything starts).
+  const configured = firstRun ? undefined : loadInstallationConfig(dataDir);
+  const serverPort = options.port ?? configured?.port ?? DEV_PORTS.server;
+  const proxyPort = options.proxyPort === undefined ? DEV_PORTS.proxy : options.proxyPort;
+  const listeners = {
+    server: {
+      what: 'the server',
+      host: configured?.host ?? DEFAULTS.host,
+      port: serverPort,
+      remedy:
+        `Pick another port with \`openmsi dev --port <port>\`` +
+        (firstRun ? ' (the first run keeps it in config.json).' : ` for this run, or change it for good: edit "port" in ${dataDirLayout(dataDir).config}.`),
+    },
+    agent: { what: "this machine's agent", host: AGENT_DEFAULTS.host, port: options.agentPort ?? DEV_PORTS.agent, remedy: 'Pick another port with `openmsi dev --agent-port <port>` (`openmsi dev env` then names it).' },
+    proxy: { what: 'the loopback proxy for vault hosts', host: '127.0.0.1', port: proxyPort ?? 0, remedy: 'Pick another port with `openmsi dev --proxy-port <port>`, or run without it: `openmsi dev --no-proxy`.' },
+  } satisfies Record<string, DevListener>;
+  await probeListeners([listeners.server, listeners.agent, ...(proxyPort === null ? [] : [listeners.proxy])]);
+  try {
+    return await startProbed(options, firstRun, proxyPort, listeners);
+  } catch (err) {
+    if (firstRun) removeFirstRun(dataDir, existedBefore);
+    throw err;
+  }
+}
+
+async function startProbed(
+  options: DevOptions,
+  firstRun: boolean,
+  proxyPort: number | null,
+  listeners: { server: DevListener; agent: DevListener; proxy: DevListener },
+): Promise<DevStack> {
   const { dataDir, logger } = options;
   const clock = options.clock ?? systemClock;
   const progress = options.progress ?? (() => undefined);
   const layout = devLayout(dataDir);
-  refuseIfRunning(dataDir);
-
-  const firstRun = !existsSync(dataDirLayout(dataDir).config);
   if (firstRun) {
     progress(`creating ${dataDir}: master key, CA and TLS certificate, store, tenant, signing keys`);
     await initDataDir({ dataDir, port: options.port ?? DEV_PORTS.server, clock });
@@ -90,7 +173,9 @@ export async function startDev(options: DevOptions): Promise<DevStack> {
     await authority.close();
   };
   try {
-    const serverUrl = await authority.listen();
+    const serverUrl = await authority.listen().catch((err: unknown) => {
+      throw devListenError(err, listeners.server);
+    });
     const port = Number(new URL(serverUrl).port || 443);
     const hostEnrolled = (await loadHostCredential(layout.agentDataDir)) !== undefined;
     if (firstRun) progress('creating resource group dev, identities, this host and vault dev');
@@ -102,9 +187,13 @@ export async function startDev(options: DevOptions): Promise<DevStack> {
       admin,
       hostEnrolled,
     });
-    if (directory.joinToken !== undefined) progress(`enrolling this machine as ${directory.hostName}`);
+    if (directory.joinToken !== undefined) {
+      // Enrolled before, but as a host the directory no longer has under this machine's name (renamed, or the
+      // host deleted): that credential is stale, and the agent refuses a join token beside a saved credential.
+      if (hostEnrolled) rmSync(agentFiles(layout.agentDataDir).credential, { force: true });
+      progress(`enrolling this machine as ${directory.hostName}`);
+    }
     const uri = vaultUri(DEV_NAMES.vault, config.vaultDomain, port);
-    const proxyPort = options.proxyPort === undefined ? DEV_PORTS.proxy : options.proxyPort;
     // Independent of each other: started together, so a later start waits for the slowest, not the sum.
     const [startedAgent, startedProxy, ...rest] = await Promise.allSettled([
       createAgent({
@@ -115,12 +204,16 @@ export async function startDev(options: DevOptions): Promise<DevStack> {
         logger,
         clock,
         ...(directory.joinToken === undefined ? {} : { joinToken: directory.joinToken }),
+      }).catch((err: unknown) => {
+        throw devListenError(err, listeners.agent);
       }),
       proxyPort === null
         ? Promise.resolve(undefined)
         : startDevProxy({
             port: proxyPort,
             route: (hostname) => (vaultNameFromHost(hostname, config.vaultDomain) === undefined ? undefined : { host: '127.0.0.1', port }),
+          }).catch((err: unknown) => {
+            throw devListenError(err, listeners.proxy);
           }),
       ensureSampleSecret(authority, admin, config.tenantId, config.vaultDomain, port),
       Promise.resolve().then(() => {

@@ -1,7 +1,7 @@
 /**
  * What `openmsi dev env` prints: everything an unchanged application on this machine needs after
- * `eval "$(openmsi dev env)"` — the managed-identity endpoints of the dev agent, CA trust for Node, Python and
- * az, the dev vault's URI, the loopback proxy that makes vault hosts resolve with no DNS change, and az's
+ * `eval "$(openmsi dev env)"` — the managed-identity endpoints of the dev agent, CA trust for Node, Python, az,
+ * curl and OpenSSL-based clients, the dev vault's URI, the loopback proxy that makes vault hosts resolve with no DNS change, and az's
  * offline switches.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -53,8 +53,12 @@ export function devEnvironment(dataDir: string, endpoints: DevEndpoints): [strin
     ...agentEnvironment(endpoints.agentPort, devAgentSecret(dataDir)),
     ['AZURE_KEYVAULT_URL', endpoints.vaultUri],
     ['NODE_EXTRA_CA_CERTS', layout.caCert],
-    ['REQUESTS_CA_BUNDLE', ensureCaBundle(dataDir)],
   ];
+  // The combined bundle (system CAs + the dev CA) for every client that replaces its trust list with a file:
+  // Python requests and az (REQUESTS_CA_BUNDLE), curl (CURL_CA_BUNDLE), and OpenSSL-based clients, Go, Ruby
+  // and .NET on Linux (SSL_CERT_FILE).
+  const bundle = ensureCaBundle(dataDir);
+  vars.push(['REQUESTS_CA_BUNDLE', bundle], ['SSL_CERT_FILE', bundle], ['CURL_CA_BUNDLE', bundle]);
   if (endpoints.proxyPort !== null) vars.push(...proxyEnvironment(`http://127.0.0.1:${String(endpoints.proxyPort)}`));
   vars.push(['AZURE_CONFIG_DIR', layout.azConfigDir], ['AZURE_CORE_COLLECT_TELEMETRY', '0'], [ENV.dataDir, dataDir], [ENV.agentDataDir, layout.agentDataDir]);
   return vars;

@@ -87,8 +87,14 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
     const refused = await agentRequest(agent.port, `${IMDS}https://vault.azure.net&client_id=${other.clientId}`, { headers: { Metadata: 'true' } });
     assert.equal(refused.status, 400);
     assert.deepEqual(JSON.parse(refused.body), { error: 'invalid_request', error_description: 'Identity not found' });
+    // openmsi run refuses it before starting the command, naming what the host has.
     const run = await openmsiRun(agent.dataDir, ['other-id'], [`client:${other.clientId}`]);
-    assert.equal(run.line['ok'], false, JSON.stringify(run.line));
+    assert.equal(run.code, 1, run.stderr);
+    assert.deepEqual(run.line, {}, 'the command never started');
+    assert.match(
+      run.stderr,
+      new RegExp(`^error: --identity: 'other-id' names no identity of host ops-01; it has: \\[system\\] \\(system-assigned, object id [0-9a-f-]{36}\\), app-id \\(user-assigned, client id ${app.clientId}\\)\n$`),
+    );
     assert.equal((await agentRequest(agent.port, `${IMDS}https://vault.azure.net&client_id=${app.clientId}`, { headers: { Metadata: 'true' } })).status, 200);
   });
 

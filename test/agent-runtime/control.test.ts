@@ -4,10 +4,11 @@ import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import { loadOrCreateControlSecret, controlSecretPath, CONTROL_SESSIONS_PATH, parseSessionRequest } from '../../src/agent/control.js';
+import { loadOrCreateControlSecret, controlSecretPath, CONTROL_SESSIONS_PATH, hostIdentityCheck, parseSessionRequest } from '../../src/agent/control.js';
+import type { HostDescription } from '../../src/shared/host-protocol.js';
 import { SessionRegistry } from '../../src/agent/sessions.js';
 import { openSession } from '../../src/cli/commands/run.js';
-import { startHarness, until, type Harness } from './harness.js';
+import { harnessHost, startHarness, until, type Harness } from './harness.js';
 
 async function post(h: Harness, body: string, headers: Record<string, string>, method = 'POST'): Promise<{ status: number; headers: Headers; json: { error?: string; error_description?: string } | undefined }> {
   // Bounded: a broken check that opened a session stream would otherwise keep the body (and the file) open.
@@ -163,5 +164,56 @@ describe('agent control API', () => {
     assert.equal(first.type, 'application/x-ndjson');
     assert.deepEqual(Object.keys(JSON.parse(first.line)).sort(), ['expiresWith', 'id', 'secret']);
     await until(() => h.sessions.size === 0, 2000, 'the session to end');
+  });
+});
+
+/** What the agent checks `openmsi run`'s selectors against: the host as last described, re-read once when one does not resolve. */
+describe('hostIdentityCheck', () => {
+  function hostWith(identities: HostDescription['identities']): HostDescription {
+    return { ...harnessHost(), identities };
+  }
+
+  it('accepts every way a session may name an identity: [system], name, client id, object id, resource id', async () => {
+    const host = harnessHost();
+    let refreshes = 0;
+    const check = hostIdentityCheck({ host, refresh: () => (refreshes++, Promise.resolve(host)) });
+    const [system, app] = host.identities as [HostDescription['identities'][0], HostDescription['identities'][0]];
+    for (const selector of ['[system]', 'system', 'app-id', 'APP-ID', app.clientId, app.objectId, app.resourceId, system.objectId]) {
+      assert.equal(await check([selector]), undefined, selector);
+    }
+    assert.equal(refreshes, 0, 'a known identity needs no call to the authority');
+  });
+
+  it('refuses selectors that name no identity, naming each and the identities the host has', async () => {
+    const host = harnessHost();
+    let refreshes = 0;
+    const check = hostIdentityCheck({ host, refresh: () => (refreshes++, Promise.resolve(host)) });
+    assert.equal(
+      await check(['app-id', 'nope', 'other']),
+      "'nope', 'other' name no identity of host build-01; it has: [system] (system-assigned, object id 11111111-1111-1111-1111-111111111111), app-id (user-assigned, client id 44444444-4444-4444-4444-444444444444)",
+    );
+    assert.equal(refreshes, 1, 're-read once: it may just have been assigned');
+    const bare = hostWith([]);
+    assert.match((await hostIdentityCheck({ host: bare, refresh: () => Promise.resolve(bare) })(['[system]'])) ?? '', /it has: none \(assign one with `openmsi vm identity assign`\)$/);
+  });
+
+  it('accepts an identity assigned since the last poll, and starts unchecked when the host cannot be described at all', async () => {
+    const before = hostWith(harnessHost().identities.slice(0, 1));
+    const after = harnessHost();
+    const state: { host: HostDescription | undefined } = { host: before };
+    const check = hostIdentityCheck({
+      get host() {
+        return state.host;
+      },
+      refresh: () => {
+        state.host = after;
+        return Promise.resolve(after);
+      },
+    });
+    assert.equal(await check(['app-id']), undefined);
+    const unreachable = hostIdentityCheck({ host: undefined, refresh: () => Promise.reject(new Error('authority unreachable')) });
+    assert.equal(await unreachable(['anything']), undefined);
+    const stale = hostIdentityCheck({ host: before, refresh: () => Promise.reject(new Error('authority unreachable')) });
+    assert.match((await stale(['app-id'])) ?? '', /^'app-id' names no identity of host build-01; it has: \[system\]/, 'the last known list still answers');
   });
 });

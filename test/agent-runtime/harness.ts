@@ -9,10 +9,30 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcCallerResolver } from '../../src/agent/caller.js';
-import { createControlApi, loadOrCreateControlSecret, type ControlApi } from '../../src/agent/control.js';
+import { createControlApi, hostIdentityCheck, loadOrCreateControlSecret, type ControlApi } from '../../src/agent/control.js';
 import type { AgentAuditEvent } from '../../src/agent/contracts.js';
 import { SessionRegistry } from '../../src/agent/sessions.js';
+import type { HostDescription } from '../../src/shared/host-protocol.js';
 import { writeRunningAgent } from '../../src/shared/running-agent.js';
+
+/** A host with a system-assigned identity and the user-assigned identity `app-id`, for {@link startHarness}'s `host`. */
+export function harnessHost(): HostDescription {
+  const rg = '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/hosts-rg';
+  return {
+    tenantId: '00000000-0000-0000-0000-0000000000aa',
+    hostResourceId: `${rg}/providers/Microsoft.Compute/virtualMachines/build-01`,
+    subscriptionId: '00000000-0000-0000-0000-000000000001',
+    resourceGroup: 'hosts-rg',
+    name: 'build-01',
+    location: 'local',
+    vmId: '00000000-0000-0000-0000-0000000000bb',
+    identities: [
+      { type: 'SystemAssigned', objectId: '11111111-1111-1111-1111-111111111111', clientId: '22222222-2222-2222-2222-222222222222', resourceId: `${rg}/providers/Microsoft.Compute/virtualMachines/build-01` },
+      { type: 'UserAssigned', objectId: '33333333-3333-3333-3333-333333333333', clientId: '44444444-4444-4444-4444-444444444444', resourceId: `${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id` },
+    ],
+    credential: { keyId: 'k1', expiresOn: 4102444800 },
+  };
+}
 
 export interface Harness {
   dataDir: string;
@@ -28,12 +48,24 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { heartbeatMs?: number } = {}): Promise<Harness> {
+/**
+ * `host`: the host the control API checks session selectors against (as the agent does with the authority's
+ * `self`); without it, every selector is accepted.
+ */
+export async function startHarness(options: { heartbeatMs?: number; host?: HostDescription } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-agent-'));
   const controlSecret = loadOrCreateControlSecret(dataDir);
   const sessions = new SessionRegistry();
   const events: AgentAuditEvent[] = [];
-  const control = createControlApi({ controlSecret, sessions, audit: { record: (e) => events.push(e) }, callers: new ProcCallerResolver(), heartbeatMs: options.heartbeatMs ?? 0 });
+  const host = options.host;
+  const control = createControlApi({
+    controlSecret,
+    sessions,
+    audit: { record: (e) => events.push(e) },
+    callers: new ProcCallerResolver(),
+    heartbeatMs: options.heartbeatMs ?? 0,
+    ...(host === undefined ? {} : { checkIdentities: hostIdentityCheck({ host, refresh: () => Promise.resolve(host) }) }),
+  });
   const server = createServer((req, res) => {
     if (control.handleControlRequest(req, res)) return;
     if ((req.url ?? '').split('?')[0] === '/msi/token') {

@@ -8,7 +8,7 @@ import { writeRunningAgent } from '../../src/shared/running-agent.js';
 import { exitStatus } from '../../src/cli/commands/run.js';
 import { agentDataDir } from '../../src/shared/config.js';
 import { homedir, tmpdir } from 'node:os';
-import { startHarness, until, type Harness } from './harness.js';
+import { harnessHost, startHarness, until, type Harness } from './harness.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/session-child.mjs', import.meta.url));
 const MAIN = '../../src/cli/main.ts';
@@ -44,7 +44,7 @@ function killQuietly(pid: number): void {
 describe('openmsi run', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness();
+    h = await startHarness({ host: harnessHost() });
   });
   after(async () => {
     await h.close();
@@ -140,6 +140,24 @@ describe('openmsi run', () => {
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
+  });
+
+  it('refuses an identity the host does not have before starting CMD, naming the ones it has', async () => {
+    const before = h.events.length;
+    const run = openmsiRun(h.dataDir, ['app-id', 'no-such-id'], [process.execPath, CHILD]);
+    const exit = await run.waitForExit(30_000);
+    assert.equal(exit.code, 1, 'exit code and "error: " as the CLI’s other usage errors');
+    assert.deepEqual(run.lines, [], 'CMD never ran (it prints its report first)');
+    assert.equal(
+      run.stderr(),
+      "error: --identity: 'no-such-id' names no identity of host build-01; it has: [system] (system-assigned, object id 11111111-1111-1111-1111-111111111111), " +
+        'app-id (user-assigned, client id 44444444-4444-4444-4444-444444444444)\n',
+    );
+    assert.equal(h.sessions.size, 0, 'no session was made');
+    assert.deepEqual(
+      h.events.slice(before).map((e) => [e.decision, e.status, e.reason]),
+      [['refused', 400, 'identity_not_found']],
+    );
   });
 
   it('finds the agent data dir from --data-dir, then OPENMSI_AGENT_DATA_DIR, then ~/.openmsi/agent', () => {

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +11,8 @@ import { FakeClock, HOUR } from '../../src/shared/clock.js';
 import { HOST_API_BASE, HOST_API_PATHS, HOST_ASSERTION_MAX_LIFETIME_SECONDS, type HostCredentialGrant } from '../../src/shared/host-protocol.js';
 import type { UpstreamError } from '../../src/agent/upstream.js';
 import { AuthorityClient } from '../../src/agent/upstream.js';
-import { enrolHost, HostCredentialKeeper, loadHostCredential, agentFiles } from '../../src/agent/host-credential.js';
+import { enrolHost, HostCredentialKeeper, loadHostCredential, agentFiles, refuseJoinTokenForEnrolledDir } from '../../src/agent/host-credential.js';
+import { createAgent } from '../../src/agent/agent.js';
 import { captureLogs } from '../helpers/authority.js';
 
 const HOST = '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.HybridCompute/machines/m1';
@@ -73,6 +75,29 @@ describe('host credential: enrol, renew, refusal (against a scripted host API)',
     assert.equal(loaded?.record.keyId, credential.record.keyId);
     assert.equal(loaded?.record.authorityUrl, origin);
     upstream.close();
+  });
+
+  it('refuses a join token for a data dir enrolled as another host, before starting anything; the same token again is the same host', async () => {
+    const loaded = (await loadHostCredential(dataDir))!;
+    assert.equal(loaded.record.joinTokenDigest, createHash('sha256').update('join-123').digest('hex'), 'the hash of the token it enrolled with');
+    assert.ok(!readFileSync(agentFiles(dataDir).credential, 'utf8').includes('join-123'), 'never the token itself');
+    const requests = seen.length;
+    const { logger, lines } = captureLogs();
+    await assert.rejects(createAgent({ dataDir, joinToken: 'join-for-build-02', port: 0, logger }), (err: Error) => {
+      assert.equal(
+        err.message,
+        `--join-token: ${dataDir} is already enrolled as host m1 (${HOST}), and this join token is not the one it enrolled with. ` +
+          `For another host's agent on this machine, give it a data dir and port of its own (--data-dir DIR --port N). ` +
+          `To enrol this data dir again, stop its agent and delete ${agentFiles(dataDir).credential} first. To start it as m1, leave out --join-token.`,
+      );
+      return true;
+    });
+    assert.equal(seen.length, requests, 'nothing was asked of the authority');
+    assert.deepEqual(lines, [], 'a refusal, not an info log');
+    assert.ok(!existsSync(agentFiles(dataDir).runtime), 'no agent started');
+    refuseJoinTokenForEnrolledDir(dataDir, loaded.record, 'join-123');
+    const { joinTokenDigest: _, ...legacy } = loaded.record;
+    assert.throws(() => refuseJoinTokenForEnrolledDir(dataDir, legacy, 'join-123'), /is not the one it enrolled with/, 'a credential saved before the hash was kept cannot tell: refused');
   });
 
   it('signs host assertions as the contract says (ES256, kid, iss = sub = host, aud = host API, short exp, jti)', async () => {

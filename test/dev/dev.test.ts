@@ -1,13 +1,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../helpers/authority.js';
 import { repoRoot, runFixture, type FixtureProcess } from '../fixtures/child-process.js';
 import { parseDotenv } from '../helpers/clients.js';
+import { startDev as startDevStack } from '../../src/dev/dev.js';
+import { createLogger } from '../../src/shared/logger.js';
 
 const run = promisify(execFile);
 const MAIN = join(repoRoot, 'src/cli/main.ts');
@@ -80,6 +83,8 @@ describe('openmsi dev', () => {
     const bundle = readFileSync(env['REQUESTS_CA_BUNDLE']!, 'utf8');
     assert.ok(bundle.includes(readFileSync(join(dataDir, 'ca/ca.pem'), 'utf8').trim()), 'the dev CA is in the combined bundle');
     assert.ok((bundle.match(/BEGIN CERTIFICATE/g) ?? []).length > 10, 'and so are the system CAs');
+    assert.equal(env['SSL_CERT_FILE'], env['REQUESTS_CA_BUNDLE'], 'OpenSSL-based clients, Go, Ruby and .NET on Linux trust the same bundle');
+    assert.equal(env['CURL_CA_BUNDLE'], env['REQUESTS_CA_BUNDLE'], 'and so does curl, with no --cacert');
     assert.equal(env['HTTPS_PROXY'], `http://127.0.0.1:${String(ports.proxyPort)}`);
     assert.equal(env['NO_PROXY'], '127.0.0.1', 'never localhost: Python and curl would then bypass the proxy for *.localhost');
     assert.equal(env['AZURE_CORE_COLLECT_TELEMETRY'], '0');
@@ -122,6 +127,81 @@ describe('openmsi dev', () => {
   });
 });
 
+/** Holds a loopback port (as another program would) until the returned function is called. */
+async function occupy(): Promise<{ port: number; release: () => Promise<void> }> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  return { port: (server.address() as AddressInfo).port, release: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A first run that cannot serve leaves nothing behind, and says which port and which flag. */
+describe('openmsi dev on a taken port (first run)', () => {
+  let root: string;
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'openmsi-dev-port-'));
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  for (const [which, flag, extra] of [
+    ['port', '--port', ''],
+    ['agentPort', '--agent-port', ''],
+    ['proxyPort', '--proxy-port', ', or run without it: `openmsi dev --no-proxy`'],
+  ] as const) {
+    it(`${flag} taken: names the address and ${flag}, exits 1, and makes no data dir`, async () => {
+      const taken = await occupy();
+      try {
+        const dataDir = join(root, which);
+        const ports = { ...(await freePorts()), [which]: taken.port };
+        const out = await openmsi(dataDir, ['dev', '--port', String(ports.port), '--agent-port', String(ports.agentPort), '--proxy-port', String(ports.proxyPort)]);
+        assert.equal(out.code, 1, out.stdout);
+        assert.match(out.stderr, new RegExp(`^error: cannot listen on 127\\.0\\.0\\.1:${String(taken.port)} \\(.+\\): the address is already in use .* Pick another port with \`openmsi dev ${flag} <port>\`${escape(extra)}`));
+        assert.doesNotMatch(out.stderr, /EADDRINUSE|\n\s+at /, 'words, not a bare errno or a stack trace');
+        assert.equal(out.stdout, '');
+        assert.ok(!existsSync(dataDir), `no half-made data dir: ${existsSync(dataDir) ? readdirSync(dataDir).join(', ') : ''}`);
+      } finally {
+        await taken.release();
+      }
+    });
+  }
+
+  it('a first run that fails after the data dir was made takes it all back (an empty data dir given is emptied, not removed)', async () => {
+    for (const existed of [false, true]) {
+      const dataDir = join(root, `late-${String(existed)}`);
+      if (existed) mkdirSync(dataDir);
+      const ports = await freePorts();
+      const seen: string[] = [];
+      await assert.rejects(
+        startDevStack({
+          dataDir,
+          ...ports,
+          logger: createLogger({ level: 'silent' }),
+          // The step after the authority started listening on the new data dir fails.
+          progress: (message) => {
+            seen.push(message);
+            if (message.startsWith('creating resource group')) throw new Error('injected failure');
+          },
+        }),
+        /injected failure/,
+      );
+      assert.equal(seen.length, 2, 'it failed after the data dir was made and the server listened');
+      assert.equal(existsSync(dataDir), existed, 'the data dir is gone, unless it existed before');
+      if (existed) assert.deepEqual(readdirSync(dataDir), [], 'and then it is empty again');
+      // The ports were released, and the next start is a first run that succeeds.
+      const stack = await startDevStack({ dataDir, ...ports, logger: createLogger({ level: 'silent' }) });
+      try {
+        assert.equal(stack.firstRun, true);
+      } finally {
+        await stack.close();
+      }
+    }
+  });
+});
+
 /** Bad data dirs: a clear error naming the file, never a stack trace, never a silent re-initialisation. */
 describe('openmsi dev on a damaged data dir', () => {
   let dataDir: string;
@@ -145,6 +225,29 @@ describe('openmsi dev on a damaged data dir', () => {
     assert.doesNotMatch(out.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(readFileSync(join(dataDir, 'config.json'), 'utf8'), tenantBefore, 'not re-initialised');
   }
+
+  it('dev env while nothing runs says so on stderr, exits non-zero and prints nothing for eval', async () => {
+    const out = await openmsi(dataDir, ['dev', 'env']);
+    assert.equal(out.code, 1);
+    assert.equal(out.stdout, '', 'eval "$(openmsi dev env)" evaluates nothing');
+    assert.match(out.stderr, new RegExp(`^error: openmsi dev is not running on ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: start it`));
+    assert.doesNotMatch(out.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('a taken server port on a later run names the address, --port and config.json, and changes nothing', async () => {
+    const taken = await occupy();
+    try {
+      const config = join(dataDir, 'config.json');
+      const before = readFileSync(config, 'utf8');
+      const out = await openmsi(dataDir, ['dev', '--port', String(taken.port), '--agent-port', String(ports.agentPort), '--proxy-port', String(ports.proxyPort)]);
+      assert.equal(out.code, 1, out.stdout);
+      assert.match(out.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${String(taken.port)} \\(the server\\): the address is already in use .*\`openmsi dev --port <port>\` for this run, or change it for good: edit "port" in ${escape(config)}`));
+      assert.equal(readFileSync(config, 'utf8'), before);
+      assert.ok(!existsSync(join(dataDir, 'run/dev.json')), 'no running record left behind');
+    } finally {
+      await taken.release();
+    }
+  });
 
   it('a missing master key names the file', async () => {
     const key = join(dataDir, 'master.key');

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -49,10 +49,14 @@ describe('npm start, then eval "$(openmsi dev env)" in a second shell', () => {
     }
   });
   after(async () => {
-    // npm runs node as a child: stop the whole group, as Ctrl-C in the terminal does.
-    if (npmStart?.pid !== undefined && npmStart.exitCode === null) {
-      const exited = new Promise((r) => npmStart.once('exit', r));
-      process.kill(-npmStart.pid, 'SIGINT');
+    // Stop the whole group, as Ctrl-C in the terminal does (whatever is left of it, should a test have failed).
+    if (npmStart?.pid !== undefined) {
+      const exited = npmStart.exitCode === null ? new Promise((r) => npmStart.once('exit', r)) : Promise.resolve();
+      try {
+        process.kill(-npmStart.pid, 'SIGINT');
+      } catch {
+        // the group is gone
+      }
       await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
     }
     rmSync(root, { recursive: true, force: true });
@@ -66,4 +70,30 @@ describe('npm start, then eval "$(openmsi dev env)" in a second shell', () => {
     });
     assert.equal(stdout, 'Hello from the openmsi dev vault\n');
   });
+
+  it('says what it is doing while it builds', () => {
+    assert.match(output, /^npm start: (building|checking) dist\//m);
+  });
+
+  it('stopping npm start by its pid (as CI steps, IDE stop buttons and systemd do) stops the server too', async () => {
+    const record = JSON.parse(readFileSync(join(dataDir, 'run/dev.json'), 'utf8')) as { pid: number };
+    const exited = new Promise<number | null>((r) => npmStart.once('exit', (code) => r(code)));
+    process.kill(npmStart.pid!, 'SIGTERM'); // npm's pid only, not its process group
+    await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error(`npm start did not exit within 20 s:\n${output}`)), 20_000))]);
+    const deadline = Date.now() + 20_000;
+    while (alive(record.pid)) {
+      if (Date.now() > deadline) throw new Error(`openmsi dev (pid ${String(record.pid)}) still runs after npm start (pid ${String(npmStart.pid)}) stopped:\n${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(!existsSync(join(dataDir, 'run/dev.json')), 'it stopped cleanly (its running record is removed)');
+  });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

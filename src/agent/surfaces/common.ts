@@ -171,6 +171,23 @@ export function sessionAllows(session: AgentSession, identity: HostIdentity): bo
   return session.identities.some((selector) => selectorNames(selector, identity));
 }
 
+/** The session selectors that name none of `identities` (as {@link sessionAllows} matches them). */
+export function unknownSessionSelectors(selectors: readonly string[], identities: readonly HostIdentity[]): string[] {
+  return selectors.filter((selector) => !identities.some((identity) => selectorNames(selector, identity)));
+}
+
+/** A host's identities as `openmsi run --identity` can name them: `[system]` and each user-assigned identity's name, with their ids. */
+export function describeSessionIdentities(identities: readonly HostIdentity[]): string {
+  if (identities.length === 0) return 'none (assign one with `openmsi vm identity assign`)';
+  return identities
+    .map((identity) =>
+      identity.type === 'SystemAssigned'
+        ? `[system] (system-assigned, object id ${identity.objectId})`
+        : `${identity.resourceId.split('/').pop() ?? identity.resourceId} (user-assigned, client id ${identity.clientId})`,
+    )
+    .join(', ');
+}
+
 function selectorNames(selector: string, identity: HostIdentity): boolean {
   const s = selector.trim().toLowerCase();
   if (s === '[system]' || s === 'system') return identity.type === 'SystemAssigned';

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { startDev } from '../../dev/dev.js';
 import { devEnvironment, seedAzConfigDir } from '../../dev/environment.js';
@@ -8,7 +9,7 @@ import { defaultShell, ENV_SHELLS, formatEnvironment, type EnvShell } from '../.
 import { applyHostsEntries, DEFAULT_HOSTS_PATH, removeHostsEntries } from '../../dev/hosts-file.js';
 import { DEV_NAMES, DEV_PORTS, devLayout, readRunningDev } from '../../dev/layout.js';
 import { DevTrustError, installDevCa, uninstallDevCa } from '../../dev/trust.js';
-import { checkPort, loadInstallationConfig, readEnvironment } from '../../shared/config.js';
+import { checkPort, loadInstallationConfig, readEnvironment, resolveDataDir } from '../../shared/config.js';
 import { createLogger, defaultLogFormat } from '../../shared/logger.js';
 import { readRunningAuthority } from '../../shared/running-authority.js';
 import { vaultUri } from '../../vault/contracts.js';
@@ -47,6 +48,83 @@ export function azCloudCommands(serverUrl: string, vaultDomain: string, port: nu
     ['cloud', 'set', '-n', DEV_NAMES.azCloud],
     ['login', '--identity'],
   ];
+}
+
+/** Why `openmsi dev env` prints nothing: no `openmsi dev` is running on this data dir. */
+function notRunningMessage(dataDir: string): string {
+  const server = readRunningAuthority(dataDir);
+  const holder = server === undefined ? '' : ` (an openmsi server runs there, pid ${String(server.pid)}, but not openmsi dev: it has no dev agent, vault or proxy)`;
+  return (
+    `openmsi dev is not running on ${dataDir}${holder}: start it in another terminal (\`openmsi dev\`, or \`npm start\` in the openmsi checkout), ` +
+    `then run this again; for another data dir pass --data-dir or set OPENMSI_DATA_DIR`
+  );
+}
+
+/** What each entry of a dev data dir holds, for `openmsi dev reset`. */
+const DATA_DIR_ENTRIES: Readonly<Record<string, string>> = {
+  'config.json': 'the installation settings (tenant, subscription, port)',
+  'master.key': 'the master key that encrypts the keys and secrets below',
+  'admin.json': 'the admin credential',
+  ca: 'the dev CA (a copy installed with `openmsi dev trust` stays trusted until `openmsi dev trust --uninstall`)',
+  tls: "the server's TLS certificate and key",
+  store: 'the store: tenant, identities, role assignments, vault dev and every secret in it, signing keys, audit trail',
+  agent: "this machine's agent: host credential and agent secrets",
+  dev: 'the combined CA bundle and the az config dir of `openmsi dev env`',
+  run: 'records of running processes',
+};
+
+/** The lines `openmsi dev reset` prints about what it deletes. */
+export function describeDataDirContents(dataDir: string): string[] {
+  return readdirSync(dataDir)
+    .sort()
+    .map((name) => `  ${name.padEnd(12)} ${DATA_DIR_ENTRIES[name] ?? 'not made by openmsi'}`);
+}
+
+/** The home directory of `user` from the passwd database (`getent passwd`, else /etc/passwd), or undefined. */
+function homeOf(user: string): string | undefined {
+  const fromLine = (line: string | undefined): string | undefined => {
+    const fields = line?.split(':');
+    return fields !== undefined && fields.length >= 7 && fields[0] === user && fields[5] !== '' ? fields[5] : undefined;
+  };
+  try {
+    return fromLine(execFileSync('getent', ['passwd', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  } catch {
+    try {
+      return fromLine(readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.startsWith(`${user}:`)));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * The data dir for commands run with sudo (`sudo openmsi dev trust|hosts`): with no --data-dir and no
+ * OPENMSI_DATA_DIR, the invoking user's (SUDO_USER) `~/.openmsi`, not root's; otherwise the usual one.
+ * Says on stderr which one it chose, and refuses when that user's home cannot be found.
+ */
+export function dataDirUnderSudo(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  lookupHome: (user: string) => string | undefined = homeOf,
+  currentUser: string = userInfo().username,
+): { dataDir: string; note?: string } {
+  const sudoUser = env['SUDO_USER'];
+  if (explicit !== undefined || readEnvironment(env).dataDir !== undefined || sudoUser === undefined || sudoUser === '' || sudoUser === currentUser) {
+    return { dataDir: resolveDataDir(explicit, env) };
+  }
+  const home = lookupHome(sudoUser);
+  if (home === undefined) {
+    throw new Error(`run with sudo by ${sudoUser}, whose home directory is not in the passwd database: pass the data dir, e.g. --data-dir ~${sudoUser}/.openmsi`);
+  }
+  const dataDir = join(home, '.openmsi');
+  return { dataDir, note: `using ${dataDir}, the data dir of ${sudoUser} (who ran sudo); pass --data-dir for another` };
+}
+
+/** {@link dataDirUnderSudo} for a command, with its note on stderr. */
+function sudoAwareDataDir(cmd: Command): string {
+  const { dataDir, note } = dataDirUnderSudo(cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
+  if (note !== undefined) process.stderr.write(`${note}\n`);
+  return dataDir;
 }
 
 function shellQuote(arg: string): string {
@@ -117,11 +195,15 @@ Examples:
 
   dev
     .command('env')
-    .description('Print what makes unchanged applications in this shell use the dev stack: eval "$(openmsi dev env)"')
+    .description('Print what makes unchanged applications in this shell use the running dev stack: eval "$(openmsi dev env)" (exits 1, printing nothing, when no openmsi dev runs on the data dir)')
     .addOption(new Option('--shell <shell>', 'output syntax (default: from $SHELL)').choices([...ENV_SHELLS]))
     .action((opts: { shell?: EnvShell }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
-      process.stdout.write(`${formatEnvironment(devEnvironment(dataDir, endpointsOf(dataDir)), opts.shell ?? defaultShell())}\n`);
+      // Only what a running `openmsi dev` recorded: defaults would point the shell at ports nothing (or
+      // something else) listens on. The refusal goes to stderr, so `eval "$(openmsi dev env)"` evaluates nothing.
+      const running = readRunningDev(dataDir);
+      if (running === undefined) throw new Error(notRunningMessage(dataDir));
+      process.stdout.write(`${formatEnvironment(devEnvironment(dataDir, running), opts.shell ?? defaultShell())}\n`);
     });
 
   dev
@@ -130,7 +212,7 @@ Examples:
     .option('--uninstall', 'remove it instead')
     .option('--dry-run', 'only say what would change')
     .action((opts: { uninstall?: boolean; dryRun?: boolean }, cmd: Command) => {
-      const { dataDir } = globalOptions(cmd);
+      const dataDir = sudoAwareDataDir(cmd);
       const caFile = devLayout(dataDir).caCert;
       if (!existsSync(caFile)) throw new Error(`no dev CA at ${caFile}: run \`openmsi dev\` first`);
       const caPem = readFileSync(caFile, 'utf8');
@@ -161,7 +243,7 @@ Examples:
     .option('--file <path>', 'the hosts file', DEFAULT_HOSTS_PATH)
     .option('--vault <name...>', 'vault names (default: dev)')
     .action((opts: { apply?: boolean; remove?: boolean; file: string; vault?: string[] }, cmd: Command) => {
-      const { dataDir } = globalOptions(cmd);
+      const dataDir = sudoAwareDataDir(cmd);
       const config = loadInstallationConfig(dataDir);
       const names = (opts.vault ?? [DEV_NAMES.vault]).map((v) => `${v.toLowerCase()}.${config.vaultDomain}`);
       if (opts.apply === true && opts.remove === true) throw new Error('pass --apply or --remove, not both');
@@ -212,7 +294,7 @@ Examples:
 
   dev
     .command('reset')
-    .description('Delete the dev data dir (identities, vault, secrets, keys, CA): the next `openmsi dev` starts fresh.')
+    .description('Delete the dev data dir (identities, vault, secrets, keys, CA), naming it and what it holds: the next `openmsi dev` starts fresh.')
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (opts: { yes?: boolean }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
@@ -222,8 +304,13 @@ Examples:
         process.stdout.write(`${dataDir} does not exist: nothing to reset\n`);
         return;
       }
-      if (opts.yes !== true && !(await confirm(`delete ${dataDir}`, '--yes'))) return;
+      const contents = describeDataDirContents(dataDir);
+      const what = `${dataDir} and everything in it:\n${contents.length === 0 ? '  (it is empty)' : contents.join('\n')}`;
+      if (opts.yes !== true) {
+        process.stderr.write(`openmsi dev reset deletes ${what}\nThe next \`openmsi dev\` starts fresh: new tenant, identities, vault and CA.\n`);
+        if (!(await confirm(`delete ${dataDir}`, '--yes'))) return;
+      }
       rmSync(dataDir, { recursive: true, force: true });
-      process.stdout.write(`deleted ${dataDir}\n`);
+      process.stdout.write(`deleted ${what}\n`);
     });
 }

@@ -50,12 +50,17 @@ export function openSession(agentUrl: string, controlSecret: string, identities:
         res.on('data', (chunk: string) => (text += chunk.slice(0, 4096)));
         res.on('end', () => {
           let description = text;
+          let error: string | undefined;
           try {
-            description = (JSON.parse(text) as { error_description?: string }).error_description ?? text;
+            const parsed = JSON.parse(text) as { error?: string; error_description?: string };
+            description = parsed.error_description ?? text;
+            error = parsed.error;
           } catch {
             // not JSON: show it as it is
           }
-          reject(new Error(`the agent refused the session (${String(res.statusCode)}): ${description}`));
+          // A usage error, not the agent's failure: say which --identity is wrong and what the host has.
+          if (res.statusCode === 400 && error === 'identity_not_found') reject(new Error(`--identity: ${description}`));
+          else reject(new Error(`the agent refused the session (${String(res.statusCode)}): ${description}`));
         });
         return;
       }
