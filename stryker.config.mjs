@@ -36,8 +36,11 @@ export const GROUPS = {
       'src/authority/grants/managed-identity.ts',
       'src/authority/hosts/authenticate.ts',
       'src/authority/token/resource.ts',
+      'src/authority/token/throttle.ts',
     ],
     testFiles: [
+      'test/authority/token/throttle.test.ts',
+      'test/authority/client-auth-throttle.test.ts',
       'test/authority/token-endpoint.test.ts',
       'test/authority/managed-identity-grant.test.ts',
       'test/unit/authority-urls.test.ts',
