@@ -18,7 +18,7 @@
 // reason, and the slowest files with their times) merged from what scripts/test-summary-reporter.mjs
 // collected for each file. Exits 1 when any file failed.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,19 @@ const SERIAL = new Map([
  * last while the other lane is idle. Only an ordering hint (measured with this script's timings): a file
  * missing here still runs.
  */
-const SLOW_FIRST = [];
+const SLOW_FIRST = [
+  'test/rbac-store/cli.test.ts',
+  'test/cli/cli.test.ts',
+  'test/cli/keyvault.test.ts',
+  'test/vault-clients/real-clients.test.ts',
+  'test/hosts/cli.test.ts',
+  'test/examples/examples.test.ts',
+  'test/docs/quickstart.test.ts',
+  'test/dev/az.test.ts',
+  'test/dev/dev.test.ts',
+  'test/cli/start.test.ts',
+  'test/agent-clients/operations.test.ts',
+];
 
 /** Every `*.test.ts` under `dir`, as paths relative to the repository root with `/` separators. */
 function findTests(dir) {
@@ -105,6 +117,8 @@ if (build.status !== 0) {
   console.error('run-tests: the build failed (tsc -b tsconfig.build.json)');
   process.exit(1);
 }
+// As `npm run build` leaves it: the bin is executable (test/cli checks it, as `npx openmsi` needs it).
+chmodSync(join(root, 'dist', 'cli', 'main.js'), 0o755);
 
 const rank = (f) => {
   const i = SLOW_FIRST.indexOf(f);
@@ -217,7 +231,7 @@ if (skipped.length > 0) out += `# skipped:\n${skipped.map((s) => `#   ${s}\n`).j
 const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 15);
 const lanes = Math.min(jobs, parallel.length);
 const count = (n, what) => `${String(n)} ${what}${n === 1 ? '' : 's'}`;
-out += `# ${count(results.length, 'file')}: ${String(parallel.length)} ${lanes > 1 ? `${String(lanes)} at a time` : 'one at a time'}, then ${String(serial.length)} alone`;
+out += `# ${count(results.length, 'file')}: ${String(parallel.length)} ${lanes === 1 ? 'one at a time' : lanes === 2 ? 'two at a time' : `${String(lanes)} at a time`}, then ${String(serial.length)} alone`;
 out += slowest.length < results.length ? `; the ${String(slowest.length)} slowest:\n` : '; slowest first:\n';
 out += slowest.map((r) => `#   ${r.seconds.toFixed(1).padStart(6)} s  ${r.file}${SERIAL.has(r.file) ? ' (alone)' : ''}\n`).join('');
 process.stdout.write(out);

@@ -157,8 +157,9 @@ export async function startTestAuthority(
   options: { clock?: Clock; env?: NodeJS.ProcessEnv; tokenLifetimeSeconds?: number; backend?: Backend; host?: string } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
-  // Port 0: the system picks a free port when the authority binds, and `listen()` reads it back.
-  const port = 0;
+  // Not port 0: config.json keeps the port, and what reads the data dir (a vault replica, the CLI) derives the
+  // issuer from it, so the port is chosen before init.
+  const port = await freePort();
   const database = options.backend === 'postgres' ? await createTestDatabase(requirePostgresUrl()) : undefined;
   const env = options.env ?? { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: database?.url ?? '' };
   const init = await initDataDir({
