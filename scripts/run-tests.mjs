@@ -131,7 +131,7 @@ const summaryDir = mkdtempSync(join(tmpdir(), 'openmsi-test-summary-'));
 /** @type {Set<import('node:child_process').ChildProcess>} */
 const running = new Set();
 let stopping = false;
-/** @type {{ file: string, seconds: number, code: number | null, signal: string | null, summary: any }[]} */
+/** @type {{ file: string, seconds: number, code: number | null, signal: string | null, summary: any, warnings: string[] }[]} */
 const results = [];
 
 /** Runs one test file in its own node process; prints its TAP (and anything it wrote to stderr) when it ends. */
@@ -161,7 +161,8 @@ function runFile(file, index) {
       const seconds = (performance.now() - started) / 1000;
       process.stdout.write(`# ---- ${file} (${seconds.toFixed(1)} s) ----\n`);
       process.stdout.write(Buffer.concat(out));
-      if (err.length > 0) process.stderr.write(Buffer.concat(err));
+      const stderr = Buffer.concat(err).toString('utf8');
+      if (stderr !== '') process.stderr.write(`# ---- ${file}: stderr ----\n${stderr}`);
       if (spawnError !== undefined) process.stderr.write(`run-tests: could not start node for ${file}: ${spawnError.message}\n`);
       let summary;
       try {
@@ -169,7 +170,9 @@ function runFile(file, index) {
       } catch {
         summary = undefined; // the file's run ended before the reporter finished; its TAP says what happened
       }
-      results.push({ file, seconds, code, signal, summary });
+      // Node's process warnings (deprecations, experimental APIs): named in the summary, so none goes unseen.
+      const warnings = [...new Set(stderr.split('\n').filter((l) => /^\(node:\d+\) (\[\w+\] )?\w*Warning: /.test(l)).map((l) => l.replace(/^\(node:\d+\) /, '')))];
+      results.push({ file, seconds, code, signal, summary, warnings });
       done();
     };
     child.once('error', (e) => finish(null, null, e));
@@ -228,6 +231,8 @@ if (totals.todo) out += `, todo ${String(totals.todo)}`;
 out += ` (${String(totals.tests)} tests in ${String(totals.suites)} suites, ${wall.toFixed(1)} s)\n`;
 if (failed.length > 0) out += `# failed:\n${failed.map((f) => `#   ${f}\n`).join('')}`;
 if (skipped.length > 0) out += `# skipped:\n${skipped.map((s) => `#   ${s}\n`).join('')}`;
+const warned = results.filter((r) => r.warnings.length > 0);
+if (warned.length > 0) out += `# warnings (on stderr):\n${warned.flatMap((r) => r.warnings.map((w) => `#   ${r.file}: ${w}\n`)).join('')}`;
 const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 15);
 const lanes = Math.min(jobs, parallel.length);
 const count = (n, what) => `${String(n)} ${what}${n === 1 ? '' : 's'}`;
