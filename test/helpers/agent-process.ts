@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { type TestAuthority } from './authority.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 /** The built CLI (scripts/run-tests.mjs builds it first): a second faster to start than the source through tsx. */
 const BUILT_MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
@@ -85,7 +84,7 @@ export async function startAgentProcess(t: TestAuthority, args: { joinToken?: st
   // Port 0 unless asked for one: the agent binds a free port and records it in run/agent.json (read below).
   const asked = args.port ?? 0;
   const dataDir = args.dataDir ?? mkdtempSync(join(tmpdir(), 'openmsi-agent-'));
-  const argv = ['--import', 'tsx', MAIN, 'agent', '--authority', t.url, '--ca-file', t.caPath, '--data-dir', dataDir, '--port', String(asked)];
+  const argv = [BUILT_MAIN, 'agent', '--authority', t.url, '--ca-file', t.caPath, '--data-dir', dataDir, '--port', String(asked)];
   if (args.joinToken !== undefined) argv.push('--join-token', args.joinToken);
   argv.push(...(args.extra ?? []));
   const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, OPENMSI_DATA_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
