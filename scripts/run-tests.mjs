@@ -31,9 +31,10 @@ const testRoot = join(root, 'test');
  * another test file.
  */
 const SERIAL = new Map([
-  // Starts an authority, agents and the real az CLI, Python and .NET-free SDK clients one after another; each
-  // client is a CPU-heavy process start with its own timeout, and the file alone keeps both cores busy.
-  ['test/agent-clients/real-clients.test.ts', 'the real az CLI and Python clients, each a heavy process start'],
+  // Drives the real az CLI, Python and Node SDK clients against agents, each client a CPU-heavy process start
+  // under its own timeout (the file alone keeps both cores busy), and its Azure Arc case uses the one
+  // machine-wide challenge directory those clients read, /var/opt/azcmagent/tokens.
+  ['test/agent-clients/real-clients.test.ts', 'real az/Python clients; the machine-wide Arc token directory'],
 ]);
 
 /**
