@@ -1,6 +1,7 @@
-// A node:test reporter that prints only a short summary at the end of the run: how many tests passed,
-// failed and were skipped, which failed, and why each skip was skipped. scripts/run-tests.mjs runs it
-// beside the TAP reporter, with its own destination, and prints what it wrote after the TAP.
+// A node:test reporter that collects what the summary needs from one `node --test <file>` run: the run's totals,
+// which tests failed (with the first line of the error) and which were skipped (with the reason). It writes them
+// as one JSON object; scripts/run-tests.mjs runs it beside the TAP reporter for every test file, with its own
+// destination, and merges the objects of all files into the summary it prints after the TAP.
 import { relative } from 'node:path';
 
 const TOTALS = /^(tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ([\d.]+)$/;
@@ -38,13 +39,5 @@ export default async function* summary(source) {
       }
     }
   }
-  const seconds = ((totals.duration_ms ?? 0) / 1000).toFixed(1);
-  let out = '\n# ---- summary ----\n';
-  out += `# passed ${String(totals.pass ?? 0)}, failed ${String(totals.fail ?? 0)}, skipped ${String(totals.skipped ?? 0)}`;
-  if (totals.cancelled) out += `, cancelled ${String(totals.cancelled)}`;
-  if (totals.todo) out += `, todo ${String(totals.todo)}`;
-  out += ` (${String(totals.tests ?? 0)} tests in ${String(totals.suites ?? 0)} suites, ${seconds} s)\n`;
-  if (failed.length > 0) out += `# failed:\n${failed.map((f) => `#   ${f}\n`).join('')}`;
-  if (skipped.length > 0) out += `# skipped:\n${skipped.map((s) => `#   ${s}\n`).join('')}`;
-  yield out;
+  yield `${JSON.stringify({ totals, failed, skipped })}\n`;
 }

@@ -104,8 +104,10 @@ function createListener(url: string, onNotice: (channel: string, payload: string
     listen(channel) {
       if (channels.has(channel)) return;
       channels.add(channel);
-      if (client !== undefined) {
-        lastListen = client.query(`LISTEN ${quote(channel)}`).catch(() => undefined);
+      const c = client;
+      if (c !== undefined) {
+        // One query at a time on the client (pg deprecates overlapping ones): after the previous LISTEN.
+        lastListen = lastListen.then(() => c.query(`LISTEN ${quote(channel)}`)).catch(() => undefined);
       } else {
         void connect();
       }

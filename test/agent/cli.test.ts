@@ -11,11 +11,12 @@ import { agentEnvironment } from '../../src/agent/environment.js';
 import { formatEnvironment } from '../../src/dev/env.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
+const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       done({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
     });
   });
@@ -82,7 +83,7 @@ describe('openmsi agent (process)', () => {
 
   it('starts from a saved credential in --data-dir, listens on --port, writes a 0600 secret, refuses as documented, stops on SIGTERM', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'agent', '--data-dir', host.dataDir, '--port', String(port), '--log-format', 'json'], {
+    const child = spawn(process.execPath, [MAIN, 'agent', '--data-dir', host.dataDir, '--port', String(port), '--log-format', 'json'], {
       cwd: ROOT,
       env: { ...process.env, OPENMSI_DATA_DIR: join(host.dataDir, 'not-this') },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -11,7 +11,8 @@ import { formatResult, column } from '../../src/cli/output.js';
 import { parseTags } from '../../src/cli/commands/shared.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
+const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 interface Run {
   code: number;
@@ -23,7 +24,7 @@ function run(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } 
   return new Promise((resolvePromise) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', MAIN, ...args],
+      [MAIN, ...args],
       { cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env }, timeout: 60_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;

@@ -1,13 +1,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, type TestAuthority } from './authority.js';
+import { type TestAuthority } from './authority.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 /** The built CLI (scripts/run-tests.mjs builds it first): a second faster to start than the source through tsx. */
 const BUILT_MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
@@ -67,14 +66,25 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
+/** The port the agent process `pid` recorded in `<dataDir>/run/agent.json` once it listens (0 before then). */
+function boundAgentPort(dataDir: string, pid: number | undefined): number {
+  try {
+    const record = JSON.parse(readFileSync(join(dataDir, 'run', 'agent.json'), 'utf8')) as { port?: unknown; pid?: unknown };
+    return record.pid === pid && typeof record.port === 'number' ? record.port : 0;
+  } catch {
+    return 0; // not written yet (the record is written atomically)
+  }
+}
+
 /**
  * Starts `openmsi agent` as a separate process, exactly as an operator would, and waits until it answers
  * `/metadata/instance` (enrolled and serving).
  */
 export async function startAgentProcess(t: TestAuthority, args: { joinToken?: string; dataDir?: string; port?: number; extra?: string[] }): Promise<AgentProcess> {
-  const port = args.port ?? (await freePort());
+  // Port 0 unless asked for one: the agent binds a free port and records it in run/agent.json (read below).
+  const asked = args.port ?? 0;
   const dataDir = args.dataDir ?? mkdtempSync(join(tmpdir(), 'openmsi-agent-'));
-  const argv = ['--import', 'tsx', MAIN, 'agent', '--authority', t.url, '--ca-file', t.caPath, '--data-dir', dataDir, '--port', String(port)];
+  const argv = [BUILT_MAIN, 'agent', '--authority', t.url, '--ca-file', t.caPath, '--data-dir', dataDir, '--port', String(asked)];
   if (args.joinToken !== undefined) argv.push('--join-token', args.joinToken);
   argv.push(...(args.extra ?? []));
   const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, OPENMSI_DATA_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -83,13 +93,17 @@ export async function startAgentProcess(t: TestAuthority, args: { joinToken?: st
   child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const deadline = Date.now() + 45_000;
+  let port = asked;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`openmsi agent exited ${child.exitCode}:\n${output}`);
-    try {
-      const answer = await agentRequest(port, '/metadata/instance?api-version=2021-02-01', { headers: { Metadata: 'true' } });
-      if (answer.status === 200) break;
-    } catch {
-      // not listening yet
+    if (port === 0) port = boundAgentPort(dataDir, child.pid);
+    if (port !== 0) {
+      try {
+        const answer = await agentRequest(port, '/metadata/instance?api-version=2021-02-01', { headers: { Metadata: 'true' } });
+        if (answer.status === 200) break;
+      } catch {
+        // not listening yet
+      }
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

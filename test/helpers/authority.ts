@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,17 +63,80 @@ function requirePostgresUrl(): string {
   return url;
 }
 
-/** A free loopback port (bound, read, released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Reservations {@link freePort} holds for this process: removed when it exits. */
+const reserved = new Set<string>();
+process.once('exit', () => {
+  for (const file of reserved) rmSync(file, { force: true });
+});
+
+/** The ports `bind(0)` and outgoing connections take (Linux's ip_local_port_range), to stay out of. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && high !== undefined && low > 0 && high >= low) return [low, high];
+  } catch {
+    // not Linux: the IANA range
+  }
+  return [49152, 65535];
+}
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
   });
+}
+
+/** Whether the process that wrote a reservation is still alive. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A loopback port for a server that must be told its port before it starts (a child process given `--port N`).
+ * Where the code can, bind port 0 and read the port back instead; this is for the rest.
+ *
+ * A port found by binding port 0 and releasing it is not safe to hand on while other test files run at the
+ * same time: until the server binds it, the kernel may give it to anyone's `bind(0)` or use it as the source
+ * port of an outgoing connection. So the port is picked at random below the kernel's ephemeral range (where
+ * neither ever lands), checked free, and reserved across processes by an exclusive file under the temp dir
+ * for as long as this process lives (a reservation whose process died is taken over), so two test files
+ * running at once never get the same port.
+ */
+export async function freePort(): Promise<number> {
+  const [low] = ephemeralRange();
+  const [from, to] = low > 12_000 ? [10_000, low - 1] : [ephemeralRange()[1] + 1, 65_535];
+  const dir = join(tmpdir(), 'openmsi-test-ports');
+  mkdirSync(dir, { recursive: true });
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = from + Math.floor(Math.random() * (to - from + 1));
+    const file = join(dir, String(port));
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+    } catch {
+      // Reserved: free the reservation only when its process is gone (then try another port).
+      let owner = 0;
+      try {
+        owner = Number(readFileSync(file, 'utf8'));
+      } catch {
+        // released meanwhile
+      }
+      if (Number.isInteger(owner) && owner > 0 && !alive(owner)) rmSync(file, { force: true });
+      continue;
+    }
+    reserved.add(file);
+    if (await canBind(port)) return port;
+    reserved.delete(file);
+    rmSync(file, { force: true });
+  }
+  throw new Error(`freePort: no free port between ${String(from)} and ${String(to)} after 200 tries`);
 }
 
 /** A capturing log stream. */
@@ -112,6 +175,8 @@ export async function startTestAuthority(
   } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
+  // Not port 0: config.json keeps the port, and what reads the data dir (a vault replica, the CLI) derives the
+  // issuer from it, so the port is chosen before init.
   const port = await freePort();
   const database = options.backend === 'postgres' ? await createTestDatabase(requirePostgresUrl()) : undefined;
   const env = options.env ?? { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: database?.url ?? '' };

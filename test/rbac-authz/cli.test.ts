@@ -8,11 +8,12 @@ import { startTestAuthority, type TestAuthority } from '../helpers/authority.js'
 import { call, clientToken, ROLE, V } from './helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
+const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' }, timeout: 60_000 }, (error, stdout, stderr) => {
       done({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
     });
   });
