@@ -1,5 +1,6 @@
 import { after, before, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -331,7 +332,7 @@ void describe('createTokenVerifier with a local JWKS', () => {
       { jwks: {} }, { jwks: null },
     ];
     for (const override of bad) {
-      assert.throws(() => createTokenVerifier({ ...base, ...override } as never), TypeError, JSON.stringify(override));
+      assert.throws(() => createTokenVerifier({ ...base, ...override }), TypeError, JSON.stringify(override));
     }
     assert.throws(() => localJwks(42 as never), TypeError);
     assert.throws(() => localJwks(undefined as never), TypeError);
@@ -346,11 +347,9 @@ void describe('createTokenVerifier with a local JWKS', () => {
   });
 
   void it('invariant: only public signing JWKs are trusted (use sig or absent; RSA, EC, OKP; never a private key)', async () => {
-    const { d: _d, ...publicJwk } = { ...(key.privateKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: key.kid, use: 'sig' };
-    void _d;
-    const privateJwk = { ...(key.privateKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: key.kid, use: 'sig' };
-    const { use: _use, ...noUse } = publicJwk;
-    void _use;
+    const publicJwk = key.jwk;
+    const privateJwk = { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, use: 'sig' };
+    const noUse = { ...publicJwk, use: undefined };
     const table: [string, Record<string, unknown>, 'accept' | TokenVerificationErrorCode][] = [
       ['use sig', publicJwk, 'accept'],
       ['no use', noUse, 'accept'],
@@ -423,6 +422,7 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
   let status = 200;
   let fetches = 0;
   let oversize = false;
+  let chunked = false;
   let caPem: string;
   let server: https.Server;
   let base: string;
@@ -447,6 +447,12 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
       res.statusCode = status;
       res.setHeader('content-type', 'application/json');
       // A slow-ish response widens the window in which concurrent lookups must share one fetch.
+      if (chunked) {
+        // No content-length: only the running count can stop it.
+        for (let i = 0; i < 40; i++) res.write(`${'x'.repeat(64 * 1024)}`);
+        res.end();
+        return;
+      }
       setTimeout(() => res.end(oversize ? JSON.stringify({ keys: [], pad: 'x'.repeat(2 * 1024 * 1024) }) : JSON.stringify(served)), 20);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -466,6 +472,7 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
     status = 200;
     fetches = 0;
     oversize = false;
+    chunked = false;
   }
 
   function advance(ms: number): void {
@@ -586,6 +593,97 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
     const verifier = createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], clock });
     await verifier.verify(await sign(keyA, claims(clock)));
     assert.equal(fetches, 1);
+  });
+
+  void it('invariant: http:// only for loopback hosts and only when allowed; no other scheme, ever (remoteJwks and discoverJwks)', async () => {
+    for (const url of ['http://127.0.0.1:1/keys', 'http://localhost:1/keys', 'http://[::1]:1/keys']) {
+      assert.throws(() => remoteJwks(url), TypeError, url);
+      assert.ok(remoteJwks(url, { allowInsecureLoopback: true }), url);
+      await assert.rejects(discoverJwks(url), TypeError, url);
+    }
+    for (const url of ['ftp://127.0.0.1/keys', 'ws://localhost/keys', 'file:///etc/keys', 'http://127.0.0.2/keys', 'http://[::2]/keys',
+      'http://localhost.example/keys', 'http://0.0.0.0/keys', 'data:application/json,{}']) {
+      assert.throws(() => remoteJwks(url, { allowInsecureLoopback: true }), TypeError, url);
+      await assert.rejects(discoverJwks(url, { allowInsecureLoopback: true }), TypeError, url);
+    }
+  });
+
+  void it('discovers and fetches over http on loopback when allowed', async () => {
+    const plain = http.createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      const own = `http://127.0.0.1:${String((plain.address() as AddressInfo).port)}`;
+      res.end(JSON.stringify(req.url === '/.well-known/openid-configuration' ? { jwks_uri: `${own}/keys` } : { keys: [keyA.jwk] }));
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    try {
+      const source = await discoverJwks(`http://127.0.0.1:${String((plain.address() as AddressInfo).port)}`, { allowInsecureLoopback: true, timeoutMs: 2000 });
+      const verifier = createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], clock });
+      await verifier.verify(await sign(keyA, claims(clock)));
+    } finally {
+      plain.closeAllConnections();
+      await new Promise<void>((resolve) => plain.close(() => resolve()));
+    }
+  });
+
+  void it('invariant: cooldown, cache age, timeout and size options must be finite and non-negative (0 allowed); ca must be PEM text or a Buffer', () => {
+    const url = `${base}/keys`;
+    for (const name of ['cooldownMs', 'cacheMaxAgeMs', 'timeoutMs', 'maxResponseBytes']) {
+      for (const value of [-1, -0.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, '5', null]) {
+        assert.throws(() => remoteJwks(url, { ca: caPem, [name]: value }), TypeError, `${name}=${String(value)}`);
+      }
+      assert.ok(remoteJwks(url, { ca: caPem, [name]: 0 }), `${name}=0`);
+    }
+    for (const ca of [42, {}, ['pem'], null]) assert.throws(() => remoteJwks(url, { ca: ca as never }), TypeError, JSON.stringify(ca));
+  });
+
+  void it('takes the CA as a Buffer too', async () => {
+    reset();
+    const source = remoteJwks(`${base}/keys`, { ca: Buffer.from(caPem) });
+    const verifier = createTokenVerifier({ jwks: source, issuers: [ISSUER], audiences: [AUDIENCE], clock });
+    await verifier.verify(await sign(keyA, claims(clock)));
+  });
+
+  void it('a refreshed body whose keys are not all JSON objects is a failed fetch: the last good set keeps serving, no refetch inside the cooldown', async () => {
+    const bodies: unknown[] = [{ keys: [null] }, { keys: [1] }, { keys: ['key'] }, { keys: [[]] }, { keys: [true] }, { keys: [keyA.jwk, null] }, { keys: [keyA.jwk, 'x'] }];
+    for (const body of bodies) {
+      reset();
+      const { verifier } = makeVerifier({ cacheMaxAgeMs: 60_000 });
+      await verifier.verify(await sign(keyA, claims(clock)));
+      served = body as JwksDocument;
+      advance(2 * 60_000);
+      await verifier.verify(await sign(keyA, claims(clock)));
+      await verifier.verify(await sign(keyA, claims(clock)));
+      assert.equal(fetches, 2, JSON.stringify(body));
+      advance(31 * SECOND);
+    }
+  });
+
+  void it('bounds the response size also when the server streams it without a content-length; a body of exactly the limit is accepted', async () => {
+    reset();
+    chunked = true;
+    const { source } = makeVerifier();
+    await assert.rejects(source.refresh(), /exceeds/);
+    chunked = false;
+    const exact = remoteJwks(`${base}/keys`, { ca: caPem, maxResponseBytes: Buffer.byteLength(JSON.stringify(served)) });
+    await exact.refresh();
+    assert.ok(await exact.getKey('key-a', 'RS256'));
+    const under = remoteJwks(`${base}/keys`, { ca: caPem, maxResponseBytes: Buffer.byteLength(JSON.stringify(served)) - 1 });
+    await assert.rejects(under.refresh(), /exceeds/);
+  });
+
+  void it('getKey without an algorithm looks up an RS256 key; of two keys under one kid the first verifies', async () => {
+    reset();
+    served = { keys: [keyA.jwk, { ...keyB.jwk, kid: 'key-a' }] };
+    const { source, verifier } = makeVerifier();
+    assert.ok(await source.getKey('key-a'));
+    await verifier.verify(await sign(keyA, claims(clock)));
+    await assertCode(verifier.verify(await sign(keyB, claims(clock), { kid: 'key-a' })), 'bad_signature');
+  });
+
+  void it('takes the discovery URL itself as well as the issuer', async () => {
+    reset();
+    const source = await discoverJwks(`${base}/.well-known/openid-configuration`, { ca: caPem });
+    assert.ok(await source.getKey('key-a', 'RS256'));
   });
 
   void it('times out a server that never answers', async () => {
