@@ -164,6 +164,7 @@ describe('scopes: mutation-found edges (canonical form, refusal, bounds)', () =>
       assert.equal(typeof scopeError(input as string), 'string', name);
       assert.throws(() => parseScope(input as string), ScopeError, name);
     }
+    assert.match(scopeError(`${RG}/providers/Microsoft.KeyVault/PROVIDERS/v1`) ?? '', /"providers" is not a resource type/);
   });
 
   it('invariant: the length bound is exactly MAX_SCOPE_LENGTH, and the message echoes at most 300 characters', () => {
