@@ -43,7 +43,8 @@ export class ScopeError extends CodedError<'InvalidScope'> {
   readonly scope: string;
   readonly reason: string;
   constructor(scope: string, reason: string) {
-    super('InvalidScope', `The scope '${scope.slice(0, 300)}' is not valid: ${reason}.`);
+    // String(): a body may carry a non-string where a scope is due; that is a 400, never a TypeError (500).
+    super('InvalidScope', `The scope '${String(scope).slice(0, 300)}' is not valid: ${reason}.`);
     this.scope = scope;
     this.reason = reason;
   }
@@ -118,7 +119,13 @@ function parse(input: string): Parse {
     types = [];
     i += 2;
     let pairs = 0;
-    while (i < segs.length && !(lower[i] === 'providers' && pairs > 0)) {
+    while (i < segs.length) {
+      // "providers" is the keyword of an extension resource, never a resource type: refused where a type is due
+      // (so `…/{ns}/providers/{name}` has no second reading).
+      if (lower[i] === 'providers') {
+        if (pairs > 0) break;
+        return fail(`"${ns}" needs a resource type and name ("providers" is not a resource type)`);
+      }
       const type = segs[i]!;
       const n = segs[i + 1];
       if (n === undefined) return fail(`the resource type "${type}" needs a resource name`);

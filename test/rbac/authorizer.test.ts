@@ -190,3 +190,79 @@ describe('authorizer', () => {
     assert.equal(authorizer.stats().invalidations, 0);
   });
 });
+
+describe('authorizer: mutation-found edges (bounds, generations, fail-closed loads)', () => {
+  it('invariant: a non-positive reconcile interval or decision-cache size is refused at construction', () => {
+    const source = new MemorySource();
+    for (const reconcileMs of [0, -1, Number.NaN]) {
+      assert.throws(() => createAuthorizer({ source, reconcileMs, timer: false }), (e: unknown) => e instanceof RangeError && /reconcileMs must be positive/.test(e.message), String(reconcileMs));
+    }
+    for (const decisionCacheSize of [0, -1, Number.NaN]) {
+      assert.throws(() => createAuthorizer({ source, decisionCacheSize, timer: false }), (e: unknown) => e instanceof RangeError && /decisionCacheSize must be positive/.test(e.message), String(decisionCacheSize));
+    }
+    createAuthorizer({ source, reconcileMs: 1, decisionCacheSize: 1, timer: false }).close();
+  });
+
+  it("invariant: a state the source returns for another tenant is never used (fail closed)", async () => {
+    const { source, authorizer } = setup();
+    const snapshot = source.snapshot.bind(source);
+    source.snapshot = () => ({ ...snapshot(), tenantId: 'tenant-2' });
+    await assert.rejects(authorizer.check(WRITE), /returned tenant tenant-2 for tenant-1/);
+    authorizer.close();
+  });
+
+  it('a failed load does not stick: the next check loads again', async () => {
+    const { source, authorizer } = setup();
+    const load = source.load.bind(source);
+    source.load = () => Promise.reject(new Error('store down'));
+    await assert.rejects(authorizer.check(WRITE), /store down/);
+    source.load = load;
+    assert.equal((await authorizer.check(WRITE)).allowed, true);
+    authorizer.close();
+  });
+
+  it('a notification for a tenant never loaded is a no-op, never a throw', () => {
+    const { authorizer } = setup();
+    assert.doesNotThrow(() => authorizer.invalidate('tenant-never-seen'));
+    assert.equal(authorizer.stats().invalidations, 0);
+    authorizer.close();
+  });
+
+  it('stats count loads, invalidations and loaded tenants; an unchanged version does not reload; a closed authorizer does not reload', async () => {
+    const { source, clock, authorizer } = setup(1000);
+    await authorizer.check(WRITE);
+    assert.deepEqual([authorizer.stats().loads, authorizer.stats().loadedTenants, authorizer.stats().invalidations], [1, 1, 0]);
+    clock.advance(1000);
+    await authorizer.reconcile();
+    assert.deepEqual([source.loads, authorizer.stats().reconciliations, authorizer.stats().invalidations], [1, 1, 0], 'same version: kept');
+    authorizer.invalidate(T); // open: reloads eagerly, before any check
+    assert.equal(authorizer.stats().invalidations, 1);
+    assert.equal(authorizer.stats().loadedTenants, 0);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(source.loads, 2);
+    assert.equal(authorizer.stats().loadedTenants, 1);
+    authorizer.close();
+    authorizer.close();
+    authorizer.invalidate(T);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([source.loads, authorizer.stats().loadedTenants], [2, 0], 'closed: dropped, not reloaded');
+  });
+
+  it('invariant: the real timer ticks at a fifth of reconcileMs, so a missed notification is refused within reconcileMs plus one tick', async () => {
+    const source = new MemorySource();
+    source.assignments = [assignment('ra-1', R.ManagedIdentityContributor)];
+    const authorizer = createAuthorizer({ source, reconcileMs: 200 });
+    try {
+      assert.equal((await authorizer.check(WRITE)).allowed, true);
+      const start = Date.now();
+      source.write(() => (source.assignments = []), false);
+      const deadline = start + 2000;
+      while ((await authorizer.check(WRITE)).allowed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      const elapsed = Date.now() - start;
+      assert.equal((await authorizer.check(WRITE)).allowed, false);
+      assert.ok(elapsed < 700, `refused after ${elapsed} ms (bound 200 ms + a 40 ms tick)`);
+    } finally {
+      authorizer.close();
+    }
+  });
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { DenyAssignment, GroupMembership, RbacState, RoleAssignment, RoleDefinition } from '../../src/rbac/contracts.js';
 import { BUILTIN_ROLE_IDS as R, BUILTIN_ROLES } from '../../src/rbac/builtin-roles.js';
 import fc from 'fast-check';
-import { effectivePermissions, evaluate, EVERYONE, isAssignableAt, permissionsGrant, principalClosure } from '../../src/rbac/evaluate.js';
+import { effectivePermissions, evaluate, EVERYONE, isAssignableAt, permissionsGrant, principalClosure, roleGuid } from '../../src/rbac/evaluate.js';
 
 const T = 'tenant-1';
 const SUB = '/subscriptions/0e2f8d1c-3b4a-4c5d-8e9f-a0b1c2d3e4f5';
@@ -212,5 +212,65 @@ describe('evaluate: helpers', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('evaluate: mutation-found edges', () => {
+  const OTHER_TENANT = 'tenant-2';
+  const two = () => custom('c0570000-0000-0000-0000-0000000000a1', 'Two scopes', [UAI_WRITE], [], [RG_B, RG]);
+
+  it('invariant: a role with several assignable scopes is assignable (and grants) under any one of them', () => {
+    assert.equal(isAssignableAt(two(), UAI), true);
+    assert.equal(isAssignableAt(two(), SUB), false);
+    const s = state({ roles: [two()], assignments: [ra(ALICE, two().id, RG)] });
+    assert.equal(evaluate(s, { principalId: ALICE, action: UAI_WRITE, isDataAction: false, scope: UAI }).allowed, true);
+  });
+
+  it('invariant: assignments and denies of another tenant never take part in a decision', () => {
+    const foreign = { ...ra(ALICE, R.Owner, '/'), tenantId: OTHER_TENANT };
+    assert.equal(evaluate(state({ assignments: [foreign] }), { principalId: ALICE, action: UAI_WRITE, isDataAction: false, scope: UAI }).allowed, false);
+    assert.deepEqual(effectivePermissions(state({ assignments: [foreign] }), ALICE, UAI), []);
+    const foreignDeny = { ...deny({ scope: '/', principals: [{ id: EVERYONE, type: 'Group' }] }), tenantId: OTHER_TENANT };
+    const s = state({ assignments: [ra(ALICE, R.Owner, '/')], denies: [foreignDeny] });
+    assert.equal(evaluate(s, { principalId: ALICE, action: UAI_WRITE, isDataAction: false, scope: UAI }).allowed, true);
+  });
+
+  it('invariant: every deny at a scope applies, not only the last one written there', () => {
+    const denies = [deny({ scope: RG, principals: [{ id: ALICE, type: 'User' }] }), deny({ scope: RG, principals: [{ id: BOB, type: 'User' }] })];
+    const s = state({ assignments: [ra(ALICE, R.Owner, '/'), ra(BOB, R.Owner, '/')], denies });
+    for (const p of [ALICE, BOB]) assert.equal(evaluate(s, { principalId: p, action: UAI_WRITE, isDataAction: false, scope: UAI }).reason, 'denied');
+  });
+
+  it('invariant: a deny targets only its principals (and everyone only by the all-zero id)', () => {
+    const s = state({ assignments: [ra(ALICE, R.Owner, '/')], denies: [deny({ scope: RG, principals: [{ id: BOB, type: 'User' }] })] });
+    assert.deepEqual(evaluate(s, { principalId: ALICE, action: UAI_WRITE, isDataAction: false, scope: UAI }).reason, 'granted');
+    const everyone = state({ assignments: [ra(ALICE, R.Owner, '/')], denies: [deny({ scope: RG, principals: [{ id: '00000000-0000-0000-0000-000000000000', type: 'Group' }] })] });
+    assert.equal(evaluate(everyone, { principalId: ALICE, action: UAI_WRITE, isDataAction: false, scope: UAI }).reason, 'denied');
+    assert.equal(EVERYONE, '00000000-0000-0000-0000-000000000000');
+  });
+
+  it('invariant: group expansion follows every group of a member, and adds nothing else', () => {
+    const groups: GroupMembership[] = [
+      { groupId: OUTER, memberId: ALICE },
+      { groupId: GROUP, memberId: ALICE },
+    ];
+    const s = state({ groups, assignments: [ra(OUTER, R.Owner, RG)] });
+    assert.equal(evaluate(s, { principalId: ALICE, action: UAI_WRITE, isDataAction: false, scope: UAI }).allowed, true);
+    assert.deepEqual([...principalClosure(s, ALICE)].sort(), [ALICE, GROUP, OUTER].sort());
+  });
+
+  it('invariant: effective permissions leave out assignments that are not assignable there, of unknown roles, or at other scopes', () => {
+    const rgOnly = custom(RG_SCOPED, 'RG only', [UAI_READ], [], [RG_B]);
+    const s = state({
+      roles: [rgOnly],
+      assignments: [ra(ALICE, RG_SCOPED, RG), ra(ALICE, 'c0570000-0000-0000-0000-0000000000ff', RG), ra(ALICE, R.Reader, RG_B)],
+    });
+    assert.deepEqual(effectivePermissions(s, ALICE, UAI), []);
+  });
+
+  it('invariant: roleGuid takes the last segment of an id, lower-cased', () => {
+    assert.equal(roleGuid('x/ABC'), 'abc');
+    assert.equal(roleGuid('ABC'), 'abc');
+    assert.equal(roleGuid(`/providers/Microsoft.Authorization/roleDefinitions/${R.Owner.toUpperCase()}`), R.Owner.toLowerCase());
   });
 });

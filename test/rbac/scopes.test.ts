@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ancestorKeys, isValidScope, normalizeScope, parseScope, scopeContains, scopeError, ScopeError } from '../../src/rbac/scopes.js';
+import { ancestorKeys, isValidScope, MAX_SCOPE_LENGTH, normalizeScope, parseResourceId, parseScope, scopeContains, scopeError, ScopeError, scopeKey, segmentError } from '../../src/rbac/scopes.js';
 
 const SUB = '0e2f8d1c-3b4a-4c5d-8e9f-a0b1c2d3e4f5';
 
@@ -134,5 +134,137 @@ describe('scopes: containment', () => {
       fc.property(scope, scope, scope, (a, b, c) => !(scopeContains(a, b) && scopeContains(b, c)) || scopeContains(a, c)),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('scopes: mutation-found edges (canonical form, refusal, bounds)', () => {
+  const RG = `/subscriptions/${SUB}/resourceGroups/rg`;
+  const VAULT = `${RG}/providers/Microsoft.KeyVault/vaults/v1`;
+
+  it('invariant: each spelling outside the grammar is refused with InvalidScope, never a TypeError', () => {
+    const refused: [string, unknown][] = [
+      ['a non-string', 123],
+      ['a "." segment', `/subscriptions/./resourceGroups/rg`],
+      ['a ".." segment', `/subscriptions/${SUB}/resourceGroups/..`],
+      ['a "." resource name', `${RG}/providers/Microsoft.KeyVault/vaults/.`],
+      ['a management group without a name', '/providers/Microsoft.Management/managementGroups'],
+      ['a management group with a child', '/providers/Microsoft.Management/managementGroups/mg/x'],
+      ['another provider at the root', '/providers/Microsoft.KeyVault/managementGroups/mg'],
+      ['another management type', '/providers/Microsoft.Management/tenants/mg'],
+      ['a namespace without a dot', `${RG}/providers/Microsoft/vaults/v1`],
+      ['a namespace starting with a digit', `${RG}/providers/1Microsoft.KeyVault/vaults/v1`],
+      ['a namespace with a dash', `${RG}/providers/Microsoft.Key-Vault/vaults/v1`],
+      ['a namespace ending in a dot', `${RG}/providers/Microsoft.KeyVault./vaults/v1`],
+      ['"providers" as a resource type', `${RG}/providers/Microsoft.KeyVault/providers/v1`],
+      ['an extension without a type', `${VAULT}/providers/Microsoft.Insights`],
+      ['a namespace without a type', `${RG}/providers/Microsoft.KeyVault`],
+    ];
+    for (const [name, input] of refused) {
+      assert.equal(isValidScope(input as string), false, name);
+      assert.equal(typeof scopeError(input as string), 'string', name);
+      assert.throws(() => parseScope(input as string), ScopeError, name);
+    }
+    assert.match(scopeError(`${RG}/providers/Microsoft.KeyVault/PROVIDERS/v1`) ?? '', /"providers" is not a resource type/);
+  });
+
+  it('invariant: the length bound is exactly MAX_SCOPE_LENGTH, and the message echoes at most 300 characters', () => {
+    const at = (n: number) => `/subscriptions/${'s'.repeat(n - '/subscriptions/'.length)}`;
+    assert.equal(at(MAX_SCOPE_LENGTH).length, MAX_SCOPE_LENGTH);
+    assert.equal(isValidScope(at(MAX_SCOPE_LENGTH)), true);
+    assert.equal(isValidScope(at(MAX_SCOPE_LENGTH + 1)), false);
+    assert.throws(() => parseScope(at(10_000)), (e: unknown) => e instanceof ScopeError && e.message.length < 500, 'a long scope is not echoed whole');
+  });
+
+  it('invariant: extension resources and multi-dot namespaces parse to the last provider, type and name', () => {
+    const ext = parseScope(`${VAULT}/providers/Microsoft.Insights/diagnosticSettings/d1`);
+    assert.equal(ext.kind, 'resource');
+    assert.equal(ext.provider, 'Microsoft.Insights');
+    assert.equal(ext.resourceType, 'Microsoft.Insights/diagnosticSettings');
+    assert.equal(ext.resourceName, 'd1');
+    const child = parseScope(`${VAULT}/secrets/s1`);
+    assert.equal(child.resourceType, 'Microsoft.KeyVault/vaults/secrets');
+    assert.equal(child.resourceName, 's1');
+    const dots = parseScope(`${RG}/providers/Contoso.Sub.Provider/things/t1`);
+    assert.equal(dots.provider, 'Contoso.Sub.Provider');
+    assert.equal(parseScope('/providers/microsoft.management/MANAGEMENTGROUPS/Mg1').scope, '/providers/Microsoft.Management/managementGroups/Mg1');
+  });
+
+  it('invariant: scopeKey is the lower-cased scope without one trailing "/", and "/" stays "/"', () => {
+    assert.equal(scopeKey('/'), '/');
+    assert.equal(scopeKey(`/SUBSCRIPTIONS/${SUB.toUpperCase()}/`), `/subscriptions/${SUB}`);
+    assert.equal(scopeKey('/Subscriptions/A/resourceGroups/RG'), '/subscriptions/a/resourcegroups/rg');
+  });
+});
+
+describe('scopes: parseResourceId and segmentError (the management edge)', () => {
+  const RG = `/subscriptions/${SUB}/resourceGroups/Rg`;
+  const TYPE = 'Microsoft.ManagedIdentity/userAssignedIdentities';
+
+  it('invariant: a top-level id of the type, in any keyword casing, parses to one canonical form', () => {
+    const canonical = `${RG}/providers/${TYPE}/Id1`;
+    for (const spelling of [
+      canonical,
+      `${canonical}/`,
+      `/SUBSCRIPTIONS/${SUB}/RESOURCEGROUPS/Rg/PROVIDERS/microsoft.managedidentity/USERASSIGNEDIDENTITIES/Id1`,
+      `/Subscriptions/${SUB}/resourcegroups/Rg/providers/Microsoft.ManagedIdentity/userassignedidentities/Id1`,
+    ]) {
+      const p = parseResourceId(spelling, TYPE);
+      assert.equal(p.scope, canonical, spelling);
+      assert.equal(p.key, canonical.toLowerCase(), spelling);
+      assert.equal(p.kind, 'resource');
+      assert.equal(p.provider, 'Microsoft.ManagedIdentity');
+      assert.equal(p.resourceType, TYPE);
+      assert.equal(p.subscriptionId, SUB);
+      assert.equal(p.resourceGroup, 'Rg');
+      assert.equal(p.resourceName, 'Id1');
+    }
+    assert.equal(parseResourceId(`${RG}/providers/Microsoft.KeyVault/vaults/v`, 'microsoft.keyvault/VAULTS').provider, 'microsoft.keyvault');
+  });
+
+  it('invariant: every id that is not a top-level resource of the type is refused with InvalidScope', () => {
+    const refused: [string, RegExp][] = [
+      [`/subscriptions/${SUB}`, /is not the id of a Microsoft\.ManagedIdentity\/userAssignedIdentities resource/],
+      [RG, /is not the id of a/],
+      [`${RG}/providers/Microsoft.KeyVault/vaults/Id1`, /is not the id of a/],
+      [`${RG}/providers/Microsoft.ManagedIdentity/otherThings/Id1`, /is not the id of a/],
+      [`${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`, /needs a resource name/],
+      [`${RG}/providers/Microsoft.ManagedIdentity/parents/p/userAssignedIdentities/Id1`, /is not the id of a Microsoft/],
+      [`${RG}/providers/Microsoft.Compute/virtualMachines/vm/providers/${TYPE}/Id1`, /is not the id of a top-level/],
+      [`${RG}/providers/${TYPE}/Id1/..`, /"\." or "\.\."/],
+      [`${RG}/providers/${TYPE}/Id%31`, /percent/],
+      [`${RG}//providers/${TYPE}/Id1`, /empty path segment/],
+      [` ${RG}/providers/${TYPE}/Id1`, /start with/],
+    ];
+    for (const [id, reason] of refused) {
+      assert.throws(() => parseResourceId(id, TYPE), (e: unknown) => e instanceof ScopeError && reason.test(e.reason), id);
+    }
+  });
+
+  it('invariant: segmentError refuses exactly the segments that could name one resource two ways', () => {
+    const table: [string, RegExp | undefined][] = [
+      ['name-1', undefined],
+      ['Microsoft.KeyVault', undefined],
+      ['a.b', undefined],
+      ['...', undefined],
+      ['', /empty/],
+      ['a/b', /contains "\/"/],
+      ['/', /contains "\/"/],
+      ['.', /"\." or "\.\."/],
+      ['..', /"\." or "\.\."/],
+      ['a%2Fb', /control or format character/],
+      ['a\u0000', /control or format character/],
+      ['a\u200bb', /control or format character/],
+      ['a?b', /control or format character/],
+      ['a#b', /control or format character/],
+      ['a\\b', /control or format character/],
+      ['a b', /white space/],
+      ['a\u00a0b', /white space/],
+      ['\u3000', /white space/],
+    ];
+    for (const [value, reason] of table) {
+      const got = segmentError(value);
+      if (reason === undefined) assert.equal(got, undefined, JSON.stringify(value));
+      else assert.match(got ?? '', reason, JSON.stringify(value));
+    }
   });
 });

@@ -346,7 +346,7 @@ void describe('createTokenVerifier with a local JWKS', () => {
     await assertCode(strict.verify(await sign(key, claims(clock, { nbf: now + 1 }))), 'not_yet_valid');
   });
 
-  void it('invariant: only public signing JWKs are trusted (use sig or absent; RSA, EC, OKP; never a private key)', async () => {
+  void it('invariant: only public signing JWKs are trusted (use sig or absent; RSA, EC, OKP; never a private key)', { timeout: 20_000 }, async () => {
     const publicJwk = key.jwk;
     const privateJwk = { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, use: 'sig' };
     const noUse = { ...publicJwk, use: undefined };
