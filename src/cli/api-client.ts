@@ -10,7 +10,7 @@ import { loadInstallationConfig, readEnvironment, resolveDataDir, type Installat
 import { dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl } from '../shared/public-url.js';
 import { readRunningAuthority } from '../shared/running-authority.js';
-import { parseOutputFormat, type OutputFormat } from './output.js';
+import { parseOutputFormat, parseQuery, type OutputOptions } from './output.js';
 
 /** ARM's audience (with the trailing slash, as az requests it). */
 export const ARM_AUDIENCE = 'https://management.azure.com/';
@@ -268,18 +268,19 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** The root program's global options (`--data-dir`, `--output`, `--subscription`). */
-export interface GlobalOptions {
+/** The root program's global options (`--data-dir`, `--output`, `--query`, `--subscription`), checked once here. */
+export interface GlobalOptions extends OutputOptions {
   dataDir: string;
-  output: OutputFormat;
   subscription?: string;
 }
 
 export function globalOptions(cmd: Command): GlobalOptions {
-  const opts = cmd.optsWithGlobals<{ dataDir?: string; output?: string; subscription?: string }>();
+  const opts = cmd.optsWithGlobals<{ dataDir?: string; output?: string; query?: string; subscription?: string }>();
+  const query = parseQuery(opts.query);
   return {
     dataDir: resolveDataDir(opts.dataDir),
     output: parseOutputFormat(opts.output),
+    ...(query === undefined ? {} : { query }),
     ...(opts.subscription === undefined ? {} : { subscription: opts.subscription }),
   };
 }

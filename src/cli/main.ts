@@ -17,6 +17,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerKeyVaultCommands } from './commands/keyvault.js';
 import { registerDevCommands } from './commands/dev.js';
+import { parseOutputFormat, parseQuery } from './output.js';
 
 /** Builds the `openmsi` command tree (exported so tests can drive it without a subprocess). */
 export function buildProgram(): Command {
@@ -26,7 +27,8 @@ export function buildProgram(): Command {
     // --version for an object's version (`keyvault secret show --version V`). `openmsi --version` alone is
     // answered before parsing (below).
     .option('--data-dir <dir>', 'the openmsi data dir (default: $OPENMSI_DATA_DIR or ~/.openmsi)')
-    .option('-o, --output <format>', 'output format: json or table', 'json')
+    .option('-o, --output <format>', 'output format: json, jsonc, yaml, yamlc, table, tsv or none', 'json')
+    .option('--query <jmespath>', 'JMESPath query applied to the result (see https://jmespath.org)')
     .option('--subscription <id>', 'subscription to act on (default: the one created by init)')
     .showHelpAfterError()
     .addHelpText(
@@ -44,6 +46,12 @@ Examples:
   openmsi host join-token create -g hosts-rg -n build-01
   openmsi audit list --host build-01 --since 1h -o table`,
     );
+  // az checks --output and --query while parsing, before the command acts: a typo never follows a write.
+  program.hook('preAction', (_root, action) => {
+    const opts = action.optsWithGlobals<{ output?: string; query?: string }>();
+    parseOutputFormat(opts.output);
+    parseQuery(opts.query);
+  });
   // `dev` first: it is where a new user starts (and what `npm start` runs).
   registerDevCommands(program);
   registerAuthorityCommands(program);

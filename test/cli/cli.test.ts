@@ -46,9 +46,9 @@ void describe('cli output', () => {
       [column('Name', 'name'), column('Status', 'properties.provisioningState'), column('Ok', 'ok')],
     );
     assert.equal(table, 'Name    Status     Ok\n------  ---------  ----\na       Succeeded  True\nlonger\n');
-    assert.equal(formatResult([], 'table'), '');
+    assert.equal(formatResult([], 'table'), '\n');
     assert.equal(formatResult(undefined, 'json'), '');
-    assert.equal(formatResult([{ b: 'x', a: 1, nested: {} }], 'table'), 'A  B\n-  -\n1  x\n');
+    assert.equal(formatResult([{ b: 'x', a: 1, nested: {} }], 'table'), 'A    B\n---  ---\n1    x\n');
   });
 
   void it('says a command is unknown, also when --help follows it, and exits 1', async () => {
@@ -102,6 +102,20 @@ void describe('cli against a running authority', { timeout: 240_000 }, () => {
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^Name\s+Location\s+Status\n-+\s+-+\s+-+\n/);
     assert.match(table.stdout, /cli-rg\s+westeurope\s+Succeeded/);
+
+    // az's --query and -o on any command: the query picks, the format prints; a bad query is refused before acting.
+    const tsv = await run(args('group', 'list', '--query', "[?name=='cli-rg'].[name, location]", '-o', 'tsv'));
+    assert.deepEqual([tsv.code, tsv.stdout, tsv.stderr], [0, 'cli-rg\twesteurope\n', '']);
+    const yaml = await run(args('group', 'show', '-n', 'cli-rg', '--query', '{name: name, tags: tags}', '-o', 'yaml'));
+    assert.equal(yaml.stdout, 'name: cli-rg\ntags:\n  env: dev\n');
+    assert.equal((await run(args('group', 'show', '-n', 'cli-rg', '-o', 'none'))).stdout, '');
+    const badQuery = await run(args('group', 'create', '-n', 'never-rg', '-l', 'local', '--query', '[?'));
+    assert.equal(badQuery.code, 1);
+    assert.match(badQuery.stderr, /^error: argument --query: invalid JMESPath expression '\[\?'/);
+    const badFormat = await run(args('group', 'create', '-n', 'never-rg', '-l', 'local', '-o', 'xml'));
+    assert.equal(badFormat.code, 1);
+    assert.match(badFormat.stderr, /unsupported output format 'xml'; use one of: json, jsonc, yaml, yamlc, table, tsv, none/);
+    assert.equal((await run(args('group', 'exists', '-n', 'never-rg'))).stdout, 'false\n');
 
     const identity = await run(args('identity', 'create', '-n', 'cli-id', '-g', 'cli-rg'));
     assert.equal(identity.code, 0, identity.stderr);

@@ -57,7 +57,7 @@ export function registerAdGroupCommands(program: Command): void {
           }),
         ),
       );
-      printResult(result, globalOptions(cmd).output, GROUP_COLUMNS);
+      printResult(result, globalOptions(cmd), GROUP_COLUMNS);
     });
 
   group
@@ -72,7 +72,7 @@ export function registerAdGroupCommands(program: Command): void {
           }),
         ).value,
       );
-      printResult(result, globalOptions(cmd).output, GROUP_COLUMNS);
+      printResult(result, globalOptions(cmd), GROUP_COLUMNS);
     });
 
   group
@@ -81,7 +81,7 @@ export function registerAdGroupCommands(program: Command): void {
     .requiredOption('-g, --group <group>', 'object id or display name')
     .action(async (opts: { group: string }, cmd: Command) => {
       const result = await withClient(cmd, (client) => resolveGroup(client, opts.group));
-      printResult(result, globalOptions(cmd).output, GROUP_COLUMNS);
+      printResult(result, globalOptions(cmd), GROUP_COLUMNS);
     });
 
   group
@@ -132,7 +132,7 @@ export function registerAdGroupCommands(program: Command): void {
         const g = await resolveGroup(client, opts.group);
         return bodyOf(await client.graph<{ value: unknown[] }>('GET', `/groups/${seg(g.id)}/members`)).value;
       });
-      printResult(result, globalOptions(cmd).output, MEMBER_COLUMNS);
+      printResult(result, globalOptions(cmd), MEMBER_COLUMNS);
     });
 
   member
@@ -148,6 +148,6 @@ export function registerAdGroupCommands(program: Command): void {
         );
         return { value: response.value.some((id) => id.toLowerCase() === g.id.toLowerCase()) };
       });
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 }

@@ -212,7 +212,7 @@ export function registerAdSpCommands(program: Command): void {
         };
       });
       if (output.password !== null || output.fileWithCertAndPrivateKey !== undefined) warn(CREDENTIALS_WARNING);
-      printResult(output, globalOptions(cmd).output);
+      printResult(output, globalOptions(cmd));
     });
 
   const credential = sp
@@ -247,7 +247,7 @@ export function registerAdSpCommands(program: Command): void {
         };
       });
       if (output.password !== null || output.fileWithCertAndPrivateKey !== undefined) warn(CREDENTIALS_WARNING);
-      printResult(output, globalOptions(cmd).output);
+      printResult(output, globalOptions(cmd));
     });
 
   sp.command('show')
@@ -256,7 +256,7 @@ export function registerAdSpCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  openmsi ad sp show --id <appId>')
     .action(async (opts: { id: string }, cmd: Command) => {
       const result = await withClient(cmd, (client) => showPrincipal(client, opts.id));
-      printResult(result, globalOptions(cmd).output, LIST_COLUMNS);
+      printResult(result, globalOptions(cmd), LIST_COLUMNS);
     });
 
   sp.command('list')
@@ -282,7 +282,7 @@ export function registerAdSpCommands(program: Command): void {
         });
         return response.body?.value ?? [];
       });
-      printResult(result, globalOptions(cmd).output, LIST_COLUMNS);
+      printResult(result, globalOptions(cmd), LIST_COLUMNS);
     });
 
   sp.command('delete')

@@ -83,6 +83,6 @@ export function registerAuditCommands(program: Command): void {
       if (opts.host !== undefined) query['host'] = opts.host;
       if (opts.action !== undefined) query['action'] = opts.action;
       const result = await withClient(cmd, async (client) => bodyOf(await client.openmsi<{ value: AuditEventView[] }>('GET', '/audit', { query })).value);
-      printResult(result, globalOptions(cmd).output, AUDIT_COLUMNS);
+      printResult(result, globalOptions(cmd), AUDIT_COLUMNS);
     });
 }

@@ -41,7 +41,8 @@ Examples:
   OPENMSI_STORE=postgres://openmsi@db/openmsi openmsi init --store postgres://openmsi@db/openmsi`,
     )
     .action(async (opts: InitFlags, cmd: Command) => {
-      const { dataDir, output } = globalOptions(cmd);
+      const globals = globalOptions(cmd);
+      const { dataDir } = globals;
       const result = await initDataDir({
         dataDir,
         host: opts.host,
@@ -64,7 +65,7 @@ Examples:
           adminCredentialFile: dataDirLayout(dataDir).adminCredential,
           caCertificateFile: dataDirLayout(dataDir).caCert,
         },
-        output,
+        globals,
       );
     });
 

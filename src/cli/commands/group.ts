@@ -30,7 +30,7 @@ export function registerGroupCommands(program: Command): void {
           })
         ).body,
       );
-      printResult(result, globalOptions(cmd).output, GROUP_COLUMNS);
+      printResult(result, globalOptions(cmd), GROUP_COLUMNS);
     });
 
   group
@@ -50,7 +50,7 @@ export function registerGroupCommands(program: Command): void {
         wanted === undefined
           ? groups
           : groups.filter((g) => g.tags !== undefined && wanted[0] in g.tags && (opts.tag?.includes('=') !== true || g.tags[wanted[0]] === wanted[1]));
-      printResult(filtered, globalOptions(cmd).output, GROUP_COLUMNS);
+      printResult(filtered, globalOptions(cmd), GROUP_COLUMNS);
     });
 
   group
@@ -63,7 +63,7 @@ export function registerGroupCommands(program: Command): void {
         cmd,
         async (client) => (await client.arm('GET', `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`, { apiVersion: API_VERSION })).body,
       );
-      printResult(result, globalOptions(cmd).output, GROUP_COLUMNS);
+      printResult(result, globalOptions(cmd), GROUP_COLUMNS);
     });
 
   group
@@ -76,7 +76,7 @@ export function registerGroupCommands(program: Command): void {
         const response = await client.arm('GET', `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`, { apiVersion: API_VERSION, allowStatus: [404] });
         return response.status === 200;
       });
-      printResult(exists, globalOptions(cmd).output);
+      printResult(exists, globalOptions(cmd));
     });
 
   group

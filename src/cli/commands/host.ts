@@ -76,7 +76,7 @@ export function registerHostCommands(program: Command): void {
         );
         return { token: created.token, expiresOn: created.expiresOn, hostResourceId: created.hostResourceId, authority: client.publicUrl };
       });
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   const credential = host.command('credential').description("List and revoke a host's credentials (the public keys its agent registered).");
@@ -90,7 +90,7 @@ export function registerHostCommands(program: Command): void {
       const result = await withClient(cmd, async (client) =>
         bodyOf(await client.arm<{ value: unknown[] }>('GET', `${machinePath(client, opts.resourceGroup, opts.name)}/hostCredentials`, { apiVersion: API_VERSION })).value,
       );
-      printResult(result, globalOptions(cmd).output, CREDENTIAL_COLUMNS);
+      printResult(result, globalOptions(cmd), CREDENTIAL_COLUMNS);
     });
 
   credential
@@ -100,7 +100,7 @@ export function registerHostCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  openmsi host credential revoke --key-id NQ6iRTjlaHCzm7jNoWO6iOuxl5tfgU5cWFYSbIkti5w')
     .action(async (opts: { keyId: string }, cmd: Command) => {
       const result = await withClient(cmd, async (client) => bodyOf(await client.openmsi('POST', `/hostCredentials/${seg(opts.keyId)}/revoke`)));
-      printResult(result, globalOptions(cmd).output, CREDENTIAL_COLUMNS);
+      printResult(result, globalOptions(cmd), CREDENTIAL_COLUMNS);
     });
 
   host
@@ -112,7 +112,7 @@ export function registerHostCommands(program: Command): void {
       const result = await withClient(cmd, async (client) =>
         azView(bodyOf(await client.arm<ArmResource>('GET', machinePath(client, opts.resourceGroup, opts.name), { apiVersion: API_VERSION }))),
       );
-      printResult(result, globalOptions(cmd).output, HOST_COLUMNS);
+      printResult(result, globalOptions(cmd), HOST_COLUMNS);
     });
 
   host
@@ -127,7 +127,7 @@ export function registerHostCommands(program: Command): void {
             : `${client.subscriptionPath()}/resourceGroups/${seg(opts.resourceGroup)}/${PROVIDER}`;
         return (bodyOf(await client.arm<{ value: ArmResource[] }>('GET', path, { apiVersion: API_VERSION })).value ?? []).map(azView);
       });
-      printResult(result, globalOptions(cmd).output, HOST_COLUMNS);
+      printResult(result, globalOptions(cmd), HOST_COLUMNS);
     });
 
   host

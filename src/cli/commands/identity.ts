@@ -82,7 +82,7 @@ export function registerIdentityCommands(program: Command): void {
         });
         return azView(bodyOf(response));
       });
-      printResult(result, globalOptions(cmd).output, COLUMNS);
+      printResult(result, globalOptions(cmd), COLUMNS);
     });
 
   identity
@@ -97,7 +97,7 @@ export function registerIdentityCommands(program: Command): void {
     )
     .action(async (opts: Address, cmd: Command) => {
       const result = await withClient(cmd, async (client) => azView(bodyOf(await client.arm<ArmIdentity>('GET', identityPath(client, opts), { apiVersion: API_VERSION }))));
-      printResult(result, globalOptions(cmd).output, COLUMNS);
+      printResult(result, globalOptions(cmd), COLUMNS);
     });
 
   identity
@@ -114,7 +114,7 @@ export function registerIdentityCommands(program: Command): void {
         const response = await client.arm<{ value: ArmIdentity[] }>('GET', path, { apiVersion: API_VERSION });
         return (response.body?.value ?? []).map(azView);
       });
-      printResult(result, globalOptions(cmd).output, COLUMNS);
+      printResult(result, globalOptions(cmd), COLUMNS);
     });
 
   identity

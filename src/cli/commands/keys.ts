@@ -25,7 +25,7 @@ export function registerKeysCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  openmsi keys list\n  openmsi keys list -o table')
     .action(async (_opts: unknown, cmd: Command) => {
       const result = await withClient(cmd, async (client) => bodyOf(await client.openmsi<{ value: unknown[] }>('GET', '/keys')).value);
-      printResult(result, globalOptions(cmd).output, KEY_COLUMNS);
+      printResult(result, globalOptions(cmd), KEY_COLUMNS);
     });
 
   keys
@@ -39,6 +39,6 @@ export function registerKeysCommands(program: Command): void {
       const result = await withClient(cmd, async (client) =>
         bodyOf(await client.openmsi('POST', '/keys/rotate', { body: { revokePrevious: opts.revokePrevious === true } })),
       );
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 }

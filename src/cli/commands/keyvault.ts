@@ -268,7 +268,7 @@ function registerSecretCommands(keyvault: Command): void {
         };
         const body = { value, tags, ...(opts.contentType === undefined ? {} : { contentType: opts.contentType }), ...(Object.keys(attributes).length === 0 ? {} : { attributes }) };
         const result = await withVault(cmd, async (vault) => azSecret(bodyOf(await vault.request<SecretBundle>('PUT', opts.vaultName, p(opts.name), { body }))));
-        printResult(result, globalOptions(cmd).output);
+        printResult(result, globalOptions(cmd));
       },
     );
 
@@ -277,7 +277,7 @@ function registerSecretCommands(keyvault: Command): void {
     .action(async (opts: SecretAddress & { version?: string }, cmd: Command) => {
       const path = opts.version === undefined ? p(opts.name) : `${p(opts.name)}/${seg(opts.version)}`;
       const result = await withVault(cmd, async (vault) => azSecret(bodyOf(await vault.request<SecretBundle>('GET', opts.vaultName, path))));
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   secret
@@ -287,7 +287,7 @@ function registerSecretCommands(keyvault: Command): void {
     .option('--maxresults <n>', 'at most this many', (v) => Number(v))
     .action(async (opts: { vaultName: string; maxresults?: number }, cmd: Command) => {
       const result = await withVault(cmd, async (vault) => (await listAll(vault, opts.vaultName, '/secrets', opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })));
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   addressed(secret.command('list-versions').description("List a secret's versions (no values)."))
@@ -296,7 +296,7 @@ function registerSecretCommands(keyvault: Command): void {
       const result = await withVault(cmd, async (vault) =>
         (await listAll(vault, opts.vaultName, `${p(opts.name)}/versions`, opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })),
       );
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   addressed(secret.command('set-attributes').description("Change a secret version's attributes, content type or tags."))
@@ -324,14 +324,14 @@ function registerSecretCommands(keyvault: Command): void {
           const version = opts.version ?? bodyOf(await vault.request<SecretBundle>('GET', opts.vaultName, p(opts.name))).id.split('/').pop() ?? '';
           return azSecretProperties(bodyOf(await vault.request<SecretBundle>('PATCH', opts.vaultName, `${p(opts.name)}/${seg(version)}`, { body })));
         });
-        printResult(result, globalOptions(cmd).output);
+        printResult(result, globalOptions(cmd));
       },
     );
 
   addressed(secret.command('delete').description('Delete a secret (all versions); it stays recoverable for the retention days.')).action(
     async (opts: SecretAddress, cmd: Command) => {
       const result = await withVault(cmd, async (vault) => azDeletedSecret(bodyOf(await vault.request<SecretBundle>('DELETE', opts.vaultName, p(opts.name)))));
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     },
   );
 
@@ -344,21 +344,21 @@ function registerSecretCommands(keyvault: Command): void {
       const result = await withVault(cmd, async (vault) =>
         (await listAll(vault, opts.vaultName, '/deletedsecrets', opts.maxresults)).map((b) => azDeletedSecret(b, { kid: false })),
       );
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   addressed(secret.command('show-deleted').description('Show a deleted secret.')).action(async (opts: SecretAddress, cmd: Command) => {
     const result = await withVault(cmd, async (vault) =>
       azDeletedSecret(bodyOf(await vault.request<SecretBundle>('GET', opts.vaultName, `/deletedsecrets/${seg(opts.name)}`))),
     );
-    printResult(result, globalOptions(cmd).output);
+    printResult(result, globalOptions(cmd));
   });
 
   addressed(secret.command('recover').description('Recover a deleted secret.')).action(async (opts: SecretAddress, cmd: Command) => {
     const result = await withVault(cmd, async (vault) =>
       azSecretProperties(bodyOf(await vault.request<SecretBundle>('POST', opts.vaultName, `/deletedsecrets/${seg(opts.name)}/recover`))),
     );
-    printResult(result, globalOptions(cmd).output);
+    printResult(result, globalOptions(cmd));
   });
 
   addressed(secret.command('purge').description('Purge a deleted secret for good.')).action(async (opts: SecretAddress, cmd: Command) => {
@@ -387,7 +387,7 @@ function registerSecretCommands(keyvault: Command): void {
       const result = await withVault(cmd, async (vault) =>
         azSecretProperties(bodyOf(await vault.request<SecretBundle>('POST', opts.vaultName, '/secrets/restore', { body: { value: blob } }))),
       );
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 }
 
@@ -450,7 +450,7 @@ export function registerKeyVaultCommands(program: Command): void {
           };
           return azView(bodyOf(await client.arm<ArmVault>('PUT', vaultPath(client, opts.resourceGroup, opts.name), { apiVersion: API_VERSION, body })));
         });
-        printResult(result, globalOptions(cmd).output, COLUMNS);
+        printResult(result, globalOptions(cmd), COLUMNS);
       },
     );
 
@@ -464,7 +464,7 @@ export function registerKeyVaultCommands(program: Command): void {
           opts.resourceGroup === undefined ? `${client.subscriptionPath()}/${PROVIDER}/vaults` : `${client.subscriptionPath()}/resourceGroups/${seg(opts.resourceGroup)}/${PROVIDER}/vaults`;
         return ((await client.arm<{ value: ArmVault[] }>('GET', path, { apiVersion: API_VERSION })).body?.value ?? []).map(azView);
       });
-      printResult(result, globalOptions(cmd).output, COLUMNS);
+      printResult(result, globalOptions(cmd), COLUMNS);
     });
 
   keyvault
@@ -476,7 +476,7 @@ export function registerKeyVaultCommands(program: Command): void {
       const result = await withClient(cmd, async (client) =>
         azView(bodyOf(await client.arm<ArmVault>('GET', await locateVault(client, opts.name, opts.resourceGroup), { apiVersion: API_VERSION }))),
       );
-      printResult(result, globalOptions(cmd).output, COLUMNS);
+      printResult(result, globalOptions(cmd), COLUMNS);
     });
 
   keyvault
@@ -495,7 +495,7 @@ export function registerKeyVaultCommands(program: Command): void {
     .description('List soft-deleted vaults.')
     .action(async (_opts: unknown, cmd: Command) => {
       const result = await withClient(cmd, async (client) => (await client.arm<{ value: unknown[] }>('GET', `${client.subscriptionPath()}/${PROVIDER}/deletedVaults`, { apiVersion: API_VERSION })).body?.value ?? []);
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   keyvault
@@ -505,7 +505,7 @@ export function registerKeyVaultCommands(program: Command): void {
     .option('-l, --location <location>', 'its location (default: found)')
     .action(async (opts: { name: string; location?: string }, cmd: Command) => {
       const result = await withClient(cmd, async (client) => findDeleted(client, opts.name, opts.location));
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   keyvault
@@ -531,7 +531,7 @@ export function registerKeyVaultCommands(program: Command): void {
         const body = { location: deleted.properties.location, properties: { tenantId: client.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' } };
         return azView(bodyOf(await client.arm<ArmVault>('PUT', deleted.properties.vaultId, { apiVersion: API_VERSION, body })));
       });
-      printResult(result, globalOptions(cmd).output, COLUMNS);
+      printResult(result, globalOptions(cmd), COLUMNS);
     });
 
   const permissionOptions = (c: Command) =>
@@ -584,7 +584,7 @@ export function registerKeyVaultCommands(program: Command): void {
           await client.arm('PUT', `${path}/accessPolicies/replace`, { apiVersion: API_VERSION, body: { properties: { accessPolicies: [entry] } } });
           return azView(bodyOf(await client.arm<ArmVault>('GET', path, { apiVersion: API_VERSION })));
         });
-        printResult(result, globalOptions(cmd).output, COLUMNS);
+        printResult(result, globalOptions(cmd), COLUMNS);
       },
     );
 
@@ -608,7 +608,7 @@ export function registerKeyVaultCommands(program: Command): void {
         await client.arm('PUT', `${path}/accessPolicies/remove`, { apiVersion: API_VERSION, body: { properties: { accessPolicies: [entry] } } });
         return azView(bodyOf(await client.arm<ArmVault>('GET', path, { apiVersion: API_VERSION })));
       });
-      printResult(result, globalOptions(cmd).output, COLUMNS);
+      printResult(result, globalOptions(cmd), COLUMNS);
     });
 
   registerSecretCommands(keyvault);

@@ -193,7 +193,7 @@ export function registerRoleCommands(program: Command): void {
         }
         return defs.filter((d) => opts.customRoleOnly !== true || d.properties.type === 'CustomRole').map(definitionOutput);
       });
-      printResult(result, globalOptions(cmd).output, DEFINITION_COLUMNS);
+      printResult(result, globalOptions(cmd), DEFINITION_COLUMNS);
     });
 
   definition
@@ -202,7 +202,7 @@ export function registerRoleCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'role name or GUID')
     .action(async (opts: { name: string }, cmd: Command) => {
       const result = await withClient(cmd, async (client) => definitionOutput(await resolveRole(client, opts.name)));
-      printResult(result, globalOptions(cmd).output, DEFINITION_COLUMNS);
+      printResult(result, globalOptions(cmd), DEFINITION_COLUMNS);
     });
 
   definition
@@ -222,7 +222,7 @@ export function registerRoleCommands(program: Command): void {
         const response = await client.arm<ArmRoleDefinition>('PUT', `${scopePath(first)}${PROVIDER}/roleDefinitions/${id}`, { apiVersion: API, body: definitionBody(def) });
         return definitionOutput(bodyOf(response));
       });
-      printResult(result, globalOptions(cmd).output, DEFINITION_COLUMNS);
+      printResult(result, globalOptions(cmd), DEFINITION_COLUMNS);
     });
 
   definition
@@ -244,7 +244,7 @@ export function registerRoleCommands(program: Command): void {
         const response = await client.arm<ArmRoleDefinition>('PUT', `${existing.id}`, { apiVersion: API, body: definitionBody(merged) });
         return definitionOutput(bodyOf(response));
       });
-      printResult(result, globalOptions(cmd).output, DEFINITION_COLUMNS);
+      printResult(result, globalOptions(cmd), DEFINITION_COLUMNS);
     });
 
   definition
@@ -297,7 +297,7 @@ export function registerRoleCommands(program: Command): void {
           });
           return assignmentOutput(bodyOf(response));
         });
-        printResult(result, globalOptions(cmd).output, ASSIGNMENT_COLUMNS);
+        printResult(result, globalOptions(cmd), ASSIGNMENT_COLUMNS);
       },
     );
 
@@ -352,7 +352,7 @@ export function registerRoleCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  openmsi role assignment list --all -o table\n  openmsi role assignment list --assignee <appId> --all')
     .action(async (opts: { assignee?: string; role?: string; scope?: string; all?: boolean; includeInherited?: boolean }, cmd: Command) => {
       const result = await withClient(cmd, (client) => findAssignments(client, opts));
-      printResult(result, globalOptions(cmd).output, ASSIGNMENT_COLUMNS);
+      printResult(result, globalOptions(cmd), ASSIGNMENT_COLUMNS);
     });
 
   assignment

@@ -141,7 +141,7 @@ export function registerVmCommands(program: Command): void {
         // az prints {systemAssignedIdentity, userAssignedIdentities} after an assign.
         return { systemAssignedIdentity: written.identity?.principalId ?? '', userAssignedIdentities: written.identity?.userAssignedIdentities ?? {} };
       });
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   targetOptions(identity.command('remove'))
@@ -159,7 +159,7 @@ export function registerVmCommands(program: Command): void {
         const written = await putIdentity(client, path, resource, resource.identity?.principalId !== undefined && !unwanted.system, user);
         return azIdentityView(written.identity);
       });
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 
   targetOptions(identity.command('show'))
@@ -167,6 +167,6 @@ export function registerVmCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  openmsi vm identity show -g hosts-rg -n build-01')
     .action(async (opts: Target, cmd: Command) => {
       const result = await withClient(cmd, async (client) => azIdentityView((await findMachine(client, opts.resourceGroup, opts.name, parseType(opts.type))).resource.identity));
-      printResult(result, globalOptions(cmd).output);
+      printResult(result, globalOptions(cmd));
     });
 }
