@@ -136,6 +136,13 @@ export const ManagementErrors = {
     graphBadRequest(`No ${kind} credential with keyId '${keyId}' exists on this application.`),
   invalidPageSize: (top: string) => new ApiError(400, 'BadRequest', `Invalid page size specified: '${top}'. Must be between 1 and 999 inclusive.`),
   unknownSegment: (segment: string) => new ApiError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 100)}'.`),
+  invalidResourceListFilter: (filter: string) =>
+    new ApiError(
+      400,
+      'InvalidFilterInQueryString',
+      `Invalid $filter '${filter.slice(0, 200)}' specified in the query string. Supported: resourceType eq '{type}', name eq '{name}', resourceGroup eq '{group}', joined with 'and'.`,
+    ),
+  invalidResourceListTop: (top: string) => new ApiError(400, 'InvalidTopInQueryString', `Invalid $top '${top.slice(0, 20)}' specified in the query string: a whole number from 1.`),
   unsupportedFilter: (detail: string) =>
     new ApiError(
       400,

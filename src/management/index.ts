@@ -21,6 +21,7 @@ import { principalRoutes } from './principals.js';
 import { rbacStateRoutes } from './rbac-state.js';
 import { resourceGroupRoutes } from './resource-groups.js';
 import { resourceRoutes } from './resources.js';
+import { resourceListRoutes } from './resource-list.js';
 import { subscriptionRoutes } from './subscriptions.js';
 import { userAssignedIdentityRoutes } from './user-assigned-identities.js';
 import { vaultRoutes } from './vaults.js';
@@ -77,6 +78,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   userAssignedIdentityRoutes(app, ctx);
   vaultRoutes(app, ctx);
   resourceRoutes(app, ctx);
+  resourceListRoutes(app, ctx);
   hostRoutes(app, ctx);
   principalRoutes(app, ctx);
   keyRoutes(app, ctx);

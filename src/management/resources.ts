@@ -140,8 +140,8 @@ async function requireAssignRights(ctx: ManagementContext, request: FastifyReque
 
 /**
  * Generic ARM resources of the allow-listed types (`Microsoft.Compute/virtualMachines`, ...), each with an
- * optional `identity`: PUT/GET/DELETE one, list by type per group and per subscription, list a group's or
- * subscription's resources.
+ * optional `identity`: PUT/GET/DELETE one, list by type per group and per subscription (the lists of every type are
+ * resource-list.ts).
  */
 export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
@@ -152,36 +152,28 @@ export function resourceRoutes(app: FastifyInstance, ctx: ManagementContext): vo
   ];
   const view = (resource: Resource, scope: ArmScope) => armResourceView(ctx.store, resource, scope.subscription.tenantId);
 
-  const listHandler = (scope: 'subscription' | 'group', byType: boolean) =>
+  // A list of one type; the generic lists (every type, vaults included) are resource-list.ts.
+  const listHandler = (scope: 'subscription' | 'group') =>
     armListHandler(
       ctx,
-      (s, request) => {
-        const type = byType ? addressedType(request, 'address') : undefined;
-        return listResources(ctx.store, {
+      (s, request) =>
+        listResources(ctx.store, {
           subscriptionId: s.subscription.id,
           ...(scope === 'group' ? { resourceGroup: s.resourceGroup } : {}),
-          ...(type === undefined ? {} : { type }),
-        });
-      },
+          type: addressedType(request, 'address'),
+        }),
       view,
       {
         read: (resource) => ({ action: `${resource.type}/read`, scope: resource.id }),
         listScope: (request) => ({
-          action: byType ? `${requestedType(request)}/read` : 'Microsoft.Resources/subscriptions/resources/read',
+          action: `${requestedType(request)}/read`,
           scope: scope === 'group' ? resourceGroupScope(request) : subscriptionScope(request),
         }),
       },
     );
 
-  route(app, { method: 'GET', url: '/subscriptions/:subscriptionId/resources', onRequest, handler: listHandler('subscription', false) });
-  route(app, {
-    method: 'GET',
-    url: '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/resources',
-    onRequest,
-    handler: listHandler('group', false),
-  });
-  route(app, { method: 'GET', url: '/subscriptions/:subscriptionId/providers/:namespace/:resourceType', onRequest, handler: listHandler('subscription', true) });
-  route(app, { method: 'GET', url: IN_GROUP, onRequest, handler: listHandler('group', true) });
+  route(app, { method: 'GET', url: '/subscriptions/:subscriptionId/providers/:namespace/:resourceType', onRequest, handler: listHandler('subscription') });
+  route(app, { method: 'GET', url: IN_GROUP, onRequest, handler: listHandler('group') });
 
   route(app, {
     method: 'GET',
