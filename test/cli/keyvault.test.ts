@@ -63,6 +63,16 @@ void describe('openmsi keyvault (vaults, through ARM)', { timeout: 300_000 }, ()
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /ResourceNotFound/);
 
+    // update: a PATCH of what is given (found without -g, as az finds it), the rest kept.
+    const updated = await openmsiJson<AzVault>(t, ['keyvault', 'update', '-n', 'cli-vault', '--enable-purge-protection', '--tags', 'env=prod']);
+    assert.equal((updated.properties as Record<string, unknown>)['enablePurgeProtection'], true);
+    assert.deepEqual(updated.tags, { env: 'prod' });
+    assert.equal(updated.properties.enableRbacAuthorization, true);
+    assert.equal(updated.properties.softDeleteRetentionInDays, 7);
+    const nothing = await openmsi(t, ['keyvault', 'update', '-n', 'cli-vault']);
+    assert.equal(nothing.code, 1);
+    assert.match(nothing.stderr, /^error: nothing to update: give --enable-rbac-authorization/);
+
     const deleted = await openmsi(t, ['keyvault', 'delete', '-n', 'cli-vault']);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(deleted.stdout, '');

@@ -480,6 +480,42 @@ export function registerKeyVaultCommands(program: Command): void {
     });
 
   keyvault
+    .command('update')
+    .description("Change a vault's properties or tags (PATCH: what is not given stays as it is).")
+    .requiredOption('-n, --name <name>', 'vault name')
+    .option('-g, --resource-group <group>', 'resource group (default: found in the subscription)')
+    .option(
+      '--enable-rbac-authorization [bool]',
+      'switch the permission model: RBAC (true) or access policies (false); needs Microsoft.Authorization/roleAssignments/write, as in Azure',
+      parseBool('--enable-rbac-authorization'),
+    )
+    .option('--enable-purge-protection [bool]', 'turn purge protection on (irreversible)', parseBool('--enable-purge-protection'))
+    .option('--public-network-access <value>', 'Enabled or Disabled')
+    .option('--tags <tags...>', 'space-separated tags: key[=value] ... (replace the vault\'s tags)')
+    .addHelpText('after', '\nExamples:\n  openmsi keyvault update -n app-kv --enable-purge-protection\n  openmsi keyvault update -n legacy-kv -g app-rg --enable-rbac-authorization true')
+    .action(
+      async (
+        opts: { name: string; resourceGroup?: string; enableRbacAuthorization?: boolean; enablePurgeProtection?: boolean; publicNetworkAccess?: string; tags?: string[] },
+        cmd: Command,
+      ) => {
+        const tags = parseTags(opts.tags);
+        const properties = {
+          ...(opts.enableRbacAuthorization === undefined ? {} : { enableRbacAuthorization: opts.enableRbacAuthorization }),
+          ...(opts.enablePurgeProtection === undefined ? {} : { enablePurgeProtection: opts.enablePurgeProtection }),
+          ...(opts.publicNetworkAccess === undefined ? {} : { publicNetworkAccess: opts.publicNetworkAccess }),
+        };
+        if (tags === undefined && Object.keys(properties).length === 0) {
+          throw new Error('nothing to update: give --enable-rbac-authorization, --enable-purge-protection, --public-network-access or --tags');
+        }
+        const result = await withClient(cmd, async (client) => {
+          const body = { ...(tags === undefined ? {} : { tags }), ...(Object.keys(properties).length === 0 ? {} : { properties }) };
+          return azView(bodyOf(await client.arm<ArmVault>('PATCH', await locateVault(client, opts.name, opts.resourceGroup), { apiVersion: API_VERSION, body })));
+        });
+        printResult(result, globalOptions(cmd), COLUMNS);
+      },
+    );
+
+  keyvault
     .command('delete')
     .description('Delete a vault: it is soft-deleted and recoverable for its retention days.')
     .requiredOption('-n, --name <name>', 'vault name')
