@@ -85,7 +85,7 @@ describe('secret cipher', () => {
   it('refuses a place or a value of the wrong type', () => {
     const sealed = cipher.seal({ ...place, value: 'x' });
     for (const key of ['vaultId', 'nameKey', 'version'] as const) {
-      const bad = { ...place, [key]: undefined } as unknown as typeof place;
+      const bad: typeof place = { ...place, [key]: undefined };
       assert.throws(() => cipher.seal({ ...bad, value: 'x' }), TypeError, key);
       assert.throws(() => cipher.open(sealed, bad), TypeError, key);
     }
@@ -175,6 +175,6 @@ describe('secret cipher', () => {
     const blob = cipher.backup([{ version: version(), value: 'v' }], { subscriptionId: SUBSCRIPTION });
     assert.equal(cipher.restore(`${blob}==`)?.versions[0]?.value, 'v', 'base64 padding');
     assert.equal(cipher.restore(`${blob}===`), undefined, 'at most two padding characters');
-    for (const bad of [42, null, undefined, { blob }]) assert.equal(cipher.restore(bad as unknown as string), undefined, String(bad));
+    for (const bad of [42, null, undefined, { blob }]) assert.equal(cipher.restore(bad as unknown as string), undefined, JSON.stringify(bad));
   });
 });
