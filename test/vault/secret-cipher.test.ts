@@ -150,6 +150,7 @@ describe('secret cipher', () => {
     for (const bad of badBodies) assert.equal(cipher.restore(sealedBody(bad)), undefined, JSON.stringify(bad).slice(0, 100));
     const badVersions: Record<string, unknown>[] = [
       { version: 7 },
+      { version: ['d'.repeat(32)] },
       { version: 'D'.repeat(32) },
       { version: 'd'.repeat(31) },
       { version: `${'d'.repeat(32)}/x` },
@@ -160,6 +161,7 @@ describe('secret cipher', () => {
       { tags: [] },
       { tags: 'a' },
       { tags: { a: 1 } },
+      { tags: { a: 'b', c: 1 } },
       { enabled: 'true' },
       { notBefore: '1' },
       { expires: '1' },
