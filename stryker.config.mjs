@@ -93,11 +93,13 @@ export const GROUPS = {
       'src/vault/vault-cache.ts',
       'src/vault/secrets/restore.ts',
     ],
+    // The unit files first: a mutant they kill is not run through the end-to-end files.
     testFiles: [
-      'test/vault/tenants.test.ts',
-      'test/vault/revocation.test.ts',
+      'test/vault/caches.test.ts',
       'test/vault/authorize.test.ts',
       'test/vault/secret-cipher.test.ts',
+      'test/vault/tenants.test.ts',
+      'test/vault/revocation.test.ts',
       'test/vault/protocol.test.ts',
       'test/vault/authz-lifecycle.test.ts',
     ],

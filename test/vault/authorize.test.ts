@@ -55,6 +55,21 @@ describe('vault access policies', () => {
     assert.equal(accessPolicyGrants(vault([]), caller, 'get'), false, 'no entry, no access');
   });
 
+  it('invariant: object and tenant ids compare case-insensitively both ways, and any one matching entry among others grants', () => {
+    // Ids with hex letters, so that a lost case fold on either side shows.
+    const oid = 'abcdefab-cdef-4abc-8def-abcdefabcdef';
+    const tid = 'fedcbafe-dcba-4fed-8cba-fedcbafedcba';
+    const lower = { ...caller, objectId: oid, tenantId: tid };
+    const upper = { ...caller, objectId: oid.toUpperCase(), tenantId: tid.toUpperCase() };
+    for (const [who, id] of [['lower-case caller', lower], ['upper-case caller', upper]] as const) {
+      for (const e of [entry({ objectId: oid, tenantId: tid }), entry({ objectId: oid.toUpperCase(), tenantId: tid.toUpperCase() })]) {
+        assert.equal(accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' }), e]), id, 'get'), true, `${who}, entry ${e.objectId}`);
+      }
+    }
+    assert.equal(accessPolicyGrants(vault([entry({ secrets: ['list'] }), entry({ secrets: ['set', 'GET'] })]), caller, 'get'), true, 'a later entry of the same caller');
+    assert.equal(accessPolicyGrants(vault([entry({ secrets: [] })]), caller, 'get'), false, 'an entry with no secret permission');
+  });
+
   it('a compound-identity entry holds only for the application it names', () => {
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP.toUpperCase() })]), caller, 'get'), true);
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: APP.toUpperCase() }, 'get'), true, 'ids compare case-insensitively');
@@ -87,6 +102,19 @@ describe('vault RBAC refusals', () => {
     const odd = await authorize(ctxWith({ allowed: false, reason: 'not-granted', assignmentId: 'role-1' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId).catch((e: unknown) => e as VaultError);
     assert.match((odd as VaultError).message, /DenyAssignmentId: null/);
     await authorize(ctxWith({ allowed: true, reason: 'granted' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId);
+  });
+
+  it('invariant: asks the authoriser for the operation as a data action of the caller at the scope, and an access-policy vault never asks it', async () => {
+    const asked: unknown[] = [];
+    const ctx = { authorizer: { check: (q: unknown) => (asked.push(q), Promise.resolve({ allowed: true, reason: 'granted' })) } } as unknown as VaultContext;
+    const rbac = vault([], true);
+    await authorize(ctx, rbac, caller, SECRET_OPERATIONS.set, `${rbac.resourceId}/secrets/S`);
+    assert.deepEqual(asked, [{ tenantId: TENANT, principalId: OID, action: 'Microsoft.KeyVault/vaults/secrets/setSecret/action', isDataAction: true, scope: `${rbac.resourceId}/secrets/S` }]);
+    // Access policies decide alone: an authoriser that would grant is not asked.
+    const refused = await authorize(ctx, vault([entry({ secrets: ['get'] })]), caller, SECRET_OPERATIONS.set, 'scope').catch((e: unknown) => e);
+    assert.ok(refused instanceof VaultError && refused.status === 403);
+    await authorize(ctx, vault([entry({ secrets: ['set'] })]), caller, SECRET_OPERATIONS.set, 'scope');
+    assert.equal(asked.length, 1);
   });
 
   it("invariant: RBAC is evaluated in the vault's tenant, whatever tenant the caller names", async () => {

@@ -62,6 +62,36 @@ describe('secret cipher', () => {
     assert.throws(() => createSecretCipher(MasterKey.random()).open(sealed, place), /does not open/);
   });
 
+  it('refuses, as malformed, a sealed value of another format, part count, iv or tag length, alphabet or data key length', () => {
+    const sealed = cipher.seal({ ...place, value: 'x' });
+    const parts = sealed.split('.');
+    assert.equal(parts.length, 5);
+    assert.equal(parts[0], 's1', 'the format tag');
+    const swap = (i: number, part: string) => [...parts.slice(0, i), part, ...parts.slice(i + 1)].join('.');
+    const malformed: [string, unknown][] = [
+      ['another format', swap(0, 's2')],
+      ['no format', parts.slice(1).join('.')],
+      ['an extra part', `${sealed}.AAAA`],
+      ['a short iv', swap(2, Buffer.alloc(8).toString('base64url'))],
+      ['a long iv', swap(2, Buffer.alloc(16).toString('base64url'))],
+      ['a truncated tag', swap(3, Buffer.from(parts[3]!, 'base64url').subarray(0, 12).toString('base64url'))],
+      ['a character outside base64url in the iv', swap(2, `${parts[2]!.slice(0, -1)}/`)],
+      ['a data key of 16 bytes', swap(1, Buffer.from(masterKey.encrypt(Buffer.alloc(16, 1), `vault-secret-dek:${place.vaultId}:${place.nameKey}:${place.version}`), 'utf8').toString('base64url'))],
+      ['not a string', 42],
+    ];
+    for (const [what, bad] of malformed) assert.throws(() => cipher.open(bad as string, place), /malformed/, what);
+  });
+
+  it('refuses a place or a value of the wrong type', () => {
+    const sealed = cipher.seal({ ...place, value: 'x' });
+    for (const key of ['vaultId', 'nameKey', 'version'] as const) {
+      const bad: typeof place = { ...place, [key]: undefined };
+      assert.throws(() => cipher.seal({ ...bad, value: 'x' }), TypeError, key);
+      assert.throws(() => cipher.open(sealed, bad), TypeError, key);
+    }
+    assert.throws(() => cipher.seal({ ...place, value: Buffer.from('x') as unknown as string }), /seal\(\) needs a string value/);
+  });
+
   it('a backup restores every version with its attributes and value under the same master key', () => {
     const versions = [
       { version: version({ version: '1'.repeat(32) }), value: 'first' },
@@ -99,5 +129,54 @@ describe('secret cipher', () => {
       assert.equal(cipher.restore(sealedBody(bad)), undefined, JSON.stringify(bad).slice(0, 80));
     }
     assert.throws(() => cipher.backup([{ version: version(), value: 'v' }], { subscriptionId: '' }), TypeError);
+  });
+
+  it('restore refuses a body or a version of any other shape, and a blob that is not a string; padding is allowed', () => {
+    const sealedBody = (body: unknown) => Buffer.from(`openmsi-secret-backup-v1.${masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString('base64url');
+    const good = { version: 'd'.repeat(32), contentType: 'text/plain', tags: { a: 'b' }, enabled: true, notBefore: 1, expires: null, createdAt: 1, updatedAt: 2, value: 'v' };
+    const body = (over: Record<string, unknown>) => ({ format: 'openmsi-secret-backup', v: 2, subscriptionId: SUBSCRIPTION, name: 'n', versions: [good], ...over });
+    assert.equal(cipher.restore(sealedBody(body({})))?.versions.length, 1, 'control');
+    const badBodies: unknown[] = [
+      null,
+      'a string',
+      body({ format: 'another' }),
+      body({ name: 7 }),
+      body({ versions: {} }),
+      body({ versions: [] }),
+      body({ v: '2' }),
+      { format: 'openmsi-secret-backup', v: 3, name: 'n', versions: [good] },
+      { format: 'openmsi-secret-backup', name: 'n', versions: [good] },
+    ];
+    for (const bad of badBodies) assert.equal(cipher.restore(sealedBody(bad)), undefined, JSON.stringify(bad).slice(0, 100));
+    const badVersions: Record<string, unknown>[] = [
+      { version: 7 },
+      { version: ['d'.repeat(32)] },
+      { version: 'D'.repeat(32) },
+      { version: 'd'.repeat(31) },
+      { version: `${'d'.repeat(32)}/x` },
+      { version: `x${'d'.repeat(32)}` },
+      { value: 7 },
+      { contentType: 7 },
+      { contentType: undefined },
+      { tags: [] },
+      { tags: 'a' },
+      { tags: { a: 1 } },
+      { tags: { a: 'b', c: 1 } },
+      { enabled: 'true' },
+      { notBefore: '1' },
+      { expires: '1' },
+      { createdAt: null },
+      { updatedAt: '2' },
+    ];
+    for (const over of badVersions) {
+      const versions = [good, { ...good, ...over }];
+      assert.equal(cipher.restore(sealedBody(body({ versions }))), undefined, JSON.stringify(over));
+    }
+    assert.equal(cipher.restore(sealedBody(body({ versions: [good, null] }))), undefined, 'a null version');
+    assert.equal(cipher.restore(sealedBody(body({ versions: [good, 'v'] }))), undefined, 'a string version');
+    const blob = cipher.backup([{ version: version(), value: 'v' }], { subscriptionId: SUBSCRIPTION });
+    assert.equal(cipher.restore(`${blob}==`)?.versions[0]?.value, 'v', 'base64 padding');
+    assert.equal(cipher.restore(`${blob}===`), undefined, 'at most two padding characters');
+    for (const bad of [42, null, undefined, { blob }]) assert.equal(cipher.restore(bad as unknown as string), undefined, JSON.stringify(bad));
   });
 });
