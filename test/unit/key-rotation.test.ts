@@ -1,118 +1,17 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate, createHash, randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
-import { DAY, FakeClock, HOUR, MINUTE, epochSeconds } from '../../src/shared/clock.js';
-import type { Clock } from '../../src/shared/clock.js';
-import type { SigningKeyRecord, SigningKeyState, SigningKeyStore } from '../../src/store/types.js';
+import { X509Certificate, createHash } from 'node:crypto';
+import { DAY, FakeClock, HOUR, MINUTE } from '../../src/shared/clock.js';
 import { MasterKey } from '../../src/pki/master-key.js';
 import { generateSigningKey, decryptSigningKey, signingKeyAad } from '../../src/authority/keys/signing-key.js';
 import { KeyRing } from '../../src/authority/keys/key-ring.js';
-import { KeyRotator, resolveRotationPolicy, retiredKeyRetentionMs } from '../../src/authority/keys/rotation.js';
-import type { KeyEvent } from '../../src/authority/keys/rotation.js';
-import { TokenVerificationError, createTokenVerifier, localJwks } from '../../src/shared/token-verifier.js';
-import type { JwksDocument, JwksSource } from '../../src/shared/token-verifier.js';
+import { resolveRotationPolicy, retiredKeyRetentionMs } from '../../src/authority/keys/rotation.js';
+import { createTokenVerifier, localJwks } from '../../src/shared/token-verifier.js';
+import { AUDIENCE, ISSUER, MemorySigningKeyStore, expectCode, jwksKids, pooledKeyPair, setup, signWith } from '../helpers/signing-keys.js';
 
-const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
-const ISSUER = `https://sts.openmsi.test/${TID}/`;
-const AUDIENCE = 'https://vault.azure.net';
-
-/** Yields to the event loop so concurrent callers genuinely interleave, as with a real database. */
-const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/** A SigningKeyStore over a Map, honouring transition's compare-and-set and purge's rules. */
-class MemorySigningKeyStore implements SigningKeyStore {
-  readonly rows = new Map<string, SigningKeyRecord>();
-  transitions = 0;
-
-  async list(): Promise<SigningKeyRecord[]> {
-    await yieldTurn();
-    return [...this.rows.values()].map((r) => structuredClone(r));
-  }
-
-  async insert(key: SigningKeyRecord): Promise<void> {
-    await yieldTurn();
-    if (this.rows.has(key.kid)) throw new Error(`duplicate kid ${key.kid}`);
-    this.rows.set(key.kid, structuredClone(key));
-  }
-
-  async transition(
-    kid: string,
-    expectedState: SigningKeyState,
-    changes: Partial<Pick<SigningKeyRecord, 'state' | 'activatedAt' | 'retiredAt' | 'publishUntil' | 'revokedAt'>>,
-  ): Promise<boolean> {
-    await yieldTurn();
-    const row = this.rows.get(kid);
-    if (row === undefined || row.state !== expectedState) return false;
-    Object.assign(row, changes);
-    this.transitions++;
-    return true;
-  }
-
-  async purge(before: number): Promise<number> {
-    await yieldTurn();
-    let n = 0;
-    for (const [kid, r] of this.rows) {
-      const gone =
-        (r.state === 'revoked' && r.revokedAt !== null && r.revokedAt < before) ||
-        (r.state === 'retired' && r.publishUntil !== null && r.publishUntil < before);
-      if (gone) {
-        this.rows.delete(kid);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  byState(state: SigningKeyState): SigningKeyRecord[] {
-    return [...this.rows.values()].filter((r) => r.state === state);
-  }
-}
-
-async function setup(clock: FakeClock, store = new MemorySigningKeyStore(), masterKey = MasterKey.random()) {
-  const events: KeyEvent[] = [];
-  const keyRing = await KeyRing.load({ store, masterKey, clock });
-  const rotator = new KeyRotator({ store, masterKey, clock, keyRing, onEvent: (e) => void events.push(e) });
-  return { store, masterKey, keyRing, rotator, events };
-}
-
-async function signWith(keyRing: KeyRing, clock: Clock, lifetimeMs: number): Promise<{ token: string; kid: string; expMs: number }> {
-  const key = keyRing.current();
-  const now = epochSeconds(clock);
-  const exp = now + Math.floor(lifetimeMs / 1000);
-  const oid = randomUUID();
-  const token = await new SignJWT({ aud: AUDIENCE, iss: ISSUER, oid, sub: oid, tid: TID, ver: '1.0', idtyp: 'app' })
-    .setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: key.kid, x5t: key.x5t })
-    .setIssuedAt(now)
-    .setNotBefore(now)
-    .setExpirationTime(exp)
-    .sign(key.privateKey);
-  return { token, kid: key.kid, expMs: exp * 1000 };
-}
-
-/** A verifier-side JWKS cache that refetches only when its copy is `maxAgeMs` old and never on unknown kids: the worst case rotation must survive. */
-function lazilyCachedJwks(getJwks: () => JwksDocument, clock: Clock, maxAgeMs: number): JwksSource {
-  let snapshot: JwksDocument | undefined;
-  let fetchedAt = -Infinity;
-  const inner = localJwks(() => snapshot!);
-  return {
-    getKey(kid) {
-      if (snapshot === undefined || clock.now() - fetchedAt >= maxAgeMs) {
-        snapshot = structuredClone(getJwks());
-        fetchedAt = clock.now();
-      }
-      return inner.getKey(kid);
-    },
-  };
-}
-
-function jwksKids(keyRing: KeyRing): Set<string> {
-  return new Set(keyRing.jwks().keys.map((k) => k.kid as string));
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => err instanceof TokenVerificationError && err.code === code);
-}
+// The rotation over months (every token verifies until its exp, pre-publication, retention) is in
+// key-rotation-acceptance.test.ts: it takes longer than everything here together, and this file is the one
+// mutation testing (the `keys` group) re-runs for each mutant.
 
 void describe('signing keys', () => {
   void it('are RS256 with kid == x5t == base64url(SHA-1(cert)) and an encrypted private key bound to the kid', async () => {
@@ -142,7 +41,7 @@ void describe('signing keys', () => {
     assert.throws(() => decryptSigningKey(record, MasterKey.random()));
     assert.ok(!JSON.stringify(record).includes('PRIVATE'));
 
-    const current = await generateSigningKey({ masterKey, clock, state: 'current' });
+    const current = await generateSigningKey({ masterKey, clock, state: 'current', keyPair: await pooledKeyPair() });
     assert.equal(current.activatedAt, clock.now());
   });
 });
@@ -224,101 +123,6 @@ void describe('KeyRing', () => {
 });
 
 void describe('KeyRotator', () => {
-  void it('ACCEPTANCE: over several automatic rotations every token verifies until its own exp, next keys are pre-published, retired keys leave after retention', async () => {
-    const clock = new FakeClock(Date.UTC(2026, 0, 1));
-    const { keyRing, rotator, store, events } = await setup(clock);
-    await rotator.ensureKeys();
-    const { maxTokenLifetimeMs, prepublishMs, verifierCacheMs } = rotator.policy;
-
-    const fresh = createTokenVerifier({ jwks: localJwks(() => keyRing.jwks()), issuers: [ISSUER], audiences: [AUDIENCE], clock });
-    // A verifier that caches the JWKS for the longest allowed time and never refetches on unknown kids.
-    const cached = createTokenVerifier({
-      jwks: lazilyCachedJwks(() => keyRing.jwks(), clock, verifierCacheMs),
-      issuers: [ISSUER],
-      audiences: [AUDIENCE],
-      clock,
-    });
-
-    const initialKid = keyRing.current().kid;
-    const firstPublished = new Map<string, number>();
-    const firstSigned = new Map<string, number>();
-    const lastSigned = new Map<string, number>();
-    const observe = (): void => {
-      for (const kid of jwksKids(keyRing)) if (!firstPublished.has(kid)) firstPublished.set(kid, clock.now());
-    };
-    observe();
-
-    let outstanding: { token: string; kid: string; expMs: number }[] = [];
-    let verifiedCount = 0;
-    let expiredChecked = 0;
-    // An odd step so signing and checking land at ever-different offsets from each rotation.
-    const STEP = 5 * HOUR + 17 * MINUTE;
-    const END = clock.now() + 130 * DAY;
-    let steps = 0;
-    while (clock.now() < END && steps++ < 1000) {
-      clock.advance(STEP);
-
-      // Sign with whatever key is current *before* housekeeping, so a token can be signed by a key in
-      // the very instant before it is retired. Lifetime is the maximum the policy allows.
-      const signed = await signWith(keyRing, clock, maxTokenLifetimeMs);
-      outstanding.push(signed);
-      if (!firstSigned.has(signed.kid)) firstSigned.set(signed.kid, clock.now());
-      lastSigned.set(signed.kid, clock.now());
-
-      await rotator.tick();
-      observe();
-
-      const stillValid: typeof outstanding = [];
-      for (const t of outstanding) {
-        if (clock.now() < t.expMs) {
-          await fresh.verify(t.token);
-          await cached.verify(t.token);
-          verifiedCount++;
-          stillValid.push(t);
-        } else if (clock.now() >= t.expMs + 61_000) {
-          await expectCode(fresh.verify(t.token), 'expired');
-          expiredChecked++;
-        } else {
-          stillValid.push(t);
-        }
-      }
-      outstanding = stillValid;
-
-      // Retired keys leave the JWKS when their retention ends, and the store purges them.
-      for (const r of store.byState('retired')) {
-        assert.ok(r.publishUntil !== null && r.publishUntil >= clock.now(), 'expired retired keys are purged by tick');
-        assert.ok(jwksKids(keyRing).has(r.kid) === r.publishUntil > clock.now());
-      }
-    }
-
-    const rotations = events.filter((e) => e.action === 'keys.rotated' && e.detail.manual === false);
-    assert.ok(rotations.length >= 4, `expected ≥ 4 automatic rotations, saw ${rotations.length}`);
-    assert.ok(verifiedCount > 400);
-    assert.ok(expiredChecked > 300);
-
-    // Every key after the first was in the JWKS at least prepublishMs before it signed anything.
-    assert.ok(firstSigned.size >= 5);
-    for (const [kid, signedAt] of firstSigned) {
-      if (kid === initialKid) continue;
-      const publishedAt = firstPublished.get(kid);
-      assert.ok(publishedAt !== undefined, 'a signing key was never published');
-      assert.ok(signedAt - publishedAt >= prepublishMs, `kid ${kid} signed ${(signedAt - publishedAt) / HOUR} h after publication`);
-    }
-
-    // Retired keys were purged and their retention covered every token they signed.
-    const purged = events.filter((e) => e.action === 'keys.purged').map((e) => e.kid);
-    assert.ok(purged.length >= 3, `expected purges, saw ${purged.length}`);
-    for (const kid of purged) {
-      assert.ok(!store.rows.has(kid));
-      assert.ok(!jwksKids(keyRing).has(kid));
-      const rotatedAway = events.find((e) => e.action === 'keys.rotated' && e.detail.previous === kid)!;
-      const publishUntil = rotatedAway.detail.previousPublishUntil as number;
-      assert.ok(publishUntil - lastSigned.get(kid)! >= maxTokenLifetimeMs + verifierCacheMs);
-    }
-    // The JWKS stays small: current + next + retired keys still in retention.
-    assert.ok(keyRing.jwks().keys.length <= 3);
-  });
-
   void it('rotateNow({ revokePrevious: true }) drops the old key at once; tokens from the new key verify', async () => {
     const clock = new FakeClock();
     const { keyRing, rotator, store, events } = await setup(clock);
