@@ -5,7 +5,8 @@ import { DAY, FakeClock, HOUR, MINUTE } from '../../src/shared/clock.js';
 import { MasterKey } from '../../src/pki/master-key.js';
 import { generateSigningKey, decryptSigningKey, signingKeyAad } from '../../src/authority/keys/signing-key.js';
 import { KeyRing } from '../../src/authority/keys/key-ring.js';
-import { resolveRotationPolicy, retiredKeyRetentionMs } from '../../src/authority/keys/rotation.js';
+import { KeyRotator, resolveRotationPolicy, retiredKeyRetentionMs } from '../../src/authority/keys/rotation.js';
+import { SIGNING_KEY_CHANNEL, type SigningKeyRecord, type SigningKeyState, type SigningKeyStore, type StoreNotifications } from '../../src/store/types.js';
 import { createTokenVerifier, localJwks } from '../../src/shared/token-verifier.js';
 import { AUDIENCE, ISSUER, MemorySigningKeyStore, expectCode, jwksKids, pooledKeyPair, setup, signWith } from '../helpers/signing-keys.js';
 
@@ -244,5 +245,238 @@ void describe('KeyRotator', () => {
     }
     assert.ok(store.transitions > before, 'a background tick rotated the keys');
     assert.throws(() => rotator.start(0), TypeError);
+  });
+});
+
+/** A store whose transitions can be interleaved with another replica's, and whose list() can be held back. */
+class RacingStore extends MemorySigningKeyStore {
+  beforeTransition: ((kid: string, expected: SigningKeyState, changes: Partial<SigningKeyRecord>) => void) | undefined;
+  hold: Promise<void> | undefined;
+  lists = 0;
+  failList = false;
+
+  override async list(): Promise<SigningKeyRecord[]> {
+    this.lists++;
+    if (this.failList) throw new Error('store down');
+    const hold = this.hold;
+    const rows = await super.list();
+    if (hold !== undefined) await hold;
+    return rows;
+  }
+
+  override async transition(kid: string, expectedState: SigningKeyState, changes: Partial<SigningKeyRecord>): Promise<boolean> {
+    this.beforeTransition?.(kid, expectedState, changes);
+    return super.transition(kid, expectedState, changes);
+  }
+}
+
+/** Notices as the store publishes them on SIGNING_KEY_CHANNEL, delivered by hand. */
+function manualNotices() {
+  const listeners: { channel: string; listener: (payload: string) => void }[] = [];
+  let unsubscribed = 0;
+  const notifications: StoreNotifications = {
+    subscribe(channel, listener) {
+      listeners.push({ channel, listener });
+      return () => void unsubscribed++;
+    },
+    ready: () => Promise.resolve(),
+  };
+  return { notifications, listeners, notify: () => listeners.forEach((l) => l.listener('kid')), unsubscribed: () => unsubscribed };
+}
+
+void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', () => {
+  void it('invariant: isPublished and publicKey trust exactly the JWKS: current, next, retired until (not at) publishUntil, never revoked or unknown', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store } = await setup(clock);
+    await rotator.ensureKeys();
+    const firstKid = keyRing.current().kid;
+    await rotator.rotateNow();
+    const retired = store.rows.get(firstKid)!;
+    const next = store.byState('next')[0]!.kid;
+    for (const kid of [keyRing.current().kid, next, firstKid]) assert.equal(keyRing.isPublished(kid), true, kid);
+    assert.equal(keyRing.isPublished('unknown-kid'), false);
+    assert.equal(keyRing.isPublished(''), false);
+    clock.set(retired.publishUntil! - 1);
+    assert.equal(keyRing.isPublished(firstKid), true);
+    assert.ok(keyRing.publicKey(firstKid));
+    assert.ok(jwksKids(keyRing).has(firstKid));
+    clock.set(retired.publishUntil!);
+    assert.equal(keyRing.isPublished(firstKid), false, 'not at its publishUntil instant');
+    assert.equal(keyRing.publicKey(firstKid), undefined);
+    assert.equal(jwksKids(keyRing).has(firstKid), false);
+    assert.equal(keyRing.isPublished(keyRing.current().kid), true, 'the current key has no publishUntil');
+    const revoked = keyRing.current().kid;
+    await rotator.rotateNow({ revokePrevious: true });
+    assert.equal(keyRing.isPublished(revoked), false);
+    assert.throws(() => keyRing.publicKey(42 as unknown as string), TypeError);
+    // The JWKS order: the signing key, then the pre-published one.
+    const states = keyRing.jwks().keys.map((k) => store.rows.get(k.kid as string)!.state);
+    assert.deepEqual(states, ['current', 'next']);
+  });
+
+  void it('invariant: the JWKS never carries private key members whatever a store row holds, and what jwks() returns cannot change it', async () => {
+    const clock = new FakeClock();
+    const masterKey = MasterKey.random();
+    const store = new MemorySigningKeyStore();
+    const record = await generateSigningKey({ masterKey, clock, state: 'current', keyPair: await pooledKeyPair() });
+    for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv']) record.publicJwk[member] = 'secret';
+    delete record.publicJwk.x5t;
+    await store.insert(record);
+    const keyRing = await KeyRing.load({ store, masterKey, clock });
+    const [jwk] = keyRing.jwks().keys;
+    assert.deepEqual(Object.keys(jwk!).sort(), ['alg', 'e', 'kid', 'kty', 'n', 'use', 'x5c']);
+    assert.ok(!JSON.stringify(keyRing.jwks()).includes('secret'));
+    assert.throws(() => {
+      (jwk as Record<string, unknown>).n = 'attacker';
+    }, TypeError);
+    assert.throws(() => (jwk!.x5c as string[]).push('attacker'), TypeError);
+    assert.equal(keyRing.current().x5t, record.kid, 'x5t falls back to the kid');
+  });
+
+  void it('invariant: a change notice reloads the ring at once, so another replica’s revocation stops verifying without waiting for a poll', async () => {
+    const clock = new FakeClock();
+    const a = await setup(clock);
+    await a.rotator.ensureKeys();
+    const notices = manualNotices();
+    const errors: unknown[] = [];
+    const store = new RacingStore();
+    for (const [kid, row] of a.store.rows) store.rows.set(kid, row);
+    const ringB = await KeyRing.load({ store, masterKey: a.masterKey, clock, notifications: notices.notifications, onError: (e) => errors.push(e) });
+    assert.deepEqual(notices.listeners.map((l) => l.channel), [SIGNING_KEY_CHANNEL]);
+    const old = ringB.current().kid;
+    const rotatorA = new KeyRotator({ store, masterKey: a.masterKey, clock, keyRing: a.keyRing, newKeyPair: pooledKeyPair });
+    await rotatorA.rotateNow({ revokePrevious: true });
+    assert.equal(ringB.isPublished(old), true, 'not yet heard');
+    notices.notify();
+    await ringB.settled();
+    assert.equal(ringB.isPublished(old), false);
+    assert.notEqual(ringB.current().kid, old);
+
+    // Notices during a reload fold into exactly one more reload (the running one may have read too early).
+    const before = store.lists;
+    notices.notify();
+    notices.notify();
+    notices.notify();
+    await ringB.settled();
+    assert.equal(store.lists - before, 2);
+    notices.notify();
+    await ringB.settled();
+    assert.equal(store.lists - before, 3, 'a later notice reloads again');
+
+    // A failed reload goes to onError and keeps the last snapshot.
+    store.failList = true;
+    const current = ringB.current().kid;
+    notices.notify();
+    await ringB.settled();
+    assert.equal(errors.length, 1);
+    assert.equal(ringB.current().kid, current);
+    store.failList = false;
+    ringB.stop();
+    assert.equal(notices.unsubscribed(), 1);
+  });
+
+  void it('invariant: a reload that read the store before a revocation and finishes last never brings the revoked key back', async () => {
+    const clock = new FakeClock();
+    const store = new RacingStore();
+    const { keyRing, rotator } = await setup(clock, store);
+    await rotator.ensureKeys();
+    const old = keyRing.current().kid;
+    let release!: () => void;
+    store.hold = new Promise((resolve) => (release = resolve));
+    const stale = keyRing.refresh();
+    store.hold = undefined;
+    await rotator.rotateNow({ revokePrevious: true });
+    assert.equal(keyRing.isPublished(old), false);
+    release();
+    await stale;
+    assert.equal(keyRing.isPublished(old), false);
+    assert.notEqual(keyRing.current().kid, old);
+  });
+
+  void it('startAutoRefresh and load refuse what they cannot use', async () => {
+    const clock = new FakeClock();
+    const { keyRing, store, masterKey } = await setup(clock);
+    for (const bad of [0, 0.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => keyRing.startAutoRefresh(bad), TypeError, String(bad));
+    await assert.rejects(KeyRing.load({ store: {} as SigningKeyStore, masterKey, clock }), TypeError);
+    await assert.rejects(KeyRing.load({ store, masterKey: {} as MasterKey, clock }), TypeError);
+    await assert.rejects(KeyRing.load({ store, masterKey, clock: {} as FakeClock }), TypeError);
+  });
+
+  void it('a key signs for exactly rotationPeriodMs: not promoted a millisecond before, promoted at it', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store } = await setup(clock);
+    await rotator.ensureKeys();
+    const first = keyRing.current().kid;
+    const next = store.byState('next')[0]!.kid;
+    clock.advance(rotator.policy.rotationPeriodMs - 1);
+    assert.equal((await rotator.tick()).promoted, undefined);
+    assert.equal(keyRing.current().kid, first);
+    clock.advance(1);
+    const result = await rotator.tick();
+    assert.equal(result.promoted, next);
+    assert.equal(result.created.length, 1, 'a new next key');
+    assert.equal(keyRing.current().kid, next);
+    assert.equal(store.rows.get(first)!.state, 'retired');
+    assert.equal(store.rows.get(first)!.publishUntil, clock.now() + rotator.retentionMs);
+  });
+
+  void it('invariant: rotateNow({ revokePrevious }) revokes the previous key even when another replica retired it first; a non-boolean is refused', async () => {
+    const clock = new FakeClock();
+    const store = new RacingStore();
+    const { keyRing, rotator, events } = await setup(clock, store);
+    await rotator.ensureKeys();
+    const old = keyRing.current().kid;
+    store.beforeTransition = (kid, expected) => {
+      if (kid === old && expected === 'current') {
+        // Another replica's tick retired it a moment before.
+        Object.assign(store.rows.get(kid)!, { state: 'retired', retiredAt: clock.now(), publishUntil: clock.now() + DAY });
+      }
+    };
+    const result = await rotator.rotateNow({ revokePrevious: true });
+    store.beforeTransition = undefined;
+    assert.equal(result.revoked, true);
+    assert.equal(store.rows.get(old)!.state, 'revoked');
+    assert.equal(keyRing.isPublished(old), false);
+    assert.ok(events.some((e) => e.action === 'keys.revoked' && e.kid === old));
+    assert.throws(() => rotator.rotateNow({ revokePrevious: 'yes' as unknown as boolean }), TypeError);
+    const retiredOnly = await rotator.rotateNow();
+    assert.equal(retiredOnly.revoked, false);
+    assert.equal(events.filter((e) => e.action === 'keys.revoked').length, 1, 'a plain rotation revokes nothing');
+  });
+
+  void it('a failing audit hook never undoes a rotation; its error goes to onError', async () => {
+    const clock = new FakeClock();
+    const store = new MemorySigningKeyStore();
+    const masterKey = MasterKey.random();
+    const keyRing = await KeyRing.load({ store, masterKey, clock });
+    const errors: unknown[] = [];
+    const rotator = new KeyRotator({
+      store,
+      masterKey,
+      clock,
+      keyRing,
+      newKeyPair: pooledKeyPair,
+      onEvent: () => Promise.reject(new Error('audit down')),
+      onError: (e) => errors.push(e),
+    });
+    await rotator.ensureKeys();
+    const old = keyRing.current().kid;
+    const result = await rotator.rotateNow({ revokePrevious: true });
+    assert.equal(result.revoked, true);
+    assert.equal(keyRing.isPublished(old), false);
+    assert.ok(errors.length >= 3);
+    assert.throws(() => new KeyRotator({ store, masterKey, clock, keyRing, onEvent: 'x' as unknown as () => void }), TypeError);
+  });
+
+  void it('rotation policy boundaries: equal prepublish and cache, equal period and prepublish are fine; fractions and strings are not', () => {
+    assert.ok(resolveRotationPolicy({ prepublishMs: 24 * HOUR, verifierCacheMs: 24 * HOUR }));
+    assert.ok(resolveRotationPolicy({ rotationPeriodMs: 48 * HOUR, prepublishMs: 48 * HOUR }));
+    assert.ok(resolveRotationPolicy({ maxTokenLifetimeMs: 1 }));
+    assert.throws(() => resolveRotationPolicy({ maxTokenLifetimeMs: 1.5 }), TypeError);
+    assert.throws(() => resolveRotationPolicy({ maxTokenLifetimeMs: '5' as unknown as number }), TypeError);
+    const policy = resolveRotationPolicy({ clockSkewMs: 0, verifierCacheMs: HOUR });
+    assert.equal(policy.clockSkewMs, 0);
+    assert.equal(policy.verifierCacheMs, HOUR);
+    assert.ok(Object.isFrozen(policy));
   });
 });
