@@ -170,6 +170,94 @@ describe('agent token cache (fake authority)', () => {
   });
 });
 
+describe('agent token cache: decisions pinned by mutation testing', () => {
+  const identity: HostIdentity = { type: 'UserAssigned', objectId: 'OID-1', clientId: 'cid-1', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u' };
+  const settle = () => new Promise((r) => setImmediate(r));
+
+  function setup() {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const state = { calls: 0, fail: undefined as UpstreamError | undefined };
+    const fetch = (): Promise<IssuedToken> => {
+      state.calls++;
+      if (state.fail !== undefined) return Promise.reject(state.fail);
+      const now = Math.floor(clock.now() / 1000);
+      return Promise.resolve({ accessToken: `token-${String(state.calls)}`, expiresOn: now + 3600, notBefore: now, receivedAt: now });
+    };
+    const cache = new TokenCache({ fetch, logger: captureLogs().logger, clock, random: () => 0.5, maxEntries: 10, retryBaseMs: 1000, retryMaxMs: 8000 });
+    return { clock, state, cache };
+  }
+
+  it('invariant: a token is served until 5 s before its expiry and never after; the sweep drops expired entries', async () => {
+    const { cache, clock, state } = setup();
+    const { entry } = await cache.obtain(identity, 'r');
+    state.fail = new UpstreamError('unavailable', 'down');
+    clock.set(entry.token.expiresOn * 1000 - 5000);
+    assert.equal(cache.peek(identity, 'r'), entry, 'exactly 5 s left: served');
+    await settle();
+    clock.advance(1);
+    assert.equal(cache.peek(identity, 'r'), undefined);
+    assert.equal(cache.size, 1);
+    clock.set(entry.token.expiresOn * 1000 - 1);
+    cache.sweep();
+    assert.equal(cache.size, 1, 'not yet expired: kept (never served)');
+    clock.set(entry.token.expiresOn * 1000);
+    cache.sweep();
+    assert.equal(cache.size, 0);
+    assert.equal(successBody(entry, clock.now() + 60_000).includes('"expires_in":"0"'), true, 'expires_in is never negative');
+  });
+
+  it('invariant: object ids match in any case, resources exactly: another spelling of a resource is another token', async () => {
+    const { cache, state } = setup();
+    await cache.obtain(identity, 'https://Vault.azure.net');
+    assert.ok(cache.peek({ ...identity, objectId: 'oid-1' }, 'https://Vault.azure.net'), 'the object id in another case');
+    assert.equal(cache.peek(identity, 'https://vault.azure.net'), undefined);
+    assert.equal(cache.peek({ ...identity, objectId: 'OID-2' }, 'https://Vault.azure.net'), undefined);
+    assert.equal((await cache.obtain(identity, 'https://vault.azure.net')).source, 'authority');
+    assert.equal(state.calls, 2);
+  });
+
+  it('invariant: a background refresh told the identity is gone drops its token at once; other failures keep it', async () => {
+    const { cache, clock, state } = setup();
+    const { entry } = await cache.obtain(identity, 'r');
+    await cache.obtain(identity, 'other');
+    state.fail = new UpstreamError('unavailable', 'down');
+    clock.set(entry.refreshAt);
+    assert.ok(cache.peek(identity, 'r'), 'served at half-life');
+    await settle();
+    assert.equal(state.calls, 3);
+    assert.ok(cache.peek(identity, 'r'), 'kept through an outage');
+    state.fail = new UpstreamError('identity-not-found', 'gone');
+    clock.advance(10_000);
+    cache.sweep();
+    await settle();
+    assert.equal(state.calls, 5, 'both entries retried');
+    assert.equal(cache.peek(identity, 'r'), undefined);
+    assert.equal(cache.size, 0);
+  });
+
+  it('concurrent misses share one authority call; after an outage a miss fails fast until the backoff ends', async () => {
+    const { cache, clock, state } = setup();
+    const [a, b] = await Promise.all([cache.obtain(identity, 'r'), cache.obtain(identity, 'r')]);
+    assert.equal(a.entry, b.entry);
+    assert.equal(state.calls, 1);
+    const down = new UpstreamError('unavailable', 'down');
+    state.fail = down;
+    await assert.rejects(cache.obtain(identity, 'x'), (err: unknown) => err === down);
+    assert.equal(state.calls, 2);
+    clock.advance(749);
+    await assert.rejects(cache.obtain(identity, 'y'), (err: unknown) => err === down);
+    assert.equal(state.calls, 2, 'within the backoff (1 s jittered to 750 ms): no call');
+    clock.advance(1);
+    state.fail = undefined;
+    assert.equal((await cache.obtain(identity, 'y')).source, 'authority');
+    assert.equal(state.calls, 3);
+    state.fail = new UpstreamError('identity-not-found', 'gone');
+    await assert.rejects(cache.obtain(identity, 'z'));
+    state.fail = undefined;
+    assert.equal((await cache.obtain(identity, 'z')).source, 'authority', 'only unavailability backs off');
+  });
+});
+
 describe('agent token pipeline: serveToken and its checks (fake context)', () => {
   const system: HostIdentity = { type: 'SystemAssigned', objectId: 'SYS-OID', clientId: 'sys-cid', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/machines/m' };
   const uami: HostIdentity = { type: 'UserAssigned', objectId: 'UAMI-OID', clientId: 'uami-cid', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-one' };
@@ -368,7 +456,7 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
     assert.equal((await p.serve({ selector: byClient(uami), echo: 'yes' as unknown as boolean })).body.object_id, undefined);
     const served = p.audits.filter((e) => e.decision === 'served');
     assert.deepEqual(served.map((e) => e.source), ['authority', 'cache', 'authority', 'cache']);
-    assert.ok(served.every((e) => e.status === 200 && e.audience === RESOURCE && e.surface === 'imds'));
+    assert.ok(served.every((e) => e.status === 200 && e.audience === RESOURCE && e.surface === 'imds'), 'served records');
   });
 
   it('answers JSON with no-store and no CORS; a refusal after the answer started writes nothing; a throwing audit sink never loses the answer', async () => {
@@ -376,7 +464,7 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
     const answer = await p.serve({ selector: byClient(uami) });
     assert.equal(answer.headers['cache-control'], 'no-store');
     assert.equal(answer.headers['content-type'], 'application/json; charset=utf-8');
-    assert.ok(!Object.keys(answer.headers).some((h) => h.startsWith('access-control-')));
+    assert.ok(!Object.keys(answer.headers).some((h) => h.startsWith('access-control-')), 'no CORS header');
     const written: unknown[] = [];
     const started = { headersSent: true, writeHead: (...args: unknown[]) => void written.push(args) } as unknown as ServerResponse;
     const req = { socket: {}, headers: {} } as unknown as IncomingMessage;
@@ -390,7 +478,7 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
       },
     };
     assert.equal((await p.serve({ selector: byClient(uami) })).status, 200);
-    assert.ok(p.logs.lines.some((l) => l.includes('the audit sink threw')));
+    assert.ok(p.logs.lines.some((l) => l.includes('the audit sink threw')), 'logged');
   });
 });
 

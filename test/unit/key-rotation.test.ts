@@ -298,8 +298,8 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     assert.equal(keyRing.isPublished(''), false);
     clock.set(retired.publishUntil! - 1);
     assert.equal(keyRing.isPublished(firstKid), true);
-    assert.ok(keyRing.publicKey(firstKid));
-    assert.ok(jwksKids(keyRing).has(firstKid));
+    assert.ok(keyRing.publicKey(firstKid), 'a millisecond before publishUntil');
+    assert.ok(jwksKids(keyRing).has(firstKid), 'in the JWKS a millisecond before publishUntil');
     clock.set(retired.publishUntil!);
     assert.equal(keyRing.isPublished(firstKid), false, 'not at its publishUntil instant');
     assert.equal(keyRing.publicKey(firstKid), undefined);
@@ -325,7 +325,7 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     const keyRing = await KeyRing.load({ store, masterKey, clock });
     const [jwk] = keyRing.jwks().keys;
     assert.deepEqual(Object.keys(jwk!).sort(), ['alg', 'e', 'kid', 'kty', 'n', 'use', 'x5c']);
-    assert.ok(!JSON.stringify(keyRing.jwks()).includes('secret'));
+    assert.ok(!JSON.stringify(keyRing.jwks()).includes('secret'), 'no private member');
     assert.throws(() => {
       (jwk as Record<string, unknown>).n = 'attacker';
     }, TypeError);
@@ -437,7 +437,7 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     assert.equal(result.revoked, true);
     assert.equal(store.rows.get(old)!.state, 'revoked');
     assert.equal(keyRing.isPublished(old), false);
-    assert.ok(events.some((e) => e.action === 'keys.revoked' && e.kid === old));
+    assert.ok(events.some((e) => e.action === 'keys.revoked' && e.kid === old), 'keys.revoked audited');
     assert.throws(() => rotator.rotateNow({ revokePrevious: 'yes' as unknown as boolean }), TypeError);
     const retiredOnly = await rotator.rotateNow();
     assert.equal(retiredOnly.revoked, false);
@@ -464,19 +464,19 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     const result = await rotator.rotateNow({ revokePrevious: true });
     assert.equal(result.revoked, true);
     assert.equal(keyRing.isPublished(old), false);
-    assert.ok(errors.length >= 3);
+    assert.ok(errors.length >= 3, `onError got ${String(errors.length)} errors`);
     assert.throws(() => new KeyRotator({ store, masterKey, clock, keyRing, onEvent: 'x' as unknown as () => void }), TypeError);
   });
 
   void it('rotation policy boundaries: equal prepublish and cache, equal period and prepublish are fine; fractions and strings are not', () => {
-    assert.ok(resolveRotationPolicy({ prepublishMs: 24 * HOUR, verifierCacheMs: 24 * HOUR }));
-    assert.ok(resolveRotationPolicy({ rotationPeriodMs: 48 * HOUR, prepublishMs: 48 * HOUR }));
-    assert.ok(resolveRotationPolicy({ maxTokenLifetimeMs: 1 }));
+    assert.ok(resolveRotationPolicy({ prepublishMs: 24 * HOUR, verifierCacheMs: 24 * HOUR }), 'prepublish = cache');
+    assert.ok(resolveRotationPolicy({ rotationPeriodMs: 48 * HOUR, prepublishMs: 48 * HOUR }), 'period = prepublish');
+    assert.ok(resolveRotationPolicy({ maxTokenLifetimeMs: 1 }), '1 ms');
     assert.throws(() => resolveRotationPolicy({ maxTokenLifetimeMs: 1.5 }), TypeError);
     assert.throws(() => resolveRotationPolicy({ maxTokenLifetimeMs: '5' as unknown as number }), TypeError);
     const policy = resolveRotationPolicy({ clockSkewMs: 0, verifierCacheMs: HOUR });
     assert.equal(policy.clockSkewMs, 0);
     assert.equal(policy.verifierCacheMs, HOUR);
-    assert.ok(Object.isFrozen(policy));
+    assert.ok(Object.isFrozen(policy), 'frozen');
   });
 });
