@@ -104,14 +104,19 @@ export const GROUPS = {
       'test/vault/authz-lifecycle.test.ts',
     ],
   },
+  // The agent's token pipeline, against its fast unit tests (a fake surface context over the real cache and
+  // rate limiter): the end-to-end agent suites each start an authority and an agent, 8 to 27 s per mutant.
   agent: {
+    mutate: ['src/agent/surfaces/common.ts', 'src/agent/token-cache.ts'],
+    testFiles: ['test/agent/unit.test.ts'],
+  },
+  // The rest of the agent's edge: the guard, sessions, the control API, the resource rule, audit folding.
+  'agent-host': {
     mutate: [
       'src/agent/guard.ts',
       'src/agent/sessions.ts',
       'src/agent/secret-digest.ts',
       'src/agent/control.ts',
-      'src/agent/surfaces/common.ts',
-      'src/agent/token-cache.ts',
       'src/directory/hosts.ts',
       'src/shared/resource.ts',
       'src/agent/audit/fold.ts',
