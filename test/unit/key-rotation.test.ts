@@ -224,9 +224,13 @@ void describe('KeyRotator', () => {
     const a = await setup(clock, store, masterKey);
     const b = await setup(clock, store, masterKey);
     await Promise.all([a.rotator.ensureKeys(), b.rotator.ensureKeys()]);
+    const currents = store.byState('current').length;
     clock.advance(MINUTE);
     await a.rotator.tick();
     assert.equal(store.byState('current').length, 1);
+    const superseded = a.events.filter((e) => e.action === 'keys.rotated' && e.detail.reason === 'superseded');
+    assert.equal(superseded.length, currents - 1, 'each retired extra current is audited');
+    for (const e of superseded) assert.deepEqual(e.detail, { retired: true, reason: 'superseded', publishUntil: clock.now() + a.rotator.retentionMs });
     assert.ok(store.byState('next').length >= 1);
   });
 
@@ -325,6 +329,7 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     const keyRing = await KeyRing.load({ store, masterKey, clock });
     const [jwk] = keyRing.jwks().keys;
     assert.deepEqual(Object.keys(jwk!).sort(), ['alg', 'e', 'kid', 'kty', 'n', 'use', 'x5c']);
+    assert.deepEqual(jwk!.x5c, record.publicJwk.x5c, 'the certificate chain is published as stored');
     assert.ok(!JSON.stringify(keyRing.jwks()).includes('secret'), 'no private member');
     assert.throws(() => {
       (jwk as Record<string, unknown>).n = 'attacker';
@@ -397,6 +402,8 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     const clock = new FakeClock();
     const { keyRing, store, masterKey } = await setup(clock);
     for (const bad of [0, 0.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => keyRing.startAutoRefresh(bad), TypeError, String(bad));
+    keyRing.startAutoRefresh(1);
+    keyRing.stop();
     await assert.rejects(KeyRing.load({ store: {} as SigningKeyStore, masterKey, clock }), TypeError);
     await assert.rejects(KeyRing.load({ store, masterKey: {} as MasterKey, clock }), TypeError);
     await assert.rejects(KeyRing.load({ store, masterKey, clock: {} as FakeClock }), TypeError);
@@ -466,6 +473,23 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     assert.equal(keyRing.isPublished(old), false);
     assert.ok(errors.length >= 3, `onError got ${String(errors.length)} errors`);
     assert.throws(() => new KeyRotator({ store, masterKey, clock, keyRing, onEvent: 'x' as unknown as () => void }), TypeError);
+  });
+
+  void it('a tick establishes a signing key when there is none: it promotes a next key, or creates one', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store, events } = await setup(clock);
+    const first = await rotator.tick();
+    assert.equal(first.promoted, undefined);
+    assert.equal(first.created.length, 2, 'a current key and a next key');
+    assert.equal(keyRing.current().kid, first.created[0]);
+    const current = store.byState('current')[0]!;
+    store.rows.delete(current.kid); // e.g. deleted by an operator
+    const next = store.byState('next')[0]!.kid;
+    const second = await rotator.tick();
+    assert.equal(second.promoted, next);
+    assert.equal(keyRing.current().kid, next);
+    assert.ok(events.some((e) => e.action === 'keys.rotated' && e.kid === next && e.detail.reason === 'initial'), 'audited as an initial promotion');
+    assert.equal(store.byState('next').length, 1, 'and a new next key');
   });
 
   void it('rotation policy boundaries: equal prepublish and cache, equal period and prepublish are fine; fractions and strings are not', () => {
