@@ -149,7 +149,11 @@ void describe('KeyRotator', () => {
     clock.advance(1);
     await rotator.tick();
     assert.ok(!store.rows.has(oldKid), 'revoked key purged');
-    assert.ok(events.some((e) => e.action === 'keys.purged' && e.kid === oldKid));
+    assert.deepEqual(
+      events.filter((e) => e.action === 'keys.purged').map((e) => [e.kid, e.detail.state]),
+      [[oldKid, 'revoked']],
+      'only the purged key is audited as purged',
+    );
   });
 
   void it('rotateNow() without revoke retires the old key with normal retention', async () => {
@@ -490,6 +494,22 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     assert.equal(keyRing.current().kid, next);
     assert.ok(events.some((e) => e.action === 'keys.rotated' && e.kid === next && e.detail.reason === 'initial'), 'audited as an initial promotion');
     assert.equal(store.byState('next').length, 1, 'and a new next key');
+    const created = events.filter((e) => e.action === 'keys.created').map((e) => e.detail.state);
+    assert.deepEqual(created, ['current', 'next', 'next']);
+  });
+
+  void it('rotateNow on an empty store creates the first key; start() takes 1 ms; a rotator without a key-pair source generates fresh pairs', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store, masterKey } = await setup(clock);
+    const result = await rotator.rotateNow({ revokePrevious: true });
+    assert.deepEqual(result, { current: keyRing.current().kid, previous: null, revoked: false });
+    assert.equal(store.byState('next').length, 1);
+    rotator.start(1);
+    rotator.stop();
+    const fresh = new KeyRotator({ store, masterKey, clock, keyRing });
+    const { current } = await fresh.rotateNow();
+    assert.equal(keyRing.current().kid, current);
+    assert.equal(store.byState('next').length, 1, 'a new next key, from a fresh pair');
   });
 
   void it('rotation policy boundaries: equal prepublish and cache, equal period and prepublish are fine; fractions and strings are not', () => {
