@@ -281,6 +281,7 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
       fail: undefined as UpstreamError | Error | undefined,
       fetched: [] as string[],
       resolveFresh: 0,
+      resolveFreshFails: undefined as UpstreamError | undefined,
       refreshes: 0,
       notRecognised: 0,
     };
@@ -304,6 +305,7 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
       resolve,
       resolveFresh: (selector: IdentitySelector) => {
         state.resolveFresh++;
+        if (state.resolveFreshFails !== undefined) return Promise.reject(state.resolveFreshFails);
         return Promise.resolve(resolve(selector));
       },
       refresh: () => {
@@ -408,6 +410,11 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
     assert.equal(hit.headers['retry-after'], '1');
     assert.equal(hit.body.access_token, undefined);
     assert.equal((await p.serve({ selector: byClient(uami2) })).status, 200, 'another identity has its own budget');
+    assert.deepEqual(
+      [p.audits.at(-2)?.reason, p.audits.at(-2)?.identity, p.audits.at(-2)?.audience],
+      ['rate_limited', 'UAMI-OID', RESOURCE],
+      'the refusal is audited with its identity and audience',
+    );
     const miss = await p.serve({ selector: byClient(uami2), resource: 'https://storage.azure.com' });
     assert.equal(miss.status, 429);
     assert.equal(p.state.fetched.length, 2, 'a refused miss does not ask the authority');
@@ -420,6 +427,11 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
     assert.equal(answer.body.error_description, 'Identity not found');
     assert.equal(p.state.resolveFresh, 1);
     assert.deepEqual(p.state.fetched, []);
+    assert.equal(p.audits.at(-1)?.identity, undefined);
+    // The identity list cannot be read: a retryable 503, audited without an identity.
+    p.state.resolveFreshFails = new UpstreamError('unavailable', 'down');
+    const down = await p.serve({ selector: { kind: 'client', value: 'not-on-this-host' } });
+    assert.equal(down.status, 503);
     assert.equal(p.audits.at(-1)?.identity, undefined);
   });
 
@@ -472,6 +484,12 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
     refuse(p.ctx, req, started, 'imds', new Error('late'));
     assert.deepEqual(written, []);
     assert.equal(p.audits.length, audited);
+    // Anything but an AgentError is answered as a 500 and audited as internal.
+    let status = 0;
+    const fresh = { headersSent: false, writeHead: (s: number) => ((status = s), { end: () => undefined }) } as unknown as ServerResponse;
+    refuse(p.ctx, req, fresh, 'imds', new Error('bug'));
+    assert.equal(status, 500);
+    assert.equal(p.audits.at(-1)?.reason, 'internal');
     p.ctx.audit = {
       record: () => {
         throw new Error('sink down');
