@@ -2,10 +2,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../../src/shared/clock.js';
-import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { dataDirLayout, type AdminCredentialFile } from '../../src/shared/data-dir.js';
 import { createAuthority, type Authority } from '../../src/authority/authority.js';
 import { initDataDir } from '../../src/authority/init.js';
@@ -15,6 +13,9 @@ import { createApplicationPrincipal } from '../../src/directory/principals.js';
 import { addCertificateCredential, addPasswordCredential } from '../../src/directory/credentials.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import type { ClientAuthThrottlePolicy } from '../../src/authority/token/throttle.js';
+import { captureLogs } from './logs.js';
+
+export { captureLogs };
 
 export interface TestAuthority {
   authority: Authority;
@@ -139,17 +140,6 @@ export async function freePort(): Promise<number> {
   throw new Error(`freePort: no free port between ${String(from)} and ${String(to)} after 200 tries`);
 }
 
-/** A capturing log stream. */
-export function captureLogs(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      callback();
-    },
-  });
-  return { logger: createLogger({ level: 'trace', destination: stream }), lines };
-}
 
 /**
  * The throttle suites start with unless they ask for another: far above what any suite's refusal tests send

@@ -1,118 +1,18 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate, createHash, randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
-import { DAY, FakeClock, HOUR, MINUTE, epochSeconds } from '../../src/shared/clock.js';
-import type { Clock } from '../../src/shared/clock.js';
-import type { SigningKeyRecord, SigningKeyState, SigningKeyStore } from '../../src/store/types.js';
+import { X509Certificate, createHash } from 'node:crypto';
+import { DAY, FakeClock, HOUR, MINUTE } from '../../src/shared/clock.js';
 import { MasterKey } from '../../src/pki/master-key.js';
 import { generateSigningKey, decryptSigningKey, signingKeyAad } from '../../src/authority/keys/signing-key.js';
 import { KeyRing } from '../../src/authority/keys/key-ring.js';
 import { KeyRotator, resolveRotationPolicy, retiredKeyRetentionMs } from '../../src/authority/keys/rotation.js';
-import type { KeyEvent } from '../../src/authority/keys/rotation.js';
-import { TokenVerificationError, createTokenVerifier, localJwks } from '../../src/shared/token-verifier.js';
-import type { JwksDocument, JwksSource } from '../../src/shared/token-verifier.js';
+import { SIGNING_KEY_CHANNEL, type SigningKeyRecord, type SigningKeyState, type SigningKeyStore, type StoreNotifications } from '../../src/store/types.js';
+import { createTokenVerifier, localJwks } from '../../src/shared/token-verifier.js';
+import { AUDIENCE, ISSUER, MemorySigningKeyStore, expectCode, jwksKids, pooledKeyPair, setup, signWith } from '../helpers/signing-keys.js';
 
-const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
-const ISSUER = `https://sts.openmsi.test/${TID}/`;
-const AUDIENCE = 'https://vault.azure.net';
-
-/** Yields to the event loop so concurrent callers genuinely interleave, as with a real database. */
-const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/** A SigningKeyStore over a Map, honouring transition's compare-and-set and purge's rules. */
-class MemorySigningKeyStore implements SigningKeyStore {
-  readonly rows = new Map<string, SigningKeyRecord>();
-  transitions = 0;
-
-  async list(): Promise<SigningKeyRecord[]> {
-    await yieldTurn();
-    return [...this.rows.values()].map((r) => structuredClone(r));
-  }
-
-  async insert(key: SigningKeyRecord): Promise<void> {
-    await yieldTurn();
-    if (this.rows.has(key.kid)) throw new Error(`duplicate kid ${key.kid}`);
-    this.rows.set(key.kid, structuredClone(key));
-  }
-
-  async transition(
-    kid: string,
-    expectedState: SigningKeyState,
-    changes: Partial<Pick<SigningKeyRecord, 'state' | 'activatedAt' | 'retiredAt' | 'publishUntil' | 'revokedAt'>>,
-  ): Promise<boolean> {
-    await yieldTurn();
-    const row = this.rows.get(kid);
-    if (row === undefined || row.state !== expectedState) return false;
-    Object.assign(row, changes);
-    this.transitions++;
-    return true;
-  }
-
-  async purge(before: number): Promise<number> {
-    await yieldTurn();
-    let n = 0;
-    for (const [kid, r] of this.rows) {
-      const gone =
-        (r.state === 'revoked' && r.revokedAt !== null && r.revokedAt < before) ||
-        (r.state === 'retired' && r.publishUntil !== null && r.publishUntil < before);
-      if (gone) {
-        this.rows.delete(kid);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  byState(state: SigningKeyState): SigningKeyRecord[] {
-    return [...this.rows.values()].filter((r) => r.state === state);
-  }
-}
-
-async function setup(clock: FakeClock, store = new MemorySigningKeyStore(), masterKey = MasterKey.random()) {
-  const events: KeyEvent[] = [];
-  const keyRing = await KeyRing.load({ store, masterKey, clock });
-  const rotator = new KeyRotator({ store, masterKey, clock, keyRing, onEvent: (e) => void events.push(e) });
-  return { store, masterKey, keyRing, rotator, events };
-}
-
-async function signWith(keyRing: KeyRing, clock: Clock, lifetimeMs: number): Promise<{ token: string; kid: string; expMs: number }> {
-  const key = keyRing.current();
-  const now = epochSeconds(clock);
-  const exp = now + Math.floor(lifetimeMs / 1000);
-  const oid = randomUUID();
-  const token = await new SignJWT({ aud: AUDIENCE, iss: ISSUER, oid, sub: oid, tid: TID, ver: '1.0', idtyp: 'app' })
-    .setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: key.kid, x5t: key.x5t })
-    .setIssuedAt(now)
-    .setNotBefore(now)
-    .setExpirationTime(exp)
-    .sign(key.privateKey);
-  return { token, kid: key.kid, expMs: exp * 1000 };
-}
-
-/** A verifier-side JWKS cache that refetches only when its copy is `maxAgeMs` old and never on unknown kids: the worst case rotation must survive. */
-function lazilyCachedJwks(getJwks: () => JwksDocument, clock: Clock, maxAgeMs: number): JwksSource {
-  let snapshot: JwksDocument | undefined;
-  let fetchedAt = -Infinity;
-  const inner = localJwks(() => snapshot!);
-  return {
-    getKey(kid) {
-      if (snapshot === undefined || clock.now() - fetchedAt >= maxAgeMs) {
-        snapshot = structuredClone(getJwks());
-        fetchedAt = clock.now();
-      }
-      return inner.getKey(kid);
-    },
-  };
-}
-
-function jwksKids(keyRing: KeyRing): Set<string> {
-  return new Set(keyRing.jwks().keys.map((k) => k.kid as string));
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => err instanceof TokenVerificationError && err.code === code);
-}
+// The rotation over months (every token verifies until its exp, pre-publication, retention) is in
+// key-rotation-acceptance.test.ts: it takes longer than everything here together, and this file is the one
+// mutation testing (the `keys` group) re-runs for each mutant.
 
 void describe('signing keys', () => {
   void it('are RS256 with kid == x5t == base64url(SHA-1(cert)) and an encrypted private key bound to the kid', async () => {
@@ -142,7 +42,7 @@ void describe('signing keys', () => {
     assert.throws(() => decryptSigningKey(record, MasterKey.random()));
     assert.ok(!JSON.stringify(record).includes('PRIVATE'));
 
-    const current = await generateSigningKey({ masterKey, clock, state: 'current' });
+    const current = await generateSigningKey({ masterKey, clock, state: 'current', keyPair: await pooledKeyPair() });
     assert.equal(current.activatedAt, clock.now());
   });
 });
@@ -224,101 +124,6 @@ void describe('KeyRing', () => {
 });
 
 void describe('KeyRotator', () => {
-  void it('ACCEPTANCE: over several automatic rotations every token verifies until its own exp, next keys are pre-published, retired keys leave after retention', async () => {
-    const clock = new FakeClock(Date.UTC(2026, 0, 1));
-    const { keyRing, rotator, store, events } = await setup(clock);
-    await rotator.ensureKeys();
-    const { maxTokenLifetimeMs, prepublishMs, verifierCacheMs } = rotator.policy;
-
-    const fresh = createTokenVerifier({ jwks: localJwks(() => keyRing.jwks()), issuers: [ISSUER], audiences: [AUDIENCE], clock });
-    // A verifier that caches the JWKS for the longest allowed time and never refetches on unknown kids.
-    const cached = createTokenVerifier({
-      jwks: lazilyCachedJwks(() => keyRing.jwks(), clock, verifierCacheMs),
-      issuers: [ISSUER],
-      audiences: [AUDIENCE],
-      clock,
-    });
-
-    const initialKid = keyRing.current().kid;
-    const firstPublished = new Map<string, number>();
-    const firstSigned = new Map<string, number>();
-    const lastSigned = new Map<string, number>();
-    const observe = (): void => {
-      for (const kid of jwksKids(keyRing)) if (!firstPublished.has(kid)) firstPublished.set(kid, clock.now());
-    };
-    observe();
-
-    let outstanding: { token: string; kid: string; expMs: number }[] = [];
-    let verifiedCount = 0;
-    let expiredChecked = 0;
-    // An odd step so signing and checking land at ever-different offsets from each rotation.
-    const STEP = 5 * HOUR + 17 * MINUTE;
-    const END = clock.now() + 130 * DAY;
-    let steps = 0;
-    while (clock.now() < END && steps++ < 1000) {
-      clock.advance(STEP);
-
-      // Sign with whatever key is current *before* housekeeping, so a token can be signed by a key in
-      // the very instant before it is retired. Lifetime is the maximum the policy allows.
-      const signed = await signWith(keyRing, clock, maxTokenLifetimeMs);
-      outstanding.push(signed);
-      if (!firstSigned.has(signed.kid)) firstSigned.set(signed.kid, clock.now());
-      lastSigned.set(signed.kid, clock.now());
-
-      await rotator.tick();
-      observe();
-
-      const stillValid: typeof outstanding = [];
-      for (const t of outstanding) {
-        if (clock.now() < t.expMs) {
-          await fresh.verify(t.token);
-          await cached.verify(t.token);
-          verifiedCount++;
-          stillValid.push(t);
-        } else if (clock.now() >= t.expMs + 61_000) {
-          await expectCode(fresh.verify(t.token), 'expired');
-          expiredChecked++;
-        } else {
-          stillValid.push(t);
-        }
-      }
-      outstanding = stillValid;
-
-      // Retired keys leave the JWKS when their retention ends, and the store purges them.
-      for (const r of store.byState('retired')) {
-        assert.ok(r.publishUntil !== null && r.publishUntil >= clock.now(), 'expired retired keys are purged by tick');
-        assert.ok(jwksKids(keyRing).has(r.kid) === r.publishUntil > clock.now());
-      }
-    }
-
-    const rotations = events.filter((e) => e.action === 'keys.rotated' && e.detail.manual === false);
-    assert.ok(rotations.length >= 4, `expected ≥ 4 automatic rotations, saw ${rotations.length}`);
-    assert.ok(verifiedCount > 400);
-    assert.ok(expiredChecked > 300);
-
-    // Every key after the first was in the JWKS at least prepublishMs before it signed anything.
-    assert.ok(firstSigned.size >= 5);
-    for (const [kid, signedAt] of firstSigned) {
-      if (kid === initialKid) continue;
-      const publishedAt = firstPublished.get(kid);
-      assert.ok(publishedAt !== undefined, 'a signing key was never published');
-      assert.ok(signedAt - publishedAt >= prepublishMs, `kid ${kid} signed ${(signedAt - publishedAt) / HOUR} h after publication`);
-    }
-
-    // Retired keys were purged and their retention covered every token they signed.
-    const purged = events.filter((e) => e.action === 'keys.purged').map((e) => e.kid);
-    assert.ok(purged.length >= 3, `expected purges, saw ${purged.length}`);
-    for (const kid of purged) {
-      assert.ok(!store.rows.has(kid));
-      assert.ok(!jwksKids(keyRing).has(kid));
-      const rotatedAway = events.find((e) => e.action === 'keys.rotated' && e.detail.previous === kid)!;
-      const publishUntil = rotatedAway.detail.previousPublishUntil as number;
-      assert.ok(publishUntil - lastSigned.get(kid)! >= maxTokenLifetimeMs + verifierCacheMs);
-    }
-    // The JWKS stays small: current + next + retired keys still in retention.
-    assert.ok(keyRing.jwks().keys.length <= 3);
-  });
-
   void it('rotateNow({ revokePrevious: true }) drops the old key at once; tokens from the new key verify', async () => {
     const clock = new FakeClock();
     const { keyRing, rotator, store, events } = await setup(clock);
@@ -344,7 +149,11 @@ void describe('KeyRotator', () => {
     clock.advance(1);
     await rotator.tick();
     assert.ok(!store.rows.has(oldKid), 'revoked key purged');
-    assert.ok(events.some((e) => e.action === 'keys.purged' && e.kid === oldKid));
+    assert.deepEqual(
+      events.filter((e) => e.action === 'keys.purged').map((e) => [e.kid, e.detail.state]),
+      [[oldKid, 'revoked']],
+      'only the purged key is audited as purged',
+    );
   });
 
   void it('rotateNow() without revoke retires the old key with normal retention', async () => {
@@ -419,9 +228,13 @@ void describe('KeyRotator', () => {
     const a = await setup(clock, store, masterKey);
     const b = await setup(clock, store, masterKey);
     await Promise.all([a.rotator.ensureKeys(), b.rotator.ensureKeys()]);
+    const currents = store.byState('current').length;
     clock.advance(MINUTE);
     await a.rotator.tick();
     assert.equal(store.byState('current').length, 1);
+    const superseded = a.events.filter((e) => e.action === 'keys.rotated' && e.detail.reason === 'superseded');
+    assert.equal(superseded.length, currents - 1, 'each retired extra current is audited');
+    for (const e of superseded) assert.deepEqual(e.detail, { retired: true, reason: 'superseded', publishUntil: clock.now() + a.rotator.retentionMs });
     assert.ok(store.byState('next').length >= 1);
   });
 
@@ -440,5 +253,274 @@ void describe('KeyRotator', () => {
     }
     assert.ok(store.transitions > before, 'a background tick rotated the keys');
     assert.throws(() => rotator.start(0), TypeError);
+  });
+});
+
+/** A store whose transitions can be interleaved with another replica's, and whose list() can be held back. */
+class RacingStore extends MemorySigningKeyStore {
+  beforeTransition: ((kid: string, expected: SigningKeyState, changes: Partial<SigningKeyRecord>) => void) | undefined;
+  hold: Promise<void> | undefined;
+  lists = 0;
+  failList = false;
+
+  override async list(): Promise<SigningKeyRecord[]> {
+    this.lists++;
+    if (this.failList) throw new Error('store down');
+    const hold = this.hold;
+    const rows = await super.list();
+    if (hold !== undefined) await hold;
+    return rows;
+  }
+
+  override async transition(kid: string, expectedState: SigningKeyState, changes: Partial<SigningKeyRecord>): Promise<boolean> {
+    this.beforeTransition?.(kid, expectedState, changes);
+    return super.transition(kid, expectedState, changes);
+  }
+}
+
+/** Notices as the store publishes them on SIGNING_KEY_CHANNEL, delivered by hand. */
+function manualNotices() {
+  const listeners: { channel: string; listener: (payload: string) => void }[] = [];
+  let unsubscribed = 0;
+  const notifications: StoreNotifications = {
+    subscribe(channel, listener) {
+      listeners.push({ channel, listener });
+      return () => void unsubscribed++;
+    },
+    ready: () => Promise.resolve(),
+  };
+  return { notifications, listeners, notify: () => listeners.forEach((l) => l.listener('kid')), unsubscribed: () => unsubscribed };
+}
+
+void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', () => {
+  void it('invariant: isPublished and publicKey trust exactly the JWKS: current, next, retired until (not at) publishUntil, never revoked or unknown', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store } = await setup(clock);
+    await rotator.ensureKeys();
+    const firstKid = keyRing.current().kid;
+    await rotator.rotateNow();
+    const retired = store.rows.get(firstKid)!;
+    const next = store.byState('next')[0]!.kid;
+    for (const kid of [keyRing.current().kid, next, firstKid]) assert.equal(keyRing.isPublished(kid), true, kid);
+    assert.equal(keyRing.isPublished('unknown-kid'), false);
+    assert.equal(keyRing.isPublished(''), false);
+    clock.set(retired.publishUntil! - 1);
+    assert.equal(keyRing.isPublished(firstKid), true);
+    assert.ok(keyRing.publicKey(firstKid), 'a millisecond before publishUntil');
+    assert.ok(jwksKids(keyRing).has(firstKid), 'in the JWKS a millisecond before publishUntil');
+    clock.set(retired.publishUntil!);
+    assert.equal(keyRing.isPublished(firstKid), false, 'not at its publishUntil instant');
+    assert.equal(keyRing.publicKey(firstKid), undefined);
+    assert.equal(jwksKids(keyRing).has(firstKid), false);
+    assert.equal(keyRing.isPublished(keyRing.current().kid), true, 'the current key has no publishUntil');
+    const revoked = keyRing.current().kid;
+    await rotator.rotateNow({ revokePrevious: true });
+    assert.equal(keyRing.isPublished(revoked), false);
+    assert.throws(() => keyRing.publicKey(42 as unknown as string), TypeError);
+    // The JWKS order: the signing key, then the pre-published one.
+    const states = keyRing.jwks().keys.map((k) => store.rows.get(k.kid as string)!.state);
+    assert.deepEqual(states, ['current', 'next']);
+  });
+
+  void it('invariant: the JWKS never carries private key members whatever a store row holds, and what jwks() returns cannot change it', async () => {
+    const clock = new FakeClock();
+    const masterKey = MasterKey.random();
+    const store = new MemorySigningKeyStore();
+    const record = await generateSigningKey({ masterKey, clock, state: 'current', keyPair: await pooledKeyPair() });
+    for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv']) record.publicJwk[member] = 'secret';
+    delete record.publicJwk.x5t;
+    await store.insert(record);
+    const keyRing = await KeyRing.load({ store, masterKey, clock });
+    const [jwk] = keyRing.jwks().keys;
+    assert.deepEqual(Object.keys(jwk!).sort(), ['alg', 'e', 'kid', 'kty', 'n', 'use', 'x5c']);
+    assert.deepEqual(jwk!.x5c, record.publicJwk.x5c, 'the certificate chain is published as stored');
+    assert.ok(!JSON.stringify(keyRing.jwks()).includes('secret'), 'no private member');
+    assert.throws(() => {
+      (jwk as Record<string, unknown>).n = 'attacker';
+    }, TypeError);
+    assert.throws(() => (jwk!.x5c as string[]).push('attacker'), TypeError);
+    assert.equal(keyRing.current().x5t, record.kid, 'x5t falls back to the kid');
+  });
+
+  void it('invariant: a change notice reloads the ring at once, so another replica’s revocation stops verifying without waiting for a poll', async () => {
+    const clock = new FakeClock();
+    const a = await setup(clock);
+    await a.rotator.ensureKeys();
+    const notices = manualNotices();
+    const errors: unknown[] = [];
+    const store = new RacingStore();
+    for (const [kid, row] of a.store.rows) store.rows.set(kid, row);
+    const ringB = await KeyRing.load({ store, masterKey: a.masterKey, clock, notifications: notices.notifications, onError: (e) => errors.push(e) });
+    assert.deepEqual(notices.listeners.map((l) => l.channel), [SIGNING_KEY_CHANNEL]);
+    const old = ringB.current().kid;
+    const rotatorA = new KeyRotator({ store, masterKey: a.masterKey, clock, keyRing: a.keyRing, newKeyPair: pooledKeyPair });
+    await rotatorA.rotateNow({ revokePrevious: true });
+    assert.equal(ringB.isPublished(old), true, 'not yet heard');
+    notices.notify();
+    await ringB.settled();
+    assert.equal(ringB.isPublished(old), false);
+    assert.notEqual(ringB.current().kid, old);
+
+    // Notices during a reload fold into exactly one more reload (the running one may have read too early).
+    const before = store.lists;
+    notices.notify();
+    notices.notify();
+    notices.notify();
+    await ringB.settled();
+    assert.equal(store.lists - before, 2);
+    notices.notify();
+    await ringB.settled();
+    assert.equal(store.lists - before, 3, 'a later notice reloads again');
+
+    // A failed reload goes to onError and keeps the last snapshot.
+    store.failList = true;
+    const current = ringB.current().kid;
+    notices.notify();
+    await ringB.settled();
+    assert.equal(errors.length, 1);
+    assert.equal(ringB.current().kid, current);
+    store.failList = false;
+    ringB.stop();
+    assert.equal(notices.unsubscribed(), 1);
+  });
+
+  void it('invariant: a reload that read the store before a revocation and finishes last never brings the revoked key back', async () => {
+    const clock = new FakeClock();
+    const store = new RacingStore();
+    const { keyRing, rotator } = await setup(clock, store);
+    await rotator.ensureKeys();
+    const old = keyRing.current().kid;
+    let release!: () => void;
+    store.hold = new Promise((resolve) => (release = resolve));
+    const stale = keyRing.refresh();
+    store.hold = undefined;
+    await rotator.rotateNow({ revokePrevious: true });
+    assert.equal(keyRing.isPublished(old), false);
+    release();
+    await stale;
+    assert.equal(keyRing.isPublished(old), false);
+    assert.notEqual(keyRing.current().kid, old);
+  });
+
+  void it('startAutoRefresh and load refuse what they cannot use', async () => {
+    const clock = new FakeClock();
+    const { keyRing, store, masterKey } = await setup(clock);
+    for (const bad of [0, 0.5, -1, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => keyRing.startAutoRefresh(bad), TypeError, String(bad));
+    keyRing.startAutoRefresh(1);
+    keyRing.stop();
+    await assert.rejects(KeyRing.load({ store: {} as SigningKeyStore, masterKey, clock }), TypeError);
+    await assert.rejects(KeyRing.load({ store, masterKey: {} as MasterKey, clock }), TypeError);
+    await assert.rejects(KeyRing.load({ store, masterKey, clock: {} as FakeClock }), TypeError);
+  });
+
+  void it('a key signs for exactly rotationPeriodMs: not promoted a millisecond before, promoted at it', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store } = await setup(clock);
+    await rotator.ensureKeys();
+    const first = keyRing.current().kid;
+    const next = store.byState('next')[0]!.kid;
+    clock.advance(rotator.policy.rotationPeriodMs - 1);
+    assert.equal((await rotator.tick()).promoted, undefined);
+    assert.equal(keyRing.current().kid, first);
+    clock.advance(1);
+    const result = await rotator.tick();
+    assert.equal(result.promoted, next);
+    assert.equal(result.created.length, 1, 'a new next key');
+    assert.equal(keyRing.current().kid, next);
+    assert.equal(store.rows.get(first)!.state, 'retired');
+    assert.equal(store.rows.get(first)!.publishUntil, clock.now() + rotator.retentionMs);
+  });
+
+  void it('invariant: rotateNow({ revokePrevious }) revokes the previous key even when another replica retired it first; a non-boolean is refused', async () => {
+    const clock = new FakeClock();
+    const store = new RacingStore();
+    const { keyRing, rotator, events } = await setup(clock, store);
+    await rotator.ensureKeys();
+    const old = keyRing.current().kid;
+    store.beforeTransition = (kid, expected) => {
+      if (kid === old && expected === 'current') {
+        // Another replica's tick retired it a moment before.
+        Object.assign(store.rows.get(kid)!, { state: 'retired', retiredAt: clock.now(), publishUntil: clock.now() + DAY });
+      }
+    };
+    const result = await rotator.rotateNow({ revokePrevious: true });
+    store.beforeTransition = undefined;
+    assert.equal(result.revoked, true);
+    assert.equal(store.rows.get(old)!.state, 'revoked');
+    assert.equal(keyRing.isPublished(old), false);
+    assert.ok(events.some((e) => e.action === 'keys.revoked' && e.kid === old), 'keys.revoked audited');
+    assert.throws(() => rotator.rotateNow({ revokePrevious: 'yes' as unknown as boolean }), TypeError);
+    const retiredOnly = await rotator.rotateNow();
+    assert.equal(retiredOnly.revoked, false);
+    assert.equal(events.filter((e) => e.action === 'keys.revoked').length, 1, 'a plain rotation revokes nothing');
+  });
+
+  void it('a failing audit hook never undoes a rotation; its error goes to onError', async () => {
+    const clock = new FakeClock();
+    const store = new MemorySigningKeyStore();
+    const masterKey = MasterKey.random();
+    const keyRing = await KeyRing.load({ store, masterKey, clock });
+    const errors: unknown[] = [];
+    const rotator = new KeyRotator({
+      store,
+      masterKey,
+      clock,
+      keyRing,
+      newKeyPair: pooledKeyPair,
+      onEvent: () => Promise.reject(new Error('audit down')),
+      onError: (e) => errors.push(e),
+    });
+    await rotator.ensureKeys();
+    const old = keyRing.current().kid;
+    const result = await rotator.rotateNow({ revokePrevious: true });
+    assert.equal(result.revoked, true);
+    assert.equal(keyRing.isPublished(old), false);
+    assert.ok(errors.length >= 3, `onError got ${String(errors.length)} errors`);
+    assert.throws(() => new KeyRotator({ store, masterKey, clock, keyRing, onEvent: 'x' as unknown as () => void }), TypeError);
+  });
+
+  void it('a tick establishes a signing key when there is none: it promotes a next key, or creates one', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store, events } = await setup(clock);
+    const first = await rotator.tick();
+    assert.equal(first.promoted, undefined);
+    assert.equal(first.created.length, 2, 'a current key and a next key');
+    assert.equal(keyRing.current().kid, first.created[0]);
+    const current = store.byState('current')[0]!;
+    store.rows.delete(current.kid); // e.g. deleted by an operator
+    const next = store.byState('next')[0]!.kid;
+    const second = await rotator.tick();
+    assert.equal(second.promoted, next);
+    assert.equal(keyRing.current().kid, next);
+    assert.ok(events.some((e) => e.action === 'keys.rotated' && e.kid === next && e.detail.reason === 'initial'), 'audited as an initial promotion');
+    assert.equal(store.byState('next').length, 1, 'and a new next key');
+    const created = events.filter((e) => e.action === 'keys.created').map((e) => e.detail.state);
+    assert.deepEqual(created, ['current', 'next', 'next']);
+  });
+
+  void it('rotateNow on an empty store creates the first key; start() takes 1 ms; a rotator without a key-pair source generates fresh pairs', async () => {
+    const clock = new FakeClock();
+    const { keyRing, rotator, store, masterKey } = await setup(clock);
+    const result = await rotator.rotateNow({ revokePrevious: true });
+    assert.deepEqual(result, { current: keyRing.current().kid, previous: null, revoked: false });
+    assert.equal(store.byState('next').length, 1);
+    rotator.start(1);
+    rotator.stop();
+    const fresh = new KeyRotator({ store, masterKey, clock, keyRing });
+    const { current } = await fresh.rotateNow();
+    assert.equal(keyRing.current().kid, current);
+    assert.equal(store.byState('next').length, 1, 'a new next key, from a fresh pair');
+  });
+
+  void it('rotation policy boundaries: equal prepublish and cache, equal period and prepublish are fine; fractions and strings are not', () => {
+    assert.ok(resolveRotationPolicy({ prepublishMs: 24 * HOUR, verifierCacheMs: 24 * HOUR }), 'prepublish = cache');
+    assert.ok(resolveRotationPolicy({ rotationPeriodMs: 48 * HOUR, prepublishMs: 48 * HOUR }), 'period = prepublish');
+    assert.ok(resolveRotationPolicy({ maxTokenLifetimeMs: 1 }), '1 ms');
+    assert.throws(() => resolveRotationPolicy({ maxTokenLifetimeMs: 1.5 }), TypeError);
+    assert.throws(() => resolveRotationPolicy({ maxTokenLifetimeMs: '5' as unknown as number }), TypeError);
+    const policy = resolveRotationPolicy({ clockSkewMs: 0, verifierCacheMs: HOUR });
+    assert.equal(policy.clockSkewMs, 0);
+    assert.equal(policy.verifierCacheMs, HOUR);
+    assert.ok(Object.isFrozen(policy), 'frozen');
   });
 });

@@ -15,6 +15,7 @@ import { DAY, HOUR, MINUTE } from '../../shared/clock.js';
 import { BackgroundInterval } from '../../shared/interval.js';
 import type { SigningKeyRecord, SigningKeyStore } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
+import type { CryptoKeyPair } from '../../pki/ca.js';
 import type { KeyRing } from './key-ring.js';
 import { activatedAt, currentsNewestFirst, generateSigningKey } from './signing-key.js';
 
@@ -91,6 +92,12 @@ export interface KeyRotatorOptions {
   onEvent?: (event: KeyEvent) => void | Promise<void>;
   /** Receives failures of background ticks and of `onEvent`. Defaults to a process warning. */
   onError?: (err: unknown) => void;
+  /**
+   * Where each new key's RSA pair comes from; default a fresh RSA-2048 pair per key. Only tests pass one: RSA
+   * generation is most of a rotation test's time, and they reuse a small pool of pairs (each key still gets
+   * its own certificate, hence its own `kid`).
+   */
+  newKeyPair?: () => Promise<CryptoKeyPair>;
 }
 
 /** What one {@link KeyRotator.tick} did. */
@@ -135,12 +142,13 @@ export class KeyRotator {
   readonly #keyRing: KeyRing;
   readonly #onEvent: ((event: KeyEvent) => void | Promise<void>) | undefined;
   readonly #onError: (err: unknown) => void;
+  readonly #newKeyPair: (() => Promise<CryptoKeyPair>) | undefined;
   // Serialises this instance's own operations; other replicas are handled by compare-and-set.
   #tail: Promise<unknown> = Promise.resolve();
   readonly #ticker = new BackgroundInterval();
 
   constructor(options: KeyRotatorOptions) {
-    const { store, masterKey, clock, keyRing, policy, onEvent, onError } = options ?? ({} as KeyRotatorOptions);
+    const { store, masterKey, clock, keyRing, policy, onEvent, onError, newKeyPair } = options ?? ({} as KeyRotatorOptions);
     if (typeof store?.transition !== 'function') throw new TypeError('KeyRotator needs a SigningKeyStore');
     if (typeof masterKey?.encrypt !== 'function') throw new TypeError('KeyRotator needs a MasterKey');
     if (typeof clock?.now !== 'function') throw new TypeError('KeyRotator needs a clock');
@@ -153,6 +161,7 @@ export class KeyRotator {
     this.#clock = clock;
     this.#keyRing = keyRing;
     this.#onEvent = onEvent;
+    this.#newKeyPair = newKeyPair;
     this.#onError = onError ?? ((err: unknown) => process.emitWarning(`openmsi key rotation: ${String(err)}`));
   }
 
@@ -301,7 +310,8 @@ export class KeyRotator {
   }
 
   async #createKey(state: 'next' | 'current'): Promise<string> {
-    const record = await generateSigningKey({ masterKey: this.#masterKey, clock: this.#clock, state });
+    const keyPair = await this.#newKeyPair?.();
+    const record = await generateSigningKey({ masterKey: this.#masterKey, clock: this.#clock, state, keyPair });
     await this.#store.insert(record);
     await this.#emit({ action: 'keys.created', kid: record.kid, detail: { state } });
     return record.kid;

@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import type { SigningKeyRecord, SigningKeyState } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
+import type { CryptoKeyPair } from '../../pki/ca.js';
 import { createSelfSignedSigningCertificate, generateRsaSigningKeyPair, thumbprints } from '../../pki/ca.js';
 
 /** Subject common name of signing-key certificates. */
@@ -28,12 +29,14 @@ export async function generateSigningKey(options: {
   masterKey: MasterKey;
   clock: Clock;
   state: Extract<SigningKeyState, 'next' | 'current'>;
+  /** The RSA pair to certify; default a fresh one (`KeyRotatorOptions.newKeyPair` says why tests pass one). */
+  keyPair?: CryptoKeyPair;
 }): Promise<SigningKeyRecord> {
   const { masterKey, clock, state } = options;
   if (state !== 'next' && state !== 'current') throw new TypeError("generateSigningKey(): state must be 'next' or 'current'");
   if (typeof clock?.now !== 'function') throw new TypeError('generateSigningKey() needs a clock');
 
-  const keyPair = await generateRsaSigningKeyPair();
+  const keyPair = options.keyPair ?? (await generateRsaSigningKeyPair());
   const certDer = await createSelfSignedSigningCertificate({
     subject: SIGNING_CERT_SUBJECT,
     keyPair,
