@@ -71,6 +71,11 @@ export const GROUPS = {
       'src/management/hosts.ts',
     ],
     testFiles: [
+      // Fast, store-less unit tests of the authorisation hooks first: most mutants of authorize.ts and
+      // authorization-common.ts die there in seconds, before the end-to-end files run.
+      'test/management/authorize.test.ts',
+      'test/management/authorization-common.test.ts',
+      'test/management/resources.test.ts',
       'test/management/resource-ids.test.ts',
       'test/management/role-definitions.test.ts',
       'test/management/deny-assignments.test.ts',
