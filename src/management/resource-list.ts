@@ -33,7 +33,8 @@ const CLAUSE = /^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$/i;
 
 /** The `$filter` as `field = value` conditions (all must hold); a clause outside the grammar is refused, never ignored. */
 export function parseResourceListFilter(text: string | undefined): { field: Field; value: string }[] {
-  if (text === undefined) return [];
+  // az resource list sends `$filter=` (empty) when no filter flag is given: ARM reads that as no filter.
+  if (text === undefined || text.trim() === '') return [];
   const clauses = text.split(/\s+and\s+/i);
   return clauses.map((clause) => {
     const m = CLAUSE.exec(clause);

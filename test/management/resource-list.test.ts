@@ -88,10 +88,13 @@ for (const backend of STORE_BACKENDS) {
       const byName = `/subscriptions/${sub}/resources?$filter=${encodeURIComponent("name eq 'id-list-a'")}&api-version=2021-04-01`;
       assert.deepEqual(await list(byName), ['Microsoft.ManagedIdentity/userAssignedIdentities:id-list-a']);
       assert.equal((await list(`/subscriptions/${sub}/resources?$top=1&api-version=2021-04-01`)).length, 1);
+      // What az resource list sends without a filter flag: an empty $filter, which filters nothing.
+      assert.deepEqual(await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?$filter=&api-version=2021-04-01`), await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?api-version=2021-04-01`));
+      assert.equal((await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?$filter=&api-version=2021-04-01`)).length, 3);
     });
 
     void it('refuse a $filter or $top they cannot honour, instead of ignoring it', async () => {
-      for (const filter of ["resourceType ne 'x'", "tagName eq 'env'", "substringof('kv', name)", "name eq 'a' or name eq 'b'", "name eq 'unterminated", '']) {
+      for (const filter of ["resourceType ne 'x'", "tagName eq 'env'", "substringof('kv', name)", "name eq 'a' or name eq 'b'", "name eq 'unterminated", 'and', "name eq 'a' and"]) {
         const response = await call('GET', `/subscriptions/${sub}/resources?$filter=${encodeURIComponent(filter)}&api-version=2021-04-01`);
         assert.equal(response.statusCode, 400, filter);
         assert.equal(response.json<{ error: { code: string } }>().error.code, 'InvalidFilterInQueryString', filter);
