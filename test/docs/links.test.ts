@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { repoRoot } from '../fixtures/child-process.js';
 
-const DOCS = ['docs/quickstart.md', 'docs/concepts.md', 'docs/operations.md', 'docs/security.md'];
+const DOCS = ['README.md', 'docs/quickstart.md', 'docs/concepts.md', 'docs/operations.md', 'docs/security.md'];
 
 /** GitHub's heading anchor: lowercase, punctuation dropped (but `-` and `_`), spaces to `-`. */
 export function anchorOf(heading: string): string {
