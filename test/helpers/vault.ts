@@ -1,5 +1,6 @@
 import { request } from 'node:https';
 import { readResponse, type HttpsResponse } from './https.js';
+import type { Vault, VaultProperties } from '../../src/store/types.js';
 
 /**
  * An HTTPS request to a vault host (`https://{name}.{vaultDomain}:{port}/...`) on loopback without DNS: it
@@ -31,4 +32,34 @@ export function vaultRequest(
     if (options.body !== undefined) req.write(options.body);
     req.end();
   });
+}
+
+/** A vault as the store holds it, for unit tests that need no store: RBAC, 90-day soft delete, active. */
+export function vaultRecord(name: string, tenantId: string, overrides: Partial<Vault> = {}, properties: Partial<VaultProperties> = {}): Vault {
+  return {
+    id: `id-${name}`,
+    resourceId: `/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/${name}`,
+    name,
+    tenantId,
+    subscriptionId: 's',
+    resourceGroup: 'rg',
+    location: 'local',
+    tags: {},
+    properties: {
+      tenantId,
+      sku: { family: 'A', name: 'standard' },
+      enableRbacAuthorization: true,
+      accessPolicies: [],
+      enableSoftDelete: true,
+      softDeleteRetentionInDays: 90,
+      enablePurgeProtection: null,
+      publicNetworkAccess: 'Enabled',
+      ...properties,
+    },
+    deletedAt: null,
+    scheduledPurgeAt: null,
+    createdAt: 0,
+    updatedAt: 0,
+    ...overrides,
+  };
 }

@@ -5,6 +5,7 @@ import { SECRET_OPERATIONS, type VaultContext } from '../../src/vault/contracts.
 import { VaultError } from '../../src/vault/errors.js';
 import type { AccessPolicyEntry, Vault } from '../../src/store/types.js';
 import type { AuthorizationDecision } from '../../src/rbac/contracts.js';
+import { vaultRecord } from '../helpers/vault.js';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const OTHER_TENANT = '22222222-2222-4222-8222-222222222222';
@@ -12,32 +13,8 @@ const OID = '33333333-3333-4333-8333-333333333333';
 const APP = 'abcdef44-4444-4444-8444-44444444abcd';
 const caller = { objectId: OID, tenantId: TENANT, appId: APP, issuer: `https://localhost:8443/${TENANT}/` };
 
-function vault(policies: AccessPolicyEntry[], rbac = false): Vault {
-  return {
-    id: 'v',
-    resourceId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv',
-    name: 'kv',
-    tenantId: TENANT,
-    subscriptionId: 's',
-    resourceGroup: 'rg',
-    location: 'local',
-    tags: {},
-    properties: {
-      tenantId: TENANT,
-      sku: { family: 'A', name: 'standard' },
-      enableRbacAuthorization: rbac,
-      accessPolicies: policies,
-      enableSoftDelete: true,
-      softDeleteRetentionInDays: 90,
-      enablePurgeProtection: null,
-      publicNetworkAccess: 'Enabled',
-    },
-    deletedAt: null,
-    scheduledPurgeAt: null,
-    createdAt: 0,
-    updatedAt: 0,
-  };
-}
+const vault = (policies: AccessPolicyEntry[], rbac = false): Vault =>
+  vaultRecord('kv', TENANT, { id: 'v' }, { enableRbacAuthorization: rbac, accessPolicies: policies });
 
 function entry(overrides: Partial<AccessPolicyEntry> & { secrets?: string[] } = {}): AccessPolicyEntry {
   const { secrets = ['get'], ...rest } = overrides;

@@ -13,6 +13,7 @@ import { VaultCache } from '../../src/vault/vault-cache.js';
 import type { VaultContext } from '../../src/vault/contracts.js';
 import { VaultError } from '../../src/vault/errors.js';
 import { FakeClock } from '../../src/shared/clock.js';
+import { vaultRecord as sharedVaultRecord } from '../helpers/vault.js';
 import { TokenVerificationError, type VerifiedToken } from '../../src/shared/token-verifier.js';
 import { PRINCIPAL_CHANNEL, SECRET_CHANNEL, VAULT_CHANNEL, secretChangeKey, type SecretEntry, type SecretVersion, type Store, type Vault } from '../../src/store/types.js';
 
@@ -96,33 +97,7 @@ class FakeStore {
   }
 }
 
-function vaultRecord(name: string, overrides: Partial<Vault> = {}): Vault {
-  return {
-    id: `id-${name}`,
-    resourceId: `/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/${name}`,
-    name,
-    tenantId: TENANT,
-    subscriptionId: 's',
-    resourceGroup: 'rg',
-    location: 'local',
-    tags: {},
-    properties: {
-      tenantId: TENANT,
-      sku: { family: 'A', name: 'standard' },
-      enableRbacAuthorization: true,
-      accessPolicies: [],
-      enableSoftDelete: true,
-      softDeleteRetentionInDays: 90,
-      enablePurgeProtection: null,
-      publicNetworkAccess: 'Enabled',
-    },
-    deletedAt: null,
-    scheduledPurgeAt: null,
-    createdAt: 0,
-    updatedAt: 0,
-    ...overrides,
-  };
-}
+const vaultRecord = (name: string, overrides: Partial<Vault> = {}): Vault => sharedVaultRecord(name, TENANT, overrides);
 
 function verified(oid: string, options: { exp?: number; tid?: string; kid?: string; aud?: string } = {}): VerifiedToken {
   const tid = options.tid ?? TENANT;
