@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { resolve } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Dialect } from './dialect.js';
+import { isPostgresLocation } from './location.js';
 import { migrateToLatest } from './migrate.js';
 import type { Database } from './schema.js';
 import { openSqlite } from './sqlite.js';
@@ -26,16 +26,13 @@ import { createTenantStore } from './tenant-store.js';
 import { createVaultStore } from './vault-store.js';
 import { createSecretStore } from './secret-store.js';
 
+export { describeStoreLocation, isPostgresLocation } from './location.js';
+
 export interface OpenStoreOptions {
   /** Bring the schema up to the newest version before returning (default true). */
   migrate?: boolean;
   /** PostgreSQL only: the connection pool size (default 10). */
   maxConnections?: number;
-}
-
-/** True when `location` names a PostgreSQL server rather than a SQLite file. */
-export function isPostgresLocation(location: string): boolean {
-  return /^postgres(?:ql)?:\/\//i.test(location);
 }
 
 /**
@@ -203,23 +200,4 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
       return closing;
     },
   };
-}
-
-/** `location` fit for a log line: a PostgreSQL URL without its password, or the absolute SQLite path. */
-export function describeStoreLocation(location: string): string {
-  if (!isPostgresLocation(location)) {
-    return location === ':memory:' ? 'sqlite::memory:' : `sqlite:${resolve(location)}`;
-  }
-  let url: URL;
-  try {
-    url = new URL(location);
-  } catch {
-    // Never echo something we could not parse: it may hold a password in an unexpected place.
-    return `${location.slice(0, location.indexOf(':'))}://(unparseable URL)`;
-  }
-  url.password = '';
-  for (const param of [...url.searchParams.keys()]) {
-    if (/pass/i.test(param)) url.searchParams.delete(param);
-  }
-  return url.toString();
 }

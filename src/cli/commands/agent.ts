@@ -11,8 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Command} from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { AGENT_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../shared/config.js';
-import { createLogger, defaultLogFormat } from '../../shared/logger.js';
-import { createAgent } from '../../agent/agent.js';
+import { lazy } from './lazy.js';
 import { agentFiles } from '../../agent/host-credential.js';
 import { agentEnvironment } from '../../agent/environment.js';
 import { ENV_SHELLS, formatEnvironment, type EnvShell } from '../../dev/env.js';
@@ -74,6 +73,7 @@ Examples:
         cmd: Command,
       ) => {
         const settings = readEnvironment();
+        const [{ createLogger, defaultLogFormat }, { createAgent }] = await Promise.all([lazy.logger(), lazy.agent()]);
         const logger = createLogger({
           format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
           ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),

@@ -1,14 +1,12 @@
 import type { Command } from 'commander';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { createAuthority, type Authority } from '../../authority/authority.js';
-import { initDataDir } from '../../authority/init.js';
-import { createVaultReplica } from '../../authority/vault-replica.js';
+import type { Authority } from '../../authority/authority.js';
 import { DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl, hostForUrl } from '../../shared/public-url.js';
-import { createLogger, defaultLogFormat } from '../../shared/logger.js';
-import { describeStoreLocation, isPostgresLocation } from '../../store/open.js';
+import { describeStoreLocation, isPostgresLocation } from '../../store/location.js';
+import { lazy } from './lazy.js';
 import { globalOptions } from '../api-client.js';
 import { printResult } from '../output.js';
 import { collect } from './shared.js';
@@ -43,6 +41,7 @@ Examples:
     .action(async (opts: InitFlags, cmd: Command) => {
       const globals = globalOptions(cmd);
       const { dataDir } = globals;
+      const { initDataDir } = await lazy.init();
       const result = await initDataDir({
         dataDir,
         host: opts.host,
@@ -94,6 +93,7 @@ Examples:
     .action(async (opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; store?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
       const settings = readEnvironment();
+      const [{ createLogger, defaultLogFormat }, { createAuthority }, { initDataDir }] = await Promise.all([lazy.logger(), lazy.authority(), lazy.init()]);
       const logger = createLogger({
         format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
         ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
@@ -171,6 +171,7 @@ Examples:
     .action(async (opts: { host?: string; port: number; store?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
       const settings = readEnvironment();
+      const [{ createLogger, defaultLogFormat }, { createVaultReplica }] = await Promise.all([lazy.logger(), lazy.vaultReplica()]);
       const logger = createLogger({
         format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
         ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),

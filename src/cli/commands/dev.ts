@@ -3,17 +3,16 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { startDev } from '../../dev/dev.js';
 import { devEnvironment, seedAzConfigDir } from '../../dev/environment.js';
 import { defaultShell, ENV_SHELLS, formatEnvironment, type EnvShell } from '../../dev/env.js';
 import { applyHostsEntries, DEFAULT_HOSTS_PATH, removeHostsEntries } from '../../dev/hosts-file.js';
 import { DEV_NAMES, DEV_PORTS, devLayout, readRunningDev } from '../../dev/layout.js';
-import { DevTrustError, installDevCa, uninstallDevCa } from '../../dev/trust.js';
 import { checkPort, loadInstallationConfig, readEnvironment, resolveDataDir } from '../../shared/config.js';
-import { createLogger, defaultLogFormat } from '../../shared/logger.js';
 import { readRunningAuthority } from '../../shared/running-authority.js';
 import { vaultUri } from '../../vault/contracts.js';
 import { globalOptions } from '../api-client.js';
+import { DevTrustError, installDevCa, uninstallDevCa } from '../../dev/trust.js';
+import { lazy } from './lazy.js';
 import { confirm } from './shared.js';
 
 /** `~/x` for paths under the home directory, for short banners. */
@@ -155,6 +154,7 @@ Examples:
       const { dataDir } = globalOptions(cmd);
       const started = Date.now();
       const settings = readEnvironment();
+      const [{ createLogger, defaultLogFormat }, { startDev }] = await Promise.all([lazy.logger(), lazy.dev()]);
       const logger = createLogger({ format: settings.logFormat ?? defaultLogFormat(), level: settings.logLevel ?? 'warn' });
       const stack = await startDev({
         dataDir,

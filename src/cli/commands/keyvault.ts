@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { decodeJwt } from 'jose';
 import { ARM_AUDIENCE, bodyOf, globalOptions, withClient, type ManagementClient } from '../api-client.js';
 import { column, printResult } from '../output.js';
 import { VaultClient } from '../vault-client.js';
+import { lazy } from './lazy.js';
 import { parseTags, seg } from './shared.js';
 import { writePrivateFile } from '../../shared/private-files.js';
 
@@ -85,6 +85,7 @@ async function findDeleted(client: ManagementClient, name: string, location: str
 
 /** The signed-in admin's object id (the `oid` of its ARM token), for az's self-permissions. */
 async function callerObjectId(client: ManagementClient): Promise<string> {
+  const { decodeJwt } = await lazy.jose();
   const oid = decodeJwt(await client.getToken(ARM_AUDIENCE))['oid'];
   if (typeof oid !== 'string') throw new Error('the admin token carries no oid claim');
   return oid;
