@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { createAuthority, type Authority } from '../../src/authority/authority.js';
 import { captureLogs, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, until, type AgentProcess } from '../helpers/agent-process.js';
+import { BUILT_MAIN } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const CHILD = fileURLToPath(new URL('./run-child.mjs', import.meta.url));
 const IMDS = '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=';
 
@@ -24,7 +24,7 @@ function openmsiRun(dataDir: string, identities: string[], args: string[]): Prom
   return new Promise((resolvePromise) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', MAIN, 'run', ...identities.flatMap((i) => ['--identity', i]), '--data-dir', dataDir, '--', process.execPath, CHILD, ...args],
+      [BUILT_MAIN, 'run', ...identities.flatMap((i) => ['--identity', i]), '--data-dir', dataDir, '--', process.execPath, CHILD, ...args],
       { cwd: ROOT, env: { ...process.env, IDENTITY_ENDPOINT: '', IDENTITY_HEADER: '', MSI_ENDPOINT: '', MSI_SECRET: '' }, timeout: 60_000 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;

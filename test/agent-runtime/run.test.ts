@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runFixture, type FixtureProcess } from '../fixtures/child-process.js';
+import { runNode, type FixtureProcess } from '../fixtures/child-process.js';
+import { cliArgs } from '../helpers/cli.js';
 import { writeRunningAgent } from '../../src/shared/running-agent.js';
 import { exitStatus } from '../../src/cli/commands/run.js';
 import { agentDataDir } from '../../src/shared/config.js';
@@ -11,7 +12,6 @@ import { homedir, tmpdir } from 'node:os';
 import { harnessHost, startHarness, until, type Harness } from './harness.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/session-child.mjs', import.meta.url));
-const MAIN = '../../src/cli/main.ts';
 
 interface ChildReport {
   pid: number;
@@ -24,7 +24,7 @@ interface ChildReport {
 }
 
 function openmsiRun(dataDir: string, identities: string[], command: string[], env: NodeJS.ProcessEnv = process.env): FixtureProcess {
-  return runFixture(MAIN, ['run', ...identities.flatMap((i) => ['--identity', i]), '--data-dir', dataDir, '--', ...command], env);
+  return runNode(cliArgs('run', ...identities.flatMap((i) => ['--identity', i]), '--data-dir', dataDir, '--', ...command), env);
 }
 
 async function started(run: FixtureProcess): Promise<{ report: ChildReport; token: { status: number; body: string } }> {

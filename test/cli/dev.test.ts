@@ -10,8 +10,8 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../fixtures/child-process.js';
 import { dataDirUnderSudo } from '../../src/cli/commands/dev.js';
+import { BUILT_MAIN } from '../helpers/cli.js';
 
-const MAIN = join(repoRoot, 'src/cli/main.ts');
 
 interface Run {
   code: number;
@@ -24,7 +24,7 @@ function openmsi(args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', MAIN, ...args],
+      [BUILT_MAIN, ...args],
       { cwd: repoRoot, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, timeout: 60_000 },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr }),
     );

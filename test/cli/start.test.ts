@@ -9,14 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/authority.js';
 import { initDataDir } from '../../src/authority/init.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
+import { BUILT_MAIN } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const ENV = { OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '', OPENMSI_DATA_DIR: '', OPENMSI_LOG_LEVEL: '', OPENMSI_LOG_FORMAT: '' };
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolvePromise) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...ENV, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [BUILT_MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...ENV, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolvePromise({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
     });
   });
@@ -33,7 +33,7 @@ function occupy(port: number): Promise<Server> {
 /** Runs `openmsi authority ...` until it logs that it is ready, then stops it with SIGTERM; resolves to its exit code. */
 function startAndStop(args: string[]): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'authority', ...args], { cwd: ROOT, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BUILT_MAIN, 'authority', ...args], { cwd: ROOT, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let stopping = false;

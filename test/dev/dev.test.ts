@@ -11,9 +11,9 @@ import { repoRoot, runFixture, type FixtureProcess } from '../fixtures/child-pro
 import { parseDotenv } from '../helpers/clients.js';
 import { startDev as startDevStack } from '../../src/dev/dev.js';
 import { createLogger } from '../../src/shared/logger.js';
+import { BUILT_MAIN } from '../helpers/cli.js';
 
 const run = promisify(execFile);
-const MAIN = join(repoRoot, 'src/cli/main.ts');
 /** Nothing from the runner's environment that could help; no proxy, so nothing leaves loopback. */
 const BASE_ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp', OPENMSI_LOG_LEVEL: 'warn' };
 
@@ -34,7 +34,7 @@ function startDev(dataDir: string, ports: Ports): FixtureProcess {
 
 async function openmsi(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', MAIN, '--data-dir', dataDir, ...args], { cwd: repoRoot, env: { ...BASE_ENV, ...env }, timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, ...args], { cwd: repoRoot, env: { ...BASE_ENV, ...env }, timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };

@@ -35,17 +35,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { freePort } from '../helpers/authority.js';
 import { repoRoot } from '../fixtures/child-process.js';
+import { BUILT_MAIN, cliShim } from '../helpers/cli.js';
 
 const DOC = join(repoRoot, 'docs/quickstart.md');
-const MAIN = join(repoRoot, 'src/cli/main.ts');
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const DEFAULT_PORTS = { server: 8443, agent: 50342, proxy: 50343 } as const;
 const BACKGROUND_MARK = '(runs until Ctrl-C)';
 /** Lines the test does not run (see the header). */
@@ -190,7 +187,7 @@ describe('docs/quickstart.md, every sh block in order', () => {
     if (m === null) throw new Error(`the test does not know how to run ${JSON.stringify(command)} in the background (only \`npm start\` and \`openmsi dev\`)`);
     const args = (m[1] ?? '').trim().split(/\s+/).filter((a) => a !== '');
     const portArgs = ports.server === DEFAULT_PORTS.server ? [] : ['--port', String(ports.server), '--agent-port', String(ports.agent), '--proxy-port', String(ports.proxy)];
-    dev = spawnHere([process.execPath, '--import', TSX, MAIN, 'dev', ...args, ...portArgs]);
+    dev = spawnHere([process.execPath, BUILT_MAIN, 'dev', ...args, ...portArgs]);
     dev.stdout?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
     dev.stderr?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
     const deadline = Date.now() + 120_000;
@@ -207,7 +204,7 @@ describe('docs/quickstart.md, every sh block in order', () => {
     const bin = join(root, 'bin');
     mkdirSync(home);
     mkdirSync(bin);
-    writeFileSync(join(bin, 'openmsi'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(TSX)} ${JSON.stringify(MAIN)} "$@"\n`);
+    writeFileSync(join(bin, 'openmsi'), cliShim());
     chmodSync(join(bin, 'openmsi'), 0o755);
     // The doc's `python3` is the interpreter checked above, not whatever python3 comes first on the runner's PATH.
     if (hasPythonAzure()) symlinkSync('/usr/bin/python3', join(bin, 'python3'));

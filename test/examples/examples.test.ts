@@ -21,9 +21,9 @@ import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { freePort } from '../helpers/authority.js';
 import { repoRoot } from '../fixtures/child-process.js';
+import { cliShim } from '../helpers/cli.js';
 
 const SAMPLE = 'Hello from the openmsi dev vault';
-const MAIN = join(repoRoot, 'src', 'cli', 'main.ts');
 const EVAL = 'eval "$(openmsi dev env)"';
 
 interface Run {
@@ -130,7 +130,7 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
     mkdirSync(home);
     mkdirSync(bin);
     // `openmsi` as installed (from source here); `node` is the one running the tests.
-    writeFileSync(join(bin, 'openmsi'), `#!/bin/sh\nexec '${process.execPath}' --import tsx '${MAIN}' "$@"\n`);
+    writeFileSync(join(bin, 'openmsi'), cliShim());
     chmodSync(join(bin, 'openmsi'), 0o755);
     symlinkSync(process.execPath, join(bin, 'node'));
     baseEnv = { PATH: `${bin}:/usr/bin:/bin`, HOME: home };

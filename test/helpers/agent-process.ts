@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type TestAuthority } from './authority.js';
+import { BUILT_MAIN } from './cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The built CLI (scripts/run-tests.mjs builds it first): a second faster to start than the source through tsx. */
-const BUILT_MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 export interface CliRun {
   code: number;

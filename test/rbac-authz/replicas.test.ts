@@ -7,16 +7,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { httpsRequest } from '../helpers/https.js';
 import { RBAC_DEFAULTS } from '../../src/shared/config.js';
 import { deleteApplicationPrincipal } from '../../src/directory/principals.js';
 import { assignRoleInStore, clientToken, deleteAssignmentInStore, ROLE, timeUntil, V } from './helpers.js';
+import { BUILT_MAIN } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const postgresUrl = process.env['OPENMSI_TEST_POSTGRES_URL'];
 
 describe('RBAC changes reach another authority process on PostgreSQL', { skip: postgresUrl ? false : 'OPENMSI_TEST_POSTGRES_URL not set', timeout: 120_000 }, () => {
@@ -28,7 +28,7 @@ describe('RBAC changes reach another authority process on PostgreSQL', { skip: p
     a = await startTestAuthority({ backend: 'postgres' });
     const port = await freePort();
     bUrl = `https://127.0.0.1:${String(port)}`;
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'authority', '--data-dir', a.dataDir, '--store', a.storeLocation, '--host', '127.0.0.1', '--port', String(port), '--public-url', a.url, '--log-format', 'json'], {
+    const child = spawn(process.execPath, [BUILT_MAIN, 'authority', '--data-dir', a.dataDir, '--store', a.storeLocation, '--host', '127.0.0.1', '--port', String(port), '--public-url', a.url, '--log-format', 'json'], {
       cwd: ROOT,
       env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '', OPENMSI_DATA_DIR: '', OPENMSI_LOG_LEVEL: '' },
       stdio: ['ignore', 'pipe', 'pipe'],

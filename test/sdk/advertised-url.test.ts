@@ -12,9 +12,9 @@ import { repoRoot, runFixture, type FixtureProcess } from '../fixtures/child-pro
 import { createAuthority } from '../../src/authority/authority.js';
 import { initDataDir } from '../../src/authority/init.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
+import { BUILT_MAIN } from '../helpers/cli.js';
 
 const run = promisify(execFile);
-const MAIN = join(repoRoot, 'src', 'cli', 'main.ts');
 const IDENTITY_CLIENT = new URL('./fixtures/identity-client.mjs', import.meta.url).pathname;
 
 /** Anything that is not for the authority goes to a closed loopback port and fails: nothing leaves the machine. */
@@ -33,7 +33,7 @@ interface CliRun {
 /** The CLI as a user runs it: no OPENMSI_AUTHORITY_URL, so it must find the authority through the data dir. */
 async function cli(env: NodeJS.ProcessEnv, args: string[]): Promise<CliRun> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot, env, timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, [BUILT_MAIN, ...args], { cwd: repoRoot, env, timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };
