@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createAgent, type Agent } from '../agent/agent.js';
 import { agentFiles, loadHostCredential } from '../agent/host-credential.js';
-import { createAuthority, type Authority } from '../authority/authority.js';
+import { createOpenmsiServer, type OpenmsiServer } from '../server/server.js';
 import { initDataDir } from '../authority/init.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { AGENT_DEFAULTS, DEFAULTS, loadInstallationConfig } from '../shared/config.js';
@@ -35,7 +35,7 @@ export interface DevOptions {
 }
 
 export interface DevStack {
-  authority: Authority;
+  authority: OpenmsiServer;
   agent: Agent;
   proxy: DevProxy | undefined;
   directory: DevDirectory;
@@ -163,7 +163,7 @@ async function startProbed(
   const config = loadInstallationConfig(dataDir);
   const admin = readAdmin(dataDir);
 
-  const authority = await createAuthority({ dataDir, logger, clock, ...(options.port === undefined || firstRun ? {} : { port: options.port }) });
+  const authority = await createOpenmsiServer({ dataDir, logger, clock, ...(options.port === undefined || firstRun ? {} : { port: options.port }) });
   let agent: Agent | undefined;
   let proxy: DevProxy | undefined;
   const closeAll = async (): Promise<void> => {
@@ -239,7 +239,7 @@ async function startProbed(
  * Sets the sample secret when the dev vault has none, through the data plane as the admin (so it is audited
  * like any write); a secret the developer changed or deleted is left alone.
  */
-async function ensureSampleSecret(authority: Authority, admin: AdminCredentialFile, tenantId: string, vaultDomain: string, port: number): Promise<void> {
+async function ensureSampleSecret(authority: OpenmsiServer, admin: AdminCredentialFile, tenantId: string, vaultDomain: string, port: number): Promise<void> {
   const tokenResponse = await authority.app.inject({
     method: 'POST',
     url: `/${tenantId}/oauth2/v2.0/token`,

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createAuthority, type Authority } from '../../src/authority/authority.js';
+import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { captureLogs, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, until, type AgentProcess } from '../helpers/agent-process.js';
 import { BUILT_MAIN } from '../helpers/cli.js';
@@ -41,7 +41,7 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
   let agent: AgentProcess;
   let app: Identity;
   let other: Identity;
-  let restarted: Authority | undefined;
+  let restarted: OpenmsiServer | undefined;
 
   before(async () => {
     t = await startTestAuthority();
@@ -122,7 +122,7 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
     });
 
     const { logger } = captureLogs();
-    restarted = await createAuthority({ dataDir: t.dataDir, logger, env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' }, host: '127.0.0.1', port, autoRotate: false });
+    restarted = await createOpenmsiServer({ dataDir: t.dataDir, logger, env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' }, host: '127.0.0.1', port, autoRotate: false });
     await restarted.listen();
 
     // Without restarting the agent: new audiences work again, and every spooled record reaches the audit store.

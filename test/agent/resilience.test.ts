@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { createAuthority, type Authority } from '../../src/authority/authority.js';
+import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { deleteResource } from '../../src/directory/resources.js';
 import { UpstreamError } from '../../src/agent/upstream.js';
 import { captureLogs, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
@@ -15,7 +15,7 @@ describe('agent during an authority outage', () => {
   let host: TestHost;
   let a: TestAgent;
   let current: Pick<TestAuthority, 'ctx' | 'tenantId'>;
-  let restarted: Authority | undefined;
+  let restarted: OpenmsiServer | undefined;
   let down = false;
 
   before(async () => {
@@ -65,7 +65,7 @@ describe('agent during an authority outage', () => {
 
     // Restart the same authority (same data dir, same port); the agent is not restarted.
     const { logger } = captureLogs();
-    restarted = await createAuthority({
+    restarted = await createOpenmsiServer({
       dataDir: t.dataDir,
       logger,
       env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' },

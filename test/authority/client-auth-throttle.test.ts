@@ -6,7 +6,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { captureLogs, freePort, registerTestApplication, startTestAuthority, type TestAuthority, type TestApplication } from '../helpers/authority.js';
 import { postForm } from '../helpers/https.js';
-import { createAuthority, type Authority } from '../../src/authority/authority.js';
+import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { DEFAULT_CLIENT_AUTH_THROTTLE } from '../../src/authority/token/throttle.js';
 import { MANAGED_IDENTITY_GRANT_TYPE } from '../../src/authority/grants/managed-identity.js';
 import { FakeClock, MINUTE, SECOND } from '../../src/shared/clock.js';
@@ -157,7 +157,7 @@ void describe('client authentication throttle', () => {
 /** Two authority processes' worth of state on one PostgreSQL database: the lock set at one holds at the other. */
 void describe('client authentication throttle across replicas (postgres)', { skip: process.env['OPENMSI_TEST_POSTGRES_URL'] ? false : 'OPENMSI_TEST_POSTGRES_URL not set' }, () => {
   let a: TestAuthority;
-  let b: Authority;
+  let b: OpenmsiServer;
   let bUrl: string;
 
   before(async () => {
@@ -165,7 +165,7 @@ void describe('client authentication throttle across replicas (postgres)', { ski
     const clock = new FakeClock(Math.floor(Date.now() / MINUTE) * MINUTE + SECOND);
     a = await startTestAuthority({ backend: 'postgres', clock, clientAuthThrottle: DEFAULT_CLIENT_AUTH_THROTTLE });
     const port = await freePort();
-    b = await createAuthority({ clock, clientAuthThrottle: DEFAULT_CLIENT_AUTH_THROTTLE, dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, publicUrl: a.url, autoRotate: false });
+    b = await createOpenmsiServer({ clock, clientAuthThrottle: DEFAULT_CLIENT_AUTH_THROTTLE, dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, publicUrl: a.url, autoRotate: false });
     await b.listen();
     bUrl = `https://localhost:${String(port)}`;
   });

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../../src/shared/clock.js';
 import { dataDirLayout, type AdminCredentialFile } from '../../src/shared/data-dir.js';
-import { createAuthority, type Authority } from '../../src/authority/authority.js';
+import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { initDataDir } from '../../src/authority/init.js';
-import type { AuthorityContext } from '../../src/authority/context.js';
+import type { ServerContext } from '../../src/server/context.js';
 import { createTestDatabase } from '../fixtures/pg-database.js';
 import { createApplicationPrincipal } from '../../src/directory/principals.js';
 import { addCertificateCredential, addPasswordCredential } from '../../src/directory/credentials.js';
@@ -18,8 +18,8 @@ import { captureLogs } from './logs.js';
 export { captureLogs };
 
 export interface TestAuthority {
-  authority: Authority;
-  ctx: AuthorityContext;
+  authority: OpenmsiServer;
+  ctx: ServerContext;
   app: FastifyInstance;
   /** https origin the authority listens on (loopback). */
   url: string;
@@ -179,7 +179,7 @@ export async function startTestAuthority(
     ...(options.tokenLifetimeSeconds === undefined ? {} : { tokenLifetimeSeconds: options.tokenLifetimeSeconds }),
   });
   const { logger, lines } = captureLogs();
-  const authority = await createAuthority({
+  const authority = await createOpenmsiServer({
     dataDir,
     logger,
     env,

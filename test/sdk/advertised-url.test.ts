@@ -9,7 +9,7 @@ import { decodeJwt } from 'jose';
 import { captureLogs, freePort } from '../helpers/authority.js';
 import { httpsRequest } from '../helpers/https.js';
 import { repoRoot, runFixture, type FixtureProcess } from '../fixtures/child-process.js';
-import { createAuthority } from '../../src/authority/authority.js';
+import { createOpenmsiServer } from '../../src/server/server.js';
 import { initDataDir } from '../../src/authority/init.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
 import { BUILT_MAIN } from '../helpers/cli.js';
@@ -121,7 +121,7 @@ describe('which public URL a data dir names', { timeout: 120_000 }, () => {
 
   async function start(dataDir: string, port: number, publicUrl?: string) {
     const { logger } = captureLogs();
-    const authority = await createAuthority({ dataDir, env, logger, host: '127.0.0.1', port, autoRotate: false, ...(publicUrl === undefined ? {} : { publicUrl }) });
+    const authority = await createOpenmsiServer({ dataDir, env, logger, host: '127.0.0.1', port, autoRotate: false, ...(publicUrl === undefined ? {} : { publicUrl }) });
     return { authority, url: await authority.listen() };
   }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { vaultRequest } from '../helpers/vault.js';
 import { assignRoleInStore, deleteAssignmentInStore, timeUntil } from '../rbac-authz/helpers.js';
-import { createVaultReplica, type VaultReplica } from '../../src/authority/vault-replica.js';
+import { createVaultReplica, type VaultReplica } from '../../src/server/vault-replica.js';
 import { systemClock } from '../../src/shared/clock.js';
 import { ALLOW_PERMISSION_MODEL_CHANGE, putVault } from '../../src/directory/vaults.js';
 import { putResourceGroup } from '../../src/directory/resources.js';

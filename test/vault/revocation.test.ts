@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { decodeProtectedHeader } from 'jose';
 import { backendSkipReason, captureLogs, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { vaultRequest } from '../helpers/vault.js';
-import { createVaultReplica, type VaultReplica } from '../../src/authority/vault-replica.js';
+import { createVaultReplica, type VaultReplica } from '../../src/server/vault-replica.js';
 import { systemClock } from '../../src/shared/clock.js';
 import { BUILTIN_ROLES } from '../../src/rbac/builtin-roles.js';
 import { deleteApplicationPrincipal } from '../../src/directory/principals.js';

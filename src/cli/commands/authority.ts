@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { Authority } from '../../authority/authority.js';
+import type { OpenmsiServer } from '../../server/server.js';
 import { DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl, hostForUrl } from '../../shared/public-url.js';
@@ -93,7 +93,7 @@ Examples:
     .action(async (opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; store?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
       const settings = readEnvironment();
-      const [{ createLogger, defaultLogFormat }, { createAuthority }, { initDataDir }] = await Promise.all([lazy.logger(), lazy.authority(), lazy.init()]);
+      const [{ createLogger, defaultLogFormat }, { createOpenmsiServer }, { initDataDir }] = await Promise.all([lazy.logger(), lazy.authority(), lazy.init()]);
       const logger = createLogger({
         format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
         ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
@@ -113,10 +113,10 @@ Examples:
         freshDataDir = true;
         logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
       }
-      let authority: Authority | undefined;
+      let authority: OpenmsiServer | undefined;
       let url: string;
       try {
-        authority = await createAuthority({
+        authority = await createOpenmsiServer({
           dataDir,
           logger,
           ...(opts.host === undefined ? {} : { host: opts.host }),

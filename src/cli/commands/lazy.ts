@@ -5,9 +5,9 @@
  * the command that does need one imports it here, in its action.
  */
 export const lazy = {
-  authority: () => import('../../authority/authority.js'),
+  authority: () => import('../../server/server.js'),
   init: () => import('../../authority/init.js'),
-  vaultReplica: () => import('../../authority/vault-replica.js'),
+  vaultReplica: () => import('../../server/vault-replica.js'),
   logger: () => import('../../shared/logger.js'),
   agent: () => import('../../agent/agent.js'),
   dev: () => import('../../dev/dev.js'),

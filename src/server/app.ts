@@ -2,11 +2,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AuthorityContext } from './context.js';
-import { tokenRoutes } from './routes/token.js';
-import { discoveryRoutes } from './routes/discovery.js';
+import type { ServerContext } from './context.js';
+import { tokenRoutes } from '../authority/routes/token.js';
+import { discoveryRoutes } from '../authority/routes/discovery.js';
 import { managementRoutes } from '../management/index.js';
-import { hostRoutes } from './hosts/index.js';
+import { hostRoutes } from '../authority/hosts/index.js';
 import { apiNotFoundHandler } from '../shared/api-error.js';
 import { RequestLogController } from '../shared/logger.js';
 
@@ -26,7 +26,7 @@ export interface HostRoute {
  * Builds the authority's HTTPS application: Entra endpoints (discovery, JWKS, token) and the management
  * API (ARM- and Graph-shaped), and the host API the agent calls (`/openmsi/hosts/...`). Each family is its own encapsulated plugin with its own error serializer.
  */
-export async function buildAuthorityApp(ctx: AuthorityContext, tls: ServerTls | undefined, otherHosts: readonly HostRoute[] = []): Promise<FastifyInstance> {
+export async function buildServerApp(ctx: ServerContext, tls: ServerTls | undefined, otherHosts: readonly HostRoute[] = []): Promise<FastifyInstance> {
   const app = Fastify({
     // One listener for every host: vault hosts (`{name}.{vaultDomain}`) go to the vault's app, all else to this one.
     serverFactory: (handler) => {

@@ -10,7 +10,7 @@ import { dataDirLayout } from '../shared/data-dir.js';
 import { issueServerCertificate } from '../pki/ca.js';
 import type { MasterKey } from '../pki/master-key.js';
 import { readDataDirPem, readEncryptedDataDirFile } from '../pki/data-dir-files.js';
-import { certificateNames } from './urls.js';
+import { certificateNames } from '../authority/urls.js';
 
 const IP = /^[\d.]+$|:/;
 

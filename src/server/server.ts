@@ -12,24 +12,24 @@ import { readDataDirPem, readEncryptedDataDirFile } from '../pki/data-dir-files.
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { AuditWriter } from '../store/audit-writer.js';
-import type { AuthorityContext } from './context.js';
-import { KeyRing } from './keys/key-ring.js';
-import { KeyRotator } from './keys/rotation.js';
-import { buildAuthorityApp } from './server.js';
-import { TokenIssuer } from './token-issuer.js';
+import type { ServerContext } from './context.js';
+import { KeyRing } from '../authority/keys/key-ring.js';
+import { KeyRotator } from '../authority/keys/rotation.js';
+import { buildServerApp } from './app.js';
+import { TokenIssuer } from '../authority/token-issuer.js';
 import { explicitPublicUrl } from '../shared/public-url.js';
 import { removeRunningAuthority, writeRunningAuthority } from '../shared/running-authority.js';
-import { AuthorityUrls, certificateNames } from './urls.js';
-import { upgradeBootstrapOwners } from './bootstrap-owner.js';
+import { AuthorityUrls, certificateNames } from '../authority/urls.js';
+import { upgradeBootstrapOwners } from '../authority/bootstrap-owner.js';
 import { createAuthorizer } from '../rbac/authorizer.js';
 import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
 import { createStoreRbacSource } from '../store/rbac-state-source.js';
 import { buildVaultApp } from '../vault/app.js';
 import { vaultNameFromHost, type VaultContext } from '../vault/contracts.js';
-import { ensureVaultCertificate } from './server-certificate.js';
-import { ClientAuthThrottle, type ClientAuthThrottlePolicy } from './token/throttle.js';
+import { ensureVaultCertificate } from './vault-certificate.js';
+import { ClientAuthThrottle, type ClientAuthThrottlePolicy } from '../authority/token/throttle.js';
 
-export interface AuthorityOptions {
+export interface OpenmsiServerOptions {
   dataDir: string;
   clock?: Clock;
   logger?: Logger;
@@ -49,8 +49,8 @@ export interface AuthorityOptions {
   clientAuthThrottle?: ClientAuthThrottlePolicy;
 }
 
-export interface Authority {
-  readonly ctx: AuthorityContext;
+export interface OpenmsiServer {
+  readonly ctx: ServerContext;
   readonly app: FastifyInstance;
   /** The vault data plane, served on the same listener for `*.{vaultDomain}` hosts. */
   readonly vaultApp: FastifyInstance;
@@ -61,7 +61,7 @@ export interface Authority {
 }
 
 /** Opens everything one authority process needs, from an initialised data dir. */
-export async function createAuthority(options: AuthorityOptions): Promise<Authority> {
+export async function createOpenmsiServer(options: OpenmsiServerOptions): Promise<OpenmsiServer> {
   const env = options.env ?? process.env;
   const clock = options.clock ?? systemClock;
   const settings = readEnvironment(env);
@@ -129,7 +129,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
       ...(options.clientAuthThrottle === undefined ? {} : { policy: options.clientAuthThrottle }),
       onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
     });
-    const ctx: AuthorityContext = {
+    const ctx: ServerContext = {
       store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authThrottle, authority: urls, signingKeys, verifyAccessToken, caCertPem, authorizer, rbacSource,
       defaultTenantId: config.tenantId,
       vaultDomain: config.vaultDomain,
@@ -142,7 +142,7 @@ export async function createAuthority(options: AuthorityOptions): Promise<Author
     await vaultApp.ready();
     // Serve only once every change channel subscribed above hears the other replicas (LISTEN is up).
     await store.notifications.ready();
-    const app = await buildAuthorityApp(ctx, tls, [
+    const app = await buildServerApp(ctx, tls, [
       { matches: (host) => vaultNameFromHost(host, config.vaultDomain) !== undefined, handle: (req, res) => vaultApp.routing(req, res) },
     ]);
 

@@ -20,10 +20,10 @@ import { openStore } from '../store/open.js';
 import { createStoreRbacSource } from '../store/rbac-state-source.js';
 import { buildVaultApp } from '../vault/app.js';
 import type { VaultContext } from '../vault/contracts.js';
-import { makeLocalVerifier } from './authority.js';
-import { KeyRing } from './keys/key-ring.js';
-import { ensureVaultCertificate } from './server-certificate.js';
-import { AuthorityUrls, certificateNames } from './urls.js';
+import { makeLocalVerifier } from './server.js';
+import { KeyRing } from '../authority/keys/key-ring.js';
+import { ensureVaultCertificate } from './vault-certificate.js';
+import { AuthorityUrls, certificateNames } from '../authority/urls.js';
 
 export interface VaultReplicaOptions {
   dataDir: string;

@@ -4,7 +4,7 @@ import { createHash, createPrivateKey, randomUUID, X509Certificate } from 'node:
 import { SignJWT } from 'jose';
 import { startTestAuthority, freePort, captureLogs, registerTestApplication, type TestAuthority } from '../helpers/authority.js';
 import { httpsRequest, postForm } from '../helpers/https.js';
-import { createAuthority, type Authority } from '../../src/authority/authority.js';
+import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { StoreLockedError } from '../../src/store/sqlite.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
 
@@ -15,7 +15,7 @@ describe('replicas', () => {
     const t = await startTestAuthority();
     try {
       await assert.rejects(
-        createAuthority({ dataDir: t.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, logger: captureLogs().logger, store: dataDirLayout(t.dataDir).sqlite, autoRotate: false }),
+        createOpenmsiServer({ dataDir: t.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, logger: captureLogs().logger, store: dataDirLayout(t.dataDir).sqlite, autoRotate: false }),
         (err: unknown) => err instanceof StoreLockedError && /in use by another openmsi process/.test(err.message),
       );
     } finally {
@@ -26,7 +26,7 @@ describe('replicas', () => {
   /** Two authority processes' worth of state on one PostgreSQL database, as a multi-replica deployment runs. */
   describe('two authorities sharing PostgreSQL', { skip: postgresUrl ? false : 'OPENMSI_TEST_POSTGRES_URL not set' }, () => {
     let a: TestAuthority;
-    let b: Authority;
+    let b: OpenmsiServer;
     let bUrl: string;
     let appId: string;
     let certPem: string;
@@ -37,7 +37,7 @@ describe('replicas', () => {
       const port = await freePort();
       // Replicas share one issuer, the public URL they are reached by (README: --public-url); without one,
       // each advertises the port it listens on.
-      b = await createAuthority({ dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, publicUrl: a.url, autoRotate: false });
+      b = await createOpenmsiServer({ dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, publicUrl: a.url, autoRotate: false });
       await b.listen();
       bUrl = `https://localhost:${String(port)}`;
       ({ appId, certPem, keyPem } = await registerTestApplication(a, 'replicated'));

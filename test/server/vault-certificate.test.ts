@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initDataDir } from '../../src/authority/init.js';
-import { ensureVaultCertificate } from '../../src/authority/server-certificate.js';
+import { ensureVaultCertificate } from '../../src/server/vault-certificate.js';
 import { certificateNames } from '../../src/authority/urls.js';
 import { issueServerCertificate } from '../../src/pki/ca.js';
 import { MasterKey } from '../../src/pki/master-key.js';
