@@ -12,8 +12,8 @@
  * - `refused`: any other 4xx (a bug or a version mismatch; not retried on the hot path).
  */
 import { randomUUID, type webcrypto } from 'node:crypto';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { SignJWT } from 'jose';
 import {
   HOST_API_BASE,
@@ -27,6 +27,7 @@ import {
 } from '../shared/host-protocol.js';
 import { epochSeconds, systemClock, type Clock } from '../shared/clock.js';
 import { AGENT_DEFAULTS } from '../shared/config.js';
+import { HttpCallError, httpCall } from '../shared/http-client.js';
 
 export const MANAGED_IDENTITY_GRANT_TYPE = 'urn:openmsi:params:oauth:grant-type:managed-identity';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -86,17 +87,15 @@ export class AuthorityClient {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #agent: HttpsAgent | HttpAgent;
-  readonly #https: boolean;
   /** Number of managed-identity grant calls made (tests count cache misses with it). */
   grantCalls = 0;
 
   constructor(options: AuthorityClientOptions) {
     const url = new URL(options.authorityUrl);
     this.origin = url.origin;
-    this.#https = url.protocol === 'https:';
     this.#clock = options.clock ?? systemClock;
     this.#timeoutMs = options.timeoutMs ?? AGENT_DEFAULTS.upstreamTimeoutMs;
-    this.#agent = this.#https
+    this.#agent = url.protocol === 'https:'
       ? new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.caPem === undefined ? {} : { ca: options.caPem }) })
       : new HttpAgent({ keepAlive: true, maxSockets: 16 });
   }
@@ -180,30 +179,21 @@ export class AuthorityClient {
     return parseJson(response.body);
   }
 
-  #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<RawResponse> {
-    return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
-      const send = this.#https ? httpsRequest : httpRequest;
-      const req = send(
-        url,
-        {
-          method,
-          agent: this.#agent,
-          headers: { accept: 'application/json', ...headers, ...(payload === undefined ? {} : { 'content-length': String(payload.length) }) },
-          timeout: this.#timeoutMs,
-          ...(signal === undefined ? {} : { signal }),
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-          res.on('error', (err) => reject(new UpstreamError('unavailable', `the authority's answer broke off: ${err.message}`, { cause: err })));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${String(this.#timeoutMs)} ms`)));
-      req.on('error', (err) => reject(new UpstreamError('unavailable', `cannot reach the authority at ${this.origin}: ${err.message}`, { cause: err })));
-      req.end(payload);
-    });
+  async #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<RawResponse> {
+    try {
+      const answer = await httpCall(url, {
+        method,
+        headers: { accept: 'application/json', ...headers },
+        ...(body === undefined ? {} : { body }),
+        agent: this.#agent,
+        timeoutMs: this.#timeoutMs,
+        ...(signal === undefined ? {} : { signal }),
+      });
+      return { status: answer.status, body: answer.text, headers: answer.headers };
+    } catch (err) {
+      if (err instanceof HttpCallError && err.kind === 'broken') throw new UpstreamError('unavailable', `the authority's answer broke off: ${err.message}`, { cause: err });
+      throw new UpstreamError('unavailable', `cannot reach the authority at ${this.origin}: ${(err as Error).message}`, { cause: err });
+    }
   }
 }
 

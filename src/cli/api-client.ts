@@ -5,11 +5,12 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { Agent, request as httpsRequest } from 'node:https';
+import { Agent } from 'node:https';
 import { loadInstallationConfig, readEnvironment, resolveDataDir, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl } from '../shared/public-url.js';
 import { readRunningAuthority } from '../shared/running-authority.js';
+import { HttpCallError, httpCall, parseJsonBody } from '../shared/http-client.js';
 import { parseOutputFormat, parseQuery, type OutputOptions } from './output.js';
 
 /** ARM's audience (with the trailing slash, as az requests it). */
@@ -140,7 +141,7 @@ export class ManagementClient {
     }).toString();
     const tokenUrl = `${this.publicUrl}/${this.tenantId}/oauth2/v2.0/token`;
     const response = await this.#send('POST', tokenUrl, { 'content-type': 'application/x-www-form-urlencoded' }, form);
-    const body = parseJson(response.text) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    const body = parseJsonBody(response.text) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
     if (response.status !== 200 || typeof body?.access_token !== 'string') {
       const reason =
         typeof body?.error === 'string'
@@ -164,7 +165,7 @@ export class ManagementClient {
       payload = JSON.stringify(options.body);
     }
     const response = await this.#send(method, `${this.publicUrl}${path}${query}`, headers, payload);
-    const body = parseJson(response.text);
+    const body = parseJsonBody(response.text);
     if (response.status >= 400 && !(options.allowStatus ?? []).includes(response.status)) {
       const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
       if (typeof error?.code === 'string') {
@@ -195,41 +196,17 @@ export class ManagementClient {
     return `/subscriptions/${encodeURIComponent(this.subscriptionId)}`;
   }
 
-  #send(method: string, url: string, headers: Record<string, string>, payload: string | undefined): Promise<{ status: number; text: string }> {
-    return new Promise((resolve, reject) => {
-      const target = new URL(url);
-      const req = httpsRequest(
-        target,
-        {
-          method,
-          agent: this.#agent,
-          headers: { ...headers, ...(payload === undefined ? {} : { 'content-length': String(Buffer.byteLength(payload)) }) },
-          timeout: REQUEST_TIMEOUT_MS,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              req.destroy(new Error(`the response from ${this.publicUrl} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', (err) => reject(this.#connectionError(err)));
-      if (payload !== undefined) req.write(payload);
-      req.end();
-    });
+  async #send(method: string, url: string, headers: Record<string, string>, payload: string | undefined): Promise<{ status: number; text: string }> {
+    try {
+      return await httpCall(url, { method, headers, ...(payload === undefined ? {} : { body: payload }), agent: this.#agent, timeoutMs: REQUEST_TIMEOUT_MS, maxResponseBytes: MAX_RESPONSE_BYTES });
+    } catch (err) {
+      throw this.#connectionError(err as Error);
+    }
   }
 
   #connectionError(err: Error): Error {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (err instanceof HttpCallError && err.kind === 'too-large') return new Error(`the response from ${this.publicUrl} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`, { cause: err });
+    const code = (err as { code?: string }).code ?? '';
     if (code === 'ECONNREFUSED') {
       return new Error(`no authority is listening at ${this.publicUrl}; start it with \`openmsi authority\` (that URL is ${this.#source})`, { cause: err });
     }
@@ -257,15 +234,6 @@ function locateAuthority(dataDir: string, config: InstallationConfig, env: NodeJ
   const explicit = explicitPublicUrl(config);
   if (explicit !== undefined) return { url: explicit, source: `the public URL in ${dataDirLayout(dataDir).config}` };
   return { url: defaultOrigin(config.host, config.port), source: `the port in ${dataDirLayout(dataDir).config}` };
-}
-
-function parseJson(text: string): unknown {
-  if (text === '') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The root program's global options (`--data-dir`, `--output`, `--query`, `--subscription`), checked once here. */

@@ -5,9 +5,10 @@
  * through the {@link ManagementClient} (the data dir's admin credential).
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request as httpsRequest } from 'node:https';
+import { Agent } from 'node:https';
 import { loadInstallationConfig } from '../shared/config.js';
 import { dataDirLayout } from '../shared/data-dir.js';
+import { HttpCallError, httpCall, parseJsonBody, type HttpAnswer } from '../shared/http-client.js';
 import { ApiRequestError, type ManagementClient } from './api-client.js';
 
 /** The api-version az pins for secrets. */
@@ -68,7 +69,7 @@ export class VaultClient {
         response = await this.#send(method, vaultName, `${path}?${query}`, payload);
       }
     }
-    const body = parseJson(response.text);
+    const body = parseJsonBody(response.text);
     if (response.status >= 400 && !(options.allowStatus ?? []).includes(response.status)) {
       const error = (body as { error?: { code?: unknown; message?: unknown; innererror?: { code?: unknown } } } | undefined)?.error;
       if (typeof error?.code === 'string') {
@@ -80,46 +81,25 @@ export class VaultClient {
     return { status: response.status, body: body as T | undefined };
   }
 
-  async #send(method: string, vaultName: string, pathAndQuery: string, payload: string | undefined): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
+  async #send(method: string, vaultName: string, pathAndQuery: string, payload: string | undefined): Promise<HttpAnswer> {
     const token = await this.#management.getToken(this.#resource);
     const host = this.vaultHost(vaultName);
-    const headers: Record<string, string> = { host, authorization: `Bearer ${token}`, accept: 'application/json' };
-    if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(payload));
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    try {
+      return await httpCall(`https://${host}${pathAndQuery}`, {
+        method,
+        headers,
+        ...(payload === undefined ? {} : { body: payload }),
+        agent: this.#agent,
+        connectTo: { host: this.#connectHost, port: this.#port },
+        timeoutMs: REQUEST_TIMEOUT_MS,
+        maxResponseBytes: MAX_RESPONSE_BYTES,
+      });
+    } catch (err) {
+      if (err instanceof HttpCallError && err.kind === 'too-large') throw new Error(`the response from ${host} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`, { cause: err });
+      throw new Error(`cannot reach the vault ${host} (through ${this.#connectHost}:${String(this.#port)}): ${(err as Error).message}`, { cause: err });
     }
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(
-        {
-          host: this.#connectHost,
-          port: this.#port,
-          servername: host.replace(/:\d+$/, ''),
-          path: pathAndQuery,
-          method,
-          agent: this.#agent,
-          headers,
-          timeout: REQUEST_TIMEOUT_MS,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              req.destroy(new Error(`the response from ${host} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', (err) => reject(new Error(`cannot reach the vault ${host} (through ${this.#connectHost}:${String(this.#port)}): ${err.message}`, { cause: err })));
-      if (payload !== undefined) req.write(payload);
-      req.end();
-    });
   }
 }
 
@@ -131,13 +111,4 @@ export function challengeResource(header: string | string[] | undefined): string
   if (resource !== undefined) return resource.replace(/\/$/, '');
   const scope = /scope="([^"]+)"/i.exec(value)?.[1];
   return scope?.replace(/\/\.default$/, '');
-}
-
-function parseJson(text: string): unknown {
-  if (text === '') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

@@ -9,11 +9,10 @@
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeProtectedHeader, errors, jwtVerify, type FetchImplementation } from 'jose';
 import { createPublicKey } from 'node:crypto';
 import type { JsonWebKey, KeyObject, webcrypto } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import { CodedError } from './coded-error.js';
+import { HttpCallError, httpCall, type HttpAnswer } from './http-client.js';
 
 export type { Clock } from './clock.js';
 
@@ -348,39 +347,28 @@ function httpsFetch(options: RemoteJwksOptions): FetchImplementation {
   }
   const maxBytes = positive(options.maxResponseBytes, 1024 * 1024, 'maxResponseBytes');
   // Only pass `ca` when given: a custom `ca` replaces the default roots (and NODE_EXTRA_CA_CERTS).
-  const tls: https.RequestOptions = options.ca === undefined ? {} : { ca: options.ca };
-  return (href, init) => {
+  return async (href, init) => {
     const url = new URL(href);
     const where = `${url.origin}${url.pathname}`;
-    const get = url.protocol === 'https:' ? https.get : http.get;
-    return new Promise<Response>((resolve, reject) => {
-      const req = get(url, { ...tls, headers: Object.fromEntries(init.headers), signal: init.signal }, (res) => {
-        const tooLarge = (): void => {
-          req.destroy();
-          reject(new Error(`GET ${where}: response exceeds ${String(maxBytes)} bytes`));
-        };
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`GET ${where} returned HTTP ${String(res.statusCode ?? '?')}`));
-          return;
-        }
-        if (Number(res.headers['content-length']) > maxBytes) return tooLarge();
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxBytes) tooLarge();
-          else chunks.push(chunk);
-        });
-        res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: 200 })));
-        res.on('error', reject);
+    let answer: HttpAnswer;
+    try {
+      answer = await httpCall(url, {
+        headers: Object.fromEntries(init.headers),
+        // Only passed when given: a custom `ca` replaces the default roots (and NODE_EXTRA_CA_CERTS).
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+        maxResponseBytes: maxBytes,
+        // The whole-request bound is the caller's signal (jose's timeoutDuration); this only stops a dead socket.
+        timeoutMs: 60_000,
+        signal: init.signal,
       });
-      req.on('error', (err) => {
-        // An abort carries the signal's reason: jose turns a `TimeoutError` into `JWKSTimeout`.
-        if (init.signal.aborted) reject(init.signal.reason as Error);
-        else reject(new Error(`GET ${where} failed: ${err.message}`, { cause: err }));
-      });
-    });
+    } catch (err) {
+      // An abort carries the signal's reason: jose turns a `TimeoutError` into `JWKSTimeout`.
+      if (init.signal.aborted) throw init.signal.reason as Error;
+      if (err instanceof HttpCallError && err.kind === 'too-large') throw new Error(`GET ${where}: response exceeds ${String(maxBytes)} bytes`, { cause: err });
+      throw new Error(`GET ${where} failed: ${(err as Error).message}`, { cause: err });
+    }
+    if (answer.status !== 200) throw new Error(`GET ${where} returned HTTP ${String(answer.status)}`);
+    return new Response(answer.text, { status: 200 });
   };
 }
 

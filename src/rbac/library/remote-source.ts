@@ -9,7 +9,7 @@
  * plus the authoriser's own reconciliation. The caller needs `Microsoft.Authorization/roleAssignments/read`
  * at `/` (Reader at the tenant root is enough).
  */
-import https from 'node:https';
+import { HttpCallError, httpCall, parseJsonBody, type HttpAnswer } from '../../shared/http-client.js';
 import type { RbacState, RbacStateSource } from '../contracts.js';
 
 export interface RemoteRbacSourceOptions {
@@ -51,33 +51,34 @@ export function createRemoteRbacSource(options: RemoteRbacSourceOptions): Remote
   /** Tenants being watched, with the version last seen. */
   const watched = new Map<string, { version: number; timer?: NodeJS.Timeout }>();
   /** Requests in flight (closed at `close()`, so a pending long poll never holds the process). */
-  const active = new Set<ReturnType<typeof https.get>>();
+  const active = new Set<AbortController>();
   let closed = false;
 
   async function getJson<T>(path: string, query: Record<string, string>, waitMs = 0): Promise<{ body: T }> {
     const url = new URL(path, base);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const token = await options.getToken();
-    return new Promise((resolve, reject) => {
-      const request = https.get(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, ...(options.ca === undefined ? {} : { ca: options.ca }), timeout: timeoutMs + waitMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) return reject(new RemoteRbacSourceError(`GET ${url.pathname} answered ${String(res.statusCode)}: ${text.slice(0, 300)}`, res.statusCode));
-          try {
-            resolve({ body: JSON.parse(text) as T });
-          } catch {
-            reject(new RemoteRbacSourceError(`GET ${url.pathname} answered invalid JSON`));
-          }
-        });
-        res.on('error', reject);
+    // Each call has its own abort, so close() ends a pending long poll at once.
+    const abort = new AbortController();
+    active.add(abort);
+    let answer: HttpAnswer;
+    try {
+      answer = await httpCall(url, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+        timeoutMs: timeoutMs + waitMs,
+        signal: abort.signal,
       });
-      active.add(request);
-      request.on('close', () => active.delete(request));
-      request.on('timeout', () => request.destroy(new RemoteRbacSourceError(`GET ${url.pathname} timed out`)));
-      request.on('error', reject);
-    });
+    } catch (err) {
+      if (err instanceof HttpCallError && err.kind === 'timeout') throw new RemoteRbacSourceError(`GET ${url.pathname} timed out`);
+      throw err;
+    } finally {
+      active.delete(abort);
+    }
+    if (answer.status !== 200) throw new RemoteRbacSourceError(`GET ${url.pathname} answered ${String(answer.status)}: ${answer.text.slice(0, 300)}`, answer.status);
+    const body = parseJsonBody(answer.text);
+    if (body === undefined) throw new RemoteRbacSourceError(`GET ${url.pathname} answered invalid JSON`);
+    return { body: body as T };
   }
 
   function notify(tenantId: string): void {
@@ -141,7 +142,7 @@ export function createRemoteRbacSource(options: RemoteRbacSourceOptions): Remote
       for (const entry of watched.values()) if (entry.timer !== undefined) clearTimeout(entry.timer);
       watched.clear();
       listeners.clear();
-      for (const request of active) request.destroy();
+      for (const request of active) request.abort(new RemoteRbacSourceError('the remote RBAC source was closed'));
       active.clear();
     },
   };
@@ -168,28 +169,22 @@ export function clientSecretToken(options: ClientSecretTokenOptions): () => Prom
     if (cached !== undefined && Date.now() < cached.expiresAt) return cached.token;
     const url = new URL(`/${encodeURIComponent(options.tenantId)}/oauth2/v2.0/token`, options.authorityUrl);
     const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: options.clientId, client_secret: options.clientSecret, scope: `${resource}/.default` }).toString();
-    const body = await new Promise<{ access_token: string; expires_in: number }>((resolve, reject) => {
-      const request = https.request(
-        url,
-        { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, ...(options.ca === undefined ? {} : { ca: options.ca }), timeout: 10_000 },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            if (res.statusCode !== 200) return reject(new RemoteRbacSourceError(`token request answered ${String(res.statusCode)}: ${text.slice(0, 300)}`, res.statusCode));
-            try {
-              resolve(JSON.parse(text) as { access_token: string; expires_in: number });
-            } catch {
-              reject(new RemoteRbacSourceError('token endpoint answered invalid JSON'));
-            }
-          });
-        },
-      );
-      request.on('timeout', () => request.destroy(new RemoteRbacSourceError('token request timed out')));
-      request.on('error', reject);
-      request.end(form);
-    });
+    let answer: HttpAnswer;
+    try {
+      answer = await httpCall(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+        timeoutMs: 10_000,
+      });
+    } catch (err) {
+      if (err instanceof HttpCallError && err.kind === 'timeout') throw new RemoteRbacSourceError('token request timed out');
+      throw err;
+    }
+    if (answer.status !== 200) throw new RemoteRbacSourceError(`token request answered ${String(answer.status)}: ${answer.text.slice(0, 300)}`, answer.status);
+    const body = parseJsonBody(answer.text) as { access_token: string; expires_in: number } | undefined;
+    if (body === undefined) throw new RemoteRbacSourceError('token endpoint answered invalid JSON');
     cached = { token: body.access_token, expiresAt: Date.now() + Math.max(0, Number(body.expires_in) - 60) * 1000 };
     return cached.token;
   };
