@@ -3,8 +3,9 @@
  * run cut short is finished by the next): resource group `dev`; this machine as a host with a system-assigned
  * identity and the user-assigned identity `dev-app`; vault `dev` with Key Vault Secrets Officer for both
  * identities and for the admin; Reader (no data actions) on the subscription for this host's system-assigned
- * identity, so `az login --identity` finds the subscription. Everything goes through the directory's own
- * functions, as the management API would, in this process.
+ * identity, so `az login --identity` finds the subscription, and the directory-read role at `/` for it, so
+ * `az ad sp list|show` run as this host. Everything goes through the directory's own functions, as the
+ * management API would, in this process.
  */
 import { hostname } from 'node:os';
 import type { Clock } from '../shared/clock.js';
@@ -13,13 +14,25 @@ import type { Store } from '../store/types.js';
 import { BUILTIN_ROLE_IDS, BUILTIN_ROLES } from '../rbac/builtin-roles.js';
 import { createJoinToken, HOST_RESOURCE_TYPE } from '../directory/hosts.js';
 import { putResource, putResourceGroup, putUserAssignedIdentity, userAssignedIdentityProperties } from '../directory/resources.js';
-import { putRoleAssignment } from '../directory/rbac.js';
+import { putRoleAssignment, putRoleDefinition } from '../directory/rbac.js';
 import { ALLOW_PERMISSION_MODEL_CHANGE, putVault } from '../directory/vaults.js';
 import { formatArmResourceId } from '../shared/ids.js';
 import { DEV_NAMES } from './layout.js';
 
 /** Key Vault Secrets Officer: every secret operation, no control-plane rights. */
 const SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
+
+/**
+ * The dev tenant's custom role for reading the directory (Entra's "Directory Readers", in openmsi's Graph
+ * actions): Graph reads are checked at `/` (docs/rbac.md), and Reader at `/` would also open every
+ * subscription, the audit trail and the signing-key metadata. A fixed id, so every start finds it.
+ */
+export const DEV_DIRECTORY_READER = {
+  id: '6f0d6a44-5e0b-4b8e-9d53-0d1f7e1c2a01',
+  roleName: 'openmsi dev directory reader',
+  description: 'Reads service principals and groups (Graph-shaped /v1.0): az ad sp list|show as the dev host identity.',
+  actions: ['Microsoft.Authorization/servicePrincipals/read', 'Microsoft.Authorization/groups/read'],
+} as const;
 
 export interface DevDirectory {
   hostName: string;
@@ -124,6 +137,28 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
       roleDefinitionId: BUILTIN_ROLE_IDS.Reader,
       principalId: host.systemPrincipalId,
       description: 'openmsi dev: az login --identity',
+      by: options.admin.objectId,
+    });
+  }
+  // `az ad sp list|show` as this host (az login --identity): Graph reads are checked at `/`.
+  if ((await store.roleDefinitions.get(options.tenantId, DEV_DIRECTORY_READER.id)) === undefined) {
+    await putRoleDefinition(store, { builtInRoles: BUILTIN_ROLES, clock }, {
+      tenantId: options.tenantId,
+      id: DEV_DIRECTORY_READER.id,
+      roleName: DEV_DIRECTORY_READER.roleName,
+      description: DEV_DIRECTORY_READER.description,
+      permissions: [{ actions: [...DEV_DIRECTORY_READER.actions], notActions: [], dataActions: [], notDataActions: [] }],
+      assignableScopes: ['/'],
+      by: options.admin.objectId,
+    });
+  }
+  if ((await store.roleAssignments.find(options.tenantId, '/', DEV_DIRECTORY_READER.id, host.systemPrincipalId)) === undefined) {
+    await putRoleAssignment(store, { builtInRoles: BUILTIN_ROLES, clock }, {
+      tenantId: options.tenantId,
+      scope: '/',
+      roleDefinitionId: DEV_DIRECTORY_READER.id,
+      principalId: host.systemPrincipalId,
+      description: 'openmsi dev: az ad sp list|show',
       by: options.admin.objectId,
     });
   }

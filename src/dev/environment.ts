@@ -46,6 +46,24 @@ export function seedAzConfigDir(dataDir: string, now: Date = new Date()): string
   return dir;
 }
 
+/**
+ * az's cloud config for the endpoints `az cloud register` has no flag for (az 2.45: `--cloud-config` JSON,
+ * camelCase keys). `microsoftGraphResourceId` is both the resource az asks tokens for and the base of its
+ * Graph calls (`{id without the trailing slash}/v1.0/...`, role/_msgrpah/_graph_client.py): the server's own
+ * origin, whose `/v1.0` routes accept tokens for it (management/authenticate.ts).
+ */
+export function azCloudConfig(serverUrl: string): { endpoints: { microsoftGraphResourceId: string } } {
+  return { endpoints: { microsoftGraphResourceId: `${new URL(serverUrl).origin}/` } };
+}
+
+/** Writes {@link azCloudConfig} where `az cloud update --cloud-config @file` reads it; returns the path. */
+export function writeAzCloudConfig(dataDir: string, serverUrl: string): string {
+  const path = devLayout(dataDir).azCloudConfig;
+  makePrivateDir(dirname(path));
+  writePrivateFile(path, `${JSON.stringify(azCloudConfig(serverUrl), null, 2)}\n`);
+  return path;
+}
+
 /** The variables, in the order they are printed. */
 export function devEnvironment(dataDir: string, endpoints: DevEndpoints): [string, string][] {
   const layout = devLayout(dataDir);

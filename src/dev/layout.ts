@@ -27,6 +27,8 @@ export interface DevLayout {
   caBundle: string;
   /** AZURE_CONFIG_DIR for az against the dev stack (its cloud, login and version-check file). */
   azConfigDir: string;
+  /** The cloud config `openmsi dev az-cloud` gives az (`--cloud-config @file`): the endpoints no flag sets. */
+  azCloudConfig: string;
   /** `run/dev.json`: the running `openmsi dev` (pid, ports). */
   running: string;
   caCert: string;
@@ -38,6 +40,7 @@ export function devLayout(dataDir: string): DevLayout {
     agentDataDir: join(dataDir, 'agent'),
     caBundle: join(dataDir, 'dev', 'ca-bundle.pem'),
     azConfigDir: join(dataDir, 'dev', 'az'),
+    azCloudConfig: join(dataDir, 'dev', 'az-cloud.json'),
     running: join(dataDir, 'run', 'dev.json'),
     caCert: dataDirLayout(dataDir).caCert,
   };

@@ -1,7 +1,9 @@
 /**
  * Bearer authentication for the management API. ARM-shaped paths (and `/openmsi/...`) take tokens for
- * ARM's audiences, `/v1.0/...` (Graph-shaped) takes Graph tokens. The caller must be a principal of the
- * token's tenant; what it may do is RBAC's decision (authorize.ts: each route checks its action at its scope).
+ * ARM's audiences, `/v1.0/...` (Graph-shaped) takes Graph tokens: for Microsoft Graph's resource or for one
+ * of this server's own origins, which is what az asks for once its cloud names the server as its Graph
+ * endpoint (`openmsi dev az-cloud`). The caller must be a principal of the token's tenant; what it may do is
+ * RBAC's decision (authorize.ts: each route checks its action at its scope).
  */
 import type { FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
@@ -14,7 +16,7 @@ import { ManagementErrors, type ApiFamily, type Challenge } from './errors.js';
 
 /** Audiences the management API accepts: ARM's two resource URIs (a trailing-slash difference is tolerated). */
 export const ARM_AUDIENCES = ['https://management.azure.com/', 'https://management.core.windows.net/'] as const;
-/** Audience of the directory (Graph-shaped) part of the management API. */
+/** Audience of the directory (Graph-shaped) part of the management API, besides the server's own origins. */
 export const GRAPH_AUDIENCES = ['https://graph.microsoft.com'] as const;
 
 /** An `onRequest` hook: it runs before the body is read, and rejects to refuse the request. */
@@ -36,10 +38,33 @@ function bothSpellings(audiences: readonly string[]): readonly string[] {
   return [...new Set(audiences.flatMap((a) => [a, a.endsWith('/') ? a.slice(0, -1) : `${a}/`]))];
 }
 
-const ACCEPTED_AUDIENCES: Record<ApiFamily, readonly string[]> = {
-  arm: bothSpellings(ARM_AUDIENCES),
-  graph: bothSpellings(GRAPH_AUDIENCES),
-};
+const ARM_ACCEPTED = bothSpellings(ARM_AUDIENCES);
+/** Graph's accepted audiences, by the advertised-origins array they were derived from (new when the port binds). */
+const graphAccepted = new WeakMap<readonly { readonly origin: string }[], readonly string[]>();
+
+/**
+ * The audiences `family`'s routes accept. ARM: ARM's resource URIs only. Graph: Microsoft Graph's, and each
+ * origin the server is published at (`https://localhost:8443`, as az sends it once its cloud's
+ * `microsoftGraphResourceId` is the server's URL). Only the server's configuration decides: never the
+ * request's `Host`, nor anything else the request claims. A vault's resource (`https://{vaultDomain}[:port]`)
+ * is never one of them, even when the certificate names the vault domain itself: a token for the vault must
+ * not open the directory. No other part of openmsi accepts the server's origins, so such a token opens only `/v1.0`.
+ */
+export function acceptedAudiences(ctx: Pick<ManagementContext, 'authority' | 'vaultDomain'>, family: ApiFamily): readonly string[] {
+  if (family === 'arm') return ARM_ACCEPTED;
+  const origins = ctx.authority.advertisedOrigins();
+  let accepted = graphAccepted.get(origins);
+  if (accepted === undefined) {
+    const vaultDomain = ctx.vaultDomain.toLowerCase();
+    const own = origins.map((o) => o.origin).filter((origin) => {
+      const host = new URL(origin).hostname;
+      return host !== vaultDomain && !host.endsWith(`.${vaultDomain}`);
+    });
+    accepted = bothSpellings([...GRAPH_AUDIENCES, ...own]);
+    graphAccepted.set(origins, accepted);
+  }
+  return accepted;
+}
 
 const callers = new WeakMap<FastifyRequest, Caller>();
 
@@ -96,8 +121,9 @@ async function challengeFor(ctx: ManagementContext, request: FastifyRequest, tok
  * for `family`'s audiences: 401 with a Bearer challenge otherwise. Authorisation follows (authorize.ts).
  */
 export function authenticate(ctx: ManagementContext, family: ApiFamily): RequestHook {
-  const audiences = ACCEPTED_AUDIENCES[family];
   return async (request: FastifyRequest): Promise<void> => {
+    // Per request: the origins follow the port actually bound, which is known only after listen.
+    const audiences = acceptedAudiences(ctx, family);
     const header = request.headers.authorization;
     if (header === undefined || header.trim() === '') throw ManagementErrors.authorizationMissing(family, await challengeFor(ctx, request, undefined));
     const match = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]+)[ \t]*$/i.exec(header);

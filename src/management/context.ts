@@ -12,6 +12,12 @@ export interface TokenAuthorityLocation {
   readonly origin: string;
   /** `iss` of the access tokens the authority issues for a tenant. */
   v1Issuer(tenantId: string): string;
+  /**
+   * Every origin the server is published at, from its configuration only (the canonical origin and each name
+   * of its certificate on the bound port). The same array until the port changes. az's cloud names one of
+   * them as its Microsoft Graph endpoint, and then asks for Graph tokens with that URL as the resource.
+   */
+  advertisedOrigins(): readonly { readonly origin: string }[];
 }
 
 /** The signing-key operations `/openmsi/keys` exposes; the authority implements them. */

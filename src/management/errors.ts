@@ -135,6 +135,8 @@ export const ManagementErrors = {
   credentialNotFound: (kind: 'password' | 'key', keyId: string) =>
     graphBadRequest(`No ${kind} credential with keyId '${keyId}' exists on this application.`),
   invalidPageSize: (top: string) => new ApiError(400, 'BadRequest', `Invalid page size specified: '${top}'. Must be between 1 and 999 inclusive.`),
+  /** `GET /v1.0/me` with an app-only token (every token here: there are no users yet), worded as Graph words it. */
+  meNeedsDelegatedFlow: () => new ApiError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.'),
   unknownSegment: (segment: string) => new ApiError(400, 'BadRequest', `Resource not found for the segment '${segment.slice(0, 100)}'.`),
   invalidResourceListFilter: (filter: string) =>
     new ApiError(

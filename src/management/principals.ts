@@ -247,6 +247,20 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     handler: (request, reply) => deleteOne(request, reply, params(request)['id'] ?? ''),
   });
 
+  // `/v1.0/me[/...]` (`az ad signed-in-user show`, `az ad sp list --show-mine`) names the signed-in user; an
+  // app-only token has none, and Graph answers 400 to any such token once it is authenticated, whatever its
+  // permissions: so no authorisation check here.
+  for (const url of ['/v1.0/me', '/v1.0/me/*']) {
+    route(app, {
+      method: 'GET',
+      url,
+      onRequest: [authenticate(ctx, 'graph')],
+      handler: () => {
+        throw ManagementErrors.meNeedsDelegatedFlow();
+      },
+    });
+  }
+
   // `GET/DELETE /v1.0/servicePrincipals(appId='{appId}')`: Graph's alternate-key addressing.
   const altKey = (request: FastifyRequest): string => {
     const segment = params(request)['segment'] ?? '';

@@ -11,7 +11,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,12 +164,21 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
       assert.equal(head, 'az');
       return args;
     });
-    assert.deepEqual(commands.map((c) => c.slice(0, 2).join(' ')), ['cloud register', 'cloud set', 'login --identity']);
+    assert.deepEqual(commands.map((c) => c.slice(0, 2).join(' ')), ['cloud register', 'cloud update', 'cloud set', 'login --identity']);
     assert.ok(commands[0]!.includes(`https://localhost:${String(port)}/adfs`), commands[0]!.join(' '));
+    // The Graph endpoint has no flag: a cloud config file that az-cloud wrote, and that the line names.
+    const configFile = join(dataDir, 'dev', 'az-cloud.json');
+    assert.deepEqual(commands[1], ['cloud', 'update', '-n', 'openmsi-dev', '--cloud-config', `@${configFile}`]);
+    assert.deepEqual(JSON.parse(readFileSync(configFile, 'utf8')), { endpoints: { microsoftGraphResourceId: `https://localhost:${String(port)}/` } });
     for (const args of commands) {
       await azOk([...args, '-o', 'none']);
       ctx.diagnostic(`az ${args.join(' ')}`);
     }
+
+    const cloud = JSON.parse(await azOk(['cloud', 'show', '-o', 'json'])) as { name: string; endpoints: Record<string, string> };
+    assert.equal(cloud.name, 'openmsi-dev');
+    assert.equal(cloud.endpoints['microsoftGraphResourceId'], `https://localhost:${String(port)}/`);
+    assert.equal(cloud.endpoints['resourceManager'], `https://localhost:${String(port)}/`, 'the update kept what register set');
 
     const account = JSON.parse(await azOk(['account', 'show', '-o', 'json'])) as { id: string; tenantId: string; environmentName: string; user: { name: string; type: string; assignedIdentityInfo?: string } };
     assert.equal(account.environmentName, 'openmsi-dev');
@@ -191,6 +200,42 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     const bare = await az(['rest', '--method', 'get', '--url', url, '-o', 'json']);
     assert.notEqual(bare.code, 0);
     ctx.diagnostic(`az rest without --resource: ${bare.stderr.trim().split('\n').slice(0, 2).join(' / ')}`);
+  });
+
+  it("az ad sp list|show as the dev host's managed identity: tokens for the server's URL, Graph-shaped answers", async () => {
+    // What az asks for: the cloud's microsoftGraphResourceId as the resource, trailing slash kept.
+    const graph = JSON.parse(await azOk(['account', 'get-access-token', '--resource-type', 'ms-graph', '-o', 'json'])) as { accessToken: string };
+    assert.equal(claims(graph.accessToken)['aud'], `https://localhost:${String(port)}/`);
+
+    interface Sp { id: string; appId: string; displayName: string; servicePrincipalType: string; servicePrincipalNames: string[]; createdDateTime: string }
+    const list = JSON.parse(await azOk(['ad', 'sp', 'list', '-o', 'json'])) as Sp[];
+    const app = list.find((sp) => sp.displayName === 'dev-app');
+    assert.ok(app, list.map((sp) => sp.displayName).join(', '));
+    assert.equal(app.servicePrincipalType, 'ManagedIdentity');
+    assert.ok(app.servicePrincipalNames.includes(app.appId));
+    assert.ok(list.some((sp) => sp.servicePrincipalType === 'Application'), 'the admin application is listed too');
+    // az's own filters: --display-name (startswith), --spn (servicePrincipalNames/any), and its table view.
+    assert.deepEqual((JSON.parse(await azOk(['ad', 'sp', 'list', '--display-name', 'dev-a', '-o', 'json'])) as Sp[]).map((sp) => sp.id), [app.id]);
+    assert.deepEqual((JSON.parse(await azOk(['ad', 'sp', 'list', '--spn', app.appId, '-o', 'json'])) as Sp[]).map((sp) => sp.id), [app.id]);
+    const table = await azOk(['ad', 'sp', 'list', '-o', 'table']);
+    assert.match(table, new RegExp(`dev-app\\s+${app.id}\\s+${app.appId}`));
+
+    for (const id of [app.appId, app.id]) {
+      const shown = JSON.parse(await azOk(['ad', 'sp', 'show', '--id', id, '-o', 'json'])) as Sp;
+      assert.deepEqual({ id: shown.id, appId: shown.appId, displayName: shown.displayName }, { id: app.id, appId: app.appId, displayName: 'dev-app' }, id);
+    }
+    const missing = await az(['ad', 'sp', 'show', '--id', '00000000-0000-4000-8000-000000000000']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /does not exist/, missing.stderr);
+    assert.doesNotMatch(missing.stderr, /Traceback/);
+  });
+
+  it('az ad signed-in-user show as a managed identity: Graph\'s answer to an app-only token, not a crash', async () => {
+    const result = await az(['ad', 'signed-in-user', 'show', '-o', 'json']);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /^ERROR: \/me request is only valid with delegated authentication flow\.$/m, result.stderr);
+    assert.doesNotMatch(result.stderr, /Traceback|must be issued for/);
   });
 
   it('az logged in with --identity is no fallback for an app without managed-identity variables: az 2.45 calls MSI again, and goes to IMDS', async () => {

@@ -22,6 +22,8 @@ export const SUB = '33333333-3333-4333-8333-333333333333';
 /** A subscription of {@link OTHER_TENANT}. */
 export const OTHER_SUB = '44444444-4444-4444-8444-444444444444';
 export const ORIGIN = 'https://authority.test';
+/** The origins the fake server is published at (one array, as the authority keeps it until the port changes). */
+const ADVERTISED = [{ origin: ORIGIN }];
 
 function principal(objectId: string, name: string, isDirectoryAdmin: boolean, tenantId = TENANT): ServicePrincipal {
   return { objectId, tenantId, appId: `app-${name}`, displayName: name, kind: 'Application', managedIdentity: null, isDirectoryAdmin, createdAt: 0 };
@@ -84,7 +86,8 @@ export function managementHarness(): ManagementHarness {
       subscriptions: { get: (id: string) => Promise.resolve(subscriptions.find((s) => s.id === id)) },
       tenants: { get: () => Promise.resolve(undefined), list: () => Promise.resolve([]) },
     },
-    authority: { origin: ORIGIN, v1Issuer: (tenantId: string) => `${ORIGIN}/${tenantId}/` },
+    authority: { origin: ORIGIN, v1Issuer: (tenantId: string) => `${ORIGIN}/${tenantId}/`, advertisedOrigins: () => ADVERTISED },
+    vaultDomain: 'vault.authority.test',
     authorizer,
     verifyAccessToken: (token: string): Promise<VerifiedToken> => {
       const p = byObjectId.get(token);

@@ -440,6 +440,49 @@ void describe('management API', () => {
       expectError(await call('PUT', `/subscriptions/${sub}/resourcegroups/x?${V}`, { token: null, body: '{not json' }), 401, 'AuthenticationFailed');
     });
 
+    void it("accepts on /v1.0 a token for the server's own origin (what az asks for when its cloud names the server as Graph), and nowhere else", async () => {
+      const armUrl = `/subscriptions/${sub}/resourcegroups?${V}`;
+      // The resource exactly as az sends it (t.adminToken drops a trailing slash): scope `{resource}/.default`.
+      const tokenForResource = async (resource: string): Promise<string> => {
+        const response = await tokenFor(t.admin.clientId, t.admin.clientSecret, `${resource}/.default`);
+        assert.equal(response.statusCode, 200, response.body);
+        return response.json<{ access_token: string }>().access_token;
+      };
+      const origins = t.ctx.urls.advertisedOrigins().map((o) => o.origin);
+      assert.ok(origins.includes(t.ctx.urls.origin), origins.join(' '));
+      // az sends the resource as registered, trailing slash kept (`https://localhost:8443/`); both spellings pass.
+      for (const audience of [`${t.ctx.urls.origin}/`, t.ctx.urls.origin, ...origins.filter((o) => o !== t.ctx.urls.origin).map((o) => `${o}/`)]) {
+        const token = await tokenForResource(audience);
+        assert.equal(JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')).aud, audience);
+        const list = await call('GET', '/v1.0/servicePrincipals', { token });
+        assert.equal(list.statusCode, 200, `${audience}: ${list.body}`);
+        // It is not an ARM token: ARM paths and openmsi's own endpoints still take ARM's audiences only.
+        expectError(await call('GET', armUrl, { token }), 401, 'InvalidAuthenticationTokenAudience');
+        expectError(await call('GET', '/openmsi/keys', { token }), 401, 'InvalidAuthenticationTokenAudience');
+      }
+      // Another origin (another port, another host) or a path on ours is not ours: refused, whatever the Host header says.
+      const port = new URL(t.ctx.urls.origin).port;
+      for (const audience of [`https://localhost:${String(Number(port) + 1)}/`, 'https://attacker.example/', `${t.ctx.urls.origin}/v1.0`]) {
+        const token = await tokenForResource(audience);
+        const refused = expectError(await call('GET', '/v1.0/servicePrincipals', { token }), 401, 'InvalidAuthenticationToken');
+        assert.match(refused.error.message, /https:\/\/graph\.microsoft\.com/);
+        const forged = await call('GET', '/v1.0/servicePrincipals', { token, headers: { host: new URL(audience).host } });
+        assert.equal(forged.statusCode, 401, audience);
+      }
+      // A vault token (the vault's resource on the server's port) never opens the directory.
+      const vaultToken = await tokenForResource(`https://${t.ctx.vaultDomain}:${port}`);
+      expectError(await call('GET', '/v1.0/servicePrincipals', { token: vaultToken }), 401, 'InvalidAuthenticationToken');
+    });
+
+    void it("answers /v1.0/me as Graph answers an app-only token: 400 BadRequest, after authentication", async () => {
+      for (const url of ['/v1.0/me', '/v1.0/me/ownedObjects', '/v1.0/ME']) {
+        const me = expectError(await call('GET', url), 400, 'BadRequest');
+        assert.equal(me.error.message, '/me request is only valid with delegated authentication flow.');
+        expectError(await call('GET', url, { token: null }), 401, 'InvalidAuthenticationToken');
+        expectError(await call('GET', url, { token: arm }), 401, 'InvalidAuthenticationToken');
+      }
+    });
+
     void it('accepts only a well-formed Bearer header: nothing before the scheme, nothing after the token', async () => {
       const url = `/subscriptions/${sub}/resourcegroups?${V}`;
       const missing = expectError(await call('GET', url, { token: null, headers: { authorization: '   ' } }), 401, 'AuthenticationFailed');

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { devEnvironment, seedAzConfigDir } from '../../dev/environment.js';
+import { devEnvironment, seedAzConfigDir, writeAzCloudConfig } from '../../dev/environment.js';
 import { defaultShell, ENV_SHELLS, formatEnvironment, type EnvShell } from '../../dev/env.js';
 import { applyHostsEntries, DEFAULT_HOSTS_PATH, removeHostsEntries } from '../../dev/hosts-file.js';
 import { DEV_NAMES, DEV_PORTS, devLayout, readRunningDev } from '../../dev/layout.js';
@@ -29,8 +29,12 @@ function endpointsOf(dataDir: string) {
   return { agentPort: DEV_PORTS.agent, proxyPort: DEV_PORTS.proxy as number | null, vaultUri: vaultUri(DEV_NAMES.vault, config.vaultDomain, config.port), url: `https://localhost:${String(config.port)}` };
 }
 
-/** The az commands that point Debian's az 2.45 at the dev stack (`openmsi dev az-cloud`). */
-export function azCloudCommands(serverUrl: string, vaultDomain: string, port: number): string[][] {
+/**
+ * The az commands that point Debian's az 2.45 at the dev stack (`openmsi dev az-cloud`). The flags register
+ * what they can; `az cloud update --cloud-config @file` (which adds to the registered cloud, keeping the rest)
+ * adds the Microsoft Graph endpoint, which has no flag, so `az ad ...` reaches the server's `/v1.0` routes.
+ */
+export function azCloudCommands(serverUrl: string, vaultDomain: string, port: number, cloudConfigPath: string): string[][] {
   const origin = new URL(serverUrl).origin;
   return [
     [
@@ -44,6 +48,7 @@ export function azCloudCommands(serverUrl: string, vaultDomain: string, port: nu
       '--endpoint-active-directory-graph-resource-id', 'https://graph.microsoft.com/',
       '--suffix-keyvault-dns', `.${vaultDomain}:${String(port)}`,
     ],
+    ['cloud', 'update', '-n', DEV_NAMES.azCloud, '--cloud-config', `@${cloudConfigPath}`],
     ['cloud', 'set', '-n', DEV_NAMES.azCloud],
     ['login', '--identity'],
   ];
@@ -263,14 +268,16 @@ Examples:
   dev
     .command('az-cloud')
     .description("Print (or --apply) the az commands that point Debian's az 2.45 at the dev stack, with `eval \"$(openmsi dev env)\"` first.")
-    .option('--apply', 'run them (az cloud register/set, az login --identity) with the dev environment')
+    .option('--apply', 'run them (az cloud register/update/set, az login --identity) with the dev environment')
     .option('--az <path>', 'the az executable', 'az')
     .action((opts: { apply?: boolean; az: string }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
       const config = loadInstallationConfig(dataDir);
       const endpoints = endpointsOf(dataDir);
       const server = readRunningAuthority(dataDir)?.url ?? endpoints.url;
-      const commands = azCloudCommands(server, config.vaultDomain, Number(new URL(server).port || 443));
+      // Written in both modes: the printed `--cloud-config @file` names it.
+      const cloudConfig = writeAzCloudConfig(dataDir, server);
+      const commands = azCloudCommands(server, config.vaultDomain, Number(new URL(server).port || 443), cloudConfig);
       if (opts.apply !== true) {
         process.stdout.write(`eval "$(openmsi dev env)"\n${commands.map((c) => ['az', ...c].map(shellQuote).join(' ')).join('\n')}\n`);
         return;
