@@ -18,9 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { parseEnv } from 'node:util';
 import { isLoopbackAddress, startDevProxy, type DevProxy, type DevProxyLookup } from '../../src/dev/proxy.js';
 import { freePort } from '../helpers/authority.js';
+import { BUILT_MAIN } from '../helpers/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const APP = join(ROOT, 'test', 'dev', 'fixtures', 'read-secret-default-credential.mjs');
 const AZ = '/usr/bin/az';
 const SAMPLE = { name: 'sample-secret', value: 'Hello from the openmsi dev vault' };
@@ -75,7 +75,7 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
   const refused: string[] = [];
 
   /** The CLI as a user runs it, on this data dir, with no proxy or openmsi variables of the test runner. */
-  const openmsi = (args: string[]) => runFile(process.execPath, ['--import', 'tsx', MAIN, '--data-dir', dataDir, ...args], base(), 60_000);
+  const openmsi = (args: string[]) => runFile(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, ...args], base(), 60_000);
   const base = (): NodeJS.ProcessEnv => ({ PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' });
   /** Sends everything but loopback through the harness proxy, whatever the dev env names. */
   const harnessProxy = (): Record<string, string> => ({ HTTPS_PROXY: proxy.url, https_proxy: proxy.url, HTTP_PROXY: proxy.url, http_proxy: proxy.url, NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' });
@@ -99,7 +99,7 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     dataDir = join(home, 'openmsi');
     port = await freePort();
     const [agentPort, proxyPort] = [await freePort(), await freePort()];
-    dev = spawn(process.execPath, ['--import', 'tsx', MAIN, '--data-dir', dataDir, 'dev', '--port', String(port), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)], {
+    dev = spawn(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, 'dev', '--port', String(port), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)], {
       cwd: ROOT,
       env: base(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -254,7 +254,8 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     const sp = JSON.parse(created.stdout) as { appId: string; password: string; tenant: string };
     // The SP holds only a vault role, so there is no subscription to list: a tenant-level account.
     const login = `az login --service-principal -u ${sp.appId} -p <password> --tenant ${sp.tenant} --allow-no-subscriptions`;
-    await azOk(['login', '--service-principal', '-u', sp.appId, '-p', sp.password, '--tenant', sp.tenant, '--allow-no-subscriptions', '-o', 'none']);
+    // `-p=`: a secret may start with `-` (as Entra's may), which az's parser would take for a flag.
+    await azOk(['login', '--service-principal', '-u', sp.appId, `-p=${sp.password}`, '--tenant', sp.tenant, '--allow-no-subscriptions', '-o', 'none']);
     ctx.diagnostic(login);
 
     const env = appEnv();
