@@ -24,7 +24,6 @@ const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const roundCount = Number(process.env.BENCH_ROUNDS ?? 3);
 
-
 function openmsi(dataDir, args) {
   return JSON.parse(execFileSync(process.execPath, [cli, '--data-dir', dataDir, ...args], { encoding: 'utf8' }));
 }
@@ -40,7 +39,6 @@ function get(port, path, headers) {
     req.end();
   });
 }
-
 
 function load(url, headers = {}) {
   const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
@@ -79,7 +77,20 @@ try {
   const agentPort = await freePort();
   // The rate limit is a safety valve, not what is measured: raise it far above the offered load.
   const [gcmd, gargs] = pinned(0, process.execPath, [
-    cli, 'agent', '--join-token', join_.token, '--authority', authorityUrl, '--ca-file', caPath, '--data-dir', agentDir, '--port', String(agentPort), '--rate-limit', '10000000',
+    cli,
+    'agent',
+    '--join-token',
+    join_.token,
+    '--authority',
+    authorityUrl,
+    '--ca-file',
+    caPath,
+    '--data-dir',
+    agentDir,
+    '--port',
+    String(agentPort),
+    '--rate-limit',
+    '10000000',
   ]);
   const agent = spawn(gcmd, gargs, { env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(agent);
@@ -88,7 +99,11 @@ try {
   const sample = await get(agentPort, cachedPath, { Metadata: 'true' });
 
   const basePort = await freePort();
-  const [bcmd, bargs] = pinned(0, process.execPath, [join(root, 'bench/agent-baseline-server.mjs'), String(basePort), String(JSON.parse(sample.body).access_token.length)]);
+  const [bcmd, bargs] = pinned(0, process.execPath, [
+    join(root, 'bench/agent-baseline-server.mjs'),
+    String(basePort),
+    String(JSON.parse(sample.body).access_token.length),
+  ]);
   const baseline = spawn(bcmd, bargs, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(baseline);
   await waitFor(async () => (await get(basePort, '/', {})).status === 200, 'the baseline');
@@ -113,11 +128,14 @@ try {
     return { ...result, cpuMicrosPerRequest: Number((((cpuMs(pid) - before) * 1000) / result.total).toFixed(1)) };
   };
   const rounds = [];
-  for (let i = 0; i < roundCount; i++) rounds.push({ cached: measured(agent.pid, () => load(agentUrl, { Metadata: 'true' })), bare: measured(baseline.pid, () => load(bareUrl)) });
+  for (let i = 0; i < roundCount; i++)
+    rounds.push({ cached: measured(agent.pid, () => load(agentUrl, { Metadata: 'true' })), bare: measured(baseline.pid, () => load(bareUrl)) });
   const pick = (side) => medianRound(rounds, side);
   const cached = pick('cached');
   const bare = pick('bare');
-  const miss = load(`http://127.0.0.1:${agentPort}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fbench-[<id>].example`, { Metadata: 'true' });
+  const miss = load(`http://127.0.0.1:${agentPort}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fbench-[<id>].example`, {
+    Metadata: 'true',
+  });
   const report = {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, pinned: hasTaskset },
     settings: { durationSeconds: duration, rounds: roundCount, connections, keepAlive: true, responseBytes: sample.body.length },

@@ -21,10 +21,14 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 function timedStart(dataDir, ports) {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(process.execPath, [cli, '--data-dir', dataDir, 'dev', '--port', String(ports.port), '--agent-port', String(ports.agent), '--proxy-port', String(ports.proxy)], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, OPENMSI_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [cli, '--data-dir', dataDir, 'dev', '--port', String(ports.port), '--agent-port', String(ports.agent), '--proxy-port', String(ports.proxy)],
+      {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, OPENMSI_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let readyMs;
     const timer = setTimeout(() => {
@@ -59,7 +63,12 @@ for (let i = 0; i < rounds; i++) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-const summary = (xs) => ({ medianMs: Math.round(median(xs)), minMs: Math.round(Math.min(...xs)), maxMs: Math.round(Math.max(...xs)), runsMs: xs.map(Math.round) });
+const summary = (xs) => ({
+  medianMs: Math.round(median(xs)),
+  minMs: Math.round(Math.min(...xs)),
+  maxMs: Math.round(Math.max(...xs)),
+  runsMs: xs.map(Math.round),
+});
 const report = {
   machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
   rounds,

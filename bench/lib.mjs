@@ -67,5 +67,10 @@ export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
 export function medianRound(rounds, side) {
   const rps = rounds.map((r) => r[side].requestsPerSecond);
   const mid = rounds.find((r) => r[side].requestsPerSecond === median(rps))[side];
-  return { ...mid, roundsRequestsPerSecond: rps, non2xx: rounds.reduce((n, r) => n + r[side].non2xx, 0), errors: rounds.reduce((n, r) => n + r[side].errors, 0) };
+  return {
+    ...mid,
+    roundsRequestsPerSecond: rps,
+    non2xx: rounds.reduce((n, r) => n + r[side].non2xx, 0),
+    errors: rounds.reduce((n, r) => n + r[side].errors, 0),
+  };
 }

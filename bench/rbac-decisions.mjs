@@ -45,7 +45,12 @@ const types = [
   ['Microsoft.Compute', 'virtualMachines'],
   ['Microsoft.Network', 'virtualNetworks'],
 ];
-const resources = rgs.flatMap((rg) => Array.from({ length: 5 }, (_, k) => { const [ns, t] = types[k]; return `${rg}/providers/${ns}/${t}/r${k}`; }));
+const resources = rgs.flatMap((rg) =>
+  Array.from({ length: 5 }, (_, k) => {
+    const [ns, t] = types[k];
+    return `${rg}/providers/${ns}/${t}/r${k}`;
+  }),
+);
 const principals = Array.from({ length: 600 }, (_, i) => guid('a', i));
 const groups = Array.from({ length: 120 }, (_, i) => guid('9', i));
 
@@ -160,7 +165,11 @@ for (const r of requests) mix[evaluate(index, r).reason]++;
 function baseline() {
   const t0 = now();
   let n = 0;
-  while (now() - t0 < 1000) for (const r of requests) { evaluate(index, r); n++; }
+  while (now() - t0 < 1000)
+    for (const r of requests) {
+      evaluate(index, r);
+      n++;
+    }
   return (n / (now() - t0)) * 1000;
 }
 
@@ -168,7 +177,11 @@ async function warm(authz) {
   for (const r of requests) await authz.check(r);
   const t0 = now();
   let n = 0;
-  while (now() - t0 < 1000) for (const r of requests) { await authz.check(r); n++; }
+  while (now() - t0 < 1000)
+    for (const r of requests) {
+      await authz.check(r);
+      n++;
+    }
   return (n / (now() - t0)) * 1000;
 }
 
@@ -187,21 +200,30 @@ async function afterInvalidation(authz) {
   return { firstDecisionMs: median(firsts), decisionsPerSecond: median(rates) };
 }
 
-
 const runs = [];
 for (let round = 0; round < rounds; round++) {
   const authz = createAuthorizer({ source, timer: false });
   const b = baseline();
   const w = await warm(authz);
   const inv = await afterInvalidation(authz);
-  runs.push({ baselineEvaluatePerSecond: Math.round(b), warmCheckPerSecond: Math.round(w), afterInvalidation: { firstDecisionMs: +inv.firstDecisionMs.toFixed(2), first1000DecisionsPerSecond: Math.round(inv.decisionsPerSecond) }, stats: authz.stats() });
+  runs.push({
+    baselineEvaluatePerSecond: Math.round(b),
+    warmCheckPerSecond: Math.round(w),
+    afterInvalidation: { firstDecisionMs: +inv.firstDecisionMs.toFixed(2), first1000DecisionsPerSecond: Math.round(inv.decisionsPerSecond) },
+    stats: authz.stats(),
+  });
   authz.close();
 }
 
 // Index build time, measured after the rounds (warm JIT).
 const indexBuild = (() => {
   const times = [];
-  for (let i = 0; i < 10; i++) { const s = makeState(); const t0 = now(); indexState(s); times.push(now() - t0); }
+  for (let i = 0; i < 10; i++) {
+    const s = makeState();
+    const t0 = now();
+    indexState(s);
+    times.push(now() - t0);
+  }
   return median(times);
 })();
 
@@ -210,7 +232,15 @@ console.log(
   JSON.stringify(
     {
       node: process.version,
-      state: { roleAssignments: roleAssignments.length, customRoles: customRoles.length, builtinRoles: BUILTIN_ROLES.length, principals: principals.length, groups: groups.length, memberships: groupMemberships.length, denyAssignments: denyAssignments.length },
+      state: {
+        roleAssignments: roleAssignments.length,
+        customRoles: customRoles.length,
+        builtinRoles: BUILTIN_ROLES.length,
+        principals: principals.length,
+        groups: groups.length,
+        memberships: groupMemberships.length,
+        denyAssignments: denyAssignments.length,
+      },
       requests: requests.length,
       outcomes: mix,
       indexBuildMs: +indexBuild.toFixed(2),

@@ -35,7 +35,13 @@ const keys = Array.from({ length: 3 }, () => {
 const body = JSON.stringify({ keys: keys.map((k) => k.jwk) });
 
 const ca = await createCertificateAuthority({ clock: systemClock });
-const leaf = await issueServerCertificate({ caCertPem: ca.certPem, caKeyPkcs8Pem: ca.keyPkcs8Pem, hostnames: ['localhost'], ipAddresses: ['127.0.0.1'], clock: systemClock });
+const leaf = await issueServerCertificate({
+  caCertPem: ca.certPem,
+  caKeyPkcs8Pem: ca.keyPkcs8Pem,
+  hostnames: ['localhost'],
+  ipAddresses: ['127.0.0.1'],
+  clock: systemClock,
+});
 let fetches = 0;
 const server = https.createServer({ cert: leaf.certPem, key: leaf.keyPkcs8Pem }, (_req, res) => {
   fetches++;

@@ -20,7 +20,6 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 // Optional: a PostgreSQL server URL; the run creates (and drops) a fresh database on it.
 const pgServer = process.env.BENCH_POSTGRES_URL;
 
-
 function waitForLine(child, pattern, timeoutMs = 30_000) {
   return new Promise((resolve, reject) => {
     let seen = '';
@@ -84,7 +83,12 @@ try {
   await waitUntilUp(`${config.publicUrl}/${config.tenantId}/v2.0/.well-known/openid-configuration`, caPath);
 
   const sp = openmsi(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench'], env);
-  const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: sp.appId, client_secret: sp.password, scope: 'https://vault.azure.net/.default' }).toString();
+  const body = new URLSearchParams({
+    grant_type: 'client_credentials',
+    client_id: sp.appId,
+    client_secret: sp.password,
+    scope: 'https://vault.azure.net/.default',
+  }).toString();
   const tokenUrl = `${config.publicUrl}/${config.tenantId}/oauth2/v2.0/token`;
 
   const basePort = await freePort();

@@ -22,7 +22,9 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const roundCount = Number(process.env.BENCH_ROUNDS ?? 3);
 
 function openmsi(dataDir, args) {
-  return JSON.parse(execFileSync(process.execPath, [cli, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' } }));
+  return JSON.parse(
+    execFileSync(process.execPath, [cli, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' } }),
+  );
 }
 
 /** One HTTPS request to 127.0.0.1 with this Host (the vault's name, no DNS needed). */
@@ -39,7 +41,6 @@ function call(port, path, { host, method = 'GET', headers = {}, body, ca }) {
   });
 }
 
-
 const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-vault-'));
 const children = [];
 try {
@@ -52,7 +53,10 @@ try {
   const server = spawn(scmd, sargs, { env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(server);
   const authority = `localhost:${port}`;
-  await waitFor(async () => (await call(port, `/${config.tenantId}/v2.0/.well-known/openid-configuration`, { host: authority, ca })).status === 200, 'the server');
+  await waitFor(
+    async () => (await call(port, `/${config.tenantId}/v2.0/.well-known/openid-configuration`, { host: authority, ca })).status === 200,
+    'the server',
+  );
 
   openmsi(dataDir, ['group', 'create', '-n', 'bench', '-l', 'local']);
   const vault = openmsi(dataDir, ['keyvault', 'create', '-g', 'bench', '-n', 'kv-bench']);
@@ -64,8 +68,19 @@ try {
   openmsi(dataDir, ['keyvault', 'secret', 'set', '--vault-name', 'kv-bench', '-n', 'connection-string', '--value', value]);
 
   const vaultHost = `kv-bench.${config.vaultDomain ?? 'vault.localhost'}:${port}`;
-  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: sp.appId, client_secret: sp.password, scope: `https://${config.vaultDomain ?? 'vault.localhost'}:${port}/.default` }).toString();
-  const tokenResponse = await call(port, `/${config.tenantId}/oauth2/v2.0/token`, { host: authority, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form, ca });
+  const form = new URLSearchParams({
+    grant_type: 'client_credentials',
+    client_id: sp.appId,
+    client_secret: sp.password,
+    scope: `https://${config.vaultDomain ?? 'vault.localhost'}:${port}/.default`,
+  }).toString();
+  const tokenResponse = await call(port, `/${config.tenantId}/oauth2/v2.0/token`, {
+    host: authority,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form,
+    ca,
+  });
   const token = JSON.parse(tokenResponse.body).access_token;
   const path = '/secrets/connection-string?api-version=7.4';
   const sample = await call(port, path, { host: vaultHost, headers: { authorization: `Bearer ${token}` }, ca });
@@ -80,7 +95,9 @@ try {
   const vaultUrl = `https://127.0.0.1:${port}${path}`;
   const bareUrl = `https://127.0.0.1:${basePort}${path}`;
   const load = (url, headers) =>
-    autocannonRun(url, ['-c', String(connections), '-d', String(duration), ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`])], { NODE_EXTRA_CA_CERTS: caPath });
+    autocannonRun(url, ['-c', String(connections), '-d', String(duration), ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`])], {
+      NODE_EXTRA_CA_CERTS: caPath,
+    });
   const vaultHeaders = { host: vaultHost, authorization: `Bearer ${token}` };
   load(vaultUrl, vaultHeaders); // warm-up (JIT, caches)
   load(bareUrl, {});

@@ -175,7 +175,14 @@ function runFile(file, index) {
         summary = undefined; // the file's run ended before the reporter finished; its TAP says what happened
       }
       // Node's process warnings (deprecations, experimental APIs): named in the summary, so none goes unseen.
-      const warnings = [...new Set(stderr.split('\n').filter((l) => /^\(node:\d+\) (\[\w+\] )?\w*Warning: /.test(l)).map((l) => l.replace(/^\(node:\d+\) /, '')))];
+      const warnings = [
+        ...new Set(
+          stderr
+            .split('\n')
+            .filter((l) => /^\(node:\d+\) (\[\w+\] )?\w*Warning: /.test(l))
+            .map((l) => l.replace(/^\(node:\d+\) /, '')),
+        ),
+      ];
       results.push({ file, seconds, code, signal, summary, warnings });
       done();
     };

@@ -44,7 +44,13 @@ export async function startOrdersService(options: OrdersServiceOptions): Promise
   const ca = options.ca;
   const source = createRemoteRbacSource({
     authorityUrl: options.authorityUrl,
-    getToken: clientSecretToken({ authorityUrl: options.authorityUrl, tenantId: options.tenantId, clientId: options.clientId, clientSecret: options.clientSecret, ...(ca === undefined ? {} : { ca }) }),
+    getToken: clientSecretToken({
+      authorityUrl: options.authorityUrl,
+      tenantId: options.tenantId,
+      clientId: options.clientId,
+      clientSecret: options.clientSecret,
+      ...(ca === undefined ? {} : { ca }),
+    }),
     ...(ca === undefined ? {} : { ca }),
     pollIntervalMs: options.pollIntervalMs ?? 5000,
   });
@@ -72,7 +78,10 @@ export async function startOrdersService(options: OrdersServiceOptions): Promise
   };
 
   const server = http.createServer(
-    rbacNodeHttp(guard, resolve)((req, res, { principal }) => {
+    rbacNodeHttp(
+      guard,
+      resolve,
+    )((req, res, { principal }) => {
       const url = new URL(req.url ?? '/', 'http://x');
       const match = /^\/stores\/([A-Za-z0-9-]{1,64})\/orders(\/approve)?$/.exec(url.pathname);
       if (match === null) {

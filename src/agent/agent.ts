@@ -148,7 +148,8 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     retryMaxMs,
   });
   stopServing = (err) => {
-    if (!refused) logger.error({ err: err.message }, 'the authority does not recognise this host (credential revoked or host deleted): cache cleared, serving no tokens');
+    if (!refused)
+      logger.error({ err: err.message }, 'the authority does not recognise this host (credential revoked or host deleted): cache cleared, serving no tokens');
     refused = true;
     cache.clear();
     identities.clear();
@@ -183,7 +184,14 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   let requestHook = options.requestHook;
   if (options.sessions === undefined && requestHook === undefined) {
     const registry = new SessionRegistry();
-    control = createControlApi({ controlSecret: loadOrCreateControlSecret(dataDir), sessions: registry, audit: auditSink, callers, logger, checkIdentities: hostIdentityCheck(identities) });
+    control = createControlApi({
+      controlSecret: loadOrCreateControlSecret(dataDir),
+      sessions: registry,
+      audit: auditSink,
+      callers,
+      logger,
+      checkIdentities: hostIdentityCheck(identities),
+    });
     sessions = registry;
     requestHook = control.handleControlRequest.bind(control);
   } else {
@@ -218,7 +226,9 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     try {
       arc.prepare();
     } catch (err) {
-      throw new Error(`--arc needs ${arc.dir} (Azure Arc clients accept challenge files only there), which only root can create: ${(err as Error).message}`, { cause: err });
+      throw new Error(`--arc needs ${arc.dir} (Azure Arc clients accept challenge files only there), which only root can create: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }), ...(requestHook === undefined ? {} : { requestHook }) });

@@ -164,7 +164,14 @@ export class ProcCallerResolver implements CallerResolver {
     this.#callers.set(socket, caller);
     const ourAddress = canonicalAddress(socket.localAddress);
     const { remotePort, localPort } = socket;
-    if (!this.#enabled || !isLoopbackAddress(address) || ourAddress === undefined || remotePort === undefined || localPort === undefined || this.#queue.length >= MAX_QUEUED) {
+    if (
+      !this.#enabled ||
+      !isLoopbackAddress(address) ||
+      ourAddress === undefined ||
+      remotePort === undefined ||
+      localPort === undefined ||
+      this.#queue.length >= MAX_QUEUED
+    ) {
       this.#lookups.set(socket, Promise.resolve(caller));
       return caller;
     }

@@ -77,8 +77,13 @@ export function readControlSecret(dataDir: string): string {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`no agent control secret at ${path}: start \`openmsi agent\` with this data dir first (or pass --data-dir / set OPENMSI_AGENT_DATA_DIR)`, { cause: err });
-    if (code === 'EACCES') throw new Error(`cannot read ${path}: permission denied; only users who can read the agent's data dir may start sessions`, { cause: err });
+    if (code === 'ENOENT')
+      throw new Error(
+        `no agent control secret at ${path}: start \`openmsi agent\` with this data dir first (or pass --data-dir / set OPENMSI_AGENT_DATA_DIR)`,
+        { cause: err },
+      );
+    if (code === 'EACCES')
+      throw new Error(`cannot read ${path}: permission denied; only users who can read the agent's data dir may start sessions`, { cause: err });
     throw new Error(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   const secret = text.trim();
@@ -108,7 +113,10 @@ export interface ControlApiOptions {
  * described at all (the authority is unreachable and nothing is known yet) the session starts unchecked, and
  * its token requests say what is wrong.
  */
-export function hostIdentityCheck(identities: { readonly host: HostDescription | undefined; refresh(): Promise<HostDescription> }): (selectors: readonly string[]) => Promise<string | undefined> {
+export function hostIdentityCheck(identities: {
+  readonly host: HostDescription | undefined;
+  refresh(): Promise<HostDescription>;
+}): (selectors: readonly string[]) => Promise<string | undefined> {
   return async (selectors) => {
     let host = identities.host;
     if (host === undefined || unknownSessionSelectors(selectors, host.identities).length > 0) {
@@ -137,10 +145,14 @@ export interface ControlApi {
 /** Request bodies above this are refused (a selector list is far smaller). */
 const MAX_BODY_BYTES = 16 * 1024;
 
-
 function refuse(res: ServerResponse, status: number, error: string, description: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error, error_description: description });
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 

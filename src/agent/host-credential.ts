@@ -66,7 +66,10 @@ export async function generateHostKey(): Promise<{ privateJwk: JWK; publicJwk: P
   const pair = await generateKeyPair('ES256', { extractable: true });
   const privateJwk = await exportJWK(pair.privateKey);
   const { kty, crv, x, y } = await exportJWK(pair.publicKey);
-  return { privateJwk, publicJwk: { kty: kty ?? 'EC', ...(crv === undefined ? {} : { crv }), ...(x === undefined ? {} : { x }), ...(y === undefined ? {} : { y }) } };
+  return {
+    privateJwk,
+    publicJwk: { kty: kty ?? 'EC', ...(crv === undefined ? {} : { crv }), ...(x === undefined ? {} : { x }), ...(y === undefined ? {} : { y }) },
+  };
 }
 
 async function signingKey(record: HostCredentialRecord, privateJwk: JWK): Promise<HostSigningKey> {
@@ -221,7 +224,11 @@ export class HostCredentialKeeper {
     try {
       const { privateJwk, publicJwk } = await generateHostKey();
       const grant = await upstream.renew(previous.key, publicJwk);
-      this.#current = await saveHostCredential(dataDir, recordOf(grant, previous.record.authorityUrl, previous.record.caFile, previous.record.joinTokenDigest), privateJwk);
+      this.#current = await saveHostCredential(
+        dataDir,
+        recordOf(grant, previous.record.authorityUrl, previous.record.caFile, previous.record.joinTokenDigest),
+        privateJwk,
+      );
       if (grant.keyId !== previous.record.keyId) rmSync(agentFiles(dataDir).key(previous.record.keyId), { force: true });
       this.#failures = 0;
       this.#renewAt = this.#halfLife();
@@ -255,9 +262,11 @@ export class HostCredentialKeeper {
     const delay = Math.min(Math.max(0, this.#renewAt - this.#clock.now()), 2 ** 31 - 1);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.renewIfDue().catch(() => undefined).finally(() => {
-        if (this.#timer === undefined) this.#schedule();
-      });
+      this.renewIfDue()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.#timer === undefined) this.#schedule();
+        });
     }, delay);
     this.#timer.unref();
   }

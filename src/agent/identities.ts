@@ -113,7 +113,10 @@ export class HostIdentities {
           this.#apply(undefined);
           this.#options.onHostNotRecognised(failure);
         } else {
-          this.#options.logger.warn({ err: failure.message, kind: failure.kind }, 'cannot read this host\'s identities from the authority; keeping the last known list');
+          this.#options.logger.warn(
+            { err: failure.message, kind: failure.kind },
+            "cannot read this host's identities from the authority; keeping the last known list",
+          );
         }
         throw failure;
       })

@@ -25,7 +25,6 @@ interface Entry {
   digest: Buffer;
 }
 
-
 export class SessionRegistry implements SessionLookup {
   readonly #byDigest = new Map<string, Entry>();
   readonly #byId = new Map<string, Entry>();

@@ -95,9 +95,10 @@ export class AuthorityClient {
     this.origin = url.origin;
     this.#clock = options.clock ?? systemClock;
     this.#timeoutMs = options.timeoutMs ?? AGENT_DEFAULTS.upstreamTimeoutMs;
-    this.#agent = url.protocol === 'https:'
-      ? new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.caPem === undefined ? {} : { ca: options.caPem }) })
-      : new HttpAgent({ keepAlive: true, maxSockets: 16 });
+    this.#agent =
+      url.protocol === 'https:'
+        ? new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.caPem === undefined ? {} : { ca: options.caPem }) })
+        : new HttpAgent({ keepAlive: true, maxSockets: 16 });
   }
 
   /** A host assertion for `audience` (the host API base or the token endpoint). */
@@ -191,7 +192,8 @@ export class AuthorityClient {
       });
       return { status: answer.status, body: answer.text, headers: answer.headers };
     } catch (err) {
-      if (err instanceof HttpCallError && err.kind === 'broken') throw new UpstreamError('unavailable', `the authority's answer broke off: ${err.message}`, { cause: err });
+      if (err instanceof HttpCallError && err.kind === 'broken')
+        throw new UpstreamError('unavailable', `the authority's answer broke off: ${err.message}`, { cause: err });
       throw new UpstreamError('unavailable', `cannot reach the authority at ${this.origin}: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -210,7 +212,7 @@ function oauthFailure(response: RawResponse): UpstreamError {
   const { status } = response;
   if (status >= 500 || status === 429 || status === 408) return new UpstreamError('unavailable', `the authority answered ${String(status)}`, { status });
   const body = parseJson(response.body) as { error?: unknown; error_description?: unknown } | undefined;
-  const description = typeof body?.error_description === 'string' ? body.error_description.split('\r\n')[0] ?? '' : '';
+  const description = typeof body?.error_description === 'string' ? (body.error_description.split('\r\n')[0] ?? '') : '';
   if (status === 401 && body?.error === 'invalid_client' && /host/i.test(description)) {
     return new UpstreamError('host-not-recognised', `the authority does not recognise this host: ${description}`, { status });
   }

@@ -32,12 +32,7 @@ export const TokenErrors = {
       { aadsts: 700016 },
     ),
   credentialRequired: () =>
-    new OAuthError(
-      401,
-      'invalid_client',
-      `The request body must contain the following parameter: 'client_assertion' or 'client_secret'.`,
-      { aadsts: 7000218 },
-    ),
+    new OAuthError(401, 'invalid_client', `The request body must contain the following parameter: 'client_assertion' or 'client_secret'.`, { aadsts: 7000218 }),
   /** RFC 6749 §2.3.1: "The client MUST NOT use more than one authentication method in each request." */
   conflictingCredentials: (methods: readonly string[]) =>
     new OAuthError(
@@ -71,12 +66,7 @@ export const TokenErrors = {
       { aadsts: 50053, headers: { 'retry-after': String(retryAfterSeconds) } },
     ),
   invalidAssertionType: () =>
-    new OAuthError(
-      400,
-      'invalid_request',
-      `client_assertion_type must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.`,
-      { aadsts: 50027 },
-    ),
+    new OAuthError(400, 'invalid_request', `client_assertion_type must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.`, { aadsts: 50027 }),
   malformedAssertion: (reason: string) => new OAuthError(400, 'invalid_request', `JWT token is invalid or is malformed: ${reason}.`, { aadsts: 50027 }),
   unsupportedAssertionAlg: (alg: string, allowed: readonly string[]) =>
     new OAuthError(
@@ -86,12 +76,9 @@ export const TokenErrors = {
       { aadsts: 5002738 },
     ),
   assertionKeyNotRegistered: () =>
-    new OAuthError(
-      401,
-      'invalid_client',
-      `The certificate with identifier used to sign the client assertion is not registered on application.`,
-      { aadsts: 700027 },
-    ),
+    new OAuthError(401, 'invalid_client', `The certificate with identifier used to sign the client assertion is not registered on application.`, {
+      aadsts: 700027,
+    }),
   assertionSignatureInvalid: (reason: string) =>
     new OAuthError(401, 'invalid_client', `Client assertion contains an invalid signature. [Reason - ${reason}]`, { aadsts: 700027 }),
   assertionClientMismatch: () =>
@@ -118,6 +105,5 @@ export const TokenErrors = {
   identityNotFound: () => new OAuthError(400, 'invalid_request', 'Identity not found', { aadsts: 700241 }),
   hostNotRecognised: () =>
     new OAuthError(401, 'invalid_client', `The host credential is unknown, revoked or expired, or its host no longer exists.`, { aadsts: 700027 }),
-  unknownAuthorizationEndpoint: () =>
-    new OAuthError(400, 'invalid_request', `The authorization_endpoint is not one this authority serves.`, { aadsts: 50049 }),
+  unknownAuthorizationEndpoint: () => new OAuthError(400, 'invalid_request', `The authorization_endpoint is not one this authority serves.`, { aadsts: 50049 }),
 } as const;

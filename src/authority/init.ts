@@ -105,7 +105,8 @@ async function initInto(
 ): Promise<InitResult> {
   for (const dir of [dirname(layout.caCert), dirname(layout.serverCert)]) makePrivateDir(dir);
 
-  const masterKey = readEnvironment(env).masterKey !== undefined ? MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir }) : MasterKey.createFile(options.dataDir);
+  const masterKey =
+    readEnvironment(env).masterKey !== undefined ? MasterKey.fromEnvOrFile({ env, dataDir: options.dataDir }) : MasterKey.createFile(options.dataDir);
 
   const port = options.port ?? DEFAULTS.port;
   const host = options.host ?? DEFAULTS.host;
@@ -114,7 +115,8 @@ async function initInto(
   const publicUrl = explicitUrl ?? defaultOrigin(host, port);
   const ca = await createCertificateAuthority({ commonName: `openmsi local CA (${hostname()})`, clock });
   const vaultDomain = options.vaultDomain ?? DEFAULTS.vaultDomain;
-  if (!isVaultDomain(vaultDomain)) throw new Error(`--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost: ${String(vaultDomain)}`);
+  if (!isVaultDomain(vaultDomain))
+    throw new Error(`--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost: ${String(vaultDomain)}`);
   const hostnames = unique(['localhost', new URL(publicUrl).hostname, `*.${vaultDomain}`, ...(options.hostnames ?? [])].filter((h) => !isIp(h)));
   const ipAddresses = unique(['127.0.0.1', '::1', ...(options.ipAddresses ?? []), ...[new URL(publicUrl).hostname].filter(isIp)]);
   const server = await issueServerCertificate({ caCertPem: ca.certPem, caKeyPkcs8Pem: ca.keyPkcs8Pem, hostnames, ipAddresses, clock });
@@ -139,7 +141,7 @@ async function initInto(
   try {
     if ((await store.tenants.list()).length > 0) {
       throw new Error(
-        'that store already holds an openmsi directory; init creates a new one. To run another replica against it, copy this data dir\'s counterpart (config.json, master.key, ca/, tls/) instead',
+        "that store already holds an openmsi directory; init creates a new one. To run another replica against it, copy this data dir's counterpart (config.json, master.key, ca/, tls/) instead",
       );
     }
     const now = clock.now();

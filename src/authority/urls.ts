@@ -38,9 +38,7 @@ export class OriginUrls {
   }
 
   discoveryDocument(tenant: string, version: 'v1' | 'v2'): string {
-    return version === 'v1'
-      ? `${this.origin}/${tenant}/.well-known/openid-configuration`
-      : `${this.origin}/${tenant}/v2.0/.well-known/openid-configuration`;
+    return version === 'v1' ? `${this.origin}/${tenant}/.well-known/openid-configuration` : `${this.origin}/${tenant}/v2.0/.well-known/openid-configuration`;
   }
 }
 

@@ -198,20 +198,29 @@ export class ManagementClient {
 
   async #send(method: string, url: string, headers: Record<string, string>, payload: string | undefined): Promise<{ status: number; text: string }> {
     try {
-      return await httpCall(url, { method, headers, ...(payload === undefined ? {} : { body: payload }), agent: this.#agent, timeoutMs: REQUEST_TIMEOUT_MS, maxResponseBytes: MAX_RESPONSE_BYTES });
+      return await httpCall(url, {
+        method,
+        headers,
+        ...(payload === undefined ? {} : { body: payload }),
+        agent: this.#agent,
+        timeoutMs: REQUEST_TIMEOUT_MS,
+        maxResponseBytes: MAX_RESPONSE_BYTES,
+      });
     } catch (err) {
       throw this.#connectionError(err as Error);
     }
   }
 
   #connectionError(err: Error): Error {
-    if (err instanceof HttpCallError && err.kind === 'too-large') return new Error(`the response from ${this.publicUrl} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`, { cause: err });
+    if (err instanceof HttpCallError && err.kind === 'too-large')
+      return new Error(`the response from ${this.publicUrl} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`, { cause: err });
     const code = (err as { code?: string }).code ?? '';
     if (code === 'ECONNREFUSED') {
       return new Error(`no authority is listening at ${this.publicUrl}; start it with \`openmsi authority\` (that URL is ${this.#source})`, { cause: err });
     }
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new Error(`cannot resolve the authority's host in ${this.publicUrl}`, { cause: err });
-    if (code === 'ETIMEDOUT') return new Error(`the authority at ${this.publicUrl} did not answer within ${String(REQUEST_TIMEOUT_MS / 1000)} s`, { cause: err });
+    if (code === 'ETIMEDOUT')
+      return new Error(`the authority at ${this.publicUrl} did not answer within ${String(REQUEST_TIMEOUT_MS / 1000)} s`, { cause: err });
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/i.test(code) || /certificate/i.test(err.message)) {
       return new Error(
         `the server at ${this.publicUrl} did not present a certificate issued by this data dir's CA (${dataDirLayout(this.dataDir).caCert}): ${err.message}`,

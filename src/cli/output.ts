@@ -98,7 +98,10 @@ function pythonRepr(value: unknown): string {
     return quote + value.replace(/\\/g, '\\\\').replace(quote === "'" ? /'/g : /"/g, `\\${quote}`) + quote;
   }
   if (Array.isArray(value)) return `[${value.map(pythonRepr).join(', ')}]`;
-  if (isObject(value)) return `{${Object.entries(value).map(([k, v]) => `${pythonRepr(k)}: ${pythonRepr(v)}`).join(', ')}}`;
+  if (isObject(value))
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${pythonRepr(k)}: ${pythonRepr(v)}`)
+      .join(', ')}}`;
   return JSON.stringify(value);
 }
 
@@ -149,7 +152,13 @@ function formatTable(value: unknown, columns: readonly Column[] | undefined, que
   // knack ends what tabulate makes with a newline, so an empty table is an empty line.
   if (rows.length === 0 || cols.length === 0) return '\n';
   // tabulate strips each cell (PRESERVE_WHITESPACE is off); a newline would break the row.
-  const cells = rows.map((row) => cols.map((c) => cell(c.value(row)).replace(/[\r\n]+/g, ' ').trim()));
+  const cells = rows.map((row) =>
+    cols.map((c) =>
+      cell(c.value(row))
+        .replace(/[\r\n]+/g, ' ')
+        .trim(),
+    ),
+  );
   // tabulate's "simple" layout: a column is as wide as its widest cell, and at least its header plus two.
   const widths = cols.map((c, i) => Math.max(c.header.length + 2, ...cells.map((r) => r[i]!.length)));
   const line = (values: readonly string[]) =>
@@ -190,16 +199,22 @@ const ANSI = { key: '\u001b[94m', string: '\u001b[32m', literal: '\u001b[36m', n
 
 /** Colours pretty-printed JSON's tokens for a terminal (keys, strings, numbers, literals). */
 function colorJson(text: string): string {
-  return text.replace(/("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g, (match, str: string | undefined, colon: string | undefined, literal: string | undefined) => {
-    if (str !== undefined) return colon === undefined ? `${ANSI.string}${str}${ANSI.reset}` : `${ANSI.key}${str}${ANSI.reset}${colon}`;
-    if (literal !== undefined) return `${ANSI.literal}${literal}${ANSI.reset}`;
-    return `${ANSI.number}${match}${ANSI.reset}`;
-  });
+  return text.replace(
+    /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g,
+    (match, str: string | undefined, colon: string | undefined, literal: string | undefined) => {
+      if (str !== undefined) return colon === undefined ? `${ANSI.string}${str}${ANSI.reset}` : `${ANSI.key}${str}${ANSI.reset}${colon}`;
+      if (literal !== undefined) return `${ANSI.literal}${literal}${ANSI.reset}`;
+      return `${ANSI.number}${match}${ANSI.reset}`;
+    },
+  );
 }
 
 /** Colours YAML's keys for a terminal. */
 function colorYaml(text: string): string {
-  return text.replace(/^(\s*(?:- )?)([^\s:'"-][^:\n]*)(:)(?=\s|$)/gm, (_m, lead: string, key: string, colon: string) => `${lead}${ANSI.key}${key}${ANSI.reset}${colon}`);
+  return text.replace(
+    /^(\s*(?:- )?)([^\s:'"-][^:\n]*)(:)(?=\s|$)/gm,
+    (_m, lead: string, key: string, colon: string) => `${lead}${ANSI.key}${key}${ANSI.reset}${colon}`,
+  );
 }
 
 // PyYAML resolves YAML 1.1's booleans except the one-letter y/n forms: quote what it would read as a bool, no more.

@@ -58,7 +58,12 @@ export class VaultClient {
    * challenge names another `resource` is retried once with a token for it. Key Vault errors become
    * {@link ApiRequestError} (`(Code) message`).
    */
-  async request<T>(method: string, vaultName: string, path: string, options: { body?: unknown; query?: Record<string, string>; allowStatus?: readonly number[] } = {}): Promise<VaultResponse<T>> {
+  async request<T>(
+    method: string,
+    vaultName: string,
+    path: string,
+    options: { body?: unknown; query?: Record<string, string>; allowStatus?: readonly number[] } = {},
+  ): Promise<VaultResponse<T>> {
     const query = new URLSearchParams({ ...options.query, 'api-version': SECRETS_API_VERSION }).toString();
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     let response = await this.#send(method, vaultName, `${path}?${query}`, payload);
@@ -97,7 +102,8 @@ export class VaultClient {
         maxResponseBytes: MAX_RESPONSE_BYTES,
       });
     } catch (err) {
-      if (err instanceof HttpCallError && err.kind === 'too-large') throw new Error(`the response from ${host} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`, { cause: err });
+      if (err instanceof HttpCallError && err.kind === 'too-large')
+        throw new Error(`the response from ${host} is larger than ${String(MAX_RESPONSE_BYTES)} bytes`, { cause: err });
       throw new Error(`cannot reach the vault ${host} (through ${this.#connectHost}:${String(this.#port)}): ${(err as Error).message}`, { cause: err });
     }
   }

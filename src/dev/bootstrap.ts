@@ -46,7 +46,11 @@ export interface DevDirectory {
 
 /** This machine's name as an ARM resource name (letters, digits, `-`, `_`, `.`). */
 export function devHostName(name: string = hostname()): string {
-  const cleaned = name.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').replace(/[.]+$/, '').slice(0, 63);
+  const cleaned = name
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .replace(/[.]+$/, '')
+    .slice(0, 63);
   return cleaned === '' ? 'dev-machine' : cleaned;
 }
 
@@ -69,7 +73,12 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
   if ((await store.resourceGroups.get(subscriptionId, rg)) === undefined) {
     await putResourceGroup(store, { subscriptionId, name: rg, location, clock });
   }
-  const appId = formatArmResourceId({ subscriptionId, resourceGroup: rg, type: 'Microsoft.ManagedIdentity/userAssignedIdentities', name: DEV_NAMES.userAssignedIdentity });
+  const appId = formatArmResourceId({
+    subscriptionId,
+    resourceGroup: rg,
+    type: 'Microsoft.ManagedIdentity/userAssignedIdentities',
+    name: DEV_NAMES.userAssignedIdentity,
+  });
   let app = await store.resources.get(appId);
   app ??= (await putUserAssignedIdentity(store, { subscriptionId, resourceGroup: rg, name: DEV_NAMES.userAssignedIdentity, clock })).resource;
   const appProperties = userAssignedIdentityProperties(app);
@@ -79,7 +88,14 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
   let host = await store.resources.get(hostId);
   let joinToken: string | undefined;
   if (host === undefined || !options.hostEnrolled) {
-    const created = await createJoinToken(store, { subscriptionId, resourceGroup: rg, name: hostName, ttlSeconds: 600, createdBy: options.admin.objectId, clock });
+    const created = await createJoinToken(store, {
+      subscriptionId,
+      resourceGroup: rg,
+      name: hostName,
+      ttlSeconds: 600,
+      createdBy: options.admin.objectId,
+      clock,
+    });
     joinToken = created.token;
     host = created.machine;
   }
@@ -103,7 +119,9 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
 
   let vault = await store.vaults.getByName(DEV_NAMES.vault);
   if (vault !== undefined && vault.deletedAt !== null) {
-    throw new Error(`the dev vault '${DEV_NAMES.vault}' is soft-deleted: recover it (\`openmsi keyvault recover -n ${DEV_NAMES.vault}\`) or purge it, then start again`);
+    throw new Error(
+      `the dev vault '${DEV_NAMES.vault}' is soft-deleted: recover it (\`openmsi keyvault recover -n ${DEV_NAMES.vault}\`) or purge it, then start again`,
+    );
   }
   vault ??= (
     await putVault(store, {
@@ -118,49 +136,65 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
   for (const principalId of [host.systemPrincipalId, appProperties.principalId, options.admin.objectId]) {
     const existing = await store.roleAssignments.find(options.tenantId, vault.resourceId, SECRETS_OFFICER, principalId);
     if (existing !== undefined) continue;
-    await putRoleAssignment(store, { builtInRoles: BUILTIN_ROLES, clock }, {
-      tenantId: options.tenantId,
-      scope: vault.resourceId,
-      roleDefinitionId: SECRETS_OFFICER,
-      principalId,
-      description: 'openmsi dev',
-      by: options.admin.objectId,
-    });
+    await putRoleAssignment(
+      store,
+      { builtInRoles: BUILTIN_ROLES, clock },
+      {
+        tenantId: options.tenantId,
+        scope: vault.resourceId,
+        roleDefinitionId: SECRETS_OFFICER,
+        principalId,
+        description: 'openmsi dev',
+        by: options.admin.objectId,
+      },
+    );
   }
   // `az login --identity` lists GET /subscriptions and stops when it is empty, and the management API lists
   // only the subscriptions the caller may read: Reader on the dev subscription lets az log in as this host.
   const subscriptionScope = `/subscriptions/${subscriptionId}`;
   if ((await store.roleAssignments.find(options.tenantId, subscriptionScope, BUILTIN_ROLE_IDS.Reader, host.systemPrincipalId)) === undefined) {
-    await putRoleAssignment(store, { builtInRoles: BUILTIN_ROLES, clock }, {
-      tenantId: options.tenantId,
-      scope: subscriptionScope,
-      roleDefinitionId: BUILTIN_ROLE_IDS.Reader,
-      principalId: host.systemPrincipalId,
-      description: 'openmsi dev: az login --identity',
-      by: options.admin.objectId,
-    });
+    await putRoleAssignment(
+      store,
+      { builtInRoles: BUILTIN_ROLES, clock },
+      {
+        tenantId: options.tenantId,
+        scope: subscriptionScope,
+        roleDefinitionId: BUILTIN_ROLE_IDS.Reader,
+        principalId: host.systemPrincipalId,
+        description: 'openmsi dev: az login --identity',
+        by: options.admin.objectId,
+      },
+    );
   }
   // `az ad sp list|show` as this host (az login --identity): Graph reads are checked at `/`.
   if ((await store.roleDefinitions.get(options.tenantId, DEV_DIRECTORY_READER.id)) === undefined) {
-    await putRoleDefinition(store, { builtInRoles: BUILTIN_ROLES, clock }, {
-      tenantId: options.tenantId,
-      id: DEV_DIRECTORY_READER.id,
-      roleName: DEV_DIRECTORY_READER.roleName,
-      description: DEV_DIRECTORY_READER.description,
-      permissions: [{ actions: [...DEV_DIRECTORY_READER.actions], notActions: [], dataActions: [], notDataActions: [] }],
-      assignableScopes: ['/'],
-      by: options.admin.objectId,
-    });
+    await putRoleDefinition(
+      store,
+      { builtInRoles: BUILTIN_ROLES, clock },
+      {
+        tenantId: options.tenantId,
+        id: DEV_DIRECTORY_READER.id,
+        roleName: DEV_DIRECTORY_READER.roleName,
+        description: DEV_DIRECTORY_READER.description,
+        permissions: [{ actions: [...DEV_DIRECTORY_READER.actions], notActions: [], dataActions: [], notDataActions: [] }],
+        assignableScopes: ['/'],
+        by: options.admin.objectId,
+      },
+    );
   }
   if ((await store.roleAssignments.find(options.tenantId, '/', DEV_DIRECTORY_READER.id, host.systemPrincipalId)) === undefined) {
-    await putRoleAssignment(store, { builtInRoles: BUILTIN_ROLES, clock }, {
-      tenantId: options.tenantId,
-      scope: '/',
-      roleDefinitionId: DEV_DIRECTORY_READER.id,
-      principalId: host.systemPrincipalId,
-      description: 'openmsi dev: az ad sp list|show',
-      by: options.admin.objectId,
-    });
+    await putRoleAssignment(
+      store,
+      { builtInRoles: BUILTIN_ROLES, clock },
+      {
+        tenantId: options.tenantId,
+        scope: '/',
+        roleDefinitionId: DEV_DIRECTORY_READER.id,
+        principalId: host.systemPrincipalId,
+        description: 'openmsi dev: az ad sp list|show',
+        by: options.admin.objectId,
+      },
+    );
   }
   return {
     hostName: host.name,

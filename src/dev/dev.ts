@@ -50,11 +50,15 @@ export interface DevStack {
 function refuseIfRunning(dataDir: string): void {
   const dev = readRunningDev(dataDir);
   if (dev !== undefined) {
-    throw new Error(`openmsi dev is already running on ${dataDir} (pid ${String(dev.pid)}, since ${dev.startedAt}, ${dev.url}); stop it first (Ctrl-C in its terminal, or kill ${String(dev.pid)}), or pass another --data-dir`);
+    throw new Error(
+      `openmsi dev is already running on ${dataDir} (pid ${String(dev.pid)}, since ${dev.startedAt}, ${dev.url}); stop it first (Ctrl-C in its terminal, or kill ${String(dev.pid)}), or pass another --data-dir`,
+    );
   }
   const server = readRunningAuthority(dataDir);
   if (server !== undefined) {
-    throw new Error(`${dataDir} is in use by an openmsi server (pid ${String(server.pid)}, since ${server.startedAt}, ${server.url}); stop it first, or pass another --data-dir`);
+    throw new Error(
+      `${dataDir} is in use by an openmsi server (pid ${String(server.pid)}, since ${server.startedAt}, ${server.url}); stop it first, or pass another --data-dir`,
+    );
   }
 }
 
@@ -63,7 +67,9 @@ function readAdmin(dataDir: string): AdminCredentialFile {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as AdminCredentialFile;
   } catch (err) {
-    throw new Error(`cannot read the admin credential ${path}: ${(err as Error).message}; restore it from a backup, or start over with \`openmsi dev reset\``, { cause: err });
+    throw new Error(`cannot read the admin credential ${path}: ${(err as Error).message}; restore it from a backup, or start over with \`openmsi dev reset\``, {
+      cause: err,
+    });
   }
 }
 
@@ -81,9 +87,15 @@ export function devListenError(err: unknown, listener: DevListener): Error {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const address = `${hostForUrl(listener.host)}:${String(listener.port)}`;
   if (code === 'EADDRINUSE') {
-    return new Error(`cannot listen on ${address} (${listener.what}): the address is already in use (another openmsi, or another program). ${listener.remedy}`, { cause: err });
+    return new Error(
+      `cannot listen on ${address} (${listener.what}): the address is already in use (another openmsi, or another program). ${listener.remedy}`,
+      { cause: err },
+    );
   }
-  if (code === 'EACCES') return new Error(`cannot listen on ${address} (${listener.what}): permission denied (ports below 1024 need privileges). ${listener.remedy}`, { cause: err });
+  if (code === 'EACCES')
+    return new Error(`cannot listen on ${address} (${listener.what}): permission denied (ports below 1024 need privileges). ${listener.remedy}`, {
+      cause: err,
+    });
   if (code === 'EADDRNOTAVAIL') return new Error(`cannot listen on ${address} (${listener.what}): this machine has no such address`, { cause: err });
   return err instanceof Error ? err : new Error(String(err));
 }
@@ -134,8 +146,18 @@ export async function startDev(options: DevOptions): Promise<DevStack> {
         `Pick another port with \`openmsi dev --port <port>\`` +
         (firstRun ? ' (the first run keeps it in config.json).' : ` for this run, or change it for good: edit "port" in ${dataDirLayout(dataDir).config}.`),
     },
-    agent: { what: "this machine's agent", host: AGENT_DEFAULTS.host, port: options.agentPort ?? DEV_PORTS.agent, remedy: 'Pick another port with `openmsi dev --agent-port <port>` (`openmsi dev env` then names it).' },
-    proxy: { what: 'the loopback proxy for vault hosts', host: '127.0.0.1', port: proxyPort ?? 0, remedy: 'Pick another port with `openmsi dev --proxy-port <port>`, or run without it: `openmsi dev --no-proxy`.' },
+    agent: {
+      what: "this machine's agent",
+      host: AGENT_DEFAULTS.host,
+      port: options.agentPort ?? DEV_PORTS.agent,
+      remedy: 'Pick another port with `openmsi dev --agent-port <port>` (`openmsi dev env` then names it).',
+    },
+    proxy: {
+      what: 'the loopback proxy for vault hosts',
+      host: '127.0.0.1',
+      port: proxyPort ?? 0,
+      remedy: 'Pick another port with `openmsi dev --proxy-port <port>`, or run without it: `openmsi dev --no-proxy`.',
+    },
   } satisfies Record<string, DevListener>;
   await probeListeners([listeners.server, listeners.agent, ...(proxyPort === null ? [] : [listeners.proxy])]);
   try {
@@ -244,7 +266,12 @@ async function ensureSampleSecret(authority: OpenmsiServer, admin: AdminCredenti
     method: 'POST',
     url: `/${tenantId}/oauth2/v2.0/token`,
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: admin.clientId, client_secret: admin.clientSecret, scope: `https://${vaultDomain}:${String(port)}/.default` }).toString(),
+    payload: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: admin.clientId,
+      client_secret: admin.clientSecret,
+      scope: `https://${vaultDomain}:${String(port)}/.default`,
+    }).toString(),
   });
   if (tokenResponse.statusCode !== 200) throw new Error(`the admin could not get a vault token (HTTP ${String(tokenResponse.statusCode)})`);
   const token = tokenResponse.json<{ access_token: string }>().access_token;

@@ -31,7 +31,9 @@ function dotenvValue(name: string, value: string): string {
   if (DOTENV_BARE.test(value)) return value;
   if (!/['\\\r\n]/.test(value)) return `'${value}'`;
   if (!/["\\$\r\n]/.test(value)) return `"${value}"`;
-  throw new Error(`formatEnvironment(): ${name}'s value cannot be written portably in dotenv format (it mixes quotes, backslashes or newlines); use --shell bash`);
+  throw new Error(
+    `formatEnvironment(): ${name}'s value cannot be written portably in dotenv format (it mixes quotes, backslashes or newlines); use --shell bash`,
+  );
 }
 
 /**

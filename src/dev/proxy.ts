@@ -31,7 +31,11 @@ export interface DevProxyLogger {
 }
 
 /** The resolver signature of `dns.lookup` the proxy calls for pass-through targets (always with `all: true`). */
-export type DevProxyLookup = (hostname: string, options: LookupAllOptions, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+export type DevProxyLookup = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
 
 export interface DevProxyOptions {
   /** A loopback IP address (`127.0.0.0/8` or `::1`); default `127.0.0.1`. Anything else is refused. */
@@ -67,7 +71,17 @@ export interface DevProxy {
 const DEFAULTS = { maxHeaderSize: 16 * 1024, connectTimeoutMs: 10_000, idleTimeoutMs: 5 * 60_000 };
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy ones: never forwarded. */
-const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 const LOOPBACK = new net.BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -149,8 +163,13 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
   };
 
   /** A lookup for net.connect that resolves the name, then keeps only the addresses allowUpstream accepts. */
-  const vettedLookup = (hostname: string, port: number) =>
-    (name: string, opts: LookupOneOptions | LookupAllOptions, cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+  const vettedLookup =
+    (hostname: string, port: number) =>
+    (
+      name: string,
+      opts: LookupOneOptions | LookupAllOptions,
+      cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+    ) => {
       resolve(name, { ...opts, all: true }, (err, addresses) => {
         if (err) return cb(err, []);
         const allowed = options.allowUpstream ? addresses.filter((a) => options.allowUpstream!(hostname, port, a.address)) : addresses;
@@ -202,10 +221,11 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
       clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
       // Idle on either side ends both; pipe() alone would leave the other half open.
-      for (const s of [clientSocket, upstream]) s.setTimeout(idleTimeoutMs, () => {
-        clientSocket.destroy();
-        upstream.destroy();
-      });
+      for (const s of [clientSocket, upstream])
+        s.setTimeout(idleTimeoutMs, () => {
+          clientSocket.destroy();
+          upstream.destroy();
+        });
       upstream.pipe(clientSocket);
       clientSocket.pipe(upstream);
     });
@@ -248,7 +268,12 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
     const port = parsed.port === '' ? 80 : Number(parsed.port);
     const name = `${hostname}:${String(port)}`;
     const headers: http.OutgoingHttpHeaders = {};
-    const named = new Set((req.headers.connection ?? '').toLowerCase().split(',').map((h) => h.trim()));
+    const named = new Set(
+      (req.headers.connection ?? '')
+        .toLowerCase()
+        .split(',')
+        .map((h) => h.trim()),
+    );
     for (const [key, value] of Object.entries(req.headers)) {
       if (!HOP_BY_HOP.has(key) && !named.has(key) && value !== undefined) headers[key] = value;
     }
@@ -302,7 +327,8 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
   server.on('connection', track);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     socket.on('error', () => undefined);
-    if (err.code === 'HPE_HEADER_OVERFLOW') rawResponse(socket, 431, 'Request Header Fields Too Large', `openmsi dev proxy: request headers exceed ${String(maxHeaderSize)} bytes`);
+    if (err.code === 'HPE_HEADER_OVERFLOW')
+      rawResponse(socket, 431, 'Request Header Fields Too Large', `openmsi dev proxy: request headers exceed ${String(maxHeaderSize)} bytes`);
     else if (err.code === 'ECONNRESET' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.destroy();
     else rawResponse(socket, 400, 'Bad Request', 'openmsi dev proxy: malformed HTTP request');
   });

@@ -105,10 +105,18 @@ function resolveStore(o: DevTrustOptions): Resolved {
   if (platform === 'darwin') return { platform: 'macos' };
   if (platform === 'linux') {
     if (exists(at('/usr/local/share/ca-certificates'))) {
-      return { platform: 'debian', anchor: at(`/usr/local/share/ca-certificates/${o.name}.crt`), update: [o.commands?.updateCaCertificates ?? 'update-ca-certificates'] };
+      return {
+        platform: 'debian',
+        anchor: at(`/usr/local/share/ca-certificates/${o.name}.crt`),
+        update: [o.commands?.updateCaCertificates ?? 'update-ca-certificates'],
+      };
     }
     if (exists(at('/etc/pki/ca-trust/source/anchors'))) {
-      return { platform: 'rhel', anchor: at(`/etc/pki/ca-trust/source/anchors/${o.name}.pem`), update: [o.commands?.updateCaTrust ?? 'update-ca-trust', 'extract'] };
+      return {
+        platform: 'rhel',
+        anchor: at(`/etc/pki/ca-trust/source/anchors/${o.name}.pem`),
+        update: [o.commands?.updateCaTrust ?? 'update-ca-trust', 'extract'],
+      };
     }
   }
   const file = o.caFile ?? '<dev CA file>';
@@ -127,7 +135,11 @@ function isRootDefault(): boolean {
 function requireRoot(o: DevTrustOptions, action: string, manual: string[]): void {
   if (o.dryRun) return;
   if ((o.isRoot ?? isRootDefault)()) return;
-  throw new DevTrustError('needs-root', `openmsi dev trust: ${action} needs root; rerun with sudo, or run these yourself:\n${manual.map((l) => `  ${l}`).join('\n')}`, manual);
+  throw new DevTrustError(
+    'needs-root',
+    `openmsi dev trust: ${action} needs root; rerun with sudo, or run these yourself:\n${manual.map((l) => `  ${l}`).join('\n')}`,
+    manual,
+  );
 }
 
 function runStep(o: DevTrustOptions, argv: string[]): void {
@@ -219,7 +231,8 @@ export function uninstallDevCa(options: DevTrustOptions & { caPem?: string }): D
   const dryRun = options.dryRun ?? false;
 
   if (store.platform === 'macos') {
-    if (options.caPem === undefined) throw new DevTrustError('invalid-input', 'openmsi dev trust: removing the dev CA from the keychain needs the CA certificate (to find it by fingerprint)');
+    if (options.caPem === undefined)
+      throw new DevTrustError('invalid-input', 'openmsi dev trust: removing the dev CA from the keychain needs the CA certificate (to find it by fingerprint)');
     const { sha1 } = checkCa(options.caPem);
     const argv = [options.commands?.security ?? 'security', 'delete-certificate', '-Z', sha1, '-t', MAC_KEYCHAIN];
     requireRoot(options, `removing the dev CA from ${MAC_KEYCHAIN}`, [`sudo ${argv.join(' ')}`]);

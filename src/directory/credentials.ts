@@ -178,10 +178,7 @@ function certificateDer(input: string): Buffer {
 }
 
 /** Registers a certificate on an application; its validity bounds the credential's. */
-export async function addCertificateCredential(
-  repos: Repositories | Store,
-  input: AddCertificateCredentialInput,
-): Promise<CertificateCredentialResult> {
+export async function addCertificateCredential(repos: Repositories | Store, input: AddCertificateCredentialInput): Promise<CertificateCredentialResult> {
   const parsed = parseClientCertificate(input.certificatePem, input.clock);
   return withApplication(repos, input.appId, (tx, principal) => addCertificateTo(tx, principal, parsed, input));
 }
@@ -226,7 +223,10 @@ async function addCertificateTo(
 }
 
 /** Removes one credential of an application; false when the application has no such credential. */
-export async function removeCredential(repos: Repositories | Store, input: { appId: string; keyId: string; type?: ClientCredential['type'] }): Promise<boolean> {
+export async function removeCredential(
+  repos: Repositories | Store,
+  input: { appId: string; keyId: string; type?: ClientCredential['type'] },
+): Promise<boolean> {
   return withApplication(repos, input.appId, async (tx, principal) => {
     const credentials = await tx.credentials.listByApp(principal.appId);
     const match = credentials.find((c) => c.keyId.toLowerCase() === input.keyId.toLowerCase() && (input.type === undefined || c.type === input.type));
@@ -273,11 +273,7 @@ export async function resetCredentials(repos: Repositories | Store, masterKey: M
 }
 
 /** Runs `fn` in one transaction with the application principal `appOrObjectId` names (see {@link requireApplication}). */
-function withApplication<T>(
-  repos: Repositories | Store,
-  appOrObjectId: string,
-  fn: (tx: Repositories, principal: ServicePrincipal) => Promise<T>,
-): Promise<T> {
+function withApplication<T>(repos: Repositories | Store, appOrObjectId: string, fn: (tx: Repositories, principal: ServicePrincipal) => Promise<T>): Promise<T> {
   return atomically(repos, async (tx) => fn(tx, await requireApplication(tx, appOrObjectId)));
 }
 
@@ -306,7 +302,6 @@ function credentialEnd(now: number, timing: CredentialTiming): number {
   return addYears(now, years);
 }
 
-
 function credentialDisplayName(value: string | undefined, fallback: string): string {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || value.length > MAX_CREDENTIAL_DISPLAY_NAME || hasControlCharacters(value)) {
@@ -314,4 +309,3 @@ function credentialDisplayName(value: string | undefined, fallback: string): str
   }
   return value;
 }
-

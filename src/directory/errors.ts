@@ -66,13 +66,11 @@ const fail = (code: DirectoryErrorCode, message: string) => new DirectoryError(c
  * resources) and Microsoft Graph (service principals), so users and tools recognise them.
  */
 export const DirectoryErrors = {
-  subscriptionNotFound: (subscriptionId: string) =>
-    fail('SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`),
+  subscriptionNotFound: (subscriptionId: string) => fail('SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`),
   subscriptionDisabled: (subscriptionId: string) =>
     fail('ReadOnlyDisabledSubscription', `The subscription '${subscriptionId}' is disabled and therefore marked as read only.`),
   resourceGroupNotFound: (name: string) => fail('ResourceGroupNotFound', `Resource group '${name}' could not be found.`),
-  invalidResourceGroupName: (name: string, reason: string) =>
-    fail('InvalidResourceGroup', `The provided resource group name '${name}' is invalid: ${reason}.`),
+  invalidResourceGroupName: (name: string, reason: string) => fail('InvalidResourceGroup', `The provided resource group name '${name}' is invalid: ${reason}.`),
   resourceGroupLocationConflict: (name: string, existing: string, requested: string) =>
     fail(
       'InvalidResourceGroupLocation',
@@ -98,10 +96,7 @@ export const DirectoryErrors = {
   resourceTypeNotFound: (type: string, supported: readonly string[]) => fail('ResourceTypeNotFound', noProviderMessage(type, supported)),
   invalidIdentity: (reason: string) => fail('InvalidIdentity', `The identity property is invalid: ${reason}.`),
   userAssignedIdentityNotFound: (id: string) =>
-    fail(
-      'InvalidUserAssignedIdentity',
-      `The user-assigned identity '${id}' does not exist, or is not in the same tenant as the resource it is assigned to.`,
-    ),
+    fail('InvalidUserAssignedIdentity', `The user-assigned identity '${id}' does not exist, or is not in the same tenant as the resource it is assigned to.`),
   principalNotFound: (id: string) =>
     fail('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`),
   badRequest: (message: string) => fail('Request_BadRequest', message),
@@ -132,9 +127,15 @@ export const DirectoryErrors = {
       `The role definition '${roleName}' cannot be assigned at scope '${scope}': the scope is not within the role's assignableScopes.`,
     ),
   rbacPrincipalNotFound: (principalId: string, tenantId: string) =>
-    fail('PrincipalNotFound', `Principal ${principalId.slice(0, 100)} does not exist in the directory ${tenantId}. Check that you have the correct principal ID.`),
+    fail(
+      'PrincipalNotFound',
+      `Principal ${principalId.slice(0, 100)} does not exist in the directory ${tenantId}. Check that you have the correct principal ID.`,
+    ),
   unmatchedPrincipalType: (principalId: string, actual: string, given: string) =>
-    fail('UnmatchedPrincipalType', `The PrincipalId '${principalId}' has type '${actual}', which is different from specified PrincipalType '${given.slice(0, 50)}'.`),
+    fail(
+      'UnmatchedPrincipalType',
+      `The PrincipalId '${principalId}' has type '${actual}', which is different from specified PrincipalType '${given.slice(0, 50)}'.`,
+    ),
   invalidRoleDefinitionId: (id: string) =>
     fail('InvalidRoleDefinitionId', `The role definition ID '${id.slice(0, 100)}' is not valid. The role definition ID must be a GUID.`),
   invalidRoleDefinition: (reason: string) => fail('InvalidRoleDefinition', `The role definition is invalid: ${reason}.`),

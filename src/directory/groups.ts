@@ -24,10 +24,16 @@ export interface CreateGroupInput {
 export async function createGroup(store: Store | Repositories, input: CreateGroupInput): Promise<Group> {
   const displayName = validateDisplayName(input.displayName);
   if (typeof input.mailNickname !== 'string' || !MAIL_NICKNAME.test(input.mailNickname)) {
-    throw DirectoryErrors.badRequest("Property 'mailNickname' is required: 1 to 64 characters, without spaces, '@', '(', ')', '<', '>', ',', ';', ':', '\\\\', '\"', '[' or ']'.");
+    throw DirectoryErrors.badRequest(
+      "Property 'mailNickname' is required: 1 to 64 characters, without spaces, '@', '(', ')', '<', '>', ',', ';', ':', '\\\\', '\"', '[' or ']'.",
+    );
   }
   const description = input.description;
-  if (description !== undefined && description !== null && (typeof description !== 'string' || description.length > 1024 || hasControlCharacters(description))) {
+  if (
+    description !== undefined &&
+    description !== null &&
+    (typeof description !== 'string' || description.length > 1024 || hasControlCharacters(description))
+  ) {
     throw DirectoryErrors.badRequest("Property 'description' must be a string of at most 1024 characters.");
   }
   const group: Group = {
@@ -73,7 +79,10 @@ export async function deleteGroup(store: Store | Repositories, tenantId: string,
  * Adds `memberId` (a service principal or group of the tenant) to the group. Graph's 400 when it already is a
  * direct member, when it is the group itself, or when it would make a cycle; 404 for an unknown group or member.
  */
-export async function addGroupMember(store: Store | Repositories, input: { tenantId: string; groupId: string; memberId: string; clock: Clock }): Promise<DirectoryObject> {
+export async function addGroupMember(
+  store: Store | Repositories,
+  input: { tenantId: string; groupId: string; memberId: string; clock: Clock },
+): Promise<DirectoryObject> {
   return atomically(store, async (tx) => {
     const group = await getGroup(tx, input.tenantId, input.groupId);
     const member = await findDirectoryObject(tx, input.tenantId, input.memberId);

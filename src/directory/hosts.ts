@@ -171,7 +171,14 @@ export async function createJoinToken(repos: Repositories | Store, input: Create
       expiresAt: expiresOn,
       usedAt: null,
     });
-    return { token: `${TOKEN_PREFIX}${tokenId}.${secret}`, tokenId, expiresOn, tenantId: subscription.tenantId, machine, machineCreated: existing === undefined };
+    return {
+      token: `${TOKEN_PREFIX}${tokenId}.${secret}`,
+      tokenId,
+      expiresOn,
+      tenantId: subscription.tenantId,
+      machine,
+      machineCreated: existing === undefined,
+    };
   });
 }
 
@@ -397,7 +404,10 @@ export async function listHostCredentials(
 }
 
 /** The credential with this key id and the tenant of its host's subscription (undefined when either is unknown). */
-export async function findHostCredential(repos: Repositories, keyId: string): Promise<{ credential: HostCredential; tenantId: string | undefined } | undefined> {
+export async function findHostCredential(
+  repos: Repositories,
+  keyId: string,
+): Promise<{ credential: HostCredential; tenantId: string | undefined } | undefined> {
   const credential = await repos.hostCredentials.get(keyId);
   if (credential === undefined) return undefined;
   const subscriptionId = /^\/subscriptions\/([^/]+)\//i.exec(credential.hostResourceId)?.[1];

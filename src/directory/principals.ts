@@ -78,10 +78,7 @@ export interface CreateManagedIdentityPrincipalInput {
 }
 
 /** Creates the service principal behind a system- or user-assigned managed identity. */
-export async function createManagedIdentityPrincipal(
-  repos: Repositories | Store,
-  input: CreateManagedIdentityPrincipalInput,
-): Promise<ServicePrincipal> {
+export async function createManagedIdentityPrincipal(repos: Repositories | Store, input: CreateManagedIdentityPrincipalInput): Promise<ServicePrincipal> {
   const principal: ServicePrincipal = {
     objectId: newGuid(),
     tenantId: input.tenantId,

@@ -9,15 +9,7 @@ import { isGuid, newGuid } from '../shared/ids.js';
 import type { DenyAssignment, Permission, PrincipalType, RoleDefinition } from '../rbac/contracts.js';
 import { actionPatternError } from '../rbac/actions.js';
 import { parseScope, scopeContains, scopeError, type ParsedScope } from '../rbac/scopes.js';
-import type {
-  CustomRoleDefinition,
-  Group,
-  Repositories,
-  ServicePrincipal,
-  Store,
-  StoredDenyAssignment,
-  StoredRoleAssignment,
-} from '../store/types.js';
+import type { CustomRoleDefinition, Group, Repositories, ServicePrincipal, Store, StoredDenyAssignment, StoredRoleAssignment } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically } from './principals.js';
 
@@ -183,9 +175,7 @@ export async function putRoleAssignment(
     const existing = await tx.roleAssignments.get(input.tenantId, id);
     if (existing !== undefined) {
       const same =
-        existing.scope.toLowerCase() === scope.key &&
-        existing.roleDefinitionId === role.id.toLowerCase() &&
-        existing.principalId === principalId.toLowerCase();
+        existing.scope.toLowerCase() === scope.key && existing.roleDefinitionId === role.id.toLowerCase() && existing.principalId === principalId.toLowerCase();
       if (!same) throw DirectoryErrors.roleAssignmentUpdateNotPermitted();
       if (existing.description !== description) {
         await tx.roleAssignments.updateDescription(input.tenantId, id, description, now, input.by);
@@ -195,7 +185,10 @@ export async function putRoleAssignment(
       return { assignment: existing, created: false };
     }
     if ((await tx.roleAssignments.find(input.tenantId, scope.scope, role.id, principalId)) !== undefined) throw DirectoryErrors.roleAssignmentExists();
-    if (scope.subscriptionId !== undefined && (await tx.roleAssignments.countInSubscription(input.tenantId, scope.subscriptionId)) >= limits.assignmentsPerSubscription) {
+    if (
+      scope.subscriptionId !== undefined &&
+      (await tx.roleAssignments.countInSubscription(input.tenantId, scope.subscriptionId)) >= limits.assignmentsPerSubscription
+    ) {
       throw DirectoryErrors.roleAssignmentLimitExceeded(limits.assignmentsPerSubscription);
     }
     const assignment: StoredRoleAssignment = {
@@ -392,7 +385,8 @@ export async function putRoleDefinition(
     if (existing !== undefined) {
       if (!(await tx.roleDefinitions.update(definition))) throw DirectoryErrors.roleDefinitionWithSameNameExists(roleName);
     } else {
-      if ((await tx.roleDefinitions.count(input.tenantId)) >= limits.customRolesPerTenant) throw DirectoryErrors.roleDefinitionLimitExceeded(limits.customRolesPerTenant);
+      if ((await tx.roleDefinitions.count(input.tenantId)) >= limits.customRolesPerTenant)
+        throw DirectoryErrors.roleDefinitionLimitExceeded(limits.customRolesPerTenant);
       if (!(await tx.roleDefinitions.create(definition))) throw DirectoryErrors.roleDefinitionWithSameNameExists(roleName);
     }
     await tx.rbacVersions.bump(input.tenantId);

@@ -54,7 +54,10 @@ export function validateResourceGroupName(name: unknown): string {
   if (name.length > 90) throw DirectoryErrors.invalidResourceGroupName(name, 'it is longer than 90 characters');
   if (!RESOURCE_GROUP_NAME.test(name)) {
     const bad = [...new Set([...name].filter((c) => !RESOURCE_GROUP_NAME.test(c)))].join('');
-    throw DirectoryErrors.invalidResourceGroupName(name, `it has these invalid characters: '${bad}'. The name can only be a letter, digit, '-', '.', '(', ')' or '_'`);
+    throw DirectoryErrors.invalidResourceGroupName(
+      name,
+      `it has these invalid characters: '${bad}'. The name can only be a letter, digit, '-', '.', '(', ')' or '_'`,
+    );
   }
   if (name.endsWith('.')) throw DirectoryErrors.invalidResourceGroupName(name, "it ends with '.'");
   return name;
@@ -88,9 +91,6 @@ function requireResourceName(name: unknown, pattern: RegExp, rule: string): stri
   return name;
 }
 
-
-
-
 function validateProperties(properties: unknown): Record<string, unknown> {
   if (properties === undefined || properties === null) return {};
   if (typeof properties !== 'object' || Array.isArray(properties)) throw DirectoryErrors.invalidProperties("'properties' must be an object");
@@ -101,7 +101,6 @@ function validateProperties(properties: unknown): Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------------
 // Subscriptions
 // ---------------------------------------------------------------------------------------------------
-
 
 /** The subscription (as {@link requireSubscription}) and its group `name`, or `ResourceGroupNotFound`. */
 async function requireResourceGroup(

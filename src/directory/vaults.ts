@@ -63,7 +63,9 @@ function validateSku(sku: unknown): VaultProperties['sku'] {
 function validateRetention(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_RETENTION_DAYS || value > DEFAULT_RETENTION_DAYS) {
-    throw bad(`The property "softDeleteRetentionInDays" must be a whole number of days from ${String(MIN_RETENTION_DAYS)} to ${String(DEFAULT_RETENTION_DAYS)}.`);
+    throw bad(
+      `The property "softDeleteRetentionInDays" must be a whole number of days from ${String(MIN_RETENTION_DAYS)} to ${String(DEFAULT_RETENTION_DAYS)}.`,
+    );
   }
   return value;
 }
@@ -296,7 +298,9 @@ export async function putVault(repos: Repositories | Store, input: PutVaultInput
 function requireTenant(tenantId: unknown, subscription: Subscription): string {
   if (typeof tenantId !== 'string' || !isGuid(tenantId)) throw bad('The parameter properties.tenantId is required and must be a GUID.');
   if (tenantId.toLowerCase() !== subscription.tenantId.toLowerCase()) {
-    throw bad(`The tenant '${tenantId}' is not the tenant of subscription '${subscription.id}' ('${subscription.tenantId}'); a vault must use its subscription's tenant.`);
+    throw bad(
+      `The tenant '${tenantId}' is not the tenant of subscription '${subscription.id}' ('${subscription.tenantId}'); a vault must use its subscription's tenant.`,
+    );
   }
   return subscription.tenantId;
 }
@@ -310,9 +314,7 @@ function buildProperties(p: Record<string, unknown>, subscription: Subscription,
   }
   const retention = validateRetention(p['softDeleteRetentionInDays']);
   if (existing !== undefined && retention !== undefined && retention !== existing.softDeleteRetentionInDays) {
-    throw bad(
-      `The property "softDeleteRetentionInDays" cannot be changed once the vault exists (it is ${String(existing.softDeleteRetentionInDays)}).`,
-    );
+    throw bad(`The property "softDeleteRetentionInDays" cannot be changed once the vault exists (it is ${String(existing.softDeleteRetentionInDays)}).`);
   }
   const purgeProtection = optionalBoolean(p, 'enablePurgeProtection');
   if (purgeProtection === false && (existing?.enablePurgeProtection === true || existing === undefined)) {
@@ -397,7 +399,11 @@ const union = (a: readonly string[], b: readonly string[]) => [...new Set([...a,
  * matching entry's permissions the given ones (or appends it), `remove` takes the given permissions away
  * and drops an entry left with none (an entry given with no permissions at all is dropped whole).
  */
-export function mergeAccessPolicies(current: readonly AccessPolicyEntry[], changes: readonly AccessPolicyEntry[], operation: AccessPolicyOperation): AccessPolicyEntry[] {
+export function mergeAccessPolicies(
+  current: readonly AccessPolicyEntry[],
+  changes: readonly AccessPolicyEntry[],
+  operation: AccessPolicyOperation,
+): AccessPolicyEntry[] {
   const out = current.map((e) => ({ ...e, permissions: { ...e.permissions } }));
   for (const change of changes) {
     const index = out.findIndex((e) => entryKey(e) === entryKey(change));
@@ -413,7 +419,8 @@ export function mergeAccessPolicies(current: readonly AccessPolicyEntry[], chang
       out.push({ ...change, permissions: { ...change.permissions } });
       continue;
     }
-    for (const k of PERMISSION_KINDS) found.permissions[k] = operation === 'add' ? union(found.permissions[k], change.permissions[k]) : [...change.permissions[k]];
+    for (const k of PERMISSION_KINDS)
+      found.permissions[k] = operation === 'add' ? union(found.permissions[k], change.permissions[k]) : [...change.permissions[k]];
   }
   if (out.length > MAX_ACCESS_POLICIES) throw bad(`A vault can have at most ${String(MAX_ACCESS_POLICIES)} access policy entries.`);
   return out;

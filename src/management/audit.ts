@@ -103,7 +103,16 @@ export function auditRoutes(app: FastifyInstance, ctx: ManagementContext): void 
         limit,
       });
       return {
-        value: events.map((e) => ({ id: e.id, at: iso(e.at), tenantId: e.tenantId, actor: e.actor, action: e.action, target: e.target, outcome: e.outcome, detail: e.detail })),
+        value: events.map((e) => ({
+          id: e.id,
+          at: iso(e.at),
+          tenantId: e.tenantId,
+          actor: e.actor,
+          action: e.action,
+          target: e.target,
+          outcome: e.outcome,
+          detail: e.detail,
+        })),
       };
     },
   });

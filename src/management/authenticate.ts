@@ -56,10 +56,12 @@ export function acceptedAudiences(ctx: Pick<ManagementContext, 'authority' | 'va
   let accepted = graphAccepted.get(origins);
   if (accepted === undefined) {
     const vaultDomain = ctx.vaultDomain.toLowerCase();
-    const own = origins.map((o) => o.origin).filter((origin) => {
-      const host = new URL(origin).hostname;
-      return host !== vaultDomain && !host.endsWith(`.${vaultDomain}`);
-    });
+    const own = origins
+      .map((o) => o.origin)
+      .filter((origin) => {
+        const host = new URL(origin).hostname;
+        return host !== vaultDomain && !host.endsWith(`.${vaultDomain}`);
+      });
     accepted = bothSpellings([...GRAPH_AUDIENCES, ...own]);
     graphAccepted.set(origins, accepted);
   }

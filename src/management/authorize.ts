@@ -82,7 +82,13 @@ export const DENY_BREAK_GLASS_ACTIONS: ReadonlySet<string> = new Set(
  */
 export async function decide(ctx: ManagementContext, caller: Caller, check: ActionAtScope): Promise<AuthorizationDecision> {
   const scope = canonicalScope(check.scope).scope;
-  const decision = await ctx.authorizer.check({ tenantId: caller.tenantId, principalId: caller.principal.objectId, action: check.action, isDataAction: false, scope });
+  const decision = await ctx.authorizer.check({
+    tenantId: caller.tenantId,
+    principalId: caller.principal.objectId,
+    action: check.action,
+    isDataAction: false,
+    scope,
+  });
   if (decision.reason === 'denied' && caller.principal.isDirectoryAdmin && DENY_BREAK_GLASS_ACTIONS.has(check.action.toLowerCase())) {
     const granted = permissionsGrant(await ctx.authorizer.permissionsAt(caller.tenantId, caller.principal.objectId, scope), check.action, false);
     if (granted) return { allowed: true, reason: 'granted' };

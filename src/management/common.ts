@@ -15,7 +15,6 @@ import { pathParam } from './resource-ids.js';
 /** Largest JSON body the management API accepts (certificates included). */
 export const MANAGEMENT_BODY_LIMIT = 64 * 1024;
 
-
 export type RouteHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
 export interface RouteSpec {

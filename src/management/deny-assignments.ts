@@ -67,13 +67,17 @@ export function denyAssignmentHandlers(ctx: ManagementContext): { list: RouteHan
         if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
           throw DirectoryErrors.invalidDenyAssignment('the body must be { properties: { denyAssignmentName, permissions, principals, ... } }');
         }
-        const created = await createDenyAssignment(ctx.store, { clock: ctx.clock }, {
-          tenantId: a.tenantId,
-          id: name,
-          scope: a.scope,
-          properties: properties as Record<string, unknown>,
-          by: actor,
-        });
+        const created = await createDenyAssignment(
+          ctx.store,
+          { clock: ctx.clock },
+          {
+            tenantId: a.tenantId,
+            id: name,
+            scope: a.scope,
+            properties: properties as Record<string, unknown>,
+            by: actor,
+          },
+        );
         return { result: created, detail: { denyAssignmentName: created.denyAssignmentName, scope: created.scope } };
       });
       return reply.code(201).send(armDenyAssignmentView(deny));
@@ -86,7 +90,9 @@ export function denyAssignmentHandlers(ctx: ManagementContext): { list: RouteHan
       const deleted = await audited(ctx, { tenantId: a.tenantId, actor: a.caller.principal.objectId, action: 'denyAssignment.deleted', target }, async () => {
         await requireAccess(ctx, request, { action: `${DENY_ASSIGNMENT_TYPE}/delete`, scope: ROOT_SCOPE });
         const removed = await deleteDenyAssignment(ctx.store, { tenantId: a.tenantId, id: name, scope: a.scope });
-        return removed === undefined ? { result: removed, detail: { existed: false } } : { result: removed, detail: { denyAssignmentName: removed.denyAssignmentName } };
+        return removed === undefined
+          ? { result: removed, detail: { existed: false } }
+          : { result: removed, detail: { denyAssignmentName: removed.denyAssignmentName } };
       });
       return deleted === undefined ? reply.code(204).send() : reply.code(200).send(armDenyAssignmentView(deleted));
     },

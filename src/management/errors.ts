@@ -115,7 +115,11 @@ export const ManagementErrors = {
   repeatedQueryParameter: (name: string, family: ApiFamily) =>
     new ApiError(400, family === 'graph' ? 'BadRequest' : 'InvalidQueryParameter', `The query parameter '${name}' may be given only once.`),
   invalidAuditSince: () =>
-    new ApiError(400, 'InvalidQueryParameter', "'since' must be an ISO-8601 date and time, epoch milliseconds, or a duration back from now such as 90s, 15m, 1h or 2d."),
+    new ApiError(
+      400,
+      'InvalidQueryParameter',
+      "'since' must be an ISO-8601 date and time, epoch milliseconds, or a duration back from now such as 90s, 15m, 1h or 2d.",
+    ),
   invalidAuditLimit: (max: number) => new ApiError(400, 'InvalidQueryParameter', `'limit' must be a whole number from 1 to ${String(max)}.`),
   invalidAuditAction: () => new ApiError(400, 'InvalidQueryParameter', "'action' must be a dotted action name such as 'identity.created'."),
   invalidAuditFilter: (name: string) => new ApiError(400, 'InvalidQueryParameter', `'${name}' must be 1 to 512 characters.`),
@@ -132,8 +136,7 @@ export const ManagementErrors = {
   selfDeletion: () => graphBadRequest('A caller cannot delete its own service principal.'),
   unsupportedKeyCredentialType: () => graphBadRequest("Only 'AsymmetricX509Cert' key credentials are supported."),
   unsupportedKeyCredentialUsage: () => graphBadRequest("Only key credentials with usage 'Verify' are supported."),
-  credentialNotFound: (kind: 'password' | 'key', keyId: string) =>
-    graphBadRequest(`No ${kind} credential with keyId '${keyId}' exists on this application.`),
+  credentialNotFound: (kind: 'password' | 'key', keyId: string) => graphBadRequest(`No ${kind} credential with keyId '${keyId}' exists on this application.`),
   invalidPageSize: (top: string) => new ApiError(400, 'BadRequest', `Invalid page size specified: '${top}'. Must be between 1 and 999 inclusive.`),
   /** `GET /v1.0/me` with an app-only token (every token here: there are no users yet), worded as Graph words it. */
   meNeedsDelegatedFlow: () => new ApiError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.'),
@@ -144,7 +147,8 @@ export const ManagementErrors = {
       'InvalidFilterInQueryString',
       `Invalid $filter '${filter.slice(0, 200)}' specified in the query string. Supported: resourceType eq '{type}', name eq '{name}', resourceGroup eq '{group}', joined with 'and'.`,
     ),
-  invalidResourceListTop: (top: string) => new ApiError(400, 'InvalidTopInQueryString', `Invalid $top '${top.slice(0, 20)}' specified in the query string: a whole number from 1.`),
+  invalidResourceListTop: (top: string) =>
+    new ApiError(400, 'InvalidTopInQueryString', `Invalid $top '${top.slice(0, 20)}' specified in the query string: a whole number from 1.`),
   unsupportedFilter: (detail: string) =>
     new ApiError(
       400,

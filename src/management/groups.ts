@@ -7,16 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { iso } from '../shared/clock.js';
 import type { Group } from '../store/types.js';
-import {
-  addGroupMember,
-  checkMemberGroups,
-  createGroup,
-  deleteGroup,
-  getGroup,
-  listGroupMembers,
-  listGroups,
-  removeGroupMember,
-} from '../directory/groups.js';
+import { addGroupMember, checkMemberGroups, createGroup, deleteGroup, getGroup, listGroupMembers, listGroups, removeGroupMember } from '../directory/groups.js';
 import type { DirectoryObject } from '../directory/rbac.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import type { ManagementContext } from './context.js';

@@ -63,7 +63,12 @@ export function hostRoutes(app: FastifyInstance, ctx: ManagementContext): void {
     onRequest: [...armRequest, authorize(ctx, (request) => ({ action: `${HOST_RESOURCE_TYPE}/write`, scope: resourceScope(request, HOST_RESOURCE_TYPE) }))],
     handler: async (request) => {
       const scope = await armScope(ctx, request);
-      const target = formatArmResourceId({ subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, type: HOST_RESOURCE_TYPE, name: scope.name });
+      const target = formatArmResourceId({
+        subscriptionId: scope.subscription.id,
+        resourceGroup: scope.resourceGroup,
+        type: HOST_RESOURCE_TYPE,
+        name: scope.name,
+      });
       return audited(
         ctx,
         { tenantId: scope.subscription.tenantId, actor: scope.caller.principal.objectId, action: 'host.join-token.created', target },
@@ -117,7 +122,11 @@ export function hostRoutes(app: FastifyInstance, ctx: ManagementContext): void {
     onRequest: [...armRequest, authorize(ctx, (request) => ({ action: `${HOST_RESOURCE_TYPE}/read`, scope: resourceScope(request, HOST_RESOURCE_TYPE) }))],
     handler: async (request) => {
       const scope = await armScope(ctx, request);
-      const { credentials } = await listHostCredentials(ctx.store, { subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, name: scope.name });
+      const { credentials } = await listHostCredentials(ctx.store, {
+        subscriptionId: scope.subscription.id,
+        resourceGroup: scope.resourceGroup,
+        name: scope.name,
+      });
       const now = ctx.clock.now();
       return { value: credentials.map((c) => credentialView(c, now)) };
     },

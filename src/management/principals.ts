@@ -7,19 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { iso } from '../shared/clock.js';
 import type { ClientCredential, ServicePrincipal } from '../store/types.js';
 import type { ManagementContext } from './context.js';
-import {
-  addCertificateCredential,
-  addPasswordCredential,
-  removeCredential,
-  resetCredentials,
-} from '../directory/credentials.js';
-import {
-  createApplicationPrincipal,
-  deleteApplicationPrincipal,
-  findPrincipal,
-  principalNames,
-  validateDisplayName,
-} from '../directory/principals.js';
+import { addCertificateCredential, addPasswordCredential, removeCredential, resetCredentials } from '../directory/credentials.js';
+import { createApplicationPrincipal, deleteApplicationPrincipal, findPrincipal, principalNames, validateDisplayName } from '../directory/principals.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { ManagementErrors } from './errors.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';

@@ -22,7 +22,11 @@ function tenantOf(request: FastifyRequest): string {
   const caller = callerOf(request);
   const tenant = singleQuery(request, 'tenant');
   if (tenant !== undefined && tenant !== '' && tenant.toLowerCase() !== caller.tenantId.toLowerCase()) {
-    throw new ApiError(403, 'AuthorizationFailed', `The access token's tenant '${caller.tenantId}' may read only its own RBAC state, not tenant '${tenant.slice(0, 64)}'.`);
+    throw new ApiError(
+      403,
+      'AuthorizationFailed',
+      `The access token's tenant '${caller.tenantId}' may read only its own RBAC state, not tenant '${tenant.slice(0, 64)}'.`,
+    );
   }
   return caller.tenantId;
 }

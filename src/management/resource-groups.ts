@@ -2,13 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { resourceGroupId } from '../shared/ids.js';
 import type { ResourceGroup, Tags } from '../store/types.js';
 import type { ManagementContext } from './context.js';
-import {
-  RESOURCE_GROUP_TYPE,
-  deleteResourceGroup,
-  getResourceGroup,
-  listResourceGroups,
-  putResourceGroup,
-} from '../directory/resources.js';
+import { RESOURCE_GROUP_TYPE, deleteResourceGroup, getResourceGroup, listResourceGroups, putResourceGroup } from '../directory/resources.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
 import { authorize, resourceGroupScope, subscriptionScope } from './authorize.js';

@@ -97,6 +97,9 @@ const AUTHORIZATION_MARKER = '/providers/microsoft.authorization/';
 export function splitAuthorizationPath(decoded: string): { scope: string; rest: string[] } | undefined {
   const at = decoded.toLowerCase().lastIndexOf(AUTHORIZATION_MARKER);
   if (at === -1) return undefined;
-  const rest = decoded.slice(at + AUTHORIZATION_MARKER.length).replace(/\/$/, '').split('/');
+  const rest = decoded
+    .slice(at + AUTHORIZATION_MARKER.length)
+    .replace(/\/$/, '')
+    .split('/');
   return { scope: at === 0 ? '/' : decoded.slice(0, at), rest };
 }

@@ -54,7 +54,12 @@ function parseTop(text: string | undefined): number | undefined {
 export function resourceListRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
   route(app, { method: 'GET', url: '/subscriptions/:subscriptionId/resources', onRequest, handler: resourceListHandler(ctx, 'subscription') });
-  route(app, { method: 'GET', url: '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/resources', onRequest, handler: resourceListHandler(ctx, 'group') });
+  route(app, {
+    method: 'GET',
+    url: '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/resources',
+    onRequest,
+    handler: resourceListHandler(ctx, 'group'),
+  });
 }
 
 /** The handler of one of the two generic lists (`scope`: the subscription's, or one group's). */

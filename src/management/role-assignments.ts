@@ -12,14 +12,7 @@ import { deleteRoleAssignment, getRoleAssignment, listRoleAssignments, putRoleAs
 import { DirectoryErrors } from '../directory/errors.js';
 import type { ManagementContext } from './context.js';
 import { audited, jsonObject, type RouteHandler } from './common.js';
-import {
-  armRoleDefinitionId,
-  authorizationAddress,
-  authorizationFilter,
-  authorizationId,
-  authorizationRoutes,
-  isoOrNull,
-} from './authorization-common.js';
+import { armRoleDefinitionId, authorizationAddress, authorizationFilter, authorizationId, authorizationRoutes, isoOrNull } from './authorization-common.js';
 
 export const ROLE_ASSIGNMENT_TYPE = 'Microsoft.Authorization/roleAssignments';
 
@@ -98,7 +91,7 @@ export function roleAssignmentHandlers(ctx: ManagementContext): { list: RouteHan
         const body = jsonObject(request.body);
         const properties = body['properties'];
         if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
-          throw DirectoryErrors.invalidRoleAssignmentRequest("the body must be { properties: { roleDefinitionId, principalId, ... } }");
+          throw DirectoryErrors.invalidRoleAssignmentRequest('the body must be { properties: { roleDefinitionId, principalId, ... } }');
         }
         const p = properties as Record<string, unknown>;
         // The body's scope, parsed by the one parser (400 `InvalidScope`), must be the path's canonical scope.

@@ -131,13 +131,17 @@ export function roleDefinitionHandlers(ctx: ManagementContext): { list: RouteHan
         const body = jsonObject(request.body);
         const properties = body['properties'];
         if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
-          throw DirectoryErrors.invalidRoleDefinition("the body must be { properties: { roleName, permissions, assignableScopes, ... } }");
+          throw DirectoryErrors.invalidRoleDefinition('the body must be { properties: { roleName, permissions, assignableScopes, ... } }');
         }
         const p = properties as Record<string, unknown>;
-        if (p['type'] !== undefined && p['type'] !== null && p['type'] !== 'CustomRole') throw DirectoryErrors.invalidRoleDefinition("'type' must be 'CustomRole'");
+        if (p['type'] !== undefined && p['type'] !== null && p['type'] !== 'CustomRole')
+          throw DirectoryErrors.invalidRoleDefinition("'type' must be 'CustomRole'");
         // The write right at every assignable scope the role has and every one it is given (module comment).
         const before = await storedCustomRole(ctx, a.tenantId, name);
-        const checked = await requireAtEvery(ctx, request, `${ROLE_DEFINITION_TYPE}/write`, [...(before?.assignableScopes ?? []), ...requestedScopes(p['assignableScopes'])]);
+        const checked = await requireAtEvery(ctx, request, `${ROLE_DEFINITION_TYPE}/write`, [
+          ...(before?.assignableScopes ?? []),
+          ...requestedScopes(p['assignableScopes']),
+        ]);
         const written = await putRoleDefinition(ctx.store, options, {
           tenantId: a.tenantId,
           id: name,

@@ -25,18 +25,7 @@ import { apiVersionHook } from './api-version.js';
 import { pathParam } from './resource-ids.js';
 import { authenticate, markDenied } from './authenticate.js';
 import { authorizationFailed, authorize, decide, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
-import {
-  armDeleteHandler,
-  armGetHandler,
-  armListHandler,
-  armPutHandler,
-  armScope,
-  audited,
-  jsonObject,
-  params,
-  route,
-  type ArmScope,
-} from './common.js';
+import { armDeleteHandler, armGetHandler, armListHandler, armPutHandler, armScope, audited, jsonObject, params, route, type ArmScope } from './common.js';
 
 const PROVIDER = 'providers/Microsoft.KeyVault';
 const IN_GROUP = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/${PROVIDER}/vaults`;
@@ -233,7 +222,12 @@ export function vaultRoutes(app: FastifyInstance, ctx: ManagementContext): void 
   route(app, { method: 'GET', url: `/subscriptions/:subscriptionId/${PROVIDER}/vaults`, onRequest, handler: listHandler('subscription') });
   route(app, { method: 'GET', url: IN_GROUP, onRequest, handler: listHandler('group') });
 
-  route(app, { method: 'GET', url: ONE, onRequest: atVault(VAULT_ACTIONS.read), handler: armGetHandler(ctx, (scope) => getVault(ctx.store, address(scope)), view) });
+  route(app, {
+    method: 'GET',
+    url: ONE,
+    onRequest: atVault(VAULT_ACTIONS.read),
+    handler: armGetHandler(ctx, (scope) => getVault(ctx.store, address(scope)), view),
+  });
 
   route(app, {
     method: 'PUT',
@@ -304,9 +298,15 @@ export function vaultRoutes(app: FastifyInstance, ctx: ManagementContext): void 
       const requested = params(request)['operationKind'] ?? '';
       const operation = accessPolicyOperation(requested);
       const target = `${addressedVault(scope)}/accessPolicies/${requested}`;
-      const entry = { tenantId: scope.subscription.tenantId, actor: scope.caller.principal.objectId, action: `vault.accessPolicies.${operation ?? 'write'}`, target };
+      const entry = {
+        tenantId: scope.subscription.tenantId,
+        actor: scope.caller.principal.objectId,
+        action: `vault.accessPolicies.${operation ?? 'write'}`,
+        target,
+      };
       const vault = await audited(ctx, entry, async () => {
-        if (operation === undefined) throw DirectoryErrors.vaultBadRequest(`The access policy operation '${requested.slice(0, 32)}' is invalid: use add, replace or remove.`);
+        if (operation === undefined)
+          throw DirectoryErrors.vaultBadRequest(`The access policy operation '${requested.slice(0, 32)}' is invalid: use add, replace or remove.`);
         const body = jsonObject(request.body);
         const properties = body['properties'];
         if (typeof properties !== 'object' || properties === null || Array.isArray(properties)) {

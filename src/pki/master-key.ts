@@ -3,14 +3,7 @@
  * key the hash of client secrets. It never touches the database; it comes from `OPENMSI_MASTER_KEY` or from
  * `<dataDir>/master.key`, so a stolen database alone reveals nothing usable.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHmac,
-  hkdfSync,
-  randomBytes,
-  timingSafeEqual,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -109,10 +102,7 @@ export class MasterKey {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         if (source.createIfMissing === true) return MasterKey.createFile(source.dataDir);
-        throw new Error(
-          `No master key: set ${MASTER_KEY_ENV} or create ${path} (openmsi creates it on first initialisation)`,
-          { cause: err },
-        );
+        throw new Error(`No master key: set ${MASTER_KEY_ENV} or create ${path} (openmsi creates it on first initialisation)`, { cause: err });
       }
       throw err;
     }
@@ -123,8 +113,7 @@ export class MasterKey {
       // POSIX permission bits mean nothing on Windows; rely on ACLs there.
       if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
         throw new Error(
-          `${path} is accessible by group or others (mode ${(stat.mode & 0o777).toString(8).padStart(3, '0')}); ` +
-            `restrict it with: chmod 600 ${path}`,
+          `${path} is accessible by group or others (mode ${(stat.mode & 0o777).toString(8).padStart(3, '0')}); ` + `restrict it with: chmod 600 ${path}`,
         );
       }
       let bytes: Buffer;

@@ -243,22 +243,27 @@ export const BUILTIN_ROLES: readonly RoleDefinition[] = deepFreeze([
       ['Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'],
     ),
   ]),
-  role(R.StorageQueueDataContributor, 'Storage Queue Data Contributor', 'Allows for read, write, and delete access to Azure Storage queues and queue messages', [
-    perm(
-      [
-        'Microsoft.Storage/storageAccounts/queueServices/queues/delete',
-        'Microsoft.Storage/storageAccounts/queueServices/queues/read',
-        'Microsoft.Storage/storageAccounts/queueServices/queues/write',
-      ],
-      [],
-      [
-        'Microsoft.Storage/storageAccounts/queueServices/queues/messages/delete',
-        'Microsoft.Storage/storageAccounts/queueServices/queues/messages/read',
-        'Microsoft.Storage/storageAccounts/queueServices/queues/messages/write',
-        'Microsoft.Storage/storageAccounts/queueServices/queues/messages/process/action',
-      ],
-    ),
-  ]),
+  role(
+    R.StorageQueueDataContributor,
+    'Storage Queue Data Contributor',
+    'Allows for read, write, and delete access to Azure Storage queues and queue messages',
+    [
+      perm(
+        [
+          'Microsoft.Storage/storageAccounts/queueServices/queues/delete',
+          'Microsoft.Storage/storageAccounts/queueServices/queues/read',
+          'Microsoft.Storage/storageAccounts/queueServices/queues/write',
+        ],
+        [],
+        [
+          'Microsoft.Storage/storageAccounts/queueServices/queues/messages/delete',
+          'Microsoft.Storage/storageAccounts/queueServices/queues/messages/read',
+          'Microsoft.Storage/storageAccounts/queueServices/queues/messages/write',
+          'Microsoft.Storage/storageAccounts/queueServices/queues/messages/process/action',
+        ],
+      ),
+    ],
+  ),
   role(R.StorageQueueDataReader, 'Storage Queue Data Reader', 'Allows for read access to Azure Storage queues and queue messages', [
     perm(['Microsoft.Storage/storageAccounts/queueServices/queues/read'], [], ['Microsoft.Storage/storageAccounts/queueServices/queues/messages/read']),
   ]),

@@ -201,7 +201,12 @@ export function principalClosure(state: RbacState | RbacIndex, principalId: stri
 function denyApplies(d: IndexedDeny, requestKey: string, ids: readonly string[], action: string, isDataAction: boolean): boolean {
   if (d.deny.doNotApplyToChildScopes && d.scopeKey !== requestKey) return false;
   let targeted = d.everyone;
-  if (!targeted) for (const p of ids) if (d.principals.has(p)) { targeted = true; break; }
+  if (!targeted)
+    for (const p of ids)
+      if (d.principals.has(p)) {
+        targeted = true;
+        break;
+      }
   if (!targeted) return false;
   for (const p of ids) if (d.excluded.has(p)) return false;
   return permits(d.permissions, action, isDataAction);
@@ -254,7 +259,12 @@ export function effectivePermissions(state: RbacState | RbacIndex, principalId: 
       if (seen.has(roleId)) continue;
       seen.add(roleId);
       for (const perm of a.role.role.permissions) {
-        out.push({ actions: [...perm.actions], notActions: [...perm.notActions], dataActions: [...perm.dataActions], notDataActions: [...perm.notDataActions] });
+        out.push({
+          actions: [...perm.actions],
+          notActions: [...perm.notActions],
+          dataActions: [...perm.dataActions],
+          notDataActions: [...perm.notDataActions],
+        });
       }
     }
   }

@@ -97,7 +97,8 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       masterKey,
       clock,
       notifications: store.notifications,
-      onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'signing key ring reload after a change failed; the old snapshot stays in use'),
+      onError: (err) =>
+        logger.warn({ err: { message: (err as Error).message } }, 'signing key ring reload after a change failed; the old snapshot stays in use'),
     });
     const rotator = new KeyRotator({
       store: store.signingKeys,
@@ -130,12 +131,35 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
     });
     const ctx: ServerContext = {
-      store, keyRing, rotator, masterKey, clock, logger, audit, tokens, urls, authThrottle, authority: urls, signingKeys, verifyAccessToken, caCertPem, authorizer, rbacSource,
+      store,
+      keyRing,
+      rotator,
+      masterKey,
+      clock,
+      logger,
+      audit,
+      tokens,
+      urls,
+      authThrottle,
+      authority: urls,
+      signingKeys,
+      verifyAccessToken,
+      caCertPem,
+      authorizer,
+      rbacSource,
       defaultTenantId: config.tenantId,
       vaultDomain: config.vaultDomain,
     };
     const vaultCtx: VaultContext = {
-      store, masterKey, clock, logger, audit, authorizer, verifyAccessToken, authorityOrigin: () => urls.origin, vaultDomain: config.vaultDomain,
+      store,
+      masterKey,
+      clock,
+      logger,
+      audit,
+      authorizer,
+      verifyAccessToken,
+      authorityOrigin: () => urls.origin,
+      vaultDomain: config.vaultDomain,
       signingKeyPublished: (kid) => keyRing.isPublished(kid),
     };
     const vaultApp = await buildVaultApp(vaultCtx);

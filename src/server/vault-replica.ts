@@ -72,7 +72,8 @@ export async function createVaultReplica(options: VaultReplicaOptions): Promise<
       masterKey,
       clock,
       notifications: store.notifications,
-      onError: (err) => logger.warn({ err: { message: (err as Error).message } }, 'signing key ring reload after a change failed; the old snapshot stays in use'),
+      onError: (err) =>
+        logger.warn({ err: { message: (err as Error).message } }, 'signing key ring reload after a change failed; the old snapshot stays in use'),
     });
     keyRing.startAutoRefresh(30_000);
     const authorizer = createAuthorizer({ source: createStoreRbacSource(store, BUILTIN_ROLES), clock });

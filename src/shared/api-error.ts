@@ -44,8 +44,7 @@ export const ApiErrors = {
   routeNotFound: (method: string, path: string) => new ApiError(404, 'NotFound', `No route matches ${method} ${path}.`),
   /** The body is not what the API takes; `reason` completes "The request content was invalid: ...". */
   invalidContent: (reason: string) => new ApiError(400, 'InvalidRequestContent', `The request content was invalid: ${reason}.`),
-  invalidJson: () =>
-    new ApiError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized: the body is not valid JSON.'),
+  invalidJson: () => new ApiError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized: the body is not valid JSON.'),
   contentLengthMismatch: () => new ApiError(400, 'InvalidRequestContent', 'The request content length does not match the Content-Length header.'),
   bodyTooLarge: (limit: number) => new ApiError(413, 'RequestEntityTooLarge', `The request content is larger than the ${String(limit)}-byte limit.`),
   unsupportedMediaType: () => new ApiError(415, 'UnsupportedMediaType', "The request content type is not supported; send 'application/json'."),

@@ -226,7 +226,10 @@ export function loadInstallationConfig(dataDir: string): InstallationConfig {
     throw new DataDirError(path, `${path}: "${field}" must be ${expected} (got ${JSON.stringify(c[field]) ?? 'nothing'}). ${fix}.`);
   };
   if (c['version'] !== 1) {
-    throw new DataDirError(path, `${path}: unsupported config version ${JSON.stringify(c['version']) ?? '(none)'}; this openmsi reads version 1. Use the openmsi release that created it.`);
+    throw new DataDirError(
+      path,
+      `${path}: unsupported config version ${JSON.stringify(c['version']) ?? '(none)'}; this openmsi reads version 1. Use the openmsi release that created it.`,
+    );
   }
   const guid = (field: string): string => (typeof c[field] === 'string' && isGuid(c[field]) ? c[field] : bad(field, 'a GUID'));
   const text_ = (field: string): string => (typeof c[field] === 'string' && c[field] !== '' ? c[field] : bad(field, 'a non-empty string'));
@@ -239,7 +242,12 @@ export function loadInstallationConfig(dataDir: string): InstallationConfig {
   const store = text_('store');
   const lifetime = c['tokenLifetimeSeconds'];
   const tokenLifetimeSeconds = isTokenLifetime(lifetime) ? lifetime : bad('tokenLifetimeSeconds', TOKEN_LIFETIME_RULE);
-  const vaultDomain = c['vaultDomain'] === undefined ? DEFAULTS.vaultDomain : isVaultDomain(c['vaultDomain']) ? c['vaultDomain'] : bad('vaultDomain', 'a lower-case DNS name of at least two labels, such as vault.localhost');
+  const vaultDomain =
+    c['vaultDomain'] === undefined
+      ? DEFAULTS.vaultDomain
+      : isVaultDomain(c['vaultDomain'])
+        ? c['vaultDomain']
+        : bad('vaultDomain', 'a lower-case DNS name of at least two labels, such as vault.localhost');
   return { version: 1, tenantId, subscriptionId, host, port, ...(publicUrl === undefined ? {} : { publicUrl }), store, tokenLifetimeSeconds, vaultDomain };
 }
 

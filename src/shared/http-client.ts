@@ -105,7 +105,9 @@ export function httpCall(target: URL | string, options: HttpCallOptions): Promis
         else chunks.push(chunk);
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => fail(err instanceof HttpCallError ? err : new HttpCallError('broken', `${where}: the answer broke off: ${err.message}`, { cause: err })));
+      res.on('error', (err) =>
+        fail(err instanceof HttpCallError ? err : new HttpCallError('broken', `${where}: the answer broke off: ${err.message}`, { cause: err })),
+      );
     };
     const req = options.connectTo === undefined ? send(url, requestOptions, onResponse) : send(requestOptions, onResponse);
     req.on('timeout', () => req.destroy(new HttpCallError('timeout', `${where}: no answer within ${String(options.timeoutMs)} ms`, { code: 'ETIMEDOUT' })));

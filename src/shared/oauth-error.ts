@@ -29,12 +29,7 @@ export class OAuthError extends Error {
   /** Extra headers the response must carry (e.g. `Retry-After` on 429). */
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(
-    status: number,
-    error: OAuthErrorCode,
-    description: string,
-    options?: { aadsts?: number; cause?: unknown; headers?: Record<string, string> },
-  ) {
+  constructor(status: number, error: OAuthErrorCode, description: string, options?: { aadsts?: number; cause?: unknown; headers?: Record<string, string> }) {
     if (!Number.isInteger(status) || status < 400 || status > 599) throw new TypeError(`an OAuth error's status must be 4xx or 5xx, not ${String(status)}`);
     super(description, options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
@@ -70,7 +65,10 @@ export function serializeOAuthError(
   const known = err instanceof OAuthError ? err : OAuthErrors.internal(err);
   const traceId = context.traceId ?? randomUUID();
   const correlationId = context.correlationId ?? randomUUID();
-  const timestamp = new Date(context.now).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const timestamp = new Date(context.now)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
   const body: OAuthErrorBody = {
     error: known.error,
     error_description: `${known.description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${timestamp}`,
@@ -93,8 +91,7 @@ export const OAuthErrors = {
     new OAuthError(500, 'server_error', 'An unexpected error occurred. Retry the request.', cause === undefined ? { aadsts: 90033 } : { aadsts: 90033, cause }),
   bodyTooLarge: (limit: number) =>
     new OAuthError(413, 'invalid_request', `The request body is larger than the ${String(limit)}-byte limit.`, { aadsts: 900561 }),
-  unsupportedMediaType: () =>
-    new OAuthError(400, 'invalid_request', `The request body must be sent as application/x-www-form-urlencoded.`, { aadsts: 900561 }),
+  unsupportedMediaType: () => new OAuthError(400, 'invalid_request', `The request body must be sent as application/x-www-form-urlencoded.`, { aadsts: 900561 }),
 } as const;
 
 /**
@@ -140,6 +137,9 @@ export function oauthErrorHandler(options: OAuthErrorHandlerOptions): (err: unkn
     logServerFailure(request, error.status, err, options);
     const { status, headers, body } = serializeOAuthError(error, { now: options.clock.now(), correlationId: correlationIdOf(request), traceId: request.id });
     if (options.onError !== undefined) await options.onError(request, error);
-    return reply.code(status).headers({ ...options.headers, ...headers }).send(body);
+    return reply
+      .code(status)
+      .headers({ ...options.headers, ...headers })
+      .send(body);
   };
 }

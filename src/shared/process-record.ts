@@ -29,7 +29,10 @@ export function removeProcessRecord(path: string): void {
  * The record at `path` if its process is alive: a record whose process is gone (killed, crashed, machine
  * rebooted) is stale, as is an unreadable one. `refine` checks and picks the fields beyond the common ones.
  */
-export function readLiveProcessRecord<T extends ProcessRecord>(path: string, refine: (parsed: Record<string, unknown>, common: ProcessRecord) => T | undefined): (T & { path: string }) | undefined {
+export function readLiveProcessRecord<T extends ProcessRecord>(
+  path: string,
+  refine: (parsed: Record<string, unknown>, common: ProcessRecord) => T | undefined,
+): (T & { path: string }) | undefined {
   const parsed = readJsonRecord(path);
   if (parsed === undefined || !isAlive(parsed.pid)) return undefined;
   const record = refine(parsed.raw, { url: parsed.url, pid: parsed.pid, startedAt: parsed.startedAt });

@@ -35,15 +35,7 @@ export interface JwksDocument {
 
 /** Stable reasons a token was rejected. */
 export type TokenVerificationErrorCode =
-  | 'malformed'
-  | 'unsupported_alg'
-  | 'unknown_key'
-  | 'bad_signature'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'bad_issuer'
-  | 'bad_audience'
-  | 'missing_claim';
+  'malformed' | 'unsupported_alg' | 'unknown_key' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'bad_issuer' | 'bad_audience' | 'missing_claim';
 
 /**
  * The token was rejected. `code` is stable; the message is for logs and never contains the token. Any other
@@ -107,9 +99,7 @@ export interface TokenVerifier {
   verify(token: string): Promise<VerifiedToken>;
 }
 
-const ASYMMETRIC_ALGS: ReadonlySet<string> = new Set([
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
-]);
+const ASYMMETRIC_ALGS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
 // Far above any real access token; bounds the work an attacker can make us do before any check.
 const MAX_TOKEN_LENGTH = 16 * 1024;
 const MAX_KID_LENGTH = 256;
@@ -405,7 +395,15 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}): Remote
       try {
         const response = await fetchJwks(href, init);
         // Checked here, not left to jose, so that a bad body counts as a failed fetch (and cools down).
-        if (!isJwkSet(await response.clone().json().catch(() => undefined))) throw new Error(`GET ${where}: response is not a JWK Set`);
+        if (
+          !isJwkSet(
+            await response
+              .clone()
+              .json()
+              .catch(() => undefined),
+          )
+        )
+          throw new Error(`GET ${where}: response is not a JWK Set`);
         return response;
       } catch (err) {
         failedAt = Date.now();

@@ -62,12 +62,7 @@ export function createResourceGroupStore(db: Kysely<Database>): ResourceGroupSto
     },
 
     async list(subscriptionId) {
-      const rows = await db
-        .selectFrom('resource_groups')
-        .selectAll()
-        .where('subscription_id', 'in', idVariants(subscriptionId))
-        .orderBy('key')
-        .execute();
+      const rows = await db.selectFrom('resource_groups').selectAll().where('subscription_id', 'in', idVariants(subscriptionId)).orderBy('key').execute();
       return rows.map(toResourceGroup);
     },
 

@@ -115,7 +115,14 @@ export function createSecretStore(db: Kysely<Database>, hooks?: NotificationHook
     const rows = await query.orderBy('s.name_key').limit(options.limit).execute();
     return rows.map((row) =>
       toEntry(
-        { vault_id: row.vault_id, name_key: row.name_key, name: row.name, latest_version: row.latest_version, deleted_at: row.s_deleted_at, scheduled_purge_at: row.s_scheduled_purge_at },
+        {
+          vault_id: row.vault_id,
+          name_key: row.name_key,
+          name: row.name,
+          latest_version: row.latest_version,
+          deleted_at: row.s_deleted_at,
+          scheduled_purge_at: row.s_scheduled_purge_at,
+        },
         row,
       ),
     );
@@ -166,10 +173,22 @@ export function createSecretStore(db: Kysely<Database>, hooks?: NotificationHook
         if (secret === undefined) {
           await trx
             .insertInto('vault_secrets')
-            .values({ vault_id: version.vaultId, name_key: nameKey, name: version.name, latest_version: version.version, deleted_at: null, scheduled_purge_at: null })
+            .values({
+              vault_id: version.vaultId,
+              name_key: nameKey,
+              name: version.name,
+              latest_version: version.version,
+              deleted_at: null,
+              scheduled_purge_at: null,
+            })
             .execute();
         } else {
-          await trx.updateTable('vault_secrets').set({ latest_version: version.version }).where('vault_id', '=', version.vaultId).where('name_key', '=', nameKey).execute();
+          await trx
+            .updateTable('vault_secrets')
+            .set({ latest_version: version.version })
+            .where('vault_id', '=', version.vaultId)
+            .where('name_key', '=', nameKey)
+            .execute();
         }
         await changed(version.vaultId, nameKey);
         return 'added' as const;

@@ -12,10 +12,7 @@ function toPrincipal(row: Selectable<ServicePrincipalTable>): ServicePrincipal {
     appId: row.app_id,
     displayName: row.display_name,
     kind: row.kind as ServicePrincipal['kind'],
-    managedIdentity:
-      row.mi_type !== null && row.mi_resource_id !== null
-        ? { type: row.mi_type as ManagedIdentityType, resourceId: row.mi_resource_id }
-        : null,
+    managedIdentity: row.mi_type !== null && row.mi_resource_id !== null ? { type: row.mi_type as ManagedIdentityType, resourceId: row.mi_resource_id } : null,
     isDirectoryAdmin: row.is_directory_admin !== 0,
     createdAt: row.created_at,
   };

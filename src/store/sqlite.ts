@@ -37,10 +37,9 @@ export function openSqlite(path: string): { db: Kysely<Database>; listen?: undef
   } catch (err) {
     sqlite.close();
     if (err instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(err as { code?: string }).code ?? ''} ${err.message}`)) {
-      throw new StoreLockedError(
-        `the data store ${path} is in use by another openmsi process (stop it, or point this command at the running authority)`,
-        { cause: err },
-      );
+      throw new StoreLockedError(`the data store ${path} is in use by another openmsi process (stop it, or point this command at the running authority)`, {
+        cause: err,
+      });
     }
     throw unusableFile(path, err);
   }

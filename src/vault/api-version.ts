@@ -9,9 +9,28 @@ import { VaultErrors } from './errors.js';
 /** The versions the spec lists (and the classic previews that shipped before them). */
 export const KNOWN_API_VERSIONS: ReadonlySet<string> = new Set([
   '2016-10-01',
-  '7.0', '7.0-preview', '7.1', '7.1-preview', '7.2', '7.2-preview', '7.3', '7.3-preview', '7.4', '7.4-preview.1',
-  '7.5', '7.5-preview.1', '7.6', '7.6-preview.1', '7.6-preview.2',
-  '2025-06-01-preview', '2025-07-01', '2026-01-01-preview', '2026-03-01-preview', '2026-04-01', '2026-05-01-preview', '2026-07-01-preview',
+  '7.0',
+  '7.0-preview',
+  '7.1',
+  '7.1-preview',
+  '7.2',
+  '7.2-preview',
+  '7.3',
+  '7.3-preview',
+  '7.4',
+  '7.4-preview.1',
+  '7.5',
+  '7.5-preview.1',
+  '7.6',
+  '7.6-preview.1',
+  '7.6-preview.2',
+  '2025-06-01-preview',
+  '2025-07-01',
+  '2026-01-01-preview',
+  '2026-03-01-preview',
+  '2026-04-01',
+  '2026-05-01-preview',
+  '2026-07-01-preview',
 ]);
 
 /** The newest stable version, named in the refusal as Key Vault names its latest. */

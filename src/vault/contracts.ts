@@ -148,5 +148,7 @@ export interface SecretCipher {
    * undefined when the blob is not a backup this master key made (malformed, altered, or from another
    * installation). `subscriptionId` is undefined for a backup of the first format, which did not record it.
    */
-  restore(blob: string): { name: string; subscriptionId: string | undefined; versions: { version: Omit<SecretVersion, 'vaultId' | 'sealedValue'>; value: string }[] } | undefined;
+  restore(
+    blob: string,
+  ): { name: string; subscriptionId: string | undefined; versions: { version: Omit<SecretVersion, 'vaultId' | 'sealedValue'>; value: string }[] } | undefined;
 }

@@ -23,7 +23,8 @@ export interface VaultErrorBody {
   error: { code: string; message: string; innererror?: { code: string } };
 }
 
-const RECOVER_HINT = 'If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
+const RECOVER_HINT =
+  'If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
 
 /** `{vault};location={region}`, as Key Vault names a vault in its messages. */
 export const vaultLabel = (vault: { name: string; location: string }): string => `${vault.name};location=${vault.location}`;

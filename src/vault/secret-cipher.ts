@@ -79,7 +79,13 @@ export function createSecretCipher(masterKey: MasterKey): SecretCipher {
       const ciphertext = Buffer.concat([cipher.update(plaintext.value, 'utf8'), cipher.final()]);
       const wrapped = masterKey.encrypt(dataKey, `vault-secret-dek:${place}`);
       dataKey.fill(0);
-      return [SEALED_FORMAT, Buffer.from(wrapped, 'utf8').toString('base64url'), iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), ciphertext.toString('base64url')].join('.');
+      return [
+        SEALED_FORMAT,
+        Buffer.from(wrapped, 'utf8').toString('base64url'),
+        iv.toString('base64url'),
+        cipher.getAuthTag().toString('base64url'),
+        ciphertext.toString('base64url'),
+      ].join('.');
     },
 
     open(sealed, place) {

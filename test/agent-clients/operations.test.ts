@@ -67,12 +67,14 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
     assert.equal(result.line['ok'], true, JSON.stringify(result.line));
     assert.equal(result.line['oid'], app.principalId);
     const secret = String(result.line['secret']);
-    const after = await agentRequest(agent.port, `/msi/token?api-version=2019-08-01&resource=https://vault.azure.net&client_id=${app.clientId}`, { headers: { 'X-IDENTITY-HEADER': secret } });
+    const after = await agentRequest(agent.port, `/msi/token?api-version=2019-08-01&resource=https://vault.azure.net&client_id=${app.clientId}`, {
+      headers: { 'X-IDENTITY-HEADER': secret },
+    });
     assert.equal(after.status, 401, after.body);
     assert.deepEqual(JSON.parse(after.body), { error: 'unauthorized_client', error_description: 'The X-IDENTITY-HEADER header is missing or does not match' });
   });
 
-  it('a run secret names only its identities: the host\'s other identity is refused to it', async () => {
+  it("a run secret names only its identities: the host's other identity is refused to it", async () => {
     // With no selector the session's first identity is used; asking it for the host's system-assigned identity is refused.
     const byDefault = await openmsiRun(agent.dataDir, ['app-id'], []);
     assert.equal(byDefault.line['oid'], app.principalId, JSON.stringify(byDefault.line));
@@ -83,7 +85,7 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
     assert.equal(both.line['oid'], shown.principalId, JSON.stringify(both.line));
   });
 
-  it('an identity not assigned to the host is refused with IMDS\'s body, and the agent keeps serving', async () => {
+  it("an identity not assigned to the host is refused with IMDS's body, and the agent keeps serving", async () => {
     const refused = await agentRequest(agent.port, `${IMDS}https://vault.azure.net&client_id=${other.clientId}`, { headers: { Metadata: 'true' } });
     assert.equal(refused.status, 400);
     assert.deepEqual(JSON.parse(refused.body), { error: 'invalid_request', error_description: 'Identity not found' });
@@ -93,7 +95,9 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
     assert.deepEqual(run.line, {}, 'the command never started');
     assert.match(
       run.stderr,
-      new RegExp(`^error: --identity: 'other-id' names no identity of host ops-01; it has: \\[system\\] \\(system-assigned, object id [0-9a-f-]{36}\\), app-id \\(user-assigned, client id ${app.clientId}\\)\n$`),
+      new RegExp(
+        `^error: --identity: 'other-id' names no identity of host ops-01; it has: \\[system\\] \\(system-assigned, object id [0-9a-f-]{36}\\), app-id \\(user-assigned, client id ${app.clientId}\\)\n$`,
+      ),
     );
     assert.equal((await agentRequest(agent.port, `${IMDS}https://vault.azure.net&client_id=${app.clientId}`, { headers: { Metadata: 'true' } })).status, 200);
   });
@@ -116,13 +120,24 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
       if (!existsSync(spoolDir)) return Promise.resolve(undefined);
       const records = readdirSync(spoolDir)
         .filter((f) => f.endsWith('.jsonl'))
-        .flatMap((f) => readFileSync(join(spoolDir, f), 'utf8').split('\n').filter((l) => l.trim() !== ''))
+        .flatMap((f) =>
+          readFileSync(join(spoolDir, f), 'utf8')
+            .split('\n')
+            .filter((l) => l.trim() !== ''),
+        )
         .map((l) => JSON.parse(l) as { id: string; audience?: string; status: number });
       return Promise.resolve(records.some((r) => r.audience === 'https://outage.example' && r.status === 503) ? records : undefined);
     });
 
     const { logger } = captureLogs();
-    restarted = await createOpenmsiServer({ dataDir: t.dataDir, logger, env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' }, host: '127.0.0.1', port, autoRotate: false });
+    restarted = await createOpenmsiServer({
+      dataDir: t.dataDir,
+      logger,
+      env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' },
+      host: '127.0.0.1',
+      port,
+      autoRotate: false,
+    });
     await restarted.listen();
 
     // Without restarting the agent: new audiences work again, and every spooled record reaches the audit store.
@@ -131,13 +146,21 @@ describe('openmsi agent in operation: per-process identity, refusals, outage and
       return r.status === 200 ? true : undefined;
     });
     const ids = new Set(spooled.map((r) => r.id));
-    await until('every spooled record in the authority', async () => {
-      const stored = await restarted!.ctx.store.audit.list({ limit: 10_000 });
-      const storedIds = new Set(stored.map((e) => e.id));
-      return [...ids].every((id) => storedIds.has(id)) ? true : undefined;
-    }, 30_000);
+    await until(
+      'every spooled record in the authority',
+      async () => {
+        const stored = await restarted!.ctx.store.audit.list({ limit: 10_000 });
+        const storedIds = new Set(stored.map((e) => e.id));
+        return [...ids].every((id) => storedIds.has(id)) ? true : undefined;
+      },
+      30_000,
+    );
     const listed = await openmsi(t, ['audit', 'list', '--host', 'ops-01', '--since', '10m', '--action', 'agent.token.refused']);
     assert.equal(listed.code, 0, listed.stderr);
-    assert.ok((JSON.parse(listed.stdout) as { detail: { audience?: string; status?: number } }[]).some((e) => e.detail.audience === 'https://outage.example' && e.detail.status === 503));
+    assert.ok(
+      (JSON.parse(listed.stdout) as { detail: { audience?: string; status?: number } }[]).some(
+        (e) => e.detail.audience === 'https://outage.example' && e.detail.status === 503,
+      ),
+    );
   });
 });

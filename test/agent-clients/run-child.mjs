@@ -5,7 +5,11 @@ import { ManagedIdentityCredential } from '@azure/identity';
 // argv[2]: nothing (the session's default identity), `client:<client id>` or `object:<object id>`.
 const [kind, id] = (process.argv[2] ?? '').split(':');
 const credential =
-  kind === 'client' ? new ManagedIdentityCredential({ clientId: id }) : kind === 'object' ? new ManagedIdentityCredential({ objectId: id }) : new ManagedIdentityCredential();
+  kind === 'client'
+    ? new ManagedIdentityCredential({ clientId: id })
+    : kind === 'object'
+      ? new ManagedIdentityCredential({ objectId: id })
+      : new ManagedIdentityCredential();
 try {
   const token = await credential.getToken('https://vault.azure.net/.default');
   const payload = JSON.parse(Buffer.from(token.token.split('.')[1], 'base64url').toString('utf8'));

@@ -9,7 +9,13 @@ import { AgentAuditPipeline, AuditBatchRefusedError, batchesOf } from '../../src
 import { DropCounter, recordOf } from '../../src/agent/audit/fold.js';
 import type { AgentAuditEvent } from '../../src/agent/contracts.js';
 import { FakeClock } from '../../src/shared/clock.js';
-import { AGENT_AUDIT_FIELD_LIMITS, AGENT_SURFACES, AUDIT_TRUNCATION_MARKER, AUDIT_UPLOAD_MAX_BYTES, type AgentAuditRecord } from '../../src/shared/host-protocol.js';
+import {
+  AGENT_AUDIT_FIELD_LIMITS,
+  AGENT_SURFACES,
+  AUDIT_TRUNCATION_MARKER,
+  AUDIT_UPLOAD_MAX_BYTES,
+  type AgentAuditRecord,
+} from '../../src/shared/host-protocol.js';
 import { CONTROL_CHARACTER } from '../../src/shared/resource.js';
 import { runFixture } from '../fixtures/child-process.js';
 
@@ -109,7 +115,7 @@ describe('agent audit pipeline', () => {
     await pipeline.close();
   });
 
-  it('reads an event\'s caller when the window is folded, so attribution resolved after the request still counts', async () => {
+  it("reads an event's caller when the window is folded, so attribution resolved after the request still counts", async () => {
     const authority = new FakeAuthority();
     const pipeline = await AgentAuditPipeline.open({ dataDir: tempDir(), upload: authority.upload, autoFlush: false });
     const caller: AgentAuditEvent['caller'] = { address: '127.0.0.1' };
@@ -153,7 +159,9 @@ describe('agent audit pipeline', () => {
     } as unknown as AgentAuditEvent;
     pipeline.record(sneaky);
     await pipeline.flush();
-    const spooled = spoolFiles(dataDir).map((f) => readFileSync(join(dataDir, 'audit-spool', f), 'utf8')).join('');
+    const spooled = spoolFiles(dataDir)
+      .map((f) => readFileSync(join(dataDir, 'audit-spool', f), 'utf8'))
+      .join('');
     assert.ok(spooled.length > 0);
     for (const secret of ['secret-token', 'header-secret-value', 'session-secret-value']) assert.ok(!spooled.includes(secret), `${secret} reached the spool`);
     await pipeline.uploadNow();
@@ -251,7 +259,14 @@ describe('agent audit pipeline', () => {
       signal.addEventListener('abort', () => (aborted = true));
       return new Promise<void>(() => undefined);
     };
-    const pipeline = await AgentAuditPipeline.open({ dataDir: tempDir(), upload, autoFlush: false, uploadTimeoutMs: 50, retryMinMs: 60_000, retryMaxMs: 60_000 });
+    const pipeline = await AgentAuditPipeline.open({
+      dataDir: tempDir(),
+      upload,
+      autoFlush: false,
+      uploadTimeoutMs: 50,
+      retryMinMs: 60_000,
+      retryMaxMs: 60_000,
+    });
     pipeline.record(event());
     assert.equal(await pipeline.uploadNow(), false);
     assert.equal(aborted, true);
@@ -292,14 +307,20 @@ describe('agent audit pipeline', () => {
     await until(() => authority.records().length === 12);
     await second.close();
     const audiences = authority.records().map((r) => r.audience);
-    assert.deepEqual(audiences.slice(0, 5), [0, 1, 2, 3, 4].map((i) => `https://clean-${String(i)}.example`));
     assert.deepEqual(
-      authority.records().slice(5).map((r) => r.identity),
+      audiences.slice(0, 5),
+      [0, 1, 2, 3, 4].map((i) => `https://clean-${String(i)}.example`),
+    );
+    assert.deepEqual(
+      authority
+        .records()
+        .slice(5)
+        .map((r) => r.identity),
       [0, 1, 2, 3, 4, 5, 6].map((i) => `id-${String(i)}`),
     );
   });
 
-  it('skips a torn last line (written, never fsync\'d) and uploads the rest', async () => {
+  it("skips a torn last line (written, never fsync'd) and uploads the rest", async () => {
     const dataDir = tempDir();
     const down = new FakeAuthority();
     down.down = true;
@@ -319,7 +340,14 @@ describe('agent audit pipeline', () => {
     authority.down = true;
     const dataDir = tempDir();
     const cap = 8 * 1024;
-    const pipeline = await AgentAuditPipeline.open({ dataDir, upload: authority.upload, autoFlush: false, spoolMaxBytes: cap, retryMinMs: 60_000, retryMaxMs: 60_000 });
+    const pipeline = await AgentAuditPipeline.open({
+      dataDir,
+      upload: authority.upload,
+      autoFlush: false,
+      spoolMaxBytes: cap,
+      retryMinMs: 60_000,
+      retryMaxMs: 60_000,
+    });
     let recorded = 0;
     for (let window = 0; window < 20; window++) {
       for (let i = 0; i < 10; i++) {
@@ -333,7 +361,11 @@ describe('agent audit pipeline', () => {
     assert.ok(stats.spoolBytes <= cap, `spool ${String(stats.spoolBytes)} bytes is within its ${String(cap)}-byte cap`);
     assert.ok(stats.droppedEvents > 0);
     // The drop count is on disk already (in the reserve), not only in memory: a kill -9 now would not lose it.
-    const onDisk = spoolFiles(dataDir).flatMap((f) => readFileSync(join(dataDir, 'audit-spool', f), 'utf8').trimEnd().split('\n'));
+    const onDisk = spoolFiles(dataDir).flatMap((f) =>
+      readFileSync(join(dataDir, 'audit-spool', f), 'utf8')
+        .trimEnd()
+        .split('\n'),
+    );
     assert.ok(onDisk.some((line) => (JSON.parse(line) as AgentAuditRecord).reason === 'audit_dropped:spool_full'));
     // Recovery: every event is accounted for, either in a record or in a drop count.
     authority.down = false;
@@ -355,7 +387,11 @@ describe('agent audit pipeline', () => {
 
   it('invariant: every text field of a record is bounded and free of control characters, whatever the event carries (property)', () => {
     const L = AGENT_AUDIT_FIELD_LIMITS;
-    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 50 }), fc.string({ unit: 'binary', minLength: 4000, maxLength: 9000 }), fc.string({ unit: 'binary-ascii', minLength: 2040, maxLength: 2100 }));
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 50 }),
+      fc.string({ unit: 'binary', minLength: 4000, maxLength: 9000 }),
+      fc.string({ unit: 'binary-ascii', minLength: 2040, maxLength: 2100 }),
+    );
     fc.assert(
       fc.property(text, text, text, text, text, text, (audience, identity, reason, session, address, exe) => {
         const r = recordOf(event({ audience, identity, reason, session, caller: { address, pid: 7, exe } }), 1);
@@ -374,7 +410,8 @@ describe('agent audit pipeline', () => {
           assert.ok(!/[\ud800-\udbff](?![\udc00-\udfff])/.test(value), 'no surrogate pair cut in half');
         }
         if (audience.length > L.audience) assert.ok(r.audience!.endsWith(AUDIT_TRUNCATION_MARKER));
-        if (audience !== '' && audience.length <= 50 && !CONTROL_CHARACTER.test(audience)) assert.equal(r.audience, audience, 'a short, clean value is kept as it is');
+        if (audience !== '' && audience.length <= 50 && !CONTROL_CHARACTER.test(audience))
+          assert.equal(r.audience, audience, 'a short, clean value is kept as it is');
       }),
       { numRuns: 200 },
     );
@@ -401,8 +438,21 @@ describe('agent audit pipeline', () => {
     }
     // A full batch of records at every bound fits the host API's body bound.
     const L = AGENT_AUDIT_FIELD_LIMITS;
-    const big = recordOf(event({ audience: '\u{1f600}'.repeat(L.audience), identity: 'é'.repeat(500), reason: 'é'.repeat(500), session: 'é'.repeat(500), caller: { address: 'é'.repeat(100), exe: '\u{1f600}'.repeat(L.callerExe) } }), 1);
-    for (const batch of batchesOf(Array.from({ length: 1000 }, () => big), 1000, AUDIT_UPLOAD_MAX_BYTES - 1024)) {
+    const big = recordOf(
+      event({
+        audience: '\u{1f600}'.repeat(L.audience),
+        identity: 'é'.repeat(500),
+        reason: 'é'.repeat(500),
+        session: 'é'.repeat(500),
+        caller: { address: 'é'.repeat(100), exe: '\u{1f600}'.repeat(L.callerExe) },
+      }),
+      1,
+    );
+    for (const batch of batchesOf(
+      Array.from({ length: 1000 }, () => big),
+      1000,
+      AUDIT_UPLOAD_MAX_BYTES - 1024,
+    )) {
       assert.ok(Buffer.byteLength(JSON.stringify({ records: batch })) <= AUDIT_UPLOAD_MAX_BYTES);
     }
   });

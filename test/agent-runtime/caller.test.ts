@@ -29,7 +29,9 @@ async function listen(host: string): Promise<{ server: Server; port: number; acc
   return { server, port: (server.address() as AddressInfo).port, accepted };
 }
 
-async function resolveChild(host: string): Promise<{ childPid: number; caller: Awaited<ReturnType<ProcCallerResolver['resolved']>>; ms: number; again: unknown; first: unknown }> {
+async function resolveChild(
+  host: string,
+): Promise<{ childPid: number; caller: Awaited<ReturnType<ProcCallerResolver['resolved']>>; ms: number; again: unknown; first: unknown }> {
   const { server, port, accepted } = await listen(host);
   const child = connectFromChild(host, port);
   try {
@@ -54,12 +56,16 @@ describe('caller attribution from /proc', () => {
       '   0: 0100007F:C452 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0000000000000000 20 4 30 10 -1',
       '   1: garbage',
     ].join('\n');
-    assert.deepEqual(parseProcNetTcp(tcp), [{ localAddress: '127.0.0.1', localPort: 0xc452, remoteAddress: '127.0.0.1', remotePort: 8080, uid: 1000, inode: 4242 }]);
+    assert.deepEqual(parseProcNetTcp(tcp), [
+      { localAddress: '127.0.0.1', localPort: 0xc452, remoteAddress: '127.0.0.1', remotePort: 8080, uid: 1000, inode: 4242 },
+    ]);
     const tcp6 = [
       '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
       '   0: 00000000000000000000000001000000:9C40 0000000000000000FFFF00000100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 77 1',
     ].join('\n');
-    assert.deepEqual(parseProcNetTcp(tcp6), [{ localAddress: '0:0:0:0:0:0:0:1', localPort: 40000, remoteAddress: '127.0.0.1', remotePort: 8080, uid: 0, inode: 77 }]);
+    assert.deepEqual(parseProcNetTcp(tcp6), [
+      { localAddress: '0:0:0:0:0:0:0:1', localPort: 40000, remoteAddress: '127.0.0.1', remotePort: 8080, uid: 0, inode: 77 },
+    ]);
     assert.equal(canonicalAddress('::ffff:127.0.0.1'), '127.0.0.1');
     assert.equal(canonicalAddress('::1'), '0:0:0:0:0:0:0:1');
     assert.equal(canonicalAddress('fe80::1:0:0:a'), 'fe80:0:0:0:1:0:0:a');

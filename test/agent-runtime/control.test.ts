@@ -10,9 +10,19 @@ import { SessionRegistry } from '../../src/agent/sessions.js';
 import { openSession } from '../../src/cli/commands/run.js';
 import { harnessHost, startHarness, until, type Harness } from './harness.js';
 
-async function post(h: Harness, body: string, headers: Record<string, string>, method = 'POST'): Promise<{ status: number; headers: Headers; json: { error?: string; error_description?: string } | undefined }> {
+async function post(
+  h: Harness,
+  body: string,
+  headers: Record<string, string>,
+  method = 'POST',
+): Promise<{ status: number; headers: Headers; json: { error?: string; error_description?: string } | undefined }> {
   // Bounded: a broken check that opened a session stream would otherwise keep the body (and the file) open.
-  const res = await fetch(`${h.url}${CONTROL_SESSIONS_PATH}`, { method, headers, body: method === 'GET' ? undefined : body, signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${h.url}${CONTROL_SESSIONS_PATH}`, {
+    method,
+    headers,
+    body: method === 'GET' ? undefined : body,
+    signal: AbortSignal.timeout(5000),
+  });
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: text === '' ? undefined : (JSON.parse(text) as { error?: string; error_description?: string }) };
 }
@@ -80,7 +90,13 @@ describe('agent control API', () => {
 
   it('refuses a missing or wrong control secret with 401 and an IMDS-style body', async () => {
     const body = JSON.stringify({ identities: ['app-id'] });
-    for (const headers of [{} as Record<string, string>, { Authorization: 'Bearer wrong' }, { Authorization: h.controlSecret }, { Authorization: `Bearer  ${h.controlSecret}` }, { Authorization: `Basic ${h.controlSecret}` }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { Authorization: 'Bearer wrong' },
+      { Authorization: h.controlSecret },
+      { Authorization: `Bearer  ${h.controlSecret}` },
+      { Authorization: `Basic ${h.controlSecret}` },
+    ]) {
       const res = await post(h, body, headers);
       assert.equal(res.status, 401);
       assert.equal(res.json?.error, 'unauthorized');
@@ -95,7 +111,16 @@ describe('agent control API', () => {
     const auth = { Authorization: `Bearer ${h.controlSecret}` };
     assert.equal((await post(h, '', auth, 'GET')).status, 405);
     assert.equal((await post(h, JSON.stringify({ identities: ['a'] }), { ...auth, Origin: 'http://evil.example' })).status, 403);
-    for (const bad of ['not json', '{}', '{"identities":[]}', '{"identities":[""]}', '{"identities":[" "]}', '{"identities":[1]}', JSON.stringify({ identities: Array(17).fill('a') }), JSON.stringify({ identities: ['a'.repeat(513)] })]) {
+    for (const bad of [
+      'not json',
+      '{}',
+      '{"identities":[]}',
+      '{"identities":[""]}',
+      '{"identities":[" "]}',
+      '{"identities":[1]}',
+      JSON.stringify({ identities: Array(17).fill('a') }),
+      JSON.stringify({ identities: ['a'.repeat(513)] }),
+    ]) {
       const res = await post(h, bad, auth);
       assert.equal(res.status, 400, bad);
       assert.equal(res.json?.error, 'invalid_request');
@@ -194,7 +219,10 @@ describe('hostIdentityCheck', () => {
     );
     assert.equal(refreshes, 1, 're-read once: it may just have been assigned');
     const bare = hostWith([]);
-    assert.match((await hostIdentityCheck({ host: bare, refresh: () => Promise.resolve(bare) })(['[system]'])) ?? '', /it has: none \(assign one with `openmsi vm identity assign`\)$/);
+    assert.match(
+      (await hostIdentityCheck({ host: bare, refresh: () => Promise.resolve(bare) })(['[system]'])) ?? '',
+      /it has: none \(assign one with `openmsi vm identity assign`\)$/,
+    );
   });
 
   it('accepts an identity assigned since the last poll, and starts unchecked when the host cannot be described at all', async () => {

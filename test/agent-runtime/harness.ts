@@ -27,8 +27,18 @@ export function harnessHost(): HostDescription {
     location: 'local',
     vmId: '00000000-0000-0000-0000-0000000000bb',
     identities: [
-      { type: 'SystemAssigned', objectId: '11111111-1111-1111-1111-111111111111', clientId: '22222222-2222-2222-2222-222222222222', resourceId: `${rg}/providers/Microsoft.Compute/virtualMachines/build-01` },
-      { type: 'UserAssigned', objectId: '33333333-3333-3333-3333-333333333333', clientId: '44444444-4444-4444-4444-444444444444', resourceId: `${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id` },
+      {
+        type: 'SystemAssigned',
+        objectId: '11111111-1111-1111-1111-111111111111',
+        clientId: '22222222-2222-2222-2222-222222222222',
+        resourceId: `${rg}/providers/Microsoft.Compute/virtualMachines/build-01`,
+      },
+      {
+        type: 'UserAssigned',
+        objectId: '33333333-3333-3333-3333-333333333333',
+        clientId: '44444444-4444-4444-4444-444444444444',
+        resourceId: `${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id`,
+      },
     ],
     credential: { keyId: 'k1', expiresOn: 4102444800 },
   };

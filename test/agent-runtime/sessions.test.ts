@@ -30,7 +30,10 @@ describe('openmsi run sessions', () => {
     const registry = new SessionRegistry({ maxSessions: 2 });
     registry.create(['a']);
     const second = registry.create(['b']);
-    assert.throws(() => registry.create(['c']), (err: unknown) => err instanceof TooManySessionsError && /2 sessions are live/.test(err.message));
+    assert.throws(
+      () => registry.create(['c']),
+      (err: unknown) => err instanceof TooManySessionsError && /2 sessions are live/.test(err.message),
+    );
     registry.revoke(second.id);
     assert.ok(registry.create(['c']).id);
   });

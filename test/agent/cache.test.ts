@@ -111,10 +111,16 @@ describe('agent rate limit', () => {
       statuses.push(r.status);
       if (r.status === 429) limited ??= r;
     }
-    assert.ok(statuses.slice(0, 5).every((s) => s === 200), statuses.join());
+    assert.ok(
+      statuses.slice(0, 5).every((s) => s === 200),
+      statuses.join(),
+    );
     assert.ok(limited, statuses.join());
     assert.match(String(limited.headers['retry-after']), /^[1-9]\d*$/);
-    assert.deepEqual(limited.json(), { error: 'too_many_requests', error_description: 'Too many token requests for this identity; retry after the Retry-After delay' });
+    assert.deepEqual(limited.json(), {
+      error: 'too_many_requests',
+      error_description: 'Too many token requests for this identity; retry after the Retry-After delay',
+    });
     assert.equal((await a.get(imds(VAULT, `&client_id=${host.uami.clientId}`), META)).status, 200);
   });
 });

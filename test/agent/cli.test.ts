@@ -42,7 +42,11 @@ describe('openmsi agent env', () => {
     const mine = dir('secret-mine', 41111);
     const other = dir('secret-env', 42222);
     const env = { OPENMSI_DATA_DIR: other, OPENMSI_AGENT_DATA_DIR: other };
-    for (const argv of [['agent', 'env', '--data-dir', mine], ['agent', '--data-dir', mine, 'env'], ['--data-dir', mine, 'agent', 'env']]) {
+    for (const argv of [
+      ['agent', 'env', '--data-dir', mine],
+      ['agent', '--data-dir', mine, 'env'],
+      ['--data-dir', mine, 'agent', 'env'],
+    ]) {
       const r = await run(argv, env);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(
@@ -52,7 +56,10 @@ describe('openmsi agent env', () => {
       );
     }
     const fromEnv = await run(['agent', 'env', '--shell', 'dotenv'], { OPENMSI_AGENT_DATA_DIR: other, OPENMSI_DATA_DIR: mine });
-    assert.equal(fromEnv.stdout, 'IDENTITY_ENDPOINT=http://127.0.0.1:42222/msi/token\nIDENTITY_HEADER=secret-env\nMSI_ENDPOINT=http://127.0.0.1:42222/oauth2/token\nMSI_SECRET=secret-env\n');
+    assert.equal(
+      fromEnv.stdout,
+      'IDENTITY_ENDPOINT=http://127.0.0.1:42222/msi/token\nIDENTITY_HEADER=secret-env\nMSI_ENDPOINT=http://127.0.0.1:42222/oauth2/token\nMSI_SECRET=secret-env\n',
+    );
   });
 
   it('prints bash, fish, powershell and dotenv syntax, quoting safely; default port 50342', async () => {

@@ -37,7 +37,19 @@ describe('agent guard, end to end', () => {
   });
 
   it('invariant: every proxy header (X-Real-IP, Via, True-Client-IP, …), in any case and even empty, is refused with 400 on every path', async () => {
-    for (const name of ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-host', 'x-forwarded-proto', 'x-client-ip', 'x-original-forwarded-for', 'true-client-ip', 'cf-connecting-ip', 'x-cluster-client-ip', 'via']) {
+    for (const name of [
+      'x-forwarded-for',
+      'forwarded',
+      'x-real-ip',
+      'x-forwarded-host',
+      'x-forwarded-proto',
+      'x-client-ip',
+      'x-original-forwarded-for',
+      'true-client-ip',
+      'cf-connecting-ip',
+      'x-cluster-client-ip',
+      'via',
+    ]) {
       assert.ok(PROXY_HEADERS.includes(name), `${name} is listed`);
     }
     const calls = a.agent.upstream.grantCalls;
@@ -49,7 +61,13 @@ describe('agent guard, end to end', () => {
             ['app-service', a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}`, { 'x-identity-header': a.secret, [spelling]: value })],
             ['cloud-shell', a.post('/oauth2/token', `resource=${VAULT}`, { ...META, 'content-type': 'application/x-www-form-urlencoded', [spelling]: value })],
             ['instance', a.get('/metadata/instance?format=json', { ...META, [spelling]: value })],
-            ['control', a.post(CONTROL_SESSIONS_PATH, '{"identities":["[system]"]}', { authorization: `Bearer ${loadOrCreateControlSecret(host.dataDir)}`, [spelling]: value })],
+            [
+              'control',
+              a.post(CONTROL_SESSIONS_PATH, '{"identities":["[system]"]}', {
+                authorization: `Bearer ${loadOrCreateControlSecret(host.dataDir)}`,
+                [spelling]: value,
+              }),
+            ],
           ];
           for (const [path, pending] of requests) {
             const r = await pending;
@@ -69,7 +87,14 @@ describe('agent guard, end to end', () => {
     { skip: otherAddress === undefined ? 'this machine has no non-loopback IPv4 address to send from' : false },
     async () => {
       const from = { localAddress: otherAddress!, timeoutMs: 5000 };
-      const token = await rawRequest(a.agent.port, 'GET', `${IMDS_PATH}?api-version=2018-02-01&resource=${VAULT}`, { ...META, host: '169.254.169.254' }, undefined, from);
+      const token = await rawRequest(
+        a.agent.port,
+        'GET',
+        `${IMDS_PATH}?api-version=2018-02-01&resource=${VAULT}`,
+        { ...META, host: '169.254.169.254' },
+        undefined,
+        from,
+      );
       assert.equal(token.status, 200, token.body);
       const control = await rawRequest(
         a.agent.port,

@@ -56,7 +56,14 @@ export async function createTestHost(t: TestAuthority, name = `host-${randomUUID
   const pair = await generateKeyPair('ES256', { extractable: true });
   const keyId = randomUUID();
   const now = clock.now();
-  await store.hostCredentials.add({ keyId, hostResourceId: host.resource.id, publicJwk: await exportJWK(pair.publicKey), createdAt: now, expiresAt: now + 24 * 3600_000, revokedAt: null });
+  await store.hostCredentials.add({
+    keyId,
+    hostResourceId: host.resource.id,
+    publicJwk: await exportJWK(pair.publicKey),
+    createdAt: now,
+    expiresAt: now + 24 * 3600_000,
+    revokedAt: null,
+  });
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-agent-'));
   await saveHostCredential(
     dataDir,
@@ -88,7 +95,10 @@ export async function createTestHost(t: TestAuthority, name = `host-${randomUUID
 }
 
 /** What `GET self` will answer, read from the store (the same facts the grant checks). */
-export function describeFromStore(authority: Pick<TestAuthority, 'ctx' | 'tenantId'> | (() => Pick<TestAuthority, 'ctx' | 'tenantId'>), host: TestHost): () => Promise<HostDescription> {
+export function describeFromStore(
+  authority: Pick<TestAuthority, 'ctx' | 'tenantId'> | (() => Pick<TestAuthority, 'ctx' | 'tenantId'>),
+  host: TestHost,
+): () => Promise<HostDescription> {
   return async () => {
     const t = typeof authority === 'function' ? authority() : authority;
     const store = t.ctx.store;
@@ -104,7 +114,8 @@ export function describeFromStore(authority: Pick<TestAuthority, 'ctx' | 'tenant
     }
     for (const id of resource.userAssignedIdentityIds) {
       const sp = await store.servicePrincipals.getByManagedIdentityResource(id, 'UserAssigned');
-      if (sp?.managedIdentity != null) identities.push({ type: 'UserAssigned', objectId: sp.objectId, clientId: sp.appId, resourceId: sp.managedIdentity.resourceId });
+      if (sp?.managedIdentity != null)
+        identities.push({ type: 'UserAssigned', objectId: sp.objectId, clientId: sp.appId, resourceId: sp.managedIdentity.resourceId });
     }
     return {
       tenantId: t.tenantId,

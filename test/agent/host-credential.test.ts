@@ -97,7 +97,11 @@ describe('host credential: enrol, renew, refusal (against a scripted host API)',
     assert.ok(!existsSync(agentFiles(dataDir).runtime), 'no agent started');
     refuseJoinTokenForEnrolledDir(dataDir, loaded.record, 'join-123');
     const { joinTokenDigest: _, ...legacy } = loaded.record;
-    assert.throws(() => refuseJoinTokenForEnrolledDir(dataDir, legacy, 'join-123'), /is not the one it enrolled with/, 'a credential saved before the hash was kept cannot tell: refused');
+    assert.throws(
+      () => refuseJoinTokenForEnrolledDir(dataDir, legacy, 'join-123'),
+      /is not the one it enrolled with/,
+      'a credential saved before the hash was kept cannot tell: refused',
+    );
   });
 
   it('signs host assertions as the contract says (ES256, kid, iss = sub = host, aud = host API, short exp, jti)', async () => {
@@ -142,7 +146,17 @@ describe('host credential: enrol, renew, refusal (against a scripted host API)',
     const upstream = new AuthorityClient({ authorityUrl: origin, clock });
     const { logger, lines } = captureLogs();
     let notRecognised = 0;
-    const keeper = new HostCredentialKeeper({ dataDir, upstream, credential: start, logger, clock, random: () => 0.5, retryBaseMs: 1000, retryMaxMs: 60_000, onNotRecognised: () => notRecognised++ });
+    const keeper = new HostCredentialKeeper({
+      dataDir,
+      upstream,
+      credential: start,
+      logger,
+      clock,
+      random: () => 0.5,
+      retryBaseMs: 1000,
+      retryMaxMs: 60_000,
+      onNotRecognised: () => notRecognised++,
+    });
     assert.equal(keeper.renewAt, start.record.issuedOn * 1000 + 12 * HOUR);
     clock.advance(11 * HOUR);
     const before = seen.length;
@@ -161,9 +175,16 @@ describe('host credential: enrol, renew, refusal (against a scripted host API)',
     assert.notEqual(renewed, start.record.keyId);
     const renewBody = JSON.parse(seen.at(-1)!.body) as { publicJwk: JWK };
     assert.equal(renewBody.publicJwk.d, undefined);
-    assert.equal(decodeProtectedHeader(/^Bearer (.+)$/.exec(String(seen.at(-1)!.headers.authorization))![1]!).kid, start.record.keyId, 'signed by the current credential');
+    assert.equal(
+      decodeProtectedHeader(/^Bearer (.+)$/.exec(String(seen.at(-1)!.headers.authorization))![1]!).kid,
+      start.record.keyId,
+      'signed by the current credential',
+    );
     assert.ok(!existsSync(agentFiles(dataDir).key(start.record.keyId)));
-    assert.deepEqual(readdirSync(dataDir).filter((f) => f.startsWith('host-key-')), [`host-key-${renewed}.jwk`]);
+    assert.deepEqual(
+      readdirSync(dataDir).filter((f) => f.startsWith('host-key-')),
+      [`host-key-${renewed}.jwk`],
+    );
     assert.equal((await loadHostCredential(dataDir))?.record.keyId, renewed);
     clock.advance(13 * HOUR);
     answer = () => ({ status: 401, body: { error: { code: 'HostNotRecognised', message: 'revoked' } } });

@@ -65,9 +65,13 @@ describe('agent with machine-wide surfaces off (--no-imds --no-app-service): onl
     const own = await a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}`, { 'x-identity-header': 'session-one-secret' });
     assert.equal(own.status, 200, own.body);
     assert.equal(decodeJwt(own.json<{ access_token: string }>().access_token)['oid'], host.uami.objectId);
-    const byId = await a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}&client_id=${host.uami.clientId}`, { 'x-identity-header': 'session-one-secret' });
+    const byId = await a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}&client_id=${host.uami.clientId}`, {
+      'x-identity-header': 'session-one-secret',
+    });
     assert.equal(byId.status, 200);
-    const notGranted = await a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}&client_id=${host.uami2.clientId}`, { 'x-identity-header': 'session-one-secret' });
+    const notGranted = await a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}&client_id=${host.uami2.clientId}`, {
+      'x-identity-header': 'session-one-secret',
+    });
     assert.equal(notGranted.status, 400);
     assert.deepEqual(notGranted.json(), { error: 'invalid_request', error_description: 'Identity not found' });
     const twoSystem = await a.get(`/msi/token?api-version=2017-09-01&resource=${VAULT}`, { secret: 'session-two-secret' });

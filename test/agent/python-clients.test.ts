@@ -36,12 +36,22 @@ describe('Debian Python clients against the agent', { skip: skipReason() }, () =
 
   const clean = () => {
     const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const name of ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'AZURE_CLIENT_ID', 'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'IMDS_ENDPOINT']) delete env[name];
+    for (const name of [
+      'IDENTITY_ENDPOINT',
+      'IDENTITY_HEADER',
+      'MSI_ENDPOINT',
+      'MSI_SECRET',
+      'AZURE_CLIENT_ID',
+      'AZURE_POD_IDENTITY_AUTHORITY_HOST',
+      'IMDS_ENDPOINT',
+    ])
+      delete env[name];
     return env;
   };
 
   it("msrestazure get_msi_token (azure-cli 2.45's MSI_ENDPOINT path: POST resource= with Metadata: true)", async () => {
-    const script = 'import json; from msrestazure.azure_active_directory import get_msi_token; print(json.dumps(get_msi_token("https://management.core.windows.net/")[2]))';
+    const script =
+      'import json; from msrestazure.azure_active_directory import get_msi_token; print(json.dumps(get_msi_token("https://management.core.windows.net/")[2]))';
     const { stdout } = await run(PYTHON, ['-c', script], { env: { ...clean(), MSI_ENDPOINT: `${a.agent.url}/oauth2/token` }, timeout: 60_000 });
     const entry = JSON.parse(stdout) as Record<string, string>;
     assert.equal(entry['resource'], 'https://management.core.windows.net/');
@@ -60,7 +70,10 @@ describe('Debian Python clients against the agent', { skip: skipReason() }, () =
       'print(json.dumps({"token": t.token, "expires_on": t.expires_on}))',
     ].join('\n');
     const env = { ...clean(), IDENTITY_ENDPOINT: `${a.agent.url}/msi/token`, IDENTITY_HEADER: a.secret };
-    for (const [clientId, objectId] of [['', host.system.objectId], [host.uami.clientId, host.uami.objectId]] as const) {
+    for (const [clientId, objectId] of [
+      ['', host.system.objectId],
+      [host.uami.clientId, host.uami.objectId],
+    ] as const) {
       const { stdout } = await run(PYTHON, ['-c', script, clientId], { env, timeout: 60_000 });
       const result = JSON.parse(stdout) as { token: string; expires_on: number };
       assert.equal(decodeJwt(result.token)['oid'], objectId);

@@ -135,7 +135,13 @@ describe('agent when the host is no longer recognised', () => {
     try {
       assert.equal((await a.get(imds(VAULT), META)).status, 200);
       const started = Date.now();
-      await deleteResource(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: host.resourceGroup, type: 'Microsoft.HybridCompute/machines', name: host.name, clock: t.ctx.clock });
+      await deleteResource(t.ctx.store, {
+        subscriptionId: t.subscriptionId,
+        resourceGroup: host.resourceGroup,
+        type: 'Microsoft.HybridCompute/machines',
+        name: host.name,
+        clock: t.ctx.clock,
+      });
       let status = 200;
       while (status === 200 && Date.now() - started < 5000) {
         status = (await a.get(imds(VAULT), META)).status;

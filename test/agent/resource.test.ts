@@ -162,7 +162,9 @@ describe('agent: an authority refusal of a resource', () => {
   it('is a 400 invalid-resource kind, not a refusal the agent answers with 500', async () => {
     const server = createServer((req, res) => {
       req.resume();
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_resource', error_description: 'AADSTS500011: The resource principal named x was not found in the tenant.' }));
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: 'invalid_resource', error_description: 'AADSTS500011: The resource principal named x was not found in the tenant.' }));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const client = new AuthorityClient({ authorityUrl: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`, timeoutMs: 5000 });

@@ -29,7 +29,18 @@ describe('@azure/identity 4.13.1 ManagedIdentityCredential against the agent', (
 
   async function tokens(env: NodeJS.ProcessEnv, options: Record<string, unknown>, scopes: string[]) {
     const clean: NodeJS.ProcessEnv = { ...process.env };
-    for (const name of ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_POD_IDENTITY_AUTHORITY_HOST', 'IMDS_ENDPOINT']) delete clean[name];
+    for (const name of [
+      'IDENTITY_ENDPOINT',
+      'IDENTITY_HEADER',
+      'MSI_ENDPOINT',
+      'MSI_SECRET',
+      'AZURE_CLIENT_ID',
+      'AZURE_TENANT_ID',
+      'AZURE_FEDERATED_TOKEN_FILE',
+      'AZURE_POD_IDENTITY_AUTHORITY_HOST',
+      'IMDS_ENDPOINT',
+    ])
+      delete clean[name];
     const { stdout } = await run(process.execPath, [FIXTURE, JSON.stringify({ options, scopes })], { env: { ...clean, ...env }, timeout: 60_000 });
     return JSON.parse(stdout) as { token: string; expiresOnTimestamp: number }[];
   }

@@ -86,10 +86,19 @@ describe('agent surfaces', () => {
   });
 
   it('App Service 2019-08-01 at /msi/token with X-IDENTITY-HEADER (extra Metadata and Content-Type tolerated), every selector', async () => {
-    const ok = await a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}`, { 'x-identity-header': a.secret, metadata: 'true', 'content-type': 'application/json' });
+    const ok = await a.get(`/msi/token?api-version=2019-08-01&resource=${VAULT}`, {
+      'x-identity-header': a.secret,
+      metadata: 'true',
+      'content-type': 'application/json',
+    });
     assert.equal(ok.status, 200, ok.body);
     assertSuccessShape(ok.body, VAULT, host.system.clientId);
-    for (const [name, value] of [['client_id', host.uami2.clientId], ['mi_res_id', host.uami2.id], ['object_id', host.uami2.objectId], ['principal_id', host.uami2.objectId]] as const) {
+    for (const [name, value] of [
+      ['client_id', host.uami2.clientId],
+      ['mi_res_id', host.uami2.id],
+      ['object_id', host.uami2.objectId],
+      ['principal_id', host.uami2.objectId],
+    ] as const) {
       const r = await a.get(`/MSI/token/?api-version=2019-08-01&resource=${VAULT}/&${name}=${encodeURIComponent(value)}`, { 'x-identity-header': a.secret });
       assert.equal(r.status, 200, `${name}: ${r.body}`);
       assertSuccessShape(r.body, `${VAULT}/`, host.uami2.clientId);
@@ -111,7 +120,10 @@ describe('agent surfaces', () => {
     });
     assert.equal(post.status, 200, post.body);
     assertSuccessShape(post.body, 'https://management.core.windows.net/', host.system.clientId);
-    const userAssigned = await a.post('/oauth2/token', `resource=${VAULT}&client_id=${host.uami.clientId}`, { metadata: 'true', 'content-type': 'application/x-www-form-urlencoded' });
+    const userAssigned = await a.post('/oauth2/token', `resource=${VAULT}&client_id=${host.uami.clientId}`, {
+      metadata: 'true',
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     assertSuccessShape(userAssigned.body, VAULT, host.uami.clientId);
     const get = await a.get(`/oauth2/token?resource=${VAULT}`, META);
     assert.equal(get.status, 200, get.body);
@@ -138,7 +150,12 @@ describe('agent surfaces', () => {
   });
 
   describe('refusals: documented status and body, and the agent keeps serving', () => {
-    const cases: { name: string; send: () => Promise<{ status: number; body: string; headers: Record<string, unknown> }>; status: number; body: Record<string, string> }[] = [
+    const cases: {
+      name: string;
+      send: () => Promise<{ status: number; body: string; headers: Record<string, unknown> }>;
+      status: number;
+      body: Record<string, string>;
+    }[] = [
       {
         name: 'missing Metadata header',
         send: () => a.get(`${IMDS_PATH}?api-version=2018-02-01&resource=${VAULT}`),
@@ -240,7 +257,11 @@ describe('agent surfaces', () => {
     const r = await a.get(IMDS_PATH, { origin: 'http://evil.example', 'access-control-request-method': 'GET' }).catch(() => undefined);
     assert.ok(r);
     const { rawRequest } = await import('./helpers.js');
-    const pre = await rawRequest(a.agent.port, 'OPTIONS', IMDS_PATH, { origin: 'http://evil.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'metadata' });
+    const pre = await rawRequest(a.agent.port, 'OPTIONS', IMDS_PATH, {
+      origin: 'http://evil.example',
+      'access-control-request-method': 'GET',
+      'access-control-request-headers': 'metadata',
+    });
     assert.equal(pre.status, 405);
     for (const name of Object.keys(pre.headers)) assert.ok(!name.startsWith('access-control-'), name);
   });

@@ -29,7 +29,8 @@ const request = (remoteAddress: string, headers: Record<string, string>) => ({ s
 describe('agent guard', () => {
   it('loopback means 127.0.0.0/8, ::1 and IPv4-mapped 127.x only', () => {
     for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopback(a), a);
-    for (const a of ['10.0.0.1', '169.254.169.254', '::ffff:10.0.0.1', '0.0.0.0', '::', 'fe80::1', '1127.0.0.1', undefined]) assert.ok(!isLoopback(a), String(a));
+    for (const a of ['10.0.0.1', '169.254.169.254', '::ffff:10.0.0.1', '0.0.0.0', '::', 'fe80::1', '1127.0.0.1', undefined])
+      assert.ok(!isLoopback(a), String(a));
   });
 
   it('refuses a non-loopback peer with 403 (before anything else), unless listed for the DNAT setup', () => {
@@ -48,10 +49,12 @@ describe('agent guard', () => {
   it('a Host without a port is this agent only when it listens on port 80', () => {
     const on80 = new RequestGuard();
     on80.setPort(80);
-    for (const host of ['127.0.0.1', 'localhost', '[::1]', '127.0.0.1:80', 'LOCALHOST:80']) assert.equal(on80.check(request('127.0.0.1', { host })), undefined, host);
+    for (const host of ['127.0.0.1', 'localhost', '[::1]', '127.0.0.1:80', 'LOCALHOST:80'])
+      assert.equal(on80.check(request('127.0.0.1', { host })), undefined, host);
     const other = new RequestGuard();
     other.setPort(50342);
-    for (const host of ['127.0.0.1', 'localhost', '[::1]', '127.0.0.1:80', 'evil.example:50342']) assert.equal(other.check(request('127.0.0.1', { host }))?.reason, 'foreign_host', host);
+    for (const host of ['127.0.0.1', 'localhost', '[::1]', '127.0.0.1:80', 'evil.example:50342'])
+      assert.equal(other.check(request('127.0.0.1', { host }))?.reason, 'foreign_host', host);
   });
 
   it('refuses Forwarded as well as X-Forwarded-For, and a missing Host', () => {
@@ -86,7 +89,12 @@ describe('agent rate limiter', () => {
 });
 
 describe('agent token cache (fake authority)', () => {
-  const identity: HostIdentity = { type: 'UserAssigned', objectId: 'OID-1', clientId: 'cid-1', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u' };
+  const identity: HostIdentity = {
+    type: 'UserAssigned',
+    objectId: 'OID-1',
+    clientId: 'cid-1',
+    resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u',
+  };
 
   function setup() {
     const clock = new FakeClock(Date.UTC(2026, 0, 1));
@@ -107,7 +115,17 @@ describe('agent token cache (fake authority)', () => {
     const { entry } = await cache.obtain(identity, 'https://vault.azure.net/');
     clock.advance(10_500);
     const body = JSON.parse(successBody(entry, clock.now())) as Record<string, string>;
-    assert.deepEqual(Object.keys(body), ['access_token', 'refresh_token', 'expires_in', 'expires_on', 'ext_expires_in', 'not_before', 'resource', 'token_type', 'client_id']);
+    assert.deepEqual(Object.keys(body), [
+      'access_token',
+      'refresh_token',
+      'expires_in',
+      'expires_on',
+      'ext_expires_in',
+      'not_before',
+      'resource',
+      'token_type',
+      'client_id',
+    ]);
     assert.equal(body['expires_in'], '3590');
     assert.equal(body['ext_expires_in'], '3590');
     assert.equal(body['resource'], 'https://vault.azure.net/');
@@ -171,7 +189,12 @@ describe('agent token cache (fake authority)', () => {
 });
 
 describe('agent token cache: decisions pinned by mutation testing', () => {
-  const identity: HostIdentity = { type: 'UserAssigned', objectId: 'OID-1', clientId: 'cid-1', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u' };
+  const identity: HostIdentity = {
+    type: 'UserAssigned',
+    objectId: 'OID-1',
+    clientId: 'cid-1',
+    resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u',
+  };
   const settle = () => new Promise((r) => setImmediate(r));
 
   function setup() {
@@ -259,9 +282,24 @@ describe('agent token cache: decisions pinned by mutation testing', () => {
 });
 
 describe('agent token pipeline: serveToken and its checks (fake context)', () => {
-  const system: HostIdentity = { type: 'SystemAssigned', objectId: 'SYS-OID', clientId: 'sys-cid', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/machines/m' };
-  const uami: HostIdentity = { type: 'UserAssigned', objectId: 'UAMI-OID', clientId: 'uami-cid', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-one' };
-  const uami2: HostIdentity = { type: 'UserAssigned', objectId: 'UAMI2-OID', clientId: 'uami2-cid', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-two' };
+  const system: HostIdentity = {
+    type: 'SystemAssigned',
+    objectId: 'SYS-OID',
+    clientId: 'sys-cid',
+    resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/machines/m',
+  };
+  const uami: HostIdentity = {
+    type: 'UserAssigned',
+    objectId: 'UAMI-OID',
+    clientId: 'uami-cid',
+    resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-one',
+  };
+  const uami2: HostIdentity = {
+    type: 'UserAssigned',
+    objectId: 'UAMI2-OID',
+    clientId: 'uami2-cid',
+    resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-two',
+  };
   const all = [system, uami, uami2];
   const RESOURCE = 'https://vault.azure.net';
 
@@ -380,7 +418,10 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
     assert.equal((await p.serve({ selector: { kind: 'system' }, session: none })).status, 400);
     // A session whose only user-assigned identity is named, on a host without a system identity.
     const noSystem = pipeline({ identities: [uami, uami2] });
-    assert.equal((await noSystem.serve({ selector: { kind: 'system' }, session: { id: 's4', identities: ['app-two'] } })).body.access_token, 'token-of-UAMI2-OID');
+    assert.equal(
+      (await noSystem.serve({ selector: { kind: 'system' }, session: { id: 's4', identities: ['app-two'] } })).body.access_token,
+      'token-of-UAMI2-OID',
+    );
   });
 
   it('invariant: once the authority no longer recognises the host, nothing is served, not even a cached token', async () => {
@@ -467,8 +508,14 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
     assert.equal((await p.serve({ selector: { kind: 'system' }, echo: true })).body.object_id, undefined);
     assert.equal((await p.serve({ selector: byClient(uami), echo: 'yes' as unknown as boolean })).body.object_id, undefined);
     const served = p.audits.filter((e) => e.decision === 'served');
-    assert.deepEqual(served.map((e) => e.source), ['authority', 'cache', 'authority', 'cache']);
-    assert.ok(served.every((e) => e.status === 200 && e.audience === RESOURCE && e.surface === 'imds'), 'served records');
+    assert.deepEqual(
+      served.map((e) => e.source),
+      ['authority', 'cache', 'authority', 'cache'],
+    );
+    assert.ok(
+      served.every((e) => e.status === 200 && e.audience === RESOURCE && e.surface === 'imds'),
+      'served records',
+    );
   });
 
   it('answers JSON with no-store and no CORS; a refusal after the answer started writes nothing; a throwing audit sink never loses the answer', async () => {
@@ -496,18 +543,32 @@ describe('agent token pipeline: serveToken and its checks (fake context)', () =>
       },
     };
     assert.equal((await p.serve({ selector: byClient(uami) })).status, 200);
-    assert.ok(p.logs.lines.some((l) => l.includes('the audit sink threw')), 'logged');
+    assert.ok(
+      p.logs.lines.some((l) => l.includes('the audit sink threw')),
+      'logged',
+    );
   });
 });
 
 describe('agent request checks', () => {
-  const system: HostIdentity = { type: 'SystemAssigned', objectId: 'Sys-Oid', clientId: 'Sys-Cid', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/machines/app-one' };
-  const user: HostIdentity = { type: 'UserAssigned', objectId: 'User-Oid', clientId: 'User-Cid', resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-one' };
+  const system: HostIdentity = {
+    type: 'SystemAssigned',
+    objectId: 'Sys-Oid',
+    clientId: 'Sys-Cid',
+    resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/machines/app-one',
+  };
+  const user: HostIdentity = {
+    type: 'UserAssigned',
+    objectId: 'User-Oid',
+    clientId: 'User-Cid',
+    resourceId: '/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-one',
+  };
 
   it('invariant: a session selector names an identity by [system] (system only), client or object id, ARM id or name (user-assigned only), in any case', () => {
     const session = (...identities: string[]) => ({ id: 'x', identities });
     for (const s of ['[system]', ' SYSTEM ', 'system', 'sys-cid', 'SYS-OID']) assert.ok(sessionAllows(session(s), system), s);
-    for (const s of ['user-cid', 'USER-OID', 'app-one', 'APP-ONE', user.resourceId.toUpperCase(), ` ${user.resourceId} `]) assert.ok(sessionAllows(session(s), user), s);
+    for (const s of ['user-cid', 'USER-OID', 'app-one', 'APP-ONE', user.resourceId.toUpperCase(), ` ${user.resourceId} `])
+      assert.ok(sessionAllows(session(s), user), s);
     // The system identity's resource id is the machine's; its last segment is the machine's name: neither names it.
     for (const s of ['app-one', system.resourceId, 'user-cid', '']) assert.equal(sessionAllows(session(s), system), false, s);
     for (const s of ['[system]', 'system', 'sys-cid', 'app', 'one', '/subscriptions/s', '']) assert.equal(sessionAllows(session(s), user), false, s);
@@ -518,19 +579,44 @@ describe('agent request checks', () => {
 
   it('parses the query as IMDS does: + and percent-decoding, empty parts skipped, bad encoding and duplicates refused', () => {
     const params = parseParams('resource=https%3A%2F%2Fa.example%2F&&Client_ID=x+y&flag');
-    assert.deepEqual([...params], [['resource', 'https://a.example/'], ['client_id', 'x y'], ['flag', '']]);
+    assert.deepEqual(
+      [...params],
+      [
+        ['resource', 'https://a.example/'],
+        ['client_id', 'x y'],
+        ['flag', ''],
+      ],
+    );
     assert.equal(parseParams('').size, 0);
     assert.equal(parseParams('a=b=c').get('a'), 'b=c');
-    assert.throws(() => parseParams('resource=%E0%A4%A'), (err: unknown) => err instanceof AgentError && err.status === 400 && err.reason === 'bad_query');
-    assert.throws(() => parseParams('r%65source=a&resource=b'), (err: unknown) => err instanceof AgentError && err.reason === 'duplicate_parameter');
-    assert.throws(() => selectorOf(parseParams('object_id=a&principal_id=a')), (err: unknown) => err instanceof AgentError && err.reason === 'multiple_selectors');
+    assert.throws(
+      () => parseParams('resource=%E0%A4%A'),
+      (err: unknown) => err instanceof AgentError && err.status === 400 && err.reason === 'bad_query',
+    );
+    assert.throws(
+      () => parseParams('r%65source=a&resource=b'),
+      (err: unknown) => err instanceof AgentError && err.reason === 'duplicate_parameter',
+    );
+    assert.throws(
+      () => selectorOf(parseParams('object_id=a&principal_id=a')),
+      (err: unknown) => err instanceof AgentError && err.reason === 'multiple_selectors',
+    );
     assert.deepEqual(selectorOf(parseParams('msi_res_id=/x&resource=r')), { kind: 'resource', value: '/x' });
   });
 
   it('invariant: a request without a valid resource is refused before any identity, cache or authority call', () => {
-    for (const q of ['', 'resource=']) assert.throws(() => requireResource(parseParams(q)), (err: unknown) => err instanceof AgentError && err.reason === 'missing_parameter', q);
+    for (const q of ['', 'resource='])
+      assert.throws(
+        () => requireResource(parseParams(q)),
+        (err: unknown) => err instanceof AgentError && err.reason === 'missing_parameter',
+        q,
+      );
     for (const bad of ['not a uri', 'https://a.example/\u0000', `https://${'a'.repeat(2100)}.example`, 'http://vault.azure.net']) {
-      assert.throws(() => requireResource(new Map([['resource', bad]])), (err: unknown) => err instanceof AgentError && err.status === 400 && err.error === 'invalid_resource', JSON.stringify(bad));
+      assert.throws(
+        () => requireResource(new Map([['resource', bad]])),
+        (err: unknown) => err instanceof AgentError && err.status === 400 && err.error === 'invalid_resource',
+        JSON.stringify(bad),
+      );
     }
     assert.equal(requireResource(new Map([['resource', 'https://vault.azure.net']])), 'https://vault.azure.net');
   });

@@ -37,7 +37,12 @@ describe('audit durability under kill -9', () => {
       try {
         const ready = await authority.waitForLine((line) => line.startsWith('ready '), 30_000);
         const url = `${ready.slice('ready '.length)}/${config.tenantId}/oauth2/v2.0/token`;
-        const form = { grant_type: 'client_credentials', client_id: admin.clientId, client_secret: admin.clientSecret, scope: 'https://vault.azure.net/.default' };
+        const form = {
+          grant_type: 'client_credentials',
+          client_id: admin.clientId,
+          client_secret: admin.clientSecret,
+          scope: 'https://vault.azure.net/.default',
+        };
         let killed = false;
         const worker = async () => {
           for (let i = 0; i < 200 && !killed; i++) {

@@ -48,10 +48,21 @@ void describe('client authentication throttle', () => {
     clock.set(Math.floor(clock.now() / MINUTE) * MINUTE + MINUTE + SECOND);
   }
   function token(form: Record<string, string>, from: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
-    const request: InjectOptions = { method: 'POST', url: tokenPath, headers: { ...FORM, ...headers }, remoteAddress: from, payload: new URLSearchParams(form).toString() };
+    const request: InjectOptions = {
+      method: 'POST',
+      url: tokenPath,
+      headers: { ...FORM, ...headers },
+      remoteAddress: from,
+      payload: new URLSearchParams(form).toString(),
+    };
     return t.app.inject(request);
   }
-  const secretForm = (app: TestApplication, secret: string) => ({ grant_type: 'client_credentials', client_id: app.appId, client_secret: secret, scope: SCOPE });
+  const secretForm = (app: TestApplication, secret: string) => ({
+    grant_type: 'client_credentials',
+    client_id: app.appId,
+    client_secret: secret,
+    scope: SCOPE,
+  });
 
   void it('invariant: a client is locked after 10 wrong secrets from any sources: even the right secret gets 429 AADSTS50053 until Retry-After', async () => {
     freshWindow();
@@ -97,7 +108,14 @@ void describe('client authentication throttle', () => {
     const hostId = `/subscriptions/${t.subscriptionId}/resourceGroups/hosts/providers/Microsoft.HybridCompute/machines/${keyId}`;
     const registered = await generateKeyPair('ES256');
     const attacker = await generateKeyPair('ES256');
-    await t.ctx.store.hostCredentials.add({ keyId, hostResourceId: hostId, publicJwk: await exportJWK(registered.publicKey), createdAt: clock.now(), expiresAt: clock.now() + MINUTE * 60 * 24, revokedAt: null });
+    await t.ctx.store.hostCredentials.add({
+      keyId,
+      hostResourceId: hostId,
+      publicJwk: await exportJWK(registered.publicKey),
+      createdAt: clock.now(),
+      expiresAt: clock.now() + MINUTE * 60 * 24,
+      revokedAt: null,
+    });
     const forged = () =>
       new SignJWT({ jti: randomUUID() })
         .setProtectedHeader({ alg: 'ES256', kid: keyId })
@@ -122,7 +140,14 @@ void describe('client authentication throttle', () => {
     for (const r of await Promise.all(Array.from({ length: 1000 }, () => token(secretForm(app, `wrong-${randomUUID()}`), from)))) {
       statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1);
     }
-    assert.deepEqual([...statuses].sort(), [[401, PER_CLIENT], [429, 1000 - PER_CLIENT]], 'exactly the limit is verified on one replica');
+    assert.deepEqual(
+      [...statuses].sort(),
+      [
+        [401, PER_CLIENT],
+        [429, 1000 - PER_CLIENT],
+      ],
+      'exactly the limit is verified on one replica',
+    );
     clock.advance(MINUTE);
     // The next refusal of that client ends the interval of its counted refusals.
     await token(secretForm(app, 'wrong'), from);
@@ -137,53 +162,88 @@ void describe('client authentication throttle', () => {
     const app = await registerTestApplication(t, `two-methods-${randomUUID()}`, { certificate: false });
     const secret = fc.oneof(fc.constant(app.secret), fc.constant(''), fc.string({ maxLength: 40 }));
     await fc.assert(
-      fc.asyncProperty(secret, secret, fc.constantFrom('client_secret', 'client_assertion', 'both'), fc.boolean(), async (headerSecret, formValue, formField, withClientId) => {
-        const form: Record<string, string> = { grant_type: 'client_credentials', scope: SCOPE };
-        if (withClientId) form['client_id'] = app.appId;
-        if (formField !== 'client_assertion') form['client_secret'] = formValue;
-        if (formField !== 'client_secret') Object.assign(form, { client_assertion_type: JWT_BEARER, client_assertion: formValue });
-        const r = await token(form, source(), { authorization: basic(app.appId, headerSecret) });
-        assert.equal(r.statusCode, 400);
-        assert.deepEqual([codes(r).error, codes(r).error_codes], ['invalid_request', [7000216]]);
-      }),
+      fc.asyncProperty(
+        secret,
+        secret,
+        fc.constantFrom('client_secret', 'client_assertion', 'both'),
+        fc.boolean(),
+        async (headerSecret, formValue, formField, withClientId) => {
+          const form: Record<string, string> = { grant_type: 'client_credentials', scope: SCOPE };
+          if (withClientId) form['client_id'] = app.appId;
+          if (formField !== 'client_assertion') form['client_secret'] = formValue;
+          if (formField !== 'client_secret') Object.assign(form, { client_assertion_type: JWT_BEARER, client_assertion: formValue });
+          const r = await token(form, source(), { authorization: basic(app.appId, headerSecret) });
+          assert.equal(r.statusCode, 400);
+          assert.deepEqual([codes(r).error, codes(r).error_codes], ['invalid_request', [7000216]]);
+        },
+      ),
       { numRuns: 60 },
     );
-    const both = await token({ grant_type: 'client_credentials', client_id: app.appId, client_secret: app.secret, client_assertion_type: JWT_BEARER, client_assertion: 'x', scope: SCOPE }, source());
+    const both = await token(
+      {
+        grant_type: 'client_credentials',
+        client_id: app.appId,
+        client_secret: app.secret,
+        client_assertion_type: JWT_BEARER,
+        client_assertion: 'x',
+        scope: SCOPE,
+      },
+      source(),
+    );
     assert.equal(both.statusCode, 400, 'form secret and assertion together');
-    assert.equal((await token({ grant_type: 'client_credentials', scope: SCOPE }, source(), { authorization: basic(app.appId, app.secret) })).statusCode, 200, 'Basic alone works');
+    assert.equal(
+      (await token({ grant_type: 'client_credentials', scope: SCOPE }, source(), { authorization: basic(app.appId, app.secret) })).statusCode,
+      200,
+      'Basic alone works',
+    );
   });
 });
 
 /** Two authority processes' worth of state on one PostgreSQL database: the lock set at one holds at the other. */
-void describe('client authentication throttle across replicas (postgres)', { skip: process.env['OPENMSI_TEST_POSTGRES_URL'] ? false : 'OPENMSI_TEST_POSTGRES_URL not set' }, () => {
-  let a: TestAuthority;
-  let b: OpenmsiServer;
-  let bUrl: string;
+void describe(
+  'client authentication throttle across replicas (postgres)',
+  { skip: process.env['OPENMSI_TEST_POSTGRES_URL'] ? false : 'OPENMSI_TEST_POSTGRES_URL not set' },
+  () => {
+    let a: TestAuthority;
+    let b: OpenmsiServer;
+    let bUrl: string;
 
-  before(async () => {
-    // One clock for both, one second into a window, so the test's failures all fall in one window.
-    const clock = new FakeClock(Math.floor(Date.now() / MINUTE) * MINUTE + SECOND);
-    a = await startTestAuthority({ backend: 'postgres', clock, clientAuthThrottle: DEFAULT_CLIENT_AUTH_THROTTLE });
-    const port = await freePort();
-    b = await createOpenmsiServer({ clock, clientAuthThrottle: DEFAULT_CLIENT_AUTH_THROTTLE, dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, publicUrl: a.url, autoRotate: false });
-    await b.listen();
-    bUrl = `https://localhost:${String(port)}`;
-  });
-  after(async () => {
-    await b.close();
-    await a.close();
-  });
+    before(async () => {
+      // One clock for both, one second into a window, so the test's failures all fall in one window.
+      const clock = new FakeClock(Math.floor(Date.now() / MINUTE) * MINUTE + SECOND);
+      a = await startTestAuthority({ backend: 'postgres', clock, clientAuthThrottle: DEFAULT_CLIENT_AUTH_THROTTLE });
+      const port = await freePort();
+      b = await createOpenmsiServer({
+        clock,
+        clientAuthThrottle: DEFAULT_CLIENT_AUTH_THROTTLE,
+        dataDir: a.dataDir,
+        env: { ...process.env, OPENMSI_STORE: '' },
+        store: a.storeLocation,
+        logger: captureLogs().logger,
+        host: '127.0.0.1',
+        port,
+        publicUrl: a.url,
+        autoRotate: false,
+      });
+      await b.listen();
+      bUrl = `https://localhost:${String(port)}`;
+    });
+    after(async () => {
+      await b.close();
+      await a.close();
+    });
 
-  void it('invariant: wrong secrets at one replica lock the client at the other, right secret included', async () => {
-    const app = await registerTestApplication(a, `replicated-${randomUUID()}`, { certificate: false });
-    const form = (secret: string) => ({ grant_type: 'client_credentials', client_id: app.appId, client_secret: secret, scope: SCOPE });
-    const path = `/${a.tenantId}/oauth2/v2.0/token`;
-    // Half the guesses at each replica: each one alone stays under the limit, together they reach it.
-    for (let i = 0; i < PER_CLIENT; i++) assert.equal((await postForm(`${i % 2 === 0 ? a.url : bUrl}${path}`, form('wrong'), a.caPem)).status, 401);
-    for (const url of [a.url, bUrl]) {
-      const r = await postForm(`${url}${path}`, form(app.secret), a.caPem);
-      assert.equal(r.status, 429, url);
-      assert.ok(Number(r.headers['retry-after']) >= 1);
-    }
-  });
-});
+    void it('invariant: wrong secrets at one replica lock the client at the other, right secret included', async () => {
+      const app = await registerTestApplication(a, `replicated-${randomUUID()}`, { certificate: false });
+      const form = (secret: string) => ({ grant_type: 'client_credentials', client_id: app.appId, client_secret: secret, scope: SCOPE });
+      const path = `/${a.tenantId}/oauth2/v2.0/token`;
+      // Half the guesses at each replica: each one alone stays under the limit, together they reach it.
+      for (let i = 0; i < PER_CLIENT; i++) assert.equal((await postForm(`${i % 2 === 0 ? a.url : bUrl}${path}`, form('wrong'), a.caPem)).status, 401);
+      for (const url of [a.url, bUrl]) {
+        const r = await postForm(`${url}${path}`, form(app.secret), a.caPem);
+        assert.equal(r.status, 429, url);
+        assert.ok(Number(r.headers['retry-after']) >= 1);
+      }
+    });
+  },
+);

@@ -28,7 +28,7 @@ describe('discovery, JWKS and instance discovery', () => {
     assert.equal(common['issuer'], `${t.url}/{tenantid}/v2.0`);
   });
 
-  it('serves the v1 document whose issuer is the access tokens\' iss', async () => {
+  it("serves the v1 document whose issuer is the access tokens' iss", async () => {
     const doc = (await httpsRequest(`${t.url}/${t.tenantId}/.well-known/openid-configuration`, { ca: t.caPem })).json<Record<string, string>>();
     assert.equal(doc['issuer'], `${t.url}/${t.tenantId}/`);
     assert.equal(doc['token_endpoint'], `${t.url}/${t.tenantId}/oauth2/token`);
@@ -62,7 +62,10 @@ describe('discovery, JWKS and instance discovery', () => {
     const body = ok.json<{ tenant_discovery_endpoint: string; metadata: { aliases: string[] }[] }>();
     assert.equal(body.tenant_discovery_endpoint, `${t.url}/${t.tenantId}/v2.0/.well-known/openid-configuration`);
     assert.deepEqual(body.metadata[0]!.aliases, [new URL(t.url).host]);
-    const foreign = await httpsRequest(`${t.url}/common/discovery/instance?authorization_endpoint=${encodeURIComponent('https://evil.example/x/oauth2/v2.0/authorize')}`, { ca: t.caPem });
+    const foreign = await httpsRequest(
+      `${t.url}/common/discovery/instance?authorization_endpoint=${encodeURIComponent('https://evil.example/x/oauth2/v2.0/authorize')}`,
+      { ca: t.caPem },
+    );
     assert.equal(foreign.status, 400);
     assert.equal(foreign.json<{ error: string }>().error, 'invalid_request');
   });

@@ -98,7 +98,10 @@ describe('openmsi init', () => {
       mkdirSync(join(killed, '.init-abc123', 'ca'), { recursive: true });
       writeFileSync(join(killed, '.init-abc123', 'master.key'), 'x');
       await initDataDir({ dataDir: killed, env });
-      assert.equal(readdirSync(killed).some((name) => name.startsWith('.init-')), false);
+      assert.equal(
+        readdirSync(killed).some((name) => name.startsWith('.init-')),
+        false,
+      );
       assert.ok(existsSync(dataDirLayout(killed).config));
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -36,7 +36,10 @@ describe('keys rotate --revoke-previous, end to end', () => {
     assert.notEqual(result.current, oldKid);
 
     const { keys } = (await httpsRequest(jwksUrl, { ca: t.caPem })).json<{ keys: { kid: string }[] }>();
-    assert.equal(keys.some((k) => k.kid === oldKid), false);
+    assert.equal(
+      keys.some((k) => k.kid === oldKid),
+      false,
+    );
 
     // A verifier that fetches the key set now refuses the old token; the authority's own API does too.
     const after = createTokenVerifier({ ...verifierOptions, jwks: remoteJwks(jwksUrl, { ca: t.caPem }) });

@@ -36,22 +36,49 @@ void describe('log redaction', () => {
       });
       assert.equal(managed.status, 200, managed.body);
       // A token request with the secret in the body, in HTTP Basic, and in the query string.
-      const inBody = await postForm(tokenUrl, { grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: secret, scope: 'https://vault.azure.net/.default' }, t.caPem);
+      const inBody = await postForm(
+        tokenUrl,
+        { grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: secret, scope: 'https://vault.azure.net/.default' },
+        t.caPem,
+      );
       assert.equal(inBody.status, 200, inBody.body);
       const issued = inBody.json<{ access_token: string }>().access_token;
       const basic = Buffer.from(`${t.admin.clientId}:${encodeURIComponent(secret)}`).toString('base64');
-      assert.equal((await postForm(tokenUrl, { grant_type: 'client_credentials', scope: 'https://vault.azure.net/.default' }, t.caPem, { authorization: `Basic ${basic}` })).status, 200);
-      await postForm(`${tokenUrl}?client_secret=${encodeURIComponent(querySecret)}`, { grant_type: 'client_credentials', client_id: t.admin.clientId, scope: 'https://vault.azure.net/.default' }, t.caPem);
+      assert.equal(
+        (
+          await postForm(tokenUrl, { grant_type: 'client_credentials', scope: 'https://vault.azure.net/.default' }, t.caPem, {
+            authorization: `Basic ${basic}`,
+          })
+        ).status,
+        200,
+      );
+      await postForm(
+        `${tokenUrl}?client_secret=${encodeURIComponent(querySecret)}`,
+        { grant_type: 'client_credentials', client_id: t.admin.clientId, scope: 'https://vault.azure.net/.default' },
+        t.caPem,
+      );
       // Refused requests and an unknown route, each carrying credentials.
-      await httpsRequest(`${t.url}/subscriptions/${t.subscriptionId}/resourcegroups?api-version=2023-01-31&token=${querySecret}`, { ca: t.caPem, headers: { authorization: `Bearer ${token}x` } });
+      await httpsRequest(`${t.url}/subscriptions/${t.subscriptionId}/resourcegroups?api-version=2023-01-31&token=${querySecret}`, {
+        ca: t.caPem,
+        headers: { authorization: `Bearer ${token}x` },
+      });
       await httpsRequest(`${t.url}/no/such/route?client_secret=${querySecret}`, { ca: t.caPem, headers: { authorization: `Bearer ${token}` } });
 
       const written = t.logLines.slice(before);
       const log = written.join('\n');
       // The requests were logged (method and path), so the checks below are not vacuous.
-      assert.ok(written.some((l) => l.includes(`/subscriptions/${t.subscriptionId}/resourcegroups`)), 'the management request was logged');
-      assert.ok(written.some((l) => l.includes(`/${t.tenantId}/oauth2/v2.0/token`)), 'the token requests were logged');
-      assert.ok(written.some((l) => l.includes('/no/such/route')), 'the unknown route was logged');
+      assert.ok(
+        written.some((l) => l.includes(`/subscriptions/${t.subscriptionId}/resourcegroups`)),
+        'the management request was logged',
+      );
+      assert.ok(
+        written.some((l) => l.includes(`/${t.tenantId}/oauth2/v2.0/token`)),
+        'the token requests were logged',
+      );
+      assert.ok(
+        written.some((l) => l.includes('/no/such/route')),
+        'the unknown route was logged',
+      );
       const needles: [string, string][] = [
         ['bearer token', token],
         ['bearer token signature', token.split('.')[2]!],
@@ -81,12 +108,51 @@ void describe('log redaction', () => {
     void it('censors credential fields wherever a debug record carries them', () => {
       const { logger, lines } = capture('debug');
       const secrets = Object.fromEntries(
-        ['authorization', 'basic', 'identity', 'header', 'client_secret', 'client_assertion', 'access_token', 'password', 'secret', 'secretText', 'value', 'token'].map((k) => [k, `${k}-${randomUUID()}`]),
+        [
+          'authorization',
+          'basic',
+          'identity',
+          'header',
+          'client_secret',
+          'client_assertion',
+          'access_token',
+          'password',
+          'secret',
+          'secretText',
+          'value',
+          'token',
+        ].map((k) => [k, `${k}-${randomUUID()}`]),
       );
-      logger.debug({ req: { headers: { authorization: `Bearer ${secrets['authorization']!}`, 'x-identity-header': secrets['identity'], secret: secrets['header'] } } }, 'raw request');
+      logger.debug(
+        { req: { headers: { authorization: `Bearer ${secrets['authorization']!}`, 'x-identity-header': secrets['identity'], secret: secrets['header'] } } },
+        'raw request',
+      );
       logger.debug({ headers: { authorization: `Basic ${secrets['basic']!}` } }, 'raw headers');
-      logger.debug({ client_secret: secrets['client_secret'], client_assertion: secrets['client_assertion'], access_token: secrets['access_token'], password: secrets['password'], secretText: secrets['secretText'], token: secrets['token'] }, 'top level');
-      logger.debug({ body: { client_secret: secrets['client_secret'], client_assertion: secrets['client_assertion'] }, result: { access_token: secrets['access_token'], secret: secrets['secret'], value: secrets['value'], token: secrets['token'], password: secrets['password'], secretText: secrets['secretText'] } }, 'nested');
+      logger.debug(
+        {
+          client_secret: secrets['client_secret'],
+          client_assertion: secrets['client_assertion'],
+          access_token: secrets['access_token'],
+          password: secrets['password'],
+          secretText: secrets['secretText'],
+          token: secrets['token'],
+        },
+        'top level',
+      );
+      logger.debug(
+        {
+          body: { client_secret: secrets['client_secret'], client_assertion: secrets['client_assertion'] },
+          result: {
+            access_token: secrets['access_token'],
+            secret: secrets['secret'],
+            value: secrets['value'],
+            token: secrets['token'],
+            password: secrets['password'],
+            secretText: secrets['secretText'],
+          },
+        },
+        'nested',
+      );
       assert.equal(lines.length, 4, 'every debug record was written');
       const log = lines.join('\n');
       for (const [name, value] of Object.entries(secrets)) assert.equal(log.includes(value), false, `${name} reached the log`);
@@ -97,7 +163,15 @@ void describe('log redaction', () => {
       const { logger, lines } = capture('debug');
       const secret = randomUUID();
       logger.debug(
-        { req: { method: 'POST', url: `/tenant/oauth2/token?client_secret=${secret}`, id: 'r1', ip: '127.0.0.1', headers: { cookie: secret, 'x-ms-token': secret } } },
+        {
+          req: {
+            method: 'POST',
+            url: `/tenant/oauth2/token?client_secret=${secret}`,
+            id: 'r1',
+            ip: '127.0.0.1',
+            headers: { cookie: secret, 'x-ms-token': secret },
+          },
+        },
         'incoming request',
       );
       assert.equal(lines.length, 1);

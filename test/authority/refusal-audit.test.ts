@@ -47,40 +47,78 @@ void describe('bounded audit of unauthenticated refusals', () => {
 
     // 4,000 to an unknown tenant, 3,000 JSON bodies, 2,000 unknown client ids: three sources, three reasons.
     const unknownTenant = await send(4000, () => ({
-      method: 'POST', url: `/${randomUUID()}/oauth2/v2.0/token`, headers: FORM, remoteAddress: '10.0.0.1',
+      method: 'POST',
+      url: `/${randomUUID()}/oauth2/v2.0/token`,
+      headers: FORM,
+      remoteAddress: '10.0.0.1',
       payload: form({ grant_type: 'client_credentials', client_id: randomUUID(), client_secret: 'x', scope: 'https://vault.azure.net/.default' }),
     }));
     assert.deepEqual([...unknownTenant], [[400, 4000]]);
-    const malformed = await send(3000, () => ({ method: 'POST', url: tokenPath, headers: { 'content-type': 'application/json' }, remoteAddress: '10.0.0.2', payload: '{"grant_type":"client_credentials"}' }));
+    const malformed = await send(3000, () => ({
+      method: 'POST',
+      url: tokenPath,
+      headers: { 'content-type': 'application/json' },
+      remoteAddress: '10.0.0.2',
+      payload: '{"grant_type":"client_credentials"}',
+    }));
     assert.deepEqual([...malformed], [[400, 3000]]);
     const unknownClient = await send(2000, () => ({
-      method: 'POST', url: tokenPath, headers: FORM, remoteAddress: '10.0.0.3',
+      method: 'POST',
+      url: tokenPath,
+      headers: FORM,
+      remoteAddress: '10.0.0.3',
       payload: form({ grant_type: 'client_credentials', client_id: randomUUID(), client_secret: 'x', scope: 'https://vault.azure.net/.default' }),
     }));
     assert.deepEqual([...unknownClient], [[400, 2000]]);
     // 1,000 more, each from its own address: past the cap, the rest are counted in one overflow row.
-    await send(1000, (i) => ({ method: 'POST', url: `/nosuchtenant${String(i)}/oauth2/token`, headers: FORM, remoteAddress: `10.1.${String(i >> 8)}.${String(i & 255)}`, payload: 'grant_type=client_credentials' }));
+    await send(1000, (i) => ({
+      method: 'POST',
+      url: `/nosuchtenant${String(i)}/oauth2/token`,
+      headers: FORM,
+      remoteAddress: `10.1.${String(i >> 8)}.${String(i & 255)}`,
+      payload: 'grant_type=client_credentials',
+    }));
     // A known client's refusals: the first of the interval is written at once, the rest are counted.
     for (let i = 0; i < 3; i++) {
-      const r = await t.app.inject({ method: 'POST', url: tokenPath, headers: FORM, remoteAddress: '10.0.0.4', payload: form({ grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: 'wrong', scope: 'https://vault.azure.net/.default' }) });
+      const r = await t.app.inject({
+        method: 'POST',
+        url: tokenPath,
+        headers: FORM,
+        remoteAddress: '10.0.0.4',
+        payload: form({ grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: 'wrong', scope: 'https://vault.azure.net/.default' }),
+      });
       assert.equal(r.statusCode, 401);
     }
     await t.ctx.audit.flush();
     const during = (await denied((q) => t.ctx.store.audit.list(q))).slice(0, -baseline || undefined);
-    assert.equal(during.length, 1, 'only the known client\'s first refusal is written while the interval runs');
-    assert.ok(during.every((e) => e.actor === t.admin.clientId && e.detail['aadsts'] === 7000215 && e.tenantId === t.tenantId && e.detail['aggregated'] === undefined));
+    assert.equal(during.length, 1, "only the known client's first refusal is written while the interval runs");
+    assert.ok(
+      during.every((e) => e.actor === t.admin.clientId && e.detail['aadsts'] === 7000215 && e.tenantId === t.tenantId && e.detail['aggregated'] === undefined),
+    );
 
     // The next interval: its first refusal flushes the previous interval.
     clock.advance(MINUTE);
-    await t.app.inject({ method: 'POST', url: `/${randomUUID()}/oauth2/token`, headers: FORM, remoteAddress: '10.0.0.1', payload: 'grant_type=client_credentials' });
-    await t.app.inject({ method: 'POST', url: tokenPath, headers: FORM, remoteAddress: '10.0.0.4', payload: form({ grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: 'wrong', scope: 'https://vault.azure.net/.default' }) });
+    await t.app.inject({
+      method: 'POST',
+      url: `/${randomUUID()}/oauth2/token`,
+      headers: FORM,
+      remoteAddress: '10.0.0.1',
+      payload: 'grant_type=client_credentials',
+    });
+    await t.app.inject({
+      method: 'POST',
+      url: tokenPath,
+      headers: FORM,
+      remoteAddress: '10.0.0.4',
+      payload: form({ grant_type: 'client_credentials', client_id: t.admin.clientId, client_secret: 'wrong', scope: 'https://vault.azure.net/.default' }),
+    });
     await t.ctx.audit.flush();
     const aggregated = (await denied((q) => t.ctx.store.audit.list(q))).filter((e) => e.detail['aggregated'] === true);
     const known = aggregated.filter((e) => e.actor !== 'anonymous');
     assert.deepEqual(
       known.map((e) => [e.actor, e.tenantId, e.detail['source'], e.detail['reason'], e.detail['count']]),
       [[t.admin.clientId, t.tenantId, '10.0.0.4', 'invalid_client/7000215', 2]],
-      'the known client\'s other two refusals, counted in one row of its own',
+      "the known client's other two refusals, counted in one row of its own",
     );
     const rows = aggregated.filter((e) => e.actor === 'anonymous');
     assert.equal(rows.length, DEFAULT_REFUSAL_MAX_KEYS + 1, 'one row per (source, reason) up to the cap, plus the overflow row');
@@ -95,7 +133,7 @@ void describe('bounded audit of unauthenticated refusals', () => {
     assert.equal(bySource.get('10.0.0.3')?.detail['reason'], 'unauthorized_client/700016');
     assert.equal(bySource.get(OVERFLOW_SOURCE)?.detail['count'], 3, '1,003 distinct keys: three past the cap');
     for (const e of rows) {
-      assert.equal(e.detail['windowEnd'] as number - (e.detail['windowStart'] as number), MINUTE);
+      assert.equal((e.detail['windowEnd'] as number) - (e.detail['windowStart'] as number), MINUTE);
       assert.ok((e.detail['windowStart'] as number) <= e.at && e.at < (e.detail['windowEnd'] as number));
     }
 
@@ -124,7 +162,14 @@ void describe('RefusalAudit', () => {
     assert.equal(written.length, 0, 'the interval has not ended');
     clock.advance(1);
     await refusals.flushEnded();
-    assert.deepEqual(written.map((e) => [e.detail['source'], e.detail['count']]), [['a', 2], ['b', 1], [OVERFLOW_SOURCE, 2]]);
+    assert.deepEqual(
+      written.map((e) => [e.detail['source'], e.detail['count']]),
+      [
+        ['a', 2],
+        ['b', 1],
+        [OVERFLOW_SOURCE, 2],
+      ],
+    );
     await refusals.flushEnded();
     assert.equal(written.length, 3, 'nothing is written twice');
     refusals.count({ source: 'a', reason: 'r' });
@@ -144,7 +189,11 @@ void describe('RefusalAudit', () => {
     await refusals.flushEnded();
     assert.deepEqual(
       written.map((e) => [e.actor, e.tenantId, e.target, e.detail['source'], e.detail['status'], e.detail['aggregated']]),
-      [['app-1', 't1', 't1', '10.0.0.1', 401, undefined], ['app-1', 't1', 't1', '10.0.0.2', 401, undefined], ['app-2', 't1', 't1', '10.0.0.1', 401, undefined]],
+      [
+        ['app-1', 't1', 't1', '10.0.0.1', 401, undefined],
+        ['app-1', 't1', 't1', '10.0.0.2', 401, undefined],
+        ['app-2', 't1', 't1', '10.0.0.1', 401, undefined],
+      ],
       'one row per key at once',
     );
     clock.advance(MINUTE);

@@ -36,7 +36,10 @@ function run(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } 
 
 void describe('cli output', () => {
   void it('prints JSON with sorted keys and az-like tables', () => {
-    assert.equal(formatResult({ b: 1, a: { d: 2, c: [{ f: 1, e: 2 }] } }, 'json'), '{\n  "a": {\n    "c": [\n      {\n        "e": 2,\n        "f": 1\n      }\n    ],\n    "d": 2\n  },\n  "b": 1\n}\n');
+    assert.equal(
+      formatResult({ b: 1, a: { d: 2, c: [{ f: 1, e: 2 }] } }, 'json'),
+      '{\n  "a": {\n    "c": [\n      {\n        "e": 2,\n        "f": 1\n      }\n    ],\n    "d": 2\n  },\n  "b": 1\n}\n',
+    );
     const table = formatResult(
       [
         { name: 'a', properties: { provisioningState: 'Succeeded' }, ok: true },
@@ -160,7 +163,11 @@ void describe('cli against a running authority', { timeout: 240_000 }, () => {
     assert.equal(sp.tenant, t.tenantId);
     assert.match(created.stderr, /credentials that you must protect/);
     const token = (secret: string) =>
-      postForm(`${t.url}/${t.tenantId}/oauth2/token`, { grant_type: 'client_credentials', client_id: sp.appId, client_secret: secret, resource: 'https://vault.azure.net' }, t.caPem);
+      postForm(
+        `${t.url}/${t.tenantId}/oauth2/token`,
+        { grant_type: 'client_credentials', client_id: sp.appId, client_secret: secret, resource: 'https://vault.azure.net' },
+        t.caPem,
+      );
     assert.equal((await token(sp.password)).status, 200);
 
     const reset = await run(args('ad', 'sp', 'credential', 'reset', '--id', sp.appId));

@@ -12,7 +12,6 @@ import { repoRoot } from '../fixtures/child-process.js';
 import { dataDirUnderSudo } from '../../src/cli/commands/dev.js';
 import { BUILT_MAIN } from '../helpers/cli.js';
 
-
 interface Run {
   code: number;
   stdout: string;
@@ -46,7 +45,7 @@ describe('openmsi dev reset', () => {
   const listing = (dir: string): RegExp =>
     new RegExp(
       `${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} and everything in it:\\n` +
-        '  agent +this machine\'s agent: host credential and agent secrets\\n' +
+        "  agent +this machine's agent: host credential and agent secrets\\n" +
         '  ca +the dev CA .*\\n' +
         '  config.json +the installation settings .*\\n' +
         '  notes.txt +not made by openmsi\\n' +
@@ -88,7 +87,10 @@ describe('the data dir under sudo (dev trust, dev hosts)', () => {
   });
 
   it("refuses, naming the flag, when the invoking user's home cannot be found", () => {
-    assert.throws(() => dataDirUnderSudo(undefined, { SUDO_USER: 'ghost' }, home, 'root'), /run with sudo by ghost, .*pass the data dir, e\.g\. --data-dir ~ghost\/\.openmsi/);
+    assert.throws(
+      () => dataDirUnderSudo(undefined, { SUDO_USER: 'ghost' }, home, 'root'),
+      /run with sudo by ghost, .*pass the data dir, e\.g\. --data-dir ~ghost\/\.openmsi/,
+    );
   });
 
   it('the commands use it: from the passwd database, with the note on stderr', async () => {

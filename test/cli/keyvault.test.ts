@@ -126,7 +126,15 @@ void describe('openmsi keyvault (vaults, through ARM)', { timeout: 300_000 }, ()
 });
 
 interface AzSecret {
-  attributes: { created: string; enabled: boolean; expires: string | null; notBefore: string | null; recoverableDays: number; recoveryLevel: string; updated: string };
+  attributes: {
+    created: string;
+    enabled: boolean;
+    expires: string | null;
+    notBefore: string | null;
+    recoverableDays: number;
+    recoveryLevel: string;
+    updated: string;
+  };
   contentType: string | null;
   id: string;
   kid?: string | null;
@@ -142,114 +150,155 @@ interface AzSecret {
  */
 const dataPlane = existsSync(new URL('../../src/vault/app.ts', import.meta.url));
 
-void describe('openmsi keyvault secret (the data plane)', { timeout: 300_000, skip: dataPlane ? false : 'the vault data plane (src/vault/app.ts) is not built yet' }, () => {
-  let t: TestAuthority;
-  let work: string;
-  let port: string;
+void describe(
+  'openmsi keyvault secret (the data plane)',
+  { timeout: 300_000, skip: dataPlane ? false : 'the vault data plane (src/vault/app.ts) is not built yet' },
+  () => {
+    let t: TestAuthority;
+    let work: string;
+    let port: string;
 
-  before(async () => {
-    t = await startTestAuthority();
-    port = new URL(t.url).port;
-    work = mkdtempSync(join(tmpdir(), 'openmsi-kv-cli-'));
-    await openmsiJson(t, ['group', 'create', '-n', 'kv-data-rg', '-l', 'westeurope']);
-    await openmsiJson(t, ['keyvault', 'create', '-g', 'kv-data-rg', '-n', 'cli-secrets', '--enable-rbac-authorization', 'false', '--retention-days', '7']);
-    await openmsiJson(t, ['keyvault', 'create', '-g', 'kv-data-rg', '-n', 'cli-restore', '--enable-rbac-authorization', 'false']);
-  });
-  after(async () => {
-    await t.close();
-    rmSync(work, { recursive: true, force: true });
-  });
+    before(async () => {
+      t = await startTestAuthority();
+      port = new URL(t.url).port;
+      work = mkdtempSync(join(tmpdir(), 'openmsi-kv-cli-'));
+      await openmsiJson(t, ['group', 'create', '-n', 'kv-data-rg', '-l', 'westeurope']);
+      await openmsiJson(t, ['keyvault', 'create', '-g', 'kv-data-rg', '-n', 'cli-secrets', '--enable-rbac-authorization', 'false', '--retention-days', '7']);
+      await openmsiJson(t, ['keyvault', 'create', '-g', 'kv-data-rg', '-n', 'cli-restore', '--enable-rbac-authorization', 'false']);
+    });
+    after(async () => {
+      await t.close();
+      rmSync(work, { recursive: true, force: true });
+    });
 
-  const base = () => `https://cli-secrets.vault.localhost:${port}`;
+    const base = () => `https://cli-secrets.vault.localhost:${port}`;
 
-  void it("sets, shows, lists and versions secrets with az's JSON", async () => {
-    const set = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'db-password', '--value', 'first', '--content-type', 'text/plain']);
-    assert.deepEqual(Object.keys(set), ['attributes', 'contentType', 'id', 'kid', 'managed', 'name', 'tags', 'value']);
-    assert.equal(set.name, 'db-password');
-    assert.equal(set.value, 'first');
-    assert.equal(set.contentType, 'text/plain');
-    assert.deepEqual(set.tags, { 'file-encoding': 'utf-8' });
-    assert.match(set.id, new RegExp(`^${base().replace(/\./g, '\\.')}/secrets/db-password/[0-9a-f]{32}$`));
-    assert.equal(set.attributes.enabled, true);
-    assert.equal(set.attributes.recoverableDays, 7);
-    assert.match(set.attributes.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/);
+    void it("sets, shows, lists and versions secrets with az's JSON", async () => {
+      const set = await openmsiJson<AzSecret>(t, [
+        'keyvault',
+        'secret',
+        'set',
+        '--vault-name',
+        'cli-secrets',
+        '-n',
+        'db-password',
+        '--value',
+        'first',
+        '--content-type',
+        'text/plain',
+      ]);
+      assert.deepEqual(Object.keys(set), ['attributes', 'contentType', 'id', 'kid', 'managed', 'name', 'tags', 'value']);
+      assert.equal(set.name, 'db-password');
+      assert.equal(set.value, 'first');
+      assert.equal(set.contentType, 'text/plain');
+      assert.deepEqual(set.tags, { 'file-encoding': 'utf-8' });
+      assert.match(set.id, new RegExp(`^${base().replace(/\./g, '\\.')}/secrets/db-password/[0-9a-f]{32}$`));
+      assert.equal(set.attributes.enabled, true);
+      assert.equal(set.attributes.recoverableDays, 7);
+      assert.match(set.attributes.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$/);
 
-    const second = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'db-password', '--value', 'second']);
-    const shown = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'db-password']);
-    assert.equal(shown.value, 'second');
-    const firstVersion = set.id.split('/').pop() ?? '';
-    const old = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'db-password', '--version', firstVersion]);
-    assert.equal(old.value, 'first');
+      const second = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'db-password', '--value', 'second']);
+      const shown = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'db-password']);
+      assert.equal(shown.value, 'second');
+      const firstVersion = set.id.split('/').pop() ?? '';
+      const old = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'db-password', '--version', firstVersion]);
+      assert.equal(old.value, 'first');
 
-    const file = join(work, 'value.txt');
-    writeFileSync(file, 'from a file\n');
-    const fromFile = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'from-file', '--file', file]);
-    assert.equal(fromFile.value, 'from a file\n');
+      const file = join(work, 'value.txt');
+      writeFileSync(file, 'from a file\n');
+      const fromFile = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'from-file', '--file', file]);
+      assert.equal(fromFile.value, 'from a file\n');
 
-    const list = await openmsiJson<AzSecret[]>(t, ['keyvault', 'secret', 'list', '--vault-name', 'cli-secrets']);
-    assert.deepEqual(list.map((s) => s.name).sort(), ['db-password', 'from-file']);
-    assert.ok(list.every((s) => !('value' in s)));
-    const versions = await openmsiJson<AzSecret[]>(t, ['keyvault', 'secret', 'list-versions', '--vault-name', 'cli-secrets', '-n', 'db-password']);
-    assert.deepEqual(versions.map((v) => v.id).sort(), [set.id, second.id].sort());
+      const list = await openmsiJson<AzSecret[]>(t, ['keyvault', 'secret', 'list', '--vault-name', 'cli-secrets']);
+      assert.deepEqual(list.map((s) => s.name).sort(), ['db-password', 'from-file']);
+      assert.ok(list.every((s) => !('value' in s)));
+      const versions = await openmsiJson<AzSecret[]>(t, ['keyvault', 'secret', 'list-versions', '--vault-name', 'cli-secrets', '-n', 'db-password']);
+      assert.deepEqual(versions.map((v) => v.id).sort(), [set.id, second.id].sort());
 
-    const missing = await openmsi(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'nope']);
-    assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /^error: \(SecretNotFound\) /);
-  });
+      const missing = await openmsi(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'nope']);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /^error: \(SecretNotFound\) /);
+    });
 
-  void it('sets attributes; a disabled secret is refused with SecretDisabled', async () => {
-    await openmsiJson(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'toggled', '--value', 'v']);
-    const changed = await openmsiJson<AzSecret>(t, [
-      'keyvault', 'secret', 'set-attributes', '--vault-name', 'cli-secrets', '-n', 'toggled',
-      '--enabled', 'false', '--expires', '2030-01-31T00:00:00Z', '--tags', 'team=a',
-    ]);
-    assert.equal(changed.attributes.enabled, false);
-    assert.equal(changed.attributes.expires, '2030-01-31T00:00:00+00:00');
-    assert.deepEqual(changed.tags, { team: 'a' });
-    const refused = await openmsi(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'toggled']);
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /^error: \(Forbidden\) /);
-    assert.match(refused.stderr, /SecretDisabled/);
-  });
+    void it('sets attributes; a disabled secret is refused with SecretDisabled', async () => {
+      await openmsiJson(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'toggled', '--value', 'v']);
+      const changed = await openmsiJson<AzSecret>(t, [
+        'keyvault',
+        'secret',
+        'set-attributes',
+        '--vault-name',
+        'cli-secrets',
+        '-n',
+        'toggled',
+        '--enabled',
+        'false',
+        '--expires',
+        '2030-01-31T00:00:00Z',
+        '--tags',
+        'team=a',
+      ]);
+      assert.equal(changed.attributes.enabled, false);
+      assert.equal(changed.attributes.expires, '2030-01-31T00:00:00+00:00');
+      assert.deepEqual(changed.tags, { team: 'a' });
+      const refused = await openmsi(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'toggled']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^error: \(Forbidden\) /);
+      assert.match(refused.stderr, /SecretDisabled/);
+    });
 
-  void it('deletes, lists deleted, shows deleted, recovers and purges', async () => {
-    await openmsiJson(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'doomed', '--value', 'v']);
-    const deleted = await openmsiJson<AzSecret & { recoveryId: string; deletedDate: string; scheduledPurgeDate: string }>(t, [
-      'keyvault', 'secret', 'delete', '--vault-name', 'cli-secrets', '-n', 'doomed',
-    ]);
-    assert.equal(deleted.recoveryId, `${base()}/deletedsecrets/doomed`);
-    assert.equal(Date.parse(deleted.scheduledPurgeDate) - Date.parse(deleted.deletedDate), 7 * 86_400_000);
-    const listed = await openmsiJson<{ name: string }[]>(t, ['keyvault', 'secret', 'list-deleted', '--vault-name', 'cli-secrets']);
-    assert.ok(listed.some((s) => s.name === 'doomed'));
-    const shown = await openmsiJson<{ name: string; recoveryId: string }>(t, ['keyvault', 'secret', 'show-deleted', '--vault-name', 'cli-secrets', '-n', 'doomed']);
-    assert.equal(shown.recoveryId, deleted.recoveryId);
-    const recovered = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'recover', '--vault-name', 'cli-secrets', '-n', 'doomed']);
-    assert.equal(recovered.name, 'doomed');
-    assert.equal((await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'doomed'])).value, 'v');
+    void it('deletes, lists deleted, shows deleted, recovers and purges', async () => {
+      await openmsiJson(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'doomed', '--value', 'v']);
+      const deleted = await openmsiJson<AzSecret & { recoveryId: string; deletedDate: string; scheduledPurgeDate: string }>(t, [
+        'keyvault',
+        'secret',
+        'delete',
+        '--vault-name',
+        'cli-secrets',
+        '-n',
+        'doomed',
+      ]);
+      assert.equal(deleted.recoveryId, `${base()}/deletedsecrets/doomed`);
+      assert.equal(Date.parse(deleted.scheduledPurgeDate) - Date.parse(deleted.deletedDate), 7 * 86_400_000);
+      const listed = await openmsiJson<{ name: string }[]>(t, ['keyvault', 'secret', 'list-deleted', '--vault-name', 'cli-secrets']);
+      assert.ok(listed.some((s) => s.name === 'doomed'));
+      const shown = await openmsiJson<{ name: string; recoveryId: string }>(t, [
+        'keyvault',
+        'secret',
+        'show-deleted',
+        '--vault-name',
+        'cli-secrets',
+        '-n',
+        'doomed',
+      ]);
+      assert.equal(shown.recoveryId, deleted.recoveryId);
+      const recovered = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'recover', '--vault-name', 'cli-secrets', '-n', 'doomed']);
+      assert.equal(recovered.name, 'doomed');
+      assert.equal((await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-secrets', '-n', 'doomed'])).value, 'v');
 
-    await openmsiJson(t, ['keyvault', 'secret', 'delete', '--vault-name', 'cli-secrets', '-n', 'doomed']);
-    const purged = await openmsi(t, ['keyvault', 'secret', 'purge', '--vault-name', 'cli-secrets', '-n', 'doomed']);
-    assert.equal(purged.code, 0, purged.stderr);
-    assert.equal(purged.stdout, '');
-    const gone = await openmsi(t, ['keyvault', 'secret', 'show-deleted', '--vault-name', 'cli-secrets', '-n', 'doomed']);
-    assert.match(gone.stderr, /^error: \(SecretNotFound\) /);
-  });
+      await openmsiJson(t, ['keyvault', 'secret', 'delete', '--vault-name', 'cli-secrets', '-n', 'doomed']);
+      const purged = await openmsi(t, ['keyvault', 'secret', 'purge', '--vault-name', 'cli-secrets', '-n', 'doomed']);
+      assert.equal(purged.code, 0, purged.stderr);
+      assert.equal(purged.stdout, '');
+      const gone = await openmsi(t, ['keyvault', 'secret', 'show-deleted', '--vault-name', 'cli-secrets', '-n', 'doomed']);
+      assert.match(gone.stderr, /^error: \(SecretNotFound\) /);
+    });
 
-  void it('backs a secret up to a file and restores it into another vault', async () => {
-    await openmsiJson(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'portable', '--value', 'carry me']);
-    const file = join(work, 'portable.bak');
-    const backup = await openmsi(t, ['keyvault', 'secret', 'backup', '--vault-name', 'cli-secrets', '-n', 'portable', '--file', file]);
-    assert.equal(backup.code, 0, backup.stderr);
-    assert.ok(existsSync(file));
-    const restored = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'restore', '--vault-name', 'cli-restore', '--file', file]);
-    assert.equal(restored.name, 'portable');
-    assert.equal((await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-restore', '-n', 'portable'])).value, 'carry me');
-  });
+    void it('backs a secret up to a file and restores it into another vault', async () => {
+      await openmsiJson(t, ['keyvault', 'secret', 'set', '--vault-name', 'cli-secrets', '-n', 'portable', '--value', 'carry me']);
+      const file = join(work, 'portable.bak');
+      const backup = await openmsi(t, ['keyvault', 'secret', 'backup', '--vault-name', 'cli-secrets', '-n', 'portable', '--file', file]);
+      assert.equal(backup.code, 0, backup.stderr);
+      assert.ok(existsSync(file));
+      const restored = await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'restore', '--vault-name', 'cli-restore', '--file', file]);
+      assert.equal(restored.name, 'portable');
+      assert.equal((await openmsiJson<AzSecret>(t, ['keyvault', 'secret', 'show', '--vault-name', 'cli-restore', '-n', 'portable'])).value, 'carry me');
+    });
 
-  void it('is refused by a vault on access policies that does not name the admin', async () => {
-    await openmsiJson(t, ['keyvault', 'create', '-g', 'kv-data-rg', '-n', 'cli-closed', '--enable-rbac-authorization', 'false', '--no-self-perms']);
-    const refused = await openmsi(t, ['keyvault', 'secret', 'list', '--vault-name', 'cli-closed']);
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /^error: \(Forbidden\) /);
-  });
-});
+    void it('is refused by a vault on access policies that does not name the admin', async () => {
+      await openmsiJson(t, ['keyvault', 'create', '-g', 'kv-data-rg', '-n', 'cli-closed', '--enable-rbac-authorization', 'false', '--no-self-perms']);
+      const refused = await openmsi(t, ['keyvault', 'secret', 'list', '--vault-name', 'cli-closed']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^error: \(Forbidden\) /);
+    });
+  },
+);

@@ -21,7 +21,10 @@ void describe('cli output: az formats and --query', () => {
   });
 
   void it('table: scalar fields sorted and capitalised, id/type/etag and nulls skipped; with a query, its columns in order', () => {
-    assert.equal(formatResult(ROWS, 'table'), 'Location    N    Name    Ok\n----------  ---  ------  -----\nlocal       3    a       True\nl2          10   bb      False\n');
+    assert.equal(
+      formatResult(ROWS, 'table'),
+      'Location    N    Name    Ok\n----------  ---  ------  -----\nlocal       3    a       True\nl2          10   bb      False\n',
+    );
     assert.equal(formatResult(ROWS, { output: 'table', query: SELECT }), 'Name    Ok     N\n------  -----  ---\na       True   3\nbb      False  10\n');
     // A command's own columns give way to the query's, as az skips its table transformer under --query.
     assert.equal(formatResult(ROWS, { output: 'table', query: '[].name' }, [column('Loc', 'location')]), 'Result\n--------\na\nbb\n');
@@ -84,7 +87,30 @@ void describe('cli output: knack as the oracle', { skip: haveKnack ? false : 'De
     // Names and values as resources carry them, plus strings YAML or Python would read as something else.
     const text = fc.oneof(
       { weight: 5, arbitrary: fc.stringMatching(/^[a-zA-Z][a-zA-Z0-9 /._-]{0,11}$/) },
-      { weight: 1, arbitrary: fc.constantFrom('yes', 'No', 'on', 'OFF', 'null', 'true', '~', 'y', '123', '1.5', '0x1F', '2026-12-07', '', 'a: b', '- x', "it's", '#tag', '*', 'é') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          'yes',
+          'No',
+          'on',
+          'OFF',
+          'null',
+          'true',
+          '~',
+          'y',
+          '123',
+          '1.5',
+          '0x1F',
+          '2026-12-07',
+          '',
+          'a: b',
+          '- x',
+          "it's",
+          '#tag',
+          '*',
+          'é',
+        ),
+      },
     );
     const scalar = fc.oneof(text, fc.integer({ min: -1000, max: 100_000 }), fc.boolean(), fc.constant(null));
     const value = fc.oneof(
@@ -92,11 +118,29 @@ void describe('cli output: knack as the oracle', { skip: haveKnack ? false : 'De
       { weight: 1, arbitrary: fc.dictionary(fc.constantFrom('k', 'env', 'owner'), text, { maxKeys: 3 }) },
       { weight: 1, arbitrary: fc.array(fc.oneof(text, fc.integer({ min: 0, max: 99 })), { maxLength: 3 }) },
     );
-    const row = fc.dictionary(fc.constantFrom('name', 'id', 'type', 'etag', 'location', 'n', 'ok', 'tags', 'list', 'none', 'kind'), value, { minKeys: 1, maxKeys: 7 });
+    const row = fc.dictionary(fc.constantFrom('name', 'id', 'type', 'etag', 'location', 'n', 'ok', 'tags', 'list', 'none', 'kind'), value, {
+      minKeys: 1,
+      maxKeys: 7,
+    });
     const doc = fc.oneof({ weight: 4, arbitrary: fc.array(row, { minLength: 1, maxLength: 4 }) }, { weight: 1, arbitrary: row });
-    const query = fc.constantFrom(null, '[]', '[0]', '[].name', '[].{Name:name, N:n, Tags:tags}', '[].[name, n]', 'length(@)', '[?ok]', '@', 'name', '{kind: kind, id: id}');
+    const query = fc.constantFrom(
+      null,
+      '[]',
+      '[0]',
+      '[].name',
+      '[].{Name:name, N:n, Tags:tags}',
+      '[].[name, n]',
+      'length(@)',
+      '[?ok]',
+      '@',
+      'name',
+      '{kind: kind, id: id}',
+    );
     const cases = fc.sample(fc.record({ doc, query }), { numRuns: 300, seed: 20261207 });
-    const oracle = JSON.parse(execFileSync(KNACK, ['-c', ORACLE], { input: JSON.stringify(cases), timeout: 60_000, encoding: 'utf8' })) as Record<string, string | null>[];
+    const oracle = JSON.parse(execFileSync(KNACK, ['-c', ORACLE], { input: JSON.stringify(cases), timeout: 60_000, encoding: 'utf8' })) as Record<
+      string,
+      string | null
+    >[];
     cases.forEach(({ doc: d, query: q }, i) => {
       for (const format of ['json', 'yaml', 'tsv', 'table'] as OutputFormat[]) {
         const expected = oracle[i]![format];

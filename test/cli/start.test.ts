@@ -33,7 +33,11 @@ function occupy(port: number): Promise<Server> {
 /** Runs `openmsi authority ...` until it logs that it is ready, then stops it with SIGTERM; resolves to its exit code. */
 function startAndStop(args: string[]): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BUILT_MAIN, 'authority', ...args], { cwd: ROOT, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BUILT_MAIN, 'authority', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let stopping = false;
@@ -113,16 +117,33 @@ void describe('starting the authority', { timeout: 180_000 }, () => {
 
       const badConfig = broken('config', (l) => writeFileSync(l.config, '{ version: 1 }'));
       for (const args of [['authority'], ['group', 'list']]) {
-        await expectError([...args, '--data-dir', badConfig], dataDirLayout(badConfig).config, /is not valid JSON .*Fix it by hand .*or restore it from a backup/);
+        await expectError(
+          [...args, '--data-dir', badConfig],
+          dataDirLayout(badConfig).config,
+          /is not valid JSON .*Fix it by hand .*or restore it from a backup/,
+        );
       }
       const badStore = broken('store', (l) => writeFileSync(l.sqlite, 'this is not a database, it is only text and more text '.repeat(4)));
-      await expectError(['authority', '--data-dir', badStore], dataDirLayout(badStore).sqlite, /file is not a database\): stop every openmsi process using it and restore it from a backup/);
+      await expectError(
+        ['authority', '--data-dir', badStore],
+        dataDirLayout(badStore).sqlite,
+        /file is not a database\): stop every openmsi process using it and restore it from a backup/,
+      );
       const otherKey = Buffer.alloc(32, 7).toString('base64');
-      await expectError(['authority', '--data-dir', pristine], dataDirLayout(pristine).serverKey, /cannot be decrypted with this master key.*Use the data dir's own master\.key/, { OPENMSI_MASTER_KEY: otherKey });
+      await expectError(
+        ['authority', '--data-dir', pristine],
+        dataDirLayout(pristine).serverKey,
+        /cannot be decrypted with this master key.*Use the data dir's own master\.key/,
+        { OPENMSI_MASTER_KEY: otherKey },
+      );
       const openKey = broken('key', (l) => chmodSync(l.masterKey, 0o644));
       await expectError(['authority', '--data-dir', openKey], dataDirLayout(openKey).masterKey, /chmod 600/);
       const cutKey = broken('cut-key', (l) => writeFileSync(l.masterKey, 'AAAA\n'));
-      await expectError(['authority', '--data-dir', cutKey], dataDirLayout(cutKey).masterKey, /must decode to exactly 32 bytes \(got 3\); it was changed or truncated: restore .* from a backup/);
+      await expectError(
+        ['authority', '--data-dir', cutKey],
+        dataDirLayout(cutKey).masterKey,
+        /must decode to exactly 32 bytes \(got 3\); it was changed or truncated: restore .* from a backup/,
+      );
       const noCa = broken('ca', (l) => rmSync(l.caCert));
       await expectError(['authority', '--data-dir', noCa], dataDirLayout(noCa).caCert, /is missing .*restore it from a backup/);
       const badAdmin = broken('admin', (l) => writeFileSync(l.adminCredential, 'nope'));

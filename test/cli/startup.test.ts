@@ -37,11 +37,21 @@ function packagesLoaded(args: string[]): Set<string> {
 }
 
 describe('CLI start-up', () => {
-  for (const args of [['--help'], ['group', 'list', '--help'], ['keyvault', 'secret', 'show', '--help'], ['dev', 'env', '--help'], ['server', '--help'], ['agent', '--help']]) {
+  for (const args of [
+    ['--help'],
+    ['group', 'list', '--help'],
+    ['keyvault', 'secret', 'show', '--help'],
+    ['dev', 'env', '--help'],
+    ['server', '--help'],
+    ['agent', '--help'],
+  ]) {
     it(`openmsi ${args.join(' ')} loads no server-side library (they load when a server, agent or dev stack starts)`, () => {
       const loaded = packagesLoaded(args);
       assert.ok(loaded.has('commander'), `the recorder saw the CLI's own imports (got ${[...loaded].join(', ')})`);
-      assert.deepEqual(SERVER_LIBRARIES.filter((name) => loaded.has(name)), []);
+      assert.deepEqual(
+        SERVER_LIBRARIES.filter((name) => loaded.has(name)),
+        [],
+      );
     });
   }
 

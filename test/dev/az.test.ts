@@ -31,7 +31,16 @@ const MI_VARIABLES = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'M
 function azPresent(): boolean {
   const configDir = mkdtempSync(join(tmpdir(), 'openmsi-azh-'));
   try {
-    execFileSync(AZ, ['--help'], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin', AZURE_CONFIG_DIR: configDir, AZURE_CORE_COLLECT_TELEMETRY: '0', HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9' } });
+    execFileSync(AZ, ['--help'], {
+      stdio: 'ignore',
+      env: {
+        PATH: '/usr/bin:/bin',
+        AZURE_CONFIG_DIR: configDir,
+        AZURE_CORE_COLLECT_TELEMETRY: '0',
+        HTTPS_PROXY: 'http://127.0.0.1:9',
+        HTTP_PROXY: 'http://127.0.0.1:9',
+      },
+    });
     return true;
   } catch {
     return false;
@@ -78,7 +87,14 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
   const openmsi = (args: string[]) => runFile(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, ...args], base(), 60_000);
   const base = (): NodeJS.ProcessEnv => ({ PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' });
   /** Sends everything but loopback through the harness proxy, whatever the dev env names. */
-  const harnessProxy = (): Record<string, string> => ({ HTTPS_PROXY: proxy.url, https_proxy: proxy.url, HTTP_PROXY: proxy.url, http_proxy: proxy.url, NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' });
+  const harnessProxy = (): Record<string, string> => ({
+    HTTPS_PROXY: proxy.url,
+    https_proxy: proxy.url,
+    HTTP_PROXY: proxy.url,
+    http_proxy: proxy.url,
+    NO_PROXY: '127.0.0.1',
+    no_proxy: '127.0.0.1',
+  });
   /** az's environment: the dev env (managed-identity variables included), behind the harness proxy. */
   const azEnv = (): NodeJS.ProcessEnv => ({ ...base(), ...devEnv, ...harnessProxy() });
   const az = (args: string[], env: NodeJS.ProcessEnv = azEnv()) => runFile(AZ, args, env);
@@ -99,11 +115,15 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     dataDir = join(home, 'openmsi');
     port = await freePort();
     const [agentPort, proxyPort] = [await freePort(), await freePort()];
-    dev = spawn(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, 'dev', '--port', String(port), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)], {
-      cwd: ROOT,
-      env: base(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    dev = spawn(
+      process.execPath,
+      [BUILT_MAIN, '--data-dir', dataDir, 'dev', '--port', String(port), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)],
+      {
+        cwd: ROOT,
+        env: base(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     devExited = new Promise((r) => dev.once('exit', () => r()));
     dev.stdout?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
     dev.stderr?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
@@ -164,7 +184,10 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
       assert.equal(head, 'az');
       return args;
     });
-    assert.deepEqual(commands.map((c) => c.slice(0, 2).join(' ')), ['cloud register', 'cloud update', 'cloud set', 'login --identity']);
+    assert.deepEqual(
+      commands.map((c) => c.slice(0, 2).join(' ')),
+      ['cloud register', 'cloud update', 'cloud set', 'login --identity'],
+    );
     assert.ok(commands[0]!.includes(`https://localhost:${String(port)}/adfs`), commands[0]!.join(' '));
     // The Graph endpoint has no flag: a cloud config file that az-cloud wrote, and that the line names.
     const configFile = join(dataDir, 'dev', 'az-cloud.json');
@@ -180,11 +203,19 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     assert.equal(cloud.endpoints['microsoftGraphResourceId'], `https://localhost:${String(port)}/`);
     assert.equal(cloud.endpoints['resourceManager'], `https://localhost:${String(port)}/`, 'the update kept what register set');
 
-    const account = JSON.parse(await azOk(['account', 'show', '-o', 'json'])) as { id: string; tenantId: string; environmentName: string; user: { name: string; type: string; assignedIdentityInfo?: string } };
+    const account = JSON.parse(await azOk(['account', 'show', '-o', 'json'])) as {
+      id: string;
+      tenantId: string;
+      environmentName: string;
+      user: { name: string; type: string; assignedIdentityInfo?: string };
+    };
     assert.equal(account.environmentName, 'openmsi-dev');
     assert.deepEqual(account.user, { name: 'systemAssignedIdentity', type: 'servicePrincipal', assignedIdentityInfo: 'MSI' });
 
-    const token = JSON.parse(await azOk(['account', 'get-access-token', '--resource', 'https://vault.azure.net', '-o', 'json'])) as { accessToken: string; tenant: string };
+    const token = JSON.parse(await azOk(['account', 'get-access-token', '--resource', 'https://vault.azure.net', '-o', 'json'])) as {
+      accessToken: string;
+      tenant: string;
+    };
     const c = claims(token.accessToken);
     assert.equal(c['aud'], 'https://vault.azure.net');
     assert.equal(c['tid'], account.tenantId);
@@ -207,16 +238,32 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     const graph = JSON.parse(await azOk(['account', 'get-access-token', '--resource-type', 'ms-graph', '-o', 'json'])) as { accessToken: string };
     assert.equal(claims(graph.accessToken)['aud'], `https://localhost:${String(port)}/`);
 
-    interface Sp { id: string; appId: string; displayName: string; servicePrincipalType: string; servicePrincipalNames: string[]; createdDateTime: string }
+    interface Sp {
+      id: string;
+      appId: string;
+      displayName: string;
+      servicePrincipalType: string;
+      servicePrincipalNames: string[];
+      createdDateTime: string;
+    }
     const list = JSON.parse(await azOk(['ad', 'sp', 'list', '-o', 'json'])) as Sp[];
     const app = list.find((sp) => sp.displayName === 'dev-app');
     assert.ok(app, list.map((sp) => sp.displayName).join(', '));
     assert.equal(app.servicePrincipalType, 'ManagedIdentity');
     assert.ok(app.servicePrincipalNames.includes(app.appId));
-    assert.ok(list.some((sp) => sp.servicePrincipalType === 'Application'), 'the admin application is listed too');
+    assert.ok(
+      list.some((sp) => sp.servicePrincipalType === 'Application'),
+      'the admin application is listed too',
+    );
     // az's own filters: --display-name (startswith), --spn (servicePrincipalNames/any), and its table view.
-    assert.deepEqual((JSON.parse(await azOk(['ad', 'sp', 'list', '--display-name', 'dev-a', '-o', 'json'])) as Sp[]).map((sp) => sp.id), [app.id]);
-    assert.deepEqual((JSON.parse(await azOk(['ad', 'sp', 'list', '--spn', app.appId, '-o', 'json'])) as Sp[]).map((sp) => sp.id), [app.id]);
+    assert.deepEqual(
+      (JSON.parse(await azOk(['ad', 'sp', 'list', '--display-name', 'dev-a', '-o', 'json'])) as Sp[]).map((sp) => sp.id),
+      [app.id],
+    );
+    assert.deepEqual(
+      (JSON.parse(await azOk(['ad', 'sp', 'list', '--spn', app.appId, '-o', 'json'])) as Sp[]).map((sp) => sp.id),
+      [app.id],
+    );
     const table = await azOk(['ad', 'sp', 'list', '-o', 'table']);
     assert.match(table, new RegExp(`dev-app\\s+${app.id}\\s+${app.appId}`));
 
@@ -230,7 +277,7 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     assert.doesNotMatch(missing.stderr, /Traceback/);
   });
 
-  it('az ad signed-in-user show as a managed identity: Graph\'s answer to an app-only token, not a crash', async () => {
+  it("az ad signed-in-user show as a managed identity: Graph's answer to an app-only token, not a crash", async () => {
     const result = await az(['ad', 'signed-in-user', 'show', '-o', 'json']);
     assert.equal(result.code, 1, result.stderr);
     assert.equal(result.stdout, '');
@@ -243,7 +290,10 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     const result = await az(['account', 'get-access-token', '--resource', 'https://vault.azure.net', '-o', 'json'], appEnv());
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /MSI|403/, result.stderr);
-    assert.ok(refused.slice(before).some((r) => r.startsWith('169.254.169.254:80')), refused.join(', '));
+    assert.ok(
+      refused.slice(before).some((r) => r.startsWith('169.254.169.254:80')),
+      refused.join(', '),
+    );
   });
 
   it('DefaultAzureCredential, unchanged, with no managed-identity variable: AzureCliCredential through az logged in as a service principal', async (ctx) => {
@@ -265,14 +315,20 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     const run = await runFile(process.execPath, [APP, SAMPLE.name], env);
     const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { value?: string; error?: string; log: string[] };
     assert.equal(out.value, SAMPLE.value, `${out.error ?? ''}\n${run.stderr}`);
-    assert.ok(out.log.some((l) => /ChainedTokenCredential => getToken\(\) => Result for AzureCliCredential: SUCCESS/.test(l)), out.log.filter((l) => /identity/.test(l)).join('\n'));
+    assert.ok(
+      out.log.some((l) => /ChainedTokenCredential => getToken\(\) => Result for AzureCliCredential: SUCCESS/.test(l)),
+      out.log.filter((l) => /identity/.test(l)).join('\n'),
+    );
     assert.ok(out.log.some((l) => l.includes(`AzureCliCredential => getToken() => Using the scope https://vault.localhost:${String(port)}/.default`)));
   });
 
   it('nothing az or the app asked for left the machine: the only refusals are IMDS (169.254.169.254:80)', (ctx) => {
     ctx.diagnostic(`harness proxy was asked for: ${[...new Set(asked)].join(', ')}`);
     ctx.diagnostic(`harness proxy refused: ${refused.join(', ') || 'nothing'}`);
-    assert.deepEqual(refused.filter((r) => !r.startsWith('169.254.169.254:80')), []);
+    assert.deepEqual(
+      refused.filter((r) => !r.startsWith('169.254.169.254:80')),
+      [],
+    );
     assert.ok(asked.includes(`localhost:${String(port)}`) && asked.includes(`dev.vault.localhost:${String(port)}`), asked.join(', '));
   });
 });

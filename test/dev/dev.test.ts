@@ -34,14 +34,17 @@ function startDev(dataDir: string, ports: Ports): FixtureProcess {
 
 async function openmsi(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, ...args], { cwd: repoRoot, env: { ...BASE_ENV, ...env }, timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, ...args], {
+      cwd: repoRoot,
+      env: { ...BASE_ENV, ...env },
+      timeout: 60_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
 }
-
 
 /** `openmsi dev` end to end: first run, the environment it prints, restart, refusals, clean shutdown. */
 describe('openmsi dev', () => {
@@ -98,9 +101,20 @@ describe('openmsi dev', () => {
   });
 
   it('a second openmsi dev on the same data dir says which process holds it, and changes nothing', async () => {
-    const second = await openmsi(dataDir, ['dev', '--port', String(await freePort()), '--agent-port', String(await freePort()), '--proxy-port', String(await freePort())]);
+    const second = await openmsi(dataDir, [
+      'dev',
+      '--port',
+      String(await freePort()),
+      '--agent-port',
+      String(await freePort()),
+      '--proxy-port',
+      String(await freePort()),
+    ]);
     assert.notEqual(second.code, 0);
-    assert.match(second.stderr, new RegExp(`openmsi dev is already running on ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid ${String(dev.child.pid)}`));
+    assert.match(
+      second.stderr,
+      new RegExp(`openmsi dev is already running on ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid ${String(dev.child.pid)}`),
+    );
     assert.doesNotMatch(second.stderr, /\n\s+at /, 'no stack trace');
   });
 
@@ -157,9 +171,22 @@ describe('openmsi dev on a taken port (first run)', () => {
       try {
         const dataDir = join(root, which);
         const ports = { ...(await freePorts()), [which]: taken.port };
-        const out = await openmsi(dataDir, ['dev', '--port', String(ports.port), '--agent-port', String(ports.agentPort), '--proxy-port', String(ports.proxyPort)]);
+        const out = await openmsi(dataDir, [
+          'dev',
+          '--port',
+          String(ports.port),
+          '--agent-port',
+          String(ports.agentPort),
+          '--proxy-port',
+          String(ports.proxyPort),
+        ]);
         assert.equal(out.code, 1, out.stdout);
-        assert.match(out.stderr, new RegExp(`^error: cannot listen on 127\\.0\\.0\\.1:${String(taken.port)} \\(.+\\): the address is already in use .* Pick another port with \`openmsi dev ${flag} <port>\`${escape(extra)}`));
+        assert.match(
+          out.stderr,
+          new RegExp(
+            `^error: cannot listen on 127\\.0\\.0\\.1:${String(taken.port)} \\(.+\\): the address is already in use .* Pick another port with \`openmsi dev ${flag} <port>\`${escape(extra)}`,
+          ),
+        );
         assert.doesNotMatch(out.stderr, /EADDRINUSE|\n\s+at /, 'words, not a bare errno or a stack trace');
         assert.equal(out.stdout, '');
         assert.ok(!existsSync(dataDir), `no half-made data dir: ${existsSync(dataDir) ? readdirSync(dataDir).join(', ') : ''}`);
@@ -239,9 +266,22 @@ describe('openmsi dev on a damaged data dir', () => {
     try {
       const config = join(dataDir, 'config.json');
       const before = readFileSync(config, 'utf8');
-      const out = await openmsi(dataDir, ['dev', '--port', String(taken.port), '--agent-port', String(ports.agentPort), '--proxy-port', String(ports.proxyPort)]);
+      const out = await openmsi(dataDir, [
+        'dev',
+        '--port',
+        String(taken.port),
+        '--agent-port',
+        String(ports.agentPort),
+        '--proxy-port',
+        String(ports.proxyPort),
+      ]);
       assert.equal(out.code, 1, out.stdout);
-      assert.match(out.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${String(taken.port)} \\(the server\\): the address is already in use .*\`openmsi dev --port <port>\` for this run, or change it for good: edit "port" in ${escape(config)}`));
+      assert.match(
+        out.stderr,
+        new RegExp(
+          `cannot listen on 127\\.0\\.0\\.1:${String(taken.port)} \\(the server\\): the address is already in use .*\`openmsi dev --port <port>\` for this run, or change it for good: edit "port" in ${escape(config)}`,
+        ),
+      );
       assert.equal(readFileSync(config, 'utf8'), before);
       assert.ok(!existsSync(join(dataDir, 'run/dev.json')), 'no running record left behind');
     } finally {
@@ -264,7 +304,15 @@ describe('openmsi dev on a damaged data dir', () => {
     const good = readFileSync(config, 'utf8');
     writeFileSync(config, good.slice(0, 20));
     try {
-      const out = await openmsi(dataDir, ['dev', '--port', String(ports.port), '--agent-port', String(ports.agentPort), '--proxy-port', String(ports.proxyPort)]);
+      const out = await openmsi(dataDir, [
+        'dev',
+        '--port',
+        String(ports.port),
+        '--agent-port',
+        String(ports.agentPort),
+        '--proxy-port',
+        String(ports.proxyPort),
+      ]);
       assert.notEqual(out.code, 0);
       assert.match(out.stderr, new RegExp(`${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not valid JSON`));
       assert.doesNotMatch(out.stderr, /\n\s+at /);

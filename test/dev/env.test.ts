@@ -24,7 +24,7 @@ const NASTY = [
   '\u2018smart\u2019 \u201Aquotes\u201B',
   'ünïcödé ✓',
   '-n',
-  '\\\'',
+  "\\'",
 ];
 
 function has(cmd: string): boolean {
@@ -83,7 +83,10 @@ describe('formatEnvironment', () => {
       }
     });
     assert.ok(portable.length >= 10, `most values are portable (${String(portable.length)})`);
-    const text = formatEnvironment(portable.map((v, i) => [`V${String(i)}`, v]), 'dotenv');
+    const text = formatEnvironment(
+      portable.map((v, i) => [`V${String(i)}`, v]),
+      'dotenv',
+    );
     const parsed = parseEnv(text);
     portable.forEach((v, i) => assert.equal(parsed[`V${String(i)}`], v, JSON.stringify(v)));
     assert.equal(formatEnvironment([['U', 'http://127.0.0.1:50342/msi/token']], 'dotenv'), 'U=http://127.0.0.1:50342/msi/token');
@@ -142,19 +145,40 @@ describe('combinedCaBundle', () => {
     assert.deepEqual(readdirSync(dir).sort(), ['bundle.pem', 'system.crt']);
   });
 
-  it('the real system bundle + a dev CA is a bundle Python requests loads', { skip: SYSTEM_CA_BUNDLES.some((p) => { try { return statSync(p).isFile(); } catch { return false; } }) ? false : 'no system CA bundle on this machine' }, async () => {
-    const { createCertificateAuthority } = await import('../../src/pki/ca.js');
-    const { systemClock } = await import('../../src/shared/clock.js');
-    const ca = await createCertificateAuthority({ clock: systemClock });
-    const out = join(dir, 'real.pem');
-    const { systemBundle } = combinedCaBundle(SYSTEM_CA_BUNDLES, ca.certPem, out);
-    assert.ok(readFileSync(out, 'utf8').startsWith(readFileSync(systemBundle, 'utf8').slice(0, 200)));
-    const python = spawnSync('/usr/bin/python3', ['-c', 'import ssl, sys; c = ssl.create_default_context(cafile=sys.argv[1]); print(len(c.get_ca_certs()))', out]);
-    if (python.status === 0) assert.ok(Number(python.stdout.toString()) > 1, 'system CAs and the dev CA load');
-  });
+  it(
+    'the real system bundle + a dev CA is a bundle Python requests loads',
+    {
+      skip: SYSTEM_CA_BUNDLES.some((p) => {
+        try {
+          return statSync(p).isFile();
+        } catch {
+          return false;
+        }
+      })
+        ? false
+        : 'no system CA bundle on this machine',
+    },
+    async () => {
+      const { createCertificateAuthority } = await import('../../src/pki/ca.js');
+      const { systemClock } = await import('../../src/shared/clock.js');
+      const ca = await createCertificateAuthority({ clock: systemClock });
+      const out = join(dir, 'real.pem');
+      const { systemBundle } = combinedCaBundle(SYSTEM_CA_BUNDLES, ca.certPem, out);
+      assert.ok(readFileSync(out, 'utf8').startsWith(readFileSync(systemBundle, 'utf8').slice(0, 200)));
+      const python = spawnSync('/usr/bin/python3', [
+        '-c',
+        'import ssl, sys; c = ssl.create_default_context(cafile=sys.argv[1]); print(len(c.get_ca_certs()))',
+        out,
+      ]);
+      if (python.status === 0) assert.ok(Number(python.stdout.toString()) > 1, 'system CAs and the dev CA load');
+    },
+  );
 
   it('says which paths it tried when there is no system bundle; refuses a non-PEM dev CA', () => {
-    assert.throws(() => combinedCaBundle([join(dir, 'a'), join(dir, 'b')], devCa, join(dir, 'x.pem')), (err: Error) => err.message.includes(join(dir, 'a')) && err.message.includes('REQUESTS_CA_BUNDLE'));
+    assert.throws(
+      () => combinedCaBundle([join(dir, 'a'), join(dir, 'b')], devCa, join(dir, 'x.pem')),
+      (err: Error) => err.message.includes(join(dir, 'a')) && err.message.includes('REQUESTS_CA_BUNDLE'),
+    );
     assert.throws(() => combinedCaBundle([join(dir, 'a')], 'not pem', join(dir, 'x.pem')), /not a PEM certificate/);
   });
 

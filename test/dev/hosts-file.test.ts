@@ -30,7 +30,10 @@ describe('planHostsEntries', () => {
   });
 
   it('keeps CRLF line endings and handles an empty file and a missing final newline', () => {
-    assert.equal(planHostsEntries(['a.vault.localhost'], '127.0.0.1 localhost\r\n').content, `127.0.0.1 localhost\r\n${HOSTS_BEGIN}\r\n127.0.0.1 a.vault.localhost\r\n${HOSTS_END}\r\n`);
+    assert.equal(
+      planHostsEntries(['a.vault.localhost'], '127.0.0.1 localhost\r\n').content,
+      `127.0.0.1 localhost\r\n${HOSTS_BEGIN}\r\n127.0.0.1 a.vault.localhost\r\n${HOSTS_END}\r\n`,
+    );
     assert.equal(planHostsEntries(['a.vault.localhost'], '').content, `${block('a.vault.localhost')}\n`);
     assert.equal(planHostsEntries(['a.vault.localhost'], '127.0.0.1 localhost').content, `127.0.0.1 localhost\n${block('a.vault.localhost')}\n`);
   });
@@ -40,7 +43,10 @@ describe('planHostsEntries', () => {
       assert.throws(() => planHostsEntries([bad], SYSTEM), /is not a host name/);
     }
     assert.throws(() => planHostsEntries(['a.localhost'], SYSTEM, { address: 'localhost' }), /not an IP address/);
-    assert.throws(() => planHostsEntries(['a.localhost'], `x\n${HOSTS_BEGIN}\n127.0.0.1 a\n`, { file: '/etc/hosts' }), /\/etc\/hosts: line 2: "# openmsi dev begin" has no "# openmsi dev end"/);
+    assert.throws(
+      () => planHostsEntries(['a.localhost'], `x\n${HOSTS_BEGIN}\n127.0.0.1 a\n`, { file: '/etc/hosts' }),
+      /\/etc\/hosts: line 2: "# openmsi dev begin" has no "# openmsi dev end"/,
+    );
     assert.throws(() => planHostsEntries([], `${HOSTS_END}\n`, { file: '/etc/hosts' }), /line 1: "# openmsi dev end" without/);
     assert.throws(() => planHostsEntries([], `${HOSTS_BEGIN}\n${HOSTS_BEGIN}\n${HOSTS_END}\n`), /line 2: .* inside another openmsi block/);
   });
@@ -106,7 +112,11 @@ describe('applyHostsEntries / removeHostsEntries on temp files', () => {
       ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
     });
     if (!asRoot) chmodSync(locked, 0o755);
-    assert.match(child.stdout, new RegExp(`cannot write ${path.replace(/[/.]/g, '\\$&')}: EACCES; rerun with sudo \\(sudo openmsi dev hosts --apply\\)`), child.stderr);
+    assert.match(
+      child.stdout,
+      new RegExp(`cannot write ${path.replace(/[/.]/g, '\\$&')}: EACCES; rerun with sudo \\(sudo openmsi dev hosts --apply\\)`),
+      child.stderr,
+    );
     assert.equal(readFileSync(path, 'utf8'), SYSTEM);
   });
 });

@@ -82,7 +82,8 @@ describe('npm start, then eval "$(openmsi dev env)" in a second shell', () => {
     await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error(`npm start did not exit within 20 s:\n${output}`)), 20_000))]);
     const deadline = Date.now() + 20_000;
     while (alive(record.pid)) {
-      if (Date.now() > deadline) throw new Error(`openmsi dev (pid ${String(record.pid)}) still runs after npm start (pid ${String(npmStart.pid)}) stopped:\n${output}`);
+      if (Date.now() > deadline)
+        throw new Error(`openmsi dev (pid ${String(record.pid)}) still runs after npm start (pid ${String(npmStart.pid)}) stopped:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(!existsSync(join(dataDir, 'run/dev.json')), 'it stopped cleanly (its running record is removed)');

@@ -42,7 +42,19 @@ const loopbackLookup: DevProxyLookup = (hostname, _opts, cb) => {
 /** The environment of a child process, stripped of any proxy settings the machine has. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE']) {
+  for (const name of [
+    'HTTPS_PROXY',
+    'https_proxy',
+    'HTTP_PROXY',
+    'http_proxy',
+    'ALL_PROXY',
+    'all_proxy',
+    'NO_PROXY',
+    'no_proxy',
+    'NODE_EXTRA_CA_CERTS',
+    'REQUESTS_CA_BUNDLE',
+    'CURL_CA_BUNDLE',
+  ]) {
     delete env[name];
   }
   return { ...env, ...extra };
@@ -244,10 +256,7 @@ describe('dev proxy', () => {
     });
 
     it('matches NO_PROXY as a suffix: `localhost` would bypass every *.localhost host, our list does not', async () => {
-      const script = [
-        'import sys, requests.utils as u',
-        'for np in sys.argv[2:]: print(u.should_bypass_proxies(sys.argv[1], no_proxy=np))',
-      ].join('\n');
+      const script = ['import sys, requests.utils as u', 'for np in sys.argv[2:]: print(u.should_bypass_proxies(sys.argv[1], no_proxy=np))'].join('\n');
       const ours = proxyEnv()['NO_PROXY']!;
       const { stdout } = await run(PYTHON, ['-c', script, vaultUrl('/'), '127.0.0.1,localhost', ours], { env: cleanEnv({}) });
       assert.deepEqual(stdout.trim().split('\n'), ['True', 'False']);

@@ -28,7 +28,9 @@ describe('dev CA trust', () => {
     // The anchor holds the certificate as X509Certificate prints it (final newline included).
     caPem = new X509Certificate(ca.certPem).toString();
     otherCaPem = (await createCertificateAuthority({ clock: systemClock, commonName: 'another dev CA' })).certPem;
-    leafPem = (await issueServerCertificate({ caCertPem: ca.certPem, caKeyPkcs8Pem: ca.keyPkcs8Pem, hostnames: ['localhost'], ipAddresses: [], clock: systemClock })).certPem;
+    leafPem = (
+      await issueServerCertificate({ caCertPem: ca.certPem, caKeyPkcs8Pem: ca.keyPkcs8Pem, hostnames: ['localhost'], ipAddresses: [], clock: systemClock })
+    ).certPem;
     log = join(base, 'commands.log');
     fakeUpdate = join(base, 'fake-update');
     writeFileSync(fakeUpdate, `#!/bin/sh\necho "$0 $*" >> '${log}'\n`);
@@ -77,8 +79,13 @@ describe('dev CA trust', () => {
     });
 
     it('macOS: security add-trusted-cert into the System keychain (no root needed to plan)', () => {
-      const plan = installDevCa({ ...opts({ dryRun: true, platform: 'darwin', commands: {}, caFile: '/Users/me/.openmsi/ca.pem', isRoot: () => false }), caPem });
-      assert.deepEqual(plan.commands, [['security', 'add-trusted-cert', '-d', '-r', 'trustRoot', '-k', '/Library/Keychains/System.keychain', '/Users/me/.openmsi/ca.pem']]);
+      const plan = installDevCa({
+        ...opts({ dryRun: true, platform: 'darwin', commands: {}, caFile: '/Users/me/.openmsi/ca.pem', isRoot: () => false }),
+        caPem,
+      });
+      assert.deepEqual(plan.commands, [
+        ['security', 'add-trusted-cert', '-d', '-r', 'trustRoot', '-k', '/Library/Keychains/System.keychain', '/Users/me/.openmsi/ca.pem'],
+      ]);
       assert.deepEqual(plan.filesWritten, []);
       const removal = uninstallDevCa({ ...opts({ dryRun: true, platform: 'darwin', commands: {} }), caPem });
       assert.equal(removal.commands[0]![1], 'delete-certificate');
@@ -104,7 +111,14 @@ describe('dev CA trust', () => {
       assert.equal(readFileSync(anchor, 'utf8'), caPem);
       assert.equal(statSync(anchor).mode & 0o777, 0o644);
       assert.deepEqual(logged(), [fakeUpdate]);
-      assert.deepEqual(installDevCa({ ...opts(), caPem }), { platform: 'debian', dryRun: false, changed: false, filesWritten: [], filesRemoved: [], commands: [] });
+      assert.deepEqual(installDevCa({ ...opts(), caPem }), {
+        platform: 'debian',
+        dryRun: false,
+        changed: false,
+        filesWritten: [],
+        filesRemoved: [],
+        commands: [],
+      });
       assert.equal(logged().length, 1, 'no command the second time');
     });
 
@@ -121,7 +135,14 @@ describe('dev CA trust', () => {
       installDevCa({ ...opts(), caPem });
       const anchor = join(root, 'usr/local/share/ca-certificates/openmsi-dev.crt');
       const result = uninstallDevCa(opts());
-      assert.deepEqual(result, { platform: 'debian', dryRun: false, changed: true, filesWritten: [], filesRemoved: [anchor], commands: [[fakeUpdate, '--fresh']] });
+      assert.deepEqual(result, {
+        platform: 'debian',
+        dryRun: false,
+        changed: true,
+        filesWritten: [],
+        filesRemoved: [anchor],
+        commands: [[fakeUpdate, '--fresh']],
+      });
       assert.equal(existsSync(anchor), false);
       assert.equal(logged()[1], `${fakeUpdate} --fresh`);
       assert.equal(uninstallDevCa(opts()).changed, false);
@@ -178,7 +199,10 @@ describe('dev CA trust', () => {
 
   it('refuses bad names, non-PEM and non-CA certificates', () => {
     debianRoot();
-    assert.throws(() => installDevCa({ ...opts({ name: '../etc/passwd' }), caPem }), (err: DevTrustError) => err.code === 'invalid-input');
+    assert.throws(
+      () => installDevCa({ ...opts({ name: '../etc/passwd' }), caPem }),
+      (err: DevTrustError) => err.code === 'invalid-input',
+    );
     assert.throws(() => installDevCa({ ...opts(), caPem: 'nope' }), /not a PEM certificate/);
     assert.throws(() => installDevCa({ ...opts(), caPem: leafPem }), /CN=localhost is not a CA certificate/);
     assert.throws(() => uninstallDevCa(opts({ platform: 'darwin' })), /needs the CA certificate/);

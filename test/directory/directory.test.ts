@@ -11,18 +11,8 @@ import { createTestDatabase } from '../fixtures/pg-database.js';
 import { DirectoryError, type DirectoryErrorCode } from '../../src/directory/errors.js';
 import { graphServicePrincipalView } from '../../src/management/principals.js';
 import { armResourceView } from '../../src/management/resources.js';
-import {
-  createApplicationPrincipal,
-  deleteApplicationPrincipal,
-  findManagedIdentityPrincipal,
-} from '../../src/directory/principals.js';
-import {
-  addCertificateCredential,
-  addPasswordCredential,
-  generateClientSecret,
-  removeCredential,
-  resetCredentials,
-} from '../../src/directory/credentials.js';
+import { createApplicationPrincipal, deleteApplicationPrincipal, findManagedIdentityPrincipal } from '../../src/directory/principals.js';
+import { addCertificateCredential, addPasswordCredential, generateClientSecret, removeCredential, resetCredentials } from '../../src/directory/credentials.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import {
   deleteResource,
@@ -75,7 +65,13 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
       await store.tenants.create({ id: tenantId, displayName: 'Test', defaultDomain: 'test.local', createdAt: clock.now() });
       await store.tenants.create({ id: otherTenantId, displayName: 'Other', defaultDomain: 'other.local', createdAt: clock.now() });
       await store.subscriptions.create({ id: subscriptionId, tenantId, displayName: 'Test sub', state: 'Enabled', createdAt: clock.now() });
-      await store.subscriptions.create({ id: otherSubscriptionId, tenantId: otherTenantId, displayName: 'Other sub', state: 'Enabled', createdAt: clock.now() });
+      await store.subscriptions.create({
+        id: otherSubscriptionId,
+        tenantId: otherTenantId,
+        displayName: 'Other sub',
+        state: 'Enabled',
+        createdAt: clock.now(),
+      });
     });
     after(async () => {
       await store.close();
@@ -174,7 +170,10 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
         assert.equal(result.customKeyIdentifier, row.thumbprintSha1?.toUpperCase());
         assert.ok(row.startAt < clock.now() && row.endAt >= clock.now() + 364 * DAY);
         // The same certificate twice is refused; base64 DER is accepted as well as PEM.
-        await assert.rejects(addCertificateCredential(store, { appId: sp.appId, certificatePem: der.toString('base64'), clock }), rejectsWith('Request_BadRequest'));
+        await assert.rejects(
+          addCertificateCredential(store, { appId: sp.appId, certificatePem: der.toString('base64'), clock }),
+          rejectsWith('Request_BadRequest'),
+        );
         const other = await createClientCertificate({ commonName: 'cert-app-2', clock });
         await addCertificateCredential(store, { appId: sp.appId, certificatePem: Buffer.from(other.certPem).toString('base64'), clock });
         assert.equal((await store.credentials.listByApp(sp.appId)).length, 2);
@@ -242,7 +241,10 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
         assert.equal(updated.created, false);
         assert.equal(updated.group.name, 'App-RG', 'keeps the casing it was created with');
         assert.deepEqual(updated.group.tags, { env: 'prod' });
-        await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'app-rg', location: 'eastus', clock }), rejectsWith('InvalidResourceGroupLocation'));
+        await assert.rejects(
+          putResourceGroup(store, { subscriptionId, name: 'app-rg', location: 'eastus', clock }),
+          rejectsWith('InvalidResourceGroupLocation'),
+        );
         await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'x', location: '', clock }), rejectsWith('LocationRequired'));
         await assert.rejects(putResourceGroup(store, { subscriptionId, name: 'x', location: 'l', tags: { a: 1 }, clock }), rejectsWith('InvalidTag'));
         await assert.rejects(putResourceGroup(store, { subscriptionId: newGuid(), name: 'x', location: 'l', clock }), rejectsWith('SubscriptionNotFound'));
@@ -253,7 +255,13 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
     void describe('managed identities', () => {
       void it('creates user-assigned identities with principals findable by object id, client id and resource id', async () => {
         await putResourceGroup(store, { subscriptionId, name: 'mi-rg', location: 'westeurope', clock });
-        const { resource, principal, created } = await putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'MI-RG', name: 'app-id', tags: { a: 'b' }, clock });
+        const { resource, principal, created } = await putUserAssignedIdentity(store, {
+          subscriptionId,
+          resourceGroup: 'MI-RG',
+          name: 'app-id',
+          tags: { a: 'b' },
+          clock,
+        });
         assert.equal(created, true);
         assert.equal(resource.id, `/subscriptions/${subscriptionId}/resourceGroups/mi-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id`);
         assert.equal(resource.location, 'westeurope', 'defaults to the group location');
@@ -281,7 +289,10 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
         for (const name of ['ab', '-abc', 'a b c', 'x'.repeat(129), 'abc.def']) {
           await assert.rejects(putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'mi-rg', name, clock }), rejectsWith('InvalidResourceName'));
         }
-        await assert.rejects(putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'nope', name: 'abc', clock }), rejectsWith('ResourceGroupNotFound'));
+        await assert.rejects(
+          putUserAssignedIdentity(store, { subscriptionId, resourceGroup: 'nope', name: 'abc', clock }),
+          rejectsWith('ResourceGroupNotFound'),
+        );
       });
 
       void it('creates and removes system-assigned principals with the resource', async () => {
@@ -344,14 +355,27 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
         assert.equal(userView.identity?.principalId, undefined);
 
         // Re-enable, then delete the resource: the new principal goes with it.
-        const again = await putResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1', identity: { type: 'SystemAssigned' }, clock });
+        const again = await putResource(store, {
+          subscriptionId,
+          resourceGroup: 'vm-rg',
+          type: 'Microsoft.Compute/virtualMachines',
+          name: 'vm1',
+          identity: { type: 'SystemAssigned' },
+          clock,
+        });
         const newSami = again.systemPrincipalCreated;
         assert.ok(newSami && newSami !== samiId);
         const deleted = await deleteResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1', clock });
         assert.deepEqual(deleted?.deletedPrincipalIds, [newSami]);
         assert.equal(await store.servicePrincipals.getByObjectId(newSami), undefined);
-        assert.equal(await deleteResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1', clock }), undefined);
-        await assert.rejects(getResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1' }), rejectsWith('ResourceNotFound'));
+        assert.equal(
+          await deleteResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1', clock }),
+          undefined,
+        );
+        await assert.rejects(
+          getResource(store, { subscriptionId, resourceGroup: 'vm-rg', type: 'Microsoft.Compute/virtualMachines', name: 'vm1' }),
+          rejectsWith('ResourceNotFound'),
+        );
       });
 
       void it('rejects bad identity requests, unknown types and identities from another tenant', async () => {
@@ -361,7 +385,10 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
           { type: 'Bogus' },
           { type: 'None, SystemAssigned' },
           { type: 'UserAssigned' },
-          { type: 'SystemAssigned', userAssignedIdentities: { '/subscriptions/x/resourceGroups/y/providers/Microsoft.ManagedIdentity/userAssignedIdentities/z': {} } },
+          {
+            type: 'SystemAssigned',
+            userAssignedIdentities: { '/subscriptions/x/resourceGroups/y/providers/Microsoft.ManagedIdentity/userAssignedIdentities/z': {} },
+          },
           { type: 'UserAssigned', userAssignedIdentities: { '/not/an/id': {} } },
           { type: 'UserAssigned', userAssignedIdentities: [] },
         ]) {
@@ -379,7 +406,10 @@ function directorySuite(name: string, open: () => Promise<{ store: Store; drop: 
           rejectsWith('InvalidUserAssignedIdentity'),
         );
         await assert.rejects(putResource(store, { ...base, type: 'Microsoft.Fake/things' }), rejectsWith('NoRegisteredProviderFound'));
-        await assert.rejects(putResource(store, { ...base, type: 'Microsoft.ManagedIdentity/userAssignedIdentities' }), rejectsWith('NoRegisteredProviderFound'));
+        await assert.rejects(
+          putResource(store, { ...base, type: 'Microsoft.ManagedIdentity/userAssignedIdentities' }),
+          rejectsWith('NoRegisteredProviderFound'),
+        );
         await assert.rejects(putResource(store, { ...base, name: 'bad name' }), rejectsWith('InvalidResourceName'));
         await assert.rejects(putResource(store, { ...base, properties: [] }), rejectsWith('InvalidRequestContent'));
         // Nothing was created by any of the failures.

@@ -88,7 +88,10 @@ export function shellBlocks(markdown: string): Block[] {
 /** Whether `expected` (pieces split at newlines and `…`) occurs in `actual` in order; the first missing piece otherwise. */
 function missingPiece(expected: string, actual: string): string | undefined {
   let at = 0;
-  for (const piece of expected.split(/\n|…/).map((p) => p.trim()).filter((p) => p !== '')) {
+  for (const piece of expected
+    .split(/\n|…/)
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
     const found = actual.indexOf(piece, at);
     if (found < 0) return piece;
     at = found + piece.length;
@@ -109,7 +112,9 @@ async function loopbackNamespace(): Promise<{ holder: ChildProcess; prefix: stri
   if (process.platform !== 'linux' || process.env['OPENMSI_TEST_NO_NETNS'] === '1') return undefined;
   const probe = spawnSync('unshare', ['--net', 'true'], { stdio: 'ignore' });
   if (probe.status !== 0 || spawnSync('nsenter', ['--version'], { stdio: 'ignore' }).status !== 0) return undefined;
-  const holder = spawn('unshare', ['--net', '--', 'sh', '-c', 'PATH=/usr/sbin:/sbin:$PATH; ip link set lo up && echo up && exec sleep 1000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const holder = spawn('unshare', ['--net', '--', 'sh', '-c', 'PATH=/usr/sbin:/sbin:$PATH; ip link set lo up && echo up && exec sleep 1000000'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const up = await new Promise<boolean>((resolve) => {
     holder.stdout.once('data', (c: Buffer) => resolve(c.toString().includes('up')));
     holder.once('exit', () => resolve(false));
@@ -185,8 +190,12 @@ describe('docs/quickstart.md, every sh block in order', () => {
   const startServer = async (command: string): Promise<void> => {
     const m = /^(?:npm start(?:\s+--)?|openmsi dev)((?:\s+\S+)*)$/.exec(command.trim());
     if (m === null) throw new Error(`the test does not know how to run ${JSON.stringify(command)} in the background (only \`npm start\` and \`openmsi dev\`)`);
-    const args = (m[1] ?? '').trim().split(/\s+/).filter((a) => a !== '');
-    const portArgs = ports.server === DEFAULT_PORTS.server ? [] : ['--port', String(ports.server), '--agent-port', String(ports.agent), '--proxy-port', String(ports.proxy)];
+    const args = (m[1] ?? '')
+      .trim()
+      .split(/\s+/)
+      .filter((a) => a !== '');
+    const portArgs =
+      ports.server === DEFAULT_PORTS.server ? [] : ['--port', String(ports.server), '--agent-port', String(ports.agent), '--proxy-port', String(ports.proxy)];
     dev = spawnHere([process.execPath, BUILT_MAIN, 'dev', ...args, ...portArgs]);
     dev.stdout?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
     dev.stderr?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
@@ -239,11 +248,20 @@ describe('docs/quickstart.md, every sh block in order', () => {
   });
 
   for (const [index, block] of blocks.entries()) {
-    const firstLine = block.script.split('\n').find((l) => l.trim() !== '' && !l.trim().startsWith('#'))?.trim() ?? '';
+    const firstLine =
+      block.script
+        .split('\n')
+        .find((l) => l.trim() !== '' && !l.trim().startsWith('#'))
+        ?.trim() ?? '';
     const name = `block ${String(index + 1)} (docs/quickstart.md:${String(block.line)}): ${firstLine}${block.script.includes('\n') ? ' …' : ''}`;
     const needsAz = /(^|[\s;&|(])az\s/m.test(block.script) || /openmsi dev az-cloud --apply/.test(block.script);
     const needsPython = /(^|[\s;&|(])python3?\b/m.test(block.script);
-    const skip = needsAz && !hasAz() ? '/usr/bin/az is not installed' : needsPython && !hasPythonAzure() ? "/usr/bin/python3 cannot import azure.keyvault.secrets (Debian: apt install python3-azure)" : false;
+    const skip =
+      needsAz && !hasAz()
+        ? '/usr/bin/az is not installed'
+        : needsPython && !hasPythonAzure()
+          ? '/usr/bin/python3 cannot import azure.keyvault.secrets (Debian: apt install python3-azure)'
+          : false;
     const bug = KNOWN_PRODUCT_BUGS.find((b) => b.match.test(block.script));
 
     it(name, { skip, ...(bug === undefined ? {} : { todo: bug.reason }) }, async (t) => {
@@ -251,7 +269,8 @@ describe('docs/quickstart.md, every sh block in order', () => {
         t.skip('no loopback-only network namespace here (unshare --net unavailable, or OPENMSI_TEST_NO_NETNS=1): az would not be confined to loopback');
         return;
       }
-      if (index === 0) t.diagnostic(isolated ? 'running in a loopback-only network namespace on the default ports' : `no network namespace; ports ${JSON.stringify(ports)}`);
+      if (index === 0)
+        t.diagnostic(isolated ? 'running in a loopback-only network namespace on the default ports' : `no network namespace; ports ${JSON.stringify(ports)}`);
       const foreground: string[] = [];
       for (const raw of block.script.split('\n')) {
         const line = raw.trim();

@@ -136,10 +136,13 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
     baseEnv = { PATH: `${bin}:/usr/bin:/bin`, HOME: home };
 
     inNamespace = namespacesAvailable();
-    if (!inNamespace && 'diagnostic' in t) t.diagnostic('unshare -rn is not available: the examples run in the host network namespace (requests are still aimed at loopback only)');
+    if (!inNamespace && 'diagnostic' in t)
+      t.diagnostic('unshare -rn is not available: the examples run in the host network namespace (requests are still aimed at loopback only)');
     const [serverPort, agentPort, proxyPort] = [await freePort(), await freePort(), await freePort()];
     const devArgs = ['dev', '--port', String(serverPort), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)];
-    const [file, ...args] = inNamespace ? ['unshare', '-rn', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', join(bin, 'openmsi'), ...devArgs] : [join(bin, 'openmsi'), ...devArgs];
+    const [file, ...args] = inNamespace
+      ? ['unshare', '-rn', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', join(bin, 'openmsi'), ...devArgs]
+      : [join(bin, 'openmsi'), ...devArgs];
     dev = spawn(file, args, { cwd: repoRoot, env: baseEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`openmsi dev not ready within 60 s:\n${devOutput}`)), 60_000);
@@ -174,11 +177,15 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
   });
 
   const debianPython = spawnSync('/usr/bin/python3', ['-c', 'import azure.identity, azure.keyvault.secrets'], { stdio: 'ignore' }).status === 0;
-  it('eval "$(openmsi dev env)" && python3 examples/python/read_secret.py (Debian python3-azure) prints it', { skip: debianPython ? false : "Debian's python3-azure is not installed" }, async () => {
-    const which = await bash('command -v python3');
-    assert.equal(which.stdout.trim(), '/usr/bin/python3');
-    assertPrints(await bash(`${EVAL} && python3 examples/python/read_secret.py`), SAMPLE, 'the Python example');
-  });
+  it(
+    'eval "$(openmsi dev env)" && python3 examples/python/read_secret.py (Debian python3-azure) prints it',
+    { skip: debianPython ? false : "Debian's python3-azure is not installed" },
+    async () => {
+      const which = await bash('command -v python3');
+      assert.equal(which.stdout.trim(), '/usr/bin/python3');
+      assertPrints(await bash(`${EVAL} && python3 examples/python/read_secret.py`), SAMPLE, 'the Python example');
+    },
+  );
 
   it('eval "$(openmsi dev env)" && bash examples/curl/read-secret.sh (IMDS token, then api-version 2016-10-01) prints it', async () => {
     assertPrints(await bash(`${EVAL} && bash examples/curl/read-secret.sh`), SAMPLE, 'the curl example');
@@ -224,7 +231,10 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
     const identity = await bash(`${EVAL} && openmsi identity show -g dev -n dev-app`);
     assert.equal(identity.code, 0, identity.stderr);
     const principalId = (JSON.parse(identity.stdout) as { principalId: string }).principalId;
-    assert.ok(served.every((e) => e.detail.identity === principalId), 'every token served through the session is dev-app\'s');
+    assert.ok(
+      served.every((e) => e.detail.identity === principalId),
+      "every token served through the session is dev-app's",
+    );
     assert.ok(served[0]!.detail.session !== undefined);
   });
 
@@ -266,14 +276,23 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
       const value = interpolate(item.slice(eq + 1), hostEnv);
       containerEnv[item.slice(0, eq)] = mounts.get(value) ?? value; // a container path: the host file it mounts
     }
-    assert.deepEqual(Object.keys(containerEnv).sort(), ['AZURE_KEYVAULT_URL', 'HTTPS_PROXY', 'IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'NODE_EXTRA_CA_CERTS', 'NO_PROXY']);
+    assert.deepEqual(Object.keys(containerEnv).sort(), [
+      'AZURE_KEYVAULT_URL',
+      'HTTPS_PROXY',
+      'IDENTITY_ENDPOINT',
+      'IDENTITY_HEADER',
+      'NODE_EXTRA_CA_CERTS',
+      'NO_PROXY',
+    ]);
     assert.equal(containerEnv['NODE_EXTRA_CA_CERTS'], hostEnv['NODE_EXTRA_CA_CERTS']);
     // PATH stands in for the image's (node on it); HOME is what the node user has. Nothing else.
     const run = await exec([join(dir, 'entrypoint.sh')], { PATH: baseEnv.PATH!, HOME: home, ...containerEnv });
     assertPrints(run, SAMPLE, 'the container entrypoint');
 
     // Under openmsi run, compose passes the session's secret instead: the container gets dev-app only.
-    const session = await bash(`${EVAL} && openmsi run --identity dev-app -- sh -c 'exec env -i PATH="$PATH" HOME="$HOME" IDENTITY_ENDPOINT="$IDENTITY_ENDPOINT" IDENTITY_HEADER="$IDENTITY_HEADER" AZURE_KEYVAULT_URL="$AZURE_KEYVAULT_URL" NODE_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS" HTTPS_PROXY="$HTTPS_PROXY" NO_PROXY="$NO_PROXY" examples/container/entrypoint.sh'`);
+    const session = await bash(
+      `${EVAL} && openmsi run --identity dev-app -- sh -c 'exec env -i PATH="$PATH" HOME="$HOME" IDENTITY_ENDPOINT="$IDENTITY_ENDPOINT" IDENTITY_HEADER="$IDENTITY_HEADER" AZURE_KEYVAULT_URL="$AZURE_KEYVAULT_URL" NODE_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS" HTTPS_PROXY="$HTTPS_PROXY" NO_PROXY="$NO_PROXY" examples/container/entrypoint.sh'`,
+    );
     assertPrints(session, SAMPLE, 'the container entrypoint under openmsi run');
   });
 

@@ -44,7 +44,11 @@ export interface HttpAnswer {
 }
 
 /** One plain-HTTP request to a loopback agent (never anything else). */
-export function agentRequest(port: number, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<HttpAnswer> {
+export function agentRequest(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<HttpAnswer> {
   return new Promise((resolvePromise, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -79,7 +83,10 @@ function boundAgentPort(dataDir: string, pid: number | undefined): number {
  * Starts `openmsi agent` as a separate process, exactly as an operator would, and waits until it answers
  * `/metadata/instance` (enrolled and serving).
  */
-export async function startAgentProcess(t: TestAuthority, args: { joinToken?: string; dataDir?: string; port?: number; extra?: string[] }): Promise<AgentProcess> {
+export async function startAgentProcess(
+  t: TestAuthority,
+  args: { joinToken?: string; dataDir?: string; port?: number; extra?: string[] },
+): Promise<AgentProcess> {
   // Port 0 unless asked for one: the agent binds a free port and records it in run/agent.json (read below).
   const asked = args.port ?? 0;
   const dataDir = args.dataDir ?? mkdtempSync(join(tmpdir(), 'openmsi-agent-'));

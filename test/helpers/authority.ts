@@ -140,7 +140,6 @@ export async function freePort(): Promise<number> {
   throw new Error(`freePort: no free port between ${String(from)} and ${String(to)} after 200 tries`);
 }
 
-
 /**
  * The throttle suites start with unless they ask for another: far above what any suite's refusal tests send
  * (test/authority/client-auth-throttle.test.ts runs the production limits).

@@ -29,10 +29,8 @@ export function httpsRequest(
   const target = new URL(url);
   if (target.hostname !== 'localhost' && target.hostname !== '127.0.0.1') throw new Error('tests talk to loopback only');
   return new Promise((resolve, reject) => {
-    const req = request(
-      target,
-      { method: options.method ?? 'GET', headers: options.headers, ca: options.ca, timeout: 10_000 },
-      (res) => readResponse(res).then(resolve, reject),
+    const req = request(target, { method: options.method ?? 'GET', headers: options.headers, ca: options.ca, timeout: 10_000 }, (res) =>
+      readResponse(res).then(resolve, reject),
     );
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);

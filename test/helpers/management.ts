@@ -112,7 +112,12 @@ export function managementHarness(): ManagementHarness {
 }
 
 /** `app.inject` as a caller (`undefined`: no token), the JSON body parsed. */
-export async function send(h: ManagementHarness, as: keyof typeof PRINCIPALS | undefined, method: string, url: string): Promise<{ status: number; body: { error?: { code: string; message: string } } & Record<string, unknown> }> {
+export async function send(
+  h: ManagementHarness,
+  as: keyof typeof PRINCIPALS | undefined,
+  method: string,
+  url: string,
+): Promise<{ status: number; body: { error?: { code: string; message: string } } & Record<string, unknown> }> {
   const response = await h.app.inject({
     method: method as 'GET',
     url,

@@ -110,16 +110,25 @@ void describe('host, vm identity and audit commands against a running authority'
         ['UserAssigned', identity['principalId']],
       ],
     );
-    const removed = JSON.parse(await ok('vm', 'identity', 'remove', '-g', 'hosts-rg', '-n', 'build-01', '--identities', identity['id']!)) as Record<string, unknown>;
+    const removed = JSON.parse(await ok('vm', 'identity', 'remove', '-g', 'hosts-rg', '-n', 'build-01', '--identities', identity['id']!)) as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(removed, { principalId: machine.systemPrincipalId, tenantId: t.tenantId, type: 'SystemAssigned', userAssignedIdentities: null });
-    assert.deepEqual((await self(key, hostId)).json<HostDescription>().identities.map((i) => i.type), ['SystemAssigned']);
+    assert.deepEqual(
+      (await self(key, hostId)).json<HostDescription>().identities.map((i) => i.type),
+      ['SystemAssigned'],
+    );
     const notAssigned = await run(args('vm', 'identity', 'remove', '-g', 'hosts-rg', '-n', 'build-01', '--identities', 'app-id'));
     assert.equal(notAssigned.code, 1);
     assert.match(notAssigned.stderr, /is not assigned to 'build-01'/);
     // A Compute VM is found when no host has the name; removing [system] from it leaves nothing to show.
     const vmPut = await admin(t, 'PUT', `/subscriptions/${t.subscriptionId}/resourceGroups/hosts-rg/providers/Microsoft.Compute/virtualMachines/vm-1`, {});
     assert.equal(vmPut.status, 201, vmPut.body);
-    const vmAssigned = JSON.parse(await ok('vm', 'identity', 'assign', '-g', 'hosts-rg', '-n', 'vm-1')) as { systemAssignedIdentity: string; userAssignedIdentities: object };
+    const vmAssigned = JSON.parse(await ok('vm', 'identity', 'assign', '-g', 'hosts-rg', '-n', 'vm-1')) as {
+      systemAssignedIdentity: string;
+      userAssignedIdentities: object;
+    };
     assert.match(vmAssigned.systemAssignedIdentity, /^[0-9a-f-]{36}$/);
     assert.deepEqual(vmAssigned.userAssignedIdentities, {});
     assert.equal(await ok('vm', 'identity', 'remove', '-g', 'hosts-rg', '-n', 'vm-1', '--type', 'vm'), '');
@@ -153,14 +162,23 @@ void describe('host, vm identity and audit commands against a running authority'
     const [header, rule, ...rows] = table.trimEnd().split('\n');
     assert.match(header!, /^Time\s+Action\s+Outcome\s+Identity\s+Host\s+Audience\s+Surface\s+Caller\s+Count$/);
     assert.match(rule!, /^-+(\s+-+){8}$/);
-    assert.ok(rows.some((r) => /agent\.token\.served\s+success\s+\S+\s+build-01\s+https:\/\/vault\.azure\.net\s+imds\s+127\.0\.0\.1 pid 4242\s+7$/.test(r)), table);
-    assert.ok(rows.some((r) => /host\.enrolled\s+success\s+build-01/.test(r)), table);
+    assert.ok(
+      rows.some((r) => /agent\.token\.served\s+success\s+\S+\s+build-01\s+https:\/\/vault\.azure\.net\s+imds\s+127\.0\.0\.1 pid 4242\s+7$/.test(r)),
+      table,
+    );
+    assert.ok(
+      rows.some((r) => /host\.enrolled\s+success\s+build-01/.test(r)),
+      table,
+    );
     const badSince = await run(args('audit', 'list', '--since', 'yesterday'));
     assert.equal(badSince.code, 1);
 
     // Credentials: list, revoke (refused at once), show and list hosts, delete.
     const credentials = JSON.parse(await ok('host', 'credential', 'list', '-g', 'hosts-rg', '-n', 'build-01')) as { keyId: string; state: string }[];
-    assert.deepEqual(credentials.map((c) => [c.keyId, c.state]), [[grant.keyId, 'Active']]);
+    assert.deepEqual(
+      credentials.map((c) => [c.keyId, c.state]),
+      [[grant.keyId, 'Active']],
+    );
     assert.equal((await self(key, hostId)).status, 200);
     const revoked = JSON.parse(await ok('host', 'credential', 'revoke', '--key-id', grant.keyId)) as { state: string };
     assert.equal(revoked.state, 'Revoked');
@@ -171,7 +189,11 @@ void describe('host, vm identity and audit commands against a running authority'
 
     const second = await enrol((JSON.parse(await ok('host', 'join-token', 'create', '-g', 'hosts-rg', '-n', 'build-01')) as { token: string }).token);
     assert.equal((await self(second.key, hostId)).status, 200);
-    const hostView = JSON.parse(await ok('host', 'show', '-g', 'hosts-rg', '-n', 'build-01')) as { id: string; resourceGroup: string; properties: { vmId: string } };
+    const hostView = JSON.parse(await ok('host', 'show', '-g', 'hosts-rg', '-n', 'build-01')) as {
+      id: string;
+      resourceGroup: string;
+      properties: { vmId: string };
+    };
     assert.equal(hostView.id, hostId);
     assert.equal(hostView.resourceGroup, 'hosts-rg');
     assert.match(await ok('host', 'list', '-o', 'table'), new RegExp(`build-01\\s+hosts-rg\\s+local\\s+${hostView.properties.vmId}`));

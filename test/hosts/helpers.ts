@@ -86,12 +86,7 @@ export async function grantToken(t: TestAuthority, key: HostKey, hostResourceId:
 }
 
 /** The management API as the bootstrap admin. */
-export async function admin(
-  t: TestAuthority,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-  path: string,
-  body?: unknown,
-): Promise<JsonResponse> {
+export async function admin(t: TestAuthority, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<JsonResponse> {
   const token = await t.adminToken('https://management.azure.com/');
   const url = path.startsWith('/openmsi/') && !path.includes('api-version') ? path : `${path}${path.includes('?') ? '&' : '?'}api-version=2023-01-31`;
   return call(t, method, url, { bearer: token, ...(body === undefined ? {} : { body }) });

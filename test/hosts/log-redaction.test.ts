@@ -24,34 +24,57 @@ void describe('host API log and audit redaction', () => {
     const json = (method: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
       httpsRequest(`${t.url}${path}`, { method, ca: t.caPem, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
     assert.equal((await admin(t, 'PUT', `/subscriptions/${t.subscriptionId}/resourceGroups/redaction-rg`, { location: 'local' })).status, 201);
-    const created = await admin(t, 'POST', `/subscriptions/${t.subscriptionId}/resourceGroups/redaction-rg/providers/Microsoft.HybridCompute/machines/box/createJoinToken`);
+    const created = await admin(
+      t,
+      'POST',
+      `/subscriptions/${t.subscriptionId}/resourceGroups/redaction-rg/providers/Microsoft.HybridCompute/machines/box/createJoinToken`,
+    );
     const { token, hostResourceId } = created.json<{ token: string; hostResourceId: string }>();
     const secret = token.split('.')[1]!;
     const before = t.logLines.length;
 
     const key = await hostKey();
     // Refused first (the token in the query string and a malformed key), then enrolled; then a reuse.
-    assert.equal((await json('POST', `${HOST_API_PATHS.enrol}?joinToken=${encodeURIComponent(token)}`, { joinToken: token, publicJwk: { kty: 'EC' } })).status, 400);
+    assert.equal(
+      (await json('POST', `${HOST_API_PATHS.enrol}?joinToken=${encodeURIComponent(token)}`, { joinToken: token, publicJwk: { kty: 'EC' } })).status,
+      400,
+    );
     const enrolled = await json('POST', HOST_API_PATHS.enrol, { joinToken: token, publicJwk: key.publicJwk });
     assert.equal(enrolled.status, 201, enrolled.body);
     assert.equal((await json('POST', HOST_API_PATHS.enrol, { joinToken: token, publicJwk: (await hostKey()).publicJwk })).status, 401);
     const grant = enrolled.json<HostCredentialGrant>();
     // Host calls with assertions: accepted, replayed, and one in the query string.
     const assertion = await hostAssertion(t, key, hostResourceId);
-    const self = () => httpsRequest(`${t.url}${HOST_API_PATHS.self}?assertion=${assertion}`, { ca: t.caPem, headers: { authorization: `Bearer ${assertion}` } });
+    const self = () =>
+      httpsRequest(`${t.url}${HOST_API_PATHS.self}?assertion=${assertion}`, { ca: t.caPem, headers: { authorization: `Bearer ${assertion}` } });
     assert.equal((await self()).status, 200);
     assert.equal((await self()).status, 401);
     const renewAssertion = await hostAssertion(t, key, hostResourceId);
-    assert.equal((await json('POST', HOST_API_PATHS.renew, { publicJwk: (await hostKey()).publicJwk }, { authorization: `Bearer ${renewAssertion}` })).status, 201);
+    assert.equal(
+      (await json('POST', HOST_API_PATHS.renew, { publicJwk: (await hostKey()).publicJwk }, { authorization: `Bearer ${renewAssertion}` })).status,
+      201,
+    );
     const auditAssertion = await hostAssertion(t, key, hostResourceId);
-    const record = { id: randomUUID(), at: Date.now(), lastAt: Date.now(), count: 1, decision: 'served', surface: 'imds', caller: { address: '127.0.0.1' }, status: 200 };
+    const record = {
+      id: randomUUID(),
+      at: Date.now(),
+      lastAt: Date.now(),
+      count: 1,
+      decision: 'served',
+      surface: 'imds',
+      caller: { address: '127.0.0.1' },
+      status: 200,
+    };
     assert.equal((await json('POST', HOST_API_PATHS.audit, { records: [record] }, { authorization: `Bearer ${auditAssertion}` })).status, 200);
     await t.ctx.audit.flush();
 
     const written = t.logLines.slice(before);
     const log = written.join('\n');
     for (const path of [HOST_API_PATHS.enrol, HOST_API_PATHS.self, HOST_API_PATHS.renew, HOST_API_PATHS.audit]) {
-      assert.ok(written.some((l) => l.includes(path)), `${path} was logged`);
+      assert.ok(
+        written.some((l) => l.includes(path)),
+        `${path} was logged`,
+      );
     }
     const audit = JSON.stringify(await t.ctx.store.audit.list({ limit: 1000 }));
     assert.ok(audit.includes(grant.keyId), 'the enrolment was audited');

@@ -17,17 +17,14 @@ function authority(...origins: string[]): TokenAuthorityLocation & { origins: { 
 describe('management audiences', () => {
   it("Graph: Microsoft Graph's resource and every advertised origin, with and without the trailing slash", () => {
     const ctx = { authority: authority('https://localhost:8443', 'https://127.0.0.1:8443'), vaultDomain: 'vault.localhost' };
-    assert.deepEqual(
-      [...acceptedAudiences(ctx, 'graph')].sort(),
-      [
-        'https://127.0.0.1:8443',
-        'https://127.0.0.1:8443/',
-        'https://graph.microsoft.com',
-        'https://graph.microsoft.com/',
-        'https://localhost:8443',
-        'https://localhost:8443/',
-      ],
-    );
+    assert.deepEqual([...acceptedAudiences(ctx, 'graph')].sort(), [
+      'https://127.0.0.1:8443',
+      'https://127.0.0.1:8443/',
+      'https://graph.microsoft.com',
+      'https://graph.microsoft.com/',
+      'https://localhost:8443',
+      'https://localhost:8443/',
+    ]);
   });
 
   it("ARM: ARM's two resource URIs only, never the server's origin", () => {
@@ -40,7 +37,10 @@ describe('management audiences', () => {
   });
 
   it("never a vault's resource, even when the certificate names the vault domain (or a host under it)", () => {
-    const ctx = { authority: authority('https://localhost:8443', 'https://vault.localhost:8443', 'https://dev.Vault.localhost:8443'), vaultDomain: 'Vault.Localhost' };
+    const ctx = {
+      authority: authority('https://localhost:8443', 'https://vault.localhost:8443', 'https://dev.Vault.localhost:8443'),
+      vaultDomain: 'Vault.Localhost',
+    };
     const graph = acceptedAudiences(ctx, 'graph');
     assert.ok(graph.includes('https://localhost:8443/'));
     assert.ok(!graph.some((a) => a.includes('vault.localhost')), graph.join(' '));

@@ -36,7 +36,11 @@ const SHAPES = [
   { path: '/providers/Microsoft.Management/managementGroups/mg', scope: '/providers/Microsoft.Management/managementGroups/mg', subscriptionId: undefined },
   { path: `/SUBSCRIPTIONS/${SUB}`, scope: `/subscriptions/${SUB}`, subscriptionId: SUB },
   { path: `/subscriptions/${SUB}/RESOURCEGROUPS/rg`, scope: RG, subscriptionId: SUB },
-  { path: `/subscriptions/${SUB}/resourceGroups/rg/providers/microsoft.keyvault/vaults/kv`, scope: `${RG}/providers/microsoft.keyvault/vaults/kv`, subscriptionId: SUB },
+  {
+    path: `/subscriptions/${SUB}/resourceGroups/rg/providers/microsoft.keyvault/vaults/kv`,
+    scope: `${RG}/providers/microsoft.keyvault/vaults/kv`,
+    subscriptionId: SUB,
+  },
   { path: `${VAULT}/providers/Microsoft.Authorization/locks/l`, scope: `${VAULT}/providers/Microsoft.Authorization/locks/l`, subscriptionId: SUB },
 ] as const;
 
@@ -64,13 +68,21 @@ describe('Microsoft.Authorization routes at every scope', () => {
       };
     for (const type of TYPES) {
       for (const v of VERBS) {
-        authorizationRoutes(h.app, h.ctx, { method: v.method, type, one: v.one, armAction: `Microsoft.Authorization/${type}/${v.verb}`, handler: handler(type, v.handler) });
+        authorizationRoutes(h.app, h.ctx, {
+          method: v.method,
+          type,
+          one: v.one,
+          armAction: `Microsoft.Authorization/${type}/${v.verb}`,
+          handler: handler(type, v.handler),
+        });
       }
     }
     resourceScopeWildcard(
       h.app,
       h.ctx,
-      Object.fromEntries(TYPES.map((type) => [type, { list: handler(type, 'list'), get: handler(type, 'get'), put: handler(type, 'put'), delete: handler(type, 'delete') }])),
+      Object.fromEntries(
+        TYPES.map((type) => [type, { list: handler(type, 'list'), get: handler(type, 'get'), put: handler(type, 'put'), delete: handler(type, 'delete') }]),
+      ),
     );
     h.app.get('/probe/*', { onRequest: [authenticate(h.ctx, 'arm')], handler: handler('denyAssignments', 'probe') });
     await h.app.ready();
@@ -86,11 +98,29 @@ describe('Microsoft.Authorization routes at every scope', () => {
           const r = await send(h, 'user', v.method, url);
           const what = `${v.method} ${url}`;
           assert.equal(r.status, 200, `${what}: ${JSON.stringify(r.body)}`);
-          assert.deepEqual(h.checks, [{ tenantId: TENANT, principalId: PRINCIPALS.user.objectId, action: `Microsoft.Authorization/${type}/${v.verb}`, isDataAction: false, scope: shape.scope }], what);
+          assert.deepEqual(
+            h.checks,
+            [
+              {
+                tenantId: TENANT,
+                principalId: PRINCIPALS.user.objectId,
+                action: `Microsoft.Authorization/${type}/${v.verb}`,
+                isDataAction: false,
+                scope: shape.scope,
+              },
+            ],
+            what,
+          );
           assert.deepEqual(served, [[type, v.handler]], what);
           assert.deepEqual(
             r.body,
-            { tenantId: TENANT, scope: shape.scope, caller: PRINCIPALS.user.objectId, ...(v.one ? { name: GUID } : {}), ...(shape.subscriptionId === undefined ? {} : { subscriptionId: shape.subscriptionId }) },
+            {
+              tenantId: TENANT,
+              scope: shape.scope,
+              caller: PRINCIPALS.user.objectId,
+              ...(v.one ? { name: GUID } : {}),
+              ...(shape.subscriptionId === undefined ? {} : { subscriptionId: shape.subscriptionId }),
+            },
             what,
           );
         }
@@ -115,7 +145,11 @@ describe('Microsoft.Authorization routes at every scope', () => {
   });
 
   it("invariant: a scope in another tenant's subscription is 401 InvalidAuthenticationTokenTenant before RBAC, at every shape below a subscription", async () => {
-    const other = [`/subscriptions/${OTHER_SUB}`, `/subscriptions/${OTHER_SUB}/resourceGroups/rg`, `/subscriptions/${OTHER_SUB}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv`];
+    const other = [
+      `/subscriptions/${OTHER_SUB}`,
+      `/subscriptions/${OTHER_SUB}/resourceGroups/rg`,
+      `/subscriptions/${OTHER_SUB}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv`,
+    ];
     for (const scope of other) {
       for (const v of VERBS) {
         const r = await send(h, 'user', v.method, `${scope}/providers/Microsoft.Authorization/roleAssignments${v.one ? `/${GUID}` : ''}?${V}`);
@@ -134,11 +168,17 @@ describe('Microsoft.Authorization routes at every scope', () => {
     const probe = await send(bare, 'user', 'GET', `/subscriptions/${OTHER_SUB}/providers/Microsoft.Authorization/denyAssignments`);
     assert.equal(probe.status, 401);
     assert.equal(probe.body.error?.code, 'InvalidAuthenticationTokenTenant');
-    assert.deepEqual((await send(bare, 'user', 'GET', `/subscriptions/${SUB}/providers/Microsoft.Authorization/denyAssignments`)).body, { scope: `/subscriptions/${SUB}` });
+    assert.deepEqual((await send(bare, 'user', 'GET', `/subscriptions/${SUB}/providers/Microsoft.Authorization/denyAssignments`)).body, {
+      scope: `/subscriptions/${SUB}`,
+    });
   });
 
   it('invariant: a resource-id scope that does not parse (an encoded /, a space) is 400 InvalidScope and nothing is checked or served', async () => {
-    for (const scope of [`${RG}/providers/Microsoft.KeyVault/vaults/kv%2Fx`, `${RG}/providers/Microsoft.KeyVault/vaults/kv%2F..`, `${RG}/providers/Microsoft.KeyVault/vaults/kv%20`]) {
+    for (const scope of [
+      `${RG}/providers/Microsoft.KeyVault/vaults/kv%2Fx`,
+      `${RG}/providers/Microsoft.KeyVault/vaults/kv%2F..`,
+      `${RG}/providers/Microsoft.KeyVault/vaults/kv%20`,
+    ]) {
       const r = await send(h, 'user', 'PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${GUID}?${V}`);
       assert.equal(r.status, 400, `${scope}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.error?.code, 'InvalidScope');
@@ -159,7 +199,8 @@ describe('Microsoft.Authorization routes at every scope', () => {
       h.checks.length = 0;
       const r = await send(h, 'user', method, url);
       assert.equal(r.status, 404, `${method} ${url}: ${JSON.stringify(r.body)}`);
-      if (!url.includes('/providers/Microsoft.Authorization/roleAssignments?') && !url.includes('roleDefinitions?')) assert.deepEqual(h.checks, [], `${method} ${url}`);
+      if (!url.includes('/providers/Microsoft.Authorization/roleAssignments?') && !url.includes('roleDefinitions?'))
+        assert.deepEqual(h.checks, [], `${method} ${url}`);
     }
     assert.deepEqual(served, []);
     const probe = await send(h, 'user', 'GET', '/probe/subscriptions/x');
@@ -172,8 +213,14 @@ describe('Microsoft.Authorization routes at every scope', () => {
     assert.equal(authorizationArmAction('get', `${one}?${V}`), 'Microsoft.Authorization/roleAssignments/read');
     assert.equal(authorizationArmAction('PUT', one), 'Microsoft.Authorization/roleAssignments/write');
     assert.equal(authorizationArmAction('DELETE', one), 'Microsoft.Authorization/roleAssignments/delete');
-    assert.equal(authorizationArmAction('PUT', `${VAULT}/providers/microsoft.authorization/ROLEDEFINITIONS/${GUID}`), 'Microsoft.Authorization/roleDefinitions/write');
-    assert.equal(authorizationArmAction('DELETE', `${VAULT}/providers/Microsoft.Authorization/denyAssignments/${GUID}/`), 'Microsoft.Authorization/denyAssignments/delete');
+    assert.equal(
+      authorizationArmAction('PUT', `${VAULT}/providers/microsoft.authorization/ROLEDEFINITIONS/${GUID}`),
+      'Microsoft.Authorization/roleDefinitions/write',
+    );
+    assert.equal(
+      authorizationArmAction('DELETE', `${VAULT}/providers/Microsoft.Authorization/denyAssignments/${GUID}/`),
+      'Microsoft.Authorization/denyAssignments/delete',
+    );
     assert.equal(authorizationArmAction('POST', one), undefined);
     assert.equal(authorizationArmAction('PATCH', one), undefined);
     assert.equal(authorizationArmAction('GET', `${VAULT}/providers/Microsoft.Authorization/locks/l`), undefined);
@@ -187,7 +234,10 @@ describe('Microsoft.Authorization routes at every scope', () => {
     assert.equal(armRoleDefinitionId(VAULT, GUID), `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${GUID}`);
     assert.equal(armRoleDefinitionId(`/SUBSCRIPTIONS/${SUB}`, GUID), `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${GUID}`);
     assert.equal(armRoleDefinitionId('/', GUID), `/providers/Microsoft.Authorization/roleDefinitions/${GUID}`);
-    assert.equal(armRoleDefinitionId(`/providers/Microsoft.Management/managementGroups/mg/subscriptions/${SUB}`, GUID), `/providers/Microsoft.Authorization/roleDefinitions/${GUID}`);
+    assert.equal(
+      armRoleDefinitionId(`/providers/Microsoft.Management/managementGroups/mg/subscriptions/${SUB}`, GUID),
+      `/providers/Microsoft.Authorization/roleDefinitions/${GUID}`,
+    );
     assert.equal(isoOrNull(undefined), null);
     assert.equal(isoOrNull(0), '1970-01-01T00:00:00.000Z');
   });
@@ -201,8 +251,20 @@ describe('Microsoft.Authorization routes at every scope', () => {
     assert.deepEqual(filter("principalId eq 'p2'"), { atScope: false, principalId: 'p2' });
     assert.deepEqual(filter("roleName  EQ  'O''Brien'"), { atScope: false, roleName: "O'Brien" });
     assert.deepEqual(filter("type eq 'CustomRole' and roleDefinitionId eq 'r'"), { atScope: false, type: 'CustomRole', roleDefinitionId: 'r' });
-    for (const bad of ["principalId eq 'p' or atScope()", 'atScope', "principalId ne 'p'", "xprincipalId eq 'p'", "principalId eq 'p'x", "assignedTo('p')x", 'xatScope()']) {
-      assert.throws(() => filter(bad), (err: { status?: number; code?: string }) => err.status === 400 && err.code === 'InvalidFilterInQueryString', bad);
+    for (const bad of [
+      "principalId eq 'p' or atScope()",
+      'atScope',
+      "principalId ne 'p'",
+      "xprincipalId eq 'p'",
+      "principalId eq 'p'x",
+      "assignedTo('p')x",
+      'xatScope()',
+    ]) {
+      assert.throws(
+        () => filter(bad),
+        (err: { status?: number; code?: string }) => err.status === 400 && err.code === 'InvalidFilterInQueryString',
+        bad,
+      );
     }
   });
 });

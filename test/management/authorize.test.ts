@@ -55,7 +55,10 @@ describe('management authorisation hooks', () => {
       handler: ok,
     });
     h.app.get('/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName', {
-      onRequest: [arm, authorize(h.ctx, (request) => ({ action: 'Microsoft.Resources/subscriptions/resourceGroups/read', scope: resourceGroupScope(request) }))],
+      onRequest: [
+        arm,
+        authorize(h.ctx, (request) => ({ action: 'Microsoft.Resources/subscriptions/resourceGroups/read', scope: resourceGroupScope(request) })),
+      ],
       handler: ok,
     });
     h.app.get('/subscriptions/:subscriptionId', {
@@ -86,8 +89,16 @@ describe('management authorisation hooks', () => {
 
   it('invariant: a route checks its action at the scope its path parameters name, for the caller, in its tenant, as a control-plane action', async () => {
     const cases = [
-      { url: `/subscriptions/${SUB}/resourceGroups/rg-a/providers/${VM}/vm-1`, action: `${VM}/read`, scope: `/subscriptions/${SUB}/resourceGroups/rg-a/providers/${VM}/vm-1` },
-      { url: `/subscriptions/${SUB}/resourceGroups/rg-a`, action: 'Microsoft.Resources/subscriptions/resourceGroups/read', scope: `/subscriptions/${SUB}/resourceGroups/rg-a` },
+      {
+        url: `/subscriptions/${SUB}/resourceGroups/rg-a/providers/${VM}/vm-1`,
+        action: `${VM}/read`,
+        scope: `/subscriptions/${SUB}/resourceGroups/rg-a/providers/${VM}/vm-1`,
+      },
+      {
+        url: `/subscriptions/${SUB}/resourceGroups/rg-a`,
+        action: 'Microsoft.Resources/subscriptions/resourceGroups/read',
+        scope: `/subscriptions/${SUB}/resourceGroups/rg-a`,
+      },
       { url: `/subscriptions/${SUB}`, action: 'Microsoft.Resources/subscriptions/read', scope: `/subscriptions/${SUB}` },
       { url: '/openmsi/keys', action: 'Microsoft.Authorization/signingKeys/read', scope: '/' },
     ];
@@ -118,7 +129,11 @@ describe('management authorisation hooks', () => {
   });
 
   it('invariant: a route under a subscription of another tenant is 401 InvalidAuthenticationTokenTenant, an unknown subscription 404, before RBAC is asked', async () => {
-    for (const url of [`/subscriptions/${OTHER_SUB}`, `/subscriptions/${OTHER_SUB}/resourceGroups/rg`, `/subscriptions/${OTHER_SUB}/resourceGroups/rg/providers/${VM}/vm`]) {
+    for (const url of [
+      `/subscriptions/${OTHER_SUB}`,
+      `/subscriptions/${OTHER_SUB}/resourceGroups/rg`,
+      `/subscriptions/${OTHER_SUB}/resourceGroups/rg/providers/${VM}/vm`,
+    ]) {
       const r = await send(h, 'user', 'GET', url);
       assert.equal(r.status, 401, url);
       assert.equal(r.body.error?.code, 'InvalidAuthenticationTokenTenant', url);
@@ -208,9 +223,20 @@ describe('management authorisation hooks', () => {
     it('invariant: the check is made at the canonical scope; a scope that does not parse is 400 InvalidScope and nothing is checked', async () => {
       const decision = await decide(h.ctx, callerFor('user'), { action: `${VM}/read`, scope: `/SUBSCRIPTIONS/${SUB}/RESOURCEGROUPS/rg/providers/${VM}/vm/` });
       assert.deepEqual(decision, GRANTED);
-      assert.deepEqual(h.checks, [{ tenantId: TENANT, principalId: PRINCIPALS.user.objectId, action: `${VM}/read`, isDataAction: false, scope: `/subscriptions/${SUB}/resourceGroups/rg/providers/${VM}/vm` }]);
+      assert.deepEqual(h.checks, [
+        {
+          tenantId: TENANT,
+          principalId: PRINCIPALS.user.objectId,
+          action: `${VM}/read`,
+          isDataAction: false,
+          scope: `/subscriptions/${SUB}/resourceGroups/rg/providers/${VM}/vm`,
+        },
+      ]);
       h.checks.length = 0;
-      await assert.rejects(decide(h.ctx, callerFor('user'), { action: `${VM}/read`, scope: `/subscriptions/${SUB}/resourceGroups/rg/../rg2` }), (err: unknown) => err instanceof ApiError && err.status === 400 && err.code === 'InvalidScope');
+      await assert.rejects(
+        decide(h.ctx, callerFor('user'), { action: `${VM}/read`, scope: `/subscriptions/${SUB}/resourceGroups/rg/../rg2` }),
+        (err: unknown) => err instanceof ApiError && err.status === 400 && err.code === 'InvalidScope',
+      );
       assert.deepEqual(h.checks, []);
     });
 
@@ -253,7 +279,10 @@ describe('management authorisation hooks', () => {
   it('requireAccess needs the authenticate hook; the refusals are worded as ARM and Graph word them', async () => {
     const fake = { url: '/x' } as FastifyRequest;
     await assert.rejects(requireAccess(h.ctx, fake, { action: 'a', scope: '/' }), TypeError, 'no caller without the authenticate hook');
-    assert.deepEqual(authorizationFailed('app', 'oid', 'act', 'sc').message, "The client 'app' with object id 'oid' does not have authorization to perform action 'act' over scope 'sc' or the scope is invalid. If access was recently granted, please refresh your credentials.");
+    assert.deepEqual(
+      authorizationFailed('app', 'oid', 'act', 'sc').message,
+      "The client 'app' with object id 'oid' does not have authorization to perform action 'act' over scope 'sc' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+    );
     assert.equal(graphRequestDenied().status, 403);
   });
 

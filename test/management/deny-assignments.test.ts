@@ -10,7 +10,17 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
 import { EVERYONE } from '../../src/rbac/evaluate.js';
-import { assignRole, authorizationPath, call, deleteAssignment, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac-authz/helpers.js';
+import {
+  assignRole,
+  authorizationPath,
+  call,
+  deleteAssignment,
+  expectAuthorizationFailed,
+  ROLE,
+  testPrincipal,
+  V,
+  type TestPrincipal,
+} from '../rbac-authz/helpers.js';
 
 const WRITE = 'Microsoft.Authorization/denyAssignments/write';
 const DELETE = 'Microsoft.Authorization/denyAssignments/delete';
@@ -95,7 +105,9 @@ for (const backend of STORE_BACKENDS) {
 
     it('invariant: deleting a deny takes the delete right at /: the Owner of its group is refused even when the deny does not target it', async () => {
       const guid = randomUUID();
-      const body = { properties: { ...lockOut(rootUaa.objectId).properties, principals: [{ id: rootOwner.objectId, type: 'ServicePrincipal' }], excludePrincipals: [] } };
+      const body = {
+        properties: { ...lockOut(rootUaa.objectId).properties, principals: [{ id: rootOwner.objectId, type: 'ServicePrincipal' }], excludePrincipals: [] },
+      };
       assert.equal((await put(admin, rgA, guid, body)).status, 201);
       expectAuthorizationFailed(await del(ownerA.token, rgA, guid), ownerA.appId, ownerA.objectId, DELETE, '/');
       assert.equal(await exists(rgA, guid), true);
@@ -106,7 +118,13 @@ for (const backend of STORE_BACKENDS) {
       const guid = randomUUID();
       assert.equal((await put(rootUaa.token, '/', guid, lockOut(rootUaa.objectId))).status, 201);
       // The deny applies to the bootstrap admin and to another root Owner for everything else ...
-      expectAuthorizationFailed(await call(t, 'GET', `${rgA}?${V}`, admin), t.admin.clientId, t.admin.objectId, 'Microsoft.Resources/subscriptions/resourceGroups/read', rgA);
+      expectAuthorizationFailed(
+        await call(t, 'GET', `${rgA}?${V}`, admin),
+        t.admin.clientId,
+        t.admin.objectId,
+        'Microsoft.Resources/subscriptions/resourceGroups/read',
+        rgA,
+      );
       expectAuthorizationFailed(await put(admin, rgA, randomUUID(), lockOut(t.admin.objectId)), t.admin.clientId, t.admin.objectId, WRITE, rgA);
       expectAuthorizationFailed(await del(rootOwner.token, '/', guid), rootOwner.appId, rootOwner.objectId, DELETE, '/');
       expectAuthorizationFailed(
@@ -128,9 +146,15 @@ for (const backend of STORE_BACKENDS) {
     it('invariant: the break-glass skips only the deny: a bootstrap admin whose Owner assignment was removed cannot delete a deny', async () => {
       const guid = randomUUID();
       assert.equal((await put(rootUaa.token, rgA, guid, lockOut(rootUaa.objectId))).status, 201);
-      const assignments = await call(t, 'GET', `${authorizationPath('/', 'roleAssignments')}&$filter=${encodeURIComponent(`principalId eq '${t.admin.objectId}'`)}`, rootOwner.token);
+      const assignments = await call(
+        t,
+        'GET',
+        `${authorizationPath('/', 'roleAssignments')}&$filter=${encodeURIComponent(`principalId eq '${t.admin.objectId}'`)}`,
+        rootOwner.token,
+      );
       assert.equal(assignments.status, 200, assignments.body);
-      for (const a of assignments.json<{ value: { name: string; properties: { scope: string } }[] }>().value) await deleteAssignment(t, rootOwner.token, a.properties.scope, a.name);
+      for (const a of assignments.json<{ value: { name: string; properties: { scope: string } }[] }>().value)
+        await deleteAssignment(t, rootOwner.token, a.properties.scope, a.name);
       expectAuthorizationFailed(await del(admin, rgA, guid), t.admin.clientId, t.admin.objectId, DELETE, rgA);
       assert.equal((await del(rootUaa.token, rgA, guid)).status, 200);
     });

@@ -61,7 +61,10 @@ for (const backend of STORE_BACKENDS) {
       const created = await createJoinToken(contributorB, machine('fresh-host'));
       assert.equal(created.status, 200, created.body);
       assert.equal(created.json<{ machineCreated: boolean }>().machineCreated, true);
-      assert.equal((await call(t, 'PUT', `${machine('plain-host')}?${V}`, admin, { location: 'westeurope', identity: { type: 'SystemAssigned' } })).status, 201);
+      assert.equal(
+        (await call(t, 'PUT', `${machine('plain-host')}?${V}`, admin, { location: 'westeurope', identity: { type: 'SystemAssigned' } })).status,
+        201,
+      );
       const again = await createJoinToken(contributorB, machine('plain-host'));
       assert.equal(again.status, 200, again.body);
       assert.equal(again.json<{ machineCreated: boolean }>().machineCreated, false);
@@ -69,7 +72,10 @@ for (const backend of STORE_BACKENDS) {
 
     it('invariant: a join token for an existing machine needs assign/action on each user-assigned identity on it; with it, the enrolled agent gets that identity', async () => {
       const shared = machine('shared-host');
-      const put = await call(t, 'PUT', `${shared}?${V}`, admin, { location: 'westeurope', identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [idA]: {} } } });
+      const put = await call(t, 'PUT', `${shared}?${V}`, admin, {
+        location: 'westeurope',
+        identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [idA]: {} } },
+      });
       assert.equal(put.status, 201, put.body);
       for (const id of [shared, machine('SHARED-HOST'), machine('shared-host', 'RG-B')]) {
         expectAuthorizationFailed(await createJoinToken(contributorB, id), contributorB.appId, contributorB.objectId, ASSIGN, idA);
@@ -85,7 +91,10 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(enrolled.status, 201, enrolled.body);
       const self = await hostCall(t, 'GET', HOST_API_PATHS.self, { bearer: await hostAssertion(t, key, hostResourceId) });
       assert.equal(self.status, 200, self.body);
-      assert.ok(self.json<HostDescription>().identities.some((i) => i.resourceId.toLowerCase() === idA.toLowerCase()), 'the enrolled agent holds the identity');
+      assert.ok(
+        self.json<HostDescription>().identities.some((i) => i.resourceId.toLowerCase() === idA.toLowerCase()),
+        'the enrolled agent holds the identity',
+      );
     });
   });
 }

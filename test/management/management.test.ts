@@ -152,7 +152,14 @@ void describe('management API', () => {
       const path = `/subscriptions/${sub}/resourceGroups/mi-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id`;
       const created = await call('PUT', `${path}?api%2Dversion=2023-01-31`, { body: { location: 'westeurope', tags: { team: 'a' } } });
       assert.equal(created.statusCode, 201, created.body);
-      const identity = created.json<{ id: string; name: string; type: string; location: string; tags: object; properties: { tenantId: string; principalId: string; clientId: string } }>();
+      const identity = created.json<{
+        id: string;
+        name: string;
+        type: string;
+        location: string;
+        tags: object;
+        properties: { tenantId: string; principalId: string; clientId: string };
+      }>();
       assert.equal(identity.id, path);
       assert.equal(identity.name, 'app-id');
       assert.equal(identity.type, 'Microsoft.ManagedIdentity/userAssignedIdentities');
@@ -181,7 +188,8 @@ void describe('management API', () => {
       const filter = encodeURIComponent(`alternativeNames/any(x:x eq '${path.toLowerCase()}')`);
       const byResource = await call('GET', `/v1.0/servicePrincipals?$filter=${filter}`);
       assert.equal(byResource.statusCode, 200, byResource.body);
-      const found = byResource.json<{ value: { id: string; servicePrincipalType: string; alternativeNames: string[]; servicePrincipalNames: string[] }[] }>().value;
+      const found = byResource.json<{ value: { id: string; servicePrincipalType: string; alternativeNames: string[]; servicePrincipalNames: string[] }[] }>()
+        .value;
       assert.equal(found.length, 1);
       assert.equal(found[0]?.id, identity.properties.principalId);
       assert.equal(found[0]?.servicePrincipalType, 'ManagedIdentity');
@@ -317,7 +325,11 @@ void describe('management API', () => {
 
       const ok = await tokenFor(sp.appId, password.secretText, 'https://vault.azure.net/.default');
       assert.equal(ok.statusCode, 200, ok.body);
-      const wrong = await tokenFor(sp.appId, password.secretText.slice(0, -1) + (password.secretText.endsWith('A') ? 'B' : 'A'), 'https://vault.azure.net/.default');
+      const wrong = await tokenFor(
+        sp.appId,
+        password.secretText.slice(0, -1) + (password.secretText.endsWith('A') ? 'B' : 'A'),
+        'https://vault.azure.net/.default',
+      );
       assert.equal(wrong.statusCode, 401, wrong.body);
 
       // Reading it back never shows a secret.
@@ -339,14 +351,24 @@ void describe('management API', () => {
       // A certificate, as base64 DER (Graph's addKey).
       const { certPem } = await createClientCertificate({ commonName: 'ci-pipeline', clock: t.ctx.clock });
       const der = Buffer.from(certPem.replace(/-----[^-]+-----|\s/g, ''), 'base64').toString('base64');
-      const addKey = await call('POST', `/v1.0/servicePrincipals/${sp.id}/addKey`, { body: { keyCredential: { type: 'AsymmetricX509Cert', usage: 'Verify', key: der } } });
+      const addKey = await call('POST', `/v1.0/servicePrincipals/${sp.id}/addKey`, {
+        body: { keyCredential: { type: 'AsymmetricX509Cert', usage: 'Verify', key: der } },
+      });
       assert.equal(addKey.statusCode, 200, addKey.body);
       assert.match(addKey.json<{ customKeyIdentifier: string }>().customKeyIdentifier, /^[0-9A-F]{40}$/);
-      expectError(await call('POST', `/v1.0/servicePrincipals/${sp.id}/addKey`, { body: { keyCredential: { key: 'bm90IGEgY2VydA==' } } }), 400, 'InvalidKeyCredential');
+      expectError(
+        await call('POST', `/v1.0/servicePrincipals/${sp.id}/addKey`, { body: { keyCredential: { key: 'bm90IGEgY2VydA==' } } }),
+        400,
+        'InvalidKeyCredential',
+      );
       assert.equal((await t.ctx.store.credentials.listByApp(sp.appId)).length, 2);
 
       // Found by display name (exact and prefix, as az ad sp list --display-name sends).
-      for (const filter of ["displayName eq 'ci-pipeline'", "startswith(displayName,'ci-pip')", `appId eq '${sp.appId}' and servicePrincipalType eq 'Application'`]) {
+      for (const filter of [
+        "displayName eq 'ci-pipeline'",
+        "startswith(displayName,'ci-pip')",
+        `appId eq '${sp.appId}' and servicePrincipalType eq 'Application'`,
+      ]) {
         const found = await call('GET', `/v1.0/servicePrincipals?$filter=${encodeURIComponent(filter)}`);
         assert.equal(found.statusCode, 200, found.body);
         assert.deepEqual(
@@ -386,10 +408,7 @@ void describe('management API', () => {
 
       await t.ctx.audit.flush();
       const removed = (await t.ctx.store.audit.list({ action: 'credential.removed' })).filter((e) => e.target === sp.appId || e.target === sp.id);
-      assert.deepEqual(
-        removed.map((e) => e.outcome).sort(),
-        ['failure', 'failure', 'failure', 'success', 'success'],
-      );
+      assert.deepEqual(removed.map((e) => e.outcome).sort(), ['failure', 'failure', 'failure', 'success', 'success']);
     });
 
     void it('rejects bad Graph requests', async () => {
@@ -401,7 +420,9 @@ void describe('management API', () => {
       // Managed-identity principals are deleted with their resource.
       assert.equal((await call('PUT', `/subscriptions/${sub}/resourcegroups/graph-rg?${V}`, { body: { location: 'westeurope' } })).statusCode, 201);
       const mi = (
-        await call('PUT', `/subscriptions/${sub}/resourceGroups/graph-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/graph-id?${V}`, { body: {} })
+        await call('PUT', `/subscriptions/${sub}/resourceGroups/graph-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/graph-id?${V}`, {
+          body: {},
+        })
       ).json<{ properties: { principalId: string } }>();
       expectError(await call('DELETE', `/v1.0/servicePrincipals/${mi.properties.principalId}`), 400, 'Request_BadRequest');
       expectError(await call('POST', `/v1.0/servicePrincipals/${mi.properties.principalId}/addPassword`, { body: {} }), 400, 'Request_BadRequest');
@@ -420,7 +441,11 @@ void describe('management API', () => {
       assert.equal(garbage.headers['www-authenticate'], challenge);
       const tampered = await call('GET', url, { token: arm.slice(0, -4) + (arm.endsWith('AAAA') ? 'BBBB' : 'AAAA') });
       expectError(tampered, 401, 'InvalidAuthenticationToken');
-      expectError(await call('GET', url, { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }, token: null }), 401, 'AuthenticationFailed');
+      expectError(
+        await call('GET', url, { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }, token: null }),
+        401,
+        'AuthenticationFailed',
+      );
       // A Graph token is not an ARM token, and the other way round.
       expectError(await call('GET', url, { token: graph }), 401, 'InvalidAuthenticationTokenAudience');
       expectError(await call('GET', '/v1.0/servicePrincipals', { token: arm }), 401, 'InvalidAuthenticationToken');
@@ -474,7 +499,7 @@ void describe('management API', () => {
       expectError(await call('GET', '/v1.0/servicePrincipals', { token: vaultToken }), 401, 'InvalidAuthenticationToken');
     });
 
-    void it("answers /v1.0/me as Graph answers an app-only token: 400 BadRequest, after authentication", async () => {
+    void it('answers /v1.0/me as Graph answers an app-only token: 400 BadRequest, after authentication', async () => {
       for (const url of ['/v1.0/me', '/v1.0/me/ownedObjects', '/v1.0/ME']) {
         const me = expectError(await call('GET', url), 400, 'BadRequest');
         assert.equal(me.error.message, '/me request is only valid with delegated authentication flow.');
@@ -510,7 +535,7 @@ void describe('management API', () => {
       assert.equal((await call('GET', '/v1.0/servicePrincipals', { token: graphToken })).statusCode, 401);
     });
 
-    void it("answers 403 to a valid token of a principal that is not a directory admin, and audits the attempt", async () => {
+    void it('answers 403 to a valid token of a principal that is not a directory admin, and audits the attempt', async () => {
       const clock = t.ctx.clock;
       const sp = await createApplicationPrincipal(t.ctx.store, { tenantId: t.tenantId, displayName: 'not-an-admin', clock });
       const { secretText } = await addPasswordCredential(t.ctx.store, t.ctx.masterKey, { appId: sp.appId, clock });
@@ -518,7 +543,11 @@ void describe('management API', () => {
       const armToken = (await tokenFor(sp.appId, secretText, 'https://management.azure.com//.default')).json<{ access_token: string }>().access_token;
       const graphToken = (await tokenFor(sp.appId, secretText, 'https://graph.microsoft.com/.default')).json<{ access_token: string }>().access_token;
       expectError(await call('GET', `/subscriptions/${sub}/resourcegroups?${V}`, { token: armToken }), 403, 'AuthorizationFailed');
-      expectError(await call('PUT', `/subscriptions/${sub}/resourcegroups/sneaky?${V}`, { token: armToken, body: { location: 'westeurope' } }), 403, 'AuthorizationFailed');
+      expectError(
+        await call('PUT', `/subscriptions/${sub}/resourcegroups/sneaky?${V}`, { token: armToken, body: { location: 'westeurope' } }),
+        403,
+        'AuthorizationFailed',
+      );
       expectError(await call('POST', '/v1.0/servicePrincipals', { token: graphToken, body: { displayName: 'x' } }), 403, 'Authorization_RequestDenied');
       expectError(await call('POST', '/openmsi/keys/rotate', { token: armToken, body: {} }), 403, 'AuthorizationFailed');
       await t.ctx.audit.flush();
@@ -573,7 +602,10 @@ void describe('management API', () => {
       ]) {
         assert.ok(actions.has(action), `missing audit event ${action}`);
       }
-      assert.ok(events.some((e) => e.outcome === 'failure' && e.action === 'resourceGroup.write'), 'failed mutations are audited too');
+      assert.ok(
+        events.some((e) => e.outcome === 'failure' && e.action === 'resourceGroup.write'),
+        'failed mutations are audited too',
+      );
       const filtered = await call('GET', '/openmsi/audit?action=identity.created&limit=5');
       assert.ok(filtered.json<{ value: { action: string }[] }>().value.every((e) => e.action === 'identity.created'));
       expectError(await call('GET', '/openmsi/audit?limit=0'), 400, 'InvalidQueryParameter');

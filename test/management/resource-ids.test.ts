@@ -80,7 +80,10 @@ describe('canonical resource ids at the management API edge', () => {
     assert.equal(r.status, 403, why);
     const { code, message } = r.json<ErrorBody>().error;
     assert.equal(code, 'AuthorizationFailed', why);
-    const m = /^The client '([^']*)' with object id '([^']*)' does not have authorization to perform action '([^']*)' over scope '([^']*)' or the scope is invalid\./.exec(message);
+    const m =
+      /^The client '([^']*)' with object id '([^']*)' does not have authorization to perform action '([^']*)' over scope '([^']*)' or the scope is invalid\./.exec(
+        message,
+      );
     assert.ok(m !== null, why);
     assert.deepEqual([m[1], m[2], m[3], m[4]?.toLowerCase()], [who.appId, who.objectId, action, canonical.toLowerCase()], why);
   }
@@ -261,7 +264,11 @@ describe('canonical resource ids at the management API edge', () => {
             if (!spelling.equivalent) return assert.equal(r.status, 400, why);
             assert.equal(r.status, reference.status, why);
             if (r.status === 201) {
-              assert.deepEqual(r.json<{ properties: { assignableScopes: string[] } }>().properties.assignableScopes.map((x) => x.toLowerCase()), [canonical.toLowerCase()], why);
+              assert.deepEqual(
+                r.json<{ properties: { assignableScopes: string[] } }>().properties.assignableScopes.map((x) => x.toLowerCase()),
+                [canonical.toLowerCase()],
+                why,
+              );
             }
           }),
           { numRuns: 40 },
@@ -301,7 +308,10 @@ describe('canonical resource ids at the management API edge', () => {
       const canonical = vaultId('rg-b');
       await fc.assert(
         fc.asyncProperty(fc.constantFrom('GET', 'PATCH'), spellings(segmentsOf(canonical)), async (method, spelling) => {
-          const r = await send(method, spelling.text, contributorA.token, { query: VAULT_V, ...(method === 'PATCH' ? { body: { tags: { by: 'contributor-a' } } } : {}) });
+          const r = await send(method, spelling.text, contributorA.token, {
+            query: VAULT_V,
+            ...(method === 'PATCH' ? { body: { tags: { by: 'contributor-a' } } } : {}),
+          });
           const action = `Microsoft.KeyVault/vaults/${method === 'GET' ? 'read' : 'write'}`;
           if (spelling.equivalent) return expectRefusedAt(r, contributorA, action, canonical, spelling);
           assert.ok([400, 403, 404].includes(r.status), `${JSON.stringify(spelling)} → ${String(r.status)} ${r.body}`);
@@ -342,7 +352,10 @@ describe('canonical resource ids at the management API edge', () => {
 
   it('case variants alone never change what a request addresses (the generator is sound)', () => {
     fc.assert(
-      fc.property(caseVariants(['subscriptions', 'S', 'resourceGroups', 'rg']), (s) => s.equivalent && s.text.replace(/\/$/, '').toLowerCase() === '/subscriptions/s/resourcegroups/rg'),
+      fc.property(
+        caseVariants(['subscriptions', 'S', 'resourceGroups', 'rg']),
+        (s) => s.equivalent && s.text.replace(/\/$/, '').toLowerCase() === '/subscriptions/s/resourcegroups/rg',
+      ),
     );
   });
 });

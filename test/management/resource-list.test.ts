@@ -51,9 +51,13 @@ for (const backend of STORE_BACKENDS) {
           location: 'westeurope',
           properties: { tenantId: t.tenantId, sku: { family: 'A', name: 'standard' } },
         });
-        await put(`/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-${rg}?api-version=2023-01-31`, { location: 'westeurope' });
+        await put(`/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-${rg}?api-version=2023-01-31`, {
+          location: 'westeurope',
+        });
       }
-      await put(`/subscriptions/${sub}/resourceGroups/list-a/providers/Microsoft.HybridCompute/machines/m-list-a?api-version=2022-12-27`, { location: 'westeurope' });
+      await put(`/subscriptions/${sub}/resourceGroups/list-a/providers/Microsoft.HybridCompute/machines/m-list-a?api-version=2022-12-27`, {
+        location: 'westeurope',
+      });
     });
     after(async () => {
       await t.close();
@@ -66,10 +70,16 @@ for (const backend of STORE_BACKENDS) {
         'Microsoft.ManagedIdentity/userAssignedIdentities:id-list-a',
       ]);
       const all = await list(`/subscriptions/${sub}/resources?api-version=2021-04-01`);
-      for (const expected of ['Microsoft.KeyVault/vaults:kv-list-a', 'Microsoft.KeyVault/vaults:kv-list-b', 'Microsoft.ManagedIdentity/userAssignedIdentities:id-list-b']) {
+      for (const expected of [
+        'Microsoft.KeyVault/vaults:kv-list-a',
+        'Microsoft.KeyVault/vaults:kv-list-b',
+        'Microsoft.ManagedIdentity/userAssignedIdentities:id-list-b',
+      ]) {
         assert.ok(all.includes(expected), `${expected} in ${all.join(', ')}`);
       }
-      const vault = (await call('GET', `/subscriptions/${sub}/resourceGroups/list-b/resources?api-version=2021-04-01`)).json<{ value: Record<string, unknown>[] }>().value.find((r) => r.name === 'kv-list-b');
+      const vault = (await call('GET', `/subscriptions/${sub}/resourceGroups/list-b/resources?api-version=2021-04-01`))
+        .json<{ value: Record<string, unknown>[] }>()
+        .value.find((r) => r.name === 'kv-list-b');
       assert.deepEqual(vault, {
         id: `/subscriptions/${sub}/resourceGroups/list-b/providers/Microsoft.KeyVault/vaults/kv-list-b`,
         name: 'kv-list-b',
@@ -89,12 +99,23 @@ for (const backend of STORE_BACKENDS) {
       assert.deepEqual(await list(byName), ['Microsoft.ManagedIdentity/userAssignedIdentities:id-list-a']);
       assert.equal((await list(`/subscriptions/${sub}/resources?$top=1&api-version=2021-04-01`)).length, 1);
       // What az resource list sends without a filter flag: an empty $filter, which filters nothing.
-      assert.deepEqual(await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?$filter=&api-version=2021-04-01`), await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?api-version=2021-04-01`));
+      assert.deepEqual(
+        await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?$filter=&api-version=2021-04-01`),
+        await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?api-version=2021-04-01`),
+      );
       assert.equal((await list(`/subscriptions/${sub}/resourceGroups/list-a/resources?$filter=&api-version=2021-04-01`)).length, 3);
     });
 
     void it('refuse a $filter or $top they cannot honour, instead of ignoring it', async () => {
-      for (const filter of ["resourceType ne 'x'", "tagName eq 'env'", "substringof('kv', name)", "name eq 'a' or name eq 'b'", "name eq 'unterminated", 'and', "name eq 'a' and"]) {
+      for (const filter of [
+        "resourceType ne 'x'",
+        "tagName eq 'env'",
+        "substringof('kv', name)",
+        "name eq 'a' or name eq 'b'",
+        "name eq 'unterminated",
+        'and',
+        "name eq 'a' and",
+      ]) {
         const response = await call('GET', `/subscriptions/${sub}/resources?$filter=${encodeURIComponent(filter)}&api-version=2021-04-01`);
         assert.equal(response.statusCode, 400, filter);
         assert.equal(response.json<{ error: { code: string } }>().error.code, 'InvalidFilterInQueryString', filter);
@@ -134,7 +155,8 @@ void describe('azure-mgmt-keyvault vaults.list() finds vaults of every group', {
     const t = await startTestAuthority({ backend: 'sqlite' });
     try {
       const arm = await t.adminToken(ARM);
-      const put = (url: string, body: unknown) => t.app.inject({ method: 'PUT', url, headers: { authorization: `Bearer ${arm}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+      const put = (url: string, body: unknown) =>
+        t.app.inject({ method: 'PUT', url, headers: { authorization: `Bearer ${arm}`, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
       await put(`/subscriptions/${t.subscriptionId}/resourcegroups/py-rg?api-version=2021-04-01`, { location: 'westeurope' });
       const made = await put(`/subscriptions/${t.subscriptionId}/resourceGroups/py-rg/providers/Microsoft.KeyVault/vaults/py-kv?api-version=2023-07-01`, {
         location: 'westeurope',
@@ -155,7 +177,14 @@ print(','.join(sorted(v.id.split('/')[-1] + '@' + v.id.split('/')[4] for v in cl
       const run = await execFileAsync(python, ['-c', script], {
         encoding: 'utf8',
         timeout: 60_000,
-        env: { PATH: process.env.PATH ?? '', REQUESTS_CA_BUNDLE: t.caPath, T: t.tenantId, A: app.appId, S: app.secret, U: t.url, SUB: t.subscriptionId,
+        env: {
+          PATH: process.env.PATH ?? '',
+          REQUESTS_CA_BUNDLE: t.caPath,
+          T: t.tenantId,
+          A: app.appId,
+          S: app.secret,
+          U: t.url,
+          SUB: t.subscriptionId,
           // Anything not on loopback goes to a closed loopback port and fails: tests never leave the machine.
           HTTPS_PROXY: 'http://127.0.0.1:9',
           HTTP_PROXY: 'http://127.0.0.1:9',

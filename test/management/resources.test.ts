@@ -31,7 +31,13 @@ describe('canonicalIdentity', () => {
   });
 
   it('invariant: a key that is not a user-assigned identity id is 400 LinkedInvalidPropertyId; two keys for one identity are 400 InvalidIdentity', () => {
-    for (const bad of [`/subscriptions/${S}/resourceGroups/rg/providers/${VM}/vm`, `/subscriptions/${S}/resourceGroups/rg`, `${id('rg', 'a')}%2F..`, ` ${id('rg', 'a')}`, 'id-a']) {
+    for (const bad of [
+      `/subscriptions/${S}/resourceGroups/rg/providers/${VM}/vm`,
+      `/subscriptions/${S}/resourceGroups/rg`,
+      `${id('rg', 'a')}%2F..`,
+      ` ${id('rg', 'a')}`,
+      'id-a',
+    ]) {
       assert.throws(
         () => canonicalIdentity({ type: 'UserAssigned', userAssignedIdentities: { [bad]: {} } }),
         (err: unknown) => err instanceof ApiError && err.status === 400 && err.code === 'LinkedInvalidPropertyId',
@@ -45,7 +51,16 @@ describe('canonicalIdentity', () => {
   });
 
   it('what is not an object of identities passes unchanged, attaching nothing, for the directory to validate', () => {
-    for (const identity of [undefined, null, 'UserAssigned', ['x'], { type: 'SystemAssigned' }, { userAssignedIdentities: null }, { userAssignedIdentities: [id('rg', 'a')] }, { userAssignedIdentities: id('rg', 'a') }]) {
+    for (const identity of [
+      undefined,
+      null,
+      'UserAssigned',
+      ['x'],
+      { type: 'SystemAssigned' },
+      { userAssignedIdentities: null },
+      { userAssignedIdentities: [id('rg', 'a')] },
+      { userAssignedIdentities: id('rg', 'a') },
+    ]) {
       assert.deepEqual(canonicalIdentity(identity), { identity, attached: [] }, JSON.stringify(identity));
     }
   });
@@ -62,8 +77,15 @@ for (const backend of STORE_BACKENDS) {
     const rg = (g: string) => `/subscriptions/${t.subscriptionId}/resourceGroups/${g}`;
     const vm = (g: string, name: string) => `${rg(g)}/providers/${VM}/${name}`;
     const identity = (g: string, name: string) => `${rg(g)}/providers/${UAMI}/${name}`;
-    const ids = (r: { json<T>(): T }) => r.json<{ value: { id: string }[] }>().value.map((i) => i.id).sort();
-    const attachedOf = (r: { json<T>(): T }) => Object.keys(r.json<{ identity?: { userAssignedIdentities?: Record<string, unknown> } }>().identity?.userAssignedIdentities ?? {}).map((k) => k.toLowerCase());
+    const ids = (r: { json<T>(): T }) =>
+      r
+        .json<{ value: { id: string }[] }>()
+        .value.map((i) => i.id)
+        .sort();
+    const attachedOf = (r: { json<T>(): T }) =>
+      Object.keys(r.json<{ identity?: { userAssignedIdentities?: Record<string, unknown> } }>().identity?.userAssignedIdentities ?? {}).map((k) =>
+        k.toLowerCase(),
+      );
 
     before(async () => {
       t = await startTestAuthority({ backend });
@@ -87,14 +109,32 @@ for (const backend of STORE_BACKENDS) {
       assert.equal((await call(t, 'PUT', `${vm('rg-a', 'vm2')}?${V}`, c.token, { location: 'westeurope' })).status, 201);
       assert.equal((await call(t, 'DELETE', `${vm('rg-a', 'vm2')}?${V}`, c.token)).status, 200);
       expectAuthorizationFailed(await call(t, 'GET', `${vm('rg-b', 'vm')}?${V}`, c.token), c.appId, c.objectId, `${VM}/read`, vm('rg-b', 'vm'));
-      expectAuthorizationFailed(await call(t, 'PUT', `${vm('rg-b', 'vm')}?${V}`, c.token, { location: 'westeurope' }), c.appId, c.objectId, `${VM}/write`, vm('rg-b', 'vm'));
+      expectAuthorizationFailed(
+        await call(t, 'PUT', `${vm('rg-b', 'vm')}?${V}`, c.token, { location: 'westeurope' }),
+        c.appId,
+        c.objectId,
+        `${VM}/write`,
+        vm('rg-b', 'vm'),
+      );
       expectAuthorizationFailed(await call(t, 'DELETE', `${vm('rg-b', 'vm')}?${V}`, c.token), c.appId, c.objectId, `${VM}/delete`, vm('rg-b', 'vm'));
       assert.equal((await call(t, 'GET', `${vm('rg-b', 'vm')}?${V}`, admin)).status, 200, 'still there');
       // A Reader of one resource reads it and nothing beside it, and changes nothing.
       const r = vmReader;
       assert.equal((await call(t, 'GET', `${vm('rg-a', 'vm')}?${V}`, r.token)).status, 200);
-      expectAuthorizationFailed(await call(t, 'GET', `${rg('rg-a')}/providers/${SITE}/site?${V}`, r.token), r.appId, r.objectId, `${SITE}/read`, `${rg('rg-a')}/providers/${SITE}/site`);
-      expectAuthorizationFailed(await call(t, 'PUT', `${vm('rg-a', 'vm')}?${V}`, r.token, { location: 'westeurope' }), r.appId, r.objectId, `${VM}/write`, vm('rg-a', 'vm'));
+      expectAuthorizationFailed(
+        await call(t, 'GET', `${rg('rg-a')}/providers/${SITE}/site?${V}`, r.token),
+        r.appId,
+        r.objectId,
+        `${SITE}/read`,
+        `${rg('rg-a')}/providers/${SITE}/site`,
+      );
+      expectAuthorizationFailed(
+        await call(t, 'PUT', `${vm('rg-a', 'vm')}?${V}`, r.token, { location: 'westeurope' }),
+        r.appId,
+        r.objectId,
+        `${VM}/write`,
+        vm('rg-a', 'vm'),
+      );
       expectAuthorizationFailed(await call(t, 'DELETE', `${vm('rg-a', 'vm')}?${V}`, r.token), r.appId, r.objectId, `${VM}/delete`, vm('rg-a', 'vm'));
     });
 
@@ -107,7 +147,13 @@ for (const backend of STORE_BACKENDS) {
         assert.equal(listed.status, 200, `${path}: ${listed.body}`);
         assert.deepEqual(ids(listed), mine, path);
       }
-      expectAuthorizationFailed(await call(t, 'GET', `${rg('rg-b')}/resources?${V}`, r.token), r.appId, r.objectId, 'Microsoft.Resources/subscriptions/resources/read', rg('rg-b'));
+      expectAuthorizationFailed(
+        await call(t, 'GET', `${rg('rg-b')}/resources?${V}`, r.token),
+        r.appId,
+        r.objectId,
+        'Microsoft.Resources/subscriptions/resources/read',
+        rg('rg-b'),
+      );
       expectAuthorizationFailed(await call(t, 'GET', `${rg('rg-b')}/providers/${VM}?${V}`, r.token), r.appId, r.objectId, `${VM}/read`, rg('rg-b'));
       expectAuthorizationFailed(await call(t, 'GET', `${sub}/providers/${SITE}?${V}`, r.token), r.appId, r.objectId, `${SITE}/read`, sub);
       // Contributor of rg-a: all of rg-a, and an empty list where it may read.
@@ -123,7 +169,8 @@ for (const backend of STORE_BACKENDS) {
     it('invariant: attaching needs assign/action on every identity attached, checked before anything is written; detaching needs none', async () => {
       const c = contributor;
       const target = vm('rg-a', 'with-ids');
-      const put = (uai: Record<string, unknown>) => call(t, 'PUT', `${target}?${V}`, c.token, { location: 'westeurope', identity: { type: 'UserAssigned', userAssignedIdentities: uai } });
+      const put = (uai: Record<string, unknown>) =>
+        call(t, 'PUT', `${target}?${V}`, c.token, { location: 'westeurope', identity: { type: 'UserAssigned', userAssignedIdentities: uai } });
       const own = await put({ [identity('rg-a', 'uami')]: {} });
       assert.equal(own.status, 201, own.body);
       // The second identity is another group's: refused at it, whatever comes first, and nothing changes.
@@ -135,9 +182,18 @@ for (const backend of STORE_BACKENDS) {
       }
       assert.deepEqual(attachedOf(await call(t, 'GET', `${target}?${V}`, admin)), [identity('rg-a', 'uami').toLowerCase()]);
       // The admin attaches rg-b's identity; the Contributor may detach it (null) without any right on it, not keep it.
-      const both = await call(t, 'PUT', `${target}?${V}`, admin, { location: 'westeurope', identity: { type: 'UserAssigned', userAssignedIdentities: { [identity('rg-a', 'uami')]: {}, [identity('rg-b', 'uami')]: {} } } });
+      const both = await call(t, 'PUT', `${target}?${V}`, admin, {
+        location: 'westeurope',
+        identity: { type: 'UserAssigned', userAssignedIdentities: { [identity('rg-a', 'uami')]: {}, [identity('rg-b', 'uami')]: {} } },
+      });
       assert.equal(both.status, 200, both.body);
-      expectAuthorizationFailed(await put({ [identity('rg-a', 'uami')]: {}, [identity('rg-b', 'uami')]: {} }), c.appId, c.objectId, ASSIGN_IDENTITY_ACTION, identity('rg-b', 'uami'));
+      expectAuthorizationFailed(
+        await put({ [identity('rg-a', 'uami')]: {}, [identity('rg-b', 'uami')]: {} }),
+        c.appId,
+        c.objectId,
+        ASSIGN_IDENTITY_ACTION,
+        identity('rg-b', 'uami'),
+      );
       const detached = await put({ [identity('rg-a', 'uami')]: {}, [identity('rg-b', 'uami')]: null });
       assert.equal(detached.status, 200, detached.body);
       assert.deepEqual(attachedOf(detached), [identity('rg-a', 'uami').toLowerCase()]);

@@ -21,9 +21,14 @@ for (const backend of STORE_BACKENDS) {
     let grantee: TestPrincipal;
 
     const body = (scope: string, role: string = ROLE.Reader) => ({
-      properties: { roleDefinitionId: `${scope}/providers/Microsoft.Authorization/roleDefinitions/${role}`, principalId: grantee.objectId, principalType: 'ServicePrincipal' },
+      properties: {
+        roleDefinitionId: `${scope}/providers/Microsoft.Authorization/roleDefinitions/${role}`,
+        principalId: grantee.objectId,
+        principalType: 'ServicePrincipal',
+      },
     });
-    const put = (p: TestPrincipal | string, scope: string, guid = randomUUID()) => call(t, 'PUT', authorizationPath(scope, 'roleAssignments', guid), typeof p === 'string' ? p : p.token, body(scope));
+    const put = (p: TestPrincipal | string, scope: string, guid = randomUUID()) =>
+      call(t, 'PUT', authorizationPath(scope, 'roleAssignments', guid), typeof p === 'string' ? p : p.token, body(scope));
     const del = (p: TestPrincipal, scope: string, guid: string) => call(t, 'DELETE', authorizationPath(scope, 'roleAssignments', guid), p.token);
 
     before(async () => {
@@ -49,7 +54,11 @@ for (const backend of STORE_BACKENDS) {
         assert.equal(granted.status, 201, `${r.kind}: ${granted.body}`);
         assert.equal((await del(owner, r.own, guid)).status, 200);
 
-        const spellings = [r.sibling, r.sibling.toUpperCase().replace('/SUBSCRIPTIONS/', '/subscriptions/'), r.sibling.replace('/resourceGroups/', '/RESOURCEGROUPS/')];
+        const spellings = [
+          r.sibling,
+          r.sibling.toUpperCase().replace('/SUBSCRIPTIONS/', '/subscriptions/'),
+          r.sibling.replace('/resourceGroups/', '/RESOURCEGROUPS/'),
+        ];
         for (const scope of spellings) {
           const refused = await put(owner, scope);
           assert.equal(refused.status, 403, `${r.kind} ${scope}: ${refused.body}`);

@@ -9,7 +9,17 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { STORE_BACKENDS, backendSuiteOptions } from '../helpers/authority.js';
 import { startVaultHarness, V as VAULT_V, type VaultHarness } from '../vault/harness.js';
-import { assignRole, assignRoleInStore, authorizationPath, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac-authz/helpers.js';
+import {
+  assignRole,
+  assignRoleInStore,
+  authorizationPath,
+  call,
+  expectAuthorizationFailed,
+  ROLE,
+  testPrincipal,
+  V,
+  type TestPrincipal,
+} from '../rbac-authz/helpers.js';
 
 const WRITE = 'Microsoft.Authorization/roleDefinitions/write';
 const DELETE = 'Microsoft.Authorization/roleDefinitions/delete';
@@ -103,7 +113,10 @@ for (const backend of STORE_BACKENDS) {
         assert.equal(r.status, 403, `${JSON.stringify(c.scopes)}: ${r.body}`);
         const message = r.json<{ error: { code: string; message: string } }>().error;
         assert.equal(message.code, 'AuthorizationFailed');
-        assert.ok(message.message.toLowerCase().includes(`perform action '${WRITE.toLowerCase()}' over scope '${c.refusedAt.toLowerCase()}'`), `${JSON.stringify(c.scopes)}: ${message.message}`);
+        assert.ok(
+          message.message.toLowerCase().includes(`perform action '${WRITE.toLowerCase()}' over scope '${c.refusedAt.toLowerCase()}'`),
+          `${JSON.stringify(c.scopes)}: ${message.message}`,
+        );
         assert.equal(await stored(guid), undefined, 'nothing written');
       }
     });
@@ -155,7 +168,14 @@ for (const backend of STORE_BACKENDS) {
       const body = {
         properties: {
           roleName: 'Secrets but their values',
-          permissions: [{ actions: [], notActions: [], dataActions: ['Microsoft.KeyVault/vaults/secrets/*'], notDataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'] }],
+          permissions: [
+            {
+              actions: [],
+              notActions: [],
+              dataActions: ['Microsoft.KeyVault/vaults/secrets/*'],
+              notDataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'],
+            },
+          ],
           assignableScopes: [vault.resourceId],
         },
       };

@@ -29,7 +29,14 @@ interface DeletedView {
   id: string;
   name: string;
   type: string;
-  properties: { vaultId: string; location: string; deletionDate: string; scheduledPurgeDate: string; tags: Record<string, string>; purgeProtectionEnabled: boolean };
+  properties: {
+    vaultId: string;
+    location: string;
+    deletionDate: string;
+    scheduledPurgeDate: string;
+    tags: Record<string, string>;
+    purgeProtectionEnabled: boolean;
+  };
 }
 
 for (const backend of STORE_BACKENDS) {
@@ -134,7 +141,8 @@ for (const backend of STORE_BACKENDS) {
       }
       await createVault('taken-name');
       expectError(await call('PUT', vaultUrl('TAKEN-name', 'other-rg'), { body: azBody() }), 409, 'VaultAlreadyExists');
-      const check = (name: string) => call('POST', `/subscriptions/${sub}/providers/Microsoft.KeyVault/checkNameAvailability?${V}`, { body: { name, type: 'Microsoft.KeyVault/vaults' } });
+      const check = (name: string) =>
+        call('POST', `/subscriptions/${sub}/providers/Microsoft.KeyVault/checkNameAvailability?${V}`, { body: { name, type: 'Microsoft.KeyVault/vaults' } });
       assert.deepEqual((await check('free-name')).json(), { nameAvailable: true });
       assert.equal((await check('taken-name')).json<{ reason: string }>().reason, 'AlreadyExists');
       assert.equal((await check('1bad')).json<{ reason: string }>().reason, 'AccountNameInvalid');
@@ -145,7 +153,11 @@ for (const backend of STORE_BACKENDS) {
       expectError(response, 400, 'BadRequest');
       expectError(await call('PUT', vaultUrl('no-sku'), { body: { location: 'westeurope', properties: { tenantId: t.tenantId } } }), 400, 'BadRequest');
       expectError(await call('PUT', vaultUrl('short-retention'), { body: azBody({ softDeleteRetentionInDays: 6 }) }), 400, 'BadRequest');
-      expectError(await call('PUT', vaultUrl('bad-policy'), { body: azBody({ accessPolicies: [{ tenantId: t.tenantId, objectId: 'nope', permissions: {} }] }) }), 400, 'BadRequest');
+      expectError(
+        await call('PUT', vaultUrl('bad-policy'), { body: azBody({ accessPolicies: [{ tenantId: t.tenantId, objectId: 'nope', permissions: {} }] }) }),
+        400,
+        'BadRequest',
+      );
       expectError(
         await call('PUT', vaultUrl('bad-permission'), {
           body: azBody({ accessPolicies: [{ tenantId: t.tenantId, objectId: newGuid(), permissions: { secrets: ['get', 'steal'] } }] }),
@@ -195,21 +207,46 @@ for (const backend of STORE_BACKENDS) {
       return { ...app, token: response.json<{ access_token: string }>().access_token };
     }
 
-    void describe('invariant: changing a vault\'s permission model takes Microsoft.Authorization/roleAssignments/write at the vault', () => {
+    void describe("invariant: changing a vault's permission model takes Microsoft.Authorization/roleAssignments/write at the vault", () => {
       const group = () => `/subscriptions/${sub}/resourceGroups/kv-rg`;
       const otherGroup = () => `/subscriptions/${sub}/resourceGroups/other-rg`;
       /** Who writes, what they hold, and whether they may change the model (every one of them may write the vault). */
       const writers: { name: string; roles: () => [string, string][]; mayChangeModel: boolean }[] = [
         { name: 'Contributor at the group', roles: () => [[ROLE.Contributor, group()]], mayChangeModel: false },
         { name: 'Contributor at the subscription', roles: () => [[ROLE.Contributor, `/subscriptions/${sub}`]], mayChangeModel: false },
-        { name: 'Contributor at the group, Owner of another group', roles: () => [[ROLE.Contributor, group()], [ROLE.Owner, otherGroup()]], mayChangeModel: false },
+        {
+          name: 'Contributor at the group, Owner of another group',
+          roles: () => [
+            [ROLE.Contributor, group()],
+            [ROLE.Owner, otherGroup()],
+          ],
+          mayChangeModel: false,
+        },
         { name: 'Owner at the group', roles: () => [[ROLE.Owner, group()]], mayChangeModel: true },
-        { name: 'Contributor and User Access Administrator at the group', roles: () => [[ROLE.Contributor, group()], [ROLE.UserAccessAdministrator, group()]], mayChangeModel: true },
-        { name: 'Contributor at the group, RBAC Administrator at the root', roles: () => [[ROLE.Contributor, group()], [ROLE.RoleBasedAccessControlAdministrator, '/']], mayChangeModel: true },
+        {
+          name: 'Contributor and User Access Administrator at the group',
+          roles: () => [
+            [ROLE.Contributor, group()],
+            [ROLE.UserAccessAdministrator, group()],
+          ],
+          mayChangeModel: true,
+        },
+        {
+          name: 'Contributor at the group, RBAC Administrator at the root',
+          roles: () => [
+            [ROLE.Contributor, group()],
+            [ROLE.RoleBasedAccessControlAdministrator, '/'],
+          ],
+          mayChangeModel: true,
+        },
       ];
       /** Each way of writing a vault that changes its model (`from` → `to`). */
       const changes: { how: string; from: boolean; send: (self: string, to: boolean) => { method: 'PUT' | 'PATCH'; body: unknown } }[] = [
-        { how: 'PATCH', from: true, send: (self, to) => ({ method: 'PATCH', body: { properties: { enableRbacAuthorization: to, accessPolicies: [policyFor(self)] } } }) },
+        {
+          how: 'PATCH',
+          from: true,
+          send: (self, to) => ({ method: 'PATCH', body: { properties: { enableRbacAuthorization: to, accessPolicies: [policyFor(self)] } } }),
+        },
         { how: 'PATCH', from: false, send: (_self, to) => ({ method: 'PATCH', body: { properties: { enableRbacAuthorization: to } } }) },
         { how: 'PUT', from: true, send: (self, to) => ({ method: 'PUT', body: azBody({ enableRbacAuthorization: to, accessPolicies: [policyFor(self)] }) }) },
         { how: 'PUT', from: false, send: (_self, to) => ({ method: 'PUT', body: azBody({ enableRbacAuthorization: to }) }) },
@@ -256,7 +293,10 @@ for (const backend of STORE_BACKENDS) {
               assert.equal(patched.statusCode, 200, patched.body);
             }
             const { properties } = azBody();
-            const put = await call('PUT', vaultUrl(name), { token: who.token, body: { location: 'westeurope', properties: { ...properties, enableRbacAuthorization: undefined } } });
+            const put = await call('PUT', vaultUrl(name), {
+              token: who.token,
+              body: { location: 'westeurope', properties: { ...properties, enableRbacAuthorization: undefined } },
+            });
             assert.equal(put.statusCode, 200, put.body);
             assert.equal((await model(name))['enableRbacAuthorization'], rbac, 'a PUT without the property keeps the model');
             n += 1;
@@ -269,9 +309,20 @@ for (const backend of STORE_BACKENDS) {
       void it('a refused change is audited as a failure with its code', async () => {
         const who = await principalWith('model-audited', [[ROLE.Contributor, group()]]);
         const name = await freshVault(true);
-        expectError(await call('PATCH', vaultUrl(name), { token: who.token, body: { properties: { enableRbacAuthorization: false } } }), 403, 'AuthorizationFailed');
-        const events = (await call('GET', '/openmsi/audit?action=vault.updated&limit=200')).json<{ value: { target: string; actor: string; outcome: string; detail: Record<string, unknown> }[] }>().value;
-        assert.ok(events.some((e) => e.target.endsWith(`/vaults/${name}`) && e.actor === who.objectId && e.outcome === 'failure' && e.detail['code'] === 'AuthorizationFailed'), JSON.stringify(events));
+        expectError(
+          await call('PATCH', vaultUrl(name), { token: who.token, body: { properties: { enableRbacAuthorization: false } } }),
+          403,
+          'AuthorizationFailed',
+        );
+        const events = (await call('GET', '/openmsi/audit?action=vault.updated&limit=200')).json<{
+          value: { target: string; actor: string; outcome: string; detail: Record<string, unknown> }[];
+        }>().value;
+        assert.ok(
+          events.some(
+            (e) => e.target.endsWith(`/vaults/${name}`) && e.actor === who.objectId && e.outcome === 'failure' && e.detail['code'] === 'AuthorizationFailed',
+          ),
+          JSON.stringify(events),
+        );
       });
     });
 
@@ -337,7 +388,11 @@ for (const backend of STORE_BACKENDS) {
       const one = await call('GET', `${entry.id}?${V}`);
       assert.equal(one.statusCode, 200, one.body);
       assert.deepEqual(one.json(), entry);
-      expectError(await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/locations/eastus/deletedVaults/soft-vault?${V}`), 404, 'ResourceNotFound');
+      expectError(
+        await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/locations/eastus/deletedVaults/soft-vault?${V}`),
+        404,
+        'ResourceNotFound',
+      );
 
       const reuse = expectError(await call('PUT', vaultUrl('soft-vault', 'other-rg'), { body: azBody() }), 409, 'ConflictError');
       assert.match(reuse.error.message, /already exists in deleted state/);
@@ -395,9 +450,15 @@ for (const backend of STORE_BACKENDS) {
       await createVault('doomed-vault-2', {}, 'doomed-rg');
       const deleted = await call('DELETE', `/subscriptions/${sub}/resourcegroups/doomed-rg?api-version=2021-04-01`);
       assert.equal(deleted.statusCode, 200, deleted.body);
-      const names = (await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/deletedVaults?${V}`)).json<{ value: DeletedView[] }>().value.map((v) => v.name);
+      const names = (await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/deletedVaults?${V}`))
+        .json<{ value: DeletedView[] }>()
+        .value.map((v) => v.name);
       assert.ok(names.includes('doomed-vault-1') && names.includes('doomed-vault-2'), names.join());
-      assert.ok(!(await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/vaults?${V}`)).json<{ value: VaultView[] }>().value.some((v) => v.name.startsWith('doomed')));
+      assert.ok(
+        !(await call('GET', `/subscriptions/${sub}/providers/Microsoft.KeyVault/vaults?${V}`))
+          .json<{ value: VaultView[] }>()
+          .value.some((v) => v.name.startsWith('doomed')),
+      );
       const recover = { location: 'westeurope', properties: { tenantId: t.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' } };
       expectError(await call('PUT', vaultUrl('doomed-vault-1', 'doomed-rg'), { body: recover }), 404, 'ResourceGroupNotFound');
       await call('PUT', `/subscriptions/${sub}/resourcegroups/doomed-rg?api-version=2021-04-01`, { body: { location: 'westeurope' } });

@@ -13,9 +13,14 @@ const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' }, timeout: 60_000 }, (error, stdout, stderr) => {
-      done({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { cwd: ROOT, env: { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '' }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        done({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -31,7 +36,10 @@ describe('openmsi ad sp create-for-rbac and roles', { timeout: 120_000 }, () => 
   });
 
   it('--role without --scopes (and the reverse) is a usage error, as in az', async () => {
-    for (const extra of [['--role', 'Reader'], ['--scopes', '/subscriptions/x']]) {
+    for (const extra of [
+      ['--role', 'Reader'],
+      ['--scopes', '/subscriptions/x'],
+    ]) {
       const r = await run(args('ad', 'sp', 'create-for-rbac', '--name', 'half', ...extra));
       assert.equal(r.code, 1);
       assert.match(r.stderr, /usage error: To create role assignments, specify both --role and --scopes\./);
@@ -48,11 +56,13 @@ describe('openmsi ad sp create-for-rbac and roles', { timeout: 120_000 }, () => 
     assert.equal((await call(t, 'GET', `/subscriptions/${t.subscriptionId}?${V}`, token)).status, 403);
   });
 
-  it('with --role R --scopes S1 S2 it assigns R at each scope (az\'s warning on stderr, the same JSON on stdout)', async () => {
+  it("with --role R --scopes S1 S2 it assigns R at each scope (az's warning on stderr, the same JSON on stdout)", async () => {
     const admin = await t.adminToken('https://management.azure.com/');
     const group = (g: string) => `/subscriptions/${t.subscriptionId}/resourceGroups/${g}`;
     for (const g of ['ci-a', 'ci-b', 'ci-c']) assert.equal((await call(t, 'PUT', `${group(g)}?${V}`, admin, { location: 'westeurope' })).status, 201);
-    const r = await run(args('ad', 'sp', 'create-for-rbac', '--name', 'ci-cli', '--role', 'Managed Identity Contributor', '--scopes', group('ci-a'), group('ci-b')));
+    const r = await run(
+      args('ad', 'sp', 'create-for-rbac', '--name', 'ci-cli', '--role', 'Managed Identity Contributor', '--scopes', group('ci-a'), group('ci-b')),
+    );
     assert.equal(r.code, 0, r.stderr);
     const created = JSON.parse(r.stdout) as Record<string, string>;
     assert.deepEqual(Object.keys(created).sort(), ['appId', 'displayName', 'password', 'tenant']);

@@ -5,7 +5,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { backendSuiteOptions, registerTestApplication, startTestAuthority, STORE_BACKENDS, type TestApplication, type TestAuthority } from '../helpers/authority.js';
+import {
+  backendSuiteOptions,
+  registerTestApplication,
+  startTestAuthority,
+  STORE_BACKENDS,
+  type TestApplication,
+  type TestAuthority,
+} from '../helpers/authority.js';
 import { assignRole, call, clientToken, deleteAssignment, expectAuthorizationFailed, GRAPH, ROLE, V } from './helpers.js';
 
 const UAMI = 'Microsoft.ManagedIdentity/userAssignedIdentities';
@@ -98,14 +105,25 @@ for (const backend of STORE_BACKENDS) {
       assert.equal((await call(t, 'PUT', `${idPath}?${V}`, admin, { location: 'westeurope' })).status, 201);
       const vmPath = `${groupScope(groupB)}/providers/Microsoft.Compute/virtualMachines/vm-1`;
       const withIdentity = { location: 'westeurope', identity: { type: 'UserAssigned', userAssignedIdentities: { [idPath]: {} } } };
-      expectAuthorizationFailed(await call(t, 'PUT', `${vmPath}?${V}`, sp.token, withIdentity), sp.appId, sp.objectId, 'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action', idPath);
+      expectAuthorizationFailed(
+        await call(t, 'PUT', `${vmPath}?${V}`, sp.token, withIdentity),
+        sp.appId,
+        sp.objectId,
+        'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action',
+        idPath,
+      );
       const plain = await call(t, 'PUT', `${vmPath}?${V}`, sp.token, { location: 'westeurope' });
       assert.equal(plain.status, 201, plain.body);
       // Managed Identity Operator's `userAssignedIdentities/*/assign/action` grants the assign action itself.
       await assignRole(t, admin, idPath, 'f1a07417-d97a-45cb-824c-7a7467783830', sp.objectId);
       const attached = await call(t, 'PUT', `${vmPath}?${V}`, sp.token, withIdentity);
       assert.equal(attached.status, 200, attached.body);
-      assert.deepEqual(Object.keys(attached.json<{ identity: { userAssignedIdentities: Record<string, unknown> } }>().identity.userAssignedIdentities).map((k) => k.toLowerCase()), [idPath.toLowerCase()]);
+      assert.deepEqual(
+        Object.keys(attached.json<{ identity: { userAssignedIdentities: Record<string, unknown> } }>().identity.userAssignedIdentities).map((k) =>
+          k.toLowerCase(),
+        ),
+        [idPath.toLowerCase()],
+      );
     });
 
     it('a Reader may GET but not PUT', async () => {
@@ -135,10 +153,22 @@ for (const backend of STORE_BACKENDS) {
       await assignRole(t, admin, `/subscriptions/${sub}`, ROLE.UserAccessAdministrator, uaa.objectId);
       const id = randomUUID();
       const path = `${groupScope(groupA)}/providers/Microsoft.Authorization/roleAssignments/${id}`;
-      const body = { properties: { roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${ROLE.Reader}`, principalId: target.objectId, principalType: 'ServicePrincipal' } };
+      const body = {
+        properties: {
+          roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${ROLE.Reader}`,
+          principalId: target.objectId,
+          principalType: 'ServicePrincipal',
+        },
+      };
       // Contributor may create identities but not grant access.
       assert.equal((await call(t, 'PUT', `${identityPath(groupA, 'by-contributor')}?${V}`, contributor.token, { location: 'westeurope' })).status, 201);
-      expectAuthorizationFailed(await call(t, 'PUT', `${path}?api-version=2022-04-01`, contributor.token, body), contributor.appId, contributor.objectId, 'Microsoft.Authorization/roleAssignments/write', groupScope(groupA));
+      expectAuthorizationFailed(
+        await call(t, 'PUT', `${path}?api-version=2022-04-01`, contributor.token, body),
+        contributor.appId,
+        contributor.objectId,
+        'Microsoft.Authorization/roleAssignments/write',
+        groupScope(groupA),
+      );
       const granted = await call(t, 'PUT', `${path}?api-version=2022-04-01`, uaa.token, body);
       assert.equal(granted.status, 201, granted.body);
       assert.equal((await call(t, 'GET', `${groupScope(groupA)}?${V}`, target.token)).status, 200);
@@ -201,12 +231,21 @@ for (const backend of STORE_BACKENDS) {
         await tx.groups.addMember({ groupId: inner, memberId: sp.objectId, tenantId: t.tenantId, createdAt: now });
         await tx.rbacVersions.bump(t.tenantId);
       });
-      expectAuthorizationFailed(await call(t, 'GET', `${groupScope(groupA)}?${V}`, sp.token), sp.appId, sp.objectId, 'Microsoft.Resources/subscriptions/resourceGroups/read', groupScope(groupA));
+      expectAuthorizationFailed(
+        await call(t, 'GET', `${groupScope(groupA)}?${V}`, sp.token),
+        sp.appId,
+        sp.objectId,
+        'Microsoft.Resources/subscriptions/resourceGroups/read',
+        groupScope(groupA),
+      );
       await assignRole(t, admin, groupScope(groupA), ROLE.Reader, outer, 'Group');
       assert.equal((await call(t, 'GET', `${groupScope(groupA)}?${V}`, sp.token)).status, 200);
       const perms = await call(t, 'GET', `${groupScope(groupA)}/providers/Microsoft.Authorization/permissions?${V}`, sp.token);
       assert.equal(perms.status, 200, perms.body);
-      assert.deepEqual(perms.json<{ value: { actions: string[] }[] }>().value.map((p) => p.actions), [['*/read']]);
+      assert.deepEqual(
+        perms.json<{ value: { actions: string[] }[] }>().value.map((p) => p.actions),
+        [['*/read']],
+      );
     });
   });
 }

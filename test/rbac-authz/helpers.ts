@@ -55,7 +55,14 @@ export async function testPrincipal(t: TestAuthority, name: string): Promise<Tes
 }
 
 /** Creates a role assignment through the ARM API; returns its id (GUID). */
-export async function assignRole(t: TestAuthority, adminToken: string, scope: string, roleGuid: string, principalId: string, principalType = 'ServicePrincipal'): Promise<string> {
+export async function assignRole(
+  t: TestAuthority,
+  adminToken: string,
+  scope: string,
+  roleGuid: string,
+  principalId: string,
+  principalType = 'ServicePrincipal',
+): Promise<string> {
   const id = randomUUID();
   const response = await call(t, 'PUT', `${under(scope)}/providers/Microsoft.Authorization/roleAssignments/${id}?${RBAC_V}`, adminToken, {
     properties: { roleDefinitionId: `${under(scope)}/providers/Microsoft.Authorization/roleDefinitions/${roleGuid}`, principalId, principalType },
@@ -81,12 +88,30 @@ export function expectAuthorizationFailed(response: HttpsResponse, appId: string
 }
 
 /** Writes a role assignment straight into the store (as the management API does), bumping the tenant's version. */
-export async function assignRoleInStore(t: TestAuthority, scope: string, roleGuid: string, principalId: string, principalType: 'ServicePrincipal' | 'Group' = 'ServicePrincipal'): Promise<string> {
+export async function assignRoleInStore(
+  t: TestAuthority,
+  scope: string,
+  roleGuid: string,
+  principalId: string,
+  principalType: 'ServicePrincipal' | 'Group' = 'ServicePrincipal',
+): Promise<string> {
   const id = randomUUID();
   const now = Date.now();
   await t.ctx.store.transaction(async (tx) => {
     assert.ok(
-      await tx.roleAssignments.create({ id, tenantId: t.tenantId, scope, roleDefinitionId: roleGuid, principalId, principalType, description: null, createdAt: now, createdBy: 'test', updatedAt: now, updatedBy: 'test' }),
+      await tx.roleAssignments.create({
+        id,
+        tenantId: t.tenantId,
+        scope,
+        roleDefinitionId: roleGuid,
+        principalId,
+        principalType,
+        description: null,
+        createdAt: now,
+        createdBy: 'test',
+        updatedAt: now,
+        updatedBy: 'test',
+      }),
     );
     await tx.rbacVersions.bump(t.tenantId);
   });

@@ -108,7 +108,10 @@ describe('openmsi/rbac library', () => {
       authorizer,
     });
     const app = Fastify();
-    app.addHook('onRequest', rbacFastifyHook(guard, () => ({ action: 'Contoso.Orders/stores/read', scope: `/subscriptions/${t.subscriptionId}` })));
+    app.addHook(
+      'onRequest',
+      rbacFastifyHook(guard, () => ({ action: 'Contoso.Orders/stores/read', scope: `/subscriptions/${t.subscriptionId}` })),
+    );
     let handled = 0;
     app.get('/whoami', (request) => {
       handled += 1;
@@ -146,7 +149,9 @@ await import('./src/rbac/index.ts');
 const require = createRequire(import.meta.url);
 console.log(JSON.stringify(Object.keys(require.cache).filter((k) => /better-sqlite3|node_modules[\\\\/](pg|kysely)[\\\\/]/.test(k))));`;
     const out = await new Promise<string>((done, fail) =>
-      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => (err ? fail(new Error(stderr)) : done(stdout))),
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) =>
+        err ? fail(new Error(stderr)) : done(stdout),
+      ),
     );
     assert.deepEqual(JSON.parse(out.trim()), []);
   });

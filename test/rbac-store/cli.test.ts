@@ -49,15 +49,24 @@ for (const backend of STORE_BACKENDS) {
       const sub = `/subscriptions/${t.subscriptionId}`;
       const app = await registerTestApplication(t, 'cli-role-app', { certificate: false });
       const readers = (await ok('role', 'definition', 'list', '--name', 'Reader')) as Array<{ roleName: string; roleType: string; name: string }>;
-      assert.deepEqual(readers.map((r) => [r.roleName, r.roleType, r.name]), [['Reader', 'BuiltInRole', 'acdd72a7-3385-48ef-bd42-f606fba81ae7']]);
+      assert.deepEqual(
+        readers.map((r) => [r.roleName, r.roleType, r.name]),
+        [['Reader', 'BuiltInRole', 'acdd72a7-3385-48ef-bd42-f606fba81ae7']],
+      );
 
       const file = join(work, 'role.json');
       writeFileSync(file, JSON.stringify({ Name: 'CLI Operator', Description: 'ops', Actions: ['Microsoft.Compute/*/read'], AssignableScopes: [sub] }));
-      const created = (await ok('role', 'definition', 'create', '--role-definition', `@${file}`)) as { roleName: string; roleType: string; permissions: Array<{ actions: string[] }> };
+      const created = (await ok('role', 'definition', 'create', '--role-definition', `@${file}`)) as {
+        roleName: string;
+        roleType: string;
+        permissions: Array<{ actions: string[] }>;
+      };
       assert.equal(created.roleName, 'CLI Operator');
       assert.equal(created.roleType, 'CustomRole');
       assert.deepEqual(created.permissions[0]?.actions, ['Microsoft.Compute/*/read']);
-      const updated = (await ok('role', 'definition', 'update', '--role-definition', JSON.stringify({ Name: 'CLI Operator', Description: 'changed' }))) as { description: string };
+      const updated = (await ok('role', 'definition', 'update', '--role-definition', JSON.stringify({ Name: 'CLI Operator', Description: 'changed' }))) as {
+        description: string;
+      };
       assert.equal(updated.description, 'changed');
       const custom = (await ok('role', 'definition', 'list', '--custom-role-only')) as unknown[];
       assert.equal(custom.length, 1);
@@ -106,7 +115,10 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(g.displayName, 'cli-ops');
       await ok('ad', 'group', 'member', 'add', '--group', 'cli-ops', '--member-id', app.objectId);
       const members = (await ok('ad', 'group', 'member', 'list', '--group', g.id)) as Array<{ id: string }>;
-      assert.deepEqual(members.map((m) => m.id), [app.objectId]);
+      assert.deepEqual(
+        members.map((m) => m.id),
+        [app.objectId],
+      );
       assert.deepEqual(await ok('ad', 'group', 'member', 'check', '--group', 'cli-ops', '--member-id', app.objectId), { value: true });
       await ok('ad', 'group', 'member', 'remove', '--group', 'cli-ops', '--member-id', app.objectId);
       assert.deepEqual(await ok('ad', 'group', 'member', 'check', '--group', 'cli-ops', '--member-id', app.objectId), { value: false });

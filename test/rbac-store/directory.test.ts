@@ -102,7 +102,9 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(ok.created, true);
       assert.equal(ok.assignment.principalType, 'ServicePrincipal');
       await refused('RoleAssignmentExists', () => putRoleAssignment(store, options, { ...base, scope: rg.toUpperCase() }));
-      await refused('RoleAssignmentUpdateNotPermitted', () => putRoleAssignment(store, options, { ...base, id: ok.assignment.id, scope: `/subscriptions/${subscriptionId}` }));
+      await refused('RoleAssignmentUpdateNotPermitted', () =>
+        putRoleAssignment(store, options, { ...base, id: ok.assignment.id, scope: `/subscriptions/${subscriptionId}` }),
+      );
       // The same PUT again is idempotent; a new description is an update.
       assert.equal((await putRoleAssignment(store, options, { ...base, id: ok.assignment.id })).created, false);
       assert.equal((await putRoleAssignment(store, options, { ...base, id: ok.assignment.id, description: 'why' })).assignment.description, 'why');
@@ -120,7 +122,13 @@ for (const backend of STORE_BACKENDS) {
     });
 
     void it('refuses bad custom roles with ARM codes and writes nothing', async () => {
-      const base = { tenantId, roleName: 'Custom A', permissions: [{ actions: ['*/read'] }], assignableScopes: [`/subscriptions/${subscriptionId}`], by: 'admin' };
+      const base = {
+        tenantId,
+        roleName: 'Custom A',
+        permissions: [{ actions: ['*/read'] }],
+        assignableScopes: [`/subscriptions/${subscriptionId}`],
+        by: 'admin',
+      };
       await refused('InvalidRoleDefinition', () => putRoleDefinition(store, options, { ...base, assignableScopes: undefined }));
       await refused('InvalidRoleDefinition', () => putRoleDefinition(store, options, { ...base, assignableScopes: [] }));
       await refused('InvalidRoleDefinition', () => putRoleDefinition(store, options, { ...base, permissions: [{ actions: ['bad action'] }] }));
@@ -151,7 +159,11 @@ for (const backend of STORE_BACKENDS) {
 
     void it('refuses bad deny assignments and group changes and writes nothing', async () => {
       const deny = { tenantId, scope: `/subscriptions/${subscriptionId}`, by: 'admin' };
-      const props = { denyAssignmentName: 'no deletes', permissions: [{ actions: ['*/delete'] }], principals: [{ id: '00000000-0000-0000-0000-000000000000', type: 'SystemDefined' }] };
+      const props = {
+        denyAssignmentName: 'no deletes',
+        permissions: [{ actions: ['*/delete'] }],
+        principals: [{ id: '00000000-0000-0000-0000-000000000000', type: 'SystemDefined' }],
+      };
       await refused('InvalidDenyAssignment', () => createDenyAssignment(store, options, { ...deny, properties: { ...props, principals: [] } }));
       await refused('InvalidDenyAssignment', () => createDenyAssignment(store, options, { ...deny, properties: { ...props, doNotApplyToChildScopes: 'yes' } }));
       await refused('MissingSubscription', () => createDenyAssignment(store, options, { ...deny, scope: 'nowhere', properties: props }));
@@ -188,14 +200,50 @@ for (const backend of STORE_BACKENDS) {
         let roleId = '';
         let denyId = '';
         let groupId = '';
-        steps.push(['role create', async () => (roleId = (await putRoleDefinition(store, options, { tenantId, roleName: 'V', permissions: [{ actions: ['*/read'] }], assignableScopes: ['/'], by: 'a' })).definition.id)]);
-        steps.push(['role update', () => putRoleDefinition(store, options, { tenantId, id: roleId, roleName: 'V2', permissions: [{ actions: ['*/read'] }], assignableScopes: ['/'], by: 'a' })]);
-        steps.push(['assignment create', async () => (assignmentId = (await putRoleAssignment(store, options, { tenantId, scope: '/', roleDefinitionId: roleId, principalId: sp.objectId, by: 'a' })).assignment.id)]);
+        steps.push([
+          'role create',
+          async () =>
+            (roleId = (
+              await putRoleDefinition(store, options, { tenantId, roleName: 'V', permissions: [{ actions: ['*/read'] }], assignableScopes: ['/'], by: 'a' })
+            ).definition.id),
+        ]);
+        steps.push([
+          'role update',
+          () =>
+            putRoleDefinition(store, options, {
+              tenantId,
+              id: roleId,
+              roleName: 'V2',
+              permissions: [{ actions: ['*/read'] }],
+              assignableScopes: ['/'],
+              by: 'a',
+            }),
+        ]);
+        steps.push([
+          'assignment create',
+          async () =>
+            (assignmentId = (await putRoleAssignment(store, options, { tenantId, scope: '/', roleDefinitionId: roleId, principalId: sp.objectId, by: 'a' }))
+              .assignment.id),
+        ]);
         steps.push(['assignment delete', () => deleteRoleAssignment(store, { tenantId, id: assignmentId })]);
         steps.push(['role delete', () => deleteRoleDefinition(store, options, { tenantId, id: roleId })]);
-        steps.push(['deny create', async () => (denyId = (await createDenyAssignment(store, options, { tenantId, scope: '/', by: 'a', properties: { denyAssignmentName: 'd', permissions: [{ actions: ['*'] }], principals: [{ id: sp.objectId }] } })).id)]);
+        steps.push([
+          'deny create',
+          async () =>
+            (denyId = (
+              await createDenyAssignment(store, options, {
+                tenantId,
+                scope: '/',
+                by: 'a',
+                properties: { denyAssignmentName: 'd', permissions: [{ actions: ['*'] }], principals: [{ id: sp.objectId }] },
+              })
+            ).id),
+        ]);
         steps.push(['deny delete', async () => (await import('../../src/directory/rbac.js')).deleteDenyAssignment(store, { tenantId, id: denyId })]);
-        steps.push(['group create (no bump needed)', async () => (groupId = (await createGroup(store, { tenantId, displayName: 'G', mailNickname: 'g', clock })).objectId)]);
+        steps.push([
+          'group create (no bump needed)',
+          async () => (groupId = (await createGroup(store, { tenantId, displayName: 'G', mailNickname: 'g', clock })).objectId),
+        ]);
         steps.push(['member add', () => addGroupMember(store, { tenantId, groupId, memberId: sp.objectId, clock })]);
         steps.push(['member remove', () => removeGroupMember(store, { tenantId, groupId, memberId: sp.objectId })]);
         steps.push(['group delete', () => deleteGroup(store, tenantId, groupId)]);

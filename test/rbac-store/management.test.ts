@@ -75,7 +75,11 @@ for (const backend of STORE_BACKENDS) {
         const name = newGuid();
         const url = `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}?${V}`;
         const put = await call('PUT', url, {
-          properties: { roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${READER}`, principalId: app.objectId, description: 'd' },
+          properties: {
+            roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${READER}`,
+            principalId: app.objectId,
+            description: 'd',
+          },
         });
         assert.equal(put.statusCode, 201, `${scope}: ${put.body}`);
         const body = put.json<ArmAssignment>();
@@ -89,7 +93,9 @@ for (const backend of STORE_BACKENDS) {
         assert.equal(body.properties.description, 'd');
         assert.equal(
           body.properties.roleDefinitionId,
-          scope === '' ? `/providers/Microsoft.Authorization/roleDefinitions/${READER}` : `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${READER}`,
+          scope === ''
+            ? `/providers/Microsoft.Authorization/roleDefinitions/${READER}`
+            : `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${READER}`,
         );
         for (const key of ['createdOn', 'updatedOn', 'createdBy', 'updatedBy']) assert.ok(key in body.properties, key);
         const get = await call('GET', url);
@@ -104,7 +110,10 @@ for (const backend of STORE_BACKENDS) {
       assert.equal((await list(`&$filter=${encodeURIComponent('atScope()')}`)).json<{ value: unknown[] }>().value.length, 4);
       const byPrincipal = await list(`&$filter=${encodeURIComponent(`principalId eq '${app.objectId}'`)}`);
       assert.equal(byPrincipal.json<{ value: unknown[] }>().value.length, 4);
-      const assigned = await call('GET', `/subscriptions/${sub}/providers/Microsoft.Authorization/roleAssignments?${V}&$filter=${encodeURIComponent(`assignedTo('${app.objectId}')`)}`);
+      const assigned = await call(
+        'GET',
+        `/subscriptions/${sub}/providers/Microsoft.Authorization/roleAssignments?${V}&$filter=${encodeURIComponent(`assignedTo('${app.objectId}')`)}`,
+      );
       assert.equal(assigned.json<{ value: unknown[] }>().value.length, 4);
       expectError(await list(`&$filter=${encodeURIComponent('nonsense')}`), 400, 'InvalidFilterInQueryString');
       // Delete: 200 with the deleted assignment, then 204; GET then 404.
@@ -146,7 +155,10 @@ for (const backend of STORE_BACKENDS) {
       expectError(await call('PUT', url(rg.toUpperCase().replace('/SUBSCRIPTIONS', '/subscriptions')), { properties: props }), 409, 'RoleAssignmentExists');
       assert.deepEqual(await rows(), before, 'duplicate: nothing written');
       const failures = await t.ctx.store.audit.list({ tenantId: t.tenantId, action: 'roleAssignment.write' });
-      assert.ok(failures.some((e) => e.outcome === 'failure'), 'refusals are audited');
+      assert.ok(
+        failures.some((e) => e.outcome === 'failure'),
+        'refusals are audited',
+      );
       await call('DELETE', `${ok.json<ArmAssignment>().id}?${V}`);
     });
 
@@ -155,7 +167,10 @@ for (const backend of STORE_BACKENDS) {
       const list = await call('GET', `${base}?${V}&$filter=${encodeURIComponent("roleName eq 'reader'")}`);
       assert.equal(list.statusCode, 200, list.body);
       const readers = list.json<{ value: Array<{ name: string; properties: { roleName: string; type: string } }> }>().value;
-      assert.deepEqual(readers.map((r) => [r.name, r.properties.roleName, r.properties.type]), [[READER, 'Reader', 'BuiltInRole']]);
+      assert.deepEqual(
+        readers.map((r) => [r.name, r.properties.roleName, r.properties.type]),
+        [[READER, 'Reader', 'BuiltInRole']],
+      );
       const id = newGuid();
       const body = {
         properties: {
@@ -167,13 +182,21 @@ for (const backend of STORE_BACKENDS) {
         },
       };
       const before = await rows();
-      expectError(await call('PUT', `${base}/${newGuid()}?${V}`, { properties: { ...body.properties, assignableScopes: undefined } }), 400, 'InvalidRoleDefinition');
+      expectError(
+        await call('PUT', `${base}/${newGuid()}?${V}`, { properties: { ...body.properties, assignableScopes: undefined } }),
+        400,
+        'InvalidRoleDefinition',
+      );
       expectError(await call('PUT', `${base}/${BUILTIN_ROLE_IDS.Owner}?${V}`, body), 400, 'CannotModifyBuiltInRole');
       assert.deepEqual(await rows(), before);
       const put = await call('PUT', `${base}/${id}?${V}`, body);
       assert.equal(put.statusCode, 201, put.body);
       assert.equal(put.json<{ id: string }>().id, `${base}/${id}`);
-      expectError(await call('PUT', `${base}/${newGuid()}?${V}`, { properties: { ...body.properties, roleName: 'vm operator' } }), 409, 'RoleDefinitionWithSameNameExists');
+      expectError(
+        await call('PUT', `${base}/${newGuid()}?${V}`, { properties: { ...body.properties, roleName: 'vm operator' } }),
+        409,
+        'RoleDefinitionWithSameNameExists',
+      );
       const update = await call('PUT', `${base}/${id}?${V}`, { properties: { ...body.properties, description: 'changed' } });
       assert.equal(update.statusCode, 200, update.body);
       assert.equal(update.json<{ properties: { description: string } }>().properties.description, 'changed');
@@ -183,7 +206,9 @@ for (const backend of STORE_BACKENDS) {
       });
       assert.equal(assignment.statusCode, 201, assignment.body);
       expectError(
-        await call('PUT', `/providers/Microsoft.Authorization/roleAssignments/${newGuid()}?${V}`, { properties: { roleDefinitionId: id, principalId: app.objectId } }),
+        await call('PUT', `/providers/Microsoft.Authorization/roleAssignments/${newGuid()}?${V}`, {
+          properties: { roleDefinitionId: id, principalId: app.objectId },
+        }),
         400,
         'RoleDefinitionNotAssignableAtScope',
       );
@@ -207,9 +232,16 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(put.statusCode, 201, put.body);
       const list = await call('GET', `/subscriptions/${sub}/providers/Microsoft.Authorization/denyAssignments?${V}`);
       assert.equal(list.json<{ value: unknown[] }>().value.length, 1);
-      expectError(await call('PUT', url, { properties: { denyAssignmentName: 'x', permissions: [{ actions: ['*'] }], principals: [{ id: newGuid() }] } }), 409, 'DenyAssignmentExists');
+      expectError(
+        await call('PUT', url, { properties: { denyAssignmentName: 'x', permissions: [{ actions: ['*'] }], principals: [{ id: newGuid() }] } }),
+        409,
+        'DenyAssignmentExists',
+      );
       assert.equal((await call('DELETE', url)).statusCode, 200);
-      assert.equal((await call('GET', `/subscriptions/${sub}/providers/Microsoft.Authorization/denyAssignments?${V}`)).json<{ value: unknown[] }>().value.length, 0);
+      assert.equal(
+        (await call('GET', `/subscriptions/${sub}/providers/Microsoft.Authorization/denyAssignments?${V}`)).json<{ value: unknown[] }>().value.length,
+        0,
+      );
     });
 
     void it('manages groups and members through Graph routes', async () => {
@@ -230,11 +262,16 @@ for (const backend of STORE_BACKENDS) {
       expectError(await call('POST', `/v1.0/groups/${group.id}/members/$ref`, ref(outer.id)), 400, 'Request_BadRequest');
       assert.deepEqual(await rows(), before);
       const members = (await call('GET', `/v1.0/groups/${group.id}/members`)).json<{ value: Array<{ id: string; '@odata.type': string }> }>().value;
-      assert.deepEqual(members.map((m) => [m.id, m['@odata.type']]), [[app.objectId, '#microsoft.graph.servicePrincipal']]);
+      assert.deepEqual(
+        members.map((m) => [m.id, m['@odata.type']]),
+        [[app.objectId, '#microsoft.graph.servicePrincipal']],
+      );
       const check = await call('POST', `/v1.0/directoryObjects/${app.objectId}/checkMemberGroups`, { groupIds: [group.id, outer.id, newGuid()] });
       assert.deepEqual(check.json<{ value: string[] }>().value.sort(), [group.id, outer.id].sort());
       // A group may be assigned a role.
-      const ra = await call('PUT', `${rg}/providers/Microsoft.Authorization/roleAssignments/${newGuid()}?${V}`, { properties: { roleDefinitionId: READER, principalId: outer.id } });
+      const ra = await call('PUT', `${rg}/providers/Microsoft.Authorization/roleAssignments/${newGuid()}?${V}`, {
+        properties: { roleDefinitionId: READER, principalId: outer.id },
+      });
       assert.equal(ra.json<ArmAssignment>().properties.principalType, 'Group');
       assert.equal((await call('DELETE', `/v1.0/groups/${group.id}/members/${app.objectId}/$ref`)).statusCode, 204);
       expectError(await call('DELETE', `/v1.0/groups/${group.id}/members/${app.objectId}/$ref`), 404, 'Request_ResourceNotFound');

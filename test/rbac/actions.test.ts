@@ -65,11 +65,17 @@ describe('actions: wildcard matching', () => {
   const action = fc.array(fc.constantFrom('a', 'b', 'B', '/', '.', 'read', 'READ'), { maxLength: 10 }).map((p) => p.join(''));
 
   it('agrees with the naive reference (property)', () => {
-    fc.assert(fc.property(pattern, action, (p, a) => actionMatches(p, a) === naiveMatch(p, a)), { numRuns: 10000 });
+    fc.assert(
+      fc.property(pattern, action, (p, a) => actionMatches(p, a) === naiveMatch(p, a)),
+      { numRuns: 10000 },
+    );
   });
 
   it('every action matches itself (any case) and `*` (property)', () => {
-    fc.assert(fc.property(action, (a) => actionMatches(a.replace(/\*/g, ''), a.toUpperCase()) && actionMatches('*', a)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(action, (a) => actionMatches(a.replace(/\*/g, ''), a.toUpperCase()) && actionMatches('*', a)),
+      { numRuns: 2000 },
+    );
   });
 
   it('validates patterns', () => {

@@ -10,10 +10,26 @@ const T = 'tenant-1';
 const RG = '/subscriptions/0e2f8d1c-3b4a-4c5d-8e9f-a0b1c2d3e4f5/resourceGroups/rg-a';
 const UAI = `${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1`;
 const ALICE = 'a11ce000-0000-0000-0000-000000000001';
-const WRITE: AuthorizationRequest = { tenantId: T, principalId: ALICE, action: 'Microsoft.ManagedIdentity/userAssignedIdentities/write', isDataAction: false, scope: UAI };
+const WRITE: AuthorizationRequest = {
+  tenantId: T,
+  principalId: ALICE,
+  action: 'Microsoft.ManagedIdentity/userAssignedIdentities/write',
+  isDataAction: false,
+  scope: UAI,
+};
 
 function assignment(id: string, roleDefinitionId: string): RoleAssignment {
-  return { id, tenantId: T, scope: RG, roleDefinitionId, principalId: ALICE, principalType: 'ServicePrincipal', description: null, createdAt: 0, createdBy: 'test' };
+  return {
+    id,
+    tenantId: T,
+    scope: RG,
+    roleDefinitionId,
+    principalId: ALICE,
+    principalType: 'ServicePrincipal',
+    description: null,
+    createdAt: 0,
+    createdBy: 'test',
+  };
 }
 
 /** A test double of the store: in-memory state per tenant, a version bumped by every write, in-process notifications. */
@@ -26,7 +42,14 @@ class MemorySource implements RbacStateSource {
   readonly #listeners = new Set<(tenantId: string) => void>();
 
   snapshot(): RbacState {
-    return { tenantId: T, roleDefinitions: BUILTIN_ROLES, roleAssignments: [...this.assignments], denyAssignments: [], groupMemberships: [], version: this.version_ };
+    return {
+      tenantId: T,
+      roleDefinitions: BUILTIN_ROLES,
+      roleAssignments: [...this.assignments],
+      denyAssignments: [],
+      groupMemberships: [],
+      version: this.version_,
+    };
   }
 
   async load(tenantId: string): Promise<RbacState> {
@@ -148,7 +171,9 @@ describe('authorizer', () => {
   it('concurrent misses share one load', async () => {
     const { source, authorizer } = setup();
     source.hold();
-    const all = Promise.all(Array.from({ length: 50 }, (_, i) => authorizer.check({ ...WRITE, action: `Microsoft.ManagedIdentity/userAssignedIdentities/op${i}/read` })));
+    const all = Promise.all(
+      Array.from({ length: 50 }, (_, i) => authorizer.check({ ...WRITE, action: `Microsoft.ManagedIdentity/userAssignedIdentities/op${i}/read` })),
+    );
     await new Promise((r) => setImmediate(r));
     source.gate!.release();
     await all;
@@ -195,15 +220,23 @@ describe('authorizer: mutation-found edges (bounds, generations, fail-closed loa
   it('invariant: a non-positive reconcile interval or decision-cache size is refused at construction', () => {
     const source = new MemorySource();
     for (const reconcileMs of [0, -1, Number.NaN]) {
-      assert.throws(() => createAuthorizer({ source, reconcileMs, timer: false }), (e: unknown) => e instanceof RangeError && /reconcileMs must be positive/.test(e.message), String(reconcileMs));
+      assert.throws(
+        () => createAuthorizer({ source, reconcileMs, timer: false }),
+        (e: unknown) => e instanceof RangeError && /reconcileMs must be positive/.test(e.message),
+        String(reconcileMs),
+      );
     }
     for (const decisionCacheSize of [0, -1, Number.NaN]) {
-      assert.throws(() => createAuthorizer({ source, decisionCacheSize, timer: false }), (e: unknown) => e instanceof RangeError && /decisionCacheSize must be positive/.test(e.message), String(decisionCacheSize));
+      assert.throws(
+        () => createAuthorizer({ source, decisionCacheSize, timer: false }),
+        (e: unknown) => e instanceof RangeError && /decisionCacheSize must be positive/.test(e.message),
+        String(decisionCacheSize),
+      );
     }
     createAuthorizer({ source, reconcileMs: 1, decisionCacheSize: 1, timer: false }).close();
   });
 
-  it("invariant: a state the source returns for another tenant is never used (fail closed)", async () => {
+  it('invariant: a state the source returns for another tenant is never used (fail closed)', async () => {
     const { source, authorizer } = setup();
     const snapshot = source.snapshot.bind(source);
     source.snapshot = () => ({ ...snapshot(), tenantId: 'tenant-2' });

@@ -27,7 +27,10 @@ describe('built-in roles', () => {
     assert.equal(builtinRoleByName('Reader')?.id, 'acdd72a7-3385-48ef-bd42-f606fba81ae7');
     assert.equal(builtinRoleByName('Key Vault Secrets User')?.id, '4633458b-17de-408a-b874-0445c86b69e6');
     assert.equal(builtinRoleByName('AcrPull')?.id, '7f951dda-4ed3-4680-a7ca-43fe172d538d');
-    assert.equal(builtinRoleById('/providers/Microsoft.Authorization/roleDefinitions/E40EC5CA-96E0-45A2-B4FF-59039F2C2B59')?.roleName, 'Managed Identity Contributor');
+    assert.equal(
+      builtinRoleById('/providers/Microsoft.Authorization/roleDefinitions/E40EC5CA-96E0-45A2-B4FF-59039F2C2B59')?.roleName,
+      'Managed Identity Contributor',
+    );
     assert.equal(builtinRoleByName('No Such Role'), undefined);
   });
 

@@ -1,14 +1,32 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ancestorKeys, isValidScope, MAX_SCOPE_LENGTH, normalizeScope, parseResourceId, parseScope, scopeContains, scopeError, ScopeError, scopeKey, segmentError } from '../../src/rbac/scopes.js';
+import {
+  ancestorKeys,
+  isValidScope,
+  MAX_SCOPE_LENGTH,
+  normalizeScope,
+  parseResourceId,
+  parseScope,
+  scopeContains,
+  scopeError,
+  ScopeError,
+  scopeKey,
+  segmentError,
+} from '../../src/rbac/scopes.js';
 
 const SUB = '0e2f8d1c-3b4a-4c5d-8e9f-a0b1c2d3e4f5';
 
 /** The reference: split into non-empty lower-case segments; the ancestor's segments are a prefix of the scope's. */
 function naiveContains(ancestor: string, scope: string): boolean {
-  const a = ancestor.toLowerCase().split('/').filter((s) => s !== '');
-  const s = scope.toLowerCase().split('/').filter((x) => x !== '');
+  const a = ancestor
+    .toLowerCase()
+    .split('/')
+    .filter((s) => s !== '');
+  const s = scope
+    .toLowerCase()
+    .split('/')
+    .filter((x) => x !== '');
   if (a.length > s.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== s[i]) return false;
   return true;
@@ -81,7 +99,10 @@ describe('scopes: parsing and validation', () => {
     it(`refuses ${JSON.stringify(input.slice(0, 80))}`, () => {
       assert.match(scopeError(input) ?? '', reason);
       assert.equal(isValidScope(input), false);
-      assert.throws(() => parseScope(input), (e: unknown) => e instanceof ScopeError && e.code === 'InvalidScope' && reason.test(e.message));
+      assert.throws(
+        () => parseScope(input),
+        (e: unknown) => e instanceof ScopeError && e.code === 'InvalidScope' && reason.test(e.message),
+      );
     });
   }
 });
@@ -105,7 +126,13 @@ describe('scopes: containment', () => {
   }
 
   it('ancestorKeys lists every ancestor from the root down', () => {
-    assert.deepEqual(ancestorKeys('/subscriptions/a/resourcegroups/b'), ['/', '/subscriptions', '/subscriptions/a', '/subscriptions/a/resourcegroups', '/subscriptions/a/resourcegroups/b']);
+    assert.deepEqual(ancestorKeys('/subscriptions/a/resourcegroups/b'), [
+      '/',
+      '/subscriptions',
+      '/subscriptions/a',
+      '/subscriptions/a/resourcegroups',
+      '/subscriptions/a/resourcegroups/b',
+    ]);
     assert.deepEqual(ancestorKeys('/'), ['/']);
   });
 
@@ -116,7 +143,10 @@ describe('scopes: containment', () => {
     .map(([segs, trailing]) => (segs.length === 0 ? '/' : '/' + segs.join('/') + (trailing ? '/' : '')));
 
   it('agrees with the naive reference (property)', () => {
-    fc.assert(fc.property(scope, scope, (a, s) => scopeContains(a, s) === naiveContains(a, s)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(scope, scope, (a, s) => scopeContains(a, s) === naiveContains(a, s)),
+      { numRuns: 5000 },
+    );
   });
 
   it('a scope contains every extension of itself and the root contains everything (property)', () => {
@@ -172,7 +202,11 @@ describe('scopes: mutation-found edges (canonical form, refusal, bounds)', () =>
     assert.equal(at(MAX_SCOPE_LENGTH).length, MAX_SCOPE_LENGTH);
     assert.equal(isValidScope(at(MAX_SCOPE_LENGTH)), true);
     assert.equal(isValidScope(at(MAX_SCOPE_LENGTH + 1)), false);
-    assert.throws(() => parseScope(at(10_000)), (e: unknown) => e instanceof ScopeError && e.message.length < 500, 'a long scope is not echoed whole');
+    assert.throws(
+      () => parseScope(at(10_000)),
+      (e: unknown) => e instanceof ScopeError && e.message.length < 500,
+      'a long scope is not echoed whole',
+    );
   });
 
   it('invariant: extension resources and multi-dot namespaces parse to the last provider, type and name', () => {
@@ -236,7 +270,11 @@ describe('scopes: parseResourceId and segmentError (the management edge)', () =>
       [` ${RG}/providers/${TYPE}/Id1`, /start with/],
     ];
     for (const [id, reason] of refused) {
-      assert.throws(() => parseResourceId(id, TYPE), (e: unknown) => e instanceof ScopeError && reason.test(e.reason), id);
+      assert.throws(
+        () => parseResourceId(id, TYPE),
+        (e: unknown) => e instanceof ScopeError && reason.test(e.reason),
+        id,
+      );
     }
   });
 

@@ -57,7 +57,9 @@ describe('the advertised URL follows `openmsi authority --port`', { timeout: 180
     while (port === initPort);
     env = { ...process.env, OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '', OPENMSI_LOG_LEVEL: 'info' };
     delete env['OPENMSI_AUTHORITY_URL'];
-    ({ config: { tenantId } } = await initDataDir({ dataDir, port: initPort, env }));
+    ({
+      config: { tenantId },
+    } = await initDataDir({ dataDir, port: initPort, env }));
     caPem = readFileSync(dataDirLayout(dataDir).caCert, 'utf8');
     authority = runFixture('../../src/cli/main.ts', ['--data-dir', dataDir, 'authority', '--port', String(port)], env);
   });
@@ -73,7 +75,8 @@ describe('the advertised URL follows `openmsi authority --port`', { timeout: 180
     const origin = `https://localhost:${String(port)}`;
     for (const version of ['', 'v2.0/']) {
       const doc = (await httpsRequest(`${origin}/${tenantId}/${version}.well-known/openid-configuration`, { ca: caPem })).json<Record<string, string>>();
-      for (const key of ['issuer', 'token_endpoint', 'jwks_uri', 'authorization_endpoint']) assert.ok(doc[key]?.startsWith(`${origin}/`), `${key}: ${doc[key]}`);
+      for (const key of ['issuer', 'token_endpoint', 'jwks_uri', 'authorization_endpoint'])
+        assert.ok(doc[key]?.startsWith(`${origin}/`), `${key}: ${doc[key]}`);
     }
   });
 
@@ -121,11 +124,19 @@ describe('which public URL a data dir names', { timeout: 120_000 }, () => {
 
   async function start(dataDir: string, port: number, publicUrl?: string) {
     const { logger } = captureLogs();
-    const authority = await createOpenmsiServer({ dataDir, env, logger, host: '127.0.0.1', port, autoRotate: false, ...(publicUrl === undefined ? {} : { publicUrl }) });
+    const authority = await createOpenmsiServer({
+      dataDir,
+      env,
+      logger,
+      host: '127.0.0.1',
+      port,
+      autoRotate: false,
+      ...(publicUrl === undefined ? {} : { publicUrl }),
+    });
     return { authority, url: await authority.listen() };
   }
 
-  it('reads an old data dir\'s defaulted https://localhost:<port> as unset, so --port moves it', async () => {
+  it("reads an old data dir's defaulted https://localhost:<port> as unset, so --port moves it", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-legacy-'));
     try {
       const initPort = await freePort();
@@ -136,7 +147,9 @@ describe('which public URL a data dir names', { timeout: 120_000 }, () => {
       const { authority, url } = await start(dataDir, port);
       try {
         assert.equal(url, `https://localhost:${String(port)}`);
-        const doc = (await httpsRequest(`${url}/${config.tenantId}/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })).json<Record<string, string>>();
+        const doc = (await httpsRequest(`${url}/${config.tenantId}/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })).json<
+          Record<string, string>
+        >();
         assert.equal(doc['issuer'], `${url}/${config.tenantId}/`);
       } finally {
         await authority.close();
@@ -167,10 +180,14 @@ describe('which public URL a data dir names', { timeout: 120_000 }, () => {
           // The record the CLI reads names the public URL, not the listen port.
           assert.equal((JSON.parse(readFileSync(dataDirLayout(dataDir).runningAuthority, 'utf8')) as { url: string }).url, expected);
           // Dialled on localhost (a certificate name, on the bound port), documents name that origin for MSAL.
-          const doc = (await httpsRequest(`https://localhost:${String(port)}/${config.tenantId}/v2.0/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })).json<Record<string, string>>();
+          const doc = (
+            await httpsRequest(`https://localhost:${String(port)}/${config.tenantId}/v2.0/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })
+          ).json<Record<string, string>>();
           assert.equal(doc['issuer'], `https://localhost:${String(port)}/${config.tenantId}/v2.0`);
-          const v1 = (await httpsRequest(`https://localhost:${String(port)}/${config.tenantId}/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })).json<Record<string, string>>();
-          assert.equal(v1['issuer'], `${expected}/${config.tenantId}/`, 'the tokens\' iss is the public URL\'s');
+          const v1 = (
+            await httpsRequest(`https://localhost:${String(port)}/${config.tenantId}/.well-known/openid-configuration`, { ca: authority.ctx.caCertPem })
+          ).json<Record<string, string>>();
+          assert.equal(v1['issuer'], `${expected}/${config.tenantId}/`, "the tokens' iss is the public URL's");
         } finally {
           await authority.close();
         }

@@ -6,7 +6,14 @@ import { request } from 'node:https';
 import { createServer, isIP } from 'node:net';
 import { promisify } from 'node:util';
 import { SignJWT, decodeJwt } from 'jose';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestApplication, type TestAuthority } from '../helpers/authority.js';
+import {
+  STORE_BACKENDS,
+  backendSuiteOptions,
+  registerTestApplication,
+  startTestAuthority,
+  type TestApplication,
+  type TestAuthority,
+} from '../helpers/authority.js';
 import { httpsRequest } from '../helpers/https.js';
 import { createTokenVerifier, remoteJwks } from '../../src/shared/token-verifier.js';
 
@@ -30,7 +37,8 @@ if (noIpv6 !== undefined) process.stdout.write(`# skipping the ::1 cases: ${noIp
  * @azure/identity 4.13.1's HTTP client (@typespec/ts-http-runtime's nodeHttpClient) hands `url.hostname`,
  * brackets included, to `https.request`, which looks up "[::1]" in DNS: it cannot reach any IPv6 literal.
  */
-const SDK_NO_IPV6_LITERAL = '@azure/identity 4.13.1 cannot dial an IPv6 literal (getaddrinfo ENOTFOUND [::1]); the ::1 suite below checks the server without a client library';
+const SDK_NO_IPV6_LITERAL =
+  '@azure/identity 4.13.1 cannot dial an IPv6 literal (getaddrinfo ENOTFOUND [::1]); the ::1 suite below checks the server without a client library';
 
 interface ClientResult {
   payload: Record<string, unknown>;
@@ -41,100 +49,113 @@ interface ClientResult {
  * MSAL requires the discovery document's issuer to have the origin of the authority host it was given, so
  * each name of the server certificate must be advertised as itself; the token `iss` stays one value.
  */
-for (const backend of STORE_BACKENDS) describe(`@azure/identity 4.13.1 on every certificate name (${backend})`, { ...backendSuiteOptions(backend), timeout: 240_000 }, () => {
-  let t: TestAuthority;
-  let appId: string;
-  let secret: string;
-  let certPath: string;
-  let port: string;
+for (const backend of STORE_BACKENDS)
+  describe(`@azure/identity 4.13.1 on every certificate name (${backend})`, { ...backendSuiteOptions(backend), timeout: 240_000 }, () => {
+    let t: TestAuthority;
+    let appId: string;
+    let secret: string;
+    let certPath: string;
+    let port: string;
 
-  before(async () => {
-    t = await startTestAuthority({ backend });
-    ({ appId, secret, certPath } = await registerTestApplication(t, 'names-oracle'));
-    port = new URL(t.url).port;
-  });
-  after(async () => {
-    await t.close();
-  });
-
-  async function runClient(config: Record<string, unknown>): Promise<ClientResult> {
-    const { stdout } = await run(process.execPath, [FIXTURE, JSON.stringify(config)], {
-      env: { ...process.env, ...DEAD_PROXY, NODE_EXTRA_CA_CERTS: t.caPath, AZURE_AUTHORITY_HOST: '' },
-      timeout: 60_000,
+    before(async () => {
+      t = await startTestAuthority({ backend });
+      ({ appId, secret, certPath } = await registerTestApplication(t, 'names-oracle'));
+      port = new URL(t.url).port;
     });
-    return (JSON.parse(stdout) as ClientResult[])[0]!;
-  }
-
-  /** The shared verifier, configured as the README says: the canonical issuer, whatever name the client used. */
-  async function verifyShared(token: string): Promise<void> {
-    const verifier = createTokenVerifier({
-      jwks: remoteJwks(`${t.url}/${t.tenantId}/discovery/v2.0/keys`, { ca: t.caPem }),
-      issuers: [`${t.url}/${t.tenantId}/`],
-      audiences: ['https://vault.azure.net'],
+    after(async () => {
+      await t.close();
     });
-    await verifier.verify(token);
-  }
 
-  for (const name of ['localhost', '127.0.0.1', '[::1]']) {
-    const skip = name === '[::1]' ? (noIpv6 ?? SDK_NO_IPV6_LITERAL) : false;
-    it(`ClientSecretCredential and ClientCertificateCredential work with authorityHost https://${name}:PORT`, { skip }, async () => {
-      const authorityHost = `https://${name}:${port}`;
-      const common = { authorityHost, tenantId: t.tenantId, clientId: appId, scopes: ['https://vault.azure.net/.default'] };
-      const bySecret = await runClient({ kind: 'secret', secret, ...common });
-      // The certificate assertion is addressed to this name's token endpoint.
-      const byCertificate = await runClient({ kind: 'certificate', certPath, ...common });
-      for (const result of [bySecret, byCertificate]) {
-        assert.equal(result.v2Issuer, `${authorityHost}/${t.tenantId}/v2.0`);
-        assert.equal(result.payload['iss'], `${t.url}/${t.tenantId}/`, 'one stable token issuer, on the canonical origin');
-        assert.equal(result.payload['tid'], t.tenantId);
-        assert.equal(result.payload['appid'], appId);
-      }
-      assert.deepEqual([bySecret.payload['appidacr'], byCertificate.payload['appidacr']], ['1', '2']);
-      const accessToken = await t.authority.app.inject({
-        method: 'POST',
-        url: `/${t.tenantId}/oauth2/v2.0/token`,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', host: `${name}:${port}` },
-        payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: appId, client_secret: secret, scope: 'https://vault.azure.net/.default' }).toString(),
+    async function runClient(config: Record<string, unknown>): Promise<ClientResult> {
+      const { stdout } = await run(process.execPath, [FIXTURE, JSON.stringify(config)], {
+        env: { ...process.env, ...DEAD_PROXY, NODE_EXTRA_CA_CERTS: t.caPath, AZURE_AUTHORITY_HOST: '' },
+        timeout: 60_000,
       });
-      await verifyShared(accessToken.json<{ access_token: string }>().access_token);
-    });
-  }
-
-  it('advertises the canonical origin to a Host header that is not a certificate name on the bound port', async () => {
-    for (const host of ['evil.example', `evil.example:${port}`, '127.0.0.1:1', `localhost:${port}/x`]) {
-      const doc = await getJson(`https://127.0.0.1:${port}/${t.tenantId}/v2.0/.well-known/openid-configuration`, host);
-      assert.equal(doc['issuer'], `${t.url}/${t.tenantId}/v2.0`, host);
-      assert.equal(doc['token_endpoint'], `${t.url}/${t.tenantId}/oauth2/v2.0/token`, host);
-      assert.equal(doc['jwks_uri'], `${t.url}/${t.tenantId}/discovery/v2.0/keys`, host);
+      return (JSON.parse(stdout) as ClientResult[])[0]!;
     }
-    const v1 = (await httpsRequest(`https://127.0.0.1:${port}/${t.tenantId}/.well-known/openid-configuration`, { ca: t.caPem })).json<Record<string, string>>();
-    assert.equal(v1['token_endpoint'], `https://127.0.0.1:${port}/${t.tenantId}/oauth2/token`);
-    assert.equal(v1['issuer'], `${t.url}/${t.tenantId}/`, "the v1 document's issuer is the tokens' iss on every name");
-  });
 
-  /**
-   * GETs a document over TLS checked against the URL's own name, with an optional forged Host header. An IP goes
-   * without SNI (names only: RFC 6066, Node's DEP0123), not one taken from the Host header, and is checked as the host.
-   */
-  function getJson(url: string, host?: string): Promise<Record<string, string>> {
-    const target = new URL(url);
-    return new Promise((resolve, reject) => {
-      const req = request(
-        target,
-        { ca: t.caPem, servername: target.hostname.startsWith('[') ? undefined : isIP(target.hostname) !== 0 ? '' : target.hostname, headers: host === undefined ? {} : { host }, timeout: 10_000 },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, string>));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error('request timed out')));
-      req.on('error', reject);
-      req.end();
+    /** The shared verifier, configured as the README says: the canonical issuer, whatever name the client used. */
+    async function verifyShared(token: string): Promise<void> {
+      const verifier = createTokenVerifier({
+        jwks: remoteJwks(`${t.url}/${t.tenantId}/discovery/v2.0/keys`, { ca: t.caPem }),
+        issuers: [`${t.url}/${t.tenantId}/`],
+        audiences: ['https://vault.azure.net'],
+      });
+      await verifier.verify(token);
+    }
+
+    for (const name of ['localhost', '127.0.0.1', '[::1]']) {
+      const skip = name === '[::1]' ? (noIpv6 ?? SDK_NO_IPV6_LITERAL) : false;
+      it(`ClientSecretCredential and ClientCertificateCredential work with authorityHost https://${name}:PORT`, { skip }, async () => {
+        const authorityHost = `https://${name}:${port}`;
+        const common = { authorityHost, tenantId: t.tenantId, clientId: appId, scopes: ['https://vault.azure.net/.default'] };
+        const bySecret = await runClient({ kind: 'secret', secret, ...common });
+        // The certificate assertion is addressed to this name's token endpoint.
+        const byCertificate = await runClient({ kind: 'certificate', certPath, ...common });
+        for (const result of [bySecret, byCertificate]) {
+          assert.equal(result.v2Issuer, `${authorityHost}/${t.tenantId}/v2.0`);
+          assert.equal(result.payload['iss'], `${t.url}/${t.tenantId}/`, 'one stable token issuer, on the canonical origin');
+          assert.equal(result.payload['tid'], t.tenantId);
+          assert.equal(result.payload['appid'], appId);
+        }
+        assert.deepEqual([bySecret.payload['appidacr'], byCertificate.payload['appidacr']], ['1', '2']);
+        const accessToken = await t.authority.app.inject({
+          method: 'POST',
+          url: `/${t.tenantId}/oauth2/v2.0/token`,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', host: `${name}:${port}` },
+          payload: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_id: appId,
+            client_secret: secret,
+            scope: 'https://vault.azure.net/.default',
+          }).toString(),
+        });
+        await verifyShared(accessToken.json<{ access_token: string }>().access_token);
+      });
+    }
+
+    it('advertises the canonical origin to a Host header that is not a certificate name on the bound port', async () => {
+      for (const host of ['evil.example', `evil.example:${port}`, '127.0.0.1:1', `localhost:${port}/x`]) {
+        const doc = await getJson(`https://127.0.0.1:${port}/${t.tenantId}/v2.0/.well-known/openid-configuration`, host);
+        assert.equal(doc['issuer'], `${t.url}/${t.tenantId}/v2.0`, host);
+        assert.equal(doc['token_endpoint'], `${t.url}/${t.tenantId}/oauth2/v2.0/token`, host);
+        assert.equal(doc['jwks_uri'], `${t.url}/${t.tenantId}/discovery/v2.0/keys`, host);
+      }
+      const v1 = (await httpsRequest(`https://127.0.0.1:${port}/${t.tenantId}/.well-known/openid-configuration`, { ca: t.caPem })).json<
+        Record<string, string>
+      >();
+      assert.equal(v1['token_endpoint'], `https://127.0.0.1:${port}/${t.tenantId}/oauth2/token`);
+      assert.equal(v1['issuer'], `${t.url}/${t.tenantId}/`, "the v1 document's issuer is the tokens' iss on every name");
     });
-  }
-});
+
+    /**
+     * GETs a document over TLS checked against the URL's own name, with an optional forged Host header. An IP goes
+     * without SNI (names only: RFC 6066, Node's DEP0123), not one taken from the Host header, and is checked as the host.
+     */
+    function getJson(url: string, host?: string): Promise<Record<string, string>> {
+      const target = new URL(url);
+      return new Promise((resolve, reject) => {
+        const req = request(
+          target,
+          {
+            ca: t.caPem,
+            servername: target.hostname.startsWith('[') ? undefined : isIP(target.hostname) !== 0 ? '' : target.hostname,
+            headers: host === undefined ? {} : { host },
+            timeout: 10_000,
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, string>));
+            res.on('error', reject);
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error('request timed out')));
+        req.on('error', reject);
+        req.end();
+      });
+    }
+  });
 
 /**
  * Neither real client can dial an IPv6 literal authority: @azure/identity (above) and MSAL Python 1.21, which

@@ -15,7 +15,13 @@ describe('replicas', () => {
     const t = await startTestAuthority();
     try {
       await assert.rejects(
-        createOpenmsiServer({ dataDir: t.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, logger: captureLogs().logger, store: dataDirLayout(t.dataDir).sqlite, autoRotate: false }),
+        createOpenmsiServer({
+          dataDir: t.dataDir,
+          env: { ...process.env, OPENMSI_STORE: '' },
+          logger: captureLogs().logger,
+          store: dataDirLayout(t.dataDir).sqlite,
+          autoRotate: false,
+        }),
         (err: unknown) => err instanceof StoreLockedError && /in use by another openmsi process/.test(err.message),
       );
     } finally {
@@ -37,7 +43,16 @@ describe('replicas', () => {
       const port = await freePort();
       // Replicas share one issuer, the public URL they are reached by (README: --public-url); without one,
       // each advertises the port it listens on.
-      b = await createOpenmsiServer({ dataDir: a.dataDir, env: { ...process.env, OPENMSI_STORE: '' }, store: a.storeLocation, logger: captureLogs().logger, host: '127.0.0.1', port, publicUrl: a.url, autoRotate: false });
+      b = await createOpenmsiServer({
+        dataDir: a.dataDir,
+        env: { ...process.env, OPENMSI_STORE: '' },
+        store: a.storeLocation,
+        logger: captureLogs().logger,
+        host: '127.0.0.1',
+        port,
+        publicUrl: a.url,
+        autoRotate: false,
+      });
       await b.listen();
       bUrl = `https://localhost:${String(port)}`;
       ({ appId, certPem, keyPem } = await registerTestApplication(a, 'replicated'));
@@ -62,7 +77,13 @@ describe('replicas', () => {
     it('refuses an assertion replayed at the other replica', async () => {
       // Both replicas publish the same issuer (config.json), so an assertion for one token endpoint is valid at both.
       const jwt = await assertion(`${a.url}/${a.tenantId}/oauth2/v2.0/token`);
-      const form = { grant_type: 'client_credentials', client_id: appId, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: jwt, scope: 'https://vault.azure.net/.default' };
+      const form = {
+        grant_type: 'client_credentials',
+        client_id: appId,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: jwt,
+        scope: 'https://vault.azure.net/.default',
+      };
       assert.equal((await postForm(`${a.url}/${a.tenantId}/oauth2/v2.0/token`, form, a.caPem)).status, 200);
       const replay = await postForm(`${bUrl}/${a.tenantId}/oauth2/v2.0/token`, form, a.caPem);
       assert.equal(replay.status, 401);

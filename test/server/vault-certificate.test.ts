@@ -35,7 +35,8 @@ describe('the server certificate covers vault hosts', () => {
   it('openmsi init issues it with *.vault.localhost beside localhost and the loopback addresses', async () => {
     await withDataDir(async (dataDir, masterKey) => {
       const { names } = serverMaterial(dataDir, masterKey);
-      for (const name of ['localhost', 'authority.internal', '*.vault.localhost', '127.0.0.1']) assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
+      for (const name of ['localhost', 'authority.internal', '*.vault.localhost', '127.0.0.1'])
+        assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
       assert.equal(await ensureVaultCertificate({ dataDir, masterKey, vaultDomain: 'vault.localhost', clock: systemClock }), false, 'nothing to do');
     });
   });
@@ -45,16 +46,19 @@ describe('the server certificate covers vault hosts', () => {
       const layout = dataDirLayout(dataDir);
       const ca = readFileSync(layout.caCert, 'utf8');
       const caKey = masterKey.decrypt(readFileSync(layout.caKey, 'utf8'), 'ca-key').toString('utf8');
-      const old = await issueServerCertificate({ caCertPem: ca, caKeyPkcs8Pem: caKey, hostnames: ['localhost', 'authority.internal'], ipAddresses: ['127.0.0.1', '::1'], clock: systemClock });
+      const old = await issueServerCertificate({
+        caCertPem: ca,
+        caKeyPkcs8Pem: caKey,
+        hostnames: ['localhost', 'authority.internal'],
+        ipAddresses: ['127.0.0.1', '::1'],
+        clock: systemClock,
+      });
       writeFileSync(layout.serverCert, `${old.certPem.trimEnd()}\n${ca.trimEnd()}\n`);
       writeFileSync(layout.serverKey, masterKey.encrypt(old.keyPkcs8Pem, 'tls-server-key'));
 
       assert.equal(await ensureVaultCertificate({ dataDir, masterKey, vaultDomain: 'vault.localhost', clock: systemClock }), true);
       const after = serverMaterial(dataDir, masterKey);
-      assert.deepEqual(
-        [...after.names].sort(),
-        ['*.vault.localhost', '0:0:0:0:0:0:0:1', '127.0.0.1', 'authority.internal', 'localhost'].sort(),
-      );
+      assert.deepEqual([...after.names].sort(), ['*.vault.localhost', '0:0:0:0:0:0:0:1', '127.0.0.1', 'authority.internal', 'localhost'].sort());
       assert.ok(after.keyMatches, 'the new key belongs to the new certificate');
       assert.ok(new X509Certificate(after.chain).verify(new X509Certificate(ca).publicKey), 'signed by the data dir CA');
       assert.ok(after.chain.trimEnd().endsWith(ca.trimEnd()), 'the chain still carries the CA');

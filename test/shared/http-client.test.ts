@@ -85,7 +85,7 @@ describe('httpCall', () => {
     assert.deepEqual([err.kind, err.code], ['timeout', 'ETIMEDOUT']);
   });
 
-  it('an aborted call rejects with the signal\'s reason, as fetch does', async () => {
+  it("an aborted call rejects with the signal's reason, as fetch does", async () => {
     const controller = new AbortController();
     const reason = new Error('caller gave up');
     const call = httpCall(`${origin}/silent`, { timeoutMs: 10_000, signal: controller.signal });

@@ -37,18 +37,40 @@ void describe('files at rest', () => {
     const root = freshRoot();
     const child = runFixture('umask-writers.ts', [root]);
     try {
-      await child.waitForLine((line) => line.startsWith('{'), 60_000).catch((err: unknown) => {
-        throw new Error(`${(err as Error).message}\n${child.stderr()}`);
-      });
+      await child
+        .waitForLine((line) => line.startsWith('{'), 60_000)
+        .catch((err: unknown) => {
+          throw new Error(`${(err as Error).message}\n${child.stderr()}`);
+        });
       const found = modes(root);
       const names = found.map(([path]) => path);
-      for (const expected of ['data/master.key', 'data/config.json', 'data/run/authority.json', 'elsewhere/nested/store.db', 'elsewhere/nested/store.db-wal', 'agent/control.secret', 'agent/host.json']) {
-        assert.ok(names.some((n) => n === expected || n.endsWith(expected.split('/').pop()!)), `${expected} was written (${names.join(', ')})`);
+      for (const expected of [
+        'data/master.key',
+        'data/config.json',
+        'data/run/authority.json',
+        'elsewhere/nested/store.db',
+        'elsewhere/nested/store.db-wal',
+        'agent/control.secret',
+        'agent/host.json',
+      ]) {
+        assert.ok(
+          names.some((n) => n === expected || n.endsWith(expected.split('/').pop()!)),
+          `${expected} was written (${names.join(', ')})`,
+        );
       }
-      assert.ok(names.some((n) => n.startsWith('agent/audit-spool/') && n.endsWith('.jsonl')), 'a spool segment was written');
-      assert.ok(names.some((n) => n.startsWith('arc/tokens/') && n.endsWith('.key')), 'an Arc challenge was written');
+      assert.ok(
+        names.some((n) => n.startsWith('agent/audit-spool/') && n.endsWith('.jsonl')),
+        'a spool segment was written',
+      );
+      assert.ok(
+        names.some((n) => n.startsWith('arc/tokens/') && n.endsWith('.key')),
+        'an Arc challenge was written',
+      );
       const wrong = found.filter(([, kind, mode]) => mode !== (kind === 'dir' ? 0o700 : 0o600));
-      assert.deepEqual(wrong.map(([p, k, m]) => `${p} (${k}) ${m.toString(8)}`), []);
+      assert.deepEqual(
+        wrong.map(([p, k, m]) => `${p} (${k}) ${m.toString(8)}`),
+        [],
+      );
     } finally {
       child.child.stdin.end();
       await child.waitForExit(10_000).catch(() => child.stop());

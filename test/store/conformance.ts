@@ -272,10 +272,7 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         await store.resourceGroups.put(second);
         await seedGroup(); // elsewhere
         const listed = await store.resourceGroups.list(subscription.id);
-        assert.deepEqual(
-          listed.map((g) => g.id).sort(),
-          [group.id, second.id].sort(),
-        );
+        assert.deepEqual(listed.map((g) => g.id).sort(), [group.id, second.id].sort());
         assert.deepEqual(await store.resourceGroups.list(newGuid()), []);
       });
 
@@ -352,10 +349,7 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id.toUpperCase() })), ids([vm1, vm2, id1]));
         assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id, resourceGroup: group.name.toUpperCase() })), ids([vm1, id1]));
         assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id, type: VM.toLowerCase() })), ids([vm1, vm2]));
-        assert.deepEqual(
-          ids(await store.resources.list({ subscriptionId: subscription.id, resourceGroup: other.name, type: VM })),
-          ids([vm2]),
-        );
+        assert.deepEqual(ids(await store.resources.list({ subscriptionId: subscription.id, resourceGroup: other.name, type: VM })), ids([vm2]));
         assert.deepEqual(await store.resources.list({ subscriptionId: subscription.id, type: 'Microsoft.Nothing/here' }), []);
         assert.deepEqual(await store.resources.list({ subscriptionId: newGuid() }), []);
         // Listed resources are complete, attachments included.
@@ -652,9 +646,7 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         await store.signingKeys.insert(key);
         const results = await withReplicas((stores) =>
           Promise.all(
-            Array.from({ length: 16 }, (_, i) =>
-              stores[i % stores.length]!.signingKeys.transition(key.kid, 'next', { state: 'current', activatedAt: T0 + i }),
-            ),
+            Array.from({ length: 16 }, (_, i) => stores[i % stores.length]!.signingKeys.transition(key.kid, 'next', { state: 'current', activatedAt: T0 + i })),
           ),
         );
         assert.equal(results.filter(Boolean).length, 1);
@@ -677,7 +669,9 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         // Other tests' keys are in the table too: work out what must go from what is there.
         const beforePurge = await store.signingKeys.list();
         const doomed = beforePurge.filter(
-          (k) => (k.state === 'revoked' && k.revokedAt !== null && k.revokedAt < base) || (k.state === 'retired' && k.publishUntil !== null && k.publishUntil < base),
+          (k) =>
+            (k.state === 'revoked' && k.revokedAt !== null && k.revokedAt < base) ||
+            (k.state === 'retired' && k.publishUntil !== null && k.publishUntil < base),
         );
         assert.ok(doomed.some((k) => k.kid === revokedOld.kid) && doomed.some((k) => k.kid === retiredOld.kid));
         assert.equal(await store.signingKeys.purge(base), doomed.length);
@@ -755,7 +749,10 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         const counts = await withReplicas((stores) =>
           Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.authFailures.increment(key, 0, FAR))),
         );
-        assert.deepEqual([...counts].sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 1));
+        assert.deepEqual(
+          [...counts].sort((a, b) => a - b),
+          Array.from({ length: 40 }, (_, i) => i + 1),
+        );
       });
 
       void it('purgeExpired forgets windows that expired before now, and only those', async () => {
@@ -885,7 +882,10 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         const again = Array.from({ length: 20 }, (_, i) => auditFixture(action, { at: T0 + 5000 + i }));
         await withReplicas(async (stores) => {
           const counts = await Promise.all(stores.flatMap((s) => [s.audit.appendIgnoringDuplicates(again), s.audit.appendIgnoringDuplicates(again)]));
-          assert.equal(counts.reduce((a, b) => a + b, 0), 20);
+          assert.equal(
+            counts.reduce((a, b) => a + b, 0),
+            20,
+          );
         });
         assert.equal((await store.audit.list({ action, limit: 5000 })).length, 2220);
       });
@@ -1058,7 +1058,10 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         );
         assert.equal(await store.tenants.get(tenant.id), undefined);
         assert.equal(await store.subscriptions.get(subscription.id), undefined);
-        assert.equal((await store.signingKeys.list()).find((k) => k.kid === key.kid), undefined);
+        assert.equal(
+          (await store.signingKeys.list()).find((k) => k.kid === key.kid),
+          undefined,
+        );
         assert.deepEqual(await store.audit.list({ action }), []);
         assert.equal(await store.replay.remember(replayKey, 8_000_000_000_000), true, 'the rolled-back entry is gone');
       });

@@ -62,209 +62,229 @@ function versionFixture(vaultId: string, name: string, overrides: Partial<Secret
   };
 }
 
-for (const backend of STORE_BACKENDS) describe(`vault and secret stores (${backend})`, backendSuiteOptions(backend), () => {
-  let store: Store;
-  let dir: string | undefined;
-  let database: TestDatabase | undefined;
+for (const backend of STORE_BACKENDS)
+  describe(`vault and secret stores (${backend})`, backendSuiteOptions(backend), () => {
+    let store: Store;
+    let dir: string | undefined;
+    let database: TestDatabase | undefined;
 
-  before(async () => {
-    if (backend === 'postgres') {
-      database = await createTestDatabase(process.env['OPENMSI_TEST_POSTGRES_URL']!);
-      store = await openStore(database.url);
-    } else {
-      dir = mkdtempSync(join(tmpdir(), 'openmsi-vault-store-'));
-      store = await openStore(join(dir, 'store.db'));
-    }
-  });
-  after(async () => {
-    await store?.close();
-    await database?.drop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
-
-  describe('vaults', () => {
-    it('put creates then updates by id; names are unique case-insensitively across ids, active or deleted', async () => {
-      const vault = vaultFixture({ name: `Kv-Case-${randomBytes(3).toString('hex')}` });
-      assert.equal(await store.vaults.put(vault), 'created');
-      assert.deepEqual(await store.vaults.getByName(vault.name.toLowerCase()), vault);
-      assert.deepEqual(await store.vaults.get(vault.id), vault);
-      const changed = { ...vault, tags: { team: 'b' }, properties: { ...vault.properties, enableRbacAuthorization: false }, updatedAt: T0 + 5 };
-      assert.equal(await store.vaults.put(changed), 'updated');
-      assert.deepEqual(await store.vaults.get(vault.id), changed);
-      assert.equal(await store.vaults.put(vaultFixture({ name: vault.name.toUpperCase() })), 'conflict');
-      assert.ok(await store.vaults.softDelete(vault.id, T0 + 10, T0 + 100));
-      assert.equal(await store.vaults.put(vaultFixture({ name: vault.name })), 'conflict', 'a soft-deleted name is still taken');
-      assert.deepEqual(await store.vaults.get(vault.id), { ...changed, deletedAt: T0 + 10, scheduledPurgeAt: T0 + 100, updatedAt: T0 + 10 });
+    before(async () => {
+      if (backend === 'postgres') {
+        database = await createTestDatabase(process.env['OPENMSI_TEST_POSTGRES_URL']!);
+        store = await openStore(database.url);
+      } else {
+        dir = mkdtempSync(join(tmpdir(), 'openmsi-vault-store-'));
+        store = await openStore(join(dir, 'store.db'));
+      }
+    });
+    after(async () => {
+      await store?.close();
+      await database?.drop();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     });
 
-    it('lists active vaults by subscription and group, deleted ones apart; soft delete and recover change state once', async () => {
-      const subscriptionId = newGuid();
-      const a = vaultFixture({ subscriptionId, name: `a-${randomBytes(3).toString('hex')}`, resourceGroup: 'One' });
-      const b = vaultFixture({ subscriptionId, name: `b-${randomBytes(3).toString('hex')}`, resourceGroup: 'Two' });
-      for (const v of [a, b]) await store.vaults.put(v);
-      assert.deepEqual((await store.vaults.list({ subscriptionId: subscriptionId.toUpperCase() })).map((v) => v.name), [a.name, b.name]);
-      assert.deepEqual((await store.vaults.list({ subscriptionId, resourceGroup: 'one' })).map((v) => v.name), [a.name]);
-      assert.equal(await store.vaults.softDelete(a.id, T0 + 1, T0 + 2), true);
-      assert.equal(await store.vaults.softDelete(a.id, T0 + 1, T0 + 2), false);
-      assert.deepEqual((await store.vaults.list({ subscriptionId })).map((v) => v.name), [b.name]);
-      assert.deepEqual((await store.vaults.list({ subscriptionId, deleted: true })).map((v) => v.name), [a.name]);
-      assert.equal(await store.vaults.recover(b.id, T0 + 3), false, 'an active vault is not recovered');
-      assert.equal(await store.vaults.recover(a.id, T0 + 3), true);
-      assert.equal((await store.vaults.get(a.id))?.deletedAt, null);
-    });
+    describe('vaults', () => {
+      it('put creates then updates by id; names are unique case-insensitively across ids, active or deleted', async () => {
+        const vault = vaultFixture({ name: `Kv-Case-${randomBytes(3).toString('hex')}` });
+        assert.equal(await store.vaults.put(vault), 'created');
+        assert.deepEqual(await store.vaults.getByName(vault.name.toLowerCase()), vault);
+        assert.deepEqual(await store.vaults.get(vault.id), vault);
+        const changed = { ...vault, tags: { team: 'b' }, properties: { ...vault.properties, enableRbacAuthorization: false }, updatedAt: T0 + 5 };
+        assert.equal(await store.vaults.put(changed), 'updated');
+        assert.deepEqual(await store.vaults.get(vault.id), changed);
+        assert.equal(await store.vaults.put(vaultFixture({ name: vault.name.toUpperCase() })), 'conflict');
+        assert.ok(await store.vaults.softDelete(vault.id, T0 + 10, T0 + 100));
+        assert.equal(await store.vaults.put(vaultFixture({ name: vault.name })), 'conflict', 'a soft-deleted name is still taken');
+        assert.deepEqual(await store.vaults.get(vault.id), { ...changed, deletedAt: T0 + 10, scheduledPurgeAt: T0 + 100, updatedAt: T0 + 10 });
+      });
 
-    it('purge removes the vault and all its secrets; listPurgeDue names soft-deleted vaults past their date', async () => {
-      const vault = vaultFixture();
-      await store.vaults.put(vault);
-      await store.secrets.addVersion(versionFixture(vault.id, 'one'));
-      await store.secrets.addVersion(versionFixture(vault.id, 'two'));
-      await store.secrets.softDelete(vault.id, 'two', T0, T0 + 1);
-      await store.vaults.softDelete(vault.id, T0, T0 + 50);
-      const due = (await store.vaults.listPurgeDue(T0 + 50)).map((v) => v.id);
-      assert.ok(due.includes(vault.id));
-      assert.ok(!(await store.vaults.listPurgeDue(T0 + 49)).some((v) => v.id === vault.id));
-      assert.equal(await store.vaults.purge(vault.id), true);
-      assert.equal(await store.vaults.get(vault.id), undefined);
-      assert.deepEqual(await store.secrets.list(vault.id, { deleted: false, limit: 25 }), []);
-      assert.deepEqual(await store.secrets.list(vault.id, { deleted: true, limit: 25 }), []);
-      assert.equal(await store.vaults.purge(vault.id), false);
-    });
+      it('lists active vaults by subscription and group, deleted ones apart; soft delete and recover change state once', async () => {
+        const subscriptionId = newGuid();
+        const a = vaultFixture({ subscriptionId, name: `a-${randomBytes(3).toString('hex')}`, resourceGroup: 'One' });
+        const b = vaultFixture({ subscriptionId, name: `b-${randomBytes(3).toString('hex')}`, resourceGroup: 'Two' });
+        for (const v of [a, b]) await store.vaults.put(v);
+        assert.deepEqual(
+          (await store.vaults.list({ subscriptionId: subscriptionId.toUpperCase() })).map((v) => v.name),
+          [a.name, b.name],
+        );
+        assert.deepEqual(
+          (await store.vaults.list({ subscriptionId, resourceGroup: 'one' })).map((v) => v.name),
+          [a.name],
+        );
+        assert.equal(await store.vaults.softDelete(a.id, T0 + 1, T0 + 2), true);
+        assert.equal(await store.vaults.softDelete(a.id, T0 + 1, T0 + 2), false);
+        assert.deepEqual(
+          (await store.vaults.list({ subscriptionId })).map((v) => v.name),
+          [b.name],
+        );
+        assert.deepEqual(
+          (await store.vaults.list({ subscriptionId, deleted: true })).map((v) => v.name),
+          [a.name],
+        );
+        assert.equal(await store.vaults.recover(b.id, T0 + 3), false, 'an active vault is not recovered');
+        assert.equal(await store.vaults.recover(a.id, T0 + 3), true);
+        assert.equal((await store.vaults.get(a.id))?.deletedAt, null);
+      });
 
-    it('every change publishes the vault id on the vault channel after commit, and nothing when a transaction rolls back', async () => {
-      const heard: string[] = [];
-      const unsubscribe = store.notifications.subscribe(VAULT_CHANNEL, (payload) => heard.push(payload));
-      await store.notifications.ready();
-      try {
+      it('purge removes the vault and all its secrets; listPurgeDue names soft-deleted vaults past their date', async () => {
         const vault = vaultFixture();
         await store.vaults.put(vault);
-        await store.vaults.softDelete(vault.id, T0, T0 + 1);
-        await store.vaults.recover(vault.id, T0 + 2);
-        const other = vaultFixture();
-        await assert.rejects(
-          store.transaction(async (tx) => {
-            await tx.vaults.put(other);
-            throw new Error('roll back');
-          }),
-        );
-        await store.vaults.purge(vault.id);
-        // PostgreSQL also delivers through LISTEN (possibly a second time); wait for it, bounded.
-        for (let i = 0; i < 100 && heard.filter((id) => id === vault.id).length < 4; i++) await new Promise((r) => setTimeout(r, 20));
-        assert.ok(heard.filter((id) => id === vault.id).length >= 4, heard.join(','));
-        await new Promise((r) => setTimeout(r, 100));
-        assert.ok(!heard.includes(other.id), 'a rolled-back put is never announced');
-        assert.equal(await store.vaults.get(other.id), undefined);
-      } finally {
-        unsubscribe();
-      }
-    });
-  });
+        await store.secrets.addVersion(versionFixture(vault.id, 'one'));
+        await store.secrets.addVersion(versionFixture(vault.id, 'two'));
+        await store.secrets.softDelete(vault.id, 'two', T0, T0 + 1);
+        await store.vaults.softDelete(vault.id, T0, T0 + 50);
+        const due = (await store.vaults.listPurgeDue(T0 + 50)).map((v) => v.id);
+        assert.ok(due.includes(vault.id));
+        assert.ok(!(await store.vaults.listPurgeDue(T0 + 49)).some((v) => v.id === vault.id));
+        assert.equal(await store.vaults.purge(vault.id), true);
+        assert.equal(await store.vaults.get(vault.id), undefined);
+        assert.deepEqual(await store.secrets.list(vault.id, { deleted: false, limit: 25 }), []);
+        assert.deepEqual(await store.secrets.list(vault.id, { deleted: true, limit: 25 }), []);
+        assert.equal(await store.vaults.purge(vault.id), false);
+      });
 
-  describe('secrets', () => {
-    let vault: Vault;
-    before(async () => {
-      vault = vaultFixture();
-      await store.vaults.put(vault);
-    });
-
-    it('versions: the latest is the last added; names are case-insensitive and keep the first spelling', async () => {
-      const v1 = versionFixture(vault.id, 'Db-Password', { contentType: 'text/plain', tags: { a: '1' } });
-      const v2 = versionFixture(vault.id, 'db-password', { notBefore: 100, expires: 200 });
-      assert.equal(await store.secrets.addVersion(v1), 'added');
-      assert.equal(await store.secrets.addVersion(v2), 'added');
-      const latest = await store.secrets.get(vault.id, 'DB-PASSWORD');
-      assert.equal(latest?.entry.name, 'Db-Password');
-      assert.deepEqual(latest?.version, { ...v2, name: 'Db-Password' });
-      assert.deepEqual(latest?.entry.latest, latest?.version);
-      const first = await store.secrets.get(vault.id, 'db-password', v1.version.toUpperCase());
-      assert.deepEqual(first?.version, v1);
-      assert.equal(first?.entry.latest.version, v2.version, 'the entry names the latest even when an older version is read');
-      assert.equal(await store.secrets.get(vault.id, 'db-password', 'f'.repeat(32)), undefined);
-      assert.equal(await store.secrets.get(vault.id, 'missing'), undefined);
-      assert.equal(await store.secrets.get(newGuid(), 'db-password'), undefined, 'secrets belong to their vault');
+      it('every change publishes the vault id on the vault channel after commit, and nothing when a transaction rolls back', async () => {
+        const heard: string[] = [];
+        const unsubscribe = store.notifications.subscribe(VAULT_CHANNEL, (payload) => heard.push(payload));
+        await store.notifications.ready();
+        try {
+          const vault = vaultFixture();
+          await store.vaults.put(vault);
+          await store.vaults.softDelete(vault.id, T0, T0 + 1);
+          await store.vaults.recover(vault.id, T0 + 2);
+          const other = vaultFixture();
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.vaults.put(other);
+              throw new Error('roll back');
+            }),
+          );
+          await store.vaults.purge(vault.id);
+          // PostgreSQL also delivers through LISTEN (possibly a second time); wait for it, bounded.
+          for (let i = 0; i < 100 && heard.filter((id) => id === vault.id).length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+          assert.ok(heard.filter((id) => id === vault.id).length >= 4, heard.join(','));
+          await new Promise((r) => setTimeout(r, 100));
+          assert.ok(!heard.includes(other.id), 'a rolled-back put is never announced');
+          assert.equal(await store.vaults.get(other.id), undefined);
+        } finally {
+          unsubscribe();
+        }
+      });
     });
 
-    it('update changes only what the patch names (null clears) and bumps updated', async () => {
-      const v = versionFixture(vault.id, `upd-${randomBytes(3).toString('hex')}`, { contentType: 'x', tags: { k: 'v' }, expires: 500 });
-      await store.secrets.addVersion(v);
-      const updated = await store.secrets.update(vault.id, v.name, v.version, { enabled: false, tags: null, updatedAt: T0 + 999 });
-      assert.deepEqual(updated, { ...v, enabled: false, tags: null, updatedAt: T0 + 999 });
-      assert.deepEqual((await store.secrets.get(vault.id, v.name))?.version, updated);
-      const again = await store.secrets.update(vault.id, v.name, v.version, { contentType: null, expires: null, notBefore: 7, updatedAt: T0 + 1000 });
-      assert.deepEqual(again, { ...v, enabled: false, tags: null, contentType: null, expires: null, notBefore: 7, updatedAt: T0 + 1000 });
-      assert.equal(await store.secrets.update(vault.id, v.name, 'a'.repeat(32), { enabled: true, updatedAt: T0 }), undefined);
-    });
+    describe('secrets', () => {
+      let vault: Vault;
+      before(async () => {
+        vault = vaultFixture();
+        await store.vaults.put(vault);
+      });
 
-    it('list and list versions page by keyset over more than 25 items', async () => {
-      const own = vaultFixture();
-      await store.vaults.put(own);
-      const names = Array.from({ length: 30 }, (_, i) => `Page-${String(i).padStart(2, '0')}`);
-      for (const name of [...names].reverse()) await store.secrets.addVersion(versionFixture(own.id, name));
-      const seen: string[] = [];
-      let after: string | undefined;
-      for (;;) {
-        const page = await store.secrets.list(own.id, { deleted: false, limit: 25, ...(after === undefined ? {} : { afterName: after }) });
-        seen.push(...page.map((e) => e.name));
-        if (page.length < 25) break;
-        after = page.at(-1)!.name.toLowerCase();
-      }
-      assert.deepEqual(seen, names);
-      const versions: string[] = [];
-      for (let i = 0; i < 27; i++) {
-        const v = versionFixture(own.id, 'rotating');
-        versions.push(v.version);
+      it('versions: the latest is the last added; names are case-insensitive and keep the first spelling', async () => {
+        const v1 = versionFixture(vault.id, 'Db-Password', { contentType: 'text/plain', tags: { a: '1' } });
+        const v2 = versionFixture(vault.id, 'db-password', { notBefore: 100, expires: 200 });
+        assert.equal(await store.secrets.addVersion(v1), 'added');
+        assert.equal(await store.secrets.addVersion(v2), 'added');
+        const latest = await store.secrets.get(vault.id, 'DB-PASSWORD');
+        assert.equal(latest?.entry.name, 'Db-Password');
+        assert.deepEqual(latest?.version, { ...v2, name: 'Db-Password' });
+        assert.deepEqual(latest?.entry.latest, latest?.version);
+        const first = await store.secrets.get(vault.id, 'db-password', v1.version.toUpperCase());
+        assert.deepEqual(first?.version, v1);
+        assert.equal(first?.entry.latest.version, v2.version, 'the entry names the latest even when an older version is read');
+        assert.equal(await store.secrets.get(vault.id, 'db-password', 'f'.repeat(32)), undefined);
+        assert.equal(await store.secrets.get(vault.id, 'missing'), undefined);
+        assert.equal(await store.secrets.get(newGuid(), 'db-password'), undefined, 'secrets belong to their vault');
+      });
+
+      it('update changes only what the patch names (null clears) and bumps updated', async () => {
+        const v = versionFixture(vault.id, `upd-${randomBytes(3).toString('hex')}`, { contentType: 'x', tags: { k: 'v' }, expires: 500 });
         await store.secrets.addVersion(v);
-      }
-      const page1 = await store.secrets.listVersions(own.id, 'ROTATING', { limit: 25 });
-      const page2 = await store.secrets.listVersions(own.id, 'rotating', { limit: 25, afterVersion: page1.at(-1)!.version });
-      assert.deepEqual([...page1, ...page2].map((v) => v.version), [...versions].sort());
-      assert.deepEqual((await store.secrets.allVersions(own.id, 'rotating')).map((v) => v.version), versions, 'allVersions in creation order');
-    });
+        const updated = await store.secrets.update(vault.id, v.name, v.version, { enabled: false, tags: null, updatedAt: T0 + 999 });
+        assert.deepEqual(updated, { ...v, enabled: false, tags: null, updatedAt: T0 + 999 });
+        assert.deepEqual((await store.secrets.get(vault.id, v.name))?.version, updated);
+        const again = await store.secrets.update(vault.id, v.name, v.version, { contentType: null, expires: null, notBefore: 7, updatedAt: T0 + 1000 });
+        assert.deepEqual(again, { ...v, enabled: false, tags: null, contentType: null, expires: null, notBefore: 7, updatedAt: T0 + 1000 });
+        assert.equal(await store.secrets.update(vault.id, v.name, 'a'.repeat(32), { enabled: true, updatedAt: T0 }), undefined);
+      });
 
-    it('soft delete, get deleted, refused re-set, recover, purge', async () => {
-      const name = `life-${randomBytes(3).toString('hex')}`;
-      const v = versionFixture(vault.id, name);
-      await store.secrets.addVersion(v);
-      const deleted = await store.secrets.softDelete(vault.id, name.toUpperCase(), T0 + 1, T0 + 2);
-      assert.deepEqual(deleted, { vaultId: vault.id, name, deletedAt: T0 + 1, scheduledPurgeAt: T0 + 2, latest: v });
-      assert.equal(await store.secrets.softDelete(vault.id, name, T0 + 1, T0 + 2), undefined, 'already deleted');
-      assert.equal(await store.secrets.get(vault.id, name), undefined);
-      assert.deepEqual(await store.secrets.listVersions(vault.id, name, { limit: 25 }), []);
-      assert.deepEqual(await store.secrets.getDeleted(vault.id, name), deleted);
-      assert.ok((await store.secrets.list(vault.id, { deleted: true, limit: 25 })).some((e) => e.name === name));
-      assert.equal(await store.secrets.addVersion(versionFixture(vault.id, name)), 'deleted');
-      assert.equal((await store.secrets.getDeleted(vault.id, name))?.latest.version, v.version, 'the refused version was not written');
-      const recovered = await store.secrets.recover(vault.id, name);
-      assert.deepEqual(recovered, { vaultId: vault.id, name, deletedAt: null, scheduledPurgeAt: null, latest: v });
-      assert.equal(await store.secrets.recover(vault.id, name), undefined);
-      assert.equal(await store.secrets.purge(vault.id, name), false, 'only a soft-deleted secret is purged');
-      await store.secrets.softDelete(vault.id, name, T0, T0 + 1);
-      assert.equal(await store.secrets.purge(vault.id, name), true);
-      assert.equal(await store.secrets.getDeleted(vault.id, name), undefined);
-      assert.equal(await store.secrets.addVersion(versionFixture(vault.id, name)), 'added', 'a purged name is free again');
-    });
+      it('list and list versions page by keyset over more than 25 items', async () => {
+        const own = vaultFixture();
+        await store.vaults.put(own);
+        const names = Array.from({ length: 30 }, (_, i) => `Page-${String(i).padStart(2, '0')}`);
+        for (const name of [...names].reverse()) await store.secrets.addVersion(versionFixture(own.id, name));
+        const seen: string[] = [];
+        let after: string | undefined;
+        for (;;) {
+          const page = await store.secrets.list(own.id, { deleted: false, limit: 25, ...(after === undefined ? {} : { afterName: after }) });
+          seen.push(...page.map((e) => e.name));
+          if (page.length < 25) break;
+          after = page.at(-1)!.name.toLowerCase();
+        }
+        assert.deepEqual(seen, names);
+        const versions: string[] = [];
+        for (let i = 0; i < 27; i++) {
+          const v = versionFixture(own.id, 'rotating');
+          versions.push(v.version);
+          await store.secrets.addVersion(v);
+        }
+        const page1 = await store.secrets.listVersions(own.id, 'ROTATING', { limit: 25 });
+        const page2 = await store.secrets.listVersions(own.id, 'rotating', { limit: 25, afterVersion: page1.at(-1)!.version });
+        assert.deepEqual(
+          [...page1, ...page2].map((v) => v.version),
+          [...versions].sort(),
+        );
+        assert.deepEqual(
+          (await store.secrets.allVersions(own.id, 'rotating')).map((v) => v.version),
+          versions,
+          'allVersions in creation order',
+        );
+      });
 
-    it('restore writes every version as a new secret, refusing a name that exists active or deleted', async () => {
-      const name = `restored-${randomBytes(3).toString('hex')}`;
-      const older = versionFixture(vault.id, name, { createdAt: T0 + 1 });
-      const newer = versionFixture(vault.id, name, { createdAt: T0 + 2 });
-      assert.equal(await store.secrets.restore([newer, older]), 'restored');
-      assert.equal((await store.secrets.get(vault.id, name))?.version.version, newer.version);
-      assert.equal((await store.secrets.allVersions(vault.id, name)).length, 2);
-      assert.equal(await store.secrets.restore([versionFixture(vault.id, name)]), 'exists');
-      await store.secrets.softDelete(vault.id, name, T0, T0 + 1);
-      assert.equal(await store.secrets.restore([versionFixture(vault.id, name.toUpperCase())]), 'exists');
-    });
+      it('soft delete, get deleted, refused re-set, recover, purge', async () => {
+        const name = `life-${randomBytes(3).toString('hex')}`;
+        const v = versionFixture(vault.id, name);
+        await store.secrets.addVersion(v);
+        const deleted = await store.secrets.softDelete(vault.id, name.toUpperCase(), T0 + 1, T0 + 2);
+        assert.deepEqual(deleted, { vaultId: vault.id, name, deletedAt: T0 + 1, scheduledPurgeAt: T0 + 2, latest: v });
+        assert.equal(await store.secrets.softDelete(vault.id, name, T0 + 1, T0 + 2), undefined, 'already deleted');
+        assert.equal(await store.secrets.get(vault.id, name), undefined);
+        assert.deepEqual(await store.secrets.listVersions(vault.id, name, { limit: 25 }), []);
+        assert.deepEqual(await store.secrets.getDeleted(vault.id, name), deleted);
+        assert.ok((await store.secrets.list(vault.id, { deleted: true, limit: 25 })).some((e) => e.name === name));
+        assert.equal(await store.secrets.addVersion(versionFixture(vault.id, name)), 'deleted');
+        assert.equal((await store.secrets.getDeleted(vault.id, name))?.latest.version, v.version, 'the refused version was not written');
+        const recovered = await store.secrets.recover(vault.id, name);
+        assert.deepEqual(recovered, { vaultId: vault.id, name, deletedAt: null, scheduledPurgeAt: null, latest: v });
+        assert.equal(await store.secrets.recover(vault.id, name), undefined);
+        assert.equal(await store.secrets.purge(vault.id, name), false, 'only a soft-deleted secret is purged');
+        await store.secrets.softDelete(vault.id, name, T0, T0 + 1);
+        assert.equal(await store.secrets.purge(vault.id, name), true);
+        assert.equal(await store.secrets.getDeleted(vault.id, name), undefined);
+        assert.equal(await store.secrets.addVersion(versionFixture(vault.id, name)), 'added', 'a purged name is free again');
+      });
 
-    it('purgeDue removes soft-deleted secrets past their scheduled date, and only those', async () => {
-      const own = vaultFixture();
-      await store.vaults.put(own);
-      for (const name of ['due', 'later', 'active']) await store.secrets.addVersion(versionFixture(own.id, name));
-      await store.secrets.softDelete(own.id, 'due', T0, T0 + 10);
-      await store.secrets.softDelete(own.id, 'later', T0, T0 + 20);
-      assert.ok((await store.secrets.purgeDue(T0 + 10)) >= 1);
-      assert.equal(await store.secrets.getDeleted(own.id, 'due'), undefined);
-      assert.ok((await store.secrets.getDeleted(own.id, 'later')) !== undefined);
-      assert.ok((await store.secrets.get(own.id, 'active')) !== undefined);
+      it('restore writes every version as a new secret, refusing a name that exists active or deleted', async () => {
+        const name = `restored-${randomBytes(3).toString('hex')}`;
+        const older = versionFixture(vault.id, name, { createdAt: T0 + 1 });
+        const newer = versionFixture(vault.id, name, { createdAt: T0 + 2 });
+        assert.equal(await store.secrets.restore([newer, older]), 'restored');
+        assert.equal((await store.secrets.get(vault.id, name))?.version.version, newer.version);
+        assert.equal((await store.secrets.allVersions(vault.id, name)).length, 2);
+        assert.equal(await store.secrets.restore([versionFixture(vault.id, name)]), 'exists');
+        await store.secrets.softDelete(vault.id, name, T0, T0 + 1);
+        assert.equal(await store.secrets.restore([versionFixture(vault.id, name.toUpperCase())]), 'exists');
+      });
+
+      it('purgeDue removes soft-deleted secrets past their scheduled date, and only those', async () => {
+        const own = vaultFixture();
+        await store.vaults.put(own);
+        for (const name of ['due', 'later', 'active']) await store.secrets.addVersion(versionFixture(own.id, name));
+        await store.secrets.softDelete(own.id, 'due', T0, T0 + 10);
+        await store.secrets.softDelete(own.id, 'later', T0, T0 + 20);
+        assert.ok((await store.secrets.purgeDue(T0 + 10)) >= 1);
+        assert.equal(await store.secrets.getDeleted(own.id, 'due'), undefined);
+        assert.ok((await store.secrets.getDeleted(own.id, 'later')) !== undefined);
+        assert.ok((await store.secrets.get(own.id, 'active')) !== undefined);
+      });
     });
   });
-});

@@ -40,7 +40,16 @@ describe('advertised authority URLs', () => {
     assert.equal(urls.forHost('AUTHORITY.internal:8443').origin, 'https://authority.internal:8443');
     assert.equal(urls.forHost('10.1.2.3:8443').origin, 'https://10.1.2.3:8443');
     // Forged or foreign: a name the certificate does not hold, another port, a path or credentials smuggled in.
-    for (const forged of ['evil.example:8443', '127.0.0.1:9999', '127.0.0.1', 'localhost:8443/evil', 'evil@127.0.0.1:8443', '127.0.0.1:8443?x', '', undefined]) {
+    for (const forged of [
+      'evil.example:8443',
+      '127.0.0.1:9999',
+      '127.0.0.1',
+      'localhost:8443/evil',
+      'evil@127.0.0.1:8443',
+      '127.0.0.1:8443?x',
+      '',
+      undefined,
+    ]) {
       assert.equal(urls.forHost(forged).origin, 'https://localhost:8443', String(forged));
     }
   });

@@ -3,14 +3,7 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate, webcrypto } from 'node:crypto';
-import {
-  createCertificateAuthority,
-  createSelfSignedSigningCertificate,
-  derToPem,
-  issueServerCertificate,
-  pemToDer,
-  thumbprints,
-} from '../../src/pki/ca.js';
+import { createCertificateAuthority, createSelfSignedSigningCertificate, derToPem, issueServerCertificate, pemToDer, thumbprints } from '../../src/pki/ca.js';
 import type { CertificateAndKey } from '../../src/pki/ca.js';
 import { DAY, FakeClock, systemClock } from '../../src/shared/clock.js';
 
@@ -128,10 +121,7 @@ void describe('CA validity and helpers', () => {
     await assert.rejects(issueServerCertificate({ ...base, hostnames: [], ipAddresses: [] }), TypeError);
     await assert.rejects(issueServerCertificate({ ...base, hostnames: [], ipAddresses: ['999.1.1.1'] }), TypeError);
     await assert.rejects(issueServerCertificate({ ...base, hostnames: ['bad host'], ipAddresses: [] }), TypeError);
-    await assert.rejects(
-      issueServerCertificate({ ...base, caKeyPkcs8Pem: other.keyPkcs8Pem, hostnames: ['localhost'], ipAddresses: [] }),
-      /does not match/,
-    );
+    await assert.rejects(issueServerCertificate({ ...base, caKeyPkcs8Pem: other.keyPkcs8Pem, hostnames: ['localhost'], ipAddresses: [] }), /does not match/);
     await assert.rejects(createCertificateAuthority({ clock: systemClock, validityDays: 0 }), TypeError);
     await assert.rejects(createCertificateAuthority({ clock: systemClock, commonName: ' ' }), TypeError);
     const long = await createCertificateAuthority({ clock: systemClock, commonName: `openmsi local CA (${'h'.repeat(100)})` });

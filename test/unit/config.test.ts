@@ -83,7 +83,9 @@ void describe('configuration module', () => {
     const { store: _store, ...noStore } = VALID;
     withConfig(JSON.stringify(noStore), (d, p) => assertRejected(d, p, /"store" must be a non-empty string \(got nothing\)/));
     for (const lifetime of [TOKEN_LIFETIME_SECONDS.min - 1, TOKEN_LIFETIME_SECONDS.max + 1, 3600.5]) {
-      withConfig(JSON.stringify({ ...VALID, tokenLifetimeSeconds: lifetime }), (d, p) => assertRejected(d, p, /"tokenLifetimeSeconds" must be a whole number of seconds from 300 to 86400/));
+      withConfig(JSON.stringify({ ...VALID, tokenLifetimeSeconds: lifetime }), (d, p) =>
+        assertRejected(d, p, /"tokenLifetimeSeconds" must be a whole number of seconds from 300 to 86400/),
+      );
     }
   });
 
@@ -91,7 +93,10 @@ void describe('configuration module', () => {
     assert.deepEqual(TOKEN_LIFETIME_SECONDS, { min: 300, max: 86_400, default: 3600 });
     assert.equal(checkTokenLifetime(300, 'x'), 300);
     assert.equal(checkTokenLifetime(86_400, 'x'), 86_400);
-    assert.throws(() => checkTokenLifetime(299, '--token-lifetime'), /^ConfigError: --token-lifetime must be a whole number of seconds from 300 to 86400 \(got 299\)$/);
+    assert.throws(
+      () => checkTokenLifetime(299, '--token-lifetime'),
+      /^ConfigError: --token-lifetime must be a whole number of seconds from 300 to 86400 \(got 299\)$/,
+    );
     assert.throws(() => checkTokenLifetime(86_401, '--token-lifetime'), ConfigError);
     assert.throws(() => checkTokenLifetime(Number('abc'), '--token-lifetime'), /got NaN/);
   });
@@ -110,7 +115,10 @@ void describe('configuration module', () => {
       }),
       { dataDir: '/d', store: 'postgres://x@h/db', masterKey: 'k', logLevel: 'debug', logFormat: 'pretty', authorityUrl: 'https://a:1' },
     );
-    assert.throws(() => readEnvironment({ OPENMSI_LOG_LEVEL: 'verbose' }), /^ConfigError: OPENMSI_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent \(got 'verbose'\)$/);
+    assert.throws(
+      () => readEnvironment({ OPENMSI_LOG_LEVEL: 'verbose' }),
+      /^ConfigError: OPENMSI_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent \(got 'verbose'\)$/,
+    );
     assert.throws(() => readEnvironment({ OPENMSI_LOG_FORMAT: 'xml' }), /OPENMSI_LOG_FORMAT must be json or pretty/);
   });
 

@@ -91,7 +91,9 @@ describe('error families', () => {
       done();
     });
     await app.register((api, _opts, done) => {
-      api.setErrorHandler(apiErrorHandler({ logMessage: 'failed', translate: (err) => (err instanceof TakenError ? new ApiError(409, 'Conflict', 'taken') : undefined) }));
+      api.setErrorHandler(
+        apiErrorHandler({ logMessage: 'failed', translate: (err) => (err instanceof TakenError ? new ApiError(409, 'Conflict', 'taken') : undefined) }),
+      );
       api.post('/api', { bodyLimit: 16 }, async () => Promise.reject(new TakenError('domain')));
       done();
     });
@@ -101,24 +103,32 @@ describe('error families', () => {
       assert.equal(refused.statusCode, 401);
       assert.equal(refused.headers['cache-control'], 'no-store');
       const body = refused.json<{ error: string; error_codes: number[]; correlation_id: string; timestamp: string }>();
-      assert.deepEqual([body.error, body.error_codes, body.correlation_id, body.timestamp], [
-        'invalid_client',
-        [7000215],
-        '11111111-2222-3333-4444-555555555555',
-        '2026-01-02 03:04:05Z',
-      ]);
-      const tooLarge = await app.inject({ method: 'POST', url: '/oauth', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ a: 'x'.repeat(64) }) });
+      assert.deepEqual(
+        [body.error, body.error_codes, body.correlation_id, body.timestamp],
+        ['invalid_client', [7000215], '11111111-2222-3333-4444-555555555555', '2026-01-02 03:04:05Z'],
+      );
+      const tooLarge = await app.inject({
+        method: 'POST',
+        url: '/oauth',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ a: 'x'.repeat(64) }),
+      });
       assert.equal(tooLarge.statusCode, 413);
       assert.match(tooLarge.json<{ error_description: string }>().error_description, /16-byte limit/);
       assert.deepEqual(audited, ['invalid_client', 'invalid_request']);
 
       const conflict = await app.inject({ method: 'POST', url: '/api' });
       assert.deepEqual([conflict.statusCode, conflict.json()], [409, { error: { code: 'Conflict', message: 'taken' } }]);
-      const apiTooLarge = await app.inject({ method: 'POST', url: '/api', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ a: 'x'.repeat(64) }) });
-      assert.deepEqual([apiTooLarge.statusCode, apiTooLarge.json()], [
-        413,
-        { error: { code: 'RequestEntityTooLarge', message: 'The request content is larger than the 16-byte limit.' } },
-      ]);
+      const apiTooLarge = await app.inject({
+        method: 'POST',
+        url: '/api',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ a: 'x'.repeat(64) }),
+      });
+      assert.deepEqual(
+        [apiTooLarge.statusCode, apiTooLarge.json()],
+        [413, { error: { code: 'RequestEntityTooLarge', message: 'The request content is larger than the 16-byte limit.' } }],
+      );
       const missing = await app.inject({ method: 'GET', url: '/nowhere?x=1' });
       assert.deepEqual([missing.statusCode, missing.json()], [404, { error: { code: 'NotFound', message: 'No route matches GET /nowhere.' } }]);
     } finally {

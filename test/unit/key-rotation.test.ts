@@ -351,7 +351,10 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     const store = new RacingStore();
     for (const [kid, row] of a.store.rows) store.rows.set(kid, row);
     const ringB = await KeyRing.load({ store, masterKey: a.masterKey, clock, notifications: notices.notifications, onError: (e) => errors.push(e) });
-    assert.deepEqual(notices.listeners.map((l) => l.channel), [SIGNING_KEY_CHANNEL]);
+    assert.deepEqual(
+      notices.listeners.map((l) => l.channel),
+      [SIGNING_KEY_CHANNEL],
+    );
     const old = ringB.current().kid;
     const rotatorA = new KeyRotator({ store, masterKey: a.masterKey, clock, keyRing: a.keyRing, newKeyPair: pooledKeyPair });
     await rotatorA.rotateNow({ revokePrevious: true });
@@ -448,7 +451,10 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     assert.equal(result.revoked, true);
     assert.equal(store.rows.get(old)!.state, 'revoked');
     assert.equal(keyRing.isPublished(old), false);
-    assert.ok(events.some((e) => e.action === 'keys.revoked' && e.kid === old), 'keys.revoked audited');
+    assert.ok(
+      events.some((e) => e.action === 'keys.revoked' && e.kid === old),
+      'keys.revoked audited',
+    );
     assert.throws(() => rotator.rotateNow({ revokePrevious: 'yes' as unknown as boolean }), TypeError);
     const retiredOnly = await rotator.rotateNow();
     assert.equal(retiredOnly.revoked, false);
@@ -492,7 +498,10 @@ void describe('KeyRing and KeyRotator: decisions pinned by mutation testing', ()
     const second = await rotator.tick();
     assert.equal(second.promoted, next);
     assert.equal(keyRing.current().kid, next);
-    assert.ok(events.some((e) => e.action === 'keys.rotated' && e.kid === next && e.detail.reason === 'initial'), 'audited as an initial promotion');
+    assert.ok(
+      events.some((e) => e.action === 'keys.rotated' && e.kid === next && e.detail.reason === 'initial'),
+      'audited as an initial promotion',
+    );
     assert.equal(store.byState('next').length, 1, 'and a new next key');
     const created = events.filter((e) => e.action === 'keys.created').map((e) => e.detail.state);
     assert.deepEqual(created, ['current', 'next', 'next']);

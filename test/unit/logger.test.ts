@@ -44,7 +44,10 @@ void describe('logger', () => {
   for (const format of ['json', 'pretty'] as const) {
     void it(`${format}: no per-request lines at info; at debug they name method and path and never carry secrets`, async () => {
       const quiet = await hit(format, 'info');
-      assert.deepEqual(quiet.filter((l) => /request|token/.test(l)), []);
+      assert.deepEqual(
+        quiet.filter((l) => /request|token/.test(l)),
+        [],
+      );
 
       const loud = await hit(format, 'debug');
       const text = loud.join('\n');
@@ -59,7 +62,10 @@ void describe('logger', () => {
 
     void it(`${format}: redacts credential fields in any event, one line per event`, () => {
       const { logger, lines } = capture(format, 'info');
-      logger.info({ client_secret: SECRET, nested: { access_token: BEARER, password: SECRET }, req: { headers: { authorization: `Bearer ${BEARER}` } } }, 'event one');
+      logger.info(
+        { client_secret: SECRET, nested: { access_token: BEARER, password: SECRET }, req: { headers: { authorization: `Bearer ${BEARER}` } } },
+        'event one',
+      );
       logger.warn({ secretText: SECRET }, 'event two');
       assert.equal(lines.length, 2, lines.join('\n'));
       const text = lines.join('\n');

@@ -53,7 +53,10 @@ void describe('MasterKey encryption', () => {
 
   void it('rejects malformed blobs with an Error and bad arguments with a TypeError', () => {
     for (const bad of ['', 'v1', 'v2.a.b.c', 'v1.a.b', 'v1.!!.b.c', 'v1.AAAA.AAAA.AAAA']) {
-      assert.throws(() => key.decrypt(bad, 'ctx'), (err: Error) => !(err instanceof TypeError));
+      assert.throws(
+        () => key.decrypt(bad, 'ctx'),
+        (err: Error) => !(err instanceof TypeError),
+      );
     }
     assert.throws(() => key.decrypt(42 as unknown as string, 'ctx'), TypeError);
     assert.throws(() => key.encrypt('x', undefined as unknown as string), TypeError);

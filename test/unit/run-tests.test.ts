@@ -11,9 +11,14 @@ void describe('scripts/run-tests.mjs', () => {
     // Without this, the nested `node --test` would report to this run instead of printing its own TAP.
     const { NODE_TEST_CONTEXT: _context, ...env } = process.env;
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [join(ROOT, 'scripts', 'run-tests.mjs'), 'test/fixtures/summary-probe.ts'], { cwd: ROOT, env, timeout: 120_000 }, (error, out, err) => {
-        done({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout: out, stderr: err });
-      });
+      execFile(
+        process.execPath,
+        [join(ROOT, 'scripts', 'run-tests.mjs'), 'test/fixtures/summary-probe.ts'],
+        { cwd: ROOT, env, timeout: 120_000 },
+        (error, out, err) => {
+          done({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout: out, stderr: err });
+        },
+      );
     });
     assert.equal(code, 1, 'a failing test fails the run');
     const at = stdout.indexOf('# ---- summary ----');
@@ -24,7 +29,11 @@ void describe('scripts/run-tests.mjs', () => {
     assert.match(summary, /^# {3}test\/fixtures\/summary-probe\.ts: skips \(no PostgreSQL: OPENMSI_TEST_POSTGRES_URL is not set\)$/m);
     assert.match(summary, /^# {3}test\/fixtures\/summary-probe\.ts: skips bare \(no reason given\)$/m);
     assert.match(summary, /^# {3}suite test\/fixtures\/summary-probe\.ts: skipped suite \(whole suite off\)$/m);
-    assert.match(summary, /^# 1 file: 1 one at a time, then 0 alone; slowest first:\n# +[\d.]+ s {2}test\/fixtures\/summary-probe\.ts$/m, 'each file with its time');
+    assert.match(
+      summary,
+      /^# 1 file: 1 one at a time, then 0 alone; slowest first:\n# +[\d.]+ s {2}test\/fixtures\/summary-probe\.ts$/m,
+      'each file with its time',
+    );
     assert.doesNotMatch(stdout + stderr, /Warning/, 'no warnings');
   });
 });

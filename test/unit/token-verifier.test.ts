@@ -7,13 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createHash, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { CompactSign, SignJWT } from 'jose';
-import {
-  TokenVerificationError,
-  createTokenVerifier,
-  discoverJwks,
-  localJwks,
-  remoteJwks,
-} from '../../src/shared/token-verifier.js';
+import { TokenVerificationError, createTokenVerifier, discoverJwks, localJwks, remoteJwks } from '../../src/shared/token-verifier.js';
 import type { JwksDocument, TokenVerificationErrorCode } from '../../src/shared/token-verifier.js';
 import { createCertificateAuthority, issueServerCertificate } from '../../src/pki/ca.js';
 import { FakeClock, SECOND, epochSeconds, systemClock } from '../../src/shared/clock.js';
@@ -222,8 +216,17 @@ void describe('createTokenVerifier with a local JWKS', () => {
     const ed = generateKeyPairSync('ed25519');
     const rsa = { privateKey: key.privateKey, publicKey: createPublicKey(key.privateKey) };
     const table: [string, { privateKey: KeyObject; publicKey: KeyObject }][] = [
-      ['RS256', rsa], ['RS384', rsa], ['RS512', rsa], ['PS256', rsa], ['PS384', rsa], ['PS512', rsa],
-      ['ES256', ec('P-256')], ['ES384', ec('P-384')], ['ES512', ec('P-521')], ['EdDSA', ed], ['Ed25519', ed],
+      ['RS256', rsa],
+      ['RS384', rsa],
+      ['RS512', rsa],
+      ['PS256', rsa],
+      ['PS384', rsa],
+      ['PS512', rsa],
+      ['ES256', ec('P-256')],
+      ['ES384', ec('P-384')],
+      ['ES512', ec('P-521')],
+      ['EdDSA', ed],
+      ['Ed25519', ed],
     ];
     for (const [alg, pair] of table) {
       const set: JwksDocument = { keys: [{ ...pair.publicKey.export({ format: 'jwk' }), kid: `k-${alg}`, use: 'sig' }] };
@@ -238,7 +241,14 @@ void describe('createTokenVerifier with a local JWKS', () => {
     const good = await sign(key, claims(clock));
     const segments = good.split('.');
     for (let i = 0; i < 3; i++) {
-      for (const spoil of [(s: string) => ` ${s}`, (s: string) => `${s} `, (s: string) => `!${s}`, (s: string) => `${s}!`, (s: string) => `${s}=`, (s: string) => `${s.slice(0, 8)}\t${s.slice(8)}`]) {
+      for (const spoil of [
+        (s: string) => ` ${s}`,
+        (s: string) => `${s} `,
+        (s: string) => `!${s}`,
+        (s: string) => `${s}!`,
+        (s: string) => `${s}=`,
+        (s: string) => `${s.slice(0, 8)}\t${s.slice(8)}`,
+      ]) {
         const parts = [...segments];
         parts[i] = spoil(parts[i]!);
         const token = parts.join('.');
@@ -274,8 +284,15 @@ void describe('createTokenVerifier with a local JWKS', () => {
 
   void it('an unsupported alg is named in the message only when it is a short alphanumeric word (no attacker text in logs)', async () => {
     const table: [string, string][] = [
-      ['HS256', 'HS256'], ['A', 'A'], ['ABCDEFGHIJKLMNOP', 'ABCDEFGHIJKLMNOP'], ['ABCDEFGHIJKLMNOPQ', '(invalid)'],
-      ['HS256\ninjected', '(invalid)'], ['injected\nHS256', '(invalid)'], ['HS-256', '(invalid)'], ['\u0000', '(invalid)'], ['', '(invalid)'],
+      ['HS256', 'HS256'],
+      ['A', 'A'],
+      ['ABCDEFGHIJKLMNOP', 'ABCDEFGHIJKLMNOP'],
+      ['ABCDEFGHIJKLMNOPQ', '(invalid)'],
+      ['HS256\ninjected', '(invalid)'],
+      ['injected\nHS256', '(invalid)'],
+      ['HS-256', '(invalid)'],
+      ['\u0000', '(invalid)'],
+      ['', '(invalid)'],
     ];
     for (const [alg, shown] of table) {
       await assert.rejects(verifier.verify(`${b64({ alg, kid: key.kid })}.${b64(claims(clock))}.c2ln`), (err: unknown) => {
@@ -323,13 +340,28 @@ void describe('createTokenVerifier with a local JWKS', () => {
     const source = localJwks(() => jwks);
     const base = { jwks: source, issuers: [ISSUER], audiences: [AUDIENCE] };
     const bad: Record<string, unknown>[] = [
-      { issuers: [] }, { issuers: [ISSUER, ''] }, { issuers: [ISSUER, 42] }, { issuers: ISSUER },
-      { audiences: [] }, { audiences: [AUDIENCE, ''] }, { audiences: [AUDIENCE, 42] }, { audiences: AUDIENCE },
-      { algorithms: [] }, { algorithms: ['RS256', ''] }, { algorithms: ['RS256', 'HS256'] },
-      { clock: {} }, { clock: { now: 1 } }, { clock: null },
-      { clockToleranceSec: -1 }, { clockToleranceSec: -0.5 }, { clockToleranceSec: Number.NaN },
-      { clockToleranceSec: Number.POSITIVE_INFINITY }, { clockToleranceSec: Number.NEGATIVE_INFINITY }, { clockToleranceSec: '60' },
-      { jwks: {} }, { jwks: null },
+      { issuers: [] },
+      { issuers: [ISSUER, ''] },
+      { issuers: [ISSUER, 42] },
+      { issuers: ISSUER },
+      { audiences: [] },
+      { audiences: [AUDIENCE, ''] },
+      { audiences: [AUDIENCE, 42] },
+      { audiences: AUDIENCE },
+      { algorithms: [] },
+      { algorithms: ['RS256', ''] },
+      { algorithms: ['RS256', 'HS256'] },
+      { clock: {} },
+      { clock: { now: 1 } },
+      { clock: null },
+      { clockToleranceSec: -1 },
+      { clockToleranceSec: -0.5 },
+      { clockToleranceSec: Number.NaN },
+      { clockToleranceSec: Number.POSITIVE_INFINITY },
+      { clockToleranceSec: Number.NEGATIVE_INFINITY },
+      { clockToleranceSec: '60' },
+      { jwks: {} },
+      { jwks: null },
     ];
     for (const override of bad) {
       assert.throws(() => createTokenVerifier({ ...base, ...override }), TypeError, JSON.stringify(override));
@@ -395,7 +427,13 @@ void describe('createTokenVerifier with a local JWKS', () => {
     const counted = (kid: string): Record<string, unknown> => {
       const jwk: Record<string, unknown> = { ...key.jwk, kid };
       // importPublicJwk reads `use` first: counting reads counts imports.
-      Object.defineProperty(jwk, 'use', { enumerable: true, get: () => { reads++; return 'sig'; } });
+      Object.defineProperty(jwk, 'use', {
+        enumerable: true,
+        get: () => {
+          reads++;
+          return 'sig';
+        },
+      });
       return jwk;
     };
     const set: JwksDocument = { keys: Array.from({ length: 257 }, (_, i) => counted(`c${String(i)}`)) };
@@ -601,8 +639,16 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
       assert.ok(remoteJwks(url, { allowInsecureLoopback: true }), url);
       await assert.rejects(discoverJwks(url), TypeError, url);
     }
-    for (const url of ['ftp://127.0.0.1/keys', 'ws://localhost/keys', 'file:///etc/keys', 'http://127.0.0.2/keys', 'http://[::2]/keys',
-      'http://localhost.example/keys', 'http://0.0.0.0/keys', 'data:application/json,{}']) {
+    for (const url of [
+      'ftp://127.0.0.1/keys',
+      'ws://localhost/keys',
+      'file:///etc/keys',
+      'http://127.0.0.2/keys',
+      'http://[::2]/keys',
+      'http://localhost.example/keys',
+      'http://0.0.0.0/keys',
+      'data:application/json,{}',
+    ]) {
       assert.throws(() => remoteJwks(url, { allowInsecureLoopback: true }), TypeError, url);
       await assert.rejects(discoverJwks(url, { allowInsecureLoopback: true }), TypeError, url);
     }
@@ -644,7 +690,15 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
   });
 
   void it('a refreshed body whose keys are not all JSON objects is a failed fetch: the last good set keeps serving, no refetch inside the cooldown', async () => {
-    const bodies: unknown[] = [{ keys: [null] }, { keys: [1] }, { keys: ['key'] }, { keys: [[]] }, { keys: [true] }, { keys: [keyA.jwk, null] }, { keys: [keyA.jwk, 'x'] }];
+    const bodies: unknown[] = [
+      { keys: [null] },
+      { keys: [1] },
+      { keys: ['key'] },
+      { keys: [[]] },
+      { keys: [true] },
+      { keys: [keyA.jwk, null] },
+      { keys: [keyA.jwk, 'x'] },
+    ];
     for (const body of bodies) {
       reset();
       const { verifier } = makeVerifier({ cacheMaxAgeMs: 60_000 });

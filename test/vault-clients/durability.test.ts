@@ -41,7 +41,10 @@ describe('vault durability under kill -9', () => {
         const arm = await tokenFor(origin, 'https://management.azure.com');
         const vaultId = `/subscriptions/${config.subscriptionId}/resourceGroups/durable/providers/Microsoft.KeyVault/vaults/kv-durable`;
         const group = await httpsRequest(`${origin}/subscriptions/${config.subscriptionId}/resourcegroups/durable?api-version=2022-09-01`, {
-          method: 'PUT', ca, headers: { authorization: `Bearer ${arm}`, 'content-type': 'application/json' }, body: JSON.stringify({ location: 'local' }),
+          method: 'PUT',
+          ca,
+          headers: { authorization: `Bearer ${arm}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ location: 'local' }),
         });
         assert.ok(group.status < 300, group.body);
         const vault = await httpsRequest(`${origin}${vaultId}?api-version=2023-07-01`, {
@@ -69,7 +72,10 @@ describe('vault durability under kill -9', () => {
             const value = `value ${String(w)}/${String(i)} ${'x'.repeat(64)}`;
             try {
               const response = await vaultRequest(`${vaultUri}secrets/${name}?api-version=7.4`, {
-                method: 'PUT', ca, headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ value }),
+                method: 'PUT',
+                ca,
+                headers: { authorization: `Bearer ${token}` },
+                body: JSON.stringify({ value }),
               });
               if (response.status === 200) {
                 const version = response.json<{ id: string }>().id.split('/').pop()!;

@@ -45,7 +45,12 @@ describe('openmsi vault replica on a shared PostgreSQL store', backendSuiteOptio
         method: 'POST',
         url: `/${t.tenantId}/oauth2/v2.0/token`,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: app.appId, client_secret: app.secret, scope: 'https://vault.azure.net/.default' }).toString(),
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: app.appId,
+          client_secret: app.secret,
+          scope: 'https://vault.azure.net/.default',
+        }).toString(),
       });
       assert.equal(response.statusCode, 200, response.body);
       return response.json<{ access_token: string }>().access_token;
@@ -55,7 +60,11 @@ describe('openmsi vault replica on a shared PostgreSQL store', backendSuiteOptio
     const set = await t.authority.vaultApp.inject({
       method: 'PUT',
       url: '/secrets/shared?api-version=7.4',
-      headers: { host: `kv-replica.vault.localhost:${new URL(t.url).port}`, authorization: `Bearer ${await grant(officer)}`, 'content-type': 'application/json' },
+      headers: {
+        host: `kv-replica.vault.localhost:${new URL(t.url).port}`,
+        authorization: `Bearer ${await grant(officer)}`,
+        'content-type': 'application/json',
+      },
       payload: JSON.stringify({ value: 'written by the server' }),
     });
     assert.equal(set.statusCode, 200, set.body);
@@ -67,7 +76,11 @@ describe('openmsi vault replica on a shared PostgreSQL store', backendSuiteOptio
     await t?.close();
   });
 
-  const read = () => vaultRequest(`https://kv-replica.vault.localhost:${String(port)}/secrets/shared?api-version=7.4`, { ca: t.caPem, headers: { authorization: `Bearer ${token}` } });
+  const read = () =>
+    vaultRequest(`https://kv-replica.vault.localhost:${String(port)}/secrets/shared?api-version=7.4`, {
+      ca: t.caPem,
+      headers: { authorization: `Bearer ${token}` },
+    });
 
   it('serves the server’s secrets with the server’s tokens over its own TLS listener', async () => {
     const response = await read();

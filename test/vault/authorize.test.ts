@@ -38,27 +38,50 @@ describe('vault access policies', () => {
     const tid = 'fedcbafe-dcba-4fed-8cba-fedcbafedcba';
     const lower = { ...caller, objectId: oid, tenantId: tid };
     const upper = { ...caller, objectId: oid.toUpperCase(), tenantId: tid.toUpperCase() };
-    for (const [who, id] of [['lower-case caller', lower], ['upper-case caller', upper]] as const) {
+    for (const [who, id] of [
+      ['lower-case caller', lower],
+      ['upper-case caller', upper],
+    ] as const) {
       for (const e of [entry({ objectId: oid, tenantId: tid }), entry({ objectId: oid.toUpperCase(), tenantId: tid.toUpperCase() })]) {
-        assert.equal(accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' }), e]), id, 'get'), true, `${who}, entry ${e.objectId}`);
+        assert.equal(
+          accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' }), e]), id, 'get'),
+          true,
+          `${who}, entry ${e.objectId}`,
+        );
       }
     }
-    assert.equal(accessPolicyGrants(vault([entry({ secrets: ['list'] }), entry({ secrets: ['set', 'GET'] })]), caller, 'get'), true, 'a later entry of the same caller');
+    assert.equal(
+      accessPolicyGrants(vault([entry({ secrets: ['list'] }), entry({ secrets: ['set', 'GET'] })]), caller, 'get'),
+      true,
+      'a later entry of the same caller',
+    );
     assert.equal(accessPolicyGrants(vault([entry({ secrets: [] })]), caller, 'get'), false, 'an entry with no secret permission');
   });
 
   it('a compound-identity entry holds only for the application it names', () => {
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP.toUpperCase() })]), caller, 'get'), true);
-    assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: APP.toUpperCase() }, 'get'), true, 'ids compare case-insensitively');
+    assert.equal(
+      accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: APP.toUpperCase() }, 'get'),
+      true,
+      'ids compare case-insensitively',
+    );
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: '66666666-6666-4666-8666-666666666666' })]), caller, 'get'), false);
     assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: undefined }, 'get'), false, 'a token without appid');
   });
 
   it('a refusal names the caller as Key Vault does', async () => {
-    const refused = await authorize({} as VaultContext, vault([]), caller, SECRET_OPERATIONS.get, 'scope').then(() => undefined, (err: unknown) => err);
+    const refused = await authorize({} as VaultContext, vault([]), caller, SECRET_OPERATIONS.get, 'scope').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     assert.ok(refused instanceof VaultError);
     assert.equal(refused.status, 403);
-    assert.match(refused.message, new RegExp(`^The user, group or application 'appid=${APP};oid=${OID};numgroups=0;iss=https://localhost:8443/${TENANT}/' does not have secrets get permission on key vault 'kv;location=local'`));
+    assert.match(
+      refused.message,
+      new RegExp(
+        `^The user, group or application 'appid=${APP};oid=${OID};numgroups=0;iss=https://localhost:8443/${TENANT}/' does not have secrets get permission on key vault 'kv;location=local'`,
+      ),
+    );
   });
 });
 
@@ -67,16 +90,34 @@ describe('vault RBAC refusals', () => {
 
   it('name the caller, action and resource, and say whether a deny assignment decided', async () => {
     const rbac = vault([], true);
-    const notGranted = await authorize(ctxWith({ allowed: false, reason: 'not-granted' }), rbac, caller, SECRET_OPERATIONS.get, `${rbac.resourceId}/secrets/S`).catch((e: unknown) => e as VaultError);
+    const notGranted = await authorize(
+      ctxWith({ allowed: false, reason: 'not-granted' }),
+      rbac,
+      caller,
+      SECRET_OPERATIONS.get,
+      `${rbac.resourceId}/secrets/S`,
+    ).catch((e: unknown) => e as VaultError);
     assert.ok(notGranted instanceof VaultError);
     assert.match(notGranted.message, new RegExp(`\\r\\nCaller: appid=${APP};oid=${OID};iss=https://localhost:8443/${TENANT}/\\r\\n`));
     assert.match(notGranted.message, /Action: 'Microsoft\.KeyVault\/vaults\/secrets\/getSecret\/action'/);
     assert.match(notGranted.message, /DenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC'/);
     // A role that would grant is beside the point once a deny assignment matched: the message names it.
-    const denied = await authorize(ctxWith({ allowed: false, reason: 'denied', assignmentId: 'deny-1' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId).catch((e: unknown) => e as VaultError);
+    const denied = await authorize(
+      ctxWith({ allowed: false, reason: 'denied', assignmentId: 'deny-1' }),
+      rbac,
+      caller,
+      SECRET_OPERATIONS.get,
+      rbac.resourceId,
+    ).catch((e: unknown) => e as VaultError);
     assert.match((denied as VaultError).message, /DenyAssignmentId: deny-1\r\nDecisionReason: 'DeniedWithDenyAssignment'/);
     // An assignment id on a refusal that no deny assignment decided is not shown as one.
-    const odd = await authorize(ctxWith({ allowed: false, reason: 'not-granted', assignmentId: 'role-1' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId).catch((e: unknown) => e as VaultError);
+    const odd = await authorize(
+      ctxWith({ allowed: false, reason: 'not-granted', assignmentId: 'role-1' }),
+      rbac,
+      caller,
+      SECRET_OPERATIONS.get,
+      rbac.resourceId,
+    ).catch((e: unknown) => e as VaultError);
     assert.match((odd as VaultError).message, /DenyAssignmentId: null/);
     await authorize(ctxWith({ allowed: true, reason: 'granted' }), rbac, caller, SECRET_OPERATIONS.get, rbac.resourceId);
   });
@@ -86,7 +127,15 @@ describe('vault RBAC refusals', () => {
     const ctx = { authorizer: { check: (q: unknown) => (asked.push(q), Promise.resolve({ allowed: true, reason: 'granted' })) } } as unknown as VaultContext;
     const rbac = vault([], true);
     await authorize(ctx, rbac, caller, SECRET_OPERATIONS.set, `${rbac.resourceId}/secrets/S`);
-    assert.deepEqual(asked, [{ tenantId: TENANT, principalId: OID, action: 'Microsoft.KeyVault/vaults/secrets/setSecret/action', isDataAction: true, scope: `${rbac.resourceId}/secrets/S` }]);
+    assert.deepEqual(asked, [
+      {
+        tenantId: TENANT,
+        principalId: OID,
+        action: 'Microsoft.KeyVault/vaults/secrets/setSecret/action',
+        isDataAction: true,
+        scope: `${rbac.resourceId}/secrets/S`,
+      },
+    ]);
     // Access policies decide alone: an authoriser that would grant is not asked.
     const refused = await authorize(ctx, vault([entry({ secrets: ['get'] })]), caller, SECRET_OPERATIONS.set, 'scope').catch((e: unknown) => e);
     assert.ok(refused instanceof VaultError && refused.status === 403);
@@ -96,7 +145,11 @@ describe('vault RBAC refusals', () => {
 
   it("invariant: RBAC is evaluated in the vault's tenant, whatever tenant the caller names", async () => {
     const asked: string[] = [];
-    const ctx = { authorizer: { check: (q: { tenantId: string }) => (asked.push(q.tenantId), Promise.resolve({ allowed: q.tenantId === OTHER_TENANT, reason: 'granted' })) } } as unknown as VaultContext;
+    const ctx = {
+      authorizer: {
+        check: (q: { tenantId: string }) => (asked.push(q.tenantId), Promise.resolve({ allowed: q.tenantId === OTHER_TENANT, reason: 'granted' })),
+      },
+    } as unknown as VaultContext;
     const rbac = vault([], true);
     // A caller of another tenant whose own tenant would grant: the vault's tenant is asked, and refuses.
     const refused = await authorize(ctx, rbac, { ...caller, tenantId: OTHER_TENANT }, SECRET_OPERATIONS.get, rbac.resourceId).catch((e: unknown) => e);

@@ -15,7 +15,16 @@ import { VaultError } from '../../src/vault/errors.js';
 import { FakeClock } from '../../src/shared/clock.js';
 import { vaultRecord as sharedVaultRecord } from '../helpers/vault.js';
 import { TokenVerificationError, type VerifiedToken } from '../../src/shared/token-verifier.js';
-import { PRINCIPAL_CHANNEL, SECRET_CHANNEL, VAULT_CHANNEL, secretChangeKey, type SecretEntry, type SecretVersion, type Store, type Vault } from '../../src/store/types.js';
+import {
+  PRINCIPAL_CHANNEL,
+  SECRET_CHANNEL,
+  VAULT_CHANNEL,
+  secretChangeKey,
+  type SecretEntry,
+  type SecretVersion,
+  type Store,
+  type Vault,
+} from '../../src/store/types.js';
 
 // Ids with hex letters, so that a lost case fold shows.
 const TENANT = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
@@ -163,7 +172,9 @@ function harness() {
     },
     /** authenticate() of a request with this Authorization header (none when undefined) to `vault` on `port`. */
     call(authorization: string | undefined, port = 8443, to: Vault = vault) {
-      const request = { headers: { host: `${to.name}.vault.localhost:${String(port)}`, ...(authorization === undefined ? {} : { authorization }) } } as unknown as FastifyRequest;
+      const request = {
+        headers: { host: `${to.name}.vault.localhost:${String(port)}`, ...(authorization === undefined ? {} : { authorization }) },
+      } as unknown as FastifyRequest;
       return authenticate(ctx, cache, request, to);
     },
   };
@@ -187,10 +198,26 @@ describe('vault authentication: bearer header', () => {
     for (const header of ['Bearer tok.en', 'bearer tok.en', 'BEARER tok.en', 'Bearer  tok.en', 'Bearer\ttok.en', 'Bearer tok.en ']) {
       assert.equal((await h.call(header)).objectId, ALICE, JSON.stringify(header));
     }
-    for (const header of ['', 'Bearer', 'Bearer ', 'Bearer  ', 'tok.en', 'Basic tok.en', 'XBearer tok.en', 'Xearer tok.en', ' Bearer tok.en', 'Bearertok.en', 'Bearer tok.en extra', 'Bearer tok en']) {
+    for (const header of [
+      '',
+      'Bearer',
+      'Bearer ',
+      'Bearer  ',
+      'tok.en',
+      'Basic tok.en',
+      'XBearer tok.en',
+      'Xearer tok.en',
+      ' Bearer tok.en',
+      'Bearertok.en',
+      'Bearer tok.en extra',
+      'Bearer tok en',
+    ]) {
       const err = await refusal(h.call(header));
       assert.match(err.message, /^AKV10000: Request is missing a Bearer or PoP token\.$/, JSON.stringify(header));
-      assert.match(err.headers?.['www-authenticate'] ?? '', /^Bearer authorization="https:\/\/localhost:8443\/a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", resource="https:\/\/vault\.localhost:8443"$/);
+      assert.match(
+        err.headers?.['www-authenticate'] ?? '',
+        /^Bearer authorization="https:\/\/localhost:8443\/a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", resource="https:\/\/vault\.localhost:8443"$/,
+      );
     }
     assert.match((await refusal(h.call(undefined))).message, /^AKV10000/, 'no header');
     assert.equal(h.verifications(), 1, 'a malformed header never reaches the verifier');
@@ -200,7 +227,10 @@ describe('vault authentication: bearer header', () => {
     const h = harness();
     assert.match((await refusal(h.call('Bearer unknown'))).message, /^AKV10001: Invalid token\. The token is malformed\.$/);
     h.issue('other-aud', ALICE, { aud: 'https://management.azure.com/' });
-    assert.match((await refusal(h.call('Bearer other-aud'))).message, /^AKV10022: Invalid audience\. Expected https:\/\/vault\.localhost:8443 or https:\/\/vault\.localhost or https:\/\/vault\.azure\.net\.$/);
+    assert.match(
+      (await refusal(h.call('Bearer other-aud'))).message,
+      /^AKV10022: Invalid audience\. Expected https:\/\/vault\.localhost:8443 or https:\/\/vault\.localhost or https:\/\/vault\.azure\.net\.$/,
+    );
     const down = new Error('JWKS unreachable');
     h.failWith(down);
     await assert.rejects(h.call('Bearer other-aud'), (err) => err === down);
@@ -355,7 +385,10 @@ describe('vault secret read cache', () => {
   const V1 = 'a'.repeat(32);
   const V2 = 'b'.repeat(32);
   function read(value: string, version: string) {
-    return { entry: { vaultId: VAULT_ID, name: 'S', value } as unknown as SecretEntry, version: { vaultId: VAULT_ID, name: 'S', version } as unknown as SecretVersion };
+    return {
+      entry: { vaultId: VAULT_ID, name: 'S', value } as unknown as SecretEntry,
+      version: { vaultId: VAULT_ID, name: 'S', version } as unknown as SecretVersion,
+    };
   }
   function setup() {
     const store = new FakeStore();

@@ -107,7 +107,19 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
       const now = Date.now();
       await a.store.transaction(async (tx) => {
         const id = randomUUID();
-        const created = await tx.roleAssignments.create({ id, tenantId, scope, roleDefinitionId: roleGuid, principalId, principalType: 'ServicePrincipal', description: null, createdAt: now, createdBy: 'test', updatedAt: now, updatedBy: 'test' });
+        const created = await tx.roleAssignments.create({
+          id,
+          tenantId,
+          scope,
+          roleDefinitionId: roleGuid,
+          principalId,
+          principalType: 'ServicePrincipal',
+          description: null,
+          createdAt: now,
+          createdBy: 'test',
+          updatedAt: now,
+          updatedBy: 'test',
+        });
         if (!created) throw new Error('role assignment not created');
         await tx.rbacVersions.bump(tenantId);
       });
@@ -150,7 +162,12 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
         method: 'POST',
         url: `/${tenantId}/oauth2/v2.0/token`,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: client.appId, client_secret: client.secret, scope: `${audience}/.default` }).toString(),
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: client.appId,
+          client_secret: client.secret,
+          scope: `${audience}/.default`,
+        }).toString(),
       });
       if (response.statusCode !== 200) throw new Error(`token: ${String(response.statusCode)} ${response.body}`);
       return response.json<{ access_token: string }>().access_token;

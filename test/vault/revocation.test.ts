@@ -72,7 +72,12 @@ for (const target of TARGETS) {
 
     /** An access token for `principal` from the authority's own issuer (as its token endpoint would issue it). */
     const tokenFor = (principal: ServicePrincipal) =>
-      t.ctx.tokens.issue({ tenantId: t.tenantId, principal, resource: VAULT_AUDIENCE, authMethod: principal.kind === 'Application' ? 'secret' : 'managed-identity' }).accessToken;
+      t.ctx.tokens.issue({
+        tenantId: t.tenantId,
+        principal,
+        resource: VAULT_AUDIENCE,
+        authMethod: principal.kind === 'Application' ? 'secret' : 'managed-identity',
+      }).accessToken;
     const principal = async (objectId: string) => (await t.ctx.store.servicePrincipals.getByObjectId(objectId))!;
     const app = async (name: string) => {
       const registered = await registerTestApplication(t, name, { certificate: false });
@@ -90,7 +95,9 @@ for (const target of TARGETS) {
         });
         return response.statusCode;
       }
-      return (await vaultRequest(`https://${vault}.vault.localhost:${String(vaultPort)}${path}`, { ca: t.caPem, headers: { authorization: `Bearer ${token}` } })).status;
+      return (
+        await vaultRequest(`https://${vault}.vault.localhost:${String(vaultPort)}${path}`, { ca: t.caPem, headers: { authorization: `Bearer ${token}` } })
+      ).status;
     }
 
     /** Reads once (200: the vault now caches the token and the decision), then `change`; the ms until refused with `status`. */
@@ -130,7 +137,13 @@ for (const target of TARGETS) {
         permissionModelChange: ALLOW_PERMISSION_MODEL_CHANGE,
       });
       writer = await registerTestApplication(t, 'revoke-writer', { certificate: false });
-      await putRoleAssignment(store, rbacOptions, { tenantId: t.tenantId, scope: rbac.vault.resourceId, roleDefinitionId: SECRETS_OFFICER, principalId: writer.objectId, by: 'test' });
+      await putRoleAssignment(store, rbacOptions, {
+        tenantId: t.tenantId,
+        scope: rbac.vault.resourceId,
+        roleDefinitionId: SECRETS_OFFICER,
+        principalId: writer.objectId,
+        by: 'test',
+      });
       await grantPolicy();
       const writerToken = tokenFor(await principal(writer.objectId));
       for (const vault of [rbacVault, policyVault]) {
@@ -200,8 +213,17 @@ for (const target of TARGETS) {
       {
         kind: 'user-assigned managed identity',
         async make() {
-          const { principal: p } = await putUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: RG, name: 'revoke-uami', clock: systemClock });
-          return { objectId: p.objectId, remove: () => deleteUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: RG, name: 'revoke-uami', clock: systemClock }) };
+          const { principal: p } = await putUserAssignedIdentity(t.ctx.store, {
+            subscriptionId: t.subscriptionId,
+            resourceGroup: RG,
+            name: 'revoke-uami',
+            clock: systemClock,
+          });
+          return {
+            objectId: p.objectId,
+            remove: () =>
+              deleteUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: RG, name: 'revoke-uami', clock: systemClock }),
+          };
         },
       },
       {
@@ -227,7 +249,9 @@ for (const target of TARGETS) {
 
     it('invariant: a role assignment deleted is refused within 1 s (cached decision)', async () => {
       const reader = await rbacReader('revoke-assignment');
-      const took = await refusedAfter(rbacVault, reader.token, 403, () => deleteRoleAssignment(t.ctx.store, { tenantId: t.tenantId, id: reader.assignment.id }));
+      const took = await refusedAfter(rbacVault, reader.token, 403, () =>
+        deleteRoleAssignment(t.ctx.store, { tenantId: t.tenantId, id: reader.assignment.id }),
+      );
       assertWithinBound(took, 'a reader whose assignment was deleted');
     });
 
@@ -241,7 +265,13 @@ for (const target of TARGETS) {
         assignableScopes: [scope],
         by: 'test',
       });
-      await putRoleAssignment(t.ctx.store, rbacOptions, { tenantId: t.tenantId, scope, roleDefinitionId: definition.id, principalId: reader.objectId, by: 'test' });
+      await putRoleAssignment(t.ctx.store, rbacOptions, {
+        tenantId: t.tenantId,
+        scope,
+        roleDefinitionId: definition.id,
+        principalId: reader.objectId,
+        by: 'test',
+      });
       const took = await refusedAfter(rbacVault, reader.token, 403, () =>
         putRoleDefinition(t.ctx.store, rbacOptions, {
           tenantId: t.tenantId,
@@ -262,7 +292,11 @@ for (const target of TARGETS) {
           tenantId: t.tenantId,
           scope: `/subscriptions/${t.subscriptionId}/resourceGroups/${RG}`,
           by: 'test',
-          properties: { denyAssignmentName: 'no secrets for revoke-deny', permissions: [{ dataActions: ['*'] }], principals: [{ id: reader.objectId, type: 'ServicePrincipal' }] },
+          properties: {
+            denyAssignmentName: 'no secrets for revoke-deny',
+            permissions: [{ dataActions: ['*'] }],
+            principals: [{ id: reader.objectId, type: 'ServicePrincipal' }],
+          },
         }),
       );
       assertWithinBound(took, 'a reader denied');
@@ -270,7 +304,12 @@ for (const target of TARGETS) {
 
     it('invariant: a group membership removed is refused within 1 s (cached decision)', async () => {
       const reader = await app('revoke-member');
-      const group = await createGroup(t.ctx.store, { tenantId: t.tenantId, displayName: 'revocable readers', mailNickname: 'revocable-readers', clock: systemClock });
+      const group = await createGroup(t.ctx.store, {
+        tenantId: t.tenantId,
+        displayName: 'revocable readers',
+        mailNickname: 'revocable-readers',
+        clock: systemClock,
+      });
       await addGroupMember(t.ctx.store, { tenantId: t.tenantId, groupId: group.objectId, memberId: reader.objectId, clock: systemClock });
       await putRoleAssignment(t.ctx.store, rbacOptions, {
         tenantId: t.tenantId,
@@ -280,7 +319,9 @@ for (const target of TARGETS) {
         principalType: 'Group',
         by: 'test',
       });
-      const took = await refusedAfter(rbacVault, reader.token, 403, () => removeGroupMember(t.ctx.store, { tenantId: t.tenantId, groupId: group.objectId, memberId: reader.objectId }));
+      const took = await refusedAfter(rbacVault, reader.token, 403, () =>
+        removeGroupMember(t.ctx.store, { tenantId: t.tenantId, groupId: group.objectId, memberId: reader.objectId }),
+      );
       assertWithinBound(took, 'a reader removed from the granting group');
     });
 
@@ -291,7 +332,12 @@ for (const target of TARGETS) {
           method: 'POST',
           url: `/${t.tenantId}/oauth2/v2.0/token`,
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: reader.appId, client_secret: reader.secret, scope: `${VAULT_AUDIENCE}/.default` }).toString(),
+          payload: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_id: reader.appId,
+            client_secret: reader.secret,
+            scope: `${VAULT_AUDIENCE}/.default`,
+          }).toString(),
         });
       const issued = await grant();
       assert.equal(issued.statusCode, 200, issued.body);

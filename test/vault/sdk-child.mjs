@@ -18,7 +18,12 @@ const { AUTHORITY, CLIENT_ID, CLIENT_SECRET, VAULT1, VAULT2 } = process.env;
 const credential = {
   async getToken(scopes, options) {
     const tenant = options?.tenantId;
-    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: CLIENT_ID, client_secret: CLIENT_SECRET, scope: [scopes].flat().join(' ') });
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      scope: [scopes].flat().join(' '),
+    });
     const response = await fetch(`${AUTHORITY}/${tenant}/oauth2/v2.0/token`, { method: 'POST', body });
     if (!response.ok) throw new Error(`token ${response.status} ${await response.text()}`);
     const json = await response.json();
@@ -48,12 +53,18 @@ try {
   out.recovered = (await recPoller.pollUntilDone()).name;
   await (await c1.beginDeleteSecret('bulk-1')).pollUntilDone();
   await c1.purgeDeletedSecret('bulk-1');
-  out.purged = await c1.getDeletedSecret('bulk-1').then(() => 'still there', (e) => e.statusCode);
+  out.purged = await c1.getDeletedSecret('bulk-1').then(
+    () => 'still there',
+    (e) => e.statusCode,
+  );
   const backup = await c1.backupSecret('sdk-one');
   out.restored = (await c2.restoreSecretBackup(backup)).name;
   out.restoredValue = (await c2.getSecret('sdk-one')).value;
   await c1.setSecret('off', 'x', { enabled: false });
-  out.disabled = await c1.getSecret('off').then(() => 'served', (e) => `${e.statusCode} ${e.details?.error?.innerError?.code ?? e.code}`);
+  out.disabled = await c1.getSecret('off').then(
+    () => 'served',
+    (e) => `${e.statusCode} ${e.details?.error?.innerError?.code ?? e.code}`,
+  );
   await c1.setSecret('expired', 'old', { expiresOn: new Date(1000_000) });
   out.expired = (await c1.getSecret('expired')).value;
   process.stdout.write(JSON.stringify({ ok: true, ...out }) + '\n');

@@ -19,7 +19,10 @@ describe('vault data plane: the real @azure/keyvault-secrets SecretClient over H
   before(async () => {
     h = await startVaultHarness();
     const layout = dataDirLayout(h.t.dataDir);
-    const tls = { cert: readFileSync(layout.serverCert, 'utf8'), key: readEncryptedDataDirFile(layout.serverKey, 'the TLS server key', h.t.ctx.masterKey, 'tls-server-key') };
+    const tls = {
+      cert: readFileSync(layout.serverCert, 'utf8'),
+      key: readEncryptedDataDirFile(layout.serverKey, 'the TLS server key', h.t.ctx.masterKey, 'tls-server-key'),
+    };
     server = await buildVaultApp(h.ctx, { tls });
     await server.listen({ host: '127.0.0.1', port: 0 });
     const address = server.server.address();
@@ -38,18 +41,23 @@ describe('vault data plane: the real @azure/keyvault-secrets SecretClient over H
     await assignRoleInStore(h.t, kv2.resourceId, SECRETS_OFFICER, app.objectId);
     const child = fileURLToPath(new URL('./sdk-child.mjs', import.meta.url));
     const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, [child], {
-        env: {
-          ...process.env,
-          NODE_EXTRA_CA_CERTS: h.t.caPath,
-          AUTHORITY: h.t.url,
-          CLIENT_ID: app.appId,
-          CLIENT_SECRET: app.secret,
-          VAULT1: `https://sdk1.vault.localhost:${String(port)}/`,
-          VAULT2: `https://sdk2.vault.localhost:${String(port)}/`,
+      execFile(
+        process.execPath,
+        [child],
+        {
+          env: {
+            ...process.env,
+            NODE_EXTRA_CA_CERTS: h.t.caPath,
+            AUTHORITY: h.t.url,
+            CLIENT_ID: app.appId,
+            CLIENT_SECRET: app.secret,
+            VAULT1: `https://sdk1.vault.localhost:${String(port)}/`,
+            VAULT2: `https://sdk2.vault.localhost:${String(port)}/`,
+          },
+          timeout: 120_000,
         },
-        timeout: 120_000,
-      }, (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)));
+        (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
+      );
     });
     const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
     assert.equal(result.ok, true, result.error);

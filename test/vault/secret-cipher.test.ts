@@ -38,12 +38,19 @@ describe('secret cipher', () => {
   });
 
   it('round-trips any string (property)', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 2000, unit: 'binary' }), (value) => cipher.open(cipher.seal({ ...place, value }), place) === value), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 2000, unit: 'binary' }), (value) => cipher.open(cipher.seal({ ...place, value }), place) === value),
+      { numRuns: 200 },
+    );
   });
 
   it('a sealed value does not open at another vault, name or version', () => {
     const sealed = cipher.seal({ ...place, value: 'x' });
-    for (const other of [{ ...place, vaultId: 'other' }, { ...place, nameKey: 'other' }, { ...place, version: 'c'.repeat(32) }]) {
+    for (const other of [
+      { ...place, vaultId: 'other' },
+      { ...place, nameKey: 'other' },
+      { ...place, version: 'c'.repeat(32) },
+    ]) {
       assert.throws(() => cipher.open(sealed, other), /does not open/);
     }
   });
@@ -56,7 +63,11 @@ describe('secret cipher', () => {
       const part = parts[i]!;
       const flipped = part.slice(0, -2) + (part.at(-2) === 'A' ? 'B' : 'A') + part.at(-1);
       const altered = [...parts.slice(0, i), flipped, ...parts.slice(i + 1)].join('.');
-      assert.throws(() => cipher.open(altered, place), (err: Error) => !err.message.includes(value), `part ${String(i)}`);
+      assert.throws(
+        () => cipher.open(altered, place),
+        (err: Error) => !err.message.includes(value),
+        `part ${String(i)}`,
+      );
     }
     assert.throws(() => cipher.open('garbage', place), /malformed/);
     assert.throws(() => createSecretCipher(MasterKey.random()).open(sealed, place), /does not open/);
@@ -76,7 +87,15 @@ describe('secret cipher', () => {
       ['a long iv', swap(2, Buffer.alloc(16).toString('base64url'))],
       ['a truncated tag', swap(3, Buffer.from(parts[3]!, 'base64url').subarray(0, 12).toString('base64url'))],
       ['a character outside base64url in the iv', swap(2, `${parts[2]!.slice(0, -1)}/`)],
-      ['a data key of 16 bytes', swap(1, Buffer.from(masterKey.encrypt(Buffer.alloc(16, 1), `vault-secret-dek:${place.vaultId}:${place.nameKey}:${place.version}`), 'utf8').toString('base64url'))],
+      [
+        'a data key of 16 bytes',
+        swap(
+          1,
+          Buffer.from(masterKey.encrypt(Buffer.alloc(16, 1), `vault-secret-dek:${place.vaultId}:${place.nameKey}:${place.version}`), 'utf8').toString(
+            'base64url',
+          ),
+        ),
+      ],
       ['not a string', 42],
     ];
     for (const [what, bad] of malformed) assert.throws(() => cipher.open(bad as string, place), /malformed/, what);
@@ -111,30 +130,66 @@ describe('secret cipher', () => {
 
   it('restore refuses, without throwing, garbage, truncation, tampering and another installation', () => {
     const blob = cipher.backup([{ version: version(), value: 'v' }], { subscriptionId: SUBSCRIPTION });
-    for (const bad of ['', 'not base64!', blob.slice(0, -10), `${blob.slice(0, 40)}A${blob.slice(41)}`, Buffer.from('{"format":"openmsi-secret-backup"}').toString('base64url')]) {
+    for (const bad of [
+      '',
+      'not base64!',
+      blob.slice(0, -10),
+      `${blob.slice(0, 40)}A${blob.slice(41)}`,
+      Buffer.from('{"format":"openmsi-secret-backup"}').toString('base64url'),
+    ]) {
       assert.equal(cipher.restore(bad), undefined, bad.slice(0, 20));
     }
     assert.equal(createSecretCipher(MasterKey.random()).restore(blob), undefined);
-    fc.assert(fc.property(fc.string({ maxLength: 500 }), (junk) => cipher.restore(junk) === undefined), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 500 }), (junk) => cipher.restore(junk) === undefined),
+      { numRuns: 200 },
+    );
   });
 
   it('a backup names its subscription in the authenticated body; the first format names none, and a mixed form is refused', () => {
     /** A blob of the given body, as the cipher seals backups (marker, master key, the backups' additional data). */
-    const sealedBody = (body: Record<string, unknown>) => Buffer.from(`openmsi-secret-backup-v1.${masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString('base64url');
-    const versions = [{ version: 'd'.repeat(32), contentType: null, tags: null, enabled: true, notBefore: null, expires: null, createdAt: 1, updatedAt: 2, value: 'v' }];
+    const sealedBody = (body: Record<string, unknown>) =>
+      Buffer.from(`openmsi-secret-backup-v1.${masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString('base64url');
+    const versions = [
+      { version: 'd'.repeat(32), contentType: null, tags: null, enabled: true, notBefore: null, expires: null, createdAt: 1, updatedAt: 2, value: 'v' },
+    ];
     const base = { format: 'openmsi-secret-backup', name: 'old', versions };
     assert.equal(cipher.restore(sealedBody({ ...base, v: 1 }))?.subscriptionId, undefined, 'a first-format backup restores with no subscription');
     assert.equal(cipher.restore(sealedBody({ ...base, v: 2, subscriptionId: SUBSCRIPTION }))?.subscriptionId, SUBSCRIPTION);
-    for (const bad of [{ ...base, v: 2 }, { ...base, v: 2, subscriptionId: '' }, { ...base, v: 2, subscriptionId: 7 }, { ...base, v: 1, subscriptionId: SUBSCRIPTION }, { ...base, v: 3, subscriptionId: SUBSCRIPTION }]) {
+    for (const bad of [
+      { ...base, v: 2 },
+      { ...base, v: 2, subscriptionId: '' },
+      { ...base, v: 2, subscriptionId: 7 },
+      { ...base, v: 1, subscriptionId: SUBSCRIPTION },
+      { ...base, v: 3, subscriptionId: SUBSCRIPTION },
+    ]) {
       assert.equal(cipher.restore(sealedBody(bad)), undefined, JSON.stringify(bad).slice(0, 80));
     }
     assert.throws(() => cipher.backup([{ version: version(), value: 'v' }], { subscriptionId: '' }), TypeError);
   });
 
   it('restore refuses a body or a version of any other shape, and a blob that is not a string; padding is allowed', () => {
-    const sealedBody = (body: unknown) => Buffer.from(`openmsi-secret-backup-v1.${masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString('base64url');
-    const good = { version: 'd'.repeat(32), contentType: 'text/plain', tags: { a: 'b' }, enabled: true, notBefore: 1, expires: null, createdAt: 1, updatedAt: 2, value: 'v' };
-    const body = (over: Record<string, unknown>) => ({ format: 'openmsi-secret-backup', v: 2, subscriptionId: SUBSCRIPTION, name: 'n', versions: [good], ...over });
+    const sealedBody = (body: unknown) =>
+      Buffer.from(`openmsi-secret-backup-v1.${masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString('base64url');
+    const good = {
+      version: 'd'.repeat(32),
+      contentType: 'text/plain',
+      tags: { a: 'b' },
+      enabled: true,
+      notBefore: 1,
+      expires: null,
+      createdAt: 1,
+      updatedAt: 2,
+      value: 'v',
+    };
+    const body = (over: Record<string, unknown>) => ({
+      format: 'openmsi-secret-backup',
+      v: 2,
+      subscriptionId: SUBSCRIPTION,
+      name: 'n',
+      versions: [good],
+      ...over,
+    });
     assert.equal(cipher.restore(sealedBody(body({})))?.versions.length, 1, 'control');
     const badBodies: unknown[] = [
       null,

@@ -44,7 +44,11 @@ describe('vault data plane: tenant and subscription boundaries', () => {
   });
 
   it("invariant: a tenant-B principal holding a data role at B's / reads, lists and writes nothing in tenant A's vault, of either model", async () => {
-    const policyEntryForB = { tenantId: tenantB.tenantId, objectId: adminB.objectId, permissions: { keys: [], secrets: ['all'], certificates: [], storage: [] } };
+    const policyEntryForB = {
+      tenantId: tenantB.tenantId,
+      objectId: adminB.objectId,
+      permissions: { keys: [], secrets: ['all'], certificates: [], storage: [] },
+    };
     await h.createVault('kv-a-policies', { rbac: false, policies: [policyEntryForB] });
     const before = await h.versionCount();
     for (const vault of ['kv-a', 'kv-a-policies']) {
@@ -61,7 +65,11 @@ describe('vault data plane: tenant and subscription boundaries', () => {
         const label = `${vault}: ${method} ${path}`;
         assert.equal(r.statusCode, 401, `${label}: ${r.body}`);
         assert.equal(r.json<{ error: { code: string } }>().error.code, 'Unauthorized', label);
-        assert.match(r.json<{ error: { message: string } }>().error.message, new RegExp(`^AKV10032: Invalid issuer\\. Expected one of .*/${h.t.tenantId}/, found .*/${tenantB.tenantId}/\\.$`), label);
+        assert.match(
+          r.json<{ error: { message: string } }>().error.message,
+          new RegExp(`^AKV10032: Invalid issuer\\. Expected one of .*/${h.t.tenantId}/, found .*/${tenantB.tenantId}/\\.$`),
+          label,
+        );
         // The challenge names the vault's tenant, so a client can get the right token; and no value leaks.
         assert.match(String(r.headers['www-authenticate']), new RegExp(`authorization=".*/${h.t.tenantId}"`), label);
         assert.ok(!r.body.includes(VALUE), label);
@@ -111,9 +119,13 @@ describe('vault data plane: tenant and subscription boundaries', () => {
       format: 'openmsi-secret-backup',
       v: 1,
       name: 'legacy',
-      versions: [{ version: 'e'.repeat(32), contentType: null, tags: null, enabled: true, notBefore: null, expires: null, createdAt: 1, updatedAt: 2, value: 'old' }],
+      versions: [
+        { version: 'e'.repeat(32), contentType: null, tags: null, enabled: true, notBefore: null, expires: null, createdAt: 1, updatedAt: 2, value: 'old' },
+      ],
     };
-    const blob = Buffer.from(`openmsi-secret-backup-v1.${h.ctx.masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString('base64url');
+    const blob = Buffer.from(`openmsi-secret-backup-v1.${h.ctx.masterKey.encrypt(JSON.stringify(body), 'vault-secret-backup:v1')}`, 'utf8').toString(
+      'base64url',
+    );
     const r = await h.call('kv-a', 'POST', `/secrets/restore?${V}`, tokenA, { value: blob });
     assert.equal(r.statusCode, 400, r.body);
     assert.match(r.json<{ error: { message: string } }>().error.message, /^Backup blob cannot be restored into this vault/);

@@ -323,7 +323,10 @@ export class AgentAuditPipeline implements AgentAuditSink {
       }
       this.#refusedIds.add(record.id);
       this.#drops.addRecord('refused', record);
-      this.#log?.warn({ err: err.message, surface: record.surface, status: record.status, count: record.count }, 'the authority refused an audit record; it is counted as dropped');
+      this.#log?.warn(
+        { err: err.message, surface: record.surface, status: record.status, count: record.count },
+        'the authority refused an audit record; it is counted as dropped',
+      );
     }
   }
 

@@ -77,7 +77,13 @@ export class ArcChallenges {
   }
 }
 
-export function arcToken(ctx: SurfaceContext, challenges: ArcChallenges, req: IncomingMessage, res: ServerResponse, params: ReadonlyMap<string, string>): void | Promise<void> {
+export function arcToken(
+  ctx: SurfaceContext,
+  challenges: ArcChallenges,
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: ReadonlyMap<string, string>,
+): void | Promise<void> {
   try {
     if (!ctx.imds) throw AgentErrors.surfaceDisabled();
     requireMetadataHeader(req);

@@ -239,7 +239,14 @@ export function audit(ctx: SurfaceContext, req: IncomingMessage, event: Omit<Age
 }
 
 /** Answers a refusal and audits it (anything but an {@link AgentError} is logged and answered as a 500). */
-export function refuse(ctx: SurfaceContext, req: IncomingMessage, res: ServerResponse, surface: AgentSurface, thrown: unknown, extra: Partial<AgentAuditEvent> = {}): void {
+export function refuse(
+  ctx: SurfaceContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  surface: AgentSurface,
+  thrown: unknown,
+  extra: Partial<AgentAuditEvent> = {},
+): void {
   let err: AgentError;
   if (thrown instanceof AgentError) err = thrown;
   else {

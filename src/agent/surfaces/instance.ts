@@ -21,7 +21,13 @@ export function computeOf(host: HostDescription): Record<string, string> {
   };
 }
 
-export async function instanceMetadata(ctx: SurfaceContext, req: IncomingMessage, res: ServerResponse, params: ReadonlyMap<string, string>, computeOnly: boolean): Promise<void> {
+export async function instanceMetadata(
+  ctx: SurfaceContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: ReadonlyMap<string, string>,
+  computeOnly: boolean,
+): Promise<void> {
   try {
     if (!ctx.imds) throw AgentErrors.surfaceDisabled();
     requireMetadataHeader(req);

@@ -117,7 +117,9 @@ function parseUpload(body: Record<string, unknown>): { records: AgentAuditRecord
   const records: AgentAuditRecord[] = [];
   const refused: RefusedRecord[] = [];
   for (const value of values as unknown[]) {
-    const digest = createHash('sha256').update(JSON.stringify(value) ?? 'undefined').digest('hex');
+    const digest = createHash('sha256')
+      .update(JSON.stringify(value) ?? 'undefined')
+      .digest('hex');
     try {
       const record = parseRecord(value, 'record');
       // A batch repeating an id is a bug in the sender, not a retry: say so rather than store one of them as both.
@@ -138,12 +140,14 @@ function parseRecord(value: unknown, at: string): AgentAuditRecord {
   const text = (field: string, max: number, required: boolean): string | undefined => {
     const v = r[field];
     if (v === undefined && !required) return undefined;
-    if (typeof v !== 'string' || v === '' || v.length > max || CONTROL_CHARACTER.test(v)) throw bad(field, `a string of 1 to ${String(max)} characters without control characters`);
+    if (typeof v !== 'string' || v === '' || v.length > max || CONTROL_CHARACTER.test(v))
+      throw bad(field, `a string of 1 to ${String(max)} characters without control characters`);
     return v;
   };
   const int = (field: string, min: number, max: number, source: Record<string, unknown> = r, prefix = ''): number => {
     const v = source[field];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`${prefix}${field}`, `a whole number from ${String(min)} to ${String(max)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      throw bad(`${prefix}${field}`, `a whole number from ${String(min)} to ${String(max)}`);
     return v;
   };
 

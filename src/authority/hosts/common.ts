@@ -21,7 +21,8 @@ export interface HostApiContext {
 /** The request body as a JSON object, or `400 InvalidRequest`. */
 export function bodyObject(request: FastifyRequest): Record<string, unknown> {
   const body = request.body;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw HostErrors.invalidRequest('the body must be a JSON object (Content-Type: application/json)');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw HostErrors.invalidRequest('the body must be a JSON object (Content-Type: application/json)');
   return body as Record<string, unknown>;
 }
 

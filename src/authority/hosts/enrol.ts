@@ -30,9 +30,18 @@ export function enrolRoute(app: FastifyInstance, { ctx, enrolmentFailures }: Hos
         action: 'host.enrolled',
         target: host.id,
         outcome: 'success',
-        detail: { keyId: credential.keyId, kty: credential.publicJwk['kty'], expiresOn: iso(credential.expiresAt), joinTokenId: registered.joinTokenId, source: request.ip },
+        detail: {
+          keyId: credential.keyId,
+          kty: credential.publicJwk['kty'],
+          expiresOn: iso(credential.expiresAt),
+          joinTokenId: registered.joinTokenId,
+          source: request.ip,
+        },
       });
-      return reply.code(201).header('cache-control', 'no-store').send(credentialGrant(ctx, request, registered));
+      return reply
+        .code(201)
+        .header('cache-control', 'no-store')
+        .send(credentialGrant(ctx, request, registered));
     },
   });
 }

@@ -37,7 +37,7 @@ export const HostApiErrors = {
 /** What the contract calls a body of the wrong shape, for each way fastify can refuse one. */
 const REQUEST_FAILURE_MESSAGES = {
   bodyTooLarge: 'the body is larger than this endpoint accepts',
-  unsupportedMediaType: "the body must be JSON (Content-Type: application/json)",
+  unsupportedMediaType: 'the body must be JSON (Content-Type: application/json)',
   emptyJsonBody: 'the JSON body is empty',
   invalidJsonBody: 'the body is not valid JSON',
   invalidContentLength: 'the body length does not match the Content-Length header',
@@ -48,6 +48,7 @@ export function translateHostFailure(err: unknown): ApiError | undefined {
   if (err instanceof HostError) return fromHostError(err);
   const failure = requestFailureOf(err);
   if (failure === undefined) return undefined;
-  const reason = failure.kind === 'validation' ? failure.message : failure.kind === 'clientError' ? 'the request could not be read' : REQUEST_FAILURE_MESSAGES[failure.kind];
+  const reason =
+    failure.kind === 'validation' ? failure.message : failure.kind === 'clientError' ? 'the request could not be read' : REQUEST_FAILURE_MESSAGES[failure.kind];
   return new ApiError(400, 'InvalidRequest', `The request is invalid: ${reason}.`, { cause: err });
 }

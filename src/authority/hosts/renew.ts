@@ -33,7 +33,10 @@ export function renewRoute(app: FastifyInstance, { ctx }: HostApiContext): void 
           source: request.ip,
         },
       });
-      return reply.code(201).header('cache-control', 'no-store').send(credentialGrant(ctx, request, registered));
+      return reply
+        .code(201)
+        .header('cache-control', 'no-store')
+        .send(credentialGrant(ctx, request, registered));
     },
   });
 }

@@ -211,11 +211,7 @@ export class KeyRotator {
         result.created.push(await this.#createKey('next'));
       } else {
         const current = currentsNewestFirst(records)[0];
-        if (
-          current !== undefined &&
-          now - activatedAt(current) >= this.policy.rotationPeriodMs &&
-          now - next.createdAt >= this.policy.prepublishMs
-        ) {
+        if (current !== undefined && now - activatedAt(current) >= this.policy.rotationPeriodMs && now - next.createdAt >= this.policy.prepublishMs) {
           // Only the replica whose compare-and-set wins retires the old key and makes the new next one.
           if (await this.#store.transition(next.kid, 'next', { state: 'current', activatedAt: now })) {
             const publishUntil = await this.#retire(current.kid, now);
@@ -326,9 +322,7 @@ export class KeyRotator {
 
   async #purge(now: number, records: readonly SigningKeyRecord[]): Promise<number> {
     const expired = records.filter(
-      (r) =>
-        (r.state === 'retired' && r.publishUntil !== null && r.publishUntil < now) ||
-        (r.state === 'revoked' && r.revokedAt !== null && r.revokedAt < now),
+      (r) => (r.state === 'retired' && r.publishUntil !== null && r.publishUntil < now) || (r.state === 'revoked' && r.revokedAt !== null && r.revokedAt < now),
     );
     // Skip the write entirely on the common tick where nothing has expired.
     if (expired.length === 0) return 0;

@@ -93,8 +93,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
     });
   });
 
-  const jwks = (reply: FastifyReply) =>
-    reply.header('cache-control', `public, max-age=${String(JWKS_MAX_AGE_SECONDS)}`).send(ctx.keyRing.jwks());
+  const jwks = (reply: FastifyReply) => reply.header('cache-control', `public, max-age=${String(JWKS_MAX_AGE_SECONDS)}`).send(ctx.keyRing.jwks());
   // Keys are shared by every tenant, as Entra's are; the tenant segment only has to exist.
   const tenantJwks = async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
     await tenantFor(request.params.tenant);

@@ -100,7 +100,10 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
         ...result.detail,
       },
     });
-    return reply.code(200).headers(noStore).send(endpoint === 'v1' ? v1Response(result) : v2Response(result));
+    return reply
+      .code(200)
+      .headers(noStore)
+      .send(endpoint === 'v1' ? v1Response(result) : v2Response(result));
   };
 
   const bodyLimit = TOKEN_BODY_LIMIT;

@@ -24,6 +24,7 @@ export function requestedResource(params: FormParams, endpoint: 'v1' | 'v2'): st
  * else names no resource.
  */
 export function validateResource(resource: string): string {
-  if (!isResourceSyntax(resource)) throw TokenErrors.invalidResource(displayResource(resource, resource.length > MAX_RESOURCE_LENGTH ? 64 : MAX_RESOURCE_LENGTH));
+  if (!isResourceSyntax(resource))
+    throw TokenErrors.invalidResource(displayResource(resource, resource.length > MAX_RESOURCE_LENGTH ? 64 : MAX_RESOURCE_LENGTH));
   return resource;
 }

@@ -199,7 +199,12 @@ export function sourceKey(address: string): string {
     .toLowerCase()
     .replace(/%.*$/, '')
     .replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a: string, b: string, c: string, d: string) =>
-      [[a, b], [c, d]].map(([x, y]) => ((Number(x) << 8) | Number(y)).toString(16)).join(':'),
+      [
+        [a, b],
+        [c, d],
+      ]
+        .map(([x, y]) => ((Number(x) << 8) | Number(y)).toString(16))
+        .join(':'),
     );
   const [head = '', tail = ''] = plain.split('::');
   const headGroups = head === '' ? [] : head.split(':');

@@ -35,7 +35,10 @@ export function registerAdGroupCommands(program: Command): void {
   const group = ad
     .command('group')
     .description('Manage groups: principals in a group get the roles assigned to it (nested groups included).')
-    .addHelpText('after', '\nExamples:\n  openmsi ad group create --display-name ops --mail-nickname ops\n  openmsi ad group member add --group ops --member-id <objectId>');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi ad group create --display-name ops --mail-nickname ops\n  openmsi ad group member add --group ops --member-id <objectId>',
+    );
 
   group
     .command('create')
@@ -65,12 +68,14 @@ export function registerAdGroupCommands(program: Command): void {
     .description('List groups.')
     .option('--display-name <name>', 'only groups with this display name')
     .action(async (opts: { displayName?: string }, cmd: Command) => {
-      const result = await withClient(cmd, async (client) =>
-        bodyOf(
-          await client.graph<{ value: unknown[] }>('GET', '/groups', {
-            ...(opts.displayName === undefined ? {} : { query: { $filter: `displayName eq ${quote(opts.displayName)}` } }),
-          }),
-        ).value,
+      const result = await withClient(
+        cmd,
+        async (client) =>
+          bodyOf(
+            await client.graph<{ value: unknown[] }>('GET', '/groups', {
+              ...(opts.displayName === undefined ? {} : { query: { $filter: `displayName eq ${quote(opts.displayName)}` } }),
+            }),
+          ).value,
       );
       printResult(result, globalOptions(cmd), GROUP_COLUMNS);
     });

@@ -37,8 +37,12 @@ interface ArmRoleDefinition {
 /** The ARM scope as a path prefix: `/` is the tenant root (`/providers/...`), anything else as given without a trailing slash. */
 function scopePath(scope: string): string {
   const trimmed = scope.trim().replace(/\/+$/, '');
-  if (!trimmed.startsWith('/') && trimmed !== '') throw new Error(`--scopes: '${scope}' is not an ARM scope (it must start with '/', e.g. /subscriptions/<id>/resourceGroups/<name>)`);
-  return trimmed.split('/').map((s) => (s === '' ? '' : seg(s))).join('/');
+  if (!trimmed.startsWith('/') && trimmed !== '')
+    throw new Error(`--scopes: '${scope}' is not an ARM scope (it must start with '/', e.g. /subscriptions/<id>/resourceGroups/<name>)`);
+  return trimmed
+    .split('/')
+    .map((s) => (s === '' ? '' : seg(s)))
+    .join('/');
 }
 
 /** The role definition's ARM id at `scope`: by GUID, full id, or role name (case-insensitive), as az resolves `--role`. */
@@ -88,7 +92,11 @@ function readCertificateArgument(value: string): string {
 /** The 0600 PEM (private key, then certificate) that `--create-cert` leaves for the caller. */
 function writeKeyAndCertificate(dir: string | undefined, name: string, keyPem: string, certPem: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '');
-  const safe = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 64) || 'openmsi-sp';
+  const safe =
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[-.]+|[-.]+$/g, '')
+      .slice(0, 64) || 'openmsi-sp';
   const path = resolve(dir ?? process.cwd(), `${safe}-${stamp}.pem`);
   try {
     writePrivateFile(path, keyPem + certPem, { flag: 'wx' });
@@ -193,7 +201,9 @@ export function registerAdSpCommands(program: Command): void {
       const output = await withClient(cmd, async (client) => {
         const existing = await findByDisplayName(client, displayName);
         if (existing.length > 1) {
-          throw new Error(`more than one application is named '${displayName}'; reset the credentials of one with \`openmsi ad sp credential reset --id <appId>\``);
+          throw new Error(
+            `more than one application is named '${displayName}'; reset the credentials of one with \`openmsi ad sp credential reset --id <appId>\``,
+          );
         }
         let principal = existing[0];
         if (principal === undefined) {
@@ -263,11 +273,11 @@ export function registerAdSpCommands(program: Command): void {
     .description('List service principals, managed identities included.')
     .option('--display-name <name>', 'only those whose display name starts with this')
     .option('--spn <name>', 'only the one with this service principal name')
-    .option('--filter <filter>', "an OData filter, e.g. \"servicePrincipalType eq 'ManagedIdentity'\"")
+    .option('--filter <filter>', 'an OData filter, e.g. "servicePrincipalType eq \'ManagedIdentity\'"')
     .option('--all', 'list everything (openmsi always does; accepted for az compatibility)')
     .addHelpText(
       'after',
-      "\nExamples:\n  openmsi ad sp list --display-name ci -o table\n  openmsi ad sp list --filter \"servicePrincipalType eq 'ManagedIdentity'\"\n  openmsi ad sp list --filter \"alternativeNames/any(x:x eq '/subscriptions/<sub>/resourceGroups/app-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id')\"",
+      '\nExamples:\n  openmsi ad sp list --display-name ci -o table\n  openmsi ad sp list --filter "servicePrincipalType eq \'ManagedIdentity\'"\n  openmsi ad sp list --filter "alternativeNames/any(x:x eq \'/subscriptions/<sub>/resourceGroups/app-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id\')"',
     )
     .action(async (opts: { displayName?: string; spn?: string; filter?: string }, cmd: Command) => {
       const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;

@@ -8,7 +8,7 @@
  * $OPENMSI_DATA_DIR is not consulted.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { Command} from 'commander';
+import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { AGENT_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../shared/config.js';
 import { lazy } from './lazy.js';
@@ -31,7 +31,6 @@ function parsePositive(value: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
   return n;
 }
-
 
 export function registerAgentCommands(program: Command): void {
   const agent = program
@@ -105,7 +104,7 @@ Examples:
 
   agent
     .command('env')
-    .description('Print the environment variables local workloads need to reach this host\'s agent')
+    .description("Print the environment variables local workloads need to reach this host's agent")
     .option('--data-dir <dir>', "the agent's data dir (default: $OPENMSI_AGENT_DATA_DIR or ~/.openmsi/agent)")
     .addOption(new Option('--shell <shell>', 'output syntax').choices([...ENV_SHELLS]).default('bash'))
     .option('--port <port>', 'the agent port (default: where it last listened, else 50342)', parsePort)

@@ -39,7 +39,8 @@ function identityOf(event: AuditEventView): string {
 
 function callerOf(event: AuditEventView): string {
   const caller = event.detail['caller'];
-  if (caller === null || typeof caller !== 'object') return typeof event.detail['source'] === 'string' && event.action.startsWith('host.') ? event.detail['source'] : '';
+  if (caller === null || typeof caller !== 'object')
+    return typeof event.detail['source'] === 'string' && event.action.startsWith('host.') ? event.detail['source'] : '';
   const { address, pid, exe } = caller as { address?: unknown; pid?: unknown; exe?: unknown };
   const parts = [typeof address === 'string' ? address : '', typeof pid === 'number' ? `pid ${String(pid)}` : '', typeof exe === 'string' ? exe : ''];
   return parts.filter((p) => p !== '').join(' ');
@@ -53,7 +54,10 @@ const AUDIT_COLUMNS: Column[] = [
   { header: 'Outcome', value: (row) => row['outcome'] },
   { header: 'Identity', value: (row) => identityOf(row as unknown as AuditEventView) },
   { header: 'Host', value: (row) => hostOf(row as unknown as AuditEventView) },
-  { header: 'Audience', value: (row) => text((row as unknown as AuditEventView).detail['audience']) || (String(row['action']).startsWith('token.') ? row['target'] : '') },
+  {
+    header: 'Audience',
+    value: (row) => text((row as unknown as AuditEventView).detail['audience']) || (String(row['action']).startsWith('token.') ? row['target'] : ''),
+  },
   { header: 'Surface', value: (row) => text((row as unknown as AuditEventView).detail['surface']) },
   { header: 'Caller', value: (row) => callerOf(row as unknown as AuditEventView) },
   { header: 'Count', value: (row) => text((row as unknown as AuditEventView).detail['count']) },
@@ -61,7 +65,7 @@ const AUDIT_COLUMNS: Column[] = [
 
 /** `openmsi audit list`: the authority's audit trail, agents' token records included. */
 export function registerAuditCommands(program: Command): void {
-  const audit = program.command('audit').description("Read the audit trail: tokens issued and served, refusals, directory changes, enrolments.");
+  const audit = program.command('audit').description('Read the audit trail: tokens issued and served, refusals, directory changes, enrolments.');
   audit
     .command('list')
     .description(

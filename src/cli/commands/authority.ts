@@ -28,8 +28,12 @@ export function registerAuthorityCommands(program: Command): void {
     )
     .option('--hostname <name>', 'extra DNS name for the server certificate (repeatable)', collect, [])
     .option('--ip <address>', 'extra IP address for the server certificate (repeatable)', collect, [])
-    .option('--tenant-domain <domain>', 'the tenant\'s domain name', DEFAULTS.tenantDomain)
-    .option('--vault-domain <domain>', 'vaults are served at https://<name>.<vault domain>:<port>/ (the certificate covers *.<vault domain>)', DEFAULTS.vaultDomain)
+    .option('--tenant-domain <domain>', "the tenant's domain name", DEFAULTS.tenantDomain)
+    .option(
+      '--vault-domain <domain>',
+      'vaults are served at https://<name>.<vault domain>:<port>/ (the certificate covers *.<vault domain>)',
+      DEFAULTS.vaultDomain,
+    )
     .addHelpText(
       'after',
       `
@@ -71,14 +75,18 @@ Examples:
   program
     .command('server')
     .alias('authority')
-    .description('Run the server from a data dir: the token authority, the management API and the vault data plane (HTTPS, one port; vault hosts are <name>.<vault domain>).')
+    .description(
+      'Run the server from a data dir: the token authority, the management API and the vault data plane (HTTPS, one port; vault hosts are <name>.<vault domain>).',
+    )
     .option('--init', 'initialise the data dir first if it is not initialised yet')
     .option('--host <address>', 'override the configured listen address')
     .option('--port <port>', 'override the configured port (the advertised URL follows it unless a public URL was set)', (v) => parsePort(v))
     .option('--public-url <url>', 'https origin to advertise (issuer, endpoints), overriding the configured one')
     .option('--store <location>', 'override the store: a postgres:// URL (also OPENMSI_STORE) or a SQLite file')
-    .option('--log-format <format>', 'log format: pretty (one coloured line per event) or json (also OPENMSI_LOG_FORMAT; default: pretty on a terminal, json otherwise)', (v) =>
-      parseLogFormat(v, '--log-format'),
+    .option(
+      '--log-format <format>',
+      'log format: pretty (one coloured line per event) or json (also OPENMSI_LOG_FORMAT; default: pretty on a terminal, json otherwise)',
+      (v) => parseLogFormat(v, '--log-format'),
     )
     .addHelpText(
       'after',
@@ -156,7 +164,7 @@ Examples:
 export function registerVaultReplicaCommand(program: Command): void {
   program
     .command('vault')
-    .description('Run the vault data plane alone (a replica for a PostgreSQL store shared with `openmsi server`), from a copy of the server\'s data dir.')
+    .description("Run the vault data plane alone (a replica for a PostgreSQL store shared with `openmsi server`), from a copy of the server's data dir.")
     .option('--host <address>', 'listen address (default: the configured one)')
     .option('--port <port>', 'port to listen on', (v) => parsePort(v), DEFAULTS.port)
     .option('--store <location>', 'the shared store: a postgres:// URL (also OPENMSI_STORE)')
@@ -231,13 +239,17 @@ export function listenError(err: unknown, host: string, port: number, dataDir: s
   const config = dataDirLayout(dataDir).config;
   const howToChange =
     `Pick another port for this run with \`openmsi authority --port <port>\`, or change it for good: edit "port" ` +
-    `in ${existsSync(config) ? config : 'the data dir\'s config.json'} (and the port in "publicUrl", if one is set), or pass --port to \`openmsi init\`.`;
+    `in ${existsSync(config) ? config : "the data dir's config.json"} (and the port in "publicUrl", if one is set), or pass --port to \`openmsi init\`.`;
   if (code === 'EADDRINUSE') {
-    return new Error(`cannot listen on ${address}: the address is already in use (another openmsi authority, or another program). ${howToChange}`, { cause: err });
+    return new Error(`cannot listen on ${address}: the address is already in use (another openmsi authority, or another program). ${howToChange}`, {
+      cause: err,
+    });
   }
   if (code === 'EACCES') return new Error(`cannot listen on ${address}: permission denied (ports below 1024 need privileges). ${howToChange}`, { cause: err });
   if (code === 'EADDRNOTAVAIL') {
-    return new Error(`cannot listen on ${address}: this machine has no such address; use --host with one of its addresses (or 0.0.0.0 for all)`, { cause: err });
+    return new Error(`cannot listen on ${address}: this machine has no such address; use --host with one of its addresses (or 0.0.0.0 for all)`, {
+      cause: err,
+    });
   }
   return err instanceof Error ? err : new Error(String(err));
 }

@@ -26,7 +26,12 @@ function endpointsOf(dataDir: string) {
   const running = readRunningDev(dataDir);
   if (running !== undefined) return running;
   const config = loadInstallationConfig(dataDir);
-  return { agentPort: DEV_PORTS.agent, proxyPort: DEV_PORTS.proxy as number | null, vaultUri: vaultUri(DEV_NAMES.vault, config.vaultDomain, config.port), url: `https://localhost:${String(config.port)}` };
+  return {
+    agentPort: DEV_PORTS.agent,
+    proxyPort: DEV_PORTS.proxy as number | null,
+    vaultUri: vaultUri(DEV_NAMES.vault, config.vaultDomain, config.port),
+    url: `https://localhost:${String(config.port)}`,
+  };
 }
 
 /**
@@ -38,15 +43,23 @@ export function azCloudCommands(serverUrl: string, vaultDomain: string, port: nu
   const origin = new URL(serverUrl).origin;
   return [
     [
-      'cloud', 'register', '-n', DEV_NAMES.azCloud,
-      '--endpoint-resource-manager', `${origin}/`,
+      'cloud',
+      'register',
+      '-n',
+      DEV_NAMES.azCloud,
+      '--endpoint-resource-manager',
+      `${origin}/`,
       // `/adfs`: az 2.45 then builds MSAL's authority as {origin}/adfs whatever tenant it is asked for, and MSAL
       // skips instance discovery (a call to login.microsoftonline.com) for ADFS authorities; the authority
       // serves the `adfs` alias. Needed by `az login --service-principal`; `--identity` never uses it.
-      '--endpoint-active-directory', `${origin}/adfs`,
-      '--endpoint-active-directory-resource-id', 'https://management.core.windows.net/',
-      '--endpoint-active-directory-graph-resource-id', 'https://graph.microsoft.com/',
-      '--suffix-keyvault-dns', `.${vaultDomain}:${String(port)}`,
+      '--endpoint-active-directory',
+      `${origin}/adfs`,
+      '--endpoint-active-directory-resource-id',
+      'https://management.core.windows.net/',
+      '--endpoint-active-directory-graph-resource-id',
+      'https://graph.microsoft.com/',
+      '--suffix-keyvault-dns',
+      `.${vaultDomain}:${String(port)}`,
     ],
     ['cloud', 'update', '-n', DEV_NAMES.azCloud, '--cloud-config', `@${cloudConfigPath}`],
     ['cloud', 'set', '-n', DEV_NAMES.azCloud],
@@ -57,7 +70,8 @@ export function azCloudCommands(serverUrl: string, vaultDomain: string, port: nu
 /** Why `openmsi dev env` prints nothing: no `openmsi dev` is running on this data dir. */
 function notRunningMessage(dataDir: string): string {
   const server = readRunningAuthority(dataDir);
-  const holder = server === undefined ? '' : ` (an openmsi server runs there, pid ${String(server.pid)}, but not openmsi dev: it has no dev agent, vault or proxy)`;
+  const holder =
+    server === undefined ? '' : ` (an openmsi server runs there, pid ${String(server.pid)}, but not openmsi dev: it has no dev agent, vault or proxy)`;
   return (
     `openmsi dev is not running on ${dataDir}${holder}: start it in another terminal (\`openmsi dev\`, or \`npm start\` in the openmsi checkout), ` +
     `then run this again; for another data dir pass --data-dir or set OPENMSI_DATA_DIR`
@@ -94,7 +108,11 @@ function homeOf(user: string): string | undefined {
     return fromLine(execFileSync('getent', ['passwd', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
   } catch {
     try {
-      return fromLine(readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.startsWith(`${user}:`)));
+      return fromLine(
+        readFileSync('/etc/passwd', 'utf8')
+          .split('\n')
+          .find((line) => line.startsWith(`${user}:`)),
+      );
     } catch {
       return undefined;
     }
@@ -118,7 +136,9 @@ export function dataDirUnderSudo(
   }
   const home = lookupHome(sudoUser);
   if (home === undefined) {
-    throw new Error(`run with sudo by ${sudoUser}, whose home directory is not in the passwd database: pass the data dir, e.g. --data-dir ~${sudoUser}/.openmsi`);
+    throw new Error(
+      `run with sudo by ${sudoUser}, whose home directory is not in the passwd database: pass the data dir, e.g. --data-dir ~${sudoUser}/.openmsi`,
+    );
   }
   const dataDir = join(home, '.openmsi');
   return { dataDir, note: `using ${dataDir}, the data dir of ${sudoUser} (who ran sudo); pass --data-dir for another` };
@@ -139,7 +159,9 @@ function shellQuote(arg: string): string {
 export function registerDevCommands(program: Command): void {
   const dev = program
     .command('dev')
-    .description('Run everything a developer machine needs in one process: server (authority, management API, vault), this machine\'s agent and a loopback proxy for vault hosts; made on first run, reused after.')
+    .description(
+      "Run everything a developer machine needs in one process: server (authority, management API, vault), this machine's agent and a loopback proxy for vault hosts; made on first run, reused after.",
+    )
     .option('--port <port>', `server port (first run: default ${String(DEV_PORTS.server)}; later: the configured one)`, (v) => checkPort(Number(v), '--port'))
     .option('--agent-port <port>', `managed-identity agent port (default ${String(DEV_PORTS.agent)})`, (v) => checkPort(Number(v), '--agent-port'))
     .option('--proxy-port <port>', `loopback proxy port for vault hosts (default ${String(DEV_PORTS.proxy)})`, (v) => checkPort(Number(v), '--proxy-port'))
@@ -175,7 +197,9 @@ Examples:
         `  server    ${stack.serverUrl}  (tenant ${stack.tenantId})`,
         `  vault     ${stack.vaultUri}  (secret ${DEV_NAMES.sampleSecret})`,
         `  agent     http://127.0.0.1:${String(stack.agent.port)}  host ${d.hostName}: system-assigned ${d.systemPrincipalId}; ${DEV_NAMES.userAssignedIdentity} (client id ${d.app.clientId})`,
-        stack.proxy === undefined ? '  proxy     off (vault hosts must resolve: openmsi dev hosts --apply)' : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else passes through)`,
+        stack.proxy === undefined
+          ? '  proxy     off (vault hosts must resolve: openmsi dev hosts --apply)'
+          : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else passes through)`,
         '',
         'In another shell:',
         '  eval "$(npx openmsi dev env)"       # or openmsi …, once it is on PATH (npm link)',
@@ -200,7 +224,9 @@ Examples:
 
   dev
     .command('env')
-    .description('Print what makes unchanged applications in this shell use the running dev stack: eval "$(openmsi dev env)" (exits 1, printing nothing, when no openmsi dev runs on the data dir)')
+    .description(
+      'Print what makes unchanged applications in this shell use the running dev stack: eval "$(openmsi dev env)" (exits 1, printing nothing, when no openmsi dev runs on the data dir)',
+    )
     .addOption(new Option('--shell <shell>', 'output syntax (default: from $SHELL)').choices([...ENV_SHELLS]))
     .action((opts: { shell?: EnvShell }, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
@@ -234,7 +260,10 @@ Examples:
         process.stdout.write(`${out.join('\n')}\n`);
       } catch (err) {
         if (err instanceof DevTrustError && err.code === 'needs-root') {
-          throw new Error(`${err.message}\nRun it with sudo (sudo openmsi dev trust), or by hand:\n${((err as DevTrustError & { manualSteps?: string[] }).manualSteps ?? []).map((s) => `  ${s}`).join('\n')}`, { cause: err });
+          throw new Error(
+            `${err.message}\nRun it with sudo (sudo openmsi dev trust), or by hand:\n${((err as DevTrustError & { manualSteps?: string[] }).manualSteps ?? []).map((s) => `  ${s}`).join('\n')}`,
+            { cause: err },
+          );
         }
         throw err;
       }
@@ -259,7 +288,9 @@ Examples:
       }
       if (opts.apply === true) {
         const plan = applyHostsEntries(opts.file, names);
-        process.stdout.write(plan.changed ? `wrote to ${opts.file}:\n${names.map((n) => `  127.0.0.1 ${n}`).join('\n')}\n` : `${opts.file} already maps ${names.join(', ')}\n`);
+        process.stdout.write(
+          plan.changed ? `wrote to ${opts.file}:\n${names.map((n) => `  127.0.0.1 ${n}`).join('\n')}\n` : `${opts.file} already maps ${names.join(', ')}\n`,
+        );
         return;
       }
       process.stdout.write(`${names.map((n) => `127.0.0.1 ${n}`).join('\n')}\n# add these lines to ${opts.file}, or run: sudo openmsi dev hosts --apply\n`);
@@ -267,7 +298,7 @@ Examples:
 
   dev
     .command('az-cloud')
-    .description("Print (or --apply) the az commands that point Debian's az 2.45 at the dev stack, with `eval \"$(openmsi dev env)\"` first.")
+    .description('Print (or --apply) the az commands that point Debian\'s az 2.45 at the dev stack, with `eval "$(openmsi dev env)"` first.')
     .option('--apply', 'run them (az cloud register/update/set, az login --identity) with the dev environment')
     .option('--az <path>', 'the az executable', 'az')
     .action((opts: { apply?: boolean; az: string }, cmd: Command) => {

@@ -19,16 +19,21 @@ export function registerGroupCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'name of the resource group')
     .requiredOption('-l, --location <location>', 'location, e.g. westeurope (any label: openmsi runs wherever you run it)')
     .option('--tags <tags...>', 'space-separated tags: key[=value] [key[=value] ...]; "" clears existing tags')
-    .addHelpText('after', '\nExamples:\n  openmsi group create -n app-rg -l westeurope\n  openmsi group create -n app-rg -l westeurope --tags env=dev team=payments')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi group create -n app-rg -l westeurope\n  openmsi group create -n app-rg -l westeurope --tags env=dev team=payments',
+    )
     .action(async (opts: { name: string; location: string; tags?: string[] }, cmd: Command) => {
       const tags = parseTags(opts.tags);
-      const result = await withClient(cmd, async (client) =>
-        (
-          await client.arm('PUT', `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`, {
-            apiVersion: API_VERSION,
-            body: { location: opts.location, ...(tags === undefined ? {} : { tags }) },
-          })
-        ).body,
+      const result = await withClient(
+        cmd,
+        async (client) =>
+          (
+            await client.arm('PUT', `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`, {
+              apiVersion: API_VERSION,
+              body: { location: opts.location, ...(tags === undefined ? {} : { tags }) },
+            })
+          ).body,
       );
       printResult(result, globalOptions(cmd), GROUP_COLUMNS);
     });
@@ -73,7 +78,10 @@ export function registerGroupCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  openmsi group exists -n app-rg')
     .action(async (opts: { name: string }, cmd: Command) => {
       const exists = await withClient(cmd, async (client) => {
-        const response = await client.arm('GET', `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`, { apiVersion: API_VERSION, allowStatus: [404] });
+        const response = await client.arm('GET', `${client.subscriptionPath()}/resourcegroups/${seg(opts.name)}`, {
+          apiVersion: API_VERSION,
+          allowStatus: [404],
+        });
         return response.status === 200;
       });
       printResult(exists, globalOptions(cmd));

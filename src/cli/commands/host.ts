@@ -40,7 +40,13 @@ function azView(resource: ArmResource): Record<string, unknown> {
 }
 
 const HOST_COLUMNS = [column('Name', 'name'), column('ResourceGroup', 'resourceGroup'), column('Location', 'location'), column('VmId', 'properties.vmId')];
-const CREDENTIAL_COLUMNS = [column('KeyId', 'keyId'), column('State', 'state'), column('CreatedAt', 'createdAt'), column('ExpiresAt', 'expiresAt'), column('RevokedAt', 'revokedAt')];
+const CREDENTIAL_COLUMNS = [
+  column('KeyId', 'keyId'),
+  column('State', 'state'),
+  column('CreatedAt', 'createdAt'),
+  column('ExpiresAt', 'expiresAt'),
+  column('RevokedAt', 'revokedAt'),
+];
 
 /**
  * `openmsi host join-token create|credential list|credential revoke|show|list|delete`: the machines agents
@@ -64,15 +70,22 @@ export function registerHostCommands(program: Command): void {
     .requiredOption('-g, --resource-group <group>', 'resource group of the host')
     .requiredOption('-n, --name <name>', 'host name')
     .option('--ttl <duration>', 'how long the token is valid: 90s, 10m, 1h, 1d (1m to 24h)', '10m')
-    .addHelpText('after', '\nExamples:\n  openmsi host join-token create -g hosts-rg -n build-01\n  openmsi host join-token create -g hosts-rg -n build-01 --ttl 1h')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi host join-token create -g hosts-rg -n build-01\n  openmsi host join-token create -g hosts-rg -n build-01 --ttl 1h',
+    )
     .action(async (opts: { resourceGroup: string; name: string; ttl: string }, cmd: Command) => {
       const ttlSeconds = parseTtl(opts.ttl);
       const result = await withClient(cmd, async (client) => {
         const created = bodyOf(
-          await client.arm<{ token: string; expiresOn: string; hostResourceId: string }>('POST', `${machinePath(client, opts.resourceGroup, opts.name)}/createJoinToken`, {
-            apiVersion: API_VERSION,
-            body: { ttlSeconds },
-          }),
+          await client.arm<{ token: string; expiresOn: string; hostResourceId: string }>(
+            'POST',
+            `${machinePath(client, opts.resourceGroup, opts.name)}/createJoinToken`,
+            {
+              apiVersion: API_VERSION,
+              body: { ttlSeconds },
+            },
+          ),
         );
         return { token: created.token, expiresOn: created.expiresOn, hostResourceId: created.hostResourceId, authority: client.publicUrl };
       });
@@ -87,8 +100,12 @@ export function registerHostCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'host name')
     .addHelpText('after', '\nExamples:\n  openmsi host credential list -g hosts-rg -n build-01 -o table')
     .action(async (opts: { resourceGroup: string; name: string }, cmd: Command) => {
-      const result = await withClient(cmd, async (client) =>
-        bodyOf(await client.arm<{ value: unknown[] }>('GET', `${machinePath(client, opts.resourceGroup, opts.name)}/hostCredentials`, { apiVersion: API_VERSION })).value,
+      const result = await withClient(
+        cmd,
+        async (client) =>
+          bodyOf(
+            await client.arm<{ value: unknown[] }>('GET', `${machinePath(client, opts.resourceGroup, opts.name)}/hostCredentials`, { apiVersion: API_VERSION }),
+          ).value,
       );
       printResult(result, globalOptions(cmd), CREDENTIAL_COLUMNS);
     });

@@ -72,7 +72,10 @@ export function registerIdentityCommands(program: Command): void {
     .requiredOption('-g, --resource-group <group>', 'resource group')
     .option('-l, --location <location>', "location (default: the resource group's)")
     .option('--tags <tags...>', 'space-separated tags: key[=value] [key[=value] ...]')
-    .addHelpText('after', '\nExamples:\n  openmsi identity create -n app-id -g app-rg\n  openmsi identity create -n app-id -g app-rg -l westeurope --tags env=dev')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi identity create -n app-id -g app-rg\n  openmsi identity create -n app-id -g app-rg -l westeurope --tags env=dev',
+    )
     .action(async (opts: { name: string; resourceGroup: string; location?: string; tags?: string[] }, cmd: Command) => {
       const tags = parseTags(opts.tags);
       const result = await withClient(cmd, async (client) => {
@@ -90,13 +93,15 @@ export function registerIdentityCommands(program: Command): void {
     .description('Show a user-assigned identity.')
     .option('-n, --name <name>', 'identity name')
     .option('-g, --resource-group <group>', 'resource group')
-    .option('--ids <id>', 'the identity\'s resource id (instead of --name and --resource-group)')
+    .option('--ids <id>', "the identity's resource id (instead of --name and --resource-group)")
     .addHelpText(
       'after',
       '\nExamples:\n  openmsi identity show -n app-id -g app-rg\n  openmsi identity show --ids /subscriptions/<sub>/resourceGroups/app-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-id',
     )
     .action(async (opts: Address, cmd: Command) => {
-      const result = await withClient(cmd, async (client) => azView(bodyOf(await client.arm<ArmIdentity>('GET', identityPath(client, opts), { apiVersion: API_VERSION }))));
+      const result = await withClient(cmd, async (client) =>
+        azView(bodyOf(await client.arm<ArmIdentity>('GET', identityPath(client, opts), { apiVersion: API_VERSION }))),
+      );
       printResult(result, globalOptions(cmd), COLUMNS);
     });
 

@@ -44,7 +44,22 @@ const COLUMNS = [column('Location', 'location'), column('Name', 'name'), column(
 const SELF_PERMISSIONS: AccessPolicy['permissions'] = {
   keys: ['get', 'create', 'delete', 'list', 'update', 'import', 'backup', 'restore', 'recover', 'purge'],
   secrets: ['get', 'list', 'set', 'delete', 'backup', 'restore', 'recover', 'purge'],
-  certificates: ['get', 'list', 'delete', 'create', 'import', 'update', 'managecontacts', 'getissuers', 'listissuers', 'setissuers', 'deleteissuers', 'manageissuers', 'recover', 'purge'],
+  certificates: [
+    'get',
+    'list',
+    'delete',
+    'create',
+    'import',
+    'update',
+    'managecontacts',
+    'getissuers',
+    'listissuers',
+    'setissuers',
+    'deleteissuers',
+    'manageissuers',
+    'recover',
+    'purge',
+  ],
   storage: ['get', 'list', 'delete', 'set', 'update', 'regeneratekey', 'setsas', 'listsas', 'getsas', 'deletesas'],
 };
 
@@ -63,7 +78,8 @@ function parseRetention(value: string): number {
   return n;
 }
 
-const vaultPath = (client: ManagementClient, group: string, name: string) => `${client.subscriptionPath()}/resourceGroups/${seg(group)}/${PROVIDER}/vaults/${seg(name)}`;
+const vaultPath = (client: ManagementClient, group: string, name: string) =>
+  `${client.subscriptionPath()}/resourceGroups/${seg(group)}/${PROVIDER}/vaults/${seg(name)}`;
 
 /** The ARM path of vault `name`: in `group`, or found in the subscription (az's `-n` without `-g`). */
 async function locateVault(client: ManagementClient, name: string, group: string | undefined): Promise<string> {
@@ -222,7 +238,8 @@ async function listAll(vault: VaultClient, vaultName: string, path: string, maxR
     query: maxResults === undefined ? {} : { maxresults: String(Math.min(maxResults, 25)) },
   };
   while (next !== undefined) {
-    const page: { value?: SecretBundle[]; nextLink?: string | null } = (await vault.request<{ value?: SecretBundle[]; nextLink?: string | null }>('GET', vaultName, next.path, { query: next.query })).body ?? {};
+    const page: { value?: SecretBundle[]; nextLink?: string | null } =
+      (await vault.request<{ value?: SecretBundle[]; nextLink?: string | null }>('GET', vaultName, next.path, { query: next.query })).body ?? {};
     items.push(...(page.value ?? []));
     if (maxResults !== undefined && items.length >= maxResults) return items.slice(0, maxResults);
     if (typeof page.nextLink !== 'string' || page.nextLink === '') break;
@@ -237,10 +254,12 @@ function registerSecretCommands(keyvault: Command): void {
   const secret = keyvault
     .command('secret')
     .description("Manage a vault's secrets (the data plane, like az keyvault secret).")
-    .addHelpText('after', '\nExamples:\n  openmsi keyvault secret set --vault-name app-kv -n db-password --value s3cret\n  openmsi keyvault secret show --vault-name app-kv -n db-password');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi keyvault secret set --vault-name app-kv -n db-password --value s3cret\n  openmsi keyvault secret show --vault-name app-kv -n db-password',
+    );
 
-  const addressed = (c: Command) =>
-    c.requiredOption('--vault-name <vault>', 'vault name').requiredOption('-n, --name <name>', 'secret name');
+  const addressed = (c: Command) => c.requiredOption('--vault-name <vault>', 'vault name').requiredOption('-n, --name <name>', 'secret name');
   const p = (s: string) => `/secrets/${seg(s)}`;
 
   addressed(secret.command('set').description('Create a secret, or a new version of it.'))
@@ -252,10 +271,22 @@ function registerSecretCommands(keyvault: Command): void {
     .option('--disabled [bool]', 'create the version disabled', parseBool('--disabled'))
     .option('--not-before <time>', 'not valid before (ISO-8601, UTC)', parseDate('--not-before'))
     .option('--expires <time>', 'expiry (ISO-8601, UTC)', parseDate('--expires'))
-    .addHelpText('after', '\nExamples:\n  openmsi keyvault secret set --vault-name app-kv -n db-password --value s3cret\n  openmsi keyvault secret set --vault-name app-kv -n tls-key --file key.pem')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi keyvault secret set --vault-name app-kv -n db-password --value s3cret\n  openmsi keyvault secret set --vault-name app-kv -n tls-key --file key.pem',
+    )
     .action(
       async (
-        opts: SecretAddress & { value?: string; file?: string; encoding: string; contentType?: string; tags?: string[]; disabled?: boolean; notBefore?: number; expires?: number },
+        opts: SecretAddress & {
+          value?: string;
+          file?: string;
+          encoding: string;
+          contentType?: string;
+          tags?: string[];
+          disabled?: boolean;
+          notBefore?: number;
+          expires?: number;
+        },
         cmd: Command,
       ) => {
         if ((opts.value === undefined) === (opts.file === undefined)) throw new Error('give exactly one of --value and --file');
@@ -267,8 +298,15 @@ function registerSecretCommands(keyvault: Command): void {
           ...(opts.notBefore === undefined ? {} : { nbf: opts.notBefore }),
           ...(opts.expires === undefined ? {} : { exp: opts.expires }),
         };
-        const body = { value, tags, ...(opts.contentType === undefined ? {} : { contentType: opts.contentType }), ...(Object.keys(attributes).length === 0 ? {} : { attributes }) };
-        const result = await withVault(cmd, async (vault) => azSecret(bodyOf(await vault.request<SecretBundle>('PUT', opts.vaultName, p(opts.name), { body }))));
+        const body = {
+          value,
+          tags,
+          ...(opts.contentType === undefined ? {} : { contentType: opts.contentType }),
+          ...(Object.keys(attributes).length === 0 ? {} : { attributes }),
+        };
+        const result = await withVault(cmd, async (vault) =>
+          azSecret(bodyOf(await vault.request<SecretBundle>('PUT', opts.vaultName, p(opts.name), { body }))),
+        );
         printResult(result, globalOptions(cmd));
       },
     );
@@ -287,7 +325,9 @@ function registerSecretCommands(keyvault: Command): void {
     .requiredOption('--vault-name <vault>', 'vault name')
     .option('--maxresults <n>', 'at most this many', (v) => Number(v))
     .action(async (opts: { vaultName: string; maxresults?: number }, cmd: Command) => {
-      const result = await withVault(cmd, async (vault) => (await listAll(vault, opts.vaultName, '/secrets', opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })));
+      const result = await withVault(cmd, async (vault) =>
+        (await listAll(vault, opts.vaultName, '/secrets', opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })),
+      );
       printResult(result, globalOptions(cmd));
     });
 
@@ -308,7 +348,10 @@ function registerSecretCommands(keyvault: Command): void {
     .option('--not-before <time>', 'not valid before (ISO-8601, UTC)', parseDate('--not-before'))
     .option('--expires <time>', 'expiry (ISO-8601, UTC)', parseDate('--expires'))
     .action(
-      async (opts: SecretAddress & { version?: string; contentType?: string; tags?: string[]; enabled?: boolean; notBefore?: number; expires?: number }, cmd: Command) => {
+      async (
+        opts: SecretAddress & { version?: string; contentType?: string; tags?: string[]; enabled?: boolean; notBefore?: number; expires?: number },
+        cmd: Command,
+      ) => {
         const tags = parseTags(opts.tags);
         const attributes = {
           ...(opts.enabled === undefined ? {} : { enabled: opts.enabled }),
@@ -322,7 +365,12 @@ function registerSecretCommands(keyvault: Command): void {
         };
         const result = await withVault(cmd, async (vault) => {
           // The latest version's id, as az resolves it, when none is given.
-          const version = opts.version ?? bodyOf(await vault.request<SecretBundle>('GET', opts.vaultName, p(opts.name))).id.split('/').pop() ?? '';
+          const version =
+            opts.version ??
+            bodyOf(await vault.request<SecretBundle>('GET', opts.vaultName, p(opts.name)))
+              .id.split('/')
+              .pop() ??
+            '';
           return azSecretProperties(bodyOf(await vault.request<SecretBundle>('PATCH', opts.vaultName, `${p(opts.name)}/${seg(version)}`, { body })));
         });
         printResult(result, globalOptions(cmd));
@@ -409,13 +457,20 @@ export function registerKeyVaultCommands(program: Command): void {
     .requiredOption('-g, --resource-group <group>', 'resource group')
     .option('-l, --location <location>', "location (default: the resource group's)")
     .option('--sku <sku>', 'standard or premium', 'standard')
-    .option('--enable-rbac-authorization [bool]', 'authorise data actions by RBAC (true, the default) or access policies (false)', parseBool('--enable-rbac-authorization'))
+    .option(
+      '--enable-rbac-authorization [bool]',
+      'authorise data actions by RBAC (true, the default) or access policies (false)',
+      parseBool('--enable-rbac-authorization'),
+    )
     .option('--retention-days <days>', 'soft-delete retention, 7-90 days (fixed once created)', parseRetention)
     .option('--enable-purge-protection [bool]', 'purge protection (irreversible)', parseBool('--enable-purge-protection'))
     .option('--public-network-access <value>', 'Enabled or Disabled')
     .option('--no-self-perms', "don't give the signed-in admin an access policy (vaults on access policies)")
     .option('--tags <tags...>', 'space-separated tags: key[=value] ...')
-    .addHelpText('after', '\nExamples:\n  openmsi keyvault create -g app-rg -n app-kv\n  openmsi keyvault create -g app-rg -n legacy-kv --enable-rbac-authorization false --retention-days 7')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi keyvault create -g app-rg -n app-kv\n  openmsi keyvault create -g app-rg -n legacy-kv --enable-rbac-authorization false --retention-days 7',
+    )
     .action(
       async (
         opts: {
@@ -435,7 +490,8 @@ export function registerKeyVaultCommands(program: Command): void {
         const tags = parseTags(opts.tags);
         const rbac = opts.enableRbacAuthorization ?? true;
         const result = await withClient(cmd, async (client) => {
-          const accessPolicies = rbac || !opts.selfPerms ? [] : [{ tenantId: client.tenantId, objectId: await callerObjectId(client), permissions: SELF_PERMISSIONS }];
+          const accessPolicies =
+            rbac || !opts.selfPerms ? [] : [{ tenantId: client.tenantId, objectId: await callerObjectId(client), permissions: SELF_PERMISSIONS }];
           const body = {
             ...(opts.location === undefined ? {} : { location: opts.location }),
             ...(tags === undefined ? {} : { tags }),
@@ -462,7 +518,9 @@ export function registerKeyVaultCommands(program: Command): void {
     .action(async (opts: { resourceGroup?: string }, cmd: Command) => {
       const result = await withClient(cmd, async (client) => {
         const path =
-          opts.resourceGroup === undefined ? `${client.subscriptionPath()}/${PROVIDER}/vaults` : `${client.subscriptionPath()}/resourceGroups/${seg(opts.resourceGroup)}/${PROVIDER}/vaults`;
+          opts.resourceGroup === undefined
+            ? `${client.subscriptionPath()}/${PROVIDER}/vaults`
+            : `${client.subscriptionPath()}/resourceGroups/${seg(opts.resourceGroup)}/${PROVIDER}/vaults`;
         return ((await client.arm<{ value: ArmVault[] }>('GET', path, { apiVersion: API_VERSION })).body?.value ?? []).map(azView);
       });
       printResult(result, globalOptions(cmd), COLUMNS);
@@ -492,11 +550,21 @@ export function registerKeyVaultCommands(program: Command): void {
     )
     .option('--enable-purge-protection [bool]', 'turn purge protection on (irreversible)', parseBool('--enable-purge-protection'))
     .option('--public-network-access <value>', 'Enabled or Disabled')
-    .option('--tags <tags...>', 'space-separated tags: key[=value] ... (replace the vault\'s tags)')
-    .addHelpText('after', '\nExamples:\n  openmsi keyvault update -n app-kv --enable-purge-protection\n  openmsi keyvault update -n legacy-kv -g app-rg --enable-rbac-authorization true')
+    .option('--tags <tags...>', "space-separated tags: key[=value] ... (replace the vault's tags)")
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi keyvault update -n app-kv --enable-purge-protection\n  openmsi keyvault update -n legacy-kv -g app-rg --enable-rbac-authorization true',
+    )
     .action(
       async (
-        opts: { name: string; resourceGroup?: string; enableRbacAuthorization?: boolean; enablePurgeProtection?: boolean; publicNetworkAccess?: string; tags?: string[] },
+        opts: {
+          name: string;
+          resourceGroup?: string;
+          enableRbacAuthorization?: boolean;
+          enablePurgeProtection?: boolean;
+          publicNetworkAccess?: string;
+          tags?: string[];
+        },
         cmd: Command,
       ) => {
         const tags = parseTags(opts.tags);
@@ -510,7 +578,9 @@ export function registerKeyVaultCommands(program: Command): void {
         }
         const result = await withClient(cmd, async (client) => {
           const body = { ...(tags === undefined ? {} : { tags }), ...(Object.keys(properties).length === 0 ? {} : { properties }) };
-          return azView(bodyOf(await client.arm<ArmVault>('PATCH', await locateVault(client, opts.name, opts.resourceGroup), { apiVersion: API_VERSION, body })));
+          return azView(
+            bodyOf(await client.arm<ArmVault>('PATCH', await locateVault(client, opts.name, opts.resourceGroup), { apiVersion: API_VERSION, body })),
+          );
         });
         printResult(result, globalOptions(cmd), COLUMNS);
       },
@@ -531,7 +601,12 @@ export function registerKeyVaultCommands(program: Command): void {
     .command('list-deleted')
     .description('List soft-deleted vaults.')
     .action(async (_opts: unknown, cmd: Command) => {
-      const result = await withClient(cmd, async (client) => (await client.arm<{ value: unknown[] }>('GET', `${client.subscriptionPath()}/${PROVIDER}/deletedVaults`, { apiVersion: API_VERSION })).body?.value ?? []);
+      const result = await withClient(
+        cmd,
+        async (client) =>
+          (await client.arm<{ value: unknown[] }>('GET', `${client.subscriptionPath()}/${PROVIDER}/deletedVaults`, { apiVersion: API_VERSION })).body?.value ??
+          [],
+      );
       printResult(result, globalOptions(cmd));
     });
 
@@ -565,7 +640,10 @@ export function registerKeyVaultCommands(program: Command): void {
     .action(async (opts: { name: string; location?: string }, cmd: Command) => {
       const result = await withClient(cmd, async (client) => {
         const deleted = await findDeleted(client, opts.name, opts.location);
-        const body = { location: deleted.properties.location, properties: { tenantId: client.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' } };
+        const body = {
+          location: deleted.properties.location,
+          properties: { tenantId: client.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' },
+        };
         return azView(bodyOf(await client.arm<ArmVault>('PUT', deleted.properties.vaultId, { apiVersion: API_VERSION, body })));
       });
       printResult(result, globalOptions(cmd), COLUMNS);
@@ -602,8 +680,14 @@ export function registerKeyVaultCommands(program: Command): void {
         },
         cmd: Command,
       ) => {
-        const given = { secrets: opts.secretPermissions, keys: opts.keyPermissions, certificates: opts.certificatePermissions, storage: opts.storagePermissions };
-        if (Object.values(given).every((v) => v === undefined)) throw new Error('give at least one of --secret-permissions, --key-permissions, --certificate-permissions, --storage-permissions');
+        const given = {
+          secrets: opts.secretPermissions,
+          keys: opts.keyPermissions,
+          certificates: opts.certificatePermissions,
+          storage: opts.storagePermissions,
+        };
+        if (Object.values(given).every((v) => v === undefined))
+          throw new Error('give at least one of --secret-permissions, --key-permissions, --certificate-permissions, --storage-permissions');
         const result = await withClient(cmd, async (client) => {
           const path = await locateVault(client, opts.name, opts.resourceGroup);
           const vault = bodyOf(await client.arm<ArmVault>('GET', path, { apiVersion: API_VERSION }));

@@ -17,8 +17,6 @@ import type { ArmRoleDefinition } from '../../management/role-definitions.js';
 const API = '2022-04-01';
 const PROVIDER = '/providers/Microsoft.Authorization';
 
-
-
 interface Principal {
   id: string;
   displayName: string;
@@ -110,19 +108,28 @@ async function resolveRole(client: ManagementClient, role: string): Promise<ArmR
 async function resolveAssignee(client: ManagementClient, assignee: string): Promise<Principal> {
   if (isGuid(assignee)) {
     const sp = await client.graph<{ id: string; displayName: string; appId: string }>('GET', `/servicePrincipals/${assignee}`, { allowStatus: [404, 400] });
-    if (sp.status === 200 && sp.body !== undefined) return { id: sp.body.id, displayName: sp.body.displayName, kind: 'ServicePrincipal', principalName: sp.body.appId };
+    if (sp.status === 200 && sp.body !== undefined)
+      return { id: sp.body.id, displayName: sp.body.displayName, kind: 'ServicePrincipal', principalName: sp.body.appId };
     const group = await client.graph<{ id: string; displayName: string }>('GET', `/groups/${assignee}`, { allowStatus: [404, 400] });
-    if (group.status === 200 && group.body !== undefined) return { id: group.body.id, displayName: group.body.displayName, kind: 'Group', principalName: group.body.displayName };
+    if (group.status === 200 && group.body !== undefined)
+      return { id: group.body.id, displayName: group.body.displayName, kind: 'Group', principalName: group.body.displayName };
     throw new Error(`Cannot find user or service principal in graph database for '${assignee}'.`);
   }
-  const sps = bodyOf(await client.graph<{ value: Array<{ id: string; displayName: string; appId: string }> }>('GET', '/servicePrincipals', { query: { $filter: `displayName eq ${quote(assignee)}` } })).value;
-  const groups = bodyOf(await client.graph<{ value: Array<{ id: string; displayName: string }> }>('GET', '/groups', { query: { $filter: `displayName eq ${quote(assignee)}` } })).value;
+  const sps = bodyOf(
+    await client.graph<{ value: Array<{ id: string; displayName: string; appId: string }> }>('GET', '/servicePrincipals', {
+      query: { $filter: `displayName eq ${quote(assignee)}` },
+    }),
+  ).value;
+  const groups = bodyOf(
+    await client.graph<{ value: Array<{ id: string; displayName: string }> }>('GET', '/groups', { query: { $filter: `displayName eq ${quote(assignee)}` } }),
+  ).value;
   const matches: Principal[] = [
     ...sps.map((s) => ({ id: s.id, displayName: s.displayName, kind: 'ServicePrincipal' as const, principalName: s.appId })),
     ...groups.map((g) => ({ id: g.id, displayName: g.displayName, kind: 'Group' as const, principalName: g.displayName })),
   ];
   if (matches.length === 0) throw new Error(`Cannot find user or service principal in graph database for '${assignee}'.`);
-  if (matches.length > 1) throw new Error(`Found multiple objects named '${assignee}': ${matches.map((m) => `${m.kind} ${m.id}`).join(', ')}. Use the object id.`);
+  if (matches.length > 1)
+    throw new Error(`Found multiple objects named '${assignee}': ${matches.map((m) => `${m.kind} ${m.id}`).join(', ')}. Use the object id.`);
   return matches[0] as Principal;
 }
 
@@ -169,14 +176,17 @@ export function registerRoleCommands(program: Command): void {
   const role = program
     .command('role')
     .description('Manage Azure role-based access control: role definitions and role assignments.')
-    .addHelpText('after', '\nExamples:\n  openmsi role assignment create --assignee <appId> --role Reader --scope /subscriptions/<sub>/resourceGroups/app-rg\n  openmsi role definition list --custom-role-only -o table');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi role assignment create --assignee <appId> --role Reader --scope /subscriptions/<sub>/resourceGroups/app-rg\n  openmsi role definition list --custom-role-only -o table',
+    );
 
   // ------------------------------------------------------------------ definitions
   const definition = role.command('definition').description('Manage role definitions.');
 
   definition
     .command('list')
-    .description('List role definitions: the built-in roles and this directory\'s custom roles.')
+    .description("List role definitions: the built-in roles and this directory's custom roles.")
     .option('-n, --name <name>', 'only the role with this name (or GUID)')
     .option('--custom-role-only', 'only custom roles')
     .option('--scope <scope>', 'scope to list at (default: the subscription)')
@@ -186,7 +196,10 @@ export function registerRoleCommands(program: Command): void {
         const scope = opts.scope ?? subscriptionScope(client);
         let defs: ArmRoleDefinition[];
         if (opts.name !== undefined && isGuid(opts.name)) {
-          const one = await client.arm<ArmRoleDefinition>('GET', `${scopePath(scope)}${PROVIDER}/roleDefinitions/${opts.name}`, { apiVersion: API, allowStatus: [404] });
+          const one = await client.arm<ArmRoleDefinition>('GET', `${scopePath(scope)}${PROVIDER}/roleDefinitions/${opts.name}`, {
+            apiVersion: API,
+            allowStatus: [404],
+          });
           defs = one.status === 200 && one.body !== undefined ? [one.body] : [];
         } else {
           defs = await listDefinitions(client, scope, opts.name);
@@ -208,7 +221,10 @@ export function registerRoleCommands(program: Command): void {
   definition
     .command('create')
     .description('Create a custom role.')
-    .requiredOption('--role-definition <json>', 'the role as JSON or @file: {"Name", "Description", "Actions", "NotActions", "DataActions", "NotDataActions", "AssignableScopes"}')
+    .requiredOption(
+      '--role-definition <json>',
+      'the role as JSON or @file: {"Name", "Description", "Actions", "NotActions", "DataActions", "NotDataActions", "AssignableScopes"}',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  openmsi role definition create --role-definition @vm-operator.json\n  openmsi role definition create --role-definition \'{"Name":"VM Operator","Actions":["Microsoft.Compute/virtualMachines/start/action"],"AssignableScopes":["/subscriptions/<sub>"]}\'',
@@ -219,7 +235,10 @@ export function registerRoleCommands(program: Command): void {
         const scopes = def['assignablescopes'];
         const first = Array.isArray(scopes) && typeof scopes[0] === 'string' ? scopes[0] : subscriptionScope(client);
         const id = typeof def['id'] === 'string' && isGuid(def['id']) ? def['id'] : newGuid();
-        const response = await client.arm<ArmRoleDefinition>('PUT', `${scopePath(first)}${PROVIDER}/roleDefinitions/${id}`, { apiVersion: API, body: definitionBody(def) });
+        const response = await client.arm<ArmRoleDefinition>('PUT', `${scopePath(first)}${PROVIDER}/roleDefinitions/${id}`, {
+          apiVersion: API,
+          body: definitionBody(def),
+        });
         return definitionOutput(bodyOf(response));
       });
       printResult(result, globalOptions(cmd), DEFINITION_COLUMNS);
@@ -236,7 +255,10 @@ export function registerRoleCommands(program: Command): void {
         if (key === undefined) throw new Error('--role-definition must name the role to update ("Name" or "id")');
         const existing = await resolveRole(client, key);
         if (existing.properties.type !== 'CustomRole') throw new Error(`'${existing.properties.roleName}' is a built-in role and cannot be updated`);
-        const merged: Record<string, unknown> = { ...def, name: def['rolename'] ?? (typeof def['name'] === 'string' && !isGuid(def['name']) ? def['name'] : existing.properties.roleName) };
+        const merged: Record<string, unknown> = {
+          ...def,
+          name: def['rolename'] ?? (typeof def['name'] === 'string' && !isGuid(def['name']) ? def['name'] : existing.properties.roleName),
+        };
         if (merged['assignablescopes'] === undefined) merged['assignablescopes'] = existing.properties.assignableScopes;
         if (merged['description'] === undefined) merged['description'] = existing.properties.description;
         const hasActions = ['actions', 'notactions', 'dataactions', 'notdataactions', 'permissions'].some((k) => merged[k] !== undefined);
@@ -277,7 +299,15 @@ export function registerRoleCommands(program: Command): void {
     )
     .action(
       async (
-        opts: { assignee: string; role: string; scope: string; assigneePrincipalType?: string; assigneeObjectId?: string; description?: string; condition?: string },
+        opts: {
+          assignee: string;
+          role: string;
+          scope: string;
+          assigneePrincipalType?: string;
+          assigneeObjectId?: string;
+          description?: string;
+          condition?: string;
+        },
         cmd: Command,
       ) => {
         const result = await withClient(cmd, async (client) => {
@@ -333,11 +363,16 @@ export function registerRoleCommands(program: Command): void {
     for (const a of selected) {
       const id = a.properties.principalId;
       if (principalNames.has(id)) continue;
-      const name = await resolveAssignee(client, id).then((p) => p.principalName).catch(() => '');
+      const name = await resolveAssignee(client, id)
+        .then((p) => p.principalName)
+        .catch(() => '');
       principalNames.set(id, name);
     }
     return selected.map((a) =>
-      assignmentOutput(a, { principalName: principalNames.get(a.properties.principalId) ?? '', roleDefinitionName: roleNames.get(roleGuid(a.properties.roleDefinitionId)) ?? '' }),
+      assignmentOutput(a, {
+        principalName: principalNames.get(a.properties.principalId) ?? '',
+        roleDefinitionName: roleNames.get(roleGuid(a.properties.roleDefinitionId)) ?? '',
+      }),
     );
   }
 
@@ -362,7 +397,10 @@ export function registerRoleCommands(program: Command): void {
     .option('--assignee <assignee>', 'object id, app id, or display name of the principal')
     .option('--role <role>', 'role name or GUID')
     .option('--scope <scope>', 'scope of the assignments (default: the subscription)')
-    .addHelpText('after', '\nExamples:\n  openmsi role assignment delete --assignee <appId> --role Reader --scope /subscriptions/<sub>\n  openmsi role assignment delete --ids <id> <id>')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi role assignment delete --assignee <appId> --role Reader --scope /subscriptions/<sub>\n  openmsi role assignment delete --ids <id> <id>',
+    )
     .action(async (opts: { ids?: string[]; assignee?: string; role?: string; scope?: string }, cmd: Command) => {
       if (opts.ids !== undefined && (opts.assignee !== undefined || opts.role !== undefined || opts.scope !== undefined)) {
         throw new Error('usage error: use --ids alone, or --assignee / --role / --scope');

@@ -110,7 +110,8 @@ export async function runWithIdentity(options: { dataDir: string; identities: st
   const [file, ...args] = options.command;
   if (file === undefined) throw new Error('no command to run: openmsi run --identity NAME -- CMD ARGS');
   const agent = readRunningAgent(options.dataDir);
-  if (agent === undefined) throw new Error(`no agent is running from ${options.dataDir}: start \`openmsi agent\` (or pass --data-dir / set ${ENV.agentDataDir})`);
+  if (agent === undefined)
+    throw new Error(`no agent is running from ${options.dataDir}: start \`openmsi agent\` (or pass --data-dir / set ${ENV.agentDataDir})`);
   const session = await openSession(agent.url, readControlSecret(options.dataDir), options.identities);
   const endpoint = new URL('/msi/token', agent.url).toString();
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -148,7 +149,11 @@ export function registerRunCommand(program: Command): void {
   program
     .command('run')
     .description('run a command with its own managed-identity endpoint whose secret grants only the named identities, revoked when it exits')
-    .requiredOption('--identity <name-or-id>', "an identity the command may get tokens for (name, client id, object id, resource id, or '[system]'; repeatable)", collect)
+    .requiredOption(
+      '--identity <name-or-id>',
+      "an identity the command may get tokens for (name, client id, object id, resource id, or '[system]'; repeatable)",
+      collect,
+    )
     .option('--data-dir <dir>', `the agent's data dir (default: $${ENV.agentDataDir} or ~/.openmsi/agent)`)
     .argument('<command...>', 'the command and its arguments (after --)')
     .addHelpText(
@@ -163,7 +168,7 @@ Examples:
     )
     .action(async (command: string[], opts: { identity: string[]; dataDir?: string }, cmd: Command) => {
       // `--data-dir` after `run` is also the root option's name; either way, here it names the agent's data dir.
-      const dataDir = agentDataDir(opts.dataDir ?? (cmd.optsWithGlobals<{ dataDir?: string }>().dataDir));
+      const dataDir = agentDataDir(opts.dataDir ?? cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
       const status = await runWithIdentity({ dataDir, identities: opts.identity, command });
       process.exit(status);
     });

@@ -115,7 +115,7 @@ export function registerVmCommands(program: Command): void {
   const vm = program.command('vm').description('Virtual machines and hosts (Microsoft.HybridCompute/machines, Microsoft.Compute/virtualMachines).');
   const identity = vm
     .command('identity')
-    .description("Manage the managed identities of a host or VM: its agent serves tokens for exactly these.")
+    .description('Manage the managed identities of a host or VM: its agent serves tokens for exactly these.')
     .addHelpText(
       'after',
       '\nExamples:\n  openmsi vm identity assign -g hosts-rg -n build-01 --identities app-id\n  openmsi vm identity show -g hosts-rg -n build-01\n  openmsi vm identity remove -g hosts-rg -n build-01 --identities app-id',
@@ -125,12 +125,20 @@ export function registerVmCommands(program: Command): void {
     cmd
       .requiredOption('-g, --resource-group <group>', 'resource group')
       .requiredOption('-n, --name <name>', 'host or VM name')
-      .option('--type <type>', 'machine (Microsoft.HybridCompute/machines) or vm (Microsoft.Compute/virtualMachines); default: whichever exists, machine first');
+      .option(
+        '--type <type>',
+        'machine (Microsoft.HybridCompute/machines) or vm (Microsoft.Compute/virtualMachines); default: whichever exists, machine first',
+      );
 
   targetOptions(identity.command('assign'))
-    .description("Assign identities: '[system]' for the system-assigned identity, user-assigned identities by name (in the group) or resource id. Default: [system].")
+    .description(
+      "Assign identities: '[system]' for the system-assigned identity, user-assigned identities by name (in the group) or resource id. Default: [system].",
+    )
     .option('--identities <identities...>', "space-separated identities: '[system]', names or resource ids")
-    .addHelpText('after', '\nExamples:\n  openmsi vm identity assign -g hosts-rg -n build-01\n  openmsi vm identity assign -g hosts-rg -n build-01 --identities [system] app-id')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi vm identity assign -g hosts-rg -n build-01\n  openmsi vm identity assign -g hosts-rg -n build-01 --identities [system] app-id',
+    )
     .action(async (opts: Target & { identities?: string[] }, cmd: Command) => {
       const result = await withClient(cmd, async (client) => {
         const wanted = resolveIdentities(client, opts.resourceGroup, opts.identities ?? [SYSTEM_IDENTITY]);
@@ -163,10 +171,12 @@ export function registerVmCommands(program: Command): void {
     });
 
   targetOptions(identity.command('show'))
-    .description("Show the identities: {principalId, tenantId, type, userAssignedIdentities}, as az prints them (nothing when there are none).")
+    .description('Show the identities: {principalId, tenantId, type, userAssignedIdentities}, as az prints them (nothing when there are none).')
     .addHelpText('after', '\nExamples:\n  openmsi vm identity show -g hosts-rg -n build-01')
     .action(async (opts: Target, cmd: Command) => {
-      const result = await withClient(cmd, async (client) => azIdentityView((await findMachine(client, opts.resourceGroup, opts.name, parseType(opts.type))).resource.identity));
+      const result = await withClient(cmd, async (client) =>
+        azIdentityView((await findMachine(client, opts.resourceGroup, opts.name, parseType(opts.type))).resource.identity),
+      );
       printResult(result, globalOptions(cmd));
     });
 }

@@ -3,7 +3,8 @@
  * 401 (+ `WWW-Authenticate: Bearer ...`) for a missing, malformed or rejected token; 403 `AuthorizationFailed`
  * (Azure's exact wording) when the verified principal may not perform the action at the scope.
  */
-export type RbacGuardErrorCode = 'AuthenticationFailed' | 'InvalidAuthenticationToken' | 'ExpiredAuthenticationToken' | 'InvalidAuthenticationTokenAudience' | 'AuthorizationFailed';
+export type RbacGuardErrorCode =
+  'AuthenticationFailed' | 'InvalidAuthenticationToken' | 'ExpiredAuthenticationToken' | 'InvalidAuthenticationTokenAudience' | 'AuthorizationFailed';
 
 export interface ArmErrorBody {
   error: { code: string; message: string };

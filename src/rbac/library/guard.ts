@@ -3,7 +3,13 @@
  * or data action at a scope, in one call. Framework-neutral; middleware for fastify and `node:http` wraps it
  * (middleware.ts).
  */
-import { createTokenVerifier, TokenVerificationError, type AccessTokenClaims, type TokenVerifier, type TokenVerifierOptions } from '../../shared/token-verifier.js';
+import {
+  createTokenVerifier,
+  TokenVerificationError,
+  type AccessTokenClaims,
+  type TokenVerifier,
+  type TokenVerifierOptions,
+} from '../../shared/token-verifier.js';
 import type { AuthorizationDecision, Authorizer } from '../contracts.js';
 import { authorizationFailedMessage, RbacGuardError } from './errors.js';
 
@@ -48,9 +54,10 @@ export function createRbacGuard(options: RbacGuardOptions): RbacGuard {
   if (verifier === undefined) throw new TypeError('createRbacGuard needs `verifier` or `verifierOptions`');
   const { authorizer } = options;
   const challenge = (error?: string): Record<string, string> => {
-    const parts = [options.authorizationUri === undefined ? undefined : `authorization_uri="${options.authorizationUri}"`, error === undefined ? undefined : `error="${error}"`].filter(
-      (p): p is string => p !== undefined,
-    );
+    const parts = [
+      options.authorizationUri === undefined ? undefined : `authorization_uri="${options.authorizationUri}"`,
+      error === undefined ? undefined : `error="${error}"`,
+    ].filter((p): p is string => p !== undefined);
     return { 'www-authenticate': parts.length === 0 ? 'Bearer' : `Bearer ${parts.join(', ')}` };
   };
 
@@ -61,7 +68,12 @@ export function createRbacGuard(options: RbacGuardOptions): RbacGuard {
       }
       const token = BEARER.exec(authorizationHeader)?.[1];
       if (token === undefined) {
-        throw new RbacGuardError(401, 'AuthenticationFailed', "Authentication failed. The 'Authorization' header is not in the 'Bearer <token>' format.", challenge());
+        throw new RbacGuardError(
+          401,
+          'AuthenticationFailed',
+          "Authentication failed. The 'Authorization' header is not in the 'Bearer <token>' format.",
+          challenge(),
+        );
       }
       let claims: AccessTokenClaims;
       try {
@@ -69,8 +81,15 @@ export function createRbacGuard(options: RbacGuardOptions): RbacGuard {
       } catch (err) {
         if (!(err instanceof TokenVerificationError)) throw err;
         const headers = challenge('invalid_token');
-        if (err.code === 'expired') throw new RbacGuardError(401, 'ExpiredAuthenticationToken', 'The access token has expired. Get a new token and retry.', headers);
-        if (err.code === 'bad_audience') throw new RbacGuardError(401, 'InvalidAuthenticationTokenAudience', 'The access token has been obtained for the wrong audience or resource.', headers);
+        if (err.code === 'expired')
+          throw new RbacGuardError(401, 'ExpiredAuthenticationToken', 'The access token has expired. Get a new token and retry.', headers);
+        if (err.code === 'bad_audience')
+          throw new RbacGuardError(
+            401,
+            'InvalidAuthenticationTokenAudience',
+            'The access token has been obtained for the wrong audience or resource.',
+            headers,
+          );
         throw new RbacGuardError(401, 'InvalidAuthenticationToken', `The access token is invalid (${err.code.replace(/_/g, ' ')}).`, headers);
       }
       if (typeof claims.oid !== 'string' || typeof claims.tid !== 'string') {

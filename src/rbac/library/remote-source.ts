@@ -75,7 +75,8 @@ export function createRemoteRbacSource(options: RemoteRbacSourceOptions): Remote
     } finally {
       active.delete(abort);
     }
-    if (answer.status !== 200) throw new RemoteRbacSourceError(`GET ${url.pathname} answered ${String(answer.status)}: ${answer.text.slice(0, 300)}`, answer.status);
+    if (answer.status !== 200)
+      throw new RemoteRbacSourceError(`GET ${url.pathname} answered ${String(answer.status)}: ${answer.text.slice(0, 300)}`, answer.status);
     const body = parseJsonBody(answer.text);
     if (body === undefined) throw new RemoteRbacSourceError(`GET ${url.pathname} answered invalid JSON`);
     return { body: body as T };
@@ -106,7 +107,11 @@ export function createRemoteRbacSource(options: RemoteRbacSourceOptions): Remote
       const entry = watched.get(tenantId);
       if (entry === undefined) return;
       try {
-        const { body } = await getJson<{ version: number }>('/openmsi/rbac/version', { tenant: tenantId, after: String(entry.version), wait: String(longPollSeconds) }, longPollSeconds * 1000);
+        const { body } = await getJson<{ version: number }>(
+          '/openmsi/rbac/version',
+          { tenant: tenantId, after: String(entry.version), wait: String(longPollSeconds) },
+          longPollSeconds * 1000,
+        );
         if (closed) return;
         if (body.version !== entry.version) {
           entry.version = body.version;
@@ -168,7 +173,12 @@ export function clientSecretToken(options: ClientSecretTokenOptions): () => Prom
   return async () => {
     if (cached !== undefined && Date.now() < cached.expiresAt) return cached.token;
     const url = new URL(`/${encodeURIComponent(options.tenantId)}/oauth2/v2.0/token`, options.authorityUrl);
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: options.clientId, client_secret: options.clientSecret, scope: `${resource}/.default` }).toString();
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: options.clientId,
+      client_secret: options.clientSecret,
+      scope: `${resource}/.default`,
+    }).toString();
     let answer: HttpAnswer;
     try {
       answer = await httpCall(url, {

@@ -62,7 +62,8 @@ export interface ContentsInput {
 
 function unixTime(value: unknown, field: string): number | null {
   if (value === null) return null;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw VaultErrors.badParameter(`Property attributes.${field} must be a unix time in seconds.`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0)
+    throw VaultErrors.badParameter(`Property attributes.${field} must be a unix time in seconds.`);
   return value;
 }
 

@@ -51,7 +51,7 @@ function badRecords(now: number): [string, unknown][] {
     ['id not a UUID', valid(now, { id: 'not-a-uuid' })],
     ['count 0', valid(now, { count: 0 })],
     ['lastAt before at', valid(now, { lastAt: now - 3000 })],
-    ['status 0 (an old agent\'s overflow drop count)', valid(now, { status: 0 })],
+    ["status 0 (an old agent's overflow drop count)", valid(now, { status: 0 })],
     ['decision unknown', valid(now, { decision: 'maybe' })],
     ['source unknown', valid(now, { source: 'disk' })],
     ['not an object', 'record'],
@@ -60,89 +60,96 @@ function badRecords(now: number): [string, unknown][] {
   ];
 }
 
-for (const backend of STORE_BACKENDS) describe(`agent audit ingestion (${backend})`, backendSuiteOptions(backend), () => {
-  let t: TestAuthority;
-  let clock: FakeClock;
-  let key: HostKey;
-  let grant: HostCredentialGrant;
+for (const backend of STORE_BACKENDS)
+  describe(`agent audit ingestion (${backend})`, backendSuiteOptions(backend), () => {
+    let t: TestAuthority;
+    let clock: FakeClock;
+    let key: HostKey;
+    let grant: HostCredentialGrant;
 
-  before(async () => {
-    clock = new FakeClock(Date.now());
-    t = await startTestAuthority({ backend, clock });
-    await putResourceGroup(t.ctx.store, { subscriptionId: t.subscriptionId, name: 'audit-rg', location: 'local', clock });
-    const path = `/subscriptions/${t.subscriptionId}/resourceGroups/audit-rg/${MACHINES}/audited`;
-    const join = await admin(t, 'POST', `${path}/createJoinToken`);
-    assert.equal(join.status, 200, join.body);
-    key = await hostKey();
-    const enrolled = await call(t, 'POST', HOST_API_PATHS.enrol, { body: { joinToken: join.json<{ token: string }>().token, publicJwk: key.publicJwk } });
-    assert.equal(enrolled.status, 201, enrolled.body);
-    grant = enrolled.json<HostCredentialGrant>();
-  });
-  after(async () => {
-    await t.close();
-  });
+    before(async () => {
+      clock = new FakeClock(Date.now());
+      t = await startTestAuthority({ backend, clock });
+      await putResourceGroup(t.ctx.store, { subscriptionId: t.subscriptionId, name: 'audit-rg', location: 'local', clock });
+      const path = `/subscriptions/${t.subscriptionId}/resourceGroups/audit-rg/${MACHINES}/audited`;
+      const join = await admin(t, 'POST', `${path}/createJoinToken`);
+      assert.equal(join.status, 200, join.body);
+      key = await hostKey();
+      const enrolled = await call(t, 'POST', HOST_API_PATHS.enrol, { body: { joinToken: join.json<{ token: string }>().token, publicJwk: key.publicJwk } });
+      assert.equal(enrolled.status, 201, enrolled.body);
+      grant = enrolled.json<HostCredentialGrant>();
+    });
+    after(async () => {
+      await t.close();
+    });
 
-  const upload = async (records: unknown[]): Promise<JsonResponse> =>
-    call(t, 'POST', HOST_API_PATHS.audit, { bearer: await hostAssertion(t, key, grant.hostResourceId), body: { records } });
-  const droppedEvents = () => t.ctx.store.audit.list({ action: AUDIT_DROPPED_ACTION, involving: [[grant.hostResourceId]], limit: 1000 });
+    const upload = async (records: unknown[]): Promise<JsonResponse> =>
+      call(t, 'POST', HOST_API_PATHS.audit, { bearer: await hostAssertion(t, key, grant.hostResourceId), body: { records } });
+    const droppedEvents = () => t.ctx.store.audit.list({ action: AUDIT_DROPPED_ACTION, involving: [[grant.hostResourceId]], limit: 1000 });
 
-  it('invariant: one bad record never refuses its batch — the valid records are stored, the bad one counted in agent.audit.dropped', async () => {
-    for (const [what, bad] of badRecords(clock.now())) {
-      const before = valid(clock.now());
-      const after = valid(clock.now(), { decision: 'served', source: 'cache', status: 200, reason: undefined });
-      const known = new Set((await droppedEvents()).map((e) => e.id));
-      const response = await upload([before, bad, after]);
-      assert.equal(response.status, 200, `${what}: ${response.body}`);
-      assert.deepEqual(response.json(), { accepted: 2, stored: 2, refused: 1 }, what);
-      for (const record of [before, after]) {
-        assert.ok((await t.ctx.store.audit.list({ involving: [[grant.hostResourceId]], limit: 1000 })).some((e) => e.id === record['id']), `${what}: valid record stored`);
+    it('invariant: one bad record never refuses its batch — the valid records are stored, the bad one counted in agent.audit.dropped', async () => {
+      for (const [what, bad] of badRecords(clock.now())) {
+        const before = valid(clock.now());
+        const after = valid(clock.now(), { decision: 'served', source: 'cache', status: 200, reason: undefined });
+        const known = new Set((await droppedEvents()).map((e) => e.id));
+        const response = await upload([before, bad, after]);
+        assert.equal(response.status, 200, `${what}: ${response.body}`);
+        assert.deepEqual(response.json(), { accepted: 2, stored: 2, refused: 1 }, what);
+        for (const record of [before, after]) {
+          assert.ok(
+            (await t.ctx.store.audit.list({ involving: [[grant.hostResourceId]], limit: 1000 })).some((e) => e.id === record['id']),
+            `${what}: valid record stored`,
+          );
+        }
+        const added = (await droppedEvents()).filter((e) => !known.has(e.id));
+        assert.equal(added.length, 1, `${what}: one agent.audit.dropped event`);
+        const event = added[0]!;
+        assert.equal(event.actor, grant.hostResourceId);
+        assert.equal(event.target, grant.hostResourceId);
+        assert.equal(event.tenantId, t.tenantId);
+        assert.equal(event.outcome, 'failure');
+        assert.equal(event.detail['count'], 1, what);
+        const reasons = event.detail['reasons'] as { reason: string; count: number }[];
+        assert.equal(reasons.length, 1, what);
+        assert.match(reasons[0]!.reason, /\brecord(\.[\w.]+)? (must be|repeats)/, what);
+        assert.ok(
+          !JSON.stringify(event).includes('\u0000') && !JSON.stringify(event).includes('aaaaaaaa'),
+          `${what}: the refused value is not copied into the event`,
+        );
+
+        // The same batch again (its answer was lost): stored once, counted once.
+        assert.deepEqual((await upload([before, bad, after])).json(), { accepted: 2, stored: 0, refused: 1 }, what);
+        assert.equal((await droppedEvents()).filter((e) => !known.has(e.id)).length, 1, `${what}: a retried batch is counted once`);
       }
-      const added = (await droppedEvents()).filter((e) => !known.has(e.id));
-      assert.equal(added.length, 1, `${what}: one agent.audit.dropped event`);
-      const event = added[0]!;
-      assert.equal(event.actor, grant.hostResourceId);
-      assert.equal(event.target, grant.hostResourceId);
-      assert.equal(event.tenantId, t.tenantId);
-      assert.equal(event.outcome, 'failure');
-      assert.equal(event.detail['count'], 1, what);
-      const reasons = event.detail['reasons'] as { reason: string; count: number }[];
-      assert.equal(reasons.length, 1, what);
-      assert.match(reasons[0]!.reason, /\brecord(\.[\w.]+)? (must be|repeats)/, what);
-      assert.ok(!JSON.stringify(event).includes('\u0000') && !JSON.stringify(event).includes('aaaaaaaa'), `${what}: the refused value is not copied into the event`);
+    });
 
-      // The same batch again (its answer was lost): stored once, counted once.
-      assert.deepEqual((await upload([before, bad, after])).json(), { accepted: 2, stored: 0, refused: 1 }, what);
-      assert.equal((await droppedEvents()).filter((e) => !known.has(e.id)).length, 1, `${what}: a retried batch is counted once`);
-    }
-  });
+    it('invariant: a batch repeating a record id stores the first and counts the repeat', async () => {
+      const record = valid(clock.now());
+      const response = await upload([record, { ...record }]);
+      assert.deepEqual(response.json(), { accepted: 1, stored: 1, refused: 1 });
+    });
 
-  it('invariant: a batch repeating a record id stores the first and counts the repeat', async () => {
-    const record = valid(clock.now());
-    const response = await upload([record, { ...record }]);
-    assert.deepEqual(response.json(), { accepted: 1, stored: 1, refused: 1 });
-  });
+    it('invariant: for any mix of valid and bad records, every valid record is stored and every bad one counted (property)', async () => {
+      const now = clock.now();
+      const bad = badRecords(now).map(([, r]) => r);
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.oneof(fc.constant(-1), fc.nat({ max: bad.length - 1 })), { minLength: 1, maxLength: 12 }), async (picks) => {
+          const batch = picks.map((p) => (p < 0 ? valid(now) : bad[p]));
+          const good = picks.filter((p) => p < 0).length;
+          const response = await upload(batch);
+          assert.equal(response.status, 200, response.body);
+          const answer = response.json<{ accepted: number; stored: number; refused: number }>();
+          assert.deepEqual(answer, { accepted: good, stored: good, refused: batch.length - good });
+        }),
+        { numRuns: 40 },
+      );
+    });
 
-  it('invariant: for any mix of valid and bad records, every valid record is stored and every bad one counted (property)', async () => {
-    const now = clock.now();
-    const bad = badRecords(now).map(([, r]) => r);
-    await fc.assert(
-      fc.asyncProperty(fc.array(fc.oneof(fc.constant(-1), fc.nat({ max: bad.length - 1 })), { minLength: 1, maxLength: 12 }), async (picks) => {
-        const batch = picks.map((p) => (p < 0 ? valid(now) : bad[p]));
-        const good = picks.filter((p) => p < 0).length;
-        const response = await upload(batch);
-        assert.equal(response.status, 200, response.body);
-        const answer = response.json<{ accepted: number; stored: number; refused: number }>();
-        assert.deepEqual(answer, { accepted: good, stored: good, refused: batch.length - good });
-      }),
-      { numRuns: 40 },
-    );
+    it('refuses whole only what is not an upload: no records array, more than 1000 records', async () => {
+      for (const body of [{}, { records: 'x' }, { records: Array.from({ length: 1001 }, () => valid(clock.now())) }]) {
+        const response = await call(t, 'POST', HOST_API_PATHS.audit, { bearer: await hostAssertion(t, key, grant.hostResourceId), body });
+        assert.equal(response.status, 400, response.body);
+        assert.equal(response.json<{ error: { code: string } }>().error.code, 'InvalidRequest');
+      }
+    });
   });
-
-  it('refuses whole only what is not an upload: no records array, more than 1000 records', async () => {
-    for (const body of [{}, { records: 'x' }, { records: Array.from({ length: 1001 }, () => valid(clock.now())) }]) {
-      const response = await call(t, 'POST', HOST_API_PATHS.audit, { bearer: await hostAssertion(t, key, grant.hostResourceId), body });
-      assert.equal(response.status, 400, response.body);
-      assert.equal(response.json<{ error: { code: string } }>().error.code, 'InvalidRequest');
-    }
-  });
-});
