@@ -22,13 +22,13 @@ delete process.env.OPENMSI_TEST_POSTGRES_URL;
 export const GROUPS = {
   verifier: {
     mutate: ['src/shared/token-verifier.ts'],
-    testFiles: ['test/unit/token-verifier.test.ts', 'test/authority/key-revocation.test.ts'],
+    testFiles: ['test/shared/token-verifier.test.ts', 'test/authority/key-revocation.test.ts'],
   },
   keys: {
     mutate: ['src/authority/keys/key-ring.ts', 'src/authority/keys/rotation.ts'],
     // The unit tests of the ring and the rotator only: the end-to-end revocation file (an HTTPS authority per
     // run) re-checked what they check, at three times the cost per mutant, and Stryker did not finish with it.
-    testFiles: ['test/unit/key-rotation.test.ts'],
+    testFiles: ['test/authority/keys/rotation.test.ts'],
   },
   authority: {
     mutate: [
@@ -45,15 +45,15 @@ export const GROUPS = {
       'test/authority/client-auth-throttle.test.ts',
       'test/authority/token-endpoint.test.ts',
       'test/authority/managed-identity-grant.test.ts',
-      'test/unit/authority-urls.test.ts',
-      'test/hosts/host-api.test.ts',
+      'test/authority/urls.test.ts',
+      'test/authority/hosts/host-api.test.ts',
     ],
   },
   audit: {
     mutate: ['src/shared/logger.ts', 'src/store/audit-writer.ts', 'src/authority/refusal-audit.ts', 'src/authority/hosts/audit.ts'],
     testFiles: [
       'test/authority/hosts/audit.test.ts',
-      'test/unit/logger.test.ts',
+      'test/shared/logger.test.ts',
       'test/authority/log-redaction.test.ts',
       'test/authority/refusal-audit.test.ts',
       'test/authority/token-endpoint.test.ts',
@@ -83,7 +83,7 @@ export const GROUPS = {
       'test/management/hosts.test.ts',
       'test/management/management.test.ts',
       'test/management/vaults.test.ts',
-      'test/rbac-authz/control-plane.test.ts',
+      'test/rbac/authz/control-plane.test.ts',
     ],
   },
   rbac: {
@@ -131,13 +131,13 @@ export const GROUPS = {
     testFiles: [
       'test/agent/resource.test.ts',
       'test/agent/guard.test.ts',
-      'test/agent-runtime/audit.test.ts',
+      'test/agent/runtime/audit.test.ts',
       'test/agent/unit.test.ts',
       'test/agent/surfaces.test.ts',
       'test/agent/cache.test.ts',
-      'test/agent-runtime/control.test.ts',
-      'test/agent-runtime/sessions.test.ts',
-      'test/hosts/host-api.test.ts',
+      'test/agent/runtime/control.test.ts',
+      'test/agent/runtime/sessions.test.ts',
+      'test/authority/hosts/host-api.test.ts',
     ],
   },
 };

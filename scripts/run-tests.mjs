@@ -34,7 +34,7 @@ const SERIAL = new Map([
   // Drives the real az CLI, Python and Node SDK clients against agents, each client a CPU-heavy process start
   // under its own timeout (the file alone keeps both cores busy), and its Azure Arc case uses the one
   // machine-wide challenge directory those clients read, /var/opt/azcmagent/tokens.
-  ['test/agent-clients/real-clients.test.ts', 'real az/Python clients; the machine-wide Arc token directory'],
+  ['test/clients/agent/real-clients.test.ts', 'real az/Python clients; the machine-wide Arc token directory'],
 ]);
 
 /**
@@ -43,17 +43,17 @@ const SERIAL = new Map([
  * missing here still runs.
  */
 const SLOW_FIRST = [
-  'test/rbac-store/cli.test.ts',
+  'test/rbac/store/cli.test.ts',
   'test/cli/cli.test.ts',
   'test/cli/keyvault.test.ts',
-  'test/vault-clients/real-clients.test.ts',
-  'test/hosts/cli.test.ts',
-  'test/examples/examples.test.ts',
-  'test/docs/quickstart.test.ts',
-  'test/dev/az.test.ts',
-  'test/dev/dev.test.ts',
+  'test/clients/vault/real-clients.test.ts',
+  'test/authority/hosts/cli.test.ts',
+  'test/e2e/examples/examples.test.ts',
+  'test/e2e/docs/quickstart.test.ts',
+  'test/clients/az.test.ts',
+  'test/e2e/dev.test.ts',
   'test/cli/start.test.ts',
-  'test/agent-clients/operations.test.ts',
+  'test/clients/agent/operations.test.ts',
 ];
 
 /** Every `*.test.ts` under `dir`, as paths relative to the repository root with `/` separators. */
@@ -111,7 +111,7 @@ if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) {
   process.exit(1);
 }
 
-// The CLI helper (test/helpers/agent-process.ts) runs the built CLI, as `npm install` links it: bring dist/ up
+// The CLI helper (test/support/agent-process.ts) runs the built CLI, as `npm install` links it: bring dist/ up
 // to date first (incremental: nothing to do when no source changed).
 const build = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) {
@@ -141,7 +141,7 @@ function runFile(file, index) {
   // The file runs directly (no `--test`: that would put one more node process between this script and the
   // file, half a second each); node:test reports through the same reporters either way.
   const args = [
-    // node:test's mock timers (test/unit/token-verifier.test.ts mocks jose's Date.now) are experimental in Node
+    // node:test's mock timers (test/shared/token-verifier.test.ts mocks jose's Date.now) are experimental in Node
     // 20 and used knowingly; every other warning (deprecations above all) stays on and is named in the summary.
     '--disable-warning=ExperimentalWarning',
     '--import',

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { FakeClock } from '../../src/shared/clock.js';
 import { putResource } from '../../src/directory/resources.js';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
 
 const META = { metadata: 'true' };

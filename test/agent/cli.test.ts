@@ -3,16 +3,16 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { join } from 'node:path';
+import { freePort, startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { createTestHost, rawRequest, type TestHost } from './helpers.js';
 import { agentEnvironment } from '../../src/agent/environment.js';
 import { formatEnvironment } from '../../src/dev/env.js';
+import { REPO_ROOT } from '../support/paths.js';
+import { BUILT_MAIN as MAIN } from '../support/cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ROOT = REPO_ROOT;
 /** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {

@@ -13,7 +13,7 @@ import type { UpstreamError } from '../../src/agent/upstream.js';
 import { AuthorityClient } from '../../src/agent/upstream.js';
 import { enrolHost, HostCredentialKeeper, loadHostCredential, agentFiles, refuseJoinTokenForEnrolledDir } from '../../src/agent/host-credential.js';
 import { createAgent } from '../../src/agent/agent.js';
-import { captureLogs } from '../helpers/authority.js';
+import { captureLogs } from '../support/authority.js';
 
 const HOST = '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.HybridCompute/machines/m1';
 

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
 import type { AgentSession, SessionLookup } from '../../src/agent/contracts.js';
 

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { deleteResource } from '../../src/directory/resources.js';
 import { UpstreamError } from '../../src/agent/upstream.js';
-import { captureLogs, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { captureLogs, startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { createTestHost, describeFromStore, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
 
 const META = { metadata: 'true' };

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
 
 const META = { metadata: 'true' };

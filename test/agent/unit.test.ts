@@ -22,7 +22,7 @@ import {
 } from '../../src/agent/surfaces/common.js';
 import type { HostIdentities, IdentitySelector } from '../../src/agent/identities.js';
 import type { AgentAuditEvent } from '../../src/agent/contracts.js';
-import { captureLogs } from '../helpers/logs.js';
+import { captureLogs } from '../support/logs.js';
 
 const request = (remoteAddress: string, headers: Record<string, string>) => ({ socket: { remoteAddress }, headers }) as unknown as IncomingMessage;
 

@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { freePort } from '../helpers/authority.js';
-import { postForm } from '../helpers/https.js';
-import { runFixture } from '../fixtures/child-process.js';
+import { freePort } from '../support/authority.js';
+import { postForm } from '../support/https.js';
+import { runFixture } from '../support/child-process.js';
 import { initDataDir } from '../../src/authority/init.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
 import { openStore } from '../../src/store/open.js';
@@ -15,7 +15,7 @@ import { openStore } from '../../src/store/open.js';
  * "Acknowledged means audited": an authority process is SIGKILLed in the middle of a burst of token
  * requests; every token a client received must have its `token.issued` row in the audit trail.
  *
- * The authority's audit store waits {@link AUDIT_DELAY_MS} before each write (test/fixtures/slow-audit-authority.ts),
+ * The authority's audit store waits {@link AUDIT_DELAY_MS} before each write (test/support/slow-audit-authority.ts),
  * and the kill follows an acknowledgement at once: if a response were ever sent before its audit row was
  * committed, that token's row would still be waiting when the kill lands, so the test fails every time,
  * not only when the kill happens to hit a batch in flight.

@@ -2,8 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { httpsRequest } from '../helpers/https.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { httpsRequest } from '../support/https.js';
 
 describe('discovery, JWKS and instance discovery', () => {
   let t: TestAuthority;

@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeProtectedHeader } from 'jose';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { httpsRequest } from '../helpers/https.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { httpsRequest } from '../support/https.js';
 import { createTokenVerifier, remoteJwks, TokenVerificationError } from '../../src/shared/token-verifier.js';
 
 /** Emergency rotation through the running authority: the revoked key's tokens stop verifying at once. */

@@ -2,8 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { postForm, httpsRequest } from '../helpers/https.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { postForm, httpsRequest } from '../support/https.js';
 import { createLogger } from '../../src/shared/logger.js';
 
 /**

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { FakeClock, MINUTE, SECOND } from '../../src/shared/clock.js';
 import { DEFAULT_REFUSAL_MAX_KEYS, OVERFLOW_SOURCE, RefusalAudit } from '../../src/authority/refusal-audit.js';
 import type { AuditInput } from '../../src/store/audit-writer.js';

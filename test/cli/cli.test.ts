@@ -3,16 +3,16 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { postForm } from '../helpers/https.js';
+import { join } from 'node:path';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { postForm } from '../support/https.js';
 import { formatResult, column } from '../../src/cli/output.js';
 import { parseTags } from '../../src/cli/commands/shared.js';
+import { REPO_ROOT } from '../support/paths.js';
+import { BUILT_MAIN as MAIN } from '../support/cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ROOT = REPO_ROOT;
 /** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 
 interface Run {
   code: number;

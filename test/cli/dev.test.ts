@@ -8,9 +8,9 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from '../fixtures/child-process.js';
+import { repoRoot } from '../support/child-process.js';
 import { dataDirUnderSudo } from '../../src/cli/commands/dev.js';
-import { BUILT_MAIN } from '../helpers/cli.js';
+import { BUILT_MAIN } from '../support/cli.js';
 
 interface Run {
   code: number;

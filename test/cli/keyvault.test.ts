@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { openmsi, openmsiJson } from '../helpers/agent-process.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { openmsi, openmsiJson } from '../support/agent-process.js';
 import { newGuid } from '../../src/shared/ids.js';
 
 interface AzVault {

@@ -4,14 +4,14 @@ import { execFile, spawn } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort } from '../helpers/authority.js';
+import { join } from 'node:path';
+import { freePort } from '../support/authority.js';
 import { initDataDir } from '../../src/authority/init.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
-import { BUILT_MAIN } from '../helpers/cli.js';
+import { BUILT_MAIN } from '../support/cli.js';
+import { REPO_ROOT } from '../support/paths.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ROOT = REPO_ROOT;
 const ENV = { OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '', OPENMSI_DATA_DIR: '', OPENMSI_LOG_LEVEL: '', OPENMSI_LOG_FORMAT: '' };
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {

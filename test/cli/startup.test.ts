@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT } from '../support/paths.js';
+import { BUILT_MAIN } from '../support/cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BUILT_MAIN = join(ROOT, 'dist', 'cli', 'main.js');
-const RECORDER = pathToFileURL(join(ROOT, 'test', 'fixtures', 'module-recorder.mjs')).href;
+const ROOT = REPO_ROOT;
+const RECORDER = pathToFileURL(join(ROOT, 'test', 'support', 'module-recorder.mjs')).href;
 
 /** Libraries only a running server, agent or dev stack needs: together about half a second of start-up. */
 const SERVER_LIBRARIES = ['fastify', 'pino', 'pino-pretty', 'kysely', 'pg', 'better-sqlite3', '@peculiar/x509', 'yaml'];

@@ -7,7 +7,7 @@ import { MasterKey } from '../../src/pki/master-key.js';
 import { createCertificateAuthority } from '../../src/pki/ca.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/types.js';
-import { createTestDatabase } from '../fixtures/pg-database.js';
+import { createTestDatabase } from '../support/pg-database.js';
 import { DirectoryError, type DirectoryErrorCode } from '../../src/directory/errors.js';
 import { graphServicePrincipalView } from '../../src/management/principals.js';
 import { armResourceView } from '../../src/management/resources.js';

@@ -21,7 +21,7 @@ import {
 } from '../../src/management/authorization-common.js';
 import { authenticate } from '../../src/management/authenticate.js';
 import type { RouteHandler } from '../../src/management/common.js';
-import { managementHarness, send, OTHER_SUB, PRINCIPALS, SUB, TENANT, type ManagementHarness } from '../helpers/management.js';
+import { managementHarness, send, OTHER_SUB, PRINCIPALS, SUB, TENANT, type ManagementHarness } from '../support/management.js';
 
 const TYPES: readonly AuthorizationResourceType[] = ['roleAssignments', 'roleDefinitions', 'denyAssignments'];
 const GUID = '66666666-6666-4666-8666-666666666666';

@@ -2,7 +2,7 @@
  * The management API's authorisation hooks (src/management/authorize.ts), without a store: which action is
  * checked at which scope for whom, what a refusal is, the subscription's tenant before RBAC, Graph's read/write
  * split, list filtering, and the deny break-glass of the bootstrap admin. The end-to-end suites
- * (test/rbac-authz/, test/management/) prove the same with real roles; these pin the exact checks, fast.
+ * (test/rbac/authz/, test/management/) prove the same with real roles; these pin the exact checks, fast.
  */
 import { describe, it, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +27,7 @@ import {
 } from '../../src/management/authorize.js';
 import { authenticate, callerOf, type Caller } from '../../src/management/authenticate.js';
 import { ApiError } from '../../src/shared/api-error.js';
-import { managementHarness, send, OTHER_SUB, OTHER_TENANT, PRINCIPALS, SUB, TENANT, type ManagementHarness } from '../helpers/management.js';
+import { managementHarness, send, OTHER_SUB, OTHER_TENANT, PRINCIPALS, SUB, TENANT, type ManagementHarness } from '../support/management.js';
 
 const VM = 'Microsoft.Compute/virtualMachines';
 const GRANTED = { allowed: true, reason: 'granted' } as const;

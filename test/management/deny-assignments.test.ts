@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { EVERYONE } from '../../src/rbac/evaluate.js';
 import {
   assignRole,
@@ -20,7 +20,7 @@ import {
   testPrincipal,
   V,
   type TestPrincipal,
-} from '../rbac-authz/helpers.js';
+} from '../rbac/authz/helpers.js';
 
 const WRITE = 'Microsoft.Authorization/denyAssignments/write';
 const DELETE = 'Microsoft.Authorization/denyAssignments/delete';

@@ -6,10 +6,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { HOST_API_PATHS, type HostDescription } from '../../src/shared/host-protocol.js';
-import { call as hostCall, hostAssertion, hostKey } from '../hosts/helpers.js';
-import { assignRole, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac-authz/helpers.js';
+import { call as hostCall, hostAssertion, hostKey } from '../authority/hosts/helpers.js';
+import { assignRole, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac/authz/helpers.js';
 
 const MACHINES = 'Microsoft.HybridCompute/machines';
 const UAMI = 'Microsoft.ManagedIdentity/userAssignedIdentities';

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
-import { startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { newGuid } from '../../src/shared/ids.js';
 import { createApplicationPrincipal, deleteApplicationPrincipal } from '../../src/directory/principals.js';
 import { addPasswordCredential } from '../../src/directory/credentials.js';

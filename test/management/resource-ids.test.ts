@@ -3,16 +3,16 @@
  * a running authority with real tokens: for every place a request carries a resource id (identity keys of
  * machines and other resources, role assignment scopes in the path and the body, role definition assignable
  * scopes, deny assignment scopes, vault ids), each spelling is either refused with a 400 (a path that no route
- * serves: 404) or treated exactly as the canonical id. Spellings come from test/helpers/spellings.ts.
+ * serves: 404) or treated exactly as the canonical id. Spellings come from test/support/spellings.ts.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
-import { registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { httpsRequestRawPath, type HttpsResponse } from '../helpers/https.js';
-import { asRequestPath, caseVariants, segmentsOf, spellings, type Spelling } from '../helpers/spellings.js';
-import { assignRole, clientToken, expectAuthorizationFailed, RBAC_V, ROLE, V } from '../rbac-authz/helpers.js';
+import { registerTestApplication, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { httpsRequestRawPath, type HttpsResponse } from '../support/https.js';
+import { asRequestPath, caseVariants, segmentsOf, spellings, type Spelling } from '../support/spellings.js';
+import { assignRole, clientToken, expectAuthorizationFailed, RBAC_V, ROLE, V } from '../rbac/authz/helpers.js';
 
 const UAMI = 'Microsoft.ManagedIdentity/userAssignedIdentities';
 const ASSIGN = `${UAMI}/assign/action`;

@@ -2,9 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { BUILTIN_ROLE_IDS as ROLE } from '../../src/rbac/builtin-roles.js';
-import { assignRoleInStore } from '../rbac-authz/helpers.js';
+import { assignRoleInStore } from '../rbac/authz/helpers.js';
 
 const ARM = 'https://management.azure.com/';
 const execFileAsync = promisify(execFile);

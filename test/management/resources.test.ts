@@ -7,8 +7,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { assignRole, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac-authz/helpers.js';
+import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { assignRole, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac/authz/helpers.js';
 import { ASSIGN_IDENTITY_ACTION, canonicalIdentity } from '../../src/management/resources.js';
 import { ApiError } from '../../src/shared/api-error.js';
 import { DirectoryError } from '../../src/directory/errors.js';

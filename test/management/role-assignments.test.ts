@@ -6,8 +6,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { assignRole, authorizationPath, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac-authz/helpers.js';
+import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { assignRole, authorizationPath, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac/authz/helpers.js';
 
 const WRITE = 'Microsoft.Authorization/roleAssignments/write';
 const DELETE = 'Microsoft.Authorization/roleAssignments/delete';

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { STORE_BACKENDS, backendSuiteOptions } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions } from '../support/authority.js';
 import { startVaultHarness, V as VAULT_V, type VaultHarness } from '../vault/harness.js';
 import {
   assignRole,
@@ -19,7 +19,7 @@ import {
   testPrincipal,
   V,
   type TestPrincipal,
-} from '../rbac-authz/helpers.js';
+} from '../rbac/authz/helpers.js';
 
 const WRITE = 'Microsoft.Authorization/roleDefinitions/write';
 const DELETE = 'Microsoft.Authorization/roleDefinitions/delete';

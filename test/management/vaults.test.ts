@@ -1,10 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { newGuid } from '../../src/shared/ids.js';
 import { BUILTIN_ROLE_IDS as ROLE } from '../../src/rbac/builtin-roles.js';
-import { assignRoleInStore } from '../rbac-authz/helpers.js';
+import { assignRoleInStore } from '../rbac/authz/helpers.js';
 
 const ARM = 'https://management.azure.com/';
 const V = 'api-version=2023-07-01';

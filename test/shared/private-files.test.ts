@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, closeSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { runFixture } from '../fixtures/child-process.js';
+import { runFixture } from '../support/child-process.js';
 import { openPrivateFile, writePrivateFile, writePrivateFileAtomic } from '../../src/shared/private-files.js';
 import { openStore } from '../../src/store/open.js';
 

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openStore } from '../../src/store/index.js';
-import { runFixture } from '../fixtures/child-process.js';
-import { createTestDatabase, type TestDatabase } from '../fixtures/pg-database.js';
+import { runFixture } from '../support/child-process.js';
+import { createTestDatabase, type TestDatabase } from '../support/pg-database.js';
 
 /** Kill once this many writes have been acknowledged. */
 const KILL_AFTER_ACKS = 200;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it, test } from 'node:test';
 import { describeStoreLocation, isPostgresLocation, openStore } from '../../src/store/index.js';
-import { createTestDatabase, type TestDatabase } from '../fixtures/pg-database.js';
+import { createTestDatabase, type TestDatabase } from '../support/pg-database.js';
 import { storeConformanceSuite } from './conformance.js';
 
 const adminUrl = process.env.OPENMSI_TEST_POSTGRES_URL;

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { describeStoreLocation, openStore, StoreLockedError } from '../../src/store/index.js';
 import { openSqlite } from '../../src/store/sqlite.js';
-import { runFixture } from '../fixtures/child-process.js';
+import { runFixture } from '../support/child-process.js';
 import { storeConformanceSuite } from './conformance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'openmsi-sqlite-test-'));

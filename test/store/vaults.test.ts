@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { openStore } from '../../src/store/open.js';
 import { VAULT_CHANNEL, type SecretVersion, type Store, type Vault } from '../../src/store/types.js';
 import { newGuid } from '../../src/shared/ids.js';
-import { STORE_BACKENDS, backendSuiteOptions } from '../helpers/authority.js';
-import { createTestDatabase, type TestDatabase } from '../fixtures/pg-database.js';
+import { STORE_BACKENDS, backendSuiteOptions } from '../support/authority.js';
+import { createTestDatabase, type TestDatabase } from '../support/pg-database.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 

@@ -5,7 +5,7 @@ import { SECRET_OPERATIONS, type VaultContext } from '../../src/vault/contracts.
 import { VaultError } from '../../src/vault/errors.js';
 import type { AccessPolicyEntry, Vault } from '../../src/store/types.js';
 import type { AuthorizationDecision } from '../../src/rbac/contracts.js';
-import { vaultRecord } from '../helpers/vault.js';
+import { vaultRecord } from '../support/vault.js';
 
 const TENANT = '11111111-1111-4111-8111-111111111111';
 const OTHER_TENANT = '22222222-2222-4222-8222-222222222222';

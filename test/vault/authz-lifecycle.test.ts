@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assignRoleInStore, deleteAssignmentInStore, timeUntil } from '../rbac-authz/helpers.js';
-import { STORE_BACKENDS, backendSuiteOptions, type TestApplication } from '../helpers/authority.js';
+import { assignRoleInStore, deleteAssignmentInStore, timeUntil } from '../rbac/authz/helpers.js';
+import { STORE_BACKENDS, backendSuiteOptions, type TestApplication } from '../support/authority.js';
 import { startVaultHarness, V, type VaultHarness } from './harness.js';
 
 const SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';

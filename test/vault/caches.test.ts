@@ -13,7 +13,7 @@ import { VaultCache } from '../../src/vault/vault-cache.js';
 import type { VaultContext } from '../../src/vault/contracts.js';
 import { VaultError } from '../../src/vault/errors.js';
 import { FakeClock } from '../../src/shared/clock.js';
-import { vaultRecord as sharedVaultRecord } from '../helpers/vault.js';
+import { vaultRecord as sharedVaultRecord } from '../support/vault.js';
 import { TokenVerificationError, type VerifiedToken } from '../../src/shared/token-verifier.js';
 import {
   PRINCIPAL_CHANNEL,

@@ -4,7 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildVaultApp } from '../../src/vault/app.js';
 import type { VaultContext } from '../../src/vault/contracts.js';
 import type { AccessPolicyEntry, Vault } from '../../src/store/types.js';
-import { captureLogs, registerTestApplication, startTestAuthority, type Backend, type TestApplication, type TestAuthority } from '../helpers/authority.js';
+import { captureLogs, registerTestApplication, startTestAuthority, type Backend, type TestApplication, type TestAuthority } from '../support/authority.js';
 
 export const DOMAIN = 'vault.localhost';
 export const V = 'api-version=7.4';

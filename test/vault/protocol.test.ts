@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ROLE } from '../rbac-authz/helpers.js';
-import { assignRoleInStore } from '../rbac-authz/helpers.js';
+import { ROLE } from '../rbac/authz/helpers.js';
+import { assignRoleInStore } from '../rbac/authz/helpers.js';
 import { startVaultHarness, V, type VaultHarness } from './harness.js';
-import { STORE_BACKENDS, backendSuiteOptions, type TestApplication } from '../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, type TestApplication } from '../support/authority.js';
 
 const SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
 void ROLE;

@@ -10,8 +10,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeProtectedHeader } from 'jose';
-import { backendSkipReason, captureLogs, registerTestApplication, startTestAuthority, type TestAuthority } from '../helpers/authority.js';
-import { vaultRequest } from '../helpers/vault.js';
+import { backendSkipReason, captureLogs, registerTestApplication, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { vaultRequest } from '../support/vault.js';
 import { createVaultReplica, type VaultReplica } from '../../src/server/vault-replica.js';
 import { systemClock } from '../../src/shared/clock.js';
 import { BUILTIN_ROLES } from '../../src/rbac/builtin-roles.js';

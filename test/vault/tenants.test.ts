@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BUILTIN_ROLE_IDS as ROLE } from '../../src/rbac/builtin-roles.js';
-import type { TestApplication } from '../helpers/authority.js';
+import type { TestApplication } from '../support/authority.js';
 import { startVaultHarness, V, type TenantPlace, type VaultHarness } from './harness.js';
 
 const VALUE = 'TENANT-A-ONLY-VALUE';

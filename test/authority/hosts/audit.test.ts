@@ -8,12 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
-import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../../helpers/authority.js';
+import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { FakeClock } from '../../../src/shared/clock.js';
 import { AGENT_AUDIT_FIELD_LIMITS, HOST_API_PATHS, type HostCredentialGrant } from '../../../src/shared/host-protocol.js';
 import { putResourceGroup } from '../../../src/directory/resources.js';
 import { AUDIT_DROPPED_ACTION } from '../../../src/authority/hosts/audit.js';
-import { admin, call, hostAssertion, hostKey, type HostKey, type JsonResponse } from '../../hosts/helpers.js';
+import { admin, call, hostAssertion, hostKey, type HostKey, type JsonResponse } from './helpers.js';
 
 const MACHINES = 'providers/Microsoft.HybridCompute/machines';
 
