@@ -43,17 +43,20 @@ const SERIAL = new Map([
  * missing here still runs.
  */
 const SLOW_FIRST = [
-  'test/rbac/store/cli.test.ts',
-  'test/cli/cli.test.ts',
-  'test/cli/keyvault.test.ts',
   'test/clients/vault/real-clients.test.ts',
-  'test/authority/hosts/cli.test.ts',
-  'test/e2e/examples/examples.test.ts',
+  'test/cli/keyvault.test.ts',
+  'test/rbac/store/cli.test.ts',
   'test/e2e/docs/quickstart.test.ts',
-  'test/clients/az.test.ts',
   'test/e2e/dev.test.ts',
-  'test/cli/start.test.ts',
+  'test/e2e/examples/examples.test.ts',
+  'test/clients/az.test.ts',
+  'test/cli/cli.test.ts',
+  'test/e2e/npm-start.test.ts',
+  'test/shared/token-verifier.test.ts',
   'test/clients/agent/operations.test.ts',
+  'test/cli/start.test.ts',
+  'test/authority/token-endpoint.test.ts',
+  'test/authority/hosts/cli.test.ts',
 ];
 
 /** Every `*.test.ts` under `dir`, as paths relative to the repository root with `/` separators. */

@@ -25,13 +25,13 @@ void describe('scripts/run-tests.mjs', () => {
     assert.ok(at > stdout.indexOf('# tests '), 'the summary comes after the TAP');
     const summary = stdout.slice(at);
     assert.match(summary, /^# passed 1, failed 1, skipped 2 and 1 suite \(4 tests in 2 suites, [\d.]+ s\)$/m);
-    assert.match(summary, /^# failed:\n# {3}test\/fixtures\/summary-probe\.ts: fails \(Expected values to be strictly equal:\)$/m);
-    assert.match(summary, /^# {3}test\/fixtures\/summary-probe\.ts: skips \(no PostgreSQL: OPENMSI_TEST_POSTGRES_URL is not set\)$/m);
-    assert.match(summary, /^# {3}test\/fixtures\/summary-probe\.ts: skips bare \(no reason given\)$/m);
-    assert.match(summary, /^# {3}suite test\/fixtures\/summary-probe\.ts: skipped suite \(whole suite off\)$/m);
+    assert.match(summary, /^# failed:\n# {3}test\/support\/summary-probe\.ts: fails \(Expected values to be strictly equal:\)$/m);
+    assert.match(summary, /^# {3}test\/support\/summary-probe\.ts: skips \(no PostgreSQL: OPENMSI_TEST_POSTGRES_URL is not set\)$/m);
+    assert.match(summary, /^# {3}test\/support\/summary-probe\.ts: skips bare \(no reason given\)$/m);
+    assert.match(summary, /^# {3}suite test\/support\/summary-probe\.ts: skipped suite \(whole suite off\)$/m);
     assert.match(
       summary,
-      /^# 1 file: 1 one at a time, then 0 alone; slowest first:\n# +[\d.]+ s {2}test\/fixtures\/summary-probe\.ts$/m,
+      /^# 1 file: 1 one at a time, then 0 alone; slowest first:\n# +[\d.]+ s {2}test\/support\/summary-probe\.ts$/m,
       'each file with its time',
     );
     assert.doesNotMatch(stdout + stderr, /Warning/, 'no warnings');
