@@ -19,7 +19,7 @@ import { vaultNameFromHost, vaultUri } from '../vault/contracts.js';
 import { bootstrapDevDirectory, type DevDirectory } from './bootstrap.js';
 import { ensureCaBundle, seedAzConfigDir } from './environment.js';
 import { DEV_NAMES, DEV_PORTS, devLayout, readRunningDev, removeRunningDev, writeRunningDev } from './layout.js';
-import { startDevProxy, type DevProxy } from './proxy.js';
+import { proxyName, startDevProxy, upstreamProxyFromEnv, type DevProxy } from './proxy.js';
 
 export interface DevOptions {
   dataDir: string;
@@ -32,12 +32,16 @@ export interface DevOptions {
   clock?: Clock;
   /** Progress of slow first-run steps, for the terminal. */
   progress?: (message: string) => void;
+  /** Where the user's own proxy is read from (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface DevStack {
   authority: OpenmsiServer;
   agent: Agent;
   proxy: DevProxy | undefined;
+  /** The user's proxy that non-vault traffic through the dev proxy goes on to (host:port, no credentials). */
+  proxyUpstream: string | undefined;
   directory: DevDirectory;
   serverUrl: string;
   vaultUri: string;
@@ -216,6 +220,9 @@ async function startProbed(
       progress(`enrolling this machine as ${directory.hostName}`);
     }
     const uri = vaultUri(DEV_NAMES.vault, config.vaultDomain, port);
+    // The user's own proxy, if any, keeps carrying what is not a vault host (`ignored`: values it cannot use).
+    const { upstream: upstreamProxy, ignored: ignoredProxies } = upstreamProxyFromEnv(options.env ?? process.env, proxyPort ?? -1);
+    for (const why of ignoredProxies) logger.warn({ why }, `dev proxy: ignoring ${why}; that traffic goes direct`);
     // Independent of each other: started together, so a later start waits for the slowest, not the sum.
     const [startedAgent, startedProxy, ...rest] = await Promise.allSettled([
       createAgent({
@@ -233,6 +240,7 @@ async function startProbed(
         ? Promise.resolve(undefined)
         : startDevProxy({
             port: proxyPort,
+            ...(upstreamProxy === undefined ? {} : { upstream: upstreamProxy }),
             route: (hostname) => (vaultNameFromHost(hostname, config.vaultDomain) === undefined ? undefined : { host: '127.0.0.1', port }),
           }).catch((err: unknown) => {
             throw devListenError(err, listeners.proxy);
@@ -250,7 +258,19 @@ async function startProbed(
     if (failed !== undefined) throw failed.reason;
     if (agent === undefined) throw new TypeError('the agent neither started nor failed');
     writeRunningDev(dataDir, { url: serverUrl, agentPort: agent.port, proxyPort: proxy?.port ?? null, vaultUri: uri });
-    return { authority, agent, proxy, directory, serverUrl, vaultUri: uri, firstRun, tenantId: config.tenantId, close: closeAll };
+    const chainedTo = upstreamProxy?.https ?? upstreamProxy?.http;
+    return {
+      authority,
+      agent,
+      proxy,
+      proxyUpstream: proxy === undefined || chainedTo === undefined ? undefined : proxyName(chainedTo),
+      directory,
+      serverUrl,
+      vaultUri: uri,
+      firstRun,
+      tenantId: config.tenantId,
+      close: closeAll,
+    };
   } catch (err) {
     await closeAll();
     throw err;

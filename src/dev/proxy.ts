@@ -11,7 +11,10 @@
  * - Anything else (origin-form `GET /`, `https://` absolute form, malformed targets) gets a 400 that says why.
  *
  * The proxy listens on loopback only; any local process may use it, as it may open the same connections itself.
- * It does not chain to another proxy: non-vault traffic leaves directly, as it would without `HTTPS_PROXY`.
+ * When the user already has a proxy (`upstream`, from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` where `openmsi dev`
+ * runs), non-vault traffic goes through it, as it would without the dev proxy: CONNECT is chained (`CONNECT` to
+ * the upstream, then bytes), plain HTTP is forwarded to it in absolute form; targets its `NO_PROXY` names, and
+ * loopback, still go direct.
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -37,6 +40,16 @@ export type DevProxyLookup = (
   callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
 ) => void;
 
+/** The user's own proxy, which non-vault traffic keeps using (see {@link upstreamProxyFromEnv}). */
+export interface UpstreamProxy {
+  /** For CONNECT (https targets): an `http://[user:pass@]host:port` proxy, or undefined to go direct. */
+  https?: URL;
+  /** For absolute-form plain HTTP. */
+  http?: URL;
+  /** `NO_PROXY` entries (lower case): `*`, a host or domain (`.example.com` and `example.com` both match subdomains), an IP; each optionally `:port`. */
+  noProxy: readonly string[];
+}
+
 export interface DevProxyOptions {
   /** A loopback IP address (`127.0.0.0/8` or `::1`); default `127.0.0.1`. Anything else is refused. */
   host?: string;
@@ -50,6 +63,8 @@ export interface DevProxyOptions {
    */
   allowUpstream?(hostname: string, port: number, address: string): boolean;
   logger?: DevProxyLogger;
+  /** The user's proxy for non-vault targets; default none (they go direct). */
+  upstream?: UpstreamProxy;
   /** Resolution of pass-through names; default `dns.lookup`. */
   lookup?: DevProxyLookup;
   /** Limit on the request line + headers, bytes; default 16 KiB (431 beyond). */
@@ -139,6 +154,75 @@ function codedError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
 }
 
+/** True when `NO_PROXY` sends `hostname:port` direct (curl's rules: suffix match on names, `*` for all; no CIDR). */
+export function bypassesUpstream(noProxy: readonly string[], hostname: string, port: number): boolean {
+  const host = hostname.toLowerCase();
+  return noProxy.some((raw) => {
+    const entry = raw.trim().toLowerCase();
+    if (entry === '') return false;
+    if (entry === '*') return true;
+    const m = /^(?:\[([^\]]+)\]|([^:]+|[0-9a-f:]+))(?::(\d+))?$/.exec(entry);
+    const name = (m?.[1] ?? m?.[2] ?? entry).replace(/^\*?\./, '');
+    if (m?.[3] !== undefined && Number(m[3]) !== port) return false;
+    if (net.isIP(name) !== 0 || net.isIP(host) !== 0) return name === host;
+    return host === name || host.endsWith(`.${name}`);
+  });
+}
+
+/**
+ * The proxy the user already had, from the environment `openmsi dev` runs in: `HTTPS_PROXY` (or `https_proxy`,
+ * then `ALL_PROXY`) for CONNECT, `HTTP_PROXY` (or `http_proxy`, then `ALL_PROXY`) for plain HTTP, and `NO_PROXY`.
+ * A value that names the dev proxy itself (a shell where `openmsi dev env` was evaluated) is ignored, as is a
+ * non-http scheme (`socks5://...`, which the dev proxy cannot speak): `ignored` says which and why.
+ */
+export function upstreamProxyFromEnv(env: NodeJS.ProcessEnv, ownPort: number): { upstream: UpstreamProxy | undefined; ignored: string[] } {
+  const ignored: string[] = [];
+  const pick = (names: string[]): URL | undefined => {
+    for (const name of names) {
+      const value = env[name]?.trim();
+      if (value === undefined || value === '') continue;
+      let url: URL;
+      try {
+        url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+      } catch {
+        ignored.push(`${name}: not a URL`);
+        return undefined;
+      }
+      if (url.protocol !== 'http:') {
+        ignored.push(`${name}: a ${url.protocol}// proxy (the dev proxy chains to http:// proxies only)`);
+        return undefined;
+      }
+      const port = url.port === '' ? 80 : Number(url.port);
+      const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+      if (port === ownPort && (host === 'localhost' || isLoopbackAddress(host))) {
+        ignored.push(`${name}: it names the dev proxy itself`);
+        return undefined;
+      }
+      return url;
+    }
+    return undefined;
+  };
+  const https = pick(['HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy']);
+  const http = pick(['HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy']);
+  const noProxy = (env['NO_PROXY'] ?? env['no_proxy'] ?? '')
+    .split(',')
+    .map((e) => e.trim().toLowerCase())
+    .filter((e) => e !== '');
+  if (https === undefined && http === undefined) return { upstream: undefined, ignored };
+  return { upstream: { ...(https === undefined ? {} : { https }), ...(http === undefined ? {} : { http }), noProxy }, ignored };
+}
+
+/** `Proxy-Authorization` for a proxy URL's user info, if it has any. */
+function proxyAuthorization(url: URL): string | undefined {
+  if (url.username === '' && url.password === '') return undefined;
+  return `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+}
+
+/** `host:port` of a proxy URL, for logs and errors (never its credentials). */
+export function proxyName(url: URL): string {
+  return `${url.hostname}:${url.port === '' ? '80' : url.port}`;
+}
+
 /**
  * Starts the proxy on loopback. Rejects when `host` is not a loopback address or the port cannot be bound.
  */
@@ -181,9 +265,8 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
       });
     };
 
-  /** Opens the upstream TCP connection for a target: the route's address if claimed, else the target itself (vetted). */
-  const connectUpstream = (hostname: string, port: number): { socket: Socket; claimed: boolean } => {
-    const routed = options.route(hostname, port);
+  /** Opens the upstream TCP connection for a target: the route's address if claimed (`routed`), else the target itself (vetted). */
+  const connectUpstream = (hostname: string, port: number, routed: DevProxyRoute | undefined): Socket => {
     const socket = routed
       ? net.connect({ host: routed.host, port: routed.port })
       : // A literal IP goes through lookup too (net skips lookup for IPs), so allowUpstream vets it.
@@ -191,7 +274,7 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
         ? connectVettedIp(hostname, port)
         : net.connect({ host: hostname, port, lookup: vettedLookup(hostname, port) });
     track(socket);
-    return { socket, claimed: routed !== undefined };
+    return socket;
   };
 
   /** net.connect skips `lookup` for IP literals, so vet them here; a refusal surfaces as the socket's error. */
@@ -199,6 +282,22 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
     if (!options.allowUpstream || options.allowUpstream(ip, port, ip)) return net.connect({ host: ip, port });
     const socket = new net.Socket();
     process.nextTick(() => socket.destroy(codedError('EOPENMSIREFUSED', `${ip}:${String(port)} is not allowed here`)));
+    return socket;
+  };
+
+  /** The user's proxy for a non-claimed target, unless NO_PROXY or loopback sends it direct. */
+  const upstreamFor = (proxy: URL | undefined, hostname: string, port: number): URL | undefined => {
+    if (proxy === undefined || options.upstream === undefined) return undefined;
+    if (hostname === 'localhost' || isLoopbackAddress(hostname)) return undefined;
+    return bypassesUpstream(options.upstream.noProxy, hostname, port) ? undefined : proxy;
+  };
+
+  /** A vetted TCP connection to a proxy URL's address. */
+  const connectToProxy = (proxy: URL): Socket => {
+    const host = proxy.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = proxy.port === '' ? 80 : Number(proxy.port);
+    const socket = net.isIP(host) ? connectVettedIp(host, port) : net.connect({ host, port, lookup: vettedLookup(host, port) });
+    track(socket);
     return socket;
   };
 
@@ -211,14 +310,22 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
       return;
     }
     const name = `${target.hostname}:${String(target.port)}`;
-    const { socket: upstream, claimed } = connectUpstream(target.hostname, target.port);
+    const routed = options.route(target.hostname, target.port);
+    const claimed = routed !== undefined;
+    const via = claimed ? undefined : upstreamFor(options.upstream?.https, target.hostname, target.port);
+    const upstream = via === undefined ? connectUpstream(target.hostname, target.port, routed) : connectToProxy(via);
+    const failedAt = via === undefined ? name : `the upstream proxy ${proxyName(via)}`;
     let connected = false;
+    /** The client got its answer (a failure): nothing more is written to it. */
+    let answered = false;
     const connectTimer = setTimeout(() => upstream.destroy(codedError('ETIMEDOUT', 'connect timeout')), connectTimeoutMs);
-    upstream.once('connect', () => {
+    /** The tunnel is up: answer the client, then bytes both ways (`early`: what the upstream sent past its answer). */
+    const established = (early: Buffer): void => {
       connected = true;
       clearTimeout(connectTimer);
-      log?.debug({ target: name, claimed }, 'dev proxy tunnel open');
+      log?.debug({ target: name, claimed, ...(via === undefined ? {} : { via: proxyName(via) }) }, 'dev proxy tunnel open');
       clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (early.length > 0) clientSocket.write(early);
       if (head.length > 0) upstream.write(head);
       // Idle on either side ends both; pipe() alone would leave the other half open.
       for (const s of [clientSocket, upstream])
@@ -228,20 +335,58 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
         });
       upstream.pipe(clientSocket);
       clientSocket.pipe(upstream);
-    });
+    };
+    if (via === undefined) {
+      upstream.once('connect', () => established(Buffer.alloc(0)));
+    } else {
+      // Chained: ask the user's proxy for the same tunnel, and read its answer before any byte is relayed.
+      const authority = net.isIPv6(target.hostname) ? `[${target.hostname}]:${String(target.port)}` : name;
+      const auth = proxyAuthorization(via);
+      upstream.once('connect', () => {
+        upstream.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth === undefined ? '' : `Proxy-Authorization: ${auth}\r\n`}\r\n`);
+      });
+      let answer = Buffer.alloc(0);
+      const onAnswer = (chunk: Buffer): void => {
+        answer = Buffer.concat([answer, chunk]);
+        const end = answer.indexOf('\r\n\r\n');
+        if (end === -1) {
+          if (answer.length > maxHeaderSize) upstream.destroy(codedError('EOPENMSIUPSTREAM', `its answer to CONNECT ${authority} is too long`));
+          return;
+        }
+        upstream.off('data', onAnswer);
+        const statusLine = answer.subarray(0, answer.indexOf('\r\n')).toString('latin1');
+        const status = Number(/^HTTP\/1\.[01] (\d{3})\b/.exec(statusLine)?.[1] ?? 0);
+        if (status < 200 || status > 299) {
+          upstream.destroy(codedError('EOPENMSIUPSTREAM', `it answered CONNECT ${authority} with ${JSON.stringify(statusLine.slice(0, 100))}`));
+          return;
+        }
+        established(answer.subarray(end + 4));
+      };
+      upstream.on('data', onAnswer);
+    }
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
       if (connected) {
         clientSocket.destroy();
         return;
       }
-      const failure = upstreamFailure(err, name);
-      log?.warn({ target: name, claimed, code: err.code }, 'dev proxy upstream failed');
+      const failure =
+        err.code === 'EOPENMSIUPSTREAM'
+          ? { status: 502, reason: 'Bad Gateway', text: `openmsi dev proxy: ${failedAt} refused the tunnel: ${err.message}` }
+          : upstreamFailure(err, failedAt);
+      log?.warn({ target: name, claimed, code: err.code, ...(via === undefined ? {} : { via: proxyName(via) }) }, 'dev proxy upstream failed');
+      if (answered) return;
+      answered = true;
       rawResponse(clientSocket, failure.status, failure.reason, failure.text);
     });
     upstream.on('close', () => {
       clearTimeout(connectTimer);
       if (connected) clientSocket.destroy();
+      else if (!answered) {
+        // A proxy that hangs up before answering CONNECT (a direct target's failures arrive as errors first).
+        answered = true;
+        rawResponse(clientSocket, 502, 'Bad Gateway', `openmsi dev proxy: ${failedAt} closed the connection`);
+      }
     });
     clientSocket.on('close', () => upstream.destroy());
   };
@@ -278,16 +423,22 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
       if (!HOP_BY_HOP.has(key) && !named.has(key) && value !== undefined) headers[key] = value;
     }
     const routed = options.route(hostname, port);
+    const via = routed === undefined ? upstreamFor(options.upstream?.http, hostname, port) : undefined;
+    const auth = via === undefined ? undefined : proxyAuthorization(via);
+    if (auth !== undefined) headers['proxy-authorization'] = auth;
     const upstreamReq = http.request({
       method: req.method,
-      path: `${parsed.pathname}${parsed.search}`,
+      // Through the user's proxy, the request keeps its absolute form, as the client would have sent it there.
+      path: via === undefined ? `${parsed.pathname}${parsed.search}` : parsed.href,
       headers,
       // No pooling (agent: false); the IP case names no agent, since an agent would ignore createConnection.
-      ...(routed
-        ? { agent: false, host: routed.host, port: routed.port }
-        : net.isIP(hostname)
-          ? { createConnection: () => connectVettedIp(hostname, port) }
-          : { agent: false, host: hostname, port, lookup: vettedLookup(hostname, port) }),
+      ...(via !== undefined
+        ? { createConnection: () => connectToProxy(via) }
+        : routed
+          ? { agent: false, host: routed.host, port: routed.port }
+          : net.isIP(hostname)
+            ? { createConnection: () => connectVettedIp(hostname, port) }
+            : { agent: false, host: hostname, port, lookup: vettedLookup(hostname, port) }),
     });
     const connectTimer = setTimeout(() => upstreamReq.destroy(codedError('ETIMEDOUT', 'connect timeout')), connectTimeoutMs);
     upstreamReq.on('socket', (s) => {
@@ -312,7 +463,7 @@ export async function startDevProxy(options: DevProxyOptions): Promise<DevProxy>
         res.destroy();
         return;
       }
-      const failure = upstreamFailure(err, name);
+      const failure = upstreamFailure(err, via === undefined ? name : `the upstream proxy ${proxyName(via)}`);
       res.writeHead(failure.status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end(`${failure.text}\n`);
     });
     res.on('close', () => {

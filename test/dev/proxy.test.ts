@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createCertificateAuthority, issueServerCertificate } from '../../src/pki/ca.js';
 import { systemClock } from '../../src/shared/clock.js';
-import { proxyEnvironment, startDevProxy, type DevProxy, type DevProxyLookup } from '../../src/dev/proxy.js';
+import { bypassesUpstream, proxyEnvironment, startDevProxy, upstreamProxyFromEnv, type DevProxy, type DevProxyLookup } from '../../src/dev/proxy.js';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
@@ -408,5 +408,170 @@ describe('proxyEnvironment', () => {
     assert.throws(() => proxyEnvironment('http://127.0.0.1:1', ['localhost']), /loopback IP literals only, got "localhost"/);
     assert.throws(() => proxyEnvironment('http://127.0.0.1:1', ['10.0.0.1']), /loopback IP literals only/);
     assert.throws(() => proxyEnvironment('https://127.0.0.1:1', ['127.0.0.1']), /must be http:\/\//);
+  });
+});
+
+/**
+ * A stand-in for the user's corporate proxy, on loopback: it records what it is asked, answers CONNECT by
+ * tunnelling to `tunnelTo` (whatever the target) and absolute-form requests with a text naming the URL.
+ */
+async function startUserProxy(
+  tunnelTo: number,
+): Promise<{ port: number; asked: string[]; auth: (string | undefined)[]; refuse: { status?: number }; close(): Promise<void> }> {
+  const asked: string[] = [];
+  const auth: (string | undefined)[] = [];
+  const refuse: { status?: number } = {};
+  const server = http.createServer((req, res) => {
+    asked.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    auth.push(req.headers['proxy-authorization']);
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`user proxy fetched ${req.url ?? ''}`);
+  });
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket) => {
+    asked.push(`CONNECT ${req.url ?? ''}`);
+    auth.push(req.headers['proxy-authorization']);
+    if (refuse.status !== undefined) {
+      socket.end(`HTTP/1.1 ${String(refuse.status)} Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    const upstream = net.connect({ host: '127.0.0.1', port: tunnelTo }, () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+    });
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+  });
+  const port = await listen(server);
+  return {
+    port,
+    asked,
+    auth,
+    refuse,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("dev proxy chained to the user's proxy (HTTPS_PROXY where openmsi dev runs)", () => {
+  let echo: net.Server;
+  let echoPort: number;
+  let user: Awaited<ReturnType<typeof startUserProxy>>;
+  let proxy: DevProxy;
+  let vault: net.Server;
+  let vaultPort: number;
+  /** Only these names resolve (to loopback); everything else is unknown, so nothing leaves the machine. */
+  const lookup: DevProxyLookup = (hostname, _opts, cb) => {
+    if (hostname === 'localhost' || hostname === 'direct.corp.test') cb(null, [{ address: '127.0.0.1', family: 4 }]);
+    else cb(Object.assign(new Error(`test lookup: ${hostname} unknown`), { code: 'ENOTFOUND' }), []);
+  };
+
+  before(async () => {
+    echo = net.createServer((s) => s.pipe(s));
+    echoPort = await listen(echo);
+    vault = net.createServer((s) => s.end('vault here'));
+    vaultPort = await listen(vault);
+    user = await startUserProxy(echoPort);
+    const userUrl = new URL(`http://alice:p%40ss@127.0.0.1:${String(user.port)}`);
+    proxy = await startDevProxy({
+      port: 0,
+      lookup,
+      route: (hostname) => (hostname.endsWith(`.${VAULT_DOMAIN}`) ? { host: '127.0.0.1', port: vaultPort } : undefined),
+      upstream: { https: userUrl, http: userUrl, noProxy: ['.corp.test', 'localhost'] },
+    });
+  });
+  after(async () => {
+    await proxy.close();
+    await user.close();
+    echo.close();
+    vault.close();
+  });
+
+  it("chains CONNECT to a non-vault host through the user's proxy, with its credentials, and relays the tunnel byte for byte", async () => {
+    const before = user.asked.length;
+    const socket = await tunnel(proxy.port, 'api.example.test:443');
+    const reply = await new Promise<string>((resolve) => {
+      socket.once('data', (c: Buffer) => resolve(c.toString('latin1')));
+      socket.write('ping through two proxies');
+    });
+    socket.destroy();
+    assert.equal(reply, 'ping through two proxies');
+    assert.deepEqual(user.asked.slice(before), ['CONNECT api.example.test:443']);
+    assert.equal(user.auth.at(-1), `Basic ${Buffer.from('alice:p@ss').toString('base64')}`);
+  });
+
+  it("never sends a vault host, a NO_PROXY name or loopback to the user's proxy", async () => {
+    const before = user.asked.length;
+    assert.match(await raw(proxy.port, `CONNECT kv.${VAULT_DOMAIN}:443 HTTP/1.1\r\n\r\n`, /vault here/), /^HTTP\/1\.1 200[^]*vault here/);
+    const direct = await tunnel(proxy.port, `direct.corp.test:${String(echoPort)}`);
+    direct.destroy();
+    const loopback = await tunnel(proxy.port, `127.0.0.1:${String(echoPort)}`);
+    loopback.destroy();
+    assert.deepEqual(user.asked.slice(before), []);
+  });
+
+  it("forwards absolute-form http:// to the user's proxy in absolute form", async () => {
+    const answer = await raw(proxy.port, 'GET http://api.example.test/v1?x=1 HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n', /fetched/);
+    assert.match(answer, /^HTTP\/1\.1 200[^]*user proxy fetched http:\/\/api\.example\.test\/v1\?x=1/);
+    assert.equal(user.asked.at(-1), 'GET http://api.example.test/v1?x=1');
+  });
+
+  it("502 naming the user's proxy and its answer when it refuses the tunnel", async () => {
+    user.refuse.status = 407;
+    try {
+      const answer = await raw(proxy.port, 'CONNECT api.example.test:443 HTTP/1.1\r\n\r\n');
+      assert.match(answer, /^HTTP\/1\.1 502 Bad Gateway/);
+      assert.match(answer, /the upstream proxy 127\.0\.0\.1:\d+ refused the tunnel: it answered CONNECT api\.example\.test:443 with "HTTP\/1\.1 407/);
+      assert.doesNotMatch(answer, /alice|p@ss|p%40ss/);
+    } finally {
+      delete user.refuse.status;
+    }
+  });
+});
+
+describe('upstreamProxyFromEnv and NO_PROXY', () => {
+  it('takes HTTPS_PROXY for CONNECT and HTTP_PROXY for plain HTTP, falling back to ALL_PROXY, with NO_PROXY', () => {
+    const { upstream, ignored } = upstreamProxyFromEnv(
+      { https_proxy: 'http://corp:3128', ALL_PROXY: 'corp-all:8080', NO_PROXY: ' .Internal.test ,10.1.2.3' },
+      50343,
+    );
+    assert.deepEqual(ignored, []);
+    assert.equal(upstream?.https?.href, 'http://corp:3128/');
+    assert.equal(upstream?.http?.href, 'http://corp-all:8080/');
+    assert.deepEqual(upstream?.noProxy, ['.internal.test', '10.1.2.3']);
+    assert.deepEqual(upstreamProxyFromEnv({}, 50343), { upstream: undefined, ignored: [] });
+  });
+
+  it('ignores, and says why, a proxy that is the dev proxy itself (a shell where dev env was evaluated) or not http://', () => {
+    const self = upstreamProxyFromEnv({ HTTPS_PROXY: 'http://127.0.0.1:50343', HTTP_PROXY: 'socks5://corp:1080' }, 50343);
+    assert.equal(self.upstream, undefined);
+    assert.deepEqual(self.ignored, [
+      'HTTPS_PROXY: it names the dev proxy itself',
+      'HTTP_PROXY: a socks5:// proxy (the dev proxy chains to http:// proxies only)',
+    ]);
+    assert.equal(upstreamProxyFromEnv({ HTTPS_PROXY: 'http://localhost:50343' }, 50343).upstream, undefined);
+    assert.equal(upstreamProxyFromEnv({ HTTPS_PROXY: 'http://127.0.0.1:50343' }, 9999).upstream?.https?.port, '50343');
+  });
+
+  it('matches NO_PROXY as curl does: domains with their subdomains, *, exact IPs, optional ports', () => {
+    const cases: [string[], string, number, boolean][] = [
+      [['example.com'], 'example.com', 443, true],
+      [['example.com'], 'api.example.com', 443, true],
+      [['.example.com'], 'api.example.com', 443, true],
+      [['*.example.com'], 'api.example.com', 443, true],
+      [['example.com'], 'badexample.com', 443, false],
+      [['example.com'], 'example.com.evil.test', 443, false],
+      [['*'], 'anything.test', 80, true],
+      [['10.1.2.3'], '10.1.2.3', 443, true],
+      [['10.1.2.3'], '10.1.2.30', 443, false],
+      [['example.com:8443'], 'example.com', 443, false],
+      [['example.com:8443'], 'example.com', 8443, true],
+      [['[::1]:443'], '::1', 443, true],
+      [[''], 'example.com', 443, false],
+    ];
+    for (const [noProxy, host, port, expected] of cases)
+      assert.equal(bypassesUpstream(noProxy, host, port), expected, `${noProxy.join(',')} vs ${host}:${String(port)}`);
   });
 });

@@ -199,7 +199,7 @@ Examples:
         `  agent     http://127.0.0.1:${String(stack.agent.port)}  host ${d.hostName}: system-assigned ${d.systemPrincipalId}; ${DEV_NAMES.userAssignedIdentity} (client id ${d.app.clientId})`,
         stack.proxy === undefined
           ? '  proxy     off (vault hosts must resolve: openmsi dev hosts --apply)'
-          : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else passes through)`,
+          : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else ${stack.proxyUpstream === undefined ? 'passes through' : `goes on through your proxy ${stack.proxyUpstream}`})`,
         '',
         'In another shell:',
         '  eval "$(npx openmsi dev env)"       # or openmsi …, once it is on PATH (npm link)',
