@@ -4,7 +4,7 @@ import { decodeJwt } from 'jose';
 import { FakeClock } from '../../src/shared/clock.js';
 import { putResource } from '../../src/directory/resources.js';
 import { startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
+import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from '../support/world.js';
 
 const META = { metadata: 'true' };
 const imds = (resource: string, selector = '') => `${IMDS_PATH}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}${selector}`;

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, rawRequest, type TestHost } from './helpers.js';
+import { createTestHost, rawRequest, type TestHost } from '../support/world.js';
 import { agentEnvironment } from '../../src/agent/environment.js';
 import { formatEnvironment } from '../../src/dev/env.js';
 import { REPO_ROOT } from '../support/paths.js';

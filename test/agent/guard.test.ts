@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
 import { startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, rawRequest, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
+import { createTestHost, rawRequest, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from '../support/world.js';
 import { PROXY_HEADERS } from '../../src/agent/guard.js';
 import { CONTROL_SESSIONS_PATH, loadOrCreateControlSecret } from '../../src/agent/control.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
+import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from '../support/world.js';
 import type { AgentSession, SessionLookup } from '../../src/agent/contracts.js';
 
 const META = { metadata: 'true' };

@@ -5,7 +5,7 @@ import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server
 import { deleteResource } from '../../src/directory/resources.js';
 import { UpstreamError } from '../../src/agent/upstream.js';
 import { captureLogs, startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, describeFromStore, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
+import { createTestHost, describeFromStore, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from '../support/world.js';
 
 const META = { metadata: 'true' };
 const imds = (resource: string, selector = '') => `${IMDS_PATH}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}${selector}`;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import fc from 'fast-check';
 import { startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type RawResponse, type TestAgent, type TestHost } from './helpers.js';
+import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type RawResponse, type TestAgent, type TestHost } from '../support/world.js';
 import { AuthorityClient, UpstreamError } from '../../src/agent/upstream.js';
 import { AGENT_AUDIT_FIELD_LIMITS, AUDIT_TRUNCATION_MARKER } from '../../src/shared/host-protocol.js';
 import { CONTROL_CHARACTER, MAX_RESOURCE_LENGTH } from '../../src/shared/resource.js';

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from './helpers.js';
+import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from '../support/world.js';
 
 const META = { metadata: 'true' };
 const STRING_FIELDS = ['access_token', 'refresh_token', 'expires_in', 'expires_on', 'ext_expires_in', 'not_before', 'resource', 'token_type', 'client_id'];
@@ -256,7 +256,7 @@ describe('agent surfaces', () => {
   it('OPTIONS (a CORS preflight) gets no CORS headers', async () => {
     const r = await a.get(IMDS_PATH, { origin: 'http://evil.example', 'access-control-request-method': 'GET' }).catch(() => undefined);
     assert.ok(r);
-    const { rawRequest } = await import('./helpers.js');
+    const { rawRequest } = await import('../support/world.js');
     const pre = await rawRequest(a.agent.port, 'OPTIONS', IMDS_PATH, {
       origin: 'http://evil.example',
       'access-control-request-method': 'GET',

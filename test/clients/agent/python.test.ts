@@ -4,7 +4,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { startTestAuthority, type TestAuthority } from '../../support/authority.js';
-import { createTestHost, startTestAgent, type TestAgent, type TestHost } from '../../agent/helpers.js';
+import { createTestHost, startTestAgent, type TestAgent, type TestHost } from '../../support/world.js';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';

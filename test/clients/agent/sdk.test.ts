@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { httpsRequest } from '../../support/https.js';
 import { startTestAuthority, type TestAuthority } from '../../support/authority.js';
-import { createTestHost, startTestAgent, type TestAgent, type TestHost } from '../../agent/helpers.js';
+import { createTestHost, startTestAgent, type TestAgent, type TestHost } from '../../support/world.js';
 
 const run = promisify(execFile);
 const FIXTURE = new URL('../../agent/fixtures/mi-client.mjs', import.meta.url).pathname;

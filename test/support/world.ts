@@ -1,7 +1,9 @@
 /**
- * Agent test fixtures: a host resource with identities in a real test authority, its host credential
- * registered directly in the store (until the enrol endpoint lands), the host description read from the
- * store (until `GET self` lands), and a raw loopback HTTP client that can send any header (Host included).
+ * The shared "world" of the agent and client suites, on top of a real test authority (authority.ts): a host
+ * resource with a system- and a user-assigned identity and its host credential registered directly in the
+ * store (createTestHost; the enrolment path has its own suites), an in-process agent for it on a free loopback
+ * port (startTestAgent), the host description read from the store, a recording audit sink, and a raw loopback
+ * HTTP client that can send any header (Host included).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -9,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
-import type { TestAuthority } from '../support/authority.js';
-import { captureLogs } from '../support/authority.js';
+import type { TestAuthority } from './authority.js';
+import { captureLogs } from './authority.js';
 import { putResource, putResourceGroup, putUserAssignedIdentity } from '../../src/directory/resources.js';
 import type { HostDescription, HostIdentity } from '../../src/shared/host-protocol.js';
 import { saveHostCredential } from '../../src/agent/host-credential.js';
