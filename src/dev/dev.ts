@@ -221,7 +221,8 @@ async function startProbed(
     }
     const uri = vaultUri(DEV_NAMES.vault, config.vaultDomain, port);
     // The user's own proxy, if any, keeps carrying what is not a vault host (`ignored`: values it cannot use).
-    const { upstream: upstreamProxy, ignored: ignoredProxies } = upstreamProxyFromEnv(options.env ?? process.env, proxyPort ?? -1);
+    const { upstream: upstreamProxy, ignored: ignoredProxies, selfReferences } = upstreamProxyFromEnv(options.env ?? process.env, proxyPort ?? -1);
+    if (selfReferences.length > 0) logger.debug({ variables: selfReferences }, 'dev proxy: the environment already names the dev proxy; not chaining to it');
     for (const why of ignoredProxies) logger.warn({ why }, `dev proxy: ignoring ${why}; that traffic goes direct`);
     // Independent of each other: started together, so a later start waits for the slowest, not the sum.
     const [startedAgent, startedProxy, ...rest] = await Promise.allSettled([

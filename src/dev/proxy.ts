@@ -172,11 +172,17 @@ export function bypassesUpstream(noProxy: readonly string[], hostname: string, p
 /**
  * The proxy the user already had, from the environment `openmsi dev` runs in: `HTTPS_PROXY` (or `https_proxy`,
  * then `ALL_PROXY`) for CONNECT, `HTTP_PROXY` (or `http_proxy`, then `ALL_PROXY`) for plain HTTP, and `NO_PROXY`.
- * A value that names the dev proxy itself (a shell where `openmsi dev env` was evaluated) is ignored, as is a
- * non-http scheme (`socks5://...`, which the dev proxy cannot speak): `ignored` says which and why.
+ * A value that names the dev proxy itself (a shell where `openmsi dev env` was evaluated) is skipped
+ * (`selfReferences`), and a non-http scheme (`socks5://...`, which the dev proxy cannot speak) is ignored
+ * (`ignored` says which and why).
  */
-export function upstreamProxyFromEnv(env: NodeJS.ProcessEnv, ownPort: number): { upstream: UpstreamProxy | undefined; ignored: string[] } {
+export function upstreamProxyFromEnv(
+  env: NodeJS.ProcessEnv,
+  ownPort: number,
+): { upstream: UpstreamProxy | undefined; ignored: string[]; selfReferences: string[] } {
   const ignored: string[] = [];
+  /** Variables naming the dev proxy itself: expected in a shell where `openmsi dev env` was evaluated, so not a warning. */
+  const selfReferences: string[] = [];
   const pick = (names: string[]): URL | undefined => {
     for (const name of names) {
       const value = env[name]?.trim();
@@ -195,7 +201,7 @@ export function upstreamProxyFromEnv(env: NodeJS.ProcessEnv, ownPort: number): {
       const port = url.port === '' ? 80 : Number(url.port);
       const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
       if (port === ownPort && (host === 'localhost' || isLoopbackAddress(host))) {
-        ignored.push(`${name}: it names the dev proxy itself`);
+        selfReferences.push(name);
         return undefined;
       }
       return url;
@@ -208,8 +214,8 @@ export function upstreamProxyFromEnv(env: NodeJS.ProcessEnv, ownPort: number): {
     .split(',')
     .map((e) => e.trim().toLowerCase())
     .filter((e) => e !== '');
-  if (https === undefined && http === undefined) return { upstream: undefined, ignored };
-  return { upstream: { ...(https === undefined ? {} : { https }), ...(http === undefined ? {} : { http }), noProxy }, ignored };
+  if (https === undefined && http === undefined) return { upstream: undefined, ignored, selfReferences };
+  return { upstream: { ...(https === undefined ? {} : { https }), ...(http === undefined ? {} : { http }), noProxy }, ignored, selfReferences };
 }
 
 /** `Proxy-Authorization` for a proxy URL's user info, if it has any. */

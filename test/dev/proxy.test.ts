@@ -541,16 +541,14 @@ describe('upstreamProxyFromEnv and NO_PROXY', () => {
     assert.equal(upstream?.https?.href, 'http://corp:3128/');
     assert.equal(upstream?.http?.href, 'http://corp-all:8080/');
     assert.deepEqual(upstream?.noProxy, ['.internal.test', '10.1.2.3']);
-    assert.deepEqual(upstreamProxyFromEnv({}, 50343), { upstream: undefined, ignored: [] });
+    assert.deepEqual(upstreamProxyFromEnv({}, 50343), { upstream: undefined, ignored: [], selfReferences: [] });
   });
 
-  it('ignores, and says why, a proxy that is the dev proxy itself (a shell where dev env was evaluated) or not http://', () => {
+  it('skips a proxy that is the dev proxy itself (a shell where dev env was evaluated), and ignores one that is not http://, saying why', () => {
     const self = upstreamProxyFromEnv({ HTTPS_PROXY: 'http://127.0.0.1:50343', HTTP_PROXY: 'socks5://corp:1080' }, 50343);
     assert.equal(self.upstream, undefined);
-    assert.deepEqual(self.ignored, [
-      'HTTPS_PROXY: it names the dev proxy itself',
-      'HTTP_PROXY: a socks5:// proxy (the dev proxy chains to http:// proxies only)',
-    ]);
+    assert.deepEqual(self.selfReferences, ['HTTPS_PROXY']);
+    assert.deepEqual(self.ignored, ['HTTP_PROXY: a socks5:// proxy (the dev proxy chains to http:// proxies only)']);
     assert.equal(upstreamProxyFromEnv({ HTTPS_PROXY: 'http://localhost:50343' }, 50343).upstream, undefined);
     assert.equal(upstreamProxyFromEnv({ HTTPS_PROXY: 'http://127.0.0.1:50343' }, 9999).upstream?.https?.port, '50343');
   });
