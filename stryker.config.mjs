@@ -37,7 +37,6 @@ export const GROUPS = {
       'src/authority/grants/client-credentials.ts',
       'src/authority/grants/managed-identity.ts',
       'src/authority/hosts/authenticate.ts',
-      'src/authority/token/resource.ts',
     ],
     testFiles: [
       'test/authority/client-auth-throttle.test.ts',
@@ -46,6 +45,11 @@ export const GROUPS = {
       'test/authority/urls.test.ts',
       'test/authority/hosts/host-api.test.ts',
     ],
+  },
+  // What a token request may name as its audience (the token endpoint's rule, and the syntax the agent shares).
+  resource: {
+    mutate: ['src/authority/token/resource.ts', 'src/shared/resource.ts'],
+    testFiles: ['test/authority/token/resource.test.ts'],
   },
   // Failed-client-authentication throttling: its store-less unit tests decide (the HTTPS file adds minutes a mutant).
   throttle: {
