@@ -27,7 +27,7 @@ import {
 } from '../shared/host-protocol.js';
 import { epochSeconds, systemClock, type Clock } from '../shared/clock.js';
 import { AGENT_DEFAULTS } from '../shared/config.js';
-import { HttpCallError, httpCall } from '../shared/http-client.js';
+import { HttpCallError, httpCall, parseJsonBody } from '../shared/http-client.js';
 
 export const MANAGED_IDENTITY_GRANT_TYPE = 'urn:openmsi:params:oauth:grant-type:managed-identity';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -127,7 +127,7 @@ export class AuthorityClient {
     if (selector.kind !== 'system') form.set(selector.kind, selector.value);
     const response = await this.#send('POST', tokenEndpoint, { 'content-type': 'application/x-www-form-urlencoded' }, form.toString());
     if (response.status !== 200) throw oauthFailure(response);
-    const body = parseJson(response.body) as Record<string, unknown> | undefined;
+    const body = parseJsonBody(response.body) as Record<string, unknown> | undefined;
     const accessToken = body?.['access_token'];
     const expiresOn = Number(body?.['expires_on']);
     const notBefore = Number(body?.['not_before'] ?? epochSeconds(this.#clock));
@@ -146,7 +146,7 @@ export class AuthorityClient {
   async enrol(request: EnrolRequest): Promise<HostCredentialGrant> {
     const response = await this.#send('POST', this.origin + HOST_API_PATHS.enrol, { 'content-type': 'application/json' }, JSON.stringify(request));
     if (response.status !== 200 && response.status !== 201) throw apiFailure(response);
-    return parseJson(response.body) as HostCredentialGrant;
+    return parseJsonBody(response.body) as HostCredentialGrant;
   }
 
   /** `POST renew`, authenticated by the current credential, registering `publicJwk` as the next one. */
@@ -177,7 +177,7 @@ export class AuthorityClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     const response = await this.#send(method, this.origin + path, headers, body === undefined ? undefined : JSON.stringify(body), signal);
     if (response.status < 200 || response.status > 299) throw apiFailure(response);
-    return parseJson(response.body);
+    return parseJsonBody(response.body);
   }
 
   async #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<RawResponse> {
@@ -199,19 +199,11 @@ export class AuthorityClient {
   }
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 /** A token-endpoint failure (`{error, error_description}`). */
 function oauthFailure(response: RawResponse): UpstreamError {
   const { status } = response;
   if (status >= 500 || status === 429 || status === 408) return new UpstreamError('unavailable', `the authority answered ${String(status)}`, { status });
-  const body = parseJson(response.body) as { error?: unknown; error_description?: unknown } | undefined;
+  const body = parseJsonBody(response.body) as { error?: unknown; error_description?: unknown } | undefined;
   const description = typeof body?.error_description === 'string' ? (body.error_description.split('\r\n')[0] ?? '') : '';
   if (status === 401 && body?.error === 'invalid_client' && /host/i.test(description)) {
     return new UpstreamError('host-not-recognised', `the authority does not recognise this host: ${description}`, { status });
@@ -227,7 +219,7 @@ function oauthFailure(response: RawResponse): UpstreamError {
 function apiFailure(response: RawResponse): UpstreamError {
   const { status } = response;
   if (status >= 500 || status === 408) return new UpstreamError('unavailable', `the authority answered ${String(status)}`, { status });
-  const body = parseJson(response.body) as { error?: { code?: unknown; message?: unknown } } | undefined;
+  const body = parseJsonBody(response.body) as { error?: { code?: unknown; message?: unknown } } | undefined;
   const code = typeof body?.error?.code === 'string' ? body.error.code : undefined;
   const message = typeof body?.error?.message === 'string' ? body.error.message : response.body.slice(0, 200);
   if (code === 'HostNotRecognised') return new UpstreamError('host-not-recognised', `the authority does not recognise this host: ${message}`, { status });
