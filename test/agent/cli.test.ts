@@ -8,11 +8,8 @@ import { freePort, startTestAuthority, type TestAuthority } from '../support/aut
 import { createTestHost, rawRequest, type TestHost } from '../support/world.js';
 import { agentEnvironment } from '../../src/agent/environment.js';
 import { formatEnvironment } from '../../src/dev/env.js';
-import { REPO_ROOT } from '../support/paths.js';
+import { REPO_ROOT as ROOT } from '../support/paths.js';
 import { BUILT_MAIN as MAIN } from '../support/cli.js';
-
-const ROOT = REPO_ROOT;
-/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {

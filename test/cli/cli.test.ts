@@ -8,11 +8,8 @@ import { startTestAuthority, type TestAuthority } from '../support/authority.js'
 import { postForm } from '../support/https.js';
 import { formatResult, column } from '../../src/cli/output.js';
 import { parseTags } from '../../src/cli/commands/shared.js';
-import { REPO_ROOT } from '../support/paths.js';
+import { REPO_ROOT as ROOT } from '../support/paths.js';
 import { BUILT_MAIN as MAIN } from '../support/cli.js';
-
-const ROOT = REPO_ROOT;
-/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
 
 interface Run {
   code: number;

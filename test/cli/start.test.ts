@@ -9,9 +9,8 @@ import { freePort } from '../support/authority.js';
 import { initDataDir } from '../../src/authority/init.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
 import { BUILT_MAIN } from '../support/cli.js';
-import { REPO_ROOT } from '../support/paths.js';
+import { REPO_ROOT as ROOT } from '../support/paths.js';
 
-const ROOT = REPO_ROOT;
 const ENV = { OPENMSI_MASTER_KEY: '', OPENMSI_STORE: '', OPENMSI_DATA_DIR: '', OPENMSI_LOG_LEVEL: '', OPENMSI_LOG_FORMAT: '' };
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {

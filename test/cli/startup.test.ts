@@ -5,10 +5,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT } from '../support/paths.js';
+import { REPO_ROOT as ROOT } from '../support/paths.js';
 import { BUILT_MAIN } from '../support/cli.js';
 
-const ROOT = REPO_ROOT;
 const RECORDER = pathToFileURL(join(ROOT, 'test', 'support', 'module-recorder.mjs')).href;
 
 /** Libraries only a running server, agent or dev stack needs: together about half a second of start-up. */

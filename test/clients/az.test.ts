@@ -18,9 +18,8 @@ import { parseEnv } from 'node:util';
 import { isLoopbackAddress, startDevProxy, type DevProxy, type DevProxyLookup } from '../../src/dev/proxy.js';
 import { freePort } from '../support/authority.js';
 import { BUILT_MAIN } from '../support/cli.js';
-import { REPO_ROOT } from '../support/paths.js';
+import { REPO_ROOT as ROOT } from '../support/paths.js';
 
-const ROOT = REPO_ROOT;
 const APP = join(ROOT, 'test', 'dev', 'fixtures', 'read-secret-default-credential.mjs');
 const AZ = '/usr/bin/az';
 const SAMPLE = { name: 'sample-secret', value: 'Hello from the openmsi dev vault' };

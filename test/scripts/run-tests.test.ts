@@ -2,9 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../support/paths.js';
-
-const ROOT = REPO_ROOT;
+import { REPO_ROOT as ROOT } from '../support/paths.js';
 
 void describe('scripts/run-tests.mjs', () => {
   void it('ends the TAP with a summary: counts, each failure, and each skip with its reason', async () => {

@@ -5,9 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestAuthority } from './authority.js';
 import { BUILT_MAIN } from './cli.js';
-import { REPO_ROOT } from './paths.js';
-
-const ROOT = REPO_ROOT;
+import { REPO_ROOT as ROOT } from './paths.js';
 
 export interface CliRun {
   code: number;

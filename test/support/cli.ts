@@ -4,9 +4,7 @@
  * to start, and tests start the CLI hundreds of times.
  */
 import { join } from 'node:path';
-import { REPO_ROOT } from './paths.js';
-
-const ROOT = REPO_ROOT;
+import { REPO_ROOT as ROOT } from './paths.js';
 
 /** The built CLI's entry point. */
 export const BUILT_MAIN = join(ROOT, 'dist', 'cli', 'main.js');

@@ -7,11 +7,8 @@ import { HOST_API_PATHS, type HostCredentialGrant, type HostDescription } from '
 import { parseTtl } from '../../../src/cli/commands/host.js';
 import { parseSinceOption } from '../../../src/cli/commands/audit.js';
 import { admin, call, hostAssertion, hostKey, type HostKey } from './helpers.js';
-import { REPO_ROOT } from '../../support/paths.js';
+import { REPO_ROOT as ROOT } from '../../support/paths.js';
 import { BUILT_MAIN as MAIN } from '../../support/cli.js';
-
-const ROOT = REPO_ROOT;
-/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
 
 interface Run {
   code: number;

@@ -8,9 +8,8 @@ import { createOpenmsiServer, type OpenmsiServer } from '../../../src/server/ser
 import { captureLogs, startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { agentRequest, openmsi, openmsiJson, removeDir, startAgentProcess, until, type AgentProcess } from '../../support/agent-process.js';
 import { BUILT_MAIN } from '../../support/cli.js';
-import { REPO_ROOT } from '../../support/paths.js';
+import { REPO_ROOT as ROOT } from '../../support/paths.js';
 
-const ROOT = REPO_ROOT;
 const CHILD = fileURLToPath(new URL('./run-child.mjs', import.meta.url));
 const IMDS = '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=';
 

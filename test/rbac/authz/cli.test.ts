@@ -4,11 +4,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { call, clientToken, ROLE, V } from './helpers.js';
-import { REPO_ROOT } from '../../support/paths.js';
+import { REPO_ROOT as ROOT } from '../../support/paths.js';
 import { BUILT_MAIN as MAIN } from '../../support/cli.js';
-
-const ROOT = REPO_ROOT;
-/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {

@@ -13,9 +13,8 @@ import { RBAC_DEFAULTS } from '../../../src/shared/config.js';
 import { deleteApplicationPrincipal } from '../../../src/directory/principals.js';
 import { assignRoleInStore, clientToken, deleteAssignmentInStore, ROLE, timeUntil, V } from './helpers.js';
 import { BUILT_MAIN } from '../../support/cli.js';
-import { REPO_ROOT } from '../../support/paths.js';
+import { REPO_ROOT as ROOT } from '../../support/paths.js';
 
-const ROOT = REPO_ROOT;
 const postgresUrl = process.env['OPENMSI_TEST_POSTGRES_URL'];
 
 describe(

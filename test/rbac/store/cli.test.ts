@@ -9,11 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../../support/authority.js';
-import { REPO_ROOT } from '../../support/paths.js';
+import { REPO_ROOT as ROOT } from '../../support/paths.js';
 import { BUILT_MAIN as MAIN } from '../../support/cli.js';
-
-const ROOT = REPO_ROOT;
-/** The built CLI (scripts/run-tests.mjs builds it first): it starts in half the CPU time of the source through tsx. */
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
