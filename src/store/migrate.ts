@@ -6,6 +6,7 @@ import * as m0002 from './migrations/0002-hosts.js';
 import * as m0003 from './migrations/0003-rbac.js';
 import * as m0004 from './migrations/0004-vaults.js';
 import * as m0005 from './migrations/0005-auth-failures.js';
+import * as m0006 from './migrations/0006-vault-keys.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -18,6 +19,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0003-rbac', m0003],
   ['0004-vaults', m0004],
   ['0005-auth-failures', m0005],
+  ['0006-vault-keys', m0006],
 ];
 
 class CodeMigrationProvider implements MigrationProvider {

@@ -25,6 +25,7 @@ import { createSubscriptionStore } from './subscription-store.js';
 import { createTenantStore } from './tenant-store.js';
 import { createVaultStore } from './vault-store.js';
 import { createSecretStore } from './secret-store.js';
+import { createKeyStore } from './key-store.js';
 
 export { describeStoreLocation, isPostgresLocation } from './location.js';
 
@@ -60,6 +61,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     rbacVersions: createRbacVersionStore(db, hooks),
     vaults: createVaultStore(db, hooks),
     secrets: createSecretStore(db, hooks),
+    keys: createKeyStore(db, hooks),
   };
 }
 

@@ -268,6 +268,10 @@ export interface VaultSecretTable {
   scheduled_purge_at: number | null;
 }
 
+/** A key's row: a secret's, plus its rotation policy (JSON; null when none was ever set). */
+export interface VaultKeyTable extends VaultSecretTable {
+  rotation_policy: string | null;
+}
 export interface VaultSecretVersionTable {
   vault_id: string;
   name_key: string;
@@ -306,4 +310,7 @@ export interface Database {
   vaults: VaultTable;
   vault_secrets: VaultSecretTable;
   vault_secret_versions: VaultSecretVersionTable;
+  vault_keys: VaultKeyTable;
+  /** Secrets' version columns; `sealed_value` holds the sealed key, `content_type` is always null. */
+  vault_key_versions: VaultSecretVersionTable;
 }

@@ -543,10 +543,11 @@ export function secretChangeKey(vaultId: string, name: string): string {
 }
 
 /**
- * Secrets of vaults. Names compare case-insensitively; every method addresses one vault by its internal id.
- * Reads by name and version are single indexed lookups (the data plane's hot path).
+ * Versioned objects of vaults (secrets, keys): the same lifecycle for both kinds. Names compare
+ * case-insensitively; every method addresses one vault by its internal id. Reads by name and version are
+ * single indexed lookups (the data plane's hot path). Said of secrets below; the same holds for keys.
  */
-export interface SecretStore {
+export interface VaultObjectStore {
   /**
    * Adds a version and makes it the latest, creating the secret when the name is new. 'deleted' (nothing
    * written) when the name is soft-deleted. Durable when it resolves.
@@ -576,6 +577,36 @@ export interface SecretStore {
   purgeDue(now: number): Promise<number>;
 }
 
+/** Secrets of vaults. */
+export type SecretStore = VaultObjectStore;
+
+/**
+ * The key change channel (PostgreSQL `LISTEN openmsi_vault_keys`), as {@link SECRET_CHANNEL} is for secrets;
+ * the payload is {@link secretChangeKey} of the key.
+ */
+export const KEY_CHANNEL = 'openmsi_vault_keys';
+
+/** An active key's rotation policy as stored (JSON the vault's keys/rotation-policy.ts defines). */
+export interface StoredRotationPolicy {
+  vaultId: string;
+  name: string;
+  latestVersion: string;
+  policy: string;
+}
+
+/**
+ * Keys of vaults: versions hold the sealed key (`sealedValue`; `contentType` is always null), with the
+ * lifecycle of secrets, plus one rotation policy per key.
+ */
+export interface KeyStore extends VaultObjectStore {
+  /** The policy of an active key (null when none was ever set); undefined when there is no such active key. */
+  getRotationPolicy(vaultId: string, name: string): Promise<{ policy: string | null } | undefined>;
+  /** Sets the policy of an active key; false (nothing written) when there is none. Publishes. */
+  setRotationPolicy(vaultId: string, name: string, policy: string): Promise<boolean>;
+  /** Every active key that has a policy, of every vault (the rotation scheduler's scan). */
+  listRotationPolicies(): Promise<StoredRotationPolicy[]>;
+}
+
 /** Every aggregate, bound to one connection or transaction. */
 export interface Repositories {
   tenants: TenantStore;
@@ -597,6 +628,7 @@ export interface Repositories {
   rbacVersions: RbacVersionStore;
   vaults: VaultStore;
   secrets: SecretStore;
+  keys: KeyStore;
 }
 
 export interface TransactionOptions {

@@ -122,6 +122,8 @@ export function createVaultStore(db: Kysely<Database>, hooks: NotificationHooks 
       const done = await atomically(db, async (trx) => {
         await trx.deleteFrom('vault_secret_versions').where('vault_id', '=', id).execute();
         await trx.deleteFrom('vault_secrets').where('vault_id', '=', id).execute();
+        await trx.deleteFrom('vault_key_versions').where('vault_id', '=', id).execute();
+        await trx.deleteFrom('vault_keys').where('vault_id', '=', id).execute();
         const result = await trx.deleteFrom('vaults').where('id', '=', id).executeTakeFirst();
         const deleted = rowCount(result.numDeletedRows) > 0;
         if (deleted) await changed(trx, id);
