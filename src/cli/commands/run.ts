@@ -161,7 +161,9 @@ export async function runWithIdentity(options: RunOptions): Promise<number> {
   const [file, ...args] = options.command;
   if (file === undefined) throw new Error('no command to run: openmsi run --identity NAME -- CMD ARGS');
   if (options.vaultDomain !== undefined && !isVaultDomain(options.vaultDomain))
-    throw new Error(`--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost (got ${JSON.stringify(options.vaultDomain)})`);
+    throw new Error(
+      `--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost (got ${JSON.stringify(options.vaultDomain)})`,
+    );
   // Files first: a typo in a file name fails before a session is opened.
   const fromFiles = Object.assign({}, ...(options.envFiles ?? []).map(readEnvFile)) as Record<string, string>;
   const agent = readRunningAgent(options.dataDir);
