@@ -6,12 +6,16 @@
  * it the moment that connection closes: when CMD exits, or when this process dies, even by kill -9.
  */
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { CONTROL_SESSIONS_PATH, readControlSecret, type SessionGrant } from '../../agent/control.js';
-import { agentDataDir, ENV } from '../../shared/config.js';
+import { agentFiles, type HostCredentialRecord } from '../../agent/host-credential.js';
+import { agentDataDir, DEFAULTS, ENV, isVaultDomain, loadInstallationConfig, resolveDataDir } from '../../shared/config.js';
+import { dataDirLayout } from '../../shared/data-dir.js';
 import { readRunningAgent } from '../../shared/running-agent.js';
+import { formatUnresolved, readEnvFile, resolveReferences, secretFetcher, type VaultLocation } from '../references.js';
 import { collect } from './shared.js';
 
 /** Signals passed on to CMD (a terminal's Ctrl-C reaches CMD directly too, as it is in the same process group). */
@@ -22,6 +26,9 @@ const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGH
  * source (Azure Arc when IMDS_ENDPOINT is set, Service Fabric with IDENTITY_SERVER_THUMBPRINT).
  */
 const CONFLICTING_VARIABLES = ['IMDS_ENDPOINT', 'IDENTITY_SERVER_THUMBPRINT', 'IDENTITY_API_VERSION'];
+
+/** `--strict`'s exit status when a Key Vault reference did not resolve: sysexits' EX_CONFIG. */
+export const UNRESOLVED_REFERENCE_STATUS = 78;
 
 export interface OpenSession {
   grant: SessionGrant;
@@ -105,17 +112,80 @@ export function exitStatus(code: number | null, signal: NodeJS.Signals | null): 
   return code ?? 1;
 }
 
-/** Opens the session, runs CMD with it, and resolves with CMD's exit status once CMD has exited. */
-export async function runWithIdentity(options: { dataDir: string; identities: string[]; command: string[] }): Promise<number> {
+/**
+ * Where the agent's authority serves its vaults: hosts `{name}.{vaultDomain}` on the authority's address and
+ * port (the agent's host credential names both), trusting the CA the agent enrolled with besides the system
+ * roots. Undefined when the agent's data dir holds no readable host credential.
+ */
+export function vaultLocation(agentDir: string, vaultDomain: string): VaultLocation | undefined {
+  let record: Partial<HostCredentialRecord>;
+  try {
+    record = JSON.parse(readFileSync(agentFiles(agentDir).credential, 'utf8')) as Partial<HostCredentialRecord>;
+  } catch {
+    return undefined; // no (readable) credential: references to openmsi vaults then say so, and CMD still runs
+  }
+  if (typeof record.authorityUrl !== 'string' || !URL.canParse(record.authorityUrl)) return undefined;
+  const authority = new URL(record.authorityUrl);
+  return {
+    vaultDomain,
+    connectTo: { host: authority.hostname.replace(/^\[(.*)\]$/, '$1'), port: authority.port === '' ? 443 : Number(authority.port) },
+    ...(typeof record.caFile === 'string' && existsSync(record.caFile) ? { caPem: readFileSync(record.caFile, 'utf8') } : {}),
+  };
+}
+
+/** The vault domain of the CLI's data dir (`$OPENMSI_DATA_DIR` or ~/.openmsi, as `openmsi dev` makes it) when it has a config, else the default. */
+export function configuredVaultDomain(): string {
+  const dataDir = resolveDataDir();
+  if (!existsSync(dataDirLayout(dataDir).config)) return DEFAULTS.vaultDomain;
+  try {
+    return loadInstallationConfig(dataDir).vaultDomain;
+  } catch {
+    return DEFAULTS.vaultDomain; // not ours to fix here; `--vault-domain` overrides it
+  }
+}
+
+export interface RunOptions {
+  dataDir: string;
+  identities: string[];
+  command: string[];
+  /** dotenv files whose variables are added to CMD's environment (later files win over earlier ones and over the inherited environment). */
+  envFiles?: string[];
+  /** Exit {@link UNRESOLVED_REFERENCE_STATUS} without starting CMD when a Key Vault reference does not resolve. */
+  strict?: boolean;
+  /** The authority's vault domain, when the CLI's data dir cannot tell it. */
+  vaultDomain?: string;
+}
+
+/** Opens the session, resolves Key Vault references, runs CMD, and resolves with CMD's exit status once CMD has exited. */
+export async function runWithIdentity(options: RunOptions): Promise<number> {
   const [file, ...args] = options.command;
   if (file === undefined) throw new Error('no command to run: openmsi run --identity NAME -- CMD ARGS');
+  if (options.vaultDomain !== undefined && !isVaultDomain(options.vaultDomain))
+    throw new Error(
+      `--vault-domain must be a lower-case DNS name of at least two labels, such as vault.localhost (got ${JSON.stringify(options.vaultDomain)})`,
+    );
+  // Files first: a typo in a file name fails before a session is opened.
+  const fromFiles = Object.assign({}, ...(options.envFiles ?? []).map(readEnvFile)) as Record<string, string>;
   const agent = readRunningAgent(options.dataDir);
   if (agent === undefined)
     throw new Error(`no agent is running from ${options.dataDir}: start \`openmsi agent\` (or pass --data-dir / set ${ENV.agentDataDir})`);
   const session = await openSession(agent.url, readControlSecret(options.dataDir), options.identities);
   const endpoint = new URL('/msi/token', agent.url).toString();
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of CONFLICTING_VARIABLES) delete env[name];
+  const inherited: NodeJS.ProcessEnv = { ...process.env, ...fromFiles };
+  for (const name of CONFLICTING_VARIABLES) delete inherited[name];
+  const vaultDomain = options.vaultDomain ?? configuredVaultDomain();
+  const resolveSecret = secretFetcher({
+    identityEndpoint: endpoint,
+    identityHeader: session.grant.secret,
+    vaults: vaultLocation(options.dataDir, vaultDomain),
+  });
+  const { env, unresolved } = await resolveReferences(inherited, resolveSecret, { vaultDomain });
+  for (const problem of unresolved) process.stderr.write(`${formatUnresolved(problem)}\n`);
+  if (options.strict === true && unresolved.length > 0) {
+    process.stderr.write(`openmsi run: ${String(unresolved.length)} Key Vault reference(s) did not resolve; --strict: ${file} not started\n`);
+    session.connection.destroy();
+    return UNRESOLVED_REFERENCE_STATUS;
+  }
   Object.assign(env, { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: session.grant.secret, MSI_ENDPOINT: endpoint, MSI_SECRET: session.grant.secret });
 
   return new Promise<number>((resolve) => {
@@ -155,6 +225,9 @@ export function registerRunCommand(program: Command): void {
       collect,
     )
     .option('--data-dir <dir>', `the agent's data dir (default: $${ENV.agentDataDir} or ~/.openmsi/agent)`)
+    .option('--env-file <file>', "add the KEY=VALUE lines of a dotenv file to the command's environment (repeatable; later files win)", collect)
+    .option('--strict', `exit ${String(UNRESOLVED_REFERENCE_STATUS)} without running the command when a Key Vault reference does not resolve`)
+    .option('--vault-domain <domain>', `the authority's vault domain (default: config.json of $${ENV.dataDir} or ~/.openmsi, else ${DEFAULTS.vaultDomain})`)
     .argument('<command...>', 'the command and its arguments (after --)')
     .addHelpText(
       'after',
@@ -162,14 +235,30 @@ export function registerRunCommand(program: Command): void {
 CMD gets IDENTITY_ENDPOINT/IDENTITY_HEADER and MSI_ENDPOINT/MSI_SECRET for the agent's App Service surface;
 the secret is in its environment only and is revoked when CMD exits (or this process is killed).
 
+Before CMD starts, every variable whose whole value is a Key Vault reference, as on App Service,
+  @Microsoft.KeyVault(SecretUri=https://VAULT.vault.azure.net/secrets/NAME[/VERSION])
+  @Microsoft.KeyVault(VaultName=VAULT;SecretName=NAME[;SecretVersion=VERSION])
+is replaced by the secret, read with the first --identity. One that does not resolve stays as it is
+and is named on stderr: openmsi: KEY: <status> <details>.
+
 Examples:
   openmsi run --identity app-id -- node server.js
+  openmsi run --identity app-id --env-file .env -- node server.js
   openmsi run --identity app-id --identity '[system]' -- az account get-access-token --resource https://vault.azure.net`,
     )
-    .action(async (command: string[], opts: { identity: string[]; dataDir?: string }, cmd: Command) => {
-      // `--data-dir` after `run` is also the root option's name; either way, here it names the agent's data dir.
-      const dataDir = agentDataDir(opts.dataDir ?? cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
-      const status = await runWithIdentity({ dataDir, identities: opts.identity, command });
-      process.exit(status);
-    });
+    .action(
+      async (command: string[], opts: { identity: string[]; dataDir?: string; envFile?: string[]; strict?: boolean; vaultDomain?: string }, cmd: Command) => {
+        // `--data-dir` after `run` is also the root option's name; either way, here it names the agent's data dir.
+        const dataDir = agentDataDir(opts.dataDir ?? cmd.optsWithGlobals<{ dataDir?: string }>().dataDir);
+        const status = await runWithIdentity({
+          dataDir,
+          identities: opts.identity,
+          command,
+          ...(opts.envFile === undefined ? {} : { envFiles: opts.envFile }),
+          ...(opts.strict === undefined ? {} : { strict: opts.strict }),
+          ...(opts.vaultDomain === undefined ? {} : { vaultDomain: opts.vaultDomain }),
+        });
+        process.exit(status);
+      },
+    );
 }
