@@ -1,7 +1,7 @@
 /**
  * The dev stack's directory, made on first run and checked on every run (each step is idempotent, so a first
  * run cut short is finished by the next): resource group `dev`; this machine as a host with a system-assigned
- * identity and the user-assigned identity `dev-app`; vault `dev` with Key Vault Secrets Officer for both
+ * identity and the user-assigned identity `dev-app`; vault `dev` with Key Vault Secrets Officer and Crypto Officer for both
  * identities and for the admin; Reader (no data actions) on the subscription for this host's system-assigned
  * identity, so `az login --identity` finds the subscription, and the directory-read role at `/` for it, so
  * `az ad sp list|show` run as this host. Everything goes through the directory's own functions, as the
@@ -19,8 +19,8 @@ import { ALLOW_PERMISSION_MODEL_CHANGE, putVault } from '../directory/vaults.js'
 import { formatArmResourceId } from '../shared/ids.js';
 import { DEV_NAMES } from './layout.js';
 
-/** Key Vault Secrets Officer: every secret operation, no control-plane rights. */
-const SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
+/** Key Vault Secrets Officer and Crypto Officer: every secret and every key operation, no control-plane rights. */
+const VAULT_DATA_ROLES = [BUILTIN_ROLE_IDS.KeyVaultSecretsOfficer, BUILTIN_ROLE_IDS.KeyVaultCryptoOfficer] as const;
 
 /**
  * The dev tenant's custom role for reading the directory (Entra's "Directory Readers", in openmsi's Graph
@@ -134,20 +134,15 @@ export async function bootstrapDevDirectory(options: BootstrapOptions): Promise<
     })
   ).vault;
   for (const principalId of [host.systemPrincipalId, appProperties.principalId, options.admin.objectId]) {
-    const existing = await store.roleAssignments.find(options.tenantId, vault.resourceId, SECRETS_OFFICER, principalId);
-    if (existing !== undefined) continue;
-    await putRoleAssignment(
-      store,
-      { builtInRoles: BUILTIN_ROLES, clock },
-      {
-        tenantId: options.tenantId,
-        scope: vault.resourceId,
-        roleDefinitionId: SECRETS_OFFICER,
-        principalId,
-        description: 'openmsi dev',
-        by: options.admin.objectId,
-      },
-    );
+    for (const roleDefinitionId of VAULT_DATA_ROLES) {
+      const existing = await store.roleAssignments.find(options.tenantId, vault.resourceId, roleDefinitionId, principalId);
+      if (existing !== undefined) continue;
+      await putRoleAssignment(
+        store,
+        { builtInRoles: BUILTIN_ROLES, clock },
+        { tenantId: options.tenantId, scope: vault.resourceId, roleDefinitionId, principalId, description: 'openmsi dev', by: options.admin.objectId },
+      );
+    }
   }
   // `az login --identity` lists GET /subscriptions and stops when it is empty, and the management API lists
   // only the subscriptions the caller may read: Reader on the dev subscription lets az log in as this host.

@@ -10,7 +10,7 @@
  */
 import type { Clock } from '../shared/clock.js';
 import { armKey, formatArmResourceId, isGuid, newGuid } from '../shared/ids.js';
-import { SECRET_PERMISSIONS, VAULT_NAME_PATTERN } from '../vault/contracts.js';
+import { KEY_PERMISSIONS, SECRET_PERMISSIONS, VAULT_NAME_PATTERN } from '../vault/contracts.js';
 import type { AccessPolicyEntry, Repositories, Store, Subscription, Vault, VaultProperties } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically } from './principals.js';
@@ -77,21 +77,22 @@ function validatePublicNetworkAccess(value: unknown): VaultProperties['publicNet
   throw bad('The property "publicNetworkAccess" must be "Enabled" or "Disabled".');
 }
 
-/** One permission list, lower-cased and de-duplicated; secrets limited to Azure's names (`all` expanded). */
+/** One permission list, lower-cased and de-duplicated; secrets and keys limited to Azure's names (`all` expanded). */
 function validatePermissions(kind: PermissionKind, value: unknown, at: string): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || value.some((p) => typeof p !== 'string' || p.length === 0 || p.length > 64)) {
     throw bad(`Invalid value found at ${at}.permissions.${kind}: a list of permission names is expected.`);
   }
   const names = [...new Set((value as string[]).map((p) => p.toLowerCase()))];
-  if (kind !== 'secrets') return names;
-  const allowed: readonly string[] = SECRET_PERMISSIONS;
+  if (kind !== 'secrets' && kind !== 'keys') return names;
+  const allowed: readonly string[] = kind === 'secrets' ? SECRET_PERMISSIONS : KEY_PERMISSIONS;
   const unknown = names.filter((p) => p !== 'all' && !allowed.includes(p));
   if (unknown.length > 0) {
-    throw bad(`Invalid value found at ${at}.permissions.secrets: '${unknown[0] ?? ''}'. The secret permissions are: all, ${SECRET_PERMISSIONS.join(', ')}.`);
+    const noun = kind === 'secrets' ? 'secret' : 'key';
+    throw bad(`Invalid value found at ${at}.permissions.${kind}: '${unknown[0] ?? ''}'. The ${noun} permissions are: all, ${allowed.join(', ')}.`);
   }
   // `all` is stored as the names it stands for, so the data plane checks one list.
-  return names.includes('all') ? [...SECRET_PERMISSIONS] : names;
+  return names.includes('all') ? [...allowed] : names;
 }
 
 /** Access-policy entries as ARM takes them: `objectId` and `tenantId` GUIDs, `applicationId` optional. */

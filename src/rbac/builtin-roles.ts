@@ -8,7 +8,8 @@
  *                  (commit 0b8729eaf7eb0aabc6390cb17348d19761285f12)
  *   general.md     Reader
  *   identity.md    Managed Identity Contributor, Managed Identity Operator
- *   security.md    Key Vault Administrator, Certificates Officer, Crypto Officer, Crypto User, Reader,
+ *   security.md    Key Vault Administrator, Certificates Officer, Crypto Officer, Crypto User, Crypto Service
+ *                  Encryption User, Crypto Service Release User, Reader,
  *                  Secrets Officer, Secrets User (commit 03e5750af10b23b5ba437d5b333ec5e9437844f9)
  *   storage.md     Storage Blob Data Owner/Contributor/Reader, Storage Queue Data Contributor/Reader
  *                  (commit 1b4e136a1da731e1ed16444eb6ce5701bcd8c0f4)
@@ -59,6 +60,8 @@ export const BUILTIN_ROLE_IDS = {
   KeyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985',
   KeyVaultCryptoOfficer: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603',
   KeyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424',
+  KeyVaultCryptoServiceEncryptionUser: 'e147488a-f6f5-4113-8e2d-b22465e65bf6',
+  KeyVaultCryptoServiceReleaseUser: '08bbd89e-9f13-488c-ac41-acfcb10c90ab',
   KeyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2',
   KeyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
   KeyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6',
@@ -187,6 +190,24 @@ export const BUILTIN_ROLES: readonly RoleDefinition[] = deepFreeze([
         ],
       ),
     ],
+  ),
+  role(
+    R.KeyVaultCryptoServiceEncryptionUser,
+    'Key Vault Crypto Service Encryption User',
+    "Read metadata of keys and perform wrap/unwrap operations. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+    [
+      perm(
+        ['Microsoft.EventGrid/eventSubscriptions/write', 'Microsoft.EventGrid/eventSubscriptions/read', 'Microsoft.EventGrid/eventSubscriptions/delete'],
+        [],
+        ['Microsoft.KeyVault/vaults/keys/read', 'Microsoft.KeyVault/vaults/keys/wrap/action', 'Microsoft.KeyVault/vaults/keys/unwrap/action'],
+      ),
+    ],
+  ),
+  role(
+    R.KeyVaultCryptoServiceReleaseUser,
+    'Key Vault Crypto Service Release User',
+    "Release keys. Only works for key vaults that use the 'Azure role-based access control' permission model.",
+    [perm([], [], ['Microsoft.KeyVault/vaults/keys/release/action'])],
   ),
   role(
     R.KeyVaultReader,

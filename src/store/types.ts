@@ -523,6 +523,8 @@ export interface SecretEntry {
 
 /** The attributes `PATCH /secrets/{name}/{version}` may change; absent fields are left unchanged. */
 export interface SecretVersionPatch {
+  /** A key's re-sealed content (its `key_ops` changed); never given for a secret, whose value is immutable. */
+  sealedValue?: string;
   contentType?: string | null;
   tags?: Tags | null;
   enabled?: boolean;
@@ -550,9 +552,11 @@ export function secretChangeKey(vaultId: string, name: string): string {
 export interface VaultObjectStore {
   /**
    * Adds a version and makes it the latest, creating the secret when the name is new. 'deleted' (nothing
-   * written) when the name is soft-deleted. Durable when it resolves.
+   * written) when the name is soft-deleted. Durable when it resolves. With `ifLatest`, only while that is
+   * still the latest version of an active object, else 'conflict' (nothing written): two replicas rotating
+   * one key at once add one version.
    */
-  addVersion(version: SecretVersion): Promise<'added' | 'deleted'>;
+  addVersion(version: SecretVersion, options?: { ifLatest?: string }): Promise<'added' | 'deleted' | 'conflict'>;
   /** The active secret's latest version, or the named version; undefined when absent or soft-deleted. */
   get(vaultId: string, name: string, version?: string): Promise<{ entry: SecretEntry; version: SecretVersion } | undefined>;
   /** Updates one version's attributes of an active secret; undefined when absent. */

@@ -176,9 +176,25 @@ export function createVaultObjectStore(db: Kysely<Database>, kind: VaultObjectKi
   }
 
   return {
-    async addVersion(version) {
+    async addVersion(version, options): Promise<'added' | 'deleted' | 'conflict'> {
       const nameKey = version.name.toLowerCase();
       return writing(async (trx, changed) => {
+        if (options?.ifLatest !== undefined) {
+          // Compare-and-set on the entry row first: a concurrent writer holds the row until it commits, after which
+          // this update sees its latest version and changes nothing.
+          const claimed = await trx
+            .updateTable(ENTRIES)
+            .set({ latest_version: version.version })
+            .where('vault_id', '=', version.vaultId)
+            .where('name_key', '=', nameKey)
+            .where('latest_version', '=', options.ifLatest)
+            .where('deleted_at', 'is', null)
+            .executeTakeFirst();
+          if (rowCount(claimed.numUpdatedRows) === 0) return 'conflict' as const;
+          await trx.insertInto(VERSIONS).values(versionRow(version)).execute();
+          await changed(version.vaultId, nameKey);
+          return 'added' as const;
+        }
         const secret = await trx
           .selectFrom(ENTRIES)
           .select(['deleted_at'])
@@ -228,6 +244,7 @@ export function createVaultObjectStore(db: Kysely<Database>, kind: VaultObjectKi
         const found = await read(trx, vaultId, name, false, version);
         if (found === undefined) return undefined;
         const set: Partial<VersionRow> = { updated_at: patch.updatedAt };
+        if (patch.sealedValue !== undefined) set.sealed_value = patch.sealedValue;
         if (patch.contentType !== undefined) set.content_type = patch.contentType;
         if (patch.tags !== undefined) set.tags = patch.tags === null ? null : toJson(patch.tags);
         if (patch.enabled !== undefined) set.enabled = patch.enabled ? 1 : 0;

@@ -65,6 +65,11 @@ export function hasRecoverableDays(version: string): boolean {
   return version !== '2016-10-01' && version !== '7.0' && version !== '7.0-preview';
 }
 
+/** Versions before 7.3 have no `exportable` key attribute (keys spec §1.1). */
+export function hasExportable(version: string): boolean {
+  return !/^(2016-10-01|7\.[0-2](-preview.*)?)$/.test(version);
+}
+
 /**
  * The request's api-version; throws 400 `BadParameter` when it is missing or not served. Read from the parsed
  * query, so `api%2Dversion` counts; a repeated parameter takes the first.

@@ -17,16 +17,36 @@ import { VaultErrors, vaultErrorHandler } from './errors.js';
 import { createSecretCipher } from './secret-cipher.js';
 import { secretNameOf } from './secrets/common.js';
 import { secretsRoutes } from './secrets/index.js';
+import { keyNameOf } from './keys/common.js';
+import { keysRoutes, type OpenedKey } from './keys/index.js';
 import { setState, stateOf, type VaultRouteConfig } from './state.js';
 import { VaultCache } from './vault-cache.js';
-import { SecretCache } from './secret-cache.js';
+import { SecretCache, VaultObjectCache } from './secret-cache.js';
 
 /** Room for a 25 KB value JSON-escaped, tags and attributes. */
 export const VAULT_BODY_LIMIT = 256 * 1024;
 /** What `x-ms-keyvault-service-version` says (clients only log it). */
 export const VAULT_SERVICE_VERSION = '1.9.0.0-openmsi';
 
-const READ_OPERATIONS: ReadonlySet<string> = new Set(['get', 'list', 'listVersions', 'listDeleted', 'getDeleted']);
+/**
+ * Operations audited folded (spec: reads add no write of their own): reads, and the key operations that change
+ * nothing (a decrypt is a use of the key, as a secret read is a use of the secret).
+ */
+const READ_OPERATIONS: ReadonlySet<string> = new Set([
+  'get',
+  'list',
+  'listVersions',
+  'listDeleted',
+  'getDeleted',
+  'getRotationPolicy',
+  'encrypt',
+  'decrypt',
+  'wrapKey',
+  'unwrapKey',
+  'sign',
+  'verify',
+  'randomBytes',
+]);
 
 function routeConfigOf(request: FastifyRequest): VaultRouteConfig | undefined {
   const config = request.routeOptions.config as Partial<VaultRouteConfig> | undefined;
@@ -45,9 +65,9 @@ async function admit(ctx: VaultContext, vaults: VaultCache, tokens: TokenCache, 
   state.route = route;
   state.apiVersion = requireApiVersion(request);
   let scope = vault.resourceId;
-  if (route.target === 'secret') {
-    state.secretName = secretNameOf(request);
-    scope = `${vault.resourceId}/secrets/${state.secretName}`;
+  if (route.target !== 'vault') {
+    state.objectName = route.target === 'secret' ? secretNameOf(request) : keyNameOf(request);
+    scope = `${vault.resourceId}/${route.op.objects}/${state.objectName}`;
   }
   try {
     await authorize(ctx, vault, state.caller, route.op, scope);
@@ -117,6 +137,7 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
   const audit = new VaultAudit(ctx.audit, ctx.clock, ctx.logger);
   const cipher = createSecretCipher(ctx.masterKey);
   const secrets = new SecretCache(ctx.store, ctx.clock);
+  const keys = new VaultObjectCache<OpenedKey>(ctx.store, ctx.clock, 'keys');
 
   app.setErrorHandler(vaultErrorHandler(VAULT_BODY_LIMIT));
   app.setNotFoundHandler(apiNotFoundHandler);
@@ -143,14 +164,15 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
     setVaultHeaders(request, reply, state?.vault.location);
     if (bodyLeftUnread(request)) reply.header('connection', 'close');
     if (state?.caller === undefined || state.route === undefined) return;
+    const { objects } = state.route.op;
     const outcome = {
       tenantId: state.caller.tenantId,
       objectId: state.caller.objectId,
       appId: state.caller.appId,
-      action: `vault.secrets.${state.route.op.name}`,
+      action: `vault.${objects}.${state.route.op.name}`,
       vault: state.vault.name,
-      target: state.secretName === undefined ? state.vault.resourceId : `${state.vault.resourceId}/secrets/${state.secretName}`,
-      secret: state.secretName,
+      target: state.objectName === undefined ? state.vault.resourceId : `${state.vault.resourceId}/${objects}/${state.objectName}`,
+      object: state.objectName === undefined ? undefined : { kind: objects === 'secrets' ? ('secret' as const) : ('key' as const), name: state.objectName },
       decision: state.decision ?? ('denied' as const),
       status: reply.statusCode,
     };
@@ -167,9 +189,11 @@ export const buildVaultApp: BuildVaultApp = async (ctx, options) => {
     vaults.close();
     tokens.close();
     secrets.close();
+    keys.close();
     await audit.close();
   });
 
   secretsRoutes(app, { ctx, cipher, secrets });
+  keysRoutes(app, { ctx, cipher, keys });
   return Promise.resolve(app);
 };

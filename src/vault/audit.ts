@@ -1,6 +1,6 @@
 /**
- * The data plane's audit trail: one record per operation (who, what, vault, secret name, decision, status),
- * never a value or a token. Writes are awaited before the response; reads are folded: identical outcomes in
+ * The data plane's audit trail: one record per operation (who, what, vault, secret or key name, decision,
+ * status), never a value, key material or a token. Writes are awaited before the response; reads are folded: identical outcomes in
  * one window (1 s) become one record with a count, written by a timer, so a read adds no write of its own.
  */
 import type { Clock } from '../shared/clock.js';
@@ -12,12 +12,13 @@ export interface VaultAuditOutcome {
   tenantId: string;
   objectId: string;
   appId: string | undefined;
-  /** `vault.secrets.<op>` */
+  /** `vault.secrets.<op>` or `vault.keys.<op>` */
   action: string;
   vault: string;
-  /** The vault's ARM id (or, for one secret, `{vault id}/secrets/{name}`). */
+  /** The vault's ARM id (or, for one secret or key, `{vault id}/secrets/{name}`, `{vault id}/keys/{name}`). */
   target: string;
-  secret: string | undefined;
+  /** The secret or key the operation named (recorded as `secret` or `key` in the detail). */
+  object: { kind: 'secret' | 'key'; name: string } | undefined;
   decision: 'allowed' | 'denied';
   status: number;
 }
@@ -36,7 +37,7 @@ function inputOf(o: VaultAuditOutcome, at: number, fold?: { count: number; lastA
     outcome: o.decision === 'allowed' && o.status < 400 ? 'success' : 'failure',
     detail: {
       vault: o.vault,
-      ...(o.secret === undefined ? {} : { secret: o.secret }),
+      ...(o.object === undefined ? {} : { [o.object.kind]: o.object.name }),
       ...(o.appId === undefined ? {} : { appid: o.appId }),
       decision: o.decision,
       status: o.status,

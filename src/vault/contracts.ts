@@ -9,7 +9,7 @@
  * comparing ports too) passes with no client option. Tokens for that resource, and for
  * `https://vault.azure.net`, are accepted.
  *
- * Routing is by object kind below the vault (`/secrets`, `/deletedsecrets`, later `/keys`, `/certificates`),
+ * Routing is by object kind below the vault (`/secrets`, `/deletedsecrets`, `/keys`, `/deletedkeys`, later `/certificates`),
  * each kind its own folder of one-file-per-operation handlers, so keys and certificates can be added beside
  * secrets without reshaping.
  */
@@ -93,31 +93,108 @@ export const VAULT_NAME_PATTERN = /^(?=.{3,24}$)[a-zA-Z](?:[a-zA-Z0-9]|-(?!-))*[
 export const SECRET_PERMISSIONS = ['get', 'list', 'set', 'delete', 'recover', 'backup', 'restore', 'purge'] as const;
 export type SecretPermission = (typeof SECRET_PERMISSIONS)[number];
 
-/** One data-plane operation on secrets: its access-policy permission and its RBAC data action. */
-export interface SecretOperation {
-  /** Stable name, used in audit records (`vault.secrets.<name>`). */
+/** The twenty access-policy key permissions (lower-case), as in Azure (keys spec §3.1). */
+export const KEY_PERMISSIONS = [
+  'get',
+  'list',
+  'update',
+  'create',
+  'import',
+  'delete',
+  'recover',
+  'backup',
+  'restore',
+  'decrypt',
+  'encrypt',
+  'unwrapkey',
+  'wrapkey',
+  'verify',
+  'sign',
+  'purge',
+  'release',
+  'rotate',
+  'getrotationpolicy',
+  'setrotationpolicy',
+] as const;
+export type KeyPermission = (typeof KEY_PERMISSIONS)[number];
+
+/** One data-plane operation: the objects it acts on, its access-policy permission(s) and its RBAC data action. */
+export interface VaultOperation {
+  /** Stable name, used in audit records (`vault.<objects>.<name>`). */
   name: string;
-  permission: SecretPermission;
+  /** Which access-policy list grants it, and the audit family. */
+  objects: 'secrets' | 'keys';
+  /** Access-policy permissions, any one of which grants the operation (lower-case). */
+  permissions: readonly string[];
   dataAction: string;
 }
+/** A secrets operation (kept as a name: the secrets routes predate keys). */
+export type SecretOperation = VaultOperation;
 
 const SECRETS = 'Microsoft.KeyVault/vaults/secrets';
+const secretOp = (name: string, permission: SecretPermission, action: string): VaultOperation => ({
+  name,
+  objects: 'secrets',
+  permissions: [permission],
+  dataAction: `${SECRETS}/${action}`,
+});
 
 /** The twelve secrets operations (spec §1.3). */
 export const SECRET_OPERATIONS = {
-  set: { name: 'set', permission: 'set', dataAction: `${SECRETS}/setSecret/action` },
-  get: { name: 'get', permission: 'get', dataAction: `${SECRETS}/getSecret/action` },
-  update: { name: 'update', permission: 'set', dataAction: `${SECRETS}/update/action` },
-  delete: { name: 'delete', permission: 'delete', dataAction: `${SECRETS}/delete` },
-  list: { name: 'list', permission: 'list', dataAction: `${SECRETS}/readMetadata/action` },
-  listVersions: { name: 'listVersions', permission: 'list', dataAction: `${SECRETS}/readMetadata/action` },
-  listDeleted: { name: 'listDeleted', permission: 'list', dataAction: `${SECRETS}/readMetadata/action` },
-  getDeleted: { name: 'getDeleted', permission: 'get', dataAction: `${SECRETS}/readMetadata/action` },
-  purge: { name: 'purge', permission: 'purge', dataAction: `${SECRETS}/purge/action` },
-  recover: { name: 'recover', permission: 'recover', dataAction: `${SECRETS}/recover/action` },
-  backup: { name: 'backup', permission: 'backup', dataAction: `${SECRETS}/backup/action` },
-  restore: { name: 'restore', permission: 'restore', dataAction: `${SECRETS}/restore/action` },
-} as const satisfies Record<string, SecretOperation>;
+  set: secretOp('set', 'set', 'setSecret/action'),
+  get: secretOp('get', 'get', 'getSecret/action'),
+  update: secretOp('update', 'set', 'update/action'),
+  delete: secretOp('delete', 'delete', 'delete'),
+  list: secretOp('list', 'list', 'readMetadata/action'),
+  listVersions: secretOp('listVersions', 'list', 'readMetadata/action'),
+  listDeleted: secretOp('listDeleted', 'list', 'readMetadata/action'),
+  getDeleted: secretOp('getDeleted', 'get', 'readMetadata/action'),
+  purge: secretOp('purge', 'purge', 'purge/action'),
+  recover: secretOp('recover', 'recover', 'recover/action'),
+  backup: secretOp('backup', 'backup', 'backup/action'),
+  restore: secretOp('restore', 'restore', 'restore/action'),
+} as const satisfies Record<string, VaultOperation>;
+
+const VAULTS = 'Microsoft.KeyVault/vaults';
+const keyOp = (name: string, permissions: readonly KeyPermission[], action: string): VaultOperation => ({
+  name,
+  objects: 'keys',
+  permissions,
+  dataAction: `${VAULTS}/${action}`,
+});
+
+/**
+ * The keys operations (keys spec §1.3, §3): access-policy permission and RBAC data action of each. Reading
+ * deleted keys takes `keys/read` (the spec's inference: there is no other read action). The rotation-policy
+ * operations accept the permission the docs name or the one the swagger names (§3.1). `/rng` has no vault
+ * action in Azure (it is a Managed HSM operation there): it takes what reading a key takes.
+ */
+export const KEY_OPERATIONS = {
+  create: keyOp('create', ['create'], 'keys/create/action'),
+  import: keyOp('import', ['import'], 'keys/import/action'),
+  get: keyOp('get', ['get'], 'keys/read'),
+  update: keyOp('update', ['update'], 'keys/update/action'),
+  delete: keyOp('delete', ['delete'], 'keys/delete'),
+  list: keyOp('list', ['list'], 'keys/read'),
+  listVersions: keyOp('listVersions', ['list'], 'keys/read'),
+  listDeleted: keyOp('listDeleted', ['list'], 'keys/read'),
+  getDeleted: keyOp('getDeleted', ['get'], 'keys/read'),
+  purge: keyOp('purge', ['purge'], 'keys/purge/action'),
+  recover: keyOp('recover', ['recover'], 'keys/recover/action'),
+  backup: keyOp('backup', ['backup'], 'keys/backup/action'),
+  restore: keyOp('restore', ['restore'], 'keys/restore/action'),
+  encrypt: keyOp('encrypt', ['encrypt'], 'keys/encrypt/action'),
+  decrypt: keyOp('decrypt', ['decrypt'], 'keys/decrypt/action'),
+  wrapKey: keyOp('wrapKey', ['wrapkey'], 'keys/wrap/action'),
+  unwrapKey: keyOp('unwrapKey', ['unwrapkey'], 'keys/unwrap/action'),
+  sign: keyOp('sign', ['sign'], 'keys/sign/action'),
+  verify: keyOp('verify', ['verify'], 'keys/verify/action'),
+  release: keyOp('release', ['release'], 'keys/release/action'),
+  rotate: keyOp('rotate', ['rotate'], 'keys/rotate/action'),
+  getRotationPolicy: keyOp('getRotationPolicy', ['getrotationpolicy', 'get'], 'keyrotationpolicies/read'),
+  setRotationPolicy: keyOp('setRotationPolicy', ['setrotationpolicy', 'update'], 'keyrotationpolicies/write'),
+  randomBytes: keyOp('randomBytes', ['get'], 'keys/read'),
+} as const satisfies Record<string, VaultOperation>;
 
 /** A secret version's value in the clear, with what binds it to its place (the cipher's additional data). */
 export interface SecretPlaintext {
@@ -142,13 +219,26 @@ export interface SecretCipher {
    * subscription of the vault it was taken from, since Key Vault restores a backup only within that
    * subscription.
    */
-  backup(versions: readonly { version: SecretVersion; value: string }[], origin: { subscriptionId: string }): string;
+  backup(
+    versions: readonly { version: SecretVersion; value: string }[],
+    origin: { subscriptionId: string },
+    /** Given for a key's backup: a format of its own (never restorable as a secret), with the key's rotation policy. */
+    key?: { rotationPolicy: string | null },
+  ): string;
   /**
    * The versions in a backup (name, version ids, attributes, values) and the subscription it was taken in, or
    * undefined when the blob is not a backup this master key made (malformed, altered, or from another
    * installation). `subscriptionId` is undefined for a backup of the first format, which did not record it.
    */
-  restore(
-    blob: string,
-  ): { name: string; subscriptionId: string | undefined; versions: { version: Omit<SecretVersion, 'vaultId' | 'sealedValue'>; value: string }[] } | undefined;
+  restore(blob: string):
+    | {
+        /** What the backup holds: restore it only as that kind. */
+        objects: 'secrets' | 'keys';
+        name: string;
+        subscriptionId: string | undefined;
+        versions: { version: Omit<SecretVersion, 'vaultId' | 'sealedValue'>; value: string }[];
+        /** A key's rotation policy (null when none was set, or for a secret). */
+        rotationPolicy: string | null;
+      }
+    | undefined;
 }

@@ -23,8 +23,8 @@ export interface VaultErrorBody {
   error: { code: string; message: string; innererror?: { code: string } };
 }
 
-const RECOVER_HINT =
-  'If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
+const recoverHint = (noun: 'secret' | 'key'): string =>
+  `If you recently deleted this ${noun} you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`;
 
 /** `{vault};location={region}`, as Key Vault names a vault in its messages. */
 export const vaultLabel = (vault: { name: string; location: string }): string => `${vault.name};location=${vault.location}`;
@@ -62,7 +62,7 @@ export const VaultErrors = {
   invalidName: (name: string) => new VaultError(400, 'BadParameter', `The request URI contains an invalid name: ${name}`),
   badParameter: (message: string) => new VaultError(400, 'BadParameter', message),
   secretNotFound: (nameOrId: string) =>
-    new VaultError(404, 'SecretNotFound', `A secret with (name/id) ${nameOrId} was not found in this key vault. ${RECOVER_HINT}`),
+    new VaultError(404, 'SecretNotFound', `A secret with (name/id) ${nameOrId} was not found in this key vault. ${recoverHint('secret')}`),
   deletedSecretNotFound: (name: string) => new VaultError(404, 'SecretNotFound', `Deleted Secret not found: ${name}`),
   secretDisabled: () => new VaultError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.', { innerCode: 'SecretDisabled' }),
   deletedButRecoverable: (name: string) =>
@@ -81,17 +81,41 @@ export const VaultErrors = {
       'BadParameter',
       'Backup blob cannot be restored into this vault: a backup can only be restored into a key vault of the subscription it was taken from.',
     ),
+  keyNotFound: (nameOrId: string) =>
+    new VaultError(404, 'KeyNotFound', `A key with (name/id) ${nameOrId} was not found in this key vault. ${recoverHint('key')}`),
+  deletedKeyNotFound: (name: string) => new VaultError(404, 'KeyNotFound', `Deleted Key not found: ${name}`),
+  keyDeletedButRecoverable: (name: string) =>
+    new VaultError(
+      409,
+      'Conflict',
+      `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.`,
+      { innerCode: 'ObjectIsDeletedButRecoverable' },
+    ),
+  keyRestoreConflict: (name: string) =>
+    new VaultError(409, 'Conflict', `Key ${name} already exists in this vault (active or deleted); it cannot be restored over.`),
+  /** The operation is not in the key's `key_ops` (keys spec §1.6, [E1]). */
+  keyOperationForbidden: (op: string) =>
+    new VaultError(403, 'Forbidden', `Operation ${op} is not permitted on this key.`, { innerCode: 'KeyOperationForbidden' }),
+  keyDisabled: (op: string) => new VaultError(403, 'Forbidden', `Operation ${op} is not allowed on a disabled key.`, { innerCode: 'KeyDisabled' }),
+  /** (ours; Key Vault's inner code for this is not public) outside the key's `nbf`..`exp` window. */
+  keyNotValidNow: (op: string, why: 'expired' | 'not yet valid') =>
+    new VaultError(403, 'Forbidden', `Operation ${op} is not allowed on a key that is ${why}.`, {
+      innerCode: why === 'expired' ? 'KeyExpired' : 'KeyNotYetValid',
+    }),
+  /** (ours) Secure key release needs an attestation service this installation does not have (keys spec §1.9). */
+  releaseNotSupported: () =>
+    new VaultError(400, 'BadParameter', 'Key release is not supported by this vault: it needs an attestation service, which openmsi does not provide.'),
   purgeProtected: (vault: { name: string; location: string }) =>
     new VaultError(
       403,
       'Forbidden',
       `Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.\r\nVault: ${vaultLabel(vault)}`,
     ),
-  accessDenied: (callerLabel: string, permission: string, vault: { name: string; location: string }) =>
+  accessDenied: (callerLabel: string, permission: string, objects: 'secrets' | 'keys', vault: { name: string; location: string }) =>
     new VaultError(
       403,
       'Forbidden',
-      `The user, group or application '${callerLabel}' does not have secrets ${permission} permission on key vault '${vaultLabel(vault)}'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287`,
+      `The user, group or application '${callerLabel}' does not have ${objects} ${permission} permission on key vault '${vaultLabel(vault)}'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287`,
       { innerCode: 'AccessDenied' },
     ),
   forbiddenByRbac: (d: { caller: string; action: string; resource: string; denyAssignmentId: string | undefined; vault: { name: string; location: string } }) =>

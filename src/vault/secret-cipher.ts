@@ -115,13 +115,15 @@ export function createSecretCipher(masterKey: MasterKey): SecretCipher {
       }
     },
 
-    backup(versions, origin) {
+    backup(versions, origin, key) {
       const first = versions[0];
       if (first === undefined) throw new TypeError('backup() needs at least one version');
       if (typeof origin.subscriptionId !== 'string' || origin.subscriptionId === '') throw new TypeError('backup() needs the subscription of the vault');
       const name = first.version.name;
       const body = {
-        format: 'openmsi-secret-backup',
+        // A key's backup has its own format, so that it can never be restored as a secret (its values are keys).
+        format: key === undefined ? 'openmsi-secret-backup' : 'openmsi-key-backup',
+        ...(key === undefined ? {} : { rotationPolicy: key.rotationPolicy }),
         v: 2,
         subscriptionId: origin.subscriptionId.toLowerCase(),
         name,
@@ -150,8 +152,11 @@ export function createSecretCipher(masterKey: MasterKey): SecretCipher {
       } catch {
         return undefined;
       }
-      const b = body as { format?: unknown; v?: unknown; subscriptionId?: unknown; name?: unknown; versions?: unknown } | null;
-      if (b?.format !== 'openmsi-secret-backup' || typeof b.name !== 'string' || !Array.isArray(b.versions) || b.versions.length === 0) return undefined;
+      const b = body as { format?: unknown; v?: unknown; subscriptionId?: unknown; name?: unknown; versions?: unknown; rotationPolicy?: unknown } | null;
+      const objects = b?.format === 'openmsi-secret-backup' ? 'secrets' : b?.format === 'openmsi-key-backup' ? 'keys' : undefined;
+      if (b === null || objects === undefined || typeof b.name !== 'string' || !Array.isArray(b.versions) || b.versions.length === 0) return undefined;
+      const rotationPolicy = objects === 'keys' ? b.rotationPolicy : null;
+      if (rotationPolicy !== null && typeof rotationPolicy !== 'string') return undefined;
       // v1 (before backups recorded their subscription) has none; v2 must name one.
       if (!(b.v === 1 && b.subscriptionId === undefined) && !(b.v === 2 && typeof b.subscriptionId === 'string' && b.subscriptionId !== '')) return undefined;
       const subscriptionId = typeof b.subscriptionId === 'string' ? b.subscriptionId : undefined;
@@ -162,7 +167,7 @@ export function createSecretCipher(masterKey: MasterKey): SecretCipher {
         if (parsed === undefined) return undefined;
         out.push(parsed);
       }
-      return { name, subscriptionId, versions: out };
+      return { objects, name, subscriptionId, versions: out, rotationPolicy };
     },
   };
 }

@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { Vault } from '../store/types.js';
-import type { SecretOperation } from './contracts.js';
+import type { VaultOperation } from './contracts.js';
 
 /** An authenticated caller: the token's claims that identify it (never the token). */
 export interface VaultCaller {
@@ -14,19 +14,19 @@ export interface VaultCaller {
   issuer: string;
 }
 
-/** What a route declares in its `config`: its operation, and whether it acts on one secret or the vault. */
+/** What a route declares in its `config`: its operation, and whether it acts on one object (named by `:name`) or the vault. */
 export interface VaultRouteConfig {
-  op: SecretOperation;
-  /** `secret`: RBAC scope `{vault}/secrets/{name}`; `vault`: the vault's id. */
-  target: 'secret' | 'vault';
+  op: VaultOperation;
+  /** `secret`: RBAC scope `{vault}/secrets/{name}`; `key`: `{vault}/keys/{name}`; `vault`: the vault's id. */
+  target: 'secret' | 'key' | 'vault';
 }
 
 export interface VaultRequestState {
   vault: Vault;
   caller?: VaultCaller;
   route?: VaultRouteConfig;
-  /** The secret named in the path, when there is one. */
-  secretName?: string;
+  /** The secret or key named in the path, when there is one (which of the two: `route.target`). */
+  objectName?: string;
   /** The authorisation decision, once made. */
   decision?: 'allowed' | 'denied';
   apiVersion?: string;

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { accessPolicyGrants, authorize } from '../../src/vault/authorize.js';
-import { SECRET_OPERATIONS, type VaultContext } from '../../src/vault/contracts.js';
+import { KEY_OPERATIONS, SECRET_OPERATIONS, type VaultContext } from '../../src/vault/contracts.js';
 import { VaultError } from '../../src/vault/errors.js';
 import type { AccessPolicyEntry, Vault } from '../../src/store/types.js';
 import type { AuthorizationDecision } from '../../src/rbac/contracts.js';
@@ -16,20 +16,27 @@ const caller = { objectId: OID, tenantId: TENANT, appId: APP, issuer: `https://l
 const vault = (policies: AccessPolicyEntry[], rbac = false): Vault =>
   vaultRecord('kv', TENANT, { id: 'v' }, { enableRbacAuthorization: rbac, accessPolicies: policies });
 
-function entry(overrides: Partial<AccessPolicyEntry> & { secrets?: string[] } = {}): AccessPolicyEntry {
-  const { secrets = ['get'], ...rest } = overrides;
-  return { tenantId: TENANT, objectId: OID, permissions: { keys: [], secrets, certificates: [], storage: [] }, ...rest };
+function entry(overrides: Partial<AccessPolicyEntry> & { secrets?: string[]; keys?: string[] } = {}): AccessPolicyEntry {
+  const { secrets = ['get'], keys = [], ...rest } = overrides;
+  return { tenantId: TENANT, objectId: OID, permissions: { keys, secrets, certificates: [], storage: [] }, ...rest };
 }
 
 describe('vault access policies', () => {
   it('grant a listed permission (case-insensitively) or all, to the named object of the named tenant only', () => {
-    assert.equal(accessPolicyGrants(vault([entry()]), caller, 'get'), true);
-    assert.equal(accessPolicyGrants(vault([entry({ objectId: OID.toUpperCase(), tenantId: TENANT.toUpperCase(), secrets: ['GET'] })]), caller, 'get'), true);
-    assert.equal(accessPolicyGrants(vault([entry({ secrets: ['all'] })]), caller, 'purge'), true);
-    assert.equal(accessPolicyGrants(vault([entry()]), caller, 'set'), false, 'another permission');
-    assert.equal(accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' })]), caller, 'get'), false, 'another object');
-    assert.equal(accessPolicyGrants(vault([entry({ tenantId: OTHER_TENANT })]), caller, 'get'), false, 'the same object id in another tenant');
-    assert.equal(accessPolicyGrants(vault([]), caller, 'get'), false, 'no entry, no access');
+    assert.equal(accessPolicyGrants(vault([entry()]), caller, SECRET_OPERATIONS.get), true);
+    assert.equal(
+      accessPolicyGrants(vault([entry({ objectId: OID.toUpperCase(), tenantId: TENANT.toUpperCase(), secrets: ['GET'] })]), caller, SECRET_OPERATIONS.get),
+      true,
+    );
+    assert.equal(accessPolicyGrants(vault([entry({ secrets: ['all'] })]), caller, SECRET_OPERATIONS.purge), true);
+    assert.equal(accessPolicyGrants(vault([entry()]), caller, SECRET_OPERATIONS.set), false, 'another permission');
+    assert.equal(
+      accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' })]), caller, SECRET_OPERATIONS.get),
+      false,
+      'another object',
+    );
+    assert.equal(accessPolicyGrants(vault([entry({ tenantId: OTHER_TENANT })]), caller, SECRET_OPERATIONS.get), false, 'the same object id in another tenant');
+    assert.equal(accessPolicyGrants(vault([]), caller, SECRET_OPERATIONS.get), false, 'no entry, no access');
   });
 
   it('invariant: object and tenant ids compare case-insensitively both ways, and any one matching entry among others grants', () => {
@@ -44,29 +51,50 @@ describe('vault access policies', () => {
     ] as const) {
       for (const e of [entry({ objectId: oid, tenantId: tid }), entry({ objectId: oid.toUpperCase(), tenantId: tid.toUpperCase() })]) {
         assert.equal(
-          accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' }), e]), id, 'get'),
+          accessPolicyGrants(vault([entry({ objectId: '55555555-5555-4555-8555-555555555555' }), e]), id, SECRET_OPERATIONS.get),
           true,
           `${who}, entry ${e.objectId}`,
         );
       }
     }
     assert.equal(
-      accessPolicyGrants(vault([entry({ secrets: ['list'] }), entry({ secrets: ['set', 'GET'] })]), caller, 'get'),
+      accessPolicyGrants(vault([entry({ secrets: ['list'] }), entry({ secrets: ['set', 'GET'] })]), caller, SECRET_OPERATIONS.get),
       true,
       'a later entry of the same caller',
     );
-    assert.equal(accessPolicyGrants(vault([entry({ secrets: [] })]), caller, 'get'), false, 'an entry with no secret permission');
+    assert.equal(accessPolicyGrants(vault([entry({ secrets: [] })]), caller, SECRET_OPERATIONS.get), false, 'an entry with no secret permission');
+  });
+
+  it('key operations are granted by the keys list only, one permission each; the rotation policy takes either name Azure uses', () => {
+    assert.equal(accessPolicyGrants(vault([entry({ secrets: ['all'] })]), caller, KEY_OPERATIONS.get), false, 'secret permissions never reach keys');
+    assert.equal(accessPolicyGrants(vault([entry({ secrets: [], keys: ['get'] })]), caller, SECRET_OPERATIONS.get), false, 'nor key permissions secrets');
+    for (const [name, op] of Object.entries(KEY_OPERATIONS)) {
+      for (const permission of op.permissions) {
+        assert.equal(accessPolicyGrants(vault([entry({ keys: [permission.toUpperCase()] })]), caller, op), true, `${name} by ${permission}`);
+      }
+      const others = ['get', 'list', 'update', 'create', 'import', 'delete', 'recover', 'backup', 'restore', 'decrypt', 'encrypt', 'unwrapkey', 'wrapkey']
+        .concat(['verify', 'sign', 'purge', 'release', 'rotate', 'getrotationpolicy', 'setrotationpolicy'])
+        .filter((p) => !op.permissions.includes(p));
+      assert.equal(accessPolicyGrants(vault([entry({ keys: others })]), caller, op), false, `${name} is not granted by the other nineteen permissions`);
+      assert.equal(accessPolicyGrants(vault([entry({ keys: ['all'] })]), caller, op), true, `${name} by all`);
+    }
+    assert.deepEqual(KEY_OPERATIONS.getRotationPolicy.permissions, ['getrotationpolicy', 'get']);
+    assert.deepEqual(KEY_OPERATIONS.setRotationPolicy.permissions, ['setrotationpolicy', 'update']);
   });
 
   it('a compound-identity entry holds only for the application it names', () => {
-    assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP.toUpperCase() })]), caller, 'get'), true);
+    assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP.toUpperCase() })]), caller, SECRET_OPERATIONS.get), true);
     assert.equal(
-      accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: APP.toUpperCase() }, 'get'),
+      accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: APP.toUpperCase() }, SECRET_OPERATIONS.get),
       true,
       'ids compare case-insensitively',
     );
-    assert.equal(accessPolicyGrants(vault([entry({ applicationId: '66666666-6666-4666-8666-666666666666' })]), caller, 'get'), false);
-    assert.equal(accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: undefined }, 'get'), false, 'a token without appid');
+    assert.equal(accessPolicyGrants(vault([entry({ applicationId: '66666666-6666-4666-8666-666666666666' })]), caller, SECRET_OPERATIONS.get), false);
+    assert.equal(
+      accessPolicyGrants(vault([entry({ applicationId: APP })]), { ...caller, appId: undefined }, SECRET_OPERATIONS.get),
+      false,
+      'a token without appid',
+    );
   });
 
   it('a refusal names the caller as Key Vault does', async () => {

@@ -17,6 +17,8 @@ export interface VaultHarness {
   vaultLookups(): number;
   /** Calls the data plane made to the store's `secrets.get`. */
   secretReads(): number;
+  /** Calls the data plane made to the store's `keys.get`. */
+  keyReads(): number;
   /** Secret versions held by the harness's vaults (soft-deleted secrets count one each): to show nothing was written. */
   versionCount(): Promise<number>;
   logLines: string[];
@@ -51,10 +53,13 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
   // The real store, with the vault lookups the data plane makes counted.
   let lookups = 0;
   let secretReads = 0;
+  let keyReads = 0;
   const vaults = { ...a.store.vaults, getByName: (name: string) => ((lookups += 1), a.store.vaults.getByName(name)) };
   const secrets = { ...a.store.secrets, get: (...args: Parameters<typeof a.store.secrets.get>) => ((secretReads += 1), a.store.secrets.get(...args)) };
+  const keys = { ...a.store.keys, get: (...args: Parameters<typeof a.store.keys.get>) => ((keyReads += 1), a.store.keys.get(...args)) };
+  const counted: Record<string, unknown> = { vaults, secrets, keys };
   const store = new Proxy(a.store, {
-    get: (target, key, receiver) => (key === 'vaults' ? vaults : key === 'secrets' ? secrets : (Reflect.get(target, key, receiver) as unknown)),
+    get: (target, key, receiver) => (typeof key === 'string' && key in counted ? counted[key] : (Reflect.get(target, key, receiver) as unknown)),
   });
   const vaultIds: string[] = [];
   const idsByName = new Map<string, string>();
@@ -78,6 +83,7 @@ export async function startVaultHarness(options: { backend?: Backend } = {}): Pr
     vaultId: (name) => idsByName.get(name) ?? '',
     vaultLookups: () => lookups,
     secretReads: () => secretReads,
+    keyReads: () => keyReads,
     async versionCount() {
       let total = 0;
       for (const vaultId of vaultIds) {

@@ -19,7 +19,7 @@ export function restoreSecretRoute(app: FastifyInstance, { ctx, cipher }: Secret
   app.post('/secrets/restore', { config: { op: SECRET_OPERATIONS.restore, target: 'vault' } }, async (request) => {
     const { vault, apiVersion } = admitted(request);
     const backup = cipher.restore(readRestoreBody(request));
-    if (backup === undefined || !SECRET_NAME.test(backup.name) || backup.versions.length === 0) {
+    if (backup === undefined || backup.objects !== 'secrets' || !SECRET_NAME.test(backup.name) || backup.versions.length === 0) {
       throw VaultErrors.badParameter('Backup blob contains invalid or corrupt version.');
     }
     // A first-format backup did not record its subscription: it cannot be shown to be this one's, so it is refused.

@@ -1,0 +1,44 @@
+/**
+ * `PUT /keys/{name}` (spec §1.3 #2): a new version from the caller's JWK (private parts required). `Hsm: true`
+ * labels it `-HSM`; `oct` is stored as `oct-HSM`, as Managed HSM does. A malformed JWK is 400 and writes nothing.
+ */
+import type { FastifyInstance } from 'fastify';
+import { KEY_OPERATIONS } from '../contracts.js';
+import { VaultErrors } from '../errors.js';
+import { admitted } from '../state.js';
+import { newVersionId } from '../secrets/common.js';
+import { importKeyMaterial } from './crypto/index.js';
+import { cryptoCall, DEFAULT_KEY_OPS, keyNameOf, readImportBody, readKeyOps, sealKey, type KeyPayload, type KeysDeps, type KeyType } from './common.js';
+import { keyBundleView } from './views.js';
+
+export function importKeyRoute(app: FastifyInstance, { ctx, cipher }: KeysDeps): void {
+  app.put('/keys/:name', { config: { op: KEY_OPERATIONS.import, target: 'key' } }, async (request) => {
+    const { vault, apiVersion } = admitted(request);
+    const name = keyNameOf(request);
+    const body = readImportBody(request);
+    const material = cryptoCall(() => importKeyMaterial(body.jwk));
+    const declared = typeof body.jwk['kty'] === 'string' ? body.jwk['kty'] : '';
+    const kty: KeyType = material.kind === 'oct' ? 'oct-HSM' : body.hsm || declared.endsWith('-HSM') ? (`${material.kind}-HSM` as KeyType) : material.kind;
+    // The JWK's own key_ops, then the body's, then the defaults; checked against the key's kind.
+    const keyOps = body.keyOps ?? readKeyOps(body.jwk['key_ops'], material.kind) ?? [];
+    const ops = readKeyOps(keyOps, material.kind) ?? [];
+    const payload: KeyPayload = { kty, keyOps: ops.length > 0 ? ops : [...DEFAULT_KEY_OPS[material.kind]], material };
+    const version = newVersionId();
+    const now = ctx.clock.now();
+    const record = {
+      vaultId: vault.id,
+      name,
+      version,
+      sealedValue: sealKey(cipher, vault.id, name, version, payload),
+      contentType: null,
+      tags: body.tags ?? null,
+      enabled: body.attributes.enabled ?? true,
+      notBefore: body.attributes.notBefore ?? null,
+      expires: body.attributes.expires ?? null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if ((await ctx.store.keys.addVersion(record)) === 'deleted') throw VaultErrors.keyDeletedButRecoverable(name);
+    return keyBundleView(request, name, record, payload, vault, apiVersion);
+  });
+}
