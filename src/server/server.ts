@@ -25,6 +25,8 @@ import { createAuthorizer } from '../rbac/authorizer.js';
 import { BUILTIN_ROLES } from '../rbac/builtin-roles.js';
 import { createStoreRbacSource } from '../store/rbac-state-source.js';
 import { buildVaultApp } from '../vault/app.js';
+import { rotateDueKeys } from '../vault/keys/index.js';
+import { createSecretCipher } from '../vault/secret-cipher.js';
 import { vaultNameFromHost, type VaultContext } from '../vault/contracts.js';
 import { ensureVaultCertificate } from './vault-certificate.js';
 import { ClientAuthThrottle, type ClientAuthThrottlePolicy } from '../authority/token/throttle.js';
@@ -184,11 +186,20 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
           store.replay.purgeExpired(clock.now()),
           store.authFailures.purgeExpired(clock.now()),
           store.joinTokens.purgeExpired(clock.now() - DAY),
-          // Soft-deleted secrets and vaults past their retention go for good, as Key Vault purges them.
+          // Soft-deleted secrets, keys and vaults past their retention go for good, as Key Vault purges them.
           store.secrets.purgeDue(clock.now()),
+          store.keys.purgeDue(clock.now()),
           purgeDueVaults(store, clock.now()),
         ]),
       (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'replay, join-token or retention purge failed'),
+    );
+
+    // Key rotation policies' Rotate actions (vault keys spec §1.8); a compare-and-set keeps replicas from rotating twice.
+    const keyRotation = new BackgroundInterval();
+    keyRotation.start(
+      60_000,
+      () => rotateDueKeys({ store, cipher: createSecretCipher(masterKey), clock, logger }),
+      (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'scheduled key rotation failed'),
     );
 
     let closed = false;
@@ -216,6 +227,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
         if (closed) return;
         closed = true;
         replayPurge.stop();
+        keyRotation.stop();
         rotator.stop();
         keyRing.stop();
         authorizer.close();
