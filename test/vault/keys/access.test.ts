@@ -85,9 +85,13 @@ describe('vault data plane: who may use keys', () => {
       policies: [{ tenantId: h.t.tenantId, objectId: officer.objectId, permissions: { keys: ['all'], secrets: [], certificates: [], storage: [] } }],
     });
     assert.equal((await h.call('kvap', 'POST', `/keys/k1/create?${V}`, officerToken, { kty: 'RSA' })).statusCode, 200);
-    const enc = (await h.call('kvap', 'POST', `/keys/k1/encrypt?${V}`, officerToken, { alg: 'RSA-OAEP', value: b64(Buffer.from('x')) })).json<{
+    const encrypted = (await h.call('kvap', 'POST', `/keys/k1/encrypt?${V}`, officerToken, { alg: 'RSA-OAEP', value: b64(Buffer.from('x')) })).json<{
+      kid: string;
       value: string;
-    }>().value;
+    }>();
+    // Decrypted by the version it was encrypted under: the rotate probe below adds versions.
+    const enc = encrypted.value;
+    const version = encrypted.kid.split('/').at(-1)!;
     // One request per permission (the operations it alone grants), run against an entry holding only that permission.
     const probes: Record<string, () => Promise<{ statusCode: number }>> = {
       get: () => h.call('kvap', 'GET', `/keys/k1?${V}`, otherToken),
@@ -95,9 +99,9 @@ describe('vault data plane: who may use keys', () => {
       update: () => h.call('kvap', 'PATCH', `/keys/k1?${V}`, otherToken, { tags: { a: 'b' } }),
       create: () => h.call('kvap', 'POST', `/keys/ap-create/create?${V}`, otherToken, { kty: 'EC' }),
       import: () => h.call('kvap', 'PUT', `/keys/ap-import?${V}`, otherToken, { key: { kty: 'oct', k: b64(Buffer.alloc(32, 1)) } }),
-      decrypt: () => h.call('kvap', 'POST', `/keys/k1/decrypt?${V}`, otherToken, { alg: 'RSA-OAEP', value: enc }),
+      decrypt: () => h.call('kvap', 'POST', `/keys/k1/${version}/decrypt?${V}`, otherToken, { alg: 'RSA-OAEP', value: enc }),
       encrypt: () => h.call('kvap', 'POST', `/keys/k1/encrypt?${V}`, otherToken, { alg: 'RSA-OAEP', value: b64(Buffer.from('x')) }),
-      unwrapkey: () => h.call('kvap', 'POST', `/keys/k1/unwrapkey?${V}`, otherToken, { alg: 'RSA-OAEP', value: enc }),
+      unwrapkey: () => h.call('kvap', 'POST', `/keys/k1/${version}/unwrapkey?${V}`, otherToken, { alg: 'RSA-OAEP', value: enc }),
       wrapkey: () => h.call('kvap', 'POST', `/keys/k1/wrapkey?${V}`, otherToken, { alg: 'RSA-OAEP', value: b64(Buffer.from('x')) }),
       verify: () => h.call('kvap', 'POST', `/keys/k1/verify?${V}`, otherToken, { alg: 'RS256', digest: DIGEST, value: b64(Buffer.alloc(256)) }),
       sign: () => h.call('kvap', 'POST', `/keys/k1/sign?${V}`, otherToken, { alg: 'RS256', value: DIGEST }),
