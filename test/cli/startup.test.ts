@@ -41,6 +41,7 @@ describe('CLI start-up', () => {
     ['--help'],
     ['group', 'list', '--help'],
     ['keyvault', 'secret', 'show', '--help'],
+    ['keyvault', 'key', 'sign', '--help'],
     ['dev', 'env', '--help'],
     ['server', '--help'],
     ['agent', '--help'],

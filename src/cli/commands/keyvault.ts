@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ARM_AUDIENCE, bodyOf, globalOptions, withClient, type ManagementClient } from '../api-client.js';
 import { column, printResult } from '../output.js';
-import { VaultClient } from '../vault-client.js';
 import { lazy } from './lazy.js';
+import { azDate, listAll, parseBool, parseDate, withVault } from './keyvault-data.js';
+import { registerKeyCommands } from './keyvault-key.js';
 import { parseTags, seg } from './shared.js';
 import { writePrivateFile } from '../../shared/private-files.js';
 
@@ -62,15 +63,6 @@ const SELF_PERMISSIONS: AccessPolicy['permissions'] = {
   ],
   storage: ['get', 'list', 'delete', 'set', 'update', 'regeneratekey', 'setsas', 'listsas', 'getsas', 'deletesas'],
 };
-
-/** az's three-state flags: `--flag` alone means true. */
-function parseBool(name: string): (value: string | undefined) => boolean {
-  return (value) => {
-    if (value === undefined || /^(true|yes|1)$/i.test(value)) return true;
-    if (/^(false|no|0)$/i.test(value)) return false;
-    throw new Error(`${name} takes true or false (got '${value}')`);
-  };
-}
 
 function parseRetention(value: string): number {
   const n = Number(value);
@@ -134,12 +126,6 @@ interface SecretBundle {
   scheduledPurgeDate?: number;
 }
 
-/** Epoch seconds as az prints datetimes (Python's isoformat, UTC). */
-function azDate(seconds: number | undefined): string | null {
-  if (seconds === undefined || seconds === null) return null;
-  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, '+00:00');
-}
-
 /** `https://{vault}/secrets/{name}[/{version}]` → name. */
 function secretName(id: string): string | null {
   return /\/(?:deleted)?secrets\/([^/]+)/i.exec(id)?.[1] ?? null;
@@ -185,16 +171,6 @@ function azDeletedSecret(b: SecretBundle, options: { kid?: boolean } = {}): Reco
   };
 }
 
-/** az's `--not-before`/`--expires`: an ISO-8601 time (UTC unless it says otherwise) → epoch seconds. */
-function parseDate(name: string): (value: string) => number {
-  return (value) => {
-    const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(value);
-    const ms = Date.parse(hasZone || !value.includes('T') ? value : `${value}Z`);
-    if (!Number.isFinite(ms)) throw new Error(`${name} must be an ISO-8601 date and time such as 2030-01-31T00:00:00Z (got '${value}')`);
-    return Math.floor(ms / 1000);
-  };
-}
-
 const ENCODINGS = ['utf-8', 'ascii', 'base64', 'hex'] as const;
 
 /** A file's content as the secret value, in az's `--encoding`. */
@@ -217,37 +193,6 @@ function readValueFile(path: string, encoding: string): string {
 interface SecretAddress {
   vaultName: string;
   name: string;
-}
-
-async function withVault<T>(cmd: Command, fn: (vault: VaultClient) => Promise<T>): Promise<T> {
-  return withClient(cmd, async (client) => {
-    const vault = new VaultClient(client);
-    try {
-      return await fn(vault);
-    } finally {
-      vault.close();
-    }
-  });
-}
-
-/** Every item of a paged list, following absolute `nextLink`s on the same vault. */
-async function listAll(vault: VaultClient, vaultName: string, path: string, maxResults: number | undefined): Promise<SecretBundle[]> {
-  const items: SecretBundle[] = [];
-  let next: { path: string; query: Record<string, string> } | undefined = {
-    path,
-    query: maxResults === undefined ? {} : { maxresults: String(Math.min(maxResults, 25)) },
-  };
-  while (next !== undefined) {
-    const page: { value?: SecretBundle[]; nextLink?: string | null } =
-      (await vault.request<{ value?: SecretBundle[]; nextLink?: string | null }>('GET', vaultName, next.path, { query: next.query })).body ?? {};
-    items.push(...(page.value ?? []));
-    if (maxResults !== undefined && items.length >= maxResults) return items.slice(0, maxResults);
-    if (typeof page.nextLink !== 'string' || page.nextLink === '') break;
-    const link = new URL(page.nextLink);
-    const query = Object.fromEntries([...link.searchParams.entries()].filter(([k]) => k.toLowerCase() !== 'api-version'));
-    next = { path: link.pathname, query };
-  }
-  return items;
 }
 
 function registerSecretCommands(keyvault: Command): void {
@@ -326,7 +271,7 @@ function registerSecretCommands(keyvault: Command): void {
     .option('--maxresults <n>', 'at most this many', (v) => Number(v))
     .action(async (opts: { vaultName: string; maxresults?: number }, cmd: Command) => {
       const result = await withVault(cmd, async (vault) =>
-        (await listAll(vault, opts.vaultName, '/secrets', opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })),
+        (await listAll<SecretBundle>(vault, opts.vaultName, '/secrets', opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })),
       );
       printResult(result, globalOptions(cmd));
     });
@@ -335,7 +280,7 @@ function registerSecretCommands(keyvault: Command): void {
     .option('--maxresults <n>', 'at most this many', (v) => Number(v))
     .action(async (opts: SecretAddress & { maxresults?: number }, cmd: Command) => {
       const result = await withVault(cmd, async (vault) =>
-        (await listAll(vault, opts.vaultName, `${p(opts.name)}/versions`, opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })),
+        (await listAll<SecretBundle>(vault, opts.vaultName, `${p(opts.name)}/versions`, opts.maxresults)).map((b) => azSecretProperties(b, { kid: false })),
       );
       printResult(result, globalOptions(cmd));
     });
@@ -391,7 +336,7 @@ function registerSecretCommands(keyvault: Command): void {
     .option('--maxresults <n>', 'at most this many', (v) => Number(v))
     .action(async (opts: { vaultName: string; maxresults?: number }, cmd: Command) => {
       const result = await withVault(cmd, async (vault) =>
-        (await listAll(vault, opts.vaultName, '/deletedsecrets', opts.maxresults)).map((b) => azDeletedSecret(b, { kid: false })),
+        (await listAll<SecretBundle>(vault, opts.vaultName, '/deletedsecrets', opts.maxresults)).map((b) => azDeletedSecret(b, { kid: false })),
       );
       printResult(result, globalOptions(cmd));
     });
@@ -444,7 +389,7 @@ function registerSecretCommands(keyvault: Command): void {
 export function registerKeyVaultCommands(program: Command): void {
   const keyvault = program
     .command('keyvault')
-    .description('Manage Key Vault-compatible vaults and their secrets.')
+    .description('Manage Key Vault-compatible vaults, their secrets and keys.')
     .addHelpText(
       'after',
       '\nExamples:\n  openmsi keyvault create -g app-rg -n app-kv\n  openmsi keyvault set-policy -n app-kv --object-id <id> --secret-permissions get list\n  openmsi keyvault secret set --vault-name app-kv -n db-password --value s3cret',
@@ -652,7 +597,10 @@ export function registerKeyVaultCommands(program: Command): void {
   const permissionOptions = (c: Command) =>
     c
       .option('--secret-permissions <permissions...>', 'secret permissions: all get list set delete recover backup restore purge')
-      .option('--key-permissions <permissions...>', 'key permissions')
+      .option(
+        '--key-permissions <permissions...>',
+        'key permissions (any case, e.g. wrapKey): all get list update create import delete recover backup restore decrypt encrypt unwrapKey wrapKey verify sign purge release rotate getrotationpolicy setrotationpolicy',
+      )
       .option('--certificate-permissions <permissions...>', 'certificate permissions')
       .option('--storage-permissions <permissions...>', 'storage permissions');
 
@@ -733,4 +681,5 @@ export function registerKeyVaultCommands(program: Command): void {
     });
 
   registerSecretCommands(keyvault);
+  registerKeyCommands(keyvault);
 }
