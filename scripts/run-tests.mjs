@@ -45,6 +45,7 @@ const SERIAL = new Map([
 const SLOW_FIRST = [
   'test/clients/vault/real-clients.test.ts',
   'test/cli/keyvault.test.ts',
+  'test/cli/keyvault-key.test.ts',
   'test/rbac/store/cli.test.ts',
   'test/e2e/docs/quickstart.test.ts',
   'test/e2e/dev.test.ts',
