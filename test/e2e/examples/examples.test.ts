@@ -296,6 +296,75 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
     assertPrints(session, SAMPLE, 'the container entrypoint under openmsi run');
   });
 
+  it("seed 002: data sealed outside the vault with a key's public half is opened by an unchanged app (CryptographyClient + DefaultAzureCredential) under openmsi run, with no stored credential", async () => {
+    const dir = mkdtempSync(join(root, 'sealed-'));
+    const jwkFile = join(dir, 'app-data-key.jwk.json');
+    const sealedFile = join(dir, 'orders.sealed.json');
+    const started = new Date(Date.now() - 1000).toISOString();
+
+    // 1. The operator publishes the key's public half (creating the key on first run).
+    const published = await bash(`${EVAL} && node examples/decrypt-with-key/publish-key.js > ${jwkFile}`);
+    assert.equal(published.code, 0, published.stderr);
+    const jwk = JSON.parse(readFileSync(jwkFile, 'utf8')) as Record<string, string>;
+    assert.deepEqual(Object.keys(jwk).sort(), ['e', 'kid', 'kty', 'n'], 'the public half only');
+    assert.equal(jwk['kty'], 'RSA');
+    assert.match(jwk['kid']!, /^https:\/\/dev\.vault\.localhost:\d+\/keys\/app-data-key\/[0-9a-f]{32}$/);
+    assert.equal(Buffer.from(jwk['n']!, 'base64url').length, 256);
+    const again = await bash(`${EVAL} && node examples/decrypt-with-key/publish-key.js`);
+    assert.equal((JSON.parse(again.stdout) as { kid: string }).kid, jwk['kid'], 'publishing again reuses the key');
+
+    // 2. Sealing needs nothing of the vault: PATH and HOME only, no endpoint, no CA, no proxy.
+    const value = 'Server=db.internal;Password=sealed-not-stored';
+    const sealing = await exec(['bash', '-c', `printf %s '${value}' | node examples/decrypt-with-key/seal.js ${jwkFile} > ${sealedFile}`], baseEnv);
+    assert.equal(sealing.code, 0, sealing.stderr);
+    const sealedText = readFileSync(sealedFile, 'utf8');
+    assert.ok(!sealedText.includes('sealed-not-stored'));
+    const sealed = JSON.parse(sealedText) as Record<string, string>;
+    assert.deepEqual([sealed['kid'], sealed['alg'], sealed['enc']], [jwk['kid'], 'RSA-OAEP-256', 'A256GCM']);
+    assert.equal(Buffer.from(sealed['wrappedKey']!, 'base64url').length, 256);
+
+    // 3. The unchanged app opens it as dev-app, through the session's endpoint.
+    assertPrints(
+      await bash(`${EVAL} && openmsi run --identity dev-app -- node examples/decrypt-with-key/app.js ${sealedFile}`),
+      value,
+      'the app under openmsi run',
+    );
+    // The dev stack's machine-wide endpoint works as well: the same code, another identity.
+    assertPrints(await bash(`${EVAL} && node examples/decrypt-with-key/app.js ${sealedFile}`), value, 'the app with the dev environment');
+    const app = readFileSync(join(repoRoot, 'examples', 'decrypt-with-key', 'app.js'), 'utf8');
+    assert.match(app, /new CryptographyClient\(sealed\.kid, new DefaultAzureCredential\(\)\)/);
+    assert.doesNotMatch(app, /ClientSecretCredential|AZURE_CLIENT_SECRET|clientSecret|process\.env/, 'the app reads no credential and no setting');
+    // A tampered envelope is refused (the GCM tag covers the data).
+    const tamperedFile = join(dir, 'tampered.sealed.json');
+    const flipped = Buffer.from(sealed['ciphertext']!, 'base64url');
+    flipped[0]! ^= 1;
+    writeFileSync(tamperedFile, JSON.stringify({ ...sealed, ciphertext: flipped.toString('base64url') }));
+    const tampered = await bash(`${EVAL} && openmsi run --identity dev-app -- node examples/decrypt-with-key/app.js ${tamperedFile}`);
+    assert.notEqual(tampered.code, 0);
+    assert.ok(!tampered.stdout.includes('sealed-not-stored'));
+    if (inNamespace) {
+      // No managed identity, nothing stored: the same app cannot open it (where nothing can leave loopback).
+      const bare = await exec(['node', 'examples/decrypt-with-key/app.js', sealedFile], baseEnv);
+      assert.notEqual(bare.code, 0, bare.stdout);
+      assert.ok(!bare.stdout.includes('sealed-not-stored'));
+    }
+
+    // The vault audited the unwraps under dev-app's principal (the audit is uploaded about a second later).
+    const identity = await bash(`${EVAL} && openmsi identity show -g dev -n dev-app`);
+    assert.equal(identity.code, 0, identity.stderr);
+    const principalId = (JSON.parse(identity.stdout) as { principalId: string }).principalId;
+    const deadline = Date.now() + 20_000;
+    let actors: string[] = [];
+    while (Date.now() < deadline) {
+      const list = await bash(`${EVAL} && openmsi audit list --action vault.keys.unwrapKey --since ${started}`);
+      assert.equal(list.code, 0, list.stderr);
+      actors = (JSON.parse(list.stdout) as { actor: string; outcome: string }[]).filter((e) => e.outcome === 'success').map((e) => e.actor);
+      if (actors.includes(principalId)) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.ok(actors.includes(principalId), `no vault.keys.unwrapKey record for dev-app: ${JSON.stringify(actors)}`);
+  });
+
   it('examples/README.md names every example with the command that runs it', () => {
     const readme = readFileSync(join(repoRoot, 'examples', 'README.md'), 'utf8');
     for (const line of [
@@ -304,6 +373,7 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
       `${EVAL} && bash examples/curl/read-secret.sh`,
       'openmsi run --identity dev-app -- bash examples/ci/deploy-step.sh',
       'docker compose -f examples/container/docker-compose.yml up --build',
+      'openmsi run --identity dev-app -- node examples/decrypt-with-key/app.js',
     ]) {
       assert.ok(readme.includes(line), `examples/README.md lacks: ${line}`);
     }
