@@ -44,6 +44,8 @@ const SERIAL = new Map([
  */
 const SLOW_FIRST = [
   'test/clients/vault/real-clients.test.ts',
+  'test/clients/vault/keys-sdk.test.ts',
+  'test/clients/vault/keys-python.test.ts',
   'test/cli/keyvault.test.ts',
   'test/cli/keyvault-key.test.ts',
   'test/rbac/store/cli.test.ts',
