@@ -1,6 +1,9 @@
 // Shared by the benchmarks: CPU pinning (servers on CPU 0, the load generator on CPU 1, when `taskset`
 // exists) and a free loopback port.
 import { execFileSync } from 'node:child_process';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 
 export const hasTaskset = (() => {
@@ -73,4 +76,27 @@ export function medianRound(rounds, side) {
     non2xx: rounds.reduce((n, r) => n + r[side].non2xx, 0),
     errors: rounds.reduce((n, r) => n + r[side].errors, 0),
   };
+}
+
+const cli = join(fileURLToPath(new URL('..', import.meta.url)), 'dist/cli/main.js');
+
+/** `openmsi --data-dir DIR ARGS...` (the built CLI, warnings only), its JSON output parsed. */
+export function openmsiJson(dataDir, args) {
+  return JSON.parse(
+    execFileSync(process.execPath, [cli, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' } }),
+  );
+}
+
+/** One HTTPS request to 127.0.0.1:`port` with this Host (a vault's name needs no DNS), trusting `ca`. */
+export function httpsCall(port, path, { host, method = 'GET', headers = {}, body, ca }) {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, servername: host.split(':')[0], headers: { host, ...headers }, ca, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
 }

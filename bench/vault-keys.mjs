@@ -12,36 +12,16 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, median, pinned, waitFor } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, httpsCall, openmsiJson, median, pinned, waitFor } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
 const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const roundCount = Number(process.env.BENCH_ROUNDS ?? 3);
-
-function openmsi(dataDir, args) {
-  return JSON.parse(
-    execFileSync(process.execPath, [cli, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' } }),
-  );
-}
-
-function call(port, path, { host, method = 'GET', headers = {}, body, ca }) {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, servername: host.split(':')[0], headers: { host, ...headers }, ca, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode, body: text }));
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
 
 /** The node:crypto baseline: `op` (decrypt | sign) in a bounded loop for `seconds` on CPU 0, in its own process. */
 function baseline(op, jwk, seconds) {
@@ -64,7 +44,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-keys-'));
 const children = [];
 try {
   const port = await freePort();
-  openmsi(dataDir, ['init', '--port', String(port)]);
+  openmsiJson(dataDir, ['init', '--port', String(port)]);
   const caPath = join(dataDir, 'ca/ca.pem');
   const ca = readFileSync(caPath, 'utf8');
   const config = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8'));
@@ -73,16 +53,16 @@ try {
   children.push(server);
   const authority = `localhost:${port}`;
   await waitFor(
-    async () => (await call(port, `/${config.tenantId}/v2.0/.well-known/openid-configuration`, { host: authority, ca })).status === 200,
+    async () => (await httpsCall(port, `/${config.tenantId}/v2.0/.well-known/openid-configuration`, { host: authority, ca })).status === 200,
     'the server',
   );
 
-  openmsi(dataDir, ['group', 'create', '-n', 'bench', '-l', 'local']);
-  const vault = openmsi(dataDir, ['keyvault', 'create', '-g', 'bench', '-n', 'kv-bench']);
-  const officer = openmsi(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench-officer']);
-  const user = openmsi(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench-crypto-user']);
-  openmsi(dataDir, ['role', 'assignment', 'create', '--assignee', officer.appId, '--role', 'Key Vault Crypto Officer', '--scope', vault.id]);
-  openmsi(dataDir, ['role', 'assignment', 'create', '--assignee', user.appId, '--role', 'Key Vault Crypto User', '--scope', vault.id]);
+  openmsiJson(dataDir, ['group', 'create', '-n', 'bench', '-l', 'local']);
+  const vault = openmsiJson(dataDir, ['keyvault', 'create', '-g', 'bench', '-n', 'kv-bench']);
+  const officer = openmsiJson(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench-officer']);
+  const user = openmsiJson(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench-crypto-user']);
+  openmsiJson(dataDir, ['role', 'assignment', 'create', '--assignee', officer.appId, '--role', 'Key Vault Crypto Officer', '--scope', vault.id]);
+  openmsiJson(dataDir, ['role', 'assignment', 'create', '--assignee', user.appId, '--role', 'Key Vault Crypto User', '--scope', vault.id]);
 
   const domain = config.vaultDomain ?? 'vault.localhost';
   const vaultHost = `kv-bench.${domain}:${port}`;
@@ -93,7 +73,7 @@ try {
       client_secret: sp.password,
       scope: `https://${domain}:${port}/.default`,
     });
-    const r = await call(port, `/${config.tenantId}/oauth2/v2.0/token`, {
+    const r = await httpsCall(port, `/${config.tenantId}/oauth2/v2.0/token`, {
       host: authority,
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -103,7 +83,7 @@ try {
     return JSON.parse(r.body).access_token;
   }
   const vaultCall = async (tok, method, path, body) => {
-    const r = await call(port, path, {
+    const r = await httpsCall(port, path, {
       host: vaultHost,
       method,
       headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },

@@ -7,13 +7,12 @@
 //
 //   npm run bench:vault                         # 3 alternating rounds of 10 s per side, 32 connections
 //   BENCH_DURATION=20 BENCH_CONNECTIONS=64 node bench/vault-read.mjs
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, httpsCall, openmsiJson, medianRound, pinned, waitFor } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -21,31 +20,11 @@ const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const roundCount = Number(process.env.BENCH_ROUNDS ?? 3);
 
-function openmsi(dataDir, args) {
-  return JSON.parse(
-    execFileSync(process.execPath, [cli, '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' } }),
-  );
-}
-
-/** One HTTPS request to 127.0.0.1 with this Host (the vault's name, no DNS needed). */
-function call(port, path, { host, method = 'GET', headers = {}, body, ca }) {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, servername: host.split(':')[0], headers: { host, ...headers }, ca, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode, body: text }));
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
-
 const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-vault-'));
 const children = [];
 try {
   const port = await freePort();
-  openmsi(dataDir, ['init', '--port', String(port)]);
+  openmsiJson(dataDir, ['init', '--port', String(port)]);
   const caPath = join(dataDir, 'ca/ca.pem');
   const ca = readFileSync(caPath, 'utf8');
   const config = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8'));
@@ -54,18 +33,18 @@ try {
   children.push(server);
   const authority = `localhost:${port}`;
   await waitFor(
-    async () => (await call(port, `/${config.tenantId}/v2.0/.well-known/openid-configuration`, { host: authority, ca })).status === 200,
+    async () => (await httpsCall(port, `/${config.tenantId}/v2.0/.well-known/openid-configuration`, { host: authority, ca })).status === 200,
     'the server',
   );
 
-  openmsi(dataDir, ['group', 'create', '-n', 'bench', '-l', 'local']);
-  const vault = openmsi(dataDir, ['keyvault', 'create', '-g', 'bench', '-n', 'kv-bench']);
-  const sp = openmsi(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench-reader']);
+  openmsiJson(dataDir, ['group', 'create', '-n', 'bench', '-l', 'local']);
+  const vault = openmsiJson(dataDir, ['keyvault', 'create', '-g', 'bench', '-n', 'kv-bench']);
+  const sp = openmsiJson(dataDir, ['ad', 'sp', 'create-for-rbac', '--name', 'bench-reader']);
   const admin = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8'));
-  openmsi(dataDir, ['role', 'assignment', 'create', '--assignee', admin.objectId, '--role', 'Key Vault Secrets Officer', '--scope', vault.id]);
-  openmsi(dataDir, ['role', 'assignment', 'create', '--assignee', sp.appId, '--role', 'Key Vault Secrets User', '--scope', vault.id]);
+  openmsiJson(dataDir, ['role', 'assignment', 'create', '--assignee', admin.objectId, '--role', 'Key Vault Secrets Officer', '--scope', vault.id]);
+  openmsiJson(dataDir, ['role', 'assignment', 'create', '--assignee', sp.appId, '--role', 'Key Vault Secrets User', '--scope', vault.id]);
   const value = `Server=tcp:db.example,1433;Database=app;User ID=app;Password=${'p'.repeat(40)};Encrypt=true`;
-  openmsi(dataDir, ['keyvault', 'secret', 'set', '--vault-name', 'kv-bench', '-n', 'connection-string', '--value', value]);
+  openmsiJson(dataDir, ['keyvault', 'secret', 'set', '--vault-name', 'kv-bench', '-n', 'connection-string', '--value', value]);
 
   const vaultHost = `kv-bench.${config.vaultDomain ?? 'vault.localhost'}:${port}`;
   const form = new URLSearchParams({
@@ -74,7 +53,7 @@ try {
     client_secret: sp.password,
     scope: `https://${config.vaultDomain ?? 'vault.localhost'}:${port}/.default`,
   }).toString();
-  const tokenResponse = await call(port, `/${config.tenantId}/oauth2/v2.0/token`, {
+  const tokenResponse = await httpsCall(port, `/${config.tenantId}/oauth2/v2.0/token`, {
     host: authority,
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -83,14 +62,14 @@ try {
   });
   const token = JSON.parse(tokenResponse.body).access_token;
   const path = '/secrets/connection-string?api-version=7.4';
-  const sample = await call(port, path, { host: vaultHost, headers: { authorization: `Bearer ${token}` }, ca });
+  const sample = await httpsCall(port, path, { host: vaultHost, headers: { authorization: `Bearer ${token}` }, ca });
   if (sample.status !== 200) throw new Error(`the vault answered ${sample.status}: ${sample.body}`);
 
   const basePort = await freePort();
   const [bcmd, bargs] = pinned(0, process.execPath, [join(root, 'bench/vault-baseline-server.mjs'), dataDir, String(basePort), String(sample.body.length)]);
   const baseline = spawn(bcmd, bargs, { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(baseline);
-  await waitFor(async () => (await call(basePort, path, { host: `localhost:${basePort}`, ca })).status === 200, 'the baseline');
+  await waitFor(async () => (await httpsCall(basePort, path, { host: `localhost:${basePort}`, ca })).status === 200, 'the baseline');
 
   const vaultUrl = `https://127.0.0.1:${port}${path}`;
   const bareUrl = `https://127.0.0.1:${basePort}${path}`;

@@ -4,8 +4,10 @@
  * sealed form of a key version. Bodies that do not parse are Key Vault's 400 `BadParameter`.
  */
 import type { FastifyRequest } from 'fastify';
-import type { Tags } from '../../store/types.js';
+import type { SecretVersion, Tags, Vault } from '../../store/types.js';
+import { newVersionId } from '../secrets/common.js';
 import { VaultErrors } from '../errors.js';
+import { objectBody, readAttributes, readTags, type AttributesInput } from '../bodies.js';
 import type { VaultObjectCache } from '../secret-cache.js';
 import type { SecretCipher, VaultContext } from '../contracts.js';
 import { KeyCryptoError, type KeyKind, type KeyMaterial, type PreparedKey } from './crypto/index.js';
@@ -57,7 +59,6 @@ export interface KeysDeps {
 
 /** Azure's key-name rule (the secret-name rule). */
 export const KEY_NAME = /^[0-9a-zA-Z-]{1,127}$/;
-export const MAX_TAGS = 15;
 /** Keys allow 256 characters per tag name and value (secrets 512) [KD1]. */
 export const MAX_TAG_PART = 256;
 /** (ours) The most a crypto operation takes in `value`: far above any RSA block or wrapped key. */
@@ -99,12 +100,6 @@ export function parsePayload(text: string): KeyPayload {
   return { kty: raw.kty, keyOps: raw.keyOps, material };
 }
 
-function objectBody(request: FastifyRequest): Record<string, unknown> {
-  const body = request.body;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw VaultErrors.badParameter('The request body must be a JSON object.');
-  return body as Record<string, unknown>;
-}
-
 /** A request body that may be absent (rotate, backup: clients send none or `{}`). */
 export function optionalBody(request: FastifyRequest): Record<string, unknown> {
   return request.body === undefined || request.body === null ? {} : objectBody(request);
@@ -122,23 +117,10 @@ export function bytesOf(value: unknown, field: string, required: boolean): Buffe
 
 export const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 
-function unixTime(value: unknown, field: string): number | null {
-  if (value === null) return null;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0)
-    throw VaultErrors.badParameter(`Property attributes.${field} must be a unix time in seconds.`);
-  return value;
-}
-
-export interface KeyAttributesInput {
-  enabled?: boolean;
-  notBefore?: number | null;
-  expires?: number | null;
-}
-
 export interface KeyContentsInput {
   tags?: Tags | null;
   keyOps?: KeyOp[];
-  attributes: KeyAttributesInput;
+  attributes: AttributesInput;
 }
 
 /** `key_ops` as given, in Key Vault's spelling (matched case-insensitively), checked against the kind when known. */
@@ -162,37 +144,13 @@ export function readKeyOps(value: unknown, kind: KeyKind | undefined): KeyOp[] |
 }
 
 function readContents(body: Record<string, unknown>, kind: KeyKind | undefined): KeyContentsInput {
-  const out: KeyContentsInput = { attributes: {} };
-  if (body['tags'] !== undefined) {
-    const tags = body['tags'];
-    if (tags !== null && (typeof tags !== 'object' || Array.isArray(tags))) throw VaultErrors.badParameter('Property tags must be an object of strings.');
-    if (tags !== null) {
-      const entries = Object.entries(tags as Record<string, unknown>);
-      if (entries.length > MAX_TAGS) throw VaultErrors.badParameter(`Too many tags: a key may have at most ${String(MAX_TAGS)} tags.`);
-      for (const [key, value] of entries) {
-        if (typeof value !== 'string') throw VaultErrors.badParameter(`Tag ${key} must have a string value.`);
-        if (key.length > MAX_TAG_PART || value.length > MAX_TAG_PART) {
-          throw VaultErrors.badParameter(`Tag names and values of a key may have at most ${String(MAX_TAG_PART)} characters.`);
-        }
-      }
-    }
-    out.tags = tags as Tags | null;
-  }
+  const { input, raw } = readAttributes(body['attributes']);
+  const out: KeyContentsInput = { attributes: input };
+  if (body['tags'] !== undefined) out.tags = readTags(body['tags'], 'key', MAX_TAG_PART);
   const keyOps = readKeyOps(body['key_ops'], kind);
   if (keyOps !== undefined) out.keyOps = keyOps;
-  const attributes = body['attributes'];
-  if (attributes !== undefined && attributes !== null) {
-    if (typeof attributes !== 'object' || Array.isArray(attributes)) throw VaultErrors.badParameter('Property attributes must be an object.');
-    const a = attributes as Record<string, unknown>;
-    if (a['enabled'] !== undefined && a['enabled'] !== null) {
-      if (typeof a['enabled'] !== 'boolean') throw VaultErrors.badParameter('Property attributes.enabled must be a boolean.');
-      out.attributes.enabled = a['enabled'];
-    }
-    if (a['nbf'] !== undefined) out.attributes.notBefore = unixTime(a['nbf'], 'nbf');
-    if (a['exp'] !== undefined) out.attributes.expires = unixTime(a['exp'], 'exp');
-    // Exportable keys exist for secure key release, which needs an attestation service (spec §1.9).
-    if (a['exportable'] === true) throw VaultErrors.releaseNotSupported();
-  }
+  // Exportable keys exist for secure key release, which needs an attestation service (spec §1.9).
+  if (raw['exportable'] === true) throw VaultErrors.releaseNotSupported();
   if (body['release_policy'] !== undefined && body['release_policy'] !== null) throw VaultErrors.releaseNotSupported();
   return out;
 }
@@ -268,6 +226,33 @@ export function readVerifyBody(request: FastifyRequest): { alg: string; digest: 
   const alg = body['alg'];
   if (typeof alg !== 'string' || alg === '') throw VaultErrors.badParameter('Property alg is required and must be a string.');
   return { alg, digest: bytesOf(body['digest'], 'digest', true)!, signature: bytesOf(body['value'], 'value', true)! };
+}
+
+/** Adds a new version holding `payload`, with the body's tags and attributes (create, import); 409 while the name is soft-deleted. */
+export async function addKeyVersion(
+  { ctx, cipher }: Pick<KeysDeps, 'ctx' | 'cipher'>,
+  vault: Vault,
+  name: string,
+  payload: KeyPayload,
+  contents: KeyContentsInput,
+): Promise<SecretVersion> {
+  const version = newVersionId();
+  const now = ctx.clock.now();
+  const record: SecretVersion = {
+    vaultId: vault.id,
+    name,
+    version,
+    sealedValue: sealKey(cipher, vault.id, name, version, payload),
+    contentType: null,
+    tags: contents.tags ?? null,
+    enabled: contents.attributes.enabled ?? true,
+    notBefore: contents.attributes.notBefore ?? null,
+    expires: contents.attributes.expires ?? null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  if ((await ctx.store.keys.addVersion(record)) === 'deleted') throw VaultErrors.keyDeletedButRecoverable(name);
+  return record;
 }
 
 /** Runs a crypto call, turning the caller's mistakes (KeyCryptoError) into 400 `BadParameter`. */

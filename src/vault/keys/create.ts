@@ -6,9 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import { KEY_OPERATIONS } from '../contracts.js';
 import { VaultErrors } from '../errors.js';
 import { admitted } from '../state.js';
-import { newVersionId } from '../secrets/common.js';
 import { generateKeyMaterial, KeyCryptoError, type CurveName, type KeyMaterial } from './crypto/index.js';
-import { DEFAULT_KEY_OPS, kindOf, keyNameOf, readCreateBody, sealKey, type KeyPayload, type KeysDeps } from './common.js';
+import { DEFAULT_KEY_OPS, kindOf, keyNameOf, readCreateBody, addKeyVersion, type KeyPayload, type KeysDeps } from './common.js';
 import { keyBundleView } from './views.js';
 
 /** A key of `payload`'s kind and size, as create and rotate make it; KeyCryptoError becomes 400. */
@@ -39,22 +38,7 @@ export function createKeyRoute(app: FastifyInstance, { ctx, cipher }: KeysDeps):
       ...(kind === 'RSA' && body.publicExponent !== undefined ? { publicExponent: body.publicExponent } : {}),
     });
     const payload: KeyPayload = { kty: body.kty, keyOps: body.keyOps?.length ? body.keyOps : [...DEFAULT_KEY_OPS[kind]], material };
-    const version = newVersionId();
-    const now = ctx.clock.now();
-    const record = {
-      vaultId: vault.id,
-      name,
-      version,
-      sealedValue: sealKey(cipher, vault.id, name, version, payload),
-      contentType: null,
-      tags: body.tags ?? null,
-      enabled: body.attributes.enabled ?? true,
-      notBefore: body.attributes.notBefore ?? null,
-      expires: body.attributes.expires ?? null,
-      createdAt: now,
-      updatedAt: now,
-    };
-    if ((await ctx.store.keys.addVersion(record)) === 'deleted') throw VaultErrors.keyDeletedButRecoverable(name);
+    const record = await addKeyVersion({ ctx, cipher }, vault, name, payload, body);
     return keyBundleView(request, name, record, payload, vault, apiVersion);
   });
 }

@@ -4,11 +4,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { KEY_OPERATIONS } from '../contracts.js';
-import { VaultErrors } from '../errors.js';
 import { admitted } from '../state.js';
-import { newVersionId } from '../secrets/common.js';
 import { importKeyMaterial } from './crypto/index.js';
-import { cryptoCall, DEFAULT_KEY_OPS, keyNameOf, readImportBody, readKeyOps, sealKey, type KeyPayload, type KeysDeps, type KeyType } from './common.js';
+import { cryptoCall, DEFAULT_KEY_OPS, keyNameOf, readImportBody, readKeyOps, addKeyVersion, type KeyPayload, type KeysDeps, type KeyType } from './common.js';
 import { keyBundleView } from './views.js';
 
 export function importKeyRoute(app: FastifyInstance, { ctx, cipher }: KeysDeps): void {
@@ -23,22 +21,7 @@ export function importKeyRoute(app: FastifyInstance, { ctx, cipher }: KeysDeps):
     const keyOps = body.keyOps ?? readKeyOps(body.jwk['key_ops'], material.kind) ?? [];
     const ops = readKeyOps(keyOps, material.kind) ?? [];
     const payload: KeyPayload = { kty, keyOps: ops.length > 0 ? ops : [...DEFAULT_KEY_OPS[material.kind]], material };
-    const version = newVersionId();
-    const now = ctx.clock.now();
-    const record = {
-      vaultId: vault.id,
-      name,
-      version,
-      sealedValue: sealKey(cipher, vault.id, name, version, payload),
-      contentType: null,
-      tags: body.tags ?? null,
-      enabled: body.attributes.enabled ?? true,
-      notBefore: body.attributes.notBefore ?? null,
-      expires: body.attributes.expires ?? null,
-      createdAt: now,
-      updatedAt: now,
-    };
-    if ((await ctx.store.keys.addVersion(record)) === 'deleted') throw VaultErrors.keyDeletedButRecoverable(name);
+    const record = await addKeyVersion({ ctx, cipher }, vault, name, payload, body);
     return keyBundleView(request, name, record, payload, vault, apiVersion);
   });
 }

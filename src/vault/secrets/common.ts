@@ -9,6 +9,7 @@ import type { Tags } from '../../store/types.js';
 import type { SecretCipher, VaultContext } from '../contracts.js';
 import type { SecretCache } from '../secret-cache.js';
 import { VaultErrors } from '../errors.js';
+import { objectBody, readAttributes, readTags, type AttributesInput } from '../bodies.js';
 
 /** Dependencies of the secrets handlers. */
 export interface SecretsDeps {
@@ -23,7 +24,6 @@ export const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 /** "25 KB" (spec §1.4, about-secrets): read as 25 KiB of UTF-8, the most a client can count on. */
 export const MAX_VALUE_BYTES = 25 * 1024;
 export const MAX_CONTENT_TYPE = 255;
-export const MAX_TAGS = 15;
 export const MAX_TAG_PART = 512;
 
 /** The `{name}` path parameter, checked; 400 `BadParameter` with Key Vault's message otherwise. */
@@ -42,17 +42,7 @@ export function versionOf(request: FastifyRequest): string | undefined {
 /** A new version id: 32 lower-case hex characters, as Key Vault's. */
 export const newVersionId = (): string => randomBytes(16).toString('hex');
 
-function objectBody(request: FastifyRequest): Record<string, unknown> {
-  const body = request.body;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw VaultErrors.badParameter('The request body must be a JSON object.');
-  return body as Record<string, unknown>;
-}
-
-export interface AttributesInput {
-  enabled?: boolean;
-  notBefore?: number | null;
-  expires?: number | null;
-}
+export type { AttributesInput } from '../bodies.js';
 
 export interface ContentsInput {
   contentType?: string | null;
@@ -60,15 +50,8 @@ export interface ContentsInput {
   attributes: AttributesInput;
 }
 
-function unixTime(value: unknown, field: string): number | null {
-  if (value === null) return null;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0)
-    throw VaultErrors.badParameter(`Property attributes.${field} must be a unix time in seconds.`);
-  return value;
-}
-
 function readContents(body: Record<string, unknown>): ContentsInput {
-  const out: ContentsInput = { attributes: {} };
+  const out: ContentsInput = { attributes: readAttributes(body['attributes']).input };
   if (body['contentType'] !== undefined) {
     const contentType = body['contentType'];
     if (contentType !== null && typeof contentType !== 'string') throw VaultErrors.badParameter('Property contentType must be a string.');
@@ -77,32 +60,7 @@ function readContents(body: Record<string, unknown>): ContentsInput {
     }
     out.contentType = contentType;
   }
-  if (body['tags'] !== undefined) {
-    const tags = body['tags'];
-    if (tags !== null && (typeof tags !== 'object' || Array.isArray(tags))) throw VaultErrors.badParameter('Property tags must be an object of strings.');
-    if (tags !== null) {
-      const entries = Object.entries(tags as Record<string, unknown>);
-      if (entries.length > MAX_TAGS) throw VaultErrors.badParameter(`Too many tags: a secret may have at most ${String(MAX_TAGS)} tags.`);
-      for (const [key, value] of entries) {
-        if (typeof value !== 'string') throw VaultErrors.badParameter(`Tag ${key} must have a string value.`);
-        if (key.length > MAX_TAG_PART || value.length > MAX_TAG_PART) {
-          throw VaultErrors.badParameter(`Tag names and values may have at most ${String(MAX_TAG_PART)} characters.`);
-        }
-      }
-    }
-    out.tags = tags as Tags | null;
-  }
-  const attributes = body['attributes'];
-  if (attributes !== undefined && attributes !== null) {
-    if (typeof attributes !== 'object' || Array.isArray(attributes)) throw VaultErrors.badParameter('Property attributes must be an object.');
-    const a = attributes as Record<string, unknown>;
-    if (a['enabled'] !== undefined && a['enabled'] !== null) {
-      if (typeof a['enabled'] !== 'boolean') throw VaultErrors.badParameter('Property attributes.enabled must be a boolean.');
-      out.attributes.enabled = a['enabled'];
-    }
-    if (a['nbf'] !== undefined) out.attributes.notBefore = unixTime(a['nbf'], 'nbf');
-    if (a['exp'] !== undefined) out.attributes.expires = unixTime(a['exp'], 'exp');
-  }
+  if (body['tags'] !== undefined) out.tags = readTags(body['tags'], 'secret', MAX_TAG_PART);
   return out;
 }
 
