@@ -119,10 +119,11 @@ export const GROUPS = {
     ],
   },
   // The keys data plane's security decisions: the key's own gates (key_ops, disabled, validity window), the
-  // RSA1_5 unpadding with implicit rejection (no padding oracle) and EMSA-PSS; the crypto unit files first.
+  // RSA1_5 unpadding with implicit rejection (no padding oracle) and EMSA-PSS, against store-less unit files
+  // (the data-plane file starts an authority per run: about 10 s a mutant).
   'vault-keys': {
     mutate: ['src/vault/keys/operation.ts', 'src/vault/keys/crypto/pkcs1.ts', 'src/vault/keys/crypto/pss.ts'],
-    testFiles: ['test/vault/keys/crypto-vectors.test.ts', 'test/vault/keys/crypto.test.ts', 'test/vault/keys/data-plane.test.ts'],
+    testFiles: ['test/vault/keys/gates.test.ts', 'test/vault/keys/crypto-vectors.test.ts', 'test/vault/keys/crypto.test.ts'],
   },
   // The agent's token pipeline, against its fast unit tests (a fake surface context over the real cache and
   // rate limiter): the end-to-end agent suites each start an authority and an agent, 8 to 27 s per mutant.
