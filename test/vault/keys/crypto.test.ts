@@ -17,6 +17,7 @@ import {
   type KeyMaterial,
   type PreparedKey,
 } from '../../../src/vault/keys/crypto/index.js';
+import { emsaPssEncode, emsaPssVerify } from '../../../src/vault/keys/crypto/pss.js';
 
 const INVALID_JWK = 'The property "key" must be a valid JsonWebKey object.';
 const INVALID_RSA = 'RSA key is not valid - cannot instantiate crypto service';
@@ -569,5 +570,45 @@ describe('keys crypto: properties', () => {
       }),
       { numRuns: 50 },
     );
+  });
+});
+
+describe('keys crypto: EMSA-PSS structure (RFC 8017 §9.1.2), on crafted encodings', () => {
+  // A 2047-bit encoding (a 2048-bit modulus): emLen 256, the top bit of the first byte must be clear.
+  const EM_BITS = 2047;
+  const mHash = createHash('sha256').update('pss').digest();
+  const salt = Buffer.alloc(32, 7);
+  const valid = (): Buffer => emsaPssEncode('sha256', mHash, EM_BITS, salt);
+  const dbLength = 256 - 32 - 1;
+  const separator = dbLength - 32 - 1;
+
+  it('verifies its own encoding, and refuses each structural fault even when the hash still matches', () => {
+    assert.equal(emsaPssVerify('sha256', mHash, valid(), EM_BITS, 32), true);
+    const faults: [string, (em: Buffer) => void][] = [
+      ['trailer not 0xbc', (em) => (em[255] = 0xbd)],
+      ['top bit set', (em) => (em[0]! |= 0x80)],
+      ['a padding byte not zero', (em) => (em[5]! ^= 0x01)],
+      ['the first padding byte not zero', (em) => (em[0]! ^= 0x01)],
+      ['the last padding byte not zero', (em) => (em[separator - 1]! ^= 0x01)],
+      ['no 0x01 separator', (em) => (em[separator]! ^= 0x03)],
+    ];
+    for (const [what, fault] of faults) {
+      const em = valid();
+      fault(em);
+      assert.equal(emsaPssVerify('sha256', mHash, em, EM_BITS, 32), false, what);
+    }
+  });
+
+  it('refuses a digest or an encoding of the wrong length, and a salt length the encoding cannot hold; the exact limit holds', () => {
+    assert.equal(emsaPssVerify('sha256', mHash.subarray(1), valid(), EM_BITS, 32), false, 'short digest');
+    assert.equal(emsaPssVerify('sha256', mHash, valid().subarray(1), EM_BITS, 32), false, 'short encoding');
+    assert.equal(emsaPssVerify('sha256', mHash, Buffer.concat([valid(), Buffer.of(0)]), EM_BITS, 32), false, 'long encoding');
+    assert.equal(emsaPssVerify('sha256', mHash, valid(), EM_BITS, 31), false, 'another salt length');
+    const longest = Buffer.alloc(256 - 32 - 2, 9); // emLen = hLen + sLen + 2: no padding bytes at all
+    assert.equal(emsaPssVerify('sha256', mHash, emsaPssEncode('sha256', mHash, EM_BITS, longest), EM_BITS, longest.length), true, 'the longest salt');
+    assert.equal(emsaPssVerify('sha256', mHash, valid(), EM_BITS, longest.length + 1), false, 'a salt longer than the encoding holds');
+    assert.throws(() => emsaPssEncode('sha256', mHash, EM_BITS, Buffer.alloc(longest.length + 1)), RangeError);
+    assert.throws(() => emsaPssEncode('sha256', mHash.subarray(1), EM_BITS, salt), RangeError);
+    assert.equal(dbLength, 223);
   });
 });
