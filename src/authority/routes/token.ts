@@ -174,12 +174,15 @@ async function recordFailure(
   }
 }
 
-/** Whether a refused request named a caller this tenant knows: an application by client id, or a host credential by `kid`. */
+/**
+ * Whether a refused request named a caller this tenant knows: an application or a user-assigned identity (a
+ * federated assertion's) by client id, or a host credential by `kid`.
+ */
 async function namesKnownCaller(ctx: AuthorityContext, request: FastifyRequest, params: FormParams, tenant: Tenant): Promise<boolean> {
   const clientId = clientIdOf(request, params);
   if (clientId !== undefined && clientId !== '') {
     const principal = clientId.length <= 256 ? await ctx.store.servicePrincipals.getByAppId(clientId) : undefined;
-    return principal?.tenantId === tenant.id && principal.kind === 'Application';
+    return principal?.tenantId === tenant.id && (principal.kind === 'Application' || principal.managedIdentity?.type === 'UserAssigned');
   }
   const assertion = params['client_assertion'];
   if (params['grant_type'] !== MANAGED_IDENTITY_GRANT_TYPE || assertion === undefined) return false;
