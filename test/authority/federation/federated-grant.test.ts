@@ -143,6 +143,17 @@ for (const backend of STORE_BACKENDS)
       assert.equal(federated.detail['federatedCredentialName'], 'cluster-1');
     });
 
+    it('audits a refused federated grant with the issuer and subject it claimed', async () => {
+      await grant(await issuer.sign({ sub: 'system:serviceaccount:default:refused-one' }));
+      await t.ctx.audit.flush();
+      const events = await t.ctx.store.audit.list({ limit: 200 });
+      const refused = events.find((e) => e.outcome === 'failure' && e.detail['federatedSubject'] === 'system:serviceaccount:default:refused-one');
+      assert.ok(refused, 'a failure event naming the subject');
+      assert.equal(refused.detail['federatedIssuer'], issuer.issuer);
+      assert.equal(refused.detail['aadsts'], 700213);
+      assert.equal(refused.actor, uami.appId);
+    });
+
     describe('refuses, with Entra’s codes (spec §6 T-A2-3)', () => {
       it('a subject that differs only in case: AADSTS7002138', async () => {
         const body = await expectRefused(await grant(await issuer.sign({ sub: SUBJECT.toUpperCase() })), 401, 'invalid_client', 7002138);
