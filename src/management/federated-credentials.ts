@@ -15,7 +15,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { iso } from '../shared/clock.js';
 import { ApiError, ApiErrors } from '../shared/api-error.js';
-import type { FederatedCredential, FederationIssuer, ServicePrincipal } from '../store/types.js';
+import type { ClientCredential, FederatedCredential, FederationIssuer, ServicePrincipal } from '../store/types.js';
+import { graphCredentialViews } from './principals.js';
+import { ManagementErrors } from './errors.js';
 import type { ManagementContext } from './context.js';
 import { USER_ASSIGNED_IDENTITY_TYPE, getUserAssignedIdentity } from '../directory/resources.js';
 import { putFederatedCredential, validateFederatedCredentialFields, validateFederatedCredentialName } from '../directory/federated-credentials.js';
@@ -169,8 +171,44 @@ function armRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   });
 }
 
+/** An application as Graph's `application` (in openmsi the application and its service principal are one object). */
+function graphApplicationView(sp: ServicePrincipal, credentials: readonly ClientCredential[]): Record<string, unknown> {
+  return {
+    id: sp.objectId,
+    appId: sp.appId,
+    displayName: sp.displayName,
+    createdDateTime: iso(sp.createdAt),
+    identifierUris: [],
+    signInAudience: 'AzureADMyOrg',
+    ...graphCredentialViews(credentials),
+  };
+}
+
 function graphRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'graph'), authorizeGraph(ctx, 'servicePrincipals')];
+
+  // What `az ad app federated-credential --id` resolves an app id with: `GET /applications?$filter=appId eq '…'`.
+  route(app, {
+    method: 'GET',
+    url: '/v1.0/applications',
+    onRequest,
+    handler: async (request) => {
+      const caller = callerOf(request);
+      const filter = singleQuery(request, '$filter', 'graph');
+      let principals: ServicePrincipal[];
+      if (filter === undefined) {
+        principals = await ctx.store.servicePrincipals.list({ tenantId: caller.tenantId, kind: 'Application' });
+      } else {
+        const m = /^appId eq '([^']*)'$/i.exec(filter.trim());
+        if (m === null) throw ManagementErrors.invalidGraphProperty('$filter', "appId eq '<app id>'");
+        const found = await findPrincipal(ctx.store, m[1] ?? '');
+        principals =
+          found?.kind === 'Application' && found.appId.toLowerCase() === (m[1] ?? '').toLowerCase() && found.tenantId === caller.tenantId ? [found] : [];
+      }
+      const value = await Promise.all(principals.map(async (p) => graphApplicationView(p, await ctx.store.credentials.listByApp(p.appId))));
+      return { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#applications', value };
+    },
+  });
   const LIST_URL = '/v1.0/applications/:id/federatedIdentityCredentials';
   const ONE_URL = `${LIST_URL}/:ficId`;
   const context = (appObjectId: string) => `https://graph.microsoft.com/v1.0/$metadata#applications('${appObjectId}')/federatedIdentityCredentials`;

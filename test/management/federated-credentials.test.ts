@@ -135,6 +135,17 @@ for (const backend of STORE_BACKENDS)
       assert.equal(sp.status, 201, sp.body);
       const { id: objectId, appId } = sp.json<{ id: string; appId: string }>();
       const base = `/v1.0/applications/${objectId}/federatedIdentityCredentials`;
+      // az resolves `--id <appId>` to the application's object id this way.
+      const resolved = await call(t, 'GET', `/v1.0/applications?$filter=${encodeURIComponent(`appId eq '${appId}'`)}`, graphAdmin);
+      assert.equal(resolved.status, 200, resolved.body);
+      assert.deepEqual(
+        resolved.json<{ value: { id: string; appId: string }[] }>().value.map((a) => [a.id, a.appId]),
+        [[objectId, appId]],
+      );
+      assert.deepEqual(
+        (await call(t, 'GET', `/v1.0/applications?$filter=${encodeURIComponent(`appId eq '${objectId}'`)}`, graphAdmin)).json<{ value: unknown[] }>().value,
+        [],
+      );
       const created = await call(t, 'POST', base, graphAdmin, {
         name: 'k8s',
         issuer: issuer.issuer,
