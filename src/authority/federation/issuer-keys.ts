@@ -87,8 +87,12 @@ export class IssuerKeys {
    * publish it. Rejects with {@link IssuerUnavailableError} only when no key set could be had at all.
    */
   async getKey(source: IssuerKeySource, kid: string | undefined, alg: string): Promise<VerificationKey | undefined> {
-    if (source.jwks !== null) return find(createLocalJWKSet(capped(source.jwks)), kid, alg);
     const entry = this.#entry(source);
+    if (source.jwks !== null) {
+      // A static set: imported once per version of the setting, never fetched.
+      entry.set ??= { lookup: createLocalJWKSet(capped(source.jwks)), fetchedAt: this.#now() };
+      return find(entry.set.lookup, kid, alg);
+    }
     const now = this.#now();
     const failing = now - entry.lastFailureAt < this.#failureCooldownMs;
     if ((entry.set === undefined || now - entry.set.fetchedAt >= this.#maxAgeMs) && !failing) await this.#refresh(source, entry);
