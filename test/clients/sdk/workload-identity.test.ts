@@ -203,6 +203,22 @@ describe('unchanged SDK workloads with federated credentials (sqlite)', { timeou
     );
   }
 
+  it(
+    'Python: a token whose subject differs only in case is refused with AADSTS7002138 in ClientAuthenticationError',
+    { skip: pythonVersion === undefined ? `${PYTHON} cannot import azure.identity` : false },
+    async () => {
+      const file = join(t.dataDir, 'case-token');
+      writeFileSync(file, `${await issuer.sign({ sub: SUBJECT.toUpperCase() })}\n`);
+      const { stdout } = await run(PYTHON, [PYTHON_CLIENT, JSON.stringify({ vault: vaultUri, name: 'db-password' })], {
+        env: workloadEnv(uami.clientId, file, 'REQUESTS_CA_BUNDLE'),
+        timeout: 120_000,
+      });
+      const result = JSON.parse(stdout) as Result;
+      assert.equal(result.ok, false);
+      assert.match(result.message ?? '', /AADSTS7002138/);
+    },
+  );
+
   it('no client sent a single request off the machine', () => {
     assert.deepEqual(proxy.attempts, []);
   });
