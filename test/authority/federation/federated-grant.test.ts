@@ -226,6 +226,38 @@ for (const backend of STORE_BACKENDS)
       });
     });
 
+    it("accepts ES256 and PS256 once the issuer's setting allows them (a changed setting applies at once)", async () => {
+      const original = issuer.current;
+      const ec = await issuer.newKey('ES256');
+      const ps = await issuer.newKey('PS256');
+      issuer.rotate(ec, { keepOld: true });
+      issuer.rotate(ps, { keepOld: true });
+      const now = Date.now();
+      await t.ctx.store.federationIssuers.put({
+        issuer: issuer.issuer,
+        jwks: null,
+        jwksUri: null,
+        ca: issuer.caPem,
+        algorithms: ['RS256', 'ES256', 'PS256'],
+        createdAt: now,
+        updatedAt: now + 1,
+      });
+      try {
+        for (const key of [ec, ps]) {
+          const response = await grant(await issuer.sign({}, { key }));
+          assert.equal(response.status, 200, `${key.alg}: ${response.body}`);
+        }
+        const stranger = await issuer.newKey('ES256');
+        const forged = await grant(await issuer.sign({}, { key: stranger, kid: ec.kid }));
+        assert.deepEqual(forged.json<EntraError>().error_codes, [700027]);
+      } finally {
+        await trust(issuer);
+        issuer.rotate(original, { keepOld: true });
+      }
+      const refused = await grant(await issuer.sign({}, { key: ec }));
+      assert.deepEqual(refused.json<EntraError>().error_codes, [700027], 'RS256 only again');
+    });
+
     it('a hung issuer fails its own grants with AADSTS50166 after its timeout, and stalls nobody else', async () => {
       const started = Date.now();
       const pending = grant(await hung.sign());
