@@ -8,6 +8,7 @@ import type { KeyRotator } from './keys/rotation.js';
 import type { TokenIssuer } from './token-issuer.js';
 import type { AuthorityUrls } from './urls.js';
 import type { ClientAuthThrottle } from './token/throttle.js';
+import type { IssuerKeys } from './federation/issuer-keys.js';
 
 /**
  * Everything the token service's routes and grants need, built once per process by the server's composition
@@ -26,6 +27,8 @@ export interface AuthorityContext {
   readonly urls: AuthorityUrls;
   /** Throttles failed client authentication at the token endpoint, per client and source, across replicas. */
   readonly authThrottle: ClientAuthThrottle;
+  /** External issuers' keys for federated client assertions (cached, bounded; federation/issuer-keys.ts). */
+  readonly federation: IssuerKeys;
   /** The tenant `openmsi init` created: what the `adfs` tenant alias names. */
   readonly defaultTenantId: string;
 }

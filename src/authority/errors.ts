@@ -88,6 +88,53 @@ export const TokenErrors = {
   assertionExpired: () => new OAuthError(401, 'invalid_client', `Client assertion is not within its valid time range.`, { aadsts: 700024 }),
   assertionReplayed: () =>
     new OAuthError(401, 'invalid_client', `The client assertion has already been used; every assertion needs a new 'jti'.`, { aadsts: 700229 }),
+  // Workload identity federation: an external token as the client assertion (Entra's codes and wording).
+  federatedEntraIssuer: () => new OAuthError(401, 'invalid_client', `AAD-issued tokens may not be used for federated identity flows.`, { aadsts: 700222 }),
+  federatedIssuerNotMatched: (issuer: string) =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `No matching federated identity record found for presented assertion issuer '${issuer.slice(0, 600)}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation`,
+      { aadsts: 700211 },
+    ),
+  federatedIssuerUnavailable: () => new OAuthError(400, 'invalid_request', `Request to External OIDC endpoint failed.`, { aadsts: 50166 }),
+  federatedKeyNotFound: (kid: string, issuer: string) =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `The certificate with identifier '${kid.slice(0, 256)}' used to sign the federated credential could not be found in the metadata of identity provider '${issuer.slice(0, 600)}'.`,
+      { aadsts: 7000272 },
+    ),
+  federatedSignatureInvalid: (reason: string) =>
+    new OAuthError(401, 'invalid_client', `Client assertion failed signature validation. [Reason - ${reason}]`, { aadsts: 700027 }),
+  federatedLifetime: (iat: number, exp: number) =>
+    new OAuthError(
+      400,
+      'invalid_request',
+      `External OIDC Provider token must have a lifetime of less than or equal to 1.01:00:00 and a valid 'iat' claim. Token issued at ${String(iat)}, expires at ${String(exp)}.`,
+      { aadsts: 70023 },
+    ),
+  federatedAudienceNotMatched: (audiences: readonly string[]) =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `No matching federated identity record found for presented assertion audience '${audiences.join(', ').slice(0, 600)}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation`,
+      { aadsts: 700212 },
+    ),
+  federatedSubjectNotMatched: (subject: string) =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `No matching federated identity record found for presented assertion subject '${subject.slice(0, 600)}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. Please note that matching is done using a case-sensitive comparison. https://learn.microsoft.com/entra/workload-id/workload-identity-federation`,
+      { aadsts: 700213 },
+    ),
+  federatedSubjectCaseMismatch: (subject: string) =>
+    new OAuthError(
+      401,
+      'invalid_client',
+      `No matching federated identity record found for presented assertion subject '${subject.slice(0, 600)}'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation`,
+      { aadsts: 7002138 },
+    ),
   invalidScope: (scope: string) =>
     new OAuthError(
       400,

@@ -5,8 +5,8 @@ import type { KeyRing } from './keys/key-ring.js';
 import type { AuthorityUrls } from './urls.js';
 import type { ServicePrincipal } from '../store/types.js';
 
-/** How the client proved itself: Entra's `appidacr` (1 = client secret, 2 = certificate or managed identity). */
-export type ClientAuthMethod = 'secret' | 'certificate' | 'managed-identity';
+/** How the client proved itself: Entra's `appidacr` (1 = client secret, 2 = certificate, managed identity or federated assertion). */
+export type ClientAuthMethod = 'secret' | 'certificate' | 'managed-identity' | 'federated';
 
 export interface IssueRequest {
   tenantId: string;

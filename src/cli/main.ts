@@ -7,6 +7,7 @@ import { registerGroupCommands } from './commands/group.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerAdSpCommands } from './commands/ad-sp.js';
 import { registerAdGroupCommands } from './commands/ad-group.js';
+import { registerFederationCommands } from './commands/federation.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerKeysCommands } from './commands/keys.js';
@@ -60,6 +61,7 @@ Examples:
   registerIdentityCommands(program);
   registerAdSpCommands(program);
   registerAdGroupCommands(program);
+  registerFederationCommands(program);
   registerRoleCommands(program);
   registerCaCommands(program);
   registerKeysCommands(program);

@@ -100,6 +100,12 @@ export const DirectoryErrors = {
   principalNotFound: (id: string) =>
     fail('Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`),
   badRequest: (message: string) => fail('Request_BadRequest', message),
+  /** A federated identity credential refused: ARM's `BadRequest`, Graph's `Request_BadRequest`. */
+  invalidFederatedCredential: (family: 'arm' | 'graph', message: string) => fail(family === 'arm' ? 'BadRequest' : 'Request_BadRequest', message),
+  federatedCredentialNotFound: (family: 'arm' | 'graph', name: string) =>
+    family === 'arm'
+      ? fail('ResourceNotFound', `The federated identity credential '${name.slice(0, 120)}' could not be found.`)
+      : fail('Request_ResourceNotFound', `Resource '${name.slice(0, 120)}' does not exist or one of its queried reference-property objects are not present.`),
   invalidCertificate: (reason: string) => fail('InvalidKeyCredential', `The key credential is not a usable certificate: ${reason}.`),
 
   // RBAC

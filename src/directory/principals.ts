@@ -130,6 +130,7 @@ export async function deleteApplicationPrincipal(repos: Repositories | Store, ob
       );
     }
     await tx.credentials.deleteByApp(principal.appId);
+    await tx.federatedCredentials.deleteByOwner(principal.objectId);
     await forgetPrincipalAccess(tx, principal);
     await tx.servicePrincipals.delete(principal.objectId);
     return principal;
@@ -142,6 +143,7 @@ export async function deleteManagedIdentityPrincipal(tx: Repositories, objectId:
   if (principal === undefined) return false;
   // Managed identities have no client credentials, but never leave any behind.
   await tx.credentials.deleteByApp(principal.appId);
+  await tx.federatedCredentials.deleteByOwner(principal.objectId);
   await forgetPrincipalAccess(tx, principal);
   return tx.servicePrincipals.delete(principal.objectId);
 }

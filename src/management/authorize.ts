@@ -46,6 +46,10 @@ export const OPENMSI_ACTIONS = {
   keysRead: 'Microsoft.Authorization/signingKeys/read',
   /** `POST /openmsi/keys/rotate`: owner-level (Contributor's `Microsoft.Authorization/*\/Write` notAction excludes it). */
   keysWrite: 'Microsoft.Authorization/signingKeys/write',
+  /** `GET /openmsi/federationIssuers`: where external issuers' keys come from (Reader and above at `/`). */
+  federationIssuersRead: 'Microsoft.Authorization/federationIssuers/read',
+  /** `PUT|DELETE /openmsi/federationIssuers`: trusting an issuer's keys, owner-level (Contributor's `Microsoft.Authorization/*\/Write` notAction excludes it). */
+  federationIssuersWrite: 'Microsoft.Authorization/federationIssuers/write',
   /** `GET /openmsi/audit`: ARM's activity-log read (Reader and above at `/`). */
   auditRead: 'Microsoft.Insights/eventtypes/values/read',
   /** `GET /openmsi/rbac/state|version` (the remote source of the openmsi/rbac library). */

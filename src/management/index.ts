@@ -28,6 +28,7 @@ import { vaultRoutes } from './vaults.js';
 import { resourceScopeWildcard } from './authorization-common.js';
 import { denyAssignmentHandlers, denyAssignmentRoutes } from './deny-assignments.js';
 import { groupRoutes } from './groups.js';
+import { federatedCredentialRoutes } from './federated-credentials.js';
 import { roleAssignmentHandlers, roleAssignmentRoutes } from './role-assignments.js';
 import { roleDefinitionHandlers, roleDefinitionRoutes } from './role-definitions.js';
 
@@ -76,6 +77,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   subscriptionRoutes(app, ctx);
   resourceGroupRoutes(app, ctx);
   userAssignedIdentityRoutes(app, ctx);
+  federatedCredentialRoutes(app, ctx);
   vaultRoutes(app, ctx);
   resourceRoutes(app, ctx);
   resourceListRoutes(app, ctx);

@@ -1,3 +1,4 @@
+import { IssuerKeys } from '../authority/federation/issuer-keys.js';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { DAY, systemClock, type Clock } from '../shared/clock.js';
@@ -143,6 +144,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       tokens,
       urls,
       authThrottle,
+      federation: new IssuerKeys({ now: () => clock.now() }),
       authority: urls,
       signingKeys,
       verifyAccessToken,

@@ -7,6 +7,7 @@ import * as m0003 from './migrations/0003-rbac.js';
 import * as m0004 from './migrations/0004-vaults.js';
 import * as m0005 from './migrations/0005-auth-failures.js';
 import * as m0006 from './migrations/0006-vault-keys.js';
+import * as m0007 from './migrations/0007-federated-credentials.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -20,6 +21,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0004-vaults', m0004],
   ['0005-auth-failures', m0005],
   ['0006-vault-keys', m0006],
+  ['0007-federated-credentials', m0007],
 ];
 
 class CodeMigrationProvider implements MigrationProvider {

@@ -1,3 +1,4 @@
+import { createFederatedCredentialStore, createFederationIssuerStore } from './federated-credential-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
 import type { Dialect } from './dialect.js';
@@ -62,6 +63,8 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     vaults: createVaultStore(db, hooks),
     secrets: createSecretStore(db, hooks),
     keys: createKeyStore(db, hooks),
+    federatedCredentials: createFederatedCredentialStore(db),
+    federationIssuers: createFederationIssuerStore(db),
   };
 }
 

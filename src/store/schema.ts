@@ -287,6 +287,37 @@ export interface VaultSecretVersionTable {
   updated_at: number;
 }
 
+export interface FederatedCredentialTable {
+  /** Object id of the owning principal (a user-assigned identity's or an application's), lower-case. */
+  owner_id: string;
+  /** Lower-cased name: names are unique per owner, case-insensitively. */
+  name_key: string;
+  id: string;
+  name: string;
+  issuer: string;
+  subject: string | null;
+  /** `{value, languageVersion}` as JSON, or null. */
+  claims_matching_expression: string | null;
+  /** JSON array of strings (one, as Entra requires). */
+  audiences: string;
+  description: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface FederationIssuerTable {
+  issuer: string;
+  /** A static JWK Set as JSON, or null. */
+  jwks: string | null;
+  jwks_uri: string | null;
+  /** PEM trust anchors for this issuer's discovery and JWKS, or null for Node's trust. */
+  ca: string | null;
+  /** JSON array of accepted JWS algorithms. */
+  algorithms: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   tenants: TenantTable;
   subscriptions: SubscriptionTable;
@@ -313,4 +344,6 @@ export interface Database {
   vault_keys: VaultKeyTable;
   /** Secrets' version columns; `sealed_value` holds the sealed key, `content_type` is always null. */
   vault_key_versions: VaultSecretVersionTable;
+  federated_credentials: FederatedCredentialTable;
+  federation_issuers: FederationIssuerTable;
 }

@@ -611,6 +611,82 @@ export interface KeyStore extends VaultObjectStore {
   listRotationPolicies(): Promise<StoredRotationPolicy[]>;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Workload identity federation (inbound): federated identity credentials and per-issuer key settings.
+
+/** A flexible federated credential's expression (Entra's `claimsMatchingExpression`). */
+export interface ClaimsMatchingExpression {
+  value: string;
+  languageVersion: number;
+}
+
+/**
+ * A federated identity credential of a user-assigned identity or an application: a token from `issuer`
+ * whose `sub` is `subject` (or whose claims satisfy `claimsMatchingExpression`) and whose `aud` holds the
+ * audience is accepted as that principal's client assertion.
+ */
+export interface FederatedCredential {
+  /** A GUID (Graph's `id`). */
+  id: string;
+  /** Object id of the owning principal, lower-case. */
+  ownerId: string;
+  /** 3-120 characters, `[A-Za-z0-9_-]`, starting alphanumeric; unique per owner case-insensitively; immutable. */
+  name: string;
+  issuer: string;
+  /** Null only for a flexible credential. */
+  subject: string | null;
+  claimsMatchingExpression: ClaimsMatchingExpression | null;
+  /** Exactly one. */
+  audiences: string[];
+  description: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/**
+ * Federated credentials per owner. Reads are by owner (the token endpoint reads them on every federated grant,
+ * so a change applies at once on every replica: nothing caches them).
+ */
+export interface FederatedCredentialStore {
+  /** Creates, or replaces the owner's credential of that name (keeping `id` and `createdAt`). */
+  put(credential: FederatedCredential): Promise<'created' | 'updated'>;
+  /** By owner and name (case-insensitive). */
+  get(ownerId: string, name: string): Promise<FederatedCredential | undefined>;
+  /** By owner and id (Graph addresses credentials by id). */
+  getById(ownerId: string, id: string): Promise<FederatedCredential | undefined>;
+  /** The owner's credentials, by name. */
+  list(ownerId: string): Promise<FederatedCredential[]>;
+  /** The owner's credentials for exactly this issuer (case-sensitive). */
+  listByIssuer(ownerId: string, issuer: string): Promise<FederatedCredential[]>;
+  delete(ownerId: string, name: string): Promise<boolean>;
+  /** Deletes every credential of the owner (it is being deleted); returns how many. */
+  deleteByOwner(ownerId: string): Promise<number>;
+}
+
+/** Where an external issuer's signing keys come from, and which algorithms it may use. */
+export interface FederationIssuer {
+  /** Exactly as tokens carry it in `iss`. */
+  issuer: string;
+  /** A static JWK Set: no fetch at all. */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  /** Fetch the JWK Set here instead of through `{issuer}/.well-known/openid-configuration`. */
+  jwksUri: string | null;
+  /** PEM trust anchors for this issuer's HTTPS endpoints instead of Node's trust (which NODE_EXTRA_CA_CERTS extends). */
+  ca: string | null;
+  /** Accepted JWS algorithms: RS256 by default; ES256 and PS256 by choice. */
+  algorithms: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface FederationIssuerStore {
+  /** Creates or replaces (keeping `createdAt`). */
+  put(issuer: FederationIssuer): Promise<'created' | 'updated'>;
+  get(issuer: string): Promise<FederationIssuer | undefined>;
+  list(): Promise<FederationIssuer[]>;
+  delete(issuer: string): Promise<boolean>;
+}
+
 /** Every aggregate, bound to one connection or transaction. */
 export interface Repositories {
   tenants: TenantStore;
@@ -633,6 +709,8 @@ export interface Repositories {
   vaults: VaultStore;
   secrets: SecretStore;
   keys: KeyStore;
+  federatedCredentials: FederatedCredentialStore;
+  federationIssuers: FederationIssuerStore;
 }
 
 export interface TransactionOptions {

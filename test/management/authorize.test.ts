@@ -203,6 +203,8 @@ describe('management authorisation hooks', () => {
       graphGroupsWrite: 'Microsoft.Authorization/groups/write',
       keysRead: 'Microsoft.Authorization/signingKeys/read',
       keysWrite: 'Microsoft.Authorization/signingKeys/write',
+      federationIssuersRead: 'Microsoft.Authorization/federationIssuers/read',
+      federationIssuersWrite: 'Microsoft.Authorization/federationIssuers/write',
       auditRead: 'Microsoft.Insights/eventtypes/values/read',
       rbacStateRead: 'Microsoft.Authorization/roleAssignments/read',
     });

@@ -415,7 +415,10 @@ void describe('management API', () => {
       expectError(await call('POST', '/v1.0/servicePrincipals', { body: {} }), 400, 'Request_BadRequest');
       expectError(await call('POST', '/v1.0/servicePrincipals', { body: '{bad json' }), 400, 'InvalidRequestContent');
       expectError(await call('GET', `/v1.0/servicePrincipals/${newGuid()}`), 404, 'Request_ResourceNotFound');
-      expectError(await call('GET', '/v1.0/applications'), 400, 'BadRequest');
+      expectError(await call('GET', '/v1.0/devices'), 400, 'BadRequest');
+      // `/v1.0/applications` is served (how az resolves an app id for its federated credentials): only `appId eq '…'` filters.
+      assert.equal((await call('GET', '/v1.0/applications')).statusCode, 200);
+      expectError(await call('GET', `/v1.0/applications?$filter=${encodeURIComponent("displayName eq 'x'")}`), 400, 'Request_BadRequest');
       expectError(await call('DELETE', `/v1.0/servicePrincipals/${t.admin.objectId}`), 400, 'Request_BadRequest');
       // Managed-identity principals are deleted with their resource.
       assert.equal((await call('PUT', `/subscriptions/${sub}/resourcegroups/graph-rg?${V}`, { body: { location: 'westeurope' } })).statusCode, 201);

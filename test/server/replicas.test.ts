@@ -7,6 +7,9 @@ import { httpsRequest, postForm } from '../support/https.js';
 import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { StoreLockedError } from '../../src/store/sqlite.js';
 import { dataDirLayout } from '../../src/shared/data-dir.js';
+import { putResourceGroup, putUserAssignedIdentity } from '../../src/directory/resources.js';
+import { putFederatedCredential } from '../../src/directory/federated-credentials.js';
+import { startTestOidcIssuer } from '../support/oidc-issuer.js';
 
 const postgresUrl = process.env['OPENMSI_TEST_POSTGRES_URL'];
 
@@ -100,6 +103,61 @@ describe('replicas', () => {
       assert.equal((await list()).status, 401);
       const jwks = (await httpsRequest(`${bUrl}/${a.tenantId}/discovery/v2.0/keys`, { ca: a.caPem })).json<{ keys: { kid: string }[] }>();
       assert.deepEqual(jwks, (await httpsRequest(`${a.url}/${a.tenantId}/discovery/v2.0/keys`, { ca: a.caPem })).json());
+    });
+
+    it('a federated credential made, changed or deleted through one replica applies at the other at once (nothing caches them)', async () => {
+      const issuer = await startTestOidcIssuer({ dir: a.dataDir, path: '/replicated' });
+      try {
+        const clock = a.ctx.clock;
+        await putResourceGroup(a.ctx.store, { subscriptionId: a.subscriptionId, name: 'replicated', location: 'local', clock });
+        const { principal } = await putUserAssignedIdentity(a.ctx.store, {
+          subscriptionId: a.subscriptionId,
+          resourceGroup: 'replicated',
+          name: 'pods',
+          clock,
+        });
+        const now = Date.now();
+        await a.ctx.store.federationIssuers.put({
+          issuer: issuer.issuer,
+          jwks: issuer.jwks(),
+          jwksUri: null,
+          ca: null,
+          algorithms: ['RS256'],
+          createdAt: now,
+          updatedAt: now,
+        });
+        const fields = {
+          issuer: issuer.issuer,
+          subject: 'system:serviceaccount:default:workload',
+          claimsMatchingExpression: null,
+          audiences: ['api://AzureADTokenExchange'],
+          description: null,
+        };
+        const assertion = await issuer.sign();
+        const grantAtB = async () =>
+          (
+            await postForm(
+              `${bUrl}/adfs/oauth2/v2.0/token`,
+              {
+                grant_type: 'client_credentials',
+                client_id: principal.appId,
+                scope: 'https://vault.azure.net/.default',
+                client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+                client_assertion: assertion,
+              },
+              a.caPem,
+            )
+          ).json<{ access_token?: string; error_codes?: number[] }>();
+        assert.deepEqual((await grantAtB()).error_codes, [700211]);
+        await putFederatedCredential(a.ctx.store, { owner: principal, name: 'cluster', fields, family: 'arm', clock });
+        assert.equal(typeof (await grantAtB()).access_token, 'string');
+        await putFederatedCredential(a.ctx.store, { owner: principal, name: 'cluster', fields: { ...fields, subject: 'other' }, family: 'arm', clock });
+        assert.deepEqual((await grantAtB()).error_codes, [700213]);
+        await a.ctx.store.federatedCredentials.delete(principal.objectId, 'cluster');
+        assert.deepEqual((await grantAtB()).error_codes, [700211]);
+      } finally {
+        await issuer.close();
+      }
     });
   });
 });

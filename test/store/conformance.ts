@@ -13,6 +13,8 @@ import { formatArmResourceId, newGuid, resourceGroupId } from '../../src/shared/
 import type {
   AuditEvent,
   ClientCredential,
+  FederatedCredential,
+  FederationIssuer,
   HostCredential,
   JoinToken,
   Repositories,
@@ -1016,6 +1018,76 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.equal((await store.hostCredentials.get(b.keyId))?.revokedAt, T0 + 1);
         assert.equal((await store.hostCredentials.get(other.keyId))?.revokedAt, null);
         assert.equal(await store.hostCredentials.revokeByHost(host, T0 + 60), 0);
+      });
+    });
+
+    void describe('federated credentials', () => {
+      const fic = (ownerId: string, name: string, over: Partial<FederatedCredential> = {}): FederatedCredential => ({
+        id: newGuid(),
+        ownerId,
+        name,
+        issuer: 'https://issuer.example/c1',
+        subject: `system:serviceaccount:ns:${name}`,
+        claimsMatchingExpression: null,
+        audiences: ['api://AzureADTokenExchange'],
+        description: null,
+        createdAt: T0,
+        updatedAt: T0,
+        ...over,
+      });
+
+      void it('puts (created, then updated keeping id and createdAt), gets by name case-insensitively and by id, lists by owner and by exact issuer', async () => {
+        const owner = newGuid();
+        const first = fic(owner, 'Cluster-One');
+        assert.equal(await store.federatedCredentials.put(first), 'created');
+        assert.equal(await store.federatedCredentials.put({ ...first, id: newGuid(), subject: 'changed', createdAt: T0 + 5, updatedAt: T0 + 10 }), 'updated');
+        const got = await store.federatedCredentials.get(owner.toUpperCase(), 'cluster-one');
+        assert.deepEqual(got, { ...first, subject: 'changed', updatedAt: T0 + 10 });
+        assert.deepEqual(await store.federatedCredentials.getById(owner, first.id), got);
+        const flexible = fic(owner, 'flex', {
+          issuer: 'https://issuer.example/c1/',
+          subject: null,
+          claimsMatchingExpression: { value: "claims['sub'] matches 'x*'", languageVersion: 1 },
+          description: 'd',
+        });
+        await store.federatedCredentials.put(flexible);
+        await store.federatedCredentials.put(fic(newGuid(), 'other-owner'));
+        assert.deepEqual(
+          (await store.federatedCredentials.list(owner)).map((c) => c.name),
+          ['Cluster-One', 'flex'],
+        );
+        assert.deepEqual(await store.federatedCredentials.listByIssuer(owner, 'https://issuer.example/c1/'), [flexible]);
+        assert.deepEqual(await store.federatedCredentials.listByIssuer(owner, 'https://ISSUER.example/c1/'), [], 'issuers compare exactly');
+      });
+
+      void it('deletes one by name and all of an owner', async () => {
+        const owner = newGuid();
+        for (const name of ['a-1', 'b-2', 'c-3']) await store.federatedCredentials.put(fic(owner, name));
+        assert.equal(await store.federatedCredentials.delete(owner, 'A-1'), true);
+        assert.equal(await store.federatedCredentials.delete(owner, 'a-1'), false);
+        assert.equal(await store.federatedCredentials.deleteByOwner(owner), 2);
+        assert.deepEqual(await store.federatedCredentials.list(owner), []);
+      });
+
+      void it('issuer settings: put (created, updated keeping createdAt), get exactly, list, delete', async () => {
+        const issuer = `https://issuer-${uid()}.example/x`;
+        const setting: FederationIssuer = {
+          issuer,
+          jwks: { keys: [{ kty: 'RSA', n: 'AQAB', e: 'AQAB', kid: 'k' }] },
+          jwksUri: null,
+          ca: null,
+          algorithms: ['RS256'],
+          createdAt: T0,
+          updatedAt: T0,
+        };
+        assert.equal(await store.federationIssuers.put(setting), 'created');
+        const changed = { ...setting, jwks: null, jwksUri: `${issuer}/keys`, ca: 'PEM', algorithms: ['RS256', 'ES256'], createdAt: T0 + 1, updatedAt: T0 + 2 };
+        assert.equal(await store.federationIssuers.put(changed), 'updated');
+        assert.deepEqual(await store.federationIssuers.get(issuer), { ...changed, createdAt: T0 });
+        assert.equal(await store.federationIssuers.get(issuer.toUpperCase()), undefined);
+        assert.ok((await store.federationIssuers.list()).some((i) => i.issuer === issuer));
+        assert.equal(await store.federationIssuers.delete(issuer), true);
+        assert.equal(await store.federationIssuers.delete(issuer), false);
       });
     });
 

@@ -14,7 +14,18 @@ export const clientCredentialsGrant: Grant = {
       principal: client.principal,
       resource,
       authMethod: client.method,
+      // A user-assigned identity's token names its resource, however it was obtained.
+      ...(client.principal.managedIdentity === null ? {} : { managedIdentityResourceId: client.principal.managedIdentity.resourceId }),
     });
-    return { issued, resource, principal: client.principal, detail: { credentialType: client.method, credentialId: client.credentialId } };
+    const federated =
+      client.federated === undefined
+        ? {}
+        : { federatedIssuer: client.federated.issuer, federatedSubject: client.federated.subject, federatedCredentialName: client.federated.credentialName };
+    return {
+      issued,
+      resource,
+      principal: client.principal,
+      detail: { credentialType: client.method, credentialId: client.credentialId, ...federated },
+    };
   },
 };

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { isFederatedAssertion } from '../federation/federated-assertion.js';
 import type { AuthorityContext } from '../context.js';
 import type { Grant, GrantResult, TokenRequest } from '../grants/grant.js';
 import { clientCredentialsGrant } from '../grants/client-credentials.js';
@@ -167,19 +168,28 @@ async function recordFailure(
       tenantId: tenant.id,
       actor: (clientIdOf(request, params) ?? 'anonymous').slice(0, 64),
       target: (request.params as { tenant?: string }).tenant?.slice(0, 128) ?? '',
-      detail: { error: error.error, aadsts: error.aadsts, grantType: params['grant_type']?.slice(0, 128), status: error.status },
+      detail: {
+        error: error.error,
+        aadsts: error.aadsts,
+        grantType: params['grant_type']?.slice(0, 128),
+        status: error.status,
+        ...federatedClaimsOf(params, clientIdOf(request, params)),
+      },
     });
   } catch {
     // The failure is already being reported to the caller; an audit outage must not turn it into a 500.
   }
 }
 
-/** Whether a refused request named a caller this tenant knows: an application by client id, or a host credential by `kid`. */
+/**
+ * Whether a refused request named a caller this tenant knows: an application or a user-assigned identity (a
+ * federated assertion's) by client id, or a host credential by `kid`.
+ */
 async function namesKnownCaller(ctx: AuthorityContext, request: FastifyRequest, params: FormParams, tenant: Tenant): Promise<boolean> {
   const clientId = clientIdOf(request, params);
   if (clientId !== undefined && clientId !== '') {
     const principal = clientId.length <= 256 ? await ctx.store.servicePrincipals.getByAppId(clientId) : undefined;
-    return principal?.tenantId === tenant.id && principal.kind === 'Application';
+    return principal?.tenantId === tenant.id && (principal.kind === 'Application' || principal.managedIdentity?.type === 'UserAssigned');
   }
   const assertion = params['client_assertion'];
   if (params['grant_type'] !== MANAGED_IDENTITY_GRANT_TYPE || assertion === undefined) return false;
@@ -190,6 +200,17 @@ async function namesKnownCaller(ctx: AuthorityContext, request: FastifyRequest, 
     return false;
   }
   return typeof kid === 'string' && kid.length <= 256 && (await ctx.store.hostCredentials.get(kid)) !== undefined;
+}
+
+/** A refused federated assertion's issuer and subject (as claimed: unverified), for the audit trail. */
+function federatedClaimsOf(params: FormParams, clientId: string | undefined): Record<string, string> {
+  if (clientId === undefined || !isFederatedAssertion(params, clientId)) return {};
+  try {
+    const { iss, sub } = decodeJwt(params['client_assertion']?.trim() ?? '');
+    return { federatedIssuer: String(iss).slice(0, 600), ...(typeof sub === 'string' ? { federatedSubject: sub.slice(0, 600) } : {}) };
+  } catch {
+    return {};
+  }
 }
 
 /** The client id a request names: the Basic header's, else the form's. */

@@ -6,6 +6,8 @@ import { TokenErrors } from '../errors.js';
 import { OAuthError } from '../../shared/oauth-error.js';
 import { requireParam, type FormParams } from './form.js';
 import { verifyAssertion } from './assertion.js';
+import { isFederatedAssertion, verifyFederatedAssertion } from '../federation/federated-assertion.js';
+import { canFederate } from '../../directory/federated-credentials.js';
 
 /** Algorithms we accept on client assertions: msal's RS256 (`x5t`) and @azure/identity's PS256 (`x5t#S256`). */
 export const CLIENT_ASSERTION_ALGORITHMS: readonly string[] = ['RS256', 'PS256'];
@@ -22,9 +24,11 @@ export interface ClientAuthRequest {
 
 export interface AuthenticatedClient {
   principal: ServicePrincipal;
-  method: Extract<ClientAuthMethod, 'secret' | 'certificate'>;
-  /** Id of the credential that matched (a secret's or certificate's keyId), for the audit trail. */
+  method: Extract<ClientAuthMethod, 'secret' | 'certificate' | 'federated'>;
+  /** Id of the credential that matched (a secret's or certificate's keyId, a federated credential's id), for the audit trail. */
   credentialId: string;
+  /** For a federated assertion: the external token's issuer and subject, and the credential's name. */
+  federated?: { issuer: string; subject: string; credentialName: string };
 }
 
 /**
@@ -43,7 +47,9 @@ export function requireOneAuthMethod(request: { params: FormParams; basic: unkno
 
 /**
  * Authenticates an application (non-managed) client by client secret (form or HTTP Basic) or by a
- * certificate-signed client assertion, as Entra's token endpoint does. Failures are throttled per source and
+ * certificate-signed client assertion, and an application or a user-assigned identity by a federated
+ * assertion (an external token matching one of its federated identity credentials), as Entra's token
+ * endpoint does. Failures are throttled per source and
  * per client ({@link ClientAuthThrottle}): an unknown client id counts against its source, a wrong credential
  * against both.
  */
@@ -62,20 +68,27 @@ export async function authenticateClient(ctx: AuthorityContext, request: ClientA
   ctx.authThrottle.check({ source });
 
   const principal = await ctx.store.servicePrincipals.getByAppId(clientId);
-  if (principal?.tenantId !== tenant.id || principal.kind !== 'Application') {
+  // A user-assigned identity has no secrets or certificates: only a federated assertion makes it a client.
+  const federated = (secret === undefined || secret === '') && isFederatedAssertion(params, clientId);
+  if (principal?.tenantId !== tenant.id || !(principal.kind === 'Application' || (federated && canFederate(principal)))) {
     await ctx.authThrottle.failed({ source });
     throw TokenErrors.applicationNotFound(clientId, request.tenantSegment);
   }
-  const credentials = await ctx.store.credentials.listByApp(clientId);
+  const credentials = principal.kind === 'Application' ? await ctx.store.credentials.listByApp(clientId) : [];
   const subject = { source, client: `app:${principal.appId.toLowerCase()}` };
   try {
     await ctx.authThrottle.refresh(subject);
     // No `await` between this check and a secret's verification: concurrent guesses on this replica stop at the limit.
     ctx.authThrottle.check(subject);
     if (secret !== undefined && secret !== '') return authenticateWithSecret(ctx, principal, credentials, secret);
+    if (federated) {
+      const { credential, issuer, subject: sub } = await verifyFederatedAssertion(ctx, params, principal);
+      return { principal, method: 'federated', credentialId: credential.id, federated: { issuer, subject: sub, credentialName: credential.name } };
+    }
     return await authenticateWithAssertion(ctx, request, principal, credentials);
   } catch (err) {
-    if (err instanceof OAuthError && err.status !== 429) await ctx.authThrottle.failed(subject);
+    // An unreachable issuer is the server's trouble, not a wrong credential: it does not count towards a lockout.
+    if (err instanceof OAuthError && err.status !== 429 && err.aadsts !== 50166) await ctx.authThrottle.failed(subject);
     throw err;
   }
 }
