@@ -1,5 +1,5 @@
 // Known-answer tests of the keys crypto module against published vectors (RFC 3394, RFC 5649, the GCM specification,
-// RFC 6979, OpenSSL's RSA1_5 implicit-rejection vectors: vectors/README.md) and
+// RFC 6979, OpenSSL's RSA1_5 implicit-rejection vectors, Wycheproof's RSASSA-PSS vectors: vectors/README.md) and
 // against OpenSSL itself (RS256 and PSS encodings, RSA1_5 implicit rejection).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -163,6 +163,72 @@ describe('RSA1_5 implicit rejection: OpenSSL’s published vectors (vectors/open
       const ciphertext = Buffer.concat([Buffer.alloc(k - c.ciphertext.length), c.ciphertext]);
       const em = privateDecrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, ciphertext);
       assert.equal(unpadPkcs1Type2(em, ciphertext, rejectionKey).toString('hex'), c.plaintext.toString('hex'), c.comment);
+    }
+  });
+});
+
+describe('PS256 verification: Wycheproof rsa_pss_2048_sha256_mgf1_32_test.json (vectors/wycheproof-…)', () => {
+  interface WycheproofPss {
+    algorithm: string;
+    testGroups: {
+      sha: string;
+      mgf: string;
+      mgfSha: string;
+      sLen: number;
+      keySize: number;
+      publicKey: { modulus: string; publicExponent: string };
+      tests: { tcId: number; comment: string; flags: string[]; msg: string; sig: string; result: 'valid' | 'invalid' | 'acceptable' }[];
+    }[];
+  }
+  const file = JSON.parse(readFileSync(new URL('vectors/wycheproof-rsa_pss_2048_sha256_mgf1_32_test.json', import.meta.url), 'utf8')) as WycheproofPss;
+  const group = file.testGroups[0]!;
+  // The vault cannot prepare a public key alone (PreparedKey holds private material), so this is rsa.ts's PS* verify
+  // around the module's emsaPssVerify: length k, the raw public operation (RSA_NO_PADDING), EM of emBits = 2047.
+  const publicKey = createPublicKey({
+    key: { kty: 'RSA', n: hex(group.publicKey.modulus).toString('base64url'), e: hex(group.publicKey.publicExponent).toString('base64url') },
+    format: 'jwk',
+  });
+  const k = 256;
+  const emBits = 2047;
+  const openSignature = (signature: Buffer): Buffer | undefined => {
+    if (signature.length !== k) return undefined;
+    try {
+      return publicEncrypt({ key: publicKey, padding: constants.RSA_NO_PADDING }, signature);
+    } catch {
+      return undefined;
+    }
+  };
+
+  it('is the group the vault uses: RSASSA-PSS, 2048-bit, SHA-256, MGF1-SHA-256, sLen 32; 63 valid and 45 invalid cases', () => {
+    assert.equal(file.algorithm, 'RSASSA-PSS');
+    assert.equal(file.testGroups.length, 1);
+    assert.deepEqual([group.keySize, group.sha, group.mgf, group.mgfSha, group.sLen], [2048, 'SHA-256', 'MGF1', 'SHA-256', 32]);
+    assert.equal(publicKey.asymmetricKeyDetails?.modulusLength, 2048);
+    assert.deepEqual(
+      ['valid', 'invalid', 'acceptable'].map((result) => group.tests.filter((t) => t.result === result).length),
+      [63, 45, 0],
+    );
+  });
+
+  it('emsaPssVerify says true for every valid case and false for every invalid one', () => {
+    for (const t of group.tests) {
+      if (t.result === 'acceptable') continue;
+      const digest = createHash('sha256').update(hex(t.msg)).digest();
+      const em = openSignature(hex(t.sig));
+      const verdict = em !== undefined && emsaPssVerify('sha256', digest, em, emBits, 32);
+      assert.equal(verdict, t.result === 'valid', `tcId ${t.tcId} (${t.comment}, ${t.flags.join(', ')}): ${t.result}`);
+    }
+  });
+
+  it('emsaPssEncode with the salt of each valid signature gives that signature’s EM byte for byte', () => {
+    for (const t of group.tests.filter((t) => t.result === 'valid')) {
+      const em = openSignature(hex(t.sig))!;
+      const dbLength = k - 32 - 1;
+      const db = mgf1('sha256', em.subarray(dbLength, dbLength + 32), dbLength);
+      for (let i = 0; i < dbLength; i++) db[i]! ^= em[i]!;
+      const salt = db.subarray(dbLength - 32);
+      const digest = createHash('sha256').update(hex(t.msg)).digest();
+      assert.deepEqual(emsaPssEncode('sha256', digest, emBits, salt), em, `tcId ${t.tcId}`);
     }
   });
 });
