@@ -127,7 +127,7 @@ export function canFederate(principal: ServicePrincipal): boolean {
 }
 
 /**
- * Creates or replaces the owner's credential `name`, in one transaction: at most
+ * Creates or replaces the owner's credential `name`, in one transaction holding the owner's lock: at most
  * {@link MAX_FEDERATED_CREDENTIALS} per owner, and issuer + subject unique per owner.
  */
 export async function putFederatedCredential(
@@ -137,6 +137,8 @@ export async function putFederatedCredential(
   const { owner, fields, family } = input;
   const name = validateFederatedCredentialName(input.name, family);
   return atomically(repos, async (tx) => {
+    // Concurrent creates for one owner must not all pass the limit check before any inserts (PostgreSQL, READ COMMITTED).
+    await tx.federatedCredentials.lockOwner(owner.objectId);
     const existing = await tx.federatedCredentials.list(owner.objectId);
     const current = existing.find((c) => c.name.toLowerCase() === name.toLowerCase());
     if (current === undefined && input.mustExist === true) throw DirectoryErrors.federatedCredentialNotFound(family, name);

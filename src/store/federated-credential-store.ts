@@ -1,5 +1,6 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, FederatedCredentialTable, FederationIssuerTable } from './schema.js';
+import type { NotificationHooks } from './rbac-version-store.js';
 import type { FederatedCredential, FederatedCredentialStore, FederationIssuer, FederationIssuerStore } from './types.js';
 import { atomically, fromJson, rowCount, toJson } from './kysely-helpers.js';
 
@@ -18,9 +19,22 @@ function toCredential(row: Selectable<FederatedCredentialTable>): FederatedCrede
   };
 }
 
-export function createFederatedCredentialStore(db: Kysely<Database>): FederatedCredentialStore {
+/**
+ * The first key of the two-key advisory locks on federated-credential owners (`pg_advisory_xact_lock(int4, int4)`),
+ * so they never collide with single-key advisory locks; the second is `hashtext(owner id)` (a collision only
+ * serializes two owners' writes).
+ */
+const OWNER_LOCK_CLASS = 0x46494300; // 'FIC\0'
+
+export function createFederatedCredentialStore(db: Kysely<Database>, hooks?: NotificationHooks): FederatedCredentialStore {
   const owner = (ownerId: string) => ownerId.toLowerCase();
   return {
+    async lockOwner(ownerId) {
+      if (hooks?.dialect === 'postgres' && db.isTransaction) {
+        await sql`select pg_advisory_xact_lock(${OWNER_LOCK_CLASS}::int4, hashtext(${owner(ownerId)}))`.execute(db);
+      }
+    },
+
     async put(credential) {
       return atomically(db, async (trx) => {
         const key = { owner_id: owner(credential.ownerId), name_key: credential.name.toLowerCase() };

@@ -63,7 +63,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     vaults: createVaultStore(db, hooks),
     secrets: createSecretStore(db, hooks),
     keys: createKeyStore(db, hooks),
-    federatedCredentials: createFederatedCredentialStore(db),
+    federatedCredentials: createFederatedCredentialStore(db, hooks),
     federationIssuers: createFederationIssuerStore(db),
   };
 }

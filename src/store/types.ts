@@ -648,6 +648,14 @@ export interface FederatedCredential {
  * so a change applies at once on every replica: nothing caches them).
  */
 export interface FederatedCredentialStore {
+  /**
+   * Serializes writers of one owner's credentials until the end of the current transaction (call it first in a
+   * `store.transaction()`, before reading what the write depends on, such as the per-owner limit): PostgreSQL
+   * takes a transaction-scoped advisory lock keyed by the owner; SQLite has one writer at a time already. Outside a
+   * transaction it locks nothing. The reads after it see what the previous holder committed only under READ
+   * COMMITTED (the default), where each statement takes a new snapshot.
+   */
+  lockOwner(ownerId: string): Promise<void>;
   /** Creates, or replaces the owner's credential of that name (keeping `id` and `createdAt`). */
   put(credential: FederatedCredential): Promise<'created' | 'updated'>;
   /** By owner and name (case-insensitive). */

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { MAX_FEDERATED_CREDENTIALS, putFederatedCredential } from '../../src/directory/federated-credentials.js';
 import { formatArmResourceId, newGuid, resourceGroupId } from '../../src/shared/ids.js';
 import type {
   AuditEvent,
@@ -1058,6 +1059,31 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         );
         assert.deepEqual(await store.federatedCredentials.listByIssuer(owner, 'https://issuer.example/c1/'), [flexible]);
         assert.deepEqual(await store.federatedCredentials.listByIssuer(owner, 'https://ISSUER.example/c1/'), [], 'issuers compare exactly');
+      });
+
+      void it(`of ${String(MAX_FEDERATED_CREDENTIALS + 5)} concurrent creates for one owner (on every replica) exactly ${String(MAX_FEDERATED_CREDENTIALS)} succeed`, async () => {
+        // putFederatedCredential checks the per-owner limit and then inserts, in one transaction; lockOwner makes
+        // that check-then-insert exclusive per owner (a READ COMMITTED transaction alone lets all of them see 0).
+        const owner = { objectId: newGuid() } as ServicePrincipal;
+        const clock = { now: () => T0 };
+        const fields = (i: number) => ({
+          issuer: 'https://issuer.example/race',
+          subject: `system:serviceaccount:ns:sa-${String(i)}`,
+          claimsMatchingExpression: null,
+          audiences: ['api://AzureADTokenExchange'],
+          description: null,
+        });
+        await withReplicas(async (stores) => {
+          const results = await Promise.allSettled(
+            Array.from({ length: MAX_FEDERATED_CREDENTIALS + 5 }, (_, i) =>
+              putFederatedCredential(stores[i % stores.length]!, { owner, name: `race-${String(i)}`, fields: fields(i), family: 'arm', clock }),
+            ),
+          );
+          const failures = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+          assert.equal(results.length - failures.length, MAX_FEDERATED_CREDENTIALS);
+          for (const f of failures) assert.match(f, /limit of 20 federated identity credentials/);
+        });
+        assert.equal((await store.federatedCredentials.list(owner.objectId)).length, MAX_FEDERATED_CREDENTIALS);
       });
 
       void it('deletes one by name and all of an owner', async () => {
