@@ -260,7 +260,11 @@ export function cryptoCall<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof KeyCryptoError) throw VaultErrors.badParameter(err.message);
-    throw err;
+    throw asVaultError(err);
   }
+}
+
+/** A KeyCryptoError (the caller's mistake) as Key Vault's 400 `BadParameter`; any other error as it is. */
+export function asVaultError(err: unknown): unknown {
+  return err instanceof KeyCryptoError ? VaultErrors.badParameter(err.message) : err;
 }

@@ -4,10 +4,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { KEY_OPERATIONS } from '../contracts.js';
-import { VaultErrors } from '../errors.js';
 import { admitted } from '../state.js';
-import { generateKeyMaterial, KeyCryptoError, type CurveName, type KeyMaterial } from './crypto/index.js';
-import { DEFAULT_KEY_OPS, kindOf, keyNameOf, readCreateBody, addKeyVersion, type KeyPayload, type KeysDeps } from './common.js';
+import { generateKeyMaterial, type CurveName, type KeyMaterial } from './crypto/index.js';
+import { asVaultError, DEFAULT_KEY_OPS, kindOf, keyNameOf, readCreateBody, addKeyVersion, type KeyPayload, type KeysDeps } from './common.js';
 import { keyBundleView } from './views.js';
 
 /** A key of `payload`'s kind and size, as create and rotate make it; KeyCryptoError becomes 400. */
@@ -20,8 +19,7 @@ export async function generateFor(spec: { kind: KeyMaterial['kind']; size?: numb
       ...(spec.publicExponent === undefined ? {} : { publicExponent: spec.publicExponent }),
     });
   } catch (err) {
-    if (err instanceof KeyCryptoError) throw VaultErrors.badParameter(err.message);
-    throw err;
+    throw asVaultError(err);
   }
 }
 

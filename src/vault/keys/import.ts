@@ -17,9 +17,8 @@ export function importKeyRoute(app: FastifyInstance, { ctx, cipher }: KeysDeps):
     const material = cryptoCall(() => importKeyMaterial(body.jwk));
     const declared = typeof body.jwk['kty'] === 'string' ? body.jwk['kty'] : '';
     const kty: KeyType = material.kind === 'oct' ? 'oct-HSM' : body.hsm || declared.endsWith('-HSM') ? (`${material.kind}-HSM` as KeyType) : material.kind;
-    // The JWK's own key_ops, then the body's, then the defaults; checked against the key's kind.
-    const keyOps = body.keyOps ?? readKeyOps(body.jwk['key_ops'], material.kind) ?? [];
-    const ops = readKeyOps(keyOps, material.kind) ?? [];
+    // The body's key_ops, else the JWK's own, else the defaults; checked against the key's kind once it is known.
+    const ops = readKeyOps(body.keyOps ?? body.jwk['key_ops'], material.kind) ?? [];
     const payload: KeyPayload = { kty, keyOps: ops.length > 0 ? ops : [...DEFAULT_KEY_OPS[material.kind]], material };
     const record = await addKeyVersion({ ctx, cipher }, vault, name, payload, body);
     return keyBundleView(request, name, record, payload, vault, apiVersion);

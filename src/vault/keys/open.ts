@@ -8,7 +8,7 @@ import { VaultErrors } from '../errors.js';
 import type { CachedRead } from '../secret-cache.js';
 import { versionOf } from '../secrets/common.js';
 import { prepareKey } from './crypto/index.js';
-import { keyPlace, parsePayload, type KeysDeps, type OpenedKey } from './common.js';
+import { openPayload, type KeysDeps, type OpenedKey } from './common.js';
 
 /** The named (or latest, when the path's version is absent or empty) version of an active key; 404 `KeyNotFound` otherwise. */
 export async function openKey(
@@ -21,7 +21,7 @@ export async function openKey(
   const found = await keys.get(vault.id, name, version);
   if (found === undefined) throw VaultErrors.keyNotFound(version === undefined ? name : `${name}/${version}`);
   if (found.value === undefined) {
-    const payload = parsePayload(cipher.open(found.version.sealedValue, keyPlace(vault.id, name, found.version.version)));
+    const payload = openPayload(cipher, vault.id, name, found.version);
     found.value = { payload, prepared: prepareKey(payload.material) };
   }
   return { found, opened: found.value };
