@@ -1,5 +1,6 @@
 /** What the real-client suites share: the proxy that keeps clients on loopback, probes, `.env` parsing. */
 import { execFileSync } from 'node:child_process';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 
 /** Anything not on loopback goes to a closed loopback port and fails: nothing leaves the machine. */
 export const DEAD_PROXY = {
@@ -30,4 +31,18 @@ export function parseDotenv(text: string): Record<string, string> {
     env[match[1]!] = /^(['"]).*\1$/.test(raw) ? raw.slice(1, -1) : raw;
   }
   return env;
+}
+
+/** A proxy that records every request sent to it and refuses it: what would have left the machine. */
+export async function refusingProxy(): Promise<{ url: string; attempts: string[]; server: Server }> {
+  const attempts: string[] = [];
+  const server = createServer((socket) => {
+    socket.once('data', (data: Buffer) => {
+      attempts.push(data.toString('latin1').split('\r\n')[0] ?? '');
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`, attempts, server };
 }

@@ -9,14 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { openmsiJson } from '../../support/agent-process.js';
-import { probe } from '../../support/clients.js';
+import { probe, refusingProxy } from '../../support/clients.js';
 import { startTestOidcIssuer, type TestOidcIssuer } from '../../support/oidc-issuer.js';
 
 const run = promisify(execFile);
@@ -38,20 +36,6 @@ interface Result {
   token?: string;
   value?: string;
   message?: string;
-}
-
-/** A proxy that records every request sent to it and refuses it: what would have left the machine. */
-async function refusingProxy(): Promise<{ url: string; attempts: string[]; server: Server }> {
-  const attempts: string[] = [];
-  const server = createServer((socket) => {
-    socket.once('data', (data: Buffer) => {
-      attempts.push(data.toString('latin1').split('\r\n')[0] ?? '');
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`, attempts, server };
 }
 
 describe('unchanged SDK workloads with federated credentials (sqlite)', { timeout: 300_000 }, () => {

@@ -24,7 +24,6 @@ import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +31,7 @@ import { decodeJwt } from 'jose';
 import { parse } from 'yaml';
 import { startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { openmsiJson } from '../../support/agent-process.js';
+import { refusingProxy } from '../../support/clients.js';
 import { repoRoot } from '../../support/child-process.js';
 import { startTestOidcIssuer, TOKEN_EXCHANGE_AUDIENCE, type TestOidcIssuer } from '../../support/oidc-issuer.js';
 
@@ -61,20 +61,6 @@ interface StepRun {
 interface Job {
   ref: string;
   environment?: string;
-}
-
-/** A proxy that records every request sent to it and refuses it: what would have left the machine. */
-async function refusingProxy(): Promise<{ url: string; attempts: string[]; server: Server }> {
-  const attempts: string[] = [];
-  const server = createServer((socket) => {
-    socket.once('data', (data: Buffer) => {
-      attempts.push(data.toString('latin1').split('\r\n')[0] ?? '');
-      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`, attempts, server };
 }
 
 /** GitHub's `sub`: the environment form when the job has one, else the ref form. */
