@@ -18,7 +18,7 @@
 // reason, and the slowest files with their times) merged from what scripts/test-summary-reporter.mjs
 // collected for each file. Exits 1 when any file failed.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,6 +134,43 @@ const rank = (f) => {
 const parallel = files.filter((f) => !SERIAL.has(f)).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1));
 const serial = files.filter((f) => SERIAL.has(f));
 
+/**
+ * The temp dir the test files get (`TMPDIR`): a folder on a RAM disk (`/dev/shm`) when there is one that can hold
+ * executables, else the usual one. Every test authority's data dir, SQLite store and audit spool is made there,
+ * and the store syncs each commit to disk (WAL, synchronous=FULL): on ext4 those waits were a third of a
+ * store-heavy file's wall time, with both cores idle. Nothing a test checks depends on the disk: the kill -9
+ * tests kill processes, not the machine, and a killed process's acknowledged writes are in the page cache either
+ * way. `OPENMSI_TEST_TMPDIR` names another folder; `OPENMSI_TEST_TMPDIR=` (empty) keeps the usual one. The folder
+ * is fixed, not per run, so runs side by side share the port reservations made under it and tsx's cache stays warm.
+ */
+function testTmpDir() {
+  const chosen = process.env['OPENMSI_TEST_TMPDIR'];
+  if (chosen !== undefined) return chosen === '' ? undefined : chosen;
+  const dir = join('/dev/shm', `openmsi-tests-${String(process.getuid?.() ?? 0)}`);
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    // Like /tmp (sticky, everyone may write): some tests run a child as another user (`nobody`), whose tsx
+    // keeps its cache in TMPDIR too.
+    mkdirSync(dir, { recursive: true });
+    if (statSync(dir).uid === process.getuid?.()) chmodSync(dir, 0o1777);
+    // Some systems mount /dev/shm noexec; tests put shims (an `openmsi` on PATH) in the temp dir.
+    const probe = join(dir, `exec-probe-${String(process.pid)}`);
+    writeFileSync(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const ran = spawnSync(probe);
+    rmSync(probe, { force: true });
+    return ran.status === 0 ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const testTmp = testTmpDir();
+const childEnv = {
+  ...process.env,
+  ...(testTmp === undefined ? {} : { TMPDIR: testTmp }),
+  // Port reservations (test/support/authority.ts freePort) stay where files run without this script look too.
+  OPENMSI_TEST_PORTS_DIR: process.env['OPENMSI_TEST_PORTS_DIR'] ?? join(tmpdir(), 'openmsi-test-ports'),
+};
+
 const summaryDir = mkdtempSync(join(tmpdir(), 'openmsi-test-summary-'));
 /** @type {Set<import('node:child_process').ChildProcess>} */
 const running = new Set();
@@ -160,7 +197,7 @@ function runFile(file, index) {
   ];
   const started = performance.now();
   return new Promise((done) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     const out = [];
     const err = [];
@@ -216,6 +253,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+const tmpNote = process.env['OPENMSI_TEST_TMPDIR'] === '' ? 'OPENMSI_TEST_TMPDIR is empty' : 'no usable RAM disk';
+process.stdout.write(`# temp dir for the test files: ${testTmp ?? `${tmpdir()} (${tmpNote})`}\n`);
 const startedAll = performance.now();
 await runQueue(parallel, jobs, 0);
 await runQueue(serial, 1, parallel.length);

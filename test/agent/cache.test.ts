@@ -2,22 +2,25 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { FakeClock } from '../../src/shared/clock.js';
-import { putResource } from '../../src/directory/resources.js';
-import { startTestAuthority, type TestAuthority } from '../support/authority.js';
-import { createTestHost, startTestAgent, IMDS_PATH, VAULT, type TestAgent, type TestHost } from '../support/world.js';
+import { startFakeAuthority, type FakeAuthority, type FakeHost } from '../support/fake-authority.js';
+import { startAgentIn, IMDS_PATH, VAULT, type TestAgent } from '../support/world.js';
 
+/*
+ * The agent's cache and rate decisions against the fake authority (test/support/fake-authority.ts), which counts
+ * the calls it receives: a cache hit is proved on the authority's side, not only by the agent's own counter.
+ */
 const META = { metadata: 'true' };
 const imds = (resource: string, selector = '') => `${IMDS_PATH}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}${selector}`;
 
 describe('agent token cache', () => {
-  let t: TestAuthority;
-  let host: TestHost;
+  let t: FakeAuthority;
+  let host: FakeHost;
   let a: TestAgent;
 
   before(async () => {
-    t = await startTestAuthority();
-    host = await createTestHost(t);
-    a = await startTestAgent(t, host, { rateLimit: { perSecond: 1000 } });
+    t = await startFakeAuthority();
+    host = await t.addHost();
+    a = await startAgentIn(host.dataDir, { rateLimit: { perSecond: 1000 } });
   });
   after(async () => {
     await a.agent.close();
@@ -27,6 +30,7 @@ describe('agent token cache', () => {
 
   it('a cache hit does not call the authority', async () => {
     const calls = a.agent.upstream.grantCalls;
+    const received = t.calls.token;
     const first = await a.get(imds('https://hit.example'), META);
     assert.equal(first.status, 200);
     assert.equal(a.agent.upstream.grantCalls, calls + 1);
@@ -35,6 +39,7 @@ describe('agent token cache', () => {
       assert.equal(again.json<{ access_token: string }>().access_token, first.json<{ access_token: string }>().access_token);
     }
     assert.equal(a.agent.upstream.grantCalls, calls + 1);
+    assert.equal(t.calls.token, received + 1, 'the authority saw one grant');
     // Another spelling of the same audience is another entry (resource is echoed as requested).
     await a.get(imds('https://hit.example/'), META);
     assert.equal(a.agent.upstream.grantCalls, calls + 2);
@@ -42,25 +47,20 @@ describe('agent token cache', () => {
 
   it('N concurrent misses for one key make one authority call', async () => {
     const calls = a.agent.upstream.grantCalls;
+    const received = t.calls.token;
     const answers = await Promise.all(Array.from({ length: 25 }, () => a.get(imds('https://single-flight.example', `&client_id=${host.uami.clientId}`), META)));
     assert.ok(answers.every((r) => r.status === 200));
     assert.equal(new Set(answers.map((r) => r.json<{ access_token: string }>().access_token)).size, 1);
     assert.equal(a.agent.upstream.grantCalls, calls + 1);
+    assert.equal(t.calls.token, received + 1, 'the authority saw one grant');
   });
 
-  it('identity removed from the host (management PUT) is refused within the stated bound, cached tokens included', async () => {
+  it('identity removed from the host is refused within the stated bound, cached tokens included', async () => {
     const sel = `&client_id=${host.uami2.clientId}`;
     assert.equal((await a.get(imds(VAULT, sel), META)).status, 200);
     assert.equal((await a.get(imds(VAULT, sel), META)).status, 200, 'cached');
     const started = Date.now();
-    await putResource(t.ctx.store, {
-      subscriptionId: t.subscriptionId,
-      resourceGroup: host.resourceGroup,
-      type: 'Microsoft.HybridCompute/machines',
-      name: host.name,
-      identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [host.uami.id]: {} } },
-      clock: t.ctx.clock,
-    });
+    t.setAssigned(host, host.uami2, false);
     let refusedAt: number | undefined;
     while (Date.now() - started < 5000) {
       const r = await a.get(imds(VAULT, sel), META);
@@ -89,13 +89,13 @@ describe('agent token cache', () => {
 });
 
 describe('agent rate limit', () => {
-  let t: TestAuthority;
-  let host: TestHost;
+  let t: FakeAuthority;
+  let host: FakeHost;
   let a: TestAgent;
   before(async () => {
-    t = await startTestAuthority();
-    host = await createTestHost(t);
-    a = await startTestAgent(t, host, { rateLimit: { perSecond: 5, burst: 5 } });
+    t = await startFakeAuthority();
+    host = await t.addHost();
+    a = await startAgentIn(host.dataDir, { rateLimit: { perSecond: 5, burst: 5 } });
   });
   after(async () => {
     await a.agent.close();
@@ -126,14 +126,14 @@ describe('agent rate limit', () => {
 });
 
 describe('agent refresh at half-life (fake clock)', () => {
-  let t: TestAuthority;
-  let host: TestHost;
+  let t: FakeAuthority;
+  let host: FakeHost;
   let a: TestAgent;
   const clock = new FakeClock(Date.UTC(2026, 5, 1));
   before(async () => {
-    t = await startTestAuthority({ clock, tokenLifetimeSeconds: 3600 });
-    host = await createTestHost(t);
-    a = await startTestAgent(t, host, { clock, random: () => 0.5 });
+    t = await startFakeAuthority({ clock, tokenLifetimeSeconds: 3600 });
+    host = await t.addHost();
+    a = await startAgentIn(host.dataDir, { clock, random: () => 0.5 });
   });
   after(async () => {
     await a.agent.close();
@@ -146,7 +146,7 @@ describe('agent refresh at half-life (fake clock)', () => {
     const first = (await a.get(imds(VAULT), META)).json<{ access_token: string; expires_in: string }>();
     const exp = decodeJwt(first.access_token).exp!;
     assert.equal(first.expires_in, String(exp - Math.floor(clock.now() / 1000)), 'expires_in = exp - now');
-    // The authority shortens lifetimes by up to 10 %; random() = 0.5 puts the refresh exactly at half-life.
+    // random() = 0.5 puts the refresh exactly at half-life.
     const halfLifeMs = ((exp - Math.floor(clock.now() / 1000)) * 1000) / 2;
     clock.advance(halfLifeMs - 30_000);
     const before = (await a.get(imds(VAULT), META)).json<{ access_token: string; expires_in: string }>();

@@ -114,7 +114,8 @@ function alive(pid: number): boolean {
 export async function freePort(): Promise<number> {
   const [low] = ephemeralRange();
   const [from, to] = low > 12_000 ? [10_000, low - 1] : [ephemeralRange()[1] + 1, 65_535];
-  const dir = join(tmpdir(), 'openmsi-test-ports');
+  // scripts/run-tests.mjs names one folder for every run, whatever TMPDIR it gives the files.
+  const dir = process.env['OPENMSI_TEST_PORTS_DIR'] ?? join(tmpdir(), 'openmsi-test-ports');
   mkdirSync(dir, { recursive: true });
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = from + Math.floor(Math.random() * (to - from + 1));

@@ -5,7 +5,7 @@
  * port (startTestAgent), the host description read from the store, a recording audit sink, and a raw loopback
  * HTTP client that can send any header (Host included).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,20 +150,26 @@ export interface TestAgent {
 }
 
 export async function startTestAgent(t: TestAuthority, host: TestHost, options: Partial<AgentOptions> = {}): Promise<TestAgent> {
+  return startAgentIn(host.dataDir, { describeHost: describeFromStore(t, host), ...options });
+}
+
+/**
+ * An in-process agent for a host whose data dir already holds its credential (a world host, or a host of the
+ * fake authority, test/support/fake-authority.ts, where the agent reads its identities with the real `GET self`).
+ */
+export async function startAgentIn(dataDir: string, options: Partial<AgentOptions> = {}): Promise<TestAgent> {
   const { logger, lines } = captureLogs();
   const audit = recordingAuditSink();
   const agent = await createAgent({
-    dataDir: host.dataDir,
+    dataDir,
     port: 0,
     logger,
     auditSink: audit,
-    describeHost: describeFromStore(t, host),
     identityPollMs: 200,
     upstreamTimeoutMs: 3000,
     ...options,
   });
-  const { readFileSync } = await import('node:fs');
-  const secret = readFileSync(join(host.dataDir, 'identity-header.secret'), 'utf8').trim();
+  const secret = readFileSync(join(dataDir, 'identity-header.secret'), 'utf8').trim();
   const port = agent.port;
   return {
     agent,
