@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../support/authority.js';
 import { repoRoot } from '../support/child-process.js';
+import { within } from '../support/poll.js';
 
 const run = promisify(execFile);
 
@@ -57,7 +58,7 @@ describe('npm start, then eval "$(openmsi dev env)" in a second shell', () => {
       } catch {
         // the group is gone
       }
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      await within(exited, 15_000);
     }
     rmSync(root, { recursive: true, force: true });
   });
@@ -79,7 +80,7 @@ describe('npm start, then eval "$(openmsi dev env)" in a second shell', () => {
     const record = JSON.parse(readFileSync(join(dataDir, 'run/dev.json'), 'utf8')) as { pid: number };
     const exited = new Promise<number | null>((r) => npmStart.once('exit', (code) => r(code)));
     process.kill(npmStart.pid!, 'SIGTERM'); // npm's pid only, not its process group
-    await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error(`npm start did not exit within 20 s:\n${output}`)), 20_000))]);
+    if ((await within(exited, 20_000)) === 'timeout') throw new Error(`npm start did not exit within 20 s:\n${output}`);
     const deadline = Date.now() + 20_000;
     while (alive(record.pid)) {
       if (Date.now() > deadline)

@@ -41,6 +41,7 @@ import { join } from 'node:path';
 import { freePort } from '../../support/authority.js';
 import { repoRoot } from '../../support/child-process.js';
 import { BUILT_MAIN, cliShim } from '../../support/cli.js';
+import { within } from '../../support/poll.js';
 
 const DOC = join(repoRoot, 'docs/quickstart.md');
 const DEFAULT_PORTS = { server: 8443, agent: 50342, proxy: 50343 } as const;
@@ -300,7 +301,7 @@ describe('docs/quickstart.md, every sh block in order', () => {
     assert.ok(dev !== undefined, 'the dev stack was started by the doc');
     const exited = new Promise<number | null>((resolve) => dev!.once('exit', (code) => resolve(code)));
     dev.kill('SIGINT');
-    const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
+    const code = await within(exited, 15_000);
     assert.equal(code, 0, `openmsi dev did not exit cleanly on SIGINT:\n${devOutput}`);
   });
 });

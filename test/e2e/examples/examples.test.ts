@@ -22,6 +22,7 @@ import { parseEnv } from 'node:util';
 import { freePort } from '../../support/authority.js';
 import { repoRoot } from '../../support/child-process.js';
 import { cliShim } from '../../support/cli.js';
+import { within } from '../../support/poll.js';
 
 const SAMPLE = 'Hello from the openmsi dev vault';
 const EVAL = 'eval "$(openmsi dev env)"';
@@ -166,7 +167,7 @@ describe('examples against openmsi dev', { timeout: 240_000 }, () => {
     if (dev !== undefined && dev.exitCode === null) {
       const exited = new Promise((resolve) => dev.once('exit', resolve));
       dev.kill('SIGTERM');
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      await within(exited, 10_000);
       if (dev.exitCode === null) dev.kill('SIGKILL');
     }
     rmSync(root, { recursive: true, force: true });
