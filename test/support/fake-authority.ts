@@ -28,6 +28,7 @@ import {
 } from '../../src/shared/host-protocol.js';
 import { saveHostCredential } from '../../src/agent/host-credential.js';
 import { MANAGED_IDENTITY_GRANT_TYPE } from '../../src/agent/upstream.js';
+import type { TestHost } from './world.js';
 
 /** One identity the fake knows, with the ids the agent may select it by. */
 export interface FakeIdentity {
@@ -38,20 +39,12 @@ export interface FakeIdentity {
   objectId: string;
 }
 
-/** A host registered with the fake: the same fields as the world's `TestHost` (test/support/world.ts). */
-export interface FakeHost {
-  hostId: string;
-  name: string;
-  resourceGroup: string;
-  keyId: string;
-  /** The agent's data dir, holding the saved credential and private key (as after enrolment). */
-  dataDir: string;
-  system: { clientId: string; objectId: string };
+/** A host registered with the fake: the world's `TestHost` (test/support/world.ts), every identity with its name. */
+export interface FakeHost extends TestHost {
   uami: FakeIdentity;
   uami2: FakeIdentity;
   /** An identity that exists but is not assigned to the host. */
   other: FakeIdentity;
-  cleanup(): void;
 }
 
 /** What the fake does with the next requests, set by the test. */
