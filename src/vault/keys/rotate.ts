@@ -16,18 +16,25 @@ import { generateFor } from './create.js';
 import { expiryUnder, parseStoredPolicy } from './rotation-policy.js';
 import { keyBundleView } from './views.js';
 
+/** What {@link rotateKey} reads first: the key's latest version and its stored policy. */
+export interface RotationInput {
+  current: Awaited<ReturnType<Store['keys']['get']>>;
+  stored: { policy: string | null } | undefined;
+}
+
 /**
  * Adds a rotated version of an active key; undefined when there is none, or when another writer (a replica's
- * scheduler, a concurrent rotate) added a version or deleted the key meanwhile.
+ * scheduler, a concurrent rotate) added a version or deleted the key meanwhile. The scheduler passes what its
+ * scan already read (`read`); a stale read is harmless, as the write is a compare-and-set on the latest version.
  */
 export async function rotateKey(
   deps: { store: Store; cipher: SecretCipher; clock: Clock },
   vaultId: string,
   name: string,
+  read?: RotationInput,
 ): Promise<{ record: SecretVersion; payload: KeyPayload } | undefined> {
   const { store, cipher, clock } = deps;
-  const current = await store.keys.get(vaultId, name);
-  const stored = await store.keys.getRotationPolicy(vaultId, name);
+  const { current, stored } = read ?? { current: await store.keys.get(vaultId, name), stored: await store.keys.getRotationPolicy(vaultId, name) };
   if (current === undefined || stored === undefined) return undefined;
   const previous = openPayload(cipher, vaultId, current.entry.name, current.version);
   const { kind, size, curve } = previous.material;

@@ -20,7 +20,7 @@ export async function rotateDueKeys(deps: { store: Store; cipher: SecretCipher; 
       const latest = await store.keys.get(entry.vaultId, entry.name);
       if (latest === undefined) continue;
       if (!rotationDue(parseStoredPolicy(entry.policy), Math.floor(latest.version.createdAt / 1000), latest.version.expires, nowSeconds)) continue;
-      const done = await rotateKey(deps, entry.vaultId, entry.name);
+      const done = await rotateKey(deps, entry.vaultId, entry.name, { current: latest, stored: { policy: entry.policy } });
       if (done !== undefined) {
         rotated += 1;
         logger.info({ vaultId: entry.vaultId, key: entry.name, version: done.record.version }, 'key rotated by its rotation policy');

@@ -316,7 +316,10 @@ describe('vault data plane: keys', () => {
     const deps = { store: h.ctx.store, cipher: createSecretCipher(h.ctx.masterKey), logger: h.ctx.logger };
     const at = (ms: number) => ({ ...deps, clock: { now: () => ms } });
     assert.equal(await rotateDueKeys(at(Date.now() + 29 * 86_400_000)), 0, 'not yet due');
+    const scanned = (await h.ctx.store.keys.listRotationPolicies()).length;
+    const reads = h.keyReads();
     assert.ok((await rotateDueKeys(at(Date.now() + 31 * 86_400_000))) >= 1);
+    assert.equal(h.keyReads() - reads, scanned, 'one read of each key with a policy: a due key is not read again to rotate it');
     const versions = await json<{ value: { kid: string }[] }>('GET', `/keys/sched/versions?${V}`);
     assert.equal(versions.value.length, 2);
     const latest = await json<Bundle>('GET', `/keys/sched?${V}`);
