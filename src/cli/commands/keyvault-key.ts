@@ -361,6 +361,19 @@ const addressed = (c: Command) =>
     .option('-n, --name <name>', 'key name (required unless --id)')
     .option('--id <id>', "the key's id, https://{vault}.{domain}/keys/{name}[/{version}] (instead of --vault-name and --name)");
 const versioned = (c: Command) => addressed(c).option('-v, --version <version>', 'a version id (default: the latest)');
+/** A vault by name or URI (the commands that act on a vault's keys as a whole). */
+const vaultAddressed = (c: Command) =>
+  c.option('--vault-name <vault>', 'vault name (required unless --id)').option('--id <uri>', "the vault's URI (instead of --vault-name)");
+/** The attributes a new key version is given, as `create` and `import` take them (`--disabled`, not `--enabled`). */
+const newVersionAttributes = (c: Command, verb: 'create' | 'import', protection: string) =>
+  c
+    .option('--ops <ops...>', `permitted operations: ${KEY_OPS.join(' ')}`, collectChoice('--ops', KEY_OPS))
+    .option('-p, --protection <protection>', protection, choice('--protection', ['software', 'hsm'] as const))
+    .option('--disabled [bool]', `${verb} the key disabled`, parseBool('--disabled'))
+    .option('--not-before <time>', 'not usable before (ISO-8601, UTC)', parseDate('--not-before'))
+    .option('--expires <time>', 'expiry (ISO-8601, UTC)', parseDate('--expires'))
+    .option('--exportable [bool]', 'whether the private key can be exported (this installation refuses true)', parseBool('--exportable'))
+    .option('--tags <tags...>', 'space-separated tags: key[=value] ...');
 
 async function fetchKey(vault: VaultClient, t: Target): Promise<KeyBundle> {
   return bodyOf(await vault.request<KeyBundle>('GET', t.vaultName, `${keyPath(t)}${t.version === undefined ? '/' : ''}`));
@@ -386,17 +399,14 @@ export function registerKeyCommands(keyvault: Command): void {
       ].join('\n'),
     );
 
-  addressed(key.command('create').description('Create a key, or a new version of it.'))
-    .option('--kty <type>', `key type: ${KEY_TYPES.join(', ')} (default: RSA, or EC with --curve)`, choice('--kty', KEY_TYPES))
-    .option('--size <bits>', 'key size in bits: 2048, 3072 or 4096 for RSA; 128, 192 or 256 for oct', parseSize)
-    .option('--curve <curve>', `elliptic curve: ${CURVES.join(', ')}`, choice('--curve', CURVES))
-    .option('--ops <ops...>', `permitted operations: ${KEY_OPS.join(' ')}`, collectChoice('--ops', KEY_OPS))
-    .option('-p, --protection <protection>', 'software or hsm (hsm makes an -HSM key type)', choice('--protection', ['software', 'hsm'] as const))
-    .option('--disabled [bool]', 'create the key disabled', parseBool('--disabled'))
-    .option('--not-before <time>', 'not usable before (ISO-8601, UTC)', parseDate('--not-before'))
-    .option('--expires <time>', 'expiry (ISO-8601, UTC)', parseDate('--expires'))
-    .option('--exportable [bool]', 'whether the private key can be exported (this installation refuses true)', parseBool('--exportable'))
-    .option('--tags <tags...>', 'space-separated tags: key[=value] ...')
+  newVersionAttributes(
+    addressed(key.command('create').description('Create a key, or a new version of it.'))
+      .option('--kty <type>', `key type: ${KEY_TYPES.join(', ')} (default: RSA, or EC with --curve)`, choice('--kty', KEY_TYPES))
+      .option('--size <bits>', 'key size in bits: 2048, 3072 or 4096 for RSA; 128, 192 or 256 for oct', parseSize)
+      .option('--curve <curve>', `elliptic curve: ${CURVES.join(', ')}`, choice('--curve', CURVES)),
+    'create',
+    'software or hsm (hsm makes an -HSM key type)',
+  )
     .addHelpText(
       'after',
       '\nExamples:\n  openmsi keyvault key create --vault-name app-kv -n app-key --kty RSA --size 3072\n  openmsi keyvault key create --vault-name app-kv -n signer --kty EC --curve P-256 --ops sign verify',
@@ -435,17 +445,14 @@ export function registerKeyCommands(keyvault: Command): void {
       },
     );
 
-  addressed(key.command('import').description('Import a private key (PEM, RSA or EC) as a key, or a new version of it.'))
-    .option('--pem-file <path>', 'PEM file holding the private key')
-    .option('--pem-string <pem>', 'the private key as a PEM string')
-    .option('--pem-password <password>', 'password of an encrypted PEM key')
-    .option('--ops <ops...>', `permitted operations: ${KEY_OPS.join(' ')}`, collectChoice('--ops', KEY_OPS))
-    .option('-p, --protection <protection>', 'software or hsm (hsm imports it as an -HSM key)', choice('--protection', ['software', 'hsm'] as const))
-    .option('--disabled [bool]', 'import the key disabled', parseBool('--disabled'))
-    .option('--not-before <time>', 'not usable before (ISO-8601, UTC)', parseDate('--not-before'))
-    .option('--expires <time>', 'expiry (ISO-8601, UTC)', parseDate('--expires'))
-    .option('--exportable [bool]', 'whether the private key can be exported (this installation refuses true)', parseBool('--exportable'))
-    .option('--tags <tags...>', 'space-separated tags: key[=value] ...')
+  newVersionAttributes(
+    addressed(key.command('import').description('Import a private key (PEM, RSA or EC) as a key, or a new version of it.'))
+      .option('--pem-file <path>', 'PEM file holding the private key')
+      .option('--pem-string <pem>', 'the private key as a PEM string')
+      .option('--pem-password <password>', 'password of an encrypted PEM key'),
+    'import',
+    'software or hsm (hsm imports it as an -HSM key)',
+  )
     .addHelpText('after', '\nExamples:\n  openmsi keyvault key import --vault-name app-kv -n imported --pem-file key.pem')
     .action(
       async (
@@ -485,11 +492,7 @@ export function registerKeyCommands(keyvault: Command): void {
     },
   );
 
-  key
-    .command('list')
-    .description("List a vault's keys.")
-    .option('--vault-name <vault>', 'vault name (required unless --id)')
-    .option('--id <uri>', "the vault's URI (instead of --vault-name)")
+  vaultAddressed(key.command('list').description("List a vault's keys."))
     .option('--maxresults <n>', 'at most this many', (v) => Number(v))
     .option('--include-managed [bool]', 'include managed keys (keys of certificates; this installation has none)', parseBool('--include-managed'))
     .action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, cmd: Command) => {
@@ -535,11 +538,7 @@ export function registerKeyCommands(keyvault: Command): void {
     },
   );
 
-  key
-    .command('list-deleted')
-    .description("List a vault's deleted keys.")
-    .option('--vault-name <vault>', 'vault name (required unless --id)')
-    .option('--id <uri>', "the vault's URI (instead of --vault-name)")
+  vaultAddressed(key.command('list-deleted').description("List a vault's deleted keys."))
     .option('--maxresults <n>', 'at most this many', (v) => Number(v))
     .action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, cmd: Command) => {
       const vaultName = vaultOf(opts);
@@ -584,11 +583,7 @@ export function registerKeyCommands(keyvault: Command): void {
       });
     });
 
-  key
-    .command('restore')
-    .description('Restore a key from a backup file.')
-    .option('--vault-name <vault>', 'vault name (required unless --id)')
-    .option('--id <uri>', "the vault's URI (instead of --vault-name)")
+  vaultAddressed(key.command('restore').description('Restore a key from a backup file.'))
     .requiredOption('-f, --file <path>', 'the backup file')
     .action(async (opts: { vaultName?: string; id?: string; file: string }, cmd: Command) => {
       const vaultName = vaultOf(opts);
