@@ -1,5 +1,10 @@
 import { IssuerKeys } from '../authority/federation/issuer-keys.js';
-import { DEFAULT_OUTBOUND_ISSUER_PATH, outboundIssuerProblem, outboundJwks } from '../authority/federation/outbound-issuer.js';
+import {
+  DEFAULT_OUTBOUND_ISSUER_PATH,
+  OUTBOUND_ASSERTION_LIFETIME_SECONDS,
+  outboundIssuerProblem,
+  outboundJwks,
+} from '../authority/federation/outbound-issuer.js';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { DAY, systemClock, type Clock } from '../shared/clock.js';
@@ -115,7 +120,8 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       masterKey,
       clock,
       keyRing,
-      policy: { maxTokenLifetimeMs: config.tokenLifetimeSeconds * 1000 },
+      // Outbound federation assertions (an hour) are signed with the same keys: a retired key stays published for them too.
+      policy: { maxTokenLifetimeMs: Math.max(config.tokenLifetimeSeconds, OUTBOUND_ASSERTION_LIFETIME_SECONDS) * 1000 },
       onEvent: (event) => {
         void audit
           .record({ tenantId: null, actor: 'system', action: event.action, target: event.kid, outcome: 'success', detail: event.detail ?? {} })
