@@ -5,8 +5,9 @@
  *   upstream Entra app or managed identity (tenant, client id, authority host). Linking changes where the
  *   identity's tokens come from, so it is a write on the identity (`…/userAssignedIdentities/write`); reading it
  *   is `…/read`. The view carries the exact federated identity credential to create upstream.
- * - `GET /openmsi/federationOutbound`: the installation's outbound issuer, its discovery document and JWKS (what
- *   `openmsi federation export` writes for a public host); Reader at `/`.
+ * - `GET /openmsi/federationOutbound[?issuer=]`: the installation's outbound issuer (or the one given, for a
+ *   per-link issuer), its discovery document and JWKS (what `openmsi federation export` writes for a public
+ *   host); Reader at `/`.
  */
 import type { FastifyInstance } from 'fastify';
 import { iso } from '../shared/clock.js';
@@ -20,7 +21,7 @@ import { outboundDiscoveryDocument, outboundIssuerProblem, outboundJwksUri, TOKE
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
 import { atRoot, authorize, OPENMSI_ACTIONS, resourceScope } from './authorize.js';
-import { armDeleteHandler, armGetHandler, armPutHandler, jsonObject, route, type ArmScope } from './common.js';
+import { armDeleteHandler, armGetHandler, armPutHandler, jsonObject, route, singleQuery, type ArmScope } from './common.js';
 
 export const FEDERATION_LINK_TYPE = `${USER_ASSIGNED_IDENTITY_TYPE}/outboundFederation`;
 const IDENTITY = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/${USER_ASSIGNED_IDENTITY_TYPE}/:resourceName`;
@@ -180,8 +181,12 @@ export function federationLinkRoutes(app: FastifyInstance, ctx: ManagementContex
     method: 'GET',
     url: '/openmsi/federationOutbound',
     onRequest: [authenticate(ctx, 'arm'), authorize(ctx, atRoot(OPENMSI_ACTIONS.federationIssuersRead))],
-    handler: async () => {
-      const issuer = ctx.outboundFederation.issuer();
+    handler: async (request) => {
+      // `?issuer=` names a per-link issuer (same keys, documents naming that issuer).
+      const asked = singleQuery(request, 'issuer');
+      const problem = asked === undefined ? undefined : outboundIssuerProblem(asked);
+      if (problem !== undefined) throw ApiErrors.invalidContent(`the 'issuer' query parameter ${problem}`);
+      const issuer = asked ?? ctx.outboundFederation.issuer();
       return Promise.resolve({
         issuer,
         jwksUri: outboundJwksUri(issuer),

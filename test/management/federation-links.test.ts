@@ -134,6 +134,11 @@ for (const backend of STORE_BACKENDS)
       assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), 3600);
       const anonymous = await call(t, 'GET', '/openmsi/federationOutbound', '');
       assert.equal(anonymous.status, 401);
+      const other = await call(t, 'GET', `/openmsi/federationOutbound?issuer=${encodeURIComponent('https://oidc.example/openmsi/')}`, admin);
+      assert.equal(other.status, 200, other.body);
+      assert.equal(other.json<{ openidConfiguration: { issuer: string; jwks_uri: string } }>().openidConfiguration.issuer, 'https://oidc.example/openmsi/');
+      assert.equal(other.json<{ openidConfiguration: { jwks_uri: string } }>().openidConfiguration.jwks_uri, 'https://oidc.example/openmsi/openid/v1/jwks');
+      assert.equal((await call(t, 'GET', `/openmsi/federationOutbound?issuer=${encodeURIComponent('http://oidc.example')}`, admin)).status, 400);
       // A Reader of a resource group only is not a reader at `/`.
       const refused = await call(t, 'GET', '/openmsi/federationOutbound', reader.token);
       expectAuthorizationFailed(refused, reader.appId, reader.objectId, 'Microsoft.Authorization/federationIssuers/read', '/');

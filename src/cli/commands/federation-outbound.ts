@@ -100,9 +100,12 @@ function registerExportCommand(program: Command): void {
       "Write the outbound issuer's discovery document and JWKS as static files, laid out as under the issuer URL, for a public HTTPS host (Entra fetches {issuer}/.well-known/openid-configuration). Export again after every key rotation.",
     )
     .requiredOption('--out <dir>', 'the directory to write (DIR/.well-known/openid-configuration and DIR/openid/v1/jwks)')
+    .option('--issuer <url>', "the documents of this issuer (a link's own --issuer) instead of the installation's")
     .addHelpText('after', "\nExamples:\n  openmsi federation export --out ./issuer && az storage blob upload-batch -d '$web' -s ./issuer")
-    .action(async (opts: { out: string }, cmd: Command) => {
-      const documents = await withClient(cmd, async (client) => bodyOf(await client.openmsi<OutboundDocuments>('GET', '/federationOutbound')));
+    .action(async (opts: { out: string; issuer?: string }, cmd: Command) => {
+      const documents = await withClient(cmd, async (client) =>
+        bodyOf(await client.openmsi<OutboundDocuments>('GET', '/federationOutbound', opts.issuer === undefined ? {} : { query: { issuer: opts.issuer } })),
+      );
       const dir = resolve(opts.out);
       const issuerPath = new URL(documents.issuer).pathname.replace(/\/$/, '');
       const jwksPath = new URL(documents.jwksUri).pathname;
