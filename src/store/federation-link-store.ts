@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, FederationLinkTable } from './schema.js';
 import type { FederationLink, FederationLinkStore } from './types.js';
-import { atomically, rowCount } from './kysely-helpers.js';
+import { atomically, chunks, rowCount } from './kysely-helpers.js';
 
 function toLink(row: Selectable<FederationLinkTable>): FederationLink {
   return {
@@ -47,17 +47,13 @@ export function createFederationLinkStore(db: Kysely<Database>): FederationLinkS
     },
 
     async getMany(ownerIds) {
-      if (ownerIds.length === 0) return [];
-      const rows = await db
-        .selectFrom('federation_links')
-        .selectAll()
-        .where(
-          'owner_id',
-          'in',
-          ownerIds.map((id) => owner(id)),
-        )
-        .execute();
-      return rows.map(toLink);
+      const out: FederationLink[] = [];
+      // Bounded IN lists: both backends limit bound parameters.
+      for (const slice of chunks([...new Set(ownerIds.map(owner))], 500)) {
+        const rows = await db.selectFrom('federation_links').selectAll().where('owner_id', 'in', slice).execute();
+        out.push(...rows.map(toLink));
+      }
+      return out;
     },
 
     async delete(ownerId) {
