@@ -157,3 +157,27 @@ for (const backend of STORE_BACKENDS)
       assert.equal((await jwtVerify(signed.assertion, createLocalJWKSet(jwks as never))).protectedHeader.kid, after);
     });
   });
+
+describe('outbound federation with a configured issuer (--federation-issuer)', { timeout: 60_000 }, () => {
+  let t: TestAuthority;
+  const configured = 'https://issuer.example.com/openmsi';
+  before(async () => {
+    t = await startTestAuthority({ federationIssuer: configured });
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  it('names the configured issuer in the documents and the assertions, and does not serve the built-in issuer path', async () => {
+    const admin = await t.adminToken('https://management.azure.com/');
+    const documents = (await call(t, 'GET', '/openmsi/federationOutbound', admin)).json<{ issuer: string; jwksUri: string }>();
+    assert.deepEqual([documents.issuer, documents.jwksUri], [configured, `${configured}/openid/v1/jwks`]);
+    assert.equal(t.ctx.outboundIssuer(), configured);
+    const builtIn = await call(t, 'GET', '/openmsi/federation/.well-known/openid-configuration', '');
+    assert.equal(builtIn.status, 404);
+  });
+
+  it('refuses an issuer that is not an https URL at start', async () => {
+    await assert.rejects(startTestAuthority({ federationIssuer: 'http://issuer.example.com/x' }), /federation issuer .* must be an https:\/\/ URL/);
+  });
+});
