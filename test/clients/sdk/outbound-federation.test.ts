@@ -10,12 +10,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../../support/authority.js';
-import { openmsi, openmsiJson } from '../../support/agent-process.js';
+import { openmsi, openmsiJson, removeDir, startAgentProcess } from '../../support/agent-process.js';
 import { refusingProxy } from '../../support/clients.js';
 import { untilTrue, until } from '../../support/poll.js';
 import { captureLogs } from '../../support/logs.js';
@@ -362,6 +362,68 @@ for (const backend of STORE_BACKENDS)
           (err: unknown) => err instanceof UpstreamError && err.status === 409,
         );
       });
+
+      it(
+        '`openmsi agent --upstream-ca-file --federated-token-file` (the CLI, as an operator runs it) writes the file and serves the upstream token',
+        { skip: backend !== 'sqlite' && 'the CLI wiring is the same on every backend' },
+        async () => {
+          await openmsiJson(first, ['group', 'create', '-n', 'cli-hosts', '-l', 'local']);
+          const cliIdentity = await openmsiJson<Identity>(first, ['identity', 'create', '-n', 'cli-app', '-g', 'cli-hosts']);
+          const joinToken = await openmsiJson<{ token: string }>(first, ['host', 'join-token', 'create', '-g', 'cli-hosts', '-n', 'cli-01']);
+          await openmsiJson(first, ['vm', 'identity', 'assign', '-g', 'cli-hosts', '-n', 'cli-01', '--identities', 'cli-app']);
+          const printed = await openmsiJson<{ federatedCredential: { name: string; issuer: string; subject: string } }>(first, [
+            'identity',
+            'federation',
+            'link',
+            '--identity-name',
+            'cli-app',
+            '-g',
+            'cli-hosts',
+            '--tenant-id',
+            'adfs',
+            '--client-id',
+            upstream.clientId,
+            '--authority-host',
+            second.url,
+          ]);
+          await openmsiJson(second, [
+            'identity',
+            'federated-credential',
+            'create',
+            '--identity-name',
+            'from-openmsi',
+            '-g',
+            'upstream',
+            '-n',
+            printed.federatedCredential.name,
+            '--issuer',
+            printed.federatedCredential.issuer,
+            '--subject',
+            printed.federatedCredential.subject,
+          ]);
+          const file = join(first.dataDir, 'cli-token');
+          const process_ = await startAgentProcess(first, {
+            joinToken: joinToken.token,
+            extra: ['--upstream-ca-file', second.caPath, '--federated-token-file', `${cliIdentity.clientId}=${file}`],
+          });
+          try {
+            await untilTrue('the CLI agent’s token file', () => existsSync(`${file}.env`), 20_000, 100);
+            assert.equal(decodeJwt(readFileSync(file, 'utf8')).sub, cliIdentity.principalId);
+            const answer = await rawRequest(
+              process_.port,
+              'GET',
+              `${IMDS_PATH}?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=${cliIdentity.clientId}`,
+              { metadata: 'true' },
+            );
+            assert.equal(answer.status, 200, answer.body);
+            assert.equal(decodeJwt(String(answer.json()['access_token']))['iss'], `${second.url}/${second.tenantId}/`);
+            assert.doesNotMatch(process_.output(), /eyJ[A-Za-z0-9_-]{20,}\.eyJ/);
+          } finally {
+            await process_.stop();
+            removeDir(process_.dataDir);
+          }
+        },
+      );
 
       it('no request left the machine', () => {
         assert.deepEqual(proxy.attempts, []);
