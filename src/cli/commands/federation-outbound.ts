@@ -75,6 +75,25 @@ function registerLinkCommands(program: Command): void {
       printResult(result, globalOptions(cmd), LINK_COLUMNS);
     });
 
+  federation
+    .command('list')
+    .description('List the upstream links of the user-assigned identities in the subscription or a resource group (one read per identity).')
+    .option('-g, --resource-group <group>', 'only this resource group')
+    .action(async (opts: { resourceGroup?: string }, cmd: Command) => {
+      const result = await withClient(cmd, async (client) => {
+        const scope = opts.resourceGroup === undefined ? client.subscriptionPath() : `${client.subscriptionPath()}/resourceGroups/${seg(opts.resourceGroup)}`;
+        const identities = bodyOf(await client.arm<{ value: { id: string }[] }>('GET', `${scope}/${UAMI}`, { apiVersion: API_VERSION })).value ?? [];
+        const links: unknown[] = [];
+        for (const identity of identities) {
+          // 404: the identity has no link.
+          const answer = await client.arm('GET', `${identity.id}/outboundFederation/default`, { apiVersion: API_VERSION, allowStatus: [404] });
+          if (answer.status === 200) links.push(answer.body);
+        }
+        return links;
+      });
+      printResult(result, globalOptions(cmd), LINK_COLUMNS);
+    });
+
   address(federation.command('unlink'))
     .description("Remove the identity's upstream link: the agent serves openmsi's own tokens for it again.")
     .action(async (opts: LinkAddress, cmd: Command) => {

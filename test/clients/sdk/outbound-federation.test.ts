@@ -324,6 +324,8 @@ for (const backend of STORE_BACKENDS)
           '--authority-host',
           second.url,
         ]);
+        const listed = await openmsiJson<{ properties: { subject: string } }[]>(first, ['identity', 'federation', 'list', '-g', host.resourceGroup]);
+        assert.deepEqual(listed.map((l) => l.properties.subject).sort(), [host.uami.objectId, host.uami2.objectId, host.other.objectId].sort());
         const ask = () =>
           rawRequest(agent.port, 'GET', `${IMDS_PATH}?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=${host.uami2.clientId}`, {
             metadata: 'true',
