@@ -189,8 +189,8 @@ export interface AgentAuditRecord {
   lastAt: number;
   count: number;
   decision: 'served' | 'refused';
-  /** `cache` or `authority` for served tokens. */
-  source?: 'cache' | 'authority';
+  /** `cache`, `authority`, or `upstream` (a linked identity's token fetched from its upstream Entra) for served tokens. */
+  source?: 'cache' | 'authority' | 'upstream';
   surface: AgentSurface;
   /** Object id of the identity, when the request resolved to one. */
   identity?: string;

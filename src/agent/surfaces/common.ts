@@ -355,7 +355,7 @@ function answer(
   request: TokenRequest,
   identity: HostIdentity,
   entry: CacheEntry,
-  source: 'cache' | 'authority',
+  source: 'cache' | 'authority' | 'upstream',
   base: AuditBase,
 ): void {
   const echo = request.echo === true && identity.type === 'UserAssigned' ? { object_id: identity.objectId, msi_res_id: identity.resourceId } : undefined;

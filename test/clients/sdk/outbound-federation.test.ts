@@ -231,6 +231,11 @@ for (const backend of STORE_BACKENDS)
         assert.equal(body['resource'], 'https://storage.azure.com');
         assert.equal(body['client_id'], host.uami.clientId);
         assert.equal(decodeJwt(body['access_token']!)['iss'], `${second.url}/${second.tenantId}/`);
+        // The agent's audit records (uploaded to the first) say where the token came from.
+        await until('the agent’s audit record of the upstream token', async () => {
+          const events = await first.ctx.store.audit.list({ action: 'agent.token.served', limit: 100 });
+          return events.find((e) => e.detail['source'] === 'upstream' && e.detail['audience'] === 'https://storage.azure.com');
+        });
       });
 
       it('token file: 0600, no newline, the outbound assertion (iss, sub, aud, an hour, kid in the exported JWKS); <file>.env names the upstream', async () => {
