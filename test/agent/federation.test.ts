@@ -14,7 +14,7 @@ import { createCertificateAuthority, issueServerCertificate } from '../../src/pk
 import { FakeClock, systemClock } from '../../src/shared/clock.js';
 import type { FederationAssertionGrant, HostIdentity } from '../../src/shared/host-protocol.js';
 import { FederationAssertions, refreshDue } from '../../src/agent/federation/assertions.js';
-import { UpstreamExchange, scopeOf, upstreamTokenEndpoint } from '../../src/agent/federation/exchange.js';
+import { REFUSAL_HOLD_MS, UpstreamExchange, scopeOf, upstreamTokenEndpoint } from '../../src/agent/federation/exchange.js';
 import { FederatedTokenFiles, parseTokenFileSpec } from '../../src/agent/federation/token-files.js';
 import { UpstreamError } from '../../src/agent/upstream.js';
 import { captureLogs } from '../support/logs.js';
@@ -108,8 +108,29 @@ describe('agent federation: the upstream exchange', () => {
     }
   });
 
+  it('answers a refusal from memory for REFUSAL_HOLD_MS per (link, resource), then asks again', async () => {
+    const clock = new FakeClock(3_000_000_000);
+    const exchange = new UpstreamExchange({ caPem, timeoutMs: 5000, clock });
+    try {
+      reply = { status: 400, body: JSON.stringify({ error: 'unauthorized_client', error_description: 'AADSTS700016: Application not found.' }) };
+      const refused = (err: unknown) => err instanceof UpstreamError && err.kind === 'federation-refused';
+      const before = seen.length;
+      await assert.rejects(exchange.token(link(), 'x', 'https://vault.azure.net'), refused);
+      await assert.rejects(exchange.token(link(), 'x', 'https://vault.azure.net'), refused);
+      assert.equal(seen.length, before + 1, 'the second refusal came from memory');
+      await assert.rejects(exchange.token(link(), 'x', 'https://storage.azure.com'), refused);
+      assert.equal(seen.length, before + 2, 'another resource asks');
+      clock.advance(REFUSAL_HOLD_MS);
+      reply = { status: 200, body: JSON.stringify({ access_token: 'now-ok', expires_in: 3599 }) };
+      assert.equal((await exchange.token(link(), 'x', 'https://vault.azure.net')).accessToken, 'now-ok');
+    } finally {
+      exchange.close();
+    }
+  });
+
   it('relays a refusal (error, first line of the description) and maps 5xx, 429 and an untrusted server to unavailable', async () => {
-    const exchange = new UpstreamExchange({ caPem, timeoutMs: 5000 });
+    const clock = new FakeClock();
+    const exchange = new UpstreamExchange({ caPem, timeoutMs: 5000, clock });
     const untrusted = new UpstreamExchange({ timeoutMs: 5000 });
     try {
       reply = {
@@ -129,6 +150,7 @@ describe('agent federation: the upstream exchange', () => {
         assert.doesNotMatch(err.message, /the-assertion/);
         return true;
       });
+      clock.advance(REFUSAL_HOLD_MS); // past the refusal's hold
       for (const status of [500, 503, 429]) {
         reply = { status, body: '{}' };
         await assert.rejects(

@@ -3,7 +3,9 @@
  * outbound assertion as `client_assertion` (`…client-assertion-type:jwt-bearer`), `scope={resource}/.default`,
  * at `{authorityHost}/{tenant}/oauth2/v2.0/token`. TLS trusts Node's roots (NODE_EXTRA_CA_CERTS adds a CA) plus
  * the agent's `--upstream-ca-file`. The upstream's refusal is relayed as `federation-refused` with its OAuth
- * error; network trouble, 5xx and 429 are `unavailable` (the caller retries).
+ * error; network trouble, 5xx and 429 are `unavailable` (the caller retries). A refusal is remembered for
+ * {@link REFUSAL_HOLD_MS} per (link, resource), so a workload retrying a misconfigured identity in a loop does
+ * not turn into a request loop against the upstream (Entra throttles per client).
  */
 import { rootCertificates } from 'node:tls';
 import { Agent as HttpsAgent } from 'node:https';
@@ -15,6 +17,10 @@ import { UpstreamError, type IssuedToken } from '../upstream.js';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** The most of an upstream's error description relayed to the caller. */
 const MAX_DESCRIPTION = 1000;
+/** How long a refusal is answered from memory. */
+export const REFUSAL_HOLD_MS = 10_000;
+/** The most refusals remembered (the oldest is forgotten first). */
+const MAX_REFUSALS = 1000;
 
 /** The v2 token endpoint of a link. */
 export function upstreamTokenEndpoint(link: UpstreamLink): string {
@@ -30,6 +36,7 @@ export class UpstreamExchange {
   readonly #agent: HttpsAgent;
   readonly #clock: Clock;
   readonly #timeoutMs: number;
+  readonly #refusals = new Map<string, { error: UpstreamError; until: number }>();
   /** Exchanges made (tests count cache misses with it). */
   calls = 0;
 
@@ -42,6 +49,22 @@ export class UpstreamExchange {
 
   /** The upstream's token for the link's client and `resource`, in exchange for `assertion`. */
   async token(link: UpstreamLink, assertion: string, resource: string): Promise<IssuedToken> {
+    const key = `${link.authorityHost}\n${link.tenantId}\n${link.clientId}\n${resource}`;
+    const held = this.#refusals.get(key);
+    if (held !== undefined && this.#clock.now() < held.until) throw held.error;
+    this.#refusals.delete(key);
+    try {
+      return await this.#exchange(link, assertion, resource);
+    } catch (err) {
+      if (err instanceof UpstreamError && err.kind === 'federation-refused') {
+        this.#refusals.set(key, { error: err, until: this.#clock.now() + REFUSAL_HOLD_MS });
+        if (this.#refusals.size > MAX_REFUSALS) this.#refusals.delete(this.#refusals.keys().next().value as string);
+      }
+      throw err;
+    }
+  }
+
+  async #exchange(link: UpstreamLink, assertion: string, resource: string): Promise<IssuedToken> {
     this.calls++;
     const endpoint = upstreamTokenEndpoint(link);
     const form = new URLSearchParams({
