@@ -18,6 +18,9 @@ import { createControlApi, hostIdentityCheck, loadOrCreateControlSecret, type Co
 import { AuthorityClient, UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
 import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, refuseJoinTokenForEnrolledDir, type HostCredential } from './host-credential.js';
 import { HostIdentities } from './identities.js';
+import { FederationAssertions } from './federation/assertions.js';
+import { UpstreamExchange } from './federation/exchange.js';
+import { FederatedTokenFiles, type TokenFileSpec } from './federation/token-files.js';
 import { TokenCache } from './token-cache.js';
 import { RateLimiter } from './rate-limit.js';
 import { RequestGuard } from './guard.js';
@@ -51,6 +54,10 @@ export interface AgentOptions {
   upstreamTimeoutMs?: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** PEM file of a CA to trust for upstream Entra token endpoints (outbound federation), besides Node's roots. */
+  upstreamCaFile?: string;
+  /** Outbound federation token files: the agent keeps each linked identity's assertion in its file (token-files.ts). */
+  federatedTokenFiles?: TokenFileSpec[];
   /** Extra peer addresses allowed besides loopback (only for the documented 169.254.169.254 DNAT setup). */
   allowedPeers?: string[];
   clock?: Clock;
@@ -80,6 +87,8 @@ export interface Agent {
   identities: HostIdentities;
   cache: TokenCache;
   credential: HostCredentialKeeper;
+  /** Outbound federation: assertions from the authority, the upstream exchange, the token files. */
+  federation: { assertions: FederationAssertions; exchange: UpstreamExchange; tokenFiles: FederatedTokenFiles | undefined };
   /** The longest an identity removed from the host keeps getting tokens (poll interval + one `self` call). */
   removalBoundMs: number;
   /** Whether the authority refused this host (revoked credential or deleted host). */
@@ -131,11 +140,29 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     pollMs: options.identityPollMs ?? AGENT_DEFAULTS.identityPollMs,
     logger,
     clock,
-    onRemoved: (objectIds) => cache.dropIdentities(objectIds),
+    onRemoved: (objectIds) => {
+      cache.dropIdentities(objectIds);
+      assertions.drop(objectIds);
+    },
+    onUpstreamChanged: (objectIds) => {
+      cache.dropIdentities(objectIds);
+      assertions.drop(objectIds);
+    },
     onHostNotRecognised: (err) => stopServing(err),
   });
+  // Outbound federation: a linked identity's tokens come from its upstream Entra, in exchange for openmsi's assertion.
+  const assertions = new FederationAssertions({ fetch: (objectId) => upstream.federationAssertion(credential.current.key, objectId), clock });
+  const exchange = new UpstreamExchange({
+    ...(options.upstreamCaFile === undefined ? {} : { caPem: readFileSync(resolvePath(options.upstreamCaFile), 'utf8') }),
+    timeoutMs,
+    clock,
+  });
   const cache: TokenCache = new TokenCache({
-    fetch: (identity, resource) => {
+    fetch: async (identity, resource) => {
+      if (identity.upstream !== undefined) {
+        const grant = await assertions.get(identity.objectId);
+        return exchange.token(identity.upstream, grant.assertion, resource);
+      }
       const selector: GrantSelector = identity.type === 'SystemAssigned' ? { kind: 'system' } : { kind: 'mi_object_id', value: identity.objectId };
       const current = credential.current;
       return upstream.token(current.key, current.record.tokenEndpoint, selector, resource);
@@ -152,6 +179,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       logger.error({ err: err.message }, 'the authority does not recognise this host (credential revoked or host deleted): cache cleared, serving no tokens');
     refused = true;
     cache.clear();
+    assertions.clear();
     identities.clear();
   };
 
@@ -254,6 +282,20 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   identities.start();
   cache.start();
   credential.start();
+  const tokenFiles =
+    options.federatedTokenFiles === undefined || options.federatedTokenFiles.length === 0
+      ? undefined
+      : new FederatedTokenFiles({
+          specs: options.federatedTokenFiles,
+          // A GUID names a client id first, an object id otherwise.
+          resolve: async (selector) =>
+            (await identities.resolveFresh(selector)) ??
+            (selector.kind === 'client' ? identities.resolve({ kind: 'object', value: selector.value }) : undefined),
+          assertion: (objectId) => upstream.federationAssertion(credential.current.key, objectId),
+          logger,
+          clock,
+        });
+  tokenFiles?.start();
   logger.info({ url, host: credentialAtStart.record.hostResourceId, imds: ctx.imds, appService: ctx.appService, arc: arc !== undefined }, 'agent listening');
 
   return {
@@ -264,6 +306,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     identities,
     cache,
     credential,
+    federation: { assertions, exchange, tokenFiles },
     removalBoundMs: identities.removalBoundMs(timeoutMs),
     get hostRefused() {
       return refused;
@@ -272,6 +315,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       identities.stop();
       cache.stop();
       credential.stop();
+      tokenFiles?.stop();
       arc?.close();
       control?.close();
       await new Promise<void>((resolve) => {
@@ -281,6 +325,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       // The last window reaches the spool (and, if the authority answers quickly, the authority).
       await pipeline?.close({ uploadTimeoutMs: 2000 }).catch((err: unknown) => logger.warn({ err }, 'audit pipeline did not close cleanly'));
       upstream.close();
+      exchange.close();
       removeRunningAgent(dataDir);
     },
   };

@@ -35,6 +35,8 @@ export interface HostIdentitiesOptions {
   clock?: Clock;
   /** Identities (object ids) no longer assigned to the host. */
   onRemoved: (objectIds: string[]) => void;
+  /** Identities (object ids) still assigned whose upstream link (outbound federation) was added, changed or removed. */
+  onUpstreamChanged?: (objectIds: string[]) => void;
   /** The authority no longer recognises the host (credential revoked or host deleted). */
   onHostNotRecognised: (err: UpstreamError) => void;
   /** On-demand refreshes (unknown selectors) are at most this frequent; default 200 ms. */
@@ -183,6 +185,17 @@ export class HostIdentities {
     if (removed.length > 0) {
       this.#options.logger.info({ identities: removed }, 'identities no longer assigned to this host; their cached tokens are dropped');
       this.#options.onRemoved(removed);
+    }
+    // A token from the old upstream (or from openmsi, before a link) must not be served after the link changed.
+    const relinked = [...byObject.entries()]
+      .filter(([oid, now]) => {
+        const was = before.get(oid);
+        return was !== undefined && JSON.stringify(was.upstream ?? null) !== JSON.stringify(now.upstream ?? null);
+      })
+      .map(([oid]) => oid);
+    if (relinked.length > 0) {
+      this.#options.logger.info({ identities: relinked }, 'upstream links changed; the cached tokens of these identities are dropped');
+      this.#options.onUpstreamChanged?.(relinked);
     }
   }
 }

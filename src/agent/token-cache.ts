@@ -96,12 +96,14 @@ export class TokenCache {
   }
 
   /** A cached entry, or one fetched now (one fetch per key however many callers wait). */
-  async obtain(identity: HostIdentity, resource: string): Promise<{ entry: CacheEntry; source: 'cache' | 'authority' }> {
+  async obtain(identity: HostIdentity, resource: string): Promise<{ entry: CacheEntry; source: 'cache' | 'authority' | 'upstream' }> {
     const hit = this.peek(identity, resource);
     if (hit !== undefined) return { entry: hit, source: 'cache' };
     const key = TokenCache.keyOf(identity.objectId, resource);
+    // A linked identity's misses go to its upstream Entra (outbound federation), not to the authority.
+    const fetched = identity.upstream === undefined ? 'authority' : 'upstream';
     const pending = this.#misses.get(key);
-    if (pending !== undefined) return { entry: await pending, source: 'authority' };
+    if (pending !== undefined) return { entry: await pending, source: fetched };
     if (this.#clock.now() < this.#missRetryAt && this.#lastMissError !== undefined) throw this.#lastMissError;
     const generation = this.#generation;
     const flight = this.#options
@@ -122,7 +124,7 @@ export class TokenCache {
       })
       .finally(() => this.#misses.delete(key));
     this.#misses.set(key, flight);
-    return { entry: await flight, source: 'authority' };
+    return { entry: await flight, source: fetched };
   }
 
   /** Drops every token of these identities (object ids) at once. */

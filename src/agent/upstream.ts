@@ -9,7 +9,9 @@
  * - `identity-not-found`: the identity is not (or no longer) assigned to this host;
  * - `invalid-resource`: the authority refused the resource (400 `invalid_resource` / `invalid_scope`): the
  *   caller's mistake, answered 400, never a 5xx that clients would retry;
- * - `refused`: any other 4xx (a bug or a version mismatch; not retried on the hot path).
+ * - `refused`: any other 4xx (a bug or a version mismatch; not retried on the hot path);
+ * - `federation-refused`: an upstream Entra refused the exchange of a linked identity's assertion (its OAuth
+ *   error is relayed to the caller: `oauthError`, `description`).
  */
 import { randomUUID, type webcrypto } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
@@ -20,6 +22,8 @@ import {
   HOST_API_PATHS,
   type AgentAuditRecord,
   type EnrolRequest,
+  type FederationAssertionGrant,
+  type FederationAssertionRequest,
   type HostCredentialGrant,
   type HostDescription,
   type PublicJwk,
@@ -34,17 +38,22 @@ const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Host assertions live this long (the contract allows up to 300 s). */
 const ASSERTION_LIFETIME_SECONDS = 120;
 
-export type UpstreamFailureKind = 'unavailable' | 'host-not-recognised' | 'identity-not-found' | 'invalid-resource' | 'refused';
+export type UpstreamFailureKind = 'unavailable' | 'host-not-recognised' | 'identity-not-found' | 'invalid-resource' | 'refused' | 'federation-refused';
 
 export class UpstreamError extends Error {
   override readonly name = 'UpstreamError';
   readonly kind: UpstreamFailureKind;
   /** HTTP status the authority answered, when it answered. */
   readonly status: number | undefined;
-  constructor(kind: UpstreamFailureKind, message: string, options: { status?: number; cause?: unknown } = {}) {
+  /** For `federation-refused`: the upstream's OAuth `error` and `error_description` (never the assertion). */
+  readonly oauthError: string | undefined;
+  readonly description: string | undefined;
+  constructor(kind: UpstreamFailureKind, message: string, options: { status?: number; cause?: unknown; oauthError?: string; description?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.kind = kind;
     this.status = options.status;
+    this.oauthError = options.oauthError;
+    this.description = options.description;
   }
 }
 
@@ -137,6 +146,16 @@ export class AuthorityClient {
     return { accessToken, expiresOn, notBefore: Number.isInteger(notBefore) ? notBefore : expiresOn, receivedAt: epochSeconds(this.#clock) };
   }
 
+  /** `POST federation-assertion`: the outbound assertion for a linked identity assigned to this host. */
+  async federationAssertion(key: HostSigningKey, objectId: string): Promise<FederationAssertionGrant> {
+    const body: FederationAssertionRequest = { objectId };
+    const grant = (await this.#hostCall(key, 'POST', HOST_API_PATHS.federationAssertion, body)) as Partial<FederationAssertionGrant> | undefined;
+    if (typeof grant?.assertion !== 'string' || typeof grant.expiresOn !== 'number' || typeof grant.issuedAt !== 'number') {
+      throw new UpstreamError('refused', 'the authority answered the federation assertion request without assertion/issuedAt/expiresOn', { status: 200 });
+    }
+    return grant as FederationAssertionGrant;
+  }
+
   /** `GET self`: the host and the identities assigned to it now. */
   async self(key: HostSigningKey): Promise<HostDescription> {
     return (await this.#hostCall(key, 'GET', HOST_API_PATHS.self)) as HostDescription;
@@ -223,6 +242,7 @@ function apiFailure(response: RawResponse): UpstreamError {
   const code = typeof body?.error?.code === 'string' ? body.error.code : undefined;
   const message = typeof body?.error?.message === 'string' ? body.error.message : response.body.slice(0, 200);
   if (code === 'HostNotRecognised') return new UpstreamError('host-not-recognised', `the authority does not recognise this host: ${message}`, { status });
+  if (code === 'IdentityNotFound' || code === 'NotFederated') return new UpstreamError('identity-not-found', message, { status });
   if (status === 429) return new UpstreamError('unavailable', `the authority is rate limiting this host: ${message}`, { status });
   return new UpstreamError('refused', `the authority refused the call (${String(status)} ${code ?? ''}: ${message})`, { status });
 }

@@ -29,6 +29,13 @@ export interface AuthorityContext {
   readonly authThrottle: ClientAuthThrottle;
   /** External issuers' keys for federated client assertions (cached, bounded; federation/issuer-keys.ts). */
   readonly federation: IssuerKeys;
+  /**
+   * The outbound federation issuer (`iss` of assertions for upstream Entra tenants): the configured one, else
+   * `{canonical origin}/openmsi/federation` (a function: the canonical origin follows the bound port).
+   */
+  readonly outboundIssuer: () => string;
+  /** Whether {@link outboundIssuer} is the default one, whose documents the authority serves itself. */
+  readonly outboundIssuerIsDefault: boolean;
   /** The tenant `openmsi init` created: what the `adfs` tenant alias names. */
   readonly defaultTenantId: string;
 }

@@ -8,6 +8,7 @@ import { registerIdentityCommands } from './commands/identity.js';
 import { registerAdSpCommands } from './commands/ad-sp.js';
 import { registerAdGroupCommands } from './commands/ad-group.js';
 import { registerFederationCommands } from './commands/federation.js';
+import { registerOutboundFederationCommands } from './commands/federation-outbound.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerKeysCommands } from './commands/keys.js';
@@ -62,6 +63,7 @@ Examples:
   registerAdSpCommands(program);
   registerAdGroupCommands(program);
   registerFederationCommands(program);
+  registerOutboundFederationCommands(program);
   registerRoleCommands(program);
   registerCaCommands(program);
   registerKeysCommands(program);

@@ -60,6 +60,8 @@ export const HostErrors = {
   joinTokenExpired: () => fail('JoinTokenExpired', 'The join token has expired; create a new one with `openmsi host join-token create`.'),
   hostNotRecognised: (reason: string) => fail('HostNotRecognised', `The host is not recognised: ${reason}.`),
   invalidRequest: (reason: string) => fail('InvalidRequest', `The request is invalid: ${reason}.`),
+  identityNotFound: () => fail('IdentityNotFound', 'The identity is not assigned to this host.'),
+  notFederated: () => fail('NotFederated', 'The identity has no upstream link (openmsi identity federation link).'),
 } as const;
 
 // ---------------------------------------------------------------------------------------------------
@@ -376,6 +378,11 @@ export async function describeHost(repos: Repositories, host: Resource, credenti
     const principal = await repos.servicePrincipals.getByManagedIdentityResource(id, 'UserAssigned');
     if (principal?.managedIdentity == null) continue;
     identities.push({ type: 'UserAssigned', objectId: principal.objectId, clientId: principal.appId, resourceId: principal.managedIdentity.resourceId });
+  }
+  const links = await repos.federationLinks.getMany(identities.map((i) => i.objectId));
+  for (const link of links) {
+    const identity = identities.find((i) => i.objectId.toLowerCase() === link.ownerId);
+    if (identity !== undefined) identity.upstream = { tenantId: link.tenantId, clientId: link.clientId, authorityHost: link.authorityHost };
   }
   return {
     tenantId,

@@ -144,6 +144,7 @@ export async function deleteManagedIdentityPrincipal(tx: Repositories, objectId:
   // Managed identities have no client credentials, but never leave any behind.
   await tx.credentials.deleteByApp(principal.appId);
   await tx.federatedCredentials.deleteByOwner(principal.objectId);
+  await tx.federationLinks.delete(principal.objectId);
   await forgetPrincipalAccess(tx, principal);
   return tx.servicePrincipals.delete(principal.objectId);
 }

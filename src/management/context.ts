@@ -32,6 +32,14 @@ export interface SigningKeyAdministration {
  * and RBAC services will host their resource types through the same interface, without the token
  * service's internals.
  */
+/** Outbound federation: the installation's issuer and its public keys (for the link view and the export). */
+export interface OutboundFederationView {
+  /** The installation's outbound issuer URL. */
+  issuer(): string;
+  /** The JWK Set assertions verify with (public members only). */
+  jwks(): { keys: Record<string, unknown>[] };
+}
+
 export interface ManagementContext {
   readonly store: Store;
   readonly clock: Clock;
@@ -40,6 +48,7 @@ export interface ManagementContext {
   readonly audit: AuditWriter;
   readonly authority: TokenAuthorityLocation;
   readonly signingKeys: SigningKeyAdministration;
+  readonly outboundFederation: OutboundFederationView;
   /** RBAC: decides every management call (the route's action at its scope). */
   readonly authorizer: Authorizer;
   /** Where the authoriser reads RBAC state; served to remote authorisers by `/openmsi/rbac/state|version`. */

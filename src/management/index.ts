@@ -29,6 +29,7 @@ import { resourceScopeWildcard } from './authorization-common.js';
 import { denyAssignmentHandlers, denyAssignmentRoutes } from './deny-assignments.js';
 import { groupRoutes } from './groups.js';
 import { federatedCredentialRoutes } from './federated-credentials.js';
+import { federationLinkRoutes } from './federation-links.js';
 import { roleAssignmentHandlers, roleAssignmentRoutes } from './role-assignments.js';
 import { roleDefinitionHandlers, roleDefinitionRoutes } from './role-definitions.js';
 
@@ -78,6 +79,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   resourceGroupRoutes(app, ctx);
   userAssignedIdentityRoutes(app, ctx);
   federatedCredentialRoutes(app, ctx);
+  federationLinkRoutes(app, ctx);
   vaultRoutes(app, ctx);
   resourceRoutes(app, ctx);
   resourceListRoutes(app, ctx);

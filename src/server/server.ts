@@ -1,4 +1,10 @@
 import { IssuerKeys } from '../authority/federation/issuer-keys.js';
+import {
+  DEFAULT_OUTBOUND_ISSUER_PATH,
+  OUTBOUND_ASSERTION_LIFETIME_SECONDS,
+  outboundIssuerProblem,
+  outboundJwks,
+} from '../authority/federation/outbound-issuer.js';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { DAY, systemClock, type Clock } from '../shared/clock.js';
@@ -42,6 +48,8 @@ export interface OpenmsiServerOptions {
   port?: number;
   /** Overrides the public URL (`--public-url`); otherwise config.json's, else derived from the listen address. */
   publicUrl?: string;
+  /** Overrides the outbound federation issuer (`--federation-issuer`); otherwise config.json's, else the default one. */
+  federationIssuer?: string;
   /** Serve plain HTTP instead of HTTPS; only for in-process tests that use `inject()`. */
   insecureForTests?: boolean;
   /** Overrides where the store lives (a postgres:// URL or a SQLite path); otherwise OPENMSI_STORE, then config.json. */
@@ -91,6 +99,10 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
     certificateNames: certificateNames(tls?.cert ?? readDataDirPem(layout.serverCert, 'the TLS server certificate', 'CERTIFICATE')),
   });
 
+  const federationIssuer = options.federationIssuer ?? config.federationIssuer;
+  const issuerProblem = federationIssuer === undefined ? undefined : outboundIssuerProblem(federationIssuer);
+  if (issuerProblem !== undefined) throw new Error(`the federation issuer ${JSON.stringify(federationIssuer)} ${issuerProblem}`);
+
   const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));
   try {
     const audit = new AuditWriter({ store: store.audit, clock, logger });
@@ -108,7 +120,8 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       masterKey,
       clock,
       keyRing,
-      policy: { maxTokenLifetimeMs: config.tokenLifetimeSeconds * 1000 },
+      // Outbound federation assertions (an hour) are signed with the same keys: a retired key stays published for them too.
+      policy: { maxTokenLifetimeMs: Math.max(config.tokenLifetimeSeconds, OUTBOUND_ASSERTION_LIFETIME_SECONDS) * 1000 },
       onEvent: (event) => {
         void audit
           .record({ tenantId: null, actor: 'system', action: event.action, target: event.kid, outcome: 'success', detail: event.detail ?? {} })
@@ -145,6 +158,9 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       urls,
       authThrottle,
       federation: new IssuerKeys({ now: () => clock.now() }),
+      outboundIssuer: () => federationIssuer ?? urls.origin + DEFAULT_OUTBOUND_ISSUER_PATH,
+      outboundIssuerIsDefault: federationIssuer === undefined,
+      outboundFederation: { issuer: () => federationIssuer ?? urls.origin + DEFAULT_OUTBOUND_ISSUER_PATH, jwks: () => outboundJwks(keyRing) },
       authority: urls,
       signingKeys,
       verifyAccessToken,

@@ -33,6 +33,11 @@ export interface InstallationConfig {
    * {@link DEFAULTS.vaultDomain}). Lower-case DNS name, at least two labels.
    */
   vaultDomain: string;
+  /**
+   * The outbound federation issuer (`iss` of the assertions upstream Entra tenants trust; docs/federation.md),
+   * when set explicitly; absent, `{public origin}/openmsi/federation`, served by the authority itself.
+   */
+  federationIssuer?: string;
 }
 
 /** Defaults `openmsi init` writes into config.json. */
@@ -248,7 +253,25 @@ export function loadInstallationConfig(dataDir: string): InstallationConfig {
       : isVaultDomain(c['vaultDomain'])
         ? c['vaultDomain']
         : bad('vaultDomain', 'a lower-case DNS name of at least two labels, such as vault.localhost');
-  return { version: 1, tenantId, subscriptionId, host, port, ...(publicUrl === undefined ? {} : { publicUrl }), store, tokenLifetimeSeconds, vaultDomain };
+  const federationIssuer = c['federationIssuer'] === undefined ? undefined : text_('federationIssuer');
+  if (
+    federationIssuer !== undefined &&
+    (!URL.canParse(federationIssuer) || new URL(federationIssuer).protocol !== 'https:' || federationIssuer.trim() !== federationIssuer)
+  ) {
+    bad('federationIssuer', 'an https:// URL');
+  }
+  return {
+    version: 1,
+    tenantId,
+    subscriptionId,
+    host,
+    port,
+    ...(publicUrl === undefined ? {} : { publicUrl }),
+    store,
+    tokenLifetimeSeconds,
+    vaultDomain,
+    ...(federationIssuer === undefined ? {} : { federationIssuer }),
+  };
 }
 
 /** Where the store lives: OPENMSI_STORE wins (it may carry a password), then config.json. */

@@ -27,6 +27,12 @@ export const HOST_API_PATHS = {
   self: `${HOST_API_BASE}/self`,
   /** POST {@link AuditUpload} (host assertion) → 200 `{ accepted: number }`; records are idempotent by id. */
   audit: `${HOST_API_BASE}/audit`,
+  /**
+   * POST {@link FederationAssertionRequest} (host assertion) → 200 {@link FederationAssertionGrant}: the outbound
+   * assertion an upstream Entra exchanges for a linked identity's token; only for an identity assigned to the
+   * calling host now (404 `IdentityNotFound`) that has an upstream link (409 `NotFederated`).
+   */
+  federationAssertion: `${HOST_API_BASE}/federation-assertion`,
 } as const;
 
 export const HOST_ASSERTION_MAX_LIFETIME_SECONDS = 300;
@@ -44,7 +50,11 @@ export type HostApiErrorCode =
   /** 401: the host assertion is missing, invalid, replayed, its credential revoked or expired, or the host deleted. */
   | 'HostNotRecognised'
   /** 400: a body that is not the documented shape. */
-  | 'InvalidRequest';
+  | 'InvalidRequest'
+  /** 404: the identity is not assigned to this host (federation assertions). */
+  | 'IdentityNotFound'
+  /** 409: the identity has no upstream link (federation assertions). */
+  | 'NotFederated';
 
 /** A public key as JWK (the agent sends EC P-256 keys; the private key never leaves the host). */
 export interface PublicJwk {
@@ -86,6 +96,33 @@ export interface HostIdentity {
   clientId: string;
   /** ARM id of the user-assigned identity, or of the host for its system-assigned identity (`xms_mirid`). */
   resourceId: string;
+  /**
+   * Outbound federation: the upstream Entra whose tokens the agent serves for this identity (it exchanges a
+   * {@link FederationAssertionGrant} at `{authorityHost}/{tenantId}/oauth2/v2.0/token`). Absent: openmsi's own tokens.
+   */
+  upstream?: UpstreamLink;
+}
+
+/** An identity's upstream Entra app or managed identity. */
+export interface UpstreamLink {
+  tenantId: string;
+  clientId: string;
+  /** https origin, no path. */
+  authorityHost: string;
+}
+
+export interface FederationAssertionRequest {
+  /** The identity's object id. */
+  objectId: string;
+}
+
+/** An outbound assertion: `iss` = the issuer, `sub` = the identity's object id, `aud` = api://AzureADTokenExchange. */
+export interface FederationAssertionGrant {
+  assertion: string;
+  issuer: string;
+  /** Epoch seconds. */
+  issuedAt: number;
+  expiresOn: number;
 }
 
 /** What `GET self` answers: enough for `/metadata/instance` and for resolving selectors locally. */
@@ -152,8 +189,8 @@ export interface AgentAuditRecord {
   lastAt: number;
   count: number;
   decision: 'served' | 'refused';
-  /** `cache` or `authority` for served tokens. */
-  source?: 'cache' | 'authority';
+  /** `cache`, `authority`, or `upstream` (a linked identity's token fetched from its upstream Entra) for served tokens. */
+  source?: 'cache' | 'authority' | 'upstream';
   surface: AgentSurface;
   /** Object id of the identity, when the request resolved to one. */
   identity?: string;

@@ -8,6 +8,7 @@ import * as m0004 from './migrations/0004-vaults.js';
 import * as m0005 from './migrations/0005-auth-failures.js';
 import * as m0006 from './migrations/0006-vault-keys.js';
 import * as m0007 from './migrations/0007-federated-credentials.js';
+import * as m0008 from './migrations/0008-federation-links.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -22,6 +23,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0005-auth-failures', m0005],
   ['0006-vault-keys', m0006],
   ['0007-federated-credentials', m0007],
+  ['0008-federation-links', m0008],
 ];
 
 class CodeMigrationProvider implements MigrationProvider {

@@ -1,4 +1,5 @@
 import { createFederatedCredentialStore, createFederationIssuerStore } from './federated-credential-store.js';
+import { createFederationLinkStore } from './federation-link-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
 import type { Dialect } from './dialect.js';
@@ -65,6 +66,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     keys: createKeyStore(db, hooks),
     federatedCredentials: createFederatedCredentialStore(db, hooks),
     federationIssuers: createFederationIssuerStore(db),
+    federationLinks: createFederationLinkStore(db),
   };
 }
 

@@ -318,6 +318,20 @@ export interface FederationIssuerTable {
   updated_at: number;
 }
 
+export interface FederationLinkTable {
+  /** Object id of the linked identity (a user-assigned identity's principal), lower-case. */
+  owner_id: string;
+  /** The upstream Entra tenant (GUID or domain) and the client id of the upstream app or managed identity. */
+  tenant_id: string;
+  client_id: string;
+  /** https origin of the upstream authority, e.g. `https://login.microsoftonline.com`. */
+  authority_host: string;
+  /** The outbound issuer for this identity's assertions, or null for the installation's. */
+  issuer: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   tenants: TenantTable;
   subscriptions: SubscriptionTable;
@@ -346,4 +360,5 @@ export interface Database {
   vault_key_versions: VaultSecretVersionTable;
   federated_credentials: FederatedCredentialTable;
   federation_issuers: FederationIssuerTable;
+  federation_links: FederationLinkTable;
 }

@@ -695,6 +695,38 @@ export interface FederationIssuerStore {
   delete(issuer: string): Promise<boolean>;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Workload identity federation (outbound): an identity's link to an upstream Entra.
+
+/**
+ * An openmsi identity linked to an upstream Entra app or managed identity: the agent exchanges openmsi's
+ * assertion (`sub` = the identity's object id) for the upstream's token of `clientId` in `tenantId`.
+ */
+export interface FederationLink {
+  /** Object id of the linked identity, lower-case. */
+  ownerId: string;
+  /** The upstream tenant (GUID, domain, or `adfs`). */
+  tenantId: string;
+  /** The upstream app's or managed identity's client id. */
+  clientId: string;
+  /** The upstream authority's https origin (no path). */
+  authorityHost: string;
+  /** The outbound issuer URL this identity's assertions carry, or null for the installation's. */
+  issuer: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Upstream links, one per identity. */
+export interface FederationLinkStore {
+  /** Creates, or replaces the identity's link (keeping `createdAt`). */
+  put(link: FederationLink): Promise<'created' | 'updated'>;
+  get(ownerId: string): Promise<FederationLink | undefined>;
+  /** The links of these identities (those that have one). */
+  getMany(ownerIds: readonly string[]): Promise<FederationLink[]>;
+  delete(ownerId: string): Promise<boolean>;
+}
+
 /** Every aggregate, bound to one connection or transaction. */
 export interface Repositories {
   tenants: TenantStore;
@@ -719,6 +751,7 @@ export interface Repositories {
   keys: KeyStore;
   federatedCredentials: FederatedCredentialStore;
   federationIssuers: FederationIssuerStore;
+  federationLinks: FederationLinkStore;
 }
 
 export interface TransactionOptions {

@@ -80,6 +80,12 @@ void describe('configuration module', () => {
     withConfig(JSON.stringify({ ...VALID, port: '8443' }), (d, p) => assertRejected(d, p, /"port" must be a port number/));
     withConfig(JSON.stringify({ ...VALID, publicUrl: 'http://localhost:8443' }), (d, p) => assertRejected(d, p, /"publicUrl" must be an https:\/\/ URL/));
     withConfig(JSON.stringify({ ...VALID, host: '' }), (d, p) => assertRejected(d, p, /"host" must be a non-empty string/));
+    withConfig(JSON.stringify({ ...VALID, federationIssuer: 'http://issuer.example/openmsi' }), (d, p) =>
+      assertRejected(d, p, /"federationIssuer" must be an https:\/\/ URL/),
+    );
+    withConfig(JSON.stringify({ ...VALID, federationIssuer: 'https://issuer.example/openmsi/' }), (d) =>
+      assert.equal(loadInstallationConfig(d).federationIssuer, 'https://issuer.example/openmsi/', 'kept exactly, trailing / included'),
+    );
     const { store: _store, ...noStore } = VALID;
     withConfig(JSON.stringify(noStore), (d, p) => assertRejected(d, p, /"store" must be a non-empty string \(got nothing\)/));
     for (const lifetime of [TOKEN_LIFETIME_SECONDS.min - 1, TOKEN_LIFETIME_SECONDS.max + 1, 3600.5]) {

@@ -16,6 +16,7 @@ import type {
   ClientCredential,
   FederatedCredential,
   FederationIssuer,
+  FederationLink,
   HostCredential,
   JoinToken,
   Repositories,
@@ -1114,6 +1115,38 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.ok((await store.federationIssuers.list()).some((i) => i.issuer === issuer));
         assert.equal(await store.federationIssuers.delete(issuer), true);
         assert.equal(await store.federationIssuers.delete(issuer), false);
+      });
+
+      void it('upstream links (outbound): put (created, updated keeping createdAt), get by any-case owner, getMany, delete', async () => {
+        const owner = newGuid();
+        const link: FederationLink = {
+          ownerId: owner,
+          tenantId: newGuid(),
+          clientId: newGuid(),
+          authorityHost: 'https://login.microsoftonline.com',
+          issuer: null,
+          createdAt: T0,
+          updatedAt: T0,
+        };
+        assert.equal(await store.federationLinks.put(link), 'created');
+        const changed = {
+          ...link,
+          clientId: newGuid(),
+          authorityHost: 'https://localhost:9443',
+          issuer: 'https://oidc.example/openmsi',
+          createdAt: T0 + 5,
+          updatedAt: T0 + 9,
+        };
+        assert.equal(await store.federationLinks.put(changed), 'updated');
+        assert.deepEqual(await store.federationLinks.get(owner.toUpperCase()), { ...changed, ownerId: owner.toLowerCase(), createdAt: T0 });
+        const other = newGuid();
+        await store.federationLinks.put({ ...link, ownerId: other });
+        const many = await store.federationLinks.getMany([owner.toUpperCase(), other, newGuid()]);
+        assert.deepEqual(many.map((l) => l.ownerId).sort(), [owner.toLowerCase(), other.toLowerCase()].sort());
+        assert.deepEqual(await store.federationLinks.getMany([]), []);
+        assert.equal(await store.federationLinks.delete(owner), true);
+        assert.equal(await store.federationLinks.delete(owner), false);
+        assert.equal(await store.federationLinks.get(owner), undefined);
       });
     });
 

@@ -162,6 +162,8 @@ export async function startTestAuthority(
     host?: string;
     /** Limits on failed client authentication; default {@link ROOMY_CLIENT_AUTH_THROTTLE}, so suites that test refusals are not throttled. */
     clientAuthThrottle?: ClientAuthThrottlePolicy;
+    /** The outbound federation issuer (`openmsi server --federation-issuer`); default the built-in one. */
+    federationIssuer?: string;
   } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
@@ -189,6 +191,7 @@ export async function startTestAuthority(
     autoRotate: false,
     clientAuthThrottle: options.clientAuthThrottle ?? ROOMY_CLIENT_AUTH_THROTTLE,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.federationIssuer === undefined ? {} : { federationIssuer: options.federationIssuer }),
   });
   const url = await authority.listen();
   const caPath = dataDirLayout(dataDir).caCert;

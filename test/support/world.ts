@@ -119,6 +119,10 @@ export function describeFromStore(
       if (sp?.managedIdentity != null)
         identities.push({ type: 'UserAssigned', objectId: sp.objectId, clientId: sp.appId, resourceId: sp.managedIdentity.resourceId });
     }
+    for (const link of await store.federationLinks.getMany(identities.map((i) => i.objectId))) {
+      const identity = identities.find((i) => i.objectId.toLowerCase() === link.ownerId);
+      if (identity !== undefined) identity.upstream = { tenantId: link.tenantId, clientId: link.clientId, authorityHost: link.authorityHost };
+    }
     return {
       tenantId: t.tenantId,
       hostResourceId: resource.id,

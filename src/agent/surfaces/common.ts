@@ -81,6 +81,17 @@ export const AgentErrors = {
       'host_not_recognised',
     ),
   upstreamRefused: () => new AgentError(500, 'server_error', 'The identity authority refused the request; see the agent log', 'authority_refused'),
+  /**
+   * Outbound federation: the upstream Entra refused the exchange. Its OAuth error and description (an AADSTS
+   * message, never the assertion) are relayed, as IMDS relays Entra's; 400 (401 when the upstream said 401).
+   */
+  federationRefused: (err: UpstreamError) =>
+    new AgentError(
+      err.status === 401 ? 401 : 400,
+      (err.oauthError ?? 'invalid_request') as OAuthErrorCode,
+      `The upstream authority refused the token exchange for this identity's linked client: ${err.description ?? 'no description'}`,
+      'federation_refused',
+    ),
   notFound: () => new AgentError(404, 'not_found', 'No such endpoint', 'not_found'),
   methodNotAllowed: (allow: string) => new AgentError(405, 'method_not_allowed', 'Method not allowed', 'method_not_allowed', { allow }),
   surfaceDisabled: () => new AgentError(404, 'not_found', 'This endpoint is turned off on this host', 'surface_disabled'),
@@ -327,6 +338,9 @@ async function serveSlow(
         case 'refused':
           ctx.logger.error({ err: err.message, status: err.status }, 'the authority refused a token request');
           return refuse(ctx, req, res, request.surface, AgentErrors.upstreamRefused(), extra);
+        case 'federation-refused':
+          ctx.logger.warn({ err: err.message, status: err.status }, 'the upstream Entra refused the exchange of an outbound assertion');
+          return refuse(ctx, req, res, request.surface, AgentErrors.federationRefused(err), extra);
       }
     }
     ctx.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'token request failed');
@@ -341,7 +355,7 @@ function answer(
   request: TokenRequest,
   identity: HostIdentity,
   entry: CacheEntry,
-  source: 'cache' | 'authority',
+  source: 'cache' | 'authority' | 'upstream',
   base: AuditBase,
 ): void {
   const echo = request.echo === true && identity.type === 'UserAssigned' ? { object_id: identity.objectId, msi_res_id: identity.resourceId } : undefined;

@@ -159,7 +159,7 @@ function parseRecord(value: unknown, at: string): AgentAuditRecord {
   const decision = r['decision'];
   if (decision !== 'served' && decision !== 'refused') throw bad('decision', "'served' or 'refused'");
   const source = r['source'];
-  if (source !== undefined && source !== 'cache' && source !== 'authority') throw bad('source', "'cache' or 'authority'");
+  if (source !== undefined && source !== 'cache' && source !== 'authority' && source !== 'upstream') throw bad('source', "'cache', 'authority' or 'upstream'");
   const surface = r['surface'];
   if (typeof surface !== 'string' || !SURFACES.has(surface)) throw bad('surface', `one of ${[...SURFACES].join(', ')}`);
   const identity = text('identity', LIMITS.identity, false);

@@ -16,6 +16,8 @@ const STATUS: Readonly<Record<HostApiErrorCode, number>> = {
   TooManyRequests: 429,
   HostNotRecognised: 401,
   InvalidRequest: 400,
+  IdentityNotFound: 404,
+  NotFederated: 409,
 };
 
 /** A 401 names the scheme the host API takes. */

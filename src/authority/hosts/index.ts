@@ -14,6 +14,7 @@ import { RefusalAudit } from '../refusal-audit.js';
 import { auditRoute } from './audit.js';
 import { HOST_API_BODY_LIMIT, type HostApiContext } from './common.js';
 import { enrolRoute } from './enrol.js';
+import { federationAssertionRoute } from './federation-assertion.js';
 import { translateHostFailure } from './errors.js';
 import { FailureRateLimiter } from './rate-limit.js';
 import { renewRoute } from './renew.js';
@@ -74,5 +75,6 @@ export async function hostRoutes(app: FastifyInstance, opts: { ctx: AuthorityCon
   renewRoute(app, deps);
   selfRoute(app, deps);
   auditRoute(app, deps);
+  federationAssertionRoute(app, deps);
   return Promise.resolve();
 }

@@ -3,6 +3,13 @@ import type { AuthorityContext } from '../context.js';
 import { oauthErrorHandler } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
 import type { OriginUrls } from '../urls.js';
+import {
+  DEFAULT_OUTBOUND_ISSUER_PATH,
+  OUTBOUND_DISCOVERY_PATH,
+  OUTBOUND_JWKS_PATH,
+  outboundDiscoveryDocument,
+  outboundJwks,
+} from '../federation/outbound-issuer.js';
 import { ADFS_SEGMENT, MULTI_TENANT_SEGMENTS, isAdfsSegment, resolveTenant } from './tenant.js';
 
 /** The fields of Entra's v1-style discovery documents that are the same for every tenant and name. */
@@ -101,6 +108,17 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
   };
   app.get('/:tenant/discovery/v2.0/keys', tenantJwks);
   app.get('/:tenant/discovery/keys', tenantJwks);
+
+  // Outbound federation: the default issuer's documents, public as Entra fetches them (a configured issuer on
+  // another host is served from static files that `openmsi federation export` writes).
+  if (ctx.outboundIssuerIsDefault) {
+    const document = (_request: FastifyRequest, reply: FastifyReply) =>
+      reply.header('cache-control', 'public, max-age=3600').send(outboundDiscoveryDocument(ctx.outboundIssuer()));
+    app.get(DEFAULT_OUTBOUND_ISSUER_PATH + OUTBOUND_DISCOVERY_PATH, document);
+    app.get(DEFAULT_OUTBOUND_ISSUER_PATH + OUTBOUND_JWKS_PATH, (_request, reply) =>
+      reply.header('cache-control', `public, max-age=${String(JWKS_MAX_AGE_SECONDS)}`).send(outboundJwks(ctx.keyRing)),
+    );
+  }
 
   // MSAL asks this before trusting a non-Microsoft authority host (unless instance discovery is disabled).
   app.get<{ Querystring: { authorization_endpoint?: string } }>('/common/discovery/instance', async (request, reply) => {

@@ -8,10 +8,12 @@
  * $OPENMSI_DATA_DIR is not consulted.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { parseTokenFileSpec } from '../../agent/federation/token-files.js';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { AGENT_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../shared/config.js';
 import { lazy } from './lazy.js';
+import { collect } from './shared.js';
 import { agentFiles } from '../../agent/host-credential.js';
 import { agentEnvironment } from '../../agent/environment.js';
 import { ENV_SHELLS, formatEnvironment, type EnvShell } from '../../dev/env.js';
@@ -46,11 +48,19 @@ export function registerAgentCommands(program: Command): void {
     .option('--no-app-service', 'refuse the machine-wide App Service secret (only `openmsi run` session secrets work)')
     .option('--poll-interval <seconds>', `how often the host's identities are re-read (default ${String(AGENT_DEFAULTS.identityPollMs / 1000)})`, parsePositive)
     .option('--rate-limit <perSecond>', `tokens per second per identity (default ${String(AGENT_DEFAULTS.rateLimitPerSecond)})`, parsePositive)
+    .option('--upstream-ca-file <pem>', "outbound federation: a CA (PEM) to trust for upstream Entra token endpoints, besides Node's roots")
+    .option(
+      '--federated-token-file <identity=path>',
+      "outbound federation: keep this linked identity's assertion (client id, object id or resource id) in this file, 0600, rewritten at 80 % of its life; <path>.env gets the AZURE_* variables (repeatable)",
+      collect,
+      [],
+    )
     .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'pretty']))
     .addHelpText(
       'after',
       `
 Examples:
+  openmsi agent --federated-token-file <client id>=/run/app/azure-token   # outbound federation: the workload's SDK exchanges it upstream
   openmsi agent --join-token "$TOKEN" --authority https://authority.internal:8443 --ca-file ca.pem
   openmsi agent                                    # later starts reuse the saved host credential
   eval "$(openmsi agent env)" && node app.js       # workloads find the agent through these variables`,
@@ -67,6 +77,8 @@ Examples:
           appService: boolean;
           pollInterval?: number;
           rateLimit?: number;
+          upstreamCaFile?: string;
+          federatedTokenFile: string[];
           logFormat?: 'json' | 'pretty';
         },
         cmd: Command,
@@ -89,6 +101,8 @@ Examples:
           appService: opts.appService,
           ...(opts.pollInterval === undefined ? {} : { identityPollMs: Math.round(opts.pollInterval * 1000) }),
           ...(opts.rateLimit === undefined ? {} : { rateLimit: { perSecond: opts.rateLimit } }),
+          ...(opts.upstreamCaFile === undefined ? {} : { upstreamCaFile: opts.upstreamCaFile }),
+          federatedTokenFiles: opts.federatedTokenFile.map(parseTokenFileSpec),
         });
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');

@@ -82,6 +82,10 @@ Examples:
     .option('--host <address>', 'override the configured listen address')
     .option('--port <port>', 'override the configured port (the advertised URL follows it unless a public URL was set)', (v) => parsePort(v))
     .option('--public-url <url>', 'https origin to advertise (issuer, endpoints), overriding the configured one')
+    .option(
+      '--federation-issuer <url>',
+      'outbound federation: the public https issuer URL of assertions for upstream Entra tenants, overriding config.json "federationIssuer" (default <public url>/openmsi/federation)',
+    )
     .option('--store <location>', 'override the store: a postgres:// URL (also OPENMSI_STORE) or a SQLite file')
     .option(
       '--log-format <format>',
@@ -98,66 +102,76 @@ Examples:
   OPENMSI_LOG_LEVEL=debug openmsi authority --log-format json
   NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
     )
-    .action(async (opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; store?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
-      const { dataDir } = globalOptions(cmd);
-      const settings = readEnvironment();
-      const [{ createLogger, defaultLogFormat }, { createOpenmsiServer }, { initDataDir }] = await Promise.all([lazy.logger(), lazy.authority(), lazy.init()]);
-      const logger = createLogger({
-        format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
-        ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
-      });
-      let freshDataDir = false;
-      if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
-        // Fail before creating anything when the address is taken.
-        const host = opts.host ?? DEFAULTS.host;
-        const port = opts.port ?? DEFAULTS.port;
-        await probeListen(host, port, dataDir);
-        const result = await initDataDir({
-          dataDir,
-          ...(opts.host === undefined ? {} : { host: opts.host }),
-          ...(opts.port === undefined ? {} : { port: opts.port }),
-          ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+    .action(
+      async (
+        opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; federationIssuer?: string; store?: string; logFormat?: 'json' | 'pretty' },
+        cmd: Command,
+      ) => {
+        const { dataDir } = globalOptions(cmd);
+        const settings = readEnvironment();
+        const [{ createLogger, defaultLogFormat }, { createOpenmsiServer }, { initDataDir }] = await Promise.all([
+          lazy.logger(),
+          lazy.authority(),
+          lazy.init(),
+        ]);
+        const logger = createLogger({
+          format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
+          ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
         });
-        freshDataDir = true;
-        logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
-      }
-      let authority: OpenmsiServer | undefined;
-      let url: string;
-      try {
-        authority = await createOpenmsiServer({
-          dataDir,
-          logger,
-          ...(opts.host === undefined ? {} : { host: opts.host }),
-          ...(opts.port === undefined ? {} : { port: opts.port }),
-          ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
-          ...(opts.store === undefined ? {} : { store: opts.store }),
-        });
-        url = await authority.listen().catch((err: unknown) => {
-          throw listenError(err, opts.host ?? authority?.config.host ?? '', opts.port ?? authority?.config.port ?? 0, dataDir);
-        });
-      } catch (err) {
-        await authority?.close();
-        // `--init` made the data dir for this start only: take it back, so a retry (say with --port) starts clean.
-        // A PostgreSQL store now holds the directory, so then the data dir that belongs to it stays.
-        if (freshDataDir && opts.store === undefined && !isPostgresLocation(storeLocation(dataDir, { store: DEFAULTS.store }))) {
-          rmSync(dataDir, { recursive: true, force: true });
+        let freshDataDir = false;
+        if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
+          // Fail before creating anything when the address is taken.
+          const host = opts.host ?? DEFAULTS.host;
+          const port = opts.port ?? DEFAULTS.port;
+          await probeListen(host, port, dataDir);
+          const result = await initDataDir({
+            dataDir,
+            ...(opts.host === undefined ? {} : { host: opts.host }),
+            ...(opts.port === undefined ? {} : { port: opts.port }),
+            ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+          });
+          freshDataDir = true;
+          logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
         }
-        throw err;
-      }
-      logger.info(
-        { authority: url, tenantId: authority.config.tenantId, caCertificate: dataDirLayout(dataDir).caCert },
-        `openmsi server ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration; vaults at https://<name>.${authority.config.vaultDomain}:${new URL(url).port || '443'}/`,
-      );
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        authority.close().then(
-          () => process.exit(0),
-          () => process.exit(1),
+        let authority: OpenmsiServer | undefined;
+        let url: string;
+        try {
+          authority = await createOpenmsiServer({
+            dataDir,
+            logger,
+            ...(opts.host === undefined ? {} : { host: opts.host }),
+            ...(opts.port === undefined ? {} : { port: opts.port }),
+            ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+            ...(opts.federationIssuer === undefined ? {} : { federationIssuer: opts.federationIssuer }),
+            ...(opts.store === undefined ? {} : { store: opts.store }),
+          });
+          url = await authority.listen().catch((err: unknown) => {
+            throw listenError(err, opts.host ?? authority?.config.host ?? '', opts.port ?? authority?.config.port ?? 0, dataDir);
+          });
+        } catch (err) {
+          await authority?.close();
+          // `--init` made the data dir for this start only: take it back, so a retry (say with --port) starts clean.
+          // A PostgreSQL store now holds the directory, so then the data dir that belongs to it stays.
+          if (freshDataDir && opts.store === undefined && !isPostgresLocation(storeLocation(dataDir, { store: DEFAULTS.store }))) {
+            rmSync(dataDir, { recursive: true, force: true });
+          }
+          throw err;
+        }
+        logger.info(
+          { authority: url, tenantId: authority.config.tenantId, caCertificate: dataDirLayout(dataDir).caCert },
+          `openmsi server ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration; vaults at https://<name>.${authority.config.vaultDomain}:${new URL(url).port || '443'}/`,
         );
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+        const stop = (signal: string) => {
+          logger.info({ signal }, 'shutting down');
+          authority.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      },
+    );
 }
 
 /** `openmsi vault`: the data plane alone, beside a server that shares its PostgreSQL store. */
