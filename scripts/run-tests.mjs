@@ -43,13 +43,14 @@ const SERIAL = new Map([
  * missing here still runs.
  */
 const SLOW_FIRST = [
+  'test/e2e/docs/quickstart.test.ts',
+  'test/clients/sdk/outbound-federation.test.ts',
   'test/clients/vault/real-clients.test.ts',
   'test/clients/vault/keys-sdk.test.ts',
   'test/clients/vault/keys-python.test.ts',
   'test/cli/keyvault.test.ts',
   'test/cli/keyvault-key.test.ts',
   'test/rbac/store/cli.test.ts',
-  'test/e2e/docs/quickstart.test.ts',
   'test/e2e/dev.test.ts',
   'test/e2e/examples/examples.test.ts',
   'test/clients/az.test.ts',
@@ -60,6 +61,10 @@ const SLOW_FIRST = [
   'test/cli/start.test.ts',
   'test/authority/token-endpoint.test.ts',
   'test/authority/hosts/cli.test.ts',
+  'test/authority/federation/federated-grant.test.ts',
+  'test/authority/refusal-audit.test.ts',
+  'test/cli/federation.test.ts',
+  'test/management/vaults.test.ts',
 ];
 
 /** Every `*.test.ts` under `dir`, as paths relative to the repository root with `/` separators. */
