@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority, acrossBackends } from '../support/authority.js';
 import { postForm, httpsRequest } from '../support/https.js';
 import { createClientCertificate } from '../../src/pki/client-certificate.js';
 import { DAY, FakeClock } from '../../src/shared/clock.js';
@@ -13,7 +13,7 @@ import { putResourceGroup, putUserAssignedIdentity } from '../../src/directory/r
 const VAULT = 'https://vault.azure.net';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-for (const backend of STORE_BACKENDS)
+acrossBackends('token endpoint', (backend) => {
   describe(`token endpoint (${backend})`, backendSuiteOptions(backend), () => {
     let t: TestAuthority;
     let appId: string;
@@ -800,3 +800,4 @@ for (const backend of STORE_BACKENDS)
       }
     });
   });
+});

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority, acrossBackends } from '../support/authority.js';
 import { BUILTIN_ROLE_IDS as ROLE } from '../../src/rbac/builtin-roles.js';
 import { assignRoleInStore } from '../rbac/authz/helpers.js';
 
@@ -15,7 +15,7 @@ interface Listed {
   type: string;
 }
 
-for (const backend of STORE_BACKENDS) {
+acrossBackends('generic resource lists (az resource list, azure-mgmt-keyvault vaults.list)', (backend) => {
   void describe(`generic resource lists (az resource list, azure-mgmt-keyvault vaults.list) on ${backend}`, backendSuiteOptions(backend), () => {
     let t: TestAuthority;
     let arm: string;
@@ -145,7 +145,7 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(refused.statusCode, 403, refused.body);
     });
   });
-}
+});
 
 // The real client: Debian's azure-mgmt-keyvault, whose vaults.list() az keyvault list/show call.
 const python = '/usr/bin/python3';

@@ -6,14 +6,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { backendSuiteOptions, startTestAuthority, type TestAuthority, acrossBackends } from '../support/authority.js';
 import { assignRole, authorizationPath, call, expectAuthorizationFailed, ROLE, testPrincipal, V, type TestPrincipal } from '../rbac/authz/helpers.js';
 
 const WRITE = 'Microsoft.Authorization/roleAssignments/write';
 const DELETE = 'Microsoft.Authorization/roleAssignments/delete';
 const UAMI = 'Microsoft.ManagedIdentity/userAssignedIdentities';
 
-for (const backend of STORE_BACKENDS) {
+acrossBackends('role assignments at resource-id scopes', (backend) => {
   describe(`role assignments at resource-id scopes (${backend})`, backendSuiteOptions(backend), () => {
     let t: TestAuthority;
     let admin: string;
@@ -82,4 +82,4 @@ for (const backend of STORE_BACKENDS) {
       }
     });
   });
-}
+});

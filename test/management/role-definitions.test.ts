@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { STORE_BACKENDS, backendSuiteOptions } from '../support/authority.js';
+import { backendSuiteOptions, acrossBackends } from '../support/authority.js';
 import { startVaultHarness, V as VAULT_V, type VaultHarness } from '../vault/harness.js';
 import {
   assignRole,
@@ -33,7 +33,7 @@ const roleBody = (roleName: string, assignableScopes: string[], actions: string[
   properties: { roleName, type: 'CustomRole', permissions: [{ actions, notActions: [], dataActions: [], notDataActions: [] }], assignableScopes },
 });
 
-for (const backend of STORE_BACKENDS) {
+acrossBackends('role definitions: who may change them', (backend) => {
   describe(`role definitions: who may change them (${backend})`, backendSuiteOptions(backend), () => {
     let h: VaultHarness;
     let admin: string;
@@ -189,4 +189,4 @@ for (const backend of STORE_BACKENDS) {
       assert.equal(refused.json<{ error: { innererror: { code: string } } }>().error.innererror.code, 'ForbiddenByRbac');
     });
   });
-}
+});

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import { backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority, acrossBackends } from '../support/authority.js';
 import { newGuid } from '../../src/shared/ids.js';
 import { BUILTIN_ROLE_IDS as ROLE } from '../../src/rbac/builtin-roles.js';
 import { assignRoleInStore } from '../rbac/authz/helpers.js';
@@ -39,7 +39,7 @@ interface DeletedView {
   };
 }
 
-for (const backend of STORE_BACKENDS) {
+acrossBackends('vaults (Microsoft.KeyVault)', (backend) => {
   void describe(`vaults (Microsoft.KeyVault) on ${backend}`, backendSuiteOptions(backend), () => {
     let t: TestAuthority;
     let arm: string;
@@ -474,4 +474,4 @@ for (const backend of STORE_BACKENDS) {
       assert.ok(deletions.some((e) => e.target.endsWith('/vaults/audited-vault')));
     });
   });
-}
+});

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
-  STORE_BACKENDS,
   backendSuiteOptions,
   registerTestApplication,
   startTestAuthority,
   type TestApplication,
   type TestAuthority,
+  acrossBackends,
 } from '../../support/authority.js';
 import { httpsRequest } from '../../support/https.js';
 import { createTokenVerifier, remoteJwks } from '../../../src/shared/token-verifier.js';
@@ -36,7 +36,7 @@ const noPython = pythonVersions === undefined ? `${PYTHON} cannot import azure.i
  * `AZURE_TENANT_ID=adfs`: MSAL skips instance discovery at login.microsoftonline.com for it, so an unchanged
  * `DefaultAzureCredential` works offline from environment variables alone against the default tenant.
  */
-for (const backend of STORE_BACKENDS)
+acrossBackends('the adfs tenant alias', (backend) => {
   describe(`the adfs tenant alias (${backend})`, { ...backendSuiteOptions(backend), timeout: 240_000 }, () => {
     let t: TestAuthority;
     let app: TestApplication;
@@ -130,3 +130,4 @@ for (const backend of STORE_BACKENDS)
       );
     }
   });
+});

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../../support/authority.js';
+import { backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority, acrossBackends } from '../../support/authority.js';
 
 const run = promisify(execFile);
 const FIXTURE = new URL('./fixtures/identity-client.mjs', import.meta.url).pathname;
@@ -16,7 +16,7 @@ interface ClientResult {
 }
 
 /** Unchanged @azure/identity@4.13.1 credentials against a real authority, as the oracle for compatibility. */
-for (const backend of STORE_BACKENDS)
+acrossBackends('@azure/identity 4.13.1 against the authority', (backend) => {
   describe(`@azure/identity 4.13.1 against the authority (${backend})`, backendSuiteOptions(backend), () => {
     let t: TestAuthority;
     let appId: string;
@@ -90,3 +90,4 @@ for (const backend of STORE_BACKENDS)
       );
     });
   });
+});

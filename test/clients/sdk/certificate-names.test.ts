@@ -7,12 +7,12 @@ import { createServer, isIP } from 'node:net';
 import { promisify } from 'node:util';
 import { SignJWT, decodeJwt } from 'jose';
 import {
-  STORE_BACKENDS,
   backendSuiteOptions,
   registerTestApplication,
   startTestAuthority,
   type TestApplication,
   type TestAuthority,
+  acrossBackends,
 } from '../../support/authority.js';
 import { httpsRequest } from '../../support/https.js';
 import { createTokenVerifier, remoteJwks } from '../../../src/shared/token-verifier.js';
@@ -49,7 +49,7 @@ interface ClientResult {
  * MSAL requires the discovery document's issuer to have the origin of the authority host it was given, so
  * each name of the server certificate must be advertised as itself; the token `iss` stays one value.
  */
-for (const backend of STORE_BACKENDS)
+acrossBackends('@azure/identity 4.13.1 on every certificate name', (backend) => {
   describe(`@azure/identity 4.13.1 on every certificate name (${backend})`, { ...backendSuiteOptions(backend), timeout: 240_000 }, () => {
     let t: TestAuthority;
     let appId: string;
@@ -156,6 +156,7 @@ for (const backend of STORE_BACKENDS)
       });
     }
   });
+});
 
 /**
  * Neither real client can dial an IPv6 literal authority: @azure/identity (above) and MSAL Python 1.21, which

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../../support/authority.js';
+import { backendSuiteOptions, startTestAuthority, type TestAuthority, acrossBackends } from '../../support/authority.js';
 import { openmsi, openmsiJson, removeDir, startAgentProcess, type AgentProcess } from '../../support/agent-process.js';
 import { DEAD_PROXY, parseDotenv, probe } from '../../support/clients.js';
 
@@ -32,7 +32,7 @@ type StepResult = { ok: boolean; status?: number; code?: string; inner?: string;
  * port). Only name resolution of `*.vault.localhost` is helped, in the client process, where this machine's
  * resolver does not map it.
  */
-for (const backend of STORE_BACKENDS)
+acrossBackends('unchanged Key Vault clients against the openmsi vault', (backend) => {
   describe(`unchanged Key Vault clients against the openmsi vault (${backend})`, backendSuiteOptions(backend), () => {
     let t: TestAuthority;
     let agent: AgentProcess;
@@ -309,3 +309,4 @@ for (const backend of STORE_BACKENDS)
       assert.ok(body.id.startsWith(`${main.properties.vaultUri}secrets/curl-secret/`));
     });
   });
+});

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { STORE_BACKENDS, backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority } from '../../support/authority.js';
+import { backendSuiteOptions, registerTestApplication, startTestAuthority, type TestAuthority, acrossBackends } from '../../support/authority.js';
 import { REPO_ROOT as ROOT } from '../../support/paths.js';
 import { BUILT_MAIN as MAIN } from '../../support/cli.js';
 
@@ -20,7 +20,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
-for (const backend of STORE_BACKENDS) {
+acrossBackends('openmsi role / ad group', (backend) => {
   void describe(`openmsi role / ad group (${backend})`, { ...backendSuiteOptions(backend), timeout: 240_000 }, () => {
     let t: TestAuthority;
     let work: string;
@@ -125,4 +125,4 @@ for (const backend of STORE_BACKENDS) {
       assert.deepEqual(await ok('ad', 'group', 'list'), []);
     });
   });
-}
+});
