@@ -16,31 +16,18 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { openmsi, openmsiJson, removeDir, startAgentProcess } from '../../support/agent-process.js';
-import { refusingProxy } from '../../support/clients.js';
+import { loopbackOnlyProxyEnv, parseDotenv, refusingProxy, type CreatedIdentity, type SdkClientResult } from '../../support/clients.js';
 import { untilTrue, until } from '../../support/poll.js';
 import { captureLogs } from '../../support/logs.js';
 import { createTestHost, rawRequest, IMDS_PATH, type TestHost } from '../../support/world.js';
 import { createAgent, type Agent } from '../../../src/agent/agent.js';
 import { UpstreamError } from '../../../src/agent/upstream.js';
-import { parseDotenv } from '../../support/clients.js';
 
 const run = promisify(execFile);
 const MANAGED_CLIENT = new URL('./fixtures/outbound-managed-client.mjs', import.meta.url).pathname;
 const WORKLOAD_CLIENT = new URL('./fixtures/workload-identity-client.mjs', import.meta.url).pathname;
 const RESOLVER = new URL('../vault/fixtures/resolve-localhost.mjs', import.meta.url).pathname;
 const AUDIENCE = 'api://AzureADTokenExchange';
-
-interface Identity {
-  id: string;
-  clientId: string;
-  principalId: string;
-}
-interface Result {
-  ok: boolean;
-  claims?: Record<string, unknown>;
-  value?: string;
-  message?: string;
-}
 
 for (const backend of STORE_BACKENDS)
   describe(
@@ -53,7 +40,7 @@ for (const backend of STORE_BACKENDS)
       let agent: Agent;
       let agentLogs: string[];
       let proxy: Awaited<ReturnType<typeof refusingProxy>>;
-      let upstream: Identity;
+      let upstream: CreatedIdentity;
       let vaultUri: string;
       let issuer: string;
       let exportDir: string;
@@ -72,7 +59,7 @@ for (const backend of STORE_BACKENDS)
 
         // The second ("upstream Entra"): an identity that may read a vault, trusting the first's issuer.
         await openmsiJson(second, ['group', 'create', '-n', 'upstream', '-l', 'local']);
-        upstream = await openmsiJson<Identity>(second, ['identity', 'create', '-n', 'from-openmsi', '-g', 'upstream']);
+        upstream = await openmsiJson<CreatedIdentity>(second, ['identity', 'create', '-n', 'from-openmsi', '-g', 'upstream']);
         const vault = await openmsiJson<{ id: string; properties: { vaultUri: string } }>(second, [
           'keyvault',
           'create',
@@ -161,18 +148,13 @@ for (const backend of STORE_BACKENDS)
         PATH: '/usr/bin:/bin',
         HOME: process.env['HOME'] ?? '/tmp',
         NODE_EXTRA_CA_CERTS: second.caPath,
-        HTTPS_PROXY: proxy.url,
-        HTTP_PROXY: proxy.url,
-        https_proxy: proxy.url,
-        http_proxy: proxy.url,
-        NO_PROXY: '127.0.0.1,localhost,.localhost',
-        no_proxy: '127.0.0.1,localhost,.localhost',
+        ...loopbackOnlyProxyEnv(proxy.url),
         ...extra,
       });
 
-      async function client(script: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<Result> {
+      async function client(script: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<SdkClientResult> {
         const { stdout } = await run(process.execPath, ['--import', RESOLVER, script, JSON.stringify(config)], { env, timeout: 120_000 });
-        return JSON.parse(stdout) as Result;
+        return JSON.parse(stdout) as SdkClientResult;
       }
 
       it('export writes the discovery document and the JWKS it names, as the first serves them at the issuer', async () => {
@@ -375,7 +357,7 @@ for (const backend of STORE_BACKENDS)
         { skip: backend !== 'sqlite' && 'the CLI wiring is the same on every backend' },
         async () => {
           await openmsiJson(first, ['group', 'create', '-n', 'cli-hosts', '-l', 'local']);
-          const cliIdentity = await openmsiJson<Identity>(first, ['identity', 'create', '-n', 'cli-app', '-g', 'cli-hosts']);
+          const cliIdentity = await openmsiJson<CreatedIdentity>(first, ['identity', 'create', '-n', 'cli-app', '-g', 'cli-hosts']);
           const joinToken = await openmsiJson<{ token: string }>(first, ['host', 'join-token', 'create', '-g', 'cli-hosts', '-n', 'cli-01']);
           await openmsiJson(first, ['vm', 'identity', 'assign', '-g', 'cli-hosts', '-n', 'cli-01', '--identities', 'cli-app']);
           const printed = await openmsiJson<{ federatedCredential: { name: string; issuer: string; subject: string } }>(first, [
