@@ -28,7 +28,19 @@ import { apiVersionHook } from './api-version.js';
 import { addressedIdentityWithPrincipal } from './user-assigned-identities.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
 import { atRoot, authorize, authorizeGraph, OPENMSI_ACTIONS, resourceScope } from './authorize.js';
-import { armDeleteHandler, armGetHandler, armPutHandler, armScope, audited, jsonObject, params, route, singleQuery, type ArmScope } from './common.js';
+import {
+  armDeleteHandler,
+  armGetHandler,
+  armPutHandler,
+  armScope,
+  audited,
+  jsonObject,
+  jsonProperties,
+  params,
+  route,
+  singleQuery,
+  type ArmScope,
+} from './common.js';
 import { pathParam } from './resource-ids.js';
 
 export const FIC_TYPE = `${USER_ASSIGNED_IDENTITY_TYPE}/federatedIdentityCredentials`;
@@ -123,12 +135,10 @@ function armRoutes(app: FastifyInstance, ctx: ManagementContext): void {
       kind: 'federatedIdentityCredential',
       target: (scope, request) => `${resourceScope(request, USER_ASSIGNED_IDENTITY_TYPE)}/federatedIdentityCredentials/${ficName(request)}`,
       write: async (scope, request) => {
-        const body = jsonObject(request.body);
-        const properties = body['properties'];
-        if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
-          throw DirectoryErrors.invalidFederatedCredential('arm', "The request needs 'properties' with 'issuer', 'subject' and 'audiences'.");
-        }
-        const fields = validateFederatedCredentialFields(properties as Record<string, unknown>, 'arm', { flexible: false });
+        const properties = jsonProperties(request.body, () =>
+          DirectoryErrors.invalidFederatedCredential('arm', "The request needs 'properties' with 'issuer', 'subject' and 'audiences'."),
+        );
+        const fields = validateFederatedCredentialFields(properties, 'arm', { flexible: false });
         const { id, principal } = await owner(scope);
         const { credential, created } = await putFederatedCredential(ctx.store, {
           owner: principal,

@@ -22,7 +22,7 @@ import { apiVersionHook } from './api-version.js';
 import { addressedIdentityWithPrincipal } from './user-assigned-identities.js';
 import { authenticate } from './authenticate.js';
 import { atRoot, authorize, OPENMSI_ACTIONS, resourceScope } from './authorize.js';
-import { armDeleteHandler, armGetHandler, armPutHandler, jsonObject, route, singleQuery, type ArmScope } from './common.js';
+import { armDeleteHandler, armGetHandler, armPutHandler, jsonProperties, route, singleQuery, type ArmScope } from './common.js';
 
 export const FEDERATION_LINK_TYPE = `${USER_ASSIGNED_IDENTITY_TYPE}/outboundFederation`;
 const IDENTITY = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/${USER_ASSIGNED_IDENTITY_TYPE}/:resourceName`;
@@ -135,11 +135,8 @@ export function federationLinkRoutes(app: FastifyInstance, ctx: ManagementContex
       kind: 'federationLink',
       target,
       write: async (scope, request) => {
-        const properties = jsonObject(request.body)['properties'];
-        if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
-          throw ApiErrors.invalidContent("the request needs 'properties' with 'tenantId' and 'clientId'");
-        }
-        const fields = validateFederationLinkFields(properties as Record<string, unknown>);
+        const properties = jsonProperties(request.body, () => ApiErrors.invalidContent("the request needs 'properties' with 'tenantId' and 'clientId'"));
+        const fields = validateFederationLinkFields(properties);
         const { id, name, principal } = await owner(scope);
         const now = ctx.clock.now();
         const existing = await ctx.store.federationLinks.get(principal.objectId);
