@@ -66,6 +66,16 @@ export function jsonObject(body: unknown, options: { optional?: boolean } = {}):
   return body as Record<string, unknown>;
 }
 
+/**
+ * The JSON body's `properties` object (a PUT's payload in ARM's shape); the body must be a JSON object
+ * ({@link jsonObject}) and `missing()` is thrown when `properties` is absent or not an object.
+ */
+export function jsonProperties(body: unknown, missing: () => Error): Record<string, unknown> {
+  const properties = jsonObject(body)['properties'];
+  if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) throw missing();
+  return properties as Record<string, unknown>;
+}
+
 /** Request path and query parameters, typed loosely: every route validates what it reads. */
 export function params(request: FastifyRequest): Record<string, string> {
   return request.params as Record<string, string>;

@@ -19,15 +19,28 @@ import type { ClientCredential, FederatedCredential, FederationIssuer, ServicePr
 import { graphCredentialViews } from './principals.js';
 import { ManagementErrors } from './errors.js';
 import type { ManagementContext } from './context.js';
-import { USER_ASSIGNED_IDENTITY_TYPE, getUserAssignedIdentity } from '../directory/resources.js';
+import { USER_ASSIGNED_IDENTITY_TYPE } from '../directory/resources.js';
 import { putFederatedCredential, validateFederatedCredentialFields, validateFederatedCredentialName } from '../directory/federated-credentials.js';
 import { findPrincipal } from '../directory/principals.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { FEDERATION_ALGORITHMS } from '../authority/federation/federated-assertion.js';
 import { apiVersionHook } from './api-version.js';
+import { addressedIdentityWithPrincipal } from './user-assigned-identities.js';
 import { authenticate, callerOf, type Caller } from './authenticate.js';
 import { atRoot, authorize, authorizeGraph, OPENMSI_ACTIONS, resourceScope } from './authorize.js';
-import { armDeleteHandler, armGetHandler, armPutHandler, armScope, audited, jsonObject, params, route, singleQuery, type ArmScope } from './common.js';
+import {
+  armDeleteHandler,
+  armGetHandler,
+  armPutHandler,
+  armScope,
+  audited,
+  jsonObject,
+  jsonProperties,
+  params,
+  route,
+  singleQuery,
+  type ArmScope,
+} from './common.js';
 import { pathParam } from './resource-ids.js';
 
 export const FIC_TYPE = `${USER_ASSIGNED_IDENTITY_TYPE}/federatedIdentityCredentials`;
@@ -85,13 +98,7 @@ function armRoutes(app: FastifyInstance, ctx: ManagementContext): void {
     apiVersionHook,
     authorize(ctx, (request) => ({ action: `${FIC_TYPE}/${verb}`, scope: resourceScope(request, USER_ASSIGNED_IDENTITY_TYPE) })),
   ];
-  /** The addressed identity and its principal; ARM's 404 when it does not exist. */
-  const owner = async (scope: ArmScope): Promise<{ id: string; principal: ServicePrincipal }> => {
-    const resource = await getUserAssignedIdentity(ctx.store, { subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, name: scope.name });
-    const principal = await ctx.store.servicePrincipals.getByManagedIdentityResource(resource.id, 'UserAssigned');
-    if (principal === undefined) throw DirectoryErrors.resourceNotFound(USER_ASSIGNED_IDENTITY_TYPE, scope.name, scope.resourceGroup);
-    return { id: resource.id, principal };
-  };
+  const owner = (scope: ArmScope) => addressedIdentityWithPrincipal(ctx.store, scope);
   const ficName = (request: FastifyRequest) => pathParam(request, 'federatedIdentityCredentialResourceName');
 
   route(app, {
@@ -128,12 +135,10 @@ function armRoutes(app: FastifyInstance, ctx: ManagementContext): void {
       kind: 'federatedIdentityCredential',
       target: (scope, request) => `${resourceScope(request, USER_ASSIGNED_IDENTITY_TYPE)}/federatedIdentityCredentials/${ficName(request)}`,
       write: async (scope, request) => {
-        const body = jsonObject(request.body);
-        const properties = body['properties'];
-        if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
-          throw DirectoryErrors.invalidFederatedCredential('arm', "The request needs 'properties' with 'issuer', 'subject' and 'audiences'.");
-        }
-        const fields = validateFederatedCredentialFields(properties as Record<string, unknown>, 'arm', { flexible: false });
+        const properties = jsonProperties(request.body, () =>
+          DirectoryErrors.invalidFederatedCredential('arm', "The request needs 'properties' with 'issuer', 'subject' and 'audiences'."),
+        );
+        const fields = validateFederatedCredentialFields(properties, 'arm', { flexible: false });
         const { id, principal } = await owner(scope);
         const { credential, created } = await putFederatedCredential(ctx.store, {
           owner: principal,

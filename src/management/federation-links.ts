@@ -15,13 +15,14 @@ import { ApiErrors } from '../shared/api-error.js';
 import { isGuid } from '../shared/ids.js';
 import type { FederationLink, ServicePrincipal } from '../store/types.js';
 import type { ManagementContext } from './context.js';
-import { USER_ASSIGNED_IDENTITY_TYPE, getUserAssignedIdentity } from '../directory/resources.js';
+import { USER_ASSIGNED_IDENTITY_TYPE } from '../directory/resources.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import { outboundDiscoveryDocument, outboundIssuerProblem, outboundJwksUri, TOKEN_EXCHANGE_AUDIENCE } from '../authority/federation/outbound-issuer.js';
 import { apiVersionHook } from './api-version.js';
+import { addressedIdentityWithPrincipal } from './user-assigned-identities.js';
 import { authenticate } from './authenticate.js';
 import { atRoot, authorize, OPENMSI_ACTIONS, resourceScope } from './authorize.js';
-import { armDeleteHandler, armGetHandler, armPutHandler, jsonObject, route, singleQuery, type ArmScope } from './common.js';
+import { armDeleteHandler, armGetHandler, armPutHandler, jsonProperties, route, singleQuery, type ArmScope } from './common.js';
 
 export const FEDERATION_LINK_TYPE = `${USER_ASSIGNED_IDENTITY_TYPE}/outboundFederation`;
 const IDENTITY = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/${USER_ASSIGNED_IDENTITY_TYPE}/:resourceName`;
@@ -106,12 +107,7 @@ export function federationLinkRoutes(app: FastifyInstance, ctx: ManagementContex
     apiVersionHook,
     authorize(ctx, (request) => ({ action: `${USER_ASSIGNED_IDENTITY_TYPE}/${verb}`, scope: resourceScope(request, USER_ASSIGNED_IDENTITY_TYPE) })),
   ];
-  const owner = async (scope: ArmScope): Promise<{ id: string; name: string; principal: ServicePrincipal }> => {
-    const resource = await getUserAssignedIdentity(ctx.store, { subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, name: scope.name });
-    const principal = await ctx.store.servicePrincipals.getByManagedIdentityResource(resource.id, 'UserAssigned');
-    if (principal === undefined) throw DirectoryErrors.resourceNotFound(USER_ASSIGNED_IDENTITY_TYPE, scope.name, scope.resourceGroup);
-    return { id: resource.id, name: resource.name, principal };
-  };
+  const owner = (scope: ArmScope) => addressedIdentityWithPrincipal(ctx.store, scope);
   const target = (_scope: ArmScope, request: Parameters<typeof resourceScope>[0]) =>
     `${resourceScope(request, USER_ASSIGNED_IDENTITY_TYPE)}/outboundFederation/default`;
 
@@ -139,11 +135,8 @@ export function federationLinkRoutes(app: FastifyInstance, ctx: ManagementContex
       kind: 'federationLink',
       target,
       write: async (scope, request) => {
-        const properties = jsonObject(request.body)['properties'];
-        if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) {
-          throw ApiErrors.invalidContent("the request needs 'properties' with 'tenantId' and 'clientId'");
-        }
-        const fields = validateFederationLinkFields(properties as Record<string, unknown>);
+        const properties = jsonProperties(request.body, () => ApiErrors.invalidContent("the request needs 'properties' with 'tenantId' and 'clientId'"));
+        const fields = validateFederationLinkFields(properties);
         const { id, name, principal } = await owner(scope);
         const now = ctx.clock.now();
         const existing = await ctx.store.federationLinks.get(principal.objectId);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { formatArmResourceId } from '../shared/ids.js';
-import type { Resource, Tags } from '../store/types.js';
+import type { Repositories, Resource, ServicePrincipal, Tags } from '../store/types.js';
 import type { ManagementContext } from './context.js';
 import {
   USER_ASSIGNED_IDENTITY_TYPE,
@@ -11,6 +11,7 @@ import {
   userAssignedIdentityProperties,
   type UserAssignedIdentityProperties,
 } from '../directory/resources.js';
+import { DirectoryErrors } from '../directory/errors.js';
 import { apiVersionHook } from './api-version.js';
 import { authenticate } from './authenticate.js';
 import { authorize, resourceGroupScope, resourceScope, subscriptionScope } from './authorize.js';
@@ -44,6 +45,17 @@ export function armUserAssignedIdentityView(resource: Resource): ArmUserAssigned
 /** The addressed identity's id, as requested. */
 const addressedIdentity = (scope: ArmScope) =>
   formatArmResourceId({ subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, type: USER_ASSIGNED_IDENTITY_TYPE, name: scope.name });
+
+/**
+ * The user-assigned identity a route under it addresses, with its service principal (what federated credentials
+ * and outbound federation links hang off); ARM's 404 `ResourceNotFound` when either does not exist.
+ */
+export async function addressedIdentityWithPrincipal(repos: Repositories, scope: ArmScope): Promise<{ id: string; name: string; principal: ServicePrincipal }> {
+  const resource = await getUserAssignedIdentity(repos, { subscriptionId: scope.subscription.id, resourceGroup: scope.resourceGroup, name: scope.name });
+  const principal = await repos.servicePrincipals.getByManagedIdentityResource(resource.id, 'UserAssigned');
+  if (principal === undefined) throw DirectoryErrors.resourceNotFound(USER_ASSIGNED_IDENTITY_TYPE, scope.name, scope.resourceGroup);
+  return { id: resource.id, name: resource.name, principal };
+}
 
 /** `Microsoft.ManagedIdentity/userAssignedIdentities`: PUT/GET/DELETE one, list per group and per subscription. */
 export function userAssignedIdentityRoutes(app: FastifyInstance, ctx: ManagementContext): void {

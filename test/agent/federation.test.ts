@@ -10,8 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCertificateAuthority, issueServerCertificate } from '../../src/pki/ca.js';
-import { FakeClock, systemClock } from '../../src/shared/clock.js';
+import { FakeClock } from '../../src/shared/clock.js';
 import type { FederationAssertionGrant, HostIdentity } from '../../src/shared/host-protocol.js';
 import { FederationAssertions, refreshDue } from '../../src/agent/federation/assertions.js';
 import { REFUSAL_HOLD_MS, UpstreamExchange, scopeOf, upstreamTokenEndpoint } from '../../src/agent/federation/exchange.js';
@@ -19,6 +18,7 @@ import { FederatedTokenFiles, parseTokenFileSpec } from '../../src/agent/federat
 import { UpstreamError } from '../../src/agent/upstream.js';
 import { captureLogs } from '../support/logs.js';
 import { untilTrue } from '../support/poll.js';
+import { loopbackTls } from '../support/https.js';
 
 const grantAt = (issuedAt: number, lifetime: number, assertion = `a.${String(issuedAt)}.s`): FederationAssertionGrant => ({
   assertion,
@@ -59,16 +59,9 @@ describe('agent federation: the upstream exchange', () => {
   let reply: { status: number; body: string } = { status: 200, body: '{}' };
 
   before(async () => {
-    const ca = await createCertificateAuthority({ commonName: 'test upstream CA', clock: systemClock });
-    const leaf = await issueServerCertificate({
-      caCertPem: ca.certPem,
-      caKeyPkcs8Pem: ca.keyPkcs8Pem,
-      hostnames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-      clock: systemClock,
-    });
-    caPem = ca.certPem;
-    server = createServer({ cert: leaf.certPem, key: leaf.keyPkcs8Pem }, (req, res) => {
+    const tls = await loopbackTls('test upstream CA');
+    caPem = tls.caPem;
+    server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {

@@ -9,8 +9,8 @@ import type { KeyObject } from 'node:crypto';
 import { CompactSign, SignJWT } from 'jose';
 import { TokenVerificationError, createTokenVerifier, discoverJwks, localJwks, remoteJwks } from '../../src/shared/token-verifier.js';
 import type { JwksDocument, TokenVerificationErrorCode } from '../../src/shared/token-verifier.js';
-import { createCertificateAuthority, issueServerCertificate } from '../../src/pki/ca.js';
-import { FakeClock, SECOND, epochSeconds, systemClock } from '../../src/shared/clock.js';
+import { FakeClock, SECOND, epochSeconds } from '../../src/shared/clock.js';
+import { loopbackTls } from '../support/https.js';
 
 const TID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const OID = '5b3e2d1c-0000-4000-8000-000000000001';
@@ -466,16 +466,9 @@ void describe('remoteJwks over a real loopback HTTPS server', () => {
   let base: string;
 
   before(async () => {
-    const ca = await createCertificateAuthority({ clock: systemClock });
-    caPem = ca.certPem;
-    const leaf = await issueServerCertificate({
-      caCertPem: ca.certPem,
-      caKeyPkcs8Pem: ca.keyPkcs8Pem,
-      hostnames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-      clock: systemClock,
-    });
-    server = https.createServer({ cert: leaf.certPem, key: leaf.keyPkcs8Pem }, (req, res) => {
+    const tls = await loopbackTls();
+    caPem = tls.caPem;
+    server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
       if (req.url === '/.well-known/openid-configuration') {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/keys` }));

@@ -12,6 +12,37 @@ export const DEAD_PROXY = {
   no_proxy: '127.0.0.1,localhost',
 } as const;
 
+/**
+ * Every proxy variable, in both spellings, sending all but loopback and `*.localhost` to `proxyUrl` (a
+ * {@link refusingProxy}): what a client in its own process gets, so a request off the machine is recorded.
+ */
+export function loopbackOnlyProxyEnv(proxyUrl: string): Record<string, string> {
+  return {
+    HTTPS_PROXY: proxyUrl,
+    HTTP_PROXY: proxyUrl,
+    https_proxy: proxyUrl,
+    http_proxy: proxyUrl,
+    NO_PROXY: '127.0.0.1,localhost,.localhost',
+    no_proxy: '127.0.0.1,localhost,.localhost',
+  };
+}
+
+/** A user-assigned identity as `openmsi identity create` prints it (the fields the client suites use). */
+export interface CreatedIdentity {
+  id: string;
+  clientId: string;
+  principalId: string;
+}
+
+/** What an SDK client fixture prints: the token (or its claims) and the secret it read, or the error. */
+export interface SdkClientResult {
+  ok: boolean;
+  claims?: Record<string, unknown>;
+  token?: string;
+  value?: string;
+  message?: string;
+}
+
 /** The command's trimmed stdout, or undefined when it cannot run (a client that is not installed). */
 export function probe(cmd: string, args: string[]): string | undefined {
   try {

@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
+import { createCertificateAuthority, issueServerCertificate } from '../../src/pki/ca.js';
+import { systemClock } from '../../src/shared/clock.js';
 
 export interface HttpsResponse {
   status: number;
@@ -70,4 +72,27 @@ export function httpsRequestRawPath(
     if (options.body !== undefined) req.write(options.body);
     req.end();
   });
+}
+
+/** What a loopback HTTPS test server presents, and the CA its clients trust (PEM). */
+export interface LoopbackTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/**
+ * A fresh private CA (named `caCommonName`, or the default `openmsi local CA`) and a server certificate it issued
+ * for `localhost` and 127.0.0.1: for a test's own HTTPS server standing in for a remote one (an upstream, an issuer).
+ */
+export async function loopbackTls(caCommonName?: string): Promise<LoopbackTls> {
+  const ca = await createCertificateAuthority({ ...(caCommonName === undefined ? {} : { commonName: caCommonName }), clock: systemClock });
+  const leaf = await issueServerCertificate({
+    caCertPem: ca.certPem,
+    caKeyPkcs8Pem: ca.keyPkcs8Pem,
+    hostnames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    clock: systemClock,
+  });
+  return { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPkcs8Pem };
 }

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose';
-import { createCertificateAuthority, issueServerCertificate } from '../../src/pki/ca.js';
-import { systemClock } from '../../src/shared/clock.js';
+import { loopbackTls } from './https.js';
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 
@@ -54,22 +53,15 @@ async function makeKey(alg = 'RS256'): Promise<SigningKey> {
 
 /** Starts an issuer on 127.0.0.1 (port 0) whose issuer URL has the path `path` (default `/cluster-1`). */
 export async function startTestOidcIssuer(options: { dir: string; path?: string; subject?: string }): Promise<TestOidcIssuer> {
-  const ca = await createCertificateAuthority({ commonName: 'test OIDC issuer CA', clock: systemClock });
-  const leaf = await issueServerCertificate({
-    caCertPem: ca.certPem,
-    caKeyPkcs8Pem: ca.keyPkcs8Pem,
-    hostnames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
-    clock: systemClock,
-  });
+  const tls = await loopbackTls('test OIDC issuer CA');
   const caPath = join(options.dir, `oidc-issuer-ca-${randomUUID().slice(0, 8)}.pem`);
-  writeFileSync(caPath, ca.certPem);
+  writeFileSync(caPath, tls.caPem);
   let published: SigningKey[] = [await makeKey()];
   const requests: string[] = [];
   const path = options.path ?? '/cluster-1';
   let issuer = '';
   const state = { hang: false };
-  const server: Server = createServer({ cert: leaf.certPem, key: leaf.keyPkcs8Pem }, (req, res) => {
+  const server: Server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
     const url = req.url ?? '/';
     requests.push(url);
     if (state.hang) return; // never answers
@@ -99,7 +91,7 @@ export async function startTestOidcIssuer(options: { dir: string; path?: string;
   const result: TestOidcIssuer = {
     issuer,
     origin,
-    caPem: ca.certPem,
+    caPem: tls.caPem,
     caPath,
     current: published[0]!,
     requests,

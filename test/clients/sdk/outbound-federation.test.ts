@@ -16,13 +16,12 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { STORE_BACKENDS, backendSuiteOptions, startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { openmsi, openmsiJson, removeDir, startAgentProcess } from '../../support/agent-process.js';
-import { refusingProxy } from '../../support/clients.js';
+import { loopbackOnlyProxyEnv, parseDotenv, refusingProxy, type CreatedIdentity, type SdkClientResult } from '../../support/clients.js';
 import { untilTrue, until } from '../../support/poll.js';
 import { captureLogs } from '../../support/logs.js';
 import { createTestHost, rawRequest, IMDS_PATH, type TestHost } from '../../support/world.js';
 import { createAgent, type Agent } from '../../../src/agent/agent.js';
 import { UpstreamError } from '../../../src/agent/upstream.js';
-import { parseDotenv } from '../../support/clients.js';
 
 const run = promisify(execFile);
 const MANAGED_CLIENT = new URL('./fixtures/outbound-managed-client.mjs', import.meta.url).pathname;
@@ -30,16 +29,12 @@ const WORKLOAD_CLIENT = new URL('./fixtures/workload-identity-client.mjs', impor
 const RESOLVER = new URL('../vault/fixtures/resolve-localhost.mjs', import.meta.url).pathname;
 const AUDIENCE = 'api://AzureADTokenExchange';
 
-interface Identity {
-  id: string;
-  clientId: string;
-  principalId: string;
-}
-interface Result {
-  ok: boolean;
-  claims?: Record<string, unknown>;
-  value?: string;
-  message?: string;
+/** The federated identity credential a link prints, to create upstream. */
+interface UpstreamCredential {
+  name: string;
+  issuer: string;
+  subject: string;
+  audiences?: string[] | undefined;
 }
 
 for (const backend of STORE_BACKENDS)
@@ -53,11 +48,54 @@ for (const backend of STORE_BACKENDS)
       let agent: Agent;
       let agentLogs: string[];
       let proxy: Awaited<ReturnType<typeof refusingProxy>>;
-      let upstream: Identity;
+      let upstream: CreatedIdentity;
       let vaultUri: string;
       let issuer: string;
       let exportDir: string;
       let tokenFile: string;
+
+      /** `openmsi identity federation link` on the first: its identity to the upstream `clientId` at the second (tenant `adfs`). */
+      const linkOnFirst = <T = unknown>(identityName: string, resourceGroup: string, clientId: string): Promise<T> =>
+        openmsiJson<T>(first, [
+          'identity',
+          'federation',
+          'link',
+          '--identity-name',
+          identityName,
+          '-g',
+          resourceGroup,
+          '--tenant-id',
+          'adfs',
+          '--client-id',
+          clientId,
+          '--authority-host',
+          second.url,
+        ]);
+
+      /** `openmsi identity federated-credential create` on the second's upstream identity, with what a link printed. */
+      const trustOnSecond = (fic: UpstreamCredential): Promise<unknown> =>
+        openmsiJson(second, [
+          'identity',
+          'federated-credential',
+          'create',
+          '--identity-name',
+          'from-openmsi',
+          '-g',
+          'upstream',
+          '-n',
+          fic.name,
+          '--issuer',
+          fic.issuer,
+          '--subject',
+          fic.subject,
+          ...(fic.audiences === undefined ? [] : ['--audiences', ...fic.audiences]),
+        ]);
+
+      /** The in-process agent's IMDS answer for `resource` and the identity `clientId`, asked as an SDK asks. */
+      const askImds = (resource: string, clientId: string, port = agent.port) =>
+        rawRequest(port, 'GET', `${IMDS_PATH}?api-version=2018-02-01&resource=${encodeURIComponent(resource)}&client_id=${clientId}`, {
+          metadata: 'true',
+        });
 
       before(async () => {
         [first, second] = await Promise.all([startTestAuthority({ backend }), startTestAuthority({ backend })]);
@@ -72,7 +110,7 @@ for (const backend of STORE_BACKENDS)
 
         // The second ("upstream Entra"): an identity that may read a vault, trusting the first's issuer.
         await openmsiJson(second, ['group', 'create', '-n', 'upstream', '-l', 'local']);
-        upstream = await openmsiJson<Identity>(second, ['identity', 'create', '-n', 'from-openmsi', '-g', 'upstream']);
+        upstream = await openmsiJson<CreatedIdentity>(second, ['identity', 'create', '-n', 'from-openmsi', '-g', 'upstream']);
         const vault = await openmsiJson<{ id: string; properties: { vaultUri: string } }>(second, [
           'keyvault',
           'create',
@@ -97,43 +135,16 @@ for (const backend of STORE_BACKENDS)
 
         // The first links its host's identity to it (tenant `adfs`: the second's default tenant, and what keeps
         // unchanged JS SDKs from asking login.microsoftonline.com for instance discovery).
-        const link = await openmsiJson<{ properties: Record<string, unknown>; federatedCredential: Record<string, unknown> }>(first, [
-          'identity',
-          'federation',
-          'link',
-          '--identity-name',
+        const link = await linkOnFirst<{ properties: Record<string, unknown>; federatedCredential: UpstreamCredential }>(
           host.uami.name,
-          '-g',
           host.resourceGroup,
-          '--tenant-id',
-          'adfs',
-          '--client-id',
           upstream.clientId,
-          '--authority-host',
-          second.url,
-        ]);
+        );
         assert.deepEqual(link.federatedCredential, { name: `openmsi-${host.uami.name}`, issuer, subject: host.uami.objectId, audiences: [AUDIENCE] });
         assert.equal(link.properties['tokenEndpoint'], `${second.url}/adfs/oauth2/v2.0/token`);
 
         // The second gets exactly the credential the first printed.
-        const fic = link.federatedCredential;
-        await openmsiJson(second, [
-          'identity',
-          'federated-credential',
-          'create',
-          '--identity-name',
-          'from-openmsi',
-          '-g',
-          'upstream',
-          '-n',
-          fic.name,
-          '--issuer',
-          fic.issuer,
-          '--subject',
-          fic.subject,
-          '--audiences',
-          ...fic.audiences,
-        ]);
+        await trustOnSecond(link.federatedCredential);
 
         tokenFile = join(host.dataDir, 'azure-identity-token');
         const { logger, lines } = captureLogs();
@@ -161,18 +172,13 @@ for (const backend of STORE_BACKENDS)
         PATH: '/usr/bin:/bin',
         HOME: process.env['HOME'] ?? '/tmp',
         NODE_EXTRA_CA_CERTS: second.caPath,
-        HTTPS_PROXY: proxy.url,
-        HTTP_PROXY: proxy.url,
-        https_proxy: proxy.url,
-        http_proxy: proxy.url,
-        NO_PROXY: '127.0.0.1,localhost,.localhost',
-        no_proxy: '127.0.0.1,localhost,.localhost',
+        ...loopbackOnlyProxyEnv(proxy.url),
         ...extra,
       });
 
-      async function client(script: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<Result> {
+      async function client(script: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<SdkClientResult> {
         const { stdout } = await run(process.execPath, ['--import', RESOLVER, script, JSON.stringify(config)], { env, timeout: 120_000 });
-        return JSON.parse(stdout) as Result;
+        return JSON.parse(stdout) as SdkClientResult;
       }
 
       it('export writes the discovery document and the JWKS it names, as the first serves them at the issuer', async () => {
@@ -216,10 +222,7 @@ for (const backend of STORE_BACKENDS)
       });
 
       it('the agent caches the upstream token like any other (one exchange for repeated requests)', async () => {
-        const ask = () =>
-          rawRequest(agent.port, 'GET', `${IMDS_PATH}?api-version=2018-02-01&resource=https%3A%2F%2Fstorage.azure.com&client_id=${host.uami.clientId}`, {
-            metadata: 'true',
-          });
+        const ask = () => askImds('https://storage.azure.com', host.uami.clientId);
         const before = agent.federation.exchange.calls;
         const firstAnswer = await ask();
         assert.equal(firstAnswer.status, 200, firstAnswer.body);
@@ -276,21 +279,7 @@ for (const backend of STORE_BACKENDS)
       it('an identity not assigned to the host gets no assertion, even when it is linked', async () => {
         const other = await first.ctx.store.resources.get(host.other.id);
         assert.ok(other !== undefined);
-        await openmsiJson(first, [
-          'identity',
-          'federation',
-          'link',
-          '--identity-name',
-          other.name,
-          '-g',
-          host.resourceGroup,
-          '--tenant-id',
-          'adfs',
-          '--client-id',
-          upstream.clientId,
-          '--authority-host',
-          second.url,
-        ]);
+        await linkOnFirst(other.name, host.resourceGroup, upstream.clientId);
         await assert.rejects(
           agent.upstream.federationAssertion(agent.credential.current.key, host.other.objectId),
           (err: unknown) => err instanceof UpstreamError && err.kind === 'identity-not-found' && err.status === 404,
@@ -300,41 +289,17 @@ for (const backend of STORE_BACKENDS)
           agent.upstream.federationAssertion(agent.credential.current.key, host.uami2.objectId),
           (err: unknown) => err instanceof UpstreamError && err.status === 409,
         );
-        const imds = await rawRequest(
-          agent.port,
-          'GET',
-          `${IMDS_PATH}?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=${host.other.clientId}`,
-          {
-            metadata: 'true',
-          },
-        );
+        const imds = await askImds('https://vault.azure.net', host.other.clientId);
         assert.equal(imds.status, 400);
         assert.equal(imds.json()['error_description'], 'Identity not found');
       });
 
       it('an upstream refusal reaches the caller with the upstream’s error and AADSTS code, never the assertion', async () => {
         // uami2 linked to a client id the second does not know.
-        await openmsiJson(first, [
-          'identity',
-          'federation',
-          'link',
-          '--identity-name',
-          host.uami2.name,
-          '-g',
-          host.resourceGroup,
-          '--tenant-id',
-          'adfs',
-          '--client-id',
-          '0b7c5bd4-5a49-4b8e-9c3a-1c1f0e6d2a11',
-          '--authority-host',
-          second.url,
-        ]);
+        await linkOnFirst(host.uami2.name, host.resourceGroup, '0b7c5bd4-5a49-4b8e-9c3a-1c1f0e6d2a11');
         const listed = await openmsiJson<{ properties: { subject: string } }[]>(first, ['identity', 'federation', 'list', '-g', host.resourceGroup]);
         assert.deepEqual(listed.map((l) => l.properties.subject).sort(), [host.uami.objectId, host.uami2.objectId, host.other.objectId].sort());
-        const ask = () =>
-          rawRequest(agent.port, 'GET', `${IMDS_PATH}?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=${host.uami2.clientId}`, {
-            metadata: 'true',
-          });
+        const ask = () => askImds('https://vault.azure.net', host.uami2.clientId);
         const refused = await until('the relinked identity to be refused upstream', async () => {
           const answer = await ask();
           return answer.status === 200 ? undefined : answer;
@@ -351,14 +316,7 @@ for (const backend of STORE_BACKENDS)
         const shown = await openmsi(first, ['identity', 'federation', 'show', '--identity-name', host.uami.name, '-g', host.resourceGroup]);
         assert.notEqual(shown.code, 0);
         const token = await until('openmsi’s own token for the unlinked identity', async () => {
-          const answer = await rawRequest(
-            agent.port,
-            'GET',
-            `${IMDS_PATH}?api-version=2018-02-01&resource=https%3A%2F%2Fstorage.azure.com&client_id=${host.uami.clientId}`,
-            {
-              metadata: 'true',
-            },
-          );
+          const answer = await askImds('https://storage.azure.com', host.uami.clientId);
           if (answer.status !== 200) return undefined;
           const claims = decodeJwt(String(answer.json()['access_token']));
           return claims['iss'] === `${first.url}/${first.tenantId}/` ? claims : undefined;
@@ -375,39 +333,12 @@ for (const backend of STORE_BACKENDS)
         { skip: backend !== 'sqlite' && 'the CLI wiring is the same on every backend' },
         async () => {
           await openmsiJson(first, ['group', 'create', '-n', 'cli-hosts', '-l', 'local']);
-          const cliIdentity = await openmsiJson<Identity>(first, ['identity', 'create', '-n', 'cli-app', '-g', 'cli-hosts']);
+          const cliIdentity = await openmsiJson<CreatedIdentity>(first, ['identity', 'create', '-n', 'cli-app', '-g', 'cli-hosts']);
           const joinToken = await openmsiJson<{ token: string }>(first, ['host', 'join-token', 'create', '-g', 'cli-hosts', '-n', 'cli-01']);
           await openmsiJson(first, ['vm', 'identity', 'assign', '-g', 'cli-hosts', '-n', 'cli-01', '--identities', 'cli-app']);
-          const printed = await openmsiJson<{ federatedCredential: { name: string; issuer: string; subject: string } }>(first, [
-            'identity',
-            'federation',
-            'link',
-            '--identity-name',
-            'cli-app',
-            '-g',
-            'cli-hosts',
-            '--tenant-id',
-            'adfs',
-            '--client-id',
-            upstream.clientId,
-            '--authority-host',
-            second.url,
-          ]);
-          await openmsiJson(second, [
-            'identity',
-            'federated-credential',
-            'create',
-            '--identity-name',
-            'from-openmsi',
-            '-g',
-            'upstream',
-            '-n',
-            printed.federatedCredential.name,
-            '--issuer',
-            printed.federatedCredential.issuer,
-            '--subject',
-            printed.federatedCredential.subject,
-          ]);
+          const printed = await linkOnFirst<{ federatedCredential: UpstreamCredential }>('cli-app', 'cli-hosts', upstream.clientId);
+          // Without --audiences: the CLI's default (api://AzureADTokenExchange).
+          await trustOnSecond({ ...printed.federatedCredential, audiences: undefined });
           const file = join(first.dataDir, 'cli-token');
           const process_ = await startAgentProcess(first, {
             joinToken: joinToken.token,
@@ -416,12 +347,7 @@ for (const backend of STORE_BACKENDS)
           try {
             await untilTrue('the CLI agent’s token file', () => existsSync(`${file}.env`), 20_000, 100);
             assert.equal(decodeJwt(readFileSync(file, 'utf8')).sub, cliIdentity.principalId);
-            const answer = await rawRequest(
-              process_.port,
-              'GET',
-              `${IMDS_PATH}?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id=${cliIdentity.clientId}`,
-              { metadata: 'true' },
-            );
+            const answer = await askImds('https://vault.azure.net', cliIdentity.clientId, process_.port);
             assert.equal(answer.status, 200, answer.body);
             assert.equal(decodeJwt(String(answer.json()['access_token']))['iss'], `${second.url}/${second.tenantId}/`);
             assert.doesNotMatch(process_.output(), /eyJ[A-Za-z0-9_-]{20,}\.eyJ/);

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { openmsiJson } from '../../support/agent-process.js';
-import { probe, refusingProxy } from '../../support/clients.js';
+import { loopbackOnlyProxyEnv, probe, refusingProxy, type CreatedIdentity, type SdkClientResult } from '../../support/clients.js';
 import { startTestOidcIssuer, type TestOidcIssuer } from '../../support/oidc-issuer.js';
 
 const run = promisify(execFile);
@@ -25,24 +25,11 @@ const PYTHON = '/usr/bin/python3';
 const pythonVersion = probe(PYTHON, ['-c', 'import azure.identity, azure.keyvault.secrets; print(azure.identity._version.VERSION)']);
 const SUBJECT = 'system:serviceaccount:apps:web';
 
-interface Identity {
-  id: string;
-  clientId: string;
-  principalId: string;
-}
-interface Result {
-  ok: boolean;
-  claims?: Record<string, unknown>;
-  token?: string;
-  value?: string;
-  message?: string;
-}
-
 describe('unchanged SDK workloads with federated credentials (sqlite)', { timeout: 300_000 }, () => {
   let t: TestAuthority;
   let issuer: TestOidcIssuer;
   let proxy: Awaited<ReturnType<typeof refusingProxy>>;
-  let uami: Identity;
+  let uami: CreatedIdentity;
   let appId: string;
   let vaultUri: string;
   let tokenFile: string;
@@ -53,7 +40,7 @@ describe('unchanged SDK workloads with federated credentials (sqlite)', { timeou
     issuer = await startTestOidcIssuer({ dir: t.dataDir, subject: SUBJECT });
     proxy = await refusingProxy();
     await openmsiJson(t, ['group', 'create', '-n', 'apps', '-l', 'local']);
-    uami = await openmsiJson<Identity>(t, ['identity', 'create', '-n', 'web', '-g', 'apps']);
+    uami = await openmsiJson<CreatedIdentity>(t, ['identity', 'create', '-n', 'web', '-g', 'apps']);
     const vault = await openmsiJson<{ id: string; properties: { vaultUri: string } }>(t, ['keyvault', 'create', '-g', 'apps', '-n', 'kv-federated']);
     vaultUri = vault.properties.vaultUri;
     await openmsiJson(t, ['role', 'assignment', 'create', '--assignee', uami.principalId, '--role', 'Key Vault Secrets Officer', '--scope', vault.id]);
@@ -115,20 +102,15 @@ describe('unchanged SDK workloads with federated credentials (sqlite)', { timeou
     AZURE_FEDERATED_TOKEN_FILE: file,
     AZURE_AUTHORITY_HOST: t.url,
     [caVariable]: t.caPath,
-    HTTPS_PROXY: proxy.url,
-    HTTP_PROXY: proxy.url,
-    https_proxy: proxy.url,
-    http_proxy: proxy.url,
-    NO_PROXY: '127.0.0.1,localhost,.localhost',
-    no_proxy: '127.0.0.1,localhost,.localhost',
+    ...loopbackOnlyProxyEnv(proxy.url),
   });
 
-  async function node(credential: 'workload' | 'default', clientId: string, step: { name: string; set?: string }): Promise<Result> {
+  async function node(credential: 'workload' | 'default', clientId: string, step: { name: string; set?: string }): Promise<SdkClientResult> {
     const { stdout } = await run(process.execPath, ['--import', RESOLVER, NODE_CLIENT, JSON.stringify({ credential, vault: vaultUri, ...step })], {
       env: workloadEnv(clientId, tokenFile, 'NODE_EXTRA_CA_CERTS'),
       timeout: 120_000,
     });
-    return JSON.parse(stdout) as Result;
+    return JSON.parse(stdout) as SdkClientResult;
   }
 
   it('WorkloadIdentityCredential (environment only, tenant adfs) gets the user-assigned identity’s token and writes and reads a secret', async () => {
@@ -162,7 +144,7 @@ describe('unchanged SDK workloads with federated credentials (sqlite)', { timeou
         timeout: 120_000,
       },
     );
-    const result = JSON.parse(stdout) as Result;
+    const result = JSON.parse(stdout) as SdkClientResult;
     assert.equal(result.ok, false);
     assert.match(result.message ?? '', /700213/);
   });
@@ -179,7 +161,7 @@ describe('unchanged SDK workloads with federated credentials (sqlite)', { timeou
           env: workloadEnv(clientId(), tokenFileWithNewline, 'REQUESTS_CA_BUNDLE'),
           timeout: 120_000,
         });
-        const result = JSON.parse(stdout) as Result;
+        const result = JSON.parse(stdout) as SdkClientResult;
         assert.ok(result.ok, JSON.stringify(result));
         assert.equal(result.value, 's3cret');
         assert.equal(decodeJwt(result.token ?? '')['appid'], clientId());
@@ -197,7 +179,7 @@ describe('unchanged SDK workloads with federated credentials (sqlite)', { timeou
         env: workloadEnv(uami.clientId, file, 'REQUESTS_CA_BUNDLE'),
         timeout: 120_000,
       });
-      const result = JSON.parse(stdout) as Result;
+      const result = JSON.parse(stdout) as SdkClientResult;
       assert.equal(result.ok, false);
       assert.match(result.message ?? '', /AADSTS7002138/);
     },

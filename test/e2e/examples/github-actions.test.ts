@@ -31,7 +31,7 @@ import { decodeJwt } from 'jose';
 import { parse } from 'yaml';
 import { startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { openmsiJson } from '../../support/agent-process.js';
-import { refusingProxy } from '../../support/clients.js';
+import { loopbackOnlyProxyEnv, refusingProxy } from '../../support/clients.js';
 import { repoRoot } from '../../support/child-process.js';
 import { startTestOidcIssuer, TOKEN_EXCHANGE_AUDIENCE, type TestOidcIssuer } from '../../support/oidc-issuer.js';
 
@@ -261,12 +261,7 @@ describe('examples/github-actions: the workflow on a hosted runner, against open
       ACTIONS_ID_TOKEN_REQUEST_TOKEN: request.token,
       // Test-only: *.localhost resolution, and a refusing proxy for anything not on loopback.
       NODE_OPTIONS: `--import ${RESOLVER}`,
-      HTTPS_PROXY: proxy.url,
-      HTTP_PROXY: proxy.url,
-      https_proxy: proxy.url,
-      http_proxy: proxy.url,
-      NO_PROXY: '127.0.0.1,localhost,.localhost',
-      no_proxy: '127.0.0.1,localhost,.localhost',
+      ...loopbackOnlyProxyEnv(proxy.url),
     };
     const jobEnv = Object.fromEntries(Object.entries(job.env ?? {}).map(([k, v]) => [k, expand(String(v), vars)]));
     const runs: StepRun[] = [];
