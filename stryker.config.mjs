@@ -134,17 +134,16 @@ export const GROUPS = {
     mutate: ['src/agent/surfaces/common.ts', 'src/agent/token-cache.ts'],
     testFiles: ['test/agent/unit.test.ts'],
   },
-  // The rest of the agent's edge: the guard, sessions, the control API, the resource rule, audit folding.
+  // The agent's store-less edge decisions, split out of `agent-host` with their own unit files: the guard (peer,
+  // proxy headers, Host), `openmsi run` sessions and secret digests, audit folding (what of an event reaches a
+  // record, drop counts).
+  'agent-edge': {
+    mutate: ['src/agent/guard.ts', 'src/agent/sessions.ts', 'src/agent/secret-digest.ts', 'src/agent/audit/fold.ts'],
+    testFiles: ['test/agent/guard-unit.test.ts', 'test/agent/runtime/sessions.test.ts', 'test/agent/audit/fold.test.ts'],
+  },
+  // The rest of the agent's edge: the control API, host enrolment and credentials, the resource rule.
   'agent-host': {
-    mutate: [
-      'src/agent/guard.ts',
-      'src/agent/sessions.ts',
-      'src/agent/secret-digest.ts',
-      'src/agent/control.ts',
-      'src/directory/hosts.ts',
-      'src/shared/resource.ts',
-      'src/agent/audit/fold.ts',
-    ],
+    mutate: ['src/agent/control.ts', 'src/directory/hosts.ts', 'src/shared/resource.ts'],
     testFiles: [
       'test/agent/resource.test.ts',
       'test/agent/guard.test.ts',
