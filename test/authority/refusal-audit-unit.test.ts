@@ -171,6 +171,7 @@ void describe('RefusalAudit: decisions pinned by mutation testing', () => {
     clock.advance(SECOND);
     refusals.count({ source: 'also-past', reason: 'r2' });
     await refusals.flush();
+    assert.equal(OVERFLOW_SOURCE, '*', 'the overflow row is the documented source `*`, never an address');
     assert.equal(written.length, DEFAULT_REFUSAL_MAX_KEYS + 1);
     assert.equal(written[0]?.detail['count'], 2, 'a key already known is still counted at the cap');
     assert.deepEqual(written.at(-1), {
