@@ -33,7 +33,6 @@ export const GROUPS = {
   authority: {
     mutate: [
       'src/authority/token/client-auth.ts',
-      'src/authority/token/assertion.ts',
       'src/authority/grants/client-credentials.ts',
       'src/authority/grants/managed-identity.ts',
       'src/authority/hosts/authenticate.ts',
@@ -45,6 +44,12 @@ export const GROUPS = {
       'test/authority/urls.test.ts',
       'test/authority/hosts/host-api.test.ts',
     ],
+  },
+  // The one JWT-bearer assertion check (applications' certificates, hosts' keys), split out of `authority` with a
+  // store-less unit file: real signatures, a fake clock, an in-memory replay store.
+  assertion: {
+    mutate: ['src/authority/token/assertion.ts'],
+    testFiles: ['test/authority/token/assertion.test.ts'],
   },
   // What a token request may name as its audience (the token endpoint's rule, and the syntax the agent shares).
   resource: {
@@ -139,9 +144,15 @@ export const GROUPS = {
     mutate: ['src/agent/guard.ts', 'src/agent/sessions.ts', 'src/agent/secret-digest.ts', 'src/agent/audit/fold.ts'],
     testFiles: ['test/agent/guard-unit.test.ts', 'test/agent/runtime/sessions.test.ts', 'test/agent/audit/fold.test.ts'],
   },
-  // The rest of the agent's edge: the control API, host enrolment and credentials, the resource rule.
+  // The control API of `openmsi run` (loopback only, no proxy or browser, the control secret, the session stream
+  // and its revocation on close), split out of `agent-host`, against its runtime file (a loopback harness, 1.5 s).
+  'agent-control': {
+    mutate: ['src/agent/control.ts'],
+    testFiles: ['test/agent/runtime/control.test.ts'],
+  },
+  // The rest of the agent's edge: host enrolment and credentials, the resource rule.
   'agent-host': {
-    mutate: ['src/agent/control.ts', 'src/directory/hosts.ts', 'src/shared/resource.ts'],
+    mutate: ['src/directory/hosts.ts', 'src/shared/resource.ts'],
     testFiles: [
       'test/agent/resource.test.ts',
       'test/agent/guard.test.ts',
