@@ -53,7 +53,9 @@ void describe('boundedField', () => {
     assert.equal(boundedField(before, 20), `${'x'.repeat(keep - 2)}😀${MARK}`);
     // A BMP character just below and just above the high-surrogate range is kept.
     for (const c of ['\ud7ff', '\udc00']) assert.equal(boundedField(`${'x'.repeat(keep - 1)}${c}${'y'.repeat(30)}`, 20), `${'x'.repeat(keep - 1)}${c}${MARK}`);
-    assert.equal(boundedField(`${'x'.repeat(keep - 1)}\udbff\udfff${'y'.repeat(30)}`, 20), `${'x'.repeat(keep - 1)}${MARK}`);
+    // Both ends of the high-surrogate range.
+    for (const pair of ['\ud800\udc00', '\udbff\udfff'])
+      assert.equal(boundedField(`${'x'.repeat(keep - 1)}${pair}${'y'.repeat(30)}`, 20), `${'x'.repeat(keep - 1)}${MARK}`);
   });
 });
 
@@ -273,6 +275,15 @@ void describe('AuditWindow', () => {
     for (const r of records) assert.match(r.id, UUID);
     assert.notEqual(records[0]?.id, records[1]?.id);
     assert.deepEqual(window.take(), [], 'a new window starts empty');
+  });
+
+  void it('keeps the earliest and latest time whatever order the events come in', () => {
+    const window = new AuditWindow(10, new DropCounter());
+    for (const at of [50, 80, 20, 60]) window.add(event(), at);
+    assert.deepEqual(
+      window.take().map((r) => [r.count, r.at, r.lastAt]),
+      [[4, 20, 80]],
+    );
   });
 
   void it('reads the caller when folding, so attribution resolved after the request counts', () => {
