@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { MasterKey } from '../../../src/pki/master-key.js';
 import type { SecretVersion, Vault } from '../../../src/store/types.js';
-import type { VaultContext } from '../../../src/vault/contracts.js';
+import { SECRET_OPERATIONS, type VaultContext } from '../../../src/vault/contracts.js';
 import { vaultErrorHandler } from '../../../src/vault/errors.js';
 import { createSecretCipher } from '../../../src/vault/secret-cipher.js';
 import type { SecretsDeps } from '../../../src/vault/secrets/common.js';
@@ -45,6 +45,9 @@ function version(overrides: Partial<SecretVersion> = {}): SecretVersion {
   };
 }
 
+/** The route config each request was served under (what the vault's hooks authorise by). */
+const configs: unknown[] = [];
+
 async function restore(blob: unknown, answer: 'restored' | 'exists' = 'restored') {
   const written: SecretVersion[][] = [];
   const ctx = {
@@ -60,6 +63,7 @@ async function restore(blob: unknown, answer: 'restored' | 'exists' = 'restored'
   const app = Fastify();
   app.setErrorHandler(vaultErrorHandler(1024 * 1024));
   app.addHook('preHandler', (request, _reply, done) => {
+    configs.push(request.routeOptions.config);
     setState(request, {
       vault,
       caller: { objectId: 'oid', tenantId: vault.tenantId, appId: undefined, issuer: 'iss' },
@@ -113,6 +117,15 @@ void describe('secret restore (store-less)', () => {
         'sealed for this vault only',
       );
     }
+  });
+
+  void it('declares the restore operation on the vault itself: the RBAC action and scope the vault hooks check', async () => {
+    configs.length = 0;
+    await restore('not-a-backup');
+    assert.equal(configs.length, 1);
+    const { op, target } = configs[0] as { op?: unknown; target?: unknown };
+    assert.deepEqual({ op, target }, { op: SECRET_OPERATIONS.restore, target: 'vault' });
+    assert.equal(SECRET_OPERATIONS.restore.dataAction, 'Microsoft.KeyVault/vaults/secrets/restore/action');
   });
 
   void it('of versions created at the same time, the last one listed is the latest', async () => {
