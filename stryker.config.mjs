@@ -31,12 +31,7 @@ export const GROUPS = {
     testFiles: ['test/authority/keys/rotation.test.ts'],
   },
   authority: {
-    mutate: [
-      'src/authority/token/client-auth.ts',
-      'src/authority/grants/client-credentials.ts',
-      'src/authority/grants/managed-identity.ts',
-      'src/authority/hosts/authenticate.ts',
-    ],
+    mutate: ['src/authority/grants/client-credentials.ts', 'src/authority/grants/managed-identity.ts', 'src/authority/hosts/authenticate.ts'],
     testFiles: [
       'test/authority/client-auth-throttle.test.ts',
       'test/authority/token-endpoint.test.ts',
@@ -44,6 +39,13 @@ export const GROUPS = {
       'test/authority/urls.test.ts',
       'test/authority/hosts/host-api.test.ts',
     ],
+  },
+  // Client authentication at the token endpoint (which method, which client, which credential, whose failure is
+  // counted), split out of `authority` with a store-less unit file (a fake context, the real master key and
+  // assertion check).
+  'client-auth': {
+    mutate: ['src/authority/token/client-auth.ts'],
+    testFiles: ['test/authority/token/client-auth.test.ts'],
   },
   // The one JWT-bearer assertion check (applications' certificates, hosts' keys), split out of `authority` with a
   // store-less unit file: real signatures, a fake clock, an in-memory replay store.
