@@ -31,7 +31,7 @@ export const GROUPS = {
     testFiles: ['test/authority/keys/rotation.test.ts'],
   },
   authority: {
-    mutate: ['src/authority/grants/client-credentials.ts', 'src/authority/grants/managed-identity.ts', 'src/authority/hosts/authenticate.ts'],
+    mutate: ['src/authority/grants/client-credentials.ts', 'src/authority/grants/managed-identity.ts'],
     testFiles: [
       'test/authority/client-auth-throttle.test.ts',
       'test/authority/token-endpoint.test.ts',
@@ -39,6 +39,12 @@ export const GROUPS = {
       'test/authority/urls.test.ts',
       'test/authority/hosts/host-api.test.ts',
     ],
+  },
+  // Host API authentication (a host assertion of a live credential of an existing host), split out of `authority`
+  // with a store-less unit file.
+  'host-auth': {
+    mutate: ['src/authority/hosts/authenticate.ts'],
+    testFiles: ['test/authority/hosts/authenticate.test.ts'],
   },
   // Client authentication at the token endpoint (which method, which client, which credential, whose failure is
   // counted), split out of `authority` with a store-less unit file (a fake context, the real master key and
