@@ -153,10 +153,11 @@ export const GROUPS = {
     testFiles: ['test/agent/guard-unit.test.ts', 'test/agent/runtime/sessions.test.ts', 'test/agent/audit/fold.test.ts'],
   },
   // The control API of `openmsi run` (loopback only, no proxy or browser, the control secret, the session stream
-  // and its revocation on close), split out of `agent-host`, against its runtime file (a loopback harness, 1.5 s).
+  // and its revocation on close), split out of `agent-host`, against its store-less unit file, then its runtime file
+  // (a loopback harness, 1.5 s).
   'agent-control': {
     mutate: ['src/agent/control.ts'],
-    testFiles: ['test/agent/runtime/control.test.ts'],
+    testFiles: ['test/agent/control.test.ts', 'test/agent/runtime/control.test.ts'],
   },
   // The rest of the agent's edge: host enrolment and credentials, the resource rule.
   'agent-host': {
