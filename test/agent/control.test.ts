@@ -138,7 +138,8 @@ void describe('agent control API (store-less)', () => {
   void it('refuses a peer that is not loopback with 403, audited with its address, before anything else', () => {
     const { control, events, sessions } = api();
     for (const peer of ['10.0.0.5', '169.254.169.254', '::ffff:10.0.0.5', undefined]) {
-      const { res } = send(control, { peer, method: 'GET', headers: { authorization: 'wrong', origin: 'http://x' } });
+      const { res, handled } = send(control, { peer, method: 'GET', headers: { authorization: 'wrong', origin: 'http://x' } });
+      assert.equal(handled, true, 'answered here, never passed on');
       assert.equal(res.status, 403, String(peer));
       assert.deepEqual(res.json(), { error: 'forbidden', error_description: 'the control API is served to loopback peers only' });
     }
@@ -167,8 +168,7 @@ void describe('agent control API (store-less)', () => {
       assert.equal(res.headers['Allow'], 'POST');
       assert.deepEqual(res.json(), { error: 'invalid_request', error_description: 'use POST' });
     }
-    assert.equal(events[0]?.reason, 'method_not_allowed');
-    assert.equal(events[0]?.status, 405);
+    assert.deepEqual(events[0], { decision: 'refused', surface: 'session', caller: { address: '127.0.0.1' }, status: 405, reason: 'method_not_allowed' });
   });
 
   void it('refuses anything but exactly `Bearer <control secret>` with 401 and a challenge', () => {
@@ -176,6 +176,8 @@ void describe('agent control API (store-less)', () => {
     for (const authorization of [
       '',
       SECRET,
+      `xBearer ${SECRET}`,
+      `Basic Bearer ${SECRET}`,
       `Bearer ${SECRET}x`,
       `Bearer ${SECRET.slice(1)}`,
       `bearer ${SECRET}`,
@@ -195,6 +197,14 @@ void describe('agent control API (store-less)', () => {
     assert.equal(sessions.size, 0);
   });
 
+  void it('a request that errors while its body is read (a reset connection) is ignored, never an uncaught error', () => {
+    const { control } = api();
+    const socket = new FakeSocket('127.0.0.1');
+    const req = new FakeRequest(socket, CONTROL_SESSIONS_PATH, 'POST', { authorization: `Bearer ${SECRET}` });
+    control.handleControlRequest(req as unknown as IncomingMessage, new FakeResponse() as unknown as ServerResponse);
+    assert.doesNotThrow(() => req.emit('error', new Error('aborted')));
+  });
+
   void it('every refusal is JSON, not cached, with its exact length', () => {
     const { control } = api();
     const { res } = send(control, { method: 'GET' });
@@ -210,8 +220,7 @@ void describe('agent control API (store-less)', () => {
     const big = send(control, { body: [Buffer.alloc(8192, 32), Buffer.alloc(8193, 32)] });
     assert.equal(big.res.status, 413);
     assert.deepEqual(big.res.json(), { error: 'invalid_request', error_description: 'the body must be at most 16384 bytes' });
-    assert.equal(events[0]?.reason, 'invalid_request');
-    assert.equal(events[0]?.status, 413);
+    assert.deepEqual(events[0], { decision: 'refused', surface: 'session', caller: { address: '127.0.0.1' }, status: 413, reason: 'invalid_request' });
     const json = '{"identities":["app-id"]}';
     const exact = send(control, { body: [Buffer.from(json), Buffer.alloc(16384 - json.length, 32)] });
     assert.equal(exact.res.status, 201, 'whitespace after the JSON, 16384 bytes in all');
@@ -340,7 +349,13 @@ void describe('agent control API (store-less)', () => {
     await settle();
     assert.equal(refused.res.status, 400);
     assert.deepEqual(refused.res.json(), { error: 'identity_not_found', error_description: "'ghost' names no identity" });
-    assert.equal(problem.events.at(-1)?.reason, 'identity_not_found');
+    assert.deepEqual(problem.events.at(-1), {
+      decision: 'refused',
+      surface: 'session',
+      caller: { address: '127.0.0.1' },
+      status: 400,
+      reason: 'identity_not_found',
+    });
     assert.equal(problem.sessions.size, 0);
     const ok = send(problem.control, { body: '{"identities":["app-id"]}' });
     await settle();
