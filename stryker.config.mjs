@@ -30,15 +30,14 @@ export const GROUPS = {
     // run) re-checked what they check, at three times the cost per mutant, and Stryker did not finish with it.
     testFiles: ['test/authority/keys/rotation.test.ts'],
   },
+  // The token endpoint's grants: which identity a host may get a token for, and an application's token, against a
+  // store-less unit file (a fake context, real host keys and the real assertion check). The end-to-end files
+  // (client-auth-throttle, token-endpoint, managed-identity-grant, urls, host-api) took minutes a mutant and never
+  // finished; client authentication, assertions, host authentication, the resource rule and the throttle are
+  // their own groups.
   authority: {
     mutate: ['src/authority/grants/client-credentials.ts', 'src/authority/grants/managed-identity.ts'],
-    testFiles: [
-      'test/authority/client-auth-throttle.test.ts',
-      'test/authority/token-endpoint.test.ts',
-      'test/authority/managed-identity-grant.test.ts',
-      'test/authority/urls.test.ts',
-      'test/authority/hosts/host-api.test.ts',
-    ],
+    testFiles: ['test/authority/grants/grants.test.ts'],
   },
   // Host API authentication (a host assertion of a live credential of an existing host), split out of `authority`
   // with a store-less unit file.
