@@ -88,6 +88,7 @@ void describe('host API authentication (store-less)', () => {
   void it('accepts a fresh assertion of a live credential of an existing host: the host, its credential and tenant', async () => {
     assert.equal(await outcome(context(), `Bearer ${await assertion()}`), 'ok');
     assert.equal(await outcome(context(), `bearer\t${await assertion()}  `), 'ok', 'the scheme in any case, tabs and trailing blanks');
+    assert.equal(await outcome(context(), `Bearer  \t ${await assertion()}`), 'ok', 'any run of blanks after the scheme');
     assert.equal(await outcome(context(), `Bearer ${await assertion({ claims: { aud: `${ORIGINS[1]!}${HOST_API_BASE}` } })}`), 'ok', 'any advertised origin');
     const upper = HOST.toUpperCase().replace('/SUBSCRIPTIONS/', '/subscriptions/');
     assert.equal(await outcome(context(), `Bearer ${await assertion({ claims: { iss: upper, sub: upper } })}`), 'ok', "'iss' compared as an ARM id");
