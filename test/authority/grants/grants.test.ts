@@ -32,6 +32,20 @@ const FOREIGN_ID = `${SUB}/Microsoft.ManagedIdentity/userAssignedIdentities/othe
 const TOKEN_ENDPOINT = `https://login.localhost/${tenant.id}/oauth2/token`;
 const hostKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const strangerKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const fedKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const FED_ISSUER = 'https://token.actions.githubusercontent.com';
+const FEDERATED = {
+  id: 'fed-1',
+  ownerId: 'uami-oid',
+  name: 'gha',
+  issuer: FED_ISSUER,
+  subject: 'repo:contoso/app:ref:refs/heads/main',
+  claimsMatchingExpression: null,
+  audiences: ['api://AzureADTokenExchange'],
+  description: null,
+  createdAt: 0,
+  updatedAt: 0,
+};
 
 function mi(objectId: string, appId: string, type: 'SystemAssigned' | 'UserAssigned', resourceId: string, tenantId = tenant.id): ServicePrincipal {
   return {
@@ -128,6 +142,8 @@ function context(options: Options = {}) {
           Promise.resolve(PRINCIPALS.find((p) => p.managedIdentity?.type === type && p.managedIdentity.resourceId.toLowerCase() === id.toLowerCase())),
       },
       credentials: { listByApp: () => Promise.resolve(options.appCredentials ?? []) },
+      federatedCredentials: { listByIssuer: () => Promise.resolve([FEDERATED]) },
+      federationIssuers: { get: () => Promise.resolve(undefined) },
       replay: {
         remember: (k: string) => {
           if (seen.has(k)) return Promise.resolve(false);
@@ -137,6 +153,7 @@ function context(options: Options = {}) {
         purgeExpired: () => Promise.resolve(0),
       },
     },
+    federation: { getKey: () => Promise.resolve(fedKeys.publicKey) },
   } as unknown as AuthorityContext;
   return { ctx, calls, issued };
 }
@@ -228,6 +245,12 @@ void describe('managed-identity grant (store-less)', () => {
       assert.equal(await outcome(ctx, await tokenRequest(params)), '400 700241', JSON.stringify(params));
     }
     assert.equal(issued.length, 0);
+    const notAnIdentity = context({ host: host({ systemPrincipalId: 'app-oid' }) });
+    assert.equal(
+      await outcome(notAnIdentity.ctx, await tokenRequest()),
+      '400 700241',
+      'a host whose system principal is not a managed identity (a store out of step)',
+    );
     const noSystem = context({ host: host({ systemPrincipalId: null }) });
     assert.equal(await outcome(noSystem.ctx, await tokenRequest()), '400 700241', 'a host without a system-assigned identity');
   });
@@ -336,6 +359,31 @@ void describe('client credentials grant (store-less)', () => {
     const { principal, ...rest } = issued[0]!;
     assert.equal((principal as ServicePrincipal).objectId, 'app-oid');
     assert.deepEqual(rest, { tenantId: tenant.id, resource: 'https://vault.azure.net', authMethod: 'secret' });
+    // A user-assigned identity by a federated assertion: its token names its resource, the audit its federation.
+    const external = await new SignJWT({ iss: FED_ISSUER, sub: FEDERATED.subject, aud: 'api://AzureADTokenExchange', iat: NOW_S - 10, exp: NOW_S + 600 })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k' })
+      .sign(fedKeys.privateKey);
+    const fed = context();
+    const federated = await clientCredentialsGrant.handle(fed.ctx, {
+      ...request,
+      params: {
+        grant_type: 'client_credentials',
+        client_id: 'uami-app',
+        client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
+        client_assertion: external,
+        scope: 'https://vault.azure.net/.default',
+      },
+    });
+    assert.deepEqual(federated.detail, {
+      credentialType: 'federated',
+      credentialId: 'fed-1',
+      federatedIssuer: FED_ISSUER,
+      federatedSubject: FEDERATED.subject,
+      federatedCredentialName: 'gha',
+    });
+    const { principal: p2, ...issuedFed } = fed.issued[0]!;
+    assert.equal((p2 as ServicePrincipal).objectId, 'uami-oid');
+    assert.deepEqual(issuedFed, { tenantId: tenant.id, resource: 'https://vault.azure.net', authMethod: 'federated', managedIdentityResourceId: UAMI_ID });
     // A malformed scope is refused before the client is looked up.
     const bad = context({ appCredentials: [secret] });
     await assert.rejects(clientCredentialsGrant.handle(bad.ctx, { ...request, params: { ...request.params, scope: 'https://vault.azure.net' } }), OAuthError);
