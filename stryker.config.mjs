@@ -30,21 +30,33 @@ export const GROUPS = {
     // run) re-checked what they check, at three times the cost per mutant, and Stryker did not finish with it.
     testFiles: ['test/authority/keys/rotation.test.ts'],
   },
+  // The token endpoint's grants: which identity a host may get a token for, and an application's token, against a
+  // store-less unit file (a fake context, real host keys and the real assertion check). The end-to-end files
+  // (client-auth-throttle, token-endpoint, managed-identity-grant, urls, host-api) took minutes a mutant and never
+  // finished; client authentication, assertions, host authentication, the resource rule and the throttle are
+  // their own groups.
   authority: {
-    mutate: [
-      'src/authority/token/client-auth.ts',
-      'src/authority/token/assertion.ts',
-      'src/authority/grants/client-credentials.ts',
-      'src/authority/grants/managed-identity.ts',
-      'src/authority/hosts/authenticate.ts',
-    ],
-    testFiles: [
-      'test/authority/client-auth-throttle.test.ts',
-      'test/authority/token-endpoint.test.ts',
-      'test/authority/managed-identity-grant.test.ts',
-      'test/authority/urls.test.ts',
-      'test/authority/hosts/host-api.test.ts',
-    ],
+    mutate: ['src/authority/grants/client-credentials.ts', 'src/authority/grants/managed-identity.ts'],
+    testFiles: ['test/authority/grants/grants.test.ts'],
+  },
+  // Host API authentication (a host assertion of a live credential of an existing host), split out of `authority`
+  // with a store-less unit file.
+  'host-auth': {
+    mutate: ['src/authority/hosts/authenticate.ts'],
+    testFiles: ['test/authority/hosts/authenticate.test.ts'],
+  },
+  // Client authentication at the token endpoint (which method, which client, which credential, whose failure is
+  // counted), split out of `authority` with a store-less unit file (a fake context, the real master key and
+  // assertion check).
+  'client-auth': {
+    mutate: ['src/authority/token/client-auth.ts'],
+    testFiles: ['test/authority/token/client-auth.test.ts'],
+  },
+  // The one JWT-bearer assertion check (applications' certificates, hosts' keys), split out of `authority` with a
+  // store-less unit file: real signatures, a fake clock, an in-memory replay store.
+  assertion: {
+    mutate: ['src/authority/token/assertion.ts'],
+    testFiles: ['test/authority/token/assertion.test.ts'],
   },
   // What a token request may name as its audience (the token endpoint's rule, and the syntax the agent shares).
   resource: {
@@ -56,14 +68,17 @@ export const GROUPS = {
     mutate: ['src/authority/token/throttle.ts'],
     testFiles: ['test/authority/token/throttle.test.ts'],
   },
+  // Log redaction, the audit writer, refusal aggregation and the agents' audit ingestion, against store-less unit
+  // files (milliseconds each); the route's own file (an authority per run, 4 s) last, for its handler. The
+  // end-to-end redaction, refusal-flood and token-endpoint files took minutes a mutant and never finished.
   audit: {
     mutate: ['src/shared/logger.ts', 'src/store/audit-writer.ts', 'src/authority/refusal-audit.ts', 'src/authority/hosts/audit.ts'],
     testFiles: [
-      'test/authority/hosts/audit.test.ts',
       'test/shared/logger.test.ts',
-      'test/authority/log-redaction.test.ts',
-      'test/authority/refusal-audit.test.ts',
-      'test/authority/token-endpoint.test.ts',
+      'test/store/audit-writer.test.ts',
+      'test/authority/refusal-audit-unit.test.ts',
+      'test/authority/hosts/audit-records.test.ts',
+      'test/authority/hosts/audit.test.ts',
     ],
   },
   management: {
@@ -98,15 +113,7 @@ export const GROUPS = {
     testFiles: ['test/rbac/evaluate.test.ts', 'test/rbac/scopes.test.ts', 'test/rbac/authorizer.test.ts', 'test/rbac/actions.test.ts'],
   },
   vault: {
-    mutate: [
-      'src/vault/authenticate.ts',
-      'src/vault/authorize.ts',
-      'src/vault/challenge.ts',
-      'src/vault/secret-cipher.ts',
-      'src/vault/secret-cache.ts',
-      'src/vault/vault-cache.ts',
-      'src/vault/secrets/restore.ts',
-    ],
+    mutate: ['src/vault/authenticate.ts', 'src/vault/authorize.ts', 'src/vault/secret-cipher.ts', 'src/vault/secret-cache.ts', 'src/vault/vault-cache.ts'],
     // The unit files first: a mutant they kill is not run through the end-to-end files.
     testFiles: [
       'test/vault/caches.test.ts',
@@ -117,6 +124,12 @@ export const GROUPS = {
       'test/vault/protocol.test.ts',
       'test/vault/authz-lifecycle.test.ts',
     ],
+  },
+  // The vault's 401 challenge and accepted audiences, and secret restore (no backup crosses subscriptions), split
+  // out of `vault` with store-less unit files (the end-to-end vault files start an authority per run).
+  'vault-challenge': {
+    mutate: ['src/vault/challenge.ts', 'src/vault/secrets/restore.ts'],
+    testFiles: ['test/vault/challenge.test.ts', 'test/vault/secrets/restore.test.ts'],
   },
   // The keys data plane's security decisions: the key's own gates (key_ops, disabled, validity window), the
   // RSA1_5 unpadding with implicit rejection (no padding oracle) and EMSA-PSS, against store-less unit files
@@ -131,17 +144,23 @@ export const GROUPS = {
     mutate: ['src/agent/surfaces/common.ts', 'src/agent/token-cache.ts'],
     testFiles: ['test/agent/unit.test.ts'],
   },
-  // The rest of the agent's edge: the guard, sessions, the control API, the resource rule, audit folding.
+  // The agent's store-less edge decisions, split out of `agent-host` with their own unit files: the guard (peer,
+  // proxy headers, Host), `openmsi run` sessions and secret digests, audit folding (what of an event reaches a
+  // record, drop counts).
+  'agent-edge': {
+    mutate: ['src/agent/guard.ts', 'src/agent/sessions.ts', 'src/agent/secret-digest.ts', 'src/agent/audit/fold.ts'],
+    testFiles: ['test/agent/guard-unit.test.ts', 'test/agent/runtime/sessions.test.ts', 'test/agent/audit/fold.test.ts'],
+  },
+  // The control API of `openmsi run` (loopback only, no proxy or browser, the control secret, the session stream
+  // and its revocation on close), split out of `agent-host`, against its store-less unit file, then its runtime file
+  // (a loopback harness, 1.5 s).
+  'agent-control': {
+    mutate: ['src/agent/control.ts'],
+    testFiles: ['test/agent/control.test.ts', 'test/agent/runtime/control.test.ts'],
+  },
+  // The rest of the agent's edge: host enrolment and credentials, the resource rule.
   'agent-host': {
-    mutate: [
-      'src/agent/guard.ts',
-      'src/agent/sessions.ts',
-      'src/agent/secret-digest.ts',
-      'src/agent/control.ts',
-      'src/directory/hosts.ts',
-      'src/shared/resource.ts',
-      'src/agent/audit/fold.ts',
-    ],
+    mutate: ['src/directory/hosts.ts', 'src/shared/resource.ts'],
     testFiles: [
       'test/agent/resource.test.ts',
       'test/agent/guard.test.ts',

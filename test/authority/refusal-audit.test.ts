@@ -4,8 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { startTestAuthority, type TestAuthority } from '../support/authority.js';
 import { FakeClock, MINUTE, SECOND } from '../../src/shared/clock.js';
-import { DEFAULT_REFUSAL_MAX_KEYS, OVERFLOW_SOURCE, RefusalAudit } from '../../src/authority/refusal-audit.js';
-import type { AuditInput } from '../../src/store/audit-writer.js';
+import { DEFAULT_REFUSAL_MAX_KEYS, OVERFLOW_SOURCE } from '../../src/authority/refusal-audit.js';
 import { openStore } from '../../src/store/open.js';
 import type { AuditEvent } from '../../src/store/types.js';
 
@@ -148,58 +147,5 @@ void describe('bounded audit of unauthenticated refusals', () => {
     } finally {
       await store.close();
     }
-  });
-});
-
-void describe('RefusalAudit', () => {
-  void it('writes an interval only once it has ended by the clock, or on close', async () => {
-    const clock = new FakeClock(10 * MINUTE);
-    const written: AuditInput[] = [];
-    const refusals = new RefusalAudit({ record: (e) => Promise.resolve(void written.push(e)), clock, maxKeys: 2 });
-    for (const source of ['a', 'a', 'b', 'c', 'd']) refusals.count({ source, reason: 'r' });
-    clock.advance(MINUTE - 1);
-    await refusals.flushEnded();
-    assert.equal(written.length, 0, 'the interval has not ended');
-    clock.advance(1);
-    await refusals.flushEnded();
-    assert.deepEqual(
-      written.map((e) => [e.detail['source'], e.detail['count']]),
-      [
-        ['a', 2],
-        ['b', 1],
-        [OVERFLOW_SOURCE, 2],
-      ],
-    );
-    await refusals.flushEnded();
-    assert.equal(written.length, 3, 'nothing is written twice');
-    refusals.count({ source: 'a', reason: 'r' });
-    await refusals.close();
-    assert.equal(written.length, 4);
-    assert.equal(written[3]?.detail['windowStart'], 11 * MINUTE);
-  });
-
-  void it('with writeFirst, writes the first refusal of each (tenant, caller, source, reason) at once and counts the rest per interval', async () => {
-    const clock = new FakeClock(10 * MINUTE);
-    const written: AuditInput[] = [];
-    const refusals = new RefusalAudit({ record: (e) => Promise.resolve(void written.push(e)), clock, writeFirst: true });
-    const known = { tenantId: 't1', actor: 'app-1', target: 't1', detail: { status: 401 } };
-    for (let i = 0; i < 1000; i++) refusals.count({ ...known, source: '10.0.0.1', reason: 'invalid_client/7000215' });
-    refusals.count({ ...known, source: '10.0.0.2', reason: 'invalid_client/7000215' });
-    refusals.count({ ...known, actor: 'app-2', source: '10.0.0.1', reason: 'invalid_client/7000215' });
-    await refusals.flushEnded();
-    assert.deepEqual(
-      written.map((e) => [e.actor, e.tenantId, e.target, e.detail['source'], e.detail['status'], e.detail['aggregated']]),
-      [
-        ['app-1', 't1', 't1', '10.0.0.1', 401, undefined],
-        ['app-1', 't1', 't1', '10.0.0.2', 401, undefined],
-        ['app-2', 't1', 't1', '10.0.0.1', 401, undefined],
-      ],
-      'one row per key at once',
-    );
-    clock.advance(MINUTE);
-    await refusals.flushEnded();
-    assert.equal(written.length, 4, 'keys with nothing after their first write no row at the interval end');
-    assert.deepEqual([written[3]?.actor, written[3]?.detail['source'], written[3]?.detail['count']], ['app-1', '10.0.0.1', 999]);
-    await refusals.close();
   });
 });

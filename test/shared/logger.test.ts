@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import Fastify from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createLogger, defaultLogFormat, RequestLogController, type LogFormat } from '../../src/shared/logger.js';
 import type { LevelWithSilent } from 'pino';
 
@@ -100,5 +100,143 @@ void describe('logger', () => {
     assert.equal(defaultLogFormat({ isTTY: true }), 'pretty');
     assert.equal(defaultLogFormat({ isTTY: false }), 'json');
     assert.equal(defaultLogFormat({}), 'json');
+  });
+});
+
+/** One JSON logger writing into an array of parsed records. */
+function jsonCapture(level?: LevelWithSilent) {
+  const records: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) records.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  return { logger: createLogger({ ...(level === undefined ? {} : { level }), destination }), records };
+}
+
+void describe('logger: redaction and serializers pinned by mutation testing', () => {
+  // Every credential path on its own: dropping any one of them from REDACT_PATHS leaks its value.
+  const placements: [string, (secret: string) => Record<string, unknown>][] = [
+    ['headers.authorization', (s) => ({ headers: { authorization: s } })],
+    ['client_secret', (s) => ({ client_secret: s })],
+    ['client_assertion', (s) => ({ client_assertion: s })],
+    ['access_token', (s) => ({ access_token: s })],
+    ['password', (s) => ({ password: s })],
+    ['secretText', (s) => ({ secretText: s })],
+    ['token', (s) => ({ token: s })],
+    ['*.client_secret', (s) => ({ form: { client_secret: s } })],
+    ['*.client_assertion', (s) => ({ form: { client_assertion: s } })],
+    ['*.access_token', (s) => ({ response: { access_token: s } })],
+    ['*.password', (s) => ({ user: { password: s } })],
+    ['*.secret', (s) => ({ headers: { secret: s } })],
+    ['*.secretText', (s) => ({ credential: { secretText: s } })],
+    ['*.value', (s) => ({ secret: { value: s } })],
+    ['*.token', (s) => ({ cached: { token: s } })],
+  ];
+  for (const [path, place] of placements) {
+    void it(`censors ${path} as [redacted]`, () => {
+      const { logger, records } = jsonCapture();
+      logger.info(place(SECRET), 'credential-bearing event');
+      assert.equal(records.length, 1);
+      const text = JSON.stringify(records[0]);
+      assert.doesNotMatch(text, new RegExp(SECRET), `${path} leaked: ${text}`);
+      assert.match(text, /"\[redacted\]"/, `${path} is censored with the marker, not dropped: ${text}`);
+    });
+  }
+
+  void it('logs at info by default: debug is dropped, info is kept', () => {
+    const { logger, records } = jsonCapture();
+    logger.debug('quiet');
+    logger.info('loud');
+    assert.deepEqual(
+      records.map((r) => [r['level'], r['msg']]),
+      [[30, 'loud']],
+    );
+    assert.equal(records[0]!['pid'], process.pid, 'each record carries the process id');
+  });
+
+  void it('honours the level asked for', () => {
+    const { logger, records } = jsonCapture('warn');
+    logger.info('dropped');
+    logger.warn('kept');
+    assert.deepEqual(
+      records.map((r) => r['msg']),
+      ['kept'],
+    );
+  });
+
+  void it('serializes a request as method, path without the query, id and peer: never headers or body', () => {
+    const { logger, records } = jsonCapture();
+    logger.info(
+      { req: { method: 'POST', url: `/token?client_secret=${SECRET}`, id: 'req-1', ip: '10.0.0.9', headers: { cookie: SECRET }, body: { x: SECRET } } },
+      'request',
+    );
+    logger.info({ req: { method: 'GET' } }, 'request without a url');
+    logger.info({ res: { statusCode: 401, headers: { 'set-cookie': SECRET } } }, 'reply');
+    assert.deepEqual(records[0]!['req'], { method: 'POST', url: '/token', id: 'req-1', remoteAddress: '10.0.0.9' });
+    assert.deepEqual(records[1]!['req'], { method: 'GET' });
+    assert.deepEqual(records[2]!['res'], { statusCode: 401 });
+    assert.doesNotMatch(JSON.stringify(records), new RegExp(SECRET));
+  });
+
+  void it('pretty: one uncoloured line per event without pid, hostname or reqId, when writing to a given destination', () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        lines.push(chunk.toString('utf8'));
+        cb();
+      },
+    });
+    const logger = createLogger({ format: 'pretty', destination });
+    logger.info({ reqId: 'req-77', nested: { a: 1, b: { c: 2 } } }, 'pretty event');
+    const text = lines.join('');
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(text, /\u001b\[/, 'no colours unless asked, whatever the terminal');
+    assert.equal(text.trimEnd().split('\n').length, 1, `one line: ${text}`);
+    assert.match(text, /^\[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO: pretty event /);
+    assert.doesNotMatch(text, /req-77|pid|hostname/);
+    assert.match(text, /"c":\s?2/);
+  });
+
+  void it('defaultLogFormat() with no argument looks at stdout', () => {
+    assert.equal(defaultLogFormat(), process.stdout.isTTY === true ? 'pretty' : 'json');
+  });
+});
+
+void describe('RequestLogController', () => {
+  function fakeRequest(log: ReturnType<typeof jsonCapture>['logger'], routeOptions: Record<string, unknown> = {}) {
+    return { log, routeOptions, raw: {}, method: 'GET', url: '/x?y=z', id: 'r1', ip: '10.0.0.1' } as unknown as FastifyRequest;
+  }
+  function fakeReply(log: ReturnType<typeof jsonCapture>['logger']) {
+    return { log, statusCode: 500, elapsedTime: 3 } as unknown as FastifyReply;
+  }
+
+  void it('logs nothing for a request whose logging is disabled', () => {
+    const { logger, records } = jsonCapture('trace');
+    const controller = new RequestLogController({ disableRequestLogging: true });
+    controller.incomingRequest(fakeRequest(logger));
+    controller.requestCompleted(null, fakeRequest(logger), fakeReply(logger));
+    controller.requestCompleted(new Error('boom'), fakeRequest(logger), fakeReply(logger));
+    assert.deepEqual(records, []);
+  });
+
+  void it('logs incoming and completed requests at debug, and a request that errored at error', () => {
+    const { logger, records } = jsonCapture('trace');
+    const controller = new RequestLogController();
+    controller.incomingRequest(fakeRequest(logger));
+    controller.requestCompleted(undefined, fakeRequest(logger), fakeReply(logger));
+    controller.requestCompleted(new Error('boom'), fakeRequest(logger), fakeReply(logger));
+    assert.deepEqual(
+      records.map((r) => [r['level'], r['msg']]),
+      [
+        [20, 'incoming request'],
+        [20, 'request completed'],
+        [50, 'request errored'],
+      ],
+    );
+    assert.deepEqual(records[0]!['req'], { method: 'GET', url: '/x', id: 'r1', remoteAddress: '10.0.0.1' });
+    assert.deepEqual(records[1]!['res'], { statusCode: 500 });
+    assert.equal(records[1]!['responseTime'], 3);
   });
 });

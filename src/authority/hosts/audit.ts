@@ -56,7 +56,7 @@ export function auditRoute(app: FastifyInstance, { ctx }: HostApiContext): void 
 }
 
 /** A record the upload carried that broke the contract: why, and a digest of what it was. */
-interface RefusedRecord {
+export interface RefusedRecord {
   reason: string;
   digest: string;
 }
@@ -65,7 +65,7 @@ interface RefusedRecord {
  * The event counting an upload's refused records. Its id is a UUID derived from the host and the refused
  * records themselves, so the same batch sent again (its answer was lost) is counted once.
  */
-function droppedEvent(caller: AuthenticatedHost, refused: readonly RefusedRecord[], now: number): AuditEvent {
+export function droppedEvent(caller: AuthenticatedHost, refused: readonly RefusedRecord[], now: number): AuditEvent {
   const hash = createHash('sha256').update(caller.host.id.toLowerCase());
   for (const r of refused) hash.update('\n').update(r.digest);
   const h = hash.digest('hex');
@@ -86,7 +86,8 @@ function droppedEvent(caller: AuthenticatedHost, refused: readonly RefusedRecord
   };
 }
 
-function toAuditEvent(caller: AuthenticatedHost, record: AgentAuditRecord): AuditEvent {
+/** A valid record as its audit event of the host's tenant. */
+export function toAuditEvent(caller: AuthenticatedHost, record: AgentAuditRecord): AuditEvent {
   const detail: Record<string, unknown> = {
     surface: record.surface,
     caller: record.caller,
@@ -109,7 +110,12 @@ function toAuditEvent(caller: AuthenticatedHost, record: AgentAuditRecord): Audi
   };
 }
 
-function parseUpload(body: Record<string, unknown>): { records: AgentAuditRecord[]; refused: RefusedRecord[] } {
+/**
+ * An upload's records, each checked on its own: the valid ones, and the refused ones with why. Throws `400` only
+ * for a body that is not an upload. Exported, with {@link toAuditEvent} and {@link droppedEvent}, for the
+ * store-less tests of the contract (test/authority/hosts/audit-records.test.ts).
+ */
+export function parseUpload(body: Record<string, unknown>): { records: AgentAuditRecord[]; refused: RefusedRecord[] } {
   const values = body['records'];
   if (!Array.isArray(values)) throw HostErrors.invalidRequest("'records' must be an array of audit records");
   if (values.length > MAX_AUDIT_RECORDS) throw HostErrors.invalidRequest(`at most ${String(MAX_AUDIT_RECORDS)} records may be sent at once`);

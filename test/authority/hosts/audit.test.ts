@@ -123,6 +123,13 @@ for (const backend of STORE_BACKENDS)
       }
     });
 
+    it('an upload without a bad record writes no agent.audit.dropped event', async () => {
+      const known = (await droppedEvents()).length;
+      const response = await upload([valid(clock.now()), valid(clock.now())]);
+      assert.deepEqual(response.json(), { accepted: 2, stored: 2, refused: 0 });
+      assert.equal((await droppedEvents()).length, known);
+    });
+
     it('invariant: a batch repeating a record id stores the first and counts the repeat', async () => {
       const record = valid(clock.now());
       const response = await upload([record, { ...record }]);
