@@ -17,6 +17,7 @@ import type { ServerContext } from './context.js';
 import { KeyRing } from '../authority/keys/key-ring.js';
 import { KeyRotator } from '../authority/keys/rotation.js';
 import { buildServerApp } from './app.js';
+import { Readiness } from './readiness.js';
 import { TokenIssuer } from '../authority/token-issuer.js';
 import { explicitPublicUrl } from '../shared/public-url.js';
 import { removeRunningAuthority, writeRunningAuthority } from '../shared/running-authority.js';
@@ -149,6 +150,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       signingKeys,
       verifyAccessToken,
       caCertPem,
+      readiness: new Readiness({ store: store.health, keyRing, clock, logger }),
       authorizer,
       rbacSource,
       defaultTenantId: config.tenantId,

@@ -66,6 +66,25 @@ export const HOST_CREDENTIAL_LIFETIME_SECONDS = 30 * 24 * 60 * 60;
 /** Failed enrolments tolerated per remote address and window before the host API answers 429. */
 export const ENROLMENT_FAILURE_LIMIT = { failures: 5, windowSeconds: 60 } as const;
 
+/**
+ * Health and readiness (`GET /healthz`, `GET /readyz`; src/server/readiness.ts). A readiness answer is reused
+ * for `readyCacheMs`, so a storm of probes costs the database at most one query per window.
+ */
+export const HEALTH = {
+  /** How long one readiness answer is reused. */
+  readyCacheMs: 1000,
+  /** The store's probe query must answer within this, else the store counts as unreachable. */
+  storeTimeoutMs: 1000,
+} as const;
+
+/**
+ * The server's Prometheus metrics listener (`openmsi server --metrics-port`): plain HTTP, off unless a port is
+ * given, on loopback unless `--metrics-host` says otherwise. Never the public port.
+ */
+export const METRICS_DEFAULTS = {
+  host: '127.0.0.1',
+} as const;
+
 /** The environment variables openmsi reads, all of them. */
 export const ENV = {
   /** The data dir, when `--data-dir` is not given (default `~/.openmsi`). */

@@ -3,10 +3,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
 import type { Dialect } from './dialect.js';
 import { isPostgresLocation } from './location.js';
-import { migrateToLatest } from './migrate.js';
+import { appliedMigration, migrateToLatest } from './migrate.js';
 import type { Database } from './schema.js';
 import { openSqlite } from './sqlite.js';
-import type { Repositories, Store, StoreNotifications, TransactionOptions } from './types.js';
+import type { Repositories, Store, StoreHealth, StoreNotifications, TransactionOptions } from './types.js';
 import { createDenyAssignmentStore } from './deny-assignment-store.js';
 import { createGroupStore } from './group-store.js';
 import { createRbacVersionStore, type NotificationHooks } from './rbac-version-store.js';
@@ -93,6 +93,24 @@ class LocalNotifications {
   }
 }
 
+/** Thrown by {@link StoreHealth.check} when the database did not answer in time. */
+export class StoreTimeoutError extends Error {
+  override readonly name = 'StoreTimeoutError';
+}
+
+/**
+ * `work`, or a {@link StoreTimeoutError} after `ms`. The query itself is not cancelled: a hung connection stays
+ * the pool's to time out, and the caller (one probe at a time) does not wait for it.
+ */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeoutError(`the store did not answer within ${String(ms)} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Thrown when code inside `store.transaction(fn)` uses the store itself instead of the `tx` it was given. */
 export class StoreMisuseError extends Error {
   override readonly name = 'StoreMisuseError';
@@ -165,9 +183,16 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     },
   };
 
+  const pool = opened.pool === undefined ? undefined : () => opened.pool();
+  const health: StoreHealth = {
+    check: (timeoutMs) => withTimeout(appliedMigration(db as unknown as Kysely<unknown>), timeoutMs),
+    ...(pool === undefined ? {} : { pool }),
+  };
+
   return {
     dialect,
     notifications,
+    health,
     ...guarded(repositoriesFor(db, poolHooks), insideTransaction),
 
     async transaction<T>(fn: (tx: Repositories) => Promise<T>, options: TransactionOptions = {}): Promise<T> {

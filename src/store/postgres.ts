@@ -22,7 +22,13 @@ export interface PostgresListener {
 export function openPostgres(
   url: string,
   options: { maxConnections?: number } = {},
-): { db: Kysely<Database>; listen(onNotice: (channel: string, payload: string) => void): PostgresListener; close(): Promise<void> } {
+): {
+  db: Kysely<Database>;
+  listen(onNotice: (channel: string, payload: string) => void): PostgresListener;
+  /** The pool's connection counts now: open, idle, and queries waiting for one. */
+  pool(): { total: number; idle: number; waiting: number };
+  close(): Promise<void>;
+} {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.maxConnections ?? 10,
@@ -39,6 +45,7 @@ export function openPostgres(
   return {
     db,
     listen: (onNotice) => createListener(url, onNotice),
+    pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async close() {
       await db.destroy();
     },

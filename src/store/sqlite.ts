@@ -17,7 +17,7 @@ export class StoreLockedError extends Error {
  *   released by the kernel if the process dies, so a second process gets a clear error instead of sharing
  *   the file, and a crashed process never leaves a stale lock behind.
  */
-export function openSqlite(path: string): { db: Kysely<Database>; listen?: undefined; close(): Promise<void> } {
+export function openSqlite(path: string): { db: Kysely<Database>; listen?: undefined; pool?: undefined; close(): Promise<void> } {
   // 0600 file (and -wal/-shm, which take its mode) in a 0700 folder, whatever the umask, wherever the store is.
   if (path !== ':memory:') preparePrivateSqlite(path);
   let sqlite: SqliteDatabase.Database;
