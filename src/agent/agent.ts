@@ -24,6 +24,7 @@ import { RequestGuard } from './guard.js';
 import { digestOf, type SurfaceContext } from './surfaces/common.js';
 import { ArcChallenges } from './surfaces/arc.js';
 import { createAgentServer } from './server.js';
+import { agentReadiness } from './health.js';
 import { removeRunningAgent, writeRunningAgent } from '../shared/running-agent.js';
 
 export interface AgentOptions {
@@ -45,6 +46,8 @@ export interface AgentOptions {
   arc?: boolean;
   arcTokenDir?: string;
   identityPollMs?: number;
+  /** `GET /readyz` turns unready when the authority has not answered for this long (default {@link AGENT_DEFAULTS.readyStaleMs}). */
+  readyStaleMs?: number;
   rateLimit?: { perSecond: number; burst?: number };
   cacheMaxEntries?: number;
   retryAfterSeconds?: number;
@@ -231,7 +234,16 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       });
     }
   }
-  const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }), ...(requestHook === undefined ? {} : { requestHook }) });
+  const readiness = () =>
+    agentReadiness({
+      clock,
+      credentialExpiresOn: () => credential.current.record.expiresOn,
+      hostRefused: () => refused,
+      lastAuthorityAnswerAt: () => identities.lastSuccessAt,
+      pollMs: identities.pollMs,
+      ...(options.readyStaleMs === undefined ? {} : { staleMs: options.readyStaleMs }),
+    });
+  const server = createAgentServer({ ctx, guard, readiness, ...(arc === undefined ? {} : { arc }), ...(requestHook === undefined ? {} : { requestHook }) });
   // Attribution starts when the connection opens, so even a one-request connection is attributed.
   server.on('connection', (socket) => callers.callerOf(socket));
 

@@ -128,6 +128,11 @@ export const AGENT_DEFAULTS = {
   arcTokenDir: '/var/opt/azcmagent/tokens',
   /** How long an Arc challenge file stays valid (it is accepted once). */
   arcChallengeMs: 60_000,
+  /**
+   * `GET /readyz`: the agent is unready when the authority has not answered `self` for this long (and at least
+   * three poll intervals), as the identity list it serves from may then be stale.
+   */
+  readyStaleMs: 30_000,
 } as const;
 
 const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
