@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { DAY, systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { loadInstallationConfig, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
+import { METRICS_DEFAULTS, loadInstallationConfig, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout } from '../shared/data-dir.js';
 import { isGuid } from '../shared/ids.js';
 import { BackgroundInterval } from '../shared/interval.js';
@@ -18,6 +18,7 @@ import { KeyRing } from '../authority/keys/key-ring.js';
 import { KeyRotator } from '../authority/keys/rotation.js';
 import { buildServerApp } from './app.js';
 import { Readiness } from './readiness.js';
+import { ServerMetrics, listenMetrics, type MetricsListener } from './metrics.js';
 import { TokenIssuer } from '../authority/token-issuer.js';
 import { explicitPublicUrl } from '../shared/public-url.js';
 import { removeRunningAuthority, writeRunningAuthority } from '../shared/running-authority.js';
@@ -51,6 +52,11 @@ export interface OpenmsiServerOptions {
   autoRotate?: boolean;
   /** Limits on failed client authentication at the token endpoint (default: `DEFAULT_CLIENT_AUTH_THROTTLE`, token/throttle.ts). */
   clientAuthThrottle?: ClientAuthThrottlePolicy;
+  /**
+   * Prometheus metrics on a listener of their own (`--metrics-port`, `--metrics-host`; host default
+   * {@link METRICS_DEFAULTS}.host, port 0 picks one). Absent, no metrics are kept at all.
+   */
+  metrics?: { port: number; host?: string };
 }
 
 export interface OpenmsiServer {
@@ -59,6 +65,10 @@ export interface OpenmsiServer {
   /** The vault data plane, served on the same listener for `*.{vaultDomain}` hosts. */
   readonly vaultApp: FastifyInstance;
   readonly config: InstallationConfig;
+  /** The metrics registry, when `metrics` was asked for. */
+  readonly metrics: ServerMetrics | undefined;
+  /** `http://host:port` of the metrics listener once listening (undefined without `metrics`). */
+  readonly metricsUrl: string | undefined;
   /** Starts listening; resolves to the canonical https origin advertised (on the port actually bound). */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -134,6 +144,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       ...(options.clientAuthThrottle === undefined ? {} : { policy: options.clientAuthThrottle }),
       onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
     });
+    const metrics = options.metrics === undefined ? undefined : new ServerMetrics({ store: store.health, audit, authorizer });
     const ctx: ServerContext = {
       store,
       keyRing,
@@ -151,6 +162,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       verifyAccessToken,
       caCertPem,
       readiness: new Readiness({ store: store.health, keyRing, clock, logger }),
+      ...(metrics === undefined ? {} : { metrics }),
       authorizer,
       rbacSource,
       defaultTenantId: config.tenantId,
@@ -207,13 +219,30 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
     );
 
     let closed = false;
+    let metricsListener: MetricsListener | undefined;
     return {
       ctx,
       app,
       vaultApp,
       config,
+      metrics,
+      get metricsUrl() {
+        return metricsListener?.url;
+      },
       async listen() {
         await app.listen({ host: listenHost, port: listenPort });
+        if (metrics !== undefined && options.metrics !== undefined) {
+          const host = options.metrics.host ?? METRICS_DEFAULTS.host;
+          try {
+            metricsListener = await listenMetrics(metrics.registry, host, options.metrics.port);
+          } catch (err) {
+            await app.close();
+            throw new Error(`cannot serve metrics on ${host}:${String(options.metrics.port)} (--metrics-host, --metrics-port): ${(err as Error).message}`, {
+              cause: err,
+            });
+          }
+          logger.debug({ url: metricsListener.url }, 'metrics listening');
+        }
         const address = app.server.address();
         const port = typeof address === 'object' && address !== null ? address.port : listenPort;
         urls.bind(port);
@@ -236,6 +265,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
         keyRing.stop();
         authorizer.close();
         removeRunningAuthority(options.dataDir);
+        await metricsListener?.close();
         await app.close();
         await vaultApp.close();
         await audit.flush();

@@ -735,7 +735,7 @@ export interface StoreHealth {
    */
   check(timeoutMs: number): Promise<string | undefined>;
   /** PostgreSQL only: the connection pool's counts now (no query). */
-  pool?(): { total: number; idle: number; waiting: number };
+  readonly pool?: () => { total: number; idle: number; waiting: number };
 }
 
 export interface Store extends Repositories {

@@ -162,6 +162,8 @@ export async function startTestAuthority(
     host?: string;
     /** Limits on failed client authentication; default {@link ROOMY_CLIENT_AUTH_THROTTLE}, so suites that test refusals are not throttled. */
     clientAuthThrottle?: ClientAuthThrottlePolicy;
+    /** Serve Prometheus metrics on their own listener (port 0 picks one); see `authority.metricsUrl`. */
+    metrics?: { port: number; host?: string };
   } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
@@ -189,6 +191,7 @@ export async function startTestAuthority(
     autoRotate: false,
     clientAuthThrottle: options.clientAuthThrottle ?? ROOMY_CLIENT_AUTH_THROTTLE,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   });
   const url = await authority.listen();
   const caPath = dataDirLayout(dataDir).caCert;

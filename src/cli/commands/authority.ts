@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { OpenmsiServer } from '../../server/server.js';
-import { DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
+import { DEFAULTS, METRICS_DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl, hostForUrl } from '../../shared/public-url.js';
 import { describeStoreLocation, isPostgresLocation } from '../../store/location.js';
@@ -88,18 +88,24 @@ Examples:
       'log format: pretty (one coloured line per event) or json (also OPENMSI_LOG_FORMAT; default: pretty on a terminal, json otherwise)',
       (v) => parseLogFormat(v, '--log-format'),
     )
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics host>:<port>/metrics (plain HTTP, its own listener; off unless given)', (v) =>
+      parsePort(v),
+    )
+    .option('--metrics-host <address>', `address of the metrics listener (default ${METRICS_DEFAULTS.host}; needs --metrics-port)`)
     .addHelpText(
       'after',
       `
 Examples:
   openmsi authority
+  openmsi authority --metrics-port 9464                # Prometheus scrapes http://127.0.0.1:9464/metrics
   openmsi authority --init --data-dir ./.openmsi
   openmsi authority --port 9443                       # this run only (the CLI finds it through the data dir); to change it for good, edit "port" in config.json
   OPENMSI_LOG_LEVEL=debug openmsi authority --log-format json
   NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
     )
-    .action(async (opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; store?: string; logFormat?: 'json' | 'pretty' }, cmd: Command) => {
+    .action(async (opts: ServerFlags, cmd: Command) => {
       const { dataDir } = globalOptions(cmd);
+      if (opts.metricsHost !== undefined && opts.metricsPort === undefined) throw new Error('--metrics-host needs --metrics-port');
       const settings = readEnvironment();
       const [{ createLogger, defaultLogFormat }, { createOpenmsiServer }, { initDataDir }] = await Promise.all([lazy.logger(), lazy.authority(), lazy.init()]);
       const logger = createLogger({
@@ -131,6 +137,9 @@ Examples:
           ...(opts.port === undefined ? {} : { port: opts.port }),
           ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
           ...(opts.store === undefined ? {} : { store: opts.store }),
+          ...(opts.metricsPort === undefined
+            ? {}
+            : { metrics: { port: opts.metricsPort, ...(opts.metricsHost === undefined ? {} : { host: opts.metricsHost }) } }),
         });
         url = await authority.listen().catch((err: unknown) => {
           throw listenError(err, opts.host ?? authority?.config.host ?? '', opts.port ?? authority?.config.port ?? 0, dataDir);
@@ -145,7 +154,12 @@ Examples:
         throw err;
       }
       logger.info(
-        { authority: url, tenantId: authority.config.tenantId, caCertificate: dataDirLayout(dataDir).caCert },
+        {
+          authority: url,
+          tenantId: authority.config.tenantId,
+          caCertificate: dataDirLayout(dataDir).caCert,
+          ...(authority.metricsUrl === undefined ? {} : { metrics: `${authority.metricsUrl}/metrics` }),
+        },
         `openmsi server ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration; vaults at https://<name>.${authority.config.vaultDomain}:${new URL(url).port || '443'}/`,
       );
       const stop = (signal: string) => {
@@ -209,6 +223,17 @@ Examples:
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+}
+
+interface ServerFlags {
+  init?: boolean;
+  host?: string;
+  port?: number;
+  publicUrl?: string;
+  store?: string;
+  logFormat?: 'json' | 'pretty';
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 interface InitFlags {
