@@ -7,7 +7,9 @@ import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { HostDescription } from '../shared/host-protocol.js';
-import { AGENT_DEFAULTS } from '../shared/config.js';
+import { AGENT_DEFAULTS, METRICS_DEFAULTS } from '../shared/config.js';
+import { listenMetrics, type MetricsListener } from '../shared/metrics-listener.js';
+import { AgentMetrics } from './metrics.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.js';
@@ -46,6 +48,8 @@ export interface AgentOptions {
   arc?: boolean;
   arcTokenDir?: string;
   identityPollMs?: number;
+  /** Prometheus metrics on a plain-HTTP listener of their own (`--metrics-port`; host default 127.0.0.1, port 0 picks one). */
+  metrics?: { port: number; host?: string };
   /** `GET /readyz` turns unready when the authority has not answered for this long (default {@link AGENT_DEFAULTS.readyStaleMs}). */
   readyStaleMs?: number;
   rateLimit?: { perSecond: number; burst?: number };
@@ -85,6 +89,8 @@ export interface Agent {
   credential: HostCredentialKeeper;
   /** The longest an identity removed from the host keeps getting tokens (poll interval + one `self` call). */
   removalBoundMs: number;
+  /** `http://host:port` of the metrics listener, when `metrics` was asked for. */
+  metricsUrl: string | undefined;
   /** Whether the authority refused this host (revoked credential or deleted host). */
   readonly hostRefused: boolean;
   close(): Promise<void>;
@@ -203,6 +209,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
 
   const guard = new RequestGuard({ ...(options.allowedPeers === undefined ? {} : { allowedPeers: options.allowedPeers }) });
   const secret = machineSecret(dataDir);
+  const metrics = options.metrics === undefined ? undefined : new AgentMetrics();
   const ctx: SurfaceContext = {
     clock,
     logger,
@@ -222,6 +229,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     retryAfterSeconds: options.retryAfterSeconds ?? AGENT_DEFAULTS.retryAfterSeconds,
     hostRefused: () => refused,
     onHostNotRecognised: (err) => stopServing(err),
+    ...(metrics === undefined ? {} : { metrics }),
   };
   let arc: ArcChallenges | undefined;
   if (options.arc === true) {
@@ -256,6 +264,18 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   });
   const port = (server.address() as AddressInfo).port;
   guard.setPort(port);
+  let metricsListener: MetricsListener | undefined;
+  if (metrics !== undefined && options.metrics !== undefined) {
+    const host = options.metrics.host ?? METRICS_DEFAULTS.host;
+    try {
+      metricsListener = await listenMetrics(metrics.registry, host, options.metrics.port);
+    } catch (err) {
+      server.close();
+      throw new Error(`cannot serve metrics on ${host}:${String(options.metrics.port)} (--metrics-host, --metrics-port): ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
   const listenHost = options.host ?? AGENT_DEFAULTS.host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${String(port)}`;
   // Where `openmsi agent env` (and `openmsi run`) find the port: not secret.
@@ -277,6 +297,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     cache,
     credential,
     removalBoundMs: identities.removalBoundMs(timeoutMs),
+    metricsUrl: metricsListener?.url,
     get hostRefused() {
       return refused;
     },
@@ -286,6 +307,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       credential.stop();
       arc?.close();
       control?.close();
+      await metricsListener?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -6,15 +6,13 @@
  * Hot paths only increment counters and observe histograms; everything else (pool, audit backlog, RBAC cache)
  * is read when Prometheus scrapes, from counts those components keep anyway.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { METRIC_PREFIX } from '../shared/metrics-listener.js';
 import type { GrantMetrics } from '../authority/context.js';
 import type { AuthorizerStats } from '../rbac/authorizer.js';
 import type { StoreHealth } from '../store/types.js';
 
-/** Every metric name starts with this. */
-export const METRIC_PREFIX = 'openmsi_';
+export { listenMetrics, METRIC_PREFIX, type MetricsListener } from '../shared/metrics-listener.js';
 
 /** Grant latency buckets, seconds: a cached grant takes about a millisecond, a slow store hundreds. */
 const GRANT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -98,42 +96,4 @@ export class ServerMetrics implements GrantMetrics {
     this.#tokens.inc({ grant_type: grantType, outcome });
     this.#latency.observe({ grant_type: grantType }, seconds);
   }
-}
-
-/** A plain-HTTP listener answering `GET /metrics` from `registry` and 404 to anything else. */
-export interface MetricsListener {
-  /** `http://host:port` as bound. */
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-/** Serves `registry` at `GET /metrics` on `host:port` (port 0 picks one). Shared by the server and the agent. */
-export async function listenMetrics(registry: Registry, host: string, port: number): Promise<MetricsListener> {
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: metrics are at GET /metrics\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : text),
-      () => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n'),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
-  return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${String(bound)}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
 }

@@ -78,8 +78,8 @@ export const HEALTH = {
 } as const;
 
 /**
- * The server's Prometheus metrics listener (`openmsi server --metrics-port`): plain HTTP, off unless a port is
- * given, on loopback unless `--metrics-host` says otherwise. Never the public port.
+ * The Prometheus metrics listener of the server and of the agent (`--metrics-port`): plain HTTP, off unless a
+ * port is given, on loopback unless `--metrics-host` says otherwise. Never the public (or agent) port.
  */
 export const METRICS_DEFAULTS = {
   host: '127.0.0.1',

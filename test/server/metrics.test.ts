@@ -1,55 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { startTestAuthority, registerTestApplication, type TestAuthority } from '../support/authority.js';
 import { httpsRequest, postForm } from '../support/https.js';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Prometheus text format 0.0.4: `# HELP`, `# TYPE` and sample lines (`name{a="b",...} value`). */
-function parseExposition(text: string): { types: Map<string, string>; help: Map<string, string>; samples: Sample[] } {
-  const types = new Map<string, string>();
-  const help = new Map<string, string>();
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
-    if (meta !== null) {
-      (meta[1] === 'TYPE' ? types : help).set(meta[2] as string, meta[3] as string);
-      continue;
-    }
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(sample !== null, `not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const m of (sample[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1] as string] = m[2] as string;
-    const value = sample[3] === '+Inf' ? Infinity : Number(sample[3]);
-    assert.ok(!Number.isNaN(value), `not a number: ${line}`);
-    samples.push({ name: sample[1] as string, labels, value });
-  }
-  return { types, help, samples };
-}
-
-function get(url: string): Promise<{ status: number; contentType: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    request(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), body }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
-function value(samples: Sample[], name: string, labels: Record<string, string>): number {
-  const found = samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  return found?.value ?? 0;
-}
+import { httpGet as get, parseExposition, sampleValue as value, type Sample } from '../support/prometheus.js';
 
 describe('server metrics', () => {
   let t: TestAuthority;
