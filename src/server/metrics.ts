@@ -24,13 +24,21 @@ export interface MetricsSources {
   authorizer: { stats(): Pick<AuthorizerStats, 'hits' | 'misses'> };
 }
 
-/** The server's registry and the instruments the hot paths use. */
+/** Store query latency buckets, seconds: SQLite point reads take tens of microseconds, PostgreSQL round trips milliseconds. */
+const QUERY_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+/**
+ * The server's registry and the instruments the hot paths use. Made before the store opens (it times the
+ * store's queries); {@link watch} then adds what is read at scrape time.
+ */
 export class ServerMetrics implements GrantMetrics {
   readonly registry = new Registry();
   readonly #tokens: Counter<'grant_type' | 'outcome'>;
   readonly #latency: Histogram<'grant_type'>;
+  readonly #queryOk: { observe(seconds: number): void };
+  readonly #queryError: { observe(seconds: number): void };
 
-  constructor(sources: MetricsSources) {
+  constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
     this.#tokens = new Counter({
@@ -46,6 +54,20 @@ export class ServerMetrics implements GrantMetrics {
       buckets: GRANT_BUCKETS,
       registers,
     });
+    const queries = new Histogram({
+      name: `${METRIC_PREFIX}store_query_duration_seconds`,
+      help: 'Store query latency, by outcome (ok or error).',
+      labelNames: ['outcome'],
+      buckets: QUERY_BUCKETS,
+      registers,
+    });
+    this.#queryOk = queries.labels('ok');
+    this.#queryError = queries.labels('error');
+  }
+
+  /** Adds the metrics read at scrape time from the store's pool, the audit writer and the authoriser. */
+  watch(sources: MetricsSources): void {
+    const registers = [this.registry];
     const pool = sources.store.pool;
     if (pool !== undefined) {
       new Gauge({
@@ -90,6 +112,11 @@ export class ServerMetrics implements GrantMetrics {
         this.inc({ result: 'miss' }, misses);
       },
     });
+  }
+
+  /** One store query's duration (the store's `onQuery`). */
+  query(seconds: number, outcome: 'ok' | 'error'): void {
+    (outcome === 'ok' ? this.#queryOk : this.#queryError).observe(seconds);
   }
 
   grant(grantType: string, outcome: string, seconds: number): void {

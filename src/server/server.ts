@@ -102,7 +102,12 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
     certificateNames: certificateNames(tls?.cert ?? readDataDirPem(layout.serverCert, 'the TLS server certificate', 'CERTIFICATE')),
   });
 
-  const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));
+  // Off unless asked for: then nothing is counted or timed at all.
+  const metrics = options.metrics === undefined ? undefined : new ServerMetrics();
+  const store = await openStore(
+    options.store ?? storeLocation(options.dataDir, config, env),
+    metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) },
+  );
   try {
     const audit = new AuditWriter({ store: store.audit, clock, logger });
     // Every replica's key changes reach this key ring at once (change notices); the timer below is a backstop.
@@ -144,7 +149,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       ...(options.clientAuthThrottle === undefined ? {} : { policy: options.clientAuthThrottle }),
       onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
     });
-    const metrics = options.metrics === undefined ? undefined : new ServerMetrics({ store: store.health, audit, authorizer });
+    metrics?.watch({ store: store.health, audit, authorizer });
     const ctx: ServerContext = {
       store,
       keyRing,

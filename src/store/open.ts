@@ -1,6 +1,6 @@
 import { createFederatedCredentialStore, createFederationIssuerStore } from './federated-credential-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Kysely } from 'kysely';
+import type { Kysely, Logger as KyselyLogger } from 'kysely';
 import type { Dialect } from './dialect.js';
 import { isPostgresLocation } from './location.js';
 import { appliedMigration, migrateToLatest } from './migrate.js';
@@ -35,7 +35,12 @@ export interface OpenStoreOptions {
   migrate?: boolean;
   /** PostgreSQL only: the connection pool size (default 10). */
   maxConnections?: number;
+  /** Told every query's duration and whether it failed (the server's metrics); absent, queries are not timed. */
+  onQuery?: QueryObserver;
 }
+
+/** Receives each query's duration in seconds and outcome. */
+export type QueryObserver = (seconds: number, outcome: 'ok' | 'error') => void;
 
 /**
  * Every aggregate, bound to `db`: the pool, or one transaction. `hooks` names the dialect (PostgreSQL writes
@@ -91,6 +96,11 @@ class LocalNotifications {
   channels(): string[] {
     return [...this.#listeners.entries()].filter(([, set]) => set.size > 0).map(([channel]) => channel);
   }
+}
+
+/** kysely's log hook, reduced to what {@link QueryObserver} needs. */
+function queryLog(observe: QueryObserver): KyselyLogger {
+  return (event) => observe(event.queryDurationMillis / 1000, event.level === 'query' ? 'ok' : 'error');
 }
 
 /** Thrown by {@link StoreHealth.check} when the database did not answer in time. */
@@ -154,8 +164,11 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
   // pg is loaded only for a PostgreSQL store: an embedded store starts without it.
   const opened =
     dialect === 'postgres'
-      ? (await import('./postgres.js')).openPostgres(location, options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
-      : openSqlite(location);
+      ? (await import('./postgres.js')).openPostgres(location, {
+          ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+          ...(options.onQuery === undefined ? {} : { log: queryLog(options.onQuery) }),
+        })
+      : openSqlite(location, options.onQuery === undefined ? {} : { log: queryLog(options.onQuery) });
   const { db } = opened;
   const local = new LocalNotifications();
   const poolHooks: NotificationHooks = { dialect, published: (channel, payload) => local.emit(channel, payload) };

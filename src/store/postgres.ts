@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type Logger as KyselyLogger } from 'kysely';
 import type { Database } from './schema.js';
 
 const INT8_OID = 20;
@@ -21,7 +21,7 @@ export interface PostgresListener {
  */
 export function openPostgres(
   url: string,
-  options: { maxConnections?: number } = {},
+  options: { maxConnections?: number; log?: KyselyLogger } = {},
 ): {
   db: Kysely<Database>;
   listen(onNotice: (channel: string, payload: string) => void): PostgresListener;
@@ -41,7 +41,7 @@ export function openPostgres(
   // that would crash the process. The pool already drops the broken client, and the next query reports any
   // real outage, so there is nothing more to do here.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(options.log === undefined ? {} : { log: options.log }) });
   return {
     db,
     listen: (onNotice) => createListener(url, onNotice),

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { startTestAuthority, backendSuiteOptions, captureLogs, type TestAuthority } from '../support/authority.js';
 import { httpsRequest } from '../support/https.js';
 import { until } from '../support/poll.js';
+import { httpGet, parseExposition, sampleValue } from '../support/prometheus.js';
 import { FakeClock } from '../../src/shared/clock.js';
 import { Readiness, type ReadinessReport } from '../../src/server/readiness.js';
 import { LATEST_MIGRATION } from '../../src/store/migrate.js';
@@ -125,7 +126,7 @@ describe('server health and readiness', () => {
     let admin: pg.Client;
     let database: string;
     before(async () => {
-      t = await startTestAuthority({ backend: 'postgres' });
+      t = await startTestAuthority({ backend: 'postgres', metrics: { port: 0 } });
       database = decodeURIComponent(new URL(t.storeLocation).pathname.slice(1));
       admin = new pg.Client({ connectionString: process.env['OPENMSI_TEST_POSTGRES_URL'] });
       await admin.connect();
@@ -164,6 +165,10 @@ describe('server health and readiness', () => {
       assert.equal(up.json<Report>().status, 'ready');
       // And the same process serves tokens again.
       assert.ok((await t.adminToken('https://management.azure.com/')).length > 0);
+      // The metrics time the store's queries and show the pool.
+      const scrape = parseExposition((await httpGet(`${String(t.authority.metricsUrl)}/metrics`)).body).samples;
+      assert.ok(sampleValue(scrape, 'openmsi_store_query_duration_seconds_count', { outcome: 'ok' }) >= 1);
+      assert.ok(sampleValue(scrape, 'openmsi_store_pool_connections', { state: 'total' }) >= 1);
     });
   });
 });

@@ -37,6 +37,7 @@ describe('server metrics', () => {
     assert.equal(before.types.get('openmsi_audit_dropped_events_total'), 'counter');
     assert.equal(before.types.get('openmsi_rbac_decision_cache_requests_total'), 'counter');
     assert.equal(before.types.get('openmsi_process_cpu_seconds_total'), 'counter');
+    assert.equal(before.types.get('openmsi_store_query_duration_seconds'), 'histogram');
     // The embedded store has no pool.
     assert.equal(before.types.get('openmsi_store_pool_connections'), undefined);
 
@@ -69,5 +70,8 @@ describe('server metrics', () => {
     assert.equal(count(after) - count(before.samples), 2);
     const inf = value(after, 'openmsi_grant_duration_seconds_bucket', { grant_type: 'client_credentials', le: '+Inf' });
     assert.equal(inf, count(after));
+    // Grants read the store: its query histogram moved too.
+    const queries = (samples: Sample[]) => value(samples, 'openmsi_store_query_duration_seconds_count', { outcome: 'ok' });
+    assert.ok(queries(after) > queries(before.samples));
   });
 });
