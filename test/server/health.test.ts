@@ -43,6 +43,9 @@ describe('server health and readiness', () => {
       // The tenant routes still own their paths: discovery for the tenant is unchanged.
       assert.equal((await httpsRequest(`${t.url}/${t.tenantId}/v2.0/.well-known/openid-configuration`, { ca: t.caPem })).status, 200);
       assert.equal((await httpsRequest(`${t.url}/healthz`, { ca: t.caPem, method: 'POST', body: '' })).status, 404);
+      const head = await httpsRequest(`${t.url}/readyz`, { ca: t.caPem, method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(head.body, '');
     });
   });
 
