@@ -25,8 +25,11 @@ export function parseExposition(text: string): { types: Map<string, string>; hel
     assert.ok(sample !== null, `not a sample line: ${line}`);
     const labels: Record<string, string> = {};
     for (const m of (sample[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1] as string] = m[2] as string;
-    const value = sample[3] === '+Inf' ? Infinity : Number(sample[3]);
-    assert.ok(!Number.isNaN(value), `not a number: ${line}`);
+    const raw = sample[3] as string;
+    // Go's ParseFloat, which Prometheus uses, reads NaN and Inf in any case (prom-client writes `Nan` for an empty summary).
+    const special: Record<string, number> = { nan: NaN, '+inf': Infinity, inf: Infinity, '-inf': -Infinity };
+    const value = special[raw.toLowerCase()] ?? Number(raw);
+    assert.ok(raw.toLowerCase() === 'nan' || !Number.isNaN(value), `not a number: ${line}`);
     samples.push({ name: sample[1] as string, labels, value });
   }
   return { types, help, samples };
