@@ -197,8 +197,16 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
   };
 
   const pool = opened.pool === undefined ? undefined : () => opened.pool();
+  // One probe query at a time: while a database hangs, probes time out on the same query instead of piling up
+  // one new connection attempt per probe.
+  let probing: Promise<string | undefined> | undefined;
   const health: StoreHealth = {
-    check: (timeoutMs) => withTimeout(appliedMigration(db as unknown as Kysely<unknown>), timeoutMs),
+    check: (timeoutMs) => {
+      probing ??= appliedMigration(db as unknown as Kysely<unknown>).finally(() => {
+        probing = undefined;
+      });
+      return withTimeout(probing, timeoutMs);
+    },
     ...(pool === undefined ? {} : { pool }),
   };
 

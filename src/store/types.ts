@@ -731,7 +731,8 @@ export interface TransactionOptions {
 export interface StoreHealth {
   /**
    * One cheap read (the newest applied schema migration's name): resolves with it, or `undefined` on a database
-   * without migrations; rejects when the database does not answer within `timeoutMs`.
+   * without migrations; rejects when the database does not answer within `timeoutMs`. While one probe query is
+   * still outstanding (a hung database), later calls wait on it rather than start another.
    */
   check(timeoutMs: number): Promise<string | undefined>;
   /** PostgreSQL only: the connection pool's counts now (no query). */

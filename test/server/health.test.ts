@@ -173,5 +173,30 @@ describe('server health and readiness', () => {
       assert.ok(sampleValue(scrape, 'openmsi_store_query_duration_seconds_count', { outcome: 'ok' }) >= 1);
       assert.ok(sampleValue(scrape, 'openmsi_store_pool_connections', { state: 'total' }) >= 1);
     });
+
+    it('a hung database: the probe times out, and later probes wait on the same query instead of adding more', async () => {
+      // The admin session holds a lock the probe query needs, so the probe hangs as on a stuck database.
+      const locker = new pg.Client({ connectionString: t.storeLocation });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE openmsi_migrations IN ACCESS EXCLUSIVE MODE');
+        for (let i = 0; i < 3; i++) await assert.rejects(t.ctx.store.health.check(150), StoreTimeoutError);
+        const waiting = await admin.query<{ n: string }>(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%openmsi_migrations%'",
+          [database],
+        );
+        assert.equal(Number(waiting.rows[0]?.n), 1);
+        const res = await until('readyz 503 for the hung store', async () => {
+          const r = await httpsRequest(`${t.url}/readyz`, { ca: t.caPem });
+          return r.status === 503 ? r : undefined;
+        });
+        assert.deepEqual(res.json<Report>().checks.store, { state: 'failing', detail: 'no answer within 1000 ms' });
+      } finally {
+        await locker.query('ROLLBACK');
+        await locker.end();
+      }
+      await until('readyz 200 once the lock is gone', async () => ((await httpsRequest(`${t.url}/readyz`, { ca: t.caPem })).status === 200 ? true : undefined));
+    });
   });
 });
