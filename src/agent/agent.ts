@@ -7,7 +7,9 @@ import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { HostDescription } from '../shared/host-protocol.js';
-import { AGENT_DEFAULTS } from '../shared/config.js';
+import { AGENT_DEFAULTS, METRICS_DEFAULTS } from '../shared/config.js';
+import { listenMetrics, type MetricsListener } from '../shared/metrics-listener.js';
+import { AgentMetrics } from './metrics.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { AgentAuditSink, CallerResolver, SessionLookup } from './contracts.js';
@@ -27,6 +29,7 @@ import { RequestGuard } from './guard.js';
 import { digestOf, type SurfaceContext } from './surfaces/common.js';
 import { ArcChallenges } from './surfaces/arc.js';
 import { createAgentServer } from './server.js';
+import { agentReadiness } from './health.js';
 import { removeRunningAgent, writeRunningAgent } from '../shared/running-agent.js';
 
 export interface AgentOptions {
@@ -48,6 +51,10 @@ export interface AgentOptions {
   arc?: boolean;
   arcTokenDir?: string;
   identityPollMs?: number;
+  /** Prometheus metrics on a plain-HTTP listener of their own (`--metrics-port`; host default 127.0.0.1, port 0 picks one). */
+  metrics?: { port: number; host?: string };
+  /** `GET /readyz` turns unready when the authority has not answered for this long (default {@link AGENT_DEFAULTS.readyStaleMs}). */
+  readyStaleMs?: number;
   rateLimit?: { perSecond: number; burst?: number };
   cacheMaxEntries?: number;
   retryAfterSeconds?: number;
@@ -91,6 +98,8 @@ export interface Agent {
   federation: { assertions: FederationAssertions; exchange: UpstreamExchange; tokenFiles: FederatedTokenFiles | undefined };
   /** The longest an identity removed from the host keeps getting tokens (poll interval + one `self` call). */
   removalBoundMs: number;
+  /** `http://host:port` of the metrics listener, when `metrics` was asked for. */
+  metricsUrl: string | undefined;
   /** Whether the authority refused this host (revoked credential or deleted host). */
   readonly hostRefused: boolean;
   close(): Promise<void>;
@@ -228,6 +237,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
 
   const guard = new RequestGuard({ ...(options.allowedPeers === undefined ? {} : { allowedPeers: options.allowedPeers }) });
   const secret = machineSecret(dataDir);
+  const metrics = options.metrics === undefined ? undefined : new AgentMetrics();
   const ctx: SurfaceContext = {
     clock,
     logger,
@@ -247,6 +257,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     retryAfterSeconds: options.retryAfterSeconds ?? AGENT_DEFAULTS.retryAfterSeconds,
     hostRefused: () => refused,
     onHostNotRecognised: (err) => stopServing(err),
+    ...(metrics === undefined ? {} : { metrics }),
   };
   let arc: ArcChallenges | undefined;
   if (options.arc === true) {
@@ -259,7 +270,16 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       });
     }
   }
-  const server = createAgentServer({ ctx, guard, ...(arc === undefined ? {} : { arc }), ...(requestHook === undefined ? {} : { requestHook }) });
+  const readiness = () =>
+    agentReadiness({
+      clock,
+      credentialExpiresOn: () => credential.current.record.expiresOn,
+      hostRefused: () => refused,
+      lastAuthorityAnswerAt: () => identities.lastSuccessAt,
+      pollMs: identities.pollMs,
+      ...(options.readyStaleMs === undefined ? {} : { staleMs: options.readyStaleMs }),
+    });
+  const server = createAgentServer({ ctx, guard, readiness, ...(arc === undefined ? {} : { arc }), ...(requestHook === undefined ? {} : { requestHook }) });
   // Attribution starts when the connection opens, so even a one-request connection is attributed.
   server.on('connection', (socket) => callers.callerOf(socket));
 
@@ -272,6 +292,18 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   });
   const port = (server.address() as AddressInfo).port;
   guard.setPort(port);
+  let metricsListener: MetricsListener | undefined;
+  if (metrics !== undefined && options.metrics !== undefined) {
+    const host = options.metrics.host ?? METRICS_DEFAULTS.host;
+    try {
+      metricsListener = await listenMetrics(metrics.registry, host, options.metrics.port);
+    } catch (err) {
+      server.close();
+      throw new Error(`cannot serve metrics on ${host}:${String(options.metrics.port)} (--metrics-host, --metrics-port): ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
   const listenHost = options.host ?? AGENT_DEFAULTS.host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${String(port)}`;
   // Where `openmsi agent env` (and `openmsi run`) find the port: not secret.
@@ -308,6 +340,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     credential,
     federation: { assertions, exchange, tokenFiles },
     removalBoundMs: identities.removalBoundMs(timeoutMs),
+    metricsUrl: metricsListener?.url,
     get hostRefused() {
       return refused;
     },
@@ -318,6 +351,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       tokenFiles?.stop();
       arc?.close();
       control?.close();
+      await metricsListener?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

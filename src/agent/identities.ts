@@ -54,6 +54,7 @@ export class HostIdentities {
   #system: HostIdentity | undefined;
   #inFlight: Promise<HostDescription> | undefined;
   #lastRefreshAt = -Infinity;
+  #lastSuccessAt: number | undefined;
   #lastError: UpstreamError | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Number of `self` calls made (tests measure single flight with it). */
@@ -73,6 +74,11 @@ export class HostIdentities {
   /** The host as last described; undefined until the first successful `self`. */
   get host(): HostDescription | undefined {
     return this.#host;
+  }
+
+  /** When (clock time) the authority last answered `self`; undefined until it has. Readiness reads it. */
+  get lastSuccessAt(): number | undefined {
+    return this.#lastSuccessAt;
   }
 
   get lastError(): UpstreamError | undefined {
@@ -105,6 +111,7 @@ export class HostIdentities {
       .describe()
       .then((host) => {
         this.#lastError = undefined;
+        this.#lastSuccessAt = this.#clock.now();
         this.#apply(host);
         return host;
       })

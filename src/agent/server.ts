@@ -6,16 +6,18 @@
  * - `/metadata/instance`, `/metadata/instance/compute`
  * - `/msi/token` App Service 2019-08-01 / 2017-09-01
  * - `/oauth2/token` Cloud Shell (or App Service when it carries the App Service secret headers)
+ * - `/healthz`, `/readyz` liveness and readiness (health.ts), past the same guard
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AgentSurface } from '../shared/host-protocol.js';
-import { AgentErrors, parseParams, refuse, type SurfaceContext } from './surfaces/common.js';
+import { AgentErrors, parseParams, refuse, sendJson, type SurfaceContext } from './surfaces/common.js';
 import { imdsToken } from './surfaces/imds.js';
 import { appServiceFlavour, appServiceToken } from './surfaces/app-service.js';
 import { cloudShellToken } from './surfaces/cloud-shell.js';
 import { instanceMetadata } from './surfaces/instance.js';
 import { ARC_API_VERSIONS, arcToken, type ArcChallenges } from './surfaces/arc.js';
 import type { RequestGuard } from './guard.js';
+import type { AgentReadinessReport } from './health.js';
 
 export interface AgentServerOptions {
   ctx: SurfaceContext;
@@ -23,7 +25,11 @@ export interface AgentServerOptions {
   arc?: ArcChallenges;
   /** Runs after the guard, before routing; returns true when it answered the request (e.g. the control API). */
   requestHook?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** What `GET /readyz` answers (health.ts). */
+  readiness: () => AgentReadinessReport;
 }
+
+const LIVE_BODY = JSON.stringify({ status: 'ok' });
 
 function normalisePath(path: string): string {
   const lower = path.toLowerCase();
@@ -38,7 +44,7 @@ function surfaceOfPath(path: string): AgentSurface {
 }
 
 export function createAgentServer(options: AgentServerOptions): Server {
-  const { ctx, guard, arc, requestHook } = options;
+  const { ctx, guard, arc, requestHook, readiness } = options;
 
   function handle(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     const url = req.url ?? '/';
@@ -73,6 +79,14 @@ export function createAgentServer(options: AgentServerOptions): Server {
       case '/metadata/instance/compute':
         if (method !== 'GET') return refuse(ctx, req, res, surface, AgentErrors.methodNotAllowed('GET'));
         return instanceMetadata(ctx, req, res, params, path.endsWith('/compute'));
+      case '/healthz':
+        if (method !== 'GET') return refuse(ctx, req, res, surface, AgentErrors.methodNotAllowed('GET'));
+        return sendJson(res, 200, LIVE_BODY);
+      case '/readyz': {
+        if (method !== 'GET') return refuse(ctx, req, res, surface, AgentErrors.methodNotAllowed('GET'));
+        const report = readiness();
+        return sendJson(res, report.status === 'ready' ? 200 : 503, JSON.stringify(report));
+      }
       default:
         return refuse(ctx, req, res, surface, AgentErrors.notFound());
     }

@@ -10,6 +10,12 @@ import type { AuthorityUrls } from './urls.js';
 import type { ClientAuthThrottle } from './token/throttle.js';
 import type { IssuerKeys } from './federation/issuer-keys.js';
 
+/** Where the token endpoint reports each grant (the server's Prometheus metrics, src/server/metrics.ts). */
+export interface GrantMetrics {
+  /** One token request ended: its grant type (a known one, else `other`), outcome (`success` or the OAuth error code) and duration. */
+  grant(grantType: string, outcome: string, seconds: number): void;
+}
+
 /**
  * Everything the token service's routes and grants need, built once per process by the server's composition
  * root (src/server/server.ts) and passed down explicitly (no module-level singletons, so tests build as many
@@ -36,6 +42,8 @@ export interface AuthorityContext {
   readonly outboundIssuer: () => string;
   /** Whether {@link outboundIssuer} is the default one, whose documents the authority serves itself. */
   readonly outboundIssuerIsDefault: boolean;
+  /** Grant counts and latency; absent, nothing is measured. */
+  readonly metrics?: GrantMetrics;
   /** The tenant `openmsi init` created: what the `adfs` tenant alias names. */
   readonly defaultTenantId: string;
 }

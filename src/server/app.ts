@@ -9,6 +9,7 @@ import { managementRoutes } from '../management/index.js';
 import { hostRoutes } from '../authority/hosts/index.js';
 import { apiNotFoundHandler } from '../shared/api-error.js';
 import { RequestLogController } from '../shared/logger.js';
+import { healthRoutes } from './health-routes.js';
 
 export interface ServerTls {
   cert: string;
@@ -57,6 +58,7 @@ export async function buildServerApp(ctx: ServerContext, tls: ServerTls | undefi
     reply.header('strict-transport-security', 'max-age=31536000');
   });
 
+  await app.register(healthRoutes, { readiness: ctx.readiness });
   await app.register(discoveryRoutes, { ctx });
   await app.register(tokenRoutes, { ctx });
   await app.register(managementRoutes, { ctx });

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
 import { DAY, systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { loadInstallationConfig, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
+import { METRICS_DEFAULTS, loadInstallationConfig, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout } from '../shared/data-dir.js';
 import { isGuid } from '../shared/ids.js';
 import { BackgroundInterval } from '../shared/interval.js';
@@ -23,6 +23,8 @@ import type { ServerContext } from './context.js';
 import { KeyRing } from '../authority/keys/key-ring.js';
 import { KeyRotator } from '../authority/keys/rotation.js';
 import { buildServerApp } from './app.js';
+import { Readiness } from './readiness.js';
+import { ServerMetrics, listenMetrics, type MetricsListener } from './metrics.js';
 import { TokenIssuer } from '../authority/token-issuer.js';
 import { explicitPublicUrl } from '../shared/public-url.js';
 import { removeRunningAuthority, writeRunningAuthority } from '../shared/running-authority.js';
@@ -58,6 +60,11 @@ export interface OpenmsiServerOptions {
   autoRotate?: boolean;
   /** Limits on failed client authentication at the token endpoint (default: `DEFAULT_CLIENT_AUTH_THROTTLE`, token/throttle.ts). */
   clientAuthThrottle?: ClientAuthThrottlePolicy;
+  /**
+   * Prometheus metrics on a listener of their own (`--metrics-port`, `--metrics-host`; host default
+   * {@link METRICS_DEFAULTS}.host, port 0 picks one). Absent, no metrics are kept at all.
+   */
+  metrics?: { port: number; host?: string };
 }
 
 export interface OpenmsiServer {
@@ -66,6 +73,10 @@ export interface OpenmsiServer {
   /** The vault data plane, served on the same listener for `*.{vaultDomain}` hosts. */
   readonly vaultApp: FastifyInstance;
   readonly config: InstallationConfig;
+  /** The metrics registry, when `metrics` was asked for. */
+  readonly metrics: ServerMetrics | undefined;
+  /** `http://host:port` of the metrics listener once listening (undefined without `metrics`). */
+  readonly metricsUrl: string | undefined;
   /** Starts listening; resolves to the canonical https origin advertised (on the port actually bound). */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -103,7 +114,12 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
   const issuerProblem = federationIssuer === undefined ? undefined : outboundIssuerProblem(federationIssuer);
   if (issuerProblem !== undefined) throw new Error(`the federation issuer ${JSON.stringify(federationIssuer)} ${issuerProblem}`);
 
-  const store = await openStore(options.store ?? storeLocation(options.dataDir, config, env));
+  // Off unless asked for: then nothing is counted or timed at all.
+  const metrics = options.metrics === undefined ? undefined : new ServerMetrics();
+  const store = await openStore(
+    options.store ?? storeLocation(options.dataDir, config, env),
+    metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) },
+  );
   try {
     const audit = new AuditWriter({ store: store.audit, clock, logger });
     // Every replica's key changes reach this key ring at once (change notices); the timer below is a backstop.
@@ -146,6 +162,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       ...(options.clientAuthThrottle === undefined ? {} : { policy: options.clientAuthThrottle }),
       onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
     });
+    metrics?.watch({ store: store.health, audit, authorizer });
     const ctx: ServerContext = {
       store,
       keyRing,
@@ -165,6 +182,8 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       signingKeys,
       verifyAccessToken,
       caCertPem,
+      readiness: new Readiness({ store: store.health, keyRing, clock, logger }),
+      ...(metrics === undefined ? {} : { metrics }),
       authorizer,
       rbacSource,
       defaultTenantId: config.tenantId,
@@ -221,13 +240,30 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
     );
 
     let closed = false;
+    let metricsListener: MetricsListener | undefined;
     return {
       ctx,
       app,
       vaultApp,
       config,
+      metrics,
+      get metricsUrl() {
+        return metricsListener?.url;
+      },
       async listen() {
         await app.listen({ host: listenHost, port: listenPort });
+        if (metrics !== undefined && options.metrics !== undefined) {
+          const host = options.metrics.host ?? METRICS_DEFAULTS.host;
+          try {
+            metricsListener = await listenMetrics(metrics.registry, host, options.metrics.port);
+          } catch (err) {
+            await app.close();
+            throw new Error(`cannot serve metrics on ${host}:${String(options.metrics.port)} (--metrics-host, --metrics-port): ${(err as Error).message}`, {
+              cause: err,
+            });
+          }
+          logger.debug({ url: metricsListener.url }, 'metrics listening');
+        }
         const address = app.server.address();
         const port = typeof address === 'object' && address !== null ? address.port : listenPort;
         urls.bind(port);
@@ -250,6 +286,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
         keyRing.stop();
         authorizer.close();
         removeRunningAuthority(options.dataDir);
+        await metricsListener?.close();
         await app.close();
         await vaultApp.close();
         await audit.flush();

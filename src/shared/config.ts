@@ -71,6 +71,25 @@ export const HOST_CREDENTIAL_LIFETIME_SECONDS = 30 * 24 * 60 * 60;
 /** Failed enrolments tolerated per remote address and window before the host API answers 429. */
 export const ENROLMENT_FAILURE_LIMIT = { failures: 5, windowSeconds: 60 } as const;
 
+/**
+ * Health and readiness (`GET /healthz`, `GET /readyz`; src/server/readiness.ts). A readiness answer is reused
+ * for `readyCacheMs`, so a storm of probes costs the database at most one query per window.
+ */
+export const HEALTH = {
+  /** How long one readiness answer is reused. */
+  readyCacheMs: 1000,
+  /** The store's probe query must answer within this, else the store counts as unreachable. */
+  storeTimeoutMs: 1000,
+} as const;
+
+/**
+ * The Prometheus metrics listener of the server and of the agent (`--metrics-port`): plain HTTP, off unless a
+ * port is given, on loopback unless `--metrics-host` says otherwise. Never the public (or agent) port.
+ */
+export const METRICS_DEFAULTS = {
+  host: '127.0.0.1',
+} as const;
+
 /** The environment variables openmsi reads, all of them. */
 export const ENV = {
   /** The data dir, when `--data-dir` is not given (default `~/.openmsi`). */
@@ -114,6 +133,11 @@ export const AGENT_DEFAULTS = {
   arcTokenDir: '/var/opt/azcmagent/tokens',
   /** How long an Arc challenge file stays valid (it is accepted once). */
   arcChallengeMs: 60_000,
+  /**
+   * `GET /readyz`: the agent is unready when the authority has not answered `self` for this long (and at least
+   * three poll intervals), as the identity list it serves from may then be stale.
+   */
+  readyStaleMs: 30_000,
 } as const;
 
 const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -18,6 +18,7 @@ export class AuditWriter {
   readonly #maxBatch: number;
   #pending: { event: AuditEvent; resolve: () => void; reject: (err: unknown) => void }[] = [];
   #flushing: Promise<void> | undefined;
+  #failed = 0;
   /**
    * Starts a drain in the async context the writer was created in, not the caller's: a batch holds other
    * requests' events, so it must never run inside (and fail with) one caller's store transaction.
@@ -41,6 +42,16 @@ export class AuditWriter {
     });
   }
 
+  /** Events recorded and not yet committed (metrics: the audit backlog). */
+  get backlog(): number {
+    return this.#pending.length;
+  }
+
+  /** Events whose write failed since start: their callers were told, and they are not in the store (metrics: drops). */
+  get failedEvents(): number {
+    return this.#failed;
+  }
+
   /** Waits for everything recorded so far to be committed. */
   async flush(): Promise<void> {
     while (this.#flushing) await this.#flushing;
@@ -56,6 +67,7 @@ export class AuditWriter {
           await this.#store.append(batch.map((p) => p.event));
           for (const p of batch) p.resolve();
         } catch (err) {
+          this.#failed += batch.length;
           this.#logger.error({ err: { message: (err as Error).message }, events: batch.length }, 'audit write failed');
           for (const p of batch) p.reject(err);
         }

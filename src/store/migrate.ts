@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Dialect } from './dialect.js';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-hosts.js';
@@ -26,6 +26,12 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0008-federation-links', m0008],
 ];
 
+/** The newest schema migration this release knows: a store is current when it is the newest one applied. */
+export const LATEST_MIGRATION: string = MIGRATIONS[MIGRATIONS.length - 1]?.[0] ?? '';
+
+/** Migration bookkeeping table (kysely's Migrator keeps one row per applied migration there). */
+export const MIGRATION_TABLE = 'openmsi_migrations';
+
 class CodeMigrationProvider implements MigrationProvider {
   readonly #dialect: Dialect;
   constructor(dialect: Dialect) {
@@ -45,7 +51,7 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Pr
   const migrator = new Migrator({
     db,
     provider: new CodeMigrationProvider(dialect),
-    migrationTableName: 'openmsi_migrations',
+    migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: 'openmsi_migrations_lock',
   });
   const { error, results } = await migrator.migrateToLatest();
@@ -53,4 +59,13 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Pr
     throw new Error(`database migration failed: ${error instanceof Error ? error.message : inspect(error)}`, { cause: error });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * The newest applied migration's name (names sort in order), or `undefined` when none is applied. One indexed
+ * read: readiness probes use it as their reachability query too.
+ */
+export async function appliedMigration(db: Kysely<unknown>): Promise<string | undefined> {
+  const { rows } = await sql<{ name: string }>`select name from ${sql.table(MIGRATION_TABLE)} order by name desc limit 1`.execute(db);
+  return rows[0]?.name;
 }

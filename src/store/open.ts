@@ -1,13 +1,13 @@
 import { createFederatedCredentialStore, createFederationIssuerStore } from './federated-credential-store.js';
 import { createFederationLinkStore } from './federation-link-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Kysely } from 'kysely';
+import type { Kysely, Logger as KyselyLogger } from 'kysely';
 import type { Dialect } from './dialect.js';
 import { isPostgresLocation } from './location.js';
-import { migrateToLatest } from './migrate.js';
+import { appliedMigration, migrateToLatest } from './migrate.js';
 import type { Database } from './schema.js';
 import { openSqlite } from './sqlite.js';
-import type { Repositories, Store, StoreNotifications, TransactionOptions } from './types.js';
+import type { Repositories, Store, StoreHealth, StoreNotifications, TransactionOptions } from './types.js';
 import { createDenyAssignmentStore } from './deny-assignment-store.js';
 import { createGroupStore } from './group-store.js';
 import { createRbacVersionStore, type NotificationHooks } from './rbac-version-store.js';
@@ -36,7 +36,12 @@ export interface OpenStoreOptions {
   migrate?: boolean;
   /** PostgreSQL only: the connection pool size (default 10). */
   maxConnections?: number;
+  /** Told every query's duration and whether it failed (the server's metrics); absent, queries are not timed. */
+  onQuery?: QueryObserver;
 }
+
+/** Receives each query's duration in seconds and outcome. */
+export type QueryObserver = (seconds: number, outcome: 'ok' | 'error') => void;
 
 /**
  * Every aggregate, bound to `db`: the pool, or one transaction. `hooks` names the dialect (PostgreSQL writes
@@ -95,6 +100,29 @@ class LocalNotifications {
   }
 }
 
+/** kysely's log hook, reduced to what {@link QueryObserver} needs. */
+function queryLog(observe: QueryObserver): KyselyLogger {
+  return (event) => observe(event.queryDurationMillis / 1000, event.level === 'query' ? 'ok' : 'error');
+}
+
+/** Thrown by {@link StoreHealth.check} when the database did not answer in time. */
+export class StoreTimeoutError extends Error {
+  override readonly name = 'StoreTimeoutError';
+}
+
+/**
+ * `work`, or a {@link StoreTimeoutError} after `ms`. The query itself is not cancelled: a hung connection stays
+ * the pool's to time out, and the caller (one probe at a time) does not wait for it.
+ */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeoutError(`the store did not answer within ${String(ms)} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Thrown when code inside `store.transaction(fn)` uses the store itself instead of the `tx` it was given. */
 export class StoreMisuseError extends Error {
   override readonly name = 'StoreMisuseError';
@@ -138,8 +166,11 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
   // pg is loaded only for a PostgreSQL store: an embedded store starts without it.
   const opened =
     dialect === 'postgres'
-      ? (await import('./postgres.js')).openPostgres(location, options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections })
-      : openSqlite(location);
+      ? (await import('./postgres.js')).openPostgres(location, {
+          ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+          ...(options.onQuery === undefined ? {} : { log: queryLog(options.onQuery) }),
+        })
+      : openSqlite(location, options.onQuery === undefined ? {} : { log: queryLog(options.onQuery) });
   const { db } = opened;
   const local = new LocalNotifications();
   const poolHooks: NotificationHooks = { dialect, published: (channel, payload) => local.emit(channel, payload) };
@@ -167,9 +198,24 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     },
   };
 
+  const pool = opened.pool === undefined ? undefined : () => opened.pool();
+  // One probe query at a time: while a database hangs, probes time out on the same query instead of piling up
+  // one new connection attempt per probe.
+  let probing: Promise<string | undefined> | undefined;
+  const health: StoreHealth = {
+    check: (timeoutMs) => {
+      probing ??= appliedMigration(db as unknown as Kysely<unknown>).finally(() => {
+        probing = undefined;
+      });
+      return withTimeout(probing, timeoutMs);
+    },
+    ...(pool === undefined ? {} : { pool }),
+  };
+
   return {
     dialect,
     notifications,
+    health,
     ...guarded(repositoriesFor(db, poolHooks), insideTransaction),
 
     async transaction<T>(fn: (tx: Repositories) => Promise<T>, options: TransactionOptions = {}): Promise<T> {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type Logger as KyselyLogger } from 'kysely';
 import type { Database } from './schema.js';
 
 const INT8_OID = 20;
@@ -21,8 +21,14 @@ export interface PostgresListener {
  */
 export function openPostgres(
   url: string,
-  options: { maxConnections?: number } = {},
-): { db: Kysely<Database>; listen(onNotice: (channel: string, payload: string) => void): PostgresListener; close(): Promise<void> } {
+  options: { maxConnections?: number; log?: KyselyLogger } = {},
+): {
+  db: Kysely<Database>;
+  listen(onNotice: (channel: string, payload: string) => void): PostgresListener;
+  /** The pool's connection counts now: open, idle, and queries waiting for one. */
+  pool(): { total: number; idle: number; waiting: number };
+  close(): Promise<void>;
+} {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.maxConnections ?? 10,
@@ -35,10 +41,11 @@ export function openPostgres(
   // that would crash the process. The pool already drops the broken client, and the next query reports any
   // real outage, so there is nothing more to do here.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(options.log === undefined ? {} : { log: options.log }) });
   return {
     db,
     listen: (onNotice) => createListener(url, onNotice),
+    pool: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async close() {
       await db.destroy();
     },

@@ -1,5 +1,5 @@
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type Logger as KyselyLogger } from 'kysely';
 import { preparePrivateSqlite, securePrivateSqlite } from '../shared/private-files.js';
 import type { Database } from './schema.js';
 
@@ -17,7 +17,10 @@ export class StoreLockedError extends Error {
  *   released by the kernel if the process dies, so a second process gets a clear error instead of sharing
  *   the file, and a crashed process never leaves a stale lock behind.
  */
-export function openSqlite(path: string): { db: Kysely<Database>; listen?: undefined; close(): Promise<void> } {
+export function openSqlite(
+  path: string,
+  options: { log?: KyselyLogger } = {},
+): { db: Kysely<Database>; listen?: undefined; pool?: undefined; close(): Promise<void> } {
   // 0600 file (and -wal/-shm, which take its mode) in a 0700 folder, whatever the umask, wherever the store is.
   if (path !== ':memory:') preparePrivateSqlite(path);
   let sqlite: SqliteDatabase.Database;
@@ -43,7 +46,10 @@ export function openSqlite(path: string): { db: Kysely<Database>; listen?: undef
     }
     throw unusableFile(path, err);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+    ...(options.log === undefined ? {} : { log: options.log }),
+  });
   return {
     db,
     async close() {

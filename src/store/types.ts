@@ -760,8 +760,22 @@ export interface TransactionOptions {
 }
 
 /** An open store. Services take the narrow interfaces they need from it. */
+/** What a readiness probe asks of the database itself (src/server/readiness.ts). */
+export interface StoreHealth {
+  /**
+   * One cheap read (the newest applied schema migration's name): resolves with it, or `undefined` on a database
+   * without migrations; rejects when the database does not answer within `timeoutMs`. While one probe query is
+   * still outstanding (a hung database), later calls wait on it rather than start another.
+   */
+  check(timeoutMs: number): Promise<string | undefined>;
+  /** PostgreSQL only: the connection pool's counts now (no query). */
+  readonly pool?: () => { total: number; idle: number; waiting: number };
+}
+
 export interface Store extends Repositories {
   readonly dialect: Dialect;
+  /** Reachability and schema version, for readiness probes. */
+  readonly health: StoreHealth;
   /** Runs `fn` in one transaction; everything commits together or not at all. */
   transaction<T>(fn: (tx: Repositories) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Change notices (RBAC versions today). */

@@ -180,6 +180,8 @@ export async function startTestAuthority(
     clientAuthThrottle?: ClientAuthThrottlePolicy;
     /** The outbound federation issuer (`openmsi server --federation-issuer`); default the built-in one. */
     federationIssuer?: string;
+    /** Serve Prometheus metrics on their own listener (port 0 picks one); see `authority.metricsUrl`. */
+    metrics?: { port: number; host?: string };
   } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
@@ -208,6 +210,7 @@ export async function startTestAuthority(
     clientAuthThrottle: options.clientAuthThrottle ?? ROOMY_CLIENT_AUTH_THROTTLE,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.federationIssuer === undefined ? {} : { federationIssuer: options.federationIssuer }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   });
   const url = await authority.listen();
   const caPath = dataDirLayout(dataDir).caCert;

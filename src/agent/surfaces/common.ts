@@ -14,6 +14,7 @@ import { SELECTOR_PARAMETERS, type HostIdentities, type IdentitySelector } from 
 import { successBody, type CacheEntry, type TokenCache } from '../token-cache.js';
 import type { RateLimiter } from '../rate-limit.js';
 import { UpstreamError } from '../upstream.js';
+import type { AgentMetricsSink } from '../metrics.js';
 import { displayResource, isResourceSyntax, MAX_RESOURCE_LENGTH } from '../../shared/resource.js';
 
 /** The `error` values the agent answers with (the OAuth / IMDS family, plus `not_found`/`method_not_allowed` for routing). */
@@ -228,6 +229,8 @@ export interface SurfaceContext {
   hostRefused(): boolean;
   /** Called when a token fetch says the host is no longer recognised. */
   onHostNotRecognised(err: UpstreamError): void;
+  /** Token counts for Prometheus (`--metrics-port`); absent, nothing is counted. */
+  metrics?: AgentMetricsSink;
 }
 
 /** A token request after its surface parsed and authenticated it. */
@@ -324,6 +327,7 @@ async function serveSlow(
   } catch (err) {
     const extra = identity === undefined ? base : { ...base, identity: identity.objectId };
     if (err instanceof UpstreamError) {
+      ctx.metrics?.upstreamError(err.kind);
       switch (err.kind) {
         case 'unavailable':
           return refuse(ctx, req, res, request.surface, AgentErrors.unavailable(ctx.retryAfterSeconds), extra);
@@ -360,6 +364,7 @@ function answer(
 ): void {
   const echo = request.echo === true && identity.type === 'UserAssigned' ? { object_id: identity.objectId, msi_res_id: identity.resourceId } : undefined;
   sendJson(res, 200, successBody(entry, ctx.clock.now(), echo));
+  ctx.metrics?.served(request.surface, source);
   audit(ctx, req, { decision: 'served', source, identity: identity.objectId, status: 200, ...base });
 }
 

@@ -167,6 +167,11 @@ export class KeyRing {
     return this.#current;
   }
 
+  /** Whether there is a key to sign with (readiness: {@link current} would not throw). */
+  hasCurrent(): boolean {
+    return this.#current !== undefined;
+  }
+
   /** The JWK Set to publish: `next`, `current` and `retired` keys whose `publishUntil` (if any) is still ahead. */
   jwks(): JwksDocument {
     const now = this.#clock.now();

@@ -5,7 +5,7 @@ import type { AuthorityContext } from '../context.js';
 import type { Grant, GrantResult, TokenRequest } from '../grants/grant.js';
 import { clientCredentialsGrant } from '../grants/client-credentials.js';
 import { MANAGED_IDENTITY_GRANT_TYPE, managedIdentityGrant } from '../grants/managed-identity.js';
-import { correlationIdOf, oauthErrorHandler, type OAuthError } from '../../shared/oauth-error.js';
+import { OAuthError, correlationIdOf, oauthErrorHandler } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
 import { TOKEN_BODY_LIMIT, parseBasicAuth, parseForm, requireParam, type FormParams } from '../token/form.js';
 import { resolveTenant } from './tenant.js';
@@ -69,7 +69,24 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
     }),
   );
 
-  const handler = (endpoint: 'v1' | 'v2') => async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
+  const handler = (endpoint: 'v1' | 'v2') => {
+    const serve = grantHandler(endpoint);
+    const metrics = ctx.metrics;
+    if (metrics === undefined) return serve;
+    return async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
+      const started = performance.now();
+      try {
+        const sent = await serve(request, reply);
+        metrics.grant(grantLabel(request), 'success', (performance.now() - started) / 1000);
+        return sent;
+      } catch (err) {
+        metrics.grant(grantLabel(request), err instanceof OAuthError ? err.error : 'server_error', (performance.now() - started) / 1000);
+        throw err;
+      }
+    };
+  };
+
+  const grantHandler = (endpoint: 'v1' | 'v2') => async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
     const params = formBody(request);
     const tenant = await resolveTenant(ctx, request.params.tenant, { forGrant: true });
     tenants.set(request, tenant);
@@ -114,6 +131,13 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
 }
 
 const noStore = { 'cache-control': 'no-store, no-cache', pragma: 'no-cache' };
+
+/** The request's grant type as a metric label: a grant this authority has, else `other` (labels stay a bounded set). */
+function grantLabel(request: FastifyRequest): string {
+  const body = request.body as FormParams | undefined | null;
+  const grantType = body !== null && typeof body === 'object' ? body['grant_type'] : undefined;
+  return grantType !== undefined && GRANTS.has(grantType) ? grantType : 'other';
+}
 
 function formBody(request: FastifyRequest): FormParams {
   const body = request.body;

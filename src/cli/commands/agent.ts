@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseTokenFileSpec } from '../../agent/federation/token-files.js';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { AGENT_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../shared/config.js';
+import { AGENT_DEFAULTS, METRICS_DEFAULTS, agentDataDir, checkPort, readEnvironment } from '../../shared/config.js';
 import { lazy } from './lazy.js';
 import { collect } from './shared.js';
 import { agentFiles } from '../../agent/host-credential.js';
@@ -47,6 +47,12 @@ export function registerAgentCommands(program: Command): void {
     .option('--no-imds', 'turn off the header-only machine-wide surfaces (IMDS, Cloud Shell, Arc)')
     .option('--no-app-service', 'refuse the machine-wide App Service secret (only `openmsi run` session secrets work)')
     .option('--poll-interval <seconds>', `how often the host's identities are re-read (default ${String(AGENT_DEFAULTS.identityPollMs / 1000)})`, parsePositive)
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics at http://<metrics host>:<port>/metrics (plain HTTP, its own listener; off unless given)',
+      parsePort,
+    )
+    .option('--metrics-host <address>', `address of the metrics listener (default ${METRICS_DEFAULTS.host}; needs --metrics-port)`)
     .option('--rate-limit <perSecond>', `tokens per second per identity (default ${String(AGENT_DEFAULTS.rateLimitPerSecond)})`, parsePositive)
     .option('--upstream-ca-file <pem>', "outbound federation: a CA (PEM) to trust for upstream Entra token endpoints, besides Node's roots")
     .option(
@@ -80,9 +86,12 @@ Examples:
           upstreamCaFile?: string;
           federatedTokenFile: string[];
           logFormat?: 'json' | 'pretty';
+          metricsPort?: number;
+          metricsHost?: string;
         },
         cmd: Command,
       ) => {
+        if (opts.metricsHost !== undefined && opts.metricsPort === undefined) throw new Error('--metrics-host needs --metrics-port');
         const settings = readEnvironment();
         const [{ createLogger, defaultLogFormat }, { createAgent }] = await Promise.all([lazy.logger(), lazy.agent()]);
         const logger = createLogger({
@@ -103,6 +112,9 @@ Examples:
           ...(opts.rateLimit === undefined ? {} : { rateLimit: { perSecond: opts.rateLimit } }),
           ...(opts.upstreamCaFile === undefined ? {} : { upstreamCaFile: opts.upstreamCaFile }),
           federatedTokenFiles: opts.federatedTokenFile.map(parseTokenFileSpec),
+          ...(opts.metricsPort === undefined
+            ? {}
+            : { metrics: { port: opts.metricsPort, ...(opts.metricsHost === undefined ? {} : { host: opts.metricsHost }) } }),
         });
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');

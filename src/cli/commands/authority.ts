@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { OpenmsiServer } from '../../server/server.js';
-import { DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
+import { DEFAULTS, METRICS_DEFAULTS, TOKEN_LIFETIME_SECONDS, isPort, parseLogFormat, readEnvironment, storeLocation } from '../../shared/config.js';
 import { dataDirLayout } from '../../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl, hostForUrl } from '../../shared/public-url.js';
 import { describeStoreLocation, isPostgresLocation } from '../../store/location.js';
@@ -92,86 +92,91 @@ Examples:
       'log format: pretty (one coloured line per event) or json (also OPENMSI_LOG_FORMAT; default: pretty on a terminal, json otherwise)',
       (v) => parseLogFormat(v, '--log-format'),
     )
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<metrics host>:<port>/metrics (plain HTTP, its own listener; off unless given)', (v) =>
+      parsePort(v),
+    )
+    .option('--metrics-host <address>', `address of the metrics listener (default ${METRICS_DEFAULTS.host}; needs --metrics-port)`)
     .addHelpText(
       'after',
       `
 Examples:
   openmsi authority
+  openmsi authority --metrics-port 9464                # Prometheus scrapes http://127.0.0.1:9464/metrics
   openmsi authority --init --data-dir ./.openmsi
   openmsi authority --port 9443                       # this run only (the CLI finds it through the data dir); to change it for good, edit "port" in config.json
   OPENMSI_LOG_LEVEL=debug openmsi authority --log-format json
   NODE_EXTRA_CA_CERTS=$(openmsi ca export --out ca.pem && echo ca.pem) node app.js   # trust it from Node`,
     )
-    .action(
-      async (
-        opts: { init?: boolean; host?: string; port?: number; publicUrl?: string; federationIssuer?: string; store?: string; logFormat?: 'json' | 'pretty' },
-        cmd: Command,
-      ) => {
-        const { dataDir } = globalOptions(cmd);
-        const settings = readEnvironment();
-        const [{ createLogger, defaultLogFormat }, { createOpenmsiServer }, { initDataDir }] = await Promise.all([
-          lazy.logger(),
-          lazy.authority(),
-          lazy.init(),
-        ]);
-        const logger = createLogger({
-          format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
-          ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
+    .action(async (opts: ServerFlags, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      if (opts.metricsHost !== undefined && opts.metricsPort === undefined) throw new Error('--metrics-host needs --metrics-port');
+      const settings = readEnvironment();
+      const [{ createLogger, defaultLogFormat }, { createOpenmsiServer }, { initDataDir }] = await Promise.all([lazy.logger(), lazy.authority(), lazy.init()]);
+      const logger = createLogger({
+        format: opts.logFormat ?? settings.logFormat ?? defaultLogFormat(),
+        ...(settings.logLevel === undefined ? {} : { level: settings.logLevel }),
+      });
+      let freshDataDir = false;
+      if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
+        // Fail before creating anything when the address is taken.
+        const host = opts.host ?? DEFAULTS.host;
+        const port = opts.port ?? DEFAULTS.port;
+        await probeListen(host, port, dataDir);
+        const result = await initDataDir({
+          dataDir,
+          ...(opts.host === undefined ? {} : { host: opts.host }),
+          ...(opts.port === undefined ? {} : { port: opts.port }),
+          ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
         });
-        let freshDataDir = false;
-        if (opts.init === true && !existsSync(dataDirLayout(dataDir).config)) {
-          // Fail before creating anything when the address is taken.
-          const host = opts.host ?? DEFAULTS.host;
-          const port = opts.port ?? DEFAULTS.port;
-          await probeListen(host, port, dataDir);
-          const result = await initDataDir({
-            dataDir,
-            ...(opts.host === undefined ? {} : { host: opts.host }),
-            ...(opts.port === undefined ? {} : { port: opts.port }),
-            ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
-          });
-          freshDataDir = true;
-          logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
+        freshDataDir = true;
+        logger.info({ dataDir, tenantId: result.config.tenantId, adminClientId: result.admin.clientId }, 'initialised data dir');
+      }
+      let authority: OpenmsiServer | undefined;
+      let url: string;
+      try {
+        authority = await createOpenmsiServer({
+          dataDir,
+          logger,
+          ...(opts.host === undefined ? {} : { host: opts.host }),
+          ...(opts.port === undefined ? {} : { port: opts.port }),
+          ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+          ...(opts.federationIssuer === undefined ? {} : { federationIssuer: opts.federationIssuer }),
+          ...(opts.store === undefined ? {} : { store: opts.store }),
+          ...(opts.metricsPort === undefined
+            ? {}
+            : { metrics: { port: opts.metricsPort, ...(opts.metricsHost === undefined ? {} : { host: opts.metricsHost }) } }),
+        });
+        url = await authority.listen().catch((err: unknown) => {
+          throw listenError(err, opts.host ?? authority?.config.host ?? '', opts.port ?? authority?.config.port ?? 0, dataDir);
+        });
+      } catch (err) {
+        await authority?.close();
+        // `--init` made the data dir for this start only: take it back, so a retry (say with --port) starts clean.
+        // A PostgreSQL store now holds the directory, so then the data dir that belongs to it stays.
+        if (freshDataDir && opts.store === undefined && !isPostgresLocation(storeLocation(dataDir, { store: DEFAULTS.store }))) {
+          rmSync(dataDir, { recursive: true, force: true });
         }
-        let authority: OpenmsiServer | undefined;
-        let url: string;
-        try {
-          authority = await createOpenmsiServer({
-            dataDir,
-            logger,
-            ...(opts.host === undefined ? {} : { host: opts.host }),
-            ...(opts.port === undefined ? {} : { port: opts.port }),
-            ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
-            ...(opts.federationIssuer === undefined ? {} : { federationIssuer: opts.federationIssuer }),
-            ...(opts.store === undefined ? {} : { store: opts.store }),
-          });
-          url = await authority.listen().catch((err: unknown) => {
-            throw listenError(err, opts.host ?? authority?.config.host ?? '', opts.port ?? authority?.config.port ?? 0, dataDir);
-          });
-        } catch (err) {
-          await authority?.close();
-          // `--init` made the data dir for this start only: take it back, so a retry (say with --port) starts clean.
-          // A PostgreSQL store now holds the directory, so then the data dir that belongs to it stays.
-          if (freshDataDir && opts.store === undefined && !isPostgresLocation(storeLocation(dataDir, { store: DEFAULTS.store }))) {
-            rmSync(dataDir, { recursive: true, force: true });
-          }
-          throw err;
-        }
-        logger.info(
-          { authority: url, tenantId: authority.config.tenantId, caCertificate: dataDirLayout(dataDir).caCert },
-          `openmsi server ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration; vaults at https://<name>.${authority.config.vaultDomain}:${new URL(url).port || '443'}/`,
+        throw err;
+      }
+      logger.info(
+        {
+          authority: url,
+          tenantId: authority.config.tenantId,
+          caCertificate: dataDirLayout(dataDir).caCert,
+          ...(authority.metricsUrl === undefined ? {} : { metrics: `${authority.metricsUrl}/metrics` }),
+        },
+        `openmsi server ready: ${url}/${authority.config.tenantId}/v2.0/.well-known/openid-configuration; vaults at https://<name>.${authority.config.vaultDomain}:${new URL(url).port || '443'}/`,
+      );
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        authority.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
         );
-        const stop = (signal: string) => {
-          logger.info({ signal }, 'shutting down');
-          authority.close().then(
-            () => process.exit(0),
-            () => process.exit(1),
-          );
-        };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
-      },
-    );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
 }
 
 /** `openmsi vault`: the data plane alone, beside a server that shares its PostgreSQL store. */
@@ -223,6 +228,18 @@ Examples:
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+}
+
+interface ServerFlags {
+  init?: boolean;
+  host?: string;
+  port?: number;
+  publicUrl?: string;
+  federationIssuer?: string;
+  store?: string;
+  logFormat?: 'json' | 'pretty';
+  metricsPort?: number;
+  metricsHost?: string;
 }
 
 interface InitFlags {
