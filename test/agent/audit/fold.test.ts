@@ -8,20 +8,11 @@ import assert from 'node:assert/strict';
 import { AuditWindow, boundedField, DropCounter, DROP_REASON_PREFIX, DROPPED_CALLER_ADDRESS, foldKey, recordOf } from '../../../src/agent/audit/fold.js';
 import type { AgentAuditEvent } from '../../../src/agent/contracts.js';
 import { AGENT_AUDIT_FIELD_LIMITS as L, AUDIT_TRUNCATION_MARKER as MARK, type AgentAuditRecord } from '../../../src/shared/host-protocol.js';
+import { refusedImdsEvent } from '../../support/agent-audit.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-function event(overrides: Partial<AgentAuditEvent> = {}): AgentAuditEvent {
-  return {
-    decision: 'refused',
-    surface: 'imds',
-    audience: 'https://vault.azure.net',
-    caller: { address: '127.0.0.1', pid: 42, uid: 1000, exe: '/usr/bin/python3' },
-    status: 400,
-    reason: 'invalid_resource',
-    ...overrides,
-  };
-}
+const event = refusedImdsEvent;
 
 void describe('boundedField', () => {
   void it('drops what is not a non-empty string', () => {

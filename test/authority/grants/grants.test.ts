@@ -19,6 +19,7 @@ import { MasterKey } from '../../../src/pki/master-key.js';
 import { DAY, FakeClock } from '../../../src/shared/clock.js';
 import { OAuthError } from '../../../src/shared/oauth-error.js';
 import type { ClientCredential, HostCredential, Resource, ServicePrincipal, Tenant } from '../../../src/store/types.js';
+import { memoryReplay } from '../../support/memory-replay.js';
 
 const NOW = Date.UTC(2031, 4, 6, 7, 8, 9);
 const NOW_S = Math.floor(NOW / 1000);
@@ -106,7 +107,6 @@ function context(options: Options = {}) {
   const issued: Record<string, unknown>[] = [];
   const credentials = options.credentials ?? [hostCredential()];
   const theHost = 'host' in options ? options.host : host();
-  const seen = new Set<string>();
   const key = (s: { source: string; client?: string }) => (s.client === undefined ? `source:${s.source}` : `${s.client}@${s.source}`);
   const ctx = {
     clock: new FakeClock(NOW),
@@ -144,14 +144,7 @@ function context(options: Options = {}) {
       credentials: { listByApp: () => Promise.resolve(options.appCredentials ?? []) },
       federatedCredentials: { listByIssuer: () => Promise.resolve([FEDERATED]) },
       federationIssuers: { get: () => Promise.resolve(undefined) },
-      replay: {
-        remember: (k: string) => {
-          if (seen.has(k)) return Promise.resolve(false);
-          seen.add(k);
-          return Promise.resolve(true);
-        },
-        purgeExpired: () => Promise.resolve(0),
-      },
+      replay: memoryReplay(),
     },
     federation: { getKey: () => Promise.resolve(fedKeys.publicKey) },
   } as unknown as AuthorityContext;

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { AUDIT_DROPPED_ACTION, droppedEvent, parseUpload, toAuditEvent, type RefusedRecord } from '../../../src/authority/hosts/audit.js';
 import type { AuthenticatedHost } from '../../../src/authority/hosts/authenticate.js';
 import { AGENT_AUDIT_FIELD_LIMITS as L, AGENT_SURFACES, AUDIT_UPLOAD_MAX_RECORDS, type AgentAuditRecord } from '../../../src/shared/host-protocol.js';
+import { uploadRecord } from '../../support/agent-audit.js';
 
 const NOW = Date.UTC(2026, 11, 7, 12);
 const MAX_TIME = 253_402_300_799_999;
@@ -17,19 +18,7 @@ const caller = { host: { id: HOST_ID }, tenantId: 'tenant-1' } as unknown as Aut
 const ID = '6f1c2b9e-3d4a-4b8c-9e7f-0a1b2c3d4e5f';
 
 function valid(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    id: ID,
-    at: NOW - 2000,
-    lastAt: NOW - 1000,
-    count: 3,
-    decision: 'refused',
-    surface: 'imds',
-    audience: 'https://vault.azure.net',
-    caller: { address: '127.0.0.1', pid: 42, uid: 1000, exe: '/usr/bin/python3' },
-    status: 400,
-    reason: 'invalid_resource',
-    ...overrides,
-  };
+  return uploadRecord(ID, NOW, overrides);
 }
 
 /** The one record's outcome: the parsed record, or the refusal's reason. */
@@ -143,7 +132,10 @@ void describe('agent audit records: the contract, record by record', () => {
   void it("decision, source, surface: only the contract's values", () => {
     for (const decision of ['maybe', 'SERVED', undefined, null])
       refuses(valid({ decision }), /record\.decision must be 'served' or 'refused'/, String(decision));
-    for (const source of ['disk', 'CACHE', null, '']) refuses(valid({ source }), /record\.source must be 'cache' or 'authority'/, String(source));
+    for (const source of ['disk', 'CACHE', 'UPSTREAM', null, '']) {
+      refuses(valid({ source }), /record\.source must be 'cache', 'authority' or 'upstream'/, String(source));
+    }
+    for (const source of ['cache', 'authority', 'upstream']) assert.equal(accepts({ source, decision: 'served' }, source).source, source);
     for (const surface of ['telnet', 'IMDS', 7, undefined]) {
       refuses(valid({ surface }), new RegExp(`record\\.surface must be one of ${AGENT_SURFACES.join(', ')}`), String(surface));
     }

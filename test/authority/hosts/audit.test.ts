@@ -14,24 +14,13 @@ import { AGENT_AUDIT_FIELD_LIMITS, HOST_API_PATHS, type HostCredentialGrant } fr
 import { putResourceGroup } from '../../../src/directory/resources.js';
 import { AUDIT_DROPPED_ACTION } from '../../../src/authority/hosts/audit.js';
 import { admin, call, hostAssertion, hostKey, type HostKey, type JsonResponse } from './helpers.js';
+import { uploadRecord } from '../../support/agent-audit.js';
 
 const MACHINES = 'providers/Microsoft.HybridCompute/machines';
 
 /** A valid record of the contract. */
 function valid(now: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    id: randomUUID(),
-    at: now - 2000,
-    lastAt: now - 1000,
-    count: 3,
-    decision: 'refused',
-    surface: 'imds',
-    audience: 'https://vault.azure.net',
-    caller: { address: '127.0.0.1', pid: 42, uid: 1000, exe: '/usr/bin/python3' },
-    status: 400,
-    reason: 'invalid_resource',
-    ...overrides,
-  };
+  return uploadRecord(randomUUID(), now, overrides);
 }
 
 /** One record of each way a record can break the contract (each alone in a batch with valid ones). */

@@ -15,6 +15,7 @@ import { HostError } from '../../../src/directory/hosts.js';
 import { FakeClock } from '../../../src/shared/clock.js';
 import { HOST_API_BASE } from '../../../src/shared/host-protocol.js';
 import type { HostCredential } from '../../../src/store/types.js';
+import { memoryReplay } from '../../support/memory-replay.js';
 
 const NOW = Date.UTC(2031, 4, 6, 7, 8, 9);
 const NOW_S = Math.floor(NOW / 1000);
@@ -40,7 +41,6 @@ function credential(overrides: Partial<HostCredential> = {}): HostCredential {
 
 function context(options: { credentials?: HostCredential[]; hostExists?: boolean; subscriptionExists?: boolean } = {}): AuthorityContext {
   const credentials = options.credentials ?? [credential()];
-  const seen = new Set<string>();
   return {
     clock: new FakeClock(NOW),
     urls: { advertisedOrigins: () => ORIGINS.map((origin) => ({ origin })) },
@@ -50,14 +50,7 @@ function context(options: { credentials?: HostCredential[]; hostExists?: boolean
         get: (id: string) => Promise.resolve(options.subscriptionExists !== false && id.toLowerCase() === SUB ? { id: SUB, tenantId: TENANT } : undefined),
       },
       resources: { get: (id: string) => Promise.resolve(options.hostExists !== false && id.toLowerCase() === HOST.toLowerCase() ? { id: HOST } : undefined) },
-      replay: {
-        remember: (k: string) => {
-          if (seen.has(k)) return Promise.resolve(false);
-          seen.add(k);
-          return Promise.resolve(true);
-        },
-        purgeExpired: () => Promise.resolve(0),
-      },
+      replay: memoryReplay(),
     },
   } as unknown as AuthorityContext;
 }

@@ -25,6 +25,7 @@ import { MasterKey } from '../../../src/pki/master-key.js';
 import { DAY, FakeClock } from '../../../src/shared/clock.js';
 import { OAuthError } from '../../../src/shared/oauth-error.js';
 import type { ClientCredential, FederatedCredential, ServicePrincipal, Tenant } from '../../../src/store/types.js';
+import { memoryReplay } from '../../support/memory-replay.js';
 
 const NOW = Date.UTC(2031, 4, 6, 7, 8, 9);
 const NOW_S = Math.floor(NOW / 1000);
@@ -122,7 +123,6 @@ function context(
 ) {
   const calls: ThrottleCall[] = [];
   const key = (s: { source: string; client?: string }) => (s.client === undefined ? `source:${s.source}` : `${s.client}@${s.source}`);
-  const seen = new Set<string>();
   const ctx = {
     clock: new FakeClock(NOW),
     masterKey,
@@ -145,14 +145,7 @@ function context(
     store: {
       servicePrincipals: { getByAppId: (appId: string) => Promise.resolve(PRINCIPALS[appId]) },
       credentials: { listByApp: (appId: string) => Promise.resolve(appId === APP ? (options.credentials ?? []) : []) },
-      replay: {
-        remember: (k: string) => {
-          if (seen.has(k)) return Promise.resolve(false);
-          seen.add(k);
-          return Promise.resolve(true);
-        },
-        purgeExpired: () => Promise.resolve(0),
-      },
+      replay: memoryReplay(),
       federatedCredentials: { listByIssuer: () => Promise.resolve(options.federated ?? []) },
       federationIssuers: { get: () => Promise.resolve(undefined) },
     },
