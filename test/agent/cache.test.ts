@@ -2,8 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { FakeClock } from '../../src/shared/clock.js';
-import { startFakeAuthority, type FakeAuthority, type FakeHost } from '../support/fake-authority.js';
-import { startAgentIn, IMDS_PATH, VAULT, type TestAgent } from '../support/world.js';
+import type { FakeAuthority, FakeHost } from '../support/fake-authority.js';
+import { startFakeWorld, type FakeWorld, IMDS_PATH, VAULT, type TestAgent } from '../support/world.js';
+import { until } from '../support/poll.js';
 
 /*
  * The agent's cache and rate decisions against the fake authority (test/support/fake-authority.ts), which counts
@@ -17,16 +18,12 @@ describe('agent token cache', () => {
   let host: FakeHost;
   let a: TestAgent;
 
+  let world: FakeWorld;
   before(async () => {
-    t = await startFakeAuthority();
-    host = await t.addHost();
-    a = await startAgentIn(host.dataDir, { rateLimit: { perSecond: 1000 } });
+    world = await startFakeWorld({ agent: { rateLimit: { perSecond: 1000 } } });
+    ({ t, host, a } = world);
   });
-  after(async () => {
-    await a.agent.close();
-    await t.close();
-    host.cleanup();
-  });
+  after(() => world.close());
 
   it('a cache hit does not call the authority', async () => {
     const calls = a.agent.upstream.grantCalls;
@@ -89,19 +86,14 @@ describe('agent token cache', () => {
 });
 
 describe('agent rate limit', () => {
-  let t: FakeAuthority;
   let host: FakeHost;
   let a: TestAgent;
+  let world: FakeWorld;
   before(async () => {
-    t = await startFakeAuthority();
-    host = await t.addHost();
-    a = await startAgentIn(host.dataDir, { rateLimit: { perSecond: 5, burst: 5 } });
+    world = await startFakeWorld({ agent: { rateLimit: { perSecond: 5, burst: 5 } } });
+    ({ host, a } = world);
   });
-  after(async () => {
-    await a.agent.close();
-    await t.close();
-    host.cleanup();
-  });
+  after(() => world.close());
 
   it('answers 429 with Retry-After beyond the per-identity limit; other identities are unaffected', async () => {
     const statuses: number[] = [];
@@ -126,20 +118,14 @@ describe('agent rate limit', () => {
 });
 
 describe('agent refresh at half-life (fake clock)', () => {
-  let t: FakeAuthority;
-  let host: FakeHost;
   let a: TestAgent;
   const clock = new FakeClock(Date.UTC(2026, 5, 1));
+  let world: FakeWorld;
   before(async () => {
-    t = await startFakeAuthority({ clock, tokenLifetimeSeconds: 3600 });
-    host = await t.addHost();
-    a = await startAgentIn(host.dataDir, { clock, random: () => 0.5 });
+    world = await startFakeWorld({ authority: { clock, tokenLifetimeSeconds: 3600 }, agent: { clock, random: () => 0.5 } });
+    ({ a } = world);
   });
-  after(async () => {
-    await a.agent.close();
-    await t.close();
-    host.cleanup();
-  });
+  after(() => world.close());
 
   it('serves the cached token before half-life, refreshes in the background after it, then serves the new one', async () => {
     const calls = a.agent.upstream.grantCalls;
@@ -156,11 +142,17 @@ describe('agent refresh at half-life (fake clock)', () => {
     clock.advance(60_000);
     const during = (await a.get(imds(VAULT), META)).json<{ access_token: string }>();
     assert.equal(during.access_token, first.access_token, 'the request that triggers the refresh is served from the cache');
-    for (let i = 0; i < 50 && a.agent.upstream.grantCalls === calls + 1; i++) await new Promise((r) => setTimeout(r, 20));
+    // Waits on the condition itself (the refreshed token served), bounded, not on a time that assumes an idle machine.
+    const after = await until(
+      'the refreshed token served',
+      async () => {
+        const served = (await a.get(imds(VAULT), META)).json<{ access_token: string; expires_in: string }>();
+        return served.access_token === first.access_token ? undefined : served;
+      },
+      20_000,
+      20,
+    );
     assert.equal(a.agent.upstream.grantCalls, calls + 2, 'one background refresh');
-    await new Promise((r) => setTimeout(r, 50));
-    const after = (await a.get(imds(VAULT), META)).json<{ access_token: string; expires_in: string }>();
-    assert.notEqual(after.access_token, first.access_token);
     assert.equal(after.expires_in, String(decodeJwt(after.access_token).exp! - Math.floor(clock.now() / 1000)));
     assert.ok(decodeJwt(after.access_token).exp! > decodeJwt(first.access_token).exp!);
   });

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeAuthority, type FakeAuthority, type FakeHost } from '../support/fake-authority.js';
-import { startAgentIn, type TestAgent } from '../support/world.js';
+import type { FakeAuthority, FakeHost } from '../support/fake-authority.js';
+import { startFakeWorld, type FakeWorld, type TestAgent } from '../support/world.js';
 import { until } from '../support/poll.js';
 import { FakeClock } from '../../src/shared/clock.js';
 import { agentReadiness, type AgentReadinessReport } from '../../src/agent/health.js';
@@ -13,16 +13,12 @@ void describe('agent health and readiness', () => {
   let host: FakeHost;
   let a: TestAgent;
 
+  let world: FakeWorld;
   before(async () => {
-    t = await startFakeAuthority();
-    host = await t.addHost();
-    a = await startAgentIn(host.dataDir, { upstreamTimeoutMs: 400, retryBaseMs: 100, retryMaxMs: 300, readyStaleMs: 600 });
+    world = await startFakeWorld({ agent: { upstreamTimeoutMs: 400, retryBaseMs: 100, retryMaxMs: 300, readyStaleMs: 600 } });
+    ({ t, host, a } = world);
   });
-  after(async () => {
-    await a.agent.close();
-    await t.close();
-    host.cleanup();
-  });
+  after(() => world.close());
 
   void it('GET /healthz answers 200 {"status":"ok"}, GET /readyz 200 with each check ok; no Metadata header needed, nothing about the host in either', async () => {
     const live = await a.get('/healthz');

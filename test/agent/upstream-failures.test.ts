@@ -6,8 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeAuthority, type FakeAuthority, type FakeHost } from '../support/fake-authority.js';
-import { startAgentIn, IMDS_PATH, VAULT, type TestAgent } from '../support/world.js';
+import type { FakeAuthority, FakeHost } from '../support/fake-authority.js';
+import { startFakeWorld, type FakeWorld, IMDS_PATH, VAULT, type TestAgent } from '../support/world.js';
 import { until } from '../support/poll.js';
 
 const META = { metadata: 'true' };
@@ -20,16 +20,12 @@ void describe('agent against a failing authority', () => {
   let a: TestAgent;
   const UPSTREAM_TIMEOUT_MS = 400;
 
+  let world: FakeWorld;
   before(async () => {
-    t = await startFakeAuthority();
-    host = await t.addHost();
-    a = await startAgentIn(host.dataDir, { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS, rateLimit: { perSecond: 1000 }, retryBaseMs: 100, retryMaxMs: 300 });
+    world = await startFakeWorld({ agent: { upstreamTimeoutMs: UPSTREAM_TIMEOUT_MS, rateLimit: { perSecond: 1000 }, retryBaseMs: 100, retryMaxMs: 300 } });
+    ({ t, host, a } = world);
   });
-  after(async () => {
-    await a.agent.close();
-    await t.close();
-    host.cleanup();
-  });
+  after(() => world.close());
 
   for (const status of [500, 502, 503, 429]) {
     void it(`an authority answering ${String(status)}: cached tokens still served, misses answered 503 with Retry-After without a call each, a token again once it recovers`, async () => {

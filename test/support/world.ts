@@ -19,6 +19,7 @@ import { saveHostCredential } from '../../src/agent/host-credential.js';
 import { UpstreamError } from '../../src/agent/upstream.js';
 import { createAgent, type Agent, type AgentOptions } from '../../src/agent/agent.js';
 import type { AgentAuditEvent, AgentAuditSink } from '../../src/agent/contracts.js';
+import { startFakeAuthority, type FakeAuthority, type FakeHost } from './fake-authority.js';
 
 export interface TestHost {
   hostId: string;
@@ -237,3 +238,31 @@ export function rawRequest(
 
 export const VAULT = 'https://vault.azure.net';
 export const IMDS_PATH = '/metadata/identity/oauth2/token';
+
+/** A fake authority (test/support/fake-authority.ts), one host of it and an in-process agent for that host. */
+export interface FakeWorld {
+  t: FakeAuthority;
+  host: FakeHost;
+  a: TestAgent;
+  /** Stops the agent and the fake authority and removes the host's data dir. */
+  close(): Promise<void>;
+}
+
+/** Starts a {@link FakeWorld}: the agent's own suites test its decisions against it. */
+export async function startFakeWorld(
+  options: { authority?: Parameters<typeof startFakeAuthority>[0]; agent?: Partial<AgentOptions> } = {},
+): Promise<FakeWorld> {
+  const t = await startFakeAuthority(options.authority);
+  const host = await t.addHost();
+  const a = await startAgentIn(host.dataDir, options.agent);
+  return {
+    t,
+    host,
+    a,
+    async close() {
+      await a.agent.close();
+      await t.close();
+      host.cleanup();
+    },
+  };
+}
