@@ -9,6 +9,7 @@ import { KEY_CHANNEL, VAULT_CHANNEL, type SecretVersion, type Store, type Vault 
 import { newGuid } from '../../src/shared/ids.js';
 import { STORE_BACKENDS, backendSuiteOptions } from '../support/authority.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg-database.js';
+import { untilTrue } from '../support/poll.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -161,8 +162,7 @@ for (const backend of STORE_BACKENDS)
           );
           await store.vaults.purge(vault.id);
           // PostgreSQL also delivers through LISTEN (possibly a second time); wait for it, bounded.
-          for (let i = 0; i < 100 && heard.filter((id) => id === vault.id).length < 4; i++) await new Promise((r) => setTimeout(r, 20));
-          assert.ok(heard.filter((id) => id === vault.id).length >= 4, heard.join(','));
+          await untilTrue('four announcements of the vault', () => heard.filter((id) => id === vault.id).length >= 4, 20_000, 20);
           await new Promise((r) => setTimeout(r, 100));
           assert.ok(!heard.includes(other.id), 'a rolled-back put is never announced');
           assert.equal(await store.vaults.get(other.id), undefined);
