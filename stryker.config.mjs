@@ -81,13 +81,18 @@ export const GROUPS = {
       'test/authority/hosts/audit.test.ts',
     ],
   },
+  // The management API's edge for resource ids (the canonical-id rule of issue 15's first finding), split out of
+  // `management` with its store-less unit file; the end-to-end spellings file stays in `npm test`.
+  'management-ids': {
+    mutate: ['src/management/resource-ids.ts'],
+    testFiles: ['test/management/resource-ids-unit.test.ts'],
+  },
   management: {
     mutate: [
       'src/management/authenticate.ts',
       'src/management/authorize.ts',
       'src/management/authorization-common.ts',
       'src/management/resources.ts',
-      'src/management/resource-ids.ts',
       'src/management/role-definitions.ts',
       'src/management/deny-assignments.ts',
       'src/management/hosts.ts',
