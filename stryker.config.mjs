@@ -83,13 +83,18 @@ export const GROUPS = {
   },
   // The management API's edge for resource ids (the canonical-id rule of issue 15's first finding), split out of
   // `management` with its store-less unit file; the end-to-end spellings file stays in `npm test`.
+  // The management API's bearer authentication (who is admitted, each refusal, the challenge's tenant), split out
+  // of `management` with its store-less unit files (a fake verifier and store).
+  'management-authn': {
+    mutate: ['src/management/authenticate.ts'],
+    testFiles: ['test/management/authenticate.test.ts', 'test/management/authenticate-hook.test.ts'],
+  },
   'management-ids': {
     mutate: ['src/management/resource-ids.ts'],
     testFiles: ['test/management/resource-ids-unit.test.ts'],
   },
   management: {
     mutate: [
-      'src/management/authenticate.ts',
       'src/management/authorize.ts',
       'src/management/authorization-common.ts',
       'src/management/resources.ts',
