@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { withinOrFail } from './poll.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -73,17 +74,8 @@ export function runNode(argv: readonly string[], env: NodeJS.ProcessEnv = proces
     stderr += `\nspawn error: ${err.message}`;
   });
 
-  async function closedWithin(timeoutMs: number, message: string): Promise<FixtureExit> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${message}; stderr:\n${stderr}`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([closed, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  // stderr as it is when the bound runs out, not when the wait began.
+  const closedWithin = (timeoutMs: number, message: string): Promise<FixtureExit> => withinOrFail(closed, timeoutMs, () => `${message}; stderr:\n${stderr}`);
 
   return {
     child,

@@ -33,3 +33,10 @@ export async function within<T>(promise: Promise<T>, timeoutMs: number): Promise
     clearTimeout(timer);
   }
 }
+
+/** `promise`'s value, or a failure `message()` names after `timeoutMs` ({@link within}: the timer is cleared either way). */
+export async function withinOrFail<T>(promise: Promise<T>, timeoutMs: number, message: () => string): Promise<T> {
+  const result = await within(promise, timeoutMs);
+  if (result === 'timeout') throw new Error(message());
+  return result;
+}

@@ -9,6 +9,7 @@ import type { HostDescription } from '../../../src/shared/host-protocol.js';
 import { SessionRegistry } from '../../../src/agent/sessions.js';
 import { openSession } from '../../../src/cli/commands/run.js';
 import { harnessHost, startHarness, until, type Harness } from './harness.js';
+import { withinOrFail } from '../../support/poll.js';
 
 async function post(
   h: Harness,
@@ -25,19 +26,6 @@ async function post(
   });
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: text === '' ? undefined : (JSON.parse(text) as { error?: string; error_description?: string }) };
-}
-
-/** `promise`, or a failure naming `what` after `ms` (every wait in a test is bounded). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${String(ms)} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('sessions', () => {
@@ -163,7 +151,7 @@ describe('agent control API', () => {
     const session = await openSession(h.url, h.controlSecret, ['app-id']);
     assert.equal(h.sessions.size, 1);
     h.control.close();
-    await within(session.ended, 5000, 'the session stream to end');
+    await withinOrFail(session.ended, 5000, () => 'timed out after 5000 ms waiting for the session stream to end');
     assert.equal(h.sessions.size, 0);
   });
 
