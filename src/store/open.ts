@@ -1,5 +1,7 @@
 import { createFederatedCredentialStore, createFederationIssuerStore } from './federated-credential-store.js';
 import { createFederationLinkStore } from './federation-link-store.js';
+import { createUserStore } from './user-store.js';
+import { createRefreshTokenStore } from './refresh-token-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely, Logger as KyselyLogger } from 'kysely';
 import type { Dialect } from './dialect.js';
@@ -72,6 +74,8 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     federatedCredentials: createFederatedCredentialStore(db, hooks),
     federationIssuers: createFederationIssuerStore(db),
     federationLinks: createFederationLinkStore(db),
+    users: createUserStore(db, hooks),
+    refreshTokens: createRefreshTokenStore(db),
   };
 }
 

@@ -752,6 +752,8 @@ export interface Repositories {
   federatedCredentials: FederatedCredentialStore;
   federationIssuers: FederationIssuerStore;
   federationLinks: FederationLinkStore;
+  users: UserStore;
+  refreshTokens: RefreshTokenStore;
 }
 
 export interface TransactionOptions {
@@ -781,4 +783,74 @@ export interface Store extends Repositories {
   /** Change notices (RBAC versions today). */
   readonly notifications: StoreNotifications;
   close(): Promise<void>;
+}
+
+/** A person's account in the directory (Microsoft Graph's `user`). */
+export interface User {
+  objectId: string;
+  tenantId: string;
+  /** As created (case kept); sign-in matches it case-insensitively. */
+  userPrincipalName: string;
+  displayName: string;
+  mail: string | null;
+  accountEnabled: boolean;
+  /** The password's scrypt hash in its self-describing form (src/directory/passwords.ts), never the password. */
+  passwordHash: string;
+  forceChangePasswordNextSignIn: boolean;
+  passwordChangedAt: number;
+  createdAt: number;
+}
+
+/** What {@link UserStore.update} may change; absent fields stay. */
+export interface UserChanges {
+  displayName?: string;
+  mail?: string | null;
+  accountEnabled?: boolean;
+  passwordHash?: string;
+  forceChangePasswordNextSignIn?: boolean;
+  passwordChangedAt?: number;
+}
+
+export interface UserStore {
+  /** Throws on a UPN already taken (case-insensitively). */
+  create(user: User): Promise<void>;
+  getByObjectId(objectId: string): Promise<User | undefined>;
+  /** Case-insensitive. */
+  getByUserPrincipalName(upn: string): Promise<User | undefined>;
+  list(tenantId: string): Promise<User[]>;
+  /** The updated user, or undefined when there is none. Disabling an account publishes it on {@link PRINCIPAL_CHANNEL}. */
+  update(objectId: string, changes: UserChanges): Promise<User | undefined>;
+  /** Deletes the user; when it existed, publishes its object id on {@link PRINCIPAL_CHANNEL} (after commit). */
+  delete(objectId: string): Promise<boolean>;
+}
+
+/** A refresh token as stored: its hash, never the token. */
+export interface RefreshTokenRecord {
+  tokenHash: string;
+  /** Every token rotated from one sign-in shares its family; a replay revokes the family. */
+  familyId: string;
+  userId: string;
+  tenantId: string;
+  clientId: string;
+  scope: string;
+  issuedAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface RefreshTokenStore {
+  create(token: RefreshTokenRecord): Promise<void>;
+  get(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
+  /**
+   * Marks the token used, only if it is unused and not revoked: true for exactly one of any number of
+   * concurrent callers (rotation), false for a replay.
+   */
+  markUsed(tokenHash: string, now: number): Promise<boolean>;
+  /** Revokes every live token of the family; returns how many. */
+  revokeFamily(familyId: string, now: number): Promise<number>;
+  /** Revokes every live token of the user (password change, sign-out, disabling); returns how many. */
+  revokeUser(userId: string, now: number): Promise<number>;
+  /** Deletes tokens that expired before `now`; returns how many. */
+  purgeExpired(now: number): Promise<number>;
 }
