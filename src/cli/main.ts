@@ -7,6 +7,7 @@ import { registerGroupCommands } from './commands/group.js';
 import { registerIdentityCommands } from './commands/identity.js';
 import { registerAdSpCommands } from './commands/ad-sp.js';
 import { registerAdGroupCommands } from './commands/ad-group.js';
+import { registerAdUserCommands } from './commands/ad-user.js';
 import { registerFederationCommands } from './commands/federation.js';
 import { registerOutboundFederationCommands } from './commands/federation-outbound.js';
 import { registerRoleCommands } from './commands/role.js';
@@ -62,6 +63,7 @@ Examples:
   registerIdentityCommands(program);
   registerAdSpCommands(program);
   registerAdGroupCommands(program);
+  registerAdUserCommands(program);
   registerFederationCommands(program);
   registerOutboundFederationCommands(program);
   registerRoleCommands(program);

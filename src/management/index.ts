@@ -28,6 +28,7 @@ import { vaultRoutes } from './vaults.js';
 import { resourceScopeWildcard } from './authorization-common.js';
 import { denyAssignmentHandlers, denyAssignmentRoutes } from './deny-assignments.js';
 import { groupRoutes } from './groups.js';
+import { userRoutes } from './users.js';
 import { federatedCredentialRoutes } from './federated-credentials.js';
 import { federationLinkRoutes } from './federation-links.js';
 import { roleAssignmentHandlers, roleAssignmentRoutes } from './role-assignments.js';
@@ -99,6 +100,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
     denyAssignments: denyAssignmentHandlers(ctx),
   });
   groupRoutes(app, ctx);
+  userRoutes(app, ctx);
   return Promise.resolve();
 }
 
