@@ -603,6 +603,11 @@ export interface StoredRotationPolicy {
  * lifecycle of secrets, plus one rotation policy per key.
  */
 export interface KeyStore extends VaultObjectStore {
+  /**
+   * Restores a backup's versions as a new key with its rotation policy (null or absent: none), in one
+   * transaction; 'exists' (nothing written) when the name is taken (active or deleted).
+   */
+  restore(versions: SecretVersion[], rotationPolicy?: string | null): Promise<'restored' | 'exists'>;
   /** The policy of an active key (null when none was ever set); undefined when there is no such active key. */
   getRotationPolicy(vaultId: string, name: string): Promise<{ policy: string | null } | undefined>;
   /** Sets the policy of an active key; false (nothing written) when there is none. Publishes. */
