@@ -1,7 +1,9 @@
 import { createFederatedCredentialStore, createFederationIssuerStore } from './federated-credential-store.js';
 import { createFederationLinkStore } from './federation-link-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Kysely, Logger as KyselyLogger } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { sql, type Kysely, type Logger as KyselyLogger } from 'kysely';
 import type { Dialect } from './dialect.js';
 import { isPostgresLocation } from './location.js';
 import { appliedMigration, migrateToLatest } from './migrate.js';
@@ -104,6 +106,9 @@ class LocalNotifications {
 function queryLog(observe: QueryObserver): KyselyLogger {
   return (event) => observe(event.queryDurationMillis / 1000, event.level === 'query' ? 'ok' : 'error');
 }
+
+/** The channel of {@link StoreHealth.notificationRoundTrip}'s probes (nothing else listens on it). */
+export const NOTIFICATION_PROBE_CHANNEL = 'openmsi_notification_probe';
 
 /** Thrown by {@link StoreHealth.check} when the database did not answer in time. */
 export class StoreTimeoutError extends Error {
@@ -210,6 +215,33 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
       return withTimeout(probing, timeoutMs);
     },
     ...(pool === undefined ? {} : { pool }),
+    ...(listener === undefined
+      ? {}
+      : {
+          notificationRoundTrip: async (timeoutMs: number) => {
+            const id = randomUUID();
+            let heard!: () => void;
+            const arrived = new Promise<void>((resolve) => (heard = resolve));
+            // Only LISTEN delivers it: a raw pg_notify is not echoed to this process's local subscribers.
+            const unsubscribe = notifications.subscribe(NOTIFICATION_PROBE_CHANNEL, (payload) => {
+              if (payload === id) heard();
+            });
+            try {
+              const started = performance.now();
+              await withTimeout(
+                (async () => {
+                  await listener.ready();
+                  await sql`select pg_notify(${NOTIFICATION_PROBE_CHANNEL}, ${id})`.execute(db);
+                  await arrived;
+                })(),
+                timeoutMs,
+              );
+              return (performance.now() - started) / 1000;
+            } finally {
+              unsubscribe();
+            }
+          },
+        }),
   };
 
   return {

@@ -775,6 +775,12 @@ export interface StoreHealth {
   check(timeoutMs: number): Promise<string | undefined>;
   /** PostgreSQL only: the connection pool's counts now (no query). */
   readonly pool?: () => { total: number; idle: number; waiting: number };
+  /**
+   * PostgreSQL only: seconds from sending a `NOTIFY` on a probe channel until this replica's `LISTEN`
+   * connection hears it, the path every change notice to another replica takes (cache invalidation on
+   * revocation included). Rejects with a timeout when it is not heard within `timeoutMs` (LISTEN down).
+   */
+  readonly notificationRoundTrip?: (timeoutMs: number) => Promise<number>;
 }
 
 export interface Store extends Repositories {
