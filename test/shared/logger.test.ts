@@ -251,6 +251,11 @@ void describe('logger: credentials nested at any depth', () => {
     ['an X-IDENTITY-HEADER, deep', (s) => ({ call: { headers: { 'X-IDENTITY-HEADER': s } } })],
     ['a secret value in a vault answer', (s) => ({ vault: { answer: { value: s } } })],
     ['anything past the depth bound', (s) => ({ a: { b: { c: { d: { e: { f: { g: { h: { i: s } } } } } } } } })],
+    ['anything past the depth bound in nested arrays', (s) => ({ a: [[[[[[[[[s]]]]]]]]] })],
+    ['a client assertion two levels down', (s) => ({ call: { form: { client_assertion: s } } })],
+    ['an access token two levels down', (s) => ({ call: { answer: { access_token: s } } })],
+    ['a secret two levels down', (s) => ({ call: { headers: { secret: s } } })],
+    ['a password in a prototype-less object', (s) => ({ call: { form: Object.assign(Object.create(null) as Record<string, unknown>, { password: s }) } })],
   ];
   for (const [what, place] of nestings) {
     void it(`censors ${what}`, () => {
