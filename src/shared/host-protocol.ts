@@ -37,6 +37,12 @@ export const HOST_API_PATHS = {
 
 export const HOST_ASSERTION_MAX_LIFETIME_SECONDS = 300;
 
+/**
+ * The authority's readiness probe (unauthenticated; 200 when it can issue tokens now, 503 when not). An agent
+ * given several authorities probes a more preferred one with it before it goes back to it.
+ */
+export const AUTHORITY_READY_PATH = '/readyz';
+
 /** Stable error codes of the host API (HTTP status in the comment). */
 export type HostApiErrorCode =
   /** 401: the join token is unknown or malformed. */
