@@ -121,16 +121,17 @@ export class AuthorityPool {
    */
   async call<T>(attempt: (endpoint: AuthorityEndpoint) => Promise<T>, signal?: AbortSignal): Promise<T> {
     let last: unknown;
+    const startedOn = this.#current;
     for (const endpoint of this.#order()) {
       try {
         const result = await attempt(endpoint);
-        this.#answered(endpoint);
+        this.#answered(endpoint, startedOn);
         return result;
       } catch (err) {
         if (signal?.aborted === true) throw err;
         if (!isFailoverError(err)) {
           // A refusal is still an answer: the authority is up (and the installation's answer is final).
-          if (err instanceof UpstreamError && err.status !== undefined) this.#answered(endpoint);
+          if (err instanceof UpstreamError && err.status !== undefined) this.#answered(endpoint, startedOn);
           throw err;
         }
         last = err;
@@ -165,7 +166,8 @@ export class AuthorityPool {
     }
   }
 
-  #answered(endpoint: AuthorityEndpoint): void {
+  /** `endpoint` answered a call that started on the authority at `startedOn`. */
+  #answered(endpoint: AuthorityEndpoint, startedOn: number): void {
     this.#failedAt[endpoint.index] = undefined;
     if (endpoint.index === this.#current) {
       if (this.#returnPending) {
@@ -174,6 +176,9 @@ export class AuthorityPool {
       }
       return;
     }
+    // The authority in use changed while this call ran (a return, or another call's failover): it stays. A call
+    // sent before a return and served where it was sent must not undo the return.
+    if (this.#current !== startedOn) return;
     const from = this.current;
     this.#current = endpoint.index;
     this.failovers++;

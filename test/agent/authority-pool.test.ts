@@ -90,6 +90,28 @@ describe('AuthorityPool', () => {
     }
   });
 
+  it('a call sent before a return that ends after it does not undo the return', async () => {
+    const pool = new AuthorityPool({ urls: urls.slice(0, 2), probeMinMs: 20, probeMaxMs: 80 });
+    try {
+      ready[0] = 503;
+      assert.equal(await work(pool, new Set([0])), 1);
+      let finish: () => void = () => undefined;
+      const slow = pool.call(async (endpoint) => {
+        await new Promise<void>((resolve) => (finish = resolve));
+        return endpoint.index;
+      });
+      ready[0] = 200;
+      await untilTrue('back on the first', () => pool.current.index === 0, 5000, 10);
+      finish();
+      assert.equal(await slow, 1, 'the slow call was served where it was sent');
+      assert.equal(pool.current.index, 0);
+      assert.equal(pool.failovers, 1);
+    } finally {
+      pool.close();
+      ready.fill(200);
+    }
+  });
+
   it('throws the last failure when no authority can serve, and stays on the one in use', async () => {
     const pool = new AuthorityPool({ urls, probeMinMs: 20, probeMaxMs: 80 });
     try {
