@@ -119,7 +119,7 @@ describe(
     const untilInUse = (index: string) =>
       until(`the agent using authority ${index}`, async () => ((await agentMetrics()).inUse === index ? true : undefined), 60_000, 250);
 
-    it('enrols through B while A is down, serves new audiences through B when A is killed, and goes back to A when it is ready', async () => {
+    it('enrols through B while A is down, serves new audiences through B when A is killed, and goes back to A when it is ready', async (ctx) => {
       await a.kill();
       metricsPort = await freePort();
       agent = await startAgentProcess(t, {
@@ -145,7 +145,9 @@ describe(
       // The replica in use dies (its keep-alive connections with it).
       const cached = await tokenFor('https://one.example');
       await a.kill();
+      const failoverStart = Date.now();
       const fresh = await tokenFor('https://four.example');
+      ctx.diagnostic(`the first new audience after A was killed: served through B in ${String(Date.now() - failoverStart)} ms`);
       assert.equal(fresh.status, 200, fresh.token);
       assert.equal((await agentMetrics()).inUse, '1');
       assert.equal((await tokenFor('https://one.example')).token, cached.token, 'cached tokens keep serving');
@@ -156,7 +158,9 @@ describe(
       assert.equal(list.status, 200, list.body);
 
       await a.start();
+      const backStart = Date.now();
       await untilInUse('0');
+      ctx.diagnostic(`back on A ${String(Date.now() - backStart)} ms after it was ready again (probe backoff 1 s … 30 s)`);
       assert.equal((await tokenFor('https://five.example')).status, 200);
       const counts = await agentMetrics();
       assert.ok(counts.failovers >= 2, `failovers ${String(counts.failovers)}`);
