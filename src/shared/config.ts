@@ -129,6 +129,12 @@ export const AGENT_DEFAULTS = {
   /** Background retry backoff after an authority failure: first delay and cap. */
   retryBaseMs: 1000,
   retryMaxMs: 60_000,
+  /**
+   * With several authorities (`--authority`, repeatable): while a less preferred one is in use, the more
+   * preferred ones are probed (`GET /readyz`) after a delay that starts here and doubles up to the cap (jittered).
+   */
+  authorityProbeMinMs: 1000,
+  authorityProbeMaxMs: 30_000,
   /** The directory every Azure Arc client requires the challenge file in (Linux). */
   arcTokenDir: '/var/opt/azcmagent/tokens',
   /** How long an Arc challenge file stays valid (it is accepted once). */
