@@ -84,7 +84,9 @@ export function readBackupHeader(path: string): ReadBackup {
   const magic = first < 0 ? '' : head.subarray(0, first).toString('utf8');
   if (!magic.startsWith(`${BACKUP_FORMAT} `)) throw new BackupFormatError(`${path} is not an openmsi backup (it does not start with "${MAGIC_LINE}")`);
   if (magic !== MAGIC_LINE) {
-    throw new BackupFormatError(`${path} is an openmsi backup of format version ${magic.slice(BACKUP_FORMAT.length + 1)}; this release reads version ${String(BACKUP_VERSION)}`);
+    throw new BackupFormatError(
+      `${path} is an openmsi backup of format version ${magic.slice(BACKUP_FORMAT.length + 1)}; this release reads version ${String(BACKUP_VERSION)}`,
+    );
   }
   const second = head.indexOf(0x0a, first + 1);
   const third = second < 0 ? -1 : head.indexOf(0x0a, second + 1);

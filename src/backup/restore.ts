@@ -64,7 +64,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const config = JSON.parse(backup.header.files['config.json']!) as InstallationConfig;
   const store = storeLocation(dataDir, config, env);
   if (isPostgresLocation(store)) {
-    throw new RestoreRefusedError(`${ENV.store} names a PostgreSQL store; openmsi restore replaces an embedded store only (PostgreSQL: pg_restore, docs/operations.md)`);
+    throw new RestoreRefusedError(
+      `${ENV.store} names a PostgreSQL store; openmsi restore replaces an embedded store only (PostgreSQL: pg_restore, docs/operations.md)`,
+    );
   }
   const admin = masterKey.decrypt(backup.header.adminCredential, BACKUP_ADMIN_AAD);
 
@@ -123,7 +125,9 @@ function loadMasterKey(dataDir: string, env: NodeJS.ProcessEnv, header: BackupHe
 }
 
 function serverRunning(dataDir: string, how: string): RestoreRefusedError {
-  return new RestoreRefusedError(`an openmsi server is running on ${dataDir} (${how}): stop it, then restore (an online copy is what \`openmsi backup\` takes)`);
+  return new RestoreRefusedError(
+    `an openmsi server is running on ${dataDir} (${how}): stop it, then restore (an online copy is what \`openmsi backup\` takes)`,
+  );
 }
 
 /** Copies the database out of the backup into a new 0600 file, checking its length and digest. */

@@ -203,7 +203,11 @@ export class ManagementClient {
     const token = await this.getToken(ARM_AUDIENCE);
     const url = `${this.publicUrl}/openmsi${path}`;
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpsRequest(url, { method: 'POST', agent: this.#agent, headers: { authorization: `Bearer ${token}`, accept: 'application/octet-stream' } }, resolve);
+      const req = httpsRequest(
+        url,
+        { method: 'POST', agent: this.#agent, headers: { authorization: `Bearer ${token}`, accept: 'application/octet-stream' } },
+        resolve,
+      );
       req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', (err) => reject(this.#connectionError(err)));
       req.end();
@@ -232,7 +236,8 @@ export class ManagementClient {
       throw new Error(`the download from ${this.publicUrl} broke off after ${String(bytes)} bytes: ${(err as Error).message}`, { cause: err });
     }
     const expected = Number(response.headers['content-length']);
-    if (Number.isFinite(expected) && expected !== bytes) throw new Error(`the download from ${this.publicUrl} ended after ${String(bytes)} of ${String(expected)} bytes`);
+    if (Number.isFinite(expected) && expected !== bytes)
+      throw new Error(`the download from ${this.publicUrl} ended after ${String(bytes)} of ${String(expected)} bytes`);
     return { bytes };
   }
 

@@ -20,7 +20,11 @@ export function backupRoutes(app: FastifyInstance, ctx: ManagementContext): void
       const caller = callerOf(request);
       const backups = ctx.backups;
       if (backups === undefined) {
-        throw new ApiError(409, 'BackupNotSupported', 'This server keeps its store in PostgreSQL: back it up with pg_dump (see docs/operations.md, "Backup and restore").');
+        throw new ApiError(
+          409,
+          'BackupNotSupported',
+          'This server keeps its store in PostgreSQL: back it up with pg_dump (see docs/operations.md, "Backup and restore").',
+        );
       }
       const taken = await audited(ctx, { tenantId: caller.tenantId, actor: caller.principal.objectId, action: 'store.backup', target: 'store' }, async () => {
         const result = await backups.take();

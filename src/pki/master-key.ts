@@ -202,7 +202,9 @@ export class MasterKey {
 
   /** HMAC-SHA256 of `data` under the subkey for `purpose` (base64url): binds `data` to this key, e.g. a backup's header. */
   mac(purpose: string, data: string | Buffer): string {
-    return createHmac('sha256', this.deriveKey(`mac/${purpose}`)).update(data).digest('base64url');
+    return createHmac('sha256', this.deriveKey(`mac/${purpose}`))
+      .update(data)
+      .digest('base64url');
   }
 
   /** Constant-time check of a {@link mac} result. */

@@ -118,10 +118,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
   // Off unless asked for: then nothing is counted or timed at all.
   const metrics = options.metrics === undefined ? undefined : new ServerMetrics();
   const location = options.store ?? storeLocation(options.dataDir, config, env);
-  const store = await openStore(
-    location,
-    metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) },
-  );
+  const store = await openStore(location, metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) });
   try {
     const audit = new AuditWriter({ store: store.audit, clock, logger });
     // Every replica's key changes reach this key ring at once (change notices); the timer below is a backstop.

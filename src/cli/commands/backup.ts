@@ -20,7 +20,10 @@ export function registerBackupCommands(program: Command): void {
         'PostgreSQL stores are backed up with pg_dump instead (docs/operations.md).',
     )
     .requiredOption('--out <file>', 'the backup file to write (mode 0600; replaced atomically if it exists)')
-    .addHelpText('after', '\nExamples:\n  openmsi backup --out /var/backups/openmsi/$(date -u +%F).backup\n  openmsi restore /var/backups/openmsi/2026-12-08.backup')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  openmsi backup --out /var/backups/openmsi/$(date -u +%F).backup\n  openmsi restore /var/backups/openmsi/2026-12-08.backup',
+    )
     .action(async (opts: { out: string }, cmd: Command) => {
       const out = resolve(opts.out);
       const temp = `${out}.${randomBytes(6).toString('hex')}.tmp`;
