@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { FileHandle } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
 import { loadInstallationConfig, readEnvironment, resolveDataDir, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl } from '../shared/public-url.js';
@@ -222,16 +221,11 @@ export class ManagementClient {
     }
     let bytes = 0;
     try {
-      await pipeline(
-        response,
-        async function* (source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) {
-            bytes += chunk.length;
-            yield chunk;
-          }
-        },
-        destination.createWriteStream({ autoClose: false }),
-      );
+      for await (const chunk of response as AsyncIterable<Buffer>) {
+        let written = 0;
+        while (written < chunk.length) written += (await destination.write(chunk, written, chunk.length - written)).bytesWritten;
+        bytes += chunk.length;
+      }
     } catch (err) {
       throw new Error(`the download from ${this.publicUrl} broke off after ${String(bytes)} bytes: ${(err as Error).message}`, { cause: err });
     }

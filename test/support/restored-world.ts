@@ -82,21 +82,26 @@ export function copyDataDir(from: string, to: string): void {
   walk(to);
 }
 
-/** The server's JWKS verifies `token` (signature, issuer's keys); returns its `kid`. */
-export async function assertTokenVerifies(a: ExistingAuthority, token: string, audience: string): Promise<string> {
+/** The server's published JWKS verifies `token`'s signature (audience and tenant checked too); returns its `kid`. */
+export async function assertSignedByServerKeys(a: ExistingAuthority, token: string, audience: string): Promise<string> {
   const response = await a.server.app.inject({ method: 'GET', url: `/${a.admin.tenantId}/discovery/v2.0/keys` });
   assert.equal(response.statusCode, 200);
   const jwks = createLocalJWKSet(response.json<JSONWebKeySet>());
   const { payload, protectedHeader } = await jwtVerify(token, jwks, { audience: [audience, audience.replace(/\/$/, '')] });
   assert.equal(payload['tid'], a.admin.tenantId);
-  // And the server itself accepts it on a protected API.
+  return String(protectedHeader.kid);
+}
+
+/** {@link assertSignedByServerKeys}, and the server itself accepts the token on its management API; returns its `kid`. */
+export async function assertTokenVerifies(a: ExistingAuthority, token: string, audience: string): Promise<string> {
+  const kid = await assertSignedByServerKeys(a, token, audience);
   const answer = await a.server.app.inject({
     method: 'GET',
     url: `/subscriptions?api-version=2022-12-01`,
     headers: { authorization: `Bearer ${token}` },
   });
   assert.equal(answer.statusCode, 200, answer.body);
-  return String(protectedHeader.kid);
+  return kid;
 }
 
 /** The secret's latest value, read through the vault data plane over HTTPS. */
