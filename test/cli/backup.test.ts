@@ -145,8 +145,29 @@ void describe('openmsi backup and restore (embedded store)', { timeout: 300_000 
       }
       assert.ok(present >= ackedBefore.length);
       await assertReaderHolds(r, principalId, scope);
+      await vaultRequest(`https://${VAULT_NAME}.vault.localhost:${String(r.port)}/secrets/after-backup?api-version=7.4`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}` },
+        body: JSON.stringify({ value: 'written after the backup' }),
+        ca: r.caPem,
+      });
     } finally {
       await r.close();
+    }
+
+    // Restoring over a data dir that has a store replaces it: what was written since is gone, the backup's data is back.
+    const again = await openmsi(t, ['--data-dir', target, 'restore', backupFile, '--yes']);
+    assert.equal(again.code, 0, again.stderr);
+    const back = await startOnDataDir(target);
+    try {
+      assert.equal(await readSecret(back, VAULT_NAME, 'kept'), 'the value kept');
+      const gone = await vaultRequest(`https://${VAULT_NAME}.vault.localhost:${String(back.port)}/secrets/after-backup?api-version=7.4`, {
+        headers: { authorization: `Bearer ${await back.adminToken(VAULT)}` },
+        ca: back.caPem,
+      });
+      assert.equal(gone.status, 404);
+    } finally {
+      await back.close();
     }
   });
 
