@@ -18,6 +18,7 @@ import {
   VAULT,
   assertReaderHolds,
   assertSignedByServerKeys,
+  clientCredentialsToken,
   assertTokenVerifies,
   readSecret,
   startOnDataDir,
@@ -232,7 +233,7 @@ void describe('openmsi backup and restore (embedded store)', { timeout: 300_000 
     for (const role of ['Reader', 'Contributor']) {
       const app = await registerTestApplication(t, `backup-${role}`, { certificate: false });
       await openmsiJson(t, ['role', 'assignment', 'create', '--assignee', app.appId, '--role', role, '--scope', '/']);
-      const token = await tokenFor(t, app.appId, app.secret);
+      const token = await clientCredentialsToken(t.app, t.tenantId, { clientId: app.appId, clientSecret: app.secret }, ARM);
       const response = await t.app.inject({ method: 'POST', url: '/openmsi/backup', headers: { authorization: `Bearer ${token}` } });
       assert.equal(response.statusCode, 403, role);
       assert.equal(response.json<{ error: { code: string } }>().error.code, 'AuthorizationFailed');
@@ -275,15 +276,4 @@ function asExisting(t: TestAuthority): ExistingAuthority {
     adminToken: (audience) => t.adminToken(audience),
     close: () => Promise.resolve(),
   };
-}
-
-async function tokenFor(t: TestAuthority, clientId: string, secret: string): Promise<string> {
-  const response = await t.app.inject({
-    method: 'POST',
-    url: `/${t.tenantId}/oauth2/v2.0/token`,
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    payload: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret, scope: `${ARM}.default` }).toString(),
-  });
-  assert.equal(response.statusCode, 200, response.body);
-  return response.json<{ access_token: string }>().access_token;
 }

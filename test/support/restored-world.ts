@@ -6,14 +6,38 @@
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
 import { dataDirLayout, type AdminCredentialFile } from '../../src/shared/data-dir.js';
 import { captureLogs, freePort } from './authority.js';
 import { vaultRequest } from './vault.js';
+import { VAULT } from './world.js';
 
-export const ARM = 'https://management.azure.com/';
-export const VAULT = 'https://vault.azure.net';
+export { ARM_AUDIENCE as ARM } from '../../src/cli/api-client.js';
+export { VAULT } from './world.js';
+
+/** A client-credentials token from `app`'s token endpoint (in-process), asserting that it was granted. */
+export async function clientCredentialsToken(
+  app: FastifyInstance,
+  tenantId: string,
+  credential: { clientId: string; clientSecret: string },
+  audience: string,
+): Promise<string> {
+  const response = await app.inject({
+    method: 'POST',
+    url: `/${tenantId}/oauth2/v2.0/token`,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: credential.clientId,
+      client_secret: credential.clientSecret,
+      scope: `${audience.replace(/\/$/, '')}/.default`,
+    }).toString(),
+  });
+  assert.equal(response.statusCode, 200, `the credential signs in: ${response.body}`);
+  return response.json<{ access_token: string }>().access_token;
+}
 
 export interface ExistingAuthority {
   server: OpenmsiServer;
@@ -49,21 +73,7 @@ export async function startOnDataDir(dataDir: string, options: { store?: string 
     dataDir,
     admin,
     caPem: readFileSync(dataDirLayout(dataDir).caCert, 'utf8'),
-    async adminToken(audience) {
-      const response = await server.app.inject({
-        method: 'POST',
-        url: `/${admin.tenantId}/oauth2/v2.0/token`,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: admin.clientId,
-          client_secret: admin.clientSecret,
-          scope: `${audience.replace(/\/$/, '')}/.default`,
-        }).toString(),
-      });
-      assert.equal(response.statusCode, 200, `the admin credential signs in: ${response.body}`);
-      return response.json<{ access_token: string }>().access_token;
-    },
+    adminToken: (audience) => clientCredentialsToken(server.app, admin.tenantId, admin, audience),
     close: () => server.close(),
   };
 }
