@@ -22,6 +22,8 @@ export const GRAPH_AUDIENCE = 'https://graph.microsoft.com';
 export const DEFAULT_API_VERSION = '2023-01-31';
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** A download may wait this long for its next bytes (see {@link ManagementClient.download}). */
+const DOWNLOAD_IDLE_TIMEOUT_MS = 10 * 60_000;
 /** Refresh a cached token this long before it expires. */
 const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -196,7 +198,8 @@ export class ManagementClient {
   /**
    * A POST under `/openmsi` whose answer is a file (a backup): streamed into `destination` (an open file
    * handle), never held in memory. Error answers become {@link ApiRequestError} as in {@link request}.
-   * `timeoutMs` bounds each wait for data, not the whole transfer.
+   * {@link DOWNLOAD_IDLE_TIMEOUT_MS} bounds each wait for data, not the whole transfer: the server copies the
+   * whole store before its first byte, which takes a while for a large one.
    */
   async download(path: string, destination: FileHandle): Promise<{ bytes: number }> {
     const token = await this.getToken(ARM_AUDIENCE);
@@ -207,7 +210,9 @@ export class ManagementClient {
         { method: 'POST', agent: this.#agent, headers: { authorization: `Bearer ${token}`, accept: 'application/octet-stream' } },
         resolve,
       );
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.setTimeout(DOWNLOAD_IDLE_TIMEOUT_MS, () =>
+        req.destroy(new Error(`the authority at ${this.publicUrl} sent nothing for ${String(DOWNLOAD_IDLE_TIMEOUT_MS / 1000)} s`)),
+      );
       req.on('error', (err) => reject(this.#connectionError(err)));
       req.end();
     });
