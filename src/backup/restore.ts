@@ -4,7 +4,7 @@
  */
 import SqliteDatabase from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ENV, storeLocation, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout } from '../shared/data-dir.js';
@@ -75,7 +75,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   // The store's lock says for certain whether a server holds it (the record above may be missing); held until the swap.
   let lock: { close(): Promise<void> } | undefined;
   try {
-    lock = openSqlite(store);
+    // No store yet (a fresh data dir): nothing to hold, and nothing is created before the checks below pass.
+    if (existsSync(store)) lock = openSqlite(store);
   } catch (err) {
     if (err instanceof StoreLockedError) throw serverRunning(dataDir, `it holds ${store}`);
     // A store that cannot be opened (damaged: a reason to restore) is replaced all the same.

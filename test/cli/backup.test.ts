@@ -226,7 +226,7 @@ void describe('openmsi backup and restore (embedded store)', { timeout: 300_000 
     writeFileSync(join(root, 'not.backup'), 'hello\n');
     const not = await openmsi(t, ['--data-dir', target, 'restore', join(root, 'not.backup'), '--yes']);
     assert.match(not.stderr, /is not an openmsi backup/);
-    assert.ok(!existsSync(dataDirLayout(target).config), 'nothing written');
+    assert.ok(!existsSync(dataDirLayout(target).config) && !existsSync(dataDirLayout(target).sqlite), 'nothing written');
   });
 
   it('a Reader and a Contributor at / get 403 from POST /openmsi/backup; the Owner gets the file', async () => {
