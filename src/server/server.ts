@@ -17,6 +17,7 @@ import { TokenVerificationError, createTokenVerifier, localJwks, type VerifiedTo
 import { MasterKey } from '../pki/master-key.js';
 import { readDataDirPem, readEncryptedDataDirFile } from '../pki/data-dir-files.js';
 import { openStore } from '../store/open.js';
+import { takeBackup } from '../backup/create.js';
 import type { Store } from '../store/types.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import type { ServerContext } from './context.js';
@@ -116,10 +117,8 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
 
   // Off unless asked for: then nothing is counted or timed at all.
   const metrics = options.metrics === undefined ? undefined : new ServerMetrics();
-  const store = await openStore(
-    options.store ?? storeLocation(options.dataDir, config, env),
-    metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) },
-  );
+  const location = options.store ?? storeLocation(options.dataDir, config, env);
+  const store = await openStore(location, metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) });
   try {
     const audit = new AuditWriter({ store: store.audit, clock, logger });
     // Every replica's key changes reach this key ring at once (change notices); the timer below is a backstop.
@@ -187,6 +186,9 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       authorizer,
       rbacSource,
       defaultTenantId: config.tenantId,
+      ...(store.snapshot === undefined
+        ? {}
+        : { backups: { take: () => takeBackup({ dataDir: options.dataDir, storePath: location, store, masterKey, clock }) } }),
       vaultDomain: config.vaultDomain,
     };
     const vaultCtx: VaultContext = {

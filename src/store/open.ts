@@ -249,6 +249,7 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     notifications,
     health,
     ...guarded(repositoriesFor(db, poolHooks), insideTransaction),
+    ...('snapshot' in opened ? { snapshot: (destination: string) => opened.snapshot(destination) } : {}),
 
     async transaction<T>(fn: (tx: Repositories) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       if (insideTransaction()) {

@@ -791,5 +791,10 @@ export interface Store extends Repositories {
   transaction<T>(fn: (tx: Repositories) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Change notices (RBAC versions today). */
   readonly notifications: StoreNotifications;
+  /**
+   * The embedded store only: writes a consistent copy of the whole database to `destination` (an existing
+   * empty file or none) while the store keeps serving. PostgreSQL has none: its backups are `pg_dump`'s.
+   */
+  readonly snapshot?: (destination: string) => Promise<void>;
   close(): Promise<void>;
 }
