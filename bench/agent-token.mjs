@@ -16,7 +16,7 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor, withCpuPerRequest } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -114,22 +114,12 @@ try {
   load(bareUrl);
   // Alternating rounds, so that load from anything else on the machine hits both sides alike; medians reported.
   // CPU time each server spends (utime + stime from /proc), per request served: robust to a busy machine.
-  const cpuMs = (pid) => {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-    } catch {
-      return NaN;
-    }
-  };
-  const measured = (pid, run) => {
-    const before = cpuMs(pid);
-    const result = run();
-    return { ...result, cpuMicrosPerRequest: Number((((cpuMs(pid) - before) * 1000) / result.total).toFixed(1)) };
-  };
   const rounds = [];
   for (let i = 0; i < roundCount; i++)
-    rounds.push({ cached: measured(agent.pid, () => load(agentUrl, { Metadata: 'true' })), bare: measured(baseline.pid, () => load(bareUrl)) });
+    rounds.push({
+      cached: withCpuPerRequest(agent.pid, () => load(agentUrl, { Metadata: 'true' })),
+      bare: withCpuPerRequest(baseline.pid, () => load(bareUrl)),
+    });
   const pick = (side) => medianRound(rounds, side);
   const cached = pick('cached');
   const bare = pick('bare');
