@@ -9,6 +9,7 @@
 //
 //   npm run bench:agent                         # 3 alternating rounds of 10 s per side, 32 connections
 //   BENCH_DURATION=20 BENCH_CONNECTIONS=64 node bench/agent-token.mjs
+//   BENCH_CPU_PROF=/tmp/prof npm run bench:agent   # the agent writes a V8 CPU profile there when it stops
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -76,7 +77,9 @@ try {
   const join_ = openmsi(dataDir, ['host', 'join-token', 'create', '-g', 'bench-rg', '-n', 'bench-host']);
   const agentPort = await freePort();
   // The rate limit is a safety valve, not what is measured: raise it far above the offered load.
+  const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`];
   const [gcmd, gargs] = pinned(0, process.execPath, [
+    ...profile,
     cli,
     'agent',
     '--join-token',
@@ -142,7 +145,11 @@ try {
     process.exitCode = 1;
   }
 } finally {
+  // Wait for each to exit (bounded): the agent writes its CPU profile (BENCH_CPU_PROF) as it stops.
+  const exited = children.map((child) =>
+    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r)),
+  );
   for (const child of children) child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 500));
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
   for (const dir of [dataDir, agentDir]) if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 }
