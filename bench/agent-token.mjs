@@ -17,7 +17,7 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor, withCpuPerRequest } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor, withCpuPerRequest, stopChildren } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -145,11 +145,7 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  // Wait for each to exit (bounded): the agent writes its CPU profile (BENCH_CPU_PROF) as it stops.
-  const exited = children.map((child) =>
-    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r)),
-  );
-  for (const child of children) child.kill('SIGTERM');
-  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+  // Each is waited for (bounded): a server writes its CPU profile (BENCH_CPU_PROF) as it stops.
+  await stopChildren(children);
   for (const dir of [dataDir, agentDir]) if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 }

@@ -92,6 +92,15 @@ export function withCpuPerRequest(pid, run) {
   return { ...result, cpuMicrosPerRequest: Number((((cpuMillis(pid) - before) * 1000) / result.total).toFixed(1)) };
 }
 
+/** Sends SIGTERM to each child process and waits (at most 10 s) for all to exit. */
+export async function stopChildren(children) {
+  const exited = children.map((child) =>
+    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r)),
+  );
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+}
+
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /**

@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, grantLoadRun, hasTaskset, median, medianRound, pinned, waitFor, withCpuPerRequest } from './lib.mjs';
+import { autocannonRun, freePort, grantLoadRun, hasTaskset, median, medianRound, pinned, waitFor, withCpuPerRequest, stopChildren } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -191,12 +191,8 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  // Wait for each to exit (bounded): the authority writes its CPU profile (BENCH_CPU_PROF) as it stops.
-  const exited = children.map((child) =>
-    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r)),
-  );
-  for (const child of children) child.kill('SIGTERM');
-  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+  // Each is waited for (bounded): a server writes its CPU profile (BENCH_CPU_PROF) as it stops.
+  await stopChildren(children);
   await dropDatabase();
   for (const dir of dirs) if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 }

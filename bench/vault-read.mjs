@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, httpsCall, openmsiJson, medianRound, pinned, waitFor } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, httpsCall, openmsiJson, medianRound, pinned, waitFor, stopChildren } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -101,11 +101,7 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  // Wait for each to exit (bounded): the server writes its CPU profile (BENCH_CPU_PROF) as it stops.
-  const exited = children.map((child) =>
-    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r)),
-  );
-  for (const child of children) child.kill('SIGTERM');
-  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+  // Each is waited for (bounded): a server writes its CPU profile (BENCH_CPU_PROF) as it stops.
+  await stopChildren(children);
   if (existsSync(dataDir)) rmSync(dataDir, { recursive: true, force: true });
 }
