@@ -16,6 +16,7 @@ import {
   type TestAuthority,
 } from '../../support/authority.js';
 import { captureLogs } from '../../support/logs.js';
+import { timeUntil } from '../../rbac/authz/helpers.js';
 import { addPasswordCredential, removeCredential } from '../../../src/directory/credentials.js';
 import { deleteApplicationPrincipal } from '../../../src/directory/principals.js';
 import { ClientDirectory } from '../../../src/authority/token/client-directory.js';
@@ -44,16 +45,6 @@ async function secretKeyId(store: Store, appId: string): Promise<string> {
   const secret = (await store.credentials.listByApp(appId)).find((c) => c.type === 'Password');
   assert.ok(secret !== undefined);
   return secret.keyId;
-}
-
-/** Milliseconds until `probe` holds (polling every 10 ms), or undefined after `limitMs`. */
-async function timeUntil(probe: () => Promise<boolean>, limitMs: number): Promise<number | undefined> {
-  const start = Date.now();
-  while (Date.now() - start < limitMs) {
-    if (await probe()) return Date.now() - start;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return undefined;
 }
 
 acrossBackends('token endpoint client cache', (backend) => {
@@ -179,7 +170,7 @@ describe('token endpoint client cache across replicas', { skip: postgresUrl ? fa
     const sp = await registerTestApplication(a, 'replica-secret', { certificate: false });
     assert.equal(await grant(b.app, a.tenantId, sp.appId, sp.secret), 200, 'B has cached the application');
     assert.ok(await removeCredential(a.ctx.store, { appId: sp.appId, keyId: await secretKeyId(a.ctx.store, sp.appId) }));
-    const took = await timeUntil(async () => (await grant(b.app, a.tenantId, sp.appId, sp.secret)) !== 200, 1500);
+    const took = await timeUntil(async () => (await grant(b.app, a.tenantId, sp.appId, sp.secret)) !== 200, 1500, 10);
     assert.ok(took !== undefined && took <= 1000, `replica B refused the deleted secret after ${String(took)} ms (bound 1000 ms)`);
   });
 
@@ -187,7 +178,7 @@ describe('token endpoint client cache across replicas', { skip: postgresUrl ? fa
     const sp = await registerTestApplication(a, 'replica-app', { certificate: false });
     assert.equal(await grant(b.app, a.tenantId, sp.appId, sp.secret), 200, 'B has cached the application');
     await deleteApplicationPrincipal(a.ctx.store, sp.objectId);
-    const took = await timeUntil(async () => (await grant(b.app, a.tenantId, sp.appId, sp.secret)) !== 200, 1500);
+    const took = await timeUntil(async () => (await grant(b.app, a.tenantId, sp.appId, sp.secret)) !== 200, 1500, 10);
     assert.ok(took !== undefined && took <= 1000, `replica B refused the deleted application after ${String(took)} ms (bound 1000 ms)`);
   });
 
@@ -195,7 +186,7 @@ describe('token endpoint client cache across replicas', { skip: postgresUrl ? fa
     const sp = await registerTestApplication(a, 'replica-added', { certificate: false });
     assert.equal(await grant(b.app, a.tenantId, sp.appId, sp.secret), 200);
     const added = await a.ctx.store.transaction((tx) => addPasswordCredential(tx, a.ctx.masterKey, { appId: sp.appId, clock: a.ctx.clock }));
-    const took = await timeUntil(async () => (await grant(b.app, a.tenantId, sp.appId, added.secretText)) === 200, 1500);
+    const took = await timeUntil(async () => (await grant(b.app, a.tenantId, sp.appId, added.secretText)) === 200, 1500, 10);
     assert.ok(took !== undefined && took <= 1000, `replica B accepted the new secret after ${String(took)} ms`);
   });
 });
