@@ -39,6 +39,7 @@ import { rotateDueKeys } from '../vault/keys/index.js';
 import { createSecretCipher } from '../vault/secret-cipher.js';
 import { vaultNameFromHost, type VaultContext } from '../vault/contracts.js';
 import { ensureVaultCertificate } from './vault-certificate.js';
+import { ClientDirectory } from '../authority/token/client-directory.js';
 import { ClientAuthThrottle, type ClientAuthThrottlePolicy } from '../authority/token/throttle.js';
 
 export interface OpenmsiServerOptions {
@@ -61,6 +62,8 @@ export interface OpenmsiServerOptions {
   autoRotate?: boolean;
   /** Limits on failed client authentication at the token endpoint (default: `DEFAULT_CLIENT_AUTH_THROTTLE`, token/throttle.ts). */
   clientAuthThrottle?: ClientAuthThrottlePolicy;
+  /** How long the token endpoint's client cache trusts an entry without a change notice (default 1 s; tests lengthen it to prove the notices). */
+  clientCacheMaxAgeMs?: number;
   /**
    * Prometheus metrics on a listener of their own (`--metrics-port`, `--metrics-host`; host default
    * {@link METRICS_DEFAULTS}.host, port 0 picks one). Absent, no metrics are kept at all.
@@ -161,6 +164,11 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       ...(options.clientAuthThrottle === undefined ? {} : { policy: options.clientAuthThrottle }),
       onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
     });
+    const clients = new ClientDirectory({
+      store,
+      clock,
+      ...(options.clientCacheMaxAgeMs === undefined ? {} : { maxAgeMs: options.clientCacheMaxAgeMs }),
+    });
     metrics?.watch({ store: store.health, audit, authorizer });
     const ctx: ServerContext = {
       store,
@@ -173,6 +181,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       tokens,
       urls,
       authThrottle,
+      clients,
       federation: new IssuerKeys({ now: () => clock.now() }),
       outboundIssuer: () => federationIssuer ?? urls.origin + DEFAULT_OUTBOUND_ISSUER_PATH,
       outboundIssuerIsDefault: federationIssuer === undefined,
@@ -287,6 +296,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
         rotator.stop();
         keyRing.stop();
         authorizer.close();
+        clients.close();
         removeRunningAuthority(options.dataDir);
         await metricsListener?.close();
         await app.close();

@@ -48,17 +48,18 @@ export type QueryObserver = (seconds: number, outcome: 'ok' | 'error') => void;
 /**
  * Every aggregate, bound to `db`: the pool, or one transaction. `hooks` names the dialect (PostgreSQL writes
  * also `pg_notify`) and receives the change notices the writes publish; without it, writes publish nothing.
+ * `pool`: `db` is the pool (never a transaction), so writes that may share a commit do (the replay store's).
  */
-export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks): Repositories {
+export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks, pool = false): Repositories {
   return {
     tenants: createTenantStore(db),
     subscriptions: createSubscriptionStore(db),
     resourceGroups: createResourceGroupStore(db),
     resources: createResourceStore(db),
     servicePrincipals: createServicePrincipalStore(db, hooks),
-    credentials: createCredentialStore(db),
+    credentials: createCredentialStore(db, hooks),
     signingKeys: createSigningKeyStore(db, hooks),
-    replay: createReplayStore(db),
+    replay: createReplayStore(db, { groupCommit: pool }),
     authFailures: createAuthFailureStore(db),
     audit: createAuditStore(db),
     hostCredentials: createHostCredentialStore(db),
@@ -248,7 +249,7 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     dialect,
     notifications,
     health,
-    ...guarded(repositoriesFor(db, poolHooks), insideTransaction),
+    ...guarded(repositoriesFor(db, poolHooks, true), insideTransaction),
     ...('snapshot' in opened ? { snapshot: (destination: string) => opened.snapshot(destination) } : {}),
 
     async transaction<T>(fn: (tx: Repositories) => Promise<T>, options: TransactionOptions = {}): Promise<T> {

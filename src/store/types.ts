@@ -132,6 +132,7 @@ export interface ClientCredential {
   createdAt: number;
 }
 
+/** Every write publishes the application's app id on {@link CREDENTIAL_CHANNEL} (after commit). */
 export interface CredentialStore {
   add(credential: ClientCredential): Promise<void>;
   listByApp(appId: string): Promise<ClientCredential[]>;
@@ -169,6 +170,13 @@ export const SIGNING_KEY_CHANNEL = 'openmsi_signing_keys';
  * object id after it commits, so caches of verified tokens drop the principal's tokens at once.
  */
 export const PRINCIPAL_CHANNEL = 'openmsi_principals';
+
+/**
+ * The application credential change channel (PostgreSQL `LISTEN openmsi_credentials`): every credential added
+ * or deleted publishes the application's lower-cased app id after it commits, so the token endpoint's client
+ * cache re-reads that application at once on every replica.
+ */
+export const CREDENTIAL_CHANNEL = 'openmsi_credentials';
 
 /** Every write that changes a row publishes its kid on {@link SIGNING_KEY_CHANNEL} (after commit). */
 export interface SigningKeyStore {
