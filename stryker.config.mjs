@@ -93,12 +93,25 @@ export const GROUPS = {
     mutate: ['src/management/resource-ids.ts'],
     testFiles: ['test/management/resource-ids-unit.test.ts'],
   },
+  // Who may change a custom role (a tenant object: write or delete at every existing and requested assignable
+  // scope, rechecked in the write's transaction), split out of `management` with a store-less unit file (the
+  // real routes over the management harness and in-memory repositories).
+  'management-roles': {
+    mutate: ['src/management/role-definitions.ts'],
+    testFiles: ['test/management/role-definitions-unit.test.ts'],
+  },
+  // Who may create or delete a deny assignment (write or delete at the tenant root, wherever it is placed), split
+  // out of `management` with a store-less unit file (the real routes over the management harness and in-memory
+  // repositories; the bootstrap admin's break-glass is authorize.ts's, exercised through them).
+  'management-deny': {
+    mutate: ['src/management/deny-assignments.ts'],
+    testFiles: ['test/management/deny-assignments-unit.test.ts'],
+  },
   management: {
     mutate: [
       'src/management/authorize.ts',
       'src/management/authorization-common.ts',
       'src/management/resources.ts',
-      'src/management/role-definitions.ts',
       'src/management/deny-assignments.ts',
       'src/management/hosts.ts',
     ],
