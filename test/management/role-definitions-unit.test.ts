@@ -94,7 +94,13 @@ describe('role definitions: the checks a write makes (store-less)', () => {
       detail: { roleName: 'custom', assignableScopes: role.assignableScopes },
     });
     assert.deepEqual(r.body, armRoleDefinitionView(role, RG_A) as unknown as Record<string, unknown>);
-    assert.deepEqual((r.body['properties'] as { assignableScopes: unknown }).assignableScopes, [RG_A, RG_A, `/subscriptions/${SUB}/resourceGroups/rgb`, MG, '/']);
+    assert.deepEqual((r.body['properties'] as { assignableScopes: unknown }).assignableScopes, [
+      RG_A,
+      RG_A,
+      `/subscriptions/${SUB}/resourceGroups/rgb`,
+      MG,
+      '/',
+    ]);
   });
 
   it('an existing role: write at every scope it has, then at every scope requested (a group path cannot rewrite a tenant-wide role)', async () => {

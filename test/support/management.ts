@@ -8,8 +8,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AuthorizationDecision, AuthorizationRequest, Authorizer, Permission } from '../../src/rbac/contracts.js';
 import type { ManagementContext } from '../../src/management/context.js';
-import type { CustomRoleDefinition, ResourceGroup, ServicePrincipal, Store, StoredDenyAssignment, Subscription } from '../../src/store/types.js';
-import { openStore } from '../../src/store/index.js';
+import type { CustomRoleDefinition, ServicePrincipal, Store, StoredDenyAssignment, Subscription } from '../../src/store/types.js';
+import { seededMemoryStore } from './memory-store.js';
 import type { VerifiedToken } from '../../src/shared/token-verifier.js';
 import { TokenVerificationError } from '../../src/shared/token-verifier.js';
 import { apiErrorHandler } from '../../src/shared/api-error.js';
@@ -223,24 +223,10 @@ export const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
  * Close the returned store after the test.
  */
 export async function withMemoryStore(h: ManagementHarness): Promise<{ store: Store; audit: RecordedAudit[]; clock: { now: () => number; at: number } }> {
-  const store = await openStore(':memory:');
-  for (const [tenantId, subscriptionId] of [
+  const store = await seededMemoryStore([
     [TENANT, SUB],
     [OTHER_TENANT, OTHER_SUB],
-  ] as const) {
-    await store.tenants.create({ id: tenantId, displayName: tenantId, defaultDomain: `${tenantId}.test`, createdAt: 0 });
-    await store.subscriptions.create({ id: subscriptionId, tenantId, displayName: 'sub', state: 'Enabled', createdAt: 0 });
-    const group: ResourceGroup = {
-      id: `/subscriptions/${subscriptionId}/resourceGroups/rg`,
-      subscriptionId,
-      name: 'rg',
-      location: 'westeurope',
-      tags: {},
-      createdAt: 0,
-      updatedAt: 0,
-    };
-    await store.resourceGroups.put(group);
-  }
+  ]);
   const byObjectId = new Map(Object.values(PRINCIPALS).map((p) => [p.objectId, p]));
   const audit: RecordedAudit[] = [];
   const clock = {
