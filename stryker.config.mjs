@@ -114,6 +114,12 @@ export const GROUPS = {
     mutate: ['src/management/hosts.ts'],
     testFiles: ['test/management/hosts-unit.test.ts'],
   },
+  // Outbound federation links (which identity is linked, by whom: a write on the identity; every field checked;
+  // the export's source), against a unit file over the management harness and an in-memory SQLite store.
+  'management-federation': {
+    mutate: ['src/management/federation-links.ts'],
+    testFiles: ['test/management/federation-links-unit.test.ts'],
+  },
   management: {
     mutate: [
       'src/management/authorize.ts',
@@ -190,6 +196,12 @@ export const GROUPS = {
   // authenticates which host, revocation), against a unit file over an in-memory SQLite store (the real
   // repositories and transactions, no server): the host API's end-to-end file took minutes a mutant. The resource
   // rule (src/shared/resource.ts), once here too, is the `resource` group's.
+  // Outbound assertions for a host's own linked identities only, against a unit file (the host API plugin on a bare
+  // fastify over an in-memory SQLite store, a fake key ring, real host assertions).
+  'federation-assertion': {
+    mutate: ['src/authority/hosts/federation-assertion.ts'],
+    testFiles: ['test/authority/hosts/federation-assertion.test.ts'],
+  },
   'agent-host': {
     mutate: ['src/directory/hosts.ts'],
     testFiles: ['test/directory/hosts.test.ts'],
