@@ -41,6 +41,18 @@ const machineId = (name: string) => `${RG}/providers/${HOST_RESOURCE_TYPE}/${nam
 const NOW = Date.UTC(2031, 0, 2, 3, 4, 5);
 const ADMIN = 'aaaaaaaa-0000-4000-8000-000000000001';
 
+/** RSA public keys made once (generating a 2048-bit pair per run took a second of every mutant's run). */
+const RSA_2048 = {
+  kty: 'RSA',
+  n: 'pkiNHnnCRdOvR0bkdELD71yBddUMy-OC1AlxmBow1UjvKgqV-RzgtTOM_4UJQukFuL99yZWnOBFWvR0zFZWVYb1BxRLY19SM6pjwsy5BXK6x_wySefGRkkHywkrQGppJf-tVzintHrTtFTLxUFLDM4x6cEvyoOyH_rHtLrZXs0IXO85t19-IDXU9GCviugj09Qlzh8JQtaWy4v1Hr-_hqA6_WS_pcID8pnyytDPulYhZLPN8nLdqudPvtGPgcOhoJEno-fdnos4tsCiBReT8Mh-g-IS7FU588uMAcszYJ0wtBwUb_UWq5oiD1pNAAfVFyuHigwLHFRsH-WEr7Kw-zw',
+  e: 'AQAB',
+};
+const RSA_1024 = {
+  kty: 'RSA',
+  n: 'uxIytrVxsa6pj-jDews5Qq5JKV9P3_6LmeFifWdES3OJuI3QpzBNH-rSKXenog0fcD09nrE5G6-fqIu9OwQfYcyOSOh49HioizvdubWWlni4OfrxsBpZt6rSpTz7iyrmYj0zRYyl7b5X7YhveKBjkHf-vuHx7BP1X3akVHb9iJk',
+  e: 'AQAB',
+};
+
 /** A fresh EC P-256 public JWK (a new key each call). */
 function ecKey(): PublicJwk {
   const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
@@ -264,9 +276,9 @@ describe('directory hosts: public keys', () => {
   it('EC P-256 and RSA of 2048 bits or more, public members only; everything else InvalidRequest', () => {
     const ec = ecKey();
     assert.deepEqual(checkPublicJwk({ ...ec, kid: 'x', use: 'sig', alg: 'ES256' }), ec, 'reduced to the public members');
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    const rsa = RSA_2048;
     assert.deepEqual(checkPublicJwk(rsa), { kty: 'RSA', n: rsa.n, e: rsa.e });
-    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    const small = RSA_1024;
     const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' });
     const cases: [unknown, RegExp][] = [
       [null, /must be a JSON Web Key object/],

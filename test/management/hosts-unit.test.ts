@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import type { AuthorizationRequest } from '../../src/rbac/contracts.js';
 import type { Resource, Store } from '../../src/store/types.js';
 import { hostRoutes } from '../../src/management/hosts.js';
+import { acceptedAudiences } from '../../src/management/authenticate.js';
 import { putResource, putUserAssignedIdentity } from '../../src/directory/resources.js';
 import { HOST_RESOURCE_TYPE } from '../../src/directory/hosts.js';
 import {
@@ -47,10 +48,20 @@ describe('hosts: join tokens and credentials (in-memory store)', () => {
   let store: Store;
   let audit: RecordedAudit[];
   let clock: { now: () => number; at: number };
+  /** The audiences each request's token was verified for. */
+  let audiences: (readonly string[])[];
 
   beforeEach(async () => {
     h = managementHarness();
     ({ store, audit, clock } = await withMemoryStore(h));
+    const verify = h.ctx.verifyAccessToken.bind(h.ctx);
+    audiences = [];
+    Object.assign(h.ctx as unknown as Record<string, unknown>, {
+      verifyAccessToken: (token: string, accepted: readonly string[]) => {
+        audiences.push(accepted);
+        return verify(token, accepted);
+      },
+    });
     hostRoutes(h.app, h.ctx);
     await h.app.ready();
   });
@@ -152,6 +163,7 @@ describe('hosts: join tokens and credentials (in-memory store)', () => {
     const r = await send(h, 'user', 'POST', joinTokenUrl());
     assert.equal(r.status, 409, JSON.stringify(r.body));
     assert.equal(r.body.error?.code, 'ConflictError');
+    assert.match(r.body.error.message, /^The machine's user-assigned identities changed while this request was being authorised/);
     assert.deepEqual(checked(h), [
       [WRITE, MACHINE],
       [ASSIGN, UAMI_1],
@@ -202,8 +214,28 @@ describe('hosts: join tokens and credentials (in-memory store)', () => {
     const list = await send(h, 'user', 'GET', `${MACHINE}/hostCredentials?${V}`);
     assert.equal(list.status, 200, JSON.stringify(list.body));
     assert.deepEqual(checked(h), [[READ, MACHINE]]);
-    const states = Object.fromEntries((list.body['value'] as { keyId: string; state: string }[]).map((c) => [c.keyId, c.state]));
-    assert.deepEqual(states, { 'k-live': 'Active', 'k-old': 'Expired', 'k-revoked': 'Revoked' });
+    h.checks.length = 0;
+    const views = Object.fromEntries((list.body['value'] as { keyId: string }[]).map((c) => [c.keyId, c]));
+    const view = (keyId: string, state: string, expiresAt: number, revokedAt: string | null) => ({
+      keyId,
+      hostResourceId: MACHINE,
+      kty: 'EC',
+      crv: 'P-256',
+      state,
+      createdAt: new Date(NOW).toISOString(),
+      expiresAt: new Date(expiresAt).toISOString(),
+      revokedAt,
+    });
+    assert.deepEqual(views, {
+      'k-live': view('k-live', 'Active', NOW + 3_600_000, null),
+      'k-old': view('k-old', 'Expired', NOW, null),
+      'k-revoked': view('k-revoked', 'Revoked', NOW + 3_600_000, new Date(NOW - 1).toISOString()),
+    });
+    await store.hostCredentials.add({ ...credential('k-rsa', MACHINE), publicJwk: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } });
+    const rsa = (await send(h, 'user', 'GET', `${MACHINE}/hostCredentials?${V}`)).body['value'] as Record<string, unknown>[];
+    const rsaView = rsa.find((c) => c['keyId'] === 'k-rsa');
+    assert.equal(rsaView?.['kty'], 'RSA');
+    assert.ok(!('crv' in rsaView), 'no crv for an RSA key');
     h.decide = () => NOT_GRANTED;
     assert.equal((await send(h, 'user', 'GET', `${MACHINE}/hostCredentials?${V}`)).status, 403);
 
@@ -244,6 +276,14 @@ describe('hosts: join tokens and credentials (in-memory store)', () => {
     assert.equal((await store.hostCredentials.get('k-old'))?.revokedAt, null);
     const strangersOwn = await send(h, 'user', 'POST', '/openmsi/hostCredentials/k-orphan/revoke');
     assert.equal(strangersOwn.status, 404);
+  });
+
+  it("every route takes ARM's audiences only (never Graph's)", async () => {
+    await send(h, 'user', 'POST', joinTokenUrl());
+    await send(h, 'user', 'GET', `${MACHINE}/hostCredentials?${V}`);
+    await send(h, 'user', 'POST', '/openmsi/hostCredentials/nope/revoke');
+    assert.equal(audiences.length, 3);
+    for (const accepted of audiences) assert.deepEqual(accepted, acceptedAudiences(h.ctx, 'arm'));
   });
 
   it("a credential whose machine's subscription is unknown is another tenant's: 404", async () => {

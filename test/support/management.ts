@@ -16,7 +16,8 @@ import { apiErrorHandler } from '../../src/shared/api-error.js';
 import { deniedPrincipalOf } from '../../src/management/authenticate.js';
 import { translateDirectoryError } from '../../src/management/errors.js';
 
-export const TENANT = '11111111-1111-4111-8111-111111111111';
+// Hex letters in the tenant id: a comparison that folds only one side's case must be seen to.
+export const TENANT = 'abcdef11-1111-4111-8111-111111111111';
 export const OTHER_TENANT = '22222222-2222-4222-8222-222222222222';
 /** A subscription of {@link TENANT}. */
 export const SUB = '33333333-3333-4333-8333-333333333333';
