@@ -239,6 +239,8 @@ export default {
   incrementalFile: `${reportBase}-incremental.json`,
   tempDirName: `.stryker-tmp/${groupName ?? 'all'}`,
   cleanTempDir: 'always',
-  ignorePatterns: ['dist', 'bench', 'reports', '.openmsi', '*.log'],
+  // .stryker-tmp: another group's sandbox, when groups run in parallel (each has its own temp dir; without this a
+  // run copies, or fails copying, the other's files).
+  ignorePatterns: ['dist', 'bench', 'reports', '.openmsi', '*.log', '.stryker-tmp'],
   thresholds: { high: 90, low: 80, break: null },
 };

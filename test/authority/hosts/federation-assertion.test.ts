@@ -20,6 +20,7 @@ import { FakeClock } from '../../../src/shared/clock.js';
 import { HOST_API_BASE, HOST_API_PATHS } from '../../../src/shared/host-protocol.js';
 import { createLogger } from '../../../src/shared/logger.js';
 import type { FederationLink, Store } from '../../../src/store/types.js';
+import type { AuditWriter } from '../../../src/store/audit-writer.js';
 import { seededMemoryStore } from '../../support/memory-store.js';
 
 const TENANT = 'abcdef00-1111-4111-8111-111111111111';
@@ -36,14 +37,8 @@ interface Host {
   privateKey: KeyObject;
 }
 
-interface Audited {
-  tenantId: string | null;
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  detail: Record<string, unknown>;
-}
+/** An audit event as the writer takes it. */
+type Audited = Parameters<AuditWriter['record']>[0] & { detail: Record<string, unknown> };
 
 describe('host API: outbound federation assertions (in-memory store)', () => {
   let store: Store;
