@@ -121,11 +121,7 @@ export const GROUPS = {
     testFiles: ['test/management/federation-links-unit.test.ts'],
   },
   management: {
-    mutate: [
-      'src/management/authorize.ts',
-      'src/management/authorization-common.ts',
-      'src/management/resources.ts',
-    ],
+    mutate: ['src/management/authorize.ts', 'src/management/authorization-common.ts', 'src/management/resources.ts'],
     testFiles: [
       // Fast, store-less unit tests of the authorisation hooks first: most mutants of authorize.ts and
       // authorization-common.ts die there in seconds, before the end-to-end files run.
