@@ -214,7 +214,8 @@ describe('host API: outbound federation assertions (in-memory store)', () => {
   });
 
   it('an objectId that is not a GUID, or no body object, is 400 InvalidRequest; no host assertion is 401', async () => {
-    for (const body of [{}, { objectId: 42 }, { objectId: 'not-a-guid' }, { objectId: `${ids.linked}x` }]) {
+    // An array of one GUID reads as that GUID to a regex: refused as not a string.
+    for (const body of [{}, { objectId: 42 }, { objectId: [ids.linked] }, { objectId: 'not-a-guid' }, { objectId: `${ids.linked}x` }]) {
       const r = await ask(hostA, body);
       assert.equal(r.status, 400, JSON.stringify(body));
       assert.equal((r.body['error'] as { code: string }).code, 'InvalidRequest');
