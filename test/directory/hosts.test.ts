@@ -156,12 +156,45 @@ describe('directory hosts: join tokens and enrolment (in-memory store)', () => {
     assert.deepEqual(created.machine.tags, { team: 'a' });
     assert.equal(created.machine.properties['osName'], 'linux');
     assert.match(String(vmIdOf(created.machine)), /^[0-9a-f-]{36}$/);
+    // A machine with a system identity and no vmId gets one, keeping its system identity.
+    const { resource: noVm } = await putResource(store, {
+      subscriptionId: SUB,
+      resourceGroup: 'rg',
+      type: HOST_RESOURCE_TYPE,
+      name: 'sysonly',
+      identity: { type: 'SystemAssigned' },
+      clock,
+    });
+    assert.notEqual(noVm.systemPrincipalId, null);
+    assert.equal(vmIdOf(noVm), undefined);
+    const withVm = await token('sysonly');
+    assert.equal(withVm.machine.systemPrincipalId, noVm.systemPrincipalId);
+    assert.match(String(vmIdOf(withVm.machine)), /^[0-9a-f-]{36}$/);
+    assert.equal(vmIdOf((await store.resources.get(machineId('sysonly'))) ?? noVm), vmIdOf(withVm.machine), 'stored');
     // A machine with a vmId and no system identity keeps its vmId.
     await putResource(store, { subscriptionId: SUB, resourceGroup: 'rg', type: HOST_RESOURCE_TYPE, name: 'novm', properties: { vmId: 'vm-kept' }, clock });
     const kept = await token('novm');
     assert.equal(vmIdOf(kept.machine), 'vm-kept');
     assert.notEqual(kept.machine.systemPrincipalId, null);
     assert.equal(kept.machine.userAssignedIdentityIds.length, 0);
+  });
+
+  it('a disabled subscription gets no join token, even for a machine that exists whole', async () => {
+    const disabled = 'abcdef00-4444-4444-8444-444444444444';
+    await store.subscriptions.create({ id: disabled, tenantId: TENANT, displayName: 'off', state: 'Disabled', createdAt: 0 });
+    await store.resourceGroups.put({
+      id: `/subscriptions/${disabled}/resourceGroups/rg`,
+      subscriptionId: disabled,
+      name: 'rg',
+      location: 'westeurope',
+      tags: {},
+      createdAt: 0,
+      updatedAt: 0,
+    });
+    const enabled = await token('whole');
+    const id = `/subscriptions/${disabled}/resourceGroups/rg/providers/${HOST_RESOURCE_TYPE}/whole`;
+    await store.resources.put({ ...enabled.machine, id, subscriptionId: disabled });
+    assert.equal(await refusedWith(token('whole', { subscriptionId: disabled })), 'ReadOnlyDisabledSubscription');
   });
 
   it('a guard that throws refuses: no token, no machine; a missing group or subscription is refused', async () => {
@@ -205,8 +238,14 @@ describe('directory hosts: join tokens and enrolment (in-memory store)', () => {
     // Malformed, unknown, wrong secret: invalid, and no subject.
     const [, id, secret] = /^omj_([^.]+)\.(.+)$/.exec(created.token) ?? [];
     const flipped = `${secret?.slice(0, -1) ?? ''}${secret?.endsWith('A') === true ? 'B' : 'A'}`;
+    const malformed = await enrolHost(store, { joinToken: [created.token], publicJwk: ecKey(), clock }).catch((e: unknown) => e);
+    assert.ok(malformed instanceof HostError, 'an array of the token is not a token');
+    assert.equal(malformed.name, 'HostError');
+    assert.equal(malformed.code, 'JoinTokenInvalid');
+    assert.equal(malformed.message, 'The join token is malformed.');
     for (const bad of [
       42,
+      [created.token],
       '',
       created.token.slice(0, -1),
       `${created.token}A`,
@@ -291,6 +330,7 @@ describe('directory hosts: public keys', () => {
       [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA' }, /'EC' \(P-256\) or 'RSA'/],
       [{ ...ec, x: '' }, /'publicJwk\.x' must be a base64url string/],
       [{ ...ec, y: 'a+b/' }, /'publicJwk\.y' must be a base64url string/],
+      [{ ...ec, x: `+${ec.kty === 'EC' ? ec.x : ''}` }, /'publicJwk\.x' must be a base64url string/],
       [{ ...ec, x: 42 }, /'publicJwk\.x' must be a base64url string/],
       [{ ...ec, x: `${ec.kty === 'EC' ? ec.x : ''}A\n` }, /'publicJwk\.x' must be a base64url string/],
       [{ ...ec, x: ec.kty === 'EC' ? ec.y : '' }, /not a valid public key/],
@@ -470,6 +510,9 @@ describe('directory hosts: renewal, authentication, revocation (in-memory store)
       ],
       credential: { keyId: credential.keyId, expiresOn: Math.floor(credential.expiresAt / 1000) },
     });
+    assert.equal(vmIdOf({ ...host, properties: { vmId: 42 } }), undefined, 'a vmId is a string');
+    const lost = await describeHost(store, { ...host, systemPrincipalId: 'abcdef00-dead-4ead-8ead-deaddeaddead', userAssignedIdentityIds: [] }, credential);
+    assert.deepEqual(lost.identities, [], 'a system principal that is gone is skipped');
     const bare = await describeHost(
       store,
       {
