@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Store } from '../../src/store/types.js';
 import { putUserAssignedIdentity } from '../../src/directory/resources.js';
+import { acceptedAudiences } from '../../src/management/authenticate.js';
 import { federationLinkRoutes, suggestedCredentialName, validateFederationLinkFields } from '../../src/management/federation-links.js';
 import {
   managementHarness,
@@ -46,6 +47,8 @@ describe('outbound federation links (in-memory store)', () => {
   let clock: { now: () => number; at: number };
   let principalId: string;
   let otherPrincipalId: string;
+  /** The audiences each request's token was verified for. */
+  let audiences: (readonly string[])[];
 
   beforeEach(async () => {
     h = managementHarness();
@@ -53,6 +56,14 @@ describe('outbound federation links (in-memory store)', () => {
     Object.assign(h.ctx as unknown as Record<string, unknown>, { outboundFederation: { issuer: () => ISSUER, jwks: () => JWKS } });
     principalId = (await putUserAssignedIdentity(store, { subscriptionId: SUB, resourceGroup: 'rg', name: 'web-app', clock })).principal.objectId;
     otherPrincipalId = (await putUserAssignedIdentity(store, { subscriptionId: SUB, resourceGroup: 'rg', name: 'other-app', clock })).principal.objectId;
+    const verify = h.ctx.verifyAccessToken.bind(h.ctx);
+    audiences = [];
+    Object.assign(h.ctx as unknown as Record<string, unknown>, {
+      verifyAccessToken: (token: string, accepted: readonly string[]) => {
+        audiences.push(accepted);
+        return verify(token, accepted);
+      },
+    });
     federationLinkRoutes(h.app, h.ctx);
     await h.app.ready();
   });
@@ -140,7 +151,18 @@ describe('outbound federation links (in-memory store)', () => {
     assert.equal(other.status, 401);
     const unknown = await send(h, 'user', 'PUT', `${RG}/providers/${UAMI}/nobody/outboundFederation/default?${V}`, body());
     assert.equal(unknown.status, 404, JSON.stringify(unknown.body));
-    assert.equal(audit.at(-1)?.outcome, 'failure');
+    assert.deepEqual(audit.at(-1), {
+      tenantId: TENANT,
+      actor: PRINCIPALS.user.objectId,
+      action: 'federationLink.write',
+      target: `${RG}/providers/${UAMI}/nobody/outboundFederation/default`,
+      outcome: 'failure',
+      detail: { code: 'ResourceNotFound' },
+    });
+    const gone = await send(h, 'user', 'DELETE', `${RG}/providers/${UAMI}/nobody/outboundFederation/default?${V}`);
+    assert.equal(gone.status, 404);
+    assert.equal(audit.at(-1)?.target, `${RG}/providers/${UAMI}/nobody/outboundFederation/default`);
+    assert.equal(audit.at(-1)?.action, 'federationLink.deleted');
   });
 
   it('GET: read on the identity, 404 without a link; DELETE: write on it, removes only its own link, 204 when none', async () => {
@@ -168,6 +190,15 @@ describe('outbound federation links (in-memory store)', () => {
     });
     assert.equal((await send(h, 'user', 'DELETE', LINK)).status, 204);
     assert.deepEqual(audit.at(-1)?.detail, { existed: false });
+  });
+
+  it("every route takes ARM's audiences only (never Graph's)", async () => {
+    await send(h, 'user', 'GET', LINK);
+    await send(h, 'user', 'PUT', LINK, body());
+    await send(h, 'user', 'DELETE', LINK);
+    await send(h, 'user', 'GET', '/openmsi/federationOutbound');
+    assert.equal(audiences.length, 4);
+    for (const accepted of audiences) assert.deepEqual(accepted, acceptedAudiences(h.ctx, 'arm'));
   });
 
   it('every bad field is 400 InvalidRequestContent naming it, and nothing is written', async () => {
