@@ -8,14 +8,16 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AuthorizationDecision, AuthorizationRequest, Authorizer, Permission } from '../../src/rbac/contracts.js';
 import type { ManagementContext } from '../../src/management/context.js';
-import type { ServicePrincipal, Subscription } from '../../src/store/types.js';
+import type { CustomRoleDefinition, ServicePrincipal, Store, StoredDenyAssignment, Subscription } from '../../src/store/types.js';
+import { seededMemoryStore } from './memory-store.js';
 import type { VerifiedToken } from '../../src/shared/token-verifier.js';
 import { TokenVerificationError } from '../../src/shared/token-verifier.js';
 import { apiErrorHandler } from '../../src/shared/api-error.js';
 import { deniedPrincipalOf } from '../../src/management/authenticate.js';
 import { translateDirectoryError } from '../../src/management/errors.js';
 
-export const TENANT = '11111111-1111-4111-8111-111111111111';
+// Hex letters in the tenant id: a comparison that folds only one side's case must be seen to.
+export const TENANT = 'abcdef11-1111-4111-8111-111111111111';
 export const OTHER_TENANT = '22222222-2222-4222-8222-222222222222';
 /** A subscription of {@link TENANT}. */
 export const SUB = '33333333-3333-4333-8333-333333333333';
@@ -111,17 +113,145 @@ export function managementHarness(): ManagementHarness {
   return h;
 }
 
-/** `app.inject` as a caller (`undefined`: no token), the JSON body parsed. */
+/** `app.inject` as a caller (`undefined`: no token), with an optional JSON payload; the JSON body parsed. */
 export async function send(
   h: ManagementHarness,
   as: keyof typeof PRINCIPALS | undefined,
   method: string,
   url: string,
+  payload?: unknown,
 ): Promise<{ status: number; body: { error?: { code: string; message: string } } & Record<string, unknown> }> {
   const response = await h.app.inject({
     method: method as 'GET',
     url,
+    ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
     headers: as === undefined ? {} : { authorization: `Bearer ${PRINCIPALS[as].objectId}` },
   });
   return { status: response.statusCode, body: response.body === '' ? {} : (JSON.parse(response.body) as Record<string, unknown>) };
+}
+
+/** An audit event the harness's writer recorded. */
+export interface RecordedAudit {
+  tenantId: string | null;
+  actor: string;
+  action: string;
+  target: string;
+  outcome: string;
+  detail: Record<string, unknown>;
+}
+
+/**
+ * In-memory role definitions, deny assignments and role-assignment counts behind the harness's store (with a
+ * `transaction` that runs on the same maps), an audit writer that records, and a fixed clock: enough for the
+ * handlers of role-definitions.ts and deny-assignments.ts without a database. Keys are lower-case ids.
+ */
+export function withRbacRepos(h: ManagementHarness): {
+  roleDefinitions: Map<string, CustomRoleDefinition>;
+  denyAssignments: Map<string, StoredDenyAssignment>;
+  /** Assignments per role definition id (for deleteRoleDefinition's "still in use" refusal). */
+  assignmentCounts: Map<string, number>;
+  audit: RecordedAudit[];
+  /** Called at each `roleDefinitions.get`: lets a test change the stored role between the checks and the write. */
+  onGet: { hook: ((id: string) => void) | undefined };
+  versions: { bumps: number };
+} {
+  const roleDefinitions = new Map<string, CustomRoleDefinition>();
+  const denyAssignments = new Map<string, StoredDenyAssignment>();
+  const assignmentCounts = new Map<string, number>();
+  const audit: RecordedAudit[] = [];
+  const onGet: { hook: ((id: string) => void) | undefined } = { hook: undefined };
+  const versions = { bumps: 0 };
+  const store = h.ctx.store as unknown as Record<string, unknown>;
+  Object.assign(store, {
+    roleDefinitions: {
+      get: (_tenantId: string, id: string) => {
+        onGet.hook?.(id.toLowerCase());
+        return Promise.resolve(roleDefinitions.get(id.toLowerCase()));
+      },
+      getByName: (_tenantId: string, name: string) =>
+        Promise.resolve([...roleDefinitions.values()].find((d) => d.roleName.toLowerCase() === name.toLowerCase())),
+      list: () => Promise.resolve([...roleDefinitions.values()]),
+      count: () => Promise.resolve(roleDefinitions.size),
+      create: (d: CustomRoleDefinition) => {
+        if (roleDefinitions.has(d.id)) return Promise.resolve(false);
+        roleDefinitions.set(d.id, d);
+        return Promise.resolve(true);
+      },
+      update: (d: CustomRoleDefinition) => {
+        roleDefinitions.set(d.id, d);
+        return Promise.resolve(true);
+      },
+      delete: (_tenantId: string, id: string) => Promise.resolve(roleDefinitions.delete(id.toLowerCase())),
+    },
+    roleAssignments: { countByRoleDefinition: (_tenantId: string, id: string) => Promise.resolve(assignmentCounts.get(id) ?? 0) },
+    denyAssignments: {
+      get: (_tenantId: string, id: string) => Promise.resolve(denyAssignments.get(id.toLowerCase())),
+      list: () => Promise.resolve([...denyAssignments.values()]),
+      create: (d: StoredDenyAssignment) => {
+        if (denyAssignments.has(d.id)) return Promise.resolve(false);
+        denyAssignments.set(d.id, d);
+        return Promise.resolve(true);
+      },
+      delete: (_tenantId: string, id: string) => Promise.resolve(denyAssignments.delete(id.toLowerCase())),
+    },
+    rbacVersions: {
+      bump: () => {
+        versions.bumps += 1;
+        return Promise.resolve(versions.bumps);
+      },
+    },
+    transaction: <T>(fn: (tx: unknown) => Promise<T>) => fn(store),
+  });
+  Object.assign(h.ctx as unknown as Record<string, unknown>, {
+    audit: {
+      record: (event: RecordedAudit) => {
+        audit.push(event);
+        return Promise.resolve();
+      },
+    },
+    clock: { now: () => NOW },
+  });
+  return { roleDefinitions, denyAssignments, assignmentCounts, audit, onGet, versions };
+}
+
+/** The fixed time of {@link withRbacRepos}'s clock (epoch milliseconds). */
+export const NOW = Date.UTC(2026, 0, 2, 3, 4, 5);
+
+/**
+ * A throwaway in-memory SQLite store behind the harness (the directory's transactions are real; no file, no
+ * server), seeded with the harness's tenants, subscriptions and a resource group `rg` in each; the harness's
+ * principals are found by object id as before. Also an audit writer that records and a clock a test may move.
+ * Close the returned store after the test.
+ */
+export async function withMemoryStore(h: ManagementHarness): Promise<{ store: Store; audit: RecordedAudit[]; clock: { now: () => number; at: number } }> {
+  const store = await seededMemoryStore([
+    [TENANT, SUB],
+    [OTHER_TENANT, OTHER_SUB],
+  ]);
+  const byObjectId = new Map(Object.values(PRINCIPALS).map((p) => [p.objectId, p]));
+  const audit: RecordedAudit[] = [];
+  const clock = {
+    at: NOW,
+    now(): number {
+      return clock.at;
+    },
+  };
+  const ctxStore = {
+    ...store,
+    servicePrincipals: {
+      ...store.servicePrincipals,
+      getByObjectId: async (id: string) => byObjectId.get(id) ?? (await store.servicePrincipals.getByObjectId(id)),
+    },
+  };
+  Object.assign(h.ctx as unknown as Record<string, unknown>, {
+    store: ctxStore,
+    audit: {
+      record: (event: RecordedAudit) => {
+        audit.push(event);
+        return Promise.resolve();
+      },
+    },
+    clock,
+  });
+  return { store, audit, clock };
 }
