@@ -8,7 +8,8 @@
 //   4. steady state (FLEET_STEADY_SECONDS of real time at the real rate): tokens live FLEET_TOKEN_LIFETIME
 //      seconds (the authority's configured lifetime, default 1 h) and are refreshed at half-life, so
 //      agents × identities tokens are refreshed per half-life, evenly spread (open loop, as independent
-//      agents); plus each agent's `self` re-read every FLEET_SELF_POLL_SECONDS;
+//      agents); with FLEET_SELF_POLL_SECONDS > 0 (default 0: off), also each agent's `self` re-read that often
+//      (today's agent re-reads every 2 s; issue 19 replaces that with a long poll and a rare full reconciliation);
 //   5. herd: every agent restarts at once (no connection, no TLS session, no token) and reads `self` and
 //      fetches all its tokens, retrying failures with the agent's backoff; until every agent has every token.
 // Reported: issuance/s, grant latency p50/p99, PostgreSQL statements per agent per minute in steady state
@@ -42,7 +43,7 @@ const settings = {
   identities: Number(env.FLEET_IDENTITIES ?? 5),
   steadySeconds: Number(env.FLEET_STEADY_SECONDS ?? 180),
   tokenLifetimeSeconds: Number(env.FLEET_TOKEN_LIFETIME ?? 3600),
-  selfPollSeconds: Number(env.FLEET_SELF_POLL_SECONDS ?? 60),
+  selfPollSeconds: Number(env.FLEET_SELF_POLL_SECONDS ?? 0),
   userAssignedPool: Number(env.FLEET_UA_POOL ?? 100),
   herdDeadlineSeconds: Number(env.FLEET_HERD_DEADLINE_SECONDS ?? 900),
   setupConcurrency: Number(env.FLEET_SETUP_CONCURRENCY ?? 32),
@@ -55,6 +56,8 @@ const RETRY_MAX_MS = 60_000;
 const API_VERSION = 'api-version=2023-01-31';
 const log = (message) => process.stderr.write(`[fleet ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** CLOCK_MONOTONIC in µs: the time base of V8's CPU profiles, so a phase can be cut out of a replica's profile. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /** Runs `work(i)` for i in [0, n) with at most `limit` in flight. */
 async function pool(n, limit, work) {
@@ -448,7 +451,7 @@ try {
   const steady = tally();
   await sleep(2000); // let the start's audit settle
   await db.reset();
-  const steadyBefore = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas), at: performance.now() };
+  const steadyBefore = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas), at: performance.now(), us: monotonicUs() };
   const inFlight = new Set();
   const fire = (promise) => {
     inFlight.add(promise);
@@ -474,7 +477,7 @@ try {
   }
   const steadySeconds = (performance.now() - steadyBefore.at) / 1000;
   await Promise.all([...inFlight]);
-  const steadyAfter = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas), at: performance.now() };
+  const steadyAfter = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas), at: performance.now(), us: monotonicUs() };
   const topStatements = await db.top();
   const minutes = steadySeconds / 60;
   const perAgentMinute = (n) => Number((n / settings.agents / minutes).toFixed(3));
@@ -483,7 +486,7 @@ try {
   // 5. The herd: every agent restarts at once.
   await db.reset();
   const herd = tally();
-  const herdBefore = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas) };
+  const herdBefore = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas), us: monotonicUs() };
   const herdStarted = Date.now();
   const herdDeadline = herdStarted + settings.herdDeadlineSeconds * 1000;
   const doneAt = new Array(settings.agents).fill(undefined);
@@ -502,7 +505,7 @@ try {
   );
   clearInterval(watcher);
   const herdSeconds = (Date.now() - herdStarted) / 1000;
-  const herdAfter = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas) };
+  const herdAfter = { db: await db.counters(), replicas: sample(replicas), cpu: cpuNow(replicas), us: monotonicUs() };
   const recovered = doneAt.filter((t) => t !== undefined);
   log(`herd done: ${recovered.length}/${settings.agents} agents recovered in ${herdSeconds.toFixed(1)} s`);
 
@@ -585,6 +588,8 @@ try {
       herdRecoveredWithin120s: recovered.length === settings.agents && Math.max(...recovered) <= 120_000,
     },
     totalSeconds: Math.round((Date.now() - startedAt) / 1000),
+    // For profile-summary.mjs --from/--to: each phase's bounds on the profiles' clock (monotonic µs).
+    phasesMonotonicUs: { steady: [steadyBefore.us, steadyAfter.us], herd: [herdBefore.us, herdAfter.us] },
   };
   process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   if (env.FLEET_REPORT) writeFileSync(env.FLEET_REPORT, JSON.stringify(report, null, 2) + '\n');
