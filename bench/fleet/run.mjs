@@ -16,7 +16,7 @@
 // (pg_stat_statements), herd recovery time, each replica's RSS and CPU, the load average.
 //
 //   npm run bench:fleet                                      # 10,000 agents × 5 identities, 180 s steady state
-//   FLEET_AGENTS=500 FLEET_STEADY_SECONDS=20 npm run bench:fleet     # a quick development run
+//   FLEET_AGENTS=300 FLEET_STEADY_SECONDS=15 npm run bench:fleet     # a quick development run
 //   FLEET_CPU_PROF=/tmp/prof npm run bench:fleet             # replicas run with --cpu-prof (profiles there)
 //
 // PostgreSQL: a throwaway cluster from scripts/pg-cluster.sh (state in $OPENMSI_PG_STATE, default
