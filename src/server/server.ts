@@ -222,6 +222,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
         Promise.all([
           store.replay.purgeExpired(clock.now()),
           store.authFailures.purgeExpired(clock.now()),
+          store.enrolmentFailures.purgeExpired(clock.now()),
           store.joinTokens.purgeExpired(clock.now() - DAY),
           // Soft-deleted secrets, keys and vaults past their retention go for good, as Key Vault purges them.
           store.secrets.purgeDue(clock.now()),

@@ -18,7 +18,7 @@ import { createCredentialStore } from './credential-store.js';
 import { createHostCredentialStore } from './host-credential-store.js';
 import { createJoinTokenStore } from './join-token-store.js';
 import { createReplayStore } from './replay-store.js';
-import { createAuthFailureStore } from './auth-failure-store.js';
+import { createFailureCounterStore } from './auth-failure-store.js';
 import { createResourceGroupStore } from './resource-group-store.js';
 import { createResourceStore } from './resource-store.js';
 import { createServicePrincipalStore } from './service-principal-store.js';
@@ -57,7 +57,8 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     credentials: createCredentialStore(db),
     signingKeys: createSigningKeyStore(db, hooks),
     replay: createReplayStore(db),
-    authFailures: createAuthFailureStore(db),
+    authFailures: createFailureCounterStore(db, 'auth_failures'),
+    enrolmentFailures: createFailureCounterStore(db, 'enrolment_failures'),
     audit: createAuditStore(db),
     hostCredentials: createHostCredentialStore(db),
     joinTokens: createJoinTokenStore(db),

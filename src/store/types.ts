@@ -195,10 +195,10 @@ export interface ReplayStore {
 }
 
 /**
- * Failed client authentications, counted per key in fixed windows and shared by every replica (the token
- * endpoint's throttle). Only failures write here; a successful authentication at most reads it (cached).
+ * Failures counted per key in fixed windows and shared by every replica. Only failures write here; a success
+ * at most reads it (cached).
  */
-export interface AuthFailureStore {
+export interface FailureCounterStore {
   /**
    * Adds one failure for `key` to the window starting at `windowStart` (kept until `expiresAt`) and returns
    * the window's count including it. Atomic: of concurrent callers on any replica, each sees a distinct count.
@@ -209,6 +209,12 @@ export interface AuthFailureStore {
   /** Forgets windows that expired before `now`. */
   purgeExpired(now: number): Promise<number>;
 }
+
+/** Failed client authentications at the token endpoint (per client and per source): its throttle's counts. */
+export type AuthFailureStore = FailureCounterStore;
+
+/** Failed host enrolments per source address: the enrolment rate limit's counts. */
+export type EnrolmentFailureStore = FailureCounterStore;
 
 export interface AuditEvent {
   id: string;
@@ -738,6 +744,7 @@ export interface Repositories {
   signingKeys: SigningKeyStore;
   replay: ReplayStore;
   authFailures: AuthFailureStore;
+  enrolmentFailures: EnrolmentFailureStore;
   audit: AuditStore;
   hostCredentials: HostCredentialStore;
   joinTokens: JoinTokenStore;

@@ -187,6 +187,9 @@ for (const backend of STORE_BACKENDS)
     });
 
     it('rate-limits failed enrolments per address: 429 with Retry-After, then recovers after the window', async () => {
+      // Counted in fixed windows: start at one's beginning, so Retry-After is the whole window.
+      const windowMs = ENROLMENT_FAILURE_LIMIT.windowSeconds * 1000;
+      clock.advance(windowMs - (clock.now() % windowMs));
       const address = nextAddress();
       const { token } = await joinToken('rate-limited');
       for (let i = 0; i < ENROLMENT_FAILURE_LIMIT.failures; i++)
