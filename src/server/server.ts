@@ -133,6 +133,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
     });
     const rotator = new KeyRotator({
       store: store.signingKeys,
+      locks: store.locks,
       masterKey,
       clock,
       keyRing,

@@ -28,6 +28,7 @@ import { createTenantStore } from './tenant-store.js';
 import { createVaultStore } from './vault-store.js';
 import { createSecretStore } from './secret-store.js';
 import { createKeyStore } from './key-store.js';
+import { createStoreLocks } from './locks.js';
 
 export { describeStoreLocation, isPostgresLocation } from './location.js';
 
@@ -217,6 +218,7 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     dialect,
     notifications,
     health,
+    locks: createStoreLocks(db, dialect),
     ...guarded(repositoriesFor(db, poolHooks), insideTransaction),
 
     async transaction<T>(fn: (tx: Repositories) => Promise<T>, options: TransactionOptions = {}): Promise<T> {

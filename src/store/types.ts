@@ -779,6 +779,23 @@ export interface StoreHealth {
   readonly pool?: () => { total: number; idle: number; waiting: number };
 }
 
+/** What {@link StoreLocks.exclusive} did: ran `fn` (with its value), or found the lock held elsewhere. */
+export type LockOutcome<T> = { acquired: true; value: T } | { acquired: false };
+
+/**
+ * Cluster-wide mutual exclusion for work exactly one replica should do at a time (signing-key rotation).
+ * PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) held on one pooled connection while `fn` runs,
+ * so it is released even if the process dies (the connection closes). SQLite: one process holds the store
+ * file exclusively, so only this process's own holders are excluded.
+ */
+export interface StoreLocks {
+  /**
+   * Runs `fn` while holding the lock `name`. When another holder (any replica) has it, tries again every
+   * 50 ms for up to `waitMs` (default 0: at once) and then answers `{ acquired: false }` without running `fn`.
+   */
+  exclusive<T>(name: string, fn: () => Promise<T>, options?: { waitMs?: number }): Promise<LockOutcome<T>>;
+}
+
 export interface Store extends Repositories {
   readonly dialect: Dialect;
   /** Reachability and schema version, for readiness probes. */
@@ -787,5 +804,7 @@ export interface Store extends Repositories {
   transaction<T>(fn: (tx: Repositories) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Change notices (RBAC versions today). */
   readonly notifications: StoreNotifications;
+  /** Cluster-wide locks (advisory locks on PostgreSQL). */
+  readonly locks: StoreLocks;
   close(): Promise<void>;
 }

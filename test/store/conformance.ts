@@ -726,6 +726,48 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
       });
     });
 
+    void describe('locks', () => {
+      void it('exclusive: one holder at a time on every replica; a waiter gets the lock once it is released; names are independent', async () => {
+        await withReplicas(async (stores) => {
+          const name = `lock-${uid()}`;
+          let release!: () => void;
+          const held = new Promise<void>((resolve) => (release = resolve));
+          let entered!: () => void;
+          const inside = new Promise<void>((resolve) => (entered = resolve));
+          const first = stores[0]!.locks.exclusive(name, async () => {
+            entered();
+            await held;
+            return 'first';
+          });
+          await inside;
+          let waiter: Promise<unknown>;
+          try {
+            for (const replica of stores) {
+              assert.deepEqual(await replica.locks.exclusive(name, () => Promise.resolve('second')), { acquired: false });
+              assert.deepEqual(await replica.locks.exclusive(`${name}-other`, () => Promise.resolve('other')), { acquired: true, value: 'other' });
+            }
+            assert.deepEqual(
+              await stores.at(-1)!.locks.exclusive(name, () => Promise.resolve('late'), { waitMs: 120 }),
+              { acquired: false },
+              'waited, still held',
+            );
+            waiter = stores.at(-1)!.locks.exclusive(name, () => Promise.resolve('waiter'), { waitMs: 10_000 });
+          } finally {
+            // Also when an assertion failed: closing the store would otherwise wait for the holder.
+            release();
+          }
+          assert.deepEqual(await first, { acquired: true, value: 'first' });
+          assert.deepEqual(await waiter, { acquired: true, value: 'waiter' });
+          // Released after a failure too.
+          await assert.rejects(
+            stores[0]!.locks.exclusive(name, () => Promise.reject(new Error('boom'))),
+            /boom/,
+          );
+          for (const replica of stores) assert.deepEqual(await replica.locks.exclusive(name, () => Promise.resolve(1)), { acquired: true, value: 1 });
+        });
+      });
+    });
+
     // The token endpoint's throttle and the enrolment rate limit count the same way, in tables of their own.
     for (const counters of ['authFailures', 'enrolmentFailures'] as const) {
       void describe(counters, () => {
