@@ -53,7 +53,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     tenants: createTenantStore(db),
     subscriptions: createSubscriptionStore(db),
     resourceGroups: createResourceGroupStore(db),
-    resources: createResourceStore(db),
+    resources: createResourceStore(db, hooks),
     servicePrincipals: createServicePrincipalStore(db, hooks),
     credentials: createCredentialStore(db),
     signingKeys: createSigningKeyStore(db, hooks),
@@ -61,7 +61,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     authFailures: createFailureCounterStore(db, 'auth_failures'),
     enrolmentFailures: createFailureCounterStore(db, 'enrolment_failures'),
     audit: createAuditStore(db),
-    hostCredentials: createHostCredentialStore(db),
+    hostCredentials: createHostCredentialStore(db, hooks),
     joinTokens: createJoinTokenStore(db),
     roleDefinitions: createRoleDefinitionStore(db),
     roleAssignments: createRoleAssignmentStore(db),
@@ -73,7 +73,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     keys: createKeyStore(db, hooks),
     federatedCredentials: createFederatedCredentialStore(db, hooks),
     federationIssuers: createFederationIssuerStore(db),
-    federationLinks: createFederationLinkStore(db),
+    federationLinks: createFederationLinkStore(db, hooks),
   };
 }
 

@@ -170,6 +170,22 @@ export const SIGNING_KEY_CHANNEL = 'openmsi_signing_keys';
  */
 export const PRINCIPAL_CHANNEL = 'openmsi_principals';
 
+/**
+ * The host-state change channel (PostgreSQL `LISTEN openmsi_hosts`): writes that can change what a host's
+ * `self` answers publish, after they commit, what they touched: `resource:{lower-case ARM id}` (a resource put
+ * or deleted: a host, its identity attachments, a user-assigned identity), `identity:{object id}` (an
+ * identity's upstream link set or removed) or `credential:{key id}` (a host credential revoked). Identity
+ * deletions arrive on {@link PRINCIPAL_CHANNEL}. The host API's long poll wakes on them (hosts/changes.ts).
+ */
+export const HOST_CHANNEL = 'openmsi_hosts';
+
+/** The {@link HOST_CHANNEL} payloads, built in one place for writers and readers. */
+export const hostChangeKey = {
+  resource: (armKeyOfResource: string): string => `resource:${armKeyOfResource}`,
+  identity: (objectId: string): string => `identity:${objectId.toLowerCase()}`,
+  credential: (keyId: string): string => `credential:${keyId}`,
+} as const;
+
 /** Every write that changes a row publishes its kid on {@link SIGNING_KEY_CHANNEL} (after commit). */
 export interface SigningKeyStore {
   list(): Promise<SigningKeyRecord[]>;

@@ -4,6 +4,7 @@ import { HostErrors, type RegisteredHostCredential } from '../../directory/hosts
 import { AUDIT_UPLOAD_MAX_BYTES, AUDIT_UPLOAD_MAX_RECORDS, type HostCredentialGrant } from '../../shared/host-protocol.js';
 import type { AuthorityContext } from '../context.js';
 import type { EnrolmentThrottle } from './rate-limit.js';
+import type { HostChanges } from './changes.js';
 
 /** Body limit of the enrol, renew and self endpoints (a JWK and a token). */
 export const HOST_API_BODY_LIMIT = 64 * 1024;
@@ -16,6 +17,8 @@ export interface HostApiContext {
   ctx: AuthorityContext;
   /** Failed enrolments per remote address, counted across replicas. */
   enrolmentFailures: EnrolmentThrottle;
+  /** Wakes `self` long polls on changes to what a host's description depends on. */
+  hostChanges: HostChanges;
 }
 
 /** The request body as a JSON object, or `400 InvalidRequest`. */

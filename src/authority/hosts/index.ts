@@ -17,6 +17,7 @@ import { enrolRoute } from './enrol.js';
 import { federationAssertionRoute } from './federation-assertion.js';
 import { translateHostFailure } from './errors.js';
 import { EnrolmentThrottle } from './rate-limit.js';
+import { HostChanges } from './changes.js';
 import { renewRoute } from './renew.js';
 import { selfRoute } from './self.js';
 
@@ -71,11 +72,17 @@ export async function hostRoutes(app: FastifyInstance, opts: { ctx: AuthorityCon
     reply.header('x-ms-request-id', request.id);
   });
 
-  const deps: HostApiContext = { ctx, enrolmentFailures };
+  const hostChanges = new HostChanges(ctx.store.notifications);
+  app.addHook('onClose', async () => {
+    hostChanges.close();
+    return Promise.resolve();
+  });
+  // Long polls hear other replicas' changes only once LISTEN is up on the channels just subscribed.
+  await ctx.store.notifications.ready();
+  const deps: HostApiContext = { ctx, enrolmentFailures, hostChanges };
   enrolRoute(app, deps);
   renewRoute(app, deps);
   selfRoute(app, deps);
   auditRoute(app, deps);
   federationAssertionRoute(app, deps);
-  return Promise.resolve();
 }
