@@ -20,6 +20,7 @@ import { SignJWT } from 'jose';
 import {
   HOST_API_BASE,
   HOST_API_PATHS,
+  HOST_SELF_LONG_POLL,
   type AgentAuditRecord,
   type EnrolRequest,
   type FederationAssertionGrant,
@@ -62,6 +63,12 @@ export interface HostSigningKey {
   keyId: string;
   hostResourceId: string;
   privateKey: webcrypto.CryptoKey;
+}
+
+/** The long poll of `GET self`: answer once the description's version differs from `since`, or after `waitSeconds`. */
+export interface SelfLongPoll {
+  since: string;
+  waitSeconds: number;
 }
 
 /** How the grant selects an identity (the agent always resolves selectors locally first, then sends the object id). */
@@ -156,9 +163,17 @@ export class AuthorityClient {
     return grant as FederationAssertionGrant;
   }
 
-  /** `GET self`: the host and the identities assigned to it now. */
-  async self(key: HostSigningKey): Promise<HostDescription> {
-    return (await this.#hostCall(key, 'GET', HOST_API_PATHS.self)) as HostDescription;
+  /**
+   * `GET self`: the host and the identities assigned to it now. With `poll`, the long poll: the authority
+   * answers once the description differs from `since`, or after `waitSeconds` (the call's timeout grows by as much).
+   */
+  async self(key: HostSigningKey, poll?: SelfLongPoll, signal?: AbortSignal): Promise<HostDescription> {
+    const query =
+      poll === undefined
+        ? ''
+        : `?${new URLSearchParams({ [HOST_SELF_LONG_POLL.since]: poll.since, [HOST_SELF_LONG_POLL.wait]: String(poll.waitSeconds) }).toString()}`;
+    const extraMs = poll === undefined ? 0 : poll.waitSeconds * 1000;
+    return (await this.#hostCall(key, 'GET', HOST_API_PATHS.self + query, undefined, signal, extraMs)) as HostDescription;
   }
 
   /** `POST enrol` with a join token (no bearer). */
@@ -190,23 +205,23 @@ export class AuthorityClient {
     this.#agent.destroy();
   }
 
-  async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+  async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal, extraTimeoutMs = 0): Promise<unknown> {
     const bearer = await this.assertion(key, this.origin + HOST_API_BASE);
     const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await this.#send(method, this.origin + path, headers, body === undefined ? undefined : JSON.stringify(body), signal);
+    const response = await this.#send(method, this.origin + path, headers, body === undefined ? undefined : JSON.stringify(body), signal, extraTimeoutMs);
     if (response.status < 200 || response.status > 299) throw apiFailure(response);
     return parseJsonBody(response.body);
   }
 
-  async #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<RawResponse> {
+  async #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal, extraTimeoutMs = 0): Promise<RawResponse> {
     try {
       const answer = await httpCall(url, {
         method,
         headers: { accept: 'application/json', ...headers },
         ...(body === undefined ? {} : { body }),
         agent: this.#agent,
-        timeoutMs: this.#timeoutMs,
+        timeoutMs: this.#timeoutMs + extraTimeoutMs,
         ...(signal === undefined ? {} : { signal }),
       });
       return { status: answer.status, body: answer.text, headers: answer.headers };
