@@ -163,6 +163,12 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       assertions.drop(objectIds);
     },
     onHostNotRecognised: (err) => stopServing(err),
+    // A host refused and then enrolled again under this agent's key serves again, without a restart.
+    onHostRecognised: () => {
+      if (!refused) return;
+      refused = false;
+      logger.info('the authority recognises this host again: serving tokens');
+    },
   });
   // Outbound federation: a linked identity's tokens come from its upstream Entra, in exchange for openmsi's assertion.
   const assertions = new FederationAssertions({ fetch: (objectId) => upstream.federationAssertion(credential.current.key, objectId), clock });

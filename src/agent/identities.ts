@@ -49,6 +49,8 @@ export interface HostIdentitiesOptions {
   onUpstreamChanged?: (objectIds: string[]) => void;
   /** The authority no longer recognises the host (credential revoked or host deleted). */
   onHostNotRecognised: (err: UpstreamError) => void;
+  /** The authority answered `self`: it recognises the host (again, after a refusal). */
+  onHostRecognised?: () => void;
   /** On-demand refreshes (unknown selectors) are at most this frequent; default 200 ms. */
   minOnDemandGapMs?: number;
 }
@@ -190,6 +192,7 @@ export class HostIdentities {
   #succeeded(host: HostDescription, read: number): void {
     this.#lastError = undefined;
     this.#lastSuccessAt = this.#clock.now();
+    this.#options.onHostRecognised?.();
     if (read < this.#appliedRead) return; // a later read already applied a newer description
     this.#appliedRead = read;
     this.#apply(host);
