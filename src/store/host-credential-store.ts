@@ -19,6 +19,22 @@ function toHostCredential(row: Selectable<HostCredentialTable>): HostCredential 
 
 /** Host credentials. Revocations publish on {@link HOST_CHANNEL} (the host's long poll answers at once). */
 export function createHostCredentialStore(db: Kysely<Database>, hooks?: NotificationHooks): HostCredentialStore {
+  /**
+   * Revokes the unrevoked credentials whose `column` is `value` and, when there were any, announces `notice`.
+   * Only the first revocation counts: a revoked key keeps its original revocation time.
+   */
+  const revokeWhere = (column: 'key_id' | 'host_resource_key', value: string, at: number, notice: string): Promise<number> =>
+    announcing(
+      db,
+      hooks,
+      HOST_CHANNEL,
+      async (trx) =>
+        rowCount(
+          (await trx.updateTable('host_credentials').set({ revoked_at: at }).where(column, '=', value).where('revoked_at', 'is', null).executeTakeFirst())
+            .numUpdatedRows,
+        ),
+      (revoked) => (revoked > 0 ? notice : undefined),
+    );
   return {
     async add(credential) {
       await db
@@ -52,38 +68,12 @@ export function createHostCredentialStore(db: Kysely<Database>, hooks?: Notifica
     },
 
     async revoke(keyId, at) {
-      // Only the first revocation counts; a revoked key keeps its original revocation time.
-      return announcing(
-        db,
-        hooks,
-        HOST_CHANNEL,
-        async (trx) =>
-          rowCount(
-            (await trx.updateTable('host_credentials').set({ revoked_at: at }).where('key_id', '=', keyId).where('revoked_at', 'is', null).executeTakeFirst())
-              .numUpdatedRows,
-          ) > 0,
-        (revoked) => (revoked ? hostChangeKey.credential(keyId) : undefined),
-      );
+      return (await revokeWhere('key_id', keyId, at, hostChangeKey.credential(keyId))) > 0;
     },
 
     async revokeByHost(hostResourceId, at) {
-      return announcing(
-        db,
-        hooks,
-        HOST_CHANNEL,
-        async (trx) =>
-          rowCount(
-            (
-              await trx
-                .updateTable('host_credentials')
-                .set({ revoked_at: at })
-                .where('host_resource_key', '=', armKey(hostResourceId))
-                .where('revoked_at', 'is', null)
-                .executeTakeFirst()
-            ).numUpdatedRows,
-          ),
-        (revoked) => (revoked > 0 ? hostChangeKey.resource(armKey(hostResourceId)) : undefined),
-      );
+      const key = armKey(hostResourceId);
+      return revokeWhere('host_resource_key', key, at, hostChangeKey.resource(key));
     },
   };
 }

@@ -6,8 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestAuthority, freePort, captureLogs, type TestAuthority } from '../support/authority.js';
-import { createOpenmsiServer, type OpenmsiServer } from '../../src/server/server.js';
+import { startReplica, startTestAuthority, type TestAuthority } from '../support/authority.js';
+import type { OpenmsiServer } from '../../src/server/server.js';
 import { putResourceGroup, putUserAssignedIdentity, deleteUserAssignedIdentity } from '../../src/directory/resources.js';
 import { HOST_API_PATHS, type HostCredentialGrant, type HostDescription } from '../../src/shared/host-protocol.js';
 import { ENROLMENT_FAILURE_LIMIT } from '../../src/shared/config.js';
@@ -27,18 +27,7 @@ void describe('global invariants across two replicas sharing PostgreSQL', { skip
 
   before(async () => {
     a = await startTestAuthority({ backend: 'postgres' });
-    const port = await freePort();
-    b = await createOpenmsiServer({
-      dataDir: a.dataDir,
-      env: { ...process.env, OPENMSI_STORE: '' },
-      store: a.storeLocation,
-      logger: captureLogs().logger,
-      host: '127.0.0.1',
-      port,
-      publicUrl: a.url,
-      autoRotate: false,
-    });
-    await b.listen();
+    ({ server: b } = await startReplica(a));
     atB = { ...a, app: b.app };
     await putResourceGroup(a.ctx.store, { subscriptionId: a.subscriptionId, name: GROUP, location: 'local', clock: a.ctx.clock });
   });
