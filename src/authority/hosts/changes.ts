@@ -11,12 +11,18 @@ export class HostChanges {
   readonly #unsubscribe: Array<() => void>;
   /** Counts every notice: a reader that saw it change while it read the store reads again. */
   #sequence = 0;
+  #closed = false;
 
   constructor(notifications: StoreNotifications) {
     this.#unsubscribe = [
       notifications.subscribe(HOST_CHANNEL, (key) => this.#notice(key)),
       notifications.subscribe(PRINCIPAL_CHANNEL, (objectId) => this.#notice(hostChangeKey.identity(objectId))),
     ];
+  }
+
+  /** True once {@link close}d: long polls answer at once instead of waiting. */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** The number of notices heard so far. */
@@ -37,7 +43,7 @@ export class HostChanges {
    */
   wait(keys: readonly string[], since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.#sequence !== since) return Promise.resolve(true);
-    if (timeoutMs <= 0 || signal?.aborted === true) return Promise.resolve(false);
+    if (this.#closed || timeoutMs <= 0 || signal?.aborted === true) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const done = (changed: boolean) => {
         clearTimeout(timer);
@@ -62,9 +68,11 @@ export class HostChanges {
     });
   }
 
-  /** Stops listening; waiting polls run to their timeout. */
+  /** Stops listening and ends every wait (a server shutting down answers its long polls now, not in 30 s). */
   close(): void {
+    this.#closed = true;
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    for (const set of [...this.#waiters.values()]) for (const wake of [...set]) wake();
   }
 
   #notice(key: string): void {

@@ -73,7 +73,8 @@ export async function hostRoutes(app: FastifyInstance, opts: { ctx: AuthorityCon
   });
 
   const hostChanges = new HostChanges(ctx.store.notifications);
-  app.addHook('onClose', async () => {
+  // Before the server waits for its open requests to end: waiting long polls answer now.
+  app.addHook('preClose', async () => {
     hostChanges.close();
     return Promise.resolve();
   });

@@ -64,7 +64,7 @@ export function selfRoute(app: FastifyInstance, { ctx, hostChanges }: HostApiCon
           const description = await describeHost(ctx.store, caller.host, caller.credential);
           const version = descriptionVersion(description);
           const remaining = deadline - performance.now();
-          if (since === undefined || version !== since || remaining <= 0 || hangUp.signal.aborted) {
+          if (since === undefined || version !== since || remaining <= 0 || hangUp.signal.aborted || hostChanges.closed) {
             return reply.header('cache-control', 'no-store').send({ ...description, version });
           }
           // Woken or timed out, the loop reads again: the answer at the deadline is the description then.
