@@ -152,5 +152,48 @@ export const TokenErrors = {
   identityNotFound: () => new OAuthError(400, 'invalid_request', 'Identity not found', { aadsts: 700241 }),
   hostNotRecognised: () =>
     new OAuthError(401, 'invalid_client', `The host credential is unknown, revoked or expired, or its host no longer exists.`, { aadsts: 700027 }),
+  // Users (resource-owner password and refresh-token grants): Entra's codes and wording
+  // (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+  /** Wrong password, and (so that names cannot be probed) also an unknown user. */
+  invalidUserCredentials: () => new OAuthError(400, 'invalid_grant', 'Error validating credentials due to invalid username or password.', { aadsts: 50126 }),
+  /** Too many wrong passwords for this user from this source: locked for the rest of the window. */
+  userLocked: (retryAfterSeconds: number) =>
+    new OAuthError(
+      400,
+      'invalid_grant',
+      `The account is locked, you've tried to sign in too many times with an incorrect user ID or password. Try again in ${String(retryAfterSeconds)} seconds.`,
+      {
+        aadsts: 50053,
+        headers: { 'retry-after': String(retryAfterSeconds) },
+      },
+    ),
+  userDisabled: () => new OAuthError(400, 'invalid_grant', 'The user account is disabled.', { aadsts: 50057 }),
+  passwordExpired: () =>
+    new OAuthError(400, 'invalid_grant', 'The password is expired. The user must change the password (it was set with forceChangePasswordNextSignIn).', {
+      aadsts: 50055,
+    }),
+  /** The grant is for public clients (no secret): a confidential or unknown client id. */
+  notPublicClient: (clientId: string) =>
+    new OAuthError(
+      400,
+      'unauthorized_client',
+      `The client '${clientId.slice(0, 64)}' is not a public client of this authority; the password and refresh-token grants are for public clients (the Azure CLI's and Azure PowerShell's).`,
+      { aadsts: 700016 },
+    ),
+  invalidRefreshToken: () =>
+    new OAuthError(400, 'invalid_grant', "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid.", { aadsts: 9002313 }),
+  refreshTokenRevoked: () =>
+    new OAuthError(
+      400,
+      'invalid_grant',
+      'The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password, signed out, or the token was used twice.',
+      { aadsts: 50173 },
+    ),
+  refreshTokenExpired: () => new OAuthError(400, 'invalid_grant', 'The refresh token has expired due to inactivity.', { aadsts: 700082 }),
+  refreshTokenOtherClient: () => new OAuthError(400, 'invalid_grant', 'The refresh token was issued to a different client or tenant.', { aadsts: 700003 }),
+  invalidUserScope: (scope: string) =>
+    new OAuthError(400, 'invalid_scope', `The provided value for the input parameter 'scope' is not valid. The scope ${scope} does not name one resource.`, {
+      aadsts: 70011,
+    }),
   unknownAuthorizationEndpoint: () => new OAuthError(400, 'invalid_request', `The authorization_endpoint is not one this authority serves.`, { aadsts: 50049 }),
 } as const;

@@ -9,7 +9,7 @@ import { isGuid, newGuid } from '../shared/ids.js';
 import type { DenyAssignment, Permission, PrincipalType, RoleDefinition } from '../rbac/contracts.js';
 import { actionPatternError } from '../rbac/actions.js';
 import { parseScope, scopeContains, scopeError, type ParsedScope } from '../rbac/scopes.js';
-import type { CustomRoleDefinition, Group, Repositories, ServicePrincipal, Store, StoredDenyAssignment, StoredRoleAssignment } from '../store/types.js';
+import type { CustomRoleDefinition, Group, Repositories, ServicePrincipal, Store, StoredDenyAssignment, StoredRoleAssignment, User } from '../store/types.js';
 import { DirectoryErrors } from './errors.js';
 import { atomically } from './principals.js';
 
@@ -94,19 +94,22 @@ export async function resolveRoleDefinition(
   return builtInRoles.find((r) => r.roleName.toLowerCase() === lower) ?? (await repos.roleDefinitions.getByName(tenantId, nameOrId));
 }
 
-/** A principal an assignment or membership may name: a service principal or a group of the tenant. */
-export type DirectoryObject = { kind: 'servicePrincipal'; principal: ServicePrincipal } | { kind: 'group'; group: Group };
+/** A principal an assignment or membership may name: a service principal, a user or a group of the tenant. */
+export type DirectoryObject = { kind: 'servicePrincipal'; principal: ServicePrincipal } | { kind: 'user'; user: User } | { kind: 'group'; group: Group };
 
 export async function findDirectoryObject(repos: Repositories, tenantId: string, objectId: string): Promise<DirectoryObject | undefined> {
   if (!isGuid(objectId)) return undefined;
+  const sameTenant = (t: string) => t.toLowerCase() === tenantId.toLowerCase();
   const principal = await repos.servicePrincipals.getByObjectId(objectId);
-  if (principal !== undefined) return principal.tenantId.toLowerCase() === tenantId.toLowerCase() ? { kind: 'servicePrincipal', principal } : undefined;
+  if (principal !== undefined) return sameTenant(principal.tenantId) ? { kind: 'servicePrincipal', principal } : undefined;
+  const user = await repos.users.getByObjectId(objectId);
+  if (user !== undefined) return sameTenant(user.tenantId) ? { kind: 'user', user } : undefined;
   const group = await repos.groups.get(objectId);
   return group !== undefined && group.tenantId === tenantId.toLowerCase() ? { kind: 'group', group } : undefined;
 }
 
 export function principalTypeOf(object: DirectoryObject): PrincipalType {
-  return object.kind === 'group' ? 'Group' : 'ServicePrincipal';
+  return object.kind === 'group' ? 'Group' : object.kind === 'user' ? 'User' : 'ServicePrincipal';
 }
 
 // ---------------------------------------------------------------------------------------------------

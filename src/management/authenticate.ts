@@ -24,9 +24,23 @@ export type RequestHook = (request: FastifyRequest) => Promise<void>;
 
 export type { ApiFamily } from './errors.js';
 
+/**
+ * Who a caller is: a service principal as stored, or a user (signed in through a public client, whose client
+ * id is its `appId` here). Both are principals of RBAC alike, by object id.
+ */
+export interface CallerPrincipal {
+  objectId: string;
+  tenantId: string;
+  /** The client id: the application's own, or for a user the public client it signed in with. */
+  appId: string;
+  displayName: string;
+  kind: ServicePrincipal['kind'] | 'User';
+  isDirectoryAdmin: boolean;
+}
+
 /** An authenticated caller (a principal of the token's tenant). */
 export interface Caller {
-  principal: ServicePrincipal;
+  principal: CallerPrincipal;
   /** The token's tenant (`tid`), which is the principal's tenant. */
   tenantId: string;
   token: VerifiedToken;
@@ -78,15 +92,15 @@ export function callerOf(request: FastifyRequest): Caller {
 }
 
 /** Requests refused because their (valid, known) principal lacks the permission. */
-const denied = new WeakMap<FastifyRequest, ServicePrincipal>();
+const denied = new WeakMap<FastifyRequest, CallerPrincipal>();
 
 /** Records that RBAC refused this request's principal (the audit trail names it). */
-export function markDenied(request: FastifyRequest, principal: ServicePrincipal): void {
+export function markDenied(request: FastifyRequest, principal: CallerPrincipal): void {
   denied.set(request, principal);
 }
 
 /** The principal refused by the authorisation check, for the audit trail. */
-export function deniedPrincipalOf(request: FastifyRequest): ServicePrincipal | undefined {
+export function deniedPrincipalOf(request: FastifyRequest): CallerPrincipal | undefined {
   return denied.get(request);
 }
 
@@ -139,11 +153,30 @@ export function authenticate(ctx: ManagementContext, family: ApiFamily): Request
       throw ManagementErrors.tokenRejected(family, err.code, audiences, await challengeFor(ctx, request, token));
     }
     const { oid, tid } = verified.claims;
-    const principal = typeof oid === 'string' ? await ctx.store.servicePrincipals.getByObjectId(oid) : undefined;
+    const principal = typeof oid === 'string' ? await callerPrincipal(ctx, verified) : undefined;
     if (principal?.tenantId !== tid) {
       throw ManagementErrors.principalUnknown(oid, tid, await challengeFor(ctx, request, token));
     }
     callers.set(request, { principal, tenantId: tid, token: verified, family });
+  };
+}
+
+/**
+ * The principal a verified token names: a service principal by `oid`, or, for a user token (`idtyp=user`), an
+ * enabled user by `oid`. Undefined when there is none (deleted, or disabled since the token was issued).
+ */
+export async function callerPrincipal(ctx: Pick<ManagementContext, 'store'>, token: VerifiedToken): Promise<CallerPrincipal | undefined> {
+  const { oid, idtyp, appid } = token.claims;
+  if (idtyp !== 'user') return ctx.store.servicePrincipals.getByObjectId(oid);
+  const user = await ctx.store.users.getByObjectId(oid);
+  if (user === undefined || !user.accountEnabled) return undefined;
+  return {
+    objectId: user.objectId,
+    tenantId: user.tenantId,
+    appId: typeof appid === 'string' ? appid : '',
+    displayName: user.displayName,
+    kind: 'User',
+    isDirectoryAdmin: false,
   };
 }
 

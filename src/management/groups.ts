@@ -9,6 +9,7 @@ import { iso } from '../shared/clock.js';
 import type { Group } from '../store/types.js';
 import { addGroupMember, checkMemberGroups, createGroup, deleteGroup, getGroup, listGroupMembers, listGroups, removeGroupMember } from '../directory/groups.js';
 import type { DirectoryObject } from '../directory/rbac.js';
+import { graphUserView } from './users.js';
 import { DirectoryErrors } from '../directory/errors.js';
 import type { ManagementContext } from './context.js';
 import { authenticate, callerOf } from './authenticate.js';
@@ -51,9 +52,9 @@ export function graphGroupView(g: Group): GraphGroup {
 
 /** A member as Graph lists it: the object with its `@odata.type`. */
 export function graphDirectoryObjectView(o: DirectoryObject): Record<string, unknown> {
-  return o.kind === 'group'
-    ? { '@odata.type': '#microsoft.graph.group', ...graphGroupView(o.group) }
-    : { '@odata.type': '#microsoft.graph.servicePrincipal', ...graphServicePrincipalView(o.principal) };
+  if (o.kind === 'group') return { '@odata.type': '#microsoft.graph.group', ...graphGroupView(o.group) };
+  if (o.kind === 'user') return { '@odata.type': '#microsoft.graph.user', ...graphUserView(o.user) };
+  return { '@odata.type': '#microsoft.graph.servicePrincipal', ...graphServicePrincipalView(o.principal) };
 }
 
 /** The object id in `@odata.id` (`https://graph.microsoft.com/v1.0/directoryObjects/{id}`, or a bare id). */

@@ -16,6 +16,7 @@ import { MANAGEMENT_BODY_LIMIT } from './common.js';
 import { translateDirectoryError } from './errors.js';
 import { hostRoutes } from './hosts.js';
 import { keyRoutes } from './keys.js';
+import { backupRoutes } from './backup.js';
 import { permissionRoutes } from './permissions.js';
 import { principalRoutes } from './principals.js';
 import { rbacStateRoutes } from './rbac-state.js';
@@ -28,6 +29,7 @@ import { vaultRoutes } from './vaults.js';
 import { resourceScopeWildcard } from './authorization-common.js';
 import { denyAssignmentHandlers, denyAssignmentRoutes } from './deny-assignments.js';
 import { groupRoutes } from './groups.js';
+import { userRoutes } from './users.js';
 import { federatedCredentialRoutes } from './federated-credentials.js';
 import { federationLinkRoutes } from './federation-links.js';
 import { roleAssignmentHandlers, roleAssignmentRoutes } from './role-assignments.js';
@@ -86,6 +88,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   hostRoutes(app, ctx);
   principalRoutes(app, ctx);
   keyRoutes(app, ctx);
+  backupRoutes(app, ctx);
   auditRoutes(app, ctx);
   permissionRoutes(app, ctx);
   rbacStateRoutes(app, ctx);
@@ -99,6 +102,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
     denyAssignments: denyAssignmentHandlers(ctx),
   });
   groupRoutes(app, ctx);
+  userRoutes(app, ctx);
   return Promise.resolve();
 }
 

@@ -236,19 +236,7 @@ export function principalRoutes(app: FastifyInstance, ctx: ManagementContext): v
     handler: (request, reply) => deleteOne(request, reply, params(request)['id'] ?? ''),
   });
 
-  // `/v1.0/me[/...]` (`az ad signed-in-user show`, `az ad sp list --show-mine`) names the signed-in user; an
-  // app-only token has none, and Graph answers 400 to any such token once it is authenticated, whatever its
-  // permissions: so no authorisation check here.
-  for (const url of ['/v1.0/me', '/v1.0/me/*']) {
-    route(app, {
-      method: 'GET',
-      url,
-      onRequest: [authenticate(ctx, 'graph')],
-      handler: () => {
-        throw ManagementErrors.meNeedsDelegatedFlow();
-      },
-    });
-  }
+  // `/v1.0/me[/...]` is users.ts's (the signed-in user, or Graph's 400 to an app-only token).
 
   // `GET/DELETE /v1.0/servicePrincipals(appId='{appId}')`: Graph's alternate-key addressing.
   const altKey = (request: FastifyRequest): string => {
@@ -399,8 +387,8 @@ type Predicate = (sp: ServicePrincipal) => boolean;
 
 const unsupported = ManagementErrors.unsupportedFilter;
 
-/** Splits on ` and ` outside quotes and parentheses. */
-function splitAnd(filter: string): string[] {
+/** Splits an OData `$filter` on ` and ` outside quotes and parentheses. */
+export function splitAnd(filter: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let quoted = false;

@@ -28,9 +28,34 @@ export function armSubscriptionView(subscription: Subscription): ArmSubscription
   };
 }
 
-/** `GET /subscriptions` (the caller's tenant's) and `GET /subscriptions/{subscriptionId}`. */
+/** `GET /tenants` (the caller's own, as ARM lists a principal's home tenant), `GET /subscriptions` (the caller's tenant's) and `GET /subscriptions/{subscriptionId}`. */
 export function subscriptionRoutes(app: FastifyInstance, ctx: ManagementContext): void {
   const onRequest = [authenticate(ctx, 'arm'), apiVersionHook];
+
+  // What `az login` as a user asks first (SubscriptionFinder.find_using_common_tenant): the caller's tenants.
+  route(app, {
+    method: 'GET',
+    url: '/tenants',
+    onRequest,
+    handler: async (request) => {
+      const tenant = await ctx.store.tenants.get(callerOf(request).tenantId);
+      if (tenant === undefined) return { value: [] };
+      return {
+        value: [
+          {
+            id: `/tenants/${tenant.id}`,
+            tenantId: tenant.id,
+            countryCode: null,
+            displayName: tenant.displayName,
+            domains: [tenant.defaultDomain],
+            tenantCategory: 'Home',
+            defaultDomain: tenant.defaultDomain,
+            tenantType: 'AAD',
+          },
+        ],
+      };
+    },
+  });
 
   route(app, {
     method: 'GET',

@@ -363,4 +363,33 @@ export interface Database {
   federated_credentials: FederatedCredentialTable;
   federation_issuers: FederationIssuerTable;
   federation_links: FederationLinkTable;
+  users: UserTable;
+  refresh_tokens: RefreshTokenTable;
+}
+
+export interface UserTable {
+  object_id: string;
+  tenant_id: string;
+  user_principal_name: string;
+  upn_key: string;
+  display_name: string;
+  mail: string | null;
+  account_enabled: number;
+  password_hash: string;
+  force_change_password: number;
+  password_changed_at: number;
+  created_at: number;
+}
+
+export interface RefreshTokenTable {
+  token_hash: string;
+  family_id: string;
+  user_id: string;
+  tenant_id: string;
+  client_id: string;
+  scope: string;
+  issued_at: number;
+  expires_at: number;
+  used_at: number | null;
+  revoked_at: number | null;
 }

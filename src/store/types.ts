@@ -132,6 +132,7 @@ export interface ClientCredential {
   createdAt: number;
 }
 
+/** Every write publishes the application's app id on {@link CREDENTIAL_CHANNEL} (after commit). */
 export interface CredentialStore {
   add(credential: ClientCredential): Promise<void>;
   listByApp(appId: string): Promise<ClientCredential[]>;
@@ -185,6 +186,13 @@ export const hostChangeKey = {
   identity: (objectId: string): string => `identity:${objectId.toLowerCase()}`,
   credential: (keyId: string): string => `credential:${keyId}`,
 } as const;
+
+/**
+ * The application credential change channel (PostgreSQL `LISTEN openmsi_credentials`): every credential added
+ * or deleted publishes the application's lower-cased app id after it commits, so the token endpoint's client
+ * cache re-reads that application at once on every replica.
+ */
+export const CREDENTIAL_CHANNEL = 'openmsi_credentials';
 
 /** Every write that changes a row publishes its kid on {@link SIGNING_KEY_CHANNEL} (after commit). */
 export interface SigningKeyStore {
@@ -625,6 +633,11 @@ export interface StoredRotationPolicy {
  * lifecycle of secrets, plus one rotation policy per key.
  */
 export interface KeyStore extends VaultObjectStore {
+  /**
+   * Restores a backup's versions as a new key with its rotation policy (null or absent: none), in one
+   * transaction; 'exists' (nothing written) when the name is taken (active or deleted).
+   */
+  restore(versions: SecretVersion[], rotationPolicy?: string | null): Promise<'restored' | 'exists'>;
   /** The policy of an active key (null when none was ever set); undefined when there is no such active key. */
   getRotationPolicy(vaultId: string, name: string): Promise<{ policy: string | null } | undefined>;
   /** Sets the policy of an active key; false (nothing written) when there is none. Publishes. */
@@ -775,6 +788,8 @@ export interface Repositories {
   federatedCredentials: FederatedCredentialStore;
   federationIssuers: FederationIssuerStore;
   federationLinks: FederationLinkStore;
+  users: UserStore;
+  refreshTokens: RefreshTokenStore;
 }
 
 export interface TransactionOptions {
@@ -793,6 +808,12 @@ export interface StoreHealth {
   check(timeoutMs: number): Promise<string | undefined>;
   /** PostgreSQL only: the connection pool's counts now (no query). */
   readonly pool?: () => { total: number; idle: number; waiting: number };
+  /**
+   * PostgreSQL only: seconds from sending a `NOTIFY` on a probe channel until this replica's `LISTEN`
+   * connection hears it, the path every change notice to another replica takes (cache invalidation on
+   * revocation included). Rejects with a timeout when it is not heard within `timeoutMs` (LISTEN down).
+   */
+  readonly notificationRoundTrip?: (timeoutMs: number) => Promise<number>;
 }
 
 /** What {@link StoreLocks.exclusive} did: ran `fn` (with its value), or found the lock held elsewhere. */
@@ -822,5 +843,80 @@ export interface Store extends Repositories {
   readonly notifications: StoreNotifications;
   /** Cluster-wide locks (advisory locks on PostgreSQL). */
   readonly locks: StoreLocks;
+  /**
+   * The embedded store only: writes a consistent copy of the whole database to `destination` (an existing
+   * empty file or none) while the store keeps serving. PostgreSQL has none: its backups are `pg_dump`'s.
+   */
+  readonly snapshot?: (destination: string) => Promise<void>;
   close(): Promise<void>;
+}
+
+/** A person's account in the directory (Microsoft Graph's `user`). */
+export interface User {
+  objectId: string;
+  tenantId: string;
+  /** As created (case kept); sign-in matches it case-insensitively. */
+  userPrincipalName: string;
+  displayName: string;
+  mail: string | null;
+  accountEnabled: boolean;
+  /** The password's scrypt hash in its self-describing form (src/directory/passwords.ts), never the password. */
+  passwordHash: string;
+  forceChangePasswordNextSignIn: boolean;
+  passwordChangedAt: number;
+  createdAt: number;
+}
+
+/** What {@link UserStore.update} may change; absent fields stay. */
+export interface UserChanges {
+  displayName?: string;
+  mail?: string | null;
+  accountEnabled?: boolean;
+  passwordHash?: string;
+  forceChangePasswordNextSignIn?: boolean;
+  passwordChangedAt?: number;
+}
+
+export interface UserStore {
+  /** Throws on a UPN already taken (case-insensitively). */
+  create(user: User): Promise<void>;
+  getByObjectId(objectId: string): Promise<User | undefined>;
+  /** Case-insensitive. */
+  getByUserPrincipalName(upn: string): Promise<User | undefined>;
+  list(tenantId: string): Promise<User[]>;
+  /** The updated user, or undefined when there is none. Disabling an account publishes it on {@link PRINCIPAL_CHANNEL}. */
+  update(objectId: string, changes: UserChanges): Promise<User | undefined>;
+  /** Deletes the user; when it existed, publishes its object id on {@link PRINCIPAL_CHANNEL} (after commit). */
+  delete(objectId: string): Promise<boolean>;
+}
+
+/** A refresh token as stored: its hash, never the token. */
+export interface RefreshTokenRecord {
+  tokenHash: string;
+  /** Every token rotated from one sign-in shares its family; a replay revokes the family. */
+  familyId: string;
+  userId: string;
+  tenantId: string;
+  clientId: string;
+  scope: string;
+  issuedAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface RefreshTokenStore {
+  create(token: RefreshTokenRecord): Promise<void>;
+  get(tokenHash: string): Promise<RefreshTokenRecord | undefined>;
+  /**
+   * Marks the token used, only if it is unused and not revoked: true for exactly one of any number of
+   * concurrent callers (rotation), false for a replay.
+   */
+  markUsed(tokenHash: string, now: number): Promise<boolean>;
+  /** Revokes every live token of the family; returns how many. */
+  revokeFamily(familyId: string, now: number): Promise<number>;
+  /** Revokes every live token of the user (password change, sign-out, disabling); returns how many. */
+  revokeUser(userId: string, now: number): Promise<number>;
+  /** Deletes tokens that expired before `now`; returns how many. */
+  purgeExpired(now: number): Promise<number>;
 }

@@ -76,7 +76,9 @@ export class TokenCache {
   async principalExists(objectId: string, generation: number): Promise<boolean> {
     const key = objectId.toLowerCase();
     if (this.#principals.has(key)) return true;
-    const exists = (await this.#store.servicePrincipals.getByObjectId(objectId)) !== undefined;
+    // A service principal, or an enabled user (disabling one publishes it on the principal channel, as deleting does).
+    const exists =
+      (await this.#store.servicePrincipals.getByObjectId(objectId)) !== undefined || (await this.#store.users.getByObjectId(objectId))?.accountEnabled === true;
     if (exists && generation === this.#generation) {
       if (this.#principals.size >= MAX_KNOWN_PRINCIPALS) this.#principals.clear();
       this.#principals.add(key);

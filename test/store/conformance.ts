@@ -27,7 +27,10 @@ import type {
   Store,
   Subscription,
   Tenant,
+  RefreshTokenRecord,
+  User,
 } from '../../src/store/types.js';
+import { PRINCIPAL_CHANNEL } from '../../src/store/types.js';
 
 export interface ConformanceOptions {
   /**
@@ -711,6 +714,26 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         }
       });
 
+      void it('invariant: a jti is accepted once in total: concurrent remembers of many keys, several times each, across replicas (group commit)', async () => {
+        // Calls of one event-loop turn share one insert on each replica (replay-store.ts): a key named twice in a
+        // batch, a key another replica's batch holds, and a key recorded earlier must each still win exactly once.
+        const tag = uid();
+        const earlier = `${tag}-earlier`;
+        assert.equal(await store.replay.remember(earlier, FAR), true);
+        const keys = [earlier, ...Array.from({ length: 150 }, (_, i) => `${tag}-${i}`)];
+        const results = await withReplicas((stores) =>
+          Promise.all(
+            keys.flatMap((key, k) =>
+              Array.from({ length: 4 }, async (_, i) => ({ key, first: await stores[(k + i) % stores.length]!.replay.remember(key, FAR) })),
+            ),
+          ),
+        );
+        for (const key of keys) {
+          const wins = results.filter((r) => r.key === key && r.first).length;
+          assert.equal(wins, key === earlier ? 0 : 1, key);
+        }
+      });
+
       void it('purgeExpired forgets entries that expired before now, and only those', async () => {
         const tag = uid();
         assert.equal(await store.replay.remember(`${tag}-1`, 1000), true);
@@ -1205,6 +1228,147 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         assert.equal(await store.federationLinks.delete(owner), true);
         assert.equal(await store.federationLinks.delete(owner), false);
         assert.equal(await store.federationLinks.get(owner), undefined);
+      });
+    });
+
+    void describe('users', () => {
+      const userFixture = (tenantId: string, overrides: Partial<User> = {}): User => ({
+        objectId: newGuid(),
+        tenantId,
+        userPrincipalName: `Ada.${uid()}@Contoso.Example`,
+        displayName: 'Ada Lovelace',
+        mail: null,
+        accountEnabled: true,
+        passwordHash: `scrypt$${uid()}`,
+        forceChangePasswordNextSignIn: false,
+        passwordChangedAt: T0,
+        createdAt: T0,
+        ...overrides,
+      });
+
+      void it('creates, gets by object id and by UPN case-insensitively, lists by tenant in creation order', async () => {
+        const { tenant } = await seedSubscription();
+        const a = userFixture(tenant.id, { createdAt: T0 + 1, mail: 'ada@contoso.example' });
+        const b = userFixture(tenant.id, { createdAt: T0 + 2, forceChangePasswordNextSignIn: true, accountEnabled: false });
+        await store.users.create(b);
+        await store.users.create(a);
+        const { tenant: elsewhere } = await seedSubscription();
+        await store.users.create(userFixture(elsewhere.id));
+        assert.deepEqual(await store.users.getByObjectId(a.objectId.toUpperCase()), a);
+        assert.deepEqual(await store.users.getByUserPrincipalName(a.userPrincipalName.toUpperCase()), a);
+        assert.deepEqual(await store.users.getByUserPrincipalName(b.userPrincipalName.toLowerCase()), b);
+        assert.equal(await store.users.getByUserPrincipalName(`x${a.userPrincipalName}`), undefined);
+        assert.equal(await store.users.getByObjectId(newGuid()), undefined);
+        assert.deepEqual(await store.users.list(tenant.id.toUpperCase()), [a, b]);
+      });
+
+      void it('refuses a UPN taken in any casing', async () => {
+        const { tenant } = await seedSubscription();
+        const a = userFixture(tenant.id);
+        await store.users.create(a);
+        await assert.rejects(store.users.create(userFixture(tenant.id, { userPrincipalName: a.userPrincipalName.toUpperCase() })));
+      });
+
+      void it('updates only what it is given; undefined for an unknown user', async () => {
+        const { tenant } = await seedSubscription();
+        const a = userFixture(tenant.id, { mail: 'a@contoso.example' });
+        await store.users.create(a);
+        const changed = await store.users.update(a.objectId.toUpperCase(), { displayName: 'Ada K.', passwordHash: 'scrypt$new', passwordChangedAt: T0 + 5 });
+        assert.deepEqual(changed, { ...a, displayName: 'Ada K.', passwordHash: 'scrypt$new', passwordChangedAt: T0 + 5 });
+        assert.deepEqual(await store.users.update(a.objectId, { mail: null, forceChangePasswordNextSignIn: true }), {
+          ...a,
+          displayName: 'Ada K.',
+          passwordHash: 'scrypt$new',
+          passwordChangedAt: T0 + 5,
+          mail: null,
+          forceChangePasswordNextSignIn: true,
+        });
+        assert.equal(await store.users.update(newGuid(), { displayName: 'x' }), undefined);
+      });
+
+      void it('deleting or disabling publishes the object id on the principal channel; other changes do not', async () => {
+        const heard: string[] = [];
+        const unsubscribe = store.notifications.subscribe(PRINCIPAL_CHANNEL, (payload) => heard.push(payload));
+        await store.notifications.ready();
+        try {
+          const { tenant } = await seedSubscription();
+          const a = userFixture(tenant.id);
+          const b = userFixture(tenant.id);
+          await store.users.create(a);
+          await store.users.create(b);
+          await store.users.update(a.objectId, { displayName: 'renamed' });
+          await store.users.update(a.objectId, { accountEnabled: false });
+          await store.users.update(a.objectId, { accountEnabled: false });
+          assert.equal(await store.users.delete(b.objectId.toUpperCase()), true);
+          assert.equal(await store.users.delete(b.objectId), false);
+          assert.equal(await store.users.getByObjectId(b.objectId), undefined);
+          const deadline = Date.now() + 5000;
+          while (!(heard.includes(a.objectId) && heard.includes(b.objectId)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          assert.deepEqual([...new Set(heard.filter((h) => h === a.objectId || h === b.objectId))].sort(), [a.objectId, b.objectId].sort());
+        } finally {
+          unsubscribe();
+        }
+      });
+    });
+
+    void describe('refresh tokens', () => {
+      const tokenFixture = (overrides: Partial<RefreshTokenRecord> = {}): RefreshTokenRecord => ({
+        tokenHash: `h-${uid()}`,
+        familyId: newGuid(),
+        userId: newGuid(),
+        tenantId: newGuid(),
+        clientId: newGuid(),
+        scope: 'https://management.core.windows.net//.default offline_access openid profile',
+        issuedAt: T0,
+        expiresAt: T0 + 1000,
+        usedAt: null,
+        revokedAt: null,
+        ...overrides,
+      });
+
+      void it('stores and gets by hash; markUsed wins once, then never (a replay), nor on a revoked token', async () => {
+        const t = tokenFixture();
+        await store.refreshTokens.create(t);
+        assert.deepEqual(await store.refreshTokens.get(t.tokenHash), t);
+        assert.equal(await store.refreshTokens.get(`${t.tokenHash}x`), undefined);
+        assert.equal(await store.refreshTokens.markUsed(t.tokenHash, T0 + 1), true);
+        assert.equal(await store.refreshTokens.markUsed(t.tokenHash, T0 + 2), false);
+        assert.equal((await store.refreshTokens.get(t.tokenHash))?.usedAt, T0 + 1);
+        const revoked = tokenFixture({ revokedAt: T0 });
+        await store.refreshTokens.create(revoked);
+        assert.equal(await store.refreshTokens.markUsed(revoked.tokenHash, T0 + 1), false);
+        assert.equal(await store.refreshTokens.markUsed('no-such-hash', T0), false);
+      });
+
+      void it('concurrent exchanges of one token: exactly one wins, on every replica', async () => {
+        await withReplicas(async (stores) => {
+          const t = tokenFixture();
+          await store.refreshTokens.create(t);
+          const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => stores[i % stores.length]!.refreshTokens.markUsed(t.tokenHash, T0 + i)));
+          assert.equal(wins.filter(Boolean).length, 1);
+        });
+      });
+
+      void it('revokes a family and a user, leaving the others; purges the expired', async () => {
+        const family = newGuid();
+        const user = newGuid();
+        const a = tokenFixture({ familyId: family, userId: user });
+        const b = tokenFixture({ familyId: family, userId: user, usedAt: T0 });
+        const c = tokenFixture({ userId: user });
+        const d = tokenFixture();
+        for (const t of [a, b, c, d]) await store.refreshTokens.create(t);
+        assert.equal(await store.refreshTokens.revokeFamily(family, T0 + 3), 2);
+        assert.equal(await store.refreshTokens.revokeFamily(family, T0 + 4), 0);
+        assert.equal((await store.refreshTokens.get(a.tokenHash))?.revokedAt, T0 + 3);
+        assert.equal((await store.refreshTokens.get(c.tokenHash))?.revokedAt, null);
+        assert.equal(await store.refreshTokens.revokeUser(user.toUpperCase(), T0 + 5), 1);
+        assert.equal((await store.refreshTokens.get(c.tokenHash))?.revokedAt, T0 + 5);
+        assert.equal((await store.refreshTokens.get(d.tokenHash))?.revokedAt, null);
+        const old = tokenFixture({ expiresAt: 5 });
+        await store.refreshTokens.create(old);
+        assert.ok((await store.refreshTokens.purgeExpired(6)) >= 1);
+        assert.equal(await store.refreshTokens.get(old.tokenHash), undefined);
+        assert.ok(await store.refreshTokens.get(d.tokenHash));
       });
     });
 

@@ -13,13 +13,18 @@ export interface TokenRequest {
   basic: { clientId: string; clientSecret: string } | undefined;
   /** The caller's address (failed authentications are throttled by it). */
   source: string;
+  /** The `Host` the request came to (documents, and so ID tokens' issuers, follow the name the client used). */
+  host?: string | undefined;
 }
 
 export interface GrantResult {
   issued: IssuedToken;
   /** The audience, exactly as requested. */
   resource: string;
-  principal: ServicePrincipal;
+  /** Who the token is for: a service principal, or for a user token the user's object id with the client's id. */
+  principal: Pick<ServicePrincipal, 'objectId' | 'appId'>;
+  /** Fields the response carries besides the access token (a user's refresh token, ID token, `scope`, `client_info`). */
+  response?: Readonly<Record<string, string>>;
   /** Audit detail specific to the grant (never secrets). */
   detail: Record<string, unknown>;
 }

@@ -5,6 +5,8 @@ import type { AuthorityContext } from '../context.js';
 import type { Grant, GrantResult, TokenRequest } from '../grants/grant.js';
 import { clientCredentialsGrant } from '../grants/client-credentials.js';
 import { MANAGED_IDENTITY_GRANT_TYPE, managedIdentityGrant } from '../grants/managed-identity.js';
+import { passwordGrant } from '../grants/password.js';
+import { refreshTokenGrant } from '../grants/refresh-token.js';
 import { OAuthError, correlationIdOf, oauthErrorHandler } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
 import { TOKEN_BODY_LIMIT, parseBasicAuth, parseForm, requireParam, type FormParams } from '../token/form.js';
@@ -12,7 +14,9 @@ import { resolveTenant } from './tenant.js';
 import { RefusalAudit } from '../refusal-audit.js';
 import type { Tenant } from '../../store/types.js';
 
-const GRANTS: ReadonlyMap<string, Grant> = new Map([clientCredentialsGrant, managedIdentityGrant].map((g) => [g.grantType, g]));
+const GRANTS: ReadonlyMap<string, Grant> = new Map(
+  [clientCredentialsGrant, managedIdentityGrant, passwordGrant, refreshTokenGrant].map((g) => [g.grantType, g]),
+);
 
 /**
  * Entra's token endpoints: v1 `POST /{tenant}/oauth2/token` (`resource`, string numbers in the response,
@@ -100,6 +104,7 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
       params,
       basic: parseBasicAuth(request.headers.authorization),
       source: request.ip,
+      host: request.headers.host,
     };
     const result = await grant.handle(ctx, tokenRequest);
     await ctx.audit.record({
@@ -157,13 +162,14 @@ function v1Response(result: GrantResult): Record<string, string> {
     not_before: String(issued.notBefore),
     resource: result.resource,
     access_token: issued.accessToken,
+    ...result.response,
   };
 }
 
 /** v2 (MSAL) shape: numbers are numbers. */
 function v2Response(result: GrantResult): Record<string, string | number> {
   const { issued } = result;
-  return { token_type: 'Bearer', expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.accessToken };
+  return { token_type: 'Bearer', expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.accessToken, ...result.response };
 }
 
 /**

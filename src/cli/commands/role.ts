@@ -20,8 +20,8 @@ const PROVIDER = '/providers/Microsoft.Authorization';
 interface Principal {
   id: string;
   displayName: string;
-  kind: 'ServicePrincipal' | 'Group';
-  /** az's principalName: the first service principal name (the app id) for principals, the display name for groups. */
+  kind: 'ServicePrincipal' | 'Group' | 'User';
+  /** az's principalName: the first service principal name (the app id) for principals, the UPN for users, the display name for groups. */
   principalName: string;
 }
 
@@ -104,8 +104,22 @@ async function resolveRole(client: ManagementClient, role: string): Promise<ArmR
   return first;
 }
 
-/** `--assignee`: object id or app id of a service principal, object id of a group, or a display name. */
+/** `--assignee`: object id or app id of a service principal, object id or user principal name of a user, object id of a group, or a display name. */
 async function resolveAssignee(client: ManagementClient, assignee: string): Promise<Principal> {
+  const asUser = async (): Promise<Principal | undefined> => {
+    const user = await client.graph<{ id: string; displayName: string; userPrincipalName: string }>('GET', `/users/${encodeURIComponent(assignee)}`, {
+      allowStatus: [404, 400],
+    });
+    return user.status === 200 && user.body !== undefined
+      ? { id: user.body.id, displayName: user.body.displayName, kind: 'User', principalName: user.body.userPrincipalName }
+      : undefined;
+  };
+  // A user principal name (as az takes one): `name@domain`.
+  if (assignee.includes('@')) {
+    const user = await asUser();
+    if (user !== undefined) return user;
+    throw new Error(`Cannot find user or service principal in graph database for '${assignee}'.`);
+  }
   if (isGuid(assignee)) {
     const sp = await client.graph<{ id: string; displayName: string; appId: string }>('GET', `/servicePrincipals/${assignee}`, { allowStatus: [404, 400] });
     if (sp.status === 200 && sp.body !== undefined)
@@ -113,6 +127,8 @@ async function resolveAssignee(client: ManagementClient, assignee: string): Prom
     const group = await client.graph<{ id: string; displayName: string }>('GET', `/groups/${assignee}`, { allowStatus: [404, 400] });
     if (group.status === 200 && group.body !== undefined)
       return { id: group.body.id, displayName: group.body.displayName, kind: 'Group', principalName: group.body.displayName };
+    const user = await asUser();
+    if (user !== undefined) return user;
     throw new Error(`Cannot find user or service principal in graph database for '${assignee}'.`);
   }
   const sps = bodyOf(
@@ -286,10 +302,10 @@ export function registerRoleCommands(program: Command): void {
   assignment
     .command('create')
     .description('Assign a role to a service principal, managed identity or group at a scope.')
-    .requiredOption('--assignee <assignee>', 'object id, app id, or display name of the principal')
+    .requiredOption('--assignee <assignee>', 'object id, app id, user principal name, or display name of the principal')
     .requiredOption('--role <role>', 'role name or GUID')
     .requiredOption('--scope <scope>', 'scope: /, /subscriptions/<sub>[/resourceGroups/<rg>[/providers/...]]')
-    .option('--assignee-principal-type <type>', 'ServicePrincipal or Group (checked against the directory)')
+    .option('--assignee-principal-type <type>', 'User, ServicePrincipal or Group (checked against the directory)')
     .option('--assignee-object-id <id>', 'object id of the assignee (skips the name lookup)')
     .option('--description <text>', 'description of the assignment')
     .option('--condition <condition>', 'not supported: openmsi refuses ABAC conditions')
