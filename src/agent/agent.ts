@@ -17,7 +17,7 @@ import { AgentAuditPipeline, AuditBatchRefusedError } from './audit/pipeline.js'
 import { ProcCallerResolver } from './caller.js';
 import { SessionRegistry } from './sessions.js';
 import { createControlApi, hostIdentityCheck, loadOrCreateControlSecret, type ControlApi } from './control.js';
-import { AuthorityClient, UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
+import { AuthorityClient, UpstreamError, type GrantSelector, type HostSigningKey, type SelfLongPoll } from './upstream.js';
 import {
   authorityUrlsOf,
   enrolHost,
@@ -69,6 +69,8 @@ export interface AgentOptions {
   arc?: boolean;
   arcTokenDir?: string;
   identityPollMs?: number;
+  /** The `self` long poll's wait in seconds (0: poll every `identityPollMs` instead); default {@link AGENT_DEFAULTS.identityLongPollSeconds}. */
+  identityLongPollSeconds?: number;
   /** Prometheus metrics on a plain-HTTP listener of their own (`--metrics-port`; host default 127.0.0.1, port 0 picks one). */
   metrics?: { port: number; host?: string };
   /** `GET /readyz` turns unready when the authority has not answered for this long (default {@link AGENT_DEFAULTS.readyStaleMs}). */
@@ -100,7 +102,7 @@ export interface AgentOptions {
   /** Sees every request that passed the guard before the surfaces do; returns true when it answered it. */
   requestHook?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** How the host's identities are read (default: the authority's `GET self`). */
-  describeHost?: (upstream: AuthorityClient, key: HostSigningKey) => Promise<HostDescription>;
+  describeHost?: (upstream: AuthorityClient, key: HostSigningKey, poll?: SelfLongPoll, signal?: AbortSignal) => Promise<HostDescription>;
 }
 
 export interface Agent {
@@ -178,10 +180,13 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     retryMaxMs,
     onNotRecognised: (err) => stopServing(err),
   });
-  const describe = options.describeHost ?? ((client: AuthorityClient, key: HostSigningKey) => client.self(key));
+  const describe =
+    options.describeHost ?? ((client: AuthorityClient, key: HostSigningKey, poll?: SelfLongPoll, signal?: AbortSignal) => client.self(key, poll, signal));
   const identities = new HostIdentities({
-    describe: () => describe(upstream, credential.current.key),
+    describe: (poll, signal) => describe(upstream, credential.current.key, poll, signal),
     pollMs: options.identityPollMs ?? AGENT_DEFAULTS.identityPollMs,
+    longPollSeconds: options.identityLongPollSeconds ?? AGENT_DEFAULTS.identityLongPollSeconds,
+    reconcileMs: AGENT_DEFAULTS.identityReconcileMs,
     logger,
     clock,
     onRemoved: (objectIds) => {
@@ -193,6 +198,12 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       assertions.drop(objectIds);
     },
     onHostNotRecognised: (err) => stopServing(err),
+    // A host refused and then enrolled again under this agent's key serves again, without a restart.
+    onHostRecognised: () => {
+      if (!refused) return;
+      refused = false;
+      logger.info('the authority recognises this host again: serving tokens');
+    },
   });
   // Outbound federation: a linked identity's tokens come from its upstream Entra, in exchange for openmsi's assertion.
   const assertions = new FederationAssertions({ fetch: (objectId) => upstream.federationAssertion(credential.current.key, objectId), clock });

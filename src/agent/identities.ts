@@ -1,12 +1,18 @@
 /**
  * The identities assigned to this host, as the authority's `self` answers, and selector resolution.
  *
- * The list is polled every `pollMs` (default 2 s) and refreshed on demand (single flight) when a selector
- * does not resolve. When an identity disappears from the list, `onRemoved` fires with its object id and the
- * agent drops its cached tokens at once: an identity removed from the host stops getting tokens within
- * {@link HostIdentities.removalBoundMs} (one poll interval plus one `self` round trip).
+ * The list is kept current by a long poll of `self` (`since` = the version last read, `wait` =
+ * `longPollSeconds`): the authority answers as soon as the host's description changes, so a change reaches
+ * the agent within the authority's notice latency plus one `self` read. Every `reconcileMs` (default 5 min) a
+ * plain `self` read runs as well (full reconciliation, not relying on any notice). An authority that sends no
+ * `version` (before the long poll) is polled every `pollMs` (default 2 s), as are failures. The list is also
+ * refreshed on demand (single flight) when a selector does not resolve. When an identity disappears from the
+ * list, `onRemoved` fires with its object id and the agent drops its cached tokens at once: an identity
+ * removed from the host stops getting tokens within {@link HostIdentities.removalBoundMs} at worst (one poll
+ * interval plus one `self` round trip), and within well under a second while the long poll runs.
  */
 import type { HostDescription, HostIdentity } from '../shared/host-protocol.js';
+import type { SelfLongPoll } from './upstream.js';
 import { armKey } from '../shared/ids.js';
 import type { Logger } from '../shared/logger.js';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -28,9 +34,13 @@ export const SELECTOR_PARAMETERS: Readonly<Record<string, 'client' | 'object' | 
 };
 
 export interface HostIdentitiesOptions {
-  /** Reads the host description from the authority (normally `AuthorityClient.self`). */
-  describe: () => Promise<HostDescription>;
+  /** Reads the host description from the authority (normally `AuthorityClient.self`), with `poll` as a long poll. */
+  describe: (poll?: SelfLongPoll, signal?: AbortSignal) => Promise<HostDescription>;
   pollMs: number;
+  /** The long poll's `wait` (seconds); 0 turns the long poll off (poll every `pollMs`). Default 0. */
+  longPollSeconds?: number;
+  /** How often a plain `self` read runs while the long poll is on (full reconciliation); default 5 min. */
+  reconcileMs?: number;
   logger: Logger;
   clock?: Clock;
   /** Identities (object ids) no longer assigned to the host. */
@@ -39,6 +49,8 @@ export interface HostIdentitiesOptions {
   onUpstreamChanged?: (objectIds: string[]) => void;
   /** The authority no longer recognises the host (credential revoked or host deleted). */
   onHostNotRecognised: (err: UpstreamError) => void;
+  /** The authority answered `self`: it recognises the host (again, after a refusal). */
+  onHostRecognised?: () => void;
   /** On-demand refreshes (unknown selectors) are at most this frequent; default 200 ms. */
   minOnDemandGapMs?: number;
 }
@@ -57,8 +69,15 @@ export class HostIdentities {
   #lastSuccessAt: number | undefined;
   #lastError: UpstreamError | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Set while the watch loop runs; aborting it ends the loop and its pending long poll. */
+  #watching: AbortController | undefined;
+  // Answers are applied in the order their reads started: an older read answering late must not win.
+  #startedReads = 0;
+  #appliedRead = 0;
   /** Number of `self` calls made (tests measure single flight with it). */
   refreshes = 0;
+  /** Number of long polls answered (tests). */
+  longPolls = 0;
 
   constructor(options: HostIdentitiesOptions) {
     this.#options = options;
@@ -86,7 +105,13 @@ export class HostIdentities {
   }
 
   start(): void {
-    if (this.#timer !== undefined) return;
+    if (this.#timer !== undefined || this.#watching !== undefined) return;
+    if ((this.#options.longPollSeconds ?? 0) > 0) {
+      const watching = new AbortController();
+      this.#watching = watching;
+      void this.#watch(watching.signal);
+      return;
+    }
     this.#timer = setInterval(() => {
       this.refresh().catch(() => undefined);
     }, this.pollMs);
@@ -96,6 +121,45 @@ export class HostIdentities {
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#watching?.abort();
+    this.#watching = undefined;
+  }
+
+  /**
+   * The long-poll loop: a plain read when there is no version to wait on or a reconciliation is due (and
+   * `pollMs` between reads while the authority sends no version), else a long poll from the version held.
+   * After a failure it waits `pollMs` before the next call.
+   */
+  async #watch(signal: AbortSignal): Promise<void> {
+    const waitSeconds = this.#options.longPollSeconds ?? 0;
+    const reconcileMs = this.#options.reconcileMs ?? 300_000;
+    let reconciledAt = -Infinity;
+    while (!signal.aborted) {
+      const since = this.#host?.version;
+      if (since === undefined || this.#clock.now() - reconciledAt >= reconcileMs) {
+        reconciledAt = this.#clock.now();
+        const answered = await this.refresh().then(
+          () => true,
+          () => false,
+        );
+        // After a failure, and from an authority without the long poll: poll every `pollMs`, as before it.
+        if (!answered || this.#host?.version === undefined) await pause(this.pollMs, signal);
+        continue;
+      }
+      try {
+        const read = ++this.#startedReads;
+        const started = performance.now();
+        const host = await this.#options.describe({ since, waitSeconds }, signal);
+        this.longPolls++;
+        this.#succeeded(host, read);
+        // An authority answering every poll at once (a version that keeps changing) must not spin this loop.
+        if (performance.now() - started < LONG_POLL_MIN_GAP_MS) await pause(LONG_POLL_MIN_GAP_MS, signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#failed(err);
+        await pause(this.pollMs, signal);
+      }
+    }
   }
 
   /** Forgets everything (the host is no longer recognised). */
@@ -107,27 +171,15 @@ export class HostIdentities {
   refresh(): Promise<HostDescription> {
     if (this.#inFlight !== undefined) return this.#inFlight;
     this.refreshes++;
+    const read = ++this.#startedReads;
     const flight = this.#options
       .describe()
       .then((host) => {
-        this.#lastError = undefined;
-        this.#lastSuccessAt = this.#clock.now();
-        this.#apply(host);
+        this.#succeeded(host, read);
         return host;
       })
       .catch((err: unknown) => {
-        const failure = err instanceof UpstreamError ? err : new UpstreamError('unavailable', String(err), { cause: err });
-        this.#lastError = failure;
-        if (failure.kind === 'host-not-recognised') {
-          this.#apply(undefined);
-          this.#options.onHostNotRecognised(failure);
-        } else {
-          this.#options.logger.warn(
-            { err: failure.message, kind: failure.kind },
-            "cannot read this host's identities from the authority; keeping the last known list",
-          );
-        }
-        throw failure;
+        throw this.#failed(err);
       })
       .finally(() => {
         this.#lastRefreshAt = this.#clock.now();
@@ -135,6 +187,30 @@ export class HostIdentities {
       });
     this.#inFlight = flight;
     return flight;
+  }
+
+  #succeeded(host: HostDescription, read: number): void {
+    this.#lastError = undefined;
+    this.#lastSuccessAt = this.#clock.now();
+    this.#options.onHostRecognised?.();
+    if (read < this.#appliedRead) return; // a later read already applied a newer description
+    this.#appliedRead = read;
+    this.#apply(host);
+  }
+
+  #failed(err: unknown): UpstreamError {
+    const failure = err instanceof UpstreamError ? err : new UpstreamError('unavailable', String(err), { cause: err });
+    this.#lastError = failure;
+    if (failure.kind === 'host-not-recognised') {
+      this.#apply(undefined);
+      this.#options.onHostNotRecognised(failure);
+    } else {
+      this.#options.logger.warn(
+        { err: failure.message, kind: failure.kind },
+        "cannot read this host's identities from the authority; keeping the last known list",
+      );
+    }
+    return failure;
   }
 
   /** The identity a selector names among the host's identities now, or undefined. Synchronous (hot path). */
@@ -205,4 +281,22 @@ export class HostIdentities {
       this.#options.onUpstreamChanged?.(relinked);
     }
   }
+}
+
+/** The least time between two long polls (a change is still applied at once; only the next poll waits). */
+const LONG_POLL_MIN_GAP_MS = 100;
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -22,6 +22,7 @@ import { SignJWT } from 'jose';
 import {
   HOST_API_BASE,
   HOST_API_PATHS,
+  HOST_SELF_LONG_POLL,
   type AgentAuditRecord,
   type EnrolRequest,
   type FederationAssertionGrant,
@@ -49,6 +50,12 @@ export interface HostSigningKey {
   keyId: string;
   hostResourceId: string;
   privateKey: webcrypto.CryptoKey;
+}
+
+/** The long poll of `GET self`: answer once the description's version differs from `since`, or after `waitSeconds`. */
+export interface SelfLongPoll {
+  since: string;
+  waitSeconds: number;
 }
 
 /** How the grant selects an identity (the agent always resolves selectors locally first, then sends the object id). */
@@ -177,9 +184,17 @@ export class AuthorityClient {
     return grant as FederationAssertionGrant;
   }
 
-  /** `GET self`: the host and the identities assigned to it now. */
-  async self(key: HostSigningKey): Promise<HostDescription> {
-    return (await this.#hostCall(key, 'GET', HOST_API_PATHS.self)) as HostDescription;
+  /**
+   * `GET self`: the host and the identities assigned to it now. With `poll`, the long poll: the authority
+   * answers once the description differs from `since`, or after `waitSeconds` (the call's timeout grows by as much).
+   */
+  async self(key: HostSigningKey, poll?: SelfLongPoll, signal?: AbortSignal): Promise<HostDescription> {
+    const query =
+      poll === undefined
+        ? ''
+        : `?${new URLSearchParams({ [HOST_SELF_LONG_POLL.since]: poll.since, [HOST_SELF_LONG_POLL.wait]: String(poll.waitSeconds) }).toString()}`;
+    const extraMs = poll === undefined ? 0 : poll.waitSeconds * 1000;
+    return (await this.#hostCall(key, 'GET', HOST_API_PATHS.self + query, undefined, signal, extraMs)) as HostDescription;
   }
 
   /** `POST enrol` with a join token (no bearer). */
@@ -221,13 +236,13 @@ export class AuthorityClient {
   }
 
   /** A host API call on the authority in use (failing over), with a host assertion addressed to that authority. */
-  async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+  async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal, extraTimeoutMs = 0): Promise<unknown> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const response = await this.pool.call(async (endpoint) => {
       const bearer = await this.assertion(key, endpoint.origin + HOST_API_BASE);
       const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
       if (text !== undefined) headers['content-type'] = 'application/json';
-      const answer = await this.#send(endpoint, method, endpoint.origin + path, headers, text, signal);
+      const answer = await this.#send(endpoint, method, endpoint.origin + path, headers, text, signal, extraTimeoutMs);
       if (answer.status < 200 || answer.status > 299) throw apiFailure(answer);
       return answer;
     }, signal);
@@ -241,6 +256,7 @@ export class AuthorityClient {
     headers: Record<string, string>,
     body?: string,
     signal?: AbortSignal,
+    extraTimeoutMs = 0,
   ): Promise<RawResponse> {
     try {
       const answer = await httpCall(url, {
@@ -248,7 +264,7 @@ export class AuthorityClient {
         headers: { accept: 'application/json', ...headers },
         ...(body === undefined ? {} : { body }),
         agent: endpoint.agent,
-        timeoutMs: this.#timeoutMs,
+        timeoutMs: this.#timeoutMs + extraTimeoutMs,
         ...(signal === undefined ? {} : { signal }),
       });
       return { status: answer.status, body: answer.text, headers: answer.headers };

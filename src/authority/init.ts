@@ -173,7 +173,14 @@ async function initInto(
       return { tenantId: config.tenantId, clientId: principal.appId, objectId: principal.objectId, clientSecret: secret.secretText };
     });
     const keyRing = await KeyRing.load({ store: store.signingKeys, masterKey, clock });
-    await new KeyRotator({ store: store.signingKeys, masterKey, clock, keyRing, policy: { maxTokenLifetimeMs: tokenLifetimeSeconds * 1000 } }).ensureKeys();
+    await new KeyRotator({
+      store: store.signingKeys,
+      locks: store.locks,
+      masterKey,
+      clock,
+      keyRing,
+      policy: { maxTokenLifetimeMs: tokenLifetimeSeconds * 1000 },
+    }).ensureKeys();
   } finally {
     await store.close();
   }

@@ -135,6 +135,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
     });
     const rotator = new KeyRotator({
       store: store.signingKeys,
+      locks: store.locks,
       masterKey,
       clock,
       keyRing,
@@ -233,6 +234,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
         Promise.all([
           store.replay.purgeExpired(clock.now()),
           store.authFailures.purgeExpired(clock.now()),
+          store.enrolmentFailures.purgeExpired(clock.now()),
           store.joinTokens.purgeExpired(clock.now() - DAY),
           // Expired refresh tokens (a used or revoked one is kept until then, so a replay is still recognised as one).
           store.refreshTokens.purgeExpired(clock.now()),

@@ -117,6 +117,13 @@ export const AGENT_DEFAULTS = {
   port: 50342,
   /** How often the agent re-reads the host's identities from the authority (`self`). */
   identityPollMs: 2000,
+  /**
+   * The `self` long poll's wait (seconds): the authority answers at once on a change to the host, else after
+   * this long. Below `readyStaleMs` (30 s), so an idle host's answers keep the agent ready.
+   */
+  identityLongPollSeconds: 20,
+  /** How often a plain `self` read reconciles the host's identities while the long poll runs. */
+  identityReconcileMs: 300_000,
   /** Per-identity token bucket: tokens per second and burst. Azure IMDS allows 20/s per VM. */
   rateLimitPerSecond: 5000,
   rateLimitBurst: 5000,

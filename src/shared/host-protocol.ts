@@ -25,7 +25,11 @@ export const HOST_API_PATHS = {
   enrol: `${HOST_API_BASE}/enrol`,
   /** POST {@link RenewRequest} (host assertion by the current credential) → 201 {@link HostCredentialGrant}. */
   renew: `${HOST_API_BASE}/renew`,
-  /** GET (host assertion) → 200 {@link HostDescription}: the host and the identities assigned to it now. */
+  /**
+   * GET (host assertion) → 200 {@link HostDescription}: the host and the identities assigned to it now. A long
+   * poll with `?since={version}&wait={seconds}` ({@link HOST_SELF_LONG_POLL}) answers as soon as the description
+   * differs from `since` (at once when it already does) or after `wait` seconds with the description then.
+   */
   self: `${HOST_API_BASE}/self`,
   /** POST {@link AuditUpload} (host assertion) → 200 `{ accepted: number }`; records are idempotent by id. */
   audit: `${HOST_API_BASE}/audit`,
@@ -133,6 +137,15 @@ export interface FederationAssertionGrant {
   expiresOn: number;
 }
 
+/** The long poll of `GET self`: its query parameters and the longest `wait` an authority honours. */
+export const HOST_SELF_LONG_POLL = {
+  /** A {@link HostDescription.version} the caller holds. */
+  since: 'since',
+  /** Whole seconds to wait for a change (0 to {@link HOST_SELF_LONG_POLL.maxWaitSeconds}; larger is capped). */
+  wait: 'wait',
+  maxWaitSeconds: 30,
+} as const;
+
 /** What `GET self` answers: enough for `/metadata/instance` and for resolving selectors locally. */
 export interface HostDescription {
   tenantId: string;
@@ -145,6 +158,11 @@ export interface HostDescription {
   vmId: string;
   identities: HostIdentity[];
   credential: { keyId: string; expiresOn: number };
+  /**
+   * An opaque version of everything above (a digest): equal versions, equal descriptions. The `since` of the
+   * long poll. Authorities before the long poll do not send it.
+   */
+  version?: string;
 }
 
 /** Where a token request came from on the host. `pid`, `uid`, `exe` only where the agent resolved them. */

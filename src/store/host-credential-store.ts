@@ -1,7 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
 import { armKey } from '../shared/ids.js';
 import type { Database, HostCredentialTable } from './schema.js';
-import type { HostCredential, HostCredentialStore } from './types.js';
+import { HOST_CHANNEL, hostChangeKey, type HostCredential, type HostCredentialStore } from './types.js';
+import type { NotificationHooks } from './rbac-version-store.js';
+import { announcing } from './notify.js';
 import { fromJson, rowCount, toJson } from './kysely-helpers.js';
 
 function toHostCredential(row: Selectable<HostCredentialTable>): HostCredential {
@@ -15,7 +17,24 @@ function toHostCredential(row: Selectable<HostCredentialTable>): HostCredential 
   };
 }
 
-export function createHostCredentialStore(db: Kysely<Database>): HostCredentialStore {
+/** Host credentials. Revocations publish on {@link HOST_CHANNEL} (the host's long poll answers at once). */
+export function createHostCredentialStore(db: Kysely<Database>, hooks?: NotificationHooks): HostCredentialStore {
+  /**
+   * Revokes the unrevoked credentials whose `column` is `value` and, when there were any, announces `notice`.
+   * Only the first revocation counts: a revoked key keeps its original revocation time.
+   */
+  const revokeWhere = (column: 'key_id' | 'host_resource_key', value: string, at: number, notice: string): Promise<number> =>
+    announcing(
+      db,
+      hooks,
+      HOST_CHANNEL,
+      async (trx) =>
+        rowCount(
+          (await trx.updateTable('host_credentials').set({ revoked_at: at }).where(column, '=', value).where('revoked_at', 'is', null).executeTakeFirst())
+            .numUpdatedRows,
+        ),
+      (revoked) => (revoked > 0 ? notice : undefined),
+    );
   return {
     async add(credential) {
       await db
@@ -49,24 +68,12 @@ export function createHostCredentialStore(db: Kysely<Database>): HostCredentialS
     },
 
     async revoke(keyId, at) {
-      // Only the first revocation counts; a revoked key keeps its original revocation time.
-      const result = await db
-        .updateTable('host_credentials')
-        .set({ revoked_at: at })
-        .where('key_id', '=', keyId)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      return rowCount(result.numUpdatedRows) > 0;
+      return (await revokeWhere('key_id', keyId, at, hostChangeKey.credential(keyId))) > 0;
     },
 
     async revokeByHost(hostResourceId, at) {
-      const result = await db
-        .updateTable('host_credentials')
-        .set({ revoked_at: at })
-        .where('host_resource_key', '=', armKey(hostResourceId))
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      return rowCount(result.numUpdatedRows);
+      const key = armKey(hostResourceId);
+      return revokeWhere('host_resource_key', key, at, hostChangeKey.resource(key));
     },
   };
 }

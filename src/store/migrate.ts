@@ -9,6 +9,7 @@ import * as m0005 from './migrations/0005-auth-failures.js';
 import * as m0006 from './migrations/0006-vault-keys.js';
 import * as m0007 from './migrations/0007-federated-credentials.js';
 import * as m0008 from './migrations/0008-federation-links.js';
+import * as m0009 from './migrations/0009-enrolment-limits.js';
 import * as m0010 from './migrations/0010-users.js';
 
 interface VersionedMigration {
@@ -25,6 +26,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0006-vault-keys', m0006],
   ['0007-federated-credentials', m0007],
   ['0008-federation-links', m0008],
+  ['0009-enrolment-limits', m0009],
   ['0010-users', m0010],
 ];
 

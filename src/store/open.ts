@@ -22,7 +22,7 @@ import { createCredentialStore } from './credential-store.js';
 import { createHostCredentialStore } from './host-credential-store.js';
 import { createJoinTokenStore } from './join-token-store.js';
 import { createReplayStore } from './replay-store.js';
-import { createAuthFailureStore } from './auth-failure-store.js';
+import { createFailureCounterStore } from './auth-failure-store.js';
 import { createResourceGroupStore } from './resource-group-store.js';
 import { createResourceStore } from './resource-store.js';
 import { createServicePrincipalStore } from './service-principal-store.js';
@@ -32,6 +32,7 @@ import { createTenantStore } from './tenant-store.js';
 import { createVaultStore } from './vault-store.js';
 import { createSecretStore } from './secret-store.js';
 import { createKeyStore } from './key-store.js';
+import { createStoreLocks } from './locks.js';
 
 export { describeStoreLocation, isPostgresLocation } from './location.js';
 
@@ -57,14 +58,15 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks,
     tenants: createTenantStore(db),
     subscriptions: createSubscriptionStore(db),
     resourceGroups: createResourceGroupStore(db),
-    resources: createResourceStore(db),
+    resources: createResourceStore(db, hooks),
     servicePrincipals: createServicePrincipalStore(db, hooks),
     credentials: createCredentialStore(db, hooks),
     signingKeys: createSigningKeyStore(db, hooks),
     replay: createReplayStore(db, { groupCommit: pool }),
-    authFailures: createAuthFailureStore(db),
+    authFailures: createFailureCounterStore(db, 'auth_failures'),
+    enrolmentFailures: createFailureCounterStore(db, 'enrolment_failures'),
     audit: createAuditStore(db),
-    hostCredentials: createHostCredentialStore(db),
+    hostCredentials: createHostCredentialStore(db, hooks),
     joinTokens: createJoinTokenStore(db),
     roleDefinitions: createRoleDefinitionStore(db),
     roleAssignments: createRoleAssignmentStore(db),
@@ -76,7 +78,7 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks,
     keys: createKeyStore(db, hooks),
     federatedCredentials: createFederatedCredentialStore(db, hooks),
     federationIssuers: createFederationIssuerStore(db),
-    federationLinks: createFederationLinkStore(db),
+    federationLinks: createFederationLinkStore(db, hooks),
     users: createUserStore(db, hooks),
     refreshTokens: createRefreshTokenStore(db),
   };
@@ -253,6 +255,7 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     dialect,
     notifications,
     health,
+    locks: createStoreLocks(db, dialect),
     ...guarded(repositoriesFor(db, poolHooks, true), insideTransaction),
     ...('snapshot' in opened ? { snapshot: (destination: string) => opened.snapshot(destination) } : {}),
 

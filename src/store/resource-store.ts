@@ -1,8 +1,10 @@
 import type { Kysely, Selectable } from 'kysely';
 import { armKey, resourceGroupId } from '../shared/ids.js';
 import type { Database, ResourceTable } from './schema.js';
-import type { Resource, ResourceStore, Tags } from './types.js';
-import { atomically, chunks, fromJson, idVariants, rowCount, toJson } from './kysely-helpers.js';
+import { HOST_CHANNEL, hostChangeKey, type Resource, type ResourceStore, type Tags } from './types.js';
+import type { NotificationHooks } from './rbac-version-store.js';
+import { announcing } from './notify.js';
+import { chunks, fromJson, idVariants, rowCount, toJson } from './kysely-helpers.js';
 
 /** The subscription and resource group named by any ARM id under a resource group (nested resources included). */
 const SCOPE = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)(?:\/|$)/i;
@@ -54,7 +56,9 @@ async function attachedIdentities(db: Kysely<Database>, resourceKeys: readonly s
   return out;
 }
 
-export function createResourceStore(db: Kysely<Database>): ResourceStore {
+/** Resources and their attached identities. Puts and deletes publish the resource on {@link HOST_CHANNEL}. */
+export function createResourceStore(db: Kysely<Database>, hooks?: NotificationHooks): ResourceStore {
+  const changed = (key: string) => hostChangeKey.resource(key);
   return {
     async put(resource) {
       const key = armKey(resource.id);
@@ -73,42 +77,48 @@ export function createResourceStore(db: Kysely<Database>): ResourceStore {
       };
       const wanted = [...new Set(resource.userAssignedIdentityIds.map(armKey))];
 
-      return atomically(db, async (trx) => {
-        let outcome: 'created' | 'updated' | undefined;
-        for (let attempt = 0; attempt < 3 && outcome === undefined; attempt++) {
-          const inserted = await trx
-            .insertInto('resources')
-            .values({ key, ...columns, created_at: resource.createdAt })
-            .onConflict((oc) => oc.column('key').doNothing())
-            .executeTakeFirst();
-          if (rowCount(inserted.numInsertedOrUpdatedRows) > 0) {
-            outcome = 'created';
-            break;
+      return announcing(
+        db,
+        hooks,
+        HOST_CHANNEL,
+        async (trx) => {
+          let outcome: 'created' | 'updated' | undefined;
+          for (let attempt = 0; attempt < 3 && outcome === undefined; attempt++) {
+            const inserted = await trx
+              .insertInto('resources')
+              .values({ key, ...columns, created_at: resource.createdAt })
+              .onConflict((oc) => oc.column('key').doNothing())
+              .executeTakeFirst();
+            if (rowCount(inserted.numInsertedOrUpdatedRows) > 0) {
+              outcome = 'created';
+              break;
+            }
+            // Replace everything but the creation time.
+            const updated = await trx.updateTable('resources').set(columns).where('key', '=', key).executeTakeFirst();
+            if (rowCount(updated.numUpdatedRows) > 0) outcome = 'updated';
           }
-          // Replace everything but the creation time.
-          const updated = await trx.updateTable('resources').set(columns).where('key', '=', key).executeTakeFirst();
-          if (rowCount(updated.numUpdatedRows) > 0) outcome = 'updated';
-        }
-        if (outcome === undefined) throw new Error(`resource ${resource.id} kept changing while it was being written`);
+          if (outcome === undefined) throw new Error(`resource ${resource.id} kept changing while it was being written`);
 
-        // Replace the set of attached identities, keeping the attachment time of those that stay.
-        const current = await trx.selectFrom('resource_user_identities').select('identity_key').where('resource_key', '=', key).execute();
-        const currentKeys = new Set(current.map((r) => r.identity_key));
-        const wantedKeys = new Set(wanted);
-        const gone = [...currentKeys].filter((k) => !wantedKeys.has(k));
-        const added = wanted.filter((k) => !currentKeys.has(k));
-        for (const slice of chunks(gone, IN_LIST_MAX)) {
-          await trx.deleteFrom('resource_user_identities').where('resource_key', '=', key).where('identity_key', 'in', slice).execute();
-        }
-        for (const slice of chunks(added, IN_LIST_MAX)) {
-          await trx
-            .insertInto('resource_user_identities')
-            .values(slice.map((identityKey) => ({ resource_key: key, identity_key: identityKey, created_at: resource.updatedAt })))
-            .onConflict((oc) => oc.columns(['resource_key', 'identity_key']).doNothing())
-            .execute();
-        }
-        return outcome;
-      });
+          // Replace the set of attached identities, keeping the attachment time of those that stay.
+          const current = await trx.selectFrom('resource_user_identities').select('identity_key').where('resource_key', '=', key).execute();
+          const currentKeys = new Set(current.map((r) => r.identity_key));
+          const wantedKeys = new Set(wanted);
+          const gone = [...currentKeys].filter((k) => !wantedKeys.has(k));
+          const added = wanted.filter((k) => !currentKeys.has(k));
+          for (const slice of chunks(gone, IN_LIST_MAX)) {
+            await trx.deleteFrom('resource_user_identities').where('resource_key', '=', key).where('identity_key', 'in', slice).execute();
+          }
+          for (const slice of chunks(added, IN_LIST_MAX)) {
+            await trx
+              .insertInto('resource_user_identities')
+              .values(slice.map((identityKey) => ({ resource_key: key, identity_key: identityKey, created_at: resource.updatedAt })))
+              .onConflict((oc) => oc.columns(['resource_key', 'identity_key']).doNothing())
+              .execute();
+          }
+          return outcome;
+        },
+        () => changed(key),
+      );
     },
 
     async get(id) {
@@ -149,15 +159,21 @@ export function createResourceStore(db: Kysely<Database>): ResourceStore {
 
     async delete(id) {
       const key = armKey(id);
-      return atomically(db, async (trx) => {
-        // The foreign keys cascade too; deleting explicitly keeps this correct even without them.
-        await trx
-          .deleteFrom('resource_user_identities')
-          .where((eb) => eb.or([eb('resource_key', '=', key), eb('identity_key', '=', key)]))
-          .execute();
-        const result = await trx.deleteFrom('resources').where('key', '=', key).executeTakeFirst();
-        return rowCount(result.numDeletedRows) > 0;
-      });
+      return announcing(
+        db,
+        hooks,
+        HOST_CHANNEL,
+        async (trx) => {
+          // The foreign keys cascade too; deleting explicitly keeps this correct even without them.
+          await trx
+            .deleteFrom('resource_user_identities')
+            .where((eb) => eb.or([eb('resource_key', '=', key), eb('identity_key', '=', key)]))
+            .execute();
+          const result = await trx.deleteFrom('resources').where('key', '=', key).executeTakeFirst();
+          return rowCount(result.numDeletedRows) > 0;
+        },
+        (deleted) => (deleted ? changed(key) : undefined),
+      );
     },
   };
 }

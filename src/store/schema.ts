@@ -343,6 +343,8 @@ export interface Database {
   signing_keys: SigningKeyTable;
   assertion_replay: AssertionReplayTable;
   auth_failures: AuthFailureTable;
+  /** Failed host enrolments per source (`source:{address}`): the same shape as {@link AuthFailureTable}. */
+  enrolment_failures: AuthFailureTable;
   audit_events: AuditEventTable;
   host_credentials: HostCredentialTable;
   join_tokens: JoinTokenTable;

@@ -1,7 +1,8 @@
-import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database, SigningKeyTable } from './schema.js';
 import { SIGNING_KEY_CHANNEL, type SigningKeyRecord, type SigningKeyState, type SigningKeyStore } from './types.js';
-import { atomically, fromJson, rowCount, toJson } from './kysely-helpers.js';
+import { fromJson, rowCount, toJson } from './kysely-helpers.js';
+import { announcing as announce } from './notify.js';
 import type { NotificationHooks } from './rbac-version-store.js';
 
 function toKey(row: Selectable<SigningKeyTable>): SigningKeyRecord {
@@ -25,16 +26,9 @@ function toKey(row: Selectable<SigningKeyTable>): SigningKeyRecord {
  * listeners after the commit — so every key ring reloads at once (a revoked key stops verifying everywhere).
  */
 export function createSigningKeyStore(db: Kysely<Database>, hooks?: NotificationHooks): SigningKeyStore {
-  /** Runs `write` atomically; when it reports a change, announces `payload` with it. */
-  async function announcing<T>(payload: string, write: (trx: Kysely<Database>) => Promise<T>, changed: (result: T) => boolean): Promise<T> {
-    const result = await atomically(db, async (trx) => {
-      const out = await write(trx);
-      if (changed(out) && hooks?.dialect === 'postgres') await sql`select pg_notify(${SIGNING_KEY_CHANNEL}, ${payload})`.execute(trx);
-      return out;
-    });
-    if (changed(result)) hooks?.published(SIGNING_KEY_CHANNEL, payload);
-    return result;
-  }
+  /** Runs `write` atomically; when it reports a change, announces `payload` on the signing-key channel. */
+  const announcing = <T>(payload: string, write: (trx: Kysely<Database>) => Promise<T>, changed: (result: T) => boolean): Promise<T> =>
+    announce(db, hooks, SIGNING_KEY_CHANNEL, write, (result) => (changed(result) ? payload : undefined));
 
   return {
     async list() {

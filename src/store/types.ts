@@ -172,6 +172,22 @@ export const SIGNING_KEY_CHANNEL = 'openmsi_signing_keys';
 export const PRINCIPAL_CHANNEL = 'openmsi_principals';
 
 /**
+ * The host-state change channel (PostgreSQL `LISTEN openmsi_hosts`): writes that can change what a host's
+ * `self` answers publish, after they commit, what they touched: `resource:{lower-case ARM id}` (a resource put
+ * or deleted: a host, its identity attachments, a user-assigned identity), `identity:{object id}` (an
+ * identity's upstream link set or removed) or `credential:{key id}` (a host credential revoked). Identity
+ * deletions arrive on {@link PRINCIPAL_CHANNEL}. The host API's long poll wakes on them (hosts/changes.ts).
+ */
+export const HOST_CHANNEL = 'openmsi_hosts';
+
+/** The {@link HOST_CHANNEL} payloads, built in one place for writers and readers. */
+export const hostChangeKey = {
+  resource: (armKeyOfResource: string): string => `resource:${armKeyOfResource}`,
+  identity: (objectId: string): string => `identity:${objectId.toLowerCase()}`,
+  credential: (keyId: string): string => `credential:${keyId}`,
+} as const;
+
+/**
  * The application credential change channel (PostgreSQL `LISTEN openmsi_credentials`): every credential added
  * or deleted publishes the application's lower-cased app id after it commits, so the token endpoint's client
  * cache re-reads that application at once on every replica.
@@ -203,10 +219,10 @@ export interface ReplayStore {
 }
 
 /**
- * Failed client authentications, counted per key in fixed windows and shared by every replica (the token
- * endpoint's throttle). Only failures write here; a successful authentication at most reads it (cached).
+ * Failures counted per key in fixed windows and shared by every replica. Only failures write here; a success
+ * at most reads it (cached).
  */
-export interface AuthFailureStore {
+export interface FailureCounterStore {
   /**
    * Adds one failure for `key` to the window starting at `windowStart` (kept until `expiresAt`) and returns
    * the window's count including it. Atomic: of concurrent callers on any replica, each sees a distinct count.
@@ -217,6 +233,12 @@ export interface AuthFailureStore {
   /** Forgets windows that expired before `now`. */
   purgeExpired(now: number): Promise<number>;
 }
+
+/** Failed client authentications at the token endpoint (per client and per source): its throttle's counts. */
+export type AuthFailureStore = FailureCounterStore;
+
+/** Failed host enrolments per source address: the enrolment rate limit's counts. */
+export type EnrolmentFailureStore = FailureCounterStore;
 
 export interface AuditEvent {
   id: string;
@@ -751,6 +773,7 @@ export interface Repositories {
   signingKeys: SigningKeyStore;
   replay: ReplayStore;
   authFailures: AuthFailureStore;
+  enrolmentFailures: EnrolmentFailureStore;
   audit: AuditStore;
   hostCredentials: HostCredentialStore;
   joinTokens: JoinTokenStore;
@@ -793,6 +816,23 @@ export interface StoreHealth {
   readonly notificationRoundTrip?: (timeoutMs: number) => Promise<number>;
 }
 
+/** What {@link StoreLocks.exclusive} did: ran `fn` (with its value), or found the lock held elsewhere. */
+export type LockOutcome<T> = { acquired: true; value: T } | { acquired: false };
+
+/**
+ * Cluster-wide mutual exclusion for work exactly one replica should do at a time (signing-key rotation).
+ * PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) held on one pooled connection while `fn` runs,
+ * so it is released even if the process dies (the connection closes). SQLite: one process holds the store
+ * file exclusively, so only this process's own holders are excluded.
+ */
+export interface StoreLocks {
+  /**
+   * Runs `fn` while holding the lock `name`. When another holder (any replica) has it, tries again every
+   * 50 ms for up to `waitMs` (default 0: at once) and then answers `{ acquired: false }` without running `fn`.
+   */
+  exclusive<T>(name: string, fn: () => Promise<T>, options?: { waitMs?: number }): Promise<LockOutcome<T>>;
+}
+
 export interface Store extends Repositories {
   readonly dialect: Dialect;
   /** Reachability and schema version, for readiness probes. */
@@ -801,6 +841,8 @@ export interface Store extends Repositories {
   transaction<T>(fn: (tx: Repositories) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Change notices (RBAC versions today). */
   readonly notifications: StoreNotifications;
+  /** Cluster-wide locks (advisory locks on PostgreSQL). */
+  readonly locks: StoreLocks;
   /**
    * The embedded store only: writes a consistent copy of the whole database to `destination` (an existing
    * empty file or none) while the store keeps serving. PostgreSQL has none: its backups are `pg_dump`'s.

@@ -111,5 +111,10 @@ void describe('agent against a failing authority', () => {
     );
     assert.equal(refused.json<{ error: string }>().error, 'unauthorized_client');
     assert.equal(a.agent.hostRefused, true);
+
+    // Recognised again: the agent serves again, without a restart.
+    t.reinstate(host);
+    await until('the agent to serve the host again', async () => ((await a.get(imds(VAULT, sel), META)).status === 200 ? true : undefined), 10_000, 50);
+    assert.equal(a.agent.hostRefused, false);
   });
 });

@@ -749,51 +749,109 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
       });
     });
 
-    void describe('authFailures', () => {
-      const FAR = 8_000_000_000_000;
-
-      void it('increment counts per key and window, starting at one', async () => {
-        const key = `client:${uid()}`;
-        assert.equal(await store.authFailures.increment(key, 60_000, FAR), 1);
-        assert.equal(await store.authFailures.increment(key, 60_000, FAR), 2);
-        assert.equal(await store.authFailures.increment(key, 120_000, FAR), 1, 'another window counts afresh');
-        assert.equal(await store.authFailures.increment(`${key}-other`, 60_000, FAR), 1, 'another key counts afresh');
-        assert.equal(await store.authFailures.increment(key, 60_000, FAR), 3);
+    void describe('locks', () => {
+      void it('exclusive: one holder at a time on every replica; a waiter gets the lock once it is released; names are independent', async () => {
+        await withReplicas(async (stores) => {
+          const name = `lock-${uid()}`;
+          let release!: () => void;
+          const held = new Promise<void>((resolve) => (release = resolve));
+          let entered!: () => void;
+          const inside = new Promise<void>((resolve) => (entered = resolve));
+          const first = stores[0]!.locks.exclusive(name, async () => {
+            entered();
+            await held;
+            return 'first';
+          });
+          await inside;
+          let waiter: Promise<unknown>;
+          try {
+            for (const replica of stores) {
+              assert.deepEqual(await replica.locks.exclusive(name, () => Promise.resolve('second')), { acquired: false });
+              assert.deepEqual(await replica.locks.exclusive(`${name}-other`, () => Promise.resolve('other')), { acquired: true, value: 'other' });
+            }
+            assert.deepEqual(
+              await stores.at(-1)!.locks.exclusive(name, () => Promise.resolve('late'), { waitMs: 120 }),
+              { acquired: false },
+              'waited, still held',
+            );
+            waiter = stores.at(-1)!.locks.exclusive(name, () => Promise.resolve('waiter'), { waitMs: 10_000 });
+          } finally {
+            // Also when an assertion failed: closing the store would otherwise wait for the holder.
+            release();
+          }
+          assert.deepEqual(await first, { acquired: true, value: 'first' });
+          assert.deepEqual(await waiter, { acquired: true, value: 'waiter' });
+          // Released after a failure too.
+          await assert.rejects(
+            stores[0]!.locks.exclusive(name, () => Promise.reject(new Error('boom'))),
+            /boom/,
+          );
+          for (const replica of stores) assert.deepEqual(await replica.locks.exclusive(name, () => Promise.resolve(1)), { acquired: true, value: 1 });
+        });
       });
+    });
 
-      void it('count reads the failures of a window without adding one, 0 for none', async () => {
-        const key = `host:${uid()}`;
-        assert.equal(await store.authFailures.count(key, 60_000), 0);
-        await store.authFailures.increment(key, 60_000, FAR);
-        await store.authFailures.increment(key, 60_000, FAR);
-        assert.equal(await store.authFailures.count(key, 60_000), 2);
-        assert.equal(await store.authFailures.count(key, 60_000), 2, 'reading does not count');
-        assert.equal(await store.authFailures.count(key, 0), 0, 'another window');
-      });
+    // The token endpoint's throttle and the enrolment rate limit count the same way, in tables of their own.
+    for (const counters of ['authFailures', 'enrolmentFailures'] as const) {
+      void describe(counters, () => {
+        const FAR = 8_000_000_000_000;
 
-      void it('of concurrent increments of one key each sees a distinct count, on every replica', async () => {
-        const key = `source:${uid()}`;
-        const counts = await withReplicas((stores) =>
-          Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.authFailures.increment(key, 0, FAR))),
-        );
-        assert.deepEqual(
-          [...counts].sort((a, b) => a - b),
-          Array.from({ length: 40 }, (_, i) => i + 1),
-        );
-      });
+        void it('increment counts per key and window, starting at one', async () => {
+          const key = `client:${uid()}`;
+          assert.equal(await store[counters].increment(key, 60_000, FAR), 1);
+          assert.equal(await store[counters].increment(key, 60_000, FAR), 2);
+          assert.equal(await store[counters].increment(key, 120_000, FAR), 1, 'another window counts afresh');
+          assert.equal(await store[counters].increment(`${key}-other`, 60_000, FAR), 1, 'another key counts afresh');
+          assert.equal(await store[counters].increment(key, 60_000, FAR), 3);
+        });
 
-      void it('purgeExpired forgets windows that expired before now, and only those', async () => {
-        const tag = uid();
-        await store.authFailures.increment(`${tag}-1`, 0, 1000);
-        await store.authFailures.increment(`${tag}-2`, 0, 2000);
-        await store.authFailures.increment(`${tag}-2`, 0, 2000);
-        // Nothing else in the table expires this early.
-        assert.equal(await store.authFailures.purgeExpired(2000), 1);
-        assert.equal(await store.authFailures.increment(`${tag}-1`, 0, FAR), 1, 'a purged window counts afresh');
-        assert.equal(await store.authFailures.increment(`${tag}-2`, 0, 2000), 3, 'expiring exactly now is kept');
-        assert.equal(await store.authFailures.purgeExpired(2001), 1);
-        assert.equal(await store.authFailures.purgeExpired(2001), 0);
+        void it('count reads the failures of a window without adding one, 0 for none', async () => {
+          const key = `host:${uid()}`;
+          assert.equal(await store[counters].count(key, 60_000), 0);
+          await store[counters].increment(key, 60_000, FAR);
+          await store[counters].increment(key, 60_000, FAR);
+          assert.equal(await store[counters].count(key, 60_000), 2);
+          assert.equal(await store[counters].count(key, 60_000), 2, 'reading does not count');
+          assert.equal(await store[counters].count(key, 0), 0, 'another window');
+        });
+
+        void it('of concurrent increments of one key each sees a distinct count, on every replica', async () => {
+          const key = `source:${uid()}`;
+          const counts = await withReplicas((stores) =>
+            Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % stores.length]![counters].increment(key, 0, FAR))),
+          );
+          assert.deepEqual(
+            [...counts].sort((a, b) => a - b),
+            Array.from({ length: 40 }, (_, i) => i + 1),
+          );
+        });
+
+        void it('purgeExpired forgets windows that expired before now, and only those', async () => {
+          const tag = uid();
+          await store[counters].increment(`${tag}-1`, 0, 1000);
+          await store[counters].increment(`${tag}-2`, 0, 2000);
+          await store[counters].increment(`${tag}-2`, 0, 2000);
+          // Nothing else in the table expires this early.
+          assert.equal(await store[counters].purgeExpired(2000), 1);
+          assert.equal(await store[counters].increment(`${tag}-1`, 0, FAR), 1, 'a purged window counts afresh');
+          assert.equal(await store[counters].increment(`${tag}-2`, 0, 2000), 3, 'expiring exactly now is kept');
+          assert.equal(await store[counters].purgeExpired(2001), 1);
+          assert.equal(await store[counters].purgeExpired(2001), 0);
+        });
       });
+    }
+
+    void it('the token endpoint throttle and the enrolment rate limit count apart', async () => {
+      const key = `source:${uid()}`;
+      // Nothing else in either table expires this early.
+      const EXPIRES = 4000;
+      assert.equal(await store.authFailures.increment(key, 0, EXPIRES), 1);
+      assert.equal(await store.authFailures.increment(key, 0, EXPIRES), 2);
+      assert.equal(await store.enrolmentFailures.count(key, 0), 0);
+      assert.equal(await store.enrolmentFailures.increment(key, 0, EXPIRES), 1);
+      assert.equal(await store.authFailures.count(key, 0), 2);
+      assert.equal(await store.enrolmentFailures.purgeExpired(EXPIRES + 1), 1);
+      assert.equal(await store.authFailures.count(key, 0), 2, 'purging one leaves the other');
     });
 
     void describe('audit', () => {

@@ -283,3 +283,27 @@ export async function registerTestApplication(
   writeFileSync(certPath, cert.keyPem + cert.certPem, { mode: 0o600 });
   return { ...app, certPem: cert.certPem, keyPem: cert.keyPem, certPath };
 }
+
+/**
+ * A second authority replica on `t`'s PostgreSQL store and data dir, listening on a free loopback port, with `t`'s
+ * public URL (replicas are one issuer) and no rotation timer. `options` overrides what the replica needs differently.
+ */
+export async function startReplica(
+  t: Pick<TestAuthority, 'dataDir' | 'storeLocation' | 'url'>,
+  options: Partial<Parameters<typeof createOpenmsiServer>[0]> = {},
+): Promise<{ server: OpenmsiServer; url: string }> {
+  const port = await freePort();
+  const server = await createOpenmsiServer({
+    dataDir: t.dataDir,
+    env: { ...process.env, OPENMSI_STORE: '' },
+    store: t.storeLocation,
+    logger: captureLogs().logger,
+    host: '127.0.0.1',
+    port,
+    publicUrl: t.url,
+    autoRotate: false,
+    ...options,
+  });
+  await server.listen();
+  return { server, url: `https://localhost:${String(port)}` };
+}

@@ -75,6 +75,8 @@ export interface FakeAuthority {
   setAssigned(host: FakeHost, identity: FakeIdentity, assigned: boolean): void;
   /** Refuses the host from now on, as the real authority does for a revoked credential or a deleted host. */
   revoke(host: FakeHost): void;
+  /** Recognises the host again: a refusal that ends (the agent must serve again without a restart). */
+  reinstate(host: FakeHost): void;
   /** Decoded claims of the last token issued. */
   lastIssued: Record<string, unknown> | undefined;
   /** Readiness probes (`GET /readyz`) received. */
@@ -201,6 +203,9 @@ export async function startFakeAuthority(options: { clock?: Clock; tokenLifetime
       const state = stateOf(host);
       if (assigned) state.assigned.add(identity.id.toLowerCase());
       else state.assigned.delete(identity.id.toLowerCase());
+    },
+    reinstate(host) {
+      stateOf(host).revoked = false;
     },
     revoke(host) {
       stateOf(host).revoked = true;

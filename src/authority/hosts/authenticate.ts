@@ -76,3 +76,19 @@ export async function authenticateHost(ctx: AuthorityContext, request: FastifyRe
   if (host === undefined || known?.tenantId === undefined) throw about(HostErrors.hostNotRecognised('the host no longer exists'));
   return { host, credential, tenantId: known.tenantId };
 }
+
+/**
+ * Reads again what {@link authenticateHost} read for a caller it authenticated earlier in the same request (a
+ * long poll that waited): the credential and its host, refused with `401 HostNotRecognised` when the credential
+ * was revoked or has expired, or the host was deleted, meanwhile.
+ */
+export async function reauthenticateHost(ctx: AuthorityContext, caller: AuthenticatedHost): Promise<AuthenticatedHost> {
+  const about = (err: HostError): HostError => err.about({ hostResourceId: caller.credential.hostResourceId, tenantId: caller.tenantId });
+  const known = await findHostCredential(ctx.store, caller.credential.keyId);
+  const now = ctx.clock.now();
+  if (known === undefined || known.credential.revokedAt !== null) throw about(HostErrors.hostNotRecognised('the host credential is revoked'));
+  if (now >= known.credential.expiresAt) throw about(HostErrors.hostNotRecognised('the host credential has expired'));
+  const host = await authenticatedHost(ctx.store, known.credential, now);
+  if (host === undefined || known.tenantId === undefined) throw about(HostErrors.hostNotRecognised('the host no longer exists'));
+  return { host, credential: known.credential, tenantId: known.tenantId };
+}

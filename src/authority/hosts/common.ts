@@ -3,7 +3,8 @@ import type { FastifyRequest } from 'fastify';
 import { HostErrors, type RegisteredHostCredential } from '../../directory/hosts.js';
 import { AUDIT_UPLOAD_MAX_BYTES, AUDIT_UPLOAD_MAX_RECORDS, type HostCredentialGrant } from '../../shared/host-protocol.js';
 import type { AuthorityContext } from '../context.js';
-import type { FailureRateLimiter } from './rate-limit.js';
+import type { EnrolmentThrottle } from './rate-limit.js';
+import type { HostChanges } from './changes.js';
 
 /** Body limit of the enrol, renew and self endpoints (a JWK and a token). */
 export const HOST_API_BODY_LIMIT = 64 * 1024;
@@ -14,8 +15,10 @@ export const MAX_AUDIT_RECORDS = AUDIT_UPLOAD_MAX_RECORDS;
 
 export interface HostApiContext {
   ctx: AuthorityContext;
-  /** Failed enrolments per remote address. */
-  enrolmentFailures: FailureRateLimiter;
+  /** Failed enrolments per remote address, counted across replicas. */
+  enrolmentFailures: EnrolmentThrottle;
+  /** Wakes `self` long polls on changes to what a host's description depends on. */
+  hostChanges: HostChanges;
 }
 
 /** The request body as a JSON object, or `400 InvalidRequest`. */

@@ -7,8 +7,8 @@ import { bodyObject, credentialGrant, HOST_API_BODY_LIMIT, type HostApiContext }
 
 /**
  * `POST /openmsi/hosts/enrol` `EnrolRequest` → 201 `HostCredentialGrant`. No bearer: the single-use
- * join token authenticates. An address with too many recent failures gets `429 TooManyRequests` with
- * `Retry-After` before its body is read (failures are counted by the plugin's error handler).
+ * join token authenticates. An address with too many recent failures (at any replica) gets
+ * `429 TooManyRequests` with `Retry-After` before its body is read (failures are counted by the plugin's error handler).
  */
 export function enrolRoute(app: FastifyInstance, { ctx, enrolmentFailures }: HostApiContext): void {
   app.route({
@@ -16,9 +16,8 @@ export function enrolRoute(app: FastifyInstance, { ctx, enrolmentFailures }: Hos
     url: HOST_API_PATHS.enrol,
     bodyLimit: HOST_API_BODY_LIMIT,
     onRequest: async (request) => {
-      const retryAfter = enrolmentFailures.retryAfterSeconds(request.ip);
+      const retryAfter = await enrolmentFailures.retryAfterSeconds(request.ip);
       if (retryAfter > 0) throw HostApiErrors.tooManyRequests(retryAfter);
-      return Promise.resolve();
     },
     handler: async (request, reply) => {
       const body = bodyObject(request);

@@ -16,17 +16,19 @@ import { HOST_API_BODY_LIMIT, type HostApiContext } from './common.js';
 import { enrolRoute } from './enrol.js';
 import { federationAssertionRoute } from './federation-assertion.js';
 import { translateHostFailure } from './errors.js';
-import { FailureRateLimiter } from './rate-limit.js';
+import { EnrolmentThrottle } from './rate-limit.js';
+import { HostChanges } from './changes.js';
 import { renewRoute } from './renew.js';
 import { selfRoute } from './self.js';
 
 /** The host API as a fastify plugin: `app.register(hostRoutes, { ctx })`. */
 export async function hostRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext }): Promise<void> {
   const { ctx } = opts;
-  const enrolmentFailures = new FailureRateLimiter({
+  const enrolmentFailures = new EnrolmentThrottle({
+    store: ctx.store.enrolmentFailures,
     clock: ctx.clock,
-    failures: ENROLMENT_FAILURE_LIMIT.failures,
-    windowMs: ENROLMENT_FAILURE_LIMIT.windowSeconds * 1000,
+    limit: { failures: ENROLMENT_FAILURE_LIMIT.failures, windowMs: ENROLMENT_FAILURE_LIMIT.windowSeconds * 1000 },
+    onError: (err: unknown) => ctx.logger.warn({ err: { message: (err as Error).message } }, 'counting a failed enrolment in the store failed'),
   });
   // Refusals that name no known host (an unknown join token or key, a rate-limited address) are counted per
   // source and reason, not written one row each, so a flood cannot grow the audit store without bound.
@@ -44,7 +46,7 @@ export async function hostRoutes(app: FastifyInstance, opts: { ctx: AuthorityCon
 
   const onError = async (request: FastifyRequest, error: ApiError): Promise<void> => {
     if (error.status >= 500) return;
-    if (isEnrol(request) && error.status !== 429) enrolmentFailures.recordFailure(request.ip);
+    if (isEnrol(request) && error.status !== 429) await enrolmentFailures.recordFailure(request.ip);
     const cause = error.cause;
     const subject = cause instanceof HostError ? cause.subject : undefined;
     if (subject === undefined) {
@@ -70,11 +72,18 @@ export async function hostRoutes(app: FastifyInstance, opts: { ctx: AuthorityCon
     reply.header('x-ms-request-id', request.id);
   });
 
-  const deps: HostApiContext = { ctx, enrolmentFailures };
+  const hostChanges = new HostChanges(ctx.store.notifications);
+  // Before the server waits for its open requests to end: waiting long polls answer now.
+  app.addHook('preClose', async () => {
+    hostChanges.close();
+    return Promise.resolve();
+  });
+  // Long polls hear other replicas' changes only once LISTEN is up on the channels just subscribed.
+  await ctx.store.notifications.ready();
+  const deps: HostApiContext = { ctx, enrolmentFailures, hostChanges };
   enrolRoute(app, deps);
   renewRoute(app, deps);
   selfRoute(app, deps);
   auditRoute(app, deps);
   federationAssertionRoute(app, deps);
-  return Promise.resolve();
 }

@@ -1,62 +1,51 @@
 import type { Clock } from '../../shared/clock.js';
+import type { EnrolmentFailureStore } from '../../store/types.js';
+import { checkThrottleLimit, SharedFailureCounts, sourceKey, type CountedKey, type ThrottleLimit } from '../failure-counts.js';
 
-export interface FailureRateLimiterOptions {
+export interface EnrolmentThrottleOptions {
+  store: EnrolmentFailureStore;
   clock: Clock;
-  /** Failures tolerated per key within the window; the next request is refused until the oldest ages out. */
-  failures: number;
-  windowMs: number;
-  /** Keys remembered at most; the least recently failing are forgotten first (default 10 000). */
-  maxKeys?: number;
+  /** Failures tolerated per source address in each fixed window. */
+  limit: ThrottleLimit;
+  /** A store read or write that failed (the failure is still counted in this process). */
+  onError?: (err: unknown) => void;
 }
 
 /**
- * Counts failures per key (a remote address) in a sliding window, in this process's memory: enough to slow
- * guessing at one replica (join tokens carry 256 random bits, so this guards against noise and misuse more
- * than against guessing). Time comes from the injected clock.
+ * Failed enrolments per source address (an IPv6 address by its /64), counted in fixed windows in the store,
+ * so an address that failed too often at any replica is refused at every one: at once at the replica that saw
+ * the failures, within a second (the shared count's read-through cache) at the others. Join tokens carry
+ * 256 random bits, so this guards against noise and misuse more than against guessing. The counting is the
+ * token endpoint throttle's ({@link SharedFailureCounts}); time comes from the injected clock.
  */
-export class FailureRateLimiter {
-  readonly #clock: Clock;
-  readonly #failures: number;
-  readonly #windowMs: number;
-  readonly #maxKeys: number;
-  /** Failure times per key, oldest first; the map is in order of each key's latest failure. */
-  readonly #byKey = new Map<string, number[]>();
+export class EnrolmentThrottle {
+  readonly #limit: ThrottleLimit;
+  readonly #counts: SharedFailureCounts;
 
-  constructor(options: FailureRateLimiterOptions) {
-    if (!Number.isInteger(options.failures) || options.failures < 1) throw new TypeError('FailureRateLimiter needs a positive failure count');
-    if (!(options.windowMs > 0)) throw new TypeError('FailureRateLimiter needs a positive window');
-    this.#clock = options.clock;
-    this.#failures = options.failures;
-    this.#windowMs = options.windowMs;
-    this.#maxKeys = options.maxKeys ?? 10_000;
+  constructor(options: EnrolmentThrottleOptions) {
+    checkThrottleLimit(options.limit);
+    this.#limit = options.limit;
+    this.#counts = new SharedFailureCounts({
+      store: options.store,
+      clock: options.clock,
+      ...(options.onError === undefined ? {} : { onError: options.onError }),
+    });
   }
 
-  /** Whole seconds until `key` may try again (at least 1), or 0 when it may now. */
-  retryAfterSeconds(key: string): number {
-    const now = this.#clock.now();
-    const times = this.#recent(key, now);
-    if (times.length < this.#failures) return 0;
-    const oldest = times[times.length - this.#failures] ?? now;
-    return Math.max(1, Math.ceil((oldest + this.#windowMs - now) / 1000));
+  /** Whole seconds until `address` may try again (at least 1), or 0 when it may now. Reads the shared count; never throws. */
+  async retryAfterSeconds(address: string): Promise<number> {
+    const keys = this.#keys(address);
+    await this.#counts.refresh(keys);
+    const wait = this.#counts.waitMs(keys);
+    return wait > 0 ? Math.max(1, Math.ceil(wait / 1000)) : 0;
   }
 
-  recordFailure(key: string): void {
-    const now = this.#clock.now();
-    const times = this.#recent(key, now);
-    times.push(now);
-    // Keep no more than the limit needs, and move the key to the end (most recent).
-    this.#byKey.delete(key);
-    this.#byKey.set(key, times.slice(-this.#failures));
-    while (this.#byKey.size > this.#maxKeys) {
-      const first = this.#byKey.keys().next();
-      if (first.done === true) break;
-      this.#byKey.delete(first.value);
-    }
+  /** Counts one failed enrolment from `address`: in this process at once, then in the store. Never throws. */
+  recordFailure(address: string): Promise<void> {
+    return this.#counts.failed(this.#keys(address));
   }
 
-  #recent(key: string, now: number): number[] {
-    const times = (this.#byKey.get(key) ?? []).filter((t) => t > now - this.#windowMs);
-    if (times.length === 0) this.#byKey.delete(key);
-    return times;
+  #keys(address: string): CountedKey[] {
+    return [[`source:${sourceKey(address)}`, this.#limit]];
   }
 }

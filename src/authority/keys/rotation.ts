@@ -7,13 +7,14 @@
  *   signed can be verified until it expires, even by a verifier whose JWKS copy is as old as it may be.
  * - Emergency rotation can instead `revoke` the old key: it leaves the JWKS at once.
  *
- * Every state change is a compare-and-set on the store, so replicas ticking at the same moment cannot
- * both promote.
+ * Exactly one replica rotates at a time: with the store's {@link StoreLocks} (an advisory lock on PostgreSQL)
+ * a tick runs only on the replica that holds {@link ROTATION_LOCK}, and the others skip it. Every state change
+ * is still a compare-and-set on the store, so even without the lock replicas cannot both promote.
  */
 import type { Clock } from '../../shared/clock.js';
 import { DAY, HOUR, MINUTE } from '../../shared/clock.js';
 import { BackgroundInterval } from '../../shared/interval.js';
-import type { SigningKeyRecord, SigningKeyStore } from '../../store/types.js';
+import type { SigningKeyRecord, SigningKeyStore, StoreLocks } from '../../store/types.js';
 import type { MasterKey } from '../../pki/master-key.js';
 import type { CryptoKeyPair } from '../../pki/ca.js';
 import type { KeyRing } from './key-ring.js';
@@ -81,9 +82,20 @@ export interface KeyEvent {
   detail: Record<string, unknown>;
 }
 
+/** The name of the lock a replica holds while it rotates ({@link StoreLocks}). */
+export const ROTATION_LOCK = 'openmsi.signing-key-rotation';
+
+/** How long {@link KeyRotator.ensureKeys} and {@link KeyRotator.rotateNow} wait for another replica's rotation. */
+const LOCK_WAIT_MS = 30_000;
+
 /** Options for {@link KeyRotator}. */
 export interface KeyRotatorOptions {
   store: SigningKeyStore;
+  /**
+   * The store's locks: a tick runs only on the replica holding {@link ROTATION_LOCK} (the others skip it), and
+   * `ensureKeys` / `rotateNow` wait for it. Absent, replicas rely on compare-and-set alone.
+   */
+  locks?: StoreLocks;
   masterKey: MasterKey;
   clock: Clock;
   keyRing: KeyRing;
@@ -108,6 +120,8 @@ export interface TickResult {
   created: string[];
   /** Keys removed from the store. */
   purged: number;
+  /** True when another replica held the rotation lock, so this tick did nothing. */
+  skipped: boolean;
 }
 
 /** The outcome of {@link KeyRotator.rotateNow}. */
@@ -137,6 +151,7 @@ export class KeyRotator {
   /** Retired-key retention derived from the policy. */
   readonly retentionMs: number;
   readonly #store: SigningKeyStore;
+  readonly #locks: StoreLocks | undefined;
   readonly #masterKey: MasterKey;
   readonly #clock: Clock;
   readonly #keyRing: KeyRing;
@@ -148,7 +163,7 @@ export class KeyRotator {
   readonly #ticker = new BackgroundInterval();
 
   constructor(options: KeyRotatorOptions) {
-    const { store, masterKey, clock, keyRing, policy, onEvent, onError, newKeyPair } = options ?? ({} as KeyRotatorOptions);
+    const { store, locks, masterKey, clock, keyRing, policy, onEvent, onError, newKeyPair } = options ?? ({} as KeyRotatorOptions);
     if (typeof store?.transition !== 'function') throw new TypeError('KeyRotator needs a SigningKeyStore');
     if (typeof masterKey?.encrypt !== 'function') throw new TypeError('KeyRotator needs a MasterKey');
     if (typeof clock?.now !== 'function') throw new TypeError('KeyRotator needs a clock');
@@ -157,6 +172,7 @@ export class KeyRotator {
     this.policy = resolveRotationPolicy(policy);
     this.retentionMs = retiredKeyRetentionMs(this.policy);
     this.#store = store;
+    this.#locks = locks;
     this.#masterKey = masterKey;
     this.#clock = clock;
     this.#keyRing = keyRing;
@@ -170,7 +186,7 @@ export class KeyRotator {
    * current one is missing; otherwise a fresh current key is created.
    */
   ensureKeys(): Promise<void> {
-    return this.#exclusive(async () => {
+    return this.#exclusive(LOCK_WAIT_MS, async () => {
       let records = await this.#store.list();
       if (currentsNewestFirst(records).length === 0) {
         await this.#establishCurrent(records);
@@ -186,50 +202,54 @@ export class KeyRotator {
    * replicas sharing a store.
    */
   tick(): Promise<TickResult> {
-    return this.#exclusive(async () => {
-      const result: TickResult = { promoted: undefined, created: [], purged: 0 };
-      const now = this.#clock.now();
-      let records = await this.#store.list();
+    return this.#exclusive(
+      0,
+      async () => {
+        const result: TickResult = { promoted: undefined, created: [], purged: 0, skipped: false };
+        const now = this.#clock.now();
+        let records = await this.#store.list();
 
-      // A promotion that stopped halfway (crash between the two transitions) leaves two currents: retire the older.
-      const currents = currentsNewestFirst(records);
-      for (const stale of currents.slice(1)) {
-        const publishUntil = await this.#retire(stale.kid, now);
-        if (publishUntil !== undefined) {
-          await this.#emit({ action: 'keys.rotated', kid: stale.kid, detail: { retired: true, reason: 'superseded', publishUntil } });
-        }
-      }
-      if (currents.length === 0) {
-        const established = await this.#establishCurrent(records);
-        if (established.created) result.created.push(established.kid);
-        else result.promoted = established.kid;
-        records = await this.#store.list();
-      }
-
-      const next = oldestNext(records);
-      if (next === undefined) {
-        result.created.push(await this.#createKey('next'));
-      } else {
-        const current = currentsNewestFirst(records)[0];
-        if (current !== undefined && now - activatedAt(current) >= this.policy.rotationPeriodMs && now - next.createdAt >= this.policy.prepublishMs) {
-          // Only the replica whose compare-and-set wins retires the old key and makes the new next one.
-          if (await this.#store.transition(next.kid, 'next', { state: 'current', activatedAt: now })) {
-            const publishUntil = await this.#retire(current.kid, now);
-            await this.#emit({
-              action: 'keys.rotated',
-              kid: next.kid,
-              detail: { previous: current.kid, manual: false, previousPublishUntil: publishUntil ?? null },
-            });
-            result.promoted = next.kid;
-            result.created.push(await this.#createKey('next'));
+        // A promotion that stopped halfway (crash between the two transitions) leaves two currents: retire the older.
+        const currents = currentsNewestFirst(records);
+        for (const stale of currents.slice(1)) {
+          const publishUntil = await this.#retire(stale.kid, now);
+          if (publishUntil !== undefined) {
+            await this.#emit({ action: 'keys.rotated', kid: stale.kid, detail: { retired: true, reason: 'superseded', publishUntil } });
           }
         }
-      }
+        if (currents.length === 0) {
+          const established = await this.#establishCurrent(records);
+          if (established.created) result.created.push(established.kid);
+          else result.promoted = established.kid;
+          records = await this.#store.list();
+        }
 
-      result.purged = await this.#purge(now, records);
-      await this.#keyRing.refresh();
-      return result;
-    });
+        const next = oldestNext(records);
+        if (next === undefined) {
+          result.created.push(await this.#createKey('next'));
+        } else {
+          const current = currentsNewestFirst(records)[0];
+          if (current !== undefined && now - activatedAt(current) >= this.policy.rotationPeriodMs && now - next.createdAt >= this.policy.prepublishMs) {
+            // Only the replica whose compare-and-set wins retires the old key and makes the new next one.
+            if (await this.#store.transition(next.kid, 'next', { state: 'current', activatedAt: now })) {
+              const publishUntil = await this.#retire(current.kid, now);
+              await this.#emit({
+                action: 'keys.rotated',
+                kid: next.kid,
+                detail: { previous: current.kid, manual: false, previousPublishUntil: publishUntil ?? null },
+              });
+              result.promoted = next.kid;
+              result.created.push(await this.#createKey('next'));
+            }
+          }
+        }
+
+        result.purged = await this.#purge(now, records);
+        await this.#keyRing.refresh();
+        return result;
+      },
+      { promoted: undefined, created: [], purged: 0, skipped: true },
+    );
   }
 
   /**
@@ -240,7 +260,7 @@ export class KeyRotator {
   rotateNow(options: { revokePrevious?: boolean } = {}): Promise<ManualRotationResult> {
     const revokePrevious = options.revokePrevious ?? false;
     if (typeof revokePrevious !== 'boolean') throw new TypeError('rotateNow(): revokePrevious must be a boolean');
-    return this.#exclusive(async () => {
+    return this.#exclusive(LOCK_WAIT_MS, async () => {
       const now = this.#clock.now();
       const records = await this.#store.list();
       const previous = currentsNewestFirst(records)[0];
@@ -342,8 +362,23 @@ export class KeyRotator {
     }
   }
 
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(fn);
+  /**
+   * Runs `fn` after this instance's earlier operations, holding the rotation lock when there are locks. When
+   * another replica holds it for longer than `waitMs`, answers `busy` (a tick: that replica is rotating, and its
+   * change notices reload this key ring), or fails when there is none.
+   */
+  #exclusive<T>(waitMs: number, fn: () => Promise<T>, busy?: T): Promise<T> {
+    const locks = this.#locks;
+    const locked =
+      locks === undefined
+        ? fn
+        : async (): Promise<T> => {
+            const outcome = await locks.exclusive(ROTATION_LOCK, fn, { waitMs });
+            if (outcome.acquired) return outcome.value;
+            if (busy !== undefined) return busy;
+            throw new Error(`another replica held the signing-key rotation lock for ${String(waitMs)} ms; try again`);
+          };
+    const run = this.#tail.then(locked);
     this.#tail = run.then(
       () => undefined,
       () => undefined,

@@ -187,6 +187,9 @@ for (const backend of STORE_BACKENDS)
     });
 
     it('rate-limits failed enrolments per address: 429 with Retry-After, then recovers after the window', async () => {
+      // Counted in fixed windows: start at one's beginning, so Retry-After is the whole window.
+      const windowMs = ENROLMENT_FAILURE_LIMIT.windowSeconds * 1000;
+      clock.advance(windowMs - (clock.now() % windowMs));
       const address = nextAddress();
       const { token } = await joinToken('rate-limited');
       for (let i = 0; i < ENROLMENT_FAILURE_LIMIT.failures; i++)
@@ -311,7 +314,10 @@ for (const backend of STORE_BACKENDS)
         vmId: machine.properties['vmId'],
         identities: [{ type: 'SystemAssigned', objectId: system.objectId, clientId: system.appId, resourceId: grant.hostResourceId }],
         credential: { keyId: grant.keyId, expiresOn: grant.expiresOn },
+        version: description.version,
       });
+      assert.match(description.version ?? '', /^[A-Za-z0-9_-]{22}$/);
+      assert.equal((await self(key, grant.hostResourceId)).json<HostDescription>().version, description.version, 'same state, same version');
       // Attach the user-assigned identity through the generic ARM PUT, as `vm identity assign` does.
       const put = await admin(t, 'PUT', machinePath('described'), {
         location: 'local',
@@ -327,8 +333,80 @@ for (const backend of STORE_BACKENDS)
         resourceId: uami.resource.id,
       });
       assert.equal(withUser.vmId, description.vmId);
+      assert.notEqual(withUser.version, description.version);
       await admin(t, 'PUT', machinePath('described'), { location: 'local', properties: machine.properties, identity: { type: 'SystemAssigned' } });
       assert.equal((await self(key, grant.hostResourceId)).json<HostDescription>().identities.length, 1);
+    });
+
+    it('self long poll: answers at once when behind, on a change (not at the deadline), at the deadline unchanged, and 401 on a revocation', async () => {
+      const { key, grant } = await enrolled('long-polled');
+      const host = grant.hostResourceId;
+      const poll = async (query: string) => call(t, 'GET', `${HOST_API_PATHS.self}?${query}`, { bearer: await hostAssertion(t, key, host) });
+      const current = (await self(key, host)).json<HostDescription>();
+      const version = current.version!;
+
+      // Behind (or an unknown version): the description at once.
+      const behind = await poll('since=stale-version&wait=30');
+      assert.equal(behind.status, 200, behind.body);
+      assert.equal(behind.json<HostDescription>().version, version);
+
+      // Unchanged: the same description once the wait runs out.
+      let started = performance.now();
+      const unchanged = await poll(`since=${version}&wait=1`);
+      assert.equal(unchanged.status, 200, unchanged.body);
+      assert.equal(unchanged.json<HostDescription>().version, version);
+      assert.ok(performance.now() - started >= 900, 'waited for the change that did not come');
+
+      // A change while it waits: answered with the new description, long before the 30 s deadline.
+      const uami = await putUserAssignedIdentity(t.ctx.store, { subscriptionId: t.subscriptionId, resourceGroup: group, name: 'long-polled-uami', clock });
+      const machine = (await t.ctx.store.resources.get(host))!;
+      started = performance.now();
+      const waiting = poll(`since=${version}&wait=30`);
+      const put = await admin(t, 'PUT', machinePath('long-polled'), {
+        location: 'local',
+        properties: machine.properties,
+        identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [uami.resource.id]: {} } },
+      });
+      assert.equal(put.status, 200, put.body);
+      const changed = await waiting;
+      const tookMs = performance.now() - started;
+      assert.equal(changed.status, 200, changed.body);
+      const after = changed.json<HostDescription>();
+      assert.notEqual(after.version, version);
+      assert.deepEqual(
+        after.identities.map((i) => i.objectId),
+        [current.identities[0]!.objectId, uami.principal.objectId],
+      );
+      assert.ok(tookMs < 10_000, `answered on the change, not at the deadline (${tookMs.toFixed(0)} ms)`);
+
+      // The user-assigned identity deleted (its resource and principal): answered too.
+      const deleting = poll(`since=${after.version!}&wait=30`);
+      await t.ctx.store.servicePrincipals.delete(uami.principal.objectId);
+      const afterDelete = await deleting;
+      assert.equal(afterDelete.status, 200, afterDelete.body);
+      assert.equal(afterDelete.json<HostDescription>().identities.length, 1);
+
+      // The credential revoked while it waits: refused at once.
+      const refused = poll(`since=${afterDelete.json<HostDescription>().version!}&wait=30`);
+      await t.ctx.store.hostCredentials.revoke(grant.keyId, clock.now());
+      expectError(await refused, 401, 'HostNotRecognised');
+    });
+
+    it('self long poll: since and wait are checked (400), a wait beyond 30 s is capped', async () => {
+      const { key, grant } = await enrolled('poll-args');
+      const poll = async (query: string) => call(t, 'GET', `${HOST_API_PATHS.self}?${query}`, { bearer: await hostAssertion(t, key, grant.hostResourceId) });
+      for (const query of [
+        'since=a%20b&wait=1',
+        `since=${'a'.repeat(65)}`,
+        'since=abc&wait=-1',
+        'since=abc&wait=1.5',
+        'since=abc&wait=x',
+        'since=abc&wait=1234567',
+      ]) {
+        expectError(await poll(query), 400, 'InvalidRequest');
+      }
+      // wait without since is an ordinary read.
+      assert.equal((await poll('wait=30')).status, 200);
     });
 
     it('host assertions: audience, lifetime, replay, key and issuer are checked', async () => {
