@@ -10,6 +10,7 @@ import * as m0006 from './migrations/0006-vault-keys.js';
 import * as m0007 from './migrations/0007-federated-credentials.js';
 import * as m0008 from './migrations/0008-federation-links.js';
 import * as m0010 from './migrations/0010-users.js';
+import * as m0011 from './migrations/0011-sign-in-codes.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -26,6 +27,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0007-federated-credentials', m0007],
   ['0008-federation-links', m0008],
   ['0010-users', m0010],
+  ['0011-sign-in-codes', m0011],
 ];
 
 /** The newest schema migration this release knows: a store is current when it is the newest one applied. */

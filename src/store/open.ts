@@ -2,6 +2,7 @@ import { createFederatedCredentialStore, createFederationIssuerStore } from './f
 import { createFederationLinkStore } from './federation-link-store.js';
 import { createUserStore } from './user-store.js';
 import { createRefreshTokenStore } from './refresh-token-store.js';
+import { createAuthorizationCodeStore, createDeviceCodeStore } from './sign-in-code-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely, Logger as KyselyLogger } from 'kysely';
 import type { Dialect } from './dialect.js';
@@ -76,6 +77,8 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks)
     federationLinks: createFederationLinkStore(db),
     users: createUserStore(db, hooks),
     refreshTokens: createRefreshTokenStore(db),
+    authorizationCodes: createAuthorizationCodeStore(db),
+    deviceCodes: createDeviceCodeStore(db),
   };
 }
 

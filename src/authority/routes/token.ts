@@ -7,6 +7,8 @@ import { clientCredentialsGrant } from '../grants/client-credentials.js';
 import { MANAGED_IDENTITY_GRANT_TYPE, managedIdentityGrant } from '../grants/managed-identity.js';
 import { passwordGrant } from '../grants/password.js';
 import { refreshTokenGrant } from '../grants/refresh-token.js';
+import { authorizationCodeGrant } from '../grants/authorization-code.js';
+import { adalDeviceCodeGrant, deviceCodeGrant } from '../grants/device-code.js';
 import { OAuthError, correlationIdOf, oauthErrorHandler } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
 import { TOKEN_BODY_LIMIT, parseBasicAuth, parseForm, requireParam, type FormParams } from '../token/form.js';
@@ -15,7 +17,10 @@ import { RefusalAudit } from '../refusal-audit.js';
 import type { Tenant } from '../../store/types.js';
 
 const GRANTS: ReadonlyMap<string, Grant> = new Map(
-  [clientCredentialsGrant, managedIdentityGrant, passwordGrant, refreshTokenGrant].map((g) => [g.grantType, g]),
+  [clientCredentialsGrant, managedIdentityGrant, passwordGrant, refreshTokenGrant, authorizationCodeGrant, deviceCodeGrant, adalDeviceCodeGrant].map((g) => [
+    g.grantType,
+    g,
+  ]),
 );
 
 /**
