@@ -223,6 +223,8 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
           store.replay.purgeExpired(clock.now()),
           store.authFailures.purgeExpired(clock.now()),
           store.joinTokens.purgeExpired(clock.now() - DAY),
+          // Expired refresh tokens (a used or revoked one is kept until then, so a replay is still recognised as one).
+          store.refreshTokens.purgeExpired(clock.now()),
           // Soft-deleted secrets, keys and vaults past their retention go for good, as Key Vault purges them.
           store.secrets.purgeDue(clock.now()),
           store.keys.purgeDue(clock.now()),

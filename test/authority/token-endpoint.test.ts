@@ -318,10 +318,21 @@ acrossBackends('token endpoint', (backend) => {
       });
       it('unsupported grant', async () => {
         expectError(
-          await postForm(v2, { grant_type: 'password', client_id: appId, username: 'u', password: 'p', scope: `${VAULT}/.default` }, t.caPem),
+          await postForm(
+            v2,
+            { grant_type: 'urn:ietf:params:oauth:grant-type:saml2-bearer', client_id: appId, assertion: 'a', scope: `${VAULT}/.default` },
+            t.caPem,
+          ),
           400,
           'unsupported_grant_type',
           70003,
+        );
+        // The password grant is for public clients: an application's client id is refused (users' grants: user-grants.test.ts).
+        expectError(
+          await postForm(v2, { grant_type: 'password', client_id: appId, username: 'u', password: 'p', scope: `${VAULT}/.default` }, t.caPem),
+          400,
+          'unauthorized_client',
+          700016,
         );
       });
       it('scope without /.default, several scopes, and a resource that is not a URI', async () => {

@@ -23,6 +23,8 @@ import { REPO_ROOT as ROOT } from '../support/paths.js';
 const APP = join(ROOT, 'test', 'dev', 'fixtures', 'read-secret-default-credential.mjs');
 const AZ = '/usr/bin/az';
 const SAMPLE = { name: 'sample-secret', value: 'Hello from the openmsi dev vault' };
+/** A user's password that Entra's policy accepts (and that starts with no `-`). */
+const USER_PASSWORD = 'Az-Us3r-Passw0rd!';
 /** The variables that give a process managed identity: the app's environment must have none of them. */
 const MI_VARIABLES = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_POD_IDENTITY_AUTHORITY_HOST'];
 
@@ -81,6 +83,8 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
   /** Every target the harness proxy was asked for, and every refusal with its reason. */
   const asked: string[] = [];
   const refused: string[] = [];
+  /** The dev subscription (from az's managed-identity login). */
+  let devSubscription = '';
 
   /** The CLI as a user runs it, on this data dir, with no proxy or openmsi variables of the test runner. */
   const openmsi = (args: string[]) => runFile(process.execPath, [BUILT_MAIN, '--data-dir', dataDir, ...args], base(), 60_000);
@@ -209,6 +213,7 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
       user: { name: string; type: string; assignedIdentityInfo?: string };
     };
     assert.equal(account.environmentName, 'openmsi-dev');
+    devSubscription = account.id;
     assert.deepEqual(account.user, { name: 'systemAssignedIdentity', type: 'servicePrincipal', assignedIdentityInfo: 'MSI' });
 
     const token = JSON.parse(await azOk(['account', 'get-access-token', '--resource', 'https://vault.azure.net', '-o', 'json'])) as {
@@ -319,6 +324,78 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
       out.log.filter((l) => /identity/.test(l)).join('\n'),
     );
     assert.ok(out.log.some((l) => l.includes(`AzureCliCredential => getToken() => Using the scope https://vault.localhost:${String(port)}/.default`)));
+  });
+
+  it('az login -u UPN -p PW as a user with a vault role only (--allow-no-subscriptions): account show, get-access-token, az rest, then DefaultAzureCredential through AzureCliCredential', async (ctx) => {
+    const vaultId = `/subscriptions/${devSubscription}/resourceGroups/dev/providers/Microsoft.KeyVault/vaults/dev`;
+    const domains = await openmsi(['ad', 'domain', 'list', '--query', '[?isDefault].id', '-o', 'tsv']);
+    assert.equal(domains.code, 0, domains.stderr);
+    const upn = `ada@${domains.stdout.trim()}`;
+    const created = await openmsi(['ad', 'user', 'create', '--display-name', 'Ada Lovelace', '--user-principal-name', upn, `--password=${USER_PASSWORD}`]);
+    assert.equal(created.code, 0, created.stderr);
+    const user = JSON.parse(created.stdout) as { id: string; userPrincipalName: string };
+    assert.equal(user.userPrincipalName, upn);
+    const role = await openmsi(['role', 'assignment', 'create', '--assignee', upn, '--role', 'Key Vault Secrets User', '--scope', vaultId]);
+    assert.equal(role.code, 0, role.stderr);
+
+    // Wrong password first: Entra's AADSTS50126, and az logged in as nobody new.
+    const wrong = await az(['login', '-u', upn, '-p=Wr0ng-Passw0rd!', '--allow-no-subscriptions', '-o', 'none']);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /AADSTS50126/, wrong.stderr);
+
+    await azOk(['login', '-u', upn, `-p=${USER_PASSWORD}`, '--allow-no-subscriptions', '-o', 'none']);
+    ctx.diagnostic(`az login -u ${upn} -p <password> --allow-no-subscriptions`);
+    const account = JSON.parse(await azOk(['account', 'show', '-o', 'json'])) as { tenantId: string; user: { name: string; type: string } };
+    assert.deepEqual(account.user, { name: upn, type: 'user' });
+
+    const token = JSON.parse(await azOk(['account', 'get-access-token', '--resource', 'https://vault.azure.net', '-o', 'json'])) as { accessToken: string };
+    const c = claims(token.accessToken);
+    assert.equal(c['aud'], 'https://vault.azure.net');
+    assert.equal(c['oid'], user.id);
+    assert.equal(c['idtyp'], 'user');
+    assert.equal(c['upn'], upn);
+    assert.equal(c['tid'], account.tenantId);
+
+    const url = `${devEnv['AZURE_KEYVAULT_URL']!.replace(/\/$/, '')}/secrets/${SAMPLE.name}?api-version=7.4`;
+    const secret = JSON.parse(await azOk(['rest', '--method', 'get', '--url', url, '--resource', 'https://vault.azure.net', '-o', 'json'])) as {
+      value: string;
+    };
+    assert.equal(secret.value, SAMPLE.value);
+
+    const run = await runFile(process.execPath, [APP, SAMPLE.name], appEnv());
+    const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { value?: string; error?: string; log: string[] };
+    assert.equal(out.value, SAMPLE.value, `${out.error ?? ''}\n${run.stderr}`);
+    assert.ok(out.log.some((l) => /Result for AzureCliCredential: SUCCESS/.test(l)));
+  });
+
+  it('az login -u -p without --allow-no-subscriptions for a user with a role on the subscription; without a vault role the app gets 403 ForbiddenByRbac', async () => {
+    const domain = (await openmsi(['ad', 'domain', 'list', '--query', '[?isDefault].id', '-o', 'tsv'])).stdout.trim();
+    const upn = `bob@${domain}`;
+    assert.equal((await openmsi(['ad', 'user', 'create', '--display-name', 'Bob', '--user-principal-name', upn, `--password=${USER_PASSWORD}`])).code, 0);
+    const role = await openmsi(['role', 'assignment', 'create', '--assignee', upn, '--role', 'Reader', '--scope', `/subscriptions/${devSubscription}`]);
+    assert.equal(role.code, 0, role.stderr);
+    await azOk(['login', '-u', upn, `-p=${USER_PASSWORD}`, '-o', 'none']);
+    const account = JSON.parse(await azOk(['account', 'show', '-o', 'json'])) as { id: string; name: string; user: { name: string; type: string } };
+    assert.deepEqual(account.user, { name: upn, type: 'user' });
+    assert.notEqual(account.name, 'N/A(tenant level account)');
+
+    const run = await runFile(process.execPath, [APP, SAMPLE.name], appEnv());
+    const out = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { value?: string; error?: string };
+    assert.equal(out.value, undefined);
+    assert.match(out.error ?? '', /ForbiddenByRbac|not authorized/i, out.error);
+    // az rest says the same, with the vault's code.
+    const url = `${devEnv['AZURE_KEYVAULT_URL']!.replace(/\/$/, '')}/secrets/${SAMPLE.name}?api-version=7.4`;
+    const denied = await az(['rest', '--method', 'get', '--url', url, '--resource', 'https://vault.azure.net']);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /ForbiddenByRbac/, denied.stderr);
+  });
+
+  it("a deleted user's az session is over: its refresh token is refused", async () => {
+    const domain = (await openmsi(['ad', 'domain', 'list', '--query', '[?isDefault].id', '-o', 'tsv'])).stdout.trim();
+    assert.equal((await openmsi(['ad', 'user', 'delete', '--id', `bob@${domain}`])).code, 0);
+    const result = await az(['account', 'get-access-token', '--resource', 'https://storage.azure.com', '-o', 'json']);
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /AADSTS50173|revoked/, result.stderr);
   });
 
   it('nothing az or the app asked for left the machine: the only refusals are IMDS (169.254.169.254:80)', (ctx) => {

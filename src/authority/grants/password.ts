@@ -17,9 +17,13 @@ export function publicClientOf(request: TokenRequest): string {
   return clientId;
 }
 
+/** Password checks in flight, per authority (tests run several in one process) and key. */
+const checks = new WeakMap<AuthorityContext, Map<string, Promise<unknown>>>();
+
 /** Runs `fn` after every earlier call with the same key has settled: one password check at a time per (user, source). */
-const inFlight = new Map<string, Promise<unknown>>();
-async function oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+async function oneAtATime<T>(ctx: AuthorityContext, key: string, fn: () => Promise<T>): Promise<T> {
+  let inFlight = checks.get(ctx);
+  if (inFlight === undefined) checks.set(ctx, (inFlight = new Map<string, Promise<unknown>>()));
   const previous = inFlight.get(key) ?? Promise.resolve();
   const run = previous.then(fn, fn);
   const settled = run.then(
@@ -84,7 +88,7 @@ export async function authenticatePassword(
   const found = username.length <= 256 ? await ctx.store.users.getByUserPrincipalName(username) : undefined;
   const user = found?.tenantId.toLowerCase() === tenant.id.toLowerCase() ? found : undefined;
   const subject: ThrottleSubject = user === undefined ? { source } : { source, client: `user:${user.objectId}@${sourceKey(source)}` };
-  const verified = await oneAtATime(subject.client ?? `source:${sourceKey(source)}`, async () => {
+  const verified = await oneAtATime(ctx, subject.client ?? `source:${sourceKey(source)}`, async () => {
     await ctx.authThrottle.refresh(subject);
     checkLock(ctx, subject);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()));

@@ -4,6 +4,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { registerTestApplication, startTestAuthority, type TestAuthority } from '../../support/authority.js';
 import { createTokenVerifier, remoteJwks } from '../../../src/shared/token-verifier.js';
+import { createUser } from '../../../src/directory/users.js';
 
 const run = promisify(execFile);
 const FIXTURE = new URL('./fixtures/python_identity_client.py', import.meta.url).pathname;
@@ -74,6 +75,33 @@ describe(
       assert.equal(claims.appid, appId);
       assert.equal(claims.appidacr, '1');
       assert.ok(result!.expiresOn * 1000 > Date.now() + 50 * 60 * 1000);
+    });
+
+    // On the `adfs` alias: for a tenant id, MSAL Python 1.21 first asks `https://{host}/common/userrealm/...`
+    // with the authority's port dropped (it dials localhost:443), so only an authority on port 443 would do.
+    it('UsernamePasswordCredential (MSAL Python, the password grant) gets a user token on the adfs alias', async () => {
+      const user = await createUser(t.ctx.store, {
+        tenantId: t.tenantId,
+        displayName: 'Python User',
+        userPrincipalName: `py@${(await t.ctx.store.tenants.get(t.tenantId))!.defaultDomain}`,
+        password: 'Pyth0n-Passw0rd!',
+        clock: t.ctx.clock,
+      });
+      for (const tenantId of ['adfs']) {
+        const [result] = await runClient({
+          kind: 'userpass',
+          authorityHost: t.url,
+          tenantId,
+          clientId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+          username: user.userPrincipalName,
+          password: 'Pyth0n-Passw0rd!',
+          scopes: ['https://vault.azure.net/.default'],
+        });
+        const claims = await verify(result!.token, 'https://vault.azure.net');
+        assert.equal(claims.oid, user.objectId, tenantId);
+        assert.equal(claims.idtyp, 'user');
+        assert.equal(claims['upn'], user.userPrincipalName);
+      }
     });
 
     it('CertificateCredential (MSAL Python: RS256 + x5t assertions) gets a token', async () => {
