@@ -97,6 +97,9 @@ export function signInRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext
       .send(messagePage('Sign in failed', error.description));
   });
 
+  /** The origin this request came to: a page's own posts carry it as `Origin`. */
+  const pageOrigin = (request: FastifyRequest) => `${request.protocol}://${request.headers.host ?? ''}`;
+  /** The origin to advertise (the device-login URL): the name the client used when it is one of ours. */
   const ownOrigin = (request: FastifyRequest) => ctx.urls.forHost(request.headers.host).origin;
   const html = { config: { html: true } satisfies HtmlConfig };
 
@@ -157,7 +160,7 @@ export function signInRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext
 
   const authorizePost = async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
     const form = formOf(request);
-    const pending = openTicket<PendingAuthorization>(ctx.masterKey, request, form, 'authorize', ctx.clock.now(), ownOrigin(request));
+    const pending = openTicket<PendingAuthorization>(ctx.masterKey, request, form, 'authorize', ctx.clock.now(), pageOrigin(request));
     const tenant = await resolveTenant(ctx, pending.tenantId, { forGrant: true });
     const user = await signIn(request, tenant, form, 'authorization_code');
     if (!(user instanceof OAuthError)) {
@@ -277,7 +280,7 @@ export function signInRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext
 
   app.post('/devicelogin', { ...html, bodyLimit: TOKEN_BODY_LIMIT }, async (request, reply) => {
     const form = formOf(request);
-    openTicket(ctx.masterKey, request, form, 'devicelogin', ctx.clock.now(), ownOrigin(request));
+    openTicket(ctx.masterKey, request, form, 'devicelogin', ctx.clock.now(), pageOrigin(request));
     const typed = form['user_code'] ?? '';
     // Wrong codes count as failed authentications of the source: guessing codes locks the guesser out.
     await ctx.authThrottle.refresh({ source: request.ip });
