@@ -191,7 +191,7 @@ describe('interactive sign-in: az login (browser, device code) and @azure/identi
       'the device code',
     );
     assert.equal(verification, `https://localhost:${String(port)}/devicelogin`);
-    const message = await approveDeviceCode(browser, verification!, code!, { name: upn, password: PASSWORD });
+    const message = await approveDeviceCode(browser, verification, code!, { name: upn, password: PASSWORD });
     assert.match(message, /You have signed in/);
     assert.equal(await login.done, 0, login.output());
     ctx.diagnostic('az login --use-device-code');

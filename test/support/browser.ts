@@ -29,7 +29,9 @@ export async function signInWithBrowser(browser: Browser, url: string, user: { n
   try {
     await Promise.all([page.waitForURL((u) => u.origin === redirectOrigin, { timeout: 30_000 }), page.click('#submit')]);
   } catch (err) {
-    throw new Error(`sign-in did not reach ${redirectOrigin}: ${(err as Error).message}\npage: ${await page.innerText('body').catch(() => '?')}`);
+    throw new Error(`sign-in did not reach ${redirectOrigin}: ${(err as Error).message}\npage: ${await page.innerText('body').catch(() => '?')}`, {
+      cause: err,
+    });
   }
   return page;
 }

@@ -7,7 +7,7 @@ import { issueUserTokens } from './user-tokens.js';
 import { SignInErrors } from '../sign-in/errors.js';
 import { codeHash } from '../sign-in/codes.js';
 
-/** RFC 8628's grant type (MSAL); ADAL's v1 `device_code` sends the device code as `code`. */
+/** RFC 8628's grant type (MSAL Python). */
 export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 
 async function redeemDeviceCode(ctx: AuthorityContext, request: TokenRequest, deviceCode: string): ReturnType<Grant['handle']> {
@@ -45,8 +45,8 @@ export const deviceCodeGrant: Grant = {
   handle: (ctx, request) => redeemDeviceCode(ctx, request, requireParam(request.params, 'device_code')),
 };
 
-/** ADAL's v1 spelling of the same grant. */
+/** The short spelling of the same grant: MSAL JS/Node send it with `device_code`, ADAL (v1) with `code`. */
 export const adalDeviceCodeGrant: Grant = {
   grantType: 'device_code',
-  handle: (ctx, request) => redeemDeviceCode(ctx, request, requireParam(request.params, 'code')),
+  handle: (ctx, request) => redeemDeviceCode(ctx, request, request.params['device_code'] ?? requireParam(request.params, 'code')),
 };
