@@ -221,7 +221,7 @@ void describe('sign-in flows: authorization code with PKCE, device code', () => 
     const ok = await post(
       '/adfs/oauth2/v2.0/authorize',
       { ticket, csrf_token: csrf, username: upn, password: PASSWORD },
-      { cookie: `openmsi_signin=${cookie}`, origin: t.url },
+      { cookie: `openmsi_signin=${cookie}`, origin: 'http://localhost:80', 'sec-fetch-site': 'same-origin' },
     );
     assert.equal(ok.statusCode, 302, ok.body);
   });
