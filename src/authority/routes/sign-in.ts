@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthorityContext } from '../context.js';
 import { OAuthError, oauthErrorHandler, toOAuthError } from '../../shared/oauth-error.js';
-import { TOKEN_BODY_LIMIT, parseForm, requireParam, type FormParams } from '../token/form.js';
+import { TOKEN_BODY_LIMIT, acceptFormsOnly, requireParam, type FormParams } from '../token/form.js';
 import { delegatedScope } from '../token/user-scope.js';
 import { resolveTenant } from './tenant.js';
 import { RefusalAudit } from '../refusal-audit.js';
@@ -66,14 +66,7 @@ export function signInRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext
     await refusals.close();
   });
 
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: TOKEN_BODY_LIMIT }, (_req, body, done) => {
-    try {
-      done(null, parseForm(body as string));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  acceptFormsOnly(app);
 
   const jsonErrors = oauthErrorHandler({
     clock: ctx.clock,

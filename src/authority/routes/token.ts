@@ -11,7 +11,7 @@ import { authorizationCodeGrant } from '../grants/authorization-code.js';
 import { adalDeviceCodeGrant, deviceCodeGrant } from '../grants/device-code.js';
 import { OAuthError, correlationIdOf, oauthErrorHandler } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
-import { TOKEN_BODY_LIMIT, parseBasicAuth, parseForm, requireParam, type FormParams } from '../token/form.js';
+import { TOKEN_BODY_LIMIT, acceptFormsOnly, parseBasicAuth, requireParam, type FormParams } from '../token/form.js';
 import { resolveTenant } from './tenant.js';
 import { RefusalAudit } from '../refusal-audit.js';
 import type { Tenant } from '../../store/types.js';
@@ -52,14 +52,7 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
   });
 
   // Token endpoints take forms only; a JSON body is refused rather than half-understood.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: TOKEN_BODY_LIMIT }, (_req, body, done) => {
-    try {
-      done(null, parseForm(body as string));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  acceptFormsOnly(app);
 
   // Entra names every token response with these, and support cases are traced by them.
   app.addHook('onSend', async (request, reply) => {
