@@ -9,6 +9,7 @@
 //
 //   npm run bench:agent                         # 3 alternating rounds of 10 s per side, 32 connections
 //   BENCH_DURATION=20 BENCH_CONNECTIONS=64 node bench/agent-token.mjs
+//   BENCH_CPU_PROF=/tmp/prof npm run bench:agent   # the agent writes a V8 CPU profile there when it stops
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -16,7 +17,7 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, medianRound, pinned, waitFor, withCpuPerRequest, stopChildren } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -76,7 +77,9 @@ try {
   const join_ = openmsi(dataDir, ['host', 'join-token', 'create', '-g', 'bench-rg', '-n', 'bench-host']);
   const agentPort = await freePort();
   // The rate limit is a safety valve, not what is measured: raise it far above the offered load.
+  const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`];
   const [gcmd, gargs] = pinned(0, process.execPath, [
+    ...profile,
     cli,
     'agent',
     '--join-token',
@@ -114,22 +117,12 @@ try {
   load(bareUrl);
   // Alternating rounds, so that load from anything else on the machine hits both sides alike; medians reported.
   // CPU time each server spends (utime + stime from /proc), per request served: robust to a busy machine.
-  const cpuMs = (pid) => {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-    } catch {
-      return NaN;
-    }
-  };
-  const measured = (pid, run) => {
-    const before = cpuMs(pid);
-    const result = run();
-    return { ...result, cpuMicrosPerRequest: Number((((cpuMs(pid) - before) * 1000) / result.total).toFixed(1)) };
-  };
   const rounds = [];
   for (let i = 0; i < roundCount; i++)
-    rounds.push({ cached: measured(agent.pid, () => load(agentUrl, { Metadata: 'true' })), bare: measured(baseline.pid, () => load(bareUrl)) });
+    rounds.push({
+      cached: withCpuPerRequest(agent.pid, () => load(agentUrl, { Metadata: 'true' })),
+      bare: withCpuPerRequest(baseline.pid, () => load(bareUrl)),
+    });
   const pick = (side) => medianRound(rounds, side);
   const cached = pick('cached');
   const bare = pick('bare');
@@ -152,7 +145,7 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  for (const child of children) child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 500));
+  // Each is waited for (bounded): a server writes its CPU profile (BENCH_CPU_PROF) as it stops.
+  await stopChildren(children);
   for (const dir of [dataDir, agentDir]) if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 }

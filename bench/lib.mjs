@@ -1,6 +1,7 @@
 // Shared by the benchmarks: CPU pinning (servers on CPU 0, the load generator on CPU 1, when `taskset`
 // exists) and a free loopback port.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +37,20 @@ const autocannon = new URL('../node_modules/autocannon/autocannon.js', import.me
  */
 export function autocannonRun(url, args, env = {}) {
   const [cmd, argv] = pinned(1, process.execPath, [autocannon, '--json', ...args, url]);
-  const result = JSON.parse(execFileSync(cmd, argv, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }));
+  return summary(JSON.parse(execFileSync(cmd, argv, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })));
+}
+
+/**
+ * One run of `bench/grant-load.mjs` (autocannon's API, a body built per request: a fresh host assertion each) from
+ * its own process on CPU 1, summarised as {@link autocannonRun}'s.
+ */
+export function grantLoadRun(spec, env = {}) {
+  const script = new URL('./grant-load.mjs', import.meta.url).pathname;
+  const [cmd, argv] = pinned(1, process.execPath, [script, JSON.stringify(spec)]);
+  return summary(JSON.parse(execFileSync(cmd, argv, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })));
+}
+
+function summary(result) {
   return {
     requestsPerSecond: Math.round(result.requests.average),
     p50ms: result.latency.p50,
@@ -59,6 +73,32 @@ export async function waitFor(check, what, timeoutMs = 60_000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** CPU time (utime + stime, ms) process `pid` has used, from /proc; NaN where there is none. */
+export function cpuMillis(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** `run()`'s result (an autocannon summary) with the CPU µs process `pid` spent per request served during it. */
+export function withCpuPerRequest(pid, run) {
+  const before = cpuMillis(pid);
+  const result = run();
+  return { ...result, cpuMicrosPerRequest: Number((((cpuMillis(pid) - before) * 1000) / result.total).toFixed(1)) };
+}
+
+/** Sends SIGTERM to each child process and waits (at most 10 s) for all to exit. */
+export async function stopChildren(children) {
+  const exited = children.map((child) =>
+    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r)),
+  );
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
 }
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

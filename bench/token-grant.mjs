@@ -1,22 +1,28 @@
 #!/usr/bin/env node
-// client_credentials grants per second on loopback, with a bare fastify fixed-body HTTPS route as the
-// baseline in the same run. Server and load generator are separate processes; when `taskset` exists the
-// servers are pinned to CPU 0 and autocannon to CPU 1 so they do not fight for one core.
+// Token grants per second on loopback, side by side in one run: client_credentials (client_secret), the
+// agent's managed-identity grant (a fresh ES256 host assertion per request: the agent's cache-miss path),
+// the RS256 signing floor (node:crypto one-shot signatures on the authority's core), and a bare fastify
+// fixed-body HTTPS route. Server and load generator are separate processes; when `taskset` exists the
+// servers (and the floor) are pinned to CPU 0 and the load generator to CPU 1 so they do not fight for one core.
+// Both grants are driven by the same generator (bench/grant-load.mjs). Alternating rounds; medians reported.
 //
-//   npm run bench                      # 10 s per target, 32 keep-alive connections
-//   BENCH_DURATION=20 BENCH_CONNECTIONS=64 npm run bench
+//   npm run bench                      # 3 rounds of 10 s per target, 32 keep-alive connections
+//   BENCH_DURATION=20 BENCH_CONNECTIONS=64 BENCH_ROUNDS=5 npm run bench
 //   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench   # PostgreSQL store
+//   BENCH_CPU_PROF=/tmp/prof npm run bench   # the authority writes a V8 CPU profile there when it stops
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, pinned } from './lib.mjs';
+import { autocannonRun, freePort, grantLoadRun, hasTaskset, median, medianRound, pinned, waitFor, withCpuPerRequest, stopChildren } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
 const duration = Number(process.env.BENCH_DURATION ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const roundCount = Number(process.env.BENCH_ROUNDS ?? 3);
+const cpuProfDir = process.env.BENCH_CPU_PROF;
 // Optional: a PostgreSQL server URL; the run creates (and drops) a fresh database on it.
 const pgServer = process.env.BENCH_POSTGRES_URL;
 
@@ -48,6 +54,7 @@ async function load(url, body, caPath) {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-'));
 const children = [];
+const dirs = [dataDir];
 let store;
 let dropDatabase = async () => {};
 try {
@@ -74,7 +81,8 @@ try {
   openmsi(dataDir, ['init', '--port', String(port), ...(store ? ['--store', store] : [])], env);
   const caPath = join(dataDir, 'ca/ca.pem');
 
-  const [acmd, aargs] = pinned(0, process.execPath, [cli, '--data-dir', dataDir, 'authority']);
+  const profile = cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`];
+  const [acmd, aargs] = pinned(0, process.execPath, [...profile, cli, '--data-dir', dataDir, 'authority']);
   const authority = spawn(acmd, aargs, { env: { ...process.env, ...env, OPENMSI_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(authority);
   // At warn level the readiness line is not printed; poll the discovery document instead.
@@ -97,27 +105,96 @@ try {
   children.push(baseline);
   await waitForLine(baseline, /listening/);
 
-  // Warm up both (JIT, TLS session set-up), then measure.
-  await load(tokenUrl, body, caPath).catch(() => undefined);
-  const grant = await load(tokenUrl, body, caPath);
-  const bare = await load(`https://localhost:${basePort}/token`, body, caPath);
+  // A host enrolled by the real agent (join token), which is then stopped: the bench signs the host's
+  // assertions itself with the key the agent made, as the agent does on each cache miss.
+  const agentDir = mkdtempSync(join(tmpdir(), 'openmsi-bench-agent-'));
+  dirs.push(agentDir);
+  openmsi(dataDir, ['group', 'create', '-n', 'bench-rg', '-l', 'local'], env);
+  const joinToken = openmsi(dataDir, ['host', 'join-token', 'create', '-g', 'bench-rg', '-n', 'bench-host'], env);
+  const agentPort = await freePort();
+  const agent = spawn(
+    process.execPath,
+    [cli, 'agent', '--join-token', joinToken.token, '--authority', config.publicUrl, '--ca-file', caPath, '--data-dir', agentDir, '--port', String(agentPort)],
+    { env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  children.push(agent);
+  await waitFor(() => existsSync(join(agentDir, 'host-credential.json')), 'the host enrolment');
+  agent.kill('SIGTERM');
+  const record = JSON.parse(readFileSync(join(agentDir, 'host-credential.json'), 'utf8'));
+  const privateJwk = JSON.parse(readFileSync(join(agentDir, `host-key-${record.keyId.replace(/[^A-Za-z0-9-]/g, '_')}.jwk`), 'utf8'));
+  const managedIdentity = {
+    privateJwk,
+    keyId: record.keyId,
+    hostResourceId: record.hostResourceId,
+    audience: record.tokenEndpoint,
+    form: {
+      grant_type: 'urn:openmsi:params:oauth:grant-type:managed-identity',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      resource: 'https://vault.azure.net',
+    },
+  };
+
+  const ca = { NODE_EXTRA_CA_CERTS: caPath };
+  // The authority's CPU per grant (from /proc) too: on a busy machine, CPU per grant against CPU per signature is
+  // the steadier ratio.
+  const grants = (spec) => withCpuPerRequest(authority.pid, () => grantLoadRun({ connections, duration, ...spec }, ca));
+  const floor = () => {
+    const [fcmd, fargs] = pinned(0, process.execPath, [join(root, 'bench/rs256-sign.mjs'), '--floor', String(Math.min(duration, 5))]);
+    return JSON.parse(execFileSync(fcmd, fargs, { encoding: 'utf8' }));
+  };
+  // Warm up (JIT, TLS session set-up), then alternate, so load from anything else hits every side alike.
+  grants({ url: tokenUrl, body, duration: 3 });
+  grants({ url: record.tokenEndpoint, hostAssertion: managedIdentity, duration: 3 });
+  const rounds = [];
+  for (let i = 0; i < roundCount; i++) {
+    rounds.push({
+      floor: floor(),
+      clientCredentials: grants({ url: tokenUrl, body }),
+      managedIdentity: grants({ url: record.tokenEndpoint, hostAssertion: managedIdentity }),
+      bare: await load(`https://localhost:${basePort}/token`, body, caPath),
+    });
+  }
+  const ratio = (a, b) => Number((a / b).toFixed(3));
+  const grant = medianRound(rounds, 'clientCredentials');
+  const mi = medianRound(rounds, 'managedIdentity');
+  const bare = medianRound(rounds, 'bare');
+  const signatures = rounds.map((r) => r.floor.signaturesPerSecond);
+  const floorRate = median(signatures);
+  const floorCpu = median(rounds.map((r) => r.floor.cpuMicrosPerSignature));
+  const os = await import('node:os');
   const report = {
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version, pinned: hasTaskset },
-    settings: { durationSeconds: duration, connections, keepAlive: true, store: store ? 'postgres' : 'sqlite' },
+    machine: { cpus: os.cpus().length, node: process.version, pinned: hasTaskset, loadAverage: os.loadavg() },
+    settings: { durationSeconds: duration, rounds: roundCount, connections, keepAlive: true, store: store ? 'postgres' : 'sqlite' },
     clientCredentialsGrant: grant,
+    managedIdentityGrant: mi,
+    rs256SigningFloor: { signaturesPerSecond: floorRate, cpuMicrosPerSignature: floorCpu, rounds: rounds.map((r) => r.floor) },
     bareFastifyBaseline: bare,
-    ratio: Number((grant.requestsPerSecond / bare.requestsPerSecond).toFixed(3)),
+    // Issue 19's goals: client_credentials ≥ 0.6 of the signing floor; managed identity ≥ 0.8 of client_credentials.
+    clientCredentialsToFloor: ratio(grant.requestsPerSecond, floorRate),
+    managedIdentityToClientCredentials: ratio(mi.requestsPerSecond, grant.requestsPerSecond),
+    // The same ratios from CPU time per operation (signature, grant) on the authority's core.
+    cpu: {
+      clientCredentialsToFloor: ratio(floorCpu, grant.cpuMicrosPerRequest),
+      managedIdentityToClientCredentials: ratio(grant.cpuMicrosPerRequest, mi.cpuMicrosPerRequest),
+    },
+    roundRatios: rounds.map((r) => ({
+      clientCredentialsToFloor: ratio(r.clientCredentials.requestsPerSecond, r.floor.signaturesPerSecond),
+      managedIdentityToClientCredentials: ratio(r.managedIdentity.requestsPerSecond, r.clientCredentials.requestsPerSecond),
+      cpuClientCredentialsToFloor: ratio(r.floor.cpuMicrosPerSignature, r.clientCredentials.cpuMicrosPerRequest),
+      cpuManagedIdentityToClientCredentials: ratio(r.clientCredentials.cpuMicrosPerRequest, r.managedIdentity.cpuMicrosPerRequest),
+    })),
+    clientCredentialsToBareFastify: ratio(grant.requestsPerSecond, bare.requestsPerSecond),
   };
   process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-  if (grant.non2xx > 0 || grant.errors > 0) {
+  if (grant.non2xx > 0 || grant.errors > 0 || mi.non2xx > 0 || mi.errors > 0) {
     process.stderr.write('the grant benchmark saw failed requests\n');
     process.exitCode = 1;
   }
 } finally {
-  for (const child of children) child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 500));
+  // Each is waited for (bounded): a server writes its CPU profile (BENCH_CPU_PROF) as it stops.
+  await stopChildren(children);
   await dropDatabase();
-  if (existsSync(dataDir)) rmSync(dataDir, { recursive: true, force: true });
+  for (const dir of dirs) if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 }
 
 async function waitUntilUp(url, caPath) {

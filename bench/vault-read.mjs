@@ -7,12 +7,13 @@
 //
 //   npm run bench:vault                         # 3 alternating rounds of 10 s per side, 32 connections
 //   BENCH_DURATION=20 BENCH_CONNECTIONS=64 node bench/vault-read.mjs
+//   BENCH_CPU_PROF=/tmp/prof npm run bench:vault   # the server writes a V8 CPU profile there when it stops
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannonRun, freePort, hasTaskset, httpsCall, openmsiJson, medianRound, pinned, waitFor } from './lib.mjs';
+import { autocannonRun, freePort, hasTaskset, httpsCall, openmsiJson, medianRound, pinned, waitFor, stopChildren } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/main.js');
@@ -28,7 +29,8 @@ try {
   const caPath = join(dataDir, 'ca/ca.pem');
   const ca = readFileSync(caPath, 'utf8');
   const config = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8'));
-  const [scmd, sargs] = pinned(0, process.execPath, [cli, '--data-dir', dataDir, 'server']);
+  const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`];
+  const [scmd, sargs] = pinned(0, process.execPath, [...profile, cli, '--data-dir', dataDir, 'server']);
   const server = spawn(scmd, sargs, { env: { ...process.env, OPENMSI_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(server);
   const authority = `localhost:${port}`;
@@ -99,7 +101,7 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  for (const child of children) child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 500));
+  // Each is waited for (bounded): a server writes its CPU profile (BENCH_CPU_PROF) as it stops.
+  await stopChildren(children);
   if (existsSync(dataDir)) rmSync(dataDir, { recursive: true, force: true });
 }

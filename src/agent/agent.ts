@@ -18,7 +18,15 @@ import { ProcCallerResolver } from './caller.js';
 import { SessionRegistry } from './sessions.js';
 import { createControlApi, hostIdentityCheck, loadOrCreateControlSecret, type ControlApi } from './control.js';
 import { AuthorityClient, UpstreamError, type GrantSelector, type HostSigningKey } from './upstream.js';
-import { enrolHost, HostCredentialKeeper, loadHostCredential, machineSecret, refuseJoinTokenForEnrolledDir, type HostCredential } from './host-credential.js';
+import {
+  authorityUrlsOf,
+  enrolHost,
+  HostCredentialKeeper,
+  loadHostCredential,
+  machineSecret,
+  refuseJoinTokenForEnrolledDir,
+  type HostCredential,
+} from './host-credential.js';
 import { HostIdentities } from './identities.js';
 import { FederationAssertions } from './federation/assertions.js';
 import { UpstreamExchange } from './federation/exchange.js';
@@ -37,6 +45,16 @@ export interface AgentOptions {
   dataDir: string;
   /** The authority origin; required for the first start, else taken from the saved credential. */
   authorityUrl?: string;
+  /**
+   * Several authorities (replicas of one installation; `--authority`, repeatable), in order of preference: the
+   * agent uses the first that serves, fails over on connection errors and 5xx, and goes back when a more
+   * preferred one is ready again (authority-pool.ts). Takes precedence over {@link authorityUrl}; absent, the
+   * authorities saved at enrolment.
+   */
+  authorityUrls?: string[];
+  /** Backoff of the readiness probes of a more preferred authority (default {@link AGENT_DEFAULTS}.authorityProbeMinMs/MaxMs). */
+  authorityProbeMinMs?: number;
+  authorityProbeMaxMs?: number;
   /** PEM file of the authority's CA; else the one saved at enrolment, else the system roots. */
   caFile?: string;
   /** Enrols the host on first start. Ignored (with a log line) when a credential is already saved. */
@@ -115,10 +133,27 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   const retryMaxMs = options.retryMaxMs ?? AGENT_DEFAULTS.retryMaxMs;
 
   let saved = await loadHostCredential(dataDir);
-  const authorityUrl = options.authorityUrl ?? saved?.record.authorityUrl;
-  if (authorityUrl === undefined) throw new Error(`no host credential in ${dataDir}: the first start needs --authority URL and --join-token TOKEN`);
+  const given = options.authorityUrls ?? (options.authorityUrl === undefined ? [] : [options.authorityUrl]);
+  const authorityUrls = given.length > 0 ? given : saved === undefined ? [] : authorityUrlsOf(saved.record);
+  if (authorityUrls.length === 0) throw new Error(`no host credential in ${dataDir}: the first start needs --authority URL and --join-token TOKEN`);
   const caFile = options.caFile === undefined ? saved?.record.caFile : resolvePath(options.caFile);
-  const upstream = new AuthorityClient({ authorityUrl, ...(caFile === undefined ? {} : { caPem: readFileSync(caFile, 'utf8') }), clock, timeoutMs });
+  const metrics = options.metrics === undefined ? undefined : new AgentMetrics({ authorities: [...new Set(authorityUrls.map((url) => new URL(url).origin))] });
+  const upstream = new AuthorityClient({
+    authorityUrls,
+    ...(caFile === undefined ? {} : { caPem: readFileSync(caFile, 'utf8') }),
+    clock,
+    timeoutMs,
+    random,
+    ...(options.authorityProbeMinMs === undefined ? {} : { probeMinMs: options.authorityProbeMinMs }),
+    ...(options.authorityProbeMaxMs === undefined ? {} : { probeMaxMs: options.authorityProbeMaxMs }),
+    onSwitch: (event) => {
+      metrics?.authoritySwitch(event.reason, event.to.index);
+      if (event.reason === 'failover')
+        logger.warn({ from: event.from.origin, to: event.to.origin }, 'the authority in use failed (connection error or 5xx): failed over to the next');
+      else logger.info({ from: event.from.origin, to: event.to.origin }, 'a more preferred authority is ready again: using it');
+    },
+  });
+  if (upstream.pool.endpoints.length > 1) logger.info({ authorities: upstream.origins }, 'authorities, in order of preference');
   if (saved === undefined) {
     if (options.joinToken === undefined) throw new Error(`no host credential in ${dataDir}: the first start needs --join-token TOKEN`);
     saved = await enrolHost({ dataDir, upstream, joinToken: options.joinToken, ...(caFile === undefined ? {} : { caFile }) });
@@ -237,7 +272,6 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
 
   const guard = new RequestGuard({ ...(options.allowedPeers === undefined ? {} : { allowedPeers: options.allowedPeers }) });
   const secret = machineSecret(dataDir);
-  const metrics = options.metrics === undefined ? undefined : new AgentMetrics();
   const ctx: SurfaceContext = {
     clock,
     logger,

@@ -31,7 +31,13 @@ export interface HostCredentialRecord {
   /** Epoch seconds. */
   issuedOn: number;
   expiresOn: number;
+  /** The preferred authority (the first `--authority` given at enrolment). */
   authorityUrl: string;
+  /**
+   * Every authority given at enrolment (`--authority`, repeatable: replicas of one installation), in order of
+   * preference, the first being {@link authorityUrl}; absent when there was one.
+   */
+  authorityUrls?: string[];
   /** The CA file given with `--ca-file` at enrolment (absolute), if any. */
   caFile?: string;
   /**
@@ -131,7 +137,18 @@ export function refuseJoinTokenForEnrolledDir(dataDir: string, record: HostCrede
   );
 }
 
-function recordOf(grant: HostCredentialGrant, authorityUrl: string, caFile: string | undefined, tokenDigest: string | undefined): HostCredentialRecord {
+/** Where a record says the authorities are, in order of preference. */
+export function authorityUrlsOf(record: Pick<HostCredentialRecord, 'authorityUrl' | 'authorityUrls'>): string[] {
+  return record.authorityUrls !== undefined && record.authorityUrls.length > 0 ? record.authorityUrls : [record.authorityUrl];
+}
+
+function recordOf(
+  grant: HostCredentialGrant,
+  authorityUrls: readonly string[],
+  caFile: string | undefined,
+  tokenDigest: string | undefined,
+): HostCredentialRecord {
+  const [authorityUrl = ''] = authorityUrls;
   return {
     version: 1,
     keyId: grant.keyId,
@@ -141,16 +158,20 @@ function recordOf(grant: HostCredentialGrant, authorityUrl: string, caFile: stri
     issuedOn: grant.issuedOn,
     expiresOn: grant.expiresOn,
     authorityUrl,
+    ...(authorityUrls.length > 1 ? { authorityUrls: [...authorityUrls] } : {}),
     ...(caFile === undefined ? {} : { caFile }),
     ...(tokenDigest === undefined ? {} : { joinTokenDigest: tokenDigest }),
   };
 }
 
-/** Enrols with a join token: a key pair made here, the public key registered, the record saved. */
+/**
+ * Enrols with a join token: a key pair made here, the public key registered (at the first authority that
+ * answers), the record saved with every authority of the client, the first preferred.
+ */
 export async function enrolHost(options: { dataDir: string; upstream: AuthorityClient; joinToken: string; caFile?: string }): Promise<HostCredential> {
   const { privateJwk, publicJwk } = await generateHostKey();
   const grant = await options.upstream.enrol({ joinToken: options.joinToken, publicJwk });
-  return saveHostCredential(options.dataDir, recordOf(grant, options.upstream.origin, options.caFile, joinTokenDigest(options.joinToken)), privateJwk);
+  return saveHostCredential(options.dataDir, recordOf(grant, options.upstream.origins, options.caFile, joinTokenDigest(options.joinToken)), privateJwk);
 }
 
 export interface HostCredentialKeeperOptions {
@@ -226,7 +247,7 @@ export class HostCredentialKeeper {
       const grant = await upstream.renew(previous.key, publicJwk);
       this.#current = await saveHostCredential(
         dataDir,
-        recordOf(grant, previous.record.authorityUrl, previous.record.caFile, previous.record.joinTokenDigest),
+        recordOf(grant, authorityUrlsOf(previous.record), previous.record.caFile, previous.record.joinTokenDigest),
         privateJwk,
       );
       if (grant.keyId !== previous.record.keyId) rmSync(agentFiles(dataDir).key(previous.record.keyId), { force: true });

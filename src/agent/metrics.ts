@@ -1,8 +1,9 @@
 /**
- * The agent's Prometheus metrics (`openmsi agent --metrics-port`; docs/agent.md). Counters only, with every
- * label child created up front, so answering a token costs one increment and no allocation.
+ * The agent's Prometheus metrics (`openmsi agent --metrics-port`; docs/agent.md). Counters (and the authority
+ * in use, a gauge), with every label child created up front, so answering a token costs one increment and no
+ * allocation.
  */
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, Gauge, collectDefaultMetrics, Registry } from 'prom-client';
 import { AGENT_SURFACES, type AgentSurface } from '../shared/host-protocol.js';
 import { METRIC_PREFIX } from '../shared/metrics-listener.js';
 import type { UpstreamFailureKind } from './upstream.js';
@@ -34,8 +35,13 @@ export class AgentMetrics implements AgentMetricsSink {
   readonly #hit: Inc;
   readonly #miss: Inc;
   readonly #upstream = new Map<UpstreamFailureKind, Inc>();
+  readonly #switches: Record<'failover' | 'return', Inc>;
+  readonly #inUse: Gauge;
+  readonly #authorities: readonly string[];
 
-  constructor() {
+  /** `authorities`: the agent's authorities in order of preference (their origins label the authority gauge). */
+  constructor(options: { authorities?: readonly string[] } = {}) {
+    this.#authorities = options.authorities ?? [];
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
     const served = new Counter({
@@ -60,6 +66,30 @@ export class AgentMetrics implements AgentMetricsSink {
       registers,
     });
     for (const kind of UPSTREAM_KINDS) this.#upstream.set(kind, upstream.labels(kind));
+    const failovers = new Counter({
+      name: `${METRIC_PREFIX}agent_authority_failovers_total`,
+      help: 'Switches to another authority (--authority, repeatable) because the one in use failed with a connection error or a 5xx.',
+      registers,
+    });
+    const returns = new Counter({
+      name: `${METRIC_PREFIX}agent_authority_returns_total`,
+      help: 'Switches back to a more preferred authority after its readiness probe (GET /readyz) answered 200.',
+      registers,
+    });
+    this.#switches = { failover: failovers, return: returns };
+    this.#inUse = new Gauge({
+      name: `${METRIC_PREFIX}agent_authority_in_use`,
+      help: 'The authority calls go to now: 1 for it, 0 for the others (label: its origin; index: its place in the --authority list, 0 = preferred).',
+      labelNames: ['authority', 'index'],
+      registers,
+    });
+    this.#authorities.forEach((origin, index) => this.#inUse.labels(origin, String(index)).set(index === 0 ? 1 : 0));
+  }
+
+  /** The agent switched to the authority at `index` (authority-pool.ts). */
+  authoritySwitch(reason: 'failover' | 'return', index: number): void {
+    this.#switches[reason].inc();
+    this.#authorities.forEach((origin, i) => this.#inUse.labels(origin, String(i)).set(i === index ? 1 : 0));
   }
 
   served(surface: AgentSurface, source: 'cache' | 'authority' | 'upstream'): void {

@@ -1,7 +1,10 @@
 /**
- * The agent's client of the authority: HTTPS with the installation's CA, one keep-alive connection pool.
- * Every host call is authenticated by a short-lived host assertion (ES256, signed with the host key) as
- * `src/shared/host-protocol.ts` describes; workload tokens come from the managed-identity grant.
+ * The agent's client of the authority: HTTPS with the installation's CA, a keep-alive connection pool per
+ * authority. Every call goes through the {@link AuthorityPool} (one or more replicas, `--authority` repeatable),
+ * which picks the authority, fails over on connection errors and 5xx, and goes back to the preferred one when
+ * it recovers. Every host call is authenticated by a short-lived host assertion (ES256, signed with the host
+ * key) as `src/shared/host-protocol.ts` describes, addressed to the authority it is sent to; workload tokens
+ * come from the managed-identity grant.
  *
  * Failures are mapped into {@link UpstreamError} kinds the agent acts on:
  * - `unavailable`: network error, timeout, 5xx, 429 (retry with backoff; keep serving the cache);
@@ -14,8 +17,7 @@
  *   error is relayed to the caller: `oauthError`, `description`).
  */
 import { randomUUID, type webcrypto } from 'node:crypto';
-import { Agent as HttpsAgent } from 'node:https';
-import { Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { SignJWT } from 'jose';
 import {
   HOST_API_BASE,
@@ -32,30 +34,15 @@ import {
 import { epochSeconds, systemClock, type Clock } from '../shared/clock.js';
 import { AGENT_DEFAULTS } from '../shared/config.js';
 import { HttpCallError, httpCall, parseJsonBody } from '../shared/http-client.js';
+import { AuthorityPool, type AuthorityEndpoint, type AuthoritySwitch } from './authority-pool.js';
+import { UpstreamError } from './upstream-error.js';
 
 export const MANAGED_IDENTITY_GRANT_TYPE = 'urn:openmsi:params:oauth:grant-type:managed-identity';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 /** Host assertions live this long (the contract allows up to 300 s). */
 const ASSERTION_LIFETIME_SECONDS = 120;
 
-export type UpstreamFailureKind = 'unavailable' | 'host-not-recognised' | 'identity-not-found' | 'invalid-resource' | 'refused' | 'federation-refused';
-
-export class UpstreamError extends Error {
-  override readonly name = 'UpstreamError';
-  readonly kind: UpstreamFailureKind;
-  /** HTTP status the authority answered, when it answered. */
-  readonly status: number | undefined;
-  /** For `federation-refused`: the upstream's OAuth `error` and `error_description` (never the assertion). */
-  readonly oauthError: string | undefined;
-  readonly description: string | undefined;
-  constructor(kind: UpstreamFailureKind, message: string, options: { status?: number; cause?: unknown; oauthError?: string; description?: string } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.kind = kind;
-    this.status = options.status;
-    this.oauthError = options.oauthError;
-    this.description = options.description;
-  }
-}
+export { UpstreamError, type UpstreamFailureKind } from './upstream-error.js';
 
 /** The host's signing identity: the credential's key id, the host's ARM id, and the private key. */
 export interface HostSigningKey {
@@ -77,12 +64,23 @@ export interface IssuedToken {
 }
 
 export interface AuthorityClientOptions {
-  /** The authority's origin, e.g. `https://authority.internal:8443`. */
-  authorityUrl: string;
+  /** The authority's origin, e.g. `https://authority.internal:8443` (one authority; or give {@link authorityUrls}). */
+  authorityUrl?: string;
+  /**
+   * Several authorities (replicas of one installation), in order of preference: calls fail over between them
+   * (authority-pool.ts). Takes precedence over {@link authorityUrl}.
+   */
+  authorityUrls?: readonly string[];
   /** PEM of the CA the authority's TLS certificate chains to (`--ca-file`); absent, the system roots. */
   caPem?: string;
   clock?: Clock;
   timeoutMs?: number;
+  random?: () => number;
+  /** Backoff of the readiness probes of a more preferred authority (authority-pool.ts). */
+  probeMinMs?: number;
+  probeMaxMs?: number;
+  /** Called on each failover and return (the agent logs and counts them). */
+  onSwitch?: (event: AuthoritySwitch) => void;
 }
 
 interface RawResponse {
@@ -92,22 +90,37 @@ interface RawResponse {
 }
 
 export class AuthorityClient {
-  readonly origin: string;
+  /** Which authority each call goes to (failover and return). */
+  readonly pool: AuthorityPool;
   readonly #clock: Clock;
   readonly #timeoutMs: number;
-  readonly #agent: HttpsAgent | HttpAgent;
   /** Number of managed-identity grant calls made (tests count cache misses with it). */
   grantCalls = 0;
 
   constructor(options: AuthorityClientOptions) {
-    const url = new URL(options.authorityUrl);
-    this.origin = url.origin;
+    const urls = options.authorityUrls ?? (options.authorityUrl === undefined ? [] : [options.authorityUrl]);
     this.#clock = options.clock ?? systemClock;
     this.#timeoutMs = options.timeoutMs ?? AGENT_DEFAULTS.upstreamTimeoutMs;
-    this.#agent =
-      url.protocol === 'https:'
-        ? new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.caPem === undefined ? {} : { ca: options.caPem }) })
-        : new HttpAgent({ keepAlive: true, maxSockets: 16 });
+    this.pool = new AuthorityPool({
+      urls,
+      clock: this.#clock,
+      timeoutMs: this.#timeoutMs,
+      ...(options.caPem === undefined ? {} : { caPem: options.caPem }),
+      ...(options.random === undefined ? {} : { random: options.random }),
+      ...(options.probeMinMs === undefined ? {} : { probeMinMs: options.probeMinMs }),
+      ...(options.probeMaxMs === undefined ? {} : { probeMaxMs: options.probeMaxMs }),
+      ...(options.onSwitch === undefined ? {} : { onSwitch: options.onSwitch }),
+    });
+  }
+
+  /** The origin of the authority in use now. */
+  get origin(): string {
+    return this.pool.current.origin;
+  }
+
+  /** Every authority's origin, in order of preference. */
+  get origins(): string[] {
+    return this.pool.endpoints.map((e) => e.origin);
   }
 
   /** A host assertion for `audience` (the host API base or the token endpoint). */
@@ -124,18 +137,26 @@ export class AuthorityClient {
       .sign(key.privateKey);
   }
 
-  /** A workload token from the managed-identity grant at `tokenEndpoint` (the v1 endpoint: string numbers). */
+  /**
+   * A workload token from the managed-identity grant (the v1 endpoint: string numbers). `tokenEndpoint` is the one
+   * the credential grant named; its path is used on the authority in use, and the assertion addressed to it there.
+   */
   async token(key: HostSigningKey, tokenEndpoint: string, selector: GrantSelector, resource: string): Promise<IssuedToken> {
     this.grantCalls++;
-    const form = new URLSearchParams({
-      grant_type: MANAGED_IDENTITY_GRANT_TYPE,
-      client_assertion_type: JWT_BEARER,
-      client_assertion: await this.assertion(key, tokenEndpoint),
-      resource,
+    const path = new URL(tokenEndpoint).pathname;
+    const response = await this.pool.call(async (endpoint) => {
+      const url = endpoint.origin + path;
+      const form = new URLSearchParams({
+        grant_type: MANAGED_IDENTITY_GRANT_TYPE,
+        client_assertion_type: JWT_BEARER,
+        client_assertion: await this.assertion(key, url),
+        resource,
+      });
+      if (selector.kind !== 'system') form.set(selector.kind, selector.value);
+      const answer = await this.#send(endpoint, 'POST', url, { 'content-type': 'application/x-www-form-urlencoded' }, form.toString());
+      if (answer.status !== 200) throw oauthFailure(answer);
+      return answer;
     });
-    if (selector.kind !== 'system') form.set(selector.kind, selector.value);
-    const response = await this.#send('POST', tokenEndpoint, { 'content-type': 'application/x-www-form-urlencoded' }, form.toString());
-    if (response.status !== 200) throw oauthFailure(response);
     const body = parseJsonBody(response.body) as Record<string, unknown> | undefined;
     const accessToken = body?.['access_token'];
     const expiresOn = Number(body?.['expires_on']);
@@ -163,8 +184,17 @@ export class AuthorityClient {
 
   /** `POST enrol` with a join token (no bearer). */
   async enrol(request: EnrolRequest): Promise<HostCredentialGrant> {
-    const response = await this.#send('POST', this.origin + HOST_API_PATHS.enrol, { 'content-type': 'application/json' }, JSON.stringify(request));
-    if (response.status !== 200 && response.status !== 201) throw apiFailure(response);
+    const response = await this.pool.call(async (endpoint) => {
+      const answer = await this.#send(
+        endpoint,
+        'POST',
+        endpoint.origin + HOST_API_PATHS.enrol,
+        { 'content-type': 'application/json' },
+        JSON.stringify(request),
+      );
+      if (answer.status !== 200 && answer.status !== 201) throw apiFailure(answer);
+      return answer;
+    });
     return parseJsonBody(response.body) as HostCredentialGrant;
   }
 
@@ -187,33 +217,45 @@ export class AuthorityClient {
   }
 
   close(): void {
-    this.#agent.destroy();
+    this.pool.close();
   }
 
+  /** A host API call on the authority in use (failing over), with a host assertion addressed to that authority. */
   async #hostCall(key: HostSigningKey, method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
-    const bearer = await this.assertion(key, this.origin + HOST_API_BASE);
-    const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await this.#send(method, this.origin + path, headers, body === undefined ? undefined : JSON.stringify(body), signal);
-    if (response.status < 200 || response.status > 299) throw apiFailure(response);
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const response = await this.pool.call(async (endpoint) => {
+      const bearer = await this.assertion(key, endpoint.origin + HOST_API_BASE);
+      const headers: Record<string, string> = { authorization: `Bearer ${bearer}` };
+      if (text !== undefined) headers['content-type'] = 'application/json';
+      const answer = await this.#send(endpoint, method, endpoint.origin + path, headers, text, signal);
+      if (answer.status < 200 || answer.status > 299) throw apiFailure(answer);
+      return answer;
+    }, signal);
     return parseJsonBody(response.body);
   }
 
-  async #send(method: string, url: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<RawResponse> {
+  async #send(
+    endpoint: AuthorityEndpoint,
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body?: string,
+    signal?: AbortSignal,
+  ): Promise<RawResponse> {
     try {
       const answer = await httpCall(url, {
         method,
         headers: { accept: 'application/json', ...headers },
         ...(body === undefined ? {} : { body }),
-        agent: this.#agent,
+        agent: endpoint.agent,
         timeoutMs: this.#timeoutMs,
         ...(signal === undefined ? {} : { signal }),
       });
       return { status: answer.status, body: answer.text, headers: answer.headers };
     } catch (err) {
       if (err instanceof HttpCallError && err.kind === 'broken')
-        throw new UpstreamError('unavailable', `the authority's answer broke off: ${err.message}`, { cause: err });
-      throw new UpstreamError('unavailable', `cannot reach the authority at ${this.origin}: ${(err as Error).message}`, { cause: err });
+        throw new UpstreamError('unavailable', `the answer of the authority at ${endpoint.origin} broke off: ${err.message}`, { cause: err });
+      throw new UpstreamError('unavailable', `cannot reach the authority at ${endpoint.origin}: ${(err as Error).message}`, { cause: err });
     }
   }
 }

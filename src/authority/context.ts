@@ -9,6 +9,7 @@ import type { TokenIssuer } from './token-issuer.js';
 import type { AuthorityUrls } from './urls.js';
 import type { ClientAuthThrottle } from './token/throttle.js';
 import type { IssuerKeys } from './federation/issuer-keys.js';
+import type { ClientDirectory } from './token/client-directory.js';
 
 /** Where the token endpoint reports each grant (the server's Prometheus metrics, src/server/metrics.ts). */
 export interface GrantMetrics {
@@ -31,6 +32,8 @@ export interface AuthorityContext {
   readonly audit: AuditWriter;
   readonly tokens: TokenIssuer;
   readonly urls: AuthorityUrls;
+  /** Applications' and user-assigned identities' principals and credentials, cached; dropped on every replica as they change. */
+  readonly clients: ClientDirectory;
   /** Throttles failed client authentication at the token endpoint, per client and source, across replicas. */
   readonly authThrottle: ClientAuthThrottle;
   /** External issuers' keys for federated client assertions (cached, bounded; federation/issuer-keys.ts). */

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { Agent } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import type { FileHandle } from 'node:fs/promises';
 import { loadInstallationConfig, readEnvironment, resolveDataDir, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout, type AdminCredentialFile } from '../shared/data-dir.js';
 import { defaultOrigin, explicitPublicUrl } from '../shared/public-url.js';
@@ -20,6 +22,8 @@ export const GRAPH_AUDIENCE = 'https://graph.microsoft.com';
 export const DEFAULT_API_VERSION = '2023-01-31';
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** A download may wait this long for its next bytes (see {@link ManagementClient.download}). */
+const DOWNLOAD_IDLE_TIMEOUT_MS = 10 * 60_000;
 /** Refresh a cached token this long before it expires. */
 const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -189,6 +193,51 @@ export class ManagementClient {
   /** An openmsi-specific call under `/openmsi` (ARM audience). */
   openmsi<T>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
     return this.request<T>(method, `/openmsi${path}`, ARM_AUDIENCE, options);
+  }
+
+  /**
+   * A POST under `/openmsi` whose answer is a file (a backup): streamed into `destination` (an open file
+   * handle), never held in memory. Error answers become {@link ApiRequestError} as in {@link request}.
+   * {@link DOWNLOAD_IDLE_TIMEOUT_MS} bounds each wait for data, not the whole transfer: the server copies the
+   * whole store before its first byte, which takes a while for a large one.
+   */
+  async download(path: string, destination: FileHandle): Promise<{ bytes: number }> {
+    const token = await this.getToken(ARM_AUDIENCE);
+    const url = `${this.publicUrl}/openmsi${path}`;
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpsRequest(
+        url,
+        { method: 'POST', agent: this.#agent, headers: { authorization: `Bearer ${token}`, accept: 'application/octet-stream' } },
+        resolve,
+      );
+      req.setTimeout(DOWNLOAD_IDLE_TIMEOUT_MS, () =>
+        req.destroy(new Error(`the authority at ${this.publicUrl} sent nothing for ${String(DOWNLOAD_IDLE_TIMEOUT_MS / 1000)} s`)),
+      );
+      req.on('error', (err) => reject(this.#connectionError(err)));
+      req.end();
+    });
+    const status = response.statusCode ?? 0;
+    if (status >= 400) {
+      let text = '';
+      for await (const chunk of response) if (text.length < MAX_RESPONSE_BYTES) text += String(chunk);
+      const error = (parseJsonBody(text) as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      if (typeof error?.code === 'string') throw new ApiRequestError(status, error.code, typeof error.message === 'string' ? error.message : '');
+      throw new ApiRequestError(status, `Http${String(status)}`, `POST /openmsi${path} failed with HTTP ${String(status)}.`);
+    }
+    let bytes = 0;
+    try {
+      for await (const chunk of response as AsyncIterable<Buffer>) {
+        let written = 0;
+        while (written < chunk.length) written += (await destination.write(chunk, written, chunk.length - written)).bytesWritten;
+        bytes += chunk.length;
+      }
+    } catch (err) {
+      throw new Error(`the download from ${this.publicUrl} broke off after ${String(bytes)} bytes: ${(err as Error).message}`, { cause: err });
+    }
+    const expected = Number(response.headers['content-length']);
+    if (Number.isFinite(expected) && expected !== bytes)
+      throw new Error(`the download from ${this.publicUrl} ended after ${String(bytes)} of ${String(expected)} bytes`);
+    return { bytes };
   }
 
   /** The ARM path of this client's subscription. */

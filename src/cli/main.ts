@@ -17,6 +17,7 @@ import { registerAgentCommands } from './commands/agent.js';
 import { registerHostCommands } from './commands/host.js';
 import { registerVmCommands } from './commands/vm.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerBackupCommands } from './commands/backup.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerKeyVaultCommands } from './commands/keyvault.js';
 import { registerDevCommands } from './commands/dev.js';
@@ -47,7 +48,8 @@ Examples:
   openmsi ad sp create-for-rbac --name ci-pipeline
   openmsi ca export --out ca.pem
   openmsi host join-token create -g hosts-rg -n build-01
-  openmsi audit list --host build-01 --since 1h -o table`,
+  openmsi audit list --host build-01 --since 1h -o table
+  openmsi backup --out openmsi.backup         # online copy of a running server's embedded store`,
     );
   // az checks --output and --query while parsing, before the command acts: a typo never follows a write.
   program.hook('preAction', (_root, action) => {
@@ -74,6 +76,7 @@ Examples:
   registerVmCommands(program);
   registerKeyVaultCommands(program);
   registerAuditCommands(program);
+  registerBackupCommands(program);
   registerRunCommand(program);
   refuseHelpForUnknownCommands(program);
   return program;

@@ -46,6 +46,8 @@ export const OPENMSI_ACTIONS = {
   keysRead: 'Microsoft.Authorization/signingKeys/read',
   /** `POST /openmsi/keys/rotate`: owner-level (Contributor's `Microsoft.Authorization/*\/Write` notAction excludes it). */
   keysWrite: 'Microsoft.Authorization/signingKeys/write',
+  /** `POST /openmsi/backup`: a copy of the whole store, owner-level (Contributor's `Microsoft.Authorization/*\/Write` notAction excludes it). */
+  backupWrite: 'Microsoft.Authorization/backups/write',
   /** `GET /openmsi/federationIssuers`: where external issuers' keys come from (Reader and above at `/`). */
   federationIssuersRead: 'Microsoft.Authorization/federationIssuers/read',
   /** `PUT|DELETE /openmsi/federationIssuers`: trusting an issuer's keys, owner-level (Contributor's `Microsoft.Authorization/*\/Write` notAction excludes it). */

@@ -5,6 +5,7 @@ import type { MasterKey } from '../pki/master-key.js';
 import type { AuditWriter } from '../store/audit-writer.js';
 import type { Store } from '../store/types.js';
 import type { Authorizer, RbacStateSource } from '../rbac/contracts.js';
+import type { TakenBackup } from '../backup/create.js';
 
 /** Where callers get tokens: named in `WWW-Authenticate` challenges and wrong-issuer messages. */
 export interface TokenAuthorityLocation {
@@ -55,6 +56,8 @@ export interface ManagementContext {
   readonly rbacSource: RbacStateSource;
   /** Verifies an access token the authority issued for one of `audiences` (any tenant it serves). */
   verifyAccessToken(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
+  /** Online backups of the embedded store (`POST /openmsi/backup`); absent on PostgreSQL (`pg_dump` instead). */
+  readonly backups?: { take(): Promise<TakenBackup> };
   /** Vault hosts are `{name}.{vaultDomain}` (config.json `vaultDomain`): what a vault's `vaultUri` names. */
   readonly vaultDomain: string;
 }

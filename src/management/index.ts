@@ -16,6 +16,7 @@ import { MANAGEMENT_BODY_LIMIT } from './common.js';
 import { translateDirectoryError } from './errors.js';
 import { hostRoutes } from './hosts.js';
 import { keyRoutes } from './keys.js';
+import { backupRoutes } from './backup.js';
 import { permissionRoutes } from './permissions.js';
 import { principalRoutes } from './principals.js';
 import { rbacStateRoutes } from './rbac-state.js';
@@ -87,6 +88,7 @@ export async function managementRoutes(app: FastifyInstance, opts: ManagementOpt
   hostRoutes(app, ctx);
   principalRoutes(app, ctx);
   keyRoutes(app, ctx);
+  backupRoutes(app, ctx);
   auditRoutes(app, ctx);
   permissionRoutes(app, ctx);
   rbacStateRoutes(app, ctx);

@@ -192,6 +192,28 @@ export class MasterKey {
     }
   }
 
+  /**
+   * A public name for this key: the first 16 bytes of its `key-id` subkey, base64url. Two data dirs hold the
+   * same key exactly when their ids match (what `openmsi restore` checks); the id reveals nothing of the key.
+   */
+  keyId(): string {
+    return this.deriveKey('key-id').subarray(0, 16).toString('base64url');
+  }
+
+  /** HMAC-SHA256 of `data` under the subkey for `purpose` (base64url): binds `data` to this key, e.g. a backup's header. */
+  mac(purpose: string, data: string | Buffer): string {
+    return createHmac('sha256', this.deriveKey(`mac/${purpose}`))
+      .update(data)
+      .digest('base64url');
+  }
+
+  /** Constant-time check of a {@link mac} result. */
+  verifyMac(purpose: string, data: string | Buffer, mac: string): boolean {
+    const expected = Buffer.from(this.mac(purpose, data), 'utf8');
+    const actual = Buffer.from(mac, 'utf8');
+    return expected.length === actual.length && timingSafeEqual(expected, actual);
+  }
+
   /** Keyed hash of a client secret: base64url HMAC-SHA256 under the `client-secret-hash` subkey. */
   hashSecret(secret: string): string {
     if (typeof secret !== 'string') throw new TypeError('hashSecret() takes a string');

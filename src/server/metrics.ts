@@ -17,6 +17,9 @@ export { listenMetrics, METRIC_PREFIX, type MetricsListener } from '../shared/me
 /** Grant latency buckets, seconds: a cached grant takes about a millisecond, a slow store hundreds. */
 const GRANT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/** How long a scrape waits for its notification probe: the revocation bound every replica is held to. */
+const NOTIFICATION_PROBE_TIMEOUT_MS = 1000;
+
 /** What the scrape-time metrics read. */
 export interface MetricsSources {
   store: StoreHealth;
@@ -80,6 +83,40 @@ export class ServerMetrics implements GrantMetrics {
           this.set({ state: 'total' }, counts.total);
           this.set({ state: 'idle' }, counts.idle);
           this.set({ state: 'waiting' }, counts.waiting);
+        },
+      });
+    }
+    const roundTrip = sources.store.notificationRoundTrip;
+    if (roundTrip !== undefined) {
+      // One probe per scrape, shared by both metrics (a scrape collects them concurrently): the failure a probe
+      // counts shows in the same scrape as its NaN.
+      let failed = 0;
+      let probe: Promise<number> | undefined;
+      const probeOnce = (): Promise<number> =>
+        (probe ??= roundTrip(NOTIFICATION_PROBE_TIMEOUT_MS)
+          .catch(() => {
+            failed++;
+            return Number.NaN;
+          })
+          .finally(() => {
+            probe = undefined;
+          }));
+      new Gauge({
+        name: `${METRIC_PREFIX}store_notification_lag_seconds`,
+        help: 'PostgreSQL NOTIFY to this replica hearing it through LISTEN, probed at each scrape (NaN when not heard within 1 s).',
+        registers,
+        async collect() {
+          this.set(await probeOnce());
+        },
+      });
+      new Counter({
+        name: `${METRIC_PREFIX}store_notification_probe_failures_total`,
+        help: 'Change-notification probes not heard back within 1 s (LISTEN connection down or lagging).',
+        registers,
+        async collect() {
+          await probeOnce();
+          this.reset();
+          this.inc(failed);
         },
       });
     }

@@ -17,6 +17,7 @@ import { TokenVerificationError, createTokenVerifier, localJwks, type VerifiedTo
 import { MasterKey } from '../pki/master-key.js';
 import { readDataDirPem, readEncryptedDataDirFile } from '../pki/data-dir-files.js';
 import { openStore } from '../store/open.js';
+import { takeBackup } from '../backup/create.js';
 import type { Store } from '../store/types.js';
 import { AuditWriter } from '../store/audit-writer.js';
 import type { ServerContext } from './context.js';
@@ -38,6 +39,7 @@ import { rotateDueKeys } from '../vault/keys/index.js';
 import { createSecretCipher } from '../vault/secret-cipher.js';
 import { vaultNameFromHost, type VaultContext } from '../vault/contracts.js';
 import { ensureVaultCertificate } from './vault-certificate.js';
+import { ClientDirectory } from '../authority/token/client-directory.js';
 import { ClientAuthThrottle, type ClientAuthThrottlePolicy } from '../authority/token/throttle.js';
 
 export interface OpenmsiServerOptions {
@@ -60,6 +62,8 @@ export interface OpenmsiServerOptions {
   autoRotate?: boolean;
   /** Limits on failed client authentication at the token endpoint (default: `DEFAULT_CLIENT_AUTH_THROTTLE`, token/throttle.ts). */
   clientAuthThrottle?: ClientAuthThrottlePolicy;
+  /** How long the token endpoint's client cache trusts an entry without a change notice (default 1 s; tests lengthen it to prove the notices). */
+  clientCacheMaxAgeMs?: number;
   /**
    * Prometheus metrics on a listener of their own (`--metrics-port`, `--metrics-host`; host default
    * {@link METRICS_DEFAULTS}.host, port 0 picks one). Absent, no metrics are kept at all.
@@ -116,10 +120,8 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
 
   // Off unless asked for: then nothing is counted or timed at all.
   const metrics = options.metrics === undefined ? undefined : new ServerMetrics();
-  const store = await openStore(
-    options.store ?? storeLocation(options.dataDir, config, env),
-    metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) },
-  );
+  const location = options.store ?? storeLocation(options.dataDir, config, env);
+  const store = await openStore(location, metrics === undefined ? {} : { onQuery: (seconds, outcome) => metrics.query(seconds, outcome) });
   try {
     const audit = new AuditWriter({ store: store.audit, clock, logger });
     // Every replica's key changes reach this key ring at once (change notices); the timer below is a backstop.
@@ -162,6 +164,11 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       ...(options.clientAuthThrottle === undefined ? {} : { policy: options.clientAuthThrottle }),
       onError: (err: unknown) => logger.warn({ err: { message: (err as Error).message } }, 'recording a failed client authentication failed'),
     });
+    const clients = new ClientDirectory({
+      store,
+      clock,
+      ...(options.clientCacheMaxAgeMs === undefined ? {} : { maxAgeMs: options.clientCacheMaxAgeMs }),
+    });
     metrics?.watch({ store: store.health, audit, authorizer });
     const ctx: ServerContext = {
       store,
@@ -174,6 +181,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       tokens,
       urls,
       authThrottle,
+      clients,
       federation: new IssuerKeys({ now: () => clock.now() }),
       outboundIssuer: () => federationIssuer ?? urls.origin + DEFAULT_OUTBOUND_ISSUER_PATH,
       outboundIssuerIsDefault: federationIssuer === undefined,
@@ -187,6 +195,9 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
       authorizer,
       rbacSource,
       defaultTenantId: config.tenantId,
+      ...(store.snapshot === undefined
+        ? {}
+        : { backups: { take: () => takeBackup({ dataDir: options.dataDir, storePath: location, store, masterKey, clock }) } }),
       vaultDomain: config.vaultDomain,
     };
     const vaultCtx: VaultContext = {
@@ -290,6 +301,7 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
         rotator.stop();
         keyRing.stop();
         authorizer.close();
+        clients.close();
         removeRunningAuthority(options.dataDir);
         await metricsListener?.close();
         await app.close();

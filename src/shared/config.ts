@@ -129,6 +129,12 @@ export const AGENT_DEFAULTS = {
   /** Background retry backoff after an authority failure: first delay and cap. */
   retryBaseMs: 1000,
   retryMaxMs: 60_000,
+  /**
+   * With several authorities (`--authority`, repeatable): while a less preferred one is in use, the more
+   * preferred ones are probed (`GET /readyz`) after a delay that starts here and doubles up to the cap (jittered).
+   */
+  authorityProbeMinMs: 1000,
+  authorityProbeMaxMs: 30_000,
   /** The directory every Azure Arc client requires the challenge file in (Linux). */
   arcTokenDir: '/var/opt/azcmagent/tokens',
   /** How long an Arc challenge file stays valid (it is accepted once). */
@@ -195,6 +201,46 @@ export function parseLogFormat(value: string, source: string): LogFormat {
   const format = value.trim().toLowerCase() as LogFormat;
   if (!LOG_FORMATS.includes(format)) throw new ConfigError(`${source} must be json or pretty (got '${value}')`);
   return format;
+}
+
+/**
+ * The proxy an outbound HTTPS call to `target` goes through, as curl and the Azure SDKs read it: `HTTPS_PROXY`
+ * (or `https_proxy`, which wins when both are set), unless `NO_PROXY` / `no_proxy` names the host: `*`, an
+ * exact host, a domain suffix (`example.com` and `.example.com` both cover `a.example.com`), optionally with
+ * `:port`. Only for calls that leave the installation (the agent's upstream Entra exchange); openmsi's own
+ * authority is reached directly. A proxy URL that does not parse is a {@link ConfigError}.
+ */
+export function httpsProxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL | undefined {
+  const setting = (names: readonly string[]): string | undefined => {
+    for (const name of names) {
+      const v = env[name]?.trim();
+      if (v !== undefined && v !== '') return v;
+    }
+    return undefined;
+  };
+  const proxy = setting(['https_proxy', 'HTTPS_PROXY']);
+  if (proxy === undefined) return undefined;
+  const host = target.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  const port = target.port === '' ? (target.protocol === 'https:' ? '443' : '80') : target.port;
+  for (const raw of (setting(['no_proxy', 'NO_PROXY']) ?? '').split(/[\s,]+/)) {
+    const entry = raw.trim().toLowerCase();
+    if (entry === '') continue;
+    if (entry === '*') return undefined;
+    // `[v6]`, `[v6]:port`, `host`, `host:port`; a bare IPv6 address has more than one colon and no port.
+    const bracketed = /^\[([^\]]*)\](?::(\d+))?$/.exec(entry);
+    const hostPort = bracketed === null && (entry.match(/:/g) ?? []).length === 1 ? /^(.*):(\d+)$/.exec(entry) : null;
+    const entryHost = (bracketed?.[1] ?? hostPort?.[1] ?? entry).replace(/^\*?\./, '');
+    const entryPort = bracketed?.[2] ?? hostPort?.[2];
+    if (entryPort !== undefined && entryPort !== port) continue;
+    if (host === entryHost || host.endsWith(`.${entryHost}`)) return undefined;
+  }
+  try {
+    const url = new URL(proxy.includes('://') ? proxy : `http://${proxy}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('not http(s)');
+    return url;
+  } catch {
+    throw new ConfigError(`HTTPS_PROXY must be an http:// or https:// URL (got '${proxy.replace(/\/\/[^@/]*@/, '//…@')}')`);
+  }
 }
 
 /** Resolves the data dir: the explicit option, then OPENMSI_DATA_DIR, then ~/.openmsi. */

@@ -7,7 +7,9 @@
  * - Every other host call carries `Authorization: Bearer <host assertion>`: a JWT signed with the host
  *   credential's private key (ES256; header `kid` = the credential's key id), payload
  *   `{ iss: hostResourceId, sub: hostResourceId, aud: <authority origin> + HOST_API_BASE, jti, iat, exp }`
- *   with `exp - iat <= HOST_ASSERTION_MAX_LIFETIME_SECONDS`. A jti is accepted once.
+ *   with `exp - iat <= HOST_ASSERTION_MAX_LIFETIME_SECONDS`. A jti is accepted once. The origin is the one the
+ *   call is sent to: with several replicas (`--authority`, repeatable), each assertion names the replica it
+ *   goes to, which accepts the installation's public URL and its certificate's names on its own port.
  * - Tokens for workloads come from the token endpoint's managed-identity grant
  *   (`urn:openmsi:params:oauth:grant-type:managed-identity`, see src/authority/grants/managed-identity.ts),
  *   whose `client_assertion` has the same shape with `aud` = the token endpoint URL.
@@ -36,6 +38,12 @@ export const HOST_API_PATHS = {
 } as const;
 
 export const HOST_ASSERTION_MAX_LIFETIME_SECONDS = 300;
+
+/**
+ * The authority's readiness probe (unauthenticated; 200 when it can issue tokens now, 503 when not). An agent
+ * given several authorities probes a more preferred one with it before it goes back to it.
+ */
+export const AUTHORITY_READY_PATH = '/readyz';
 
 /** Stable error codes of the host API (HTTP status in the comment). */
 export type HostApiErrorCode =

@@ -18,7 +18,7 @@ export interface HttpCallOptions {
   /** Connection reuse (an `https.Agent` for https URLs); its TLS options apply. */
   agent?: http.Agent;
   /** The CA to trust instead of Node's roots (replaces NODE_EXTRA_CA_CERTS too); only for https URLs. */
-  ca?: string | Buffer;
+  ca?: string | Buffer | (string | Buffer)[];
   /** The socket may stay idle this long before the call fails with kind `timeout` (code `ETIMEDOUT`). */
   timeoutMs: number;
   /** A larger answer fails with kind `too-large` (checked against `content-length` first). Default 16 MiB. */

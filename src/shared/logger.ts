@@ -32,6 +32,83 @@ export const REDACT_PATHS = [
   'token',
 ];
 
+/** What a censored value is replaced with: a marker, so a reader sees that something was there. */
+const CENSOR = '[redacted]';
+
+/**
+ * Field names that carry a credential wherever they sit below the top level of a logged object. pino's
+ * redact paths reach a fixed depth (`*.password` is one level down), so a secret nested deeper (a form
+ * inside a request inside an event) would pass them; {@link censorNested} walks the whole object. At the top
+ * level only {@link REDACT_PATHS} apply: `value` or `secret` there name things, not credentials.
+ */
+const NESTED_CREDENTIAL_KEYS: ReadonlySet<string> = new Set([
+  'authorization',
+  'client_secret',
+  'client_assertion',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'password',
+  'secret',
+  'secrettext',
+  'value',
+  'token',
+  'x-identity-header',
+]);
+
+/** How deep {@link censorNested} looks; anything deeper is replaced whole, so depth never leaks. */
+const MAX_LOG_DEPTH = 8;
+
+/**
+ * A copy of a log record's object with every credential-named field below the top level censored, at any
+ * depth; plain objects and arrays only (class instances such as requests have their own serializers). The
+ * caller's object is never changed: a branch is copied only where something in it is censored.
+ */
+export function censorNested(record: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(record)) {
+    const censored = censorValue(value, 1);
+    if (censored !== value) {
+      copy ??= { ...record };
+      copy[key] = censored;
+    }
+  }
+  return copy ?? record;
+}
+
+function censorValue(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    if (depth >= MAX_LOG_DEPTH) return CENSOR;
+    const items: readonly unknown[] = value;
+    let copy: unknown[] | undefined;
+    items.forEach((item, index) => {
+      const censored = censorValue(item, depth + 1);
+      if (censored !== item) {
+        copy ??= [...items];
+        copy[index] = censored;
+      }
+    });
+    return copy ?? value;
+  }
+  if (!isPlainObject(value)) return value;
+  if (depth >= MAX_LOG_DEPTH) return CENSOR;
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const censored = NESTED_CREDENTIAL_KEYS.has(key.toLowerCase()) && item !== undefined && item !== null ? CENSOR : censorValue(item, depth + 1);
+    if (censored !== item) {
+      copy ??= { ...value };
+      copy[key] = censored;
+    }
+  }
+  return copy ?? value;
+}
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 export interface LoggerOptions {
   /** Default `info`; the CLI passes `OPENMSI_LOG_LEVEL` (read by shared/config.ts). */
   level?: LevelWithSilent;
@@ -51,7 +128,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
       level: options.level ?? 'info',
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      redact: { paths: REDACT_PATHS, censor: CENSOR },
+      formatters: { log: censorNested },
       serializers: requestSerializers,
       base: { pid: process.pid },
     },

@@ -4,7 +4,9 @@ import { createUserStore } from './user-store.js';
 import { createRefreshTokenStore } from './refresh-token-store.js';
 import { createAuthorizationCodeStore, createDeviceCodeStore } from './sign-in-code-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Kysely, Logger as KyselyLogger } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { sql, type Kysely, type Logger as KyselyLogger } from 'kysely';
 import type { Dialect } from './dialect.js';
 import { isPostgresLocation } from './location.js';
 import { appliedMigration, migrateToLatest } from './migrate.js';
@@ -49,17 +51,18 @@ export type QueryObserver = (seconds: number, outcome: 'ok' | 'error') => void;
 /**
  * Every aggregate, bound to `db`: the pool, or one transaction. `hooks` names the dialect (PostgreSQL writes
  * also `pg_notify`) and receives the change notices the writes publish; without it, writes publish nothing.
+ * `pool`: `db` is the pool (never a transaction), so writes that may share a commit do (the replay store's).
  */
-export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks): Repositories {
+export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks, pool = false): Repositories {
   return {
     tenants: createTenantStore(db),
     subscriptions: createSubscriptionStore(db),
     resourceGroups: createResourceGroupStore(db),
     resources: createResourceStore(db),
     servicePrincipals: createServicePrincipalStore(db, hooks),
-    credentials: createCredentialStore(db),
+    credentials: createCredentialStore(db, hooks),
     signingKeys: createSigningKeyStore(db, hooks),
-    replay: createReplayStore(db),
+    replay: createReplayStore(db, { groupCommit: pool }),
     authFailures: createAuthFailureStore(db),
     audit: createAuditStore(db),
     hostCredentials: createHostCredentialStore(db),
@@ -111,6 +114,9 @@ class LocalNotifications {
 function queryLog(observe: QueryObserver): KyselyLogger {
   return (event) => observe(event.queryDurationMillis / 1000, event.level === 'query' ? 'ok' : 'error');
 }
+
+/** The channel of {@link StoreHealth.notificationRoundTrip}'s probes (nothing else listens on it). */
+export const NOTIFICATION_PROBE_CHANNEL = 'openmsi_notification_probe';
 
 /** Thrown by {@link StoreHealth.check} when the database did not answer in time. */
 export class StoreTimeoutError extends Error {
@@ -217,13 +223,41 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
       return withTimeout(probing, timeoutMs);
     },
     ...(pool === undefined ? {} : { pool }),
+    ...(listener === undefined
+      ? {}
+      : {
+          notificationRoundTrip: async (timeoutMs: number) => {
+            const id = randomUUID();
+            let heard!: () => void;
+            const arrived = new Promise<void>((resolve) => (heard = resolve));
+            // Only LISTEN delivers it: a raw pg_notify is not echoed to this process's local subscribers.
+            const unsubscribe = notifications.subscribe(NOTIFICATION_PROBE_CHANNEL, (payload) => {
+              if (payload === id) heard();
+            });
+            try {
+              const started = performance.now();
+              await withTimeout(
+                (async () => {
+                  await listener.ready();
+                  await sql`select pg_notify(${NOTIFICATION_PROBE_CHANNEL}, ${id})`.execute(db);
+                  await arrived;
+                })(),
+                timeoutMs,
+              );
+              return (performance.now() - started) / 1000;
+            } finally {
+              unsubscribe();
+            }
+          },
+        }),
   };
 
   return {
     dialect,
     notifications,
     health,
-    ...guarded(repositoriesFor(db, poolHooks), insideTransaction),
+    ...guarded(repositoriesFor(db, poolHooks, true), insideTransaction),
+    ...('snapshot' in opened ? { snapshot: (destination: string) => opened.snapshot(destination) } : {}),
 
     async transaction<T>(fn: (tx: Repositories) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
       if (insideTransaction()) {

@@ -20,7 +20,7 @@ export class StoreLockedError extends Error {
 export function openSqlite(
   path: string,
   options: { log?: KyselyLogger } = {},
-): { db: Kysely<Database>; listen?: undefined; pool?: undefined; close(): Promise<void> } {
+): { db: Kysely<Database>; listen?: undefined; pool?: undefined; snapshot(destination: string): Promise<void>; close(): Promise<void> } {
   // 0600 file (and -wal/-shm, which take its mode) in a 0700 folder, whatever the umask, wherever the store is.
   if (path !== ':memory:') preparePrivateSqlite(path);
   let sqlite: SqliteDatabase.Database;
@@ -52,6 +52,12 @@ export function openSqlite(
   });
   return {
     db,
+    async snapshot(destination) {
+      // SQLite's online backup, from this connection (the only one: it holds the exclusive lock). It copies in
+      // steps between which the server keeps serving; a write this connection makes meanwhile is applied to the
+      // copy too, so the copy is the store as of the moment the last step finished.
+      await sqlite.backup(destination);
+    },
     async close() {
       await db.destroy();
     },

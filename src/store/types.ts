@@ -132,6 +132,7 @@ export interface ClientCredential {
   createdAt: number;
 }
 
+/** Every write publishes the application's app id on {@link CREDENTIAL_CHANNEL} (after commit). */
 export interface CredentialStore {
   add(credential: ClientCredential): Promise<void>;
   listByApp(appId: string): Promise<ClientCredential[]>;
@@ -169,6 +170,13 @@ export const SIGNING_KEY_CHANNEL = 'openmsi_signing_keys';
  * object id after it commits, so caches of verified tokens drop the principal's tokens at once.
  */
 export const PRINCIPAL_CHANNEL = 'openmsi_principals';
+
+/**
+ * The application credential change channel (PostgreSQL `LISTEN openmsi_credentials`): every credential added
+ * or deleted publishes the application's lower-cased app id after it commits, so the token endpoint's client
+ * cache re-reads that application at once on every replica.
+ */
+export const CREDENTIAL_CHANNEL = 'openmsi_credentials';
 
 /** Every write that changes a row publishes its kid on {@link SIGNING_KEY_CHANNEL} (after commit). */
 export interface SigningKeyStore {
@@ -603,6 +611,11 @@ export interface StoredRotationPolicy {
  * lifecycle of secrets, plus one rotation policy per key.
  */
 export interface KeyStore extends VaultObjectStore {
+  /**
+   * Restores a backup's versions as a new key with its rotation policy (null or absent: none), in one
+   * transaction; 'exists' (nothing written) when the name is taken (active or deleted).
+   */
+  restore(versions: SecretVersion[], rotationPolicy?: string | null): Promise<'restored' | 'exists'>;
   /** The policy of an active key (null when none was ever set); undefined when there is no such active key. */
   getRotationPolicy(vaultId: string, name: string): Promise<{ policy: string | null } | undefined>;
   /** Sets the policy of an active key; false (nothing written) when there is none. Publishes. */
@@ -774,6 +787,12 @@ export interface StoreHealth {
   check(timeoutMs: number): Promise<string | undefined>;
   /** PostgreSQL only: the connection pool's counts now (no query). */
   readonly pool?: () => { total: number; idle: number; waiting: number };
+  /**
+   * PostgreSQL only: seconds from sending a `NOTIFY` on a probe channel until this replica's `LISTEN`
+   * connection hears it, the path every change notice to another replica takes (cache invalidation on
+   * revocation included). Rejects with a timeout when it is not heard within `timeoutMs` (LISTEN down).
+   */
+  readonly notificationRoundTrip?: (timeoutMs: number) => Promise<number>;
 }
 
 export interface Store extends Repositories {
@@ -784,6 +803,11 @@ export interface Store extends Repositories {
   transaction<T>(fn: (tx: Repositories) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Change notices (RBAC versions today). */
   readonly notifications: StoreNotifications;
+  /**
+   * The embedded store only: writes a consistent copy of the whole database to `destination` (an existing
+   * empty file or none) while the store keeps serving. PostgreSQL has none: its backups are `pg_dump`'s.
+   */
+  readonly snapshot?: (destination: string) => Promise<void>;
   close(): Promise<void>;
 }
 

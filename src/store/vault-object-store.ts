@@ -327,7 +327,9 @@ export function createVaultObjectStore(db: Kysely<Database>, kind: VaultObjectKi
       });
     },
 
-    async restore(versions) {
+    // `rotationPolicy`: keys only (KeyStore.restore), written with the entry so a restored key never exists
+    // without the policy its backup carried.
+    async restore(versions, rotationPolicy?: string | null) {
       const first = versions[0];
       if (first === undefined) throw new TypeError('restore() needs at least one version');
       const nameKey = first.name.toLowerCase();
@@ -341,7 +343,16 @@ export function createVaultObjectStore(db: Kysely<Database>, kind: VaultObjectKi
         const latest = [...versions].sort((a, b) => a.createdAt - b.createdAt || (a.version < b.version ? -1 : 1)).at(-1)!;
         await trx
           .insertInto(ENTRIES)
-          .values({ vault_id: first.vaultId, name_key: nameKey, name: first.name, latest_version: latest.version, deleted_at: null, scheduled_purge_at: null })
+          .values({
+            vault_id: first.vaultId,
+            name_key: nameKey,
+            name: first.name,
+            latest_version: latest.version,
+            deleted_at: null,
+            scheduled_purge_at: null,
+            // The column exists on vault_keys only; ENTRIES is typed as vault_secrets.
+            ...((rotationPolicy ?? null) === null ? {} : ({ rotation_policy: rotationPolicy } as object)),
+          })
           .execute();
         await changed(first.vaultId, nameKey);
         return 'restored' as const;

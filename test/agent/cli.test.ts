@@ -73,6 +73,17 @@ describe('openmsi agent env', () => {
   });
 });
 
+describe('openmsi agent --authority', () => {
+  it('refuses what is not an http(s) URL, naming it, before anything starts', async () => {
+    for (const bad of ['authority.internal:8443', 'ftp://authority.internal/']) {
+      const r = await run(['agent', '--authority', 'https://ok.internal:8443', '--authority', bad, '--data-dir', join(tmpdir(), 'openmsi-never-made')]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /--authority/);
+      assert.ok(r.stderr.includes(bad), r.stderr);
+    }
+  });
+});
+
 describe('openmsi agent (process)', () => {
   let t: TestAuthority;
   let host: TestHost;

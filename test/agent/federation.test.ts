@@ -6,11 +6,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeClock } from '../../src/shared/clock.js';
+import { httpsProxyFor } from '../../src/shared/config.js';
 import type { FederationAssertionGrant, HostIdentity } from '../../src/shared/host-protocol.js';
 import { FederationAssertions, refreshDue } from '../../src/agent/federation/assertions.js';
 import { REFUSAL_HOLD_MS, UpstreamExchange, scopeOf, upstreamTokenEndpoint } from '../../src/agent/federation/exchange.js';
@@ -164,6 +167,99 @@ describe('agent federation: the upstream exchange', () => {
     } finally {
       exchange.close();
       untrusted.close();
+    }
+  });
+});
+
+describe('agent federation: the upstream exchange through HTTPS_PROXY', () => {
+  let upstream: Server;
+  let caPem: string;
+  let origin: string;
+  let tunnel: HttpServer;
+  let proxyUrl: URL;
+  const connects: string[] = [];
+  let refuseConnect = false;
+  const upstreamRequests: string[] = [];
+
+  before(async () => {
+    const tls = await loopbackTls('test upstream CA (proxied)');
+    caPem = tls.caPem;
+    upstream = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+      upstreamRequests.push(req.url ?? '');
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token_type: 'Bearer', expires_in: 3599, access_token: 'via-proxy' }));
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    origin = `https://127.0.0.1:${String((upstream.address() as AddressInfo).port)}`;
+    // A CONNECT proxy on loopback: it sees the tunnel's target and ciphertext, never the form.
+    tunnel = createHttpServer((_req, res) => res.writeHead(405).end());
+    tunnel.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+      connects.push(req.url ?? '');
+      if (refuseConnect) {
+        client.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+        return;
+      }
+      const [host, port] = (req.url ?? '').split(':');
+      const server = netConnect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        server.write(head);
+        server.pipe(client);
+        client.pipe(server);
+      });
+      server.on('error', () => client.destroy());
+      client.on('error', () => server.destroy());
+    });
+    await new Promise<void>((resolve) => tunnel.listen(0, '127.0.0.1', resolve));
+    proxyUrl = new URL(`http://127.0.0.1:${String((tunnel.address() as AddressInfo).port)}`);
+  });
+  after(async () => {
+    tunnel.closeAllConnections();
+    upstream.closeAllConnections();
+    await new Promise<void>((resolve) => tunnel.close(() => resolve()));
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  const link = () => ({ tenantId: 'contoso.onmicrosoft.com', clientId: '3f1c2a4e-8d6b-4b7a-9e2f-5c4d3b2a1f00', authorityHost: origin });
+
+  it('tunnels the exchange through the proxy HTTPS_PROXY names, trusting the upstream CA inside the tunnel', async () => {
+    connects.length = 0;
+    refuseConnect = false;
+    const env = { HTTPS_PROXY: proxyUrl.href };
+    const exchange = new UpstreamExchange({ caPem, timeoutMs: 5000, proxyFor: (target) => httpsProxyFor(target, env) });
+    try {
+      const token = await exchange.token(link(), 'the-assertion', 'https://vault.azure.net');
+      assert.equal(token.accessToken, 'via-proxy');
+      assert.deepEqual(connects, [new URL(origin).host]);
+      assert.equal(upstreamRequests.at(-1), '/contoso.onmicrosoft.com/oauth2/v2.0/token');
+    } finally {
+      exchange.close();
+    }
+  });
+
+  it('goes direct for a host NO_PROXY names, and answers unavailable when the proxy refuses the tunnel', async () => {
+    connects.length = 0;
+    refuseConnect = false;
+    const direct = new UpstreamExchange({
+      caPem,
+      timeoutMs: 5000,
+      proxyFor: (target) => httpsProxyFor(target, { HTTPS_PROXY: proxyUrl.href, NO_PROXY: 'localhost,127.0.0.1' }),
+    });
+    try {
+      assert.equal((await direct.token(link(), 'a', 'https://vault.azure.net')).accessToken, 'via-proxy');
+      assert.deepEqual(connects, []);
+    } finally {
+      direct.close();
+    }
+    refuseConnect = true;
+    const refused = new UpstreamExchange({ caPem, timeoutMs: 5000, proxyFor: (target) => httpsProxyFor(target, { https_proxy: proxyUrl.href }) });
+    try {
+      await assert.rejects(refused.token(link(), 'a', 'https://vault.azure.net'), (err: unknown) => err instanceof UpstreamError && err.kind === 'unavailable');
+      assert.equal(connects.length, 1);
+    } finally {
+      refused.close();
+      refuseConnect = false;
     }
   });
 });

@@ -347,6 +347,9 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
     ctx.diagnostic(`az login -u ${upn} -p <password> --allow-no-subscriptions`);
     const account = JSON.parse(await azOk(['account', 'show', '-o', 'json'])) as { tenantId: string; user: { name: string; type: string } };
     assert.deepEqual(account.user, { name: upn, type: 'user' });
+    // Graph's /me with a delegated token (az refreshes one for its cloud's Graph resource, the server's URL).
+    const me = JSON.parse(await azOk(['ad', 'signed-in-user', 'show', '-o', 'json'])) as { id: string; userPrincipalName: string };
+    assert.deepEqual({ id: me.id, userPrincipalName: me.userPrincipalName }, { id: user.id, userPrincipalName: upn });
 
     const token = JSON.parse(await azOk(['account', 'get-access-token', '--resource', 'https://vault.azure.net', '-o', 'json'])) as { accessToken: string };
     const c = claims(token.accessToken);

@@ -203,6 +203,7 @@ describe('management authorisation hooks', () => {
       graphGroupsWrite: 'Microsoft.Authorization/groups/write',
       keysRead: 'Microsoft.Authorization/signingKeys/read',
       keysWrite: 'Microsoft.Authorization/signingKeys/write',
+      backupWrite: 'Microsoft.Authorization/backups/write',
       federationIssuersRead: 'Microsoft.Authorization/federationIssuers/read',
       federationIssuersWrite: 'Microsoft.Authorization/federationIssuers/write',
       auditRead: 'Microsoft.Insights/eventtypes/values/read',

@@ -168,3 +168,24 @@ void describe('MasterKey.fromEnvOrFile', () => {
     assert.ok(MasterKey.fromEnvOrFile({ env: { OPENMSI_MASTER_KEY: '' }, dataDir: dir }));
   });
 });
+
+void describe('MasterKey key id and MAC (what a backup is checked with)', () => {
+  it('the key id names the key: the same for the same bytes, different for another key, and none of the key in it', () => {
+    const bytes = randomBytes(32);
+    const id = MasterKey.fromBytes(bytes).keyId();
+    assert.match(id, /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(MasterKey.fromBytes(Buffer.from(bytes)).keyId(), id);
+    assert.notEqual(MasterKey.random().keyId(), id);
+    assert.ok(!Buffer.from(id, 'base64url').equals(bytes.subarray(0, 16)));
+  });
+
+  it('a MAC verifies under its key and purpose only, and not for changed data', () => {
+    const key = MasterKey.random();
+    const mac = key.mac('backup-header', 'header');
+    assert.equal(key.verifyMac('backup-header', 'header', mac), true);
+    assert.equal(key.verifyMac('backup-header', 'header ', mac), false);
+    assert.equal(key.verifyMac('other', 'header', mac), false);
+    assert.equal(MasterKey.random().verifyMac('backup-header', 'header', mac), false);
+    assert.equal(key.verifyMac('backup-header', 'header', mac.slice(1)), false);
+  });
+});

@@ -140,9 +140,16 @@ describe('server health and readiness', () => {
       await t.close();
     });
 
-    it('goes 503 with the store failing, then 200 once the database is back', async () => {
+    it('goes 503 with the store failing, then 200 once the database is back; the notification lag goes NaN and back', async () => {
       const ready = await httpsRequest(`${t.url}/readyz`, { ca: t.caPem });
       assert.equal(ready.status, 200);
+      const scrapeNow = async () => parseExposition((await httpGet(`${String(t.authority.metricsUrl)}/metrics`)).body);
+      const lagOf = (samples: Awaited<ReturnType<typeof scrapeNow>>['samples']) => sampleValue(samples, 'openmsi_store_notification_lag_seconds', {});
+      const healthy = await scrapeNow();
+      assert.equal(healthy.types.get('openmsi_store_notification_lag_seconds'), 'gauge');
+      const lag = lagOf(healthy.samples);
+      assert.ok(Number.isFinite(lag) && lag >= 0 && lag < 1, `a NOTIFY is heard back within the 1 s bound: ${String(lag)}`);
+      const failuresBefore = sampleValue(healthy.samples, 'openmsi_store_notification_probe_failures_total', {});
       // Contained outage of this test's own database: no new connections, and every open one (the pool's and
       // LISTEN's) cut, as a stopped server would do to them.
       await admin.query(`ALTER DATABASE "${database}" ALLOW_CONNECTIONS false`);
@@ -159,6 +166,10 @@ describe('server health and readiness', () => {
       assert.ok(!down.body.includes('postgres') && !down.body.includes(database));
       // Liveness does not depend on the store.
       assert.equal((await httpsRequest(`${t.url}/healthz`, { ca: t.caPem })).status, 200);
+      // With LISTEN cut, the probe is not heard: NaN, and the failure counted.
+      const blind = (await scrapeNow()).samples;
+      assert.ok(Number.isNaN(lagOf(blind)));
+      assert.equal(sampleValue(blind, 'openmsi_store_notification_probe_failures_total', {}) - failuresBefore, 1);
 
       await admin.query(`ALTER DATABASE "${database}" ALLOW_CONNECTIONS true`);
       const up = await until('readyz to answer 200 again', async () => {
@@ -172,6 +183,8 @@ describe('server health and readiness', () => {
       const scrape = parseExposition((await httpGet(`${String(t.authority.metricsUrl)}/metrics`)).body).samples;
       assert.ok(sampleValue(scrape, 'openmsi_store_query_duration_seconds_count', { outcome: 'ok' }) >= 1);
       assert.ok(sampleValue(scrape, 'openmsi_store_pool_connections', { state: 'total' }) >= 1);
+      // LISTEN reconnects by itself (with backoff): change notices reach this replica again.
+      await until('the notification probe to be heard again', async () => (Number.isFinite(lagOf((await scrapeNow()).samples)) ? true : undefined));
     });
 
     it('a hung database: the probe times out, and later probes wait on the same query instead of adding more', async () => {

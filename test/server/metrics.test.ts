@@ -40,6 +40,7 @@ describe('server metrics', () => {
     assert.equal(before.types.get('openmsi_store_query_duration_seconds'), 'histogram');
     // The embedded store has no pool.
     assert.equal(before.types.get('openmsi_store_pool_connections'), undefined);
+    assert.equal(before.types.get('openmsi_store_notification_lag_seconds'), undefined, 'no LISTEN/NOTIFY on the embedded store');
 
     const success = { grant_type: 'client_credentials', outcome: 'success' };
     const refused = { grant_type: 'client_credentials', outcome: 'invalid_client' };

@@ -5,6 +5,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   checkTokenLifetime,
+  httpsProxyFor,
   ConfigError,
   loadInstallationConfig,
   readEnvironment,
@@ -135,5 +136,60 @@ void describe('configuration module', () => {
     assert.equal(storeLocation('/d', { store: 'sqlite' }, {}), join('/d', 'store', 'openmsi.db'));
     assert.equal(storeLocation('/d', { store: 'postgres://u@h/db' }, {}), 'postgres://u@h/db');
     assert.equal(storeLocation('/d', { store: 'postgres://u@h/db' }, { OPENMSI_STORE: 'postgres://u:pw@h/db' }), 'postgres://u:pw@h/db');
+  });
+});
+
+void describe('httpsProxyFor: HTTPS_PROXY and NO_PROXY as curl and the Azure SDKs read them', () => {
+  const target = new URL('https://login.microsoftonline.com/tenant/oauth2/v2.0/token');
+  const at = (env: NodeJS.ProcessEnv, url: URL = target) => httpsProxyFor(url, env)?.href;
+
+  void it('no proxy variable: direct', () => {
+    assert.equal(at({}), undefined);
+    assert.equal(at({ HTTPS_PROXY: '  ' }), undefined);
+    assert.equal(at({ HTTP_PROXY: 'http://proxy:3128' }), undefined, 'HTTP_PROXY is for http:// targets');
+  });
+
+  void it('HTTPS_PROXY or https_proxy (the lower-case one wins); a bare host:port means http://', () => {
+    assert.equal(at({ HTTPS_PROXY: 'http://proxy.corp:3128' }), 'http://proxy.corp:3128/');
+    assert.equal(at({ https_proxy: 'proxy.corp:8080' }), 'http://proxy.corp:8080/');
+    assert.equal(at({ HTTPS_PROXY: 'http://upper:1', https_proxy: 'http://lower:2' }), 'http://lower:2/');
+    assert.equal(at({ HTTPS_PROXY: 'https://tls-proxy:443' }), 'https://tls-proxy/');
+  });
+
+  void it('NO_PROXY: *, exact hosts, domain suffixes with or without a dot, ports, either case, spaces', () => {
+    const proxy = { HTTPS_PROXY: 'http://proxy:3128' };
+    for (const noProxy of [
+      '*',
+      'login.microsoftonline.com',
+      'microsoftonline.com',
+      '.microsoftonline.com',
+      '*.microsoftonline.com',
+      'LOGIN.MicrosoftOnline.com',
+      'other, login.microsoftonline.com',
+      'login.microsoftonline.com:443',
+    ]) {
+      assert.equal(at({ ...proxy, NO_PROXY: noProxy }), undefined, `NO_PROXY=${noProxy} sends it direct`);
+      assert.equal(at({ ...proxy, no_proxy: noProxy }), undefined, `no_proxy=${noProxy} sends it direct`);
+    }
+    for (const noProxy of ['', 'example.com', 'online.com', 'soft.com', 'login.microsoftonline.com:8443', 'login.microsoftonline.com.evil']) {
+      assert.equal(at({ ...proxy, NO_PROXY: noProxy }), 'http://proxy:3128/', `NO_PROXY=${noProxy} keeps the proxy`);
+    }
+    assert.equal(at({ ...proxy, NO_PROXY: '127.0.0.1' }, new URL('https://127.0.0.1:8443/t')), undefined);
+    assert.equal(at({ ...proxy, NO_PROXY: '[::1]' }, new URL('https://[::1]:8443/t')), undefined);
+    assert.equal(at({ ...proxy, NO_PROXY: '[::1]:8443' }, new URL('https://[::1]:8443/t')), undefined);
+    assert.equal(at({ ...proxy, NO_PROXY: '::1' }, new URL('https://[::1]:8443/t')), undefined);
+    assert.equal(at({ ...proxy, NO_PROXY: '[::1]:9' }, new URL('https://[::1]:8443/t')), 'http://proxy:3128/');
+  });
+
+  void it('a proxy URL that is not http(s) is a configuration error that does not print its credentials', () => {
+    assert.throws(
+      () => at({ HTTPS_PROXY: 'socks5://user:hunter2@proxy:1080' }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.doesNotMatch(err.message, /hunter2/);
+        return true;
+      },
+    );
+    assert.throws(() => at({ HTTPS_PROXY: 'http://[bad' }), ConfigError);
   });
 });

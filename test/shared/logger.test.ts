@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import { createLogger, defaultLogFormat, RequestLogController, type LogFormat } from '../../src/shared/logger.js';
+import { createLogger, defaultLogFormat, RequestLogController, type LogFormat, censorNested } from '../../src/shared/logger.js';
 import type { LevelWithSilent } from 'pino';
 
 const BEARER = 'eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl';
@@ -238,5 +238,61 @@ void describe('RequestLogController', () => {
     assert.deepEqual(records[0]!['req'], { method: 'GET', url: '/x', id: 'r1', remoteAddress: '10.0.0.1' });
     assert.deepEqual(records[1]!['res'], { statusCode: 500 });
     assert.equal(records[1]!['responseTime'], 3);
+  });
+});
+
+void describe('logger: credentials nested at any depth', () => {
+  const nestings: [string, (secret: string) => Record<string, unknown>][] = [
+    ['a password three levels down', (s) => ({ event: { request: { form: { password: s } } } })],
+    ['a client secret in an array of forms', (s) => ({ batch: [{ ok: 1 }, { client_secret: s }] })],
+    ['a refresh token in an upstream answer', (s) => ({ upstream: { body: { refresh_token: s } } })],
+    ['an id token', (s) => ({ upstream: { body: { id_token: s } } })],
+    ['an Authorization header spelled in capitals, deep', (s) => ({ call: { request: { headers: { Authorization: s } } } })],
+    ['an X-IDENTITY-HEADER, deep', (s) => ({ call: { headers: { 'X-IDENTITY-HEADER': s } } })],
+    ['a secret value in a vault answer', (s) => ({ vault: { answer: { value: s } } })],
+    ['anything past the depth bound', (s) => ({ a: { b: { c: { d: { e: { f: { g: { h: { i: s } } } } } } } } })],
+    ['anything past the depth bound in nested arrays', (s) => ({ a: [[[[[[[[[s]]]]]]]]] })],
+    ['a client assertion two levels down', (s) => ({ call: { form: { client_assertion: s } } })],
+    ['an access token two levels down', (s) => ({ call: { answer: { access_token: s } } })],
+    ['a secret two levels down', (s) => ({ call: { headers: { secret: s } } })],
+    ['a password in a prototype-less object', (s) => ({ call: { form: Object.assign(Object.create(null) as Record<string, unknown>, { password: s }) } })],
+  ];
+  for (const [what, place] of nestings) {
+    void it(`censors ${what}`, () => {
+      const { logger, records } = jsonCapture();
+      logger.info(place(SECRET), 'nested credential');
+      assert.equal(records.length, 1);
+      const text = JSON.stringify(records[0]);
+      assert.doesNotMatch(text, new RegExp(SECRET), `${what} leaked: ${text}`);
+      assert.match(text, /"\[redacted\]"/, `${what} is censored with the marker, not dropped: ${text}`);
+    });
+  }
+
+  void it("never changes the caller's object, and keeps every other field", () => {
+    const event = { outer: { inner: { password: SECRET, kept: 'visible' }, list: [{ token: SECRET }, 'plain'] }, top: 1 };
+    const before = structuredClone(event);
+    const { logger, records } = jsonCapture();
+    logger.info(event, 'nested');
+    assert.deepEqual(event, before);
+    assert.deepEqual(records[0]?.outer, { inner: { password: '[redacted]', kept: 'visible' }, list: [{ token: '[redacted]' }, 'plain'] });
+    assert.equal(records[0]?.top, 1);
+  });
+
+  void it('returns the very same object when nothing needs censoring, and leaves null or absent credentials as they are', () => {
+    const clean = { a: { b: [1, 'two', { c: null }] }, d: 'x' };
+    assert.equal(censorNested(clean), clean);
+    const empty = { form: { password: null, token: undefined } };
+    assert.equal(censorNested(empty), empty);
+  });
+
+  void it('leaves top-level names that are not credentials there (a secret name, a value) and class instances to their serializers', () => {
+    class Holder {
+      password = SECRET;
+    }
+    const holder = new Holder();
+    const out = censorNested({ secret: 'db-password-name', value: 3, holder });
+    assert.equal(out.secret, 'db-password-name');
+    assert.equal(out.value, 3);
+    assert.equal(out.holder, holder);
   });
 });

@@ -714,6 +714,26 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
         }
       });
 
+      void it('invariant: a jti is accepted once in total: concurrent remembers of many keys, several times each, across replicas (group commit)', async () => {
+        // Calls of one event-loop turn share one insert on each replica (replay-store.ts): a key named twice in a
+        // batch, a key another replica's batch holds, and a key recorded earlier must each still win exactly once.
+        const tag = uid();
+        const earlier = `${tag}-earlier`;
+        assert.equal(await store.replay.remember(earlier, FAR), true);
+        const keys = [earlier, ...Array.from({ length: 150 }, (_, i) => `${tag}-${i}`)];
+        const results = await withReplicas((stores) =>
+          Promise.all(
+            keys.flatMap((key, k) =>
+              Array.from({ length: 4 }, async (_, i) => ({ key, first: await stores[(k + i) % stores.length]!.replay.remember(key, FAR) })),
+            ),
+          ),
+        );
+        for (const key of keys) {
+          const wins = results.filter((r) => r.key === key && r.first).length;
+          assert.equal(wins, key === earlier ? 0 : 1, key);
+        }
+      });
+
       void it('purgeExpired forgets entries that expired before now, and only those', async () => {
         const tag = uid();
         assert.equal(await store.replay.remember(`${tag}-1`, 1000), true);

@@ -337,5 +337,16 @@ for (const backend of STORE_BACKENDS)
         await store.keys.addVersion(versionFixture(vault.id, 'rot'));
         assert.deepEqual(await store.keys.getRotationPolicy(vault.id, 'rot'), { policy: null }, 'a purged key takes its policy with it');
       });
+
+      it('a restored key carries its backup rotation policy from the same write; none when the backup had none; nothing on a conflict', async () => {
+        const vault = vaultFixture();
+        await store.vaults.put(vault);
+        assert.equal(await store.keys.restore([versionFixture(vault.id, 'withPolicy')], '{"lifetimeActions":[]}'), 'restored');
+        assert.deepEqual(await store.keys.getRotationPolicy(vault.id, 'withpolicy'), { policy: '{"lifetimeActions":[]}' });
+        assert.equal(await store.keys.restore([versionFixture(vault.id, 'noPolicy')], null), 'restored');
+        assert.deepEqual(await store.keys.getRotationPolicy(vault.id, 'nopolicy'), { policy: null });
+        assert.equal(await store.keys.restore([versionFixture(vault.id, 'NOPOLICY')], '{"b":2}'), 'exists');
+        assert.deepEqual(await store.keys.getRotationPolicy(vault.id, 'nopolicy'), { policy: null }, 'a refused restore writes no policy');
+      });
     });
   });

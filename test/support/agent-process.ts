@@ -83,12 +83,14 @@ function boundAgentPort(dataDir: string, pid: number | undefined): number {
  */
 export async function startAgentProcess(
   t: TestAuthority,
-  args: { joinToken?: string; dataDir?: string; port?: number; extra?: string[] },
+  args: { joinToken?: string; dataDir?: string; port?: number; extra?: string[]; authorities?: string[] },
 ): Promise<AgentProcess> {
   // Port 0 unless asked for one: the agent binds a free port and records it in run/agent.json (read below).
   const asked = args.port ?? 0;
   const dataDir = args.dataDir ?? mkdtempSync(join(tmpdir(), 'openmsi-agent-'));
-  const argv = [BUILT_MAIN, 'agent', '--authority', t.url, '--ca-file', t.caPath, '--data-dir', dataDir, '--port', String(asked)];
+  // `--authority` for each of `authorities` (replicas, in order of preference), else `t`'s URL.
+  const authorities = (args.authorities ?? [t.url]).flatMap((url) => ['--authority', url]);
+  const argv = [BUILT_MAIN, 'agent', ...authorities, '--ca-file', t.caPath, '--data-dir', dataDir, '--port', String(asked)];
   if (args.joinToken !== undefined) argv.push('--join-token', args.joinToken);
   argv.push(...(args.extra ?? []));
   const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...process.env, OPENMSI_DATA_DIR: '' }, stdio: ['ignore', 'pipe', 'pipe'] });

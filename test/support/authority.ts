@@ -182,6 +182,8 @@ export async function startTestAuthority(
     federationIssuer?: string;
     /** Serve Prometheus metrics on their own listener (port 0 picks one); see `authority.metricsUrl`. */
     metrics?: { port: number; host?: string };
+    /** How long the token endpoint's client cache trusts an entry without a notice (default 1 s). */
+    clientCacheMaxAgeMs?: number;
   } = {},
 ): Promise<TestAuthority> {
   const dataDir = mkdtempSync(join(tmpdir(), 'openmsi-test-'));
@@ -211,6 +213,7 @@ export async function startTestAuthority(
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.federationIssuer === undefined ? {} : { federationIssuer: options.federationIssuer }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.clientCacheMaxAgeMs === undefined ? {} : { clientCacheMaxAgeMs: options.clientCacheMaxAgeMs }),
   });
   const url = await authority.listen();
   const caPath = dataDirLayout(dataDir).caCert;

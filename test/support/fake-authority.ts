@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import { systemClock, type Clock } from '../../src/shared/clock.js';
 import {
+  AUTHORITY_READY_PATH,
   HOST_API_BASE,
   HOST_API_PATHS,
   HOST_ASSERTION_MAX_LIFETIME_SECONDS,
@@ -76,10 +77,35 @@ export interface FakeAuthority {
   revoke(host: FakeHost): void;
   /** Decoded claims of the last token issued. */
   lastIssued: Record<string, unknown> | undefined;
+  /** Readiness probes (`GET /readyz`) received. */
+  readyProbes: number;
+  /** What replicas of one installation share (hosts, keys, used `jti`s, audit records): pass it as `replicaOf`. */
+  readonly installation: FakeInstallation;
+  /** Stops listening (connections are then refused, as from a killed replica) until {@link restart}. */
+  stop(): Promise<void>;
+  /** Whether it listens now. */
+  isUp(): boolean;
+  /** Listens again on the same port. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
-interface HostState {
+/** The state replicas of one fake installation share, as real replicas share their store. */
+export interface FakeInstallation {
+  readonly tenantId: string;
+  readonly subscriptionId: string;
+  readonly signing: CryptoKeyPair;
+  readonly hosts: Map<string, HostState>;
+  readonly seenJti: Set<string>;
+  readonly auditRecords: AgentAuditRecord[];
+}
+
+interface CryptoKeyPair {
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+}
+
+export interface HostState {
   host: FakeHost;
   keys: Map<string, { publicKey: CryptoKey; expiresOn: number }>;
   assigned: Set<string>;
@@ -100,26 +126,37 @@ const oauthRefusal = (status: number, error: string, description: string) => new
 const apiRefusal = (status: number, code: string, message: string) => new Refusal(status, { error: { code, message } });
 const hostNotRecognised = () => oauthRefusal(401, 'invalid_client', 'The host credential is unknown, revoked or expired, or its host no longer exists.');
 
-/** Starts a fake authority on a free loopback port. Tokens it issues are ES256 JWTs with the claims agents and clients read. */
-export async function startFakeAuthority(options: { clock?: Clock; tokenLifetimeSeconds?: number } = {}): Promise<FakeAuthority> {
+/**
+ * Starts a fake authority on a free loopback port. Tokens it issues are ES256 JWTs with the claims agents and
+ * clients read. With `replicaOf`, it is another replica of that fake's installation (its own origin, behaviour
+ * and call counts; the same hosts, keys, used `jti`s and audit records).
+ */
+export async function startFakeAuthority(options: { clock?: Clock; tokenLifetimeSeconds?: number; replicaOf?: FakeAuthority } = {}): Promise<FakeAuthority> {
   const clock = options.clock ?? systemClock;
   const lifetime = options.tokenLifetimeSeconds ?? 3600;
-  const tenantId = randomUUID();
-  const subscriptionId = randomUUID();
-  const signing = await generateKeyPair('ES256');
-  const hosts = new Map<string, HostState>();
-  const seenJti = new Set<string>();
+  const installation: FakeInstallation = options.replicaOf?.installation ?? {
+    tenantId: randomUUID(),
+    subscriptionId: randomUUID(),
+    signing: await generateKeyPair('ES256'),
+    hosts: new Map<string, HostState>(),
+    seenJti: new Set<string>(),
+    auditRecords: [],
+  };
+  const { tenantId, subscriptionId, signing, hosts, seenJti } = installation;
   const now = () => Math.floor(clock.now() / 1000);
   let origin = '';
+  let port = 0;
 
   const fake: FakeAuthority = {
     url: '',
     tenantId,
     subscriptionId,
     calls: { token: 0, self: 0, renew: 0, audit: 0 },
-    auditRecords: [],
+    auditRecords: installation.auditRecords,
     behaviour: {},
     lastIssued: undefined,
+    readyProbes: 0,
+    installation,
     async addHost(name = `host-${randomUUID().slice(0, 8)}`) {
       const resourceGroup = 'agent-hosts';
       const rg = `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}`;
@@ -168,12 +205,16 @@ export async function startFakeAuthority(options: { clock?: Clock; tokenLifetime
     revoke(host) {
       stateOf(host).revoked = true;
     },
-    close: () =>
+    stop: () =>
       new Promise((resolve) => {
+        if (!server.listening) return resolve();
         server.close(() => resolve());
         // Keep-alive connections from an agent under test must not hold close() open.
         server.closeAllConnections();
       }),
+    isUp: () => server.listening,
+    restart: () => new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port }, resolve)),
+    close: () => fake.stop(),
   };
 
   function stateOf(host: FakeHost): HostState {
@@ -307,6 +348,8 @@ export async function startFakeAuthority(options: { clock?: Clock; tokenLifetime
     const path = new URL(req.url ?? '/', origin).pathname;
     const isToken = req.method === 'POST' && path === `/${tenantId}/oauth2/token`;
     if (isToken) fake.calls.token++;
+    const isReady = req.method === 'GET' && path === AUTHORITY_READY_PATH;
+    if (isReady) fake.readyProbes++;
     const { status, delayMs, drop } = fake.behaviour;
     if (delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, delayMs));
     if (drop === true) {
@@ -320,7 +363,7 @@ export async function startFakeAuthority(options: { clock?: Clock; tokenLifetime
       payload = { error: 'temporarily_unavailable', error_description: `injected ${String(status)}` };
     } else {
       try {
-        payload = isToken ? await grant(new URLSearchParams(body)) : await hostCall(req, path, body);
+        payload = isReady ? { status: 'ready' } : isToken ? await grant(new URLSearchParams(body)) : await hostCall(req, path, body);
       } catch (err) {
         if (!(err instanceof Refusal)) throw err;
         code = err.status;
@@ -340,7 +383,8 @@ export async function startFakeAuthority(options: { clock?: Clock; tokenLifetime
     });
   });
   await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  origin = `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`;
+  port = (server.address() as AddressInfo).port;
+  origin = `http://127.0.0.1:${String(port)}`;
   fake.url = origin;
   return fake;
 }

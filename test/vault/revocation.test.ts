@@ -19,6 +19,7 @@ import { deleteApplicationPrincipal } from '../../src/directory/principals.js';
 import { deleteResource, deleteUserAssignedIdentity, putResource, putResourceGroup, putUserAssignedIdentity } from '../../src/directory/resources.js';
 import { createDenyAssignment, deleteRoleAssignment, putRoleAssignment, putRoleDefinition } from '../../src/directory/rbac.js';
 import { addGroupMember, createGroup, removeGroupMember } from '../../src/directory/groups.js';
+import { createUser, deleteUser, updateUser } from '../../src/directory/users.js';
 import { ALLOW_PERMISSION_MODEL_CHANGE, putVault } from '../../src/directory/vaults.js';
 import type { AccessPolicyEntry, ServicePrincipal } from '../../src/store/types.js';
 
@@ -179,6 +180,48 @@ for (const target of TARGETS) {
       });
       return { ...reader, assignment };
     }
+
+    /** A user holding Key Vault Secrets User on the RBAC vault, with a delegated token as the password grant issues it. */
+    async function rbacUser(name: string) {
+      const domain = (await t.ctx.store.tenants.get(t.tenantId))!.defaultDomain;
+      const user = await createUser(t.ctx.store, {
+        tenantId: t.tenantId,
+        displayName: name,
+        userPrincipalName: `${name}@${domain}`,
+        password: 'Rev0ke-Passw0rd!',
+        clock: systemClock,
+      });
+      await putRoleAssignment(t.ctx.store, rbacOptions, {
+        tenantId: t.tenantId,
+        scope: `/subscriptions/${t.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.KeyVault/vaults/${rbacVault}`,
+        roleDefinitionId: SECRETS_USER,
+        principalId: user.objectId,
+        by: 'test',
+      });
+      const token = t.ctx.tokens.issue({
+        tenantId: t.tenantId,
+        principal: { objectId: user.objectId, appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46' },
+        user: { objectId: user.objectId, userPrincipalName: user.userPrincipalName, displayName: name, scp: 'user_impersonation', amr: ['pwd'] },
+        resource: VAULT_AUDIENCE,
+        authMethod: 'public',
+      }).accessToken;
+      return { user, token };
+    }
+
+    it('invariant: a user deleted, or its account disabled, is refused with every token the vault had verified, within 1 s', async () => {
+      const deleted = await rbacUser('revoke-user-deleted');
+      assertWithinBound(
+        await refusedAfter(rbacVault, deleted.token, 401, () => deleteUser(t.ctx.store, t.tenantId, deleted.user.objectId, systemClock)),
+        'a deleted user',
+      );
+      const disabled = await rbacUser('revoke-user-disabled');
+      assertWithinBound(
+        await refusedAfter(rbacVault, disabled.token, 401, () =>
+          updateUser(t.ctx.store, t.tenantId, disabled.user.objectId, { accountEnabled: false, clock: systemClock }),
+        ),
+        'a disabled user',
+      );
+    });
 
     it('invariant: a signing key revoked (keys rotate --revoke-previous) refuses every token the vault had verified, within 1 s; new tokens are served', async () => {
       const reader = await rbacReader('revoke-key');

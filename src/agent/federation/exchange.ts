@@ -2,16 +2,21 @@
  * The exchange at an upstream Entra's token endpoint (spec federation §1.4): `client_credentials` with the
  * outbound assertion as `client_assertion` (`…client-assertion-type:jwt-bearer`), `scope={resource}/.default`,
  * at `{authorityHost}/{tenant}/oauth2/v2.0/token`. TLS trusts Node's roots (NODE_EXTRA_CA_CERTS adds a CA) plus
- * the agent's `--upstream-ca-file`. The upstream's refusal is relayed as `federation-refused` with its OAuth
+ * the agent's `--upstream-ca-file`; `HTTPS_PROXY` / `NO_PROXY` are honoured as the Azure SDKs honour them
+ * (a CONNECT tunnel: the proxy sees the host name, never the assertion). The upstream's refusal is relayed as `federation-refused` with its OAuth
  * error; network trouble, 5xx and 429 are `unavailable` (the caller retries). A refusal is remembered for
  * {@link REFUSAL_HOLD_MS} per (link, resource), so a workload retrying a misconfigured identity in a loop does
  * not turn into a request loop against the upstream (Entra throttles per client).
  */
 import { rootCertificates } from 'node:tls';
 import { Agent as HttpsAgent } from 'node:https';
+import type { ClientRequest } from 'node:http';
+import type { Socket } from 'node:net';
+import { HttpsProxyAgent } from 'https-proxy-agent';
 import type { UpstreamLink } from '../../shared/host-protocol.js';
 import { epochSeconds, systemClock, type Clock } from '../../shared/clock.js';
 import { HttpCallError, httpCall, parseJsonBody } from '../../shared/http-client.js';
+import { httpsProxyFor } from '../../shared/config.js';
 import { UpstreamError, type IssuedToken } from '../upstream.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -32,19 +37,63 @@ export function scopeOf(resource: string): string {
   return `${resource}/.default`;
 }
 
+/**
+ * https-proxy-agent, except that a proxy refusing the tunnel fails the connection. The library replays the
+ * proxy's own answer (a 403 from a corporate proxy) as if the upstream had sent it; relayed as the upstream's
+ * OAuth refusal, it would be remembered as one and hide the real cause. A failed tunnel is network trouble.
+ */
+class TunnelOnlyProxyAgent extends HttpsProxyAgent<string> {
+  override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
+    let status: number | undefined;
+    req.once('proxyConnect', (connect: { statusCode?: number }) => {
+      status = connect.statusCode;
+    });
+    const socket = await super.connect(req, opts);
+    if (status !== 200) {
+      socket.destroy();
+      throw Object.assign(new Error(`the proxy refused the tunnel (${String(status)})`), { code: 'EPROXYREFUSED' });
+    }
+    return socket;
+  }
+}
+
 export class UpstreamExchange {
   readonly #agent: HttpsAgent;
+  /** One tunnelling agent per proxy URL (NO_PROXY may send some upstreams direct). */
+  readonly #proxied = new Map<string, HttpsAgent>();
+  readonly #agentOptions: { keepAlive: true; maxSockets: number; ca?: string[] };
+  readonly #proxyFor: (target: URL) => URL | undefined;
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #refusals = new Map<string, { error: UpstreamError; until: number }>();
   /** Exchanges made (tests count cache misses with it). */
   calls = 0;
 
-  constructor(options: { caPem?: string; timeoutMs: number; clock?: Clock }) {
+  /**
+   * `proxyFor` picks the proxy for an upstream URL; by default {@link httpsProxyFor} over the process's
+   * environment, read once per call so a misconfigured variable fails the call, not the agent's start.
+   */
+  constructor(options: { caPem?: string; timeoutMs: number; clock?: Clock; proxyFor?: (target: URL) => URL | undefined }) {
     this.#clock = options.clock ?? systemClock;
     this.#timeoutMs = options.timeoutMs;
+    this.#proxyFor = options.proxyFor ?? ((target) => httpsProxyFor(target));
     // Node's default trust plus the extra CA: passing `ca` alone would replace the roots.
-    this.#agent = new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.caPem === undefined ? {} : { ca: [...rootCertificates, options.caPem] }) });
+    this.#agentOptions = { keepAlive: true, maxSockets: 16, ...(options.caPem === undefined ? {} : { ca: [...rootCertificates, options.caPem] }) };
+    this.#agent = new HttpsAgent(this.#agentOptions);
+  }
+
+  /** The agent a call to `endpoint` goes through: direct, or tunnelled through its proxy. */
+  #agentFor(endpoint: string): HttpsAgent {
+    const proxy = this.#proxyFor(new URL(endpoint));
+    if (proxy === undefined) return this.#agent;
+    let agent = this.#proxied.get(proxy.href);
+    if (agent === undefined) {
+      // These options reach the connection to the proxy; the TLS session with the upstream inside the tunnel
+      // takes its trust from the request's own `ca` (see #exchange).
+      agent = new TunnelOnlyProxyAgent(proxy, this.#agentOptions);
+      this.#proxied.set(proxy.href, agent);
+    }
+    return agent;
   }
 
   /** The upstream's token for the link's client and `resource`, in exchange for `assertion`. */
@@ -80,7 +129,8 @@ export class UpstreamExchange {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: form.toString(),
-        agent: this.#agent,
+        agent: this.#agentFor(endpoint),
+        ...(this.#agentOptions.ca === undefined ? {} : { ca: this.#agentOptions.ca }),
         timeoutMs: this.#timeoutMs,
         maxResponseBytes: 1024 * 1024,
       });
@@ -121,5 +171,6 @@ export class UpstreamExchange {
 
   close(): void {
     this.#agent.destroy();
+    for (const agent of this.#proxied.values()) agent.destroy();
   }
 }

@@ -1,4 +1,4 @@
-import { importJWK } from 'jose';
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { Grant, TokenRequest } from './grant.js';
 import type { AuthorityContext } from '../context.js';
 import type { HostCredential, Resource, ServicePrincipal } from '../../store/types.js';
@@ -80,7 +80,7 @@ async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): P
       audiences: assertionAudiences(ctx, request),
       clock: ctx.clock,
       replay: ctx.store.replay,
-      resolveKey: async ({ header, payload, alg }) => {
+      resolveKey: async ({ header, payload }) => {
         if (typeof header.kid !== 'string') throw TokenErrors.assertionKeyNotRegistered();
         const found = await ctx.store.hostCredentials.get(header.kid);
         if (found !== undefined) {
@@ -91,9 +91,7 @@ async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): P
         if (!isUsable(found, ctx.clock.now()) || typeof payload.iss !== 'string' || armKey(payload.iss) !== armKey(found.hostResourceId)) {
           throw TokenErrors.hostNotRecognised();
         }
-        const key = await importJWK({ ...found.publicJwk, alg }, alg);
-        if (key instanceof Uint8Array) throw TokenErrors.hostNotRecognised();
-        return { key, issuer: payload.iss, subject: found };
+        return { key: hostPublicKey(found), issuer: payload.iss, subject: found };
       },
     });
     // Read again after verification: the credential must still be live and its host exist.
@@ -104,6 +102,32 @@ async function authenticateHost(ctx: AuthorityContext, request: TokenRequest): P
     if (err instanceof OAuthError && err.status !== 429) await ctx.authThrottle.failed(subject);
     throw err;
   }
+}
+
+/**
+ * Host public keys, imported once per key id and material (an import cost about as much as the rest of the
+ * assertion check). Only the import is remembered: the credential itself, its revocation and expiry, is read and
+ * checked on every grant. A KeyObject is algorithm-agnostic; jose checks it against the header's allow-listed
+ * algorithm (an EC key never verifies an RS256 assertion). Bounded: cleared when full.
+ */
+const importedHostKeys = new Map<string, KeyObject>();
+
+function hostPublicKey(credential: HostCredential): KeyObject {
+  const jwk = credential.publicJwk;
+  const member = (name: string): string => (typeof jwk[name] === 'string' ? jwk[name] : '');
+  const id = [credential.keyId, member('kty'), member('crv'), member('x'), member('y'), member('n'), member('e')].join('|');
+  let key = importedHostKeys.get(id);
+  if (key === undefined) {
+    if (jwk['d'] !== undefined) throw TokenErrors.hostNotRecognised();
+    try {
+      key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+    } catch {
+      throw TokenErrors.hostNotRecognised();
+    }
+    if (importedHostKeys.size >= 1024) importedHostKeys.clear();
+    importedHostKeys.set(id, key);
+  }
+  return key;
 }
 
 function isUsable(credential: HostCredential | undefined, now: number): credential is HostCredential {

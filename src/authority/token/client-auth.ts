@@ -67,14 +67,16 @@ export async function authenticateClient(ctx: AuthorityContext, request: ClientA
   await ctx.authThrottle.refresh({ source });
   ctx.authThrottle.check({ source });
 
-  const principal = await ctx.store.servicePrincipals.getByAppId(clientId);
+  // Cached, and dropped on every replica as a principal or credential changes (client-directory.ts).
+  const client = await ctx.clients.get(clientId);
+  const principal = client?.principal;
   // A user-assigned identity has no secrets or certificates: only a federated assertion makes it a client.
   const federated = (secret === undefined || secret === '') && isFederatedAssertion(params, clientId);
   if (principal?.tenantId !== tenant.id || !(principal.kind === 'Application' || (federated && canFederate(principal)))) {
     await ctx.authThrottle.failed({ source });
     throw TokenErrors.applicationNotFound(clientId, request.tenantSegment);
   }
-  const credentials = principal.kind === 'Application' ? await ctx.store.credentials.listByApp(clientId) : [];
+  const credentials = principal.kind === 'Application' ? (client?.credentials ?? []) : [];
   const subject = { source, client: `app:${principal.appId.toLowerCase()}` };
   try {
     await ctx.authThrottle.refresh(subject);

@@ -28,6 +28,18 @@ function parsePort(value: string): number {
   return checkPort(n, '--port');
 }
 
+/** `--authority`, repeatable: each an http(s) URL, kept in the order given. */
+function collectAuthority(value: string, previous: string[]): string[] {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`not a URL: ${value}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new InvalidArgumentError(`must be an https URL: ${value}`);
+  return [...previous, value];
+}
+
 function parsePositive(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
@@ -39,7 +51,12 @@ export function registerAgentCommands(program: Command): void {
     .command('agent')
     .description('Run the managed-identity agent for this host: IMDS, App Service and Cloud Shell endpoints on 127.0.0.1')
     .option('--join-token <token>', 'enrol this host on first start (from `openmsi host join-token create`)')
-    .option('--authority <url>', 'the authority URL (https); needed on first start, then saved')
+    .option(
+      '--authority <url>',
+      'the authority URL (https); needed on first start, then saved. Repeatable: replicas of one installation, in order of preference (the agent fails over on connection errors and 5xx and goes back to the first when it is ready again)',
+      collectAuthority,
+      [],
+    )
     .option('--ca-file <pem>', "the authority's CA certificate (PEM); saved at enrolment")
     .option('--data-dir <dir>', "the agent's data dir (default: $OPENMSI_AGENT_DATA_DIR or ~/.openmsi/agent)")
     .option('--port <port>', `port on 127.0.0.1 (default ${String(AGENT_DEFAULTS.port)})`, parsePort)
@@ -68,6 +85,7 @@ export function registerAgentCommands(program: Command): void {
 Examples:
   openmsi agent --federated-token-file <client id>=/run/app/azure-token   # outbound federation: the workload's SDK exchanges it upstream
   openmsi agent --join-token "$TOKEN" --authority https://authority.internal:8443 --ca-file ca.pem
+  openmsi agent --authority https://authority-1.internal:8443 --authority https://authority-2.internal:8443   # replicas: failover
   openmsi agent                                    # later starts reuse the saved host credential
   eval "$(openmsi agent env)" && node app.js       # workloads find the agent through these variables`,
     )
@@ -75,7 +93,7 @@ Examples:
       async (
         opts: {
           joinToken?: string;
-          authority?: string;
+          authority: string[];
           caFile?: string;
           port?: number;
           arc?: boolean;
@@ -102,7 +120,7 @@ Examples:
           dataDir: agentDataDirOf(cmd),
           logger,
           ...(opts.joinToken === undefined ? {} : { joinToken: opts.joinToken }),
-          ...(opts.authority === undefined ? {} : { authorityUrl: opts.authority }),
+          ...(opts.authority.length === 0 ? {} : { authorityUrls: opts.authority }),
           ...(opts.caFile === undefined ? {} : { caFile: opts.caFile }),
           ...(opts.port === undefined ? {} : { port: opts.port }),
           arc: opts.arc === true,

@@ -12,4 +12,5 @@ export const lazy = {
   agent: () => import('../../agent/agent.js'),
   dev: () => import('../../dev/dev.js'),
   jose: () => import('jose'),
+  restore: () => import('../../backup/restore.js'),
 };

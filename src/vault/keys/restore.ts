@@ -26,8 +26,7 @@ export function restoreKeyRoute(app: FastifyInstance, { ctx, cipher }: KeysDeps)
       vaultId: vault.id,
       sealedValue: cipher.seal({ ...keyPlace(vault.id, backup.name, version.version), value }),
     }));
-    if ((await ctx.store.keys.restore(versions)) === 'exists') throw VaultErrors.keyRestoreConflict(backup.name);
-    if (backup.rotationPolicy !== null) await ctx.store.keys.setRotationPolicy(vault.id, backup.name, backup.rotationPolicy);
+    if ((await ctx.store.keys.restore(versions, backup.rotationPolicy)) === 'exists') throw VaultErrors.keyRestoreConflict(backup.name);
     const latest = versions.reduce((a, b) => (b.createdAt >= a.createdAt ? b : a));
     const payload = parsePayload(backup.versions.find((v) => v.version.version === latest.version)!.value);
     return keyBundleView(request, backup.name, latest, payload, vault, apiVersion);

@@ -20,6 +20,7 @@ import { DAY, FakeClock } from '../../../src/shared/clock.js';
 import { OAuthError } from '../../../src/shared/oauth-error.js';
 import type { ClientCredential, HostCredential, Resource, ServicePrincipal, Tenant } from '../../../src/store/types.js';
 import { memoryReplay } from '../../support/memory-replay.js';
+import { withClientDirectory } from '../../support/client-directory.js';
 
 const NOW = Date.UTC(2031, 4, 6, 7, 8, 9);
 const NOW_S = Math.floor(NOW / 1000);
@@ -148,6 +149,7 @@ function context(options: Options = {}) {
     },
     federation: { getKey: () => Promise.resolve(fedKeys.publicKey) },
   } as unknown as AuthorityContext;
+  withClientDirectory(ctx);
   return { ctx, calls, issued };
 }
 
