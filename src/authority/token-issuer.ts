@@ -112,6 +112,8 @@ export class TokenIssuer {
     issuer: string;
     user: Pick<TokenUser, 'objectId' | 'userPrincipalName' | 'displayName'>;
     version: '1.0' | '2.0';
+    /** The OIDC `nonce` of the authorize request (code flow): MSAL checks the ID token echoes it. */
+    nonce?: string | undefined;
   }): string {
     const iat = epochSeconds(this.#clock);
     return this.#sign({
@@ -128,6 +130,7 @@ export class TokenIssuer {
       upn: request.user.userPrincipalName,
       uti: randomBytes(16).toString('base64url'),
       ver: request.version,
+      ...(request.nonce === undefined ? {} : { nonce: request.nonce }),
     });
   }
 

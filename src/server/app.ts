@@ -5,6 +5,7 @@ import https from 'node:https';
 import type { ServerContext } from './context.js';
 import { tokenRoutes } from '../authority/routes/token.js';
 import { discoveryRoutes } from '../authority/routes/discovery.js';
+import { signInRoutes } from '../authority/routes/sign-in.js';
 import { managementRoutes } from '../management/index.js';
 import { hostRoutes } from '../authority/hosts/index.js';
 import { apiNotFoundHandler } from '../shared/api-error.js';
@@ -61,6 +62,7 @@ export async function buildServerApp(ctx: ServerContext, tls: ServerTls | undefi
   await app.register(healthRoutes, { readiness: ctx.readiness });
   await app.register(discoveryRoutes, { ctx });
   await app.register(tokenRoutes, { ctx });
+  await app.register(signInRoutes, { ctx });
   await app.register(managementRoutes, { ctx });
   await app.register(hostRoutes, { ctx });
 

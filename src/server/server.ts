@@ -7,7 +7,7 @@ import {
 } from '../authority/federation/outbound-issuer.js';
 import type { FastifyInstance } from 'fastify';
 import { decodeJwt } from 'jose';
-import { DAY, systemClock, type Clock } from '../shared/clock.js';
+import { DAY, HOUR, systemClock, type Clock } from '../shared/clock.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { METRICS_DEFAULTS, loadInstallationConfig, readEnvironment, storeLocation, type InstallationConfig } from '../shared/config.js';
 import { dataDirLayout } from '../shared/data-dir.js';
@@ -238,6 +238,9 @@ export async function createOpenmsiServer(options: OpenmsiServerOptions): Promis
           store.joinTokens.purgeExpired(clock.now() - DAY),
           // Expired refresh tokens (a used or revoked one is kept until then, so a replay is still recognised as one).
           store.refreshTokens.purgeExpired(clock.now()),
+          // Sign-in codes are kept an hour past expiry, so a late poll or replay is told `expired_token` / 54005.
+          store.authorizationCodes.purgeExpired(clock.now() - HOUR),
+          store.deviceCodes.purgeExpired(clock.now() - HOUR),
           // Soft-deleted secrets, keys and vaults past their retention go for good, as Key Vault purges them.
           store.secrets.purgeDue(clock.now()),
           store.keys.purgeDue(clock.now()),

@@ -17,6 +17,12 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'invalid_resource'
   | 'temporarily_unavailable'
+  | 'unsupported_response_type'
+  | 'access_denied'
+  | 'authorization_pending'
+  | 'slow_down'
+  | 'expired_token'
+  | 'authorization_declined'
   | 'server_error';
 
 export class OAuthError extends Error {

@@ -11,6 +11,7 @@ import * as m0007 from './migrations/0007-federated-credentials.js';
 import * as m0008 from './migrations/0008-federation-links.js';
 import * as m0009 from './migrations/0009-enrolment-limits.js';
 import * as m0010 from './migrations/0010-users.js';
+import * as m0011 from './migrations/0011-sign-in-codes.js';
 
 interface VersionedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -28,6 +29,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, VersionedMigration]> = [
   ['0008-federation-links', m0008],
   ['0009-enrolment-limits', m0009],
   ['0010-users', m0010],
+  ['0011-sign-in-codes', m0011],
 ];
 
 /** The newest schema migration this release knows: a store is current when it is the newest one applied. */

@@ -2,6 +2,7 @@ import { createFederatedCredentialStore, createFederationIssuerStore } from './f
 import { createFederationLinkStore } from './federation-link-store.js';
 import { createUserStore } from './user-store.js';
 import { createRefreshTokenStore } from './refresh-token-store.js';
+import { createAuthorizationCodeStore, createDeviceCodeStore } from './sign-in-code-store.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -81,6 +82,8 @@ export function repositoriesFor(db: Kysely<Database>, hooks?: NotificationHooks,
     federationLinks: createFederationLinkStore(db, hooks),
     users: createUserStore(db, hooks),
     refreshTokens: createRefreshTokenStore(db),
+    authorizationCodes: createAuthorizationCodeStore(db),
+    deviceCodes: createDeviceCodeStore(db),
   };
 }
 

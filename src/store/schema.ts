@@ -365,6 +365,8 @@ export interface Database {
   federation_links: FederationLinkTable;
   users: UserTable;
   refresh_tokens: RefreshTokenTable;
+  authorization_codes: AuthorizationCodeTable;
+  device_codes: DeviceCodeTable;
 }
 
 export interface UserTable {
@@ -392,4 +394,34 @@ export interface RefreshTokenTable {
   expires_at: number;
   used_at: number | null;
   revoked_at: number | null;
+}
+
+export interface AuthorizationCodeTable {
+  code_hash: string;
+  tenant_id: string;
+  client_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  code_challenge_method: string;
+  user_id: string;
+  nonce: string | null;
+  family_id: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface DeviceCodeTable {
+  device_code_hash: string;
+  user_code: string;
+  tenant_id: string;
+  client_id: string;
+  scope: string;
+  source: string;
+  status: string;
+  user_id: string | null;
+  interval_seconds: number;
+  last_poll_at: number | null;
+  created_at: number;
+  expires_at: number;
 }

@@ -790,6 +790,8 @@ export interface Repositories {
   federationLinks: FederationLinkStore;
   users: UserStore;
   refreshTokens: RefreshTokenStore;
+  authorizationCodes: AuthorizationCodeStore;
+  deviceCodes: DeviceCodeStore;
 }
 
 export interface TransactionOptions {
@@ -918,5 +920,70 @@ export interface RefreshTokenStore {
   /** Revokes every live token of the user (password change, sign-out, disabling); returns how many. */
   revokeUser(userId: string, now: number): Promise<number>;
   /** Deletes tokens that expired before `now`; returns how many. */
+  purgeExpired(now: number): Promise<number>;
+}
+
+/** An authorization code as stored: its hash, never the code; bound to what the authorize request named. */
+export interface AuthorizationCodeRecord {
+  codeHash: string;
+  tenantId: string;
+  /** Lower case. */
+  clientId: string;
+  /** Exactly as the authorize request sent it: the token request must send the same. */
+  redirectUri: string;
+  codeChallenge: string;
+  codeChallengeMethod: 'S256' | 'plain';
+  userId: string;
+  /** The OIDC nonce of the authorize request, echoed in the ID token. */
+  nonce: string | null;
+  familyId: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export interface AuthorizationCodeStore {
+  create(code: AuthorizationCodeRecord): Promise<void>;
+  get(codeHash: string): Promise<AuthorizationCodeRecord | undefined>;
+  /** Marks the code used, only if unused: true for exactly one of any number of concurrent redemptions. */
+  markUsed(codeHash: string, now: number): Promise<boolean>;
+  /** Deletes codes that expired before `now`; returns how many. */
+  purgeExpired(now: number): Promise<number>;
+}
+
+export type DeviceCodeStatus = 'pending' | 'approved' | 'declined' | 'redeemed';
+
+/** A device-code sign-in as stored: the device code's hash, the user code the person types, its decision. */
+export interface DeviceCodeRecord {
+  deviceCodeHash: string;
+  userCode: string;
+  tenantId: string;
+  /** Lower case. */
+  clientId: string;
+  /** The scope (v2) or resource (v1) the device asked for, as sent. */
+  scope: string;
+  /** The address that asked for the code (device codes are rate-limited per source). */
+  source: string;
+  status: DeviceCodeStatus;
+  userId: string | null;
+  intervalSeconds: number;
+  lastPollAt: number | null;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface DeviceCodeStore {
+  create(record: DeviceCodeRecord): Promise<void>;
+  getByDeviceCode(deviceCodeHash: string): Promise<DeviceCodeRecord | undefined>;
+  getByUserCode(userCode: string): Promise<DeviceCodeRecord | undefined>;
+  /** Approves (with the user) or declines a pending, unexpired code: false when it was decided already or expired. */
+  decide(userCode: string, decision: { status: 'approved'; userId: string } | { status: 'declined' }, now: number): Promise<boolean>;
+  /** Records a poll unless the last one was less than the interval ago: false means "slow down". */
+  recordPoll(deviceCodeHash: string, now: number): Promise<boolean>;
+  /** approved → redeemed, once: true for exactly one of any number of concurrent polls. */
+  redeem(deviceCodeHash: string): Promise<boolean>;
+  /** How many codes `source` asked for since `since`. */
+  countFromSource(source: string, since: number): Promise<number>;
+  /** Deletes codes that expired before `now`; returns how many. */
   purgeExpired(now: number): Promise<number>;
 }

@@ -1460,6 +1460,75 @@ export function storeConformanceSuite(name: string, open: () => Promise<Store>, 
       });
     });
 
+    void describe('sign-in codes', () => {
+      void it('authorization codes: stored by hash, markUsed wins once across concurrent redemptions, purged after expiry', async () => {
+        const code = {
+          codeHash: `ac-${uid()}`,
+          tenantId: newGuid(),
+          clientId: newGuid(),
+          redirectUri: 'http://localhost:8400',
+          codeChallenge: 'c'.repeat(43),
+          codeChallengeMethod: 'S256' as const,
+          userId: newGuid(),
+          nonce: 'n',
+          familyId: newGuid(),
+          createdAt: T0,
+          expiresAt: T0 + 1000,
+          usedAt: null,
+        };
+        await store.authorizationCodes.create(code);
+        assert.deepEqual(await store.authorizationCodes.get(code.codeHash), code);
+        assert.equal(await store.authorizationCodes.get(`${code.codeHash}x`), undefined);
+        const wins = await Promise.all([1, 2, 3].map((i) => store.authorizationCodes.markUsed(code.codeHash, T0 + i)));
+        assert.equal(wins.filter(Boolean).length, 1);
+        assert.notEqual((await store.authorizationCodes.get(code.codeHash))?.usedAt, null);
+        assert.ok((await store.authorizationCodes.purgeExpired(T0 + 1001)) >= 1);
+        assert.equal(await store.authorizationCodes.get(code.codeHash), undefined);
+      });
+
+      void it('device codes: by hash and user code; decided once while pending and unexpired; polls slowed to the interval; redeemed once; counted per source', async () => {
+        const source = `10.9.${String(randomBytes(1)[0])}.${uid().slice(0, 6)}`;
+        const record = {
+          deviceCodeHash: `dc-${uid()}`,
+          userCode: uid().slice(0, 9).toUpperCase(),
+          tenantId: newGuid(),
+          clientId: newGuid(),
+          scope: 'https://management.core.windows.net//.default offline_access',
+          source,
+          status: 'pending' as const,
+          userId: null,
+          intervalSeconds: 5,
+          lastPollAt: null,
+          createdAt: T0,
+          expiresAt: T0 + 900_000,
+        };
+        await store.deviceCodes.create(record);
+        assert.deepEqual(await store.deviceCodes.getByDeviceCode(record.deviceCodeHash), record);
+        assert.deepEqual(await store.deviceCodes.getByUserCode(record.userCode), record);
+        assert.equal(await store.deviceCodes.countFromSource(source, T0), 1);
+        assert.equal(await store.deviceCodes.countFromSource(source, T0 + 1), 0);
+        assert.equal(await store.deviceCodes.recordPoll(record.deviceCodeHash, T0 + 1000), true);
+        assert.equal(await store.deviceCodes.recordPoll(record.deviceCodeHash, T0 + 5999), false);
+        assert.equal(await store.deviceCodes.recordPoll(record.deviceCodeHash, T0 + 6000), true);
+        assert.equal(await store.deviceCodes.redeem(record.deviceCodeHash), false, 'a pending code is not redeemable');
+        assert.equal(await store.deviceCodes.decide(record.userCode, { status: 'approved', userId: 'u1' }, T0 + 900_000), false, 'expired');
+        const decisions = await Promise.all([
+          store.deviceCodes.decide(record.userCode, { status: 'approved', userId: 'u1' }, T0 + 7000),
+          store.deviceCodes.decide(record.userCode, { status: 'declined' }, T0 + 7000),
+        ]);
+        assert.equal(decisions.filter(Boolean).length, 1);
+        const decided = await store.deviceCodes.getByUserCode(record.userCode);
+        if (decided?.status === 'approved') {
+          assert.equal(decided.userId, 'u1');
+          const redeemed = await Promise.all([store.deviceCodes.redeem(record.deviceCodeHash), store.deviceCodes.redeem(record.deviceCodeHash)]);
+          assert.equal(redeemed.filter(Boolean).length, 1);
+          assert.equal((await store.deviceCodes.getByDeviceCode(record.deviceCodeHash))?.status, 'redeemed');
+        } else assert.equal(decided?.status, 'declined');
+        assert.ok((await store.deviceCodes.purgeExpired(T0 + 900_001)) >= 1);
+        assert.equal(await store.deviceCodes.getByUserCode(record.userCode), undefined);
+      });
+    });
+
     void it('reports its dialect', () => {
       assert.ok(store.dialect === 'sqlite' || store.dialect === 'postgres');
     });

@@ -8,6 +8,7 @@ import { delegatedScope } from '../token/user-scope.js';
 import { isPublicClient } from '../public-clients.js';
 import { dummyPasswordHash, verifyPassword } from '../../directory/passwords.js';
 import { issueUserTokens } from './user-tokens.js';
+import type { User } from '../../store/types.js';
 
 /** The public client a user-grant request names: a pre-registered one, else Entra's 400. */
 export function publicClientOf(request: TokenRequest): string {
@@ -62,33 +63,56 @@ export const passwordGrant: Grant = {
     const username = requireParam(request.params, 'username');
     const password = requireParam(request.params, 'password');
     const scope = delegatedScope(request.params, request.endpoint);
-    const { source, tenant } = request;
-    await ctx.authThrottle.refresh({ source });
-    checkLock(ctx, { source });
-
-    const found = username.length <= 256 ? await ctx.store.users.getByUserPrincipalName(username) : undefined;
-    const user = found?.tenantId.toLowerCase() === tenant.id.toLowerCase() ? found : undefined;
-    const subject: ThrottleSubject = user === undefined ? { source } : { source, client: `user:${user.objectId}@${sourceKey(source)}` };
-    const verified = await oneAtATime(ctx, subject.client ?? `source:${sourceKey(source)}`, async () => {
-      await ctx.authThrottle.refresh(subject);
-      checkLock(ctx, subject);
-      const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()));
-      if (ok && user !== undefined) return true;
-      await ctx.authThrottle.failed(subject);
-      return false;
-    });
-    if (!verified || user === undefined) {
-      if (user !== undefined) await auditFailure(ctx, request, user.objectId, subject);
-      throw TokenErrors.invalidUserCredentials();
-    }
-    if (!user.accountEnabled) throw TokenErrors.userDisabled();
-    if (user.forceChangePasswordNextSignIn) throw TokenErrors.passwordExpired();
+    const user = await authenticatePassword(ctx, request, username, password, 'password');
     return issueUserTokens(ctx, request, { user, clientId, scope, amr: ['pwd'] });
   },
 };
 
+/**
+ * Checks a user's password for a sign-in at `request`'s tenant from `request.source`, with the per-(user,
+ * source) lockout: the user, or Entra's refusal (50126 wrong name or password, 50053 locked, 50057 disabled,
+ * 50055 password expired). Wrong passwords and locks are audited under `grantType` (the sign-in page's
+ * flows share this with the password grant).
+ */
+export async function authenticatePassword(
+  ctx: AuthorityContext,
+  request: Pick<TokenRequest, 'tenant' | 'source'>,
+  username: string,
+  password: string,
+  grantType: string,
+): Promise<User> {
+  const { source, tenant } = request;
+  await ctx.authThrottle.refresh({ source });
+  checkLock(ctx, { source });
+
+  const found = username.length <= 256 ? await ctx.store.users.getByUserPrincipalName(username) : undefined;
+  const user = found?.tenantId.toLowerCase() === tenant.id.toLowerCase() ? found : undefined;
+  const subject: ThrottleSubject = user === undefined ? { source } : { source, client: `user:${user.objectId}@${sourceKey(source)}` };
+  const verified = await oneAtATime(ctx, subject.client ?? `source:${sourceKey(source)}`, async () => {
+    await ctx.authThrottle.refresh(subject);
+    checkLock(ctx, subject);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()));
+    if (ok && user !== undefined) return true;
+    await ctx.authThrottle.failed(subject);
+    return false;
+  });
+  if (!verified || user === undefined) {
+    if (user !== undefined) await auditFailure(ctx, request, user.objectId, subject, grantType);
+    throw TokenErrors.invalidUserCredentials();
+  }
+  if (!user.accountEnabled) throw TokenErrors.userDisabled();
+  if (user.forceChangePasswordNextSignIn) throw TokenErrors.passwordExpired();
+  return user;
+}
+
 /** A wrong password for a known user: one audit row, and a second when it locked the user for this source. */
-async function auditFailure(ctx: AuthorityContext, request: TokenRequest, userId: string, subject: ThrottleSubject): Promise<void> {
+async function auditFailure(
+  ctx: AuthorityContext,
+  request: Pick<TokenRequest, 'tenant' | 'source'>,
+  userId: string,
+  subject: ThrottleSubject,
+  grantType: string,
+): Promise<void> {
   let locked = false;
   try {
     ctx.authThrottle.check(subject);
@@ -100,7 +124,7 @@ async function auditFailure(ctx: AuthorityContext, request: TokenRequest, userId
     await ctx.audit.record({
       ...base,
       action: 'user.signInFailed',
-      detail: { reason: 'invalid_password', aadsts: 50126, source: request.source, grantType: 'password' },
+      detail: { reason: 'invalid_password', aadsts: 50126, source: request.source, grantType },
     });
     if (locked) await ctx.audit.record({ ...base, action: 'user.locked', detail: { aadsts: 50053, source: request.source } });
   } catch {

@@ -32,7 +32,16 @@ function idTokenIssuer(ctx: AuthorityContext, request: TokenRequest): string {
 export async function issueUserTokens(
   ctx: AuthorityContext,
   request: TokenRequest,
-  input: { user: User; clientId: string; scope: DelegatedScope; familyId?: string; amr: readonly string[]; tx?: Repositories },
+  input: {
+    user: User;
+    clientId: string;
+    scope: DelegatedScope;
+    familyId?: string;
+    amr: readonly string[];
+    tx?: Repositories;
+    /** The authorize request's OIDC nonce, for the ID token. */
+    nonce?: string | undefined;
+  },
 ): Promise<GrantResult> {
   const { user, clientId, scope } = input;
   const issued = ctx.tokens.issue({
@@ -68,6 +77,7 @@ export async function issueUserTokens(
       issuer: idTokenIssuer(ctx, request),
       user,
       version: request.endpoint === 'v1' ? '1.0' : '2.0',
+      nonce: input.nonce,
     });
   }
   // MSAL asks for `client_info=1` and keys its cache by it (uid.utid), as Entra answers.

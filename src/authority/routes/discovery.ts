@@ -73,7 +73,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       frontchannel_logout_supported: true,
       end_session_endpoint: `${urls.origin}/${name}/oauth2/v2.0/logout`,
       claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'oid', 'tid', 'appid', 'idtyp', 'ver', 'xms_mirid'],
-      grant_types_supported: ['client_credentials', 'password', 'refresh_token'],
+      grant_types_supported: ['client_credentials', 'password', 'refresh_token', 'authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
       tenant_region_scope: null,
       cloud_instance_name: host,
       cloud_graph_host_name: host,
@@ -95,7 +95,7 @@ export function discoveryRoutes(app: FastifyInstance, opts: { ctx: AuthorityCont
       // whichever name the client used (MSAL reads the v2 document, not this one, for a tenant id or domain).
       issuer: ctx.urls.v1Issuer(tid),
       authorization_endpoint: urls.authorizationEndpoint(tid, 'v1'),
-      grant_types_supported: ['client_credentials', 'password', 'refresh_token'],
+      grant_types_supported: ['client_credentials', 'password', 'refresh_token', 'authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
       cloud_instance_name: host,
     });
   });
@@ -157,7 +157,8 @@ function adfsDocument(urls: OriginUrls, host: string): Record<string, unknown> {
     ...V1_DOCUMENT_CONSTANTS,
     issuer: urls.v1Issuer(ADFS_SEGMENT),
     authorization_endpoint: urls.authorizationEndpoint(ADFS_SEGMENT, 'v2'),
-    grant_types_supported: ['client_credentials', 'password', 'refresh_token'],
+    device_authorization_endpoint: `${urls.origin}/${ADFS_SEGMENT}/oauth2/v2.0/devicecode`,
+    grant_types_supported: ['client_credentials', 'password', 'refresh_token', 'authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
     cloud_instance_name: host,
   };
 }

@@ -7,15 +7,20 @@ import { clientCredentialsGrant } from '../grants/client-credentials.js';
 import { MANAGED_IDENTITY_GRANT_TYPE, managedIdentityGrant } from '../grants/managed-identity.js';
 import { passwordGrant } from '../grants/password.js';
 import { refreshTokenGrant } from '../grants/refresh-token.js';
+import { authorizationCodeGrant } from '../grants/authorization-code.js';
+import { adalDeviceCodeGrant, deviceCodeGrant } from '../grants/device-code.js';
 import { OAuthError, correlationIdOf, oauthErrorHandler } from '../../shared/oauth-error.js';
 import { TokenErrors } from '../errors.js';
-import { TOKEN_BODY_LIMIT, parseBasicAuth, parseForm, requireParam, type FormParams } from '../token/form.js';
+import { TOKEN_BODY_LIMIT, acceptFormsOnly, parseBasicAuth, requireParam, type FormParams } from '../token/form.js';
 import { resolveTenant } from './tenant.js';
 import { RefusalAudit } from '../refusal-audit.js';
 import type { Tenant } from '../../store/types.js';
 
 const GRANTS: ReadonlyMap<string, Grant> = new Map(
-  [clientCredentialsGrant, managedIdentityGrant, passwordGrant, refreshTokenGrant].map((g) => [g.grantType, g]),
+  [clientCredentialsGrant, managedIdentityGrant, passwordGrant, refreshTokenGrant, authorizationCodeGrant, deviceCodeGrant, adalDeviceCodeGrant].map((g) => [
+    g.grantType,
+    g,
+  ]),
 );
 
 /**
@@ -47,14 +52,7 @@ export function tokenRoutes(app: FastifyInstance, opts: { ctx: AuthorityContext 
   });
 
   // Token endpoints take forms only; a JSON body is refused rather than half-understood.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: TOKEN_BODY_LIMIT }, (_req, body, done) => {
-    try {
-      done(null, parseForm(body as string));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  acceptFormsOnly(app);
 
   // Entra names every token response with these, and support cases are traced by them.
   app.addHook('onSend', async (request, reply) => {

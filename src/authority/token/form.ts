@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { TokenErrors } from '../errors.js';
 
 /** Parsed `application/x-www-form-urlencoded` parameters. Each name appears at most once. */
@@ -17,6 +18,18 @@ export function parseForm(body: string): FormParams {
     out[name] = value;
   }
   return out;
+}
+
+/** Makes `app` (an encapsulated plugin) take form bodies only, parsed by {@link parseForm}: a JSON body is refused rather than half-understood. */
+export function acceptFormsOnly(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: TOKEN_BODY_LIMIT }, (_req, body, done) => {
+    try {
+      done(null, parseForm(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 }
 
 /** A required, non-empty parameter. */
