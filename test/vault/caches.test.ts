@@ -82,6 +82,8 @@ class FakeStore {
           return exists ? { objectId } : undefined;
         },
       },
+      // No users in this double: a principal is known only as a service principal here.
+      users: { getByObjectId: () => Promise.resolve(undefined) },
       vaults: {
         getByName: (name: string) => {
           this.vaultReads += 1;
