@@ -46,6 +46,7 @@ const SLOW_FIRST = [
   'test/cli/keyvault-key.test.ts',
   'test/cli/keyvault.test.ts',
   'test/clients/az.test.ts',
+  'test/clients/az-interactive.test.ts',
   'test/clients/sdk/outbound-federation.test.ts',
   'test/e2e/examples/examples.test.ts',
   'test/clients/vault/keys-sdk.test.ts',
@@ -60,6 +61,9 @@ const SLOW_FIRST = [
   'test/cli/start.test.ts',
   'test/authority/hosts/cli.test.ts',
   'test/server/health.test.ts',
+  'test/cli/backup.test.ts',
+  'test/server/replica-failover.test.ts',
+  'test/server/replica-invariants.test.ts',
   'test/authority/audit-durability.test.ts',
 ];
 
