@@ -28,6 +28,7 @@ import {
   type HostCredential,
 } from './host-credential.js';
 import { HostIdentities } from './identities.js';
+import { JoinTokenFileWatch, readJoinTokenFile } from './join-token-file.js';
 import { FederationAssertions } from './federation/assertions.js';
 import { UpstreamExchange } from './federation/exchange.js';
 import { FederatedTokenFiles, type TokenFileSpec } from './federation/token-files.js';
@@ -59,6 +60,14 @@ export interface AgentOptions {
   caFile?: string;
   /** Enrols the host on first start. Ignored (with a log line) when a credential is already saved. */
   joinToken?: string;
+  /**
+   * A file holding a join token (`--join-token-file`; not with {@link joinToken}): read at start like
+   * `joinToken`, and re-read while the authority refuses the host, which is enrolled again (no restart) when the
+   * file holds a token other than the last one tried (join-token-file.ts).
+   */
+  joinTokenFile?: string;
+  /** How often the join token file is read while the host is refused (default {@link AGENT_DEFAULTS}.joinTokenFilePollMs). */
+  joinTokenFilePollMs?: number;
   /** Listen address (default 127.0.0.1) and port (default 50342; 0 picks a free one). */
   host?: string;
   port?: number;
@@ -156,9 +165,18 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     },
   });
   if (upstream.pool.endpoints.length > 1) logger.info({ authorities: upstream.origins }, 'authorities, in order of preference');
+  if (options.joinToken !== undefined && options.joinTokenFile !== undefined) throw new Error('--join-token and --join-token-file: give one, not both');
+  const joinTokenFile = options.joinTokenFile === undefined ? undefined : resolvePath(options.joinTokenFile);
   if (saved === undefined) {
-    if (options.joinToken === undefined) throw new Error(`no host credential in ${dataDir}: the first start needs --join-token TOKEN`);
-    saved = await enrolHost({ dataDir, upstream, joinToken: options.joinToken, ...(caFile === undefined ? {} : { caFile }) });
+    const joinToken = options.joinToken ?? (joinTokenFile === undefined ? undefined : readJoinTokenFile(joinTokenFile));
+    if (joinToken === undefined) {
+      throw new Error(
+        joinTokenFile === undefined
+          ? `no host credential in ${dataDir}: the first start needs --join-token TOKEN`
+          : `no host credential in ${dataDir}, and the join token file ${joinTokenFile} is missing or empty`,
+      );
+    }
+    saved = await enrolHost({ dataDir, upstream, joinToken, ...(caFile === undefined ? {} : { caFile }) });
     logger.info({ host: saved.record.hostResourceId, keyId: saved.record.keyId }, 'host enrolled');
   } else if (options.joinToken !== undefined) {
     refuseJoinTokenForEnrolledDir(dataDir, saved.record, options.joinToken);
@@ -359,6 +377,32 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
   identities.start();
   cache.start();
   credential.start();
+  // `--join-token-file`: a refused host is enrolled again from the file (the file may already hold a newer token
+  // than the saved credential's: it is used only if the authority refuses the host).
+  const joinTokenWatch =
+    joinTokenFile === undefined
+      ? undefined
+      : new JoinTokenFileWatch({
+          path: joinTokenFile,
+          pollMs: options.joinTokenFilePollMs ?? AGENT_DEFAULTS.joinTokenFilePollMs,
+          usedDigest: credential.current.record.joinTokenDigest,
+          refused: () => refused,
+          logger,
+          enrol: async (joinToken) => {
+            const fresh = await enrolHost({ dataDir, upstream, joinToken, ...(caFile === undefined ? {} : { caFile }) });
+            credential.adopt(fresh);
+            // Nothing cached under the refused credential is served (the host may even be a new one).
+            cache.clear();
+            assertions.clear();
+            identities.clear();
+            refused = false;
+            await identities.refresh().catch(() => undefined);
+            logger.info({ host: fresh.record.hostResourceId, keyId: fresh.record.keyId }, 'host enrolled again from the join token file: serving tokens');
+          },
+        });
+  joinTokenWatch?.start();
+  // A saved credential refused at start: the file is looked at now, not a poll later.
+  void joinTokenWatch?.check();
   const tokenFiles =
     options.federatedTokenFiles === undefined || options.federatedTokenFiles.length === 0
       ? undefined
@@ -393,6 +437,7 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
       identities.stop();
       cache.stop();
       credential.stop();
+      joinTokenWatch?.stop();
       tokenFiles?.stop();
       arc?.close();
       control?.close();

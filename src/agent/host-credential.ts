@@ -225,6 +225,19 @@ export class HostCredentialKeeper {
     this.#timer = undefined;
   }
 
+  /**
+   * Serves under `next` from now on (a new enrolment after the authority refused the host: `--join-token-file`):
+   * renewal restarts from its half-life and the refused credential's key file is removed.
+   */
+  adopt(next: HostCredential): void {
+    const previous = this.#current;
+    this.#current = next;
+    this.#failures = 0;
+    this.#renewAt = this.#halfLife();
+    if (next.record.keyId !== previous.record.keyId) rmSync(agentFiles(this.#options.dataDir).key(previous.record.keyId), { force: true });
+    this.#schedule();
+  }
+
   /** Renews now if due (the timer calls it; tests with a fake clock too). */
   async renewIfDue(): Promise<void> {
     if (this.#clock.now() < this.#renewAt) return;
@@ -258,6 +271,8 @@ export class HostCredentialKeeper {
       const failure = err instanceof UpstreamError ? err : new UpstreamError('unavailable', String(err), { cause: err });
       if (failure.kind === 'host-not-recognised') {
         logger.error({ err: failure.message }, 'the authority no longer recognises this host (credential revoked or host deleted): serving no tokens');
+        // No renewal until a new enrolment (adopt) or the cap: a refused credential is not retried at once.
+        this.#renewAt = this.#clock.now() + this.#options.retryMaxMs;
         this.#options.onNotRecognised(failure);
         return;
       }

@@ -117,6 +117,8 @@ export const AGENT_DEFAULTS = {
   port: 50342,
   /** How often the agent re-reads the host's identities from the authority (`self`). */
   identityPollMs: 2000,
+  /** How often `--join-token-file` is re-read while the authority refuses the host. */
+  joinTokenFilePollMs: 2000,
   /**
    * The `self` long poll's wait (seconds): the authority answers at once on a change to the host, else after
    * this long. Below `readyStaleMs` (30 s), so an idle host's answers keep the agent ready.

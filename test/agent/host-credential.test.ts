@@ -141,7 +141,7 @@ describe('host credential: enrol, renew, refusal (against a scripted host API)',
     closed.close();
   });
 
-  it('renews at half-life with a new key (old key file removed), backs off on failure, stops on HostNotRecognised', async () => {
+  it('renews at half-life with a new key (old key file removed), backs off on failure, stops on HostNotRecognised, adopts a new enrolment', async () => {
     const start = (await loadHostCredential(dataDir))!;
     const upstream = new AuthorityClient({ authorityUrl: origin, clock });
     const { logger, lines } = captureLogs();
@@ -191,6 +191,21 @@ describe('host credential: enrol, renew, refusal (against a scripted host API)',
     await keeper.renewIfDue();
     assert.equal(notRecognised, 1);
     assert.ok(lines.some((l) => /no longer recognises this host/.test(l)));
+    // A refused credential is not renewed again at once (a tight loop of refused calls), only after the cap.
+    const refusedCalls = seen.length;
+    await keeper.renewIfDue();
+    assert.equal(seen.length, refusedCalls, 'not retried at once');
+    assert.equal(keeper.renewAt, clock.now() + 60_000);
+    // A new enrolment (--join-token-file) is adopted: renewal from its half-life, the refused key file removed.
+    answer = () => ({ status: 201, body: grant() });
+    const fresh = await enrolHost({ dataDir, upstream, joinToken: 'join-again' });
+    keeper.adopt(fresh);
+    assert.equal(keeper.current.record.keyId, fresh.record.keyId);
+    assert.equal(keeper.renewAt, fresh.record.issuedOn * 1000 + 12 * HOUR);
+    assert.deepEqual(
+      readdirSync(dataDir).filter((f) => f.startsWith('host-key-')),
+      [`host-key-${fresh.record.keyId}.jwk`],
+    );
     keeper.stop();
     upstream.close();
   });

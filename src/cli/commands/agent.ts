@@ -52,6 +52,10 @@ export function registerAgentCommands(program: Command): void {
     .description('Run the managed-identity agent for this host: IMDS, App Service and Cloud Shell endpoints on 127.0.0.1')
     .option('--join-token <token>', 'enrol this host on first start (from `openmsi host join-token create`)')
     .option(
+      '--join-token-file <path>',
+      'a file holding a join token (e.g. a projected secret): enrols on first start like --join-token, and again, without a restart, when the authority refuses this host and the file holds a new token',
+    )
+    .option(
       '--authority <url>',
       'the authority URL (https); needed on first start, then saved. Repeatable: replicas of one installation, in order of preference (the agent fails over on connection errors and 5xx and goes back to the first when it is ready again)',
       collectAuthority,
@@ -86,6 +90,7 @@ Examples:
   openmsi agent --federated-token-file <client id>=/run/app/azure-token   # outbound federation: the workload's SDK exchanges it upstream
   openmsi agent --join-token "$TOKEN" --authority https://authority.internal:8443 --ca-file ca.pem
   openmsi agent --authority https://authority-1.internal:8443 --authority https://authority-2.internal:8443   # replicas: failover
+  openmsi agent --join-token-file /run/secrets/openmsi-join-token --authority https://authority.internal:8443   # re-enrols when refused
   openmsi agent                                    # later starts reuse the saved host credential
   eval "$(openmsi agent env)" && node app.js       # workloads find the agent through these variables`,
     )
@@ -93,6 +98,7 @@ Examples:
       async (
         opts: {
           joinToken?: string;
+          joinTokenFile?: string;
           authority: string[];
           caFile?: string;
           port?: number;
@@ -110,6 +116,7 @@ Examples:
         cmd: Command,
       ) => {
         if (opts.metricsHost !== undefined && opts.metricsPort === undefined) throw new Error('--metrics-host needs --metrics-port');
+        if (opts.joinToken !== undefined && opts.joinTokenFile !== undefined) throw new Error('--join-token and --join-token-file: give one, not both');
         const settings = readEnvironment();
         const [{ createLogger, defaultLogFormat }, { createAgent }] = await Promise.all([lazy.logger(), lazy.agent()]);
         const logger = createLogger({
@@ -120,6 +127,7 @@ Examples:
           dataDir: agentDataDirOf(cmd),
           logger,
           ...(opts.joinToken === undefined ? {} : { joinToken: opts.joinToken }),
+          ...(opts.joinTokenFile === undefined ? {} : { joinTokenFile: opts.joinTokenFile }),
           ...(opts.authority.length === 0 ? {} : { authorityUrls: opts.authority }),
           ...(opts.caFile === undefined ? {} : { caFile: opts.caFile }),
           ...(opts.port === undefined ? {} : { port: opts.port }),
