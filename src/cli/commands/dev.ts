@@ -87,7 +87,7 @@ const DATA_DIR_ENTRIES: Readonly<Record<string, string>> = {
   tls: "the server's TLS certificate and key",
   store: 'the store: tenant, identities, role assignments, vault dev and every secret in it, signing keys, audit trail',
   agent: "this machine's agent: host credential and agent secrets",
-  dev: 'the combined CA bundle and the az config dir of `openmsi dev env`',
+  dev: "the combined CA bundle and the az config dir of `openmsi dev env`, and your dev user's password (user.json)",
   run: 'records of running processes',
 };
 
@@ -200,10 +200,15 @@ Examples:
         stack.proxy === undefined
           ? '  proxy     off (vault hosts must resolve: openmsi dev hosts --apply)'
           : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else ${stack.proxyUpstream === undefined ? 'passes through' : `goes on through your proxy ${stack.proxyUpstream}`})`,
+        `  you       ${stack.user.userPrincipalName}  (Owner on subscription ${stack.subscriptionId}, Key Vault Administrator on vault ${DEV_NAMES.vault})`,
         '',
         'In another shell:',
         '  eval "$(npx openmsi dev env)"       # or openmsi …, once it is on PATH (npm link)',
         '  node examples/node/read-secret.js',
+        '',
+        'az as yourself (in that shell, after npx openmsi dev az-cloud --apply once):',
+        `  az login -u ${stack.user.userPrincipalName} -p "$(npx openmsi dev user --password)"`,
+        '  az login                            # or in the browser',
         '',
         `Next: openmsi keyvault secret set --vault-name ${DEV_NAMES.vault} -n NAME --value VALUE · openmsi run --identity ${DEV_NAMES.userAssignedIdentity} -- CMD · openmsi dev az-cloud --apply · openmsi dev trust`,
       ];
@@ -235,6 +240,20 @@ Examples:
       const running = readRunningDev(dataDir);
       if (running === undefined) throw new Error(notRunningMessage(dataDir));
       process.stdout.write(`${formatEnvironment(devEnvironment(dataDir, running), opts.shell ?? defaultShell())}\n`);
+    });
+
+  dev
+    .command('user')
+    .description(
+      'Print your dev user (the one `openmsi dev` made for you: Owner on the dev subscription, Key Vault Administrator on vault dev); --password prints only its password.',
+    )
+    .option('--password', 'print only the password (for az login -u UPN -p "$(openmsi dev user --password)")')
+    .action(async (opts: { password?: boolean }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const { readDevUserFile } = await lazy.devUser();
+      const file = readDevUserFile(dataDir);
+      if (file === undefined) throw new Error(`${dataDir} has no dev user yet: run \`openmsi dev\` (it makes one on its next start)`);
+      process.stdout.write(opts.password === true ? `${file.password}\n` : `${file.userPrincipalName}\n`);
     });
 
   dev
