@@ -8,9 +8,8 @@
  * short between the two is finished by the next with the same password; a data dir from before this existed
  * gets its user on its next start.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { userInfo } from 'node:os';
 import type { Clock } from '../shared/clock.js';
@@ -22,6 +21,7 @@ import { passwordPolicyViolation } from '../directory/passwords.js';
 import { readDataDirFile } from '../shared/data-dir.js';
 import { makePrivateDir, writePrivateFileAtomic } from '../shared/private-files.js';
 import { devLayout } from './layout.js';
+import { passwdEntry } from './passwd.js';
 
 /** What `dev/user.json` holds. */
 export interface DevUserFile {
@@ -48,19 +48,7 @@ export interface OsAccount {
 /** This process's OS account: the user name, and the full name from the passwd database when it has one. */
 export function currentOsAccount(): OsAccount {
   const { username } = userInfo();
-  let line: string | undefined;
-  try {
-    line = execFileSync('getent', ['passwd', username], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    try {
-      line = readFileSync('/etc/passwd', 'utf8')
-        .split('\n')
-        .find((l) => l.startsWith(`${username}:`));
-    } catch {
-      line = undefined;
-    }
-  }
-  const gecos = line?.split(':')[4]?.split(',')[0]?.trim();
+  const gecos = passwdEntry(username)?.[4]?.split(',')[0]?.trim();
   return { username, fullName: gecos === undefined || gecos === '' ? undefined : gecos };
 }
 

@@ -7,11 +7,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../support/authority.js';
 import { startDev, type DevStack } from '../../src/dev/dev.js';
-import { devUserLocalPart, generateDevPassword, readDevUserFile } from '../../src/dev/dev-user.js';
+import { currentOsAccount, devUserLocalPart, generateDevPassword, readDevUserFile } from '../../src/dev/dev-user.js';
+import { passwdEntry } from '../../src/dev/passwd.js';
 import { devLayout } from '../../src/dev/layout.js';
 import { passwordPolicyViolation } from '../../src/directory/passwords.js';
 import { deleteUser } from '../../src/directory/users.js';
@@ -29,6 +30,13 @@ describe('devUserLocalPart and generateDevPassword', () => {
     assert.equal(devUserLocalPart('.a..b.'), 'a.b');
     assert.equal(devUserLocalPart('...'), 'developer');
     assert.equal(devUserLocalPart('x'.repeat(100)).length, 64);
+  });
+  it("the OS account: this process's user name, its passwd full name when it has one", () => {
+    const account = currentOsAccount();
+    assert.equal(account.username, userInfo().username);
+    const gecos = passwdEntry(account.username)?.[4]?.split(',')[0];
+    assert.equal(account.fullName, gecos === '' ? undefined : gecos);
+    assert.equal(passwdEntry('no-such-user-openmsi'), undefined);
   });
   it('passwords meet the policy and differ', () => {
     const seen = new Set<string>();

@@ -12,6 +12,7 @@ import { readRunningAuthority } from '../../shared/running-authority.js';
 import { vaultUri } from '../../vault/contracts.js';
 import { globalOptions } from '../api-client.js';
 import { DevTrustError, installDevCa, uninstallDevCa } from '../../dev/trust.js';
+import { passwdEntry } from '../../dev/passwd.js';
 import { lazy } from './lazy.js';
 import { confirm } from './shared.js';
 
@@ -98,25 +99,10 @@ export function describeDataDirContents(dataDir: string): string[] {
     .map((name) => `  ${name.padEnd(12)} ${DATA_DIR_ENTRIES[name] ?? 'not made by openmsi'}`);
 }
 
-/** The home directory of `user` from the passwd database (`getent passwd`, else /etc/passwd), or undefined. */
+/** The home directory of `user` from the passwd database, or undefined. */
 function homeOf(user: string): string | undefined {
-  const fromLine = (line: string | undefined): string | undefined => {
-    const fields = line?.split(':');
-    return fields !== undefined && fields.length >= 7 && fields[0] === user && fields[5] !== '' ? fields[5] : undefined;
-  };
-  try {
-    return fromLine(execFileSync('getent', ['passwd', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-  } catch {
-    try {
-      return fromLine(
-        readFileSync('/etc/passwd', 'utf8')
-          .split('\n')
-          .find((line) => line.startsWith(`${user}:`)),
-      );
-    } catch {
-      return undefined;
-    }
-  }
+  const home = passwdEntry(user)?.[5];
+  return home === undefined || home === '' ? undefined : home;
 }
 
 /**
