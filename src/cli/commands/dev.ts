@@ -161,6 +161,7 @@ Examples:
   openmsi keyvault secret set --vault-name dev -n db-password --value s3cret
   openmsi run --identity dev-app -- node app.js
   openmsi dev az-cloud --apply                  # az login --identity against the dev stack
+  az login -u "$(openmsi dev user)" -p "$(openmsi dev user --password)"   # then az as yourself
   openmsi dev reset                             # start over`,
     )
     .action(async (opts: { port?: number; agentPort?: number; proxyPort?: number; proxy: boolean }, cmd: Command) => {
