@@ -17,6 +17,7 @@ import type { Logger } from '../shared/logger.js';
 import { readRunningAuthority } from '../shared/running-authority.js';
 import { vaultNameFromHost, vaultUri } from '../vault/contracts.js';
 import { bootstrapDevDirectory, type DevDirectory } from './bootstrap.js';
+import { ensureDevUser, type DevUser, type OsAccount } from './dev-user.js';
 import { ensureCaBundle, seedAzConfigDir } from './environment.js';
 import { DEV_NAMES, DEV_PORTS, devLayout, readRunningDev, removeRunningDev, writeRunningDev } from './layout.js';
 import { proxyName, startDevProxy, upstreamProxyFromEnv, type DevProxy } from './proxy.js';
@@ -34,6 +35,8 @@ export interface DevOptions {
   progress?: (message: string) => void;
   /** Where the user's own proxy is read from (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** The OS account the dev user is named after (default: this process's). */
+  account?: OsAccount;
 }
 
 export interface DevStack {
@@ -43,10 +46,13 @@ export interface DevStack {
   /** The user's proxy that non-vault traffic through the dev proxy goes on to (host:port, no credentials). */
   proxyUpstream: string | undefined;
   directory: DevDirectory;
+  /** The person at the keyboard, as a user of the dev tenant (its password is only in dev/user.json). */
+  user: DevUser;
   serverUrl: string;
   vaultUri: string;
   firstRun: boolean;
   tenantId: string;
+  subscriptionId: string;
   close(): Promise<void>;
 }
 
@@ -213,6 +219,17 @@ async function startProbed(
       admin,
       hostEnrolled,
     });
+    const user = await ensureDevUser({
+      store: authority.ctx.store,
+      clock,
+      dataDir,
+      tenantId: config.tenantId,
+      subscriptionId: config.subscriptionId,
+      vaultResourceId: directory.vault.resourceId,
+      grantedBy: admin.objectId,
+      ...(options.account === undefined ? {} : { account: options.account }),
+    });
+    if (user.created) progress(`created you as ${user.userPrincipalName}: Owner on the dev subscription, Key Vault Administrator on vault dev`);
     if (directory.joinToken !== undefined) {
       // Enrolled before, but as a host the directory no longer has under this machine's name (renamed, or the
       // host deleted): that credential is stale, and the agent refuses a join token beside a saved credential.
@@ -266,10 +283,12 @@ async function startProbed(
       proxy,
       proxyUpstream: proxy === undefined || chainedTo === undefined ? undefined : proxyName(chainedTo),
       directory,
+      user,
       serverUrl,
       vaultUri: uri,
       firstRun,
       tenantId: config.tenantId,
+      subscriptionId: config.subscriptionId,
       close: closeAll,
     };
   } catch (err) {

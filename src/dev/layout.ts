@@ -29,6 +29,8 @@ export interface DevLayout {
   azConfigDir: string;
   /** The cloud config `openmsi dev az-cloud` gives az (`--cloud-config @file`): the endpoints no flag sets. */
   azCloudConfig: string;
+  /** `dev/user.json` (0600): your dev user's name and password, which nothing prints unasked. */
+  devUser: string;
   /** `run/dev.json`: the running `openmsi dev` (pid, ports). */
   running: string;
   caCert: string;
@@ -41,6 +43,7 @@ export function devLayout(dataDir: string): DevLayout {
     caBundle: join(dataDir, 'dev', 'ca-bundle.pem'),
     azConfigDir: join(dataDir, 'dev', 'az'),
     azCloudConfig: join(dataDir, 'dev', 'az-cloud.json'),
+    devUser: join(dataDir, 'dev', 'user.json'),
     running: join(dataDir, 'run', 'dev.json'),
     caCert: dataDirLayout(dataDir).caCert,
   };

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +73,22 @@ describe('openmsi dev', () => {
     assert.ok(text.includes('dev-app (client id '), text);
     assert.ok(text.includes('eval "$(npx openmsi dev env)"'), text);
     assert.match(dev.stderr(), /creating .*master key/, 'first-run progress on stderr');
+  });
+
+  it('first run makes you a user: the banner names it and the az lines, `dev user` prints it, and only `dev user --password` the password (0600 file)', async () => {
+    const text = dev.lines.join('\n');
+    const upn = /^ {2}you {7}(\S+@\S+) {2}\(Owner on subscription [0-9a-f-]{36}, Key Vault Administrator on vault dev\)$/m.exec(text)?.[1];
+    assert.ok(upn !== undefined, text);
+    assert.ok(text.includes(`az login -u ${upn} -p "$(npx openmsi dev user --password)"`), text);
+    const shown = await openmsi(dataDir, ['dev', 'user']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal(shown.stdout, `${upn}\n`);
+    const password = await openmsi(dataDir, ['dev', 'user', '--password']);
+    assert.equal(password.code, 0, password.stderr);
+    const file = JSON.parse(readFileSync(join(dataDir, 'dev/user.json'), 'utf8')) as { userPrincipalName: string; password: string };
+    assert.deepEqual(file, { userPrincipalName: upn, password: password.stdout.trim() });
+    assert.equal(statSync(join(dataDir, 'dev/user.json')).mode & 0o777, 0o600);
+    assert.ok(!text.includes(file.password) && !dev.stderr().includes(file.password), 'the banner and the log never hold the password');
   });
 
   it('dev env prints the managed-identity endpoints, CA trust, the vault URI, the proxy and the az switches, for every shell', async () => {

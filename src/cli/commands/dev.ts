@@ -12,6 +12,7 @@ import { readRunningAuthority } from '../../shared/running-authority.js';
 import { vaultUri } from '../../vault/contracts.js';
 import { globalOptions } from '../api-client.js';
 import { DevTrustError, installDevCa, uninstallDevCa } from '../../dev/trust.js';
+import { passwdEntry } from '../../dev/passwd.js';
 import { lazy } from './lazy.js';
 import { confirm } from './shared.js';
 
@@ -87,7 +88,7 @@ const DATA_DIR_ENTRIES: Readonly<Record<string, string>> = {
   tls: "the server's TLS certificate and key",
   store: 'the store: tenant, identities, role assignments, vault dev and every secret in it, signing keys, audit trail',
   agent: "this machine's agent: host credential and agent secrets",
-  dev: 'the combined CA bundle and the az config dir of `openmsi dev env`',
+  dev: "the combined CA bundle and the az config dir of `openmsi dev env`, and your dev user's password (user.json)",
   run: 'records of running processes',
 };
 
@@ -98,25 +99,10 @@ export function describeDataDirContents(dataDir: string): string[] {
     .map((name) => `  ${name.padEnd(12)} ${DATA_DIR_ENTRIES[name] ?? 'not made by openmsi'}`);
 }
 
-/** The home directory of `user` from the passwd database (`getent passwd`, else /etc/passwd), or undefined. */
+/** The home directory of `user` from the passwd database, or undefined. */
 function homeOf(user: string): string | undefined {
-  const fromLine = (line: string | undefined): string | undefined => {
-    const fields = line?.split(':');
-    return fields !== undefined && fields.length >= 7 && fields[0] === user && fields[5] !== '' ? fields[5] : undefined;
-  };
-  try {
-    return fromLine(execFileSync('getent', ['passwd', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-  } catch {
-    try {
-      return fromLine(
-        readFileSync('/etc/passwd', 'utf8')
-          .split('\n')
-          .find((line) => line.startsWith(`${user}:`)),
-      );
-    } catch {
-      return undefined;
-    }
-  }
+  const home = passwdEntry(user)?.[5];
+  return home === undefined || home === '' ? undefined : home;
 }
 
 /**
@@ -175,6 +161,7 @@ Examples:
   openmsi keyvault secret set --vault-name dev -n db-password --value s3cret
   openmsi run --identity dev-app -- node app.js
   openmsi dev az-cloud --apply                  # az login --identity against the dev stack
+  az login -u "$(openmsi dev user)" -p "$(openmsi dev user --password)"   # then az as yourself
   openmsi dev reset                             # start over`,
     )
     .action(async (opts: { port?: number; agentPort?: number; proxyPort?: number; proxy: boolean }, cmd: Command) => {
@@ -200,10 +187,15 @@ Examples:
         stack.proxy === undefined
           ? '  proxy     off (vault hosts must resolve: openmsi dev hosts --apply)'
           : `  proxy     ${stack.proxy.url}  (vault hosts → this server; all else ${stack.proxyUpstream === undefined ? 'passes through' : `goes on through your proxy ${stack.proxyUpstream}`})`,
+        `  you       ${stack.user.userPrincipalName}  (Owner on subscription ${stack.subscriptionId}, Key Vault Administrator on vault ${DEV_NAMES.vault})`,
         '',
         'In another shell:',
         '  eval "$(npx openmsi dev env)"       # or openmsi …, once it is on PATH (npm link)',
         '  node examples/node/read-secret.js',
+        '',
+        'az as yourself (in that shell, after npx openmsi dev az-cloud --apply once):',
+        `  az login -u ${stack.user.userPrincipalName} -p "$(npx openmsi dev user --password)"`,
+        '  az login                            # or in the browser',
         '',
         `Next: openmsi keyvault secret set --vault-name ${DEV_NAMES.vault} -n NAME --value VALUE · openmsi run --identity ${DEV_NAMES.userAssignedIdentity} -- CMD · openmsi dev az-cloud --apply · openmsi dev trust`,
       ];
@@ -235,6 +227,20 @@ Examples:
       const running = readRunningDev(dataDir);
       if (running === undefined) throw new Error(notRunningMessage(dataDir));
       process.stdout.write(`${formatEnvironment(devEnvironment(dataDir, running), opts.shell ?? defaultShell())}\n`);
+    });
+
+  dev
+    .command('user')
+    .description(
+      'Print your dev user (the one `openmsi dev` made for you: Owner on the dev subscription, Key Vault Administrator on vault dev); --password prints only its password.',
+    )
+    .option('--password', 'print only the password (for az login -u UPN -p "$(openmsi dev user --password)")')
+    .action(async (opts: { password?: boolean }, cmd: Command) => {
+      const { dataDir } = globalOptions(cmd);
+      const { readDevUserFile } = await lazy.devUser();
+      const file = readDevUserFile(dataDir);
+      if (file === undefined) throw new Error(`${dataDir} has no dev user yet: run \`openmsi dev\` (it makes one on its next start)`);
+      process.stdout.write(opts.password === true ? `${file.password}\n` : `${file.userPrincipalName}\n`);
     });
 
   dev

@@ -11,6 +11,7 @@ export const lazy = {
   logger: () => import('../../shared/logger.js'),
   agent: () => import('../../agent/agent.js'),
   dev: () => import('../../dev/dev.js'),
+  devUser: () => import('../../dev/dev-user.js'),
   jose: () => import('jose'),
   restore: () => import('../../backup/restore.js'),
 };
