@@ -10,14 +10,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import type { Browser } from 'playwright-core';
-import { freePort } from '../support/authority.js';
 import { BUILT_MAIN } from '../support/cli.js';
+import { startDevProcess, type DevProcess } from '../support/dev-process.js';
 import { REPO_ROOT as ROOT } from '../support/paths.js';
 import { approveDeviceCode, browserSkipReason, launchBrowser, signInWithBrowser } from '../support/browser.js';
 
@@ -50,9 +50,7 @@ async function waitFor(read: () => string, pattern: RegExp, ms: number, what: st
 describe('interactive sign-in: az login (browser, device code) and @azure/identity in headless Chromium', { skip }, () => {
   let home: string;
   let dataDir: string;
-  let dev: ChildProcess;
-  let devExited: Promise<void>;
-  let devOutput = '';
+  let dev: DevProcess | undefined;
   let port: number;
   let devEnv: Record<string, string>;
   let browser: Browser;
@@ -111,26 +109,8 @@ describe('interactive sign-in: az login (browser, device code) and @azure/identi
     opened = join(home, 'opened.txt');
     writeFileSync(join(home, 'browser.sh'), `#!/bin/sh\nprintf '%s\\n' "$1" >> '${opened}'\n`);
     chmodSync(join(home, 'browser.sh'), 0o755);
-    port = await freePort();
-    const [agentPort, proxyPort] = [await freePort(), await freePort()];
-    dev = spawn(
-      process.execPath,
-      [BUILT_MAIN, '--data-dir', dataDir, 'dev', '--port', String(port), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)],
-      {
-        cwd: ROOT,
-        env: base(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    devExited = new Promise((r) => dev.once('exit', () => r()));
-    dev.stdout?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
-    dev.stderr?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
-    await waitFor(
-      () => (dev.exitCode === null ? devOutput : `exited ${String(dev.exitCode)}: openmsi dev ready? no\n${devOutput}`),
-      /openmsi dev ready/,
-      60_000,
-      'openmsi dev ready',
-    );
+    dev = await startDevProcess(dataDir, base());
+    port = dev.port;
     const printed = await openmsi(['dev', 'env', '--shell', 'dotenv']);
     assert.equal(printed.code, 0, printed.stderr);
     devEnv = parseEnv(printed.stdout) as Record<string, string>;
@@ -152,8 +132,7 @@ describe('interactive sign-in: az login (browser, device code) and @azure/identi
 
   after(async () => {
     await browser?.close();
-    if (dev !== undefined && dev.exitCode === null) dev.kill('SIGTERM');
-    await devExited;
+    await dev?.stop();
     rmSync(home, { recursive: true, force: true });
   });
 

@@ -10,14 +10,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { isLoopbackAddress, startDevProxy, type DevProxy, type DevProxyLookup } from '../../src/dev/proxy.js';
-import { freePort } from '../support/authority.js';
 import { BUILT_MAIN } from '../support/cli.js';
+import { startDevProcess, type DevProcess } from '../support/dev-process.js';
 import { REPO_ROOT as ROOT } from '../support/paths.js';
 
 const APP = join(ROOT, 'test', 'dev', 'fixtures', 'read-secret-default-credential.mjs');
@@ -73,9 +73,7 @@ function claims(token: string): Record<string, unknown> {
 describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }, () => {
   let home: string;
   let dataDir: string;
-  let dev: ChildProcess;
-  let devExited: Promise<void>;
-  let devOutput = '';
+  let dev: DevProcess | undefined;
   let port: number;
   let proxy: DevProxy;
   /** What `openmsi dev env --shell dotenv` prints. */
@@ -116,26 +114,8 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
   before(async () => {
     home = mkdtempSync(join(tmpdir(), 'openmsi-az-home-'));
     dataDir = join(home, 'openmsi');
-    port = await freePort();
-    const [agentPort, proxyPort] = [await freePort(), await freePort()];
-    dev = spawn(
-      process.execPath,
-      [BUILT_MAIN, '--data-dir', dataDir, 'dev', '--port', String(port), '--agent-port', String(agentPort), '--proxy-port', String(proxyPort)],
-      {
-        cwd: ROOT,
-        env: base(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    devExited = new Promise((r) => dev.once('exit', () => r()));
-    dev.stdout?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
-    dev.stderr?.on('data', (c: Buffer) => (devOutput += c.toString('utf8')));
-    const deadline = Date.now() + 60_000;
-    while (!devOutput.includes('openmsi dev ready')) {
-      if (dev.exitCode !== null) throw new Error(`openmsi dev exited ${String(dev.exitCode)}:\n${devOutput}`);
-      if (Date.now() > deadline) throw new Error(`openmsi dev not ready in 60 s:\n${devOutput}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    dev = await startDevProcess(dataDir, base());
+    port = dev.port;
     const printed = await openmsi(['dev', 'env', '--shell', 'dotenv']);
     assert.equal(printed.code, 0, printed.stderr);
     devEnv = parseEnv(printed.stdout) as Record<string, string>;
@@ -163,8 +143,7 @@ describe('az 2.45 and AzureCliCredential against openmsi dev, offline', { skip }
 
   after(async () => {
     await proxy?.close();
-    if (dev !== undefined && dev.exitCode === null) dev.kill('SIGTERM');
-    await devExited;
+    await dev?.stop();
     rmSync(home, { recursive: true, force: true });
   });
 
